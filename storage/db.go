@@ -1,0 +1,110 @@
+// Package storage keeps jiayi's durable state: SQL through sqlx on SQLite or
+// PostgreSQL, and conversation state, dedupe markers and per-user locks in Redis.
+package storage
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+func init() {
+	// sqlx does not know modernc's driver name; it takes '?' placeholders.
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
+// Dialect names the SQL database behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is the SQL store. Queries are written with '?' placeholders and rebound
+// for the dialect by sqlx.
+type DB struct {
+	*sqlx.DB
+	Dialect Dialect
+}
+
+// DefaultDatabaseURL is the embedded default: a SQLite file in the working
+// directory.
+const DefaultDatabaseURL = "sqlite:jiayi.db"
+
+// ParseDatabaseURL checks a JIAYI_DATABASE_URL value and returns the dialect
+// and the driver's data source name. Accepted: postgres://…, postgresql://…,
+// sqlite:PATH (sqlite:///abs/path and sqlite::memory: too).
+func ParseDatabaseURL(raw string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		if _, err := url.Parse(raw); err != nil {
+			return "", "", fmt.Errorf("not a valid postgres URL")
+		}
+		return Postgres, raw, nil
+	case strings.HasPrefix(raw, "sqlite:"):
+		path := strings.TrimPrefix(raw, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return "", "", fmt.Errorf("sqlite URL names no file")
+		}
+		if strings.Contains(path, "?") {
+			return "", "", fmt.Errorf("sqlite URL takes no options")
+		}
+		return SQLite, sqliteDSN(path), nil
+	default:
+		return "", "", fmt.Errorf("must start with postgres://, postgresql:// or sqlite:")
+	}
+}
+
+// sqliteDSN turns on WAL and a busy timeout, and makes every transaction
+// BEGIN IMMEDIATE: a writer takes the write lock at BEGIN and waits there
+// (up to the busy timeout) instead of failing with "database is locked" when
+// it tries to upgrade a read lock mid-transaction.
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_txlock=immediate&_time_format=sqlite" +
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+}
+
+// Open connects to the database named by a JIAYI_DATABASE_URL value.
+// It does not migrate; call Migrate.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	dialect, dsn, err := ParseDatabaseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("storage.Open: %w", err)
+	}
+	driver := "pgx"
+	if dialect == SQLite {
+		driver = "sqlite"
+	}
+	db, err := sqlx.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage.Open: %w", err)
+	}
+	if dialect == SQLite {
+		// One file, one writer at a time: a small pool keeps waiting writers few.
+		db.SetMaxOpenConns(4)
+	} else {
+		db.SetMaxOpenConns(20)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage.Open: reach %s database: %w", dialect, err)
+	}
+	return &DB{DB: db, Dialect: dialect}, nil
+}
+
+// Ping reports whether the database answers, for /readyz.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.PingContext(ctx)
+}

@@ -1,0 +1,155 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Session is one user's conversation state as Redis holds it. State is opaque
+// here (flows owns its shape); Version grows by one with every save, and a
+// save names the version it read, so a stale writer cannot overwrite a newer
+// state.
+type Session struct {
+	OpenID  string
+	Version int64
+	State   []byte
+}
+
+// ErrStaleSession says the session changed since it was loaded.
+var ErrStaleSession = errors.New("session changed since it was read")
+
+// LoadSession returns the user's session, or an empty one at version 0.
+func (r *Redis) LoadSession(ctx context.Context, openID string) (Session, error) {
+	s := Session{OpenID: openID}
+	vals, err := r.Client.HMGet(ctx, r.key(openID, "session"), "v", "data").Result()
+	if err != nil {
+		return s, fmt.Errorf("storage.LoadSession: %w", err)
+	}
+	if v, ok := vals[0].(string); ok {
+		if s.Version, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return s, fmt.Errorf("storage.LoadSession: bad version %q", v)
+		}
+	}
+	if d, ok := vals[1].(string); ok {
+		s.State = []byte(d)
+	}
+	return s, nil
+}
+
+// saveTurn writes the session if it is still at the version that was read,
+// and in the same step records the finished reply under the message's dedupe
+// key, so a retry can never see the new state without the reply or the reply
+// without the new state.
+var saveTurn = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'v')
+if not cur then cur = '0' end
+if cur ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if KEYS[2] then
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
+end
+return 1`)
+
+// Turn is what one processed message leaves in Redis.
+type Turn struct {
+	Session    Session       // as loaded; State replaced by the new state
+	SessionTTL time.Duration // idle sessions disappear after this
+	MessageKey string        // dedupe key of the message; empty for none
+	Reply      string        // the finished reply a retry gets
+	ReplyTTL   time.Duration // how long a retry can still get it
+}
+
+// SaveTurn stores the new session state and the finished reply together. It
+// returns ErrStaleSession if another writer saved the session first.
+func (r *Redis) SaveTurn(ctx context.Context, t Turn) (Session, error) {
+	s := t.Session
+	keys := []string{r.key(s.OpenID, "session")}
+	args := []any{strconv.FormatInt(s.Version, 10), strconv.FormatInt(s.Version+1, 10),
+		string(s.State), t.SessionTTL.Milliseconds()}
+	if t.MessageKey != "" {
+		keys = append(keys, r.key(s.OpenID, "msg:"+t.MessageKey))
+		args = append(args, doneMark+t.Reply, t.ReplyTTL.Milliseconds())
+	}
+	ok, err := saveTurn.Run(ctx, r.Client, keys, args...).Int()
+	if err != nil {
+		return s, fmt.Errorf("storage.SaveTurn: %w", err)
+	}
+	if ok != 1 {
+		return s, fmt.Errorf("storage.SaveTurn: %w", ErrStaleSession)
+	}
+	s.Version++
+	return s, nil
+}
+
+const (
+	claimMark = "p:" // in progress, followed by the claimer's token
+	doneMark  = "d:" // finished, followed by the reply
+)
+
+// MessageState is what a dedupe key says about an inbound message.
+type MessageState int
+
+const (
+	MessageNew        MessageState = iota // claimed now by the caller
+	MessageInProgress                     // another attempt is working on it
+	MessageDone                           // finished; the reply is known
+)
+
+// Claim marks a message as in progress before any work is done on it. The
+// marker lives only claimTTL, so an attempt that dies does not swallow the
+// message: WeChat's next retry finds no marker and runs it. The returned
+// release drops the marker after a failed attempt.
+func (r *Redis) Claim(ctx context.Context, openID, msgKey string, claimTTL time.Duration) (MessageState, string, func(), error) {
+	key, token := r.key(openID, "msg:"+msgKey), randomToken()
+	for range 3 {
+		ok, err := r.Client.SetNX(ctx, key, claimMark+token, claimTTL).Result()
+		if err != nil {
+			return 0, "", nil, fmt.Errorf("storage.Claim: %w", err)
+		}
+		if ok {
+			release := func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
+				compareAndDelete.Run(ctx, r.Client, []string{key}, claimMark+token)
+			}
+			return MessageNew, "", release, nil
+		}
+		state, reply, err := r.MessageState(ctx, openID, msgKey)
+		if err != nil || state != MessageNew {
+			return state, reply, nil, err
+		}
+		// The marker expired between SETNX and GET: try to claim again.
+	}
+	return MessageInProgress, "", nil, nil
+}
+
+// MessageState reads a message's dedupe key without claiming it.
+func (r *Redis) MessageState(ctx context.Context, openID, msgKey string) (MessageState, string, error) {
+	v, err := r.Client.Get(ctx, r.key(openID, "msg:"+msgKey)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return MessageNew, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("storage.MessageState: %w", err)
+	case strings.HasPrefix(v, doneMark):
+		return MessageDone, strings.TrimPrefix(v, doneMark), nil
+	default:
+		return MessageInProgress, "", nil
+	}
+}
+
+// SetReply replaces a finished message's reply (used when the reply went out
+// as a customer-service message instead, so a retry must not repeat it).
+func (r *Redis) SetReply(ctx context.Context, openID, msgKey, reply string, ttl time.Duration) error {
+	if err := r.Client.Set(ctx, r.key(openID, "msg:"+msgKey), doneMark+reply, ttl).Err(); err != nil {
+		return fmt.Errorf("storage.SetReply: %w", err)
+	}
+	return nil
+}

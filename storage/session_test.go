@@ -1,0 +1,164 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func TestSessionVersioningRefusesStaleWrites(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		s, err := r.LoadSession(ctx, "o1")
+		if err != nil || s.Version != 0 || s.State != nil {
+			t.Fatalf("new session = %+v, %v", s, err)
+		}
+		stale := s
+		s.State = []byte(`{"step":"name"}`)
+		saved, err := r.SaveTurn(ctx, storage.Turn{Session: s, SessionTTL: time.Minute})
+		if err != nil || saved.Version != 1 {
+			t.Fatalf("first save: %+v, %v", saved, err)
+		}
+		stale.State = []byte(`{"step":"old"}`)
+		if _, err := r.SaveTurn(ctx, storage.Turn{Session: stale, SessionTTL: time.Minute}); !errors.Is(err, storage.ErrStaleSession) {
+			t.Fatalf("stale save: err %v, want ErrStaleSession", err)
+		}
+		got, err := r.LoadSession(ctx, "o1")
+		if err != nil || got.Version != 1 || string(got.State) != `{"step":"name"}` {
+			t.Fatalf("after stale write: %+v, %v", got, err)
+		}
+	})
+}
+
+func TestSessionExpiresAfterTTL(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		s := storage.Session{OpenID: "o-ttl", State: []byte("x")}
+		if _, err := r.SaveTurn(ctx, storage.Turn{Session: s, SessionTTL: 300 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := r.LoadSession(ctx, "o-ttl"); got.Version != 1 {
+			t.Fatalf("session not stored: %+v", got)
+		}
+		time.Sleep(600 * time.Millisecond)
+		got, err := r.LoadSession(ctx, "o-ttl")
+		if err != nil || got.Version != 0 || got.State != nil {
+			t.Fatalf("session after its TTL = %+v, %v; want it gone", got, err)
+		}
+	})
+}
+
+func TestClaimDedupesAMessage(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		state, _, release, err := r.Claim(ctx, "o1", "m1", time.Second)
+		if err != nil || state != storage.MessageNew || release == nil {
+			t.Fatalf("first claim: %v, %v", state, err)
+		}
+		if state, _, _, _ := r.Claim(ctx, "o1", "m1", time.Second); state != storage.MessageInProgress {
+			t.Fatalf("second claim while in progress = %v", state)
+		}
+		// The turn finishes: the reply is stored with the session.
+		if _, err := r.SaveTurn(ctx, storage.Turn{Session: storage.Session{OpenID: "o1"}, SessionTTL: time.Minute,
+			MessageKey: "m1", Reply: "您好", ReplyTTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		state, reply, _, err := r.Claim(ctx, "o1", "m1", time.Second)
+		if err != nil || state != storage.MessageDone || reply != "您好" {
+			t.Fatalf("claim after done = %v %q %v", state, reply, err)
+		}
+		release() // a late release must not remove the finished reply
+		if state, reply, _ := r.MessageState(ctx, "o1", "m1"); state != storage.MessageDone || reply != "您好" {
+			t.Fatalf("release removed the reply: %v %q", state, reply)
+		}
+	})
+}
+
+func TestClaimOfACrashedAttemptExpires(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		if state, _, _, _ := r.Claim(ctx, "o2", "m1", 200*time.Millisecond); state != storage.MessageNew {
+			t.Fatal("first claim refused")
+		}
+		// The attempt dies without releasing; a retry after the TTL runs it.
+		time.Sleep(400 * time.Millisecond)
+		if state, _, _, _ := r.Claim(ctx, "o2", "m1", time.Second); state != storage.MessageNew {
+			t.Fatalf("retry after the marker expired = %v, want MessageNew", state)
+		}
+		// A released claim is free at once.
+		state, _, release, _ := r.Claim(ctx, "o2", "m2", time.Minute)
+		if state != storage.MessageNew {
+			t.Fatal("claim m2 refused")
+		}
+		release()
+		if state, _, _, _ := r.Claim(ctx, "o2", "m2", time.Minute); state != storage.MessageNew {
+			t.Fatalf("claim after release = %v", state)
+		}
+	})
+}
+
+func TestUserLockSerialises(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		var inside, maxInside atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				unlock, err := r.LockUser(ctx, "o3", 5*time.Second)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := inside.Add(1)
+				for {
+					m := maxInside.Load()
+					if n <= m || maxInside.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				time.Sleep(10 * time.Millisecond)
+				inside.Add(-1)
+				unlock()
+			}()
+		}
+		wg.Wait()
+		if maxInside.Load() != 1 {
+			t.Fatalf("%d holders at once", maxInside.Load())
+		}
+		// A held lock makes a waiter give up at its deadline.
+		unlock, _ := r.LockUser(ctx, "o4", 5*time.Second)
+		defer unlock()
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if _, err := r.LockUser(short, "o4", time.Second); !errors.Is(err, storage.ErrLockTimeout) {
+			t.Fatalf("waiter on a held lock: %v", err)
+		}
+	})
+}
+
+func TestOpenRedisURLForms(t *testing.T) {
+	for _, bad := range []string{"", "localhost:6379", "http://x", "redis://"} {
+		if _, err := storage.OpenRedis(bad); err == nil {
+			t.Errorf("OpenRedis(%q) accepted", bad)
+		}
+	}
+	for _, good := range []string{"redis://127.0.0.1:6379/2", "redis://a:1?addr=b:2",
+		"redis://a:26379?master_name=m&addr=b:26379", "rediss://u:p@h:6380"} {
+		c, err := storage.OpenRedis(good)
+		if err != nil {
+			t.Errorf("OpenRedis(%q): %v", good, err)
+			continue
+		}
+		c.Close()
+	}
+}

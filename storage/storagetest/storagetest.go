@@ -1,0 +1,149 @@
+// Package storagetest gives contract tests every backend this machine has:
+// SQLite and the embedded Redis always; PostgreSQL and a real Redis when
+// JIAYI_TEST_DATABASE_URL and JIAYI_TEST_REDIS_URL name them. With CI=true a
+// missing or unreachable service fails the test instead of leaving it out.
+package storagetest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// InCI reports whether the tests run under CI, where every service must exist.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// unavailable fails in CI and skips elsewhere.
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// ForEachDB runs fn as a subtest on a fresh, migrated database of every
+// available dialect.
+func ForEachDB(t *testing.T, fn func(t *testing.T, db *storage.DB)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	if pg := os.Getenv("JIAYI_TEST_DATABASE_URL"); pg != "" {
+		t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t, pg)) })
+	} else if InCI() {
+		t.Fatal("CI=true but JIAYI_TEST_DATABASE_URL is not set")
+	}
+}
+
+// SQLite opens a migrated SQLite database in a temporary file.
+func SQLite(t testing.TB) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "jiayi.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// Postgres creates a database of its own on the server named by adminURL,
+// migrates it, and drops it when the test ends.
+func Postgres(t *testing.T, adminURL string) *storage.DB {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := storage.Open(ctx, adminURL)
+	if err != nil {
+		unavailable(t, "PostgreSQL at JIAYI_TEST_DATABASE_URL: %v", err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("jiayi_test_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(adminURL)
+	u.Path = "/" + name
+	db, err := storage.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		admin, err := storage.Open(context.Background(), adminURL)
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer admin.Close()
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// ForEachRedis runs fn as a subtest on the embedded store and, when
+// JIAYI_TEST_REDIS_URL is set, on that Redis, each under a key prefix of its
+// own that is removed afterwards.
+func ForEachRedis(t *testing.T, fn func(t *testing.T, r *storage.Redis)) {
+	t.Run("embedded", func(t *testing.T) { fn(t, Embedded(t)) })
+	if u := os.Getenv("JIAYI_TEST_REDIS_URL"); u != "" {
+		t.Run("redis", func(t *testing.T) { fn(t, RealRedis(t, u)) })
+	} else if InCI() {
+		t.Fatal("CI=true but JIAYI_TEST_REDIS_URL is not set")
+	}
+}
+
+// Embedded starts an in-process store for one test.
+func Embedded(t testing.TB) *storage.Redis {
+	t.Helper()
+	e, err := storage.StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	c, err := storage.OpenRedis(e.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return storage.NewRedis(c, "jiayitest")
+}
+
+// RealRedis connects to the Redis at rawURL under a fresh key prefix.
+func RealRedis(t *testing.T, rawURL string) *storage.Redis {
+	t.Helper()
+	c, err := storage.OpenRedis(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		unavailable(t, "Redis at JIAYI_TEST_REDIS_URL: %v", err)
+	}
+	prefix := fmt.Sprintf("jiayitest%d_%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		defer c.Close()
+		iter := c.Scan(ctx, 0, prefix+":*", 200).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+	return storage.NewRedis(c, prefix)
+}
+
+// Unique returns a name no other test run uses, for openids and keys.
+func Unique(t testing.TB, base string) string {
+	return fmt.Sprintf("%s_%s_%d", base, strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano())
+}

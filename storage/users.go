@@ -1,0 +1,100 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Changes are the durable effects of one conversation turn. Apply writes them
+// in one transaction; the conversation state is saved only after it commits.
+// Every change is idempotent, because a crash between the commit and the
+// session save makes WeChat's retry run the turn again.
+type Changes struct {
+	Seen *UserSeen
+}
+
+// UserSeen records that a WeChat user wrote to or followed the account
+// (Subscribed) or unfollowed it (!Subscribed), as of WeChat's CreateTime.
+type UserSeen struct {
+	OpenID     string
+	Subscribed bool
+	EventTime  time.Time // WeChat's CreateTime of the message
+	Scene      string    // QR scene the user came through, if any
+}
+
+// WeChatUser is one row of wechat_users.
+type WeChatUser struct {
+	OpenID         string       `db:"openid"`
+	Subscribed     bool         `db:"subscribed"`
+	StateTime      int64        `db:"state_time"`
+	Scene          string       `db:"scene"`
+	FirstSeenAt    time.Time    `db:"first_seen_at"`
+	LastSeenAt     time.Time    `db:"last_seen_at"`
+	UnsubscribedAt sql.NullTime `db:"unsubscribed_at"`
+}
+
+// ErrNotFound says a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Apply writes one turn's changes in a single transaction.
+func (db *DB) Apply(ctx context.Context, c Changes) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage.Apply: %w", err)
+	}
+	defer tx.Rollback()
+	if c.Seen != nil {
+		if err := upsertUser(ctx, tx, db, *c.Seen); err != nil {
+			return fmt.Errorf("storage.Apply: user: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage.Apply: commit: %w", err)
+	}
+	return nil
+}
+
+// upsertUser lets the newest event by WeChat's clock decide subscribed, so a
+// retried old message cannot resubscribe someone who has since unfollowed.
+func upsertUser(ctx context.Context, tx execer, db *DB, s UserSeen) error {
+	now := time.Now().UTC()
+	var unsubscribedAt any
+	if !s.Subscribed {
+		unsubscribedAt = now
+	}
+	_, err := tx.ExecContext(ctx, db.Rebind(`
+INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (openid) DO UPDATE SET
+    subscribed = CASE WHEN excluded.state_time >= wechat_users.state_time
+        THEN excluded.subscribed ELSE wechat_users.subscribed END,
+    unsubscribed_at = CASE WHEN excluded.state_time >= wechat_users.state_time
+        THEN excluded.unsubscribed_at ELSE wechat_users.unsubscribed_at END,
+    state_time = CASE WHEN excluded.state_time >= wechat_users.state_time
+        THEN excluded.state_time ELSE wechat_users.state_time END,
+    scene = CASE WHEN excluded.scene <> '' THEN excluded.scene ELSE wechat_users.scene END,
+    last_seen_at = excluded.last_seen_at`),
+		s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, now, now, unsubscribedAt)
+	return err
+}
+
+// WeChatUser returns the stored row for an openid, or ErrNotFound.
+func (db *DB) WeChatUser(ctx context.Context, openID string) (WeChatUser, error) {
+	var u WeChatUser
+	err := db.GetContext(ctx, &u, db.Rebind(`SELECT openid, subscribed, state_time, scene,
+		first_seen_at, last_seen_at, unsubscribed_at FROM wechat_users WHERE openid = ?`), openID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, fmt.Errorf("storage.WeChatUser: %w", ErrNotFound)
+	}
+	if err != nil {
+		return u, fmt.Errorf("storage.WeChatUser: %w", err)
+	}
+	return u, nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
