@@ -1,0 +1,173 @@
+// Package config reads jiayi's configuration from JIAYI_* environment
+// variables. A bad value stops start-up with a message naming the variable;
+// secret values never appear in messages or logs.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jiayi-health/jiayi/bot/wechat"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Config is jiayi's whole configuration.
+type Config struct {
+	Addr        string
+	DatabaseURL string
+	RedisURL    string // empty: the embedded store
+	AppID       string
+	Secret      string // empty: sandbox mode
+	Token       string
+	AESKey      string
+	PIIKey      []byte // 32 bytes
+	AdminToken  string
+}
+
+// Sandbox reports whether jiayi runs without WeChat credentials: every
+// outbound call is answered by the in-process stand-in.
+func (c Config) Sandbox() bool { return c.Secret == "" }
+
+// sandboxPIIKey encrypts the synthetic data people try the sandbox with. It
+// is public, which is why production refuses to start without its own key.
+var sandboxPIIKey = sha256.Sum256([]byte("jiayi sandbox personal-data key; not for real data"))
+
+var (
+	appIDPattern   = regexp.MustCompile(`^wx[0-9A-Za-z]{16}$`)
+	sandboxAppID   = regexp.MustCompile(`^[0-9A-Za-z_]{1,32}$`)
+	tokenPattern   = regexp.MustCompile(`^[0-9A-Za-z]{3,32}$`)
+	minAdminLength = 16
+)
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:        or(getenv("JIAYI_ADDR"), ":8080"),
+		DatabaseURL: or(getenv("JIAYI_DATABASE_URL"), storage.DefaultDatabaseURL),
+		RedisURL:    getenv("JIAYI_REDIS_URL"),
+		AppID:       getenv("JIAYI_WECHAT_APPID"),
+		Secret:      getenv("JIAYI_WECHAT_SECRET"),
+		Token:       getenv("JIAYI_WECHAT_TOKEN"),
+		AESKey:      getenv("JIAYI_WECHAT_AES_KEY"),
+		AdminToken:  getenv("JIAYI_ADMIN_TOKEN"),
+	}
+	var errs []error
+	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s: %s", name, why)) }
+
+	if !validAddr(c.Addr) {
+		bad("JIAYI_ADDR", "must be host:port or :port, e.g. :8080")
+	}
+	if _, _, err := storage.ParseDatabaseURL(c.DatabaseURL); err != nil {
+		bad("JIAYI_DATABASE_URL", err.Error())
+	}
+	if c.RedisURL != "" {
+		if rdb, err := storage.OpenRedis(c.RedisURL); err != nil {
+			bad("JIAYI_REDIS_URL", "must be redis://host:port[/db], rediss://…, or a cluster or sentinel URL (see README)")
+		} else {
+			rdb.Close()
+		}
+	}
+	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
+		bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
+	}
+	if raw := getenv("JIAYI_PII_KEY"); raw != "" {
+		key, err := parseKey(raw)
+		if err != nil {
+			bad("JIAYI_PII_KEY", err.Error())
+		}
+		c.PIIKey = key
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < minAdminLength {
+		bad("JIAYI_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters", minAdminLength))
+	}
+
+	if c.Sandbox() {
+		c.AppID = or(c.AppID, "wxsandbox")
+		c.Token = or(c.Token, "jiayi")
+		if c.PIIKey == nil {
+			c.PIIKey = sandboxPIIKey[:]
+		}
+		if !sandboxAppID.MatchString(c.AppID) {
+			bad("JIAYI_WECHAT_APPID", "must be letters, digits or _ (at most 32)")
+		}
+	} else {
+		required := []struct{ name, value string }{
+			{"JIAYI_WECHAT_APPID", c.AppID}, {"JIAYI_WECHAT_TOKEN", c.Token},
+			{"JIAYI_PII_KEY", getenv("JIAYI_PII_KEY")}, {"JIAYI_REDIS_URL", c.RedisURL},
+		}
+		for _, r := range required {
+			if r.value == "" {
+				bad(r.name, "required when JIAYI_WECHAT_SECRET is set")
+			}
+		}
+		if c.AppID != "" && !appIDPattern.MatchString(c.AppID) {
+			bad("JIAYI_WECHAT_APPID", "must be the AppID from the WeChat console (wx and 16 letters or digits)")
+		}
+	}
+	if c.Token != "" && !tokenPattern.MatchString(c.Token) {
+		bad("JIAYI_WECHAT_TOKEN", "must be 3 to 32 letters or digits, as the WeChat console requires")
+	}
+	return c, errors.Join(errs...)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// parseKey accepts 32 bytes as 64 hex digits or as base64.
+func parseKey(raw string) ([]byte, error) {
+	raw = strings.TrimSpace(raw)
+	if b, err := hex.DecodeString(raw); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(raw); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("must be 32 random bytes, as 64 hex digits or base64 (openssl rand -hex 32)")
+}
+
+// LogValue shows the configuration without its secrets.
+func (c Config) LogValue() slog.Value {
+	set := func(s string) string {
+		if s == "" {
+			return "unset"
+		}
+		return "set"
+	}
+	dialect, _, _ := storage.ParseDatabaseURL(c.DatabaseURL)
+	redis := "embedded"
+	if c.RedisURL != "" {
+		redis = "external"
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database", string(dialect)),
+		slog.String("redis", redis),
+		slog.String("appid", c.AppID),
+		slog.Bool("sandbox", c.Sandbox()),
+		slog.String("safe_mode_key", set(c.AESKey)),
+		slog.String("admin_token", set(c.AdminToken)),
+	)
+}

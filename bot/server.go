@@ -1,0 +1,214 @@
+// Package bot is jiayi's edge: it wires configuration, storage, flows and the
+// WeChat webhook into one HTTP server, with health, readiness and metrics.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/bot/config"
+	"github.com/jiayi-health/jiayi/bot/turn"
+	"github.com/jiayi-health/jiayi/bot/wechat"
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options are what tests change; production uses the zero value.
+type Options struct {
+	// Transport replaces the real WeChat API (production mode only; sandbox
+	// mode always uses the stand-in).
+	Transport http.RoundTripper
+	// Now is the clock for signature freshness.
+	Now func() time.Time
+	// ReplyDeadline overrides the 4 s passive reply deadline.
+	ReplyDeadline time.Duration
+	// RedisPrefix overrides the "jiayi" key prefix.
+	RedisPrefix string
+}
+
+// Server is one running jiayi instance.
+type Server struct {
+	Config  config.Config
+	DB      *storage.DB
+	Redis   *storage.Redis
+	StandIn *sandbox.StandIn // sandbox mode only
+	Turns   *turn.Runner
+
+	log      *slog.Logger
+	embedded *storage.EmbeddedRedis
+	handler  http.Handler
+}
+
+// New opens storage, applies migrations and builds the HTTP handler.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (s *Server, err error) {
+	s = &Server{Config: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if applied, err := s.DB.Migrate(ctx); err != nil {
+		return nil, err
+	} else if len(applied) > 0 {
+		log.Info("migrations applied", "names", applied)
+	}
+	redisURL := cfg.RedisURL
+	if redisURL == "" {
+		if s.embedded, err = storage.StartEmbeddedRedis(); err != nil {
+			return nil, err
+		}
+		redisURL = s.embedded.URL()
+		log.Info("embedded Redis-protocol store started", "addr", redisURL)
+	}
+	rdb, err := storage.OpenRedis(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	s.Redis = storage.NewRedis(rdb, opt.RedisPrefix)
+
+	account := wechat.Account{AppID: cfg.AppID, Secret: cfg.Secret, Token: cfg.Token, AESKey: cfg.AESKey}
+	if cfg.Sandbox() {
+		s.StandIn = sandbox.New()
+		account.Secret = s.StandIn.Secret()
+		wechat.UseTransport(sandbox.Transport{})
+		log.Warn("SANDBOX MODE: JIAYI_WECHAT_SECRET is empty, nothing reaches WeChat; " +
+			"outbound messages are recorded and shown at GET /sandbox/outbox?to=OPENID")
+	} else if opt.Transport != nil {
+		wechat.UseTransport(opt.Transport)
+	} else {
+		wechat.UseTransport(http.DefaultTransport)
+	}
+	client := wechat.NewClient(account, rdb, s.Redis.Prefix)
+
+	s.Turns = &turn.Runner{
+		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
+		Engine:   &flows.Engine{},
+		Deliver:  client.SendText,
+		Log:      log,
+		Deadline: opt.ReplyDeadline,
+	}
+	s.handler = s.routes(account, opt)
+	return s, nil
+}
+
+// Handler is the server's HTTP handler (tests use it with httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(s.accessLog, gin.CustomRecovery(func(c *gin.Context, rec any) {
+		s.log.Error("handler panicked", "route", c.FullPath(), "panic", fmt.Sprint(rec))
+		c.AbortWithStatus(http.StatusInternalServerError)
+	}))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hook := &wechat.Webhook{
+		Signer:  wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey, Now: opt.Now},
+		Turns:   s.Turns,
+		Metrics: wechat.NewMetrics(reg),
+		Log:     s.log,
+	}
+	r.GET("/wechat", hook.Verify)
+	r.POST("/wechat", hook.Receive)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	if s.StandIn != nil {
+		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
+			c.JSON(http.StatusOK, s.StandIn.Outbox(c.Query("to")))
+		})
+	}
+	return r
+}
+
+// accessLog logs each request by route, never its query (signatures,
+// openids) or body (what residents wrote).
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.log.Info("http", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
+		"ms", time.Since(start).Milliseconds())
+}
+
+// loopbackOnly hides the sandbox routes from anyone not on this machine. It
+// looks at the connection, not at headers a client could forge.
+func loopbackOnly(c *gin.Context) {
+	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		c.AbortWithStatus(http.StatusNotFound)
+		return
+	}
+	c.Next()
+}
+
+// ready answers 200 when the database and Redis both answer, else 503.
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	status, code := gin.H{"database": "ok", "redis": "ok"}, http.StatusOK
+	if err := s.DB.Ping(ctx); err != nil {
+		status["database"], code = "unreachable", http.StatusServiceUnavailable
+	}
+	if err := s.Redis.Ping(ctx); err != nil {
+		status["redis"], code = "unreachable", http.StatusServiceUnavailable
+	}
+	c.JSON(code, status)
+}
+
+// Serve answers on ln until ctx is cancelled, then stops taking requests,
+// lets in-flight requests and background turns finish, and returns nil.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: draining in-flight requests")
+	drain, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := srv.Shutdown(drain)
+	s.Turns.Wait()
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return err
+}
+
+// Close releases storage. Safe on a partly built server.
+func (s *Server) Close() {
+	if s.Redis != nil {
+		s.Redis.Client.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+	if s.DB != nil {
+		s.DB.Close()
+	}
+	if s.StandIn != nil {
+		s.StandIn.Close()
+	}
+}

@@ -1,0 +1,237 @@
+// Package turn takes one inbound message through everything around a flow:
+// the retry dedupe, the per-user lock, the session, the durable changes and
+// the reply deadline. It is the same for every channel that feeds flows.
+package turn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// Outcome says how a message was answered, for metrics.
+type Outcome string
+
+const (
+	Replied    Outcome = "replied"    // the reply goes back on the request
+	Duplicate  Outcome = "duplicate"  // a retry of a message already handled or in hand
+	Late       Outcome = "late"       // too slow: answered "success", reply sent afterwards
+	Failed     Outcome = "failed"     // an error; the resident is asked to try again
+	Unanswered Outcome = "unanswered" // handled, nothing to say (an unfollow)
+)
+
+// Stores are what a turn persists to.
+type Stores struct {
+	DB    interface{ Apply(context.Context, storage.Changes) error }
+	Redis *storage.Redis
+}
+
+// Deliver sends a reply that missed the passive-reply deadline, as a
+// customer-service message.
+type Deliver func(ctx context.Context, openID, text string) error
+
+// Runner runs turns. Its zero durations take the defaults below.
+type Runner struct {
+	Stores  Stores
+	Engine  *flows.Engine
+	Deliver Deliver
+	Log     *slog.Logger
+
+	Deadline   time.Duration // passive reply deadline (WeChat waits 5 s)
+	ClaimTTL   time.Duration // in-progress marker; shorter than WeChat's retry gap
+	WorkTime   time.Duration // most one turn may take in all
+	SessionTTL time.Duration // idle conversation state is dropped after this
+	ReplyTTL   time.Duration // a finished reply is kept for retries this long
+
+	background sync.WaitGroup
+}
+
+func (r *Runner) durations() (deadline, claim, work, session, reply time.Duration) {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	return or(r.Deadline, 4*time.Second), or(r.ClaimTTL, 5*time.Second), or(r.WorkTime, 10*time.Second),
+		or(r.SessionTTL, 24*time.Hour), or(r.ReplyTTL, 10*time.Minute)
+}
+
+// Message is one inbound message and the key WeChat's retries share.
+type Message struct {
+	In        flows.Inbound
+	DedupeKey string
+}
+
+// Handle answers one message within the deadline: the reply to send back
+// passively ("" for none) and how it went.
+func (r *Runner) Handle(ctx context.Context, m Message) (string, Outcome) {
+	deadline, claimTTL, _, _, _ := r.durations()
+	openID := m.In.OpenID
+	state, reply, release, err := r.Stores.Redis.Claim(ctx, openID, m.DedupeKey, claimTTL)
+	if err != nil {
+		r.Log.Error("dedupe claim failed", "err", err)
+		return r.busy(), Failed
+	}
+	switch state {
+	case storage.MessageDone:
+		return reply, Duplicate
+	case storage.MessageInProgress:
+		return r.awaitReply(ctx, openID, m.DedupeKey, deadline), Duplicate
+	}
+
+	// The work runs detached from the request, so a reply that misses the
+	// deadline is still produced, committed and delivered afterwards.
+	result := make(chan turnResult, 1)
+	var handedOff atomic.Int32 // 0 waiting, 1 taken by the request, 2 abandoned by it
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		res := r.run(context.WithoutCancel(ctx), m, release)
+		if handedOff.CompareAndSwap(0, 1) {
+			result <- res
+			return
+		}
+		r.deliverLate(context.WithoutCancel(ctx), m, res)
+	}()
+
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	select {
+	case res := <-result:
+		return res.reply, res.outcome
+	case <-timer.C:
+		if handedOff.CompareAndSwap(0, 2) {
+			return "", Late
+		}
+		res := <-result
+		return res.reply, res.outcome
+	}
+}
+
+// Wait blocks until every turn still running in the background is done, for
+// a graceful shutdown.
+func (r *Runner) Wait() { r.background.Wait() }
+
+type turnResult struct {
+	reply   string
+	outcome Outcome
+}
+
+func (r *Runner) busy() string {
+	text, err := templates.Message("busy", nil)
+	if err != nil {
+		return ""
+	}
+	return text
+}
+
+// awaitReply lets a retry that finds the message in hand wait for its reply
+// until the deadline, then answer "success" (the empty reply).
+func (r *Runner) awaitReply(ctx context.Context, openID, key string, deadline time.Duration) string {
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	for {
+		state, reply, err := r.Stores.Redis.MessageState(ctx, openID, key)
+		if err == nil && state == storage.MessageDone {
+			return reply
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// run does the turn under the user's lock. A failure drops the claim so that
+// nothing half-done is remembered as done.
+func (r *Runner) run(ctx context.Context, m Message, release func()) turnResult {
+	_, _, work, _, _ := r.durations()
+	ctx, cancel := context.WithTimeout(ctx, work)
+	defer cancel()
+	reply, err := r.step(ctx, m)
+	switch {
+	case err != nil:
+		release()
+		r.Log.Error("turn failed", "kind", m.In.Kind, "err", err)
+		return turnResult{r.busy(), Failed}
+	case reply == "":
+		return turnResult{"", Unanswered}
+	default:
+		return turnResult{reply, Replied}
+	}
+}
+
+func (r *Runner) step(ctx context.Context, m Message) (string, error) {
+	_, _, work, sessionTTL, replyTTL := r.durations()
+	unlock, err := r.Stores.Redis.LockUser(ctx, m.In.OpenID, work+5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	// An earlier attempt may have finished while this one waited for the lock.
+	if state, reply, err := r.Stores.Redis.MessageState(ctx, m.In.OpenID, m.DedupeKey); err != nil {
+		return "", err
+	} else if state == storage.MessageDone {
+		return reply, nil
+	}
+	sess, err := r.Stores.Redis.LoadSession(ctx, m.In.OpenID)
+	if err != nil {
+		return "", err
+	}
+	var st flows.State
+	if len(sess.State) > 0 {
+		if err := json.Unmarshal(sess.State, &st); err != nil {
+			// A state this version cannot read starts the conversation afresh.
+			r.Log.Warn("unreadable session state dropped", "err", err)
+			st = flows.State{}
+		}
+	}
+	out, err := r.Engine.Handle(ctx, &st, m.In)
+	if err != nil {
+		return "", err
+	}
+	if err := r.Stores.DB.Apply(ctx, out.Changes); err != nil {
+		return "", err
+	}
+	if sess.State, err = json.Marshal(st); err != nil {
+		return "", fmt.Errorf("turn: encode state: %w", err)
+	}
+	reply := out.Reply()
+	_, err = r.Stores.Redis.SaveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL,
+		MessageKey: m.DedupeKey, Reply: reply, ReplyTTL: replyTTL})
+	if errors.Is(err, storage.ErrStaleSession) {
+		return "", fmt.Errorf("turn: session written outside the user lock: %w", err)
+	}
+	return reply, err
+}
+
+// deliverLate sends a reply that missed the deadline as a customer-service
+// message, and leaves "success" as the answer for any retry.
+func (r *Runner) deliverLate(ctx context.Context, m Message, res turnResult) {
+	if res.reply == "" {
+		return
+	}
+	_, _, _, _, replyTTL := r.durations()
+	if res.outcome != Failed {
+		if err := r.Stores.Redis.SetReply(ctx, m.In.OpenID, m.DedupeKey, "", replyTTL); err != nil {
+			r.Log.Error("late reply: dedupe update failed", "err", err)
+		}
+	}
+	if r.Deliver == nil {
+		return
+	}
+	if err := r.Deliver(ctx, m.In.OpenID, res.reply); err != nil {
+		r.Log.Error("late reply not delivered", "err", err)
+	}
+}

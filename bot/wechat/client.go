@@ -1,0 +1,81 @@
+package wechat
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/silenceper/wechat/v2/officialaccount"
+	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
+	"github.com/silenceper/wechat/v2/officialaccount/message"
+	"github.com/silenceper/wechat/v2/util"
+)
+
+var installClient sync.Once
+
+// UseTransport points the SDK's package-global HTTP client at rt, with a
+// timeout (the SDK's own has none). The SDK has one client per process, so the
+// first call wins; sandbox.Transport routes to many stand-ins at once, which
+// is what lets tests run many instances in one process.
+func UseTransport(rt http.RoundTripper) {
+	installClient.Do(func() {
+		util.DefaultHTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: rt}
+	})
+}
+
+// Account is the Official Account jiayi speaks for.
+type Account struct {
+	AppID, Secret, Token, AESKey string
+}
+
+// Client sends to WeChat through the SDK. Build it once: the SDK's lazy
+// getters are not safe to call concurrently, so the managers are taken here.
+type Client struct {
+	customer *message.Manager
+}
+
+// NewClient builds the SDK client. Access tokens come from the stable-token
+// endpoint and are cached in Redis, shared by every instance, so instances do
+// not invalidate each other's token.
+func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
+	oa := officialaccount.NewOfficialAccount(&oaconfig.Config{
+		AppID: a.AppID, AppSecret: a.Secret, Token: a.Token, EncodingAESKey: a.AESKey,
+		Cache: &tokenCache{rdb: rdb, prefix: prefix + ":wechat:"}, UseStableAK: true,
+	})
+	return &Client{customer: oa.GetCustomerMessageManager()}
+}
+
+// SendText sends a customer-service text message.
+func (c *Client) SendText(ctx context.Context, openID, text string) error {
+	return c.customer.Send(message.NewCustomerTextMessage(openID, text))
+}
+
+// tokenCache adapts go-redis v9 to the SDK's cache interface (the SDK's own
+// Redis cache speaks go-redis v8, its memory cache races).
+type tokenCache struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+func (t *tokenCache) Get(key string) any {
+	v, err := t.rdb.Get(context.Background(), t.prefix+key).Result()
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+func (t *tokenCache) Set(key string, val any, timeout time.Duration) error {
+	return t.rdb.Set(context.Background(), t.prefix+key, val, timeout).Err()
+}
+
+func (t *tokenCache) IsExist(key string) bool {
+	n, err := t.rdb.Exists(context.Background(), t.prefix+key).Result()
+	return err == nil && n > 0
+}
+
+func (t *tokenCache) Delete(key string) error {
+	return t.rdb.Del(context.Background(), t.prefix+key).Err()
+}

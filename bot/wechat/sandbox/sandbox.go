@@ -1,0 +1,217 @@
+// Package sandbox is the in-process stand-in for the WeChat API. In sandbox
+// mode, and in every test, the SDK's HTTP client is pointed at Transport,
+// which serves token, customer-service, template, mass-send, tag and menu
+// calls from the StandIn that owns the app secret or access token, and
+// records each message at once. Nothing leaves the process, no port is
+// taken, so any number of instances run side by side.
+package sandbox
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Message is one recorded outbound call.
+type Message struct {
+	To   string          `json:"to"`
+	Kind string          `json:"kind"` // customer-service, template, subscribe, mass, tags, menu, token
+	Text string          `json:"text,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+	At   time.Time       `json:"at"`
+}
+
+// StandIn is one Official Account's WeChat API.
+type StandIn struct {
+	id     string
+	secret string
+
+	mu      sync.Mutex
+	sent    []Message
+	tokens  int
+	nextTag int
+}
+
+var registry sync.Map // secret or id -> *StandIn
+
+// New registers a stand-in whose app secret is generated; use Secret.
+func New() *StandIn {
+	return NewWithSecret("sandbox-" + randomID())
+}
+
+// NewWithSecret registers a stand-in that answers token requests carrying
+// this app secret (tests of production mode use their configured secret).
+func NewWithSecret(secret string) *StandIn {
+	s := &StandIn{id: randomID(), secret: secret, nextTag: 100}
+	registry.Store("secret:"+secret, s)
+	registry.Store("id:"+s.id, s)
+	return s
+}
+
+// Close unregisters the stand-in.
+func (s *StandIn) Close() {
+	registry.Delete("secret:" + s.secret)
+	registry.Delete("id:" + s.id)
+}
+
+// Secret is the app secret that reaches this stand-in.
+func (s *StandIn) Secret() string { return s.secret }
+
+// Outbox returns the recorded messages to one openid, oldest first; all of
+// them when to is empty.
+func (s *StandIn) Outbox(to string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []Message{}
+	for _, m := range s.sent {
+		if to == "" || m.To == to {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Transport routes the SDK's calls to the right stand-in.
+type Transport struct{}
+
+// RoundTrip implements http.RoundTripper.
+func (Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	s, err := find(req.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	return respond(req, s.serve(req.URL.Path, body)), nil
+}
+
+// find names the stand-in from the access token, or for token requests from
+// the app secret.
+func find(u *url.URL, body []byte) (*StandIn, error) {
+	key := ""
+	if tok := u.Query().Get("access_token"); tok != "" {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(tok, "sbx."), "."); ok {
+			key = "id:" + id
+		}
+	} else if secret := u.Query().Get("secret"); secret != "" {
+		key = "secret:" + secret
+	} else {
+		var req struct {
+			Secret string `json:"secret"`
+		}
+		_ = json.Unmarshal(body, &req)
+		key = "secret:" + req.Secret
+	}
+	if v, ok := registry.Load(key); ok {
+		return v.(*StandIn), nil
+	}
+	return nil, fmt.Errorf("sandbox: no stand-in answers %s (the WeChat API is not reachable from here)", u.Path)
+}
+
+func respond(req *http.Request, body any) *http.Response {
+	b, _ := json.Marshal(body)
+	return &http.Response{
+		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		Body:          io.NopCloser(bytes.NewReader(b)),
+		ContentLength: int64(len(b)),
+		Request:       req,
+	}
+}
+
+type obj = map[string]any
+
+var ok = obj{"errcode": 0, "errmsg": "ok"}
+
+func (s *StandIn) record(m Message) {
+	m.At = time.Now().UTC()
+	s.mu.Lock()
+	s.sent = append(s.sent, m)
+	s.mu.Unlock()
+}
+
+// serve answers one API call the way WeChat would for a healthy account.
+func (s *StandIn) serve(path string, body []byte) any {
+	var req struct {
+		ToUser  json.RawMessage `json:"touser"`
+		MsgType string          `json:"msgtype"`
+		Text    struct {
+			Content string `json:"content"`
+		} `json:"text"`
+		Filter struct {
+			TagID int `json:"tag_id"`
+		} `json:"filter"`
+	}
+	_ = json.Unmarshal(body, &req)
+	var to string
+	_ = json.Unmarshal(req.ToUser, &to)
+
+	switch path {
+	case "/cgi-bin/token", "/cgi-bin/stable_token":
+		s.mu.Lock()
+		s.tokens++
+		tok := fmt.Sprintf("sbx.%s.%d", s.id, s.tokens)
+		s.mu.Unlock()
+		s.record(Message{Kind: "token"})
+		return obj{"access_token": tok, "expires_in": 7200}
+	case "/cgi-bin/message/custom/send":
+		s.record(Message{To: to, Kind: "customer-service", Text: req.Text.Content})
+		return ok
+	case "/cgi-bin/message/template/send":
+		s.record(Message{To: to, Kind: "template", Data: body})
+		return obj{"errcode": 0, "errmsg": "ok", "msgid": time.Now().UnixNano()}
+	case "/cgi-bin/message/subscribe/bizsend":
+		s.record(Message{To: to, Kind: "subscribe", Data: body})
+		return ok
+	case "/cgi-bin/message/mass/send":
+		var list []string
+		_ = json.Unmarshal(req.ToUser, &list)
+		for _, openID := range list {
+			s.record(Message{To: openID, Kind: "mass", Text: req.Text.Content})
+		}
+		return obj{"errcode": 0, "errmsg": "send job submission success", "msg_id": time.Now().UnixNano()}
+	case "/cgi-bin/message/mass/sendall":
+		s.record(Message{To: fmt.Sprintf("tag:%d", req.Filter.TagID), Kind: "mass", Text: req.Text.Content, Data: body})
+		return obj{"errcode": 0, "errmsg": "send job submission success", "msg_id": time.Now().UnixNano()}
+	case "/cgi-bin/tags/create":
+		s.record(Message{Kind: "tags", Data: body})
+		s.mu.Lock()
+		s.nextTag++
+		id := s.nextTag
+		s.mu.Unlock()
+		var t struct {
+			Tag struct{ Name string } `json:"tag"`
+		}
+		_ = json.Unmarshal(body, &t)
+		return obj{"tag": obj{"id": id, "name": t.Tag.Name}}
+	case "/cgi-bin/menu/create", "/cgi-bin/menu/delete":
+		s.record(Message{Kind: "menu", Data: body})
+		return ok
+	}
+	if strings.HasPrefix(path, "/cgi-bin/tags/") {
+		s.record(Message{Kind: "tags", Data: body})
+		return ok
+	}
+	return obj{"errcode": 48001, "errmsg": "sandbox: api not served: " + path}
+}

@@ -1,0 +1,144 @@
+// Package wechat is jiayi's edge to WeChat: the webhook that receives
+// residents' messages, and the client that sends to them.
+package wechat
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/bot/turn"
+	"github.com/silenceper/wechat/v2/officialaccount/message"
+)
+
+// MaxBody is the largest push accepted; WeChat's are a few KiB.
+const MaxBody = 64 << 10
+
+// Webhook answers WeChat at /wechat.
+type Webhook struct {
+	Signer  Signer
+	Turns   *turn.Runner
+	Metrics *Metrics
+	Log     *slog.Logger
+}
+
+// Verify answers WeChat's URL check: echostr back only for a valid signature.
+func (w *Webhook) Verify(c *gin.Context) {
+	q := c.Request.URL.Query()
+	if err := w.Signer.CheckSignature(q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
+		w.Log.Warn("wechat verify refused", "err", err)
+		c.String(http.StatusForbidden, "forbidden")
+		return
+	}
+	c.String(http.StatusOK, q.Get("echostr"))
+}
+
+// Receive handles one pushed message or event.
+func (w *Webhook) Receive(c *gin.Context) {
+	start := time.Now()
+	typeName, outcome := "unknown", "bad_request"
+	defer func() {
+		w.Metrics.requests.WithLabelValues(typeName, outcome).Inc()
+		w.Metrics.latency.Observe(time.Since(start).Seconds())
+	}()
+
+	q := c.Request.URL.Query()
+	timestamp, nonce := q.Get("timestamp"), q.Get("nonce")
+	if err := w.Signer.CheckSignature(q.Get("signature"), timestamp, nonce); err != nil {
+		outcome = "forbidden"
+		c.String(http.StatusForbidden, "forbidden")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		outcome = "too_large"
+		c.String(http.StatusRequestEntityTooLarge, "too large")
+		return
+	case err != nil:
+		c.String(http.StatusBadRequest, "unreadable body")
+		return
+	}
+
+	safe := false
+	switch q.Get("encrypt_type") {
+	case "", "raw":
+	case "aes":
+		safe = true
+		var env message.EncryptedXMLMsg
+		if err := xml.Unmarshal(body, &env); err != nil || env.EncryptedMsg == "" {
+			c.String(http.StatusBadRequest, "malformed envelope")
+			return
+		}
+		body, err = w.Signer.Decrypt(q.Get("msg_signature"), timestamp, nonce, env.EncryptedMsg)
+		switch {
+		case errors.Is(err, errBadSignature), errors.Is(err, errStale):
+			outcome = "forbidden"
+			c.String(http.StatusForbidden, "forbidden")
+			return
+		case err != nil:
+			w.Log.Warn("wechat decrypt failed", "err", err)
+			c.String(http.StatusBadRequest, "cannot decrypt")
+			return
+		}
+	default:
+		c.String(http.StatusBadRequest, "unknown encrypt_type")
+		return
+	}
+
+	var msg message.MixMessage
+	if err := xml.Unmarshal(body, &msg); err != nil || msg.FromUserName == "" || msg.MsgType == "" {
+		c.String(http.StatusBadRequest, "malformed message")
+		return
+	}
+	in := normalize(&msg)
+	typeName = in.typeName
+	if !in.act {
+		outcome = "ignored"
+		c.String(http.StatusOK, "success")
+		return
+	}
+
+	reply, how := w.Turns.Handle(c.Request.Context(), turn.Message{In: in.in, DedupeKey: in.dedupe})
+	outcome = string(how)
+	if how == turn.Duplicate {
+		w.Metrics.dedupeHits.Inc()
+	}
+	if reply == "" {
+		c.String(http.StatusOK, "success")
+		return
+	}
+	w.writeReply(c, &msg, reply, safe, nonce)
+}
+
+// writeReply sends the passive text reply, sealed in safe mode.
+func (w *Webhook) writeReply(c *gin.Context, to *message.MixMessage, text string, safe bool, nonce string) {
+	out := message.NewText(text)
+	out.SetToUserName(to.FromUserName)
+	out.SetFromUserName(to.ToUserName)
+	out.SetCreateTime(w.Signer.now().Unix())
+	out.SetMsgType(message.MsgTypeText)
+	plain, err := xml.Marshal(out)
+	if err != nil {
+		w.Log.Error("wechat reply encode failed", "err", err)
+		c.String(http.StatusOK, "success")
+		return
+	}
+	if !safe {
+		c.Data(http.StatusOK, "application/xml; charset=utf-8", plain)
+		return
+	}
+	enc, sig, ts, err := w.Signer.Encrypt(plain, nonce)
+	if err != nil {
+		w.Log.Error("wechat reply encrypt failed", "err", err)
+		c.String(http.StatusOK, "success")
+		return
+	}
+	sealed, _ := xml.Marshal(message.ResponseEncryptedXMLMsg{EncryptedMsg: enc, MsgSignature: sig, Timestamp: ts, Nonce: nonce})
+	c.Data(http.StatusOK, "application/xml; charset=utf-8", sealed)
+}

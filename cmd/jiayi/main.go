@@ -1,0 +1,103 @@
+// Command jiayi runs the family-doctor Official Account backend.
+//
+//	jiayi serve     answer WeChat, serve health, readiness and metrics
+//	jiayi migrate   apply database migrations and exit
+//	jiayi version   print the version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jiayi-health/jiayi/bot"
+	"github.com/jiayi-health/jiayi/bot/config"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `usage: jiayi <command>
+
+commands:
+  serve     answer WeChat on JIAYI_ADDR (default :8080)
+  migrate   apply database migrations to JIAYI_DATABASE_URL and exit
+  version   print the version
+
+Configuration is read from JIAYI_* environment variables; see README.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if len(args) != 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, "jiayi", version)
+		return 0
+	case "serve", "migrate":
+	default:
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		log.Error("configuration refused; fix these and start again", "problems", err.Error())
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if args[0] == "migrate" {
+		return migrate(ctx, cfg, log)
+	}
+	return serve(ctx, cfg, log)
+}
+
+func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) int {
+	db, err := storage.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		log.Error("migrate failed", "err", err)
+		return 1
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		log.Error("migrate failed", "err", err)
+		return 1
+	}
+	log.Info("migrations up to date", "applied", applied)
+	return 0
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) int {
+	log.Info("starting jiayi", "version", version, "config", cfg)
+	srv, err := bot.New(ctx, cfg, log, bot.Options{})
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		log.Error("server stopped", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
