@@ -31,7 +31,9 @@ const (
 
 // Stores are what a turn persists to.
 type Stores struct {
-	DB    interface{ Apply(context.Context, storage.Changes) error }
+	DB interface {
+		Apply(context.Context, storage.Changes) error
+	}
 	Redis *storage.Redis
 }
 
