@@ -43,7 +43,14 @@ func ForEachDB(t *testing.T, fn func(t *testing.T, db *storage.DB)) {
 // SQLite opens a migrated SQLite database in a temporary file.
 func SQLite(t testing.TB) *storage.DB {
 	t.Helper()
-	db, err := storage.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "jiayi.db"))
+	db, _ := sqliteWithURL(t)
+	return db
+}
+
+func sqliteWithURL(t testing.TB) (*storage.DB, string) {
+	t.Helper()
+	u := "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")
+	db, err := storage.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +58,18 @@ func SQLite(t testing.TB) *storage.DB {
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return db
+	return db, u
 }
 
 // Postgres creates a database of its own on the server named by adminURL,
 // migrates it, and drops it when the test ends.
 func Postgres(t *testing.T, adminURL string) *storage.DB {
+	t.Helper()
+	db, _ := postgresWithURL(t, adminURL)
+	return db
+}
+
+func postgresWithURL(t *testing.T, adminURL string) (*storage.DB, string) {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := storage.Open(ctx, adminURL)
@@ -89,7 +102,7 @@ func Postgres(t *testing.T, adminURL string) *storage.DB {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return db
+	return db, u.String()
 }
 
 // ForEachRedis runs fn as a subtest on the embedded store and, when
@@ -107,6 +120,12 @@ func ForEachRedis(t *testing.T, fn func(t *testing.T, r *storage.Redis)) {
 // Embedded starts an in-process store for one test.
 func Embedded(t testing.TB) *storage.Redis {
 	t.Helper()
+	r, _ := embeddedWithURL(t)
+	return r
+}
+
+func embeddedWithURL(t testing.TB) (*storage.Redis, string) {
+	t.Helper()
 	e, err := storage.StartEmbeddedRedis()
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +136,7 @@ func Embedded(t testing.TB) *storage.Redis {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return storage.NewRedis(c, "jiayitest")
+	return storage.NewRedis(c, "jiayitest"), e.URL()
 }
 
 // RealRedis connects to the Redis at rawURL under a fresh key prefix.
@@ -146,4 +165,34 @@ func RealRedis(t *testing.T, rawURL string) *storage.Redis {
 // Unique returns a name no other test run uses, for openids and keys.
 func Unique(t testing.TB, base string) string {
 	return fmt.Sprintf("%s_%s_%d", base, strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano())
+}
+
+// Stack is one complete set of backends, and the URLs that reach them (for
+// tests that start a whole server on the stack).
+type Stack struct {
+	Name        string
+	DB          *storage.DB
+	Redis       *storage.Redis
+	DatabaseURL string
+	RedisURL    string
+}
+
+// ForEachStack runs fn on the embedded stack (SQLite and the in-process
+// Redis) and, when both test services are configured, on PostgreSQL with a
+// real Redis.
+func ForEachStack(t *testing.T, fn func(t *testing.T, s Stack)) {
+	t.Run("embedded", func(t *testing.T) {
+		db, dbURL := sqliteWithURL(t)
+		r, redisURL := embeddedWithURL(t)
+		fn(t, Stack{Name: "embedded", DB: db, Redis: r, DatabaseURL: dbURL, RedisURL: redisURL})
+	})
+	pg, rd := os.Getenv("JIAYI_TEST_DATABASE_URL"), os.Getenv("JIAYI_TEST_REDIS_URL")
+	if pg != "" && rd != "" {
+		t.Run("services", func(t *testing.T) {
+			db, dbURL := postgresWithURL(t, pg)
+			fn(t, Stack{Name: "services", DB: db, Redis: RealRedis(t, rd), DatabaseURL: dbURL, RedisURL: rd})
+		})
+	} else if InCI() {
+		t.Fatal("CI=true but JIAYI_TEST_DATABASE_URL or JIAYI_TEST_REDIS_URL is not set")
+	}
 }

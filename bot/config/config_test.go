@@ -1,0 +1,113 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+const (
+	secret   = "s3cr3t-wechat-app-secret-value"
+	piiKey   = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	aesKey   = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	adminTok = "admin-token-long-enough-1234"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func production() map[string]string {
+	return map[string]string{
+		"JIAYI_WECHAT_SECRET": secret, "JIAYI_WECHAT_APPID": "wx2c2769f8efd9abc2", "JIAYI_WECHAT_TOKEN": "tok123",
+		"JIAYI_PII_KEY": piiKey, "JIAYI_REDIS_URL": "redis://127.0.0.1:6379/0",
+		"JIAYI_DATABASE_URL": "postgres://jiayi:dbpassw0rd@db/jiayi", "JIAYI_WECHAT_AES_KEY": aesKey,
+		"JIAYI_ADMIN_TOKEN": adminTok,
+	}
+}
+
+func TestDefaultsAreTheSandbox(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Sandbox() || c.Addr != ":8080" || c.DatabaseURL != "sqlite:jiayi.db" || c.RedisURL != "" ||
+		c.AppID != "wxsandbox" || c.Token != "jiayi" || len(c.PIIKey) != 32 {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestSandboxTakesAnAppIDAndAESKeyForSafeMode(t *testing.T) {
+	c, err := Load(env(map[string]string{"JIAYI_WECHAT_APPID": "wxtry", "JIAYI_WECHAT_AES_KEY": aesKey}))
+	if err != nil || !c.Sandbox() || c.AppID != "wxtry" || c.AESKey != aesKey {
+		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+func TestProductionLoads(t *testing.T) {
+	c, err := Load(env(production()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sandbox() || len(c.PIIKey) != 32 || c.PIIKey[1] != 0x11 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestProductionRequiresItsSettings(t *testing.T) {
+	for _, name := range []string{"JIAYI_WECHAT_APPID", "JIAYI_WECHAT_TOKEN", "JIAYI_PII_KEY", "JIAYI_REDIS_URL"} {
+		e := production()
+		delete(e, name)
+		_, err := Load(env(e))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("without %s: %v", name, err)
+		}
+	}
+}
+
+func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
+	cases := map[string]string{
+		"JIAYI_ADDR":           "8080",
+		"JIAYI_DATABASE_URL":   "mysql://root:dbpassw0rd@x/y",
+		"JIAYI_REDIS_URL":      "127.0.0.1:6379",
+		"JIAYI_WECHAT_APPID":   "not-an-appid",
+		"JIAYI_WECHAT_TOKEN":   "to",
+		"JIAYI_WECHAT_AES_KEY": "tooShortKeyValue",
+		"JIAYI_PII_KEY":        "hunter2-not-32-bytes",
+		"JIAYI_ADMIN_TOKEN":    "short",
+	}
+	for name, value := range cases {
+		e := production()
+		e[name] = value
+		_, err := Load(env(e))
+		if err == nil || !strings.Contains(err.Error(), name+":") {
+			t.Errorf("%s=%q: err %v", name, value, err)
+			continue
+		}
+		for _, hidden := range []string{secret, "dbpassw0rd", "hunter2", "tooShortKeyValue", piiKey} {
+			if strings.Contains(err.Error(), hidden) {
+				t.Errorf("%s: error shows a secret: %v", name, err)
+			}
+		}
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	c, err := Load(env(production()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("start", "config", c)
+	out := b.String()
+	for _, hidden := range []string{secret, "dbpassw0rd", aesKey, adminTok, piiKey, fmt.Sprint(c.PIIKey)} {
+		if strings.Contains(out, hidden) {
+			t.Errorf("log shows %q: %s", hidden, out)
+		}
+	}
+	if !strings.Contains(out, `"sandbox":false`) || !strings.Contains(out, `"database":"postgres"`) {
+		t.Errorf("log lacks the settings: %s", out)
+	}
+}

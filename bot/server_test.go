@@ -1,0 +1,310 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/bot/config"
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+	"github.com/silenceper/wechat/v2/util"
+)
+
+// syncBuffer is a log sink the server's goroutines may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newServer starts a sandbox server on its own SQLite file and embedded Redis
+// unless env says otherwise.
+func newServer(t *testing.T, env map[string]string, opt Options) (*Server, *syncBuffer) {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	if env["JIAYI_DATABASE_URL"] == "" {
+		env["JIAYI_DATABASE_URL"] = "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	srv, err := New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv, logs
+}
+
+func get(t *testing.T, h http.Handler, target, remote string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+const local = "127.0.0.1:50000"
+
+// postText sends a signed plaintext text message as WeChat would.
+func postText(t *testing.T, h http.Handler, token, from, content string, msgID int) *httptest.ResponseRecorder {
+	t.Helper()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	body := fmt.Sprintf("<xml><ToUserName>gh_jiayi</ToUserName><FromUserName>%s</FromUserName><CreateTime>%s</CreateTime>"+
+		"<MsgType>text</MsgType><Content><![CDATA[%s]]></Content><MsgId>%d</MsgId></xml>", from, ts, content, msgID)
+	req := httptest.NewRequest(http.MethodPost, "/wechat?signature="+util.Signature(token, ts, "nn")+
+		"&timestamp="+ts+"&nonce=nn&openid="+from, strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestHealthReadyAndMetrics(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	if rec := get(t, h, "/healthz", local); rec.Code != 200 {
+		t.Fatalf("healthz %d", rec.Code)
+	}
+	if rec := get(t, h, "/readyz", local); rec.Code != 200 {
+		t.Fatalf("readyz %d: %s", rec.Code, rec.Body)
+	}
+	postText(t, h, "jiayi", "o_metrics", "帮助", 1)
+	postText(t, h, "jiayi", "o_metrics", "帮助", 1) // a retry
+	body := get(t, h, "/metrics", local).Body.String()
+	for _, want := range []string{
+		`jiayi_wechat_requests_total{outcome="replied",type="text"} 1`,
+		`jiayi_wechat_requests_total{outcome="duplicate",type="text"} 1`,
+		`jiayi_wechat_dedupe_hits_total 1`,
+		`jiayi_wechat_request_duration_seconds_count 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestReadyzFollowsEmbeddedRedis(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	srv.embedded.Close()
+	if rec := get(t, h, "/readyz", local); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"redis":"unreachable"`) {
+		t.Fatalf("readyz with Redis stopped: %d %s", rec.Code, rec.Body)
+	}
+	if err := srv.embedded.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, h)
+}
+
+// The same with a real redis-server that the test stops and starts again.
+func TestReadyzFollowsARealRedis(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if storagetest.InCI() {
+			t.Fatal("redis-server not installed")
+		}
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	redis := start()
+	srv, _ := newServer(t, map[string]string{"JIAYI_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)}, Options{})
+	h := srv.Handler()
+	waitReady(t, h)
+	redis.Process.Kill()
+	redis.Wait()
+	if rec := get(t, h, "/readyz", local); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with Redis killed: %d %s", rec.Code, rec.Body)
+	}
+	start()
+	waitReady(t, h)
+}
+
+func waitReady(t *testing.T, h http.Handler) {
+	t.Helper()
+	var rec *httptest.ResponseRecorder
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if rec = get(t, h, "/readyz", local); rec.Code == 200 {
+			return
+		}
+	}
+	t.Fatalf("readyz never returned to 200: %d %s", rec.Code, rec.Body)
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestSandboxOutboxIsLoopbackOnly(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{ReplyDeadline: time.Nanosecond})
+	h := srv.Handler()
+	// A reply that misses its deadline goes out through the stand-in.
+	postText(t, h, "jiayi", "o_box", "帮助", 3)
+	srv.Turns.Wait()
+	rec := get(t, h, "/sandbox/outbox?to=o_box", local)
+	var got []sandbox.Message
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); rec.Code != 200 || err != nil {
+		t.Fatalf("outbox: %d %v", rec.Code, err)
+	}
+	if len(got) != 1 || got[0].To != "o_box" || got[0].Kind != "customer-service" || !strings.Contains(got[0].Text, "签约") || got[0].At.IsZero() {
+		t.Fatalf("outbox = %+v", got)
+	}
+	if rec := get(t, h, "/sandbox/outbox?to=o_box", "10.0.0.8:4000"); rec.Code != http.StatusNotFound {
+		t.Fatalf("outbox from another host: %d", rec.Code)
+	}
+	if rec := get(t, h, "/sandbox/outbox?to=o_box", "[::1]:4000"); rec.Code != 200 {
+		t.Fatalf("outbox over IPv6 loopback: %d", rec.Code)
+	}
+}
+
+func TestProductionHasNoSandboxRoutes(t *testing.T) {
+	standIn := sandbox.NewWithSecret("prod-secret-for-test")
+	defer standIn.Close()
+	srv, _ := newServer(t, map[string]string{
+		"JIAYI_WECHAT_SECRET": "prod-secret-for-test", "JIAYI_WECHAT_APPID": "wx0123456789abcdef",
+		"JIAYI_WECHAT_TOKEN": "prodtoken", "JIAYI_PII_KEY": strings.Repeat("ab", 32),
+		"JIAYI_REDIS_URL": embeddedURL(t),
+	}, Options{Transport: sandbox.Transport{}})
+	h := srv.Handler()
+	if srv.StandIn != nil {
+		t.Fatal("production server built a stand-in")
+	}
+	if rec := get(t, h, "/sandbox/outbox", local); rec.Code != http.StatusNotFound {
+		t.Fatalf("sandbox route in production: %d", rec.Code)
+	}
+	if rec := postText(t, h, "jiayi", "o_p", "帮助", 1); rec.Code != http.StatusForbidden {
+		t.Fatalf("sandbox token accepted in production: %d", rec.Code)
+	}
+	if rec := postText(t, h, "prodtoken", "o_p", "帮助", 1); rec.Code != 200 || !strings.Contains(rec.Body.String(), "签约") {
+		t.Fatalf("production reply: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func embeddedURL(t *testing.T) string {
+	e, err := storage.StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e.URL()
+}
+
+// Synthetic personal data, generated for this test (the ID's checksum is valid).
+const (
+	syntheticID    = "11010519491231002X"
+	syntheticPhone = "13812345678"
+	privateWords   = "我最近血压有点高"
+)
+
+func TestLogsHoldNoPersonalData(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		env := map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL}
+		srv, logs := newServer(t, env, Options{RedisPrefix: stack.Redis.Prefix})
+		h := srv.Handler()
+		openID := "oPrivateOpenID" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		for i, text := range []string{syntheticID, syntheticPhone, privateWords, "身份证" + syntheticID + "电话" + syntheticPhone} {
+			postText(t, h, "jiayi", openID, text, 100+i)
+		}
+		// A failing turn logs its error; that must not carry the words either.
+		srv.DB.Close()
+		postText(t, h, "jiayi", openID, privateWords+syntheticPhone, 200)
+		srv.Turns.Wait()
+		out := logs.String()
+		if !strings.Contains(out, `"route":"/wechat"`) || !strings.Contains(out, "turn failed") {
+			t.Fatalf("the requests and the failure were not logged: %s", out)
+		}
+		for _, secret := range []string{syntheticID, syntheticPhone, privateWords, "血压", openID} {
+			if strings.Contains(out, secret) {
+				t.Errorf("log holds %q:\n%s", secret, out)
+			}
+		}
+	})
+}
+
+func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+
+	// Hold the user's lock so the request is still in flight at shutdown.
+	unlock, err := srv.Redis.LockUser(context.Background(), "o_drain", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	url := "http://" + ln.Addr().String() + "/wechat?signature=" + util.Signature("jiayi", ts, "n") + "&timestamp=" + ts + "&nonce=n"
+	body := "<xml><ToUserName>gh</ToUserName><FromUserName>o_drain</FromUserName><CreateTime>" + ts +
+		"</CreateTime><MsgType>text</MsgType><Content>帮助</Content><MsgId>77</MsgId></xml>"
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := http.Post(url, "text/xml", strings.NewReader(body))
+		if err != nil {
+			answered <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- string(b)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	stop() // SIGTERM in the binary
+	time.Sleep(200 * time.Millisecond)
+	unlock()
+	if got := <-answered; !strings.Contains(got, "签约") {
+		t.Fatalf("in-flight request answered %q", got)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v after a drain", err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+		t.Fatal("still serving after shutdown")
+	}
+}
