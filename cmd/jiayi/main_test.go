@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"version"}, func(string) string { return "" }, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "jiayi ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
+		t.Fatalf("unknown command: %d %q", code, errOut.String())
+	}
+}
+
+func TestBadConfigurationStopsStartUpNamingTheVariable(t *testing.T) {
+	env := map[string]string{"JIAYI_WECHAT_SECRET": "topsecretvalue123", "JIAYI_ADDR": "nonsense"}
+	var out, errOut bytes.Buffer
+	code := run([]string{"serve"}, func(k string) string { return env[k] }, &out, &errOut)
+	log := errOut.String()
+	if code != 1 || !strings.Contains(log, "JIAYI_ADDR") || !strings.Contains(log, "JIAYI_REDIS_URL") {
+		t.Fatalf("exit %d, log %s", code, log)
+	}
+	if strings.Contains(log, "topsecretvalue123") {
+		t.Fatalf("log shows the secret: %s", log)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + path}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"migrate"}, func(k string) string { return env[k] }, &out, &errOut); code != 0 {
+		t.Fatalf("migrate: %d %s", code, errOut.String())
+	}
+	db, err := storage.Open(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if again, err := db.Migrate(context.Background()); err != nil || len(again) != 0 {
+		t.Fatalf("after jiayi migrate, %v were still pending (%v)", again, err)
+	}
+}
+
+// The binary as an operator runs it: it starts on embedded defaults in an
+// empty directory, serves, and exits 0 on SIGTERM.
+func TestServeStartsOnDefaultsAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "jiayi")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "JIAYI_ADDR=127.0.0.1:0")
+	for _, kv := range os.Environ() { // only the embedded defaults
+		if strings.HasPrefix(kv, "JIAYI_") && !strings.HasPrefix(kv, "JIAYI_TEST_") {
+			t.Fatalf("test environment sets %s", kv)
+		}
+	}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stderr)
+	addr, sandboxWarned := "", false
+	for addr == "" && lines.Scan() {
+		var entry struct{ Msg, Addr, Level string }
+		json.Unmarshal(lines.Bytes(), &entry)
+		sandboxWarned = sandboxWarned || (entry.Level == "WARN" && strings.Contains(entry.Msg, "SANDBOX MODE"))
+		if entry.Msg == "listening" {
+			addr = entry.Addr
+		}
+	}
+	if addr == "" || !sandboxWarned {
+		t.Fatalf("no listening address or sandbox warning in the log")
+	}
+	go io.Copy(io.Discard, stderr)
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := os.Stat(filepath.Join(dir, "jiayi.db")); err != nil {
+		t.Fatalf("no jiayi.db in the working directory: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("still running 20 s after SIGTERM")
+	}
+}
