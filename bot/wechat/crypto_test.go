@@ -18,7 +18,7 @@ type vector struct {
 
 func loadVector(t *testing.T) vector {
 	t.Helper()
-	b, err := os.ReadFile("../../../shared/testdata/wechat-crypto-vector.json")
+	b, err := os.ReadFile(sharedTestdata(t, "wechat-crypto-vector.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

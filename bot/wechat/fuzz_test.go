@@ -13,7 +13,7 @@ import (
 // and never panics. `go test` runs the seeds (every real push); run
 // `go test -fuzz FuzzReceive ./bot/wechat` to search further.
 func FuzzReceive(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(inboundDir, "*.xml"))
+	files, _ := filepath.Glob(filepath.Join(sharedTestdata(f, "wechat-inbound"), "*.xml"))
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {

@@ -18,8 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-const inboundDir = "../../../shared/testdata/wechat-inbound"
-
 // expectedReply names the message each real push is answered with; files
 // not listed are answered "success" with no message.
 var expectedReply = map[string]string{
@@ -50,7 +48,7 @@ func words(t *testing.T, name string) string {
 }
 
 func TestEveryRealPushIsAnswered(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(inboundDir, "*.xml"))
+	files, err := filepath.Glob(filepath.Join(sharedTestdata(t, "wechat-inbound"), "*.xml"))
 	if err != nil || len(files) != 47 {
 		t.Fatalf("found %d test pushes, want 47 (%v)", len(files), err)
 	}
