@@ -2,6 +2,7 @@
 //
 //	jiayi serve     answer WeChat, serve health, readiness and metrics
 //	jiayi migrate   apply database migrations and exit
+//	jiayi sim       chat with a running jiayi as a resident would
 //	jiayi version   print the version
 package main
 
@@ -28,17 +29,21 @@ const usage = `usage: jiayi <command>
 commands:
   serve     answer WeChat on JIAYI_ADDR (default :8080)
   migrate   apply database migrations to JIAYI_DATABASE_URL and exit
+  sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 
 Configuration is read from JIAYI_* environment variables; see README.md.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if len(args) > 0 && args[0] == "sim" {
+		return sim(args[1:], getenv, stdin, stdout, stderr)
+	}
 	if len(args) != 1 {
 		fmt.Fprint(stderr, usage)
 		return 2

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,15 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jiayi-health/jiayi/bot"
+	"github.com/jiayi-health/jiayi/bot/config"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
 func TestVersionAndUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"version"}, func(string) string { return "" }, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "jiayi ") {
+	if code := run([]string{"version"}, func(string) string { return "" }, nil, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "jiayi ") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
-	if code := run([]string{"frobnicate"}, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
+	if code := run([]string{"frobnicate"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
 		t.Fatalf("unknown command: %d %q", code, errOut.String())
 	}
 }
@@ -31,7 +35,7 @@ func TestVersionAndUsage(t *testing.T) {
 func TestBadConfigurationStopsStartUpNamingTheVariable(t *testing.T) {
 	env := map[string]string{"JIAYI_WECHAT_SECRET": "topsecretvalue123", "JIAYI_ADDR": "nonsense"}
 	var out, errOut bytes.Buffer
-	code := run([]string{"serve"}, func(k string) string { return env[k] }, &out, &errOut)
+	code := run([]string{"serve"}, func(k string) string { return env[k] }, nil, &out, &errOut)
 	log := errOut.String()
 	if code != 1 || !strings.Contains(log, "JIAYI_ADDR") || !strings.Contains(log, "JIAYI_REDIS_URL") {
 		t.Fatalf("exit %d, log %s", code, log)
@@ -45,7 +49,7 @@ func TestMigrateCommand(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
 	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + path}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"migrate"}, func(k string) string { return env[k] }, &out, &errOut); code != 0 {
+	if code := run([]string{"migrate"}, func(k string) string { return env[k] }, nil, &out, &errOut); code != 0 {
 		t.Fatalf("migrate: %d %s", code, errOut.String())
 	}
 	db, err := storage.Open(context.Background(), "sqlite:"+path)
@@ -114,5 +118,41 @@ func TestServeStartsOnDefaultsAndStopsCleanlyOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("still running 20 s after SIGTERM")
+	}
+}
+
+func TestSimChatsWithASandboxServer(t *testing.T) {
+	cfg, err := config.Load(func(k string) string {
+		if k == "JIAYI_DATABASE_URL" {
+			return "sqlite:" + filepath.Join(t.TempDir(), "sim.db")
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := bot.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), bot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	web := httptest.NewServer(srv.Handler())
+	defer web.Close()
+
+	var out, errOut bytes.Buffer
+	in := strings.NewReader("帮助\n/voice 预约。\n/quit\n")
+	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim"}, func(string) string { return "" }, in, &out, &errOut); code != 0 {
+		t.Fatalf("sim exit %d: %s", code, errOut.String())
+	}
+	got := out.String()
+	for _, want := range []string{"欢迎关注", "帮助 —— 再看一次", "“预约”功能正在准备中"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("sim output lacks %q:\n%s", want, got)
+		}
+	}
+	// A server with another token refuses the simulator, and it says why.
+	code := run([]string{"sim", "-url", web.URL}, func(k string) string { return map[string]string{"JIAYI_WECHAT_TOKEN": "other"}[k] }, strings.NewReader(""), &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "JIAYI_WECHAT_TOKEN") {
+		t.Fatalf("wrong token: exit %d, %s", code, errOut.String())
 	}
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/silenceper/wechat/v2/util"
+)
+
+const simHelp = `jiayi sim: chat with a running jiayi as a resident would.
+Type a message and press Enter. Also:
+  /follow          follow the account (sent at start)
+  /unfollow        unfollow it
+  /click KEY       press a menu button
+  /voice WORDS     speak (WeChat's speech recognition gives WORDS)
+  /quit            leave
+Pushes the bot sends you afterwards (sandbox mode) are shown as [推送].
+`
+
+// simulator posts signed messages to /wechat the way WeChat does and shows
+// the replies, and in sandbox mode the pushes recorded for this user.
+type simulator struct {
+	base, token, openID string
+	http                *http.Client
+	out                 io.Writer
+	msgID               atomic.Int64
+	seenPushes          int
+}
+
+func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", "http://127.0.0.1:8080", "address of the running jiayi")
+	openID := fs.String("openid", fmt.Sprintf("o_sim_%d", time.Now().Unix()), "who you are to the bot")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	token := getenv("JIAYI_WECHAT_TOKEN")
+	if token == "" {
+		token = "jiayi"
+	}
+	s := &simulator{base: strings.TrimRight(*base, "/"), token: token, openID: *openID,
+		http: &http.Client{Timeout: 10 * time.Second}, out: stdout}
+	s.msgID.Store(time.Now().UnixNano())
+	fmt.Fprint(stdout, simHelp)
+	if err := s.say(s.event("subscribe", "")); err != nil {
+		fmt.Fprintln(stderr, "jiayi sim:", err)
+		return 1
+	}
+	lines := bufio.NewScanner(stdin)
+	for fmt.Fprint(stdout, "\n我> "); lines.Scan(); fmt.Fprint(stdout, "\n我> ") {
+		line := strings.TrimSpace(lines.Text())
+		var body string
+		switch cmd, rest, _ := strings.Cut(line, " "); cmd {
+		case "":
+			continue
+		case "/quit":
+			return 0
+		case "/follow":
+			body = s.event("subscribe", "")
+		case "/unfollow":
+			body = s.event("unsubscribe", "")
+		case "/click":
+			body = s.event("CLICK", rest)
+		case "/voice":
+			body = s.message("voice", "<MediaId>sim</MediaId><Format>amr</Format><Recognition><![CDATA["+rest+"]]></Recognition>")
+		default:
+			body = s.message("text", "<Content><![CDATA["+line+"]]></Content>")
+		}
+		if err := s.say(body); err != nil {
+			fmt.Fprintln(stderr, "jiayi sim:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func (s *simulator) message(msgType, fields string) string {
+	return fmt.Sprintf("<xml><ToUserName>gh_sim</ToUserName><FromUserName>%s</FromUserName><CreateTime>%d</CreateTime>"+
+		"<MsgType>%s</MsgType>%s<MsgId>%d</MsgId></xml>", s.openID, time.Now().Unix(), msgType, fields, s.msgID.Add(1))
+}
+
+func (s *simulator) event(name, key string) string {
+	return fmt.Sprintf("<xml><ToUserName>gh_sim</ToUserName><FromUserName>%s</FromUserName><CreateTime>%d</CreateTime>"+
+		"<MsgType>event</MsgType><Event>%s</Event><EventKey><![CDATA[%s]]></EventKey></xml>", s.openID, time.Now().Unix(), name, key)
+}
+
+// say posts one message and prints the passive reply and any new pushes.
+func (s *simulator) say(body string) error {
+	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), strconv.FormatInt(s.msgID.Load(), 36)
+	q := url.Values{"signature": {util.Signature(s.token, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}, "openid": {s.openID}}
+	resp, err := s.http.Post(s.base+"/wechat?"+q.Encode(), "text/xml", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s: %s (is JIAYI_WECHAT_TOKEN the same as the server's?)", s.base, resp.Status, raw)
+	}
+	var reply struct{ Content string }
+	if string(raw) != "success" && xml.Unmarshal(raw, &reply) == nil && reply.Content != "" {
+		fmt.Fprintf(s.out, "\n家医> %s\n", strings.ReplaceAll(reply.Content, "\n", "\n      "))
+	}
+	s.showPushes(context.Background())
+	return nil
+}
+
+// showPushes prints what the sandbox recorded for this user since last time.
+func (s *simulator) showPushes(ctx context.Context) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/sandbox/outbox?to="+url.QueryEscape(s.openID), nil)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var pushes []struct {
+		Kind, Text string
+		Data       json.RawMessage
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&pushes) != nil {
+		return // not a sandbox server
+	}
+	for _, p := range pushes[min(s.seenPushes, len(pushes)):] {
+		text := p.Text
+		if text == "" {
+			text = string(p.Data)
+		}
+		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", p.Kind, text)
+	}
+	s.seenPushes = len(pushes)
+}
