@@ -49,7 +49,7 @@ type Runner struct {
 	Log     *slog.Logger
 
 	Deadline   time.Duration // passive reply deadline (WeChat waits 5 s)
-	ClaimTTL   time.Duration // in-progress marker; shorter than WeChat's retry gap
+	ClaimTTL   time.Duration // in-progress marker; well inside WeChat's 5 s retry gap
 	WorkTime   time.Duration // most one turn may take in all
 	SessionTTL time.Duration // idle conversation state is dropped after this
 	ReplyTTL   time.Duration // a finished reply is kept for retries this long
@@ -64,7 +64,7 @@ func (r *Runner) durations() (deadline, claim, work, session, reply time.Duratio
 		}
 		return def
 	}
-	return or(r.Deadline, 4*time.Second), or(r.ClaimTTL, 5*time.Second), or(r.WorkTime, 10*time.Second),
+	return or(r.Deadline, 4*time.Second), or(r.ClaimTTL, 3*time.Second), or(r.WorkTime, 10*time.Second),
 		or(r.SessionTTL, 24*time.Hour), or(r.ReplyTTL, 10*time.Minute)
 }
 
@@ -78,19 +78,46 @@ type Message struct {
 // passively ("" for none) and how it went.
 func (r *Runner) Handle(ctx context.Context, m Message) (string, Outcome) {
 	deadline, claimTTL, _, _, _ := r.durations()
-	openID := m.In.OpenID
-	state, reply, release, err := r.Stores.Redis.Claim(ctx, openID, m.DedupeKey, claimTTL)
-	if err != nil {
+	answerBy, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	release, reply, claimed, err := r.claim(ctx, answerBy, m, claimTTL)
+	switch {
+	case err != nil:
 		r.Log.Error("dedupe claim failed", "err", err)
 		return r.busy(), Failed
-	}
-	switch state {
-	case storage.MessageDone:
+	case !claimed:
 		return reply, Duplicate
-	case storage.MessageInProgress:
-		return r.awaitReply(ctx, openID, m.DedupeKey, deadline), Duplicate
 	}
+	return r.runWithin(answerBy, m, release)
+}
 
+// claim takes the message for this attempt. While another attempt holds it,
+// it waits for that attempt's reply; if the other attempt's marker expires
+// unfinished (its instance died), this attempt takes the message over. At
+// the answerBy deadline it gives up with no reply, which WeChat reads as
+// "success". The Redis calls themselves are not cut short by the deadline: a
+// message must not be answered without being claimed by someone.
+func (r *Runner) claim(ctx, answerBy context.Context, m Message, claimTTL time.Duration) (release func(), reply string, claimed bool, err error) {
+	for {
+		state, reply, release, err := r.Stores.Redis.Claim(ctx, m.In.OpenID, m.DedupeKey, claimTTL)
+		switch {
+		case err != nil:
+			return nil, "", false, err
+		case state == storage.MessageNew:
+			return release, "", true, nil
+		case state == storage.MessageDone:
+			return nil, reply, false, nil
+		}
+		select {
+		case <-answerBy.Done():
+			return nil, "", false, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// runWithin runs a claimed message and answers within ctx's deadline.
+func (r *Runner) runWithin(ctx context.Context, m Message, release func()) (string, Outcome) {
 	// The work runs detached from the request, so a reply that misses the
 	// deadline is still produced, committed and delivered afterwards.
 	result := make(chan turnResult, 1)
@@ -106,12 +133,10 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Outcome) {
 		r.deliverLate(context.WithoutCancel(ctx), m, res)
 	}()
 
-	timer := time.NewTimer(deadline)
-	defer timer.Stop()
 	select {
 	case res := <-result:
 		return res.reply, res.outcome
-	case <-timer.C:
+	case <-ctx.Done():
 		if handedOff.CompareAndSwap(0, 2) {
 			return "", Late
 		}
@@ -135,24 +160,6 @@ func (r *Runner) busy() string {
 		return ""
 	}
 	return text
-}
-
-// awaitReply lets a retry that finds the message in hand wait for its reply
-// until the deadline, then answer "success" (the empty reply).
-func (r *Runner) awaitReply(ctx context.Context, openID, key string, deadline time.Duration) string {
-	ctx, cancel := context.WithTimeout(ctx, deadline)
-	defer cancel()
-	for {
-		state, reply, err := r.Stores.Redis.MessageState(ctx, openID, key)
-		if err == nil && state == storage.MessageDone {
-			return reply
-		}
-		select {
-		case <-ctx.Done():
-			return ""
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // run does the turn under the user's lock. A failure drops the claim so that

@@ -323,3 +323,24 @@ func TestVoiceAndMenuCountAsWords(t *testing.T) {
 		t.Fatalf("menu 帮助 answered %q", r.Content)
 	}
 }
+
+func TestRetryTakesOverFromACrashedAttempt(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		h := newHarness(t, stack, "crash")
+		h.turns.ClaimTTL = 300 * time.Millisecond
+		msg := text("o_crash", "帮助", 11)
+		// An attempt claims the message and its instance dies: no release.
+		if state, _, _, err := h.redis.Claim(context.Background(), "o_crash", "m11", h.turns.ClaimTTL); err != nil || state != storage.MessageNew {
+			t.Fatalf("simulated attempt: %v %v", state, err)
+		}
+		// WeChat's retry arrives while the marker still stands, and answers
+		// properly once it has expired, within the same request.
+		r, ok := h.reply(h.post(msg, plain), plain)
+		if !ok || r.Content != words(t, "help") {
+			t.Fatalf("retry after a crash answered %q, want the help text", r.Content)
+		}
+		if s, _ := h.redis.LoadSession(context.Background(), "o_crash"); s.Version != 1 {
+			t.Fatalf("session version %d, want 1", s.Version)
+		}
+	})
+}
