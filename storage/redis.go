@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -61,19 +62,48 @@ func redactURLError(err error) error {
 // EmbeddedRedis is the in-process Redis-protocol store used when no
 // JIAYI_REDIS_URL is set. It listens on a random loopback port and is reached
 // through the same go-redis client production uses, so the code paths are
-// the same. Its TTLs follow the wall clock.
+// the same.
 type EmbeddedRedis struct {
-	srv *miniredis.Miniredis
+	srv  *miniredis.Miniredis
+	mu   sync.Mutex
+	stop chan struct{}
 }
+
+// ttlTick is how often the embedded store's TTLs follow the wall clock.
+// miniredis only expires keys when told time has passed; telling it on every
+// command (its ClockTTL mode) re-sorts every key per command, so a ticker
+// does it instead, at a cost independent of traffic.
+const ttlTick = 100 * time.Millisecond
 
 // StartEmbeddedRedis starts the in-process store.
 func StartEmbeddedRedis() (*EmbeddedRedis, error) {
-	srv := miniredis.NewMiniRedis()
-	srv.ClockTTL(true)
-	if err := srv.StartAddr("127.0.0.1:0"); err != nil {
+	e := &EmbeddedRedis{srv: miniredis.NewMiniRedis()}
+	if err := e.srv.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("storage.StartEmbeddedRedis: %w", err)
 	}
-	return &EmbeddedRedis{srv: srv}, nil
+	e.startClock()
+	return e, nil
+}
+
+func (e *EmbeddedRedis) startClock() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	stop := make(chan struct{})
+	e.stop = stop
+	go func() {
+		last := time.Now()
+		t := time.NewTicker(ttlTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				e.srv.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
 }
 
 // URL is the redis:// address of the embedded store.
@@ -81,10 +111,24 @@ func (e *EmbeddedRedis) URL() string { return "redis://" + e.srv.Addr() }
 
 // Close stops the store; its data is kept until the process ends, so Restart
 // brings it back as it was (tests use this to take Redis away and back).
-func (e *EmbeddedRedis) Close() { e.srv.Close() }
+func (e *EmbeddedRedis) Close() {
+	e.mu.Lock()
+	if e.stop != nil {
+		close(e.stop)
+		e.stop = nil
+	}
+	e.mu.Unlock()
+	e.srv.Close()
+}
 
 // Restart starts a closed store again on the same port.
-func (e *EmbeddedRedis) Restart() error { return e.srv.Restart() }
+func (e *EmbeddedRedis) Restart() error {
+	if err := e.srv.Restart(); err != nil {
+		return err
+	}
+	e.startClock()
+	return nil
+}
 
 // Redis holds conversation state, retry dedupe markers and per-user locks.
 // Every key one operation touches together shares the hash tag {openid}, so

@@ -26,7 +26,7 @@ import (
 const testAESKey = "jiayiTestKeyJiayiTestKeyJiayiTestKey0123456"
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	stack   storagetest.Stack
 	redis   *storage.Redis
 	signer  Signer
@@ -38,7 +38,7 @@ type harness struct {
 
 // newHarness builds the webhook on a stack; keyspace separates harnesses that
 // share one Redis.
-func newHarness(t *testing.T, stack storagetest.Stack, keyspace string) *harness {
+func newHarness(t testing.TB, stack storagetest.Stack, keyspace string) *harness {
 	t.Helper()
 	h := &harness{t: t, stack: stack, log: &bytes.Buffer{}}
 	h.redis = storage.NewRedis(stack.Redis.Client, stack.Redis.Prefix+":"+keyspace)

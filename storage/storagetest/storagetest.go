@@ -21,7 +21,7 @@ import (
 func InCI() bool { return os.Getenv("CI") == "true" }
 
 // unavailable fails in CI and skips elsewhere.
-func unavailable(t *testing.T, format string, args ...any) {
+func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if InCI() {
 		t.Fatalf(format, args...)
@@ -63,13 +63,13 @@ func sqliteWithURL(t testing.TB) (*storage.DB, string) {
 
 // Postgres creates a database of its own on the server named by adminURL,
 // migrates it, and drops it when the test ends.
-func Postgres(t *testing.T, adminURL string) *storage.DB {
+func Postgres(t testing.TB, adminURL string) *storage.DB {
 	t.Helper()
 	db, _ := postgresWithURL(t, adminURL)
 	return db
 }
 
-func postgresWithURL(t *testing.T, adminURL string) (*storage.DB, string) {
+func postgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := storage.Open(ctx, adminURL)
@@ -140,7 +140,7 @@ func embeddedWithURL(t testing.TB) (*storage.Redis, string) {
 }
 
 // RealRedis connects to the Redis at rawURL under a fresh key prefix.
-func RealRedis(t *testing.T, rawURL string) *storage.Redis {
+func RealRedis(t testing.TB, rawURL string) *storage.Redis {
 	t.Helper()
 	c, err := storage.OpenRedis(rawURL)
 	if err != nil {
