@@ -40,3 +40,38 @@ func MessageNames() []string {
 	}
 	return names
 }
+
+//go:embed vocabulary.yaml profiles/*.yaml
+var dataFiles embed.FS
+
+// Vocabulary is the YAML naming the codes profiles use (priority groups,
+// payers, indicators, package kinds).
+func Vocabulary() []byte {
+	b, err := dataFiles.ReadFile("vocabulary.yaml")
+	if err != nil {
+		panic("templates: vocabulary.yaml missing from the build: " + err.Error())
+	}
+	return b
+}
+
+// ProfileCodes lists the region profiles shipped in profiles/, sorted.
+func ProfileCodes() []string {
+	entries, _ := dataFiles.ReadDir("profiles")
+	var codes []string
+	for _, e := range entries {
+		if code, ok := strings.CutSuffix(e.Name(), ".yaml"); ok {
+			codes = append(codes, code)
+		}
+	}
+	return codes
+}
+
+// Profile returns a region profile's YAML and its path for messages.
+func Profile(code string) (data []byte, path string, err error) {
+	path = "templates/profiles/" + code + ".yaml"
+	data, err = dataFiles.ReadFile("profiles/" + code + ".yaml")
+	if err != nil {
+		return nil, path, fmt.Errorf("templates.Profile: no profile %q", code)
+	}
+	return data, path, nil
+}

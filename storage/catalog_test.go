@@ -1,0 +1,120 @@
+package storage_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func intp(v int) *int { return &v }
+
+func sampleCatalog() storage.Catalog {
+	return storage.Catalog{
+		Profile: storage.Profile{Code: "demo", Name: "示例", Settings: json.RawMessage(`{"team_model":{"label":"1+1+X"}}`)},
+		Packages: []storage.Package{
+			{Code: "b", Name: "基础包", Kind: storage.Basic, Default: true, Summary: "s", TermMonths: 12,
+				Groups: []string{}, Requires: []string{}, Items: []storage.Item{{Name: "随访", PerYear: 4}},
+				Prices: map[storage.Insured]storage.Split{storage.InsuredLocal: {}}},
+			{Code: "p", Name: "老年包", Kind: storage.Personalised, Summary: "s", TermMonths: 12, MinAge: intp(65),
+				Groups: []string{"elderly"}, Requires: []string{}, Items: []storage.Item{{Name: "体检", PerYear: 1}, {Name: "辨识", PerYear: 0}},
+				Prices: map[storage.Insured]storage.Split{
+					storage.InsuredLocal:     {"public_health": 5000, "insurance": 3000, "resident": 7000},
+					storage.InsuredElsewhere: {"public_health": 5000, "resident": 10000},
+				}, PriceAssumed: true},
+			{Code: "a", Name: "增值包", Kind: storage.AddOn, Summary: "s", TermMonths: 12, Groups: []string{"diabetes"},
+				Requires: []string{"b"}, Items: []storage.Item{{Name: "检测", PerYear: 2}},
+				Prices: map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 36000}}},
+		},
+	}
+}
+
+func TestCatalogRoundTrips(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if code, err := db.ProfileCode(ctx); err != nil || code != "" {
+			t.Fatalf("empty database: profile %q, %v", code, err)
+		}
+		if _, err := db.Catalog(ctx); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("empty catalog: %v", err)
+		}
+		want := sampleCatalog()
+		if err := db.SaveCatalog(ctx, want, "test"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.Catalog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := db.ProfileCode(ctx); code != "demo" {
+			t.Fatalf("profile code %q", code)
+		}
+		if string(got.Profile.Settings) != string(want.Profile.Settings) || got.Profile.Name != "示例" {
+			t.Fatalf("profile = %+v", got.Profile)
+		}
+		if !reflect.DeepEqual(got.Packages, want.Packages) {
+			t.Fatalf("packages differ:\n got %+v\nwant %+v", got.Packages, want.Packages)
+		}
+	})
+}
+
+func TestReloadDeactivatesDroppedPackagesAndKeepsOrder(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		c := sampleCatalog()
+		if err := db.SaveCatalog(ctx, c, "test"); err != nil {
+			t.Fatal(err)
+		}
+		c.Packages = []storage.Package{c.Packages[2], c.Packages[0]} // drop p, reorder
+		c.Packages[0].Requires = []string{"b"}
+		if err := db.SaveCatalog(ctx, c, "test"); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := db.Catalog(ctx)
+		if len(got.Packages) != 2 || got.Packages[0].Code != "a" || got.Packages[1].Code != "b" {
+			t.Fatalf("after reload: %+v", got.Packages)
+		}
+		if _, ok := got.Package("p"); ok {
+			t.Fatal("a dropped package is still offered")
+		}
+	})
+}
+
+func TestAdminPriceChangesAreConfirmedAndAudited(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := db.SaveCatalog(ctx, sampleCatalog(), "operator"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := db.Catalog(ctx)
+		if p, _ := c.Package("p"); !p.Unconfirmed() {
+			t.Fatal("an assumed price starts unconfirmed")
+		}
+		if err := db.ConfirmPackagePrice(ctx, "p", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = db.Catalog(ctx)
+		if p, _ := c.Package("p"); p.Unconfirmed() || p.Price(storage.InsuredLocal)["resident"] != 7000 {
+			t.Fatalf("after confirm: %+v", p)
+		}
+		newPrice := map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 4500}}
+		if err := db.SetPackagePrice(ctx, "a", newPrice, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = db.Catalog(ctx)
+		if a, _ := c.Package("a"); a.Price(storage.InsuredLocal)["resident"] != 4500 || len(a.Prices) != 1 {
+			t.Fatalf("after price change: %+v", a.Prices)
+		}
+		if err := db.SetPackagePrice(ctx, "nope", newPrice, "admin"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("price for a missing package: %v", err)
+		}
+		log, err := db.AuditLog(ctx, 10)
+		if err != nil || len(log) != 3 || log[0].Action != "package.price" || log[0].Actor != "admin" || log[1].Action != "package.confirm" || log[2].Action != "catalog.load" {
+			t.Fatalf("audit log = %+v, %v", log, err)
+		}
+	})
+}
