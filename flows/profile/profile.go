@@ -43,8 +43,8 @@ type AppointmentRules struct {
 
 // file is a profile as written in YAML.
 type file struct {
-	Code     string        `yaml:"code"`
-	Name     string        `yaml:"name"`
+	Code     string `yaml:"code"`
+	Name     string `yaml:"name"`
 	Settings `yaml:",inline"`
 	Packages []filePackage `yaml:"packages"`
 }
