@@ -14,12 +14,29 @@ import (
 //go:embed messages/*.txt
 var messageFiles embed.FS
 
-var messages = template.Must(template.New("").Option("missingkey=error").ParseFS(messageFiles, "messages/*.txt"))
+var messages = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
+	"yuan": Yuan,
+}).ParseFS(messageFiles, "messages/*.txt"))
 
-// Message renders the message file messages/NAME.txt with data. Surrounding
-// blank lines are trimmed so files can end with a newline.
+// Yuan writes an amount in fen as yuan, without trailing zeros: 5000 is
+// "50", 5050 is "50.5".
+func Yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	s := fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
+// Message renders the message file messages/NAME.txt, or the template
+// {{define "NAME"}} in one of them, with data. Surrounding blank lines are
+// trimmed so files can end with a newline.
 func Message(name string, data any) (string, error) {
 	t := messages.Lookup(name + ".txt")
+	if t == nil {
+		t = messages.Lookup(name)
+	}
 	if t == nil {
 		return "", fmt.Errorf("templates.Message: no message %q", name)
 	}
@@ -30,12 +47,12 @@ func Message(name string, data any) (string, error) {
 	return strings.TrimSpace(b.String()), nil
 }
 
-// MessageNames lists every message file, for tests that check them all.
+// MessageNames lists every message, for tests that check them all.
 func MessageNames() []string {
 	var names []string
 	for _, t := range messages.Templates() {
-		if n, ok := strings.CutSuffix(t.Name(), ".txt"); ok {
-			names = append(names, n)
+		if t.Name() != "" && !strings.HasPrefix(t.Name(), "_") { // _files only hold {{define}}s
+			names = append(names, strings.TrimSuffix(t.Name(), ".txt"))
 		}
 	}
 	return names

@@ -8,13 +8,32 @@ import (
 // WeChat drops a passive text reply over 2,048 bytes.
 const maxReplyBytes = 2048
 
+// samples holds data for every message; a message without one fails the
+// test below, so each new message is rendered at least once here.
+var samples = map[string]any{
+	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil,
+	"coming_soon":        "签约",
+	"refuse_min_age":     map[string]any{"Name": "老年人健康管理包", "Age": 65},
+	"refuse_max_age":     map[string]any{"Name": "儿童服务包", "Age": 6},
+	"refuse_groups":      map[string]any{"Name": "慢病管理包", "Groups": "高血压患者、2型糖尿病患者"},
+	"refuse_requires":    map[string]any{"Name": "糖尿病增值包", "Requires": "基本公共卫生服务包或基本医疗服务包"},
+	"refuse_basic_count": map[string]any{"Count": 2, "Names": "基本医疗服务包、健康管理服务包"},
+	"refuse_unknown":     nil,
+	"refuse_twice":       "慢病管理包",
+}
+
 func TestEveryMessageRendersAndFitsOneReply(t *testing.T) {
 	names := MessageNames()
 	if len(names) < 5 {
 		t.Fatalf("only %d messages found", len(names))
 	}
 	for _, name := range names {
-		text, err := Message(name, "签约")
+		data, ok := samples[name]
+		if !ok {
+			t.Errorf("%s: no sample data in this test", name)
+			continue
+		}
+		text, err := Message(name, data)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -42,5 +61,13 @@ func TestHelpNamesTheEntryKeywords(t *testing.T) {
 func TestUnknownMessageIsAnError(t *testing.T) {
 	if _, err := Message("no_such_message", nil); err == nil {
 		t.Fatal("unknown message rendered")
+	}
+}
+
+func TestYuan(t *testing.T) {
+	for fen, want := range map[int64]string{0: "0", 5000: "50", 5050: "50.5", 5005: "50.05", 36000: "360", 1: "0.01", -250: "-2.5"} {
+		if got := Yuan(fen); got != want {
+			t.Errorf("Yuan(%d) = %q, want %q", fen, got, want)
+		}
 	}
 }

@@ -1,0 +1,131 @@
+package flows
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// The package rules of every programme live here, and only here: what a
+// resident may choose and what it costs.
+
+// Applicant is who a package choice is checked for.
+type Applicant struct {
+	Age     int
+	Groups  []string // declared priority groups; those that follow from age are added
+	Insured storage.Insured
+}
+
+// InGroup reports whether the applicant belongs to a priority group, declared
+// or following from age.
+func (a Applicant) InGroup(group string) bool {
+	return slices.Contains(a.Groups, group) || slices.Contains(profile.Words().DerivedGroups(a.Age), group)
+}
+
+// Refusal is a choice the programme does not allow, with the reason in the
+// words the resident reads.
+type Refusal struct {
+	Package string // code of the package refused; "" for the choice as a whole
+	Reason  string
+}
+
+func (r *Refusal) Error() string { return r.Reason }
+
+func refuse(code, message string, data any) *Refusal {
+	text, err := templates.Message(message, data)
+	if err != nil {
+		text = message
+	}
+	return &Refusal{Package: code, Reason: text}
+}
+
+// Eligible says whether the applicant may hold the package by age and
+// priority group; prerequisites are checked against a whole choice by
+// CheckChoice.
+func Eligible(p storage.Package, a Applicant) error {
+	if p.MinAge != nil && a.Age < *p.MinAge {
+		return refuse(p.Code, "refuse_min_age", map[string]any{"Name": p.Name, "Age": *p.MinAge})
+	}
+	if p.MaxAge != nil && a.Age > *p.MaxAge {
+		return refuse(p.Code, "refuse_max_age", map[string]any{"Name": p.Name, "Age": *p.MaxAge})
+	}
+	if len(p.Groups) > 0 && !slices.ContainsFunc(p.Groups, a.InGroup) {
+		var names []string
+		for _, g := range p.Groups {
+			names = append(names, profile.Name(profile.Words().PriorityGroups, g))
+		}
+		return refuse(p.Code, "refuse_groups", map[string]any{"Name": p.Name, "Groups": strings.Join(names, "、")})
+	}
+	return nil
+}
+
+// CheckChoice says whether a set of packages can make one contract for the
+// applicant: exactly one basic package; every package known, chosen once
+// and eligible; personalised and add-on packages on top of a basic one and
+// of the packages they require. It returns the first rule broken.
+func CheckChoice(c storage.Catalog, a Applicant, codes []string) error {
+	var basics []string
+	chosen := map[string]bool{}
+	for _, code := range codes {
+		p, ok := c.Package(code)
+		if !ok {
+			return refuse(code, "refuse_unknown", nil)
+		}
+		if chosen[code] {
+			return refuse(code, "refuse_twice", p.Name)
+		}
+		chosen[code] = true
+		if p.Kind == storage.Basic {
+			basics = append(basics, p.Name)
+		}
+	}
+	if len(basics) != 1 {
+		return refuse("", "refuse_basic_count", map[string]any{"Count": len(basics), "Names": strings.Join(basics, "、")})
+	}
+	for _, code := range codes {
+		p, _ := c.Package(code)
+		if err := Eligible(p, a); err != nil {
+			return err
+		}
+		if len(p.Requires) > 0 && !slices.ContainsFunc(p.Requires, func(r string) bool { return chosen[r] }) {
+			var names []string
+			for _, r := range p.Requires {
+				if rp, ok := c.Package(r); ok {
+					names = append(names, rp.Name)
+				}
+			}
+			return refuse(code, "refuse_requires", map[string]any{"Name": p.Name, "Requires": strings.Join(names, "或")})
+		}
+	}
+	return nil
+}
+
+// Fees is what a choice of packages costs, frozen into a contract at signing.
+type Fees struct {
+	Packages     map[string]storage.Split // per package code
+	Total        storage.Split            // by payer, all packages together
+	ResidentPays int64                    // fen
+	Unconfirmed  bool                     // some price awaits the institution's confirmation
+}
+
+// Price adds up a choice for the applicant's insurance.
+func Price(c storage.Catalog, a Applicant, codes []string) Fees {
+	f := Fees{Packages: map[string]storage.Split{}, Total: storage.Split{}}
+	for _, code := range codes {
+		p, ok := c.Package(code)
+		if !ok {
+			continue
+		}
+		split := p.Price(a.Insured)
+		f.Packages[code] = split
+		for payer, fen := range split {
+			f.Total[payer] += fen
+		}
+		f.Unconfirmed = f.Unconfirmed || p.Unconfirmed()
+	}
+	f.ResidentPays = f.Total["resident"]
+	return f
+}
