@@ -39,7 +39,7 @@ func TestTurns(t *testing.T) {
 		{"unfollow is recorded, not answered", Inbound{Kind: Unsubscribe}, "", false},
 		{"activity marks subscribed, not answered", Inbound{Kind: Activity}, "", true},
 	}
-	var e Engine
+	e := engineFor(t, "national")
 	for _, tc := range turns {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.OpenID, tc.in.At = "o1", at
@@ -60,7 +60,7 @@ func TestTurns(t *testing.T) {
 }
 
 func TestNotUnderstoodNamesTheKeywords(t *testing.T) {
-	var e Engine
+	e := engineFor(t, "national")
 	out, _ := e.Handle(context.Background(), &State{}, Inbound{OpenID: "o", Kind: Text, Text: "？？"})
 	for _, kw := range []string{"签约", "服务包", "预约", "我的"} {
 		if !strings.Contains(out.Reply(), kw) {
@@ -70,7 +70,7 @@ func TestNotUnderstoodNamesTheKeywords(t *testing.T) {
 }
 
 func TestUnknownKindIsAnError(t *testing.T) {
-	var e Engine
+	e := engineFor(t, "national")
 	if _, err := e.Handle(context.Background(), &State{}, Inbound{Kind: "telepathy"}); err == nil {
 		t.Fatal("unknown kind accepted")
 	}

@@ -20,6 +20,18 @@ var samples = map[string]any{
 	"refuse_basic_count": map[string]any{"Count": 2, "Names": "基本医疗服务包、健康管理服务包"},
 	"refuse_unknown":     nil,
 	"refuse_twice":       "慢病管理包",
+	"flow_expired":       "服务包浏览",
+	"flow_cancelled":     "服务包浏览",
+	"packages_reask":     14,
+	"packages_help":      "detail",
+	"packages_list": map[string]any{"Region": "某地", "Groups": []map[string]any{
+		{"Heading": "基础服务包", "Lines": []map[string]any{{"N": 1, "Name": "基本公共卫生服务包", "ResidentPays": int64(0), "Unconfirmed": false}}},
+	}},
+	"package_detail": map[string]any{"N": 2, "Name": "基本医疗服务包", "Kind": "基础服务包", "Summary": "s",
+		"Items": []map[string]any{{"Name": "随访", "PerYear": 4}}, "MinAge": nil, "MaxAge": nil, "Groups": "",
+		"Requires": "", "TermMonths": 12, "Unconfirmed": true,
+		"Local":     map[string]any{"Payers": []map[string]any{{"Name": "个人", "Fen": int64(5000)}}, "ResidentPays": int64(5000)},
+		"Elsewhere": nil},
 }
 
 func TestEveryMessageRendersAndFitsOneReply(t *testing.T) {
