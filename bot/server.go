@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/bot/admin"
 	"github.com/jiayi-health/jiayi/bot/config"
 	"github.com/jiayi-health/jiayi/bot/turn"
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -50,32 +52,39 @@ type Server struct {
 }
 
 // New opens storage, applies migrations and builds the HTTP handler.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (s *Server, err error) {
-	s = &Server{Config: cfg, log: log}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL); err != nil {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*Server, error) {
+	s := &Server{Config: cfg, log: log}
+	if err := s.open(ctx, opt); err != nil {
+		s.Close()
 		return nil, err
 	}
+	return s, nil
+}
+
+func (s *Server) open(ctx context.Context, opt Options) (err error) {
+	cfg, log := s.Config, s.log
+	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
 	if applied, err := s.DB.Migrate(ctx); err != nil {
-		return nil, err
+		return err
 	} else if len(applied) > 0 {
 		log.Info("migrations applied", "names", applied)
+	}
+	if err := profile.Ensure(ctx, s.DB, cfg.Region); err != nil {
+		return err
 	}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		if s.embedded, err = storage.StartEmbeddedRedis(); err != nil {
-			return nil, err
+			return err
 		}
 		redisURL = s.embedded.URL()
 		log.Info("embedded Redis-protocol store started", "addr", redisURL)
 	}
 	rdb, err := storage.OpenRedis(redisURL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.Redis = storage.NewRedis(rdb, opt.RedisPrefix)
 
@@ -95,13 +104,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 
 	s.Turns = &turn.Runner{
 		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
-		Engine:   &flows.Engine{},
+		Engine:   &flows.Engine{Catalog: s.DB},
 		Deliver:  client.SendText,
 		Log:      log,
 		Deadline: opt.ReplyDeadline,
 	}
 	s.handler = s.routes(account, opt)
-	return s, nil
+	return nil
 }
 
 // Handler is the server's HTTP handler (tests use it with httptest).
@@ -128,6 +137,9 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	if s.Config.AdminToken != "" {
+		(&admin.API{DB: s.DB, Token: s.Config.AdminToken, Log: s.log}).Register(r)
+	}
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
 			c.JSON(http.StatusOK, s.StandIn.Outbox(c.Query("to")))

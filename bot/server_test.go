@@ -308,3 +308,44 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatal("still serving after shutdown")
 	}
 }
+
+func TestRegionProfileShowsInChat(t *testing.T) {
+	srv, _ := newServer(t, map[string]string{"JIAYI_REGION": "yaoguan"}, Options{})
+	rec := postText(t, srv.Handler(), "jiayi", "o_region", "服务包", 1)
+	for _, want := range []string{"常州市武进区遥观镇", "2. 基本医疗服务包（个人付50元）", "8. 糖尿病增值包（个人付360元）"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("reply lacks %q:\n%s", want, rec.Body)
+		}
+	}
+}
+
+func TestStartRefusesADatabaseOfAnotherRegion(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")
+	first, _ := newServer(t, map[string]string{"JIAYI_DATABASE_URL": dbURL, "JIAYI_REGION": "linzi"}, Options{})
+	first.Close()
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"JIAYI_DATABASE_URL": dbURL, "JIAYI_REGION": "harbin"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), Options{})
+	if err == nil || !strings.Contains(err.Error(), "jiayi profile load") || !strings.Contains(err.Error(), `"linzi"`) {
+		t.Fatalf("start on another region's database: %v", err)
+	}
+}
+
+func TestAdminAPIOnlyWithAToken(t *testing.T) {
+	without, _ := newServer(t, nil, Options{})
+	if rec := get(t, without.Handler(), "/admin/api/packages", local); rec.Code != http.StatusNotFound {
+		t.Fatalf("admin API without a token configured: %d", rec.Code)
+	}
+	with, _ := newServer(t, map[string]string{"JIAYI_ADMIN_TOKEN": "a-long-enough-admin-token"}, Options{})
+	req := httptest.NewRequest(http.MethodGet, "/admin/api/packages?unconfirmed=true", nil)
+	req.Header.Set("Authorization", "Bearer a-long-enough-admin-token")
+	rec := httptest.NewRecorder()
+	with.Handler().ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unconfirmed":true`) {
+		t.Fatalf("admin API: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -346,11 +346,11 @@ func audit(ctx context.Context, tx execer, db *DB, actor, action, subject, detai
 
 // AuditEntry is one row of the audit log.
 type AuditEntry struct {
-	At      time.Time `db:"at"`
-	Actor   string    `db:"actor"`
-	Action  string    `db:"action"`
-	Subject string    `db:"subject"`
-	Detail  string    `db:"detail"`
+	At      time.Time `db:"at" json:"at"`
+	Actor   string    `db:"actor" json:"actor"`
+	Action  string    `db:"action" json:"action"`
+	Subject string    `db:"subject" json:"subject"`
+	Detail  string    `db:"detail" json:"detail"`
 }
 
 // AuditLog returns the newest entries first.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync"
 	"time"
@@ -13,6 +14,18 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
+
+func init() {
+	// go-redis logs connection trouble through its own logger to stderr;
+	// send it to the structured log instead. It never logs command arguments.
+	redis.SetLogger(redisLog{})
+}
+
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
 
 // OpenRedis connects to the Redis named by a JIAYI_REDIS_URL value.
 //

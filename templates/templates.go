@@ -83,9 +83,12 @@ func ProfileCodes() []string {
 	return codes
 }
 
+// ProfilePath is where a region profile lives in the repository.
+func ProfilePath(code string) string { return "templates/profiles/" + code + ".yaml" }
+
 // Profile returns a region profile's YAML and its path for messages.
 func Profile(code string) (data []byte, path string, err error) {
-	path = "templates/profiles/" + code + ".yaml"
+	path = ProfilePath(code)
 	data, err = dataFiles.ReadFile("profiles/" + code + ".yaml")
 	if err != nil {
 		return nil, path, fmt.Errorf("templates.Profile: no profile %q", code)

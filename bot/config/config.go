@@ -12,11 +12,13 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
 )
 
 // Config is jiayi's whole configuration.
@@ -30,6 +32,7 @@ type Config struct {
 	AESKey      string
 	PIIKey      []byte // 32 bytes
 	AdminToken  string
+	Region      string // region profile: national, linzi, kunming, yaoguan, harbin, township
 }
 
 // Sandbox reports whether jiayi runs without WeChat credentials: every
@@ -58,12 +61,16 @@ func Load(getenv func(string) string) (Config, error) {
 		Token:       getenv("JIAYI_WECHAT_TOKEN"),
 		AESKey:      getenv("JIAYI_WECHAT_AES_KEY"),
 		AdminToken:  getenv("JIAYI_ADMIN_TOKEN"),
+		Region:      or(getenv("JIAYI_REGION"), "national"),
 	}
 	var errs []error
 	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s: %s", name, why)) }
 
 	if !validAddr(c.Addr) {
 		bad("JIAYI_ADDR", "must be host:port or :port, e.g. :8080")
+	}
+	if !slices.Contains(templates.ProfileCodes(), c.Region) {
+		bad("JIAYI_REGION", "unknown region profile; known: "+strings.Join(templates.ProfileCodes(), ", "))
 	}
 	if _, _, err := storage.ParseDatabaseURL(c.DatabaseURL); err != nil {
 		bad("JIAYI_DATABASE_URL", err.Error())
@@ -163,6 +170,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
+		slog.String("region", c.Region),
 		slog.String("database", string(dialect)),
 		slog.String("redis", redis),
 		slog.String("appid", c.AppID),

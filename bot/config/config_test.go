@@ -33,7 +33,7 @@ func TestDefaultsAreTheSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Sandbox() || c.Addr != ":8080" || c.DatabaseURL != "sqlite:jiayi.db" || c.RedisURL != "" ||
+	if !c.Sandbox() || c.Addr != ":8080" || c.Region != "national" || c.DatabaseURL != "sqlite:jiayi.db" || c.RedisURL != "" ||
 		c.AppID != "wxsandbox" || c.Token != "jiayi" || len(c.PIIKey) != 32 {
 		t.Fatalf("defaults = %+v", c)
 	}
@@ -77,6 +77,7 @@ func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
 		"JIAYI_WECHAT_AES_KEY": "tooShortKeyValue",
 		"JIAYI_PII_KEY":        "hunter2-not-32-bytes",
 		"JIAYI_ADMIN_TOKEN":    "short",
+		"JIAYI_REGION":         "atlantis",
 	}
 	for name, value := range cases {
 		e := production()
@@ -109,5 +110,15 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out, `"sandbox":false`) || !strings.Contains(out, `"database":"postgres"`) {
 		t.Errorf("log lacks the settings: %s", out)
+	}
+}
+
+func TestUnknownRegionNamesTheKnownProfiles(t *testing.T) {
+	_, err := Load(env(map[string]string{"JIAYI_REGION": "atlantis"}))
+	if err == nil || !strings.Contains(err.Error(), "JIAYI_REGION") || !strings.Contains(err.Error(), "harbin, kunming, linzi, national, township, yaoguan") {
+		t.Fatalf("err = %v", err)
+	}
+	if c, err := Load(env(map[string]string{"JIAYI_REGION": "yaoguan"})); err != nil || c.Region != "yaoguan" {
+		t.Fatalf("yaoguan: %+v %v", c, err)
 	}
 }

@@ -2,6 +2,7 @@ package wechat
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/jiayi-health/jiayi/bot/turn"
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,10 +49,13 @@ func newHarness(t testing.TB, stack storagetest.Stack, keyspace string) *harness
 	t.Cleanup(h.standIn.Close)
 	UseTransport(sandbox.Transport{})
 	client := NewClient(Account{AppID: "wxsandbox", Secret: h.standIn.Secret()}, stack.Redis.Client, h.redis.Prefix)
+	if err := profile.Ensure(context.Background(), stack.DB, "national"); err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewJSONHandler(h.log, nil))
 	h.turns = &turn.Runner{
 		Stores:  turn.Stores{DB: stack.DB, Redis: h.redis},
-		Engine:  &flows.Engine{},
+		Engine:  &flows.Engine{Catalog: stack.DB},
 		Deliver: client.SendText,
 		Log:     logger,
 	}

@@ -2,6 +2,7 @@
 //
 //	jiayi serve     answer WeChat, serve health, readiness and metrics
 //	jiayi migrate   apply database migrations and exit
+//	jiayi profile load   replace the catalog with the JIAYI_REGION profile
 //	jiayi sim       chat with a running jiayi as a resident would
 //	jiayi version   print the version
 package main
@@ -29,6 +30,9 @@ const usage = `usage: jiayi <command>
 commands:
   serve     answer WeChat on JIAYI_ADDR (default :8080)
   migrate   apply database migrations to JIAYI_DATABASE_URL and exit
+  profile load [-yes]
+            replace the database's package catalog with the JIAYI_REGION
+            profile file, after showing what changes and asking
   sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 
@@ -41,10 +45,11 @@ func main() {
 
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	slog.SetDefault(log)
 	if len(args) > 0 && args[0] == "sim" {
 		return sim(args[1:], getenv, stdin, stdout, stderr)
 	}
-	if len(args) != 1 {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
@@ -53,6 +58,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stdout, "jiayi", version)
 		return 0
 	case "serve", "migrate":
+		if len(args) != 1 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+	case "profile":
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -64,8 +74,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if args[0] == "migrate" {
+	switch args[0] {
+	case "migrate":
 		return migrate(ctx, cfg, log)
+	case "profile":
+		return profileLoad(ctx, args[1:], cfg, stdin, stdout, stderr)
 	}
 	return serve(ctx, cfg, log)
 }

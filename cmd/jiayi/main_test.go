@@ -156,3 +156,43 @@ func TestSimChatsWithASandboxServer(t *testing.T) {
 		t.Fatalf("wrong token: exit %d, %s", code, errOut.String())
 	}
 }
+
+func TestProfileLoadShowsAndAsksBeforeReplacing(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "p.db")
+	env := func(region string) func(string) string {
+		return func(k string) string {
+			return map[string]string{"JIAYI_DATABASE_URL": dbURL, "JIAYI_REGION": region}[k]
+		}
+	}
+	regionOf := func() string {
+		db, err := storage.Open(context.Background(), dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		code, _ := db.ProfileCode(context.Background())
+		return code
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"profile", "load", "-yes"}, env("linzi"), nil, &out, &errOut); code != 0 || regionOf() != "linzi" {
+		t.Fatalf("first load: %d %s %s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"profile", "load"}, env("yaoguan"), strings.NewReader("no\n"), &out, &errOut); code != 1 || regionOf() != "linzi" {
+		t.Fatalf("declined load: exit %d, region %s", code, regionOf())
+	}
+	if !strings.Contains(out.String(), "profile: linzi (淄博市临淄区) -> yaoguan") || !strings.Contains(out.String(), "Nothing changed.") {
+		t.Fatalf("declined load said:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"profile", "load"}, env("yaoguan"), strings.NewReader("yes\n"), &out, &errOut); code != 0 || regionOf() != "yaoguan" {
+		t.Fatalf("accepted load: exit %d, region %s\n%s", code, regionOf(), out.String())
+	}
+	out.Reset()
+	if code := run([]string{"profile", "load"}, env("yaoguan"), nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "already holds") {
+		t.Fatalf("load of the same profile: %d %s", code, out.String())
+	}
+	if code := run([]string{"profile", "unload"}, env("yaoguan"), nil, &out, &errOut); code != 2 {
+		t.Fatalf("unknown profile subcommand: %d", code)
+	}
+}

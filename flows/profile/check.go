@@ -3,6 +3,8 @@ package profile
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/jiayi-health/jiayi/storage"
 )
 
 var codePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
@@ -149,4 +151,26 @@ func checkPackage(p filePackage, codes map[string]string, v Vocabulary) []error 
 		}
 	}
 	return errs
+}
+
+// CheckPrice checks a price an admin sets: a local split, known payers, no
+// negative amounts.
+func CheckPrice(prices map[storage.Insured]storage.Split) error {
+	if _, ok := prices[storage.InsuredLocal]; !ok {
+		return fmt.Errorf("a price needs a local split (write {} for free)")
+	}
+	for where, split := range prices {
+		if where != storage.InsuredLocal && where != storage.InsuredElsewhere {
+			return fmt.Errorf("unknown insurance place %q (local or elsewhere)", where)
+		}
+		for payer, fen := range split {
+			if _, ok := find(Words().Payers, payer); !ok {
+				return fmt.Errorf("%s: unknown payer %q", where, payer)
+			}
+			if fen < 0 {
+				return fmt.Errorf("%s: negative amount for %s", where, payer)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,128 @@
+// Package admin is the HTTP API the health centre's admins use (the console
+// comes later): for now the package catalog and its prices, and the audit
+// log. Every request carries JIAYI_ADMIN_TOKEN as a bearer token.
+package admin
+
+import (
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// API serves /admin/api.
+type API struct {
+	DB    *storage.DB
+	Token string
+	Log   *slog.Logger
+}
+
+// actor is who the audit log names for a change made with the admin token.
+const actor = "admin-api"
+
+// Register adds the API's routes under /admin/api.
+func (a *API) Register(r gin.IRouter) {
+	g := r.Group("/admin/api", a.authorize)
+	g.GET("/packages", a.packages)
+	g.PUT("/packages/:code/price", a.setPrice)
+	g.POST("/packages/:code/confirm", a.confirm)
+	g.GET("/audit", a.audit)
+}
+
+func (a *API) authorize(c *gin.Context) {
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) != 1 {
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong admin token"})
+		return
+	}
+	c.Next()
+}
+
+// packageJSON is a package as the API shows it.
+type packageJSON struct {
+	Code           string                            `json:"code"`
+	Name           string                            `json:"name"`
+	Kind           storage.PackageKind               `json:"kind"`
+	Default        bool                              `json:"default"`
+	Prices         map[storage.Insured]storage.Split `json:"prices_fen"`
+	PriceAssumed   bool                              `json:"price_assumed"`
+	PriceConfirmed bool                              `json:"price_confirmed"`
+	Unconfirmed    bool                              `json:"unconfirmed"`
+}
+
+// packages lists the catalog; ?unconfirmed=true lists only the prices that
+// were assumed and not yet confirmed by an admin.
+func (a *API) packages(c *gin.Context) {
+	cat, err := a.DB.Catalog(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	onlyUnconfirmed := c.Query("unconfirmed") == "true"
+	out := []packageJSON{}
+	for _, p := range cat.Packages {
+		if onlyUnconfirmed && !p.Unconfirmed() {
+			continue
+		}
+		out = append(out, packageJSON{Code: p.Code, Name: p.Name, Kind: p.Kind, Default: p.Default, Prices: p.Prices,
+			PriceAssumed: p.PriceAssumed, PriceConfirmed: p.PriceConfirmed, Unconfirmed: p.Unconfirmed()})
+	}
+	c.JSON(http.StatusOK, gin.H{"profile": cat.Profile.Code, "packages": out})
+}
+
+// setPrice replaces a package's price split, in fen: {"local": {"resident":
+// 5000}, "elsewhere": {...}}. New contracts use it; signed ones keep theirs.
+func (a *API) setPrice(c *gin.Context) {
+	var prices map[storage.Insured]storage.Split
+	if err := c.ShouldBindJSON(&prices); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "body must be {\"local\": {payer: fen, …}, \"elsewhere\": {…}}"})
+		return
+	}
+	if err := profile.CheckPrice(prices); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := a.DB.SetPackagePrice(c.Request.Context(), c.Param("code"), prices, actor); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"code": c.Param("code"), "prices_fen": prices, "price_confirmed": true})
+}
+
+// confirm records that an assumed price is right as it stands.
+func (a *API) confirm(c *gin.Context) {
+	if err := a.DB.ConfirmPackagePrice(c.Request.Context(), c.Param("code"), actor); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"code": c.Param("code"), "price_confirmed": true})
+}
+
+func (a *API) audit(c *gin.Context) {
+	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	if err != nil || limit < 1 || limit > 1000 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1 to 1000"})
+		return
+	}
+	entries, err := a.DB.AuditLog(c.Request.Context(), limit)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entries": entries})
+}
+
+func (a *API) fail(c *gin.Context, err error) {
+	if errors.Is(err, storage.ErrNotFound) {
+		c.JSON(http.StatusNotFound, gin.H{"error": "no such package"})
+		return
+	}
+	a.Log.Error("admin api failed", "route", c.FullPath(), "err", err)
+	c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+}

@@ -1,0 +1,123 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+const token = "test-admin-token-0123456789"
+
+func call(t *testing.T, h http.Handler, method, path, auth, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+func codes(out map[string]any) []string {
+	var cs []string
+	for _, p := range out["packages"].([]any) {
+		cs = append(cs, p.(map[string]any)["code"].(string))
+	}
+	return cs
+}
+
+// browse shows what a resident reads for package n of the list.
+func browse(t *testing.T, db *storage.DB, n string) string {
+	t.Helper()
+	e := &flows.Engine{Catalog: db}
+	var st flows.State
+	for _, said := range []string{"服务包", n} {
+		out, err := e.Handle(context.Background(), &st, flows.Inbound{OpenID: "o", Kind: flows.Text, Text: said, At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if said == n {
+			return out.Reply()
+		}
+	}
+	return ""
+}
+
+func TestAdminConfirmsAndSetsPrices(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		if err := profile.Ensure(context.Background(), db, "yaoguan"); err != nil {
+			t.Fatal(err)
+		}
+		gin.SetMode(gin.ReleaseMode)
+		r := gin.New()
+		(&API{DB: db, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r)
+
+		if code, _ := call(t, r, "GET", "/admin/api/packages", "", ""); code != http.StatusUnauthorized {
+			t.Fatalf("no token: %d", code)
+		}
+		if code, _ := call(t, r, "GET", "/admin/api/packages", token+"x", ""); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token: %d", code)
+		}
+		code, out := call(t, r, "GET", "/admin/api/packages?unconfirmed=true", token, "")
+		if code != 200 || strings.Join(codes(out), ",") != "elderly,chronic,sickbed" {
+			t.Fatalf("unconfirmed: %d %v", code, out)
+		}
+		if code, out := call(t, r, "GET", "/admin/api/packages", token, ""); len(codes(out)) != 8 || out["profile"] != "yaoguan" {
+			t.Fatalf("all: %d %v", code, out)
+		}
+		if !strings.Contains(browse(t, db, "4"), "以签约机构公示价格为准") {
+			t.Fatal("an unconfirmed price is shown without the notice")
+		}
+
+		bad := map[string]string{
+			`{"local": {"landlord": 100}}`:     "unknown payer",
+			`{"local": {"resident": -100}}`:    "negative",
+			`{"elsewhere": {"resident": 100}}`: "local split",
+			`{"moon": {}, "local": {}}`:        "unknown insurance place",
+			`not json`:                         "body must be",
+		}
+		for body, want := range bad {
+			code, out := call(t, r, "PUT", "/admin/api/packages/elderly/price", token, body)
+			if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), want) {
+				t.Errorf("PUT %s: %d %v", body, code, out)
+			}
+		}
+		if code, _ := call(t, r, "PUT", "/admin/api/packages/nope/price", token, `{"local": {}}`); code != http.StatusNotFound {
+			t.Fatalf("unknown package: %d", code)
+		}
+
+		if code, out := call(t, r, "PUT", "/admin/api/packages/elderly/price", token, `{"local": {"public_health": 1000, "resident": 2500}}`); code != 200 {
+			t.Fatalf("set price: %d %v", code, out)
+		}
+		if code, out := call(t, r, "POST", "/admin/api/packages/chronic/confirm", token, ""); code != 200 {
+			t.Fatalf("confirm: %d %v", code, out)
+		}
+		if _, out := call(t, r, "GET", "/admin/api/packages?unconfirmed=true", token, ""); strings.Join(codes(out), ",") != "sickbed" {
+			t.Fatalf("unconfirmed after the admin's work: %v", out)
+		}
+		detail := browse(t, db, "4")
+		if !strings.Contains(detail, "基本公共卫生经费10元 + 个人25元，个人支付25元") || strings.Contains(detail, "以签约机构公示价格为准") {
+			t.Fatalf("residents do not see the admin's price:\n%s", detail)
+		}
+		_, out = call(t, r, "GET", "/admin/api/audit?limit=5", token, "")
+		entries := out["entries"].([]any)
+		if len(entries) != 3 || entries[0].(map[string]any)["action"] != "package.confirm" || entries[1].(map[string]any)["subject"] != "elderly" {
+			t.Fatalf("audit = %v", entries)
+		}
+	})
+}
