@@ -43,6 +43,7 @@ type Server struct {
 	Config  config.Config
 	DB      *storage.DB
 	Redis   *storage.Redis
+	Sealer  *storage.Sealer  // personal data at rest
 	StandIn *sandbox.StandIn // sandbox mode only
 	Turns   *turn.Runner
 
@@ -72,6 +73,17 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 		log.Info("migrations applied", "names", applied)
 	}
 	if err := profile.Ensure(ctx, s.DB, cfg.Region); err != nil {
+		return err
+	}
+	key := cfg.PIIKey
+	if key == nil { // sandbox mode without JIAYI_PII_KEY
+		path := storage.KeyFileFor(cfg.DatabaseURL)
+		if key, err = storage.LoadOrCreateKey(path); err != nil {
+			return err
+		}
+		log.Warn("personal data is encrypted with a generated sandbox key; set JIAYI_PII_KEY for real data", "key_file", path)
+	}
+	if s.Sealer, err = storage.NewSealer(key); err != nil {
 		return err
 	}
 	redisURL := cfg.RedisURL

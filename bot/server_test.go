@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -347,5 +348,27 @@ func TestAdminAPIOnlyWithAToken(t *testing.T) {
 	with.Handler().ServeHTTP(rec, req)
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unconfirmed":true`) {
 		t.Fatalf("admin API: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestSandboxGeneratesItsPersonalDataKeyOnce(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(dir, "jiayi.db")}
+	first, logs := newServer(t, env, Options{})
+	sealed, err := first.Sealer.Seal("phone", syntheticPhone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	key, err := os.ReadFile(filepath.Join(dir, "jiayi.db.pii-key"))
+	if err != nil {
+		t.Fatalf("no key file beside the database: %v", err)
+	}
+	if strings.Contains(logs.String(), strings.TrimSpace(string(key))) {
+		t.Fatal("the key reached the log")
+	}
+	second, _ := newServer(t, env, Options{})
+	if got, err := second.Sealer.Open("phone", sealed); err != nil || got != syntheticPhone {
+		t.Fatalf("a restart cannot read what the first start sealed: %v", err)
 	}
 }

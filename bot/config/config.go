@@ -4,7 +4,6 @@
 package config
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -30,7 +29,7 @@ type Config struct {
 	Secret      string // empty: sandbox mode
 	Token       string
 	AESKey      string
-	PIIKey      []byte // 32 bytes
+	PIIKey      []byte // 32 bytes; nil in sandbox mode without one: a key file is used
 	AdminToken  string
 	Region      string // region profile: national, linzi, kunming, yaoguan, harbin, township
 }
@@ -38,10 +37,6 @@ type Config struct {
 // Sandbox reports whether jiayi runs without WeChat credentials: every
 // outbound call is answered by the in-process stand-in.
 func (c Config) Sandbox() bool { return c.Secret == "" }
-
-// sandboxPIIKey encrypts the synthetic data people try the sandbox with. It
-// is public, which is why production refuses to start without its own key.
-var sandboxPIIKey = sha256.Sum256([]byte("jiayi sandbox personal-data key; not for real data"))
 
 var (
 	appIDPattern   = regexp.MustCompile(`^wx[0-9A-Za-z]{16}$`)
@@ -99,9 +94,6 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Sandbox() {
 		c.AppID = or(c.AppID, "wxsandbox")
 		c.Token = or(c.Token, "jiayi")
-		if c.PIIKey == nil {
-			c.PIIKey = sandboxPIIKey[:]
-		}
 		if !sandboxAppID.MatchString(c.AppID) {
 			bad("JIAYI_WECHAT_APPID", "must be letters, digits or _ (at most 32)")
 		}
