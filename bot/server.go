@@ -47,9 +47,10 @@ type Server struct {
 	StandIn *sandbox.StandIn // sandbox mode only
 	Turns   *turn.Runner
 
-	log      *slog.Logger
-	embedded *storage.EmbeddedRedis
-	handler  http.Handler
+	log       *slog.Logger
+	embedded  *storage.EmbeddedRedis
+	handler   http.Handler
+	demoCodes map[int64]string // sandbox: binding codes issued to demo doctors at this start
 }
 
 // New opens storage, applies migrations and builds the HTTP handler.
@@ -85,6 +86,11 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 	}
 	if s.Sealer, err = storage.NewSealer(key); err != nil {
 		return err
+	}
+	if cfg.Sandbox() {
+		if err := s.loadDemo(ctx); err != nil {
+			return err
+		}
 	}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
@@ -156,8 +162,63 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
 			c.JSON(http.StatusOK, s.StandIn.Outbox(c.Query("to")))
 		})
+		r.GET("/sandbox/demo", loopbackOnly, s.demo)
 	}
 	return r
+}
+
+// loadDemo gives a new sandbox the region's demo organisation, and every
+// unbound demo doctor a fresh binding code, so the doctor's side can be tried.
+func (s *Server) loadDemo(ctx context.Context) error {
+	loaded, err := profile.LoadDemo(ctx, s.DB, s.Config.Region)
+	if err != nil {
+		return err
+	}
+	if loaded {
+		s.log.Info("sandbox demo data loaded", "region", s.Config.Region)
+	}
+	doctors, err := s.DB.Doctors(ctx)
+	if err != nil {
+		return err
+	}
+	s.demoCodes = map[int64]string{}
+	for _, d := range doctors {
+		if d.OpenID.Valid || s.demoCodes[d.ID] != "" {
+			continue
+		}
+		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, time.Now(), flows.BindingCodeTTL)
+		if err != nil {
+			return err
+		}
+		s.demoCodes[d.ID] = code
+	}
+	return nil
+}
+
+// demo lists the sandbox's communities and doctors with their binding codes.
+func (s *Server) demo(c *gin.Context) {
+	communities, err := s.DB.Communities(c.Request.Context())
+	if err != nil {
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	doctors, err := s.DB.Doctors(c.Request.Context())
+	if err != nil {
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	type doctorJSON struct {
+		ID          int64  `json:"id"`
+		Name        string `json:"name"`
+		Team        string `json:"team"`
+		BindingCode string `json:"binding_code"`
+		Bound       bool   `json:"bound"`
+	}
+	out := []doctorJSON{}
+	for _, d := range doctors {
+		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, BindingCode: s.demoCodes[d.ID], Bound: d.OpenID.Valid})
+	}
+	c.JSON(http.StatusOK, gin.H{"region": s.Config.Region, "communities": communities, "doctors": out})
 }
 
 // accessLog logs each request by route, never its query (signatures,

@@ -372,3 +372,42 @@ func TestSandboxGeneratesItsPersonalDataKeyOnce(t *testing.T) {
 		t.Fatalf("a restart cannot read what the first start sealed: %v", err)
 	}
 }
+
+func TestSandboxDemoData(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")
+	env := map[string]string{"JIAYI_DATABASE_URL": dbURL, "JIAYI_REGION": "yaoguan"}
+	srv, _ := newServer(t, env, Options{})
+	var demo struct {
+		Communities []struct {
+			ID   int64
+			Name string
+		}
+		Doctors []struct {
+			ID          int64
+			Name, Team  string
+			BindingCode string `json:"binding_code"`
+		}
+	}
+	rec := get(t, srv.Handler(), "/sandbox/demo", local)
+	if err := json.Unmarshal(rec.Body.Bytes(), &demo); err != nil || rec.Code != 200 {
+		t.Fatalf("demo: %d %v", rec.Code, err)
+	}
+	if len(demo.Communities) < 2 || len(demo.Communities) > 9 || demo.Communities[0].ID != 1 || len(demo.Doctors) < 2 {
+		t.Fatalf("demo = %+v", demo)
+	}
+	first := demo.Doctors[0]
+	if first.ID != 1 || len(first.BindingCode) != 8 || first.Team == "" {
+		t.Fatalf("first doctor = %+v", first)
+	}
+	if rec := get(t, srv.Handler(), "/sandbox/demo", "192.168.1.9:999"); rec.Code != http.StatusNotFound {
+		t.Fatalf("demo from another host: %d", rec.Code)
+	}
+	// Every start issues fresh codes; the data is not loaded twice.
+	srv.Close()
+	again, _ := newServer(t, env, Options{})
+	rec = get(t, again.Handler(), "/sandbox/demo", local)
+	json.Unmarshal(rec.Body.Bytes(), &demo)
+	if len(demo.Doctors) != 2 || demo.Doctors[0].BindingCode == first.BindingCode {
+		t.Fatalf("after restart: %+v (first code was %s)", demo.Doctors, first.BindingCode)
+	}
+}

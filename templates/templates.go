@@ -58,8 +58,18 @@ func MessageNames() []string {
 	return names
 }
 
-//go:embed vocabulary.yaml profiles/*.yaml
+//go:embed vocabulary.yaml profiles/*.yaml demo/*.yaml
 var dataFiles embed.FS
+
+// Demo returns the sandbox demo data for a region profile.
+func Demo(code string) (data []byte, path string, err error) {
+	path = "templates/demo/" + code + ".yaml"
+	data, err = dataFiles.ReadFile("demo/" + code + ".yaml")
+	if err != nil {
+		return nil, path, fmt.Errorf("templates.Demo: no demo data for %q", code)
+	}
+	return data, path, nil
+}
 
 // Vocabulary is the YAML naming the codes profiles use (priority groups,
 // payers, indicators, package kinds).

@@ -1,0 +1,122 @@
+package profile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+	yaml "go.yaml.in/yaml/v3"
+)
+
+type demoFile struct {
+	Institution struct {
+		Name string `yaml:"name"`
+		Kind string `yaml:"kind"`
+	} `yaml:"institution"`
+	Communities []demoCommunity `yaml:"communities"`
+	Teams       []demoTeam      `yaml:"teams"`
+}
+
+type demoCommunity struct {
+	Town string `yaml:"town"`
+	Name string `yaml:"name"`
+}
+
+type demoTeam struct {
+	Name   string `yaml:"name"`
+	Doctor struct {
+		Name  string `yaml:"name"`
+		Title string `yaml:"title"`
+	} `yaml:"doctor"`
+	Members     []demoMember `yaml:"members"`
+	Communities []int        `yaml:"communities"` // numbers in the communities list, from 1
+}
+
+type demoMember struct {
+	Role string `yaml:"role"`
+	Name string `yaml:"name"`
+}
+
+// LoadDemo gives an empty sandbox database the region's demo organisation:
+// two to nine communities and at least two teams, team 1 serving
+// community 1. It does nothing where an organisation exists and reports
+// whether it loaded.
+func LoadDemo(ctx context.Context, db *storage.DB, region string) (bool, error) {
+	if has, err := db.HasOrganisation(ctx); err != nil || has {
+		return false, err
+	}
+	data, path, err := templates.Demo(region)
+	if err != nil {
+		return false, err
+	}
+	c, err := Load(region)
+	if err != nil {
+		return false, err
+	}
+	settings, err := SettingsOf(c)
+	if err != nil {
+		return false, err
+	}
+	var f demoFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkDemo(f, settings); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	var communities []storage.Community
+	for _, c := range f.Communities {
+		communities = append(communities, storage.Community{Town: c.Town, Name: c.Name})
+	}
+	var teams []storage.NewTeam
+	for _, t := range f.Teams {
+		nt := storage.NewTeam{Name: t.Name, Doctor: storage.Doctor{Name: t.Doctor.Name, Title: t.Doctor.Title}}
+		for _, m := range t.Members {
+			nt.Members = append(nt.Members, storage.Member{Role: m.Role, Name: m.Name})
+		}
+		for _, n := range t.Communities {
+			nt.Communities = append(nt.Communities, n-1)
+		}
+		teams = append(teams, nt)
+	}
+	inst := storage.Institution{Name: f.Institution.Name, Kind: f.Institution.Kind}
+	if _, err := db.CreateInstitution(ctx, inst, communities, teams); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func checkDemo(f demoFile, s Settings) error {
+	var errs []error
+	if n := len(f.Communities); n < 2 || n > 9 {
+		errs = append(errs, fmt.Errorf("demo data needs 2 to 9 communities, has %d", n))
+	}
+	if len(f.Teams) < 2 {
+		errs = append(errs, fmt.Errorf("demo data needs at least two teams"))
+	}
+	if len(f.Teams) > 0 && !slices.Contains(f.Teams[0].Communities, 1) {
+		errs = append(errs, fmt.Errorf("team 1 must serve community 1"))
+	}
+	for _, t := range f.Teams {
+		if t.Name == "" || t.Doctor.Name == "" || len(t.Communities) == 0 {
+			errs = append(errs, fmt.Errorf("team %q needs a name, a doctor and communities", t.Name))
+		}
+		for _, n := range t.Communities {
+			if n < 1 || n > len(f.Communities) {
+				errs = append(errs, fmt.Errorf("team %s serves community %d of %d", t.Name, n, len(f.Communities)))
+			}
+		}
+		for _, m := range t.Members {
+			if !slices.Contains(s.TeamModel.Roles, m.Role) {
+				errs = append(errs, fmt.Errorf("team %s: role %q is not in the profile's team model %v", t.Name, m.Role, s.TeamModel.Roles))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
