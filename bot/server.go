@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/bot/admin"
 	"github.com/jiayi-health/jiayi/bot/config"
+	"github.com/jiayi-health/jiayi/bot/push"
 	"github.com/jiayi-health/jiayi/bot/turn"
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
@@ -46,6 +47,7 @@ type Server struct {
 	Sealer  *storage.Sealer  // personal data at rest
 	StandIn *sandbox.StandIn // sandbox mode only
 	Turns   *turn.Runner
+	Pushes  *push.Dispatcher
 
 	log       *slog.Logger
 	embedded  *storage.EmbeddedRedis
@@ -119,11 +121,27 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 		wechat.UseTransport(http.DefaultTransport)
 	}
 	client := wechat.NewClient(account, rdb, s.Redis.Prefix)
+	templates := cfg.Templates
+	if cfg.Sandbox() {
+		templates = map[string]string{}
+		for _, kind := range flows.PushKinds {
+			templates[kind] = "sandbox_" + kind
+		}
+	}
+	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Log: log,
+		Permanent: func(err error) bool {
+			switch wechat.ErrCode(err) {
+			case 43004, 40003, 40037, 43101: // unfollowed, bad openid, bad template, refused subscription
+				return true
+			}
+			return false
+		}}
 
 	s.Turns = &turn.Runner{
 		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
 		Engine:   &flows.Engine{Catalog: s.DB},
 		Deliver:  client.SendText,
+		Pushed:   s.Pushes.Wake,
 		Log:      log,
 		Deadline: opt.ReplyDeadline,
 	}
@@ -265,6 +283,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	dispatching, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	go func() { s.Pushes.Run(dispatching); close(dispatched) }()
+	defer func() { stopDispatch(); <-dispatched }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:

@@ -13,7 +13,8 @@ import (
 // Every change is idempotent, because a crash between the commit and the
 // session save makes WeChat's retry run the turn again.
 type Changes struct {
-	Seen *UserSeen
+	Seen   *UserSeen
+	Pushes []Push // enqueued in the same transaction
 }
 
 // UserSeen records that a WeChat user wrote to or followed the account
@@ -50,6 +51,14 @@ func (db *DB) Apply(ctx context.Context, c Changes) error {
 		if err := upsertUser(ctx, tx, db, *c.Seen); err != nil {
 			return fmt.Errorf("storage.Apply: user: %w", err)
 		}
+		if !c.Seen.Subscribed {
+			if err := cancelPushesTo(ctx, tx, db, c.Seen.OpenID); err != nil {
+				return fmt.Errorf("storage.Apply: cancel pushes: %w", err)
+			}
+		}
+	}
+	if err := enqueue(ctx, tx, db, c.Pushes); err != nil {
+		return fmt.Errorf("storage.Apply: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storage.Apply: commit: %w", err)

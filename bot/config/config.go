@@ -32,6 +32,7 @@ type Config struct {
 	PIIKey      []byte // 32 bytes; nil in sandbox mode without one: a key file is used
 	AdminToken  string
 	Region      string // region profile: national, linzi, kunming, yaoguan, harbin, township
+	Templates   map[string]string // push kind -> WeChat template ID
 }
 
 // Sandbox reports whether jiayi runs without WeChat credentials: every
@@ -75,6 +76,17 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("JIAYI_REDIS_URL", "must be redis://host:port[/db], rediss://…, or a cluster or sentinel URL (see README)")
 		} else {
 			rdb.Close()
+		}
+	}
+	if raw := getenv("JIAYI_WECHAT_TEMPLATES"); raw != "" {
+		c.Templates = map[string]string{}
+		for _, pair := range strings.Split(raw, ",") {
+			kind, id, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || kind == "" || id == "" {
+				bad("JIAYI_WECHAT_TEMPLATES", "must be kind=templateID pairs separated by commas")
+				break
+			}
+			c.Templates[kind] = id
 		}
 	}
 	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {

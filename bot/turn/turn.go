@@ -46,6 +46,7 @@ type Runner struct {
 	Stores  Stores
 	Engine  *flows.Engine
 	Deliver Deliver
+	Pushed  func() // told after a turn committed pushes, to send them at once
 	Log     *slog.Logger
 
 	Deadline   time.Duration // passive reply deadline (WeChat waits 5 s)
@@ -212,6 +213,9 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	}
 	if err := r.Stores.DB.Apply(ctx, out.Changes); err != nil {
 		return "", err
+	}
+	if len(out.Changes.Pushes) > 0 && r.Pushed != nil {
+		r.Pushed()
 	}
 	if sess.State, err = json.Marshal(st); err != nil {
 		return "", fmt.Errorf("turn: encode state: %w", err)

@@ -3,6 +3,8 @@ package wechat
 import (
 	"context"
 	"net/http"
+	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +36,7 @@ type Account struct {
 // getters are not safe to call concurrently, so the managers are taken here.
 type Client struct {
 	customer *message.Manager
+	template *message.Template
 }
 
 // NewClient builds the SDK client. Access tokens come from the stable-token
@@ -44,12 +47,37 @@ func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
 		AppID: a.AppID, AppSecret: a.Secret, Token: a.Token, EncodingAESKey: a.AESKey,
 		Cache: &tokenCache{rdb: rdb, prefix: prefix + ":wechat:"}, UseStableAK: true,
 	})
-	return &Client{customer: oa.GetCustomerMessageManager()}
+	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate()}
 }
 
 // SendText sends a customer-service text message.
 func (c *Client) SendText(ctx context.Context, openID, text string) error {
 	return c.customer.Send(message.NewCustomerTextMessage(openID, text))
+}
+
+// SendTemplate sends a template message with the given fields.
+func (c *Client) SendTemplate(ctx context.Context, openID, templateID string, fields map[string]string) error {
+	data := make(map[string]*message.TemplateDataItem, len(fields))
+	for k, v := range fields {
+		data[k] = &message.TemplateDataItem{Value: v}
+	}
+	_, err := c.template.Send(&message.TemplateMessage{ToUser: openID, TemplateID: templateID, Data: data})
+	return err
+}
+
+var errCodePattern = regexp.MustCompile(`errcode\s*=\s*(-?\d+)`)
+
+// ErrCode is the WeChat error code an SDK error carries, 0 if none. The SDK
+// reports most of them only inside the error's text.
+func ErrCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if m := errCodePattern.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
 }
 
 // tokenCache adapts go-redis v9 to the SDK's cache interface (the SDK's own

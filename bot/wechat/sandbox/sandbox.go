@@ -38,6 +38,7 @@ type StandIn struct {
 	sent    []Message
 	tokens  int
 	nextTag int
+	refuse  map[string]int // openid -> errcode WeChat answers for messages to them
 }
 
 var registry sync.Map // secret or id -> *StandIn
@@ -64,6 +65,22 @@ func (s *StandIn) Close() {
 
 // Secret is the app secret that reaches this stand-in.
 func (s *StandIn) Secret() string { return s.secret }
+
+// Refuse makes WeChat answer every message to openID with errcode (43004:
+// the user unfollowed, 45009: daily quota reached, -1: system busy); 0
+// lifts it. Tests use it to see failures handled.
+func (s *StandIn) Refuse(openID string, errcode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuse == nil {
+		s.refuse = map[string]int{}
+	}
+	if errcode == 0 {
+		delete(s.refuse, openID)
+	} else {
+		s.refuse[openID] = errcode
+	}
+}
 
 // Outbox returns the recorded messages to one openid, oldest first; all of
 // them when to is empty.
@@ -166,6 +183,12 @@ func (s *StandIn) serve(path string, body []byte) any {
 	_ = json.Unmarshal(body, &req)
 	var to string
 	_ = json.Unmarshal(req.ToUser, &to)
+	s.mu.Lock()
+	code := s.refuse[to]
+	s.mu.Unlock()
+	if code != 0 && to != "" {
+		return obj{"errcode": code, "errmsg": "sandbox: refused as asked"}
+	}
 
 	switch path {
 	case "/cgi-bin/token", "/cgi-bin/stable_token":

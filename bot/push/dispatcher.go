@@ -1,0 +1,136 @@
+// Package push sends what the outbox holds: every instance runs a
+// dispatcher that claims due pushes with a lease, sends them through WeChat
+// and marks them sent, retried with backoff, or dead.
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Sender delivers one push as a template message.
+type Sender interface {
+	SendTemplate(ctx context.Context, openID, templateID string, fields map[string]string) error
+}
+
+// ErrPermanent marks a failure that retrying cannot fix.
+var ErrPermanent = errors.New("permanent failure")
+
+// Dispatcher sends due pushes.
+type Dispatcher struct {
+	DB          *storage.DB
+	Send        Sender
+	Templates   map[string]string    // push kind -> WeChat template ID
+	Permanent   func(err error) bool // WeChat errors not worth retrying
+	Log         *slog.Logger
+	Interval    time.Duration // between polls when idle; zero: 1 s
+	Lease       time.Duration // how long a claimed row is ours; zero: 30 s
+	MaxAttempts int           // then dead; zero: 8
+	Now         func() time.Time
+
+	wake chan struct{}
+}
+
+func (d *Dispatcher) init() {
+	if d.wake == nil {
+		d.wake = make(chan struct{}, 1)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+}
+
+// Wake asks for a poll now, after a turn committed pushes, so transactional
+// notifications go at once.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches until ctx is done.
+func (d *Dispatcher) Run(ctx context.Context) {
+	interval := cmpOr(d.Interval, time.Second)
+	for {
+		for d.DispatchOnce(ctx) > 0 && ctx.Err() == nil {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-time.After(interval):
+		}
+	}
+}
+
+// DispatchOnce sends one batch of due pushes and returns how many it claimed.
+func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
+	d.init()
+	rows, err := d.DB.ClaimDue(ctx, 20, cmpOr(d.Lease, 30*time.Second), d.Now())
+	if err != nil {
+		if ctx.Err() == nil {
+			d.Log.Error("outbox claim failed", "err", err)
+		}
+		return 0
+	}
+	for _, row := range rows {
+		d.deliver(ctx, row)
+	}
+	return len(rows)
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
+	err := d.send(ctx, row)
+	if err == nil {
+		if err := d.DB.MarkSent(ctx, row.ID, d.Now()); err != nil {
+			d.Log.Error("outbox mark sent failed", "kind", row.Kind, "err", err)
+		}
+		return
+	}
+	maxAttempts := d.MaxAttempts
+	if maxAttempts == 0 {
+		maxAttempts = 8
+	}
+	var retryAt time.Time
+	if !errors.Is(err, ErrPermanent) && (d.Permanent == nil || !d.Permanent(err)) && row.Attempts < maxAttempts {
+		retryAt = d.Now().Add(backoff(row.Attempts))
+	}
+	d.Log.Warn("push not delivered", "kind", row.Kind, "attempt", row.Attempts, "dead", retryAt.IsZero(), "err", err)
+	if err := d.DB.MarkFailed(ctx, row.ID, err.Error(), retryAt); err != nil {
+		d.Log.Error("outbox mark failed failed", "kind", row.Kind, "err", err)
+	}
+}
+
+func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
+	fields, err := row.Fields()
+	if err != nil {
+		return fmt.Errorf("%w: unreadable payload: %v", ErrPermanent, err)
+	}
+	tpl, ok := d.Templates[row.Kind]
+	if !ok {
+		return fmt.Errorf("no template configured for push kind %q", row.Kind)
+	}
+	return d.Send.SendTemplate(ctx, row.Recipient, tpl, fields)
+}
+
+// backoff grows exponentially from 2 s to at most an hour, with jitter so
+// failed rows do not come back together.
+func backoff(attempt int) time.Duration {
+	d := 2 * time.Second << min(attempt-1, 11)
+	d = min(d, time.Hour)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,118 @@
+package push
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/bot/wechat"
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func dispatcher(t *testing.T, db *storage.DB, r *storage.Redis) (*Dispatcher, *sandbox.StandIn) {
+	standIn := sandbox.New()
+	t.Cleanup(standIn.Close)
+	wechat.UseTransport(sandbox.Transport{})
+	client := wechat.NewClient(wechat.Account{AppID: "wxsandbox", Secret: standIn.Secret()}, r.Client, r.Prefix)
+	return &Dispatcher{
+		DB: db, Send: client, Templates: map[string]string{"sign_request": "tpl_sign"},
+		Permanent: func(err error) bool { return wechat.ErrCode(err) == 43004 },
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, standIn
+}
+
+func enqueue(t *testing.T, db *storage.DB, key, kind, to string) {
+	t.Helper()
+	if err := db.Apply(context.Background(), storage.Changes{Pushes: []storage.Push{
+		{Key: key, Kind: kind, Recipient: to, Fields: map[string]string{"number": "QY2611230001"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func state(t *testing.T, db *storage.DB, to string) storage.OutboxEntry {
+	t.Helper()
+	rows, err := db.OutboxFor(context.Background(), to)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("outbox for %s: %+v %v", to, rows, err)
+	}
+	return rows[0]
+}
+
+func TestDispatcherDeliversRetriesAndGivesUp(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		ctx := context.Background()
+		d, standIn := dispatcher(t, s.DB, s.Redis)
+		clock := time.Now().Add(time.Second)
+		d.Now = func() time.Time { return clock }
+
+		enqueue(t, s.DB, "a", "sign_request", "o_doc")
+		enqueue(t, s.DB, "b", "sign_request", "o_gone")
+		enqueue(t, s.DB, "c", "sign_request", "o_busy")
+		enqueue(t, s.DB, "d", "no_such_kind", "o_x")
+		standIn.Refuse("o_gone", 43004)
+		standIn.Refuse("o_busy", -1)
+
+		if n := d.DispatchOnce(ctx); n != 4 {
+			t.Fatalf("claimed %d, want 4", n)
+		}
+		sent := standIn.Outbox("o_doc")
+		if len(sent) != 1 || sent[0].Kind != "template" || !contains(string(sent[0].Data), `"template_id":"tpl_sign"`, `QY2611230001`) {
+			t.Fatalf("delivered = %+v", sent)
+		}
+		if e := state(t, s.DB, "o_doc"); e.State != "sent" {
+			t.Fatalf("o_doc: %+v", e)
+		}
+		if e := state(t, s.DB, "o_gone"); e.State != "dead" || !contains(e.LastError, "43004") {
+			t.Fatalf("unfollowed recipient: %+v", e)
+		}
+		if e := state(t, s.DB, "o_busy"); e.State != "pending" {
+			t.Fatalf("busy: %+v", e)
+		}
+		if e := state(t, s.DB, "o_x"); e.State != "pending" || !contains(e.LastError, "no template configured") {
+			t.Fatalf("kind without a template: %+v", e)
+		}
+		// Nothing is due until the backoff has passed; then WeChat is fine again.
+		if n := d.DispatchOnce(ctx); n != 0 {
+			t.Fatalf("retried at once: %d", n)
+		}
+		standIn.Refuse("o_busy", 0)
+		clock = clock.Add(time.Minute)
+		d.DispatchOnce(ctx)
+		if e := state(t, s.DB, "o_busy"); e.State != "sent" || e.Attempts != 2 {
+			t.Fatalf("after the retry: %+v", e)
+		}
+		// A kind that never gets a template dies after the attempt limit.
+		for range 10 {
+			clock = clock.Add(2 * time.Hour)
+			d.DispatchOnce(ctx)
+		}
+		if e := state(t, s.DB, "o_x"); e.State != "dead" || e.Attempts != 8 {
+			t.Fatalf("after the limit: %+v", e)
+		}
+	})
+}
+
+func TestBackoffGrowsWithJitterAndACap(t *testing.T) {
+	for attempt, lim := range map[int][2]time.Duration{1: {time.Second, 2 * time.Second}, 3: {4 * time.Second, 8 * time.Second}, 30: {30 * time.Minute, time.Hour}} {
+		for range 50 {
+			if b := backoff(attempt); b < lim[0] || b > lim[1] {
+				t.Fatalf("backoff(%d) = %v, want %v..%v", attempt, b, lim[0], lim[1])
+			}
+		}
+	}
+}
+
+func contains(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,20 @@
+package flows
+
+// Push kinds: what the bot says unprompted. Each has a WeChat template
+// configured in production (JIAYI_WECHAT_TEMPLATES) and one in the sandbox.
+const (
+	PushSignRequest   = "sign_request"   // to the doctor: a resident asks to sign
+	PushSignConfirmed = "sign_confirmed" // to the resident: the doctor confirmed
+	PushSignDeclined  = "sign_declined"  // to the resident: the doctor declined, with the reason
+)
+
+// PushKinds lists every kind, for configuration checks and the sandbox.
+var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined}
+
+// Priorities under WeChat's daily quotas: transactional first.
+const (
+	PriorityTransactional = 0
+	PriorityAppointment   = 1
+	PriorityPersonal      = 2
+	PrioritySeasonal      = 3
+)

@@ -1,0 +1,137 @@
+package storage
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Push is one message to send unprompted.
+type Push struct {
+	Key       string            // idempotency key, e.g. contract:42:sign-request
+	Kind      string            // sign_request, sign_confirmed, …
+	Recipient string            // openid
+	Fields    map[string]string // the template's fields
+	Priority  int               // 0 transactional
+	Due       time.Time
+}
+
+// OutboxRow is a claimed push.
+type OutboxRow struct {
+	ID        int64  `db:"id"`
+	Key       string `db:"idempotency_key"`
+	Kind      string `db:"kind"`
+	Recipient string `db:"recipient"`
+	Payload   string `db:"payload"`
+	Priority  int    `db:"priority"`
+	Attempts  int    `db:"attempts"`
+}
+
+// Fields decodes the push's template fields.
+func (r OutboxRow) Fields() (map[string]string, error) {
+	var f map[string]string
+	err := json.Unmarshal([]byte(r.Payload), &f)
+	return f, err
+}
+
+// enqueue writes pushes inside a transaction; a key already written is
+// skipped, so replaying a step never sends twice.
+func enqueue(ctx context.Context, tx execer, db *DB, pushes []Push) error {
+	now := time.Now().UTC()
+	for _, p := range pushes {
+		payload, err := json.Marshal(p.Fields)
+		if err != nil {
+			return err
+		}
+		due := p.Due
+		if due.IsZero() {
+			due = now
+		}
+		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`),
+			p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now); err != nil {
+			return fmt.Errorf("enqueue %s: %w", p.Key, err)
+		}
+	}
+	return nil
+}
+
+// cancelPushesTo withdraws everything still waiting for someone who unfollowed.
+func cancelPushesTo(ctx context.Context, tx execer, db *DB, openID string) error {
+	_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'cancelled', last_error = 'recipient unsubscribed'
+		WHERE recipient = ? AND state = 'pending'`), openID)
+	return err
+}
+
+// ClaimDue leases up to n due pushes, most urgent first. Rows leased by a
+// dispatcher that died come back when the lease runs out. PostgreSQL skips
+// rows another instance is claiming; SQLite serialises writers anyway.
+func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time.Time) ([]OutboxRow, error) {
+	lock := ""
+	if db.Dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var rows []OutboxRow
+	err := db.SelectContext(ctx, &rows, db.Rebind(`UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+    ORDER BY priority, due_at, id LIMIT ?`+lock+`)
+RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`),
+		now.Add(lease).UTC(), now.UTC(), now.UTC(), n)
+	if err != nil {
+		return nil, fmt.Errorf("storage.ClaimDue: %w", err)
+	}
+	// RETURNING keeps no order; send the most urgent first.
+	slices.SortFunc(rows, func(a, b OutboxRow) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
+	})
+	return rows, nil
+}
+
+// MarkSent records a delivered push.
+func (db *DB) MarkSent(ctx context.Context, id int64, now time.Time) error {
+	_, err := db.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
+		WHERE id = ?`), now.UTC(), id)
+	if err != nil {
+		return fmt.Errorf("storage.MarkSent: %w", err)
+	}
+	return nil
+}
+
+// MarkFailed records a failed attempt: retried at retryAt, or dead (kept
+// for admins with its error) when retryAt is zero.
+func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt time.Time) error {
+	var err error
+	if retryAt.IsZero() {
+		_, err = db.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?`), reason, id)
+	} else {
+		_, err = db.ExecContext(ctx, db.Rebind(`UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ? WHERE id = ?`),
+			retryAt.UTC(), reason, id)
+	}
+	if err != nil {
+		return fmt.Errorf("storage.MarkFailed: %w", err)
+	}
+	return nil
+}
+
+// OutboxEntry is a push as admins and tests see it.
+type OutboxEntry struct {
+	Key       string `db:"idempotency_key"`
+	Kind      string `db:"kind"`
+	Recipient string `db:"recipient"`
+	State     string `db:"state"`
+	Attempts  int    `db:"attempts"`
+	LastError string `db:"last_error"`
+}
+
+// OutboxFor lists the pushes to one recipient, oldest first.
+func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error
+		FROM outbox WHERE recipient = ? ORDER BY id`), recipient); err != nil {
+		return nil, fmt.Errorf("storage.OutboxFor: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,139 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func push(key, to string) storage.Push {
+	return storage.Push{Key: key, Kind: "sign_request", Recipient: to, Fields: map[string]string{"number": "QY1"}}
+}
+
+func TestOutboxWritesEachKeyOnce(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		for range 3 { // a step replayed after a crash
+			if err := db.Apply(ctx, storage.Changes{Pushes: []storage.Push{push("c:1:req", "o_doc")}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, _ := db.OutboxFor(ctx, "o_doc")
+		if len(rows) != 1 || rows[0].State != "pending" {
+			t.Fatalf("outbox = %+v", rows)
+		}
+	})
+}
+
+func TestOutboxClaimLeaseAndRetry(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		later := push("c:2:later", "o")
+		later.Due = now.Add(time.Hour)
+		urgent := push("c:2:urgent", "o")
+		reminder := push("c:2:reminder", "o")
+		reminder.Priority = 2
+		db.Apply(ctx, storage.Changes{Pushes: []storage.Push{reminder, later, urgent}})
+		now = now.Add(time.Second) // due "now" at enqueue, a moment after the test's clock
+
+		got, err := db.ClaimDue(ctx, 10, time.Minute, now)
+		if err != nil || len(got) != 2 || got[0].Key != "c:2:urgent" || got[1].Key != "c:2:reminder" || got[0].Attempts != 1 {
+			t.Fatalf("claim = %+v, %v", got, err)
+		}
+		if f, _ := got[0].Fields(); f["number"] != "QY1" {
+			t.Fatalf("fields = %v", f)
+		}
+		if again, _ := db.ClaimDue(ctx, 10, time.Minute, now); len(again) != 0 {
+			t.Fatalf("leased rows claimed again: %+v", again)
+		}
+		// The dispatcher died: after the lease the rows come back.
+		back, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(2*time.Minute))
+		if len(back) != 2 || back[0].Attempts != 2 {
+			t.Fatalf("after the lease: %+v", back)
+		}
+		db.MarkSent(ctx, back[0].ID, now)
+		db.MarkFailed(ctx, back[1].ID, "system busy", now.Add(3*time.Minute))
+		if r, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(150*time.Second)); len(r) != 0 {
+			t.Fatalf("retried before its time: %+v", r)
+		}
+		r, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(4*time.Minute))
+		if len(r) != 1 || r[0].Key != "c:2:reminder" {
+			t.Fatalf("retry: %+v", r)
+		}
+		db.MarkFailed(ctx, r[0].ID, "template invalid", time.Time{})
+		rows, _ := db.OutboxFor(ctx, "o")
+		states := map[string]string{}
+		for _, row := range rows {
+			states[row.Key] = row.State + ":" + row.LastError
+		}
+		if states["c:2:urgent"] != "sent:" || states["c:2:reminder"] != "dead:template invalid" || states["c:2:later"] != "pending:" {
+			t.Fatalf("states = %v", states)
+		}
+	})
+}
+
+func TestUnfollowCancelsPendingPushes(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		db.Apply(ctx, storage.Changes{Pushes: []storage.Push{push("r:1", "o_gone"), push("r:2", "o_stays")}})
+		db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_gone", Subscribed: false, EventTime: time.Now()}})
+		gone, _ := db.OutboxFor(ctx, "o_gone")
+		stays, _ := db.OutboxFor(ctx, "o_stays")
+		if gone[0].State != "cancelled" || stays[0].State != "pending" {
+			t.Fatalf("gone %+v, stays %+v", gone, stays)
+		}
+	})
+}
+
+// Dispatchers in several instances claim at once: no row goes to two.
+func TestConcurrentClaimsNeverShareARow(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		var pushes []storage.Push
+		for i := range 200 {
+			pushes = append(pushes, push(fmt.Sprintf("bulk:%d", i), "o_bulk"))
+		}
+		if err := db.Apply(ctx, storage.Changes{Pushes: pushes}); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		seen := map[int64]int{}
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					rows, err := db.ClaimDue(ctx, 7, time.Minute, time.Now())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(rows) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, r := range rows {
+						seen[r.ID]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != 200 {
+			t.Fatalf("%d rows claimed, want 200", len(seen))
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Fatalf("row %d claimed %d times", id, n)
+			}
+		}
+	})
+}
