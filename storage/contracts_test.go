@@ -1,0 +1,137 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func newContract(t *testing.T, db *storage.DB, key, idHash string) storage.NewContract {
+	t.Helper()
+	ctx := context.Background()
+	cs, _ := db.Communities(ctx)
+	teams, _ := db.TeamsServing(ctx, cs[0].ID)
+	return storage.NewContract{
+		RequestKey: key, Day: "261123",
+		Resident: storage.NewResident{ManagerOpenID: "o_res", Relation: "self", Name: "王小明", IDSealed: "v1:sealed",
+			IDHash: idHash, PhoneSealed: "v1:sealedphone", PhoneHash: "ph", BirthDate: "1950-01-01", Sex: "male",
+			CommunityID: cs[0].ID, Groups: []string{"hypertension"}},
+		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+		AgreementVersion: "2026-11", AgreedAt: time.Now(), ConsentVersion: "2026-11", ConsentedAt: time.Now(), ConsentBy: "o_res",
+		Packages: []storage.ContractPackage{{Code: "basic", Name: "基础包", Kind: "basic", Split: storage.Split{}},
+			{Code: "chronic", Name: "慢病包", Kind: "personalised", Split: storage.Split{"resident": 4000}}},
+		Notify: func(number string) storage.Push {
+			return storage.Push{Key: "sign:" + number, Kind: "sign_request", Recipient: "doctor:1", Fields: map[string]string{"number": number}}
+		},
+	}
+}
+
+func TestContractLifecycle(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		number, created, err := db.CreateContract(ctx, newContract(t, db, "sign:o_res:1", "idhash-1"))
+		if err != nil || !created || number != "QY2611230001" {
+			t.Fatalf("create: %q %v %v", number, created, err)
+		}
+		again, created, err := db.CreateContract(ctx, newContract(t, db, "sign:o_res:1", "idhash-1"))
+		if err != nil || created || again != number {
+			t.Fatalf("replay: %q %v %v", again, created, err)
+		}
+		if _, _, err := db.CreateContract(ctx, newContract(t, db, "sign:o_other:9", "idhash-1")); !errors.Is(err, storage.ErrLiveContract) {
+			t.Fatalf("second contract for the same person: %v", err)
+		}
+		second, _, err := db.CreateContract(ctx, newContract(t, db, "sign:o_res:2", "idhash-2"))
+		if err != nil || second != "QY2611230002" {
+			t.Fatalf("next number: %q %v", second, err)
+		}
+		if live, _ := db.HasLiveContract(ctx, "idhash-1"); !live {
+			t.Fatal("pending contract not live")
+		}
+		v, err := db.ContractByNumber(ctx, number)
+		if err != nil || v.Status != storage.ContractPending || v.ResidentName != "王小明" || len(v.Packages) != 2 ||
+			v.Packages[1].Split["resident"] != 4000 || v.TeamName != "张医生团队" || v.CommunityName != "东村" {
+			t.Fatalf("view = %+v, %v", v, err)
+		}
+		rows, _ := db.OutboxFor(ctx, "doctor:1")
+		if len(rows) != 2 || rows[0].Key != "sign:"+number {
+			t.Fatalf("doctor notifications = %+v", rows)
+		}
+		confirm := storage.StatusChange{Number: number, From: storage.ContractPending, To: storage.ContractActive,
+			Actor: "o_doc", TermEnd: "2027-11-22", Notify: []storage.Push{{Key: "ok:" + number, Kind: "sign_confirmed", Recipient: "o_res"}}}
+		if err := db.ChangeStatus(ctx, confirm); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ChangeStatus(ctx, confirm); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("confirming twice: %v", err)
+		}
+		v, _ = db.ContractByNumber(ctx, number)
+		if v.Status != storage.ContractActive || v.TermEnd.String != "2027-11-22" {
+			t.Fatalf("after confirm: %+v", v)
+		}
+		mine, _ := db.ContractsManagedBy(ctx, "o_res")
+		if len(mine) != 2 || mine[0].Number != second {
+			t.Fatalf("managed = %+v", mine)
+		}
+		var events int
+		db.GetContext(ctx, &events, `SELECT COUNT(*) FROM contract_events`)
+		if events != 3 {
+			t.Fatalf("%d events, want 3", events)
+		}
+	})
+}
+
+// Two signings of one person racing (two devices, two managers): one wins.
+func TestConcurrentSigningsMakeOneContract(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		made := 0
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, created, err := db.CreateContract(ctx, newContract(t, db, fmt.Sprintf("sign:%d", i), "idhash-race"))
+				if err != nil && !errors.Is(err, storage.ErrLiveContract) {
+					t.Error(err)
+				}
+				if created {
+					mu.Lock()
+					made++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if made != 1 {
+			t.Fatalf("%d contracts made, want 1", made)
+		}
+	})
+}
+
+func TestIDAttemptsCountDistinctNumbersPerDay(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		for i, h := range []string{"a", "b", "a", "c"} {
+			n, err := db.TryID(ctx, "o", "261123", h)
+			want := []int{1, 2, 2, 3}[i]
+			if err != nil || n != want {
+				t.Fatalf("attempt %d: %d %v, want %d", i, n, err, want)
+			}
+		}
+		if tried, n, _ := db.IDTriedToday(ctx, "o", "261123", "b"); !tried || n != 3 {
+			t.Fatalf("tried b: %v %d", tried, n)
+		}
+		if n, _ := db.TryID(ctx, "o", "261124", "d"); n != 1 {
+			t.Fatalf("a new day: %d", n)
+		}
+	})
+}
