@@ -18,8 +18,8 @@ type browse struct{}
 
 func (browse) title() string { return "服务包浏览" }
 
-func (b browse) start(ctx context.Context, e *Engine, st *State) ([]string, error) {
-	c, err := e.Catalog.Catalog(ctx)
+func (b browse) start(ctx context.Context, e *Engine, st *State, _ Inbound) ([]string, error) {
+	c, err := e.DB.Catalog(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -27,13 +27,13 @@ func (b browse) start(ctx context.Context, e *Engine, st *State) ([]string, erro
 	return say("packages_list", listView(c))
 }
 
-func (b browse) answer(ctx context.Context, e *Engine, st *State, said string) ([]string, error) {
-	c, err := e.Catalog.Catalog(ctx)
+func (b browse) answer(ctx context.Context, e *Engine, st *State, said string, _ Inbound) ([]string, error) {
+	c, err := e.DB.Catalog(ctx)
 	if err != nil {
 		return nil, err
 	}
 	ordered := browseOrder(c)
-	if said == "返回" {
+	if said == "返回" || said == "" {
 		st.Step = "list"
 		return say("packages_list", listView(c))
 	}

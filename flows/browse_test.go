@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"bytes"
 	"context"
 	"regexp"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
@@ -23,7 +25,14 @@ func engineFor(t testing.TB, region string) *Engine {
 	if err := db.SaveCatalog(context.Background(), c, "test"); err != nil {
 		t.Fatal(err)
 	}
-	return &Engine{Catalog: db}
+	if _, err := profile.LoadDemo(context.Background(), db, region); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := storage.NewSealer(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Engine{DB: db, Sealer: sealer}
 }
 
 type turn struct {
@@ -94,9 +103,11 @@ func TestBrowseExpiresAfterIdling(t *testing.T) {
 		{at: 29 * time.Minute, said: "2", flow: "packages", contains: []string{"2. 老年人健康管理包"}},
 		{at: 60 * time.Minute, said: "3", flow: "", contains: []string{"已经超过30分钟没有回复，已自动结束", "这句话我还没看懂"}},
 		{at: 61 * time.Minute, said: "服务包", flow: "packages", lacks: []string{"自动结束"}},
-		// Another entry keyword is answered and the list stays open.
-		{at: 62 * time.Minute, said: "签约", flow: "packages", contains: []string{"“签约”功能正在准备中"}},
+		// A keyword not built yet is answered and the list stays open.
+		{at: 62 * time.Minute, said: "预约", flow: "packages", contains: []string{"“预约”功能正在准备中"}},
 		{at: 63 * time.Minute, said: "2", flow: "packages", contains: []string{"2. 老年人健康管理包"}},
+		// Another conversation replaces the list.
+		{at: 64 * time.Minute, said: "签约", flow: "signing", contains: []string{"请问为谁签约"}},
 	})
 }
 

@@ -9,33 +9,31 @@ import (
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// CatalogSource gives the region's package catalog; the database is the
-// truth once seeded, so it is read per conversation step, not cached.
-type CatalogSource interface {
-	Catalog(ctx context.Context) (storage.Catalog, error)
-}
-
 // Engine routes each inbound message to the conversation it belongs to.
+// The catalog and organisation are read from the database at each step (it
+// is the truth once seeded, edited by admins), not cached.
 type Engine struct {
-	Catalog   CatalogSource
-	IdleAfter time.Duration // a conversation left this long expires; zero: 30 minutes
+	DB        *storage.DB
+	Sealer    *storage.Sealer // personal data in the session is sealed too
+	IdleAfter time.Duration   // a conversation left this long expires; zero: 30 minutes
 }
 
 // conversation is one flow: it starts on an entry keyword and then takes
 // every message until it ends, is cancelled or expires.
 type conversation interface {
 	title() string
-	start(ctx context.Context, e *Engine, st *State) ([]string, error)
-	answer(ctx context.Context, e *Engine, st *State, said string) ([]string, error)
+	start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error)
+	answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error)
 	help(st *State) (string, error)
 }
 
 var conversations = map[string]conversation{
 	"packages": browse{},
+	"signing":  signing{},
 }
 
 // entryKeywords start conversations; those not built yet say so.
-var entryKeywords = map[string]string{"服务包": "packages", "签约": "", "预约": "", "我的": ""}
+var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "", "我的": ""}
 
 // Handle runs one turn. State is updated in place; the caller saves it after
 // the outcome's changes are durable.
@@ -58,9 +56,9 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	case Scan:
 		replies, err = say("help", nil)
 	case Text:
-		replies, err = e.words(ctx, st, Normalize(in.Text), in.At)
+		replies, err = e.words(ctx, st, Normalize(in.Text), in)
 	case Click:
-		replies, err = e.words(ctx, st, Normalize(in.Key), in.At)
+		replies, err = e.words(ctx, st, Normalize(in.Key), in)
 	default:
 		return out, fmt.Errorf("flows.Handle: unknown inbound kind %q", in.Kind)
 	}
@@ -81,9 +79,9 @@ func say(name string, data any) ([]string, error) {
 }
 
 // words answers what a resident typed, said or clicked.
-func (e *Engine) words(ctx context.Context, st *State, said string, at time.Time) ([]string, error) {
+func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
 	var prefix []string
-	if st.Flow != "" && at.Sub(st.Updated) > e.idleAfter() {
+	if st.Flow != "" && in.At.Sub(st.Updated) > e.idleAfter() {
 		expired, err := templates.Message("flow_expired", conversations[st.Flow].title())
 		if err != nil {
 			return nil, err
@@ -91,7 +89,7 @@ func (e *Engine) words(ctx context.Context, st *State, said string, at time.Time
 		prefix = append(prefix, expired)
 		st.Reset()
 	}
-	replies, err := e.dispatch(ctx, st, said)
+	replies, err := e.dispatch(ctx, st, said, in)
 	if len(prefix) > 0 && len(replies) > 0 {
 		// One passive reply: the notice and the answer together.
 		replies[0] = prefix[0] + "\n\n" + replies[0]
@@ -99,15 +97,31 @@ func (e *Engine) words(ctx context.Context, st *State, said string, at time.Time
 	return replies, err
 }
 
-func (e *Engine) dispatch(ctx context.Context, st *State, said string) ([]string, error) {
+func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
 	if name, ok := entryKeywords[said]; ok {
+		if name != "" && name == st.Flow { // already there: repeat the question
+			return conversations[name].answer(ctx, e, st, "", in)
+		}
 		conv, built := conversations[name]
 		if !built {
-			return say("coming_soon", said)
+			replies, err := say("coming_soon", said)
+			return resumeHint(st, replies), err
 		}
-		st.Reset()
+		if st.Flow != "" && st.Flow != "packages" {
+			// Keep the interrupted conversation to come back to with 继续.
+			paused := *st
+			paused.Paused = nil
+			st.Reset()
+			st.Paused = &paused
+		} else {
+			st.Reset()
+		}
 		st.Flow = name
-		return conv.start(ctx, e, st)
+		replies, err := conv.start(ctx, e, st, in)
+		return resumeHint(st.Paused, replies), err
+	}
+	if said == "继续" {
+		return e.resume(ctx, st)
 	}
 	if conv, ok := conversations[st.Flow]; ok {
 		switch said {
@@ -118,7 +132,7 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string) ([]string
 			text, err := conv.help(st)
 			return []string{text}, err
 		}
-		return conv.answer(ctx, e, st, said)
+		return conv.answer(ctx, e, st, said, in)
 	}
 	if said == "帮助" {
 		return say("help", nil)
@@ -133,7 +147,37 @@ func (e *Engine) idleAfter() time.Duration {
 	return 30 * time.Minute
 }
 
-// Reset leaves any conversation.
+// Reset leaves the current conversation (a paused one stays paused).
 func (st *State) Reset() {
 	st.Flow, st.Step, st.Data = "", "", nil
+}
+
+// resumeHint adds, to a reply given while a conversation waits, how to go
+// back to it.
+func resumeHint(waiting *State, replies []string) []string {
+	if waiting == nil || len(replies) == 0 {
+		return replies
+	}
+	conv, ok := conversations[waiting.Flow]
+	if !ok || waiting.Flow == "packages" {
+		return replies
+	}
+	if hint, err := templates.Message("flow_resume_hint", conv.title()); err == nil {
+		replies[len(replies)-1] += "\n" + hint
+	}
+	return replies
+}
+
+// resume goes back to a paused conversation, or repeats the current
+// question.
+func (e *Engine) resume(ctx context.Context, st *State) ([]string, error) {
+	if st.Paused != nil {
+		paused := *st.Paused
+		*st = paused
+	}
+	conv, ok := conversations[st.Flow]
+	if !ok {
+		return say("nothing_to_resume", nil)
+	}
+	return conv.answer(ctx, e, st, "", Inbound{})
 }

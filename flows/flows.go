@@ -39,8 +39,9 @@ type Inbound struct {
 type State struct {
 	Flow    string            `json:"flow,omitempty"`
 	Step    string            `json:"step,omitempty"`
-	Data    map[string]string `json:"data,omitempty"`
+	Data    map[string]string `json:"data,omitempty"` // personal data only sealed
 	Updated time.Time         `json:"updated,omitzero"`
+	Paused  *State            `json:"paused,omitempty"` // interrupted, resumed with 继续
 }
 
 // Outcome is what one turn produces: everything the bot says in its one

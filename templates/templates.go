@@ -16,6 +16,7 @@ var messageFiles embed.FS
 
 var messages = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
 	"yuan": Yuan,
+	"add":  func(a, b int) int { return a + b },
 }).ParseFS(messageFiles, "messages/*.txt"))
 
 // Yuan writes an amount in fen as yuan, without trailing zeros: 5000 is

@@ -55,7 +55,7 @@ func newHarness(t testing.TB, stack storagetest.Stack, keyspace string) *harness
 	logger := slog.New(slog.NewJSONHandler(h.log, nil))
 	h.turns = &turn.Runner{
 		Stores:  turn.Stores{DB: stack.DB, Redis: h.redis},
-		Engine:  &flows.Engine{Catalog: stack.DB},
+		Engine:  &flows.Engine{DB: stack.DB, Sealer: testSealer(t)},
 		Deliver: client.SendText,
 		Log:     logger,
 	}
@@ -179,4 +179,12 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+func testSealer(t testing.TB) *storage.Sealer {
+	s, err := storage.NewSealer(bytes.Repeat([]byte{42}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -1,0 +1,801 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// Versions of the texts a resident agrees to; the files are
+// templates/messages/consent_VERSION.txt and agreement_VERSION.txt.
+const (
+	ConsentVersion   = "2026-11"
+	AgreementVersion = "2026-11"
+)
+
+// signing is the 签约 conversation; its states are drawn in signing.md. The
+// order of the steps is part of the contract with clinics' training material.
+type signing struct{}
+
+func (signing) title() string { return "签约" }
+
+// turnCtx is one turn of the signing conversation.
+type turnCtx struct {
+	context.Context
+	e   *Engine
+	st  *State
+	in  Inbound
+	cat *storage.Catalog
+}
+
+// reask is an answer that is not valid: say why and what is expected.
+type reask struct{ msg string }
+
+func (r reask) Error() string { return r.msg }
+
+// stop ends the conversation with a message.
+type stop struct{ msg string }
+
+func (s stop) Error() string { return s.msg }
+
+func reaskWith(name string, data any) error {
+	text, err := templates.Message(name, data)
+	if err != nil {
+		return err
+	}
+	return reask{text}
+}
+
+func stopWith(name string, data any) error {
+	text, err := templates.Message(name, data)
+	if err != nil {
+		return err
+	}
+	return stop{text}
+}
+
+type signStep struct {
+	name    string
+	applies func(t *turnCtx) (bool, error)
+	ask     func(t *turnCtx) (string, error)
+	take    func(t *turnCtx, said string) (ack string, err error)
+}
+
+var signSteps []signStep
+
+func init() {
+	signSteps = []signStep{
+		{name: "who", ask: askWho, take: takeWho},
+		{name: "name", ask: askName, take: takeName},
+		{name: "consent", ask: askConsent, take: takeConsent},
+		{name: "id", ask: askID, take: takeID},
+		{name: "phone", ask: askPhone, take: takePhone},
+		{name: "community", ask: askCommunity, take: takeCommunity},
+		{name: "groups", ask: askGroups, take: takeGroups},
+		{name: "team", ask: askTeam, take: takeTeam},
+		{name: "district", applies: hasPartners, ask: askHospital("district"), take: takeHospital("district")},
+		{name: "tertiary", applies: hasPartners, ask: askHospital("tertiary"), take: takeHospital("tertiary")},
+		{name: "insured", applies: insuredMatters, ask: askInsured, take: takeInsured},
+		{name: "packages", ask: askPackages, take: takePackages},
+		{name: "confirm", ask: askConfirm, take: takeConfirm},
+	}
+}
+
+func stepNamed(name string) (int, signStep) {
+	for i, s := range signSteps {
+		if s.name == name {
+			return i, s
+		}
+	}
+	return 0, signSteps[0]
+}
+
+func (signing) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
+	st.Step = signSteps[0].name
+	st.Data = map[string]string{"key": fmt.Sprintf("sign:%s:%d", in.OpenID, in.At.UnixNano())}
+	t := &turnCtx{Context: ctx, e: e, st: st, in: in}
+	q, err := signSteps[0].ask(t)
+	return []string{q}, err
+}
+
+func (s signing) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
+	if in.OpenID == "" { // 继续 after an interruption: ask again
+		in.OpenID = st.Data["openid"]
+	}
+	t := &turnCtx{Context: ctx, e: e, st: st, in: in}
+	_, cur := stepNamed(st.Step)
+	switch said {
+	case "":
+		return t.ask(cur, "")
+	case "返回":
+		history := t.history()
+		if len(history) == 0 {
+			return t.ask(cur, mustMessage("sign_first_step", nil))
+		}
+		st.Step = history[len(history)-1]
+		st.Data["history"] = strings.Join(history[:len(history)-1], ",")
+		_, prev := stepNamed(st.Step)
+		return t.ask(prev, mustMessage("sign_back", nil))
+	}
+	ack, err := cur.take(t, said)
+	var r reask
+	var end stop
+	switch {
+	case errors.As(err, &r):
+		return []string{r.msg}, nil
+	case errors.As(err, &end):
+		st.Reset()
+		return []string{end.msg}, nil
+	case err != nil:
+		return nil, err
+	}
+	next, err := t.nextStep(cur.name)
+	if err != nil {
+		return nil, err
+	}
+	st.Data["history"] = strings.Join(append(t.history(), cur.name), ",")
+	st.Step = next.name
+	return t.ask(next, ack)
+}
+
+func (signing) help(st *State) (string, error) {
+	return templates.Message("sign_help", nil)
+}
+
+// ask puts a step's question, after an acknowledgement, in one reply. A step
+// that cannot be asked (no team serves the community) ends the conversation.
+func (t *turnCtx) ask(s signStep, ack string) ([]string, error) {
+	q, err := s.ask(t)
+	var end stop
+	if errors.As(err, &end) {
+		t.st.Reset()
+		return []string{joinNonEmpty(ack, end.msg)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []string{joinNonEmpty(ack, q)}, nil
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func mustMessage(name string, data any) string {
+	text, err := templates.Message(name, data)
+	if err != nil {
+		return name
+	}
+	return text
+}
+
+func (t *turnCtx) history() []string {
+	if h := t.st.Data["history"]; h != "" {
+		return strings.Split(h, ",")
+	}
+	return nil
+}
+
+func (t *turnCtx) nextStep(after string) (signStep, error) {
+	i, _ := stepNamed(after)
+	for _, s := range signSteps[i+1:] {
+		if s.applies == nil {
+			return s, nil
+		}
+		ok, err := s.applies(t)
+		if err != nil {
+			return s, err
+		}
+		if ok {
+			return s, nil
+		}
+	}
+	return signSteps[len(signSteps)-1], nil
+}
+
+func (t *turnCtx) family() bool { return t.st.Data["who"] == "family" }
+
+func (t *turnCtx) catalog() (storage.Catalog, error) {
+	if t.cat == nil {
+		c, err := t.e.DB.Catalog(t)
+		if err != nil {
+			return c, err
+		}
+		t.cat = &c
+	}
+	return *t.cat, nil
+}
+
+func (t *turnCtx) settings() (profile.Settings, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return profile.Settings{}, err
+	}
+	return profile.SettingsOf(c)
+}
+
+func (t *turnCtx) applicant() Applicant {
+	age, _ := strconv.Atoi(t.st.Data["age"])
+	var groups []string
+	if g := t.st.Data["groups"]; g != "" {
+		groups = strings.Split(g, ",")
+	}
+	return Applicant{Age: age, Groups: groups, Insured: storage.Insured(or(t.st.Data["insured"], string(storage.InsuredLocal)))}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// numbers reads "1 3", "1,3", "1，3" or "1、3".
+func numbers(said string) ([]int, bool) {
+	fields := strings.FieldsFunc(said, func(r rune) bool { return r == ' ' || r == ',' || r == '，' || r == '、' })
+	var out []int
+	for _, f := range fields {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, n)
+	}
+	return out, len(out) > 0
+}
+
+// choice reads one number from 1 to n.
+func choice(said string, n int) (int, bool) {
+	v, err := strconv.Atoi(said)
+	return v, err == nil && v >= 1 && v <= n
+}
+
+// --- the steps ---
+
+func askWho(t *turnCtx) (string, error) {
+	members, err := t.e.DB.ManagedResidents(t, t.in.OpenID)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, m := range members {
+		if m.Relation == "family" {
+			names = append(names, m.Name)
+		}
+	}
+	t.st.Data["openid"] = t.in.OpenID
+	return templates.Message("sign_who", strings.Join(names, "、"))
+}
+
+func takeWho(t *turnCtx, said string) (string, error) {
+	switch said {
+	case "1", "本人":
+		t.st.Data["who"] = "self"
+	case "2", "家庭成员":
+		t.st.Data["who"] = "family"
+	default:
+		return "", reaskWith("sign_who_reask", nil)
+	}
+	return "", nil
+}
+
+func askName(t *turnCtx) (string, error) { return templates.Message("sign_name", t.family()) }
+
+var namePattern = regexp.MustCompile(`^[\p{Han}A-Za-z·]+$`)
+
+func takeName(t *turnCtx, said string) (string, error) {
+	name := strings.ReplaceAll(said, " ", "")
+	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
+		return "", reaskWith("sign_name_reask", nil)
+	}
+	t.st.Data["name"] = name
+	return "", nil
+}
+
+func askConsent(t *turnCtx) (string, error) {
+	return templates.Message("consent_"+ConsentVersion, map[string]any{"Family": t.family()})
+}
+
+func takeConsent(t *turnCtx, said string) (string, error) {
+	switch said {
+	case "同意":
+		t.st.Data["consented_at"] = t.in.At.UTC().Format(time.RFC3339)
+		return "", nil
+	case "不同意":
+		return "", stopWith("sign_consent_declined", nil)
+	}
+	return "", reaskWith("sign_consent_reask", nil)
+}
+
+func askID(t *turnCtx) (string, error) { return templates.Message("sign_id", t.family()) }
+
+var idProblems = map[error]string{ErrIDFormat: "sign_id_format", ErrIDChecksum: "sign_id_checksum",
+	ErrIDBirth: "sign_id_birth", ErrIDFuture: "sign_id_future"}
+
+// maxIDsPerDay caps how many different ID numbers one WeChat user may try a
+// day, so nobody can find out who is signed by trying numbers.
+const maxIDsPerDay = 3
+
+func takeID(t *turnCtx, said string) (string, error) {
+	id := NormalizeID(said)
+	person, err := ParseID(id, t.in.At)
+	if err != nil {
+		return "", reaskWith(idProblems[err], nil)
+	}
+	age := Age(person.Birth, t.in.At)
+	if !t.family() && age < 14 {
+		return "", stopWith("sign_id_child_self", nil)
+	}
+	hash := t.e.Sealer.Hash("id_number", id)
+	day := t.in.At.In(Shanghai).Format("20060102")
+	tried, n, err := t.e.DB.IDTriedToday(t, t.in.OpenID, day, hash)
+	if err != nil {
+		return "", err
+	}
+	if !tried && n >= maxIDsPerDay {
+		return "", stopWith("sign_id_limit", nil)
+	}
+	if _, err := t.e.DB.TryID(t, t.in.OpenID, day, hash); err != nil {
+		return "", err
+	}
+	if live, err := t.e.DB.HasLiveContract(t, hash); err != nil {
+		return "", err
+	} else if live {
+		return "", stopWith("sign_id_taken", nil)
+	}
+	sealed, err := t.e.Sealer.Seal("id_number", id)
+	if err != nil {
+		return "", err
+	}
+	sex := "female"
+	if person.Male {
+		sex = "male"
+	}
+	t.st.Data["id"], t.st.Data["id_hash"] = sealed, hash
+	t.st.Data["birth"], t.st.Data["sex"], t.st.Data["age"] = person.Birth.Format("2006-01-02"), sex, strconv.Itoa(age)
+	return templates.Message("sign_id_ok", MaskID(id))
+}
+
+func askPhone(t *turnCtx) (string, error) { return templates.Message("sign_phone", t.family()) }
+
+var mobilePattern = regexp.MustCompile(`^1[3-9][0-9]{9}$`)
+
+func takePhone(t *turnCtx, said string) (string, error) {
+	phone := strings.NewReplacer(" ", "", "-", "").Replace(said)
+	if !mobilePattern.MatchString(phone) {
+		return "", reaskWith("sign_phone_reask", nil)
+	}
+	sealed, err := t.e.Sealer.Seal("phone", phone)
+	if err != nil {
+		return "", err
+	}
+	t.st.Data["phone"], t.st.Data["phone_hash"] = sealed, t.e.Sealer.Hash("phone", phone)
+	return "", nil
+}
+
+// maxListed is the longest numbered list one question shows.
+const maxListed = 9
+
+func askCommunity(t *turnCtx) (string, error) {
+	cs, err := t.e.DB.Communities(t)
+	if err != nil {
+		return "", err
+	}
+	if len(cs) > maxListed {
+		return templates.Message("sign_community_search", nil)
+	}
+	return templates.Message("sign_community", cs)
+}
+
+func takeCommunity(t *turnCtx, said string) (string, error) {
+	cs, err := t.e.DB.Communities(t)
+	if err != nil {
+		return "", err
+	}
+	var chosen *storage.Community
+	if n, ok := choice(said, len(cs)); ok && len(cs) <= maxListed {
+		chosen = &cs[n-1]
+	} else if len(cs) <= maxListed {
+		return "", reaskWith("sign_community_reask", len(cs))
+	} else {
+		var found []storage.Community
+		for _, c := range cs {
+			if strings.Contains(c.Town+c.Name, said) {
+				found = append(found, c)
+			}
+		}
+		switch {
+		case len(found) == 0:
+			return "", reaskWith("sign_community_none", nil)
+		case len(found) > 1:
+			var names []string
+			for _, c := range found[:min(len(found), maxListed)] {
+				names = append(names, c.Name)
+			}
+			return "", reaskWith("sign_community_many", strings.Join(names, "、"))
+		}
+		chosen = &found[0]
+	}
+	t.st.Data["community"], t.st.Data["community_name"] = strconv.FormatInt(chosen.ID, 10), chosen.Name
+	return "", nil
+}
+
+// declarableGroups are the profile's priority groups a resident declares;
+// those that follow from age are added on their own.
+func (t *turnCtx) declarableGroups() ([]string, error) {
+	s, err := t.settings()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, g := range s.PriorityGroups {
+		if term, _ := findTerm(g); term.Derived == "" {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func findTerm(code string) (profile.Term, bool) {
+	for _, g := range profile.Words().PriorityGroups {
+		if g.Code == code {
+			return g, true
+		}
+	}
+	return profile.Term{}, false
+}
+
+func groupNames(codes []string) string {
+	var names []string
+	for _, c := range codes {
+		names = append(names, profile.Name(profile.Words().PriorityGroups, c))
+	}
+	return strings.Join(names, "、")
+}
+
+func askGroups(t *turnCtx) (string, error) {
+	codes, err := t.declarableGroups()
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, c := range codes {
+		names = append(names, profile.Name(profile.Words().PriorityGroups, c))
+	}
+	return templates.Message("sign_groups", map[string]any{
+		"Groups": names, "Family": t.family(), "Auto": groupNames(profile.Words().DerivedGroups(t.applicant().Age))})
+}
+
+func takeGroups(t *turnCtx, said string) (string, error) {
+	codes, err := t.declarableGroups()
+	if err != nil {
+		return "", err
+	}
+	picked, ok := numbers(said)
+	if !ok {
+		return "", reaskWith("sign_groups_reask", len(codes))
+	}
+	var chosen []string
+	for _, n := range picked {
+		switch {
+		case n == 0 && len(picked) == 1:
+		case n >= 1 && n <= len(codes):
+			if !slices.Contains(chosen, codes[n-1]) {
+				chosen = append(chosen, codes[n-1])
+			}
+		default:
+			return "", reaskWith("sign_groups_reask", len(codes))
+		}
+	}
+	t.st.Data["groups"] = strings.Join(chosen, ",")
+	all := append(slices.Clone(chosen), profile.Words().DerivedGroups(t.applicant().Age)...)
+	return templates.Message("sign_groups_ok", groupNames(all))
+}
+
+func (t *turnCtx) teams() ([]storage.Team, error) {
+	id, _ := strconv.ParseInt(t.st.Data["community"], 10, 64)
+	return t.e.DB.TeamsServing(t, id)
+}
+
+func askTeam(t *turnCtx) (string, error) {
+	teams, err := t.teams()
+	if err != nil {
+		return "", err
+	}
+	if len(teams) == 0 {
+		return "", stopWith("sign_no_team", nil)
+	}
+	return templates.Message("sign_team", teams[:min(len(teams), maxListed)])
+}
+
+func takeTeam(t *turnCtx, said string) (string, error) {
+	teams, err := t.teams()
+	if err != nil {
+		return "", err
+	}
+	teams = teams[:min(len(teams), maxListed)]
+	n, ok := choice(said, len(teams))
+	if !ok {
+		return "", reaskWith("sign_team_reask", len(teams))
+	}
+	tm := teams[n-1]
+	t.st.Data["team"], t.st.Data["team_name"] = strconv.FormatInt(tm.ID, 10), tm.Name
+	t.st.Data["doctor"], t.st.Data["doctor_name"] = strconv.FormatInt(tm.DoctorID, 10), tm.DoctorName
+	return "", nil
+}
+
+func hasPartners(t *turnCtx) (bool, error) {
+	s, err := t.settings()
+	return err == nil && s.PartnerHospitals != nil, err
+}
+
+func (t *turnCtx) hospitals(level string) ([]string, string, error) {
+	s, err := t.settings()
+	if err != nil || s.PartnerHospitals == nil {
+		return nil, "", err
+	}
+	if level == "district" {
+		return s.PartnerHospitals.District, "区级医院", nil
+	}
+	return s.PartnerHospitals.Tertiary, "三级医院", nil
+}
+
+func askHospital(level string) func(t *turnCtx) (string, error) {
+	return func(t *turnCtx) (string, error) {
+		list, name, err := t.hospitals(level)
+		if err != nil {
+			return "", err
+		}
+		return templates.Message("sign_hospital", map[string]any{"Level": name, "Hospitals": list})
+	}
+}
+
+func takeHospital(level string) func(t *turnCtx, said string) (string, error) {
+	return func(t *turnCtx, said string) (string, error) {
+		list, _, err := t.hospitals(level)
+		if err != nil {
+			return "", err
+		}
+		n, ok := choice(said, len(list))
+		if !ok {
+			return "", reaskWith("sign_hospital_reask", len(list))
+		}
+		t.st.Data[level] = list[n-1]
+		return "", nil
+	}
+}
+
+func insuredMatters(t *turnCtx) (bool, error) {
+	c, err := t.catalog()
+	return err == nil && profile.InsuredMatters(c), err
+}
+
+func askInsured(t *turnCtx) (string, error) { return templates.Message("sign_insured", t.family()) }
+
+func takeInsured(t *turnCtx, said string) (string, error) {
+	switch said {
+	case "1":
+		t.st.Data["insured"] = string(storage.InsuredLocal)
+	case "2":
+		t.st.Data["insured"] = string(storage.InsuredElsewhere)
+	default:
+		return "", reaskWith("sign_insured_reask", nil)
+	}
+	return "", nil
+}
+
+// offered lists what the resident may pick: every basic tier, and the
+// personalised and add-on packages they are eligible for, in browse order.
+func (t *turnCtx) offered() ([]storage.Package, storage.Package, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return nil, storage.Package{}, err
+	}
+	a := t.applicant()
+	var out []storage.Package
+	var def storage.Package
+	for _, p := range browseOrder(c) {
+		if p.Default {
+			def = p
+		}
+		if p.Kind == storage.Basic || Eligible(p, a) == nil {
+			out = append(out, p)
+		}
+	}
+	return out, def, nil
+}
+
+func askPackages(t *turnCtx) (string, error) {
+	offered, def, err := t.offered()
+	if err != nil {
+		return "", err
+	}
+	a := t.applicant()
+	type line struct {
+		N                    int
+		Name                 string
+		Pays                 int64
+		Default, Unconfirmed bool
+	}
+	var lines []line
+	basics := 0
+	for i, p := range offered {
+		if p.Kind == storage.Basic {
+			basics++
+		}
+		lines = append(lines, line{N: i + 1, Name: p.Name, Pays: p.Price(a.Insured)["resident"], Default: p.Code == def.Code, Unconfirmed: p.Unconfirmed()})
+	}
+	example := strconv.Itoa(len(offered))
+	if len(offered) > 2 {
+		example = fmt.Sprintf("%d %d", len(offered)-1, len(offered))
+	}
+	return templates.Message("sign_packages", map[string]any{"Lines": lines, "Example": example,
+		"DefaultName": def.Name, "MultiBasic": basics > 1})
+}
+
+func takePackages(t *turnCtx, said string) (string, error) {
+	offered, def, err := t.offered()
+	if err != nil {
+		return "", err
+	}
+	picked, ok := numbers(said)
+	if !ok {
+		return "", reaskWith("sign_packages_reask", len(offered))
+	}
+	var codes []string
+	basicPicked := false
+	for _, n := range picked {
+		switch {
+		case n == 0 && len(picked) == 1:
+		case n >= 1 && n <= len(offered):
+			p := offered[n-1]
+			basicPicked = basicPicked || p.Kind == storage.Basic
+			if !slices.Contains(codes, p.Code) {
+				codes = append(codes, p.Code)
+			}
+		default:
+			return "", reaskWith("sign_packages_reask", len(offered))
+		}
+	}
+	if !basicPicked {
+		codes = append([]string{def.Code}, codes...)
+	}
+	c, err := t.catalog()
+	if err != nil {
+		return "", err
+	}
+	var refusal *Refusal
+	if err := CheckChoice(c, t.applicant(), codes); errors.As(err, &refusal) {
+		return "", reaskWith("sign_packages_refused", refusal.Reason)
+	} else if err != nil {
+		return "", err
+	}
+	t.st.Data["packages"] = strings.Join(codes, ",")
+	return "", nil
+}
+
+func (t *turnCtx) chosenPackages() []string { return strings.Split(t.st.Data["packages"], ",") }
+
+func askConfirm(t *turnCtx) (string, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return "", err
+	}
+	id, err := t.e.Sealer.Open("id_number", t.st.Data["id"])
+	if err != nil {
+		return "", err
+	}
+	phone, err := t.e.Sealer.Open("phone", t.st.Data["phone"])
+	if err != nil {
+		return "", err
+	}
+	codes := t.chosenPackages()
+	fees := Price(c, t.applicant(), codes)
+	var names []string
+	for _, code := range codes {
+		p, _ := c.Package(code)
+		names = append(names, p.Name)
+	}
+	var total []string
+	for _, payer := range profile.Words().Payers {
+		if fen := fees.Total[payer.Code]; fen > 0 {
+			total = append(total, payer.Name+templates.Yuan(fen)+"元")
+		}
+	}
+	agreement, err := templates.Message("agreement_"+AgreementVersion, nil)
+	if err != nil {
+		return "", err
+	}
+	hospitals := strings.TrimSpace(t.st.Data["district"] + "、" + t.st.Data["tertiary"])
+	if hospitals == "、" {
+		hospitals = ""
+	}
+	return templates.Message("sign_confirm", map[string]any{
+		"Name": t.st.Data["name"], "MaskedID": MaskID(id), "MaskedPhone": MaskPhone(phone),
+		"Community": t.st.Data["community_name"], "Team": t.st.Data["team_name"], "Doctor": t.st.Data["doctor_name"],
+		"Hospitals": hospitals, "Packages": strings.Join(names, "、"), "Total": strings.Join(total, " + "),
+		"Pays": fees.ResidentPays, "Unconfirmed": fees.Unconfirmed, "Agreement": agreement,
+	})
+}
+
+func takeConfirm(t *turnCtx, said string) (string, error) {
+	if said != "同意" {
+		return "", reaskWith("sign_confirm_reask", nil)
+	}
+	nc, err := t.newContract()
+	if err != nil {
+		return "", err
+	}
+	number, _, err := t.e.DB.CreateContract(t, nc)
+	if errors.Is(err, storage.ErrLiveContract) {
+		return "", stopWith("sign_id_taken", nil)
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", stopWith("sign_done", map[string]any{"Number": number, "Doctor": t.st.Data["doctor_name"]})
+}
+
+func (t *turnCtx) newContract() (storage.NewContract, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return storage.NewContract{}, err
+	}
+	d := t.st.Data
+	a := t.applicant()
+	community, _ := strconv.ParseInt(d["community"], 10, 64)
+	team, _ := strconv.ParseInt(d["team"], 10, 64)
+	doctor, _ := strconv.ParseInt(d["doctor"], 10, 64)
+	consentedAt, _ := time.Parse(time.RFC3339, d["consented_at"])
+	codes := t.chosenPackages()
+	fees := Price(c, a, codes)
+	var pkgs []storage.ContractPackage
+	var names []string
+	for _, code := range codes {
+		p, _ := c.Package(code)
+		pkgs = append(pkgs, storage.ContractPackage{Code: code, Name: p.Name, Kind: string(p.Kind), Split: fees.Packages[code]})
+		names = append(names, p.Name)
+	}
+	relation := "self"
+	if t.family() {
+		relation = "family"
+	}
+	name, communityName := d["name"], d["community_name"]
+	at := t.in.At
+	return storage.NewContract{
+		RequestKey: d["key"], Day: at.In(Shanghai).Format("060102"),
+		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, Name: name,
+			IDSealed: d["id"], IDHash: d["id_hash"], PhoneSealed: d["phone"], PhoneHash: d["phone_hash"],
+			BirthDate: d["birth"], Sex: d["sex"], CommunityID: community, Groups: a.Groups},
+		TeamID: team, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
+		PartnerDistrict: d["district"], PartnerTertiary: d["tertiary"],
+		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: consentedAt,
+		ConsentBy: t.in.OpenID, Packages: pkgs,
+		Notify: func(number string) storage.Push {
+			return storage.Push{Key: "contract:" + number + ":sign-request", Kind: PushSignRequest,
+				Recipient: DoctorRecipient(doctor), Priority: PriorityTransactional,
+				Fields: map[string]string{"number": number, "resident": name, "community": communityName,
+					"packages": strings.Join(names, "、"), "time": at.In(Shanghai).Format("2006-01-02 15:04")}}
+		},
+	}, nil
+}
+
+// DoctorRecipient addresses a push to a doctor by record, resolved to their
+// WeChat when sent: a doctor not yet bound gets it once they bind.
+func DoctorRecipient(doctorID int64) string { return "doctor:" + strconv.FormatInt(doctorID, 10) }

@@ -1,0 +1,247 @@
+package flows
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// chat plays turns for one WeChat user against one state.
+type chat struct {
+	t     *testing.T
+	e     *Engine
+	st    State
+	open  string
+	clock time.Time
+}
+
+func talk(t *testing.T, e *Engine, openID string) *chat {
+	return &chat{t: t, e: e, open: openID, clock: time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)}
+}
+
+// say sends one message a minute after the last and checks the reply.
+func (c *chat) say(said string, contains ...string) string {
+	c.t.Helper()
+	c.clock = c.clock.Add(time.Minute)
+	out, err := c.e.Handle(context.Background(), &c.st, Inbound{OpenID: c.open, Kind: Text, Text: said, At: c.clock})
+	if err != nil {
+		c.t.Fatalf("%q: %v", said, err)
+	}
+	reply := out.Reply()
+	if len(out.Replies) != 1 || len(reply) > 2048 {
+		c.t.Fatalf("%q: %d replies, %d bytes", said, len(out.Replies), len(reply))
+	}
+	for _, want := range contains {
+		if !strings.Contains(reply, want) {
+			c.t.Fatalf("%q: reply lacks %q:\n%s", said, want, reply)
+		}
+	}
+	return reply
+}
+
+func (c *chat) in(flow, step string) {
+	c.t.Helper()
+	if c.st.Flow != flow || c.st.Step != step {
+		c.t.Fatalf("at %s/%s, want %s/%s", c.st.Flow, c.st.Step, flow, step)
+	}
+}
+
+func contractsOf(t *testing.T, e *Engine, openID string) []storage.ContractView {
+	t.Helper()
+	cs, err := e.DB.ContractsManagedBy(context.Background(), openID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestSigningForOneself(t *testing.T) {
+	e := engineFor(t, "national")
+	id := synthID("110105", "19550302", "021")
+	c := talk(t, e, "o_wang")
+	c.say("签约", "请问为谁签约", "1. 本人", "2. 家庭成员")
+	c.say("3", "请回复1或2")
+	c.say("1", "请告诉我您的姓名")
+	c.say("返回", "好的，回到上一步", "请问为谁签约")
+	c.say("本人", "您的姓名")
+	c.say("A", "姓名需要2到20个字")
+	c.say("王秀英", "单独同意", "个人信息", "身份证号、手机号和健康状况", "回复“同意”继续")
+	c.in("signing", "consent")
+	c.say("好的", "请回复“同意”继续")
+	c.say("同意", "18位身份证号码")
+	c.say("12345", "身份证号码是18位")
+	c.say(id[:17]+map[bool]string{true: "1", false: "2"}[id[17] != '1'], "校验位不对")
+	c.say(synthID("110105", "19550230", "021"), "出生日期不存在")
+	c.say(synthID("110105", "20270101", "021"), "出生日期还没到")
+	c.say(strings.ToLower(id), "已核对身份证号："+MaskID(id), "11位手机号码")
+	c.say("1381234", "手机号码是11位")
+	c.say("138 1234 5678", "请选择所在的村（社区）", "1. 示范街道 幸福社区")
+	c.say("5", "请回复1到3之间的数字")
+	c.say("1", "按年龄已自动加入：65岁以上老年人", "1. 高血压患者", "0. 都不是")
+	c.say("1 x", "请回复1到")
+	c.say("1，3", "已记录：高血压患者、脑卒中患者、65岁以上老年人", "请选择家庭医生团队",
+		"1. 林静家庭医生团队（家庭医生：林静；成员：公共卫生人员许成、护士韩雪）")
+	c.say("1", "请选择服务包", "1. 基本公共卫生服务包（免费）【已默认选择】", "2. 老年人健康管理包（30元，以签约机构公示价格为准）",
+		"3. 慢病管理包（30元，以签约机构公示价格为准）")
+	c.say("9", "请回复1到3之间的数字")
+	confirm := c.say("2 3", "请核对签约信息", "王秀英（"+MaskID(id)+"，138****5678）", "幸福社区", "林静家庭医生团队",
+		"基本公共卫生服务包、老年人健康管理包、慢病管理包", "医保基金20元 + 个人60元；个人支付60元", "协议要点", "回复“同意”提交签约")
+	if strings.Contains(confirm, id) || strings.Contains(confirm, "13812345678") {
+		t.Fatal("the summary shows personal data unmasked")
+	}
+	c.say("好", "请回复“同意”提交签约")
+	c.say("返回", "请选择服务包")
+	c.say("0", "服务包：基本公共卫生服务包\n", "费用：免费")
+	c.say("帮助", "正在签约家庭医生")
+	c.say("同意", "签约申请已提交", "合同编号：QY2611230001", "待医生确认", "林静医生确认后")
+	c.in("", "")
+	// Completing twice has no second effect.
+	c.say("同意", "没看懂")
+	cs := contractsOf(t, e, "o_wang")
+	if len(cs) != 1 || cs[0].Status != storage.ContractPending || cs[0].ResidentName != "王秀英" || len(cs[0].Packages) != 1 {
+		t.Fatalf("contracts = %+v", cs)
+	}
+	rows, _ := e.DB.OutboxFor(context.Background(), DoctorRecipient(cs[0].DoctorID))
+	if len(rows) != 1 || rows[0].Kind != PushSignRequest {
+		t.Fatalf("doctor notification = %+v", rows)
+	}
+	// The same person cannot be signed again, by anyone.
+	other := talk(t, e, "o_other")
+	for _, s := range []string{"签约", "1", "王秀英", "同意"} {
+		other.say(s)
+	}
+	other.say(id, "不能在线重复签约", "联系")
+	other.in("", "")
+}
+
+func TestSigningAChildAsGuardian(t *testing.T) {
+	e := engineFor(t, "national")
+	child := synthID("110105", "20220815", "042")
+	c := talk(t, e, "o_mum")
+	c.say("签约")
+	c.say("2", "这位家庭成员的姓名")
+	c.say("李小宝", "这位家庭成员", "由您作为监护人同意")
+	c.say("同意")
+	c.say(child, "已核对身份证号")
+	c.say("13912345678")
+	c.say("2", "按年龄已自动加入：0-6岁儿童")
+	c.say("0", "已记录：0-6岁儿童")
+	c.say("1", "母婴健康包")
+	c.say("2", "母婴健康包")
+	c.say("同意", "合同编号：QY2611230001")
+	// A child cannot be signed on the "本人" path.
+	kid := talk(t, e, "o_kid")
+	for _, s := range []string{"签约", "1", "张小明", "同意"} {
+		kid.say(s)
+	}
+	kid.say(synthID("110105", "20150101", "011"), "需要由监护人签约", "家庭成员")
+	kid.in("", "")
+	// The family member is listed next time.
+	c.say("签约", "已添加的家庭成员：李小宝")
+}
+
+func TestSigningEndsPolitelyWithoutConsent(t *testing.T) {
+	c := talk(t, engineFor(t, "national"), "o_no")
+	c.say("签约")
+	c.say("1")
+	c.say("赵大爷")
+	c.say("不同意", "已结束签约", "不会保存")
+	c.in("", "")
+}
+
+func TestSigningCapsIDNumbersPerDay(t *testing.T) {
+	c := talk(t, engineFor(t, "national"), "o_probe")
+	for _, s := range []string{"签约", "1", "钱多多", "同意"} {
+		c.say(s)
+	}
+	for i, birth := range []string{"19600101", "19600102", "19600103"} {
+		c.say(synthID("110105", birth, "011"), "已核对身份证号")
+		c.say("返回", "身份证号码")
+		if i == 0 { // the same number again does not count
+			c.say(synthID("110105", birth, "011"), "已核对身份证号")
+			c.say("返回")
+		}
+	}
+	c.say(synthID("110105", "19600104", "011"), "今天已经输入过多个不同的身份证号码")
+	c.in("", "")
+}
+
+func TestSigningExpiresAndResumes(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_pause")
+	c.say("签约")
+	c.say("1")
+	c.say("孙悟空", "单独同意")
+	// An interruption is answered; 继续 comes back to the same question.
+	c.say("预约", "功能正在准备中", "回复“继续”回到刚才的签约")
+	c.in("signing", "consent")
+	c.say("服务包", "家庭医生服务包", "回复“继续”回到刚才的签约")
+	c.in("packages", "list")
+	c.say("继续", "单独同意")
+	c.in("signing", "consent")
+	c.say("签约", "单独同意") // already signing: the question again
+	c.clock = c.clock.Add(31 * time.Minute)
+	c.say("同意", "已经超过30分钟没有回复，已自动结束", "没看懂")
+	c.in("", "")
+	c.say("继续", "现在没有进行中的办理")
+}
+
+func TestSigningInYaoguanAsksWhereInsured(t *testing.T) {
+	e := engineFor(t, "yaoguan")
+	c := talk(t, e, "o_yg")
+	for _, s := range []string{"签约", "1", "周建华", "同意", synthID("320412", "19700315", "031"), "13712345678", "1"} {
+		c.say(s)
+	}
+	c.say("2", "已记录：2型糖尿病患者", "请选择家庭医生团队")
+	c.say("1", "医保在哪里参保", "1. 本区参保", "2. 非本区参保")
+	c.say("3", "请回复1（本区参保）或2")
+	c.say("2", "1. 基本公共卫生服务包（免费）【已默认选择】", "2. 基本医疗服务包（100元）", "3. 健康管理服务包（100元）",
+		"选其他基础服务包会替换默认的那个", "糖尿病增值包（360元）")
+	c.say("2 3", "基础服务包只能选一个", "请重新选择")
+	c.say("3 6", "需要同时签约基本公共卫生服务包或基本医疗服务包")
+	c.say("2 6", "基本医疗服务包、糖尿病增值包", "基本公共卫生经费50元 + 个人460元；个人支付460元")
+	c.say("同意", "合同编号：QY2611230001")
+	cs := contractsOf(t, e, "o_yg")
+	if len(cs) != 1 || len(cs[0].Packages) != 2 {
+		t.Fatalf("contract = %+v", cs)
+	}
+	for _, p := range cs[0].Packages {
+		if p.Code == "basic_medical" && (p.Split["resident"] != 10000 || p.Split["public_health"] != 5000 || len(p.Split) != 2) {
+			t.Fatalf("frozen split for the insured-elsewhere tier = %v", p.Split)
+		}
+	}
+}
+
+func TestSigningInHarbinChoosesPartnerHospitals(t *testing.T) {
+	e := engineFor(t, "harbin")
+	c := talk(t, e, "o_hrb")
+	for _, s := range []string{"签约", "1", "于长海", "同意", synthID("230102", "19580606", "051"), "13612345678", "1", "0"} {
+		c.say(s)
+	}
+	c.say("1", "请选择签约的区级医院", "1. 道里区人民医院")
+	c.say("2", "请选择签约的三级医院", "哈尔滨医科大学附属第一医院")
+	c.say("1", "请选择服务包")
+	c.say("0", "合作医院：南岗区人民医院、哈尔滨医科大学附属第一医院")
+	c.say("同意", "合同编号")
+	if cs := contractsOf(t, e, "o_hrb"); !strings.Contains(cs[0].Partners, "南岗区人民医院") {
+		t.Fatalf("partners = %q", cs[0].Partners)
+	}
+}
+
+// The session holds personal data only sealed.
+func TestSigningStateHoldsNoClearPersonalData(t *testing.T) {
+	e := engineFor(t, "national")
+	id := synthID("110105", "19550302", "021")
+	c := talk(t, e, "o_sealed")
+	for _, s := range []string{"签约", "1", "王秀英", "同意", id, "13812345678"} {
+		c.say(s)
+	}
+	for k, v := range c.st.Data {
+		if strings.Contains(v, id) || strings.Contains(v, "13812345678") || strings.Contains(v, id[6:14]+id[14:17]) {
+			t.Fatalf("state %s holds %q", k, v)
+		}
+	}
+}
