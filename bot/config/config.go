@@ -31,7 +31,7 @@ type Config struct {
 	AESKey      string
 	PIIKey      []byte // 32 bytes; nil in sandbox mode without one: a key file is used
 	AdminToken  string
-	Region      string // region profile: national, linzi, kunming, yaoguan, harbin, township
+	Region      string            // region profile: national, linzi, kunming, yaoguan, harbin, township
 	Templates   map[string]string // push kind -> WeChat template ID
 }
 
