@@ -3,6 +3,9 @@ package flows
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -38,4 +41,102 @@ func IssueBindingCode(ctx context.Context, db *storage.DB, s *storage.Sealer, do
 		return "", err
 	}
 	return code, nil
+}
+
+// Doctors speak to the bot with three commands: 绑定 CODE binds their WeChat
+// to their doctor record; 确认 NUMBER and 拒绝 NUMBER 原因 answer a sign
+// request. They work whatever conversation is open.
+var (
+	bindCommand    = regexp.MustCompile(`^绑定\s*([A-Za-z0-9]{4,16})$`)
+	confirmCommand = regexp.MustCompile(`^确认\s*(QY\d{10})$`)
+	declineCommand = regexp.MustCompile(`^拒绝\s*(QY\d{10})\s*(.*)$`)
+)
+
+// maxBindingFailures a day slows down anyone guessing codes.
+const maxBindingFailures = 5
+
+// doctorCommand answers a doctor's command; ok is false for anything else.
+func (e *Engine) doctorCommand(ctx context.Context, said string, in Inbound) (replies []string, ok bool, err error) {
+	if m := bindCommand.FindStringSubmatch(said); m != nil {
+		replies, err = e.bind(ctx, strings.ToUpper(m[1]), in)
+		return replies, true, err
+	}
+	if m := confirmCommand.FindStringSubmatch(said); m != nil {
+		replies, err = e.answerSignRequest(ctx, m[1], "", in)
+		return replies, true, err
+	}
+	if m := declineCommand.FindStringSubmatch(said); m != nil {
+		reason := strings.TrimSpace(m[2])
+		if reason == "" {
+			replies, err = say("doctor_decline_needs_reason", m[1])
+			return replies, true, err
+		}
+		replies, err = e.answerSignRequest(ctx, m[1], reason, in)
+		return replies, true, err
+	}
+	return nil, false, nil
+}
+
+func (e *Engine) bind(ctx context.Context, code string, in Inbound) ([]string, error) {
+	day := in.At.In(Shanghai).Format("20060102")
+	failures, err := e.DB.BindingFailures(ctx, in.OpenID, day)
+	if err != nil {
+		return nil, err
+	}
+	if failures >= maxBindingFailures {
+		return say("doctor_bind_limit", nil)
+	}
+	d, err := e.DB.BindDoctor(ctx, codeHash(e.Sealer, code), in.OpenID, in.At)
+	if errors.Is(err, storage.ErrCodeInvalid) {
+		if err := e.DB.AddBindingFailure(ctx, in.OpenID, day); err != nil {
+			return nil, err
+		}
+		return say("doctor_bind_invalid", nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return say("doctor_bound", d.Name)
+}
+
+// answerSignRequest confirms (reason "") or declines a pending contract of
+// the doctor's, and tells the resident.
+func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, in Inbound) ([]string, error) {
+	doctor, err := e.DB.DoctorByOpenID(ctx, in.OpenID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return say("doctor_not_bound", nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.DB.ContractByNumber(ctx, number)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.DoctorID != doctor.ID) {
+		return say("contract_not_yours", number) // the same words whether it exists or not
+	}
+	if err != nil {
+		return nil, err
+	}
+	change := storage.StatusChange{Number: number, From: storage.ContractPending, Actor: in.OpenID, Reason: reason}
+	fields := map[string]string{"number": number, "doctor": doctor.Name, "resident": c.ResidentName}
+	if reason == "" {
+		end := in.At.In(Shanghai).AddDate(0, c.TermMonths, -1).Format("2006-01-02")
+		change.To, change.TermEnd, fields["term_end"] = storage.ContractActive, end, end
+		change.Notify = []storage.Push{{Key: "contract:" + number + ":confirmed", Kind: PushSignConfirmed,
+			Recipient: c.ManagerOpenID, Fields: fields, Priority: PriorityTransactional}}
+	} else {
+		change.To, fields["reason"] = storage.ContractDeclined, reason
+		change.Notify = []storage.Push{{Key: "contract:" + number + ":declined", Kind: PushSignDeclined,
+			Recipient: c.ManagerOpenID, Fields: fields, Priority: PriorityTransactional}}
+	}
+	err = e.DB.ChangeStatus(ctx, change)
+	if errors.Is(err, storage.ErrStatusChanged) {
+		return say("contract_already_answered", number)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		return say("doctor_confirmed", map[string]any{"Number": number, "Resident": c.ResidentName, "End": change.TermEnd})
+	}
+	return say("doctor_declined", map[string]any{"Number": number, "Resident": c.ResidentName})
 }

@@ -98,6 +98,9 @@ func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) 
 }
 
 func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
+	if replies, ok, err := e.doctorCommand(ctx, said, in); ok {
+		return replies, err
+	}
 	if name, ok := entryKeywords[said]; ok {
 		if name != "" && name == st.Flow { // already there: repeat the question
 			return conversations[name].answer(ctx, e, st, "", in)

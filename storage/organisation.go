@@ -206,6 +206,14 @@ func (db *DB) BindDoctor(ctx context.Context, codeHash, openID string, now time.
 	}
 	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE doctors SET openid = ?, bound_at = ?, binding_code_hash = NULL,
 		binding_expires_at = NULL WHERE id = ?`), openID, now.UTC(), d.ID); err != nil {
+		if isUniqueViolation(err) {
+			return Doctor{}, fmt.Errorf("storage.BindDoctor: this WeChat is bound to another doctor: %w", ErrCodeInvalid)
+		}
+		return Doctor{}, fmt.Errorf("storage.BindDoctor: %w", err)
+	}
+	// What waited for this doctor to bind goes out now.
+	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET due_at = ? WHERE recipient = ? AND state = 'pending'`),
+		now.UTC(), fmt.Sprintf("doctor:%d", d.ID)); err != nil {
 		return Doctor{}, fmt.Errorf("storage.BindDoctor: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -213,4 +221,40 @@ func (db *DB) BindDoctor(ctx context.Context, codeHash, openID string, now time.
 	}
 	d.OpenID = sql.NullString{String: openID, Valid: true}
 	return d, nil
+}
+
+// BindingFailures returns how many wrong binding codes a user sent on a day.
+func (db *DB) BindingFailures(ctx context.Context, openID, day string) (int, error) {
+	var n int
+	err := db.GetContext(ctx, &n, db.Rebind(`SELECT count FROM binding_failures WHERE openid = ? AND day = ?`), openID, day)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage.BindingFailures: %w", err)
+	}
+	return n, nil
+}
+
+// AddBindingFailure counts one more wrong binding code.
+func (db *DB) AddBindingFailure(ctx context.Context, openID, day string) error {
+	_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO binding_failures (openid, day, count) VALUES (?, ?, 1)
+		ON CONFLICT (openid, day) DO UPDATE SET count = binding_failures.count + 1`), openID, day)
+	if err != nil {
+		return fmt.Errorf("storage.AddBindingFailure: %w", err)
+	}
+	return nil
+}
+
+// DoctorOpenID is the WeChat a doctor bound, if any.
+func (db *DB) DoctorOpenID(ctx context.Context, doctorID int64) (string, bool, error) {
+	var openID sql.NullString
+	err := db.GetContext(ctx, &openID, db.Rebind(`SELECT openid FROM doctors WHERE id = ?`), doctorID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, fmt.Errorf("storage.DoctorOpenID: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("storage.DoctorOpenID: %w", err)
+	}
+	return openID.String, openID.Valid, nil
 }

@@ -12,18 +12,31 @@ const maxReplyBytes = 2048
 // test below, so each new message is rendered at least once here.
 var samples = map[string]any{
 	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil,
-	"coming_soon":        "签约",
-	"refuse_min_age":     map[string]any{"Name": "老年人健康管理包", "Age": 65},
-	"refuse_max_age":     map[string]any{"Name": "儿童服务包", "Age": 6},
-	"refuse_groups":      map[string]any{"Name": "慢病管理包", "Groups": "高血压患者、2型糖尿病患者"},
-	"refuse_requires":    map[string]any{"Name": "糖尿病增值包", "Requires": "基本公共卫生服务包或基本医疗服务包"},
-	"refuse_basic_count": map[string]any{"Count": 2, "Names": "基本医疗服务包、健康管理服务包"},
-	"refuse_unknown":     nil,
-	"refuse_twice":       "慢病管理包",
-	"flow_expired":       "服务包浏览",
-	"flow_cancelled":     "服务包浏览",
-	"packages_reask":     14,
-	"packages_help":      "detail",
+	"coming_soon":                 "签约",
+	"refuse_min_age":              map[string]any{"Name": "老年人健康管理包", "Age": 65},
+	"refuse_max_age":              map[string]any{"Name": "儿童服务包", "Age": 6},
+	"refuse_groups":               map[string]any{"Name": "慢病管理包", "Groups": "高血压患者、2型糖尿病患者"},
+	"refuse_requires":             map[string]any{"Name": "糖尿病增值包", "Requires": "基本公共卫生服务包或基本医疗服务包"},
+	"refuse_basic_count":          map[string]any{"Count": 2, "Names": "基本医疗服务包、健康管理服务包"},
+	"refuse_unknown":              nil,
+	"refuse_twice":                "慢病管理包",
+	"flow_expired":                "服务包浏览",
+	"flow_resume_hint":            "签约",
+	"nothing_to_resume":           nil,
+	"consent_2026-11":             map[string]any{"Family": true},
+	"agreement_2026-11":           nil,
+	"doctor_bound":                "张建国",
+	"doctor_bind_invalid":         nil,
+	"doctor_bind_limit":           nil,
+	"doctor_not_bound":            nil,
+	"contract_not_yours":          "QY2611230001",
+	"contract_already_answered":   "QY2611230001",
+	"doctor_decline_needs_reason": "QY2611230001",
+	"doctor_confirmed":            map[string]any{"Number": "QY2611230001", "Resident": "王秀英", "End": "2027-11-22"},
+	"doctor_declined":             map[string]any{"Number": "QY2611230001", "Resident": "王秀英"},
+	"flow_cancelled":              "服务包浏览",
+	"packages_reask":              14,
+	"packages_help":               "detail",
 	"packages_list": map[string]any{"Region": "某地", "Groups": []map[string]any{
 		{"Heading": "基础服务包", "Lines": []map[string]any{{"N": 1, "Name": "基本公共卫生服务包", "ResidentPays": int64(0), "Unconfirmed": false}}},
 	}},
@@ -32,6 +45,34 @@ var samples = map[string]any{
 		"Requires": "", "TermMonths": 12, "Unconfirmed": true,
 		"Local":     map[string]any{"Payers": []map[string]any{{"Name": "个人", "Fen": int64(5000)}}, "ResidentPays": int64(5000)},
 		"Elsewhere": nil},
+}
+
+// Samples for the signing conversation's messages.
+func init() {
+	community := []map[string]any{{"Town": "示范街道", "Name": "幸福社区"}}
+	team := []map[string]any{{"Name": "林静家庭医生团队", "DoctorName": "林静", "Members": []map[string]any{{"Role": "护士", "Name": "韩雪"}}}}
+	for name, data := range map[string]any{
+		"sign_who": "李小宝", "sign_who_reask": nil, "sign_name": true, "sign_name_reask": nil,
+		"sign_consent_reask": nil, "sign_consent_declined": nil, "sign_id": false, "sign_id_format": nil,
+		"sign_id_checksum": nil, "sign_id_birth": nil, "sign_id_future": nil, "sign_id_child_self": nil,
+		"sign_id_taken": nil, "sign_id_limit": nil, "sign_id_ok": "1101**********0211", "sign_phone": true,
+		"sign_phone_reask": nil, "sign_community": community, "sign_community_search": nil,
+		"sign_community_reask": 3, "sign_community_many": "东村、西村", "sign_community_none": nil, "sign_no_team": nil,
+		"sign_groups":       map[string]any{"Groups": []string{"高血压患者"}, "Family": false, "Auto": "65岁以上老年人"},
+		"sign_groups_reask": 12, "sign_groups_ok": "高血压患者", "sign_team": team, "sign_team_reask": 2,
+		"sign_hospital":       map[string]any{"Level": "区级医院", "Hospitals": []string{"道里区人民医院"}},
+		"sign_hospital_reask": 3, "sign_insured": false, "sign_insured_reask": nil,
+		"sign_packages": map[string]any{"Lines": []map[string]any{{"N": 1, "Name": "基本公共卫生服务包", "Pays": int64(0), "Default": true, "Unconfirmed": false}},
+			"Example": "2 3", "DefaultName": "基本公共卫生服务包", "MultiBasic": true},
+		"sign_packages_reask": 3, "sign_packages_refused": "基础服务包只能选一个。",
+		"sign_confirm": map[string]any{"Name": "王秀英", "MaskedID": "1101**********0211", "MaskedPhone": "138****5678",
+			"Community": "幸福社区", "Team": "林静家庭医生团队", "Doctor": "林静", "Hospitals": "", "Packages": "基本公共卫生服务包",
+			"Total": "", "Pays": int64(0), "Unconfirmed": false, "Agreement": "协议要点"},
+		"sign_confirm_reask": nil, "sign_done": map[string]any{"Number": "QY2611230001", "Doctor": "林静"},
+		"sign_back": nil, "sign_first_step": nil, "sign_help": nil,
+	} {
+		samples[name] = data
+	}
 }
 
 func TestEveryMessageRendersAndFitsOneReply(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -21,6 +23,10 @@ type Sender interface {
 
 // ErrPermanent marks a failure that retrying cannot fix.
 var ErrPermanent = errors.New("permanent failure")
+
+// errNotYet marks a push whose recipient cannot be reached yet (a doctor who
+// has not bound): it waits without using up its attempts.
+var errNotYet = errors.New("recipient not reachable yet")
 
 // Dispatcher sends due pushes.
 type Dispatcher struct {
@@ -99,7 +105,10 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
 		maxAttempts = 8
 	}
 	var retryAt time.Time
-	if !errors.Is(err, ErrPermanent) && (d.Permanent == nil || !d.Permanent(err)) && row.Attempts < maxAttempts {
+	switch {
+	case errors.Is(err, errNotYet):
+		retryAt = d.Now().Add(backoff(row.Attempts))
+	case !errors.Is(err, ErrPermanent) && (d.Permanent == nil || !d.Permanent(err)) && row.Attempts < maxAttempts:
 		retryAt = d.Now().Add(backoff(row.Attempts))
 	}
 	d.Log.Warn("push not delivered", "kind", row.Kind, "attempt", row.Attempts, "dead", retryAt.IsZero(), "err", err)
@@ -117,7 +126,34 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 	if !ok {
 		return fmt.Errorf("no template configured for push kind %q", row.Kind)
 	}
-	return d.Send.SendTemplate(ctx, row.Recipient, tpl, fields)
+	to, err := d.recipient(ctx, row.Recipient)
+	if err != nil {
+		return err
+	}
+	return d.Send.SendTemplate(ctx, to, tpl, fields)
+}
+
+// recipient resolves "doctor:ID" to the WeChat the doctor bound; a doctor
+// who has not bound yet gets the push once they do.
+func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
+	raw, ok := strings.CutPrefix(to, "doctor:")
+	if !ok {
+		return to, nil
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("%w: bad recipient %q", ErrPermanent, to)
+	}
+	openID, bound, err := d.DB.DoctorOpenID(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return "", fmt.Errorf("%w: no doctor %d", ErrPermanent, id)
+	case err != nil:
+		return "", err
+	case !bound:
+		return "", fmt.Errorf("%w: doctor %d has not bound their WeChat", errNotYet, id)
+	}
+	return openID, nil
 }
 
 // backoff grows exponentially from 2 s to at most an hour, with jitter so
