@@ -139,7 +139,7 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 
 	s.Turns = &turn.Runner{
 		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
-		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer},
+		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, Pushed: s.Pushes.Wake},
 		Deliver:  client.SendText,
 		Pushed:   s.Pushes.Wake,
 		Log:      log,

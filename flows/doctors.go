@@ -96,6 +96,7 @@ func (e *Engine) bind(ctx context.Context, code string, in Inbound) ([]string, e
 	if err != nil {
 		return nil, err
 	}
+	e.pushed() // requests that waited for this doctor
 	return say("doctor_bound", d.Name)
 }
 
@@ -135,6 +136,7 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 	if err != nil {
 		return nil, err
 	}
+	e.pushed()
 	if reason == "" {
 		return say("doctor_confirmed", map[string]any{"Number": number, "Resident": c.ResidentName, "End": change.TermEnd})
 	}

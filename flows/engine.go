@@ -16,6 +16,15 @@ type Engine struct {
 	DB        *storage.DB
 	Sealer    *storage.Sealer // personal data in the session is sealed too
 	IdleAfter time.Duration   // a conversation left this long expires; zero: 30 minutes
+	// Pushed is told when a step committed pushes itself (a signing, a
+	// doctor's answer), so the dispatcher sends them at once.
+	Pushed func()
+}
+
+func (e *Engine) pushed() {
+	if e.Pushed != nil {
+		e.Pushed()
+	}
 }
 
 // conversation is one flow: it starts on an entry keyword and then takes

@@ -749,6 +749,7 @@ func takeConfirm(t *turnCtx, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	t.e.pushed()
 	return "", stopWith("sign_done", map[string]any{"Number": number, "Doctor": t.st.Data["doctor_name"]})
 }
 

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -40,21 +41,23 @@ type Dispatcher struct {
 	MaxAttempts int           // then dead; zero: 8
 	Now         func() time.Time
 
+	once sync.Once
 	wake chan struct{}
 }
 
 func (d *Dispatcher) init() {
-	if d.wake == nil {
+	d.once.Do(func() {
 		d.wake = make(chan struct{}, 1)
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
+		if d.Now == nil {
+			d.Now = time.Now
+		}
+	})
 }
 
 // Wake asks for a poll now, after a turn committed pushes, so transactional
 // notifications go at once.
 func (d *Dispatcher) Wake() {
+	d.init()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -63,6 +66,7 @@ func (d *Dispatcher) Wake() {
 
 // Run dispatches until ctx is done.
 func (d *Dispatcher) Run(ctx context.Context) {
+	d.init()
 	interval := cmpOr(d.Interval, time.Second)
 	for {
 		for d.DispatchOnce(ctx) > 0 && ctx.Err() == nil {
