@@ -39,10 +39,11 @@ type conversation interface {
 var conversations = map[string]conversation{
 	"packages": browse{},
 	"signing":  signing{},
+	"mine":     mine{},
 }
 
 // entryKeywords start conversations; those not built yet say so.
-var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "", "我的": ""}
+var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "", "我的": "mine"}
 
 // Handle runs one turn. State is updated in place; the caller saves it after
 // the outcome's changes are durable.
@@ -117,9 +118,9 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		conv, built := conversations[name]
 		if !built {
 			replies, err := say("coming_soon", said)
-			return resumeHint(st, replies), err
+			return resumeHint(pausable(st), replies), err
 		}
-		if st.Flow != "" && st.Flow != "packages" {
+		if st.Flow == "signing" {
 			// Keep the interrupted conversation to come back to with 继续.
 			paused := *st
 			paused.Paused = nil
@@ -132,8 +133,12 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		replies, err := conv.start(ctx, e, st, in)
 		return resumeHint(st.Paused, replies), err
 	}
-	if said == "继续" {
+	switch said {
+	case "继续":
 		return e.resume(ctx, st)
+	case "我的签约":
+		replies, err := e.myContracts(ctx, in.OpenID)
+		return resumeHint(pausable(st), replies), err
 	}
 	if conv, ok := conversations[st.Flow]; ok {
 		switch said {
@@ -162,6 +167,14 @@ func (e *Engine) idleAfter() time.Duration {
 // Reset leaves the current conversation (a paused one stays paused).
 func (st *State) Reset() {
 	st.Flow, st.Step, st.Data = "", "", nil
+}
+
+// pausable is the conversation a one-off answer interrupts, if any.
+func pausable(st *State) *State {
+	if st.Flow == "" {
+		return st.Paused
+	}
+	return st
 }
 
 // resumeHint adds, to a reply given while a conversation waits, how to go

@@ -69,7 +69,9 @@ func init() {
 			"Community": "幸福社区", "Team": "林静家庭医生团队", "Doctor": "林静", "Hospitals": "", "Packages": "基本公共卫生服务包",
 			"Total": "", "Pays": int64(0), "Unconfirmed": false, "Agreement": "协议要点"},
 		"sign_confirm_reask": nil, "sign_done": map[string]any{"Number": "QY2611230001", "Doctor": "林静"},
-		"sign_back": nil, "sign_first_step": nil, "sign_help": nil,
+		"sign_back": nil, "sign_first_step": nil, "sign_help": nil, "mine_menu": nil,
+		"my_contracts": map[string]any{"More": 1, "Lines": []map[string]any{{"N": 1, "Name": "王秀英", "MaskedID": "1101**********0210",
+			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": ""}}},
 	} {
 		samples[name] = data
 	}
