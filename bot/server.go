@@ -174,7 +174,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	if s.Config.AdminToken != "" {
-		(&admin.API{DB: s.DB, Token: s.Config.AdminToken, Log: s.log}).Register(r)
+		(&admin.API{DB: s.DB, Sealer: s.Sealer, Token: s.Config.AdminToken, Log: s.log}).Register(r)
 	}
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {

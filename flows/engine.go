@@ -3,6 +3,8 @@ package flows
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -57,6 +59,10 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	switch in.Kind {
 	case Subscribe:
 		replies, err = say("welcome", nil)
+		if err == nil && strings.HasPrefix(in.Scene, "doctor_") {
+			more, err2 := e.signWithDoctor(ctx, st, in)
+			replies, err = []string{strings.Join(append(replies, more...), "\n\n")}, err2
+		}
 	case Unsubscribe:
 		// Nothing can reach someone who just unfollowed; record it only.
 		seen.Subscribed = false
@@ -64,7 +70,11 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	case Unsupported:
 		replies, err = say("unsupported", nil)
 	case Scan:
-		replies, err = say("help", nil)
+		if strings.HasPrefix(in.Scene, "doctor_") {
+			replies, err = e.signWithDoctor(ctx, st, in)
+		} else {
+			replies, err = say("help", nil)
+		}
 	case Text:
 		replies, err = e.words(ctx, st, Normalize(in.Text), in)
 	case Click:
@@ -167,6 +177,27 @@ func (e *Engine) idleAfter() time.Duration {
 // Reset leaves the current conversation (a paused one stays paused).
 func (st *State) Reset() {
 	st.Flow, st.Step, st.Data = "", "", nil
+}
+
+// signWithDoctor starts signing from a doctor's QR code (scene doctor_ID):
+// that doctor's team is offered first and preselected.
+func (e *Engine) signWithDoctor(ctx context.Context, st *State, in Inbound) ([]string, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(in.Scene, "doctor_"), 10, 64)
+	if err != nil {
+		return say("help", nil)
+	}
+	if st.Flow == "signing" {
+		paused := *st
+		paused.Paused = nil
+		st.Reset()
+		st.Paused = &paused
+	} else {
+		st.Reset()
+	}
+	st.Flow = "signing"
+	replies, err := conversations["signing"].start(ctx, e, st, in)
+	st.Data["preferred_doctor"] = strconv.FormatInt(id, 10)
+	return replies, err
 }
 
 // pausable is the conversation a one-off answer interrupts, if any.

@@ -1,8 +1,11 @@
 package flows
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMyContracts(t *testing.T) {
@@ -64,4 +67,29 @@ func TestBackAtEveryStep(t *testing.T) {
 	c.say("返回", "请选择服务包")
 	c.say("0", "请核对签约信息")
 	c.say("同意", "合同编号")
+}
+
+func TestDoctorQRCodePreselectsTheTeam(t *testing.T) {
+	e := engineFor(t, "national")
+	docs, _ := e.DB.Doctors(context.Background())
+	second := docs[1] // 郭建华, serving communities 2 and 3
+	var st State
+	out, err := e.Handle(context.Background(), &st, Inbound{OpenID: "o_qr", Kind: Subscribe,
+		Scene: "doctor_" + strconv.FormatInt(second.ID, 10), At: time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)})
+	if err != nil || !strings.Contains(out.Reply(), "欢迎关注") || !strings.Contains(out.Reply(), "请问为谁签约") || len(out.Replies) != 1 {
+		t.Fatalf("follow through a doctor's QR code: %q %v", out.Replies, err)
+	}
+	c := talk(t, e, "o_qr")
+	c.st = st
+	for _, s := range []string{"1", "吴桂兰", "同意", synthID("110105", "19480808", "062"), "13512345678", "2", "0"} {
+		c.say(s)
+	}
+	c.in("signing", "team")
+	reply := c.say("继续", "1. 郭建华家庭医生团队", "已为您选好")
+	if !strings.Contains(reply, "2. 林静家庭医生团队") {
+		t.Fatalf("the other team is still offered:\n%s", reply)
+	}
+	c.say("0", "请选择服务包")
+	c.say("0")
+	c.say("同意", "郭建华医生确认后")
 }

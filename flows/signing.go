@@ -513,23 +513,45 @@ func (t *turnCtx) teams() ([]storage.Team, error) {
 	return t.e.DB.TeamsServing(t, id)
 }
 
-func askTeam(t *turnCtx) (string, error) {
+// teamsOffered lists the teams serving the community, the team of the
+// doctor whose QR code started the signing first.
+func (t *turnCtx) teamsOffered() ([]storage.Team, bool, error) {
 	teams, err := t.teams()
+	if err != nil {
+		return nil, false, err
+	}
+	preferred := false
+	if want := t.st.Data["preferred_doctor"]; want != "" {
+		for i, tm := range teams {
+			if strconv.FormatInt(tm.DoctorID, 10) == want {
+				teams[0], teams[i] = teams[i], teams[0]
+				preferred = true
+				break
+			}
+		}
+	}
+	return teams[:min(len(teams), maxListed)], preferred, nil
+}
+
+func askTeam(t *turnCtx) (string, error) {
+	teams, preferred, err := t.teamsOffered()
 	if err != nil {
 		return "", err
 	}
 	if len(teams) == 0 {
 		return "", stopWith("sign_no_team", nil)
 	}
-	return templates.Message("sign_team", teams[:min(len(teams), maxListed)])
+	return templates.Message("sign_team", map[string]any{"Teams": teams, "Preferred": preferred})
 }
 
 func takeTeam(t *turnCtx, said string) (string, error) {
-	teams, err := t.teams()
+	teams, preferred, err := t.teamsOffered()
 	if err != nil {
 		return "", err
 	}
-	teams = teams[:min(len(teams), maxListed)]
+	if said == "0" && preferred {
+		said = "1"
+	}
 	n, ok := choice(said, len(teams))
 	if !ok {
 		return "", reaskWith("sign_team_reask", len(teams))

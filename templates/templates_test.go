@@ -59,7 +59,7 @@ func init() {
 		"sign_phone_reask": nil, "sign_community": community, "sign_community_search": nil,
 		"sign_community_reask": 3, "sign_community_many": "东村、西村", "sign_community_none": nil, "sign_no_team": nil,
 		"sign_groups":       map[string]any{"Groups": []string{"高血压患者"}, "Family": false, "Auto": "65岁以上老年人"},
-		"sign_groups_reask": 12, "sign_groups_ok": "高血压患者", "sign_team": team, "sign_team_reask": 2,
+		"sign_groups_reask": 12, "sign_groups_ok": "高血压患者", "sign_team": map[string]any{"Teams": team, "Preferred": true}, "sign_team_reask": 2,
 		"sign_hospital":       map[string]any{"Level": "区级医院", "Hospitals": []string{"道里区人民医院"}},
 		"sign_hospital_reask": 3, "sign_insured": false, "sign_insured_reask": nil,
 		"sign_packages": map[string]any{"Lines": []map[string]any{{"N": 1, "Name": "基本公共卫生服务包", "Pays": int64(0), "Default": true, "Unconfirmed": false}},

@@ -10,17 +10,20 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
 // API serves /admin/api.
 type API struct {
-	DB    *storage.DB
-	Token string
-	Log   *slog.Logger
+	DB     *storage.DB
+	Sealer *storage.Sealer
+	Token  string
+	Log    *slog.Logger
 }
 
 // actor is who the audit log names for a change made with the admin token.
@@ -33,6 +36,49 @@ func (a *API) Register(r gin.IRouter) {
 	g.PUT("/packages/:code/price", a.setPrice)
 	g.POST("/packages/:code/confirm", a.confirm)
 	g.GET("/audit", a.audit)
+	g.GET("/doctors", a.doctors)
+	g.POST("/doctors/:id/binding-code", a.bindingCode)
+}
+
+func (a *API) doctors(c *gin.Context) {
+	docs, err := a.DB.Doctors(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	type doctorJSON struct {
+		ID    int64  `json:"id"`
+		Name  string `json:"name"`
+		Team  string `json:"team"`
+		Bound bool   `json:"bound"`
+	}
+	out := []doctorJSON{}
+	for _, d := range docs {
+		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, Bound: d.OpenID.Valid})
+	}
+	c.JSON(http.StatusOK, gin.H{"doctors": out})
+}
+
+// bindingCode issues a doctor a fresh single-use binding code, valid 72
+// hours; the code is shown once and kept only as a keyed hash.
+func (a *API) bindingCode(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "doctor id must be a number"})
+		return
+	}
+	now := time.Now()
+	code, err := flows.IssueBindingCode(c.Request.Context(), a.DB, a.Sealer, id, now, flows.BindingCodeTTL)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.JSON(http.StatusNotFound, gin.H{"error": "no such doctor, or already bound"})
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.Log.Info("binding code issued", "doctor", id)
+	c.JSON(http.StatusOK, gin.H{"doctor": id, "binding_code": code, "expires_at": now.Add(flows.BindingCodeTTL).UTC()})
 }
 
 func (a *API) authorize(c *gin.Context) {

@@ -121,3 +121,44 @@ func TestAdminConfirmsAndSetsPrices(t *testing.T) {
 		}
 	})
 }
+
+func TestAdminIssuesBindingCodes(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := profile.Ensure(ctx, db, "national"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := profile.LoadDemo(ctx, db, "national"); err != nil {
+			t.Fatal(err)
+		}
+		sealer, _ := storage.NewSealer([]byte(strings.Repeat("k", 32)))
+		gin.SetMode(gin.ReleaseMode)
+		r := gin.New()
+		(&API{DB: db, Sealer: sealer, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r)
+		code, out := call(t, r, "POST", "/admin/api/doctors/1/binding-code", token, "")
+		bindingCode, _ := out["binding_code"].(string)
+		if code != 200 || len(bindingCode) != 8 {
+			t.Fatalf("issue: %d %v", code, out)
+		}
+		if code, _ := call(t, r, "POST", "/admin/api/doctors/99/binding-code", token, ""); code != http.StatusNotFound {
+			t.Fatalf("unknown doctor: %d", code)
+		}
+		if code, _ := call(t, r, "POST", "/admin/api/doctors/1/binding-code", "", ""); code != http.StatusUnauthorized {
+			t.Fatalf("without token: %d", code)
+		}
+		e := &flows.Engine{DB: db, Sealer: sealer}
+		var st flows.State
+		reply, err := e.Handle(ctx, &st, flows.Inbound{OpenID: "o_doc", Kind: flows.Text, Text: "绑定 " + bindingCode, At: time.Now()})
+		if err != nil || !strings.Contains(reply.Reply(), "绑定成功") {
+			t.Fatalf("bind with the issued code: %q %v", reply.Replies, err)
+		}
+		_, out = call(t, r, "GET", "/admin/api/doctors", token, "")
+		first := out["doctors"].([]any)[0].(map[string]any)
+		if first["bound"] != true {
+			t.Fatalf("doctors = %v", out)
+		}
+		if code, _ := call(t, r, "POST", "/admin/api/doctors/1/binding-code", token, ""); code != http.StatusNotFound {
+			t.Fatalf("a code for a bound doctor: %d", code)
+		}
+	})
+}
