@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -283,10 +284,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	dispatching, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
-	dispatched := make(chan struct{})
-	go func() { s.Pushes.Run(dispatching); close(dispatched) }()
-	defer func() { stopDispatch(); <-dispatched }()
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var jobs sync.WaitGroup
+	jobs.Add(2)
+	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
+	go func() { defer jobs.Done(); s.expireContracts(background) }()
+	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
@@ -302,6 +305,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return err
+}
+
+// expireContracts ends contracts whose term is over, at start and hourly.
+// Every instance runs it; the update is conditional, so they do not clash.
+func (s *Server) expireContracts(ctx context.Context) {
+	for {
+		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		if n, err := s.DB.ExpireContracts(ctx, today); err != nil && ctx.Err() == nil {
+			s.log.Error("contract expiry failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("contracts expired", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
 }
 
 // Close releases storage. Safe on a partly built server.

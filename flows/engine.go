@@ -42,10 +42,14 @@ var conversations = map[string]conversation{
 	"packages": browse{},
 	"signing":  signing{},
 	"mine":     mine{},
+	"cancel":   aftercare{kind: "cancel"},
+	"renew":    aftercare{kind: "renew"},
+	"change":   aftercare{kind: "change"},
 }
 
 // entryKeywords start conversations; those not built yet say so.
-var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "", "我的": "mine"}
+var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "", "我的": "mine",
+	"解约": "cancel", "续签": "renew", "改签": "change"}
 
 // Handle runs one turn. State is updated in place; the caller saves it after
 // the outcome's changes are durable.

@@ -6,10 +6,13 @@ const (
 	PushSignRequest   = "sign_request"   // to the doctor: a resident asks to sign
 	PushSignConfirmed = "sign_confirmed" // to the resident: the doctor confirmed
 	PushSignDeclined  = "sign_declined"  // to the resident: the doctor declined, with the reason
+
+	PushContractCancelled = "contract_cancelled" // to the doctor: the resident ended the contract
+	PushContractRenewed   = "contract_renewed"   // to the doctor: the resident renewed
 )
 
 // PushKinds lists every kind, for configuration checks and the sandbox.
-var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined}
+var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

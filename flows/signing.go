@@ -2,6 +2,8 @@ package flows
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -91,6 +93,12 @@ func init() {
 	}
 }
 
+func randomKey() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 func stepNamed(name string) (int, signStep) {
 	for i, s := range signSteps {
 		if s.name == name {
@@ -102,7 +110,9 @@ func stepNamed(name string) (int, signStep) {
 
 func (signing) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
 	st.Step = signSteps[0].name
-	st.Data = map[string]string{"key": fmt.Sprintf("sign:%s:%d", in.OpenID, in.At.UnixNano())}
+	// The key names this signing: a replay of its last step finds the same
+	// contract, another signing (even in the same second) makes its own.
+	st.Data = map[string]string{"key": "sign:" + in.OpenID + ":" + randomKey()}
 	t := &turnCtx{Context: ctx, e: e, st: st, in: in}
 	q, err := signSteps[0].ask(t)
 	return []string{q}, err

@@ -246,14 +246,16 @@ type ContractView struct {
 	DoctorOpenID  sql.NullString `db:"doctor_openid"`
 	TermMonths    int            `db:"term_months"`
 	TermEnd       sql.NullString `db:"term_end"`
+	CommunityID   int64          `db:"community_id"`
 	CommunityName string         `db:"community_name"`
+	TeamID        int64          `db:"team_id"`
 	Partners      string         `db:"partners"` // district and tertiary partner hospitals (Harbin)
 	Packages      []ContractPackage
 }
 
 const contractViewSQL = `SELECT c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
-	cm.name AS community_name, c.partner_district || ' ' || c.partner_tertiary AS partners
+	r.community_id, cm.name AS community_name, c.team_id, c.partner_district || ' ' || c.partner_tertiary AS partners
 	FROM contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
 	JOIN doctors d ON d.id = c.doctor_id JOIN communities cm ON cm.id = r.community_id`
 
@@ -310,14 +312,20 @@ func (db *DB) loadPackages(ctx context.Context, v *ContractView) error {
 // ErrStatusChanged says the contract was not in the state the change expects.
 var ErrStatusChanged = errors.New("contract is not in the expected state")
 
-// StatusChange moves a contract from one state to another.
+// StatusChange moves a contract from one state to another (or keeps it,
+// for a renewal or a change of team).
 type StatusChange struct {
 	Number   string
 	From, To string
 	Actor    string // openid or admin
 	Reason   string
-	TermEnd  string // YYYY-MM-DD when the term starts
-	Notify   []Push
+	TermEnd  string // YYYY-MM-DD: set when the term starts or is renewed
+	TeamID   int64  // with DoctorID: a change of team; 0 keeps the team
+	DoctorID int64
+	// IfTermEnd makes a renewal conditional on the end it extends, so a
+	// replayed renewal does not extend twice.
+	IfTermEnd string
+	Notify    []Push
 }
 
 // ChangeStatus applies a state change if the contract is still in From,
@@ -329,8 +337,10 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 	}
 	defer tx.Rollback()
 	var id int64
-	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE contracts SET status = ?, term_end = COALESCE(NULLIF(?, ''), term_end)
-		WHERE number = ? AND status = ? RETURNING id`), c.To, c.TermEnd, c.Number, c.From).Scan(&id)
+	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE contracts SET status = ?, term_end = COALESCE(NULLIF(?, ''), term_end),
+		team_id = CASE WHEN ? > 0 THEN ? ELSE team_id END, doctor_id = CASE WHEN ? > 0 THEN ? ELSE doctor_id END
+		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) RETURNING id`),
+		c.To, c.TermEnd, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, c.Number, c.From, c.IfTermEnd, c.IfTermEnd).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("storage.ChangeStatus %s: %w", c.Number, ErrStatusChanged)
 	}
@@ -357,4 +367,25 @@ func (db *DB) DoctorByOpenID(ctx context.Context, openID string) (Doctor, error)
 		return d, fmt.Errorf("storage.DoctorByOpenID: %w", err)
 	}
 	return d, nil
+}
+
+// ExpireContracts ends active contracts whose term ended before today
+// (YYYY-MM-DD, Asia/Shanghai), recording each, and returns how many.
+func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("storage.ExpireContracts: %w", err)
+	}
+	defer tx.Rollback()
+	var ids []int64
+	if err := tx.SelectContext(ctx, &ids, db.Rebind(`UPDATE contracts SET status = 'expired'
+		WHERE status = 'active' AND term_end < ? RETURNING id`), today); err != nil {
+		return 0, fmt.Errorf("storage.ExpireContracts: %w", err)
+	}
+	for _, id := range ids {
+		if err := addEvent(ctx, tx, db, id, "system", ContractActive, ContractExpired, "term ended"); err != nil {
+			return 0, fmt.Errorf("storage.ExpireContracts: %w", err)
+		}
+	}
+	return len(ids), tx.Commit()
 }

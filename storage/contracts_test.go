@@ -135,3 +135,24 @@ func TestIDAttemptsCountDistinctNumbersPerDay(t *testing.T) {
 		}
 	})
 }
+
+func TestExpireContracts(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		number, _, _ := db.CreateContract(ctx, newContract(t, db, "k1", "h1"))
+		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "pending", To: "active", Actor: "d", TermEnd: "2027-11-22"})
+		if n, err := db.ExpireContracts(ctx, "2027-11-22"); err != nil || n != 0 {
+			t.Fatalf("on the last day: %d %v", n, err)
+		}
+		if n, err := db.ExpireContracts(ctx, "2027-11-23"); err != nil || n != 1 {
+			t.Fatalf("the day after: %d %v", n, err)
+		}
+		if v, _ := db.ContractByNumber(ctx, number); v.Status != storage.ContractExpired {
+			t.Fatalf("status %s", v.Status)
+		}
+		if n, _ := db.ExpireContracts(ctx, "2027-11-24"); n != 0 {
+			t.Fatal("expired twice")
+		}
+	})
+}

@@ -1,0 +1,96 @@
+package flows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+
+// bindFirstDoctor binds the first demo doctor to o_doc and returns them.
+func bindFirstDoctor(t *testing.T, e *Engine) *chat {
+	t.Helper()
+	docs, _ := e.DB.Doctors(context.Background())
+	code, err := IssueBindingCode(context.Background(), e.DB, e.Sealer, docs[0].ID, time.Now(), BindingCodeTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := talk(t, e, "o_doc")
+	doc.say("绑定 "+code, "绑定成功")
+	return doc
+}
+
+func TestCancelAContract(t *testing.T) {
+	e := engineFor(t, "national")
+	number := signed(t, e, "o_c", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_c")
+	c.say("解约", "解约的原因")
+	c.say("好", "解约的原因")
+	c.say("搬家了", "请确认：解约 王秀英 的签约（编号"+number, "原因：搬家了", "回复“确认”办理")
+	c.say("嗯", "请回复“确认”办理解约")
+	c.say("确认", "已解约（编号"+number)
+	cs := contractsOf(t, e, "o_c")
+	if cs[0].Status != storage.ContractCancelled {
+		t.Fatalf("status %s", cs[0].Status)
+	}
+	rows, _ := e.DB.OutboxFor(context.Background(), DoctorRecipient(cs[0].DoctorID))
+	if len(rows) != 2 || rows[1].Kind != PushContractCancelled {
+		t.Fatalf("doctor told %+v", rows)
+	}
+	c.say("解约", "没有可以解约的签约")
+	// The same person can sign again now.
+	signed(t, e, "o_c", synthID("110105", "19550302", "021"))
+}
+
+func TestRenewFromThirtyDaysBeforeTheEnd(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	number := signed(t, e, "o_r", synthID("110105", "19550302", "021"))
+	doc.say("确认 "+number, "服务期到2027-11-22")
+	c := talk(t, e, "o_r")
+	c.say("续签", "续签从服务期结束前30天开始办理", "服务期至2027-11-22")
+	c.clock = time.Date(2027, 10, 25, 9, 0, 0, 0, Shanghai)
+	c.say("续签", "续签后服务期至：2028-11-22")
+	c.say("确认", "已续签（编号"+number+"），服务期延长至2028-11-22")
+	if cs := contractsOf(t, e, "o_r"); cs[0].TermEnd.String != "2028-11-22" || cs[0].Status != storage.ContractActive {
+		t.Fatalf("after renewal: %+v", cs[0])
+	}
+}
+
+func TestChangeTeam(t *testing.T) {
+	e := engineFor(t, "national")
+	// Community 2 (和平社区) is served by both demo teams.
+	c := talk(t, e, "o_ch")
+	for _, s := range []string{"签约", "1", "王秀英", "同意", synthID("110105", "19550302", "021"), "13812345678", "2", "0", "1", "0"} {
+		c.say(s)
+	}
+	c.say("同意", "合同编号")
+	c.say("改签", "请选择家庭医生团队", "1. 郭建华家庭医生团队")
+	c.say("1", "改签到：郭建华家庭医生团队")
+	c.say("确认", "已提交改签", "待郭建华医生确认")
+	cs := contractsOf(t, e, "o_ch")
+	if cs[0].DoctorName != "郭建华" || cs[0].Status != storage.ContractPending {
+		t.Fatalf("after change: %+v", cs[0])
+	}
+	rows, _ := e.DB.OutboxFor(context.Background(), DoctorRecipient(cs[0].DoctorID))
+	if len(rows) != 1 || rows[0].Kind != PushSignRequest {
+		t.Fatalf("new doctor told %+v", rows)
+	}
+}
+
+func TestPickAmongSeveralContracts(t *testing.T) {
+	e := engineFor(t, "national")
+	signed(t, e, "o_fam", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_fam")
+	for _, s := range []string{"签约", "2", "王小花", "同意", synthID("110105", "19580101", "022"), "13812345679", "1", "0", "1", "0"} {
+		c.say(s)
+	}
+	c.say("同意", "合同编号")
+	c.say("解约", "要解约哪一份签约", "1. 王小花", "2. 王秀英")
+	c.say("3", "请回复1到2之间的数字")
+	c.say("1", "解约的原因")
+	c.say("返回", "要解约哪一份签约")
+	c.say("取消", "已退出")
+}
