@@ -8,7 +8,6 @@ import (
 	"github.com/jiayi-health/jiayi/storage"
 )
 
-
 // bindFirstDoctor binds the first demo doctor to o_doc and returns them.
 func bindFirstDoctor(t *testing.T, e *Engine) *chat {
 	t.Helper()
