@@ -750,6 +750,9 @@ func askConfirm(t *turnCtx) (string, error) {
 			total = append(total, payer.Name+templates.Yuan(fen)+"元")
 		}
 	}
+	if len(total) == 1 && fees.ResidentPays > 0 {
+		total = nil // the resident pays it all: said once
+	}
 	agreement, err := templates.Message("agreement_"+AgreementVersion, nil)
 	if err != nil {
 		return "", err
