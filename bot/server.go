@@ -140,7 +140,7 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 
 	s.Turns = &turn.Runner{
 		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
-		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, Pushed: s.Pushes.Wake},
+		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, Pushed: s.Pushes.Wake, IdleAfter: cfg.FlowIdle},
 		Deliver:  client.SendText,
 		Pushed:   s.Pushes.Wake,
 		Log:      log,
@@ -175,7 +175,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	if s.Config.AdminToken != "" {
-		(&admin.API{DB: s.DB, Sealer: s.Sealer, Token: s.Config.AdminToken, Log: s.log}).Register(r)
+		(&admin.API{DB: s.DB, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL, Log: s.log}).Register(r)
 	}
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
@@ -205,7 +205,7 @@ func (s *Server) loadDemo(ctx context.Context) error {
 		if d.OpenID.Valid || s.demoCodes[d.ID] != "" {
 			continue
 		}
-		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, time.Now(), flows.BindingCodeTTL)
+		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, time.Now(), s.Config.BindingTTL)
 		if err != nil {
 			return err
 		}

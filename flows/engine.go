@@ -106,7 +106,8 @@ func say(name string, data any) ([]string, error) {
 func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
 	var prefix []string
 	if st.Flow != "" && in.At.Sub(st.Updated) > e.idleAfter() {
-		expired, err := templates.Message("flow_expired", conversations[st.Flow].title())
+		expired, err := templates.Message("flow_expired", map[string]any{
+			"Title": conversations[st.Flow].title(), "Minutes": int(e.idleAfter().Minutes())})
 		if err != nil {
 			return nil, err
 		}

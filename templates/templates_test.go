@@ -20,7 +20,7 @@ var samples = map[string]any{
 	"refuse_basic_count":          map[string]any{"Count": 2, "Names": "基本医疗服务包、健康管理服务包"},
 	"refuse_unknown":              nil,
 	"refuse_twice":                "慢病管理包",
-	"flow_expired":                "服务包浏览",
+	"flow_expired":                map[string]any{"Title": "服务包浏览", "Minutes": 30},
 	"flow_resume_hint":            "签约",
 	"nothing_to_resume":           nil,
 	"consent_2026-11":             map[string]any{"Family": true},

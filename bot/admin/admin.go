@@ -20,10 +20,11 @@ import (
 
 // API serves /admin/api.
 type API struct {
-	DB     *storage.DB
-	Sealer *storage.Sealer
-	Token  string
-	Log    *slog.Logger
+	DB         *storage.DB
+	Sealer     *storage.Sealer
+	Token      string
+	BindingTTL time.Duration // zero: flows.BindingCodeTTL
+	Log        *slog.Logger
 }
 
 // actor is who the audit log names for a change made with the admin token.
@@ -59,16 +60,19 @@ func (a *API) doctors(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"doctors": out})
 }
 
-// bindingCode issues a doctor a fresh single-use binding code, valid 72
-// hours; the code is shown once and kept only as a keyed hash.
+// bindingCode issues a doctor a fresh single-use binding code, valid
+// BindingTTL; the code is shown once and kept only as a keyed hash.
 func (a *API) bindingCode(c *gin.Context) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "doctor id must be a number"})
 		return
 	}
-	now := time.Now()
-	code, err := flows.IssueBindingCode(c.Request.Context(), a.DB, a.Sealer, id, now, flows.BindingCodeTTL)
+	now, ttl := time.Now(), a.BindingTTL
+	if ttl == 0 {
+		ttl = flows.BindingCodeTTL
+	}
+	code, err := flows.IssueBindingCode(c.Request.Context(), a.DB, a.Sealer, id, now, ttl)
 	if errors.Is(err, storage.ErrNotFound) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such doctor, or already bound"})
 		return
@@ -78,7 +82,7 @@ func (a *API) bindingCode(c *gin.Context) {
 		return
 	}
 	a.Log.Info("binding code issued", "doctor", id)
-	c.JSON(http.StatusOK, gin.H{"doctor": id, "binding_code": code, "expires_at": now.Add(flows.BindingCodeTTL).UTC()})
+	c.JSON(http.StatusOK, gin.H{"doctor": id, "binding_code": code, "expires_at": now.Add(ttl).UTC()})
 }
 
 func (a *API) authorize(c *gin.Context) {

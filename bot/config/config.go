@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/storage"
@@ -33,6 +34,8 @@ type Config struct {
 	AdminToken  string
 	Region      string            // region profile: national, linzi, kunming, yaoguan, harbin, township
 	Templates   map[string]string // push kind -> WeChat template ID
+	FlowIdle    time.Duration     // a conversation left this long expires
+	BindingTTL  time.Duration     // how long a doctor's binding code stays valid
 }
 
 // Sandbox reports whether jiayi runs without WeChat credentials: every
@@ -89,6 +92,8 @@ func Load(getenv func(string) string) (Config, error) {
 			c.Templates[kind] = id
 		}
 	}
+	c.FlowIdle = duration(getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, bad)
+	c.BindingTTL = duration(getenv, "JIAYI_BINDING_CODE_TTL", 72*time.Hour, time.Hour, 30*24*time.Hour, bad)
 	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
 		bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
 	}
@@ -134,6 +139,20 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// duration reads a Go duration (30m, 72h) within bounds, or the default.
+func duration(getenv func(string) string, name string, def, lo, hi time.Duration, bad func(string, string)) time.Duration {
+	raw := getenv(name)
+	if raw == "" {
+		return def
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < lo || d > hi {
+		bad(name, fmt.Sprintf("must be a duration from %v to %v, e.g. %v", lo, hi, def))
+		return def
+	}
+	return d
 }
 
 func validAddr(addr string) bool {

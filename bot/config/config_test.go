@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -69,15 +70,17 @@ func TestProductionRequiresItsSettings(t *testing.T) {
 
 func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
 	cases := map[string]string{
-		"JIAYI_ADDR":           "8080",
-		"JIAYI_DATABASE_URL":   "mysql://root:dbpassw0rd@x/y",
-		"JIAYI_REDIS_URL":      "127.0.0.1:6379",
-		"JIAYI_WECHAT_APPID":   "not-an-appid",
-		"JIAYI_WECHAT_TOKEN":   "to",
-		"JIAYI_WECHAT_AES_KEY": "tooShortKeyValue",
-		"JIAYI_PII_KEY":        "hunter2-not-32-bytes",
-		"JIAYI_ADMIN_TOKEN":    "short",
-		"JIAYI_REGION":         "atlantis",
+		"JIAYI_ADDR":             "8080",
+		"JIAYI_DATABASE_URL":     "mysql://root:dbpassw0rd@x/y",
+		"JIAYI_REDIS_URL":        "127.0.0.1:6379",
+		"JIAYI_WECHAT_APPID":     "not-an-appid",
+		"JIAYI_WECHAT_TOKEN":     "to",
+		"JIAYI_WECHAT_AES_KEY":   "tooShortKeyValue",
+		"JIAYI_PII_KEY":          "hunter2-not-32-bytes",
+		"JIAYI_ADMIN_TOKEN":      "short",
+		"JIAYI_REGION":           "atlantis",
+		"JIAYI_FLOW_IDLE":        "forever",
+		"JIAYI_BINDING_CODE_TTL": "1s",
 	}
 	for name, value := range cases {
 		e := production()
@@ -120,5 +123,15 @@ func TestUnknownRegionNamesTheKnownProfiles(t *testing.T) {
 	}
 	if c, err := Load(env(map[string]string{"JIAYI_REGION": "yaoguan"})); err != nil || c.Region != "yaoguan" {
 		t.Fatalf("yaoguan: %+v %v", c, err)
+	}
+}
+
+func TestDurations(t *testing.T) {
+	c, err := Load(env(map[string]string{"JIAYI_FLOW_IDLE": "45m", "JIAYI_BINDING_CODE_TTL": "24h"}))
+	if err != nil || c.FlowIdle != 45*time.Minute || c.BindingTTL != 24*time.Hour {
+		t.Fatalf("%v %v %v", c.FlowIdle, c.BindingTTL, err)
+	}
+	if c, _ := Load(env(nil)); c.FlowIdle != 30*time.Minute || c.BindingTTL != 72*time.Hour {
+		t.Fatalf("defaults %v %v", c.FlowIdle, c.BindingTTL)
 	}
 }
