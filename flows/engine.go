@@ -64,8 +64,9 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	case Subscribe:
 		replies, err = say("welcome", nil)
 		if err == nil && strings.HasPrefix(in.Scene, "doctor_") {
-			more, err2 := e.signWithDoctor(ctx, st, in)
-			replies, err = []string{strings.Join(append(replies, more...), "\n\n")}, err2
+			var signing []string
+			signing, err = e.signWithDoctor(ctx, st, in)
+			replies = append(replies, signing...) // joined into one passive reply
 		}
 	case Unsubscribe:
 		// Nothing can reach someone who just unfollowed; record it only.
