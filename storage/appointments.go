@@ -1,0 +1,355 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ClinicSession is one weekly schedule entry of a doctor.
+type ClinicSession struct {
+	DoctorID    int64 `db:"doctor_id"`
+	Weekday     int   `db:"weekday"` // 0 Sunday
+	StartMinute int   `db:"start_minute"`
+	EndMinute   int   `db:"end_minute"`
+	SlotMinutes int   `db:"slot_minutes"`
+	Capacity    int   `db:"capacity"`
+}
+
+// AddSession adds a weekly session to a doctor's schedule.
+func (db *DB) AddSession(ctx context.Context, s ClinicSession) error {
+	_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO schedules (doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity)
+		VALUES (?, ?, ?, ?, ?, ?)`), s.DoctorID, s.Weekday, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity)
+	if err != nil {
+		return fmt.Errorf("storage.AddSession: %w", err)
+	}
+	return nil
+}
+
+// Sessions lists a doctor's weekly schedule.
+func (db *DB) Sessions(ctx context.Context, doctorID int64) ([]ClinicSession, error) {
+	var out []ClinicSession
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
+		FROM schedules WHERE doctor_id = ? ORDER BY weekday, start_minute`), doctorID); err != nil {
+		return nil, fmt.Errorf("storage.Sessions: %w", err)
+	}
+	return out, nil
+}
+
+// Exception changes one day of a doctor's schedule.
+type Exception struct {
+	DoctorID    int64  `db:"doctor_id"`
+	Day         string `db:"day"`
+	Kind        string `db:"kind"` // leave, extra
+	StartMinute int    `db:"start_minute"`
+	EndMinute   int    `db:"end_minute"`
+	SlotMinutes int    `db:"slot_minutes"`
+	Capacity    int    `db:"capacity"`
+}
+
+// AddException records leave or an extra session.
+func (db *DB) AddException(ctx context.Context, x Exception) error {
+	_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO schedule_exceptions (doctor_id, day, kind, start_minute, end_minute,
+		slot_minutes, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)`), x.DoctorID, x.Day, x.Kind, x.StartMinute, x.EndMinute, x.SlotMinutes, x.Capacity)
+	if err != nil {
+		return fmt.Errorf("storage.AddException: %w", err)
+	}
+	return nil
+}
+
+// Exceptions lists a doctor's exceptions between two days, inclusive.
+func (db *DB) Exceptions(ctx context.Context, doctorID int64, from, to string) ([]Exception, error) {
+	var out []Exception
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT doctor_id, day, kind, start_minute, end_minute, slot_minutes, capacity
+		FROM schedule_exceptions WHERE doctor_id = ? AND day BETWEEN ? AND ? ORDER BY day, start_minute`), doctorID, from, to); err != nil {
+		return nil, fmt.Errorf("storage.Exceptions: %w", err)
+	}
+	return out, nil
+}
+
+// Slot is a bookable time of a doctor.
+type Slot struct {
+	ID       int64     `db:"id"`
+	DoctorID int64     `db:"doctor_id"`
+	Day      string    `db:"day"`
+	StartsAt time.Time `db:"starts_at"`
+	EndsAt   time.Time `db:"ends_at"`
+	Capacity int       `db:"capacity"`
+	Booked   int       `db:"booked"`
+}
+
+// Free is how many more bookings the slot takes.
+func (s Slot) Free() int { return s.Capacity - s.Booked }
+
+// EnsureSlots adds the slots that do not exist yet; existing ones, and
+// their bookings, are kept.
+func (db *DB) EnsureSlots(ctx context.Context, slots []Slot) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage.EnsureSlots: %w", err)
+	}
+	defer tx.Rollback()
+	for _, s := range slots {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (doctor_id, starts_at) DO NOTHING`),
+			s.DoctorID, s.Day, s.StartsAt.UTC(), s.EndsAt.UTC(), s.Capacity); err != nil {
+			return fmt.Errorf("storage.EnsureSlots: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Slots lists a doctor's slots starting in [from, to), in time order.
+func (db *DB) Slots(ctx context.Context, doctorID int64, from, to time.Time) ([]Slot, error) {
+	var out []Slot
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked FROM slots
+		WHERE doctor_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at`), doctorID, from.UTC(), to.UTC()); err != nil {
+		return nil, fmt.Errorf("storage.Slots: %w", err)
+	}
+	return out, nil
+}
+
+// Appointment errors.
+var (
+	ErrSlotFull = errors.New("the slot is full")
+	ErrOverlap  = errors.New("the resident has an appointment at that time")
+	ErrTooMany  = errors.New("the resident has too many upcoming appointments")
+)
+
+// NewAppointment is a booking to record.
+type NewAppointment struct {
+	RequestKey    string
+	ResidentID    int64
+	ContractID    int64
+	DoctorID      int64
+	SlotID        int64
+	Kind          string
+	AddressSealed string
+	Reason        string
+	MaxUpcoming   int
+	Now           time.Time
+	// Pushes builds the doctor's notice and the reminders once the
+	// appointment's ID is known.
+	Pushes func(id int64) []Push
+}
+
+// Book holds a place in the slot and records the appointment with its
+// pushes, in one transaction. The slot's count is raised only while below
+// capacity, so concurrent bookings on any number of instances never exceed
+// it. A replay of the same booking returns the first one.
+func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("storage.Book: %w", err)
+	}
+	defer tx.Rollback()
+	var id int64
+	err = tx.GetContext(ctx, &id, db.Rebind(`SELECT id FROM appointments WHERE request_key = ?`), a.RequestKey)
+	if err == nil {
+		return id, nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("storage.Book: %w", err)
+	}
+	slot, err := holdSlot(ctx, tx, db, a.SlotID)
+	if err != nil {
+		return 0, fmt.Errorf("storage.Book: %w", err)
+	}
+	if err := checkResident(ctx, tx, db, a.ResidentID, 0, slot, a.MaxUpcoming, a.Now); err != nil {
+		return 0, fmt.Errorf("storage.Book: %w", err)
+	}
+	now := a.Now.UTC()
+	err = tx.QueryRowxContext(ctx, db.Rebind(`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id,
+		kind, status, starts_at, ends_at, address_sealed, reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?, ?, ?, ?) RETURNING id`),
+		a.RequestKey, a.ResidentID, a.ContractID, slot.DoctorID, slot.ID, a.Kind, slot.StartsAt.UTC(), slot.EndsAt.UTC(),
+		a.AddressSealed, a.Reason, now, now).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("storage.Book: %w", err)
+	}
+	if a.Pushes != nil {
+		if err := enqueue(ctx, tx, db, a.Pushes(id)); err != nil {
+			return 0, fmt.Errorf("storage.Book: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("storage.Book: %w", err)
+	}
+	return id, nil
+}
+
+type sqlTx interface {
+	execer
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+// holdSlot takes one place in a slot if it has one free.
+func holdSlot(ctx context.Context, tx sqlTx, db *DB, slotID int64) (Slot, error) {
+	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked + 1 WHERE id = ? AND booked < capacity`), slotID)
+	if err != nil {
+		return Slot{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Slot{}, ErrSlotFull
+	}
+	var s Slot
+	err = tx.GetContext(ctx, &s, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked FROM slots WHERE id = ?`), slotID)
+	return s, err
+}
+
+// checkResident refuses an appointment that overlaps another of the
+// resident's (except the one being moved) or passes the upcoming limit.
+func checkResident(ctx context.Context, tx sqlTx, db *DB, residentID, moving int64, s Slot, maxUpcoming int, now time.Time) error {
+	var n int
+	if err := tx.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
+		AND id <> ? AND starts_at < ? AND ends_at > ?`), residentID, moving, s.EndsAt.UTC(), s.StartsAt.UTC()); err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrOverlap
+	}
+	if maxUpcoming <= 0 {
+		return nil
+	}
+	if err := tx.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
+		AND id <> ? AND starts_at > ?`), residentID, moving, now.UTC()); err != nil {
+		return err
+	}
+	if n >= maxUpcoming {
+		return ErrTooMany
+	}
+	return nil
+}
+
+// AppointmentView is an appointment as residents and doctors see it.
+type AppointmentView struct {
+	ID            int64     `db:"id"`
+	ResidentID    int64     `db:"resident_id"`
+	ResidentName  string    `db:"resident_name"`
+	ManagerOpenID string    `db:"manager_openid"`
+	DoctorID      int64     `db:"doctor_id"`
+	DoctorName    string    `db:"doctor_name"`
+	SlotID        int64     `db:"slot_id"`
+	Kind          string    `db:"kind"`
+	Status        string    `db:"status"`
+	StartsAt      time.Time `db:"starts_at"`
+	EndsAt        time.Time `db:"ends_at"`
+	Reason        string    `db:"reason"`
+	AddressSealed string    `db:"address_sealed"`
+}
+
+const appointmentViewSQL = `SELECT a.id, a.resident_id, r.name AS resident_name, r.manager_openid, a.doctor_id,
+	d.name AS doctor_name, a.slot_id, a.kind, a.status, a.starts_at, a.ends_at, a.reason, a.address_sealed
+	FROM appointments a JOIN residents r ON r.id = a.resident_id JOIN doctors d ON d.id = a.doctor_id`
+
+// UpcomingManagedBy lists the booked appointments after now of everyone a
+// WeChat user manages, soonest first.
+func (db *DB) UpcomingManagedBy(ctx context.Context, openID string, now time.Time) ([]AppointmentView, error) {
+	var out []AppointmentView
+	if err := db.SelectContext(ctx, &out, db.Rebind(appointmentViewSQL+` WHERE r.manager_openid = ? AND a.status = 'booked'
+		AND a.starts_at > ? ORDER BY a.starts_at, a.id`), openID, now.UTC()); err != nil {
+		return nil, fmt.Errorf("storage.UpcomingManagedBy: %w", err)
+	}
+	return out, nil
+}
+
+// Appointment finds one appointment.
+func (db *DB) Appointment(ctx context.Context, id int64) (AppointmentView, error) {
+	var v AppointmentView
+	err := db.GetContext(ctx, &v, db.Rebind(appointmentViewSQL+` WHERE a.id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("storage.Appointment: %w", ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("storage.Appointment: %w", err)
+	}
+	return v, nil
+}
+
+// CancelAppointment cancels a booked appointment, frees its place, withdraws
+// its pending reminders and enqueues the notice, in one transaction.
+func (db *DB) CancelAppointment(ctx context.Context, id int64, now time.Time, notify []Push) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage.CancelAppointment: %w", err)
+	}
+	defer tx.Rollback()
+	var slotID int64
+	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE appointments SET status = 'cancelled', updated_at = ?
+		WHERE id = ? AND status = 'booked' RETURNING slot_id`), now.UTC(), id).Scan(&slotID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("storage.CancelAppointment: %w", ErrStatusChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("storage.CancelAppointment: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked - 1 WHERE id = ?`), slotID); err != nil {
+		return fmt.Errorf("storage.CancelAppointment: %w", err)
+	}
+	if err := withdrawReminders(ctx, tx, db, id); err != nil {
+		return fmt.Errorf("storage.CancelAppointment: %w", err)
+	}
+	if err := enqueue(ctx, tx, db, notify); err != nil {
+		return fmt.Errorf("storage.CancelAppointment: %w", err)
+	}
+	return tx.Commit()
+}
+
+// ReminderKeyPrefix is how every reminder of an appointment is keyed, so
+// they can be withdrawn together.
+func ReminderKeyPrefix(appointmentID int64) string {
+	return fmt.Sprintf("appointment:%d:remind:", appointmentID)
+}
+
+func withdrawReminders(ctx context.Context, tx execer, db *DB, id int64) error {
+	_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'cancelled', last_error = 'appointment changed'
+		WHERE idempotency_key LIKE ? AND state = 'pending'`), ReminderKeyPrefix(id)+"%")
+	return err
+}
+
+// Reschedule moves a booked appointment to another slot: the new place is
+// held first, and only then is the old one freed, so a full new slot leaves
+// the appointment as it was. Old reminders are withdrawn and new ones
+// enqueued with the notice.
+func (db *DB) Reschedule(ctx context.Context, id, newSlotID int64, maxUpcoming int, now time.Time, pushes func(Slot) []Push) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	defer tx.Rollback()
+	var cur struct {
+		ResidentID int64 `db:"resident_id"`
+		SlotID     int64 `db:"slot_id"`
+	}
+	err = tx.GetContext(ctx, &cur, db.Rebind(`SELECT resident_id, slot_id FROM appointments WHERE id = ? AND status = 'booked'`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("storage.Reschedule: %w", ErrStatusChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	slot, err := holdSlot(ctx, tx, db, newSlotID)
+	if err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	if err := checkResident(ctx, tx, db, cur.ResidentID, id, slot, maxUpcoming, now); err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked - 1 WHERE id = ?`), cur.SlotID); err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE appointments SET slot_id = ?, doctor_id = ?, starts_at = ?, ends_at = ?,
+		updated_at = ? WHERE id = ?`), slot.ID, slot.DoctorID, slot.StartsAt.UTC(), slot.EndsAt.UTC(), now.UTC(), id); err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	if err := withdrawReminders(ctx, tx, db, id); err != nil {
+		return fmt.Errorf("storage.Reschedule: %w", err)
+	}
+	if pushes != nil {
+		if err := enqueue(ctx, tx, db, pushes(slot)); err != nil {
+			return fmt.Errorf("storage.Reschedule: %w", err)
+		}
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,212 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+type bookingWorld struct {
+	db       *storage.DB
+	doctorID int64
+	slots    []storage.Slot
+	resident func(i int) (residentID, contractID int64)
+}
+
+// world makes a doctor with four 10-minute slots of capacity 1 tomorrow and
+// a way to sign residents.
+func world(t *testing.T, db *storage.DB) bookingWorld {
+	t.Helper()
+	ctx := context.Background()
+	seedOrganisation(t, db)
+	docs, _ := db.Doctors(ctx)
+	w := bookingWorld{db: db, doctorID: docs[0].ID}
+	day := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Hour)
+	var slots []storage.Slot
+	for i := range 4 {
+		start := day.Add(time.Duration(i*10) * time.Minute)
+		slots = append(slots, storage.Slot{DoctorID: w.doctorID, Day: start.Format("2006-01-02"), StartsAt: start, EndsAt: start.Add(10 * time.Minute), Capacity: 1})
+	}
+	if err := db.EnsureSlots(ctx, slots); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EnsureSlots(ctx, slots); err != nil { // twice: nothing doubles
+		t.Fatal(err)
+	}
+	w.slots, _ = db.Slots(ctx, w.doctorID, day, day.Add(time.Hour))
+	if len(w.slots) != 4 {
+		t.Fatalf("%d slots", len(w.slots))
+	}
+	w.resident = func(i int) (int64, int64) {
+		nc := newContract(t, db, fmt.Sprintf("sign:%d", i), fmt.Sprintf("id:%d", i))
+		number, _, err := db.CreateContract(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids struct {
+			R int64 `db:"resident_id"`
+			C int64 `db:"id"`
+		}
+		if err := db.GetContext(ctx, &ids, db.Rebind(`SELECT id, resident_id FROM contracts WHERE number = ?`), number); err != nil {
+			t.Fatal(err)
+		}
+		return ids.R, ids.C
+	}
+	return w
+}
+
+func (w bookingWorld) book(key string, resident, contract int64, slot storage.Slot) (int64, error) {
+	return w.db.Book(context.Background(), storage.NewAppointment{RequestKey: key, ResidentID: resident, ContractID: contract,
+		DoctorID: slot.DoctorID, SlotID: slot.ID, Kind: "clinic", MaxUpcoming: 3, Now: time.Now(),
+		Pushes: func(id int64) []storage.Push {
+			return []storage.Push{
+				{Key: fmt.Sprintf("appointment:%d:booked", id), Kind: "booking", Recipient: "doctor:1"},
+				{Key: storage.ReminderKeyPrefix(id) + "day-before", Kind: "reminder", Recipient: "o_res", Due: slot.StartsAt.Add(-6 * time.Hour)},
+			}
+		}})
+}
+
+// 50 residents press 确认 on the same slot of capacity 1 at once.
+func TestOneSlotOneBookingUnderConcurrency(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		w := world(t, db)
+		type who struct{ r, c int64 }
+		var people []who
+		for i := range 50 {
+			r, c := w.resident(i)
+			people = append(people, who{r, c})
+		}
+		var ok, full atomic.Int32
+		var wg sync.WaitGroup
+		for i, p := range people {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := w.book(fmt.Sprintf("b:%d", i), p.r, p.c, w.slots[0])
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, storage.ErrSlotFull):
+					full.Add(1)
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		slots, _ := db.Slots(context.Background(), w.doctorID, w.slots[0].StartsAt, w.slots[0].EndsAt)
+		var n int
+		db.GetContext(context.Background(), &n, `SELECT COUNT(*) FROM appointments`)
+		if ok.Load() != 1 || full.Load() != 49 || slots[0].Booked != 1 || n != 1 {
+			t.Fatalf("booked %d, refused %d, slot count %d, rows %d", ok.Load(), full.Load(), slots[0].Booked, n)
+		}
+	})
+}
+
+func TestBookingRules(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		r, c := w.resident(1)
+		id, err := w.book("k1", r, c, w.slots[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := w.book("k1", r, c, w.slots[0]); err != nil || again != id {
+			t.Fatalf("replay: %d %v", again, err)
+		}
+		// An overlapping slot of another doctor's schedule is refused.
+		other := w.slots[0]
+		other.DoctorID = w.doctorID
+		other.StartsAt = other.StartsAt.Add(5 * time.Minute)
+		other.EndsAt = other.EndsAt.Add(5 * time.Minute)
+		db.EnsureSlots(ctx, []storage.Slot{other})
+		all, _ := db.Slots(ctx, w.doctorID, w.slots[0].StartsAt, w.slots[0].StartsAt.Add(time.Hour))
+		var overlapping storage.Slot
+		for _, s := range all {
+			if s.StartsAt.Equal(other.StartsAt) {
+				overlapping = s
+			}
+		}
+		if _, err := w.book("k2", r, c, overlapping); !errors.Is(err, storage.ErrOverlap) {
+			t.Fatalf("overlap: %v", err)
+		}
+		w.book("k3", r, c, w.slots[1])
+		w.book("k4", r, c, w.slots[2])
+		if _, err := w.book("k5", r, c, w.slots[3]); !errors.Is(err, storage.ErrTooMany) {
+			t.Fatalf("a fourth upcoming: %v", err)
+		}
+		list, _ := db.UpcomingManagedBy(ctx, "o_res", time.Now())
+		if len(list) != 3 || list[0].ID != id {
+			t.Fatalf("upcoming = %+v", list)
+		}
+	})
+}
+
+func TestCancelWithdrawsRemindersAndFreesThePlace(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		r, c := w.resident(1)
+		id, _ := w.book("k1", r, c, w.slots[0])
+		if err := db.CancelAppointment(ctx, id, time.Now(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CancelAppointment(ctx, id, time.Now(), nil); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("cancel twice: %v", err)
+		}
+		rows, _ := db.OutboxFor(ctx, "o_res")
+		if len(rows) != 1 || rows[0].State != "cancelled" {
+			t.Fatalf("reminder after cancel: %+v", rows)
+		}
+		r2, c2 := w.resident(2)
+		if _, err := w.book("k2", r2, c2, w.slots[0]); err != nil {
+			t.Fatalf("the freed place: %v", err)
+		}
+	})
+}
+
+func TestRescheduleHoldsTheNewPlaceBeforeFreeingTheOld(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		r1, c1 := w.resident(1)
+		r2, c2 := w.resident(2)
+		mine, _ := w.book("k1", r1, c1, w.slots[0])
+		w.book("k2", r2, c2, w.slots[1]) // the slot I want is taken
+		err := db.Reschedule(ctx, mine, w.slots[1].ID, 3, time.Now(), nil)
+		if !errors.Is(err, storage.ErrSlotFull) {
+			t.Fatalf("move to a full slot: %v", err)
+		}
+		a, _ := db.Appointment(ctx, mine)
+		slots, _ := db.Slots(ctx, w.doctorID, w.slots[0].StartsAt, w.slots[0].EndsAt)
+		if a.SlotID != w.slots[0].ID || a.Status != "booked" || slots[0].Booked != 1 {
+			t.Fatalf("the old place was lost: %+v, slot %+v", a, slots[0])
+		}
+		if err := db.Reschedule(ctx, mine, w.slots[2].ID, 3, time.Now(), func(s storage.Slot) []storage.Push {
+			return []storage.Push{{Key: storage.ReminderKeyPrefix(mine) + "new", Kind: "reminder", Recipient: "o_res"}}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		a, _ = db.Appointment(ctx, mine)
+		all, _ := db.Slots(ctx, w.doctorID, w.slots[0].StartsAt, w.slots[3].EndsAt)
+		if a.SlotID != w.slots[2].ID || all[0].Booked != 0 || all[2].Booked != 1 {
+			t.Fatalf("after the move: %+v, slots %+v", a, all)
+		}
+		rows, _ := db.OutboxFor(ctx, "o_res")
+		states := map[string]string{}
+		for _, r := range rows {
+			states[r.Key] = r.State
+		}
+		if states[storage.ReminderKeyPrefix(mine)+"day-before"] != "cancelled" || states[storage.ReminderKeyPrefix(mine)+"new"] != "pending" {
+			t.Fatalf("reminders after the move: %v", states)
+		}
+	})
+}
