@@ -40,7 +40,7 @@ type conversation interface {
 
 var conversations = map[string]conversation{
 	"packages": browse{},
-	"signing":  signing{},
+	"signing":  signingFlow,
 	"mine":     mine{},
 	"cancel":   aftercare{kind: "cancel"},
 	"renew":    aftercare{kind: "renew"},

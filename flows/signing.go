@@ -1,9 +1,6 @@
 package flows
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -25,58 +22,14 @@ const (
 	AgreementVersion = "2026-11"
 )
 
-// signing is the 签约 conversation; its states are drawn in signing.md. The
-// order of the steps is part of the contract with clinics' training material.
-type signing struct{}
+// The 签约 conversation's states are drawn in signing.md. The order of the
+// steps is part of the contract with clinics' training material.
 
-func (signing) title() string { return "签约" }
+// signingFlow is the 签约 conversation.
+var signingFlow = stepped{name: "signing", titleText: "签约", helpMessage: "sign_help", keyPrefix: "sign", steps: signingSteps}
 
-// turnCtx is one turn of the signing conversation.
-type turnCtx struct {
-	context.Context
-	e   *Engine
-	st  *State
-	in  Inbound
-	cat *storage.Catalog
-}
-
-// reask is an answer that is not valid: say why and what is expected.
-type reask struct{ msg string }
-
-func (r reask) Error() string { return r.msg }
-
-// stop ends the conversation with a message.
-type stop struct{ msg string }
-
-func (s stop) Error() string { return s.msg }
-
-func reaskWith(name string, data any) error {
-	text, err := templates.Message(name, data)
-	if err != nil {
-		return err
-	}
-	return reask{text}
-}
-
-func stopWith(name string, data any) error {
-	text, err := templates.Message(name, data)
-	if err != nil {
-		return err
-	}
-	return stop{text}
-}
-
-type signStep struct {
-	name    string
-	applies func(t *turnCtx) (bool, error)
-	ask     func(t *turnCtx) (string, error)
-	take    func(t *turnCtx, said string) (ack string, err error)
-}
-
-var signSteps []signStep
-
-func init() {
-	signSteps = []signStep{
+func signingSteps() []step {
+	return []step{
 		{name: "who", ask: askWho, take: takeWho},
 		{name: "name", ask: askName, take: takeName},
 		{name: "consent", ask: askConsent, take: takeConsent},
@@ -91,132 +44,6 @@ func init() {
 		{name: "packages", ask: askPackages, take: takePackages},
 		{name: "confirm", ask: askConfirm, take: takeConfirm},
 	}
-}
-
-func randomKey() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func stepNamed(name string) (int, signStep) {
-	for i, s := range signSteps {
-		if s.name == name {
-			return i, s
-		}
-	}
-	return 0, signSteps[0]
-}
-
-func (signing) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
-	st.Step = signSteps[0].name
-	// The key names this signing: a replay of its last step finds the same
-	// contract, another signing (even in the same second) makes its own.
-	st.Data = map[string]string{"key": "sign:" + in.OpenID + ":" + randomKey()}
-	t := &turnCtx{Context: ctx, e: e, st: st, in: in}
-	q, err := signSteps[0].ask(t)
-	return []string{q}, err
-}
-
-func (s signing) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
-	if in.OpenID == "" { // 继续 after an interruption: ask again
-		in.OpenID = st.Data["openid"]
-	}
-	t := &turnCtx{Context: ctx, e: e, st: st, in: in}
-	_, cur := stepNamed(st.Step)
-	switch said {
-	case "":
-		return t.ask(cur, "")
-	case "返回":
-		history := t.history()
-		if len(history) == 0 {
-			return t.ask(cur, mustMessage("sign_first_step", nil))
-		}
-		st.Step = history[len(history)-1]
-		st.Data["history"] = strings.Join(history[:len(history)-1], ",")
-		_, prev := stepNamed(st.Step)
-		return t.ask(prev, mustMessage("sign_back", nil))
-	}
-	ack, err := cur.take(t, said)
-	var r reask
-	var end stop
-	switch {
-	case errors.As(err, &r):
-		return []string{r.msg}, nil
-	case errors.As(err, &end):
-		st.Reset()
-		return []string{end.msg}, nil
-	case err != nil:
-		return nil, err
-	}
-	next, err := t.nextStep(cur.name)
-	if err != nil {
-		return nil, err
-	}
-	st.Data["history"] = strings.Join(append(t.history(), cur.name), ",")
-	st.Step = next.name
-	return t.ask(next, ack)
-}
-
-func (signing) help(st *State) (string, error) {
-	return templates.Message("sign_help", nil)
-}
-
-// ask puts a step's question, after an acknowledgement, in one reply. A step
-// that cannot be asked (no team serves the community) ends the conversation.
-func (t *turnCtx) ask(s signStep, ack string) ([]string, error) {
-	q, err := s.ask(t)
-	var end stop
-	if errors.As(err, &end) {
-		t.st.Reset()
-		return []string{joinNonEmpty(ack, end.msg)}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []string{joinNonEmpty(ack, q)}, nil
-}
-
-func joinNonEmpty(parts ...string) string {
-	var out []string
-	for _, p := range parts {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-func mustMessage(name string, data any) string {
-	text, err := templates.Message(name, data)
-	if err != nil {
-		return name
-	}
-	return text
-}
-
-func (t *turnCtx) history() []string {
-	if h := t.st.Data["history"]; h != "" {
-		return strings.Split(h, ",")
-	}
-	return nil
-}
-
-func (t *turnCtx) nextStep(after string) (signStep, error) {
-	i, _ := stepNamed(after)
-	for _, s := range signSteps[i+1:] {
-		if s.applies == nil {
-			return s, nil
-		}
-		ok, err := s.applies(t)
-		if err != nil {
-			return s, err
-		}
-		if ok {
-			return s, nil
-		}
-	}
-	return signSteps[len(signSteps)-1], nil
 }
 
 func (t *turnCtx) family() bool { return t.st.Data["who"] == "family" }
@@ -289,7 +116,6 @@ func askWho(t *turnCtx) (string, error) {
 			names = append(names, m.Name)
 		}
 	}
-	t.st.Data["openid"] = t.in.OpenID
 	return templates.Message("sign_who", strings.Join(names, "、"))
 }
 
