@@ -89,7 +89,27 @@ func LoadDemo(ctx context.Context, db *storage.DB, region string) (bool, error) 
 	if _, err := db.CreateInstitution(ctx, inst, communities, teams); err != nil {
 		return false, err
 	}
-	return true, nil
+	return true, demoSchedules(ctx, db, settings.Appointments.MinVisitMinutes)
+}
+
+// demoSchedules opens every demo doctor every day, weekends included,
+// 08:00-11:30 and 14:00-17:00, so the sandbox can be tried at any hour.
+func demoSchedules(ctx context.Context, db *storage.DB, slotMinutes int) error {
+	doctors, err := db.Doctors(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range doctors {
+		for weekday := range 7 {
+			for _, hours := range [][2]int{{8 * 60, 11*60 + 30}, {14 * 60, 17 * 60}} {
+				if err := db.AddSession(ctx, storage.ClinicSession{DoctorID: d.ID, Weekday: weekday,
+					StartMinute: hours[0], EndMinute: hours[1], SlotMinutes: slotMinutes, Capacity: 1}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func checkDemo(f demoFile, s Settings) error {
