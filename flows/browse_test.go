@@ -103,8 +103,8 @@ func TestBrowseExpiresAfterIdling(t *testing.T) {
 		{at: 29 * time.Minute, said: "2", flow: "packages", contains: []string{"2. 老年人健康管理包"}},
 		{at: 60 * time.Minute, said: "3", flow: "", contains: []string{"已经超过30分钟没有回复，已自动结束", "这句话我还没看懂"}},
 		{at: 61 * time.Minute, said: "服务包", flow: "packages", lacks: []string{"自动结束"}},
-		// A keyword not built yet is answered and the list stays open.
-		{at: 62 * time.Minute, said: "预约", flow: "packages", contains: []string{"“预约”功能正在准备中"}},
+		// A one-off question is answered and the list stays open.
+		{at: 62 * time.Minute, said: "我的签约", flow: "packages", contains: []string{"还没有签约家庭医生"}},
 		{at: 63 * time.Minute, said: "2", flow: "packages", contains: []string{"2. 老年人健康管理包"}},
 		// Another conversation replaces the list.
 		{at: 64 * time.Minute, said: "签约", flow: "signing", contains: []string{"请问为谁签约"}},

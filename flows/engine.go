@@ -39,16 +39,18 @@ type conversation interface {
 }
 
 var conversations = map[string]conversation{
-	"packages": browse{},
-	"signing":  signingFlow,
-	"mine":     mine{},
-	"cancel":   aftercare{kind: "cancel"},
-	"renew":    aftercare{kind: "renew"},
-	"change":   aftercare{kind: "change"},
+	"packages":       browse{},
+	"signing":        signingFlow,
+	"mine":           mine{},
+	"cancel":         aftercare{kind: "cancel"},
+	"renew":          aftercare{kind: "renew"},
+	"change":         aftercare{kind: "change"},
+	"booking":        bookingFlow,
+	"cancel_booking": cancelBooking{},
 }
 
 // entryKeywords start conversations; those not built yet say so.
-var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "", "我的": "mine",
+var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "booking", "我的": "mine",
 	"解约": "cancel", "续签": "renew", "改签": "change"}
 
 // Handle runs one turn. State is updated in place; the caller saves it after
@@ -127,6 +129,9 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 	if replies, ok, err := e.doctorCommand(ctx, said, in); ok {
 		return replies, err
 	}
+	if replies, ok, err := e.appointmentCommand(ctx, st, said, in); ok {
+		return replies, err
+	}
 	if name, ok := entryKeywords[said]; ok {
 		if name != "" && name == st.Flow { // already there: repeat the question
 			return conversations[name].answer(ctx, e, st, "", in)
@@ -136,7 +141,7 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 			replies, err := say("coming_soon", said)
 			return resumeHint(pausable(st), replies), err
 		}
-		if st.Flow == "signing" {
+		if st.Flow == "signing" || st.Flow == "booking" {
 			// Keep the interrupted conversation to come back to with 继续.
 			paused := *st
 			paused.Paused = nil

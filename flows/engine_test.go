@@ -33,7 +33,7 @@ func TestTurns(t *testing.T) {
 		{"full-width spaces around a keyword", Inbound{Kind: Text, Text: "　帮助　"}, msg(t, "help", nil), true},
 		{"unknown text gets the help text", Inbound{Kind: Text, Text: "你好呀"}, msg(t, "not_understood", nil), true},
 		{"menu click counts as its key", Inbound{Kind: Click, Key: "帮助"}, msg(t, "help", nil), true},
-		{"entry keyword not built yet", Inbound{Kind: Text, Text: "预约"}, msg(t, "coming_soon", "预约"), true},
+		{"booking before signing", Inbound{Kind: Text, Text: "预约"}, msg(t, "book_not_signed", nil), true},
 		{"a scan is answered", Inbound{Kind: Scan, Scene: "x"}, msg(t, "help", nil), true},
 		{"picture", Inbound{Kind: Unsupported}, msg(t, "unsupported", nil), true},
 		{"unfollow is recorded, not answered", Inbound{Kind: Unsubscribe}, "", false},

@@ -23,9 +23,12 @@ func (mine) answer(ctx context.Context, e *Engine, st *State, said string, in In
 	case "1":
 		st.Reset()
 		return e.myContracts(ctx, in.OpenID)
-	case "2", "3":
+	case "2":
 		st.Reset()
-		return say("coming_soon", map[string]string{"2": "我的预约", "3": "提醒设置"}[said])
+		return e.myAppointments(ctx, in)
+	case "3":
+		st.Reset()
+		return say("coming_soon", "提醒设置")
 	}
 	return say("mine_menu", nil)
 }

@@ -23,7 +23,7 @@ func TestMyContracts(t *testing.T) {
 	c.say("1", number)
 	c.in("", "")
 	c.say("我的")
-	c.say("2", "“我的预约”功能正在准备中")
+	c.say("2", "暂无预约")
 	// Someone else sees only their own.
 	talk(t, e, "o_stranger").say("我的签约", "您还没有签约家庭医生")
 	// Mid-signing, 我的签约 is answered and signing waits.

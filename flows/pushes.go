@@ -9,10 +9,16 @@ const (
 
 	PushContractCancelled = "contract_cancelled" // to the doctor: the resident ended the contract
 	PushContractRenewed   = "contract_renewed"   // to the doctor: the resident renewed
+
+	PushBookingCreated      = "booking_created"      // to the doctor: a new appointment
+	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
+	PushBookingCancelled    = "booking_cancelled"    // to the doctor: an appointment cancelled
+	PushAppointmentReminder = "appointment_reminder" // to the resident: the day before and 2 hours before
 )
 
 // PushKinds lists every kind, for configuration checks and the sandbox.
-var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed}
+var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
+	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

@@ -176,7 +176,10 @@ func TestSigningExpiresAndResumes(t *testing.T) {
 	c.say("1")
 	c.say("孙悟空", "单独同意")
 	// An interruption is answered; 继续 comes back to the same question.
-	c.say("预约", "功能正在准备中", "回复“继续”回到刚才的签约")
+	c.say("我的签约", "还没有签约家庭医生", "回复“继续”回到刚才的签约")
+	c.in("signing", "consent")
+	c.say("预约", "预约需要先签约家庭医生", "回复“继续”回到刚才的签约")
+	c.say("继续", "单独同意")
 	c.in("signing", "consent")
 	c.say("服务包", "家庭医生服务包", "回复“继续”回到刚才的签约")
 	c.in("packages", "list")

@@ -1,0 +1,171 @@
+package flows
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// activeFor signs a resident and has the first demo doctor confirm.
+func activeFor(t *testing.T, e *Engine, doc *chat, openID, id string) {
+	t.Helper()
+	number := signed(t, e, openID, id)
+	doc.say("确认 "+number, "已确认")
+}
+
+func outboxStates(t *testing.T, e *Engine, to string) map[string]string {
+	t.Helper()
+	rows, err := e.DB.OutboxFor(context.Background(), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.Key] = r.State
+	}
+	return out
+}
+
+func countKind(t *testing.T, e *Engine, to, kind, state string) int {
+	t.Helper()
+	rows, _ := e.DB.OutboxFor(context.Background(), to)
+	n := 0
+	for _, r := range rows {
+		if r.Kind == kind && r.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+func TestBookRescheduleAndCancel(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_b", synthID("110105", "19550302", "021"))
+	doctorTo := DoctorRecipient(1)
+	c := talk(t, e, "o_b")
+	c.say("预约", "为谁预约", "1. 王秀英（林静医生）")
+	c.say("1", "预约什么", "5. 转诊")
+	c.say("2", "上门服务只面向残疾人、失能/半失能人员、失智人员，或签约了上门服务包的居民")
+	c.say("9", "请回复1到5之间的数字")
+	c.say("门诊", "林静医生可以预约的日期", "1. 11月23日 周一", "2. 11月24日 周二（余", "14. 12月6日 周日")
+	c.say("20", "请回复1到")
+	c.say("2", "11月24日 周二可以预约的时间", "1. 08:00-08:10", "2. 08:10-08:20")
+	c.say("x", "请回复1到")
+	c.say("返回", "可以预约的日期")
+	c.say("2", "1. 08:00-08:10")
+	c.say("1", "请确认预约", "王秀英，门诊，林静医生", "时间：11月24日 周二 08:00-08:10")
+	c.say("好", "请回复“确认”")
+	c.say("确认", "预约成功", "11月24日 周二 08:00-08:10，门诊，林静医生", "取消 序号")
+	c.in("", "")
+	if countKind(t, e, doctorTo, PushBookingCreated, "pending") != 1 {
+		t.Fatal("the doctor was not told of the booking")
+	}
+	// Reminders: the day before at 18:00; 06:00 (2 hours before) is in quiet hours.
+	if countKind(t, e, "o_b", PushAppointmentReminder, "pending") != 1 {
+		t.Fatalf("reminders: %v", outboxStates(t, e, "o_b"))
+	}
+	c.say("我的预约", "1. 11月24日 周二 08:00-08:10 门诊 林静医生（王秀英）", "改约 序号")
+	c.say("改约 5", "没有第5个预约")
+	c.say("改约 1", "可以预约的日期")
+	c.say("2", "1. 08:10-08:20") // 08:00 stays held by this appointment until the move
+	c.say("2", "请确认改约", "08:20-08:30")
+	c.say("确认", "改约成功，新的时间是11月24日 周二 08:20-08:30")
+	c.say("我的预约", "08:20-08:30")
+	if countKind(t, e, "o_b", PushAppointmentReminder, "cancelled") != 1 || countKind(t, e, "o_b", PushAppointmentReminder, "pending") != 1 {
+		t.Fatalf("reminders after the move: %v", outboxStates(t, e, "o_b"))
+	}
+	if countKind(t, e, doctorTo, PushBookingChanged, "pending") != 1 {
+		t.Fatal("the doctor was not told of the move")
+	}
+	c.say("取消 1", "要取消这个预约吗", "08:20-08:30")
+	c.say("不了", "预约保留不变")
+	c.say("取消 1", "要取消这个预约吗")
+	c.say("确认", "已取消")
+	c.say("我的预约", "暂无预约")
+	if countKind(t, e, "o_b", PushAppointmentReminder, "pending") != 0 || countKind(t, e, doctorTo, PushBookingCancelled, "pending") != 1 {
+		t.Fatalf("after cancelling: %v", outboxStates(t, e, "o_b"))
+	}
+}
+
+func TestBookingTypesAndLimits(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_t", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_t")
+	// A referral asks for the reason.
+	for _, s := range []string{"预约", "1", "5", "2", "1"} {
+		c.say(s)
+	}
+	c.in("booking", "reason")
+	c.say("血压", "请简单写一下转诊的原因")
+	c.say("血压控制不好想看心内科", "转诊原因：血压控制不好想看心内科")
+	c.say("确认", "预约成功", "转诊")
+	// A check-up and a follow-up; a fourth upcoming one is refused.
+	for _, kind := range []string{"3", "4"} {
+		for _, s := range []string{"预约", "1", kind, "3", "1"} {
+			c.say(s)
+		}
+		c.say("确认", "预约成功")
+	}
+	for _, s := range []string{"预约", "1", "1", "4", "1"} {
+		c.say(s)
+	}
+	c.say("确认", "最多同时有3个待就诊的预约")
+	// Cancelling less than 2 hours before is refused.
+	c.say("我的预约")
+	late := talk(t, e, "o_t")
+	late.clock = time.Date(2026, 11, 24, 7, 0, 0, 0, Shanghai)
+	late.say("取消 1", "不到2小时")
+}
+
+func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	c := talk(t, e, "o_h")
+	for _, s := range []string{"签约", "1", "刘大爷", "同意", synthID("110105", "19400101", "081"), "13812345670", "1"} {
+		c.say(s)
+	}
+	c.say("6", "已记录：残疾人") // declared groups: 1 hypertension … 6 disabled
+	c.say("1")
+	c.say("0")
+	number := c.say("同意", "合同编号")
+	doc.say("确认 "+number[strings.Index(number, "QY"):strings.Index(number, "QY")+12], "已确认")
+	for _, s := range []string{"预约", "1", "2", "2", "1"} {
+		c.say(s)
+	}
+	c.in("booking", "address")
+	c.say("3号楼", "地址太短了")
+	c.say("幸福社区3号楼2单元101", "地址：幸福社区3号楼2单元101")
+	c.say("确认", "预约成功", "上门")
+	a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_h", c.clock)
+	if len(a) != 1 || strings.Contains(a[0].AddressSealed, "3号楼") {
+		t.Fatalf("the address is not sealed at rest: %+v", a)
+	}
+}
+
+// Two residents choose the same 10-minute slot; the slower one is offered
+// the times again.
+func TestSlotTakenMeanwhile(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_x", synthID("110105", "19550302", "021"))
+	activeFor(t, e, doc, "o_y", synthID("110105", "19560303", "022"))
+	x, y := talk(t, e, "o_x"), talk(t, e, "o_y")
+	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		x.say(s)
+		y.say(s)
+	}
+	x.say("确认", "预约成功")
+	y.say("确认", "刚刚被别人约了", "11月24日 周二可以预约的时间", "1. 08:10-08:20")
+	y.in("booking", "time")
+	y.say("1", "08:10-08:20")
+	y.say("确认", "预约成功")
+}
+
+func TestBookingNeedsAnActiveContract(t *testing.T) {
+	e := engineFor(t, "national")
+	signed(t, e, "o_p", synthID("110105", "19550302", "021")) // pending
+	talk(t, e, "o_p").say("预约", "预约需要先签约家庭医生", "等医生确认后")
+}
