@@ -145,7 +145,7 @@ func TestSimChatsWithASandboxServer(t *testing.T) {
 		t.Fatalf("sim exit %d: %s", code, errOut.String())
 	}
 	got := out.String()
-	for _, want := range []string{"欢迎关注", "帮助 —— 再看一次", "“预约”功能正在准备中"} {
+	for _, want := range []string{"欢迎关注", "帮助 —— 再看一次", "预约需要先签约家庭医生"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("sim output lacks %q:\n%s", want, got)
 		}
