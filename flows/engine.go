@@ -47,6 +47,7 @@ var conversations = map[string]conversation{
 	"change":         aftercare{kind: "change"},
 	"booking":        bookingFlow,
 	"cancel_booking": cancelBooking{},
+	"survey":         survey{},
 }
 
 // entryKeywords start conversations; those not built yet say so.
@@ -130,6 +131,12 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		return replies, err
 	}
 	if replies, ok, err := e.appointmentCommand(ctx, st, said, in); ok {
+		return replies, err
+	}
+	if replies, ok, err := e.visitCommand(ctx, said, in); ok {
+		return replies, err
+	}
+	if replies, ok, err := e.score(ctx, st, said, in); ok {
 		return replies, err
 	}
 	if name, ok := entryKeywords[said]; ok {

@@ -14,11 +14,13 @@ const (
 	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
 	PushBookingCancelled    = "booking_cancelled"    // to the doctor: an appointment cancelled
 	PushAppointmentReminder = "appointment_reminder" // to the resident: the day before and 2 hours before
+	PushSatisfaction        = "satisfaction_survey"  // to the resident after a visit: a score 1-5
+	PushDoctorAgenda        = "doctor_agenda"        // to the doctor at 07:30: the day's visits
 )
 
 // PushKinds lists every kind, for configuration checks and the sandbox.
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
-	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder}
+	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder, PushSatisfaction, PushDoctorAgenda}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

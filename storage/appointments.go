@@ -353,3 +353,92 @@ func (db *DB) Reschedule(ctx context.Context, id, newSlotID int64, maxUpcoming i
 	}
 	return tx.Commit()
 }
+
+// DoctorAgenda lists a doctor's appointments starting in [from, to), booked
+// or already marked, in time order.
+func (db *DB) DoctorAgenda(ctx context.Context, doctorID int64, from, to time.Time) ([]AppointmentView, error) {
+	var out []AppointmentView
+	if err := db.SelectContext(ctx, &out, db.Rebind(appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status <> 'cancelled'
+		AND a.starts_at >= ? AND a.starts_at < ? ORDER BY a.starts_at, a.id`), doctorID, from.UTC(), to.UTC()); err != nil {
+		return nil, fmt.Errorf("storage.DoctorAgenda: %w", err)
+	}
+	return out, nil
+}
+
+// MarkVisit records a booked visit as done or missed. A done visit opens a
+// satisfaction survey for the resident's manager; the pushes go with it.
+func (db *DB) MarkVisit(ctx context.Context, id int64, status string, now time.Time, pushes []Push) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage.MarkVisit: %w", err)
+	}
+	defer tx.Rollback()
+	var residentID int64
+	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE appointments SET status = ?, updated_at = ? WHERE id = ? AND status = 'booked'
+		RETURNING resident_id`), status, now.UTC(), id).Scan(&residentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("storage.MarkVisit: %w", ErrStatusChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("storage.MarkVisit: %w", err)
+	}
+	var manager string
+	if err := tx.GetContext(ctx, &manager, db.Rebind(`SELECT manager_openid FROM residents WHERE id = ?`), residentID); err != nil {
+		return fmt.Errorf("storage.MarkVisit: %w", err)
+	}
+	if status == "done" {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO surveys (appointment_id, openid, requested_at) VALUES (?, ?, ?)`),
+			id, manager, now.UTC()); err != nil {
+			return fmt.Errorf("storage.MarkVisit: survey: %w", err)
+		}
+	}
+	if err := enqueue(ctx, tx, db, pushes); err != nil {
+		return fmt.Errorf("storage.MarkVisit: %w", err)
+	}
+	return tx.Commit()
+}
+
+// OpenSurvey finds the oldest unanswered survey of a WeChat user asked since
+// a moment, if any.
+func (db *DB) OpenSurvey(ctx context.Context, openID string, since time.Time) (int64, bool, error) {
+	var id int64
+	err := db.GetContext(ctx, &id, db.Rebind(`SELECT appointment_id FROM surveys WHERE openid = ? AND answered_at IS NULL
+		AND requested_at >= ? ORDER BY requested_at LIMIT 1`), openID, since.UTC())
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("storage.OpenSurvey: %w", err)
+	}
+	return id, true, nil
+}
+
+// AnswerSurvey records a score once; a second answer changes nothing and
+// reports false.
+func (db *DB) AnswerSurvey(ctx context.Context, appointmentID int64, score int, now time.Time) (bool, error) {
+	res, err := db.ExecContext(ctx, db.Rebind(`UPDATE surveys SET score = ?, answered_at = ? WHERE appointment_id = ?
+		AND answered_at IS NULL`), score, now.UTC(), appointmentID)
+	if err != nil {
+		return false, fmt.Errorf("storage.AnswerSurvey: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// CommentSurvey adds the optional comment to an answered survey, once.
+func (db *DB) CommentSurvey(ctx context.Context, appointmentID int64, comment string) error {
+	if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE surveys SET comment = ? WHERE appointment_id = ? AND comment = ''`),
+		comment, appointmentID); err != nil {
+		return fmt.Errorf("storage.CommentSurvey: %w", err)
+	}
+	return nil
+}
+
+// SurveyScores lists the answered scores, for the indicators and tests.
+func (db *DB) SurveyScores(ctx context.Context) ([]int, error) {
+	var out []int
+	if err := db.SelectContext(ctx, &out, `SELECT score FROM surveys WHERE score IS NOT NULL ORDER BY appointment_id`); err != nil {
+		return nil, fmt.Errorf("storage.SurveyScores: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,135 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// A doctor sees the day's visits with 今日预约 and marks each 完成 N (done)
+// or 未到 N (missed), N being its line. A done visit asks the resident for
+// a score from 1 to 5 and, in the next message, an optional comment; each
+// visit is scored once.
+var (
+	doneCommand   = regexp.MustCompile(`^完成\s*(\d+)$`)
+	missedCommand = regexp.MustCompile(`^未到\s*(\d+)$`)
+)
+
+// surveyWindow is how long after a visit a bare score counts as its answer.
+const surveyWindow = 7 * 24 * time.Hour
+
+func dayBounds(at time.Time) (time.Time, time.Time) {
+	d := at.In(Shanghai)
+	start := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, Shanghai)
+	return start, start.AddDate(0, 0, 1)
+}
+
+// visitCommand answers a doctor's 今日预约, 完成 N and 未到 N.
+func (e *Engine) visitCommand(ctx context.Context, said string, in Inbound) ([]string, bool, error) {
+	m := doneCommand.FindStringSubmatch(said)
+	status := "done"
+	if m == nil {
+		m, status = missedCommand.FindStringSubmatch(said), "no_show"
+	}
+	if m == nil && said != "今日预约" {
+		return nil, false, nil
+	}
+	doctor, err := e.DB.DoctorByOpenID(ctx, in.OpenID)
+	if errors.Is(err, storage.ErrNotFound) {
+		replies, err := say("doctor_not_bound", nil)
+		return replies, true, err
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	from, to := dayBounds(in.At)
+	agenda, err := e.DB.DoctorAgenda(ctx, doctor.ID, from, to)
+	if err != nil {
+		return nil, true, err
+	}
+	if m == nil {
+		replies, err := say("doctor_agenda", agendaLines(agenda))
+		return replies, true, err
+	}
+	n, ok := choice(m[1], len(agenda))
+	if !ok {
+		replies, err := say("visit_not_listed", m[1])
+		return replies, true, err
+	}
+	a := agenda[n-1]
+	var pushes []storage.Push
+	if status == "done" {
+		pushes = []storage.Push{{Key: fmt.Sprintf("appointment:%d:survey", a.ID), Kind: PushSatisfaction,
+			Recipient: a.ManagerOpenID, Priority: PriorityPersonal,
+			Fields: map[string]string{"doctor": doctor.Name, "kind": kindName(a.Kind), "time": a.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}}}
+	}
+	err = e.DB.MarkVisit(ctx, a.ID, status, in.At, pushes)
+	if errors.Is(err, storage.ErrStatusChanged) {
+		replies, err := say("visit_already_marked", n)
+		return replies, true, err
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	e.pushed()
+	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done"})
+	return replies, true, err
+}
+
+type agendaLine struct{ Time, Kind, Name, Status string }
+
+func agendaLines(agenda []storage.AppointmentView) []agendaLine {
+	var lines []agendaLine
+	for _, a := range agenda {
+		lines = append(lines, agendaLine{Time: slotLabel(a.StartsAt, a.EndsAt), Kind: kindName(a.Kind), Name: a.ResidentName,
+			Status: map[string]string{"done": "已完成", "no_show": "未到"}[a.Status]})
+	}
+	return lines
+}
+
+// survey takes the comment after a score.
+type survey struct{}
+
+func (survey) title() string { return "满意度评价" }
+
+func (survey) help(*State) (string, error) { return templates.Message("survey_comment", nil) }
+
+func (survey) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
+	st.Reset()
+	return say("survey_comment", nil)
+}
+
+func (survey) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
+	id, _ := strconv.ParseInt(st.Data["appointment"], 10, 64)
+	st.Reset()
+	if said != "" && said != "跳过" {
+		if err := e.DB.CommentSurvey(ctx, id, said); err != nil {
+			return nil, err
+		}
+	}
+	return say("survey_thanks", nil)
+}
+
+// score takes a bare 1-5 as the answer to the oldest open survey.
+func (e *Engine) score(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {
+	n, err := strconv.Atoi(said)
+	if err != nil || n < 1 || n > 5 || st.Flow != "" {
+		return nil, false, nil
+	}
+	id, open, err := e.DB.OpenSurvey(ctx, in.OpenID, in.At.Add(-surveyWindow))
+	if err != nil || !open {
+		return nil, open, err
+	}
+	if _, err := e.DB.AnswerSurvey(ctx, id, n, in.At); err != nil {
+		return nil, true, err
+	}
+	st.Flow, st.Step, st.Data = "survey", "comment", map[string]string{"appointment": strconv.FormatInt(id, 10)}
+	replies, err := say("survey_scored", n)
+	return replies, true, err
+}

@@ -1,0 +1,42 @@
+package flows
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_v1", synthID("110105", "19550302", "021"))
+	activeFor(t, e, doc, "o_v2", synthID("110105", "19560303", "022"))
+	for _, who := range []string{"o_v1", "o_v2"} {
+		c := talk(t, e, who)
+		for _, s := range []string{"预约", "1", "1", "2", "1"} {
+			c.say(s)
+		}
+		c.say("确认", "预约成功")
+	}
+	doc.clock = time.Date(2026, 11, 24, 9, 0, 0, 0, Shanghai)
+	doc.say("今日预约", "1. 08:00-08:10 门诊 王秀英", "2. 08:10-08:20 门诊 王秀英", "完成 序号")
+	doc.say("完成 3", "没有第3个")
+	doc.say("完成 1", "已把第1个（王秀英）标记为完成")
+	doc.say("完成 1", "已经标记过了")
+	doc.say("未到 2", "标记为未到")
+	doc.say("今日预约", "（已完成）", "（未到）")
+	if countKind(t, e, "o_v1", PushSatisfaction, "pending") != 1 || countKind(t, e, "o_v2", PushSatisfaction, "pending") != 0 {
+		t.Fatal("the survey goes to the resident seen, and only to them")
+	}
+	r := talk(t, e, "o_v1")
+	r.clock = time.Date(2026, 11, 24, 10, 0, 0, 0, Shanghai)
+	r.say("5", "谢谢您的评价（5分）", "跳过")
+	r.say("医生很耐心", "收到，谢谢您")
+	r.say("4", "没看懂") // a second answer is no answer
+	talk(t, e, "o_v2").say("3", "没看懂")
+	scores, _ := e.DB.SurveyScores(context.Background())
+	if len(scores) != 1 || scores[0] != 5 {
+		t.Fatalf("scores = %v", scores)
+	}
+	talk(t, e, "o_nobody").say("今日预约", "还没有绑定医生身份")
+}
