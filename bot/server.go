@@ -286,9 +286,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
-	jobs.Add(2)
+	jobs.Add(3)
 	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
 	go func() { defer jobs.Done(); s.expireContracts(background) }()
+	go func() { defer jobs.Done(); s.sendAgendas(background) }()
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	select {
@@ -321,6 +322,35 @@ func (s *Server) expireContracts(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Hour):
+		}
+	}
+}
+
+// sendAgendas enqueues each bound doctor's agenda from 07:30, checked every
+// minute; the pushes' keys make it once a day however many instances run.
+func (s *Server) sendAgendas(ctx context.Context) {
+	done := "" // the day this instance has made its pass
+	for {
+		now := time.Now()
+		today := now.In(flows.Shanghai).Format("2006-01-02")
+		if today != done {
+			pushes, err := flows.AgendaPushes(ctx, s.DB, now)
+			if err == nil && len(pushes) > 0 {
+				if err = s.DB.Apply(ctx, storage.Changes{Pushes: pushes}); err == nil {
+					s.Pushes.Wake()
+				}
+			}
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Error("doctor agendas failed", "err", err)
+			case err == nil && pushes != nil:
+				done = today
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
 		}
 	}
 }

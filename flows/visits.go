@@ -133,3 +133,45 @@ func (e *Engine) score(ctx context.Context, st *State, said string, in Inbound) 
 	replies, err := say("survey_scored", n)
 	return replies, true, err
 }
+
+// agendaHour and agendaMinute: each bound doctor gets the day's visits then.
+const agendaHour, agendaMinute = 7, 30
+
+// AgendaPushes are the day's agendas for bound doctors with visits, once it
+// is 07:30 in Asia/Shanghai; nil before (and a non-nil, maybe empty, list
+// from then on). Keyed by doctor and day, so
+// however often and on however many instances this runs, each doctor gets
+// one agenda a day.
+func AgendaPushes(ctx context.Context, db *storage.DB, now time.Time) ([]storage.Push, error) {
+	local := now.In(Shanghai)
+	if local.Hour()*60+local.Minute() < agendaHour*60+agendaMinute {
+		return nil, nil
+	}
+	doctors, err := db.Doctors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from, to := dayBounds(now)
+	pushes := []storage.Push{}
+	seen := map[int64]bool{}
+	for _, d := range doctors {
+		if !d.OpenID.Valid || seen[d.ID] {
+			continue
+		}
+		seen[d.ID] = true
+		agenda, err := db.DoctorAgenda(ctx, d.ID, from, to)
+		if err != nil {
+			return nil, err
+		}
+		if len(agenda) == 0 {
+			continue
+		}
+		pushes = append(pushes, storage.Push{
+			Key:  fmt.Sprintf("agenda:%d:%s", d.ID, local.Format("2006-01-02")),
+			Kind: PushDoctorAgenda, Recipient: d.OpenID.String, Priority: PriorityTransactional,
+			Fields: map[string]string{"date": local.Format("2006-01-02"), "count": strconv.Itoa(len(agenda)),
+				"first": agenda[0].StartsAt.In(Shanghai).Format("15:04")},
+		})
+	}
+	return pushes, nil
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
 )
 
 func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
@@ -39,4 +41,36 @@ func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
 		t.Fatalf("scores = %v", scores)
 	}
 	talk(t, e, "o_nobody").say("今日预约", "还没有绑定医生身份")
+}
+
+func TestAgendaOncePerDoctorAndDayFrom0730(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_ag", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_ag")
+	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		c.say(s)
+	}
+	c.say("确认", "预约成功")
+	early := time.Date(2026, 11, 24, 7, 29, 0, 0, Shanghai)
+	if p, _ := AgendaPushes(ctx, e.DB, early); len(p) != 0 {
+		t.Fatalf("before 07:30: %+v", p)
+	}
+	for range 3 { // three instances, or three ticks
+		p, err := AgendaPushes(ctx, e.DB, early.Add(time.Minute))
+		if err != nil || len(p) != 1 || p[0].Fields["count"] != "1" || p[0].Fields["first"] != "08:00" {
+			t.Fatalf("at 07:30: %+v %v", p, err)
+		}
+		if err := e.DB.Apply(ctx, storage.Changes{Pushes: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countKind(t, e, "o_doc", PushDoctorAgenda, "pending"); n != 1 {
+		t.Fatalf("%d agendas", n)
+	}
+	// The day after has no visits: no agenda.
+	if p, _ := AgendaPushes(ctx, e.DB, early.AddDate(0, 0, 1).Add(time.Hour)); len(p) != 0 {
+		t.Fatalf("a day without visits: %+v", p)
+	}
 }
