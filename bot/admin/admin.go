@@ -39,6 +39,8 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/audit", a.audit)
 	g.GET("/doctors", a.doctors)
 	g.POST("/doctors/:id/binding-code", a.bindingCode)
+	g.POST("/doctors/:id/sessions", a.addSession)
+	g.POST("/doctors/:id/exceptions", a.addException)
 }
 
 func (a *API) doctors(c *gin.Context) {
@@ -170,7 +172,7 @@ func (a *API) audit(c *gin.Context) {
 
 func (a *API) fail(c *gin.Context, err error) {
 	if errors.Is(err, storage.ErrNotFound) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "no such package"})
+		c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
 		return
 	}
 	a.Log.Error("admin api failed", "route", c.FullPath(), "err", err)

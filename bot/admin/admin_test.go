@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -159,6 +160,54 @@ func TestAdminIssuesBindingCodes(t *testing.T) {
 		}
 		if code, _ := call(t, r, "POST", "/admin/api/doctors/1/binding-code", token, ""); code != http.StatusNotFound {
 			t.Fatalf("a code for a bound doctor: %d", code)
+		}
+	})
+}
+
+func TestAdminManagesSchedules(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := profile.Ensure(ctx, db, "yaoguan"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := profile.LoadDemo(ctx, db, "yaoguan"); err != nil {
+			t.Fatal(err)
+		}
+		gin.SetMode(gin.ReleaseMode)
+		r := gin.New()
+		(&API{DB: db, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r)
+		bad := map[string]string{
+			`{"weekday": 1, "start": "08:00", "end": "11:30", "slot_minutes": 5, "capacity": 1}`:  "at least 8",
+			`{"weekday": 9, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 1}`: "weekday",
+			`{"weekday": 1, "start": "11:00", "end": "08:00", "slot_minutes": 10, "capacity": 1}`: "end after start",
+			`{"weekday": 1, "start": "8am", "end": "11:30", "slot_minutes": 10, "capacity": 1}`:   "HH:MM",
+			`{"weekday": 1, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 0}`: "capacity",
+		}
+		for body, want := range bad {
+			code, out := call(t, r, "POST", "/admin/api/doctors/1/sessions", token, body)
+			if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), want) {
+				t.Errorf("%s: %d %v", body, code, out)
+			}
+		}
+		if code, _ := call(t, r, "POST", "/admin/api/doctors/77/sessions", token, `{"weekday": 1, "start": "08:00", "end": "09:00", "slot_minutes": 8, "capacity": 1}`); code != http.StatusNotFound {
+			t.Fatalf("unknown doctor: %d", code)
+		}
+		before, _ := db.Sessions(ctx, 1)
+		if code, out := call(t, r, "POST", "/admin/api/doctors/1/sessions", token, `{"weekday": 1, "start": "18:00", "end": "19:00", "slot_minutes": 8, "capacity": 2}`); code != http.StatusCreated {
+			t.Fatalf("add session: %d %v", code, out)
+		}
+		if after, _ := db.Sessions(ctx, 1); len(after) != len(before)+1 {
+			t.Fatalf("sessions %d -> %d", len(before), len(after))
+		}
+		if code, out := call(t, r, "POST", "/admin/api/doctors/1/exceptions", token, `{"day": "2026-12-01", "kind": "leave", "start": "00:00", "end": "24:00"}`); code != http.StatusCreated {
+			t.Fatalf("leave: %d %v", code, out)
+		}
+		if code, _ := call(t, r, "POST", "/admin/api/doctors/1/exceptions", token, `{"day": "tomorrow", "kind": "leave", "start": "08:00", "end": "09:00"}`); code != http.StatusBadRequest {
+			t.Fatalf("bad day: %d", code)
+		}
+		leave, _ := db.Exceptions(ctx, 1, "2026-12-01", "2026-12-01")
+		if len(leave) != 1 || leave[0].EndMinute != 1440 {
+			t.Fatalf("exceptions = %+v", leave)
 		}
 	})
 }

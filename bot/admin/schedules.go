@@ -1,0 +1,143 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// sessionJSON is a weekly session as admins write it.
+type sessionJSON struct {
+	Weekday     int    `json:"weekday"` // 0 Sunday … 6 Saturday
+	Start       string `json:"start"`   // "08:00"
+	End         string `json:"end"`     // "11:30"
+	SlotMinutes int    `json:"slot_minutes"`
+	Capacity    int    `json:"capacity"`
+}
+
+// exceptionJSON is leave or an extra session on one day.
+type exceptionJSON struct {
+	Day         string `json:"day"`  // "2026-12-01"
+	Kind        string `json:"kind"` // leave, extra
+	Start       string `json:"start"`
+	End         string `json:"end"`
+	SlotMinutes int    `json:"slot_minutes"`
+	Capacity    int    `json:"capacity"`
+}
+
+func minuteOf(hhmm string) (int, bool) {
+	h, m, ok := strings.Cut(hhmm, ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || err1 != nil || err2 != nil || hh < 0 || hh > 24 || mm < 0 || mm > 59 || hh*60+mm > 1440 {
+		return 0, false
+	}
+	return hh*60 + mm, true
+}
+
+// minVisit is the programme's shortest visit, which no slot may undercut.
+func (a *API) minVisit(c *gin.Context) (int, bool) {
+	cat, err := a.DB.Catalog(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return 0, false
+	}
+	s, err := profile.SettingsOf(cat)
+	if err != nil {
+		a.fail(c, err)
+		return 0, false
+	}
+	return s.Appointments.MinVisitMinutes, true
+}
+
+func (a *API) doctorParam(c *gin.Context) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "doctor id must be a number"})
+		return 0, false
+	}
+	if _, _, err := a.DB.DoctorOpenID(c.Request.Context(), id); err != nil {
+		a.fail(c, err) // 404 for a doctor that does not exist
+		return 0, false
+	}
+	return id, true
+}
+
+// checkTimes reads a window and a slot length against the programme's minimum.
+func checkTimes(start, end string, slotMinutes, capacity, minVisit int, needSlots bool) (int, int, error) {
+	from, ok1 := minuteOf(start)
+	to, ok2 := minuteOf(end)
+	switch {
+	case !ok1 || !ok2 || to <= from:
+		return 0, 0, fmt.Errorf("start and end must be HH:MM with end after start")
+	case needSlots && slotMinutes < minVisit:
+		return 0, 0, fmt.Errorf("slot_minutes must be at least %d, the programme's shortest visit", minVisit)
+	case needSlots && (capacity < 1 || capacity > 50):
+		return 0, 0, fmt.Errorf("capacity must be 1 to 50")
+	}
+	return from, to, nil
+}
+
+func (a *API) addSession(c *gin.Context) {
+	doctor, ok := a.doctorParam(c)
+	if !ok {
+		return
+	}
+	var in sessionJSON
+	if err := c.ShouldBindJSON(&in); err != nil || in.Weekday < 0 || in.Weekday > 6 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"weekday": 0-6, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 1}`})
+		return
+	}
+	minVisit, ok := a.minVisit(c)
+	if !ok {
+		return
+	}
+	from, to, err := checkTimes(in.Start, in.End, in.SlotMinutes, in.Capacity, minVisit, true)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := a.DB.AddSession(c.Request.Context(), storage.ClinicSession{DoctorID: doctor, Weekday: in.Weekday,
+		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, in)
+}
+
+func (a *API) addException(c *gin.Context) {
+	doctor, ok := a.doctorParam(c)
+	if !ok {
+		return
+	}
+	var in exceptionJSON
+	if err := c.ShouldBindJSON(&in); err != nil || (in.Kind != "leave" && in.Kind != "extra") {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"day": "2026-12-01", "kind": "leave" or "extra", "start": "08:00", "end": "17:00"} (extra also slot_minutes and capacity)`})
+		return
+	}
+	if _, err := time.Parse("2006-01-02", in.Day); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "day must be YYYY-MM-DD"})
+		return
+	}
+	minVisit, ok := a.minVisit(c)
+	if !ok {
+		return
+	}
+	from, to, err := checkTimes(in.Start, in.End, in.SlotMinutes, in.Capacity, minVisit, in.Kind == "extra")
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := a.DB.AddException(c.Request.Context(), storage.Exception{DoctorID: doctor, Day: in.Day, Kind: in.Kind,
+		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, in)
+}
