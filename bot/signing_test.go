@@ -117,7 +117,8 @@ func assertNoClearPersonalData(t *testing.T, stack storagetest.Stack, srv *Serve
 	t.Helper()
 	ctx := context.Background()
 	secrets := []string{residentID, residentPhone, residentID[6:14] + residentID[14:17]}
-	tables := []string{"residents", "contracts", "contract_packages", "contract_events", "outbox", "id_attempts", "audit_log", "wechat_users"}
+	tables := []string{"residents", "contracts", "contract_packages", "contract_events", "outbox", "id_attempts", "audit_log",
+		"wechat_users", "appointments", "surveys"}
 	for _, table := range tables {
 		rows, err := srv.DB.QueryxContext(ctx, "SELECT * FROM "+table)
 		if err != nil {
@@ -207,4 +208,49 @@ func TestRetryMidSigningRunsOnce(t *testing.T) {
 	if reply := chat(t, srv, "o_retry_sign", "同意"); !strings.Contains(reply, "身份证号码") {
 		t.Fatalf("after the retry: %s", reply)
 	}
+}
+
+func TestBookRescheduleCancelEndToEnd(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL},
+			Options{RedisPrefix: stack.Redis.Prefix})
+		var demo struct {
+			Doctors []struct {
+				BindingCode string `json:"binding_code"`
+			}
+		}
+		json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+		doctor, resident := "o_bk_doc", "o_bk_res"
+		chat(t, srv, doctor, "绑定 "+demo.Doctors[0].BindingCode)
+		for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
+			chat(t, srv, resident, s)
+		}
+		number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
+		if reply := chat(t, srv, doctor, "确认 "+number); !strings.Contains(reply, "已确认") {
+			t.Fatalf("confirm: %s", reply)
+		}
+		for _, s := range []string{"预约", "1", "1", "2", "1"} {
+			chat(t, srv, resident, s)
+		}
+		if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "预约成功") {
+			t.Fatalf("book: %s", reply)
+		}
+		waitPush(t, srv, doctor, "booking_created", 2*time.Second)
+		for _, s := range []string{"改约 1", "3", "2"} {
+			chat(t, srv, resident, s)
+		}
+		if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "改约成功") {
+			t.Fatalf("reschedule: %s", reply)
+		}
+		waitPush(t, srv, doctor, "booking_changed", 2*time.Second)
+		chat(t, srv, resident, "取消 1")
+		if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "已取消") {
+			t.Fatalf("cancel: %s", reply)
+		}
+		waitPush(t, srv, doctor, "booking_cancelled", 2*time.Second)
+		if reply := chat(t, srv, resident, "我的预约"); !strings.Contains(reply, "暂无预约") {
+			t.Fatalf("after cancelling: %s", reply)
+		}
+		assertNoClearPersonalData(t, stack, srv)
+	})
 }
