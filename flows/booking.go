@@ -33,12 +33,8 @@ func bookingSteps() []step {
 	}
 }
 
-// Booking rules the programme may change later; these are the defaults.
-const (
-	maxUpcoming        = 3
-	cancelBefore       = 2 * time.Hour
-	quietFrom, quietTo = 21, 8 // reminders are not sent between these hours
-)
+// Reminders are not sent between these hours (Asia/Shanghai).
+const quietFrom, quietTo = 21, 8
 
 // appointmentKinds in the order they are offered, with the words residents read.
 var appointmentKinds = []struct{ code, name string }{
@@ -52,6 +48,21 @@ func kindName(code string) string {
 		}
 	}
 	return code
+}
+
+// rules are the programme's appointment rules.
+func (t *turnCtx) rules() (profile.AppointmentRules, error) {
+	s, err := t.settings()
+	return s.Appointments, err
+}
+
+func (e *Engine) rules(ctx context.Context) (profile.AppointmentRules, error) {
+	c, err := e.DB.Catalog(ctx)
+	if err != nil {
+		return profile.AppointmentRules{}, err
+	}
+	s, err := profile.SettingsOf(c)
+	return s.Appointments, err
 }
 
 func kindIs(code string) func(t *turnCtx) (bool, error) {
@@ -335,11 +346,15 @@ func takeBookConfirm(t *turnCtx, said string) (string, error) {
 	if moving := t.st.Data["moving"]; moving != "" {
 		return t.reschedule(moving, s)
 	}
+	rules, err := t.rules()
+	if err != nil {
+		return "", err
+	}
 	contract, _ := strconv.ParseInt(t.st.Data["contract_id"], 10, 64)
 	resident, _ := strconv.ParseInt(t.st.Data["resident"], 10, 64)
 	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.Data["key"], ResidentID: resident, ContractID: contract,
 		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.st.Data["kind"], AddressSealed: t.st.Data["address"],
-		Reason: t.st.Data["reason"], MaxUpcoming: maxUpcoming, Now: t.in.At,
+		Reason: t.st.Data["reason"], MaxUpcoming: rules.Upcoming(), Now: t.in.At,
 		Pushes: func(id int64) []storage.Push { return t.bookingPushes(id, s, PushBookingCreated) }})
 	if err := t.slotTaken(err); err != nil {
 		return "", err
@@ -375,7 +390,8 @@ func (t *turnCtx) slotTaken(err error) error {
 		}
 		return reask{joinNonEmpty(mustMessage(why, nil), q)}
 	case errors.Is(err, storage.ErrTooMany):
-		return stopWith("book_too_many", maxUpcoming)
+		rules, _ := t.rules()
+		return stopWith("book_too_many", rules.Upcoming())
 	}
 	return err
 }
@@ -409,7 +425,11 @@ func inQuietHours(at time.Time) bool {
 
 func (t *turnCtx) reschedule(moving string, s storage.Slot) (string, error) {
 	id, _ := strconv.ParseInt(moving, 10, 64)
-	err := t.e.DB.Reschedule(t, id, s.ID, maxUpcoming, t.in.At, func(slot storage.Slot) []storage.Push {
+	rules, err := t.rules()
+	if err != nil {
+		return "", err
+	}
+	err = t.e.DB.Reschedule(t, id, s.ID, rules.Upcoming(), t.in.At, func(slot storage.Slot) []storage.Push {
 		return t.bookingPushes(id, slot, PushBookingChanged)
 	})
 	if errors.Is(err, storage.ErrStatusChanged) {
@@ -480,8 +500,12 @@ func (e *Engine) appointmentCommand(ctx context.Context, st *State, said string,
 		replies, err := say("appointment_not_listed", m[1])
 		return replies, true, err
 	}
-	if a.StartsAt.Sub(in.At) < cancelBefore {
-		replies, err := say("appointment_too_late", nil)
+	rules, err := e.rules(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	if a.StartsAt.Sub(in.At) < rules.CancelBefore() {
+		replies, err := say("appointment_too_late", int(rules.CancelBefore().Hours()))
 		return replies, true, err
 	}
 	st.Reset()
@@ -524,8 +548,12 @@ func (c cancelBooking) answer(ctx context.Context, e *Engine, st *State, said st
 	if err != nil {
 		return nil, err
 	}
-	if a.StartsAt.Sub(in.At) < cancelBefore {
-		return say("appointment_too_late", nil)
+	rules, err := e.rules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.StartsAt.Sub(in.At) < rules.CancelBefore() {
+		return say("appointment_too_late", int(rules.CancelBefore().Hours()))
 	}
 	fields := map[string]string{"resident": a.ResidentName, "kind": kindName(a.Kind), "time": a.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}
 	err = e.DB.CancelAppointment(ctx, id, in.At, []storage.Push{{Key: fmt.Sprintf("appointment:%d:cancelled", id),

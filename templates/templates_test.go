@@ -84,7 +84,7 @@ func init() {
 		"book_confirm_reask": nil, "book_done": map[string]any{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静"},
 		"book_slot_gone": nil, "book_overlap": nil, "book_too_many": 3, "book_gone": nil, "book_moved": "11月25日 周三 09:00-09:10", "book_help": nil,
 		"my_appointments":        []map[string]any{{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Name": "王秀英"}},
-		"appointment_not_listed": "3", "appointment_too_late": nil, "appointment_cancel_help": nil, "appointment_kept": nil, "appointment_cancelled": nil,
+		"appointment_not_listed": "3", "appointment_too_late": 2, "appointment_cancel_help": nil, "appointment_kept": nil, "appointment_cancelled": nil,
 		"appointment_cancel_confirm": map[string]any{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Name": "王秀英"},
 		"doctor_agenda":              []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}},
 		"visit_not_listed":           "4", "visit_already_marked": 2, "visit_marked": map[string]any{"N": 1, "Name": "王秀英", "Done": true},

@@ -37,6 +37,9 @@ func check(f file) []error {
 	if f.Appointments.MinVisitMinutes < 5 || f.Appointments.MinVisitMinutes > 120 {
 		bad("appointments: min_visit_minutes must be 5 to 120")
 	}
+	if f.Appointments.MaxUpcoming < 0 || f.Appointments.MaxUpcoming > 20 || f.Appointments.CancelBeforeHours < 0 || f.Appointments.CancelBeforeHours > 72 {
+		bad("appointments: max_upcoming must be 0 (default 3) to 20, cancel_before_hours 0 (default 2) to 72")
+	}
 	for ind, pct := range f.Targets {
 		if _, ok := find(v.Indicators, ind); !ok {
 			bad("targets: unknown indicator %q", ind)

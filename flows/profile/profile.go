@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
@@ -39,6 +40,24 @@ type AppointmentRules struct {
 	MinVisitMinutes   int      `json:"min_visit_minutes" yaml:"min_visit_minutes"`
 	HomeVisitGroups   []string `json:"home_visit_groups" yaml:"home_visit_groups"`
 	HomeVisitPackages []string `json:"home_visit_packages" yaml:"home_visit_packages"`
+	MaxUpcoming       int      `json:"max_upcoming,omitempty" yaml:"max_upcoming"`               // 0: 3
+	CancelBeforeHours int      `json:"cancel_before_hours,omitempty" yaml:"cancel_before_hours"` // 0: 2
+}
+
+// Upcoming is how many upcoming visits a resident may hold.
+func (r AppointmentRules) Upcoming() int {
+	if r.MaxUpcoming > 0 {
+		return r.MaxUpcoming
+	}
+	return 3
+}
+
+// CancelBefore is how long before a visit it can still be cancelled or moved online.
+func (r AppointmentRules) CancelBefore() time.Duration {
+	if r.CancelBeforeHours > 0 {
+		return time.Duration(r.CancelBeforeHours) * time.Hour
+	}
+	return 2 * time.Hour
 }
 
 // file is a profile as written in YAML.

@@ -3,6 +3,7 @@ package profile
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
@@ -125,7 +126,7 @@ func TestYaoguanPrices(t *testing.T) {
 		t.Errorf("Yaoguan has %d basic tiers, want 3", basics)
 	}
 	s, _ := SettingsOf(c)
-	if s.Appointments.MinVisitMinutes != 8 || s.Targets["priority_coverage"] != 60 || s.Targets["elderly_coverage"] != 60 {
+	if s.Appointments.MinVisitMinutes != 8 || s.Appointments.Upcoming() != 3 || s.Appointments.CancelBefore() != 2*time.Hour || s.Targets["priority_coverage"] != 60 || s.Targets["elderly_coverage"] != 60 {
 		t.Errorf("Yaoguan settings = %+v", s)
 	}
 }
@@ -249,6 +250,7 @@ func TestBrokenProfilesNameFilePackageAndReason(t *testing.T) {
 		{"unknown payer", "{resident: 100}}}\n  - {code: p3", "{landlord: 100}}}\n  - {code: p3", `package p2: price.local: unknown payer "landlord"`},
 		{"too few personalised", "kind: personalised, summary: s, items: [{name: 随访, per_year: 4}], price: {local: {resident: 100}}}\n  - {code: a", "kind: addon, eligibility: {requires: [b]}, summary: s, items: [{name: 随访, per_year: 4}], price: {local: {resident: 100}}}\n  - {code: a", "at least one basic and three personalised"},
 		{"misspelt field", "summary: s, items", "sumary: s, items", "field sumary not found"},
+		{"cancel window too long", "min_visit_minutes: 10}", "min_visit_minutes: 10, cancel_before_hours: 99}", "cancel_before_hours"},
 		{"add-on without a base", "eligibility: {requires: [b]}, items: [{name: 体检", "items: [{name: 体检", "package a: an add-on must name"},
 	}
 	for _, c := range cases {
