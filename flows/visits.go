@@ -63,13 +63,7 @@ func (e *Engine) visitCommand(ctx context.Context, said string, in Inbound) ([]s
 		return replies, true, err
 	}
 	a := agenda[n-1]
-	var pushes []storage.Push
-	if status == "done" {
-		pushes = []storage.Push{{Key: fmt.Sprintf("appointment:%d:survey", a.ID), Kind: PushSatisfaction,
-			Recipient: a.ManagerOpenID, Priority: PriorityPersonal,
-			Fields: map[string]string{"doctor": doctor.Name, "kind": kindName(a.Kind), "time": a.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}}}
-	}
-	err = e.DB.MarkVisit(ctx, a.ID, status, in.At, pushes)
+	err = MarkVisit(ctx, e.DB, a, status, in.At)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		replies, err := say("visit_already_marked", n)
 		return replies, true, err
@@ -80,6 +74,21 @@ func (e *Engine) visitCommand(ctx context.Context, said string, in Inbound) ([]s
 	e.pushed()
 	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done"})
 	return replies, true, err
+}
+
+// MarkVisit records a booked visit as done or no_show; a done one asks the
+// resident for a score. Doctors do it in chat, admins through the API.
+func MarkVisit(ctx context.Context, db *storage.DB, a storage.AppointmentView, status string, at time.Time) error {
+	if status != "done" && status != "no_show" {
+		return fmt.Errorf("flows.MarkVisit: status %q is not done or no_show", status)
+	}
+	var pushes []storage.Push
+	if status == "done" {
+		pushes = []storage.Push{{Key: fmt.Sprintf("appointment:%d:survey", a.ID), Kind: PushSatisfaction,
+			Recipient: a.ManagerOpenID, Priority: PriorityPersonal,
+			Fields: map[string]string{"doctor": a.DoctorName, "kind": kindName(a.Kind), "time": a.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}}}
+	}
+	return db.MarkVisit(ctx, a.ID, status, at, pushes)
 }
 
 type agendaLine struct{ Time, Kind, Name, Status string }

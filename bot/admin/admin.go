@@ -41,6 +41,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/doctors/:id/binding-code", a.bindingCode)
 	g.POST("/doctors/:id/sessions", a.addSession)
 	g.POST("/doctors/:id/exceptions", a.addException)
+	g.POST("/appointments/:id/visit", a.markVisit)
 }
 
 func (a *API) doctors(c *gin.Context) {

@@ -211,3 +211,50 @@ func TestAdminManagesSchedules(t *testing.T) {
 		}
 	})
 }
+
+func TestAdminMarksVisits(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		profile.Ensure(ctx, db, "national")
+		profile.LoadDemo(ctx, db, "national")
+		cs, _ := db.Communities(ctx)
+		teams, _ := db.TeamsServing(ctx, cs[0].ID)
+		number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "k", Day: "261123",
+			Resident: storage.NewResident{ManagerOpenID: "o_res", Relation: "self", Name: "王秀英", IDSealed: "x", IDHash: "h",
+				PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID},
+			TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+			AgreementVersion: "v", AgreedAt: time.Now(), ConsentVersion: "v", ConsentedAt: time.Now(), ConsentBy: "o_res"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contract, _ := db.ContractByNumber(ctx, number)
+		start := time.Now().Add(time.Hour).Truncate(time.Minute)
+		db.EnsureSlots(ctx, []storage.Slot{{DoctorID: teams[0].DoctorID, Day: "d", StartsAt: start, EndsAt: start.Add(10 * time.Minute), Capacity: 1}})
+		slots, _ := db.Slots(ctx, teams[0].DoctorID, start, start.Add(time.Minute))
+		id, err := db.Book(ctx, storage.NewAppointment{RequestKey: "b", ResidentID: contract.ResidentID, ContractID: contract.ID,
+			DoctorID: teams[0].DoctorID, SlotID: slots[0].ID, Kind: "followup", MaxUpcoming: 3, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gin.SetMode(gin.ReleaseMode)
+		r := gin.New()
+		(&API{DB: db, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r)
+		path := fmt.Sprintf("/admin/api/appointments/%d/visit", id)
+		if code, _ := call(t, r, "POST", path, token, `{"status": "gone"}`); code != http.StatusBadRequest {
+			t.Fatalf("bad status: %d", code)
+		}
+		if code, _ := call(t, r, "POST", "/admin/api/appointments/999/visit", token, `{"status": "done"}`); code != http.StatusNotFound {
+			t.Fatalf("unknown appointment: %d", code)
+		}
+		if code, out := call(t, r, "POST", path, token, `{"status": "done"}`); code != 200 {
+			t.Fatalf("mark: %d %v", code, out)
+		}
+		if code, _ := call(t, r, "POST", path, token, `{"status": "no_show"}`); code != http.StatusConflict {
+			t.Fatalf("mark twice: %d", code)
+		}
+		rows, _ := db.OutboxFor(ctx, "o_res")
+		if len(rows) != 1 || rows[0].Kind != flows.PushSatisfaction {
+			t.Fatalf("survey push = %+v", rows)
+		}
+	})
+}

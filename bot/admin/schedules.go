@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 )
@@ -140,4 +142,31 @@ func (a *API) addException(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, in)
+}
+
+// markVisit records a visit as done or missed, as a doctor's 完成/未到 does.
+func (a *API) markVisit(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	var in struct {
+		Status string `json:"status"`
+	}
+	if err != nil || c.ShouldBindJSON(&in) != nil || (in.Status != "done" && in.Status != "no_show") {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"status": "done"} or {"status": "no_show"}`})
+		return
+	}
+	appt, err := a.DB.Appointment(c.Request.Context(), id)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	err = flows.MarkVisit(c.Request.Context(), a.DB, appt, in.Status, time.Now())
+	if errors.Is(err, storage.ErrStatusChanged) {
+		c.JSON(http.StatusConflict, gin.H{"error": "the appointment is not booked (cancelled or already marked)"})
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"appointment": id, "status": in.Status})
 }
