@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -73,14 +74,7 @@ func (t *turnCtx) applicant() Applicant {
 	if g := t.st.Data["groups"]; g != "" {
 		groups = strings.Split(g, ",")
 	}
-	return Applicant{Age: age, Groups: groups, Insured: storage.Insured(or(t.st.Data["insured"], string(storage.InsuredLocal)))}
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	return Applicant{Age: age, Groups: groups, Insured: storage.Insured(cmp.Or(t.st.Data["insured"], string(storage.InsuredLocal)))}
 }
 
 // numbers reads "1 3", "1,3", "1，3" or "1、3".

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -52,15 +53,15 @@ var (
 // Load reads the configuration through getenv (os.Getenv in production).
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		Addr:        or(getenv("JIAYI_ADDR"), ":8080"),
-		DatabaseURL: or(getenv("JIAYI_DATABASE_URL"), storage.DefaultDatabaseURL),
+		Addr:        cmp.Or(getenv("JIAYI_ADDR"), ":8080"),
+		DatabaseURL: cmp.Or(getenv("JIAYI_DATABASE_URL"), storage.DefaultDatabaseURL),
 		RedisURL:    getenv("JIAYI_REDIS_URL"),
 		AppID:       getenv("JIAYI_WECHAT_APPID"),
 		Secret:      getenv("JIAYI_WECHAT_SECRET"),
 		Token:       getenv("JIAYI_WECHAT_TOKEN"),
 		AESKey:      getenv("JIAYI_WECHAT_AES_KEY"),
 		AdminToken:  getenv("JIAYI_ADMIN_TOKEN"),
-		Region:      or(getenv("JIAYI_REGION"), "national"),
+		Region:      cmp.Or(getenv("JIAYI_REGION"), "national"),
 	}
 	var errs []error
 	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s: %s", name, why)) }
@@ -109,8 +110,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	if c.Sandbox() {
-		c.AppID = or(c.AppID, "wxsandbox")
-		c.Token = or(c.Token, "jiayi")
+		c.AppID = cmp.Or(c.AppID, "wxsandbox")
+		c.Token = cmp.Or(c.Token, "jiayi")
 		if !sandboxAppID.MatchString(c.AppID) {
 			bad("JIAYI_WECHAT_APPID", "must be letters, digits or _ (at most 32)")
 		}
@@ -132,13 +133,6 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("JIAYI_WECHAT_TOKEN", "must be 3 to 32 letters or digits, as the WeChat console requires")
 	}
 	return c, errors.Join(errs...)
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // duration reads a Go duration (30m, 72h) within bounds, or the default.

@@ -4,6 +4,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +68,7 @@ func (d *Dispatcher) Wake() {
 // Run dispatches until ctx is done.
 func (d *Dispatcher) Run(ctx context.Context) {
 	d.init()
-	interval := cmpOr(d.Interval, time.Second)
+	interval := cmp.Or(d.Interval, time.Second)
 	for {
 		for d.DispatchOnce(ctx) > 0 && ctx.Err() == nil {
 		}
@@ -83,7 +84,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // DispatchOnce sends one batch of due pushes and returns how many it claimed.
 func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	d.init()
-	rows, err := d.DB.ClaimDue(ctx, 20, cmpOr(d.Lease, 30*time.Second), d.Now())
+	rows, err := d.DB.ClaimDue(ctx, 20, cmp.Or(d.Lease, 30*time.Second), d.Now())
 	if err != nil {
 		if ctx.Err() == nil {
 			d.Log.Error("outbox claim failed", "err", err)
@@ -166,11 +167,4 @@ func backoff(attempt int) time.Duration {
 	d := 2 * time.Second << min(attempt-1, 11)
 	d = min(d, time.Hour)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

@@ -4,6 +4,7 @@
 package turn
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,14 +60,8 @@ type Runner struct {
 }
 
 func (r *Runner) durations() (deadline, claim, work, session, reply time.Duration) {
-	or := func(d, def time.Duration) time.Duration {
-		if d > 0 {
-			return d
-		}
-		return def
-	}
-	return or(r.Deadline, 4*time.Second), or(r.ClaimTTL, 3*time.Second), or(r.WorkTime, 10*time.Second),
-		or(r.SessionTTL, 24*time.Hour), or(r.ReplyTTL, 10*time.Minute)
+	return cmp.Or(r.Deadline, 4*time.Second), cmp.Or(r.ClaimTTL, 3*time.Second), cmp.Or(r.WorkTime, 10*time.Second),
+		cmp.Or(r.SessionTTL, 24*time.Hour), cmp.Or(r.ReplyTTL, 10*time.Minute)
 }
 
 // Message is one inbound message and the key WeChat's retries share.

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -37,7 +38,7 @@ func Ensure(ctx context.Context, db *storage.DB, region string) error {
 func Diff(current, next storage.Catalog) []string {
 	var out []string
 	if current.Profile.Code != next.Profile.Code || current.Profile.Name != next.Profile.Name {
-		out = append(out, fmt.Sprintf("profile: %s (%s) -> %s (%s)", or(current.Profile.Code, "none"),
+		out = append(out, fmt.Sprintf("profile: %s (%s) -> %s (%s)", cmp.Or(current.Profile.Code, "none"),
 			current.Profile.Name, next.Profile.Code, next.Profile.Name))
 	} else if string(current.Profile.Settings) != string(next.Profile.Settings) {
 		out = append(out, "profile settings: team model, partner hospitals, groups, appointment rules or targets change")
@@ -61,13 +62,6 @@ func Diff(current, next storage.Catalog) []string {
 		}
 	}
 	return out
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // describe is a package's terms apart from its price, as one comparable line.
