@@ -184,3 +184,49 @@ func AgendaPushes(ctx context.Context, db *storage.DB, now time.Time) ([]storage
 	}
 	return pushes, nil
 }
+
+// ItemFulfilment is how much of one service item a contract has received
+// this term: completed visits of the item's kind against its yearly count.
+type ItemFulfilment struct {
+	Package  string `json:"package"`
+	Item     string `json:"item"`
+	Required int    `json:"required"`
+	Done     int    `json:"done"`
+}
+
+// Fulfilment (履约) of an active contract's service items that visits fulfil.
+// A visit counts toward every item of its kind (the basic package's
+// follow-ups and a chronic package's are the same visits), capped at the
+// item's count.
+func Fulfilment(ctx context.Context, db *storage.DB, c storage.ContractView) ([]ItemFulfilment, error) {
+	if !c.TermEnd.Valid {
+		return nil, nil // not started
+	}
+	end, err := time.ParseInLocation("2006-01-02", c.TermEnd.String, Shanghai)
+	if err != nil {
+		return nil, fmt.Errorf("flows.Fulfilment: term end %q: %w", c.TermEnd.String, err)
+	}
+	start := end.AddDate(0, -c.TermMonths, 1)
+	done, err := db.DoneVisits(ctx, c.ID, start)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := db.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ItemFulfilment
+	for _, cp := range c.Packages {
+		p, ok := cat.Package(cp.Code)
+		if !ok {
+			continue
+		}
+		for _, it := range p.Items {
+			if it.VisitKind == "" || it.PerYear == 0 {
+				continue
+			}
+			out = append(out, ItemFulfilment{Package: cp.Name, Item: it.Name, Required: it.PerYear, Done: min(done[it.VisitKind], it.PerYear)})
+		}
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +73,45 @@ func TestAgendaOncePerDoctorAndDayFrom0730(t *testing.T) {
 	// The day after has no visits: no agenda.
 	if p, _ := AgendaPushes(ctx, e.DB, early.AddDate(0, 0, 1).Add(time.Hour)); len(p) != 0 {
 		t.Fatalf("a day without visits: %+v", p)
+	}
+}
+
+func TestFulfilmentCountsCompletedVisits(t *testing.T) {
+	e := engineFor(t, "township")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	// A hypertensive 71-year-old with the chronic package: 4 follow-ups and 1 check-up a year.
+	c := talk(t, e, "o_f")
+	for _, s := range []string{"签约", "1", "王秀英", "同意", synthID("110105", "19550302", "021"), "13812345678", "1", "1", "1"} {
+		c.say(s)
+	}
+	c.say("2", "慢病管理包")
+	number := c.say("同意", "合同编号")
+	number = number[strings.Index(number, "QY") : strings.Index(number, "QY")+12]
+	doc.say("确认 "+number, "已确认")
+	for _, kind := range []string{"4", "4", "3"} { // two follow-ups, one check-up
+		for _, s := range []string{"预约", "1", kind, "2", "1"} {
+			c.say(s)
+		}
+		c.say("确认", "预约成功")
+	}
+	doc.clock = time.Date(2026, 11, 24, 12, 0, 0, 0, Shanghai)
+	doc.say("完成 1")
+	doc.say("完成 2")
+	doc.say("未到 3")
+	contract, _ := e.DB.ContractByNumber(ctx, number)
+	got, err := Fulfilment(ctx, e.DB, contract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int{"面对面随访": {4, 2}, "健康体检": {1, 0}}
+	for _, f := range got {
+		if w, ok := want[f.Item]; ok && (f.Required != w[0] || f.Done != w[1]) {
+			t.Errorf("%s/%s: %d of %d, want %d of %d", f.Package, f.Item, f.Done, f.Required, w[1], w[0])
+		}
+		delete(want, f.Item)
+	}
+	if len(want) != 0 {
+		t.Fatalf("items missing: %v (got %+v)", want, got)
 	}
 }

@@ -128,6 +128,7 @@ type NewAppointment struct {
 	Kind          string
 	AddressSealed string
 	Reason        string
+	Hospital      string // referrals: where to
 	MaxUpcoming   int
 	Now           time.Time
 	// Pushes builds the doctor's notice and the reminders once the
@@ -161,10 +162,10 @@ func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
 	}
 	now := a.Now.UTC()
 	err = tx.QueryRowxContext(ctx, db.Rebind(`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id,
-		kind, status, starts_at, ends_at, address_sealed, reason, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?, ?, ?, ?) RETURNING id`),
+		kind, status, starts_at, ends_at, address_sealed, reason, hospital, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		a.RequestKey, a.ResidentID, a.ContractID, slot.DoctorID, slot.ID, a.Kind, slot.StartsAt.UTC(), slot.EndsAt.UTC(),
-		a.AddressSealed, a.Reason, now, now).Scan(&id)
+		a.AddressSealed, a.Reason, a.Hospital, now, now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("storage.Book: %w", err)
 	}
@@ -236,11 +237,12 @@ type AppointmentView struct {
 	StartsAt      time.Time `db:"starts_at"`
 	EndsAt        time.Time `db:"ends_at"`
 	Reason        string    `db:"reason"`
+	Hospital      string    `db:"hospital"`
 	AddressSealed string    `db:"address_sealed"`
 }
 
 const appointmentViewSQL = `SELECT a.id, a.resident_id, r.name AS resident_name, r.manager_openid, a.doctor_id,
-	d.name AS doctor_name, a.slot_id, a.kind, a.status, a.starts_at, a.ends_at, a.reason, a.address_sealed
+	d.name AS doctor_name, a.slot_id, a.kind, a.status, a.starts_at, a.ends_at, a.reason, a.hospital, a.address_sealed
 	FROM appointments a JOIN residents r ON r.id = a.resident_id JOIN doctors d ON d.id = a.doctor_id`
 
 // UpcomingManagedBy lists the booked appointments after now of everyone a
@@ -439,6 +441,40 @@ func (db *DB) SurveyScores(ctx context.Context) ([]int, error) {
 	var out []int
 	if err := db.SelectContext(ctx, &out, `SELECT score FROM surveys WHERE score IS NOT NULL ORDER BY appointment_id`); err != nil {
 		return nil, fmt.Errorf("storage.SurveyScores: %w", err)
+	}
+	return out, nil
+}
+
+// LastAddress is the sealed address of a resident's latest home visit, "" if none.
+func (db *DB) LastAddress(ctx context.Context, residentID int64) (string, error) {
+	var sealed string
+	err := db.GetContext(ctx, &sealed, db.Rebind(`SELECT address_sealed FROM appointments WHERE resident_id = ?
+		AND address_sealed <> '' ORDER BY id DESC LIMIT 1`), residentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("storage.LastAddress: %w", err)
+	}
+	return sealed, nil
+}
+
+// VisitCount is how many visits of a kind a contract has had done.
+type VisitCount struct {
+	Kind  string `db:"kind"`
+	Count int    `db:"n"`
+}
+
+// DoneVisits counts a contract's completed visits by kind since a moment.
+func (db *DB) DoneVisits(ctx context.Context, contractID int64, since time.Time) (map[string]int, error) {
+	var rows []VisitCount
+	if err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT kind, COUNT(*) AS n FROM appointments WHERE contract_id = ?
+		AND status = 'done' AND starts_at >= ? GROUP BY kind`), contractID, since.UTC()); err != nil {
+		return nil, fmt.Errorf("storage.DoneVisits: %w", err)
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Kind] = r.Count
 	}
 	return out, nil
 }

@@ -40,10 +40,12 @@ func (s Split) Total() int64 {
 	return t
 }
 
-// Item is one service a package provides, PerYear times a year (0: as needed).
+// Item is one service a package provides, PerYear times a year (0: as
+// needed); completed visits of VisitKind count toward it (履约).
 type Item struct {
-	Name    string
-	PerYear int
+	Name      string
+	PerYear   int
+	VisitKind string
 }
 
 // Package is one entry of the catalog.
@@ -173,8 +175,8 @@ ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
 		}
 	}
 	for i, it := range p.Items {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO package_items (package_code, sort_order, name, per_year)
-VALUES (?, ?, ?, ?)`), p.Code, i, it.Name, it.PerYear); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO package_items (package_code, sort_order, name, per_year, visit_kind)
+VALUES (?, ?, ?, ?, ?)`), p.Code, i, it.Name, it.PerYear, it.VisitKind); err != nil {
 			return err
 		}
 	}
@@ -257,17 +259,18 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 		c.Packages = append(c.Packages, p)
 	}
 	var items []struct {
-		Code    string `db:"package_code"`
-		Name    string `db:"name"`
-		PerYear int    `db:"per_year"`
+		Code      string `db:"package_code"`
+		Name      string `db:"name"`
+		PerYear   int    `db:"per_year"`
+		VisitKind string `db:"visit_kind"`
 	}
-	if err := db.SelectContext(ctx, &items, `SELECT i.package_code, i.name, i.per_year FROM package_items i
+	if err := db.SelectContext(ctx, &items, `SELECT i.package_code, i.name, i.per_year, i.visit_kind FROM package_items i
 		JOIN packages p ON p.code = i.package_code WHERE p.active ORDER BY i.package_code, i.sort_order`); err != nil {
 		return c, fmt.Errorf("storage.Catalog: items: %w", err)
 	}
 	for _, it := range items {
 		p := &c.Packages[index[it.Code]]
-		p.Items = append(p.Items, Item{Name: it.Name, PerYear: it.PerYear})
+		p.Items = append(p.Items, Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.VisitKind})
 	}
 	var prices []struct {
 		Code    string `db:"package_code"`

@@ -42,6 +42,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/doctors/:id/sessions", a.addSession)
 	g.POST("/doctors/:id/exceptions", a.addException)
 	g.POST("/appointments/:id/visit", a.markVisit)
+	g.GET("/contracts/:number/fulfilment", a.fulfilment)
 }
 
 func (a *API) doctors(c *gin.Context) {

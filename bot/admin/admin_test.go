@@ -256,5 +256,12 @@ func TestAdminMarksVisits(t *testing.T) {
 		if len(rows) != 1 || rows[0].Kind != flows.PushSatisfaction {
 			t.Fatalf("survey push = %+v", rows)
 		}
+		// A pending contract has no term yet, so nothing to fulfil.
+		if code, out := call(t, r, "GET", "/admin/api/contracts/"+number+"/fulfilment", token, ""); code != 200 || len(out["items"].([]any)) != 0 {
+			t.Fatalf("fulfilment: %d %v", code, out)
+		}
+		if code, _ := call(t, r, "GET", "/admin/api/contracts/QY0000000000/fulfilment", token, ""); code != http.StatusNotFound {
+			t.Fatalf("unknown contract: %d", code)
+		}
 	})
 }

@@ -170,3 +170,21 @@ func (a *API) markVisit(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"appointment": id, "status": in.Status})
 }
+
+// fulfilment shows how much of a contract's service items it has received.
+func (a *API) fulfilment(c *gin.Context) {
+	contract, err := a.DB.ContractByNumber(c.Request.Context(), c.Param("number"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	items, err := flows.Fulfilment(c.Request.Context(), a.DB, contract)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if items == nil {
+		items = []flows.ItemFulfilment{}
+	}
+	c.JSON(http.StatusOK, gin.H{"contract": contract.Number, "status": contract.Status, "items": items})
+}

@@ -139,6 +139,11 @@ func checkPackage(p filePackage, codes map[string]string, v Vocabulary) []error 
 		if it.Name == "" || it.PerYear < 0 || it.PerYear > 366 {
 			bad("item %q: needs a name and per_year 0 (as needed) to 366", it.Name)
 		}
+		switch it.Visit {
+		case "", "clinic", "home", "checkup", "followup", "referral":
+		default:
+			bad("item %q: visit %q is not clinic, home, checkup, followup or referral", it.Name, it.Visit)
+		}
 	}
 	if p.Price.Local == nil {
 		bad("price.local is missing (write {} for free)")

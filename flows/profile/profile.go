@@ -84,6 +84,7 @@ type filePackage struct {
 	Items []struct {
 		Name    string `yaml:"name"`
 		PerYear int    `yaml:"per_year"`
+		Visit   string `yaml:"visit"` // the visit kind that fulfils it: clinic, home, checkup, followup, referral
 	} `yaml:"items"`
 	Price struct {
 		Local     map[string]int64 `yaml:"local"`
@@ -140,7 +141,7 @@ func Parse(path string, data []byte) (storage.Catalog, error) {
 			p.Prices[storage.InsuredElsewhere] = split(fp.Price.Elsewhere)
 		}
 		for _, it := range fp.Items {
-			p.Items = append(p.Items, storage.Item{Name: it.Name, PerYear: it.PerYear})
+			p.Items = append(p.Items, storage.Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.Visit})
 		}
 		c.Packages = append(c.Packages, p)
 	}
