@@ -25,6 +25,7 @@ func bookingSteps() []step {
 	return []step{
 		{name: "who", ask: askBookWho, take: takeBookWho},
 		{name: "kind", ask: askKind, take: takeKind},
+		{name: "hospital", applies: hasReferralTargets, ask: askReferralTarget, take: takeReferralTarget},
 		{name: "date", ask: askDate, take: takeDate},
 		{name: "time", ask: askTime, take: takeTime},
 		{name: "address", applies: kindIs("home"), ask: askAddress, take: takeAddress},
@@ -276,9 +277,82 @@ func takeTime(t *turnCtx, said string) (string, error) {
 	return "", nil
 }
 
-func askAddress(t *turnCtx) (string, error) { return templates.Message("book_address", nil) }
+// referralTargets are where a referral can go: in Harbin the resident's own
+// district and tertiary hospitals, by the green channel; elsewhere the
+// profile's partner list, if it has one.
+func (t *turnCtx) referralTargets() ([]string, bool, error) {
+	if t.st.Data["kind"] != "referral" {
+		return nil, false, nil
+	}
+	c, err := t.e.DB.ContractByNumber(t, t.st.Data["contract"])
+	if err != nil {
+		return nil, false, err
+	}
+	if c.District != "" && c.Tertiary != "" {
+		return []string{c.District, c.Tertiary}, true, nil
+	}
+	s, err := t.settings()
+	if err != nil || s.PartnerHospitals == nil {
+		return nil, false, err
+	}
+	return append(slices.Clone(s.PartnerHospitals.District), s.PartnerHospitals.Tertiary...), false, nil
+}
+
+func hasReferralTargets(t *turnCtx) (bool, error) {
+	targets, _, err := t.referralTargets()
+	return len(targets) > 0, err
+}
+
+func askReferralTarget(t *turnCtx) (string, error) {
+	targets, green, err := t.referralTargets()
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("book_referral_target", map[string]any{"Hospitals": targets, "Green": green})
+}
+
+func takeReferralTarget(t *turnCtx, said string) (string, error) {
+	targets, green, err := t.referralTargets()
+	if err != nil {
+		return "", err
+	}
+	n, ok := choice(said, len(targets))
+	if !ok {
+		return "", reaskWith("book_referral_target_reask", len(targets))
+	}
+	t.st.Data["hospital"] = targets[n-1]
+	if green {
+		t.st.Data["hospital"] += "（绿色通道）"
+	}
+	return "", nil
+}
+
+func (t *turnCtx) lastAddress() (string, error) {
+	resident, _ := strconv.ParseInt(t.st.Data["resident"], 10, 64)
+	return t.e.DB.LastAddress(t, resident)
+}
+
+func askAddress(t *turnCtx) (string, error) {
+	sealed, err := t.lastAddress()
+	if err != nil || sealed == "" {
+		return templates.Message("book_address", "")
+	}
+	last, err := t.e.Sealer.Open("address", sealed)
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("book_address", last)
+}
 
 func takeAddress(t *turnCtx, said string) (string, error) {
+	if said == "1" {
+		if sealed, err := t.lastAddress(); err != nil {
+			return "", err
+		} else if sealed != "" {
+			t.st.Data["address"] = sealed
+			return "", nil
+		}
+	}
 	if utf8.RuneCountInString(said) < 5 {
 		return "", reaskWith("book_address_reask", nil)
 	}
@@ -332,7 +406,8 @@ func askBookConfirm(t *turnCtx) (string, error) {
 	return templates.Message("book_confirm", map[string]any{
 		"Name": t.st.Data["resident_name"], "Kind": kindName(t.st.Data["kind"]), "Doctor": t.st.Data["doctor_name"],
 		"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt), "Address": address, "Reason": t.st.Data["reason"],
-		"Moving": t.st.Data["moving"] != ""})
+		"Hospital": t.st.Data["hospital"],
+		"Moving":   t.st.Data["moving"] != ""})
 }
 
 func takeBookConfirm(t *turnCtx, said string) (string, error) {
@@ -354,7 +429,7 @@ func takeBookConfirm(t *turnCtx, said string) (string, error) {
 	resident, _ := strconv.ParseInt(t.st.Data["resident"], 10, 64)
 	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.Data["key"], ResidentID: resident, ContractID: contract,
 		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.st.Data["kind"], AddressSealed: t.st.Data["address"],
-		Reason: t.st.Data["reason"], MaxUpcoming: rules.Upcoming(), Now: t.in.At,
+		Reason: t.st.Data["reason"], Hospital: t.st.Data["hospital"], MaxUpcoming: rules.Upcoming(), Now: t.in.At,
 		Pushes: func(id int64) []storage.Push { return t.bookingPushes(id, s, PushBookingCreated) }})
 	if err := t.slotTaken(err); err != nil {
 		return "", err

@@ -143,6 +143,12 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 	if len(a) != 1 || strings.Contains(a[0].AddressSealed, "3号楼") {
 		t.Fatalf("the address is not sealed at rest: %+v", a)
 	}
+	// The next home visit offers the same address.
+	for _, s := range []string{"预约", "1", "2", "3"} {
+		c.say(s)
+	}
+	c.say("1", "上次上门的地址：幸福社区3号楼2单元101", "回复“1”沿用")
+	c.say("1", "地址：幸福社区3号楼2单元101")
 }
 
 // Two residents choose the same 10-minute slot; the slower one is offered
@@ -168,4 +174,28 @@ func TestBookingNeedsAnActiveContract(t *testing.T) {
 	e := engineFor(t, "national")
 	signed(t, e, "o_p", synthID("110105", "19550302", "021")) // pending
 	talk(t, e, "o_p").say("预约", "预约需要先签约家庭医生", "等医生确认后")
+}
+
+func TestHarbinReferralGoesByTheGreenChannel(t *testing.T) {
+	e := engineFor(t, "harbin")
+	doc := bindFirstDoctor(t, e)
+	c := talk(t, e, "o_hr")
+	for _, s := range []string{"签约", "1", "于长海", "同意", synthID("230102", "19580606", "051"), "13612345678", "1", "0", "1", "2", "1", "0"} {
+		c.say(s)
+	}
+	number := c.say("同意", "合同编号")
+	doc.say("确认 "+number[strings.Index(number, "QY"):strings.Index(number, "QY")+12], "已确认")
+	c.say("预约")
+	c.say("1")
+	c.say("5", "转诊到哪家医院", "绿色通道", "1. 南岗区人民医院", "2. 哈尔滨医科大学附属第一医院")
+	c.say("3", "请回复1到2")
+	c.say("2", "可以预约的日期")
+	c.say("2")
+	c.say("1", "为什么需要转诊")
+	c.say("心慌胸闷想看心内科", "转诊医院：哈尔滨医科大学附属第一医院（绿色通道）")
+	c.say("确认", "预约成功", "转诊")
+	a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_hr", c.clock)
+	if len(a) != 1 || a[0].Hospital != "哈尔滨医科大学附属第一医院（绿色通道）" || a[0].Reason != "心慌胸闷想看心内科" {
+		t.Fatalf("appointment = %+v", a)
+	}
 }

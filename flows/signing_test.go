@@ -231,8 +231,8 @@ func TestSigningInHarbinChoosesPartnerHospitals(t *testing.T) {
 	c.say("1", "请选择服务包")
 	c.say("0", "合作医院：南岗区人民医院、哈尔滨医科大学附属第一医院")
 	c.say("同意", "合同编号")
-	if cs := contractsOf(t, e, "o_hrb"); !strings.Contains(cs[0].Partners, "南岗区人民医院") {
-		t.Fatalf("partners = %q", cs[0].Partners)
+	if cs := contractsOf(t, e, "o_hrb"); cs[0].District != "南岗区人民医院" || cs[0].Tertiary != "哈尔滨医科大学附属第一医院" {
+		t.Fatalf("partners = %q %q", cs[0].District, cs[0].Tertiary)
 	}
 }
 

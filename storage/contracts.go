@@ -249,7 +249,8 @@ type ContractView struct {
 	CommunityID   int64          `db:"community_id"`
 	CommunityName string         `db:"community_name"`
 	TeamID        int64          `db:"team_id"`
-	Partners      string         `db:"partners"` // district and tertiary partner hospitals (Harbin)
+	District      string         `db:"partner_district"` // partner hospitals chosen at signing (Harbin)
+	Tertiary      string         `db:"partner_tertiary"`
 	ResidentID    int64          `db:"resident_id"`
 	Groups        string         `db:"resident_groups"` // JSON array of declared priority groups
 	BirthDate     string         `db:"birth_date"`
@@ -259,7 +260,7 @@ type ContractView struct {
 const contractViewSQL = `SELECT c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.partner_district || ' ' || c.partner_tertiary AS partners
+	r.birth_date, c.partner_district, c.partner_tertiary
 	FROM contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
 	JOIN doctors d ON d.id = c.doctor_id JOIN communities cm ON cm.id = r.community_id`
 
