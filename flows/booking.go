@@ -484,7 +484,7 @@ func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage
 	dayBefore := time.Date(start.Year(), start.Month(), start.Day()-1, 18, 0, 0, 0, Shanghai)
 	twoHours := start.Add(-2 * time.Hour)
 	for name, due := range map[string]time.Time{"day-before": dayBefore, "2h": twoHours} {
-		if !due.After(t.in.At) || (name == "2h" && inQuietHours(due)) {
+		if !due.After(t.in.At) || (name == "2h" && QuietHours(due)) {
 			continue
 		}
 		pushes = append(pushes, storage.Push{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
@@ -493,7 +493,10 @@ func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage
 	return pushes
 }
 
-func inQuietHours(at time.Time) bool {
+// QuietHours reports whether a moment falls in the hours when reminders and
+// broadcasts to residents wait (21:00-08:00 Asia/Shanghai); transactional
+// notifications go at any hour.
+func QuietHours(at time.Time) bool {
 	h := at.In(Shanghai).Hour()
 	return h >= quietFrom || h < quietTo
 }

@@ -66,10 +66,11 @@ func cancelPushesTo(ctx context.Context, tx execer, db *DB, openID string) error
 	return err
 }
 
-// ClaimDue leases up to n due pushes, most urgent first. Rows leased by a
-// dispatcher that died come back when the lease runs out. PostgreSQL skips
-// rows another instance is claiming; SQLite serialises writers anyway.
-func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time.Time) ([]OutboxRow, error) {
+// ClaimDue leases up to n due pushes of priority at most maxPriority, most
+// urgent first. Rows leased by a dispatcher that died come back when the
+// lease runs out. PostgreSQL skips rows another instance is claiming; SQLite
+// serialises writers anyway.
+func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time.Time, maxPriority int) ([]OutboxRow, error) {
 	lock := ""
 	if db.Dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -77,9 +78,9 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 	var rows []OutboxRow
 	err := db.SelectContext(ctx, &rows, db.Rebind(`UPDATE outbox SET lease_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-    ORDER BY priority, due_at, id LIMIT ?`+lock+`)
+    AND priority <= ? ORDER BY priority, due_at, id LIMIT ?`+lock+`)
 RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`),
-		now.Add(lease).UTC(), now.UTC(), now.UTC(), n)
+		now.Add(lease).UTC(), now.UTC(), now.UTC(), maxPriority, n)
 	if err != nil {
 		return nil, fmt.Errorf("storage.ClaimDue: %w", err)
 	}

@@ -42,27 +42,33 @@ func TestOutboxClaimLeaseAndRetry(t *testing.T) {
 		db.Apply(ctx, storage.Changes{Pushes: []storage.Push{reminder, later, urgent}})
 		now = now.Add(time.Second) // due "now" at enqueue, a moment after the test's clock
 
-		got, err := db.ClaimDue(ctx, 10, time.Minute, now)
-		if err != nil || len(got) != 2 || got[0].Key != "c:2:urgent" || got[1].Key != "c:2:reminder" || got[0].Attempts != 1 {
+		// In quiet hours only transactional pushes (priority 0) are claimed.
+		if quiet, _ := db.ClaimDue(ctx, 10, time.Nanosecond, now, 0); len(quiet) != 1 || quiet[0].Key != "c:2:urgent" {
+			t.Fatalf("quiet-hours claim = %+v", quiet)
+		}
+		now = now.Add(time.Second) // that lease is over
+
+		got, err := db.ClaimDue(ctx, 10, time.Minute, now, 99)
+		if err != nil || len(got) != 2 || got[0].Key != "c:2:urgent" || got[1].Key != "c:2:reminder" || got[1].Attempts != 1 {
 			t.Fatalf("claim = %+v, %v", got, err)
 		}
 		if f, _ := got[0].Fields(); f["number"] != "QY1" {
 			t.Fatalf("fields = %v", f)
 		}
-		if again, _ := db.ClaimDue(ctx, 10, time.Minute, now); len(again) != 0 {
+		if again, _ := db.ClaimDue(ctx, 10, time.Minute, now, 99); len(again) != 0 {
 			t.Fatalf("leased rows claimed again: %+v", again)
 		}
 		// The dispatcher died: after the lease the rows come back.
-		back, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(2*time.Minute))
-		if len(back) != 2 || back[0].Attempts != 2 {
+		back, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(2*time.Minute), 99)
+		if len(back) != 2 || back[1].Attempts != 2 {
 			t.Fatalf("after the lease: %+v", back)
 		}
 		db.MarkSent(ctx, back[0].ID, now)
 		db.MarkFailed(ctx, back[1].ID, "system busy", now.Add(3*time.Minute))
-		if r, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(150*time.Second)); len(r) != 0 {
+		if r, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(150*time.Second), 99); len(r) != 0 {
 			t.Fatalf("retried before its time: %+v", r)
 		}
-		r, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(4*time.Minute))
+		r, _ := db.ClaimDue(ctx, 10, time.Minute, now.Add(4*time.Minute), 99)
 		if len(r) != 1 || r[0].Key != "c:2:reminder" {
 			t.Fatalf("retry: %+v", r)
 		}
@@ -110,7 +116,7 @@ func TestConcurrentClaimsNeverShareARow(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					rows, err := db.ClaimDue(ctx, 7, time.Minute, time.Now())
+					rows, err := db.ClaimDue(ctx, 7, time.Minute, time.Now(), 99)
 					if err != nil {
 						t.Error(err)
 						return

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
@@ -84,7 +85,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // DispatchOnce sends one batch of due pushes and returns how many it claimed.
 func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	d.init()
-	rows, err := d.DB.ClaimDue(ctx, 20, cmp.Or(d.Lease, 30*time.Second), d.Now())
+	// In quiet hours only transactional pushes go; reminders wait for morning.
+	maxPriority := flows.PrioritySeasonal
+	if flows.QuietHours(d.Now()) {
+		maxPriority = flows.PriorityTransactional
+	}
+	rows, err := d.DB.ClaimDue(ctx, 20, cmp.Or(d.Lease, 30*time.Second), d.Now(), maxPriority)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.Log.Error("outbox claim failed", "err", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
@@ -115,4 +116,27 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+func TestQuietHoursHoldRemindersNotNotices(t *testing.T) {
+	s := storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}
+	ctx := context.Background()
+	d, standIn := dispatcher(t, s.DB, s.Redis)
+	d.Templates = map[string]string{"sign_request": "tpl_sign", "appointment_reminder": "tpl_remind"}
+	night := time.Date(2026, 11, 23, 23, 0, 0, 0, flows.Shanghai)
+	d.Now = func() time.Time { return night }
+	s.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{
+		{Key: "n1", Kind: "sign_request", Recipient: "o_doc", Due: night.Add(-time.Minute)},
+		{Key: "r1", Kind: "appointment_reminder", Recipient: "o_res", Priority: flows.PriorityAppointment, Due: night.Add(-time.Minute)},
+	}})
+	d.DispatchOnce(ctx)
+	if len(standIn.Outbox("o_doc")) != 1 || len(standIn.Outbox("o_res")) != 0 {
+		t.Fatalf("at 23:00: doctor %d, resident %d", len(standIn.Outbox("o_doc")), len(standIn.Outbox("o_res")))
+	}
+	morning := time.Date(2026, 11, 24, 8, 0, 0, 0, flows.Shanghai)
+	d.Now = func() time.Time { return morning }
+	d.DispatchOnce(ctx)
+	if len(standIn.Outbox("o_res")) != 1 {
+		t.Fatal("the reminder did not go in the morning")
+	}
 }

@@ -1,0 +1,90 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ReminderSettings say which unprompted reminders a WeChat user wants.
+type ReminderSettings struct {
+	Seasonal bool `db:"seasonal_reminders"`
+	Personal bool `db:"personal_reminders"`
+}
+
+// Reminders reads a user's settings; someone never seen gets both.
+func (db *DB) Reminders(ctx context.Context, openID string) (ReminderSettings, error) {
+	var s ReminderSettings
+	err := db.GetContext(ctx, &s, db.Rebind(`SELECT seasonal_reminders, personal_reminders FROM wechat_users WHERE openid = ?`), openID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ReminderSettings{Seasonal: true, Personal: true}, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("storage.Reminders: %w", err)
+	}
+	return s, nil
+}
+
+// SetReminders stores a user's settings and withdraws pending reminders of
+// the kinds turned off.
+func (db *DB) SetReminders(ctx context.Context, openID string, s ReminderSettings, seasonalKinds, personalKinds []string) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage.SetReminders: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE wechat_users SET seasonal_reminders = ?, personal_reminders = ? WHERE openid = ?`),
+		s.Seasonal, s.Personal, openID)
+	if err != nil {
+		return fmt.Errorf("storage.SetReminders: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("storage.SetReminders: %w", ErrNotFound)
+	}
+	var off []string
+	if !s.Seasonal {
+		off = append(off, seasonalKinds...)
+	}
+	if !s.Personal {
+		off = append(off, personalKinds...)
+	}
+	for _, kind := range off {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'cancelled', last_error = 'reminders turned off'
+			WHERE recipient = ? AND kind = ? AND state = 'pending'`), openID, kind); err != nil {
+			return fmt.Errorf("storage.SetReminders: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Recipient is a signed resident as seasonal campaigns see them.
+type Recipient struct {
+	ResidentID    int64  `db:"resident_id"`
+	ManagerOpenID string `db:"manager_openid"`
+	BirthDate     string `db:"birth_date"`
+	Groups        string `db:"priority_groups"` // JSON
+	CommunityID   int64  `db:"community_id"`
+}
+
+// SeasonalRecipients pages through residents with an active contract whose
+// manager follows the account and wants seasonal reminders, by resident ID
+// after the given one, so a campaign for millions never loads them at once.
+func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) ([]Recipient, error) {
+	var out []Recipient
+	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT r.id AS resident_id, r.manager_openid, r.birth_date, r.priority_groups,
+		r.community_id FROM residents r
+		JOIN wechat_users u ON u.openid = r.manager_openid
+		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
+		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status = 'active')
+		ORDER BY r.id LIMIT ?`), afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("storage.SeasonalRecipients: %w", err)
+	}
+	return out, nil
+}
+
+// Enqueue writes pushes on their own (a campaign's page), each key once.
+func (db *DB) Enqueue(ctx context.Context, pushes []Push) error {
+	return db.Apply(ctx, Changes{Pushes: pushes})
+}
