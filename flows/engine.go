@@ -48,11 +48,12 @@ var conversations = map[string]conversation{
 	"booking":        bookingFlow,
 	"cancel_booking": cancelBooking{},
 	"survey":         survey{},
+	"reminders":      reminderSettings{},
 }
 
 // entryKeywords start conversations; those not built yet say so.
 var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "booking", "我的": "mine",
-	"解约": "cancel", "续签": "renew", "改签": "change"}
+	"解约": "cancel", "续签": "renew", "改签": "change", "提醒设置": "reminders"}
 
 // Handle runs one turn. State is updated in place; the caller saves it after
 // the outcome's changes are durable.

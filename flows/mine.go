@@ -28,7 +28,8 @@ func (mine) answer(ctx context.Context, e *Engine, st *State, said string, in In
 		return e.myAppointments(ctx, in)
 	case "3":
 		st.Reset()
-		return say("coming_soon", "提醒设置")
+		st.Flow = "reminders"
+		return reminderSettings{}.start(ctx, e, st, in)
 	}
 	return say("mine_menu", nil)
 }

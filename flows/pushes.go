@@ -16,11 +16,18 @@ const (
 	PushAppointmentReminder = "appointment_reminder" // to the resident: the day before and 2 hours before
 	PushSatisfaction        = "satisfaction_survey"  // to the resident after a visit: a score 1-5
 	PushDoctorAgenda        = "doctor_agenda"        // to the doctor at 07:30: the day's visits
+	PushSeasonal            = "seasonal_reminder"    // to residents: the seasonal calendar
+)
+
+// Reminder kinds residents can turn off in 提醒设置.
+var (
+	SeasonalKinds = []string{PushSeasonal}
+	PersonalKinds = []string{PushAppointmentReminder}
 )
 
 // PushKinds lists every kind, for configuration checks and the sandbox.
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
-	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder, PushSatisfaction, PushDoctorAgenda}
+	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder, PushSatisfaction, PushDoctorAgenda, PushSeasonal}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

@@ -59,8 +59,17 @@ func MessageNames() []string {
 	return names
 }
 
-//go:embed vocabulary.yaml profiles/*.yaml demo/*.yaml
+//go:embed vocabulary.yaml seasonal.yaml profiles/*.yaml demo/*.yaml
 var dataFiles embed.FS
+
+// Seasonal is the seasonal reminder calendar (seasonal.yaml).
+func Seasonal() []byte {
+	b, err := dataFiles.ReadFile("seasonal.yaml")
+	if err != nil {
+		panic("templates: seasonal.yaml missing from the build: " + err.Error())
+	}
+	return b
+}
 
 // Demo returns the sandbox demo data for a region profile.
 func Demo(code string) (data []byte, path string, err error) {
