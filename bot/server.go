@@ -286,10 +286,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
-	jobs.Add(3)
+	jobs.Add(4)
 	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
 	go func() { defer jobs.Done(); s.expireContracts(background) }()
 	go func() { defer jobs.Done(); s.sendAgendas(background) }()
+	go func() { defer jobs.Done(); s.runSeasonal(background) }()
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	select {
@@ -351,6 +352,24 @@ func (s *Server) sendAgendas(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Minute):
+		}
+	}
+}
+
+// runSeasonal expands the seasonal calendar's due entries, every ten minutes;
+// each entry is expanded by one instance once a year.
+func (s *Server) runSeasonal(ctx context.Context) {
+	for {
+		if n, err := flows.RunSeasonal(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Error("seasonal reminders failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("seasonal reminders enqueued", "pushes", n)
+			s.Pushes.Wake()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Minute):
 		}
 	}
 }

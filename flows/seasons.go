@@ -205,3 +205,36 @@ func forSeasonal(e SeasonalEntry, r storage.Recipient, communities map[int64]boo
 	}
 	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) })
 }
+
+// campaignLease is how long an expansion may run before another instance
+// takes it over as dead.
+const campaignLease = 30 * time.Minute
+
+// RunSeasonal expands every entry due now that no instance has expanded
+// this year, and reports how many pushes it enqueued.
+func RunSeasonal(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
+	entries, err := SeasonalCalendar()
+	if err != nil {
+		return 0, err
+	}
+	year := now.In(Shanghai).Year()
+	total := 0
+	for _, e := range DueSeasonal(entries, now) {
+		mine, err := db.ClaimCampaign(ctx, "seasonal:"+e.Code, year, now, campaignLease)
+		if err != nil || !mine {
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		n, err := ExpandSeasonal(ctx, db, e, now)
+		if err != nil {
+			return total, err
+		}
+		if err := db.FinishCampaign(ctx, "seasonal:"+e.Code, year, n, now); err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}

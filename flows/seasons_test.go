@@ -147,3 +147,21 @@ func TestReminderSettingsInChat(t *testing.T) {
 		t.Fatalf("settings = %+v", s)
 	}
 }
+
+func TestRunSeasonalExpandsEachEntryOnce(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_run", synthID("110105", "19500101", "001"))
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_run", Subscribed: true, EventTime: time.Unix(1, 0)}})
+	shuangjiang := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
+	if n, err := RunSeasonal(ctx, e.DB, shuangjiang); err != nil || n != 1 {
+		t.Fatalf("on 霜降: %d %v", n, err)
+	}
+	if n, _ := RunSeasonal(ctx, e.DB, shuangjiang.Add(10*time.Minute)); n != 0 {
+		t.Fatalf("ten minutes later: %d more", n)
+	}
+	if countKind(t, e, "o_run", PushSeasonal, "pending") != 1 {
+		t.Fatal("not exactly one flu reminder")
+	}
+}

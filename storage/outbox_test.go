@@ -143,3 +143,26 @@ func TestConcurrentClaimsNeverShareARow(t *testing.T) {
 		}
 	})
 }
+
+func TestCampaignClaims(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		if ok, err := db.ClaimCampaign(ctx, "flu", 2026, now, time.Hour); !ok || err != nil {
+			t.Fatalf("first claim: %v %v", ok, err)
+		}
+		if ok, _ := db.ClaimCampaign(ctx, "flu", 2026, now.Add(time.Minute), time.Hour); ok {
+			t.Fatal("claimed while another instance expands")
+		}
+		if ok, _ := db.ClaimCampaign(ctx, "flu", 2026, now.Add(2*time.Hour), time.Hour); !ok {
+			t.Fatal("an expansion that died is not taken over")
+		}
+		db.FinishCampaign(ctx, "flu", 2026, 12, now.Add(2*time.Hour))
+		if ok, _ := db.ClaimCampaign(ctx, "flu", 2026, now.Add(9*time.Hour), time.Hour); ok {
+			t.Fatal("a finished campaign claimed again")
+		}
+		if ok, _ := db.ClaimCampaign(ctx, "flu", 2027, now, time.Hour); !ok {
+			t.Fatal("next year is a new campaign")
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ReminderSettings say which unprompted reminders a WeChat user wants.
@@ -87,4 +88,30 @@ func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) 
 // Enqueue writes pushes on their own (a campaign's page), each key once.
 func (db *DB) Enqueue(ctx context.Context, pushes []Push) error {
 	return db.Apply(ctx, Changes{Pushes: pushes})
+}
+
+// ClaimCampaign lets one instance expand a campaign for a year: it wins if
+// no one started it, or if whoever did has not finished within lease (died).
+func (db *DB) ClaimCampaign(ctx context.Context, code string, year int, now time.Time, lease time.Duration) (bool, error) {
+	var got string
+	err := db.GetContext(ctx, &got, db.Rebind(`INSERT INTO campaigns (code, year, started_at) VALUES (?, ?, ?)
+		ON CONFLICT (code, year) DO UPDATE SET started_at = excluded.started_at
+		WHERE campaigns.finished_at IS NULL AND campaigns.started_at < ?
+		RETURNING code`), code, year, now.UTC(), now.Add(-lease).UTC())
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage.ClaimCampaign: %w", err)
+	}
+	return true, nil
+}
+
+// FinishCampaign records that a campaign's expansion is complete.
+func (db *DB) FinishCampaign(ctx context.Context, code string, year int, pushes int, now time.Time) error {
+	if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE campaigns SET finished_at = ?, pushes = ? WHERE code = ? AND year = ?`),
+		now.UTC(), pushes, code, year); err != nil {
+		return fmt.Errorf("storage.FinishCampaign: %w", err)
+	}
+	return nil
 }
