@@ -130,6 +130,7 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 		}
 	}
 	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Log: log,
+		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {
 			case 43004, 40003, 40037, 43101: // unfollowed, bad openid, bad template, refused subscription

@@ -37,6 +37,8 @@ type Dispatcher struct {
 	Send        Sender
 	Templates   map[string]string    // push kind -> WeChat template ID
 	Permanent   func(err error) bool // WeChat errors not worth retrying
+	QuotaHit    func(err error) bool // WeChat's daily quota is used up (45009): pause until tomorrow
+	PerSecond   float64              // sends per second at most; zero: 50
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
 	Lease       time.Duration // how long a claimed row is ours; zero: 30 s
@@ -45,6 +47,10 @@ type Dispatcher struct {
 
 	once sync.Once
 	wake chan struct{}
+
+	mu          sync.Mutex
+	pausedUntil time.Time // daily quota reached: nothing is sent before this
+	limiter     *bucket
 }
 
 func (d *Dispatcher) init() {
@@ -53,6 +59,7 @@ func (d *Dispatcher) init() {
 		if d.Now == nil {
 			d.Now = time.Now
 		}
+		d.limiter = newBucket(cmp.Or(d.PerSecond, 50))
 	})
 }
 
@@ -104,6 +111,18 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
+	d.mu.Lock()
+	paused := d.pausedUntil
+	d.mu.Unlock()
+	if d.Now().Before(paused) {
+		if err := d.DB.MarkFailed(ctx, row.ID, "daily quota reached; paused until "+paused.Format(time.RFC3339), paused); err != nil {
+			d.Log.Error("outbox mark failed failed", "kind", row.Kind, "err", err)
+		}
+		return
+	}
+	if err := d.limiter.wait(ctx); err != nil {
+		return // shutting down; the lease returns the row
+	}
 	err := d.send(ctx, row)
 	if err == nil {
 		if err := d.DB.MarkSent(ctx, row.ID, d.Now()); err != nil {
@@ -117,6 +136,11 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
 	}
 	var retryAt time.Time
 	switch {
+	case d.QuotaHit != nil && d.QuotaHit(err):
+		retryAt = nextMidnight(d.Now())
+		d.mu.Lock()
+		d.pausedUntil = retryAt
+		d.mu.Unlock()
 	case errors.Is(err, errNotYet):
 		retryAt = d.Now().Add(backoff(row.Attempts))
 	case !errors.Is(err, ErrPermanent) && (d.Permanent == nil || !d.Permanent(err)) && row.Attempts < maxAttempts:
@@ -165,6 +189,45 @@ func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
 		return "", fmt.Errorf("%w: doctor %d has not bound their WeChat", errNotYet, id)
 	}
 	return openID, nil
+}
+
+// nextMidnight is when WeChat's daily quotas start again (Asia/Shanghai).
+func nextMidnight(now time.Time) time.Time {
+	d := now.In(flows.Shanghai)
+	return time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, flows.Shanghai)
+}
+
+// bucket paces sends to a steady rate with a burst of one second's worth.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(perSecond float64) *bucket {
+	return &bucket{rate: perSecond, tokens: perSecond, last: time.Now()}
+}
+
+func (b *bucket) wait(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		now := time.Now()
+		b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+		if b.tokens >= 1 {
+			b.tokens--
+			b.mu.Unlock()
+			return nil
+		}
+		need := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+		b.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(need):
+		}
+	}
 }
 
 // backoff grows exponentially from 2 s to at most an hour, with jitter so

@@ -2,6 +2,7 @@ package wechat
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/silenceper/wechat/v2/credential"
 	"github.com/silenceper/wechat/v2/officialaccount"
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
@@ -37,22 +39,42 @@ type Account struct {
 type Client struct {
 	customer *message.Manager
 	template *message.Template
+	tokens   *tokenCache
+	tokenKey string // the SDK's cache key of the stable access token
 }
 
 // NewClient builds the SDK client. Access tokens come from the stable-token
 // endpoint and are cached in Redis, shared by every instance, so instances do
 // not invalidate each other's token.
 func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
+	tokens := &tokenCache{rdb: rdb, prefix: prefix + ":wechat:"}
 	oa := officialaccount.NewOfficialAccount(&oaconfig.Config{
 		AppID: a.AppID, AppSecret: a.Secret, Token: a.Token, EncodingAESKey: a.AESKey,
-		Cache: &tokenCache{rdb: rdb, prefix: prefix + ":wechat:"}, UseStableAK: true,
+		Cache: tokens, UseStableAK: true,
 	})
-	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate()}
+	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), tokens: tokens,
+		tokenKey: fmt.Sprintf("%s_stable_access_token_%s", credential.CacheKeyOfficialAccountPrefix, a.AppID)}
 }
 
 // SendText sends a customer-service text message.
 func (c *Client) SendText(ctx context.Context, openID, text string) error {
-	return c.customer.Send(message.NewCustomerTextMessage(openID, text))
+	return c.retryStaleToken(ctx, func() error {
+		return c.customer.Send(message.NewCustomerTextMessage(openID, text))
+	})
+}
+
+// retryStaleToken runs a call and, if WeChat says the access token is
+// invalid or expired (40001, 42001), drops the shared cached token and
+// tries once more with a fresh one.
+func (c *Client) retryStaleToken(ctx context.Context, call func() error) error {
+	err := call()
+	if code := ErrCode(err); code == 40001 || code == 42001 {
+		if derr := c.tokens.Delete(c.tokenKey); derr != nil {
+			return err
+		}
+		return call()
+	}
+	return err
 }
 
 // SendTemplate sends a template message with the given fields.
@@ -61,8 +83,10 @@ func (c *Client) SendTemplate(ctx context.Context, openID, templateID string, fi
 	for k, v := range fields {
 		data[k] = &message.TemplateDataItem{Value: v}
 	}
-	_, err := c.template.Send(&message.TemplateMessage{ToUser: openID, TemplateID: templateID, Data: data})
-	return err
+	return c.retryStaleToken(ctx, func() error {
+		_, err := c.template.Send(&message.TemplateMessage{ToUser: openID, TemplateID: templateID, Data: data})
+		return err
+	})
 }
 
 var errCodePattern = regexp.MustCompile(`errcode\s*=\s*(-?\d+)`)

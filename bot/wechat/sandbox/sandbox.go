@@ -38,7 +38,8 @@ type StandIn struct {
 	sent    []Message
 	tokens  int
 	nextTag int
-	refuse  map[string]int // openid -> errcode WeChat answers for messages to them
+	refuse  map[string]int    // openid -> errcode WeChat answers for messages to them
+	failN   map[string][2]int // openid -> {errcode, times left}
 }
 
 var registry sync.Map // secret or id -> *StandIn
@@ -80,6 +81,17 @@ func (s *StandIn) Refuse(openID string, errcode int) {
 	} else {
 		s.refuse[openID] = errcode
 	}
+}
+
+// FailNext makes WeChat answer the next n messages to openID with errcode,
+// then accept them again (40001: the access token went stale).
+func (s *StandIn) FailNext(openID string, errcode, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failN == nil {
+		s.failN = map[string][2]int{}
+	}
+	s.failN[openID] = [2]int{errcode, n}
 }
 
 // Outbox returns the recorded messages to one openid, oldest first; all of
@@ -185,6 +197,10 @@ func (s *StandIn) serve(path string, body []byte) any {
 	_ = json.Unmarshal(req.ToUser, &to)
 	s.mu.Lock()
 	code := s.refuse[to]
+	if f, ok := s.failN[to]; ok && f[1] > 0 && code == 0 {
+		code = f[0]
+		s.failN[to] = [2]int{f[0], f[1] - 1}
+	}
 	s.mu.Unlock()
 	if code != 0 && to != "" {
 		return obj{"errcode": code, "errmsg": "sandbox: refused as asked"}
