@@ -121,6 +121,9 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 	} else {
 		wechat.UseTransport(http.DefaultTransport)
 	}
+	if cfg.WeChatAPI != "" && !cfg.Sandbox() {
+		wechat.UseAPIBase(cfg.WeChatAPI)
+	}
 	client := wechat.NewClient(account, rdb, s.Redis.Prefix)
 	templates := cfg.Templates
 	if cfg.Sandbox() {
@@ -129,7 +132,7 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 			templates[kind] = "sandbox_" + kind
 		}
 	}
-	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Log: log,
+	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Log: log, Lease: cfg.OutboxLease,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {

@@ -156,3 +156,21 @@ func TestExpireContracts(t *testing.T) {
 		}
 	})
 }
+
+// A refused signing (the person already has a live contract) notifies no one.
+func TestRefusedSigningLeavesNoPush(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		if _, _, err := db.CreateContract(ctx, newContract(t, db, "first", "same-person")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.CreateContract(ctx, newContract(t, db, "second", "same-person")); !errors.Is(err, storage.ErrLiveContract) {
+			t.Fatal(err)
+		}
+		rows, _ := db.OutboxFor(ctx, "doctor:1")
+		if len(rows) != 1 {
+			t.Fatalf("%d notifications, want only the first signing's", len(rows))
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,6 +36,8 @@ type Config struct {
 	AdminToken  string
 	Region      string            // region profile: national, linzi, kunming, yaoguan, harbin, township
 	Templates   map[string]string // push kind -> WeChat template ID
+	WeChatAPI   string            // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
+	OutboxLease time.Duration     // how long a dispatcher holds the pushes it claimed
 	FlowIdle    time.Duration     // a conversation left this long expires
 	BindingTTL  time.Duration     // how long a doctor's binding code stays valid
 }
@@ -94,6 +97,12 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.FlowIdle = duration(getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, bad)
+	c.OutboxLease = duration(getenv, "JIAYI_OUTBOX_LEASE", 30*time.Second, time.Second, 10*time.Minute, bad)
+	if c.WeChatAPI = strings.TrimRight(getenv("JIAYI_WECHAT_API"), "/"); c.WeChatAPI != "" {
+		if u, err := url.Parse(c.WeChatAPI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("JIAYI_WECHAT_API", "must be an http(s) base URL, e.g. https://wechat-gateway.example.org")
+		}
+	}
 	c.BindingTTL = duration(getenv, "JIAYI_BINDING_CODE_TTL", 72*time.Hour, time.Hour, 30*24*time.Hour, bad)
 	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
 		bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,21 @@ var installClient sync.Once
 func UseTransport(rt http.RoundTripper) {
 	installClient.Do(func() {
 		util.DefaultHTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: rt}
+	})
+}
+
+var installBase sync.Once
+
+// UseAPIBase sends the SDK's calls to base instead of api.weixin.qq.com (a
+// gateway in front of WeChat). Like the HTTP client, it is process-wide.
+func UseAPIBase(base string) {
+	installBase.Do(func() {
+		util.SetURIModifier(func(uri string) string {
+			if rest, ok := strings.CutPrefix(uri, "https://api.weixin.qq.com"); ok {
+				return base + rest
+			}
+			return uri
+		})
 	})
 }
 
