@@ -119,12 +119,12 @@ func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt t
 
 // OutboxEntry is a push as admins and tests see it.
 type OutboxEntry struct {
-	Key       string `db:"idempotency_key"`
-	Kind      string `db:"kind"`
-	Recipient string `db:"recipient"`
-	State     string `db:"state"`
-	Attempts  int    `db:"attempts"`
-	LastError string `db:"last_error"`
+	Key       string `db:"idempotency_key" json:"key"`
+	Kind      string `db:"kind" json:"kind"`
+	Recipient string `db:"recipient" json:"recipient"`
+	State     string `db:"state" json:"state"`
+	Attempts  int    `db:"attempts" json:"attempts"`
+	LastError string `db:"last_error" json:"last_error"`
 }
 
 // OutboxFor lists the pushes to one recipient, oldest first.
@@ -133,6 +133,16 @@ func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, e
 	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error
 		FROM outbox WHERE recipient = ? ORDER BY id`), recipient); err != nil {
 		return nil, fmt.Errorf("storage.OutboxFor: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxByState lists pushes in a state (dead letters for admins), newest first.
+func (db *DB) OutboxByState(ctx context.Context, state string, limit int) ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error
+		FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?`), state, limit); err != nil {
+		return nil, fmt.Errorf("storage.OutboxByState: %w", err)
 	}
 	return out, nil
 }

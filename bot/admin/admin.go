@@ -37,6 +37,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.PUT("/packages/:code/price", a.setPrice)
 	g.POST("/packages/:code/confirm", a.confirm)
 	g.GET("/audit", a.audit)
+	g.GET("/outbox", a.outbox)
 	g.GET("/doctors", a.doctors)
 	g.POST("/doctors/:id/binding-code", a.bindingCode)
 	g.POST("/doctors/:id/sessions", a.addSession)
@@ -170,6 +171,30 @@ func (a *API) audit(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"entries": entries})
+}
+
+// outbox lists pushes by state: ?state=dead shows the dead letters with
+// their errors; pending shows what waits (a kind without a template says so).
+func (a *API) outbox(c *gin.Context) {
+	state := c.DefaultQuery("state", "dead")
+	if state != "dead" && state != "pending" && state != "sent" && state != "cancelled" {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "state must be dead, pending, sent or cancelled"})
+		return
+	}
+	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	if err != nil || limit < 1 || limit > 1000 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1 to 1000"})
+		return
+	}
+	rows, err := a.DB.OutboxByState(c.Request.Context(), state, limit)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if rows == nil {
+		rows = []storage.OutboxEntry{}
+	}
+	c.JSON(http.StatusOK, gin.H{"state": state, "pushes": rows})
 }
 
 func (a *API) fail(c *gin.Context, err error) {

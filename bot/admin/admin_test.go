@@ -256,6 +256,17 @@ func TestAdminMarksVisits(t *testing.T) {
 		if len(rows) != 1 || rows[0].Kind != flows.PushSatisfaction {
 			t.Fatalf("survey push = %+v", rows)
 		}
+		claimed, _ := db.ClaimDue(ctx, 10, time.Minute, time.Now().Add(time.Second), 99)
+		for _, r := range claimed {
+			db.MarkFailed(ctx, r.ID, "template invalid", time.Time{})
+		}
+		if code, out := call(t, r, "GET", "/admin/api/outbox?state=dead", token, ""); code != 200 ||
+			!strings.Contains(fmt.Sprint(out["pushes"]), "template invalid") {
+			t.Fatalf("dead letters: %d %v", code, out)
+		}
+		if code, _ := call(t, r, "GET", "/admin/api/outbox?state=lost", token, ""); code != http.StatusBadRequest {
+			t.Fatalf("bad state: %d", code)
+		}
 		// A pending contract has no term yet, so nothing to fulfil.
 		if code, out := call(t, r, "GET", "/admin/api/contracts/"+number+"/fulfilment", token, ""); code != 200 || len(out["items"].([]any)) != 0 {
 			t.Fatalf("fulfilment: %d %v", code, out)

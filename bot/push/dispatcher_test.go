@@ -2,9 +2,11 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +141,42 @@ func TestQuietHoursHoldRemindersNotNotices(t *testing.T) {
 	if len(standIn.Outbox("o_res")) != 1 {
 		t.Fatal("the reminder did not go in the morning")
 	}
+}
+
+// Two instances' dispatchers on one database deliver each push once.
+func TestTwoDispatchersDeliverEachPushOnce(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		ctx := context.Background()
+		a, standIn := dispatcher(t, s.DB, s.Redis)
+		b := &Dispatcher{DB: s.DB, Send: a.Send, Templates: a.Templates, Log: a.Log, Permanent: a.Permanent}
+		const n = 200
+		var pushes []storage.Push
+		for i := range n {
+			pushes = append(pushes, storage.Push{Key: fmt.Sprintf("two:%d", i), Kind: "sign_request", Recipient: fmt.Sprintf("o_two_%d", i)})
+		}
+		if err := s.DB.Enqueue(ctx, pushes); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, d := range []*Dispatcher{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for d.DispatchOnce(ctx) > 0 {
+				}
+			}()
+		}
+		wg.Wait()
+		sent := map[string]int{}
+		for _, m := range standIn.Outbox("") {
+			if m.Kind == "template" {
+				sent[m.To]++
+			}
+		}
+		for i := range n {
+			if c := sent[fmt.Sprintf("o_two_%d", i)]; c != 1 {
+				t.Fatalf("push %d delivered %d times", i, c)
+			}
+		}
+	})
 }
