@@ -132,7 +132,7 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 			templates[kind] = "sandbox_" + kind
 		}
 	}
-	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Log: log, Lease: cfg.OutboxLease,
+	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: log, Lease: cfg.OutboxLease,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {

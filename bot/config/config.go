@@ -34,12 +34,13 @@ type Config struct {
 	AESKey      string
 	PIIKey      []byte // 32 bytes; nil in sandbox mode without one: a key file is used
 	AdminToken  string
-	Region      string            // region profile: national, linzi, kunming, yaoguan, harbin, township
-	Templates   map[string]string // push kind -> WeChat template ID
-	WeChatAPI   string            // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
-	OutboxLease time.Duration     // how long a dispatcher holds the pushes it claimed
-	FlowIdle    time.Duration     // a conversation left this long expires
-	BindingTTL  time.Duration     // how long a doctor's binding code stays valid
+	Region      string                       // region profile: national, linzi, kunming, yaoguan, harbin, township
+	Templates   map[string]string            // push kind -> WeChat template ID
+	Fields      map[string]map[string]string // push kind -> our field -> template keyword
+	WeChatAPI   string                       // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
+	OutboxLease time.Duration                // how long a dispatcher holds the pushes it claimed
+	FlowIdle    time.Duration                // a conversation left this long expires
+	BindingTTL  time.Duration                // how long a doctor's binding code stays valid
 }
 
 // Sandbox reports whether jiayi runs without WeChat credentials: every
@@ -104,6 +105,21 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.BindingTTL = duration(getenv, "JIAYI_BINDING_CODE_TTL", 72*time.Hour, time.Hour, 30*24*time.Hour, bad)
+	if raw := getenv("JIAYI_WECHAT_TEMPLATE_FIELDS"); raw != "" {
+		c.Fields = map[string]map[string]string{}
+		for _, pair := range strings.Split(raw, ",") {
+			left, keyword, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			kind, field, ok2 := strings.Cut(left, ".")
+			if !ok || !ok2 || kind == "" || field == "" || keyword == "" {
+				bad("JIAYI_WECHAT_TEMPLATE_FIELDS", "must be kind.field=keyword pairs separated by commas, e.g. sign_request.number=character_string1")
+				break
+			}
+			if c.Fields[kind] == nil {
+				c.Fields[kind] = map[string]string{}
+			}
+			c.Fields[kind][field] = keyword
+		}
+	}
 	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
 		bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
 	}

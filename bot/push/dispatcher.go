@@ -35,10 +35,11 @@ var errNotYet = errors.New("recipient not reachable yet")
 type Dispatcher struct {
 	DB          *storage.DB
 	Send        Sender
-	Templates   map[string]string    // push kind -> WeChat template ID
-	Permanent   func(err error) bool // WeChat errors not worth retrying
-	QuotaHit    func(err error) bool // WeChat's daily quota is used up (45009): pause until tomorrow
-	PerSecond   float64              // sends per second at most; zero: 50
+	Templates   map[string]string            // push kind -> WeChat template ID
+	Fields      map[string]map[string]string // push kind -> our field -> the template's keyword; none: names as they are
+	Permanent   func(err error) bool         // WeChat errors not worth retrying
+	QuotaHit    func(err error) bool         // WeChat's daily quota is used up (45009): pause until tomorrow
+	PerSecond   float64                      // sends per second at most; zero: 50
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
 	Lease       time.Duration // how long a claimed row is ours; zero: 30 s
@@ -165,7 +166,41 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 	if err != nil {
 		return err
 	}
-	return d.Send.SendTemplate(ctx, to, tpl, fields)
+	return d.Send.SendTemplate(ctx, to, tpl, mapFields(d.Fields[row.Kind], fields))
+}
+
+// mapFields renames a push's fields to the template's keywords and cuts each
+// value to what WeChat takes for the keyword's type (a thing is at most 20
+// characters). Without a mapping the fields go as they are.
+func mapFields(mapping, fields map[string]string) map[string]string {
+	if mapping == nil {
+		return fields
+	}
+	out := make(map[string]string, len(mapping))
+	for ours, keyword := range mapping {
+		if v, ok := fields[ours]; ok {
+			out[keyword] = fitKeyword(keyword, v)
+		}
+	}
+	return out
+}
+
+// keywordLimits are WeChat's longest values per template keyword type.
+var keywordLimits = []struct {
+	prefix string
+	max    int
+}{{"thing", 20}, {"character_string", 32}, {"phrase", 5}, {"name", 10}, {"number", 32}, {"letter", 32}, {"car_number", 8}}
+
+func fitKeyword(keyword, v string) string {
+	for _, l := range keywordLimits {
+		if strings.HasPrefix(keyword, l.prefix) {
+			if r := []rune(v); len(r) > l.max {
+				return string(r[:l.max-1]) + "…"
+			}
+			break
+		}
+	}
+	return v
 }
 
 // recipient resolves "doctor:ID" to the WeChat the doctor bound; a doctor

@@ -180,3 +180,18 @@ func TestTwoDispatchersDeliverEachPushOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestFieldsMapToTemplateKeywordsAndFit(t *testing.T) {
+	got := mapFields(map[string]string{"number": "character_string1", "resident": "thing2", "text": "thing3"},
+		map[string]string{"number": "QY2611230001", "resident": "王秀英", "text": "霜降到了，天气转凉。65岁以上老人和慢病患者请尽早接种流感疫苗", "extra": "dropped"})
+	if len(got) != 3 || got["character_string1"] != "QY2611230001" || got["thing2"] != "王秀英" {
+		t.Fatalf("mapped = %v", got)
+	}
+	if r := []rune(got["thing3"]); len(r) != 20 || r[19] != '…' {
+		t.Fatalf("thing3 = %q (%d characters)", got["thing3"], len(r))
+	}
+	plain := map[string]string{"a": "b"}
+	if out := mapFields(nil, plain); out["a"] != "b" {
+		t.Fatal("without a mapping the fields go as they are")
+	}
+}
