@@ -290,11 +290,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
-	jobs.Add(4)
+	jobs.Add(5)
 	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
 	go func() { defer jobs.Done(); s.expireContracts(background) }()
 	go func() { defer jobs.Done(); s.sendAgendas(background) }()
 	go func() { defer jobs.Done(); s.runSeasonal(background) }()
+	go func() { defer jobs.Done(); s.runPersonal(background) }()
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	select {
@@ -374,6 +375,33 @@ func (s *Server) runSeasonal(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(10 * time.Minute):
+		}
+	}
+}
+
+// runPersonal enqueues the day's personal reminders: one pass a day per
+// instance (hourly until it succeeds); the keys make it once per occasion.
+func (s *Server) runPersonal(ctx context.Context) {
+	done := ""
+	for {
+		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		if today != done {
+			if n, err := flows.RunPersonal(ctx, s.DB, time.Now()); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("personal reminders failed", "err", err)
+				}
+			} else {
+				done = today
+				if n > 0 {
+					s.log.Info("personal reminders enqueued", "pushes", n)
+					s.Pushes.Wake()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
 		}
 	}
 }

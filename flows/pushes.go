@@ -17,17 +17,18 @@ const (
 	PushSatisfaction        = "satisfaction_survey"  // to the resident after a visit: a score 1-5
 	PushDoctorAgenda        = "doctor_agenda"        // to the doctor at 07:30: the day's visits
 	PushSeasonal            = "seasonal_reminder"    // to residents: the seasonal calendar
+	PushPersonal            = "personal_reminder"    // to residents: follow-ups, check-ups, renewal
 )
 
 // Reminder kinds residents can turn off in 提醒设置.
 var (
 	SeasonalKinds = []string{PushSeasonal}
-	PersonalKinds = []string{PushAppointmentReminder}
+	PersonalKinds = []string{PushAppointmentReminder, PushPersonal}
 )
 
 // PushKinds lists every kind, for configuration checks and the sandbox.
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
-	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder, PushSatisfaction, PushDoctorAgenda, PushSeasonal}
+	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder, PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

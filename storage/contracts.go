@@ -394,3 +394,79 @@ func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
 	}
 	return len(ids), tx.Commit()
 }
+
+// ActiveContractsPage pages through active contracts whose manager follows
+// the account and wants personal reminders, by contract ID, with packages.
+func (db *DB) ActiveContractsPage(ctx context.Context, afterID int64, limit int) ([]ContractView, error) {
+	var out []ContractView
+	if err := db.SelectContext(ctx, &out, db.Rebind(contractViewSQL+`
+		JOIN wechat_users u ON u.openid = r.manager_openid
+		WHERE c.status = 'active' AND c.id > ? AND u.subscribed AND u.personal_reminders
+		ORDER BY c.id LIMIT ?`), afterID, limit); err != nil {
+		return nil, fmt.Errorf("storage.ActiveContractsPage: %w", err)
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(out))
+	index := map[int64]int{}
+	for i, c := range out {
+		ids[i], index[c.ID] = c.ID, i
+	}
+	q, args, err := sqlx.In(`SELECT contract_id, package_code, package_name, kind, split FROM contract_packages
+		WHERE contract_id IN (?) ORDER BY contract_id, package_code`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("storage.ActiveContractsPage: %w", err)
+	}
+	var rows []struct {
+		ContractID int64  `db:"contract_id"`
+		Code       string `db:"package_code"`
+		Name       string `db:"package_name"`
+		Kind       string `db:"kind"`
+		Split      string `db:"split"`
+	}
+	if err := db.SelectContext(ctx, &rows, db.Rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("storage.ActiveContractsPage: packages: %w", err)
+	}
+	for _, r := range rows {
+		p := ContractPackage{Code: r.Code, Name: r.Name, Kind: r.Kind}
+		_ = json.Unmarshal([]byte(r.Split), &p.Split)
+		c := &out[index[r.ContractID]]
+		c.Packages = append(c.Packages, p)
+	}
+	return out, nil
+}
+
+// HasUpcoming reports whether a contract has a booked visit of a kind ahead.
+func (db *DB) HasUpcoming(ctx context.Context, contractID int64, kind string, now time.Time) (bool, error) {
+	var n int
+	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE contract_id = ? AND kind = ?
+		AND status = 'booked' AND starts_at > ?`), contractID, kind, now.UTC()); err != nil {
+		return false, fmt.Errorf("storage.HasUpcoming: %w", err)
+	}
+	return n > 0, nil
+}
+
+// LastDoneVisit is when the contract's last completed visit of a kind was.
+func (db *DB) LastDoneVisit(ctx context.Context, contractID int64, kind string) (time.Time, bool, error) {
+	var at time.Time
+	err := db.GetContext(ctx, &at, db.Rebind(`SELECT starts_at FROM appointments WHERE contract_id = ? AND kind = ?
+		AND status = 'done' ORDER BY starts_at DESC LIMIT 1`), contractID, kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("storage.LastDoneVisit: %w", err)
+	}
+	return at, true, nil
+}
+
+// LastDoneVisitSince is the contract's last completed visit of a kind at or
+// after a moment, if any.
+func (db *DB) LastDoneVisitSince(ctx context.Context, contractID int64, kind string, since time.Time) (time.Time, bool, error) {
+	at, ok, err := db.LastDoneVisit(ctx, contractID, kind)
+	if err != nil || !ok || at.Before(since) {
+		return time.Time{}, false, err
+	}
+	return at, true, nil
+}

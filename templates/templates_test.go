@@ -88,6 +88,8 @@ func init() {
 		"appointment_cancel_confirm": map[string]any{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Name": "王秀英"},
 		"doctor_agenda":              []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}},
 		"visit_not_listed":           "4", "visit_already_marked": 2, "visit_marked": map[string]any{"N": 1, "Name": "王秀英", "Done": true},
+		"personal_renewal": map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": ""},
+		"personal_elderly_checkup": map[string]any{"Name": "王秀英", "End": ""}, "personal_child_checkup": map[string]any{"Name": "李小宝", "End": ""},
 		"reminder_how_to_stop": nil, "reminder_settings": map[string]any{"Seasonal": true, "Personal": false},
 		"reminder_settings_saved": map[string]any{"What": "季节健康提示", "On": false},
 		"survey_scored":           5, "survey_comment": nil, "survey_thanks": nil,

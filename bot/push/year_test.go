@@ -1,0 +1,88 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// A year of reminders on a fake clock: a hypertensive 71-year-old signs on
+// 2026-11-23 with the chronic and elderly packages; the scheduler runs
+// twice a day (two instances) and the dispatcher mornings. Every expected
+// push reaches the WeChat stand-in exactly once.
+func TestAYearOfRemindersEachOnce(t *testing.T) {
+	ctx := context.Background()
+	db, rdb := storagetest.SQLite(t), storagetest.Embedded(t)
+	if err := profile.Ensure(ctx, db, "national"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := profile.LoadDemo(ctx, db, "national"); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := db.Communities(ctx)
+	teams, _ := db.TeamsServing(ctx, cs[0].ID)
+	signedAt := time.Date(2026, 11, 23, 10, 0, 0, 0, flows.Shanghai)
+	number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "year", Day: "261123",
+		Resident: storage.NewResident{ManagerOpenID: "o_year", Relation: "self", Name: "王秀英", IDSealed: "x", IDHash: "h",
+			PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID, Groups: []string{"hypertension"}},
+		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+		AgreementVersion: "v", AgreedAt: signedAt, ConsentVersion: "v", ConsentedAt: signedAt, ConsentBy: "o_year",
+		Packages: []storage.ContractPackage{{Code: "basic", Kind: "basic"}, {Code: "chronic", Kind: "personalised"}, {Code: "elderly", Kind: "personalised"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "pending", To: "active", Actor: "d", TermEnd: "2027-11-22"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_year", Subscribed: true, EventTime: signedAt}})
+
+	d, standIn := dispatcher(t, db, rdb)
+	d.Templates = map[string]string{flows.PushPersonal: "tpl_personal", flows.PushSeasonal: "tpl_seasonal"}
+	for day := signedAt; !day.After(time.Date(2027, 11, 22, 23, 0, 0, 0, flows.Shanghai)); day = day.AddDate(0, 0, 1) {
+		morning := time.Date(day.Year(), day.Month(), day.Day(), 8, 30, 0, 0, flows.Shanghai)
+		for _, at := range []time.Time{morning, morning.Add(time.Hour)} { // two instances
+			if _, err := flows.RunPersonal(ctx, db, at); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := flows.RunSeasonal(ctx, db, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Now = func() time.Time { return morning.Add(2 * time.Hour) }
+		for d.DispatchOnce(ctx) > 0 {
+		}
+	}
+	got := map[string]int{}
+	for _, m := range standIn.Outbox("o_year") {
+		var msg struct {
+			Data map[string]struct{ Value string } `json:"data"`
+		}
+		json.Unmarshal(m.Data, &msg)
+		text := msg.Data["text"].Value
+		for _, what := range []string{"到期", "慢病随访", "老年人健康体检", "流感疫苗", "立冬", "入伏", "花粉"} {
+			if strings.Contains(text, what) {
+				got[what]++
+			}
+		}
+	}
+	want := map[string]int{
+		"到期":      2, // renewal, 30 and 7 days before the end
+		"慢病随访":    4, // every 91 days with none done or booked
+		"老年人健康体检": 1, "流感疫苗": 1, "立冬": 1, "入伏": 1, "花粉": 1,
+	}
+	for what, n := range want {
+		if got[what] != n {
+			t.Errorf("%s: %d pushes, want %d", what, got[what], n)
+		}
+	}
+	if total := len(standIn.Outbox("o_year")); total != 11 {
+		t.Errorf("%d pushes in all, want 11", total)
+	}
+}

@@ -1,0 +1,154 @@
+package flows
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Personal reminders come from each active contract and its packages:
+// chronic follow-ups when one is due and none is booked, the elderly yearly
+// check-up, children's check-ups by age in months, and renewal 30 and 7 days
+// before the end. Each says how to book with one reply and how to stop.
+// (Antenatal reminders by gestational week wait until a due date is
+// recorded at signing.)
+
+// childMilestones are the ages in months of children's check-ups (0-6 years).
+var childMilestones = []int{1, 3, 6, 8, 12, 18, 24, 30, 36, 48, 60, 72}
+
+// reminderWindow is how many days late a missed day's reminder still goes.
+const reminderWindow = 3
+
+const personalPage = 500
+
+// RunPersonal enqueues the personal reminders due today for every active
+// contract, paging through them. Keys name the contract and the occasion,
+// so running it again (or on several instances) adds nothing.
+func RunPersonal(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
+	var after int64
+	total := 0
+	for {
+		page, err := db.ActiveContractsPage(ctx, after, personalPage)
+		if err != nil || len(page) == 0 {
+			return total, err
+		}
+		cat, err := db.Catalog(ctx)
+		if err != nil {
+			return total, err
+		}
+		var pushes []storage.Push
+		for _, c := range page {
+			after = c.ID
+			ps, err := personalFor(ctx, db, cat, c, now)
+			if err != nil {
+				return total, err
+			}
+			pushes = append(pushes, ps...)
+		}
+		if err := db.Enqueue(ctx, pushes); err != nil {
+			return total, err
+		}
+		total += len(pushes)
+	}
+}
+
+func day(t time.Time) time.Time {
+	d := t.In(Shanghai)
+	return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, Shanghai)
+}
+
+// within reports whether today is on or up to reminderWindow days after due.
+func within(today, due time.Time) bool {
+	return !today.Before(due) && today.Sub(due) <= reminderWindow*24*time.Hour
+}
+
+func personalFor(ctx context.Context, db *storage.DB, cat storage.Catalog, c storage.ContractView, now time.Time) ([]storage.Push, error) {
+	if !c.TermEnd.Valid {
+		return nil, nil
+	}
+	end, err := time.ParseInLocation("2006-01-02", c.TermEnd.String, Shanghai)
+	if err != nil {
+		return nil, nil
+	}
+	today := day(now)
+	start := end.AddDate(0, -c.TermMonths, 1)
+	due := today.Add(9 * time.Hour)
+	if due.Before(now) {
+		due = now
+	}
+	var pushes []storage.Push
+	add := func(key, what string) {
+		pushes = append(pushes, storage.Push{Key: key, Kind: PushPersonal, Recipient: c.ManagerOpenID, Priority: PriorityPersonal, Due: due,
+			Fields: map[string]string{"title": "健康提醒", "resident": c.ResidentName,
+				"text":   mustMessage("personal_"+what, map[string]any{"Name": c.ResidentName, "End": c.TermEnd.String}),
+				"remark": mustMessage("reminder_how_to_stop", nil)}})
+	}
+	for _, before := range []int{30, 7} {
+		if within(today, end.AddDate(0, 0, -before)) {
+			add(fmt.Sprintf("renew:%s:%s:%d", c.Number, c.TermEnd.String, before), "renewal")
+		}
+	}
+	if perYear := itemsPerYear(cat, c, "followup"); perYear > 0 {
+		if ok, key, err := followUpDue(ctx, db, c, start, today, perYear, now); err != nil {
+			return nil, err
+		} else if ok {
+			add(key, "followup")
+		}
+	}
+	birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai)
+	if err != nil {
+		return pushes, nil
+	}
+	if Age(birth, now) >= 65 && within(today, start.AddDate(0, 0, 30)) {
+		if _, done, err := db.LastDoneVisitSince(ctx, c.ID, "checkup", start); err != nil {
+			return nil, err
+		} else if !done {
+			add(fmt.Sprintf("checkup:%s:%s", c.Number, c.TermEnd.String), "elderly_checkup")
+		}
+	}
+	for _, months := range childMilestones {
+		if within(today, birth.AddDate(0, months, 0)) {
+			add(fmt.Sprintf("child:%d:%d", c.ResidentID, months), "child_checkup")
+		}
+	}
+	return pushes, nil
+}
+
+// itemsPerYear is how often a year the contract's packages promise visits of a kind.
+func itemsPerYear(cat storage.Catalog, c storage.ContractView, kind string) int {
+	n := 0
+	for _, cp := range c.Packages {
+		if p, ok := cat.Package(cp.Code); ok {
+			for _, it := range p.Items {
+				if it.VisitKind == kind {
+					n = max(n, it.PerYear)
+				}
+			}
+		}
+	}
+	return n
+}
+
+// followUpDue: with perYear follow-ups a year, one is due every 365/perYear
+// days after the last one (or the term's start); none is due while one is
+// booked. The key names the period, so each period reminds once.
+func followUpDue(ctx context.Context, db *storage.DB, c storage.ContractView, start, today time.Time, perYear int, now time.Time) (bool, string, error) {
+	interval := 365 / perYear
+	last := start
+	if at, ok, err := db.LastDoneVisit(ctx, c.ID, "followup"); err != nil {
+		return false, "", err
+	} else if ok && at.After(last) {
+		last = day(at)
+	}
+	if today.Before(last.AddDate(0, 0, interval)) {
+		return false, "", nil
+	}
+	if booked, err := db.HasUpcoming(ctx, c.ID, "followup", now); err != nil || booked {
+		return false, "", err
+	}
+	period := int(today.Sub(start).Hours()/24) / interval
+	return true, "followup:" + c.Number + ":" + c.TermEnd.String + ":" + strconv.Itoa(period), nil
+}
