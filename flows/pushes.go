@@ -1,5 +1,7 @@
 package flows
 
+import "github.com/jiayi-health/jiayi/templates"
+
 // Push kinds: what the bot says unprompted. Each has a WeChat template
 // configured in production (JIAYI_WECHAT_TEMPLATES) and one in the sandbox.
 const (
@@ -37,3 +39,13 @@ const (
 	PriorityPersonal      = 2
 	PrioritySeasonal      = 3
 )
+
+// PushText is a push in words, for a customer-service message where no
+// template is configured (and for people reading the sandbox).
+func PushText(kind string, fields map[string]string) (string, error) {
+	data := map[string]string{}
+	for k, v := range fields {
+		data[k] = v
+	}
+	return templates.Message("push_"+kind, data)
+}

@@ -19,10 +19,16 @@ import (
 	"github.com/jiayi-health/jiayi/storage"
 )
 
-// Sender delivers one push as a template message.
+// Sender delivers pushes: template messages, and customer-service text
+// where no template is configured and WeChat's window allows it.
 type Sender interface {
 	SendTemplate(ctx context.Context, openID, templateID string, fields map[string]string) error
+	SendText(ctx context.Context, openID, text string) error
 }
+
+// serviceWindow is how long after someone's last message WeChat lets an
+// account write to them freely.
+const serviceWindow = 48 * time.Hour
 
 // ErrPermanent marks a failure that retrying cannot fix.
 var ErrPermanent = errors.New("permanent failure")
@@ -158,15 +164,23 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 	if err != nil {
 		return fmt.Errorf("%w: unreadable payload: %v", ErrPermanent, err)
 	}
-	tpl, ok := d.Templates[row.Kind]
-	if !ok {
-		return fmt.Errorf("no template configured for push kind %q", row.Kind)
-	}
 	to, err := d.recipient(ctx, row.Recipient)
 	if err != nil {
 		return err
 	}
-	return d.Send.SendTemplate(ctx, to, tpl, mapFields(d.Fields[row.Kind], fields))
+	if tpl, ok := d.Templates[row.Kind]; ok {
+		return d.Send.SendTemplate(ctx, to, tpl, mapFields(d.Fields[row.Kind], fields))
+	}
+	// No template for this kind: a customer-service message, if the
+	// recipient wrote to the account lately; otherwise it waits, and says why.
+	if u, err := d.DB.WeChatUser(ctx, to); err == nil && d.Now().Sub(u.LastSeenAt) < serviceWindow {
+		text, err := flows.PushText(row.Kind, fields)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrPermanent, err)
+		}
+		return d.Send.SendText(ctx, to, text)
+	}
+	return fmt.Errorf("no template configured for push kind %q and the customer-service window is closed", row.Kind)
 }
 
 // mapFields renames a push's fields to the template's keywords and cuts each

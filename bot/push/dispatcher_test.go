@@ -195,3 +195,46 @@ func TestFieldsMapToTemplateKeywordsAndFit(t *testing.T) {
 		t.Fatal("without a mapping the fields go as they are")
 	}
 }
+
+func TestWithoutATemplateACustomerServiceMessageWithinTheWindow(t *testing.T) {
+	s := storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}
+	ctx := context.Background()
+	d, standIn := dispatcher(t, s.DB, s.Redis)
+	d.Templates = map[string]string{}
+	now := time.Now()
+	d.Now = func() time.Time { return now.Add(time.Second) }
+	s.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_recent", Subscribed: true, EventTime: now}})
+	s.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{
+		{Key: "w1", Kind: flows.PushSignConfirmed, Recipient: "o_recent", Fields: map[string]string{"doctor": "林静", "number": "QY2611230001", "term_end": "2027-11-22", "resident": "王秀英"}},
+		{Key: "w2", Kind: flows.PushSignConfirmed, Recipient: "o_stranger", Fields: map[string]string{"doctor": "林静", "number": "QY2611230002", "term_end": "2027-11-22", "resident": "李四"}},
+	}})
+	d.DispatchOnce(ctx)
+	sent := standIn.Outbox("o_recent")
+	if len(sent) != 1 || sent[0].Kind != "customer-service" || !contains(sent[0].Text, "林静医生已确认您的签约（QY2611230001）") {
+		t.Fatalf("within the window: %+v", sent)
+	}
+	if e := state(t, s.DB, "o_stranger"); e.State != "pending" || !contains(e.LastError, "window is closed") {
+		t.Fatalf("outside the window: %+v", e)
+	}
+	// Two days later the window has closed for the first user too.
+	d.Now = func() time.Time { return now.Add(49 * time.Hour) }
+	s.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{{Key: "w3", Kind: flows.PushSignDeclined, Recipient: "o_recent",
+		Fields: map[string]string{"doctor": "林静", "number": "QY2611230003", "reason": "x", "resident": "王秀英"}}}})
+	d.DispatchOnce(ctx)
+	if len(standIn.Outbox("o_recent")) != 1 {
+		t.Fatal("sent outside the window")
+	}
+}
+
+// Every push kind can be put in words for a customer-service message.
+func TestEveryPushKindHasWords(t *testing.T) {
+	for _, kind := range flows.PushKinds {
+		fields := map[string]string{}
+		for _, k := range []string{"number", "resident", "community", "packages", "time", "doctor", "term_end", "reason", "kind", "date", "count", "first", "title", "text", "article", "remark"} {
+			fields[k] = "x"
+		}
+		if text, err := flows.PushText(kind, fields); err != nil || text == "" {
+			t.Errorf("%s: %q %v", kind, text, err)
+		}
+	}
+}
