@@ -133,7 +133,8 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 		}
 	}
 	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: log, Lease: cfg.OutboxLease,
-		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
+		DailyQuota: cfg.DailyQuota,
+		QuotaHit:   func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {
 			case 43004, 40003, 40037, 43101: // unfollowed, bad openid, bad template, refused subscription
@@ -179,7 +180,8 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	if s.Config.AdminToken != "" {
-		(&admin.API{DB: s.DB, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL, Log: s.log}).Register(r)
+		(&admin.API{DB: s.DB, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL,
+			DailyQuota: s.Config.DailyQuota, Log: s.log}).Register(r)
 	}
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {

@@ -3,6 +3,7 @@ package storage
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -143,6 +144,43 @@ func (db *DB) OutboxByState(ctx context.Context, state string, limit int) ([]Out
 	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error
 		FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?`), state, limit); err != nil {
 		return nil, fmt.Errorf("storage.OutboxByState: %w", err)
+	}
+	return out, nil
+}
+
+// SentSince counts the pushes sent since a moment (today's use of the quota).
+func (db *DB) SentSince(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?`), since.UTC()); err != nil {
+		return 0, fmt.Errorf("storage.SentSince: %w", err)
+	}
+	return n, nil
+}
+
+// PendingOfKind counts the pushes of a kind still to send.
+func (db *DB) PendingOfKind(ctx context.Context, kind string) (int, error) {
+	var n int
+	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND kind = ?`), kind); err != nil {
+		return 0, fmt.Errorf("storage.PendingOfKind: %w", err)
+	}
+	return n, nil
+}
+
+// Campaign is one expanded campaign.
+type Campaign struct {
+	Code       string       `db:"code" json:"code"`
+	Year       int          `db:"year" json:"year"`
+	StartedAt  time.Time    `db:"started_at" json:"started_at"`
+	FinishedAt sql.NullTime `db:"finished_at" json:"-"`
+	Pushes     int          `db:"pushes" json:"pushes"`
+}
+
+// Campaigns lists campaigns, newest first.
+func (db *DB) Campaigns(ctx context.Context, limit int) ([]Campaign, error) {
+	var out []Campaign
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT code, year, started_at, finished_at, pushes FROM campaigns
+		ORDER BY started_at DESC LIMIT ?`), limit); err != nil {
+		return nil, fmt.Errorf("storage.Campaigns: %w", err)
 	}
 	return out, nil
 }

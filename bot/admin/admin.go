@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"errors"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/bot/push"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
@@ -24,6 +26,7 @@ type API struct {
 	Sealer     *storage.Sealer
 	Token      string
 	BindingTTL time.Duration // zero: flows.BindingCodeTTL
+	DailyQuota int           // template messages a day, for campaign completion dates
 	Log        *slog.Logger
 }
 
@@ -38,6 +41,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/packages/:code/confirm", a.confirm)
 	g.GET("/audit", a.audit)
 	g.GET("/outbox", a.outbox)
+	g.GET("/campaigns", a.campaigns)
 	g.GET("/doctors", a.doctors)
 	g.POST("/doctors/:id/binding-code", a.bindingCode)
 	g.POST("/doctors/:id/sessions", a.addSession)
@@ -195,6 +199,29 @@ func (a *API) outbox(c *gin.Context) {
 		rows = []storage.OutboxEntry{}
 	}
 	c.JSON(http.StatusOK, gin.H{"state": state, "pushes": rows})
+}
+
+// campaigns lists expanded campaigns and when the seasonal pushes still
+// waiting will have gone, at the part of the daily quota they may use.
+func (a *API) campaigns(c *gin.Context) {
+	ctx := c.Request.Context()
+	list, err := a.DB.Campaigns(ctx, 100)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	pending, err := a.DB.PendingOfKind(ctx, flows.PushSeasonal)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	quota := cmp.Or(a.DailyQuota, 100000)
+	today := time.Now().In(flows.Shanghai)
+	if list == nil {
+		list = []storage.Campaign{}
+	}
+	c.JSON(http.StatusOK, gin.H{"campaigns": list, "seasonal_pending": pending, "daily_quota": quota,
+		"expected_completion": push.ExpectedCompletion(pending, quota, today).Format("2006-01-02")})
 }
 
 func (a *API) fail(c *gin.Context, err error) {

@@ -276,3 +276,25 @@ func TestAdminMarksVisits(t *testing.T) {
 		}
 	})
 }
+
+func TestAdminSeesCampaignProgress(t *testing.T) {
+	db := storagetest.SQLite(t)
+	ctx := context.Background()
+	db.ClaimCampaign(ctx, "seasonal:flu-vaccine", 2026, time.Now(), time.Hour)
+	db.FinishCampaign(ctx, "seasonal:flu-vaccine", 2026, 250, time.Now())
+	var pushes []storage.Push
+	for i := range 250 {
+		pushes = append(pushes, storage.Push{Key: fmt.Sprintf("s:%d", i), Kind: flows.PushSeasonal, Recipient: "o"})
+	}
+	db.Enqueue(ctx, pushes)
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	(&API{DB: db, Token: token, DailyQuota: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r)
+	code, out := call(t, r, "GET", "/admin/api/campaigns", token, "")
+	today := time.Now().In(flows.Shanghai)
+	want := today.AddDate(0, 0, 2).Format("2006-01-02") // 90 a day: 250 take three days
+	if code != 200 || out["seasonal_pending"] != float64(250) || out["expected_completion"] != want ||
+		!strings.Contains(fmt.Sprint(out["campaigns"]), "seasonal:flu-vaccine") {
+		t.Fatalf("campaigns: %d %v (want completion %s)", code, out, want)
+	}
+}

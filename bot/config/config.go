@@ -39,6 +39,7 @@ type Config struct {
 	Fields      map[string]map[string]string // push kind -> our field -> template keyword
 	WeChatAPI   string                       // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
 	OutboxLease time.Duration                // how long a dispatcher holds the pushes it claimed
+	DailyQuota  int                          // template messages WeChat allows a day
 	FlowIdle    time.Duration                // a conversation left this long expires
 	BindingTTL  time.Duration                // how long a doctor's binding code stays valid
 }
@@ -99,6 +100,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.FlowIdle = duration(getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, bad)
 	c.OutboxLease = duration(getenv, "JIAYI_OUTBOX_LEASE", 30*time.Second, time.Second, 10*time.Minute, bad)
+	c.DailyQuota = 100000
+	if raw := getenv("JIAYI_WECHAT_DAILY_QUOTA"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			bad("JIAYI_WECHAT_DAILY_QUOTA", "must be a whole number of template messages a day, e.g. 100000")
+		}
+		c.DailyQuota = n
+	}
 	if c.WeChatAPI = strings.TrimRight(getenv("JIAYI_WECHAT_API"), "/"); c.WeChatAPI != "" {
 		if u, err := url.Parse(c.WeChatAPI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("JIAYI_WECHAT_API", "must be an http(s) base URL, e.g. https://wechat-gateway.example.org")

@@ -46,6 +46,7 @@ type Dispatcher struct {
 	Permanent   func(err error) bool         // WeChat errors not worth retrying
 	QuotaHit    func(err error) bool         // WeChat's daily quota is used up (45009): pause until tomorrow
 	PerSecond   float64                      // sends per second at most; zero: 50
+	DailyQuota  int                          // template messages a day (WeChat\'s default 100,000); zero: no pacing
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
 	Lease       time.Duration // how long a claimed row is ours; zero: 30 s
@@ -104,7 +105,9 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	if flows.QuietHours(d.Now()) {
 		maxPriority = flows.PriorityTransactional
 	}
-	rows, err := d.DB.ClaimDue(ctx, 20, cmp.Or(d.Lease, 30*time.Second), d.Now(), maxPriority)
+	quotaPriority, batch := d.quotaAllows(ctx)
+	maxPriority = min(maxPriority, quotaPriority)
+	rows, err := d.DB.ClaimDue(ctx, batch, cmp.Or(d.Lease, 30*time.Second), d.Now(), maxPriority)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.Log.Error("outbox claim failed", "err", err)
@@ -238,6 +241,43 @@ func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
 		return "", fmt.Errorf("%w: doctor %d has not bound their WeChat", errNotYet, id)
 	}
 	return openID, nil
+}
+
+// QuotaReserve is the share of the daily quota kept for transactional
+// notices and appointment reminders: personal and seasonal pushes stop
+// there and go on the next day.
+const QuotaReserve = 0.1
+
+// batchSize is how many pushes a dispatcher claims at once.
+const batchSize = 20
+
+// quotaAllows is the least urgent priority today's quota still allows, and
+// how many pushes to claim so personal and seasonal ones stop at the reserve.
+func (d *Dispatcher) quotaAllows(ctx context.Context) (int, int) {
+	if d.DailyQuota <= 0 {
+		return flows.PrioritySeasonal, batchSize
+	}
+	now := d.Now().In(flows.Shanghai)
+	sent, err := d.DB.SentSince(ctx, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, flows.Shanghai))
+	if err != nil {
+		return flows.PrioritySeasonal, batchSize
+	}
+	allowance := d.DailyQuota - sent - int(float64(d.DailyQuota)*QuotaReserve)
+	if allowance <= 0 {
+		return flows.PriorityAppointment, batchSize
+	}
+	return flows.PrioritySeasonal, min(batchSize, allowance)
+}
+
+// ExpectedCompletion is the day a number of pending seasonal pushes will
+// all have gone, at the part of the daily quota they may use.
+func ExpectedCompletion(pending, dailyQuota int, today time.Time) time.Time {
+	perDay := int(float64(dailyQuota) * (1 - QuotaReserve))
+	if pending <= 0 || perDay <= 0 {
+		return today
+	}
+	days := (pending + perDay - 1) / perDay
+	return today.AddDate(0, 0, days-1)
 }
 
 // nextMidnight is when WeChat's daily quotas start again (Asia/Shanghai).

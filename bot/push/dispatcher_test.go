@@ -238,3 +238,48 @@ func TestEveryPushKindHasWords(t *testing.T) {
 		}
 	}
 }
+
+// A campaign bigger than the day's quota is paced over the following days,
+// while notices still go.
+func TestSeasonalPushesArePacedByTheDailyQuota(t *testing.T) {
+	s := storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}
+	ctx := context.Background()
+	d, standIn := dispatcher(t, s.DB, s.Redis)
+	d.DailyQuota = 10
+	d.Templates = map[string]string{flows.PushSeasonal: "tpl_seasonal", "sign_request": "tpl_sign"}
+	day1 := time.Date(2026, 10, 23, 9, 0, 0, 0, flows.Shanghai)
+	var pushes []storage.Push
+	for i := range 20 {
+		pushes = append(pushes, storage.Push{Key: fmt.Sprintf("s:%d", i), Kind: flows.PushSeasonal, Recipient: fmt.Sprintf("o_s%d", i),
+			Priority: flows.PrioritySeasonal, Due: day1})
+	}
+	s.DB.Enqueue(ctx, pushes)
+	if got := ExpectedCompletion(20, 10, day1); got.Format("01-02") != "10-25" {
+		t.Fatalf("expected completion %s, want 10-25 (9 a day)", got.Format("01-02"))
+	}
+	seasonalSent := func() int {
+		n := 0
+		for _, m := range standIn.Outbox("") {
+			if m.Kind == "template" && strings.Contains(string(m.Data), "tpl_seasonal") {
+				n++
+			}
+		}
+		return n
+	}
+	for i, want := range []int{9, 18, 20} {
+		d.Now = func() time.Time { return day1.AddDate(0, 0, i).Add(time.Hour) }
+		for d.DispatchOnce(ctx) > 0 {
+		}
+		if got := seasonalSent(); got != want {
+			t.Fatalf("day %d: %d seasonal sent, want %d", i+1, got, want)
+		}
+		if i == 0 { // the day's quota is nearly used: a notice still goes
+			s.DB.Enqueue(ctx, []storage.Push{{Key: "notice", Kind: "sign_request", Recipient: "o_doc", Due: day1}})
+			for d.DispatchOnce(ctx) > 0 {
+			}
+			if len(standIn.Outbox("o_doc")) != 1 {
+				t.Fatal("a transactional notice was held by the seasonal pacing")
+			}
+		}
+	}
+}
