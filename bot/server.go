@@ -132,7 +132,16 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 			templates[kind] = "sandbox_" + kind
 		}
 	}
+	catalog, err := s.DB.Catalog(ctx)
+	if err != nil {
+		return err
+	}
+	settings, err := profile.SettingsOf(catalog)
+	if err != nil {
+		return err
+	}
 	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: log, Lease: cfg.OutboxLease,
+		Quiet:      settings.Quiet(),
 		DailyQuota: cfg.DailyQuota,
 		QuotaHit:   func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {

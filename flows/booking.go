@@ -34,9 +34,6 @@ func bookingSteps() []step {
 	}
 }
 
-// Reminders are not sent between these hours (Asia/Shanghai).
-const quietFrom, quietTo = 21, 8
-
 // appointmentKinds in the order they are offered, with the words residents read.
 var appointmentKinds = []struct{ code, name string }{
 	{"clinic", "门诊"}, {"home", "上门"}, {"checkup", "体检"}, {"followup", "随访"}, {"referral", "转诊"},
@@ -481,24 +478,18 @@ func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage
 	pushes := []storage.Push{{Key: fmt.Sprintf("appointment:%d:%s:%d", id, kind, at), Kind: kind,
 		Recipient: DoctorRecipient(s.DoctorID), Fields: fields, Priority: PriorityTransactional}}
 	start := s.StartsAt.In(Shanghai)
+	settings, _ := t.settings()
+	quiet := settings.Quiet()
 	dayBefore := time.Date(start.Year(), start.Month(), start.Day()-1, 18, 0, 0, 0, Shanghai)
 	twoHours := start.Add(-2 * time.Hour)
 	for name, due := range map[string]time.Time{"day-before": dayBefore, "2h": twoHours} {
-		if !due.After(t.in.At) || (name == "2h" && QuietHours(due)) {
+		if !due.After(t.in.At) || (name == "2h" && quiet.Contains(due, Shanghai)) {
 			continue
 		}
 		pushes = append(pushes, storage.Push{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
 			Kind: PushAppointmentReminder, Recipient: t.in.OpenID, Fields: fields, Priority: PriorityAppointment, Due: due})
 	}
 	return pushes
-}
-
-// QuietHours reports whether a moment falls in the hours when reminders and
-// broadcasts to residents wait (21:00-08:00 Asia/Shanghai); transactional
-// notifications go at any hour.
-func QuietHours(at time.Time) bool {
-	h := at.In(Shanghai).Hour()
-	return h >= quietFrom || h < quietTo
 }
 
 func (t *turnCtx) reschedule(moving string, s storage.Slot) (string, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
@@ -46,6 +47,7 @@ type Dispatcher struct {
 	Permanent   func(err error) bool         // WeChat errors not worth retrying
 	QuotaHit    func(err error) bool         // WeChat's daily quota is used up (45009): pause until tomorrow
 	PerSecond   float64                      // sends per second at most; zero: 50
+	Quiet       profile.QuietHours           // reminders wait in these hours; zero value: none
 	DailyQuota  int                          // template messages a day (WeChat\'s default 100,000); zero: no pacing
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
@@ -102,7 +104,7 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	d.init()
 	// In quiet hours only transactional pushes go; reminders wait for morning.
 	maxPriority := flows.PrioritySeasonal
-	if flows.QuietHours(d.Now()) {
+	if d.Quiet != (profile.QuietHours{}) && d.Quiet.Contains(d.Now(), flows.Shanghai) {
 		maxPriority = flows.PriorityTransactional
 	}
 	quotaPriority, batch := d.quotaAllows(ctx)

@@ -40,6 +40,9 @@ func check(f file) []error {
 	if f.Appointments.MaxUpcoming < 0 || f.Appointments.MaxUpcoming > 20 || f.Appointments.CancelBeforeHours < 0 || f.Appointments.CancelBeforeHours > 72 {
 		bad("appointments: max_upcoming must be 0 (default 3) to 20, cancel_before_hours 0 (default 2) to 72")
 	}
+	if q := f.QuietHours; q != nil && (q.From < 0 || q.From > 23 || q.To < 0 || q.To > 23 || q.From == q.To) {
+		bad("quiet_hours: from and to must be different hours, 0 to 23")
+	}
 	for ind, pct := range f.Targets {
 		if _, ok := find(v.Indicators, ind); !ok {
 			bad("targets: unknown indicator %q", ind)

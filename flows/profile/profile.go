@@ -20,6 +20,31 @@ type Settings struct {
 	PriorityGroups   []string         `json:"priority_groups" yaml:"priority_groups"`
 	Appointments     AppointmentRules `json:"appointments" yaml:"appointments"`
 	Targets          map[string]int   `json:"targets" yaml:"targets"`
+	QuietHours       *QuietHours      `json:"quiet_hours,omitempty" yaml:"quiet_hours"`
+}
+
+// QuietHours are the hours (Asia/Shanghai) when reminders and broadcasts to
+// residents wait; transactional notices go at any hour.
+type QuietHours struct {
+	From int `json:"from" yaml:"from"` // hour it starts, e.g. 21
+	To   int `json:"to" yaml:"to"`     // hour it ends, e.g. 8
+}
+
+// Quiet is the profile's quiet hours, 21:00-08:00 unless it says otherwise.
+func (s Settings) Quiet() QuietHours {
+	if s.QuietHours != nil {
+		return *s.QuietHours
+	}
+	return QuietHours{From: 21, To: 8}
+}
+
+// Contains reports whether a moment falls in the quiet hours.
+func (q QuietHours) Contains(at time.Time, loc *time.Location) bool {
+	h := at.In(loc).Hour()
+	if q.From > q.To {
+		return h >= q.From || h < q.To
+	}
+	return h >= q.From && h < q.To
 }
 
 // TeamModel says which roles a family-doctor team has.

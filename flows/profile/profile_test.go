@@ -212,6 +212,11 @@ func TestTownshipTargets(t *testing.T) {
 			t.Errorf("township target %s = %d, want %d", k, s.Targets[k], v)
 		}
 	}
+	cst := time.FixedZone("CST", 8*3600)
+	if q := s.Quiet(); q.From != 21 || q.To != 8 || !q.Contains(time.Date(2026, 1, 1, 22, 0, 0, 0, cst), cst) ||
+		q.Contains(time.Date(2026, 1, 1, 12, 0, 0, 0, cst), cst) || !q.Contains(time.Date(2026, 1, 1, 7, 59, 0, 0, cst), cst) {
+		t.Errorf("township quiet hours = %+v", q)
+	}
 	chronic, _ := c.Package("chronic")
 	if chronic.Items[0].Name != "面对面随访" || chronic.Items[0].PerYear != 4 {
 		t.Errorf("chronic follow-ups = %+v", chronic.Items[0])
@@ -251,6 +256,7 @@ func TestBrokenProfilesNameFilePackageAndReason(t *testing.T) {
 		{"too few personalised", "kind: personalised, summary: s, items: [{name: 随访, per_year: 4}], price: {local: {resident: 100}}}\n  - {code: a", "kind: addon, eligibility: {requires: [b]}, summary: s, items: [{name: 随访, per_year: 4}], price: {local: {resident: 100}}}\n  - {code: a", "at least one basic and three personalised"},
 		{"misspelt field", "summary: s, items", "sumary: s, items", "field sumary not found"},
 		{"cancel window too long", "min_visit_minutes: 10}", "min_visit_minutes: 10, cancel_before_hours: 99}", "cancel_before_hours"},
+		{"quiet hours", "priority_groups: [elderly]", "priority_groups: [elderly]\nquiet_hours: {from: 8, to: 8}", "quiet_hours"},
 		{"add-on without a base", "eligibility: {requires: [b]}, items: [{name: 体检", "items: [{name: 体检", "package a: an add-on must name"},
 	}
 	for _, c := range cases {
