@@ -129,10 +129,10 @@ func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 	return due
 }
 
-// ExpandSeasonal turns an entry into one push per WeChat user managing a
-// resident it is for, paging through residents. Keys name the entry, the
-// year and the user, so expanding again (or on several instances at once)
-// adds nothing. The pushes are due at 08:00 on the day, or now if later.
+// ExpandSeasonal turns an entry into one push per resident it is for (to
+// the WeChat user who manages them), paging through residents. Keys name
+// the entry, the year and the resident, so expanding again (or on several
+// instances at once) adds nothing. The pushes are due at 08:00 on the day, or now if later.
 func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now time.Time) (int, error) {
 	year := now.In(Shanghai).Year()
 	day, err := e.Day(year)
@@ -147,8 +147,7 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now ti
 	if err != nil {
 		return 0, err
 	}
-	fields := map[string]string{"title": "季节健康提示", "text": e.Text, "article": e.Article,
-		"remark": mustMessage("reminder_how_to_stop", nil)}
+	remark := mustMessage("reminder_how_to_stop", nil)
 	var after int64
 	total := 0
 	for {
@@ -162,7 +161,8 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now ti
 			if !forSeasonal(e, r, communities, now) {
 				continue
 			}
-			pushes = append(pushes, storage.Push{Key: fmt.Sprintf("seasonal:%s:%d:%s", e.Code, year, r.ManagerOpenID),
+			fields := map[string]string{"title": "季节健康提示", "resident": r.Name, "text": e.Text, "article": e.Article, "remark": remark}
+			pushes = append(pushes, storage.Push{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
 				Kind: PushSeasonal, Recipient: r.ManagerOpenID, Fields: fields, Priority: PrioritySeasonal, Due: due})
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {

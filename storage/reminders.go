@@ -62,6 +62,7 @@ func (db *DB) SetReminders(ctx context.Context, openID string, s ReminderSetting
 // Recipient is a signed resident as seasonal campaigns see them.
 type Recipient struct {
 	ResidentID    int64  `db:"resident_id"`
+	Name          string `db:"name"`
 	ManagerOpenID string `db:"manager_openid"`
 	BirthDate     string `db:"birth_date"`
 	Groups        string `db:"priority_groups"` // JSON
@@ -73,7 +74,7 @@ type Recipient struct {
 // after the given one, so a campaign for millions never loads them at once.
 func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) ([]Recipient, error) {
 	var out []Recipient
-	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT r.id AS resident_id, r.manager_openid, r.birth_date, r.priority_groups,
+	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
 		r.community_id FROM residents r
 		JOIN wechat_users u ON u.openid = r.manager_openid
 		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
