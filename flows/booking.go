@@ -486,8 +486,12 @@ func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage
 		if !due.After(t.in.At) || (name == "2h" && quiet.Contains(due, Shanghai)) {
 			continue
 		}
+		reminder := map[string]string{"remark": mustMessage("reminder_how_to_stop", nil)}
+		for k, v := range fields {
+			reminder[k] = v
+		}
 		pushes = append(pushes, storage.Push{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
-			Kind: PushAppointmentReminder, Recipient: t.in.OpenID, Fields: fields, Priority: PriorityAppointment, Due: due})
+			Kind: PushAppointmentReminder, Recipient: t.in.OpenID, Fields: reminder, Priority: PriorityAppointment, Due: due})
 	}
 	return pushes
 }

@@ -98,7 +98,7 @@ func init() {
 		"push_booking_created":      map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_booking_changed":      map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_booking_cancelled":    map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
-		"push_appointment_reminder": map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
+		"push_appointment_reminder": map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00", "remark": "回复“提醒设置”可以关闭"},
 		"push_satisfaction_survey":  map[string]string{"doctor": "林静", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_doctor_agenda":        map[string]string{"date": "2026-11-24", "count": "3", "first": "08:00"},
 		"push_seasonal_reminder":    map[string]string{"resident": "王秀英", "title": "季节健康提示", "text": "霜降到了", "article": "", "remark": "回复“提醒设置”可以关闭"},
