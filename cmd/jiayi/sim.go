@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/silenceper/wechat/v2/util"
 )
 
@@ -135,9 +136,31 @@ func (s *simulator) showPushes(ctx context.Context) {
 	for _, p := range pushes[min(s.seenPushes, len(pushes)):] {
 		text := p.Text
 		if text == "" {
-			text = string(p.Data)
+			text = templateText(p.Data)
 		}
-		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", p.Kind, text)
+		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", p.Kind, strings.ReplaceAll(text, "\n", "\n      "))
 	}
 	s.seenPushes = len(pushes)
+}
+
+// templateText shows a sandbox template message in the words its push kind
+// has, or as recorded when it cannot.
+func templateText(raw json.RawMessage) string {
+	var msg struct {
+		TemplateID string                            `json:"template_id"`
+		Data       map[string]struct{ Value string } `json:"data"`
+	}
+	if json.Unmarshal(raw, &msg) != nil {
+		return string(raw)
+	}
+	fields := map[string]string{}
+	for k, v := range msg.Data {
+		fields[k] = v.Value
+	}
+	if kind, ok := strings.CutPrefix(msg.TemplateID, "sandbox_"); ok {
+		if text, err := flows.PushText(kind, fields); err == nil {
+			return text
+		}
+	}
+	return string(raw)
 }
