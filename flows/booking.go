@@ -26,8 +26,8 @@ func bookingSteps() []step {
 		{name: "who", ask: askBookWho, take: takeBookWho},
 		{name: "kind", ask: askKind, take: takeKind},
 		{name: "hospital", applies: hasReferralTargets, ask: askReferralTarget, take: takeReferralTarget},
-		{name: "date", ask: askDate, take: takeDate},
-		{name: "time", ask: askTime, take: takeTime},
+		{name: "date", ask: askDate, take: takeFromList("days", "day", "book_date_reask")},
+		{name: "time", ask: askTime, take: takeFromList("slots", "slot", "book_time_reask")},
 		{name: "address", applies: kindIs("home"), ask: askAddress, take: takeAddress},
 		{name: "reason", applies: kindIs("referral"), ask: askReason, take: takeReason},
 		{name: "confirm", ask: askBookConfirm, take: takeBookConfirm},
@@ -230,14 +230,19 @@ func askDate(t *turnCtx) (string, error) {
 	return templates.Message("book_date", map[string]any{"Doctor": t.st.Data["doctor_name"], "Days": lines})
 }
 
-func takeDate(t *turnCtx, said string) (string, error) {
-	days := strings.Split(t.st.Data["days"], ",")
-	n, ok := choice(said, len(days))
-	if !ok {
-		return "", reaskWith("book_date_reask", len(days))
+// takeFromList takes a number from the list a step offered (kept in the
+// state under listKey when asked, so the numbers mean what was shown) and
+// keeps the choice under key.
+func takeFromList(listKey, key, reaskMessage string) func(t *turnCtx, said string) (string, error) {
+	return func(t *turnCtx, said string) (string, error) {
+		offered := strings.Split(t.st.Data[listKey], ",")
+		n, ok := choice(said, len(offered))
+		if !ok {
+			return "", reaskWith(reaskMessage, len(offered))
+		}
+		t.st.Data[key] = offered[n-1]
+		return "", nil
 	}
-	t.st.Data["day"] = days[n-1]
-	return "", nil
 }
 
 func askTime(t *turnCtx) (string, error) {
@@ -264,15 +269,6 @@ func slotLabel(from, to time.Time) string {
 	return from.In(Shanghai).Format("15:04") + "-" + to.In(Shanghai).Format("15:04")
 }
 
-func takeTime(t *turnCtx, said string) (string, error) {
-	ids := strings.Split(t.st.Data["slots"], ",")
-	n, ok := choice(said, len(ids))
-	if !ok {
-		return "", reaskWith("book_time_reask", len(ids))
-	}
-	t.st.Data["slot"] = ids[n-1]
-	return "", nil
-}
 
 // referralTargets are where a referral can go: in Harbin the resident's own
 // district and tertiary hospitals, by the green channel; elsewhere the
