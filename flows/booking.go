@@ -269,7 +269,6 @@ func slotLabel(from, to time.Time) string {
 	return from.In(Shanghai).Format("15:04") + "-" + to.In(Shanghai).Format("15:04")
 }
 
-
 // referralTargets are where a referral can go: in Harbin the resident's own
 // district and tertiary hospitals, by the green channel; elsewhere the
 // profile's partner list, if it has one.
