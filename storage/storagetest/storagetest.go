@@ -69,6 +69,13 @@ func Postgres(t testing.TB, adminURL string) *storage.DB {
 	return db
 }
 
+// PostgresWithURL is Postgres, also returning the URL of the test's database
+// (for tests that start a whole binary on it).
+func PostgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
+	t.Helper()
+	return postgresWithURL(t, adminURL)
+}
+
 func postgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 	t.Helper()
 	ctx := context.Background()
