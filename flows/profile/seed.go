@@ -75,6 +75,9 @@ func describe(p storage.Package) string {
 	items := make([]string, len(p.Items))
 	for i, it := range p.Items {
 		items[i] = fmt.Sprintf("%s×%d", it.Name, it.PerYear)
+		if it.VisitKind != "" {
+			items[i] += "@" + it.VisitKind
+		}
 	}
 	return fmt.Sprintf("%s %s default=%v term=%dm age=%s..%s groups=%v requires=%v items=[%s] summary=%q",
 		p.Name, p.Kind, p.Default, p.TermMonths, age(p.MinAge), age(p.MaxAge), p.Groups, p.Requires,
