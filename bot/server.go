@@ -142,8 +142,8 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 	}
 	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: log, Lease: cfg.OutboxLease,
 		Quiet:      settings.Quiet(),
-		DailyQuota: cfg.DailyQuota,
-		QuotaHit:   func(err error) bool { return wechat.ErrCode(err) == 45009 },
+		DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
+		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {
 			case 43004, 40003, 40037, 43101: // unfollowed, bad openid, bad template, refused subscription

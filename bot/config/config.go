@@ -40,6 +40,7 @@ type Config struct {
 	WeChatAPI   string                       // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
 	OutboxLease time.Duration                // how long a dispatcher holds the pushes it claimed
 	DailyQuota  int                          // template messages WeChat allows a day
+	Rates       map[string]float64           // sends per second per WeChat API: template, customer
 	FlowIdle    time.Duration                // a conversation left this long expires
 	BindingTTL  time.Duration                // how long a doctor's binding code stays valid
 }
@@ -100,6 +101,18 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.FlowIdle = duration(getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, bad)
 	c.OutboxLease = duration(getenv, "JIAYI_OUTBOX_LEASE", 30*time.Second, time.Second, 10*time.Minute, bad)
+	c.Rates = map[string]float64{"template": 50, "customer": 20}
+	if raw := getenv("JIAYI_WECHAT_RATES"); raw != "" {
+		for _, pair := range strings.Split(raw, ",") {
+			api, rate, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			n, err := strconv.ParseFloat(rate, 64)
+			if _, known := c.Rates[api]; !ok || !known || err != nil || n <= 0 || n > 10000 {
+				bad("JIAYI_WECHAT_RATES", "must be api=sends-per-second pairs for template and customer, e.g. template=50,customer=20")
+				break
+			}
+			c.Rates[api] = n
+		}
+	}
 	c.DailyQuota = 100000
 	if raw := getenv("JIAYI_WECHAT_DAILY_QUOTA"); raw != "" {
 		n, err := strconv.Atoi(raw)

@@ -126,6 +126,13 @@ func TestUnknownRegionNamesTheKnownProfiles(t *testing.T) {
 	}
 }
 
+func TestRates(t *testing.T) {
+	c, err := Load(env(map[string]string{"JIAYI_WECHAT_RATES": "template=10,customer=2.5"}))
+	if err != nil || c.Rates["template"] != 10 || c.Rates["customer"] != 2.5 {
+		t.Fatalf("%v %v", c.Rates, err)
+	}
+}
+
 func TestDurations(t *testing.T) {
 	c, err := Load(env(map[string]string{"JIAYI_FLOW_IDLE": "45m", "JIAYI_BINDING_CODE_TTL": "24h"}))
 	if err != nil || c.FlowIdle != 45*time.Minute || c.BindingTTL != 24*time.Hour {

@@ -46,7 +46,7 @@ type Dispatcher struct {
 	Fields      map[string]map[string]string // push kind -> our field -> the template's keyword; none: names as they are
 	Permanent   func(err error) bool         // WeChat errors not worth retrying
 	QuotaHit    func(err error) bool         // WeChat's daily quota is used up (45009): pause until tomorrow
-	PerSecond   float64                      // sends per second at most; zero: 50
+	Rates       map[string]float64           // sends per second per WeChat API ("template", "customer"); missing: 50
 	Quiet       profile.QuietHours           // reminders wait in these hours; zero value: none
 	DailyQuota  int                          // template messages a day (WeChat\'s default 100,000); zero: no pacing
 	Log         *slog.Logger
@@ -59,8 +59,8 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	mu          sync.Mutex
-	pausedUntil time.Time // daily quota reached: nothing is sent before this
-	limiter     *bucket
+	pausedUntil map[string]time.Time // per API: daily quota reached, nothing is sent before this
+	limiters    map[string]*bucket
 }
 
 func (d *Dispatcher) init() {
@@ -69,7 +69,11 @@ func (d *Dispatcher) init() {
 		if d.Now == nil {
 			d.Now = time.Now
 		}
-		d.limiter = newBucket(cmp.Or(d.PerSecond, 50))
+		d.pausedUntil = map[string]time.Time{}
+		d.limiters = map[string]*bucket{}
+		for _, api := range []string{apiTemplate, apiCustomer} {
+			d.limiters[api] = newBucket(cmp.Or(d.Rates[api], 50))
+		}
 	})
 }
 
@@ -122,17 +126,32 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	return len(rows)
 }
 
+// The WeChat APIs pushes go through, each with its own rate and quota.
+const (
+	apiTemplate = "template"
+	apiCustomer = "customer"
+)
+
+// apiFor is the API a push goes through: its template, or customer service.
+func (d *Dispatcher) apiFor(kind string) string {
+	if _, ok := d.Templates[kind]; ok {
+		return apiTemplate
+	}
+	return apiCustomer
+}
+
 func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
+	api := d.apiFor(row.Kind)
 	d.mu.Lock()
-	paused := d.pausedUntil
+	paused := d.pausedUntil[api]
 	d.mu.Unlock()
 	if d.Now().Before(paused) {
-		if err := d.DB.MarkFailed(ctx, row.ID, "daily quota reached; paused until "+paused.Format(time.RFC3339), paused); err != nil {
+		if err := d.DB.MarkFailed(ctx, row.ID, "daily quota of the "+api+" API reached; paused until "+paused.Format(time.RFC3339), paused); err != nil {
 			d.Log.Error("outbox mark failed failed", "kind", row.Kind, "err", err)
 		}
 		return
 	}
-	if err := d.limiter.wait(ctx); err != nil {
+	if err := d.limiters[api].wait(ctx); err != nil {
 		return // shutting down; the lease returns the row
 	}
 	err := d.send(ctx, row)
@@ -151,7 +170,7 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
 	case d.QuotaHit != nil && d.QuotaHit(err):
 		retryAt = nextMidnight(d.Now())
 		d.mu.Lock()
-		d.pausedUntil = retryAt
+		d.pausedUntil[api] = retryAt
 		d.mu.Unlock()
 	case errors.Is(err, errNotYet):
 		retryAt = d.Now().Add(backoff(row.Attempts))
