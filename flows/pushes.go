@@ -20,6 +20,7 @@ const (
 	PushDoctorAgenda        = "doctor_agenda"        // to the doctor at 07:30: the day's visits
 	PushSeasonal            = "seasonal_reminder"    // to residents: the seasonal calendar
 	PushPersonal            = "personal_reminder"    // to residents: follow-ups, check-ups, renewal
+	PushLateReply           = "late_reply"           // a reply that missed WeChat's 5 seconds and its first delivery
 )
 
 // Reminder kinds residents can turn off in 提醒设置.

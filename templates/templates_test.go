@@ -103,6 +103,7 @@ func init() {
 		"push_doctor_agenda":        map[string]string{"date": "2026-11-24", "count": "3", "first": "08:00"},
 		"push_seasonal_reminder":    map[string]string{"resident": "王秀英", "title": "季节健康提示", "text": "霜降到了", "article": "", "remark": "回复“提醒设置”可以关闭"},
 		"push_personal_reminder":    map[string]string{"title": "健康提醒", "text": "该随访了", "remark": "回复“提醒设置”可以关闭"},
+		"push_late_reply":           map[string]string{"text": "您可以回复下面的词"},
 		"reminder_how_to_stop":      nil, "reminder_settings": map[string]any{"Seasonal": true, "Personal": false},
 		"reminder_settings_saved": map[string]any{"What": "季节健康提示", "On": false},
 		"survey_scored":           5, "survey_comment": nil, "survey_thanks": nil,

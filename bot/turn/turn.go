@@ -236,10 +236,22 @@ func (r *Runner) deliverLate(ctx context.Context, m Message, res turnResult) {
 			r.Log.Error("late reply: dedupe update failed", "err", err)
 		}
 	}
-	if r.Deliver == nil {
+	if r.Deliver != nil {
+		err := r.Deliver(ctx, m.In.OpenID, res.reply)
+		if err == nil {
+			return
+		}
+		r.Log.Warn("late reply not delivered; queued in the outbox", "err", err)
+	}
+	// Not sent now: the outbox keeps it and the dispatcher retries (as a
+	// customer-service message, the resident having just written).
+	push := storage.Push{Key: "late-reply:" + m.In.OpenID + ":" + m.DedupeKey, Kind: flows.PushLateReply,
+		Recipient: m.In.OpenID, Fields: map[string]string{"text": res.reply}, Priority: flows.PriorityTransactional}
+	if err := r.Stores.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{push}}); err != nil {
+		r.Log.Error("late reply lost", "err", err)
 		return
 	}
-	if err := r.Deliver(ctx, m.In.OpenID, res.reply); err != nil {
-		r.Log.Error("late reply not delivered", "err", err)
+	if r.Pushed != nil {
+		r.Pushed()
 	}
 }

@@ -344,3 +344,21 @@ func TestRetryTakesOverFromACrashedAttempt(t *testing.T) {
 		}
 	})
 }
+
+// A late reply that cannot be sent at once waits in the outbox.
+func TestLateReplyThatFailsIsQueued(t *testing.T) {
+	stack := storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}
+	h := newHarness(t, stack, "latefail")
+	h.turns.Deadline = 100 * time.Millisecond
+	h.turns.Deliver = func(context.Context, string, string) error { return errors.New("WeChat unreachable") }
+	unlock, _ := h.redis.LockUser(context.Background(), "o_latefail", 10*time.Second)
+	if _, replied := h.reply(h.post(text("o_latefail", "帮助", 31), plain), plain); replied {
+		t.Fatal("answered passively past the deadline")
+	}
+	unlock()
+	h.turns.Wait()
+	rows, err := stack.DB.OutboxFor(context.Background(), "o_latefail")
+	if err != nil || len(rows) != 1 || rows[0].Kind != "late_reply" || rows[0].State != "pending" {
+		t.Fatalf("outbox = %+v %v", rows, err)
+	}
+}
