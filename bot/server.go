@@ -66,15 +66,40 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	return s, nil
 }
 
-func (s *Server) open(ctx context.Context, opt Options) (err error) {
-	cfg, log := s.Config, s.log
+func (s *Server) open(ctx context.Context, opt Options) error {
+	if err := s.openDatabase(ctx); err != nil {
+		return err
+	}
+	if err := s.openRedis(opt); err != nil {
+		return err
+	}
+	account, client := s.openWeChat(opt)
+	if err := s.openDispatcher(ctx, client); err != nil {
+		return err
+	}
+	s.Turns = &turn.Runner{
+		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
+		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, Pushed: s.Pushes.Wake, IdleAfter: s.Config.FlowIdle},
+		Deliver:  client.SendText,
+		Pushed:   s.Pushes.Wake,
+		Log:      s.log,
+		Deadline: opt.ReplyDeadline,
+	}
+	s.handler = s.routes(account, opt)
+	return nil
+}
+
+// openDatabase connects, migrates, seeds the region's catalog, readies the
+// personal-data key and, in sandbox mode, the demo organisation.
+func (s *Server) openDatabase(ctx context.Context) (err error) {
+	cfg := s.Config
 	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	if applied, err := s.DB.Migrate(ctx); err != nil {
 		return err
 	} else if len(applied) > 0 {
-		log.Info("migrations applied", "names", applied)
+		s.log.Info("migrations applied", "names", applied)
 	}
 	if err := profile.Ensure(ctx, s.DB, cfg.Region); err != nil {
 		return err
@@ -85,46 +110,62 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 		if key, err = storage.LoadOrCreateKey(path); err != nil {
 			return err
 		}
-		log.Warn("personal data is encrypted with a generated sandbox key; set JIAYI_PII_KEY for real data", "key_file", path)
+		s.log.Warn("personal data is encrypted with a generated sandbox key; set JIAYI_PII_KEY for real data", "key_file", path)
 	}
 	if s.Sealer, err = storage.NewSealer(key); err != nil {
 		return err
 	}
 	if cfg.Sandbox() {
-		if err := s.loadDemo(ctx); err != nil {
-			return err
-		}
+		return s.loadDemo(ctx)
 	}
-	redisURL := cfg.RedisURL
+	return nil
+}
+
+// openRedis connects to JIAYI_REDIS_URL or starts the embedded store.
+func (s *Server) openRedis(opt Options) (err error) {
+	redisURL := s.Config.RedisURL
 	if redisURL == "" {
 		if s.embedded, err = storage.StartEmbeddedRedis(); err != nil {
 			return err
 		}
 		redisURL = s.embedded.URL()
-		log.Info("embedded Redis-protocol store started", "addr", redisURL)
+		s.log.Info("embedded Redis-protocol store started", "addr", redisURL)
 	}
 	rdb, err := storage.OpenRedis(redisURL)
 	if err != nil {
 		return err
 	}
 	s.Redis = storage.NewRedis(rdb, opt.RedisPrefix)
+	return nil
+}
 
+// openWeChat points the SDK at WeChat, a gateway, or in sandbox mode the
+// in-process stand-in, and builds the client.
+func (s *Server) openWeChat(opt Options) (wechat.Account, *wechat.Client) {
+	cfg := s.Config
 	account := wechat.Account{AppID: cfg.AppID, Secret: cfg.Secret, Token: cfg.Token, AESKey: cfg.AESKey}
-	if cfg.Sandbox() {
+	switch {
+	case cfg.Sandbox():
 		s.StandIn = sandbox.New()
 		account.Secret = s.StandIn.Secret()
 		wechat.UseTransport(sandbox.Transport{})
-		log.Warn("SANDBOX MODE: JIAYI_WECHAT_SECRET is empty, nothing reaches WeChat; " +
+		s.log.Warn("SANDBOX MODE: JIAYI_WECHAT_SECRET is empty, nothing reaches WeChat; " +
 			"outbound messages are recorded and shown at GET /sandbox/outbox?to=OPENID")
-	} else if opt.Transport != nil {
+	case opt.Transport != nil:
 		wechat.UseTransport(opt.Transport)
-	} else {
+	default:
 		wechat.UseTransport(http.DefaultTransport)
 	}
 	if cfg.WeChatAPI != "" && !cfg.Sandbox() {
 		wechat.UseAPIBase(cfg.WeChatAPI)
 	}
-	client := wechat.NewClient(account, rdb, s.Redis.Prefix)
+	return account, wechat.NewClient(account, s.Redis.Client, s.Redis.Prefix)
+}
+
+// openDispatcher sets up the push dispatcher with the configured templates
+// (one per kind in sandbox mode) and the profile's quiet hours.
+func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) error {
+	cfg := s.Config
 	templates := cfg.Templates
 	if cfg.Sandbox() {
 		templates = map[string]string{}
@@ -140,9 +181,8 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: log, Lease: cfg.OutboxLease,
-		Quiet:      settings.Quiet(),
-		DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
+	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: s.log,
+		Lease: cfg.OutboxLease, Quiet: settings.Quiet(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {
@@ -151,16 +191,6 @@ func (s *Server) open(ctx context.Context, opt Options) (err error) {
 			}
 			return false
 		}}
-
-	s.Turns = &turn.Runner{
-		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
-		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, Pushed: s.Pushes.Wake, IdleAfter: cfg.FlowIdle},
-		Deliver:  client.SendText,
-		Pushed:   s.Pushes.Wake,
-		Log:      log,
-		Deadline: opt.ReplyDeadline,
-	}
-	s.handler = s.routes(account, opt)
 	return nil
 }
 
@@ -199,60 +229,6 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		r.GET("/sandbox/demo", loopbackOnly, s.demo)
 	}
 	return r
-}
-
-// loadDemo gives a new sandbox the region's demo organisation, and every
-// unbound demo doctor a fresh binding code, so the doctor's side can be tried.
-func (s *Server) loadDemo(ctx context.Context) error {
-	loaded, err := profile.LoadDemo(ctx, s.DB, s.Config.Region)
-	if err != nil {
-		return err
-	}
-	if loaded {
-		s.log.Info("sandbox demo data loaded", "region", s.Config.Region)
-	}
-	doctors, err := s.DB.Doctors(ctx)
-	if err != nil {
-		return err
-	}
-	s.demoCodes = map[int64]string{}
-	for _, d := range doctors {
-		if d.OpenID.Valid || s.demoCodes[d.ID] != "" {
-			continue
-		}
-		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, time.Now(), s.Config.BindingTTL)
-		if err != nil {
-			return err
-		}
-		s.demoCodes[d.ID] = code
-	}
-	return nil
-}
-
-// demo lists the sandbox's communities and doctors with their binding codes.
-func (s *Server) demo(c *gin.Context) {
-	communities, err := s.DB.Communities(c.Request.Context())
-	if err != nil {
-		c.AbortWithStatus(http.StatusInternalServerError)
-		return
-	}
-	doctors, err := s.DB.Doctors(c.Request.Context())
-	if err != nil {
-		c.AbortWithStatus(http.StatusInternalServerError)
-		return
-	}
-	type doctorJSON struct {
-		ID          int64  `json:"id"`
-		Name        string `json:"name"`
-		Team        string `json:"team"`
-		BindingCode string `json:"binding_code"`
-		Bound       bool   `json:"bound"`
-	}
-	out := []doctorJSON{}
-	for _, d := range doctors {
-		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, BindingCode: s.demoCodes[d.ID], Bound: d.OpenID.Valid})
-	}
-	c.JSON(http.StatusOK, gin.H{"region": s.Config.Region, "communities": communities, "doctors": out})
 }
 
 // accessLog logs each request by route, never its query (signatures,
@@ -323,98 +299,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return err
-}
-
-// expireContracts ends contracts whose term is over, at start and hourly.
-// Every instance runs it; the update is conditional, so they do not clash.
-func (s *Server) expireContracts(ctx context.Context) {
-	for {
-		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
-		if n, err := s.DB.ExpireContracts(ctx, today); err != nil && ctx.Err() == nil {
-			s.log.Error("contract expiry failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("contracts expired", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Hour):
-		}
-	}
-}
-
-// sendAgendas enqueues each bound doctor's agenda from 07:30, checked every
-// minute; the pushes' keys make it once a day however many instances run.
-func (s *Server) sendAgendas(ctx context.Context) {
-	done := "" // the day this instance has made its pass
-	for {
-		now := time.Now()
-		today := now.In(flows.Shanghai).Format("2006-01-02")
-		if today != done {
-			pushes, err := flows.AgendaPushes(ctx, s.DB, now)
-			if err == nil && len(pushes) > 0 {
-				if err = s.DB.Apply(ctx, storage.Changes{Pushes: pushes}); err == nil {
-					s.Pushes.Wake()
-				}
-			}
-			switch {
-			case err != nil && ctx.Err() == nil:
-				s.log.Error("doctor agendas failed", "err", err)
-			case err == nil && pushes != nil:
-				done = today
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Minute):
-		}
-	}
-}
-
-// runSeasonal expands the seasonal calendar's due entries, every ten minutes;
-// each entry is expanded by one instance once a year.
-func (s *Server) runSeasonal(ctx context.Context) {
-	for {
-		if n, err := flows.RunSeasonal(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
-			s.log.Error("seasonal reminders failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("seasonal reminders enqueued", "pushes", n)
-			s.Pushes.Wake()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(10 * time.Minute):
-		}
-	}
-}
-
-// runPersonal enqueues the day's personal reminders: one pass a day per
-// instance (hourly until it succeeds); the keys make it once per occasion.
-func (s *Server) runPersonal(ctx context.Context) {
-	done := ""
-	for {
-		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
-		if today != done {
-			if n, err := flows.RunPersonal(ctx, s.DB, time.Now()); err != nil {
-				if ctx.Err() == nil {
-					s.log.Error("personal reminders failed", "err", err)
-				}
-			} else {
-				done = today
-				if n > 0 {
-					s.log.Info("personal reminders enqueued", "pushes", n)
-					s.Pushes.Wake()
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Hour):
-		}
-	}
 }
 
 // Close releases storage. Safe on a partly built server.

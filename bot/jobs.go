@@ -1,0 +1,105 @@
+package bot
+
+import (
+	"context"
+	"time"
+
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// The background jobs every instance runs besides the dispatcher. Each is
+// safe to run on many instances at once: their effects are keyed or
+// conditional.
+
+// expireContracts ends contracts whose term is over, at start and hourly.
+// Every instance runs it; the update is conditional, so they do not clash.
+func (s *Server) expireContracts(ctx context.Context) {
+	for {
+		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		if n, err := s.DB.ExpireContracts(ctx, today); err != nil && ctx.Err() == nil {
+			s.log.Error("contract expiry failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("contracts expired", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}
+
+// sendAgendas enqueues each bound doctor's agenda from 07:30, checked every
+// minute; the pushes' keys make it once a day however many instances run.
+func (s *Server) sendAgendas(ctx context.Context) {
+	done := "" // the day this instance has made its pass
+	for {
+		now := time.Now()
+		today := now.In(flows.Shanghai).Format("2006-01-02")
+		if today != done {
+			pushes, err := flows.AgendaPushes(ctx, s.DB, now)
+			if err == nil && len(pushes) > 0 {
+				if err = s.DB.Apply(ctx, storage.Changes{Pushes: pushes}); err == nil {
+					s.Pushes.Wake()
+				}
+			}
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Error("doctor agendas failed", "err", err)
+			case err == nil && pushes != nil:
+				done = today
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
+}
+
+// runSeasonal expands the seasonal calendar's due entries, every ten minutes;
+// each entry is expanded by one instance once a year.
+func (s *Server) runSeasonal(ctx context.Context) {
+	for {
+		if n, err := flows.RunSeasonal(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Error("seasonal reminders failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("seasonal reminders enqueued", "pushes", n)
+			s.Pushes.Wake()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Minute):
+		}
+	}
+}
+
+// runPersonal enqueues the day's personal reminders: one pass a day per
+// instance (hourly until it succeeds); the keys make it once per occasion.
+func (s *Server) runPersonal(ctx context.Context) {
+	done := ""
+	for {
+		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		if today != done {
+			if n, err := flows.RunPersonal(ctx, s.DB, time.Now()); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("personal reminders failed", "err", err)
+				}
+			} else {
+				done = today
+				if n > 0 {
+					s.log.Info("personal reminders enqueued", "pushes", n)
+					s.Pushes.Wake()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}
