@@ -58,6 +58,7 @@ var (
 
 // Load reads the configuration through getenv (os.Getenv in production).
 func Load(getenv func(string) string) (Config, error) {
+	l := &loader{getenv: getenv}
 	c := Config{
 		Addr:        cmp.Or(getenv("JIAYI_ADDR"), ":8080"),
 		DatabaseURL: cmp.Or(getenv("JIAYI_DATABASE_URL"), storage.DefaultDatabaseURL),
@@ -69,117 +70,145 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminToken:  getenv("JIAYI_ADMIN_TOKEN"),
 		Region:      cmp.Or(getenv("JIAYI_REGION"), "national"),
 	}
-	var errs []error
-	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s: %s", name, why)) }
+	l.service(&c)
+	l.delivery(&c)
+	l.account(&c)
+	return c, errors.Join(l.errs...)
+}
 
+// loader gathers every problem instead of stopping at the first.
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) bad(name, why string) { l.errs = append(l.errs, fmt.Errorf("%s: %s", name, why)) }
+
+// pairs reads "a=b,c=d" and hands each pair to take, which says if it fits.
+func (l *loader) pairs(name, usage string, take func(left, right string) bool) {
+	raw := l.getenv(name)
+	if raw == "" {
+		return
+	}
+	for _, pair := range strings.Split(raw, ",") {
+		left, right, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || left == "" || right == "" || !take(left, right) {
+			l.bad(name, usage)
+			return
+		}
+	}
+}
+
+// service: where jiayi listens, stores and runs, and its time limits.
+func (l *loader) service(c *Config) {
 	if !validAddr(c.Addr) {
-		bad("JIAYI_ADDR", "must be host:port or :port, e.g. :8080")
+		l.bad("JIAYI_ADDR", "must be host:port or :port, e.g. :8080")
 	}
 	if !slices.Contains(templates.ProfileCodes(), c.Region) {
-		bad("JIAYI_REGION", "unknown region profile; known: "+strings.Join(templates.ProfileCodes(), ", "))
+		l.bad("JIAYI_REGION", "unknown region profile; known: "+strings.Join(templates.ProfileCodes(), ", "))
 	}
 	if _, _, err := storage.ParseDatabaseURL(c.DatabaseURL); err != nil {
-		bad("JIAYI_DATABASE_URL", err.Error())
+		l.bad("JIAYI_DATABASE_URL", err.Error())
 	}
 	if c.RedisURL != "" {
 		if rdb, err := storage.OpenRedis(c.RedisURL); err != nil {
-			bad("JIAYI_REDIS_URL", "must be redis://host:port[/db], rediss://…, or a cluster or sentinel URL (see README)")
+			l.bad("JIAYI_REDIS_URL", "must be redis://host:port[/db], rediss://…, or a cluster or sentinel URL (see README)")
 		} else {
 			rdb.Close()
 		}
 	}
-	if raw := getenv("JIAYI_WECHAT_TEMPLATES"); raw != "" {
-		c.Templates = map[string]string{}
-		for _, pair := range strings.Split(raw, ",") {
-			kind, id, ok := strings.Cut(strings.TrimSpace(pair), "=")
-			if !ok || kind == "" || id == "" {
-				bad("JIAYI_WECHAT_TEMPLATES", "must be kind=templateID pairs separated by commas")
-				break
+	c.FlowIdle = duration(l.getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, l.bad)
+	c.BindingTTL = duration(l.getenv, "JIAYI_BINDING_CODE_TTL", 72*time.Hour, time.Hour, 30*24*time.Hour, l.bad)
+	if raw := l.getenv("JIAYI_PII_KEY"); raw != "" {
+		key, err := parseKey(raw)
+		if err != nil {
+			l.bad("JIAYI_PII_KEY", err.Error())
+		}
+		c.PIIKey = key
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < minAdminLength {
+		l.bad("JIAYI_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters", minAdminLength))
+	}
+}
+
+// delivery: how pushes reach WeChat.
+func (l *loader) delivery(c *Config) {
+	l.pairs("JIAYI_WECHAT_TEMPLATES", "must be kind=templateID pairs separated by commas", func(kind, id string) bool {
+		if c.Templates == nil {
+			c.Templates = map[string]string{}
+		}
+		c.Templates[kind] = id
+		return true
+	})
+	l.pairs("JIAYI_WECHAT_TEMPLATE_FIELDS", "must be kind.field=keyword pairs separated by commas, e.g. sign_request.number=character_string1",
+		func(left, keyword string) bool {
+			kind, field, ok := strings.Cut(left, ".")
+			if !ok || kind == "" || field == "" {
+				return false
 			}
-			c.Templates[kind] = id
-		}
-	}
-	c.FlowIdle = duration(getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, bad)
-	c.OutboxLease = duration(getenv, "JIAYI_OUTBOX_LEASE", 30*time.Second, time.Second, 10*time.Minute, bad)
-	c.Rates = map[string]float64{"template": 50, "customer": 20}
-	if raw := getenv("JIAYI_WECHAT_RATES"); raw != "" {
-		for _, pair := range strings.Split(raw, ",") {
-			api, rate, ok := strings.Cut(strings.TrimSpace(pair), "=")
-			n, err := strconv.ParseFloat(rate, 64)
-			if _, known := c.Rates[api]; !ok || !known || err != nil || n <= 0 || n > 10000 {
-				bad("JIAYI_WECHAT_RATES", "must be api=sends-per-second pairs for template and customer, e.g. template=50,customer=20")
-				break
-			}
-			c.Rates[api] = n
-		}
-	}
-	c.DailyQuota = 100000
-	if raw := getenv("JIAYI_WECHAT_DAILY_QUOTA"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 {
-			bad("JIAYI_WECHAT_DAILY_QUOTA", "must be a whole number of template messages a day, e.g. 100000")
-		}
-		c.DailyQuota = n
-	}
-	if c.WeChatAPI = strings.TrimRight(getenv("JIAYI_WECHAT_API"), "/"); c.WeChatAPI != "" {
-		if u, err := url.Parse(c.WeChatAPI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("JIAYI_WECHAT_API", "must be an http(s) base URL, e.g. https://wechat-gateway.example.org")
-		}
-	}
-	c.BindingTTL = duration(getenv, "JIAYI_BINDING_CODE_TTL", 72*time.Hour, time.Hour, 30*24*time.Hour, bad)
-	if raw := getenv("JIAYI_WECHAT_TEMPLATE_FIELDS"); raw != "" {
-		c.Fields = map[string]map[string]string{}
-		for _, pair := range strings.Split(raw, ",") {
-			left, keyword, ok := strings.Cut(strings.TrimSpace(pair), "=")
-			kind, field, ok2 := strings.Cut(left, ".")
-			if !ok || !ok2 || kind == "" || field == "" || keyword == "" {
-				bad("JIAYI_WECHAT_TEMPLATE_FIELDS", "must be kind.field=keyword pairs separated by commas, e.g. sign_request.number=character_string1")
-				break
+			if c.Fields == nil {
+				c.Fields = map[string]map[string]string{}
 			}
 			if c.Fields[kind] == nil {
 				c.Fields[kind] = map[string]string{}
 			}
 			c.Fields[kind][field] = keyword
+			return true
+		})
+	c.Rates = map[string]float64{"template": 50, "customer": 20}
+	l.pairs("JIAYI_WECHAT_RATES", "must be api=sends-per-second pairs for template and customer, e.g. template=50,customer=20",
+		func(api, rate string) bool {
+			n, err := strconv.ParseFloat(rate, 64)
+			if _, known := c.Rates[api]; !known || err != nil || n <= 0 || n > 10000 {
+				return false
+			}
+			c.Rates[api] = n
+			return true
+		})
+	c.DailyQuota = 100000
+	if raw := l.getenv("JIAYI_WECHAT_DAILY_QUOTA"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			l.bad("JIAYI_WECHAT_DAILY_QUOTA", "must be a whole number of template messages a day, e.g. 100000")
+		}
+		c.DailyQuota = n
+	}
+	if c.WeChatAPI = strings.TrimRight(l.getenv("JIAYI_WECHAT_API"), "/"); c.WeChatAPI != "" {
+		if u, err := url.Parse(c.WeChatAPI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			l.bad("JIAYI_WECHAT_API", "must be an http(s) base URL, e.g. https://wechat-gateway.example.org")
 		}
 	}
-	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
-		bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
-	}
-	if raw := getenv("JIAYI_PII_KEY"); raw != "" {
-		key, err := parseKey(raw)
-		if err != nil {
-			bad("JIAYI_PII_KEY", err.Error())
-		}
-		c.PIIKey = key
-	}
-	if c.AdminToken != "" && len(c.AdminToken) < minAdminLength {
-		bad("JIAYI_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters", minAdminLength))
-	}
+	c.OutboxLease = duration(l.getenv, "JIAYI_OUTBOX_LEASE", 30*time.Second, time.Second, 10*time.Minute, l.bad)
+}
 
+// account: the Official Account, and what production mode requires.
+func (l *loader) account(c *Config) {
+	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
+		l.bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
+	}
 	if c.Sandbox() {
 		c.AppID = cmp.Or(c.AppID, "wxsandbox")
 		c.Token = cmp.Or(c.Token, "jiayi")
 		if !sandboxAppID.MatchString(c.AppID) {
-			bad("JIAYI_WECHAT_APPID", "must be letters, digits or _ (at most 32)")
+			l.bad("JIAYI_WECHAT_APPID", "must be letters, digits or _ (at most 32)")
 		}
 	} else {
 		required := []struct{ name, value string }{
 			{"JIAYI_WECHAT_APPID", c.AppID}, {"JIAYI_WECHAT_TOKEN", c.Token},
-			{"JIAYI_PII_KEY", getenv("JIAYI_PII_KEY")}, {"JIAYI_REDIS_URL", c.RedisURL},
+			{"JIAYI_PII_KEY", l.getenv("JIAYI_PII_KEY")}, {"JIAYI_REDIS_URL", c.RedisURL},
 		}
 		for _, r := range required {
 			if r.value == "" {
-				bad(r.name, "required when JIAYI_WECHAT_SECRET is set")
+				l.bad(r.name, "required when JIAYI_WECHAT_SECRET is set")
 			}
 		}
 		if c.AppID != "" && !appIDPattern.MatchString(c.AppID) {
-			bad("JIAYI_WECHAT_APPID", "must be the AppID from the WeChat console (wx and 16 letters or digits)")
+			l.bad("JIAYI_WECHAT_APPID", "must be the AppID from the WeChat console (wx and 16 letters or digits)")
 		}
 	}
 	if c.Token != "" && !tokenPattern.MatchString(c.Token) {
-		bad("JIAYI_WECHAT_TOKEN", "must be 3 to 32 letters or digits, as the WeChat console requires")
+		l.bad("JIAYI_WECHAT_TOKEN", "must be 3 to 32 letters or digits, as the WeChat console requires")
 	}
-	return c, errors.Join(errs...)
 }
 
 // duration reads a Go duration (30m, 72h) within bounds, or the default.
