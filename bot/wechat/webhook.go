@@ -46,64 +46,19 @@ func (w *Webhook) Receive(c *gin.Context) {
 		w.Metrics.latency.Observe(time.Since(start).Seconds())
 	}()
 
-	q := c.Request.URL.Query()
-	timestamp, nonce := q.Get("timestamp"), q.Get("nonce")
-	if err := w.Signer.CheckSignature(q.Get("signature"), timestamp, nonce); err != nil {
-		outcome = "forbidden"
-		c.String(http.StatusForbidden, "forbidden")
+	msg, safe, refused := w.decode(c)
+	if refused != nil {
+		outcome = refused.outcome
+		c.String(refused.status, refused.text)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		outcome = "too_large"
-		c.String(http.StatusRequestEntityTooLarge, "too large")
-		return
-	case err != nil:
-		c.String(http.StatusBadRequest, "unreadable body")
-		return
-	}
-
-	safe := false
-	switch q.Get("encrypt_type") {
-	case "", "raw":
-	case "aes":
-		safe = true
-		var env message.EncryptedXMLMsg
-		if err := xml.Unmarshal(body, &env); err != nil || env.EncryptedMsg == "" {
-			c.String(http.StatusBadRequest, "malformed envelope")
-			return
-		}
-		body, err = w.Signer.Decrypt(q.Get("msg_signature"), timestamp, nonce, env.EncryptedMsg)
-		switch {
-		case errors.Is(err, errBadSignature), errors.Is(err, errStale):
-			outcome = "forbidden"
-			c.String(http.StatusForbidden, "forbidden")
-			return
-		case err != nil:
-			w.Log.Warn("wechat decrypt failed", "err", err)
-			c.String(http.StatusBadRequest, "cannot decrypt")
-			return
-		}
-	default:
-		c.String(http.StatusBadRequest, "unknown encrypt_type")
-		return
-	}
-
-	var msg message.MixMessage
-	if err := xml.Unmarshal(body, &msg); err != nil || msg.FromUserName == "" || msg.MsgType == "" {
-		c.String(http.StatusBadRequest, "malformed message")
-		return
-	}
-	in := normalize(&msg)
+	in := normalize(msg)
 	typeName = in.typeName
 	if !in.act {
 		outcome = "ignored"
 		c.String(http.StatusOK, "success")
 		return
 	}
-
 	reply, how := w.Turns.Handle(c.Request.Context(), turn.Message{In: in.in, DedupeKey: in.dedupe})
 	outcome = string(how)
 	if how == turn.Duplicate {
@@ -113,7 +68,62 @@ func (w *Webhook) Receive(c *gin.Context) {
 		c.String(http.StatusOK, "success")
 		return
 	}
-	w.writeReply(c, &msg, reply, safe, nonce)
+	w.writeReply(c, msg, reply, safe, c.Query("nonce"))
+}
+
+// refusal is a push answered with an error status, before any work.
+type refusal struct {
+	status        int
+	outcome, text string
+}
+
+var (
+	forbidden  = &refusal{http.StatusForbidden, "forbidden", "forbidden"}
+	tooLarge   = &refusal{http.StatusRequestEntityTooLarge, "too_large", "too large"}
+	badRequest = func(text string) *refusal { return &refusal{http.StatusBadRequest, "bad_request", text} }
+)
+
+// decode checks the signatures, limits and decrypts the body, and parses
+// the message; safe says it came in safe or compatible mode.
+func (w *Webhook) decode(c *gin.Context) (*message.MixMessage, bool, *refusal) {
+	q := c.Request.URL.Query()
+	timestamp, nonce := q.Get("timestamp"), q.Get("nonce")
+	if err := w.Signer.CheckSignature(q.Get("signature"), timestamp, nonce); err != nil {
+		return nil, false, forbidden
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
+	var big *http.MaxBytesError
+	switch {
+	case errors.As(err, &big):
+		return nil, false, tooLarge
+	case err != nil:
+		return nil, false, badRequest("unreadable body")
+	}
+	safe := false
+	switch q.Get("encrypt_type") {
+	case "", "raw":
+	case "aes":
+		safe = true
+		var env message.EncryptedXMLMsg
+		if err := xml.Unmarshal(body, &env); err != nil || env.EncryptedMsg == "" {
+			return nil, false, badRequest("malformed envelope")
+		}
+		body, err = w.Signer.Decrypt(q.Get("msg_signature"), timestamp, nonce, env.EncryptedMsg)
+		switch {
+		case errors.Is(err, errBadSignature), errors.Is(err, errStale):
+			return nil, false, forbidden
+		case err != nil:
+			w.Log.Warn("wechat decrypt failed", "err", err)
+			return nil, false, badRequest("cannot decrypt")
+		}
+	default:
+		return nil, false, badRequest("unknown encrypt_type")
+	}
+	var msg message.MixMessage
+	if err := xml.Unmarshal(body, &msg); err != nil || msg.FromUserName == "" || msg.MsgType == "" {
+		return nil, false, badRequest("malformed message")
+	}
+	return &msg, safe, nil
 }
 
 // writeReply sends the passive text reply, sealed in safe mode.
