@@ -313,16 +313,27 @@ type bucket struct {
 	rate   float64
 	tokens float64
 	last   time.Time
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
 }
 
 func newBucket(perSecond float64) *bucket {
-	return &bucket{rate: perSecond, tokens: perSecond, last: time.Now()}
+	return &bucket{rate: perSecond, tokens: perSecond, last: time.Now(), now: time.Now, sleep: sleepCtx}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 func (b *bucket) wait(ctx context.Context) error {
 	for {
 		b.mu.Lock()
-		now := time.Now()
+		now := b.now()
 		b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 		b.last = now
 		if b.tokens >= 1 {
@@ -332,10 +343,8 @@ func (b *bucket) wait(ctx context.Context) error {
 		}
 		need := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 		b.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(need):
+		if err := b.sleep(ctx, need); err != nil {
+			return err
 		}
 	}
 }

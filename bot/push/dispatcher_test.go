@@ -285,3 +285,71 @@ func TestSeasonalPushesArePacedByTheDailyQuota(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleTokenIsRefreshedOnceAndQuotaPausesUntilTomorrow(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		ctx := context.Background()
+		d, standIn := dispatcher(t, s.DB, s.Redis)
+		d.QuotaHit = func(err error) bool { return wechat.ErrCode(err) == 45009 }
+		noon := time.Now().Add(time.Minute) // after the pushes below are due
+		d.Now = func() time.Time { return noon }
+
+		// A stale token: WeChat answers 40001 once; one refresh, one retry.
+		standIn.FailNext("o_stale", 40001, 1)
+		enqueue(t, s.DB, "t1", "sign_request", "o_stale")
+		d.DispatchOnce(ctx)
+		tokens := 0
+		for _, m := range standIn.Outbox("") {
+			if m.Kind == "token" {
+				tokens++
+			}
+		}
+		if e := state(t, s.DB, "o_stale"); e.State != "sent" || tokens != 2 {
+			t.Fatalf("after 40001: %+v, %d token requests", e, tokens)
+		}
+
+		// The day's template quota runs out: that push and the next wait until midnight.
+		standIn.FailNext("o_q1", 45009, 1)
+		enqueue(t, s.DB, "q1", "sign_request", "o_q1")
+		d.DispatchOnce(ctx)
+		enqueue(t, s.DB, "q2", "sign_request", "o_q2")
+		d.DispatchOnce(ctx)
+		if len(standIn.Outbox("o_q2")) != 0 || state(t, s.DB, "o_q2").State != "pending" || !contains(state(t, s.DB, "o_q2").LastError, "paused until") {
+			t.Fatalf("sent during the pause: %+v", state(t, s.DB, "o_q2"))
+		}
+		// The pause is the template API's: a customer-service message still goes.
+		s.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_cs", Subscribed: true, EventTime: noon}})
+		s.DB.Enqueue(ctx, []storage.Push{{Key: "cs1", Kind: flows.PushSignDeclined, Recipient: "o_cs",
+			Fields: map[string]string{"doctor": "林静", "number": "QY2611230009", "reason": "x"}}})
+		d.DispatchOnce(ctx)
+		if sent := standIn.Outbox("o_cs"); len(sent) != 1 || sent[0].Kind != "customer-service" {
+			t.Fatalf("customer service during the template pause: %+v", sent)
+		}
+		d.Now = func() time.Time { return nextMidnight(noon).Add(time.Minute) }
+		d.DispatchOnce(ctx)
+		if state(t, s.DB, "o_q1").State != "sent" || state(t, s.DB, "o_q2").State != "sent" {
+			t.Fatalf("after midnight: %+v %+v", state(t, s.DB, "o_q1"), state(t, s.DB, "o_q2"))
+		}
+	})
+}
+
+func TestBucketPacesSends(t *testing.T) {
+	b := newBucket(100)
+	clock := time.Unix(0, 0)
+	var slept time.Duration
+	b.now, b.last = func() time.Time { return clock }, clock
+	b.sleep = func(_ context.Context, d time.Duration) error {
+		slept += d
+		clock = clock.Add(d)
+		return nil
+	}
+	for range 150 {
+		if err := b.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 100 go at once from the burst, the other 50 at 100 a second.
+	if slept < 490*time.Millisecond || slept > 510*time.Millisecond {
+		t.Fatalf("150 sends at 100/s waited %v, want 0.5 s", slept)
+	}
+}
