@@ -2,7 +2,6 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -143,11 +142,7 @@ func (t *turnCtx) mayHaveHomeVisits() (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	var groups []string
-	_ = json.Unmarshal([]byte(c.Groups), &groups)
-	if birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai); err == nil {
-		groups = append(groups, profile.Words().DerivedGroups(Age(birth, t.in.At))...)
-	}
+	groups := ResidentGroups(c.Groups, c.BirthDate, t.in.At)
 	for _, g := range s.Appointments.HomeVisitGroups {
 		if slices.Contains(groups, g) {
 			return true, "", nil

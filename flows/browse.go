@@ -111,10 +111,7 @@ func priceOf(s storage.Split) priceView {
 
 func detailView(c storage.Catalog, p storage.Package, n int) map[string]any {
 	words := profile.Words()
-	var groups, requires []string
-	for _, g := range p.Groups {
-		groups = append(groups, profile.Name(words.PriorityGroups, g))
-	}
+	var requires []string
 	for _, r := range p.Requires {
 		if rp, ok := c.Package(r); ok {
 			requires = append(requires, rp.Name)
@@ -122,7 +119,7 @@ func detailView(c storage.Catalog, p storage.Package, n int) map[string]any {
 	}
 	view := map[string]any{
 		"N": n, "Name": p.Name, "Kind": profile.Name(words.PackageKinds, string(p.Kind)), "Summary": p.Summary,
-		"Items": p.Items, "MinAge": p.MinAge, "MaxAge": p.MaxAge, "Groups": strings.Join(groups, "、"),
+		"Items": p.Items, "MinAge": p.MinAge, "MaxAge": p.MaxAge, "Groups": groupNames(p.Groups),
 		"Requires": strings.Join(requires, "或"), "TermMonths": p.TermMonths,
 		"Local": priceOf(p.Price(storage.InsuredLocal)), "Elsewhere": nil, "Unconfirmed": p.Unconfirmed(),
 	}

@@ -1,8 +1,10 @@
 package flows
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
@@ -23,6 +25,27 @@ type Applicant struct {
 // or following from age.
 func (a Applicant) InGroup(group string) bool {
 	return slices.Contains(a.Groups, group) || slices.Contains(profile.Words().DerivedGroups(a.Age), group)
+}
+
+// groupNames are priority groups as residents read them, joined with 、.
+func groupNames(codes []string) string {
+	var names []string
+	for _, c := range codes {
+		names = append(names, profile.Name(profile.Words().PriorityGroups, c))
+	}
+	return strings.Join(names, "、")
+}
+
+// ResidentGroups are a resident's priority groups: those declared at
+// signing (stored as a JSON array) and those following from their birth
+// date (YYYY-MM-DD) at a moment.
+func ResidentGroups(declaredJSON, birthDate string, at time.Time) []string {
+	var groups []string
+	_ = json.Unmarshal([]byte(declaredJSON), &groups)
+	if birth, err := time.ParseInLocation("2006-01-02", birthDate, Shanghai); err == nil {
+		groups = append(groups, profile.Words().DerivedGroups(Age(birth, at))...)
+	}
+	return groups
 }
 
 // Refusal is a choice the programme does not allow, with the reason in the
@@ -53,11 +76,7 @@ func Eligible(p storage.Package, a Applicant) error {
 		return refuse(p.Code, "refuse_max_age", map[string]any{"Name": p.Name, "Age": *p.MaxAge})
 	}
 	if len(p.Groups) > 0 && !slices.ContainsFunc(p.Groups, a.InGroup) {
-		var names []string
-		for _, g := range p.Groups {
-			names = append(names, profile.Name(profile.Words().PriorityGroups, g))
-		}
-		return refuse(p.Code, "refuse_groups", map[string]any{"Name": p.Name, "Groups": strings.Join(names, "、")})
+		return refuse(p.Code, "refuse_groups", map[string]any{"Name": p.Name, "Groups": groupNames(p.Groups)})
 	}
 	return nil
 }

@@ -69,6 +69,12 @@ func ParseID(id string, today time.Time) (Person, error) {
 	return Person{Birth: birth, Male: (id[16]-'0')%2 == 1}, nil
 }
 
+// StartOfDay is midnight, Asia/Shanghai, of the day a moment falls on.
+func StartOfDay(t time.Time) time.Time {
+	d := t.In(Shanghai)
+	return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, Shanghai)
+}
+
 // Age is the age in whole years on a day, both taken in Asia/Shanghai.
 func Age(birth, on time.Time) int {
 	b, o := birth.In(Shanghai), on.In(Shanghai)

@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,11 +56,6 @@ func RunPersonal(ctx context.Context, db *storage.DB, now time.Time) (int, error
 	}
 }
 
-func day(t time.Time) time.Time {
-	d := t.In(Shanghai)
-	return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, Shanghai)
-}
-
 // within reports whether today is on or up to reminderWindow days after due.
 func within(today, due time.Time) bool {
 	return !today.Before(due) && today.Sub(due) <= reminderWindow*24*time.Hour
@@ -73,7 +69,7 @@ func personalFor(ctx context.Context, db *storage.DB, cat storage.Catalog, c sto
 	if err != nil {
 		return nil, nil
 	}
-	today := day(now)
+	today := StartOfDay(now)
 	start := end.AddDate(0, -c.TermMonths, 1)
 	due := today.Add(9 * time.Hour)
 	if due.Before(now) {
@@ -98,16 +94,16 @@ func personalFor(ctx context.Context, db *storage.DB, cat storage.Catalog, c sto
 			add(key, "followup")
 		}
 	}
-	birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai)
-	if err != nil {
-		return pushes, nil
-	}
-	if Age(birth, now) >= 65 && within(today, start.AddDate(0, 0, 30)) {
+	if slices.Contains(ResidentGroups(c.Groups, c.BirthDate, now), "elderly") && within(today, start.AddDate(0, 0, 30)) {
 		if _, done, err := db.LastDoneVisitSince(ctx, c.ID, "checkup", start); err != nil {
 			return nil, err
 		} else if !done {
 			add(fmt.Sprintf("checkup:%s:%s", c.Number, c.TermEnd.String), "elderly_checkup")
 		}
+	}
+	birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai)
+	if err != nil {
+		return pushes, nil
 	}
 	for _, months := range childMilestones {
 		if within(today, birth.AddDate(0, months, 0)) {
@@ -141,7 +137,7 @@ func followUpDue(ctx context.Context, db *storage.DB, c storage.ContractView, st
 	if at, ok, err := db.LastDoneVisit(ctx, c.ID, "followup"); err != nil {
 		return false, "", err
 	} else if ok && at.After(last) {
-		last = day(at)
+		last = StartOfDay(at)
 	}
 	if today.Before(last.AddDate(0, 0, interval)) {
 		return false, "", nil

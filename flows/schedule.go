@@ -17,8 +17,7 @@ const BookingDays = 14
 // out.
 func SlotsFor(doctorID int64, sessions []storage.ClinicSession, exceptions []storage.Exception, from time.Time, days, minMinutes int) []storage.Slot {
 	var out []storage.Slot
-	start := from.In(Shanghai)
-	first := time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, Shanghai)
+	first := StartOfDay(from)
 	for d := range days {
 		day := first.AddDate(0, 0, d)
 		key := day.Format("2006-01-02")

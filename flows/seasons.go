@@ -3,13 +3,11 @@ package flows
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/6tail/lunar-go/calendar"
-	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 	yaml "go.yaml.in/yaml/v3"
@@ -198,11 +196,7 @@ func forSeasonal(e SeasonalEntry, r storage.Recipient, communities map[int64]boo
 	if len(e.Groups) == 0 {
 		return true
 	}
-	var groups []string
-	_ = json.Unmarshal([]byte(r.Groups), &groups)
-	if birth, err := time.ParseInLocation("2006-01-02", r.BirthDate, Shanghai); err == nil {
-		groups = append(groups, profile.Words().DerivedGroups(Age(birth, now))...)
-	}
+	groups := ResidentGroups(r.Groups, r.BirthDate, now)
 	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) })
 }
 

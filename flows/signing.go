@@ -291,25 +291,13 @@ func findTerm(code string) (profile.Term, bool) {
 	return profile.Term{}, false
 }
 
-func groupNames(codes []string) string {
-	var names []string
-	for _, c := range codes {
-		names = append(names, profile.Name(profile.Words().PriorityGroups, c))
-	}
-	return strings.Join(names, "、")
-}
-
 func askGroups(t *turnCtx) (string, error) {
 	codes, err := t.declarableGroups()
 	if err != nil {
 		return "", err
 	}
-	var names []string
-	for _, c := range codes {
-		names = append(names, profile.Name(profile.Words().PriorityGroups, c))
-	}
 	return templates.Message("sign_groups", map[string]any{
-		"Groups": names, "Family": t.family(), "Auto": groupNames(profile.Words().DerivedGroups(t.applicant().Age))})
+		"Groups": strings.Split(groupNames(codes), "、"), "Family": t.family(), "Auto": groupNames(profile.Words().DerivedGroups(t.applicant().Age))})
 }
 
 func takeGroups(t *turnCtx, said string) (string, error) {

@@ -25,8 +25,7 @@ var (
 const surveyWindow = 7 * 24 * time.Hour
 
 func dayBounds(at time.Time) (time.Time, time.Time) {
-	d := at.In(Shanghai)
-	start := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, Shanghai)
+	start := StartOfDay(at)
 	return start, start.AddDate(0, 0, 1)
 }
 

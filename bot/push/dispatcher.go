@@ -278,8 +278,7 @@ func (d *Dispatcher) quotaAllows(ctx context.Context) (int, int) {
 	if d.DailyQuota <= 0 {
 		return flows.PrioritySeasonal, batchSize
 	}
-	now := d.Now().In(flows.Shanghai)
-	sent, err := d.DB.SentSince(ctx, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, flows.Shanghai))
+	sent, err := d.DB.SentSince(ctx, flows.StartOfDay(d.Now()))
 	if err != nil {
 		return flows.PrioritySeasonal, batchSize
 	}
@@ -303,8 +302,7 @@ func ExpectedCompletion(pending, dailyQuota int, today time.Time) time.Time {
 
 // nextMidnight is when WeChat's daily quotas start again (Asia/Shanghai).
 func nextMidnight(now time.Time) time.Time {
-	d := now.In(flows.Shanghai)
-	return time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, flows.Shanghai)
+	return flows.StartOfDay(now).AddDate(0, 0, 1)
 }
 
 // bucket paces sends to a steady rate with a burst of one second's worth.
