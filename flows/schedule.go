@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
@@ -83,4 +84,32 @@ func (e *Engine) ensureSlots(ctx context.Context, doctorID int64, now time.Time)
 		return err
 	}
 	return e.DB.EnsureSlots(ctx, SlotsFor(doctorID, sessions, exceptions, now, BookingDays, settings.Appointments.MinVisitMinutes))
+}
+
+// CheckSchedule applies the programme's rules to a session (or an extra
+// session, slots true) or to leave (slots false): a window that ends after
+// it starts, slots no shorter than the programme's shortest visit, and a
+// capacity of 1 to 50.
+func CheckSchedule(ctx context.Context, db *storage.DB, startMinute, endMinute, slotMinutes, capacity int, slots bool) error {
+	if startMinute < 0 || endMinute > 24*60 || endMinute <= startMinute {
+		return fmt.Errorf("start and end must be HH:MM with end after start")
+	}
+	if !slots {
+		return nil
+	}
+	c, err := db.Catalog(ctx)
+	if err != nil {
+		return err
+	}
+	settings, err := profile.SettingsOf(c)
+	if err != nil {
+		return err
+	}
+	if shortest := settings.Appointments.MinVisitMinutes; slotMinutes < shortest {
+		return fmt.Errorf("slot_minutes must be at least %d, the programme's shortest visit", shortest)
+	}
+	if capacity < 1 || capacity > 50 {
+		return fmt.Errorf("capacity must be 1 to 50")
+	}
+	return nil
 }

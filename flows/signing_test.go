@@ -250,3 +250,31 @@ func TestSigningStateHoldsNoClearPersonalData(t *testing.T) {
 		}
 	}
 }
+
+// With more than nine communities, the resident types part of the name.
+func TestSigningFindsACommunityByName(t *testing.T) {
+	e := engineFor(t, "national")
+	var many []storage.Community
+	for _, name := range []string{"东湖村", "西湖村", "南山村", "北山村", "前进村", "红旗村", "新华村", "和平村", "团结村", "永安村"} {
+		many = append(many, storage.Community{Town: "城关镇", Name: name})
+	}
+	if _, err := e.DB.CreateInstitution(context.Background(), storage.Institution{Name: "城关镇卫生院", Kind: "township_centre"}, many,
+		[]storage.NewTeam{{Name: "周医生团队", Doctor: storage.Doctor{Name: "周医生"}, Communities: []int{9}}}); err != nil {
+		t.Fatal(err)
+	}
+	c := talk(t, e, "o_search")
+	for _, s := range []string{"签约", "1", "钱大妈", "同意", synthID("110105", "19550302", "021")} {
+		c.say(s)
+	}
+	reply := c.say("13812345678", "请输入所在村（社区）名称里的几个字")
+	if strings.Contains(reply, "1. ") {
+		t.Fatalf("a list of more than nine was shown:\n%s", reply)
+	}
+	c.say("湖", "找到多个", "东湖村", "西湖村")
+	c.say("月亮", "没有找到这个村")
+	c.say("永安", "是否属于下面的人群") // found: the groups step follows
+	c.say("0")
+	c.in("signing", "team")
+	c.say("1", "请选择服务包")
+	c.say("0", "村（社区）：永安村", "周医生团队")
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // ClinicSession is one weekly schedule entry of a doctor.
@@ -180,13 +182,8 @@ func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
 	return id, nil
 }
 
-type sqlTx interface {
-	execer
-	GetContext(ctx context.Context, dest any, query string, args ...any) error
-}
-
 // holdSlot takes one place in a slot if it has one free.
-func holdSlot(ctx context.Context, tx sqlTx, db *DB, slotID int64) (Slot, error) {
+func holdSlot(ctx context.Context, tx *sqlx.Tx, db *DB, slotID int64) (Slot, error) {
 	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked + 1 WHERE id = ? AND booked < capacity`), slotID)
 	if err != nil {
 		return Slot{}, err
@@ -201,7 +198,7 @@ func holdSlot(ctx context.Context, tx sqlTx, db *DB, slotID int64) (Slot, error)
 
 // checkResident refuses an appointment that overlaps another of the
 // resident's (except the one being moved) or passes the upcoming limit.
-func checkResident(ctx context.Context, tx sqlTx, db *DB, residentID, moving int64, s Slot, maxUpcoming int, now time.Time) error {
+func checkResident(ctx context.Context, tx *sqlx.Tx, db *DB, residentID, moving int64, s Slot, maxUpcoming int, now time.Time) error {
 	var n int
 	if err := tx.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
 		AND id <> ? AND starts_at < ? AND ends_at > ?`), residentID, moving, s.EndsAt.UTC(), s.StartsAt.UTC()); err != nil {

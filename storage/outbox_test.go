@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -163,6 +164,37 @@ func TestCampaignClaims(t *testing.T) {
 		}
 		if ok, _ := db.ClaimCampaign(ctx, "flu", 2027, now, time.Hour); !ok {
 			t.Fatal("next year is a new campaign")
+		}
+	})
+}
+
+// Turning a kind of reminder off withdraws what of it is still waiting.
+func TestRemindersOffWithdrawsPending(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := db.SetReminders(ctx, "o_never", storage.ReminderSettings{}, nil, nil); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("settings for someone never seen: %v", err)
+		}
+		db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_r", Subscribed: true, EventTime: time.Now()}})
+		db.Enqueue(ctx, []storage.Push{
+			{Key: "s", Kind: "seasonal_reminder", Recipient: "o_r"},
+			{Key: "p", Kind: "personal_reminder", Recipient: "o_r"},
+			{Key: "b", Kind: "booking_created", Recipient: "o_r"},
+		})
+		if err := db.SetReminders(ctx, "o_r", storage.ReminderSettings{Seasonal: false, Personal: true},
+			[]string{"seasonal_reminder"}, []string{"personal_reminder"}); err != nil {
+			t.Fatal(err)
+		}
+		states := map[string]string{}
+		rows, _ := db.OutboxFor(ctx, "o_r")
+		for _, r := range rows {
+			states[r.Key] = r.State
+		}
+		if states["s"] != "cancelled" || states["p"] != "pending" || states["b"] != "pending" {
+			t.Fatalf("states = %v", states)
+		}
+		if s, _ := db.Reminders(ctx, "o_r"); s.Seasonal || !s.Personal {
+			t.Fatalf("settings = %+v", s)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/flows"
-	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
@@ -43,21 +41,6 @@ func minuteOf(hhmm string) (int, bool) {
 	return hh*60 + mm, true
 }
 
-// minVisit is the programme's shortest visit, which no slot may undercut.
-func (a *API) minVisit(c *gin.Context) (int, bool) {
-	cat, err := a.DB.Catalog(c.Request.Context())
-	if err != nil {
-		a.fail(c, err)
-		return 0, false
-	}
-	s, err := profile.SettingsOf(cat)
-	if err != nil {
-		a.fail(c, err)
-		return 0, false
-	}
-	return s.Appointments.MinVisitMinutes, true
-}
-
 func (a *API) doctorParam(c *gin.Context) (int64, bool) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
@@ -71,19 +54,19 @@ func (a *API) doctorParam(c *gin.Context) (int64, bool) {
 	return id, true
 }
 
-// checkTimes reads a window and a slot length against the programme's minimum.
-func checkTimes(start, end string, slotMinutes, capacity, minVisit int, needSlots bool) (int, int, error) {
+// window reads an HH:MM window; the rules it must follow are flows'.
+func (a *API) window(c *gin.Context, start, end string, slotMinutes, capacity int, slots bool) (int, int, bool) {
 	from, ok1 := minuteOf(start)
 	to, ok2 := minuteOf(end)
-	switch {
-	case !ok1 || !ok2 || to <= from:
-		return 0, 0, fmt.Errorf("start and end must be HH:MM with end after start")
-	case needSlots && slotMinutes < minVisit:
-		return 0, 0, fmt.Errorf("slot_minutes must be at least %d, the programme's shortest visit", minVisit)
-	case needSlots && (capacity < 1 || capacity > 50):
-		return 0, 0, fmt.Errorf("capacity must be 1 to 50")
+	if !ok1 || !ok2 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "start and end must be HH:MM with end after start"})
+		return 0, 0, false
 	}
-	return from, to, nil
+	if err := flows.CheckSchedule(c.Request.Context(), a.DB, from, to, slotMinutes, capacity, slots); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return 0, 0, false
+	}
+	return from, to, true
 }
 
 func (a *API) addSession(c *gin.Context) {
@@ -96,13 +79,8 @@ func (a *API) addSession(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"weekday": 0-6, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 1}`})
 		return
 	}
-	minVisit, ok := a.minVisit(c)
+	from, to, ok := a.window(c, in.Start, in.End, in.SlotMinutes, in.Capacity, true)
 	if !ok {
-		return
-	}
-	from, to, err := checkTimes(in.Start, in.End, in.SlotMinutes, in.Capacity, minVisit, true)
-	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return
 	}
 	if err := a.DB.AddSession(c.Request.Context(), storage.ClinicSession{DoctorID: doctor, Weekday: in.Weekday,
@@ -127,13 +105,8 @@ func (a *API) addException(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "day must be YYYY-MM-DD"})
 		return
 	}
-	minVisit, ok := a.minVisit(c)
+	from, to, ok := a.window(c, in.Start, in.End, in.SlotMinutes, in.Capacity, in.Kind == "extra")
 	if !ok {
-		return
-	}
-	from, to, err := checkTimes(in.Start, in.End, in.SlotMinutes, in.Capacity, minVisit, in.Kind == "extra")
-	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return
 	}
 	if err := a.DB.AddException(c.Request.Context(), storage.Exception{DoctorID: doctor, Day: in.Day, Kind: in.Kind,

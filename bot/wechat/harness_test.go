@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -170,15 +169,6 @@ func event(from, ev, key string) []byte {
 	return []byte("<xml><ToUserName>gh_jiayi</ToUserName><FromUserName>" + from + "</FromUserName><CreateTime>" +
 		strconv.FormatInt(time.Now().Unix(), 10) + "</CreateTime><MsgType>event</MsgType><Event>" + ev +
 		"</Event><EventKey>" + key + "</EventKey></xml>")
-}
-
-func contains(s string, parts ...string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 func testSealer(t testing.TB) *storage.Sealer {

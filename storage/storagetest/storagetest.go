@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -167,11 +166,6 @@ func RealRedis(t testing.TB, rawURL string) *storage.Redis {
 		}
 	})
 	return storage.NewRedis(c, prefix)
-}
-
-// Unique returns a name no other test run uses, for openids and keys.
-func Unique(t testing.TB, base string) string {
-	return fmt.Sprintf("%s_%s_%d", base, strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano())
 }
 
 // Stack is one complete set of backends, and the URLs that reach them (for
