@@ -149,16 +149,7 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 			replies, err := say("coming_soon", said)
 			return resumeHint(pausable(st), replies), err
 		}
-		if st.Flow == "signing" || st.Flow == "booking" {
-			// Keep the interrupted conversation to come back to with 继续.
-			paused := *st
-			paused.Paused = nil
-			st.Reset()
-			st.Paused = &paused
-		} else {
-			st.Reset()
-		}
-		st.Flow = name
+		st.switchTo(name)
 		replies, err := conv.start(ctx, e, st, in)
 		return resumeHint(st.Paused, replies), err
 	}
@@ -193,6 +184,24 @@ func (e *Engine) idleAfter() time.Duration {
 	return 30 * time.Minute
 }
 
+// keptWhenInterrupted conversations are paused when another interrupts them, to
+// come back to with 继续; the others (browsing, menus) simply end.
+var keptWhenInterrupted = map[string]bool{"signing": true, "booking": true}
+
+// switchTo leaves the current conversation for another, keeping it paused
+// if it is worth coming back to.
+func (st *State) switchTo(flow string) {
+	if keptWhenInterrupted[st.Flow] {
+		paused := *st
+		paused.Paused = nil
+		st.Reset()
+		st.Paused = &paused
+	} else {
+		st.Reset()
+	}
+	st.Flow = flow
+}
+
 // Reset leaves the current conversation (a paused one stays paused).
 func (st *State) Reset() {
 	st.Flow, st.Step, st.Data = "", "", nil
@@ -205,15 +214,7 @@ func (e *Engine) signWithDoctor(ctx context.Context, st *State, in Inbound) ([]s
 	if err != nil {
 		return say("help", nil)
 	}
-	if st.Flow == "signing" {
-		paused := *st
-		paused.Paused = nil
-		st.Reset()
-		st.Paused = &paused
-	} else {
-		st.Reset()
-	}
-	st.Flow = "signing"
+	st.switchTo("signing")
 	replies, err := conversations["signing"].start(ctx, e, st, in)
 	st.Data["preferred_doctor"] = strconv.FormatInt(id, 10)
 	return replies, err
@@ -234,7 +235,7 @@ func resumeHint(waiting *State, replies []string) []string {
 		return replies
 	}
 	conv, ok := conversations[waiting.Flow]
-	if !ok || waiting.Flow == "packages" {
+	if !ok || !keptWhenInterrupted[waiting.Flow] {
 		return replies
 	}
 	if hint, err := templates.Message("flow_resume_hint", conv.title()); err == nil {
