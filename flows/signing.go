@@ -552,15 +552,6 @@ func askConfirm(t *turnCtx) (string, error) {
 		p, _ := c.Package(code)
 		names = append(names, p.Name)
 	}
-	var total []string
-	for _, payer := range profile.Words().Payers {
-		if fen := fees.Total[payer.Code]; fen > 0 {
-			total = append(total, payer.Name+templates.Yuan(fen)+"元")
-		}
-	}
-	if len(total) == 1 && fees.ResidentPays > 0 {
-		total = nil // the resident pays it all: said once
-	}
 	agreement, err := templates.Message("agreement_"+AgreementVersion, nil)
 	if err != nil {
 		return "", err
@@ -572,8 +563,8 @@ func askConfirm(t *turnCtx) (string, error) {
 	return templates.Message("sign_confirm", map[string]any{
 		"Name": t.st.Data["name"], "MaskedID": MaskID(id), "MaskedPhone": MaskPhone(phone),
 		"Community": t.st.Data["community_name"], "Team": t.st.Data["team_name"], "Doctor": t.st.Data["doctor_name"],
-		"Hospitals": hospitals, "Packages": strings.Join(names, "、"), "Total": strings.Join(total, " + "),
-		"Pays": fees.ResidentPays, "Unconfirmed": fees.Unconfirmed, "Agreement": agreement,
+		"Hospitals": hospitals, "Packages": strings.Join(names, "、"), "Price": priceOf(fees.Total),
+		"Unconfirmed": fees.Unconfirmed, "Agreement": agreement,
 	})
 }
 

@@ -88,7 +88,7 @@ func TestSigningForOneself(t *testing.T) {
 		"3. 慢病管理包（30元，以签约机构公示价格为准）")
 	c.say("9", "请回复1到3之间的数字")
 	confirm := c.say("2 3", "请核对签约信息", "王秀英（"+MaskID(id)+"，138****5678）", "幸福社区", "林静家庭医生团队",
-		"基本公共卫生服务包、老年人健康管理包、慢病管理包", "医保基金20元 + 个人60元；个人支付60元", "协议要点", "回复“同意”提交签约")
+		"基本公共卫生服务包、老年人健康管理包、慢病管理包", "医保基金20元 + 个人60元，个人支付60元", "协议要点", "回复“同意”提交签约")
 	if strings.Contains(confirm, id) || strings.Contains(confirm, "13812345678") {
 		t.Fatal("the summary shows personal data unmasked")
 	}
@@ -205,7 +205,7 @@ func TestSigningInYaoguanAsksWhereInsured(t *testing.T) {
 		"选其他基础服务包会替换默认的那个", "糖尿病增值包（360元）")
 	c.say("2 3", "基础服务包只能选一个", "请重新选择")
 	c.say("3 6", "需要同时签约基本公共卫生服务包或基本医疗服务包")
-	c.say("2 6", "基本医疗服务包、糖尿病增值包", "基本公共卫生经费50元 + 个人460元；个人支付460元")
+	c.say("2 6", "基本医疗服务包、糖尿病增值包", "基本公共卫生经费50元 + 个人460元，个人支付460元")
 	c.say("同意", "合同编号：QY2611230001")
 	cs := contractsOf(t, e, "o_yg")
 	if len(cs) != 1 || len(cs[0].Packages) != 2 {

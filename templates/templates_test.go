@@ -67,7 +67,7 @@ func init() {
 		"sign_packages_reask": 3, "sign_packages_refused": "基础服务包只能选一个。",
 		"sign_confirm": map[string]any{"Name": "王秀英", "MaskedID": "1101**********0211", "MaskedPhone": "138****5678",
 			"Community": "幸福社区", "Team": "林静家庭医生团队", "Doctor": "林静", "Hospitals": "", "Packages": "基本公共卫生服务包",
-			"Total": "", "Pays": int64(0), "Unconfirmed": false, "Agreement": "协议要点"},
+			"Price": map[string]any{"Payers": []map[string]any{}, "ResidentPays": int64(0)}, "Unconfirmed": false, "Agreement": "协议要点"},
 		"sign_confirm_reask": nil, "sign_done": map[string]any{"Number": "QY2611230001", "Doctor": "林静"},
 		"aftercare_none": "解约", "aftercare_pick": map[string]any{"Action": "解约", "Contracts": []map[string]any{{"ResidentName": "王秀英", "Number": "QY2611230001", "TeamName": "林静家庭医生团队"}}},
 		"aftercare_pick_reask": 2, "aftercare_confirm_reask": "解约", "aftercare_help": "解约",
