@@ -103,3 +103,27 @@ func (s *Server) runPersonal(ctx context.Context) {
 		}
 	}
 }
+
+// materialiseSlots makes every doctor's slots for the booking window: at
+// start, then once a day (hourly until a pass succeeds). Schedule changes
+// make their own slots, so residents asking for a date only read.
+func (s *Server) materialiseSlots(ctx context.Context) {
+	done := ""
+	for {
+		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		if today != done {
+			if _, err := flows.MaterialiseSlots(ctx, s.DB, time.Now()); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("slot materialisation failed", "err", err)
+				}
+			} else {
+				done = today
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}

@@ -20,6 +20,11 @@ func (s *Server) loadDemo(ctx context.Context) error {
 	if loaded {
 		s.log.Info("sandbox demo data loaded", "region", s.Config.Region)
 	}
+	// The demo doctors' slots exist before the first resident asks; the
+	// daily job keeps them going.
+	if _, err := flows.MaterialiseSlots(ctx, s.DB, time.Now()); err != nil {
+		return err
+	}
 	doctors, err := s.DB.Doctors(ctx)
 	if err != nil {
 		return err

@@ -125,6 +125,14 @@ func (a aftercare) summary(ctx context.Context, e *Engine, st *State, c storage.
 	return m
 }
 
+func packageNames(c storage.ContractView) []string {
+	names := make([]string, 0, len(c.Packages))
+	for _, p := range c.Packages {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
 func renewedEnd(c storage.ContractView) string {
 	end, _ := time.ParseInLocation("2006-01-02", c.TermEnd.String, Shanghai)
 	return end.AddDate(0, c.TermMonths, 0).Format("2006-01-02")
@@ -193,25 +201,27 @@ func (a aftercare) answer(ctx context.Context, e *Engine, st *State, said string
 // apply makes the change durable with the notification, then ends.
 func (a aftercare) apply(ctx context.Context, e *Engine, st *State, c storage.ContractView, in Inbound) ([]string, error) {
 	change := storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: in.OpenID}
-	fields := map[string]string{"number": c.Number, "resident": c.ResidentName}
 	key := fmt.Sprintf("contract:%s:%s:%d", c.Number, a.kind, in.At.Unix())
 	var reply string
 	var data any
 	switch a.kind {
 	case "cancel":
-		change.To, change.Reason, fields["reason"] = storage.ContractCancelled, st.Data["reason"], st.Data["reason"]
-		change.Notify = []storage.Push{{Key: key, Kind: PushContractCancelled, Recipient: DoctorRecipient(c.DoctorID), Fields: fields}}
+		change.To, change.Reason = storage.ContractCancelled, st.Data["reason"]
+		change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
+			Reason: st.Data["reason"]}.Push()}
 		reply, data = "cancel_done", c.Number
 	case "renew":
 		end := renewedEnd(c)
-		change.TermEnd, change.IfTermEnd, change.Reason, fields["term_end"] = end, c.TermEnd.String, "renewed", end
-		change.Notify = []storage.Push{{Key: key, Kind: PushContractRenewed, Recipient: DoctorRecipient(c.DoctorID), Fields: fields}}
+		change.TermEnd, change.IfTermEnd, change.Reason = end, c.TermEnd.String, "renewed"
+		change.Notify = []storage.Push{ContractRenewal{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
+			TermEnd: end}.Push()}
 		reply, data = "renew_done", map[string]any{"Number": c.Number, "End": end}
 	case "change":
 		team, _ := strconv.ParseInt(st.Data["team"], 10, 64)
 		doctor, _ := strconv.ParseInt(st.Data["doctor"], 10, 64)
 		change.To, change.TeamID, change.DoctorID, change.Reason = storage.ContractPending, team, doctor, "changed team"
-		change.Notify = []storage.Push{{Key: key, Kind: PushSignRequest, Recipient: DoctorRecipient(doctor), Fields: fields}}
+		change.Notify = []storage.Push{SignRequest{Key: key, DoctorID: doctor, Number: c.Number, Resident: c.ResidentName,
+			Community: c.CommunityName, Packages: packageNames(c), At: in.At}.Push()}
 		reply, data = "change_done", map[string]any{"Number": c.Number, "Doctor": st.Data["doctor_name"]}
 	}
 	err := e.DB.ChangeStatus(ctx, change)

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,12 @@ func TestChangeTeam(t *testing.T) {
 	rows, _ := e.DB.OutboxFor(context.Background(), DoctorRecipient(cs[0].DoctorID))
 	if len(rows) != 1 || rows[0].Kind != PushSignRequest {
 		t.Fatalf("new doctor told %+v", rows)
+	}
+	// The request reads as a new signing's does, in the real words.
+	fields, _ := rows[0].Fields()
+	text, err := PushText(rows[0].Kind, fields)
+	if err != nil || !strings.Contains(text, "王秀英（和平社区）") || !strings.Contains(text, "服务包：基本公共卫生服务包") {
+		t.Fatalf("the new doctor's request reads %q (%v)", text, err)
 	}
 }
 

@@ -174,9 +174,6 @@ func (t *turnCtx) doctorID() int64 {
 // freeSlots lists the doctor's slots in the booking window that still take
 // a booking and start after now.
 func (t *turnCtx) freeSlots() ([]storage.Slot, error) {
-	if err := t.e.ensureSlots(t, t.doctorID(), t.in.At); err != nil {
-		return nil, err
-	}
 	slots, err := t.e.DB.Slots(t, t.doctorID(), t.in.At, t.in.At.AddDate(0, 0, BookingDays+1))
 	if err != nil {
 		return nil, err
@@ -462,11 +459,10 @@ func (t *turnCtx) slotTaken(err error) error {
 // day before at 18:00 and two hours before, a reminder that would fall in
 // quiet hours left out (the day-before one covers it).
 func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage.Push {
-	fields := map[string]string{"resident": t.st.Data["resident_name"], "kind": kindName(t.st.Data["kind"]),
-		"time": s.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}
+	resident, visit := t.st.Data["resident_name"], t.st.Data["kind"]
 	at := s.StartsAt.Unix()
-	pushes := []storage.Push{{Key: fmt.Sprintf("appointment:%d:%s:%d", id, kind, at), Kind: kind,
-		Recipient: DoctorRecipient(s.DoctorID), Fields: fields, Priority: PriorityTransactional}}
+	pushes := []storage.Push{BookingNotice{Kind: kind, Key: fmt.Sprintf("appointment:%d:%s:%d", id, kind, at), DoctorID: s.DoctorID,
+		Resident: resident, VisitKind: visit, At: s.StartsAt}.Push()}
 	start := s.StartsAt.In(Shanghai)
 	settings, _ := t.settings()
 	quiet := settings.Quiet()
@@ -476,12 +472,8 @@ func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage
 		if !due.After(t.in.At) || (name == "2h" && quiet.Contains(due, Shanghai)) {
 			continue
 		}
-		reminder := map[string]string{"remark": mustMessage("reminder_how_to_stop", nil)}
-		for k, v := range fields {
-			reminder[k] = v
-		}
-		pushes = append(pushes, storage.Push{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
-			Kind: PushAppointmentReminder, Recipient: t.in.OpenID, Fields: reminder, Priority: PriorityAppointment, Due: due})
+		pushes = append(pushes, AppointmentReminder{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
+			OpenID: t.in.OpenID, Resident: resident, VisitKind: visit, At: s.StartsAt, Due: due}.Push())
 	}
 	return pushes
 }
@@ -618,9 +610,9 @@ func (c cancelBooking) answer(ctx context.Context, e *Engine, st *State, said st
 	if a.StartsAt.Sub(in.At) < rules.CancelBefore() {
 		return say("appointment_too_late", int(rules.CancelBefore().Hours()))
 	}
-	fields := map[string]string{"resident": a.ResidentName, "kind": kindName(a.Kind), "time": a.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}
-	err = e.DB.CancelAppointment(ctx, id, in.At, []storage.Push{{Key: fmt.Sprintf("appointment:%d:cancelled", id),
-		Kind: PushBookingCancelled, Recipient: DoctorRecipient(a.DoctorID), Fields: fields, Priority: PriorityTransactional}})
+	err = e.DB.CancelAppointment(ctx, id, in.At, []storage.Push{BookingNotice{Kind: PushBookingCancelled,
+		Key: fmt.Sprintf("appointment:%d:cancelled", id), DoctorID: a.DoctorID, Resident: a.ResidentName, VisitKind: a.Kind,
+		At: a.StartsAt}.Push()})
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return say("book_gone", nil)
 	}

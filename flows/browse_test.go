@@ -28,6 +28,10 @@ func engineFor(t testing.TB, region string) *Engine {
 	if _, err := profile.LoadDemo(context.Background(), db, region); err != nil {
 		t.Fatal(err)
 	}
+	// The slots the demo schedules make in the days the tests talk on.
+	if _, err := MaterialiseSlots(context.Background(), db, time.Date(2026, 11, 23, 0, 0, 0, 0, Shanghai)); err != nil {
+		t.Fatal(err)
+	}
 	sealer, err := storage.NewSealer(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)

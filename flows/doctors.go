@@ -118,17 +118,13 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 		return nil, err
 	}
 	change := storage.StatusChange{Number: number, From: storage.ContractPending, Actor: in.OpenID, Reason: reason}
-	fields := map[string]string{"number": number, "doctor": doctor.Name, "resident": c.ResidentName}
+	answer := SignAnswer{OpenID: c.ManagerOpenID, Number: number, Doctor: doctor.Name, Resident: c.ResidentName, Reason: reason}
+	change.To = storage.ContractDeclined
 	if reason == "" {
-		end := in.At.In(Shanghai).AddDate(0, c.TermMonths, -1).Format("2006-01-02")
-		change.To, change.TermEnd, fields["term_end"] = storage.ContractActive, end, end
-		change.Notify = []storage.Push{{Key: "contract:" + number + ":confirmed", Kind: PushSignConfirmed,
-			Recipient: c.ManagerOpenID, Fields: fields, Priority: PriorityTransactional}}
-	} else {
-		change.To, fields["reason"] = storage.ContractDeclined, reason
-		change.Notify = []storage.Push{{Key: "contract:" + number + ":declined", Kind: PushSignDeclined,
-			Recipient: c.ManagerOpenID, Fields: fields, Priority: PriorityTransactional}}
+		answer.TermEnd = in.At.In(Shanghai).AddDate(0, c.TermMonths, -1).Format("2006-01-02")
+		change.To, change.TermEnd = storage.ContractActive, answer.TermEnd
 	}
+	change.Notify = []storage.Push{answer.Push()}
 	err = e.DB.ChangeStatus(ctx, change)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return say("contract_already_answered", number)

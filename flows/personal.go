@@ -77,10 +77,8 @@ func personalFor(ctx context.Context, db *storage.DB, cat storage.Catalog, c sto
 	}
 	var pushes []storage.Push
 	add := func(key, what string) {
-		pushes = append(pushes, storage.Push{Key: key, Kind: PushPersonal, Recipient: c.ManagerOpenID, Priority: PriorityPersonal, Due: due,
-			Fields: map[string]string{"title": "健康提醒", "resident": c.ResidentName,
-				"text":   mustMessage("personal_"+what, map[string]any{"Name": c.ResidentName, "End": c.TermEnd.String}),
-				"remark": mustMessage("reminder_how_to_stop", nil)}})
+		pushes = append(pushes, PersonalReminder{Key: key, OpenID: c.ManagerOpenID, Resident: c.ResidentName, Due: due,
+			Text: mustMessage("personal_"+what, map[string]any{"Name": c.ResidentName, "End": c.TermEnd.String})}.Push())
 	}
 	for _, before := range []int{30, 7} {
 		if within(today, end.AddDate(0, 0, -before)) {

@@ -1,9 +1,20 @@
 package flows
 
-import "github.com/jiayi-health/jiayi/templates"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
 
 // Push kinds: what the bot says unprompted. Each has a WeChat template
-// configured in production (JIAYI_WECHAT_TEMPLATES) and one in the sandbox.
+// configured in production (JIAYI_WECHAT_TEMPLATES) and one in the sandbox,
+// one typed constructor below, and its words in templates/messages/_pushes.txt
+// (push_KIND) for customer-service messages and for people reading the
+// sandbox.
 const (
 	PushSignRequest   = "sign_request"   // to the doctor: a resident asks to sign
 	PushSignConfirmed = "sign_confirmed" // to the resident: the doctor confirmed
@@ -15,6 +26,7 @@ const (
 	PushBookingCreated      = "booking_created"      // to the doctor: a new appointment
 	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
 	PushBookingCancelled    = "booking_cancelled"    // to the doctor: an appointment cancelled
+	PushBookingDoctorLeave  = "booking_doctor_leave" // to the resident: the doctor is on leave at the booked time
 	PushAppointmentReminder = "appointment_reminder" // to the resident: the day before and 2 hours before
 	PushSatisfaction        = "satisfaction_survey"  // to the resident after a visit: a score 1-5
 	PushDoctorAgenda        = "doctor_agenda"        // to the doctor at 07:30: the day's visits
@@ -29,9 +41,12 @@ var (
 	PersonalKinds = []string{PushAppointmentReminder, PushPersonal}
 )
 
-// PushKinds lists every kind, for configuration checks and the sandbox.
+// PushKinds lists every kind that may have a WeChat template, for
+// configuration checks and the sandbox. A late reply is not among them: it
+// answers a message, so it always goes as a customer-service message.
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
-	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushAppointmentReminder, PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
+	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
+	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (
@@ -49,4 +64,208 @@ func PushText(kind string, fields map[string]string) (string, error) {
 		data[k] = v
 	}
 	return templates.Message("push_"+kind, data)
+}
+
+// DoctorRecipient addresses a push to a doctor by record, resolved to their
+// WeChat when sent: a doctor not yet bound gets it once they bind.
+func DoctorRecipient(doctorID int64) string { return "doctor:" + strconv.FormatInt(doctorID, 10) }
+
+// clock is how a push names a moment: Asia/Shanghai, to the minute.
+func clock(t time.Time) string { return t.In(Shanghai).Format("2006-01-02 15:04") }
+
+// SignRequest asks a team's doctor to confirm a resident: a new signing, or a
+// contract moving to the team (改签).
+type SignRequest struct {
+	Key       string
+	DoctorID  int64
+	Number    string
+	Resident  string
+	Community string
+	Packages  []string // names
+	At        time.Time
+}
+
+func (p SignRequest) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: PushSignRequest, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
+		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "community": p.Community,
+			"packages": strings.Join(p.Packages, "、"), "time": clock(p.At)}}
+}
+
+// SignAnswer tells the resident's manager what the doctor answered: confirmed
+// when Reason is empty, declined with it otherwise.
+type SignAnswer struct {
+	OpenID   string
+	Number   string
+	Doctor   string
+	Resident string
+	TermEnd  string // confirmed: the term's last day
+	Reason   string // declined: why
+}
+
+func (p SignAnswer) Push() storage.Push {
+	fields := map[string]string{"number": p.Number, "doctor": p.Doctor, "resident": p.Resident}
+	kind, key := PushSignConfirmed, "contract:"+p.Number+":confirmed"
+	if p.Reason != "" {
+		kind, key, fields["reason"] = PushSignDeclined, "contract:"+p.Number+":declined", p.Reason
+	} else {
+		fields["term_end"] = p.TermEnd
+	}
+	return storage.Push{Key: key, Kind: kind, Recipient: p.OpenID, Priority: PriorityTransactional, Fields: fields}
+}
+
+// ContractEnded tells the doctor a resident cancelled (解约, with the reason).
+type ContractEnded struct {
+	Key      string
+	DoctorID int64
+	Number   string
+	Resident string
+	Reason   string
+}
+
+func (p ContractEnded) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: PushContractCancelled, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
+		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "reason": p.Reason}}
+}
+
+// ContractRenewal tells the doctor a resident renewed (续签).
+type ContractRenewal struct {
+	Key      string
+	DoctorID int64
+	Number   string
+	Resident string
+	TermEnd  string
+}
+
+func (p ContractRenewal) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: PushContractRenewed, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
+		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "term_end": p.TermEnd}}
+}
+
+// BookingNotice tells the doctor of an appointment booked, moved or
+// cancelled (Kind is one of the three booking push kinds).
+type BookingNotice struct {
+	Kind      string
+	Key       string
+	DoctorID  int64
+	Resident  string
+	VisitKind string // clinic, home, …
+	At        time.Time
+}
+
+func (p BookingNotice) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: p.Kind, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
+		Fields: map[string]string{"resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At)}}
+}
+
+// AppointmentReminder reminds the resident's manager of a visit, at Due.
+type AppointmentReminder struct {
+	Key       string
+	OpenID    string
+	Resident  string
+	VisitKind string
+	At, Due   time.Time
+}
+
+func (p AppointmentReminder) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: PushAppointmentReminder, Recipient: p.OpenID, Priority: PriorityAppointment, Due: p.Due,
+		Fields: map[string]string{"resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At),
+			"remark": mustMessage("reminder_how_to_stop", nil)}}
+}
+
+// DoctorLeave tells a resident's manager that leave recorded for the doctor
+// covers a booked visit, with the doctor's apology and how to move it.
+type DoctorLeave struct {
+	AppointmentID int64
+	OpenID        string
+	Doctor        string
+	Resident      string
+	VisitKind     string
+	At            time.Time
+}
+
+func (p DoctorLeave) Push() storage.Push {
+	return storage.Push{Key: fmt.Sprintf("appointment:%d:leave:%d", p.AppointmentID, p.At.Unix()), Kind: PushBookingDoctorLeave,
+		Recipient: p.OpenID, Priority: PriorityTransactional,
+		Fields: map[string]string{"doctor": p.Doctor, "resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At)}}
+}
+
+// DoctorLeavePush is the notice for one appointment that leave covers.
+func DoctorLeavePush(a storage.AppointmentView) storage.Push {
+	return DoctorLeave{AppointmentID: a.ID, OpenID: a.ManagerOpenID, Doctor: a.DoctorName, Resident: a.ResidentName,
+		VisitKind: a.Kind, At: a.StartsAt}.Push()
+}
+
+// SatisfactionSurvey asks the resident's manager to score a visit.
+type SatisfactionSurvey struct {
+	AppointmentID int64
+	OpenID        string
+	Doctor        string
+	VisitKind     string
+	At            time.Time
+}
+
+func (p SatisfactionSurvey) Push() storage.Push {
+	return storage.Push{Key: fmt.Sprintf("appointment:%d:survey", p.AppointmentID), Kind: PushSatisfaction, Recipient: p.OpenID,
+		Priority: PriorityPersonal, Fields: map[string]string{"doctor": p.Doctor, "kind": kindName(p.VisitKind), "time": clock(p.At)}}
+}
+
+// DoctorAgenda tells a bound doctor how many visits the day holds.
+type DoctorAgenda struct {
+	DoctorID int64
+	OpenID   string
+	Day      time.Time // any moment of the day
+	Count    int
+	First    time.Time
+}
+
+func (p DoctorAgenda) Push() storage.Push {
+	day := p.Day.In(Shanghai).Format("2006-01-02")
+	return storage.Push{Key: fmt.Sprintf("agenda:%d:%s", p.DoctorID, day), Kind: PushDoctorAgenda, Recipient: p.OpenID,
+		Priority: PriorityTransactional, Fields: map[string]string{"date": day, "count": strconv.Itoa(p.Count),
+			"first": p.First.In(Shanghai).Format("15:04")}}
+}
+
+// SeasonalReminder is one resident's copy of a seasonal calendar entry.
+type SeasonalReminder struct {
+	Key      string
+	OpenID   string
+	Resident string
+	Text     string
+	Article  string // a link, if the entry has one
+	Due      time.Time
+}
+
+func (p SeasonalReminder) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due,
+		Fields: map[string]string{"title": "季节健康提示", "resident": p.Resident, "text": p.Text, "article": p.Article,
+			"remark": mustMessage("reminder_how_to_stop", nil)}}
+}
+
+// PersonalReminder is a reminder from a resident's own contract: a
+// follow-up or check-up due, renewal.
+type PersonalReminder struct {
+	Key      string
+	OpenID   string
+	Resident string
+	Text     string
+	Due      time.Time
+}
+
+func (p PersonalReminder) Push() storage.Push {
+	return storage.Push{Key: p.Key, Kind: PushPersonal, Recipient: p.OpenID, Priority: PriorityPersonal, Due: p.Due,
+		Fields: map[string]string{"title": "健康提醒", "resident": p.Resident, "text": p.Text,
+			"remark": mustMessage("reminder_how_to_stop", nil)}}
+}
+
+// LateReply is a conversation's reply that missed WeChat's five seconds and
+// could not be sent at once after them.
+type LateReply struct {
+	OpenID     string
+	MessageKey string // the dedupe key of the message it answers
+	Text       string
+}
+
+func (p LateReply) Push() storage.Push {
+	return storage.Push{Key: "late-reply:" + p.OpenID + ":" + p.MessageKey, Kind: PushLateReply, Recipient: p.OpenID,
+		Priority: PriorityTransactional, Fields: map[string]string{"text": p.Text}}
 }

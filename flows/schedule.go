@@ -64,27 +64,116 @@ func onLeave(leave [][2]int, from, to int) bool {
 	return false
 }
 
-// ensureSlots makes sure the doctor's slots for the booking window exist.
-func (e *Engine) ensureSlots(ctx context.Context, doctorID int64, now time.Time) error {
-	sessions, err := e.DB.Sessions(ctx, doctorID)
+// Settings reads the programme's rules stored with the catalog: the one way
+// flows and the edges read a profile rule, so a rule an admin changes
+// applies everywhere at once.
+func Settings(ctx context.Context, db *storage.DB) (profile.Settings, error) {
+	c, err := db.Catalog(ctx)
 	if err != nil {
-		return err
+		return profile.Settings{}, err
 	}
-	today := now.In(Shanghai)
-	exceptions, err := e.DB.Exceptions(ctx, doctorID, today.Format("2006-01-02"), today.AddDate(0, 0, BookingDays).Format("2006-01-02"))
-	if err != nil {
-		return err
-	}
-	c, err := e.DB.Catalog(ctx)
-	if err != nil {
-		return err
-	}
-	settings, err := profile.SettingsOf(c)
-	if err != nil {
-		return err
-	}
-	return e.DB.EnsureSlots(ctx, SlotsFor(doctorID, sessions, exceptions, now, BookingDays, settings.Appointments.MinVisitMinutes))
+	return profile.SettingsOf(c)
 }
+
+// slotsAhead lays out one doctor's slots for the booking window from now.
+func slotsAhead(ctx context.Context, db *storage.DB, doctorID int64, sessions []storage.ClinicSession, now time.Time) ([]storage.Slot, error) {
+	today := now.In(Shanghai)
+	exceptions, err := db.Exceptions(ctx, doctorID, today.Format("2006-01-02"), today.AddDate(0, 0, BookingDays).Format("2006-01-02"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := Settings(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return SlotsFor(doctorID, sessions, exceptions, now, BookingDays, s.Appointments.MinVisitMinutes), nil
+}
+
+// MaterialiseSlots makes every doctor's slots for the booking window from
+// now, keeping the slots that exist (their bookings, and leave that closed
+// them). The daily job runs it; schedule changes make their own slots, so
+// asking a resident for a date only reads.
+func MaterialiseSlots(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
+	doctors, err := db.Doctors(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+	}
+	seen := map[int64]bool{}
+	made := 0
+	for _, d := range doctors {
+		if seen[d.ID] {
+			continue
+		}
+		seen[d.ID] = true
+		sessions, err := db.Sessions(ctx, d.ID)
+		if err != nil {
+			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+		}
+		slots, err := slotsAhead(ctx, db, d.ID, sessions, now)
+		if err != nil {
+			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+		}
+		if err := db.EnsureSlots(ctx, slots); err != nil {
+			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+		}
+		made += len(slots)
+	}
+	return made, nil
+}
+
+// AddSession adds a weekly session to a doctor's schedule, with its slots in
+// the booking window.
+func AddSession(ctx context.Context, db *storage.DB, s storage.ClinicSession, now time.Time) error {
+	if err := CheckSchedule(ctx, db, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity, true); err != nil {
+		return err
+	}
+	slots, err := slotsAhead(ctx, db, s.DoctorID, []storage.ClinicSession{s}, now)
+	if err != nil {
+		return fmt.Errorf("flows.AddSession: %w", err)
+	}
+	return db.AddSession(ctx, s, slots)
+}
+
+// AddException records leave or an extra session on a day. Leave closes the
+// slots it covers at once, and each resident booked in them is told, with
+// the doctor's apology, to choose another time with 改约; an extra session
+// opens its slots.
+func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now time.Time) error {
+	if err := CheckSchedule(ctx, db, x.StartMinute, x.EndMinute, x.SlotMinutes, x.Capacity, x.Kind == "extra"); err != nil {
+		return err
+	}
+	day, err := time.ParseInLocation("2006-01-02", x.Day, Shanghai)
+	if err != nil {
+		return fmt.Errorf("flows.AddException: day %q: %w", x.Day, err)
+	}
+	change := storage.ExceptionChange{
+		From: day.Add(time.Duration(x.StartMinute) * time.Minute), To: day.Add(time.Duration(x.EndMinute) * time.Minute),
+		Notify: func(affected []storage.AppointmentView) []storage.Push {
+			pushes := make([]storage.Push, 0, len(affected))
+			for _, a := range affected {
+				pushes = append(pushes, DoctorLeavePush(a))
+			}
+			return pushes
+		},
+	}
+	if x.Kind == "extra" {
+		s, err := Settings(ctx, db)
+		if err != nil {
+			return fmt.Errorf("flows.AddException: %w", err)
+		}
+		// Only the days in the booking window get slots now; the daily job
+		// makes the rest when their day comes into it.
+		days := int(day.Sub(StartOfDay(now)).Hours()/24) + 1
+		change.Slots = SlotsFor(x.DoctorID, nil, []storage.Exception{x}, now, min(max(days, 0), BookingDays), s.Appointments.MinVisitMinutes)
+	}
+	return db.AddException(ctx, x, change)
+}
+
+// ErrSchedule is a schedule that breaks the programme's rules; its message
+// says which, in words an admin can act on.
+type ErrSchedule struct{ Reason string }
+
+func (e *ErrSchedule) Error() string { return e.Reason }
 
 // CheckSchedule applies the programme's rules to a session (or an extra
 // session, slots true) or to leave (slots false): a window that ends after
@@ -92,24 +181,20 @@ func (e *Engine) ensureSlots(ctx context.Context, doctorID int64, now time.Time)
 // capacity of 1 to 50.
 func CheckSchedule(ctx context.Context, db *storage.DB, startMinute, endMinute, slotMinutes, capacity int, slots bool) error {
 	if startMinute < 0 || endMinute > 24*60 || endMinute <= startMinute {
-		return fmt.Errorf("start and end must be HH:MM with end after start")
+		return &ErrSchedule{"start and end must be HH:MM with end after start"}
 	}
 	if !slots {
 		return nil
 	}
-	c, err := db.Catalog(ctx)
-	if err != nil {
-		return err
-	}
-	settings, err := profile.SettingsOf(c)
+	settings, err := Settings(ctx, db)
 	if err != nil {
 		return err
 	}
 	if shortest := settings.Appointments.MinVisitMinutes; slotMinutes < shortest {
-		return fmt.Errorf("slot_minutes must be at least %d, the programme's shortest visit", shortest)
+		return &ErrSchedule{fmt.Sprintf("slot_minutes must be at least %d, the programme's shortest visit", shortest)}
 	}
 	if capacity < 1 || capacity > 50 {
-		return fmt.Errorf("capacity must be 1 to 50")
+		return &ErrSchedule{"capacity must be 1 to 50"}
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package flows
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +39,96 @@ func TestSlotsFollowSessionsLeaveAndTheMinimumVisit(t *testing.T) {
 	}
 	if slots[0].Capacity != 2 || slots[0].DoctorID != 7 || slots[0].Day != "2026-11-23" {
 		t.Fatalf("first slot = %+v", slots[0])
+	}
+}
+
+// Leave recorded after slots exist closes them at once: nobody can book the
+// doctor then, and a resident already booked is told, with the doctor's
+// apology, and moves with 改约. Asking for dates makes no slots.
+func TestLeaveAfterSlotsExistClosesThemAndTellsTheBooked(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_l", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_l")
+	for _, s := range []string{"预约", "1", "1", "2", "1"} { // 门诊, 11月24日, 08:00
+		c.say(s)
+	}
+	c.say("确认", "预约成功", "11月24日 周二 08:00-08:10")
+	window := func() int {
+		slots, err := e.DB.Slots(ctx, 1, c.clock.AddDate(0, 0, -30), c.clock.AddDate(0, 0, 60))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(slots)
+	}
+	before := window()
+
+	err := AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-24", Kind: "leave",
+		StartMinute: 8 * 60, EndMinute: 12 * 60}, c.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := e.DB.OutboxFor(ctx, "o_l")
+	var told []string
+	for _, r := range rows {
+		if r.Kind == PushBookingDoctorLeave && r.State == "pending" {
+			f, _ := r.Fields()
+			text, err := PushText(r.Kind, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			told = append(told, text)
+		}
+	}
+	if len(told) != 1 || !strings.Contains(told[0], "很抱歉，林静医生2026-11-24 08:00临时不能出诊") || !strings.Contains(told[0], "改约") {
+		t.Fatalf("the booked resident was told %q", told)
+	}
+	if countKind(t, e, "o_l", PushAppointmentReminder, "pending") != 0 {
+		t.Fatalf("reminders of a visit the doctor cannot make are still due: %v", outboxStates(t, e, "o_l"))
+	}
+
+	// Another resident cannot book the morning any more.
+	activeFor(t, e, doc, "o_m", synthID("110105", "19560303", "022"))
+	m := talk(t, e, "o_m")
+	m.say("预约")
+	m.say("1")
+	m.say("1", "可以预约的日期")
+	times := m.say("2", "11月24日 周二可以预约的时间", "1. 14:00-14:10")
+	if strings.Contains(times, "08:") || strings.Contains(times, "11:") {
+		t.Fatalf("times on leave are offered:\n%s", times)
+	}
+	// The booked resident moves the visit to a time the doctor works.
+	c.say("改约 1", "可以预约的日期")
+	c.say("2", "1. 14:00-14:10")
+	c.say("1", "请确认改约", "14:00-14:10")
+	c.say("确认", "改约成功")
+	if after := window(); after != before {
+		t.Fatalf("asking for dates and times changed the slots: %d, then %d", before, after)
+	}
+}
+
+// An extra session opens its slots the moment it is recorded.
+func TestExtraSessionOpensSlotsAtOnce(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
+	err := AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-25", Kind: "extra",
+		StartMinute: 19 * 60, EndMinute: 20 * 60, SlotMinutes: 15, Capacity: 2}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 25, 19, 0, 0, 0, Shanghai)
+	slots, err := e.DB.Slots(ctx, 1, day, day.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 4 || slots[0].Capacity != 2 || slots[0].Free() != 2 {
+		t.Fatalf("extra session slots = %+v", slots)
+	}
+	var bad *ErrSchedule
+	if err := AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-25", Kind: "extra",
+		StartMinute: 19 * 60, EndMinute: 20 * 60, SlotMinutes: 3, Capacity: 1}, at); !errors.As(err, &bad) {
+		t.Fatalf("slots shorter than the shortest visit: %v", err)
 	}
 }

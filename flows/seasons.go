@@ -145,7 +145,6 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now ti
 	if err != nil {
 		return 0, err
 	}
-	remark := mustMessage("reminder_how_to_stop", nil)
 	var after int64
 	total := 0
 	for {
@@ -159,9 +158,8 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now ti
 			if !forSeasonal(e, r, communities, now) {
 				continue
 			}
-			fields := map[string]string{"title": "季节健康提示", "resident": r.Name, "text": e.Text, "article": e.Article, "remark": remark}
-			pushes = append(pushes, storage.Push{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
-				Kind: PushSeasonal, Recipient: r.ManagerOpenID, Fields: fields, Priority: PrioritySeasonal, Due: due})
+			pushes = append(pushes, SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
+				OpenID: r.ManagerOpenID, Resident: r.Name, Text: e.Text, Article: e.Article, Due: due}.Push())
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
 			return total, err

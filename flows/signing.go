@@ -623,14 +623,8 @@ func (t *turnCtx) newContract() (storage.NewContract, error) {
 		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: consentedAt,
 		ConsentBy: t.in.OpenID, Packages: pkgs,
 		Notify: func(number string) storage.Push {
-			return storage.Push{Key: "contract:" + number + ":sign-request", Kind: PushSignRequest,
-				Recipient: DoctorRecipient(doctor), Priority: PriorityTransactional,
-				Fields: map[string]string{"number": number, "resident": name, "community": communityName,
-					"packages": strings.Join(names, "、"), "time": at.In(Shanghai).Format("2006-01-02 15:04")}}
+			return SignRequest{Key: "contract:" + number + ":sign-request", DoctorID: doctor, Number: number, Resident: name,
+				Community: communityName, Packages: names, At: at}.Push()
 		},
 	}, nil
 }
-
-// DoctorRecipient addresses a push to a doctor by record, resolved to their
-// WeChat when sent: a doctor not yet bound gets it once they bind.
-func DoctorRecipient(doctorID int64) string { return "doctor:" + strconv.FormatInt(doctorID, 10) }

@@ -83,9 +83,8 @@ func MarkVisit(ctx context.Context, db *storage.DB, a storage.AppointmentView, s
 	}
 	var pushes []storage.Push
 	if status == "done" {
-		pushes = []storage.Push{{Key: fmt.Sprintf("appointment:%d:survey", a.ID), Kind: PushSatisfaction,
-			Recipient: a.ManagerOpenID, Priority: PriorityPersonal,
-			Fields: map[string]string{"doctor": a.DoctorName, "kind": kindName(a.Kind), "time": a.StartsAt.In(Shanghai).Format("2006-01-02 15:04")}}}
+		pushes = []storage.Push{SatisfactionSurvey{AppointmentID: a.ID, OpenID: a.ManagerOpenID, Doctor: a.DoctorName,
+			VisitKind: a.Kind, At: a.StartsAt}.Push()}
 	}
 	return db.MarkVisit(ctx, a.ID, status, at, pushes)
 }
@@ -174,12 +173,8 @@ func AgendaPushes(ctx context.Context, db *storage.DB, now time.Time) ([]storage
 		if len(agenda) == 0 {
 			continue
 		}
-		pushes = append(pushes, storage.Push{
-			Key:  fmt.Sprintf("agenda:%d:%s", d.ID, local.Format("2006-01-02")),
-			Kind: PushDoctorAgenda, Recipient: d.OpenID.String, Priority: PriorityTransactional,
-			Fields: map[string]string{"date": local.Format("2006-01-02"), "count": strconv.Itoa(len(agenda)),
-				"first": agenda[0].StartsAt.In(Shanghai).Format("15:04")},
-		})
+		pushes = append(pushes, DoctorAgenda{DoctorID: d.ID, OpenID: d.OpenID.String, Day: now, Count: len(agenda),
+			First: agenda[0].StartsAt}.Push())
 	}
 	return pushes, nil
 }

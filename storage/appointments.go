@@ -20,11 +20,22 @@ type ClinicSession struct {
 	Capacity    int   `db:"capacity"`
 }
 
-// AddSession adds a weekly session to a doctor's schedule.
-func (db *DB) AddSession(ctx context.Context, s ClinicSession) error {
-	_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO schedules (doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity)
-		VALUES (?, ?, ?, ?, ?, ?)`), s.DoctorID, s.Weekday, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity)
+// AddSession adds a weekly session to a doctor's schedule, with the slots it
+// makes in the days ahead.
+func (db *DB) AddSession(ctx context.Context, s ClinicSession, slots []Slot) error {
+	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("storage.AddSession: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schedules (doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity)
+		VALUES (?, ?, ?, ?, ?, ?)`), s.DoctorID, s.Weekday, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity); err != nil {
+		return fmt.Errorf("storage.AddSession: %w", err)
+	}
+	if err := insertSlots(ctx, tx, db, slots); err != nil {
+		return fmt.Errorf("storage.AddSession: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storage.AddSession: %w", err)
 	}
 	return nil
@@ -51,14 +62,63 @@ type Exception struct {
 	Capacity    int    `db:"capacity"`
 }
 
-// AddException records leave or an extra session.
-func (db *DB) AddException(ctx context.Context, x Exception) error {
-	_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO schedule_exceptions (doctor_id, day, kind, start_minute, end_minute,
-		slot_minutes, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)`), x.DoctorID, x.Day, x.Kind, x.StartMinute, x.EndMinute, x.SlotMinutes, x.Capacity)
+// AddException records leave or an extra session, in one transaction with
+// what it changes: an extra session's slots are added; leave closes the
+// slots it covers (From to To), withdraws the reminders of the
+// appointments booked in them and enqueues what notify says to the
+// residents affected.
+func (db *DB) AddException(ctx context.Context, x Exception, c ExceptionChange) error {
+	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage.AddException: %w", err)
 	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schedule_exceptions (doctor_id, day, kind, start_minute, end_minute,
+		slot_minutes, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)`), x.DoctorID, x.Day, x.Kind, x.StartMinute, x.EndMinute, x.SlotMinutes, x.Capacity); err != nil {
+		return fmt.Errorf("storage.AddException: %w", err)
+	}
+	if err := insertSlots(ctx, tx, db, c.Slots); err != nil {
+		return fmt.Errorf("storage.AddException: %w", err)
+	}
+	if x.Kind == "leave" {
+		if err := closeSlots(ctx, tx, db, x.DoctorID, c); err != nil {
+			return fmt.Errorf("storage.AddException: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage.AddException: %w", err)
+	}
 	return nil
+}
+
+// ExceptionChange is what an exception does to the slots already made.
+type ExceptionChange struct {
+	Slots    []Slot    // an extra session's slots
+	From, To time.Time // leave: the slots touching this time close
+	// Notify builds the pushes to the residents booked in slots that leave
+	// closes.
+	Notify func(affected []AppointmentView) []Push
+}
+
+func closeSlots(ctx context.Context, tx *sqlx.Tx, db *DB, doctorID int64, c ExceptionChange) error {
+	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET closed = TRUE WHERE doctor_id = ? AND starts_at < ? AND ends_at > ?`),
+		doctorID, c.To.UTC(), c.From.UTC()); err != nil {
+		return err
+	}
+	var affected []AppointmentView
+	if err := tx.SelectContext(ctx, &affected, db.Rebind(appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status = 'booked'
+		AND a.starts_at < ? AND a.ends_at > ? ORDER BY a.starts_at, a.id`), doctorID, c.To.UTC(), c.From.UTC()); err != nil {
+		return err
+	}
+	for _, a := range affected {
+		if err := withdrawReminders(ctx, tx, db, a.ID); err != nil {
+			return err
+		}
+	}
+	if c.Notify == nil || len(affected) == 0 {
+		return nil
+	}
+	return enqueue(ctx, tx, db, c.Notify(affected))
 }
 
 // Exceptions lists a doctor's exceptions between two days, inclusive.
@@ -80,33 +140,46 @@ type Slot struct {
 	EndsAt   time.Time `db:"ends_at"`
 	Capacity int       `db:"capacity"`
 	Booked   int       `db:"booked"`
+	Closed   bool      `db:"closed"` // leave covers it
 }
 
 // Free is how many more bookings the slot takes.
-func (s Slot) Free() int { return s.Capacity - s.Booked }
+func (s Slot) Free() int {
+	if s.Closed {
+		return 0
+	}
+	return s.Capacity - s.Booked
+}
 
-// EnsureSlots adds the slots that do not exist yet; existing ones, and
-// their bookings, are kept.
+// EnsureSlots adds the slots that do not exist yet; existing ones, their
+// bookings and whether leave closed them, are kept.
 func (db *DB) EnsureSlots(ctx context.Context, slots []Slot) error {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage.EnsureSlots: %w", err)
 	}
 	defer tx.Rollback()
+	if err := insertSlots(ctx, tx, db, slots); err != nil {
+		return fmt.Errorf("storage.EnsureSlots: %w", err)
+	}
+	return tx.Commit()
+}
+
+func insertSlots(ctx context.Context, tx execer, db *DB, slots []Slot) error {
 	for _, s := range slots {
 		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (doctor_id, starts_at) DO NOTHING`),
 			s.DoctorID, s.Day, s.StartsAt.UTC(), s.EndsAt.UTC(), s.Capacity); err != nil {
-			return fmt.Errorf("storage.EnsureSlots: %w", err)
+			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // Slots lists a doctor's slots starting in [from, to), in time order.
 func (db *DB) Slots(ctx context.Context, doctorID int64, from, to time.Time) ([]Slot, error) {
 	var out []Slot
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked FROM slots
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked, closed FROM slots
 		WHERE doctor_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at`), doctorID, from.UTC(), to.UTC()); err != nil {
 		return nil, fmt.Errorf("storage.Slots: %w", err)
 	}
@@ -184,7 +257,7 @@ func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
 
 // holdSlot takes one place in a slot if it has one free.
 func holdSlot(ctx context.Context, tx *sqlx.Tx, db *DB, slotID int64) (Slot, error) {
-	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked + 1 WHERE id = ? AND booked < capacity`), slotID)
+	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked + 1 WHERE id = ? AND booked < capacity AND NOT closed`), slotID)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -192,7 +265,7 @@ func holdSlot(ctx context.Context, tx *sqlx.Tx, db *DB, slotID int64) (Slot, err
 		return Slot{}, ErrSlotFull
 	}
 	var s Slot
-	err = tx.GetContext(ctx, &s, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked FROM slots WHERE id = ?`), slotID)
+	err = tx.GetContext(ctx, &s, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked, closed FROM slots WHERE id = ?`), slotID)
 	return s, err
 }
 

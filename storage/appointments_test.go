@@ -210,3 +210,54 @@ func TestRescheduleHoldsTheNewPlaceBeforeFreeingTheOld(t *testing.T) {
 		}
 	})
 }
+
+// Leave closes the slots it covers in the transaction that records it: no
+// booking gets into them afterwards, the booked keep their place and are
+// told, and their reminders are withdrawn.
+func TestLeaveClosesCoveredSlots(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		r, c := w.resident(1)
+		id, err := w.book("k1", r, c, w.slots[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var told []storage.AppointmentView
+		leave := storage.Exception{DoctorID: w.doctorID, Day: w.slots[0].Day, Kind: "leave", StartMinute: 0, EndMinute: 1}
+		err = db.AddException(ctx, leave, storage.ExceptionChange{From: w.slots[0].StartsAt, To: w.slots[2].StartsAt,
+			Notify: func(affected []storage.AppointmentView) []storage.Push {
+				told = affected
+				return []storage.Push{{Key: "leave:1", Kind: "leave", Recipient: "o_res"}}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(told) != 1 || told[0].ID != id {
+			t.Fatalf("told %+v, want appointment %d", told, id)
+		}
+		slots, _ := db.Slots(ctx, w.doctorID, w.slots[0].StartsAt, w.slots[3].EndsAt)
+		if !slots[0].Closed || !slots[1].Closed || slots[2].Closed || slots[3].Closed || slots[1].Free() != 0 || slots[2].Free() != 1 {
+			t.Fatalf("slots after leave: %+v", slots)
+		}
+		r2, c2 := w.resident(2)
+		if _, err := w.book("k2", r2, c2, w.slots[1]); !errors.Is(err, storage.ErrSlotFull) {
+			t.Fatalf("booking a closed slot: %v", err)
+		}
+		// Materialising again does not reopen what leave closed.
+		if err := db.EnsureSlots(ctx, w.slots); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := db.Slots(ctx, w.doctorID, w.slots[1].StartsAt, w.slots[1].EndsAt); !again[0].Closed {
+			t.Fatal("materialising reopened a closed slot")
+		}
+		states := map[string]string{}
+		rows, _ := db.OutboxFor(ctx, "o_res")
+		for _, row := range rows {
+			states[row.Key] = row.State
+		}
+		if states["leave:1"] != "pending" || states[storage.ReminderKeyPrefix(id)+"day-before"] != "cancelled" {
+			t.Fatalf("outbox after leave: %v", states)
+		}
+	})
+}

@@ -126,12 +126,18 @@ type OutboxEntry struct {
 	State     string `db:"state" json:"state"`
 	Attempts  int    `db:"attempts" json:"attempts"`
 	LastError string `db:"last_error" json:"last_error"`
+	Payload   string `db:"payload" json:"-"` // names and times: read through Fields, never listed
+}
+
+// Fields decodes the push's template fields.
+func (e OutboxEntry) Fields() (map[string]string, error) {
+	return OutboxRow{Payload: e.Payload}.Fields()
 }
 
 // OutboxFor lists the pushes to one recipient, oldest first.
 func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, error) {
 	var out []OutboxEntry
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error
+	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error, payload
 		FROM outbox WHERE recipient = ? ORDER BY id`), recipient); err != nil {
 		return nil, fmt.Errorf("storage.OutboxFor: %w", err)
 	}

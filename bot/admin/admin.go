@@ -229,6 +229,11 @@ func (a *API) fail(c *gin.Context, err error) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
 		return
 	}
+	var rule *flows.ErrSchedule
+	if errors.As(err, &rule) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": rule.Reason})
+		return
+	}
 	a.Log.Error("admin api failed", "route", c.FullPath(), "err", err)
 	c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 }

@@ -55,15 +55,11 @@ func (a *API) doctorParam(c *gin.Context) (int64, bool) {
 }
 
 // window reads an HH:MM window; the rules it must follow are flows'.
-func (a *API) window(c *gin.Context, start, end string, slotMinutes, capacity int, slots bool) (int, int, bool) {
+func window(c *gin.Context, start, end string) (int, int, bool) {
 	from, ok1 := minuteOf(start)
 	to, ok2 := minuteOf(end)
 	if !ok1 || !ok2 {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "start and end must be HH:MM with end after start"})
-		return 0, 0, false
-	}
-	if err := flows.CheckSchedule(c.Request.Context(), a.DB, from, to, slotMinutes, capacity, slots); err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return 0, 0, false
 	}
 	return from, to, true
@@ -79,12 +75,12 @@ func (a *API) addSession(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"weekday": 0-6, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 1}`})
 		return
 	}
-	from, to, ok := a.window(c, in.Start, in.End, in.SlotMinutes, in.Capacity, true)
+	from, to, ok := window(c, in.Start, in.End)
 	if !ok {
 		return
 	}
-	if err := a.DB.AddSession(c.Request.Context(), storage.ClinicSession{DoctorID: doctor, Weekday: in.Weekday,
-		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}); err != nil {
+	if err := flows.AddSession(c.Request.Context(), a.DB, storage.ClinicSession{DoctorID: doctor, Weekday: in.Weekday,
+		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, time.Now()); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -105,12 +101,12 @@ func (a *API) addException(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "day must be YYYY-MM-DD"})
 		return
 	}
-	from, to, ok := a.window(c, in.Start, in.End, in.SlotMinutes, in.Capacity, in.Kind == "extra")
+	from, to, ok := window(c, in.Start, in.End)
 	if !ok {
 		return
 	}
-	if err := a.DB.AddException(c.Request.Context(), storage.Exception{DoctorID: doctor, Day: in.Day, Kind: in.Kind,
-		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}); err != nil {
+	if err := flows.AddException(c.Request.Context(), a.DB, storage.Exception{DoctorID: doctor, Day: in.Day, Kind: in.Kind,
+		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, time.Now()); err != nil {
 		a.fail(c, err)
 		return
 	}

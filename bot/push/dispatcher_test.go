@@ -228,19 +228,6 @@ func TestWithoutATemplateACustomerServiceMessageWithinTheWindow(t *testing.T) {
 	}
 }
 
-// Every push kind can be put in words for a customer-service message.
-func TestEveryPushKindHasWords(t *testing.T) {
-	for _, kind := range flows.PushKinds {
-		fields := map[string]string{}
-		for _, k := range []string{"number", "resident", "community", "packages", "time", "doctor", "term_end", "reason", "kind", "date", "count", "first", "title", "text", "article", "remark"} {
-			fields[k] = "x"
-		}
-		if text, err := flows.PushText(kind, fields); err != nil || text == "" {
-			t.Errorf("%s: %q %v", kind, text, err)
-		}
-	}
-}
-
 // A campaign bigger than the day's quota is paced over the following days,
 // while notices still go.
 func TestSeasonalPushesArePacedByTheDailyQuota(t *testing.T) {

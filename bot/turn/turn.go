@@ -245,8 +245,7 @@ func (r *Runner) deliverLate(ctx context.Context, m Message, res turnResult) {
 	}
 	// Not sent now: the outbox keeps it and the dispatcher retries (as a
 	// customer-service message, the resident having just written).
-	push := storage.Push{Key: "late-reply:" + m.In.OpenID + ":" + m.DedupeKey, Kind: flows.PushLateReply,
-		Recipient: m.In.OpenID, Fields: map[string]string{"text": res.reply}, Priority: flows.PriorityTransactional}
+	push := flows.LateReply{OpenID: m.In.OpenID, MessageKey: m.DedupeKey, Text: res.reply}.Push()
 	if err := r.Stores.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{push}}); err != nil {
 		r.Log.Error("late reply lost", "err", err)
 		return

@@ -1,0 +1,49 @@
+package flows
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Every push the code can make renders with the real words: each kind's
+// constructor is called as the code calls it, never with every field filled
+// in, so a constructor that forgets a field its words need fails here.
+func TestEveryPushConstructorRendersItsWords(t *testing.T) {
+	at := time.Date(2026, 11, 24, 8, 0, 0, 0, Shanghai)
+	pushes := []storage.Push{
+		SignRequest{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Community: "幸福社区", Packages: []string{"基本公共卫生服务包"}, At: at}.Push(),
+		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", TermEnd: "2027-11-23"}.Push(),
+		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", Reason: "不在服务范围"}.Push(),
+		ContractEnded{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Reason: "搬家"}.Push(),
+		ContractRenewal{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", TermEnd: "2028-11-23"}.Push(),
+		BookingNotice{Kind: PushBookingCreated, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "clinic", At: at}.Push(),
+		BookingNotice{Kind: PushBookingChanged, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "home", At: at}.Push(),
+		BookingNotice{Kind: PushBookingCancelled, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "checkup", At: at}.Push(),
+		AppointmentReminder{Key: "k", OpenID: "o", Resident: "王秀英", VisitKind: "clinic", At: at, Due: at.Add(-2 * time.Hour)}.Push(),
+		DoctorLeavePush(storage.AppointmentView{ID: 1, ManagerOpenID: "o", DoctorName: "林静", ResidentName: "王秀英", Kind: "clinic", StartsAt: at}),
+		SatisfactionSurvey{AppointmentID: 1, OpenID: "o", Doctor: "林静", VisitKind: "clinic", At: at}.Push(),
+		DoctorAgenda{DoctorID: 1, OpenID: "o_doc", Day: at, Count: 3, First: at}.Push(),
+		SeasonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "立冬了，注意保暖。", Due: at}.Push(),
+		PersonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "该做随访了。", Due: at}.Push(),
+		LateReply{OpenID: "o", MessageKey: "m1", Text: "好的"}.Push(),
+	}
+	made := map[string]bool{}
+	for _, p := range pushes {
+		made[p.Kind] = true
+		text, err := PushText(p.Kind, p.Fields)
+		if err != nil || text == "" || strings.Contains(text, "<no value>") {
+			t.Errorf("%s: %q %v", p.Kind, text, err)
+		}
+		if p.Key == "" || p.Recipient == "" {
+			t.Errorf("%s: no key or recipient: %+v", p.Kind, p)
+		}
+	}
+	for _, kind := range append(PushKinds, PushLateReply) {
+		if !made[kind] {
+			t.Errorf("push kind %s has no constructor in this test", kind)
+		}
+	}
+}
