@@ -119,8 +119,9 @@ func assertNoClearPersonalData(t *testing.T, stack storagetest.Stack, srv *Serve
 	secrets := []string{residentID, residentPhone, residentID[6:14] + residentID[14:17]}
 	tables := []string{"residents", "contracts", "contract_packages", "contract_events", "outbox", "id_attempts", "audit_log",
 		"wechat_users", "appointments", "surveys"}
+	raw := storagetest.SQLAt(t, stack.DatabaseURL)
 	for _, table := range tables {
-		rows, err := srv.DB.QueryxContext(ctx, "SELECT * FROM "+table)
+		rows, err := raw.QueryxContext(ctx, "SELECT * FROM "+table)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,12 +2,10 @@ package storage
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // ClinicSession is one weekly schedule entry of a doctor.
@@ -23,30 +21,22 @@ type ClinicSession struct {
 // AddSession adds a weekly session to a doctor's schedule, with the slots it
 // makes in the days ahead.
 func (db *DB) AddSession(ctx context.Context, s ClinicSession, slots []Slot) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.AddSession: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schedules (doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity)
-		VALUES (?, ?, ?, ?, ?, ?)`), s.DoctorID, s.Weekday, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity); err != nil {
-		return fmt.Errorf("storage.AddSession: %w", err)
-	}
-	if err := insertSlots(ctx, tx, db, slots); err != nil {
-		return fmt.Errorf("storage.AddSession: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage.AddSession: %w", err)
-	}
-	return nil
+	const op = "AddSession"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		if _, err := tx.exec(ctx, op, `INSERT INTO schedules (doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity)
+		VALUES (?, ?, ?, ?, ?, ?)`, s.DoctorID, s.Weekday, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity); err != nil {
+			return err
+		}
+		return tx.insertSlots(ctx, op, slots)
+	})
 }
 
 // Sessions lists a doctor's weekly schedule.
 func (db *DB) Sessions(ctx context.Context, doctorID int64) ([]ClinicSession, error) {
 	var out []ClinicSession
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
-		FROM schedules WHERE doctor_id = ? ORDER BY weekday, start_minute`), doctorID); err != nil {
-		return nil, fmt.Errorf("storage.Sessions: %w", err)
+	if err := db.sel(ctx, "Sessions", &out, `SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
+		FROM schedules WHERE doctor_id = ? ORDER BY weekday, start_minute`, doctorID); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -68,27 +58,20 @@ type Exception struct {
 // appointments booked in them and enqueues what notify says to the
 // residents affected.
 func (db *DB) AddException(ctx context.Context, x Exception, c ExceptionChange) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.AddException: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schedule_exceptions (doctor_id, day, kind, start_minute, end_minute,
-		slot_minutes, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)`), x.DoctorID, x.Day, x.Kind, x.StartMinute, x.EndMinute, x.SlotMinutes, x.Capacity); err != nil {
-		return fmt.Errorf("storage.AddException: %w", err)
-	}
-	if err := insertSlots(ctx, tx, db, c.Slots); err != nil {
-		return fmt.Errorf("storage.AddException: %w", err)
-	}
-	if x.Kind == "leave" {
-		if err := closeSlots(ctx, tx, db, x.DoctorID, c); err != nil {
-			return fmt.Errorf("storage.AddException: %w", err)
+	const op = "AddException"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		if _, err := tx.exec(ctx, op, `INSERT INTO schedule_exceptions (doctor_id, day, kind, start_minute, end_minute,
+		slot_minutes, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)`, x.DoctorID, x.Day, x.Kind, x.StartMinute, x.EndMinute, x.SlotMinutes, x.Capacity); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage.AddException: %w", err)
-	}
-	return nil
+		if err := tx.insertSlots(ctx, op, c.Slots); err != nil {
+			return err
+		}
+		if x.Kind == "leave" {
+			return tx.closeSlots(ctx, op, x.DoctorID, c)
+		}
+		return nil
+	})
 }
 
 // ExceptionChange is what an exception does to the slots already made.
@@ -100,33 +83,35 @@ type ExceptionChange struct {
 	Notify func(affected []AppointmentView) []Push
 }
 
-func closeSlots(ctx context.Context, tx *sqlx.Tx, db *DB, doctorID int64, c ExceptionChange) error {
-	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET closed = TRUE WHERE doctor_id = ? AND starts_at < ? AND ends_at > ?`),
+func (db *DB) closeSlots(ctx context.Context, op string, doctorID int64, c ExceptionChange) error {
+	if _, err := db.exec(ctx, op, `UPDATE slots SET closed = TRUE WHERE doctor_id = ? AND starts_at < ? AND ends_at > ?`,
 		doctorID, c.To.UTC(), c.From.UTC()); err != nil {
 		return err
 	}
 	var affected []AppointmentView
-	if err := tx.SelectContext(ctx, &affected, db.Rebind(appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status = 'booked'
-		AND a.starts_at < ? AND a.ends_at > ? ORDER BY a.starts_at, a.id`), doctorID, c.To.UTC(), c.From.UTC()); err != nil {
+	if err := db.sel(ctx, op, &affected, appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status = 'booked'
+		AND a.starts_at < ? AND a.ends_at > ? ORDER BY a.starts_at, a.id`, doctorID, c.To.UTC(), c.From.UTC()); err != nil {
 		return err
 	}
-	for _, a := range affected {
-		if err := withdrawReminders(ctx, tx, db, a.ID); err != nil {
-			return err
-		}
+	ids := make([]int64, len(affected))
+	for i, a := range affected {
+		ids[i] = a.ID
+	}
+	if err := db.withdrawReminders(ctx, op, ids...); err != nil {
+		return err
 	}
 	if c.Notify == nil || len(affected) == 0 {
 		return nil
 	}
-	return enqueue(ctx, tx, db, c.Notify(affected))
+	return db.enqueue(ctx, op, c.Notify(affected))
 }
 
 // Exceptions lists a doctor's exceptions between two days, inclusive.
 func (db *DB) Exceptions(ctx context.Context, doctorID int64, from, to string) ([]Exception, error) {
 	var out []Exception
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT doctor_id, day, kind, start_minute, end_minute, slot_minutes, capacity
-		FROM schedule_exceptions WHERE doctor_id = ? AND day BETWEEN ? AND ? ORDER BY day, start_minute`), doctorID, from, to); err != nil {
-		return nil, fmt.Errorf("storage.Exceptions: %w", err)
+	if err := db.sel(ctx, "Exceptions", &out, `SELECT doctor_id, day, kind, start_minute, end_minute, slot_minutes, capacity
+		FROM schedule_exceptions WHERE doctor_id = ? AND day BETWEEN ? AND ? ORDER BY day, start_minute`, doctorID, from, to); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -154,34 +139,26 @@ func (s Slot) Free() int {
 // EnsureSlots adds the slots that do not exist yet; existing ones, their
 // bookings and whether leave closed them, are kept.
 func (db *DB) EnsureSlots(ctx context.Context, slots []Slot) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.EnsureSlots: %w", err)
-	}
-	defer tx.Rollback()
-	if err := insertSlots(ctx, tx, db, slots); err != nil {
-		return fmt.Errorf("storage.EnsureSlots: %w", err)
-	}
-	return tx.Commit()
+	const op = "EnsureSlots"
+	return db.inTx(ctx, op, func(tx *DB) error { return tx.insertSlots(ctx, op, slots) })
 }
 
-func insertSlots(ctx context.Context, tx execer, db *DB, slots []Slot) error {
-	for _, s := range slots {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (doctor_id, starts_at) DO NOTHING`),
-			s.DoctorID, s.Day, s.StartsAt.UTC(), s.EndsAt.UTC(), s.Capacity); err != nil {
-			return err
-		}
+func (db *DB) insertSlots(ctx context.Context, op string, slots []Slot) error {
+	rows := make([][]any, len(slots))
+	for i, s := range slots {
+		rows[i] = []any{s.DoctorID, s.Day, s.StartsAt.UTC(), s.EndsAt.UTC(), s.Capacity}
 	}
-	return nil
+	_, err := db.insertMany(ctx, op, `INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity) VALUES`,
+		`ON CONFLICT (doctor_id, starts_at) DO NOTHING`, rows)
+	return err
 }
 
 // Slots lists a doctor's slots starting in [from, to), in time order.
 func (db *DB) Slots(ctx context.Context, doctorID int64, from, to time.Time) ([]Slot, error) {
 	var out []Slot
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked, closed FROM slots
-		WHERE doctor_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at`), doctorID, from.UTC(), to.UTC()); err != nil {
-		return nil, fmt.Errorf("storage.Slots: %w", err)
+	if err := db.sel(ctx, "Slots", &out, `SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked, closed FROM slots
+		WHERE doctor_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at`, doctorID, from.UTC(), to.UTC()); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -216,79 +193,75 @@ type NewAppointment struct {
 // capacity, so concurrent bookings on any number of instances never exceed
 // it. A replay of the same booking returns the first one.
 func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("storage.Book: %w", err)
-	}
-	defer tx.Rollback()
+	const op = "Book"
 	var id int64
-	err = tx.GetContext(ctx, &id, db.Rebind(`SELECT id FROM appointments WHERE request_key = ?`), a.RequestKey)
-	if err == nil {
-		return id, nil
-	} else if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("storage.Book: %w", err)
-	}
-	slot, err := holdSlot(ctx, tx, db, a.SlotID)
-	if err != nil {
-		return 0, fmt.Errorf("storage.Book: %w", err)
-	}
-	if err := checkResident(ctx, tx, db, a.ResidentID, 0, slot, a.MaxUpcoming, a.Now); err != nil {
-		return 0, fmt.Errorf("storage.Book: %w", err)
-	}
-	now := a.Now.UTC()
-	err = tx.QueryRowxContext(ctx, db.Rebind(`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id,
-		kind, status, starts_at, ends_at, address_sealed, reason, hospital, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		a.RequestKey, a.ResidentID, a.ContractID, slot.DoctorID, slot.ID, a.Kind, slot.StartsAt.UTC(), slot.EndsAt.UTC(),
-		a.AddressSealed, a.Reason, a.Hospital, now, now).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("storage.Book: %w", err)
-	}
-	if a.Pushes != nil {
-		if err := enqueue(ctx, tx, db, a.Pushes(id)); err != nil {
-			return 0, fmt.Errorf("storage.Book: %w", err)
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		err := tx.get(ctx, op, &id, `SELECT id FROM appointments WHERE request_key = ?`, a.RequestKey)
+		if err == nil {
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("storage.Book: %w", err)
+		slot, err := tx.holdSlot(ctx, op, a.SlotID)
+		if err != nil {
+			return err
+		}
+		if err := tx.checkResident(ctx, op, a.ResidentID, 0, slot, a.MaxUpcoming, a.Now); err != nil {
+			return err
+		}
+		now := a.Now.UTC()
+		if err := tx.get(ctx, op, &id, `INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id,
+		kind, status, starts_at, ends_at, address_sealed, reason, hospital, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			a.RequestKey, a.ResidentID, a.ContractID, slot.DoctorID, slot.ID, a.Kind, slot.StartsAt.UTC(), slot.EndsAt.UTC(),
+			a.AddressSealed, a.Reason, a.Hospital, now, now); err != nil {
+			return err
+		}
+		if a.Pushes != nil {
+			return tx.enqueue(ctx, op, a.Pushes(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return id, nil
 }
 
 // holdSlot takes one place in a slot if it has one free.
-func holdSlot(ctx context.Context, tx *sqlx.Tx, db *DB, slotID int64) (Slot, error) {
-	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked + 1 WHERE id = ? AND booked < capacity AND NOT closed`), slotID)
+func (db *DB) holdSlot(ctx context.Context, op string, slotID int64) (Slot, error) {
+	n, err := db.exec(ctx, op, `UPDATE slots SET booked = booked + 1 WHERE id = ? AND booked < capacity AND NOT closed`, slotID)
 	if err != nil {
 		return Slot{}, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Slot{}, ErrSlotFull
+	if n == 0 {
+		return Slot{}, fail(op, ErrSlotFull)
 	}
 	var s Slot
-	err = tx.GetContext(ctx, &s, db.Rebind(`SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked, closed FROM slots WHERE id = ?`), slotID)
+	err = db.get(ctx, op, &s, `SELECT id, doctor_id, day, starts_at, ends_at, capacity, booked, closed FROM slots WHERE id = ?`, slotID)
 	return s, err
 }
 
 // checkResident refuses an appointment that overlaps another of the
 // resident's (except the one being moved) or passes the upcoming limit.
-func checkResident(ctx context.Context, tx *sqlx.Tx, db *DB, residentID, moving int64, s Slot, maxUpcoming int, now time.Time) error {
+func (db *DB) checkResident(ctx context.Context, op string, residentID, moving int64, s Slot, maxUpcoming int, now time.Time) error {
 	var n int
-	if err := tx.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
-		AND id <> ? AND starts_at < ? AND ends_at > ?`), residentID, moving, s.EndsAt.UTC(), s.StartsAt.UTC()); err != nil {
+	if err := db.get(ctx, op, &n, `SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
+		AND id <> ? AND starts_at < ? AND ends_at > ?`, residentID, moving, s.EndsAt.UTC(), s.StartsAt.UTC()); err != nil {
 		return err
 	}
 	if n > 0 {
-		return ErrOverlap
+		return fail(op, ErrOverlap)
 	}
 	if maxUpcoming <= 0 {
 		return nil
 	}
-	if err := tx.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
-		AND id <> ? AND starts_at > ?`), residentID, moving, now.UTC()); err != nil {
+	if err := db.get(ctx, op, &n, `SELECT COUNT(*) FROM appointments WHERE resident_id = ? AND status = 'booked'
+		AND id <> ? AND starts_at > ?`, residentID, moving, now.UTC()); err != nil {
 		return err
 	}
 	if n >= maxUpcoming {
-		return ErrTooMany
+		return fail(op, ErrTooMany)
 	}
 	return nil
 }
@@ -319,9 +292,9 @@ const appointmentViewSQL = `SELECT a.id, a.resident_id, r.name AS resident_name,
 // WeChat user manages, soonest first.
 func (db *DB) UpcomingManagedBy(ctx context.Context, openID string, now time.Time) ([]AppointmentView, error) {
 	var out []AppointmentView
-	if err := db.SelectContext(ctx, &out, db.Rebind(appointmentViewSQL+` WHERE r.manager_openid = ? AND a.status = 'booked'
-		AND a.starts_at > ? ORDER BY a.starts_at, a.id`), openID, now.UTC()); err != nil {
-		return nil, fmt.Errorf("storage.UpcomingManagedBy: %w", err)
+	if err := db.sel(ctx, "UpcomingManagedBy", &out, appointmentViewSQL+` WHERE r.manager_openid = ? AND a.status = 'booked'
+		AND a.starts_at > ? ORDER BY a.starts_at, a.id`, openID, now.UTC()); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -329,43 +302,32 @@ func (db *DB) UpcomingManagedBy(ctx context.Context, openID string, now time.Tim
 // Appointment finds one appointment.
 func (db *DB) Appointment(ctx context.Context, id int64) (AppointmentView, error) {
 	var v AppointmentView
-	err := db.GetContext(ctx, &v, db.Rebind(appointmentViewSQL+` WHERE a.id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return v, fmt.Errorf("storage.Appointment: %w", ErrNotFound)
-	}
-	if err != nil {
-		return v, fmt.Errorf("storage.Appointment: %w", err)
-	}
-	return v, nil
+	err := db.get(ctx, "Appointment", &v, appointmentViewSQL+` WHERE a.id = ?`, id)
+	return v, err
 }
 
 // CancelAppointment cancels a booked appointment, frees its place, withdraws
 // its pending reminders and enqueues the notice, in one transaction.
 func (db *DB) CancelAppointment(ctx context.Context, id int64, now time.Time, notify []Push) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.CancelAppointment: %w", err)
-	}
-	defer tx.Rollback()
-	var slotID int64
-	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE appointments SET status = 'cancelled', updated_at = ?
-		WHERE id = ? AND status = 'booked' RETURNING slot_id`), now.UTC(), id).Scan(&slotID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("storage.CancelAppointment: %w", ErrStatusChanged)
-	}
-	if err != nil {
-		return fmt.Errorf("storage.CancelAppointment: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked - 1 WHERE id = ?`), slotID); err != nil {
-		return fmt.Errorf("storage.CancelAppointment: %w", err)
-	}
-	if err := withdrawReminders(ctx, tx, db, id); err != nil {
-		return fmt.Errorf("storage.CancelAppointment: %w", err)
-	}
-	if err := enqueue(ctx, tx, db, notify); err != nil {
-		return fmt.Errorf("storage.CancelAppointment: %w", err)
-	}
-	return tx.Commit()
+	const op = "CancelAppointment"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var slotID int64
+		err := tx.get(ctx, op, &slotID, `UPDATE appointments SET status = 'cancelled', updated_at = ?
+		WHERE id = ? AND status = 'booked' RETURNING slot_id`, now.UTC(), id)
+		if errors.Is(err, ErrNotFound) {
+			return fail(op, ErrStatusChanged)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `UPDATE slots SET booked = booked - 1 WHERE id = ?`, slotID); err != nil {
+			return err
+		}
+		if err := tx.withdrawReminders(ctx, op, id); err != nil {
+			return err
+		}
+		return tx.enqueue(ctx, op, notify)
+	})
 }
 
 // ReminderKeyPrefix is how every reminder of an appointment is keyed, so
@@ -374,9 +336,19 @@ func ReminderKeyPrefix(appointmentID int64) string {
 	return fmt.Sprintf("appointment:%d:remind:", appointmentID)
 }
 
-func withdrawReminders(ctx context.Context, tx execer, db *DB, id int64) error {
-	_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'cancelled', last_error = 'appointment changed'
-		WHERE idempotency_key LIKE ? AND state = 'pending'`), ReminderKeyPrefix(id)+"%")
+// withdrawReminders cancels the pending reminders of the appointments, with
+// one statement.
+func (db *DB) withdrawReminders(ctx context.Context, op string, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	match := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		match[i], args[i] = "idempotency_key LIKE ?", ReminderKeyPrefix(id)+"%"
+	}
+	_, err := db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'appointment changed'
+		WHERE state = 'pending' AND (`+strings.Join(match, " OR ")+`)`, args...)
 	return err
 }
 
@@ -385,54 +357,50 @@ func withdrawReminders(ctx context.Context, tx execer, db *DB, id int64) error {
 // the appointment as it was. Old reminders are withdrawn and new ones
 // enqueued with the notice.
 func (db *DB) Reschedule(ctx context.Context, id, newSlotID int64, maxUpcoming int, now time.Time, pushes func(Slot) []Push) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	defer tx.Rollback()
-	var cur struct {
-		ResidentID int64 `db:"resident_id"`
-		SlotID     int64 `db:"slot_id"`
-	}
-	err = tx.GetContext(ctx, &cur, db.Rebind(`SELECT resident_id, slot_id FROM appointments WHERE id = ? AND status = 'booked'`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("storage.Reschedule: %w", ErrStatusChanged)
-	}
-	if err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	slot, err := holdSlot(ctx, tx, db, newSlotID)
-	if err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	if err := checkResident(ctx, tx, db, cur.ResidentID, id, slot, maxUpcoming, now); err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE slots SET booked = booked - 1 WHERE id = ?`), cur.SlotID); err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE appointments SET slot_id = ?, doctor_id = ?, starts_at = ?, ends_at = ?,
-		updated_at = ? WHERE id = ?`), slot.ID, slot.DoctorID, slot.StartsAt.UTC(), slot.EndsAt.UTC(), now.UTC(), id); err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	if err := withdrawReminders(ctx, tx, db, id); err != nil {
-		return fmt.Errorf("storage.Reschedule: %w", err)
-	}
-	if pushes != nil {
-		if err := enqueue(ctx, tx, db, pushes(slot)); err != nil {
-			return fmt.Errorf("storage.Reschedule: %w", err)
+	const op = "Reschedule"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var cur struct {
+			ResidentID int64 `db:"resident_id"`
+			SlotID     int64 `db:"slot_id"`
 		}
-	}
-	return tx.Commit()
+		err := tx.get(ctx, op, &cur, `SELECT resident_id, slot_id FROM appointments WHERE id = ? AND status = 'booked'`, id)
+		if errors.Is(err, ErrNotFound) {
+			return fail(op, ErrStatusChanged)
+		}
+		if err != nil {
+			return err
+		}
+		slot, err := tx.holdSlot(ctx, op, newSlotID)
+		if err != nil {
+			return err
+		}
+		if err := tx.checkResident(ctx, op, cur.ResidentID, id, slot, maxUpcoming, now); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `UPDATE slots SET booked = booked - 1 WHERE id = ?`, cur.SlotID); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `UPDATE appointments SET slot_id = ?, doctor_id = ?, starts_at = ?, ends_at = ?,
+		updated_at = ? WHERE id = ?`, slot.ID, slot.DoctorID, slot.StartsAt.UTC(), slot.EndsAt.UTC(), now.UTC(), id); err != nil {
+			return err
+		}
+		if err := tx.withdrawReminders(ctx, op, id); err != nil {
+			return err
+		}
+		if pushes != nil {
+			return tx.enqueue(ctx, op, pushes(slot))
+		}
+		return nil
+	})
 }
 
 // DoctorAgenda lists a doctor's appointments starting in [from, to), booked
 // or already marked, in time order.
 func (db *DB) DoctorAgenda(ctx context.Context, doctorID int64, from, to time.Time) ([]AppointmentView, error) {
 	var out []AppointmentView
-	if err := db.SelectContext(ctx, &out, db.Rebind(appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status <> 'cancelled'
-		AND a.starts_at >= ? AND a.starts_at < ? ORDER BY a.starts_at, a.id`), doctorID, from.UTC(), to.UTC()); err != nil {
-		return nil, fmt.Errorf("storage.DoctorAgenda: %w", err)
+	if err := db.sel(ctx, "DoctorAgenda", &out, appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status <> 'cancelled'
+		AND a.starts_at >= ? AND a.starts_at < ? ORDER BY a.starts_at, a.id`, doctorID, from.UTC(), to.UTC()); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -440,47 +408,42 @@ func (db *DB) DoctorAgenda(ctx context.Context, doctorID int64, from, to time.Ti
 // MarkVisit records a booked visit as done or missed. A done visit opens a
 // satisfaction survey for the resident's manager; the pushes go with it.
 func (db *DB) MarkVisit(ctx context.Context, id int64, status string, now time.Time, pushes []Push) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.MarkVisit: %w", err)
-	}
-	defer tx.Rollback()
-	var residentID int64
-	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE appointments SET status = ?, updated_at = ? WHERE id = ? AND status = 'booked'
-		RETURNING resident_id`), status, now.UTC(), id).Scan(&residentID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("storage.MarkVisit: %w", ErrStatusChanged)
-	}
-	if err != nil {
-		return fmt.Errorf("storage.MarkVisit: %w", err)
-	}
-	var manager string
-	if err := tx.GetContext(ctx, &manager, db.Rebind(`SELECT manager_openid FROM residents WHERE id = ?`), residentID); err != nil {
-		return fmt.Errorf("storage.MarkVisit: %w", err)
-	}
-	if status == "done" {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO surveys (appointment_id, openid, requested_at) VALUES (?, ?, ?)`),
-			id, manager, now.UTC()); err != nil {
-			return fmt.Errorf("storage.MarkVisit: survey: %w", err)
+	const op = "MarkVisit"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var residentID int64
+		err := tx.get(ctx, op, &residentID, `UPDATE appointments SET status = ?, updated_at = ? WHERE id = ? AND status = 'booked'
+		RETURNING resident_id`, status, now.UTC(), id)
+		if errors.Is(err, ErrNotFound) {
+			return fail(op, ErrStatusChanged)
 		}
-	}
-	if err := enqueue(ctx, tx, db, pushes); err != nil {
-		return fmt.Errorf("storage.MarkVisit: %w", err)
-	}
-	return tx.Commit()
+		if err != nil {
+			return err
+		}
+		var manager string
+		if err := tx.get(ctx, op, &manager, `SELECT manager_openid FROM residents WHERE id = ?`, residentID); err != nil {
+			return err
+		}
+		if status == "done" {
+			if _, err := tx.exec(ctx, op+": survey", `INSERT INTO surveys (appointment_id, openid, requested_at) VALUES (?, ?, ?)`,
+				id, manager, now.UTC()); err != nil {
+				return err
+			}
+		}
+		return tx.enqueue(ctx, op, pushes)
+	})
 }
 
 // OpenSurvey finds the oldest unanswered survey of a WeChat user asked since
 // a moment, if any.
 func (db *DB) OpenSurvey(ctx context.Context, openID string, since time.Time) (int64, bool, error) {
 	var id int64
-	err := db.GetContext(ctx, &id, db.Rebind(`SELECT appointment_id FROM surveys WHERE openid = ? AND answered_at IS NULL
-		AND requested_at >= ? ORDER BY requested_at LIMIT 1`), openID, since.UTC())
-	if errors.Is(err, sql.ErrNoRows) {
+	err := db.get(ctx, "OpenSurvey", &id, `SELECT appointment_id FROM surveys WHERE openid = ? AND answered_at IS NULL
+		AND requested_at >= ? ORDER BY requested_at LIMIT 1`, openID, since.UTC())
+	if errors.Is(err, ErrNotFound) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("storage.OpenSurvey: %w", err)
+		return 0, false, err
 	}
 	return id, true, nil
 }
@@ -488,29 +451,23 @@ func (db *DB) OpenSurvey(ctx context.Context, openID string, since time.Time) (i
 // AnswerSurvey records a score once; a second answer changes nothing and
 // reports false.
 func (db *DB) AnswerSurvey(ctx context.Context, appointmentID int64, score int, now time.Time) (bool, error) {
-	res, err := db.ExecContext(ctx, db.Rebind(`UPDATE surveys SET score = ?, answered_at = ? WHERE appointment_id = ?
-		AND answered_at IS NULL`), score, now.UTC(), appointmentID)
-	if err != nil {
-		return false, fmt.Errorf("storage.AnswerSurvey: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	n, err := db.exec(ctx, "AnswerSurvey", `UPDATE surveys SET score = ?, answered_at = ? WHERE appointment_id = ?
+		AND answered_at IS NULL`, score, now.UTC(), appointmentID)
+	return n == 1, err
 }
 
 // CommentSurvey adds the optional comment to an answered survey, once.
 func (db *DB) CommentSurvey(ctx context.Context, appointmentID int64, comment string) error {
-	if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE surveys SET comment = ? WHERE appointment_id = ? AND comment = ''`),
-		comment, appointmentID); err != nil {
-		return fmt.Errorf("storage.CommentSurvey: %w", err)
-	}
-	return nil
+	_, err := db.exec(ctx, "CommentSurvey", `UPDATE surveys SET comment = ? WHERE appointment_id = ? AND comment = ''`,
+		comment, appointmentID)
+	return err
 }
 
 // SurveyScores lists the answered scores, for the indicators and tests.
 func (db *DB) SurveyScores(ctx context.Context) ([]int, error) {
 	var out []int
-	if err := db.SelectContext(ctx, &out, `SELECT score FROM surveys WHERE score IS NOT NULL ORDER BY appointment_id`); err != nil {
-		return nil, fmt.Errorf("storage.SurveyScores: %w", err)
+	if err := db.sel(ctx, "SurveyScores", &out, `SELECT score FROM surveys WHERE score IS NOT NULL ORDER BY appointment_id`); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -518,15 +475,12 @@ func (db *DB) SurveyScores(ctx context.Context) ([]int, error) {
 // LastAddress is the sealed address of a resident's latest home visit, "" if none.
 func (db *DB) LastAddress(ctx context.Context, residentID int64) (string, error) {
 	var sealed string
-	err := db.GetContext(ctx, &sealed, db.Rebind(`SELECT address_sealed FROM appointments WHERE resident_id = ?
-		AND address_sealed <> '' ORDER BY id DESC LIMIT 1`), residentID)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := db.get(ctx, "LastAddress", &sealed, `SELECT address_sealed FROM appointments WHERE resident_id = ?
+		AND address_sealed <> '' ORDER BY id DESC LIMIT 1`, residentID)
+	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
-	if err != nil {
-		return "", fmt.Errorf("storage.LastAddress: %w", err)
-	}
-	return sealed, nil
+	return sealed, err
 }
 
 // VisitCount is how many visits of a kind a contract has had done.
@@ -538,9 +492,9 @@ type VisitCount struct {
 // DoneVisits counts a contract's completed visits by kind since a moment.
 func (db *DB) DoneVisits(ctx context.Context, contractID int64, since time.Time) (map[string]int, error) {
 	var rows []VisitCount
-	if err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT kind, COUNT(*) AS n FROM appointments WHERE contract_id = ?
-		AND status = 'done' AND starts_at >= ? GROUP BY kind`), contractID, since.UTC()); err != nil {
-		return nil, fmt.Errorf("storage.DoneVisits: %w", err)
+	if err := db.sel(ctx, "DoneVisits", &rows, `SELECT kind, COUNT(*) AS n FROM appointments WHERE contract_id = ?
+		AND status = 'done' AND starts_at >= ? GROUP BY kind`, contractID, since.UTC()); err != nil {
+		return nil, err
 	}
 	out := map[string]int{}
 	for _, r := range rows {

@@ -50,14 +50,11 @@ func world(t *testing.T, db *storage.DB) bookingWorld {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids struct {
-			R int64 `db:"resident_id"`
-			C int64 `db:"id"`
-		}
-		if err := db.GetContext(ctx, &ids, db.Rebind(`SELECT id, resident_id FROM contracts WHERE number = ?`), number); err != nil {
+		c, err := db.ContractByNumber(ctx, number)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return ids.R, ids.C
+		return c.ResidentID, c.ID
 	}
 	return w
 }
@@ -103,7 +100,7 @@ func TestOneSlotOneBookingUnderConcurrency(t *testing.T) {
 		wg.Wait()
 		slots, _ := db.Slots(context.Background(), w.doctorID, w.slots[0].StartsAt, w.slots[0].EndsAt)
 		var n int
-		db.GetContext(context.Background(), &n, `SELECT COUNT(*) FROM appointments`)
+		storagetest.SQL(t, db).GetContext(context.Background(), &n, `SELECT COUNT(*) FROM appointments`)
 		if ok.Load() != 1 || full.Load() != 49 || slots[0].Booked != 1 || n != 1 {
 			t.Fatalf("booked %d, refused %d, slot count %d, rows %d", ok.Load(), full.Load(), slots[0].Booked, n)
 		}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -18,20 +19,22 @@ func TestRolledBackChangeLeavesNoPush(t *testing.T) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
+	failed := errors.New("the change failed after its push was written")
+	err = db.inTx(ctx, "test", func(tx *DB) error {
+		if err := tx.upsertUser(ctx, "test", UserSeen{OpenID: "o", Subscribed: true, EventTime: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.enqueue(ctx, "test", []Push{{Key: "k", Kind: "sign_request", Recipient: "o"}}); err != nil {
+			t.Fatal(err)
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("inTx returned %v", err)
 	}
-	if err := upsertUser(ctx, tx, db, UserSeen{OpenID: "o", Subscribed: true, EventTime: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := enqueue(ctx, tx, db, []Push{{Key: "k", Kind: "sign_request", Recipient: "o"}}); err != nil {
-		t.Fatal(err)
-	}
-	tx.Rollback() // the change failed after its push was written
 	rows, _ := db.OutboxFor(ctx, "o")
 	var users int
-	db.GetContext(ctx, &users, `SELECT COUNT(*) FROM wechat_users`)
+	db.get(ctx, "test", &users, `SELECT COUNT(*) FROM wechat_users`)
 	if len(rows) != 0 || users != 0 {
 		t.Fatalf("after rollback: %d pushes, %d users", len(rows), users)
 	}

@@ -103,59 +103,47 @@ func (c Catalog) Package(code string) (Package, bool) {
 // ProfileCode names the profile the database was seeded from, "" if none.
 func (db *DB) ProfileCode(ctx context.Context) (string, error) {
 	var code string
-	err := db.GetContext(ctx, &code, `SELECT code FROM region_profile WHERE id = 1`)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := db.get(ctx, "ProfileCode", &code, `SELECT code FROM region_profile WHERE id = 1`)
+	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
-	if err != nil {
-		return "", fmt.Errorf("storage.ProfileCode: %w", err)
-	}
-	return code, nil
+	return code, err
 }
 
 // SaveCatalog makes the database hold this profile and catalog, in one
 // transaction: packages are inserted or replaced, those no longer listed are
 // deactivated, and the change is audited.
 func (db *DB) SaveCatalog(ctx context.Context, c Catalog, actor string) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.SaveCatalog: %w", err)
-	}
-	defer tx.Rollback()
-	now := time.Now().UTC()
-	if _, err := tx.ExecContext(ctx, db.Rebind(`
+	const op = "SaveCatalog"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		now := time.Now().UTC()
+		if _, err := tx.exec(ctx, op+": profile", `
 INSERT INTO region_profile (id, code, name, settings, loaded_at) VALUES (1, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
-    settings = excluded.settings, loaded_at = excluded.loaded_at`),
-		c.Profile.Code, c.Profile.Name, string(c.Profile.Settings), now); err != nil {
-		return fmt.Errorf("storage.SaveCatalog: profile: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE packages SET active = FALSE`); err != nil {
-		return fmt.Errorf("storage.SaveCatalog: %w", err)
-	}
-	for i, p := range c.Packages {
-		if err := savePackage(ctx, tx, db, i, p); err != nil {
-			return fmt.Errorf("storage.SaveCatalog: package %s: %w", p.Code, err)
+    settings = excluded.settings, loaded_at = excluded.loaded_at`,
+			c.Profile.Code, c.Profile.Name, string(c.Profile.Settings), now); err != nil {
+			return err
 		}
-	}
-	if err := audit(ctx, tx, db, actor, "catalog.load", c.Profile.Code,
-		fmt.Sprintf("%d packages", len(c.Packages))); err != nil {
-		return fmt.Errorf("storage.SaveCatalog: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage.SaveCatalog: %w", err)
-	}
-	return nil
+		if _, err := tx.exec(ctx, op, `UPDATE packages SET active = FALSE`); err != nil {
+			return err
+		}
+		for i, p := range c.Packages {
+			if err := tx.savePackage(ctx, op+": package "+p.Code, i, p); err != nil {
+				return err
+			}
+		}
+		return tx.audit(ctx, op, actor, "catalog.load", c.Profile.Code, fmt.Sprintf("%d packages", len(c.Packages)))
+	})
 }
 
-func savePackage(ctx context.Context, tx execer, db *DB, order int, p Package) error {
+func (db *DB) savePackage(ctx context.Context, op string, order int, p Package) error {
 	groups, _ := json.Marshal(nonNil(p.Groups))
 	requires, _ := json.Marshal(nonNil(p.Requires))
 	var confirmedAt any
 	if p.PriceConfirmed {
 		confirmedAt = time.Now().UTC()
 	}
-	if _, err := tx.ExecContext(ctx, db.Rebind(`
+	if _, err := db.exec(ctx, op, `
 INSERT INTO packages (code, name, kind, is_default, sort_order, summary, term_months, min_age, max_age,
     eligible_groups, requires, price_assumed, price_confirmed_at, active)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)
@@ -164,35 +152,36 @@ ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
     term_months = excluded.term_months, min_age = excluded.min_age, max_age = excluded.max_age,
     eligible_groups = excluded.eligible_groups, requires = excluded.requires,
     price_assumed = excluded.price_assumed, price_confirmed_at = excluded.price_confirmed_at,
-    active = TRUE`),
+    active = TRUE`,
 		p.Code, p.Name, string(p.Kind), p.Default, order, p.Summary, p.TermMonths, p.MinAge, p.MaxAge,
 		string(groups), string(requires), p.PriceAssumed, confirmedAt); err != nil {
 		return err
 	}
 	for _, table := range []string{"package_items", "package_prices"} {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM `+table+` WHERE package_code = ?`), p.Code); err != nil {
+		if _, err := db.exec(ctx, op, `DELETE FROM `+table+` WHERE package_code = ?`, p.Code); err != nil {
 			return err
 		}
 	}
+	items := make([][]any, len(p.Items))
 	for i, it := range p.Items {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO package_items (package_code, sort_order, name, per_year, visit_kind)
-VALUES (?, ?, ?, ?, ?)`), p.Code, i, it.Name, it.PerYear, it.VisitKind); err != nil {
-			return err
-		}
+		items[i] = []any{p.Code, i, it.Name, it.PerYear, it.VisitKind}
 	}
-	return insertPrices(ctx, tx, db, p.Code, p.Prices)
+	if _, err := db.insertMany(ctx, op, `INSERT INTO package_items (package_code, sort_order, name, per_year, visit_kind)
+VALUES`, "", items); err != nil {
+		return err
+	}
+	return db.insertPrices(ctx, op, p.Code, p.Prices)
 }
 
-func insertPrices(ctx context.Context, tx execer, db *DB, code string, prices map[Insured]Split) error {
+func (db *DB) insertPrices(ctx context.Context, op, code string, prices map[Insured]Split) error {
+	var rows [][]any
 	for where, split := range prices {
 		for payer, fen := range split {
-			if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO package_prices (package_code, insured, payer, fen)
-VALUES (?, ?, ?, ?)`), code, string(where), payer, fen); err != nil {
-				return err
-			}
+			rows = append(rows, []any{code, string(where), payer, fen})
 		}
 	}
-	return nil
+	_, err := db.insertMany(ctx, op, `INSERT INTO package_prices (package_code, insured, payer, fen) VALUES`, "", rows)
+	return err
 }
 
 func nonNil(s []string) []string {
@@ -219,22 +208,26 @@ type packageRow struct {
 
 // Catalog reads the profile and its active packages.
 func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
+	const op = "Catalog"
 	var c Catalog
-	var settings string
-	err := db.QueryRowxContext(ctx, `SELECT code, name, settings FROM region_profile WHERE id = 1`).
-		Scan(&c.Profile.Code, &c.Profile.Name, &settings)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, fmt.Errorf("storage.Catalog: no profile loaded: %w", ErrNotFound)
+	var profile struct {
+		Code     string `db:"code"`
+		Name     string `db:"name"`
+		Settings string `db:"settings"`
+	}
+	err := db.get(ctx, op, &profile, `SELECT code, name, settings FROM region_profile WHERE id = 1`)
+	if errors.Is(err, ErrNotFound) {
+		return c, fail(op, fmt.Errorf("no profile loaded: %w", ErrNotFound))
 	}
 	if err != nil {
-		return c, fmt.Errorf("storage.Catalog: %w", err)
+		return c, err
 	}
-	c.Profile.Settings = json.RawMessage(settings)
+	c.Profile = Profile{Code: profile.Code, Name: profile.Name, Settings: json.RawMessage(profile.Settings)}
 	var rows []packageRow
-	if err := db.SelectContext(ctx, &rows, `SELECT code, name, kind, is_default, summary, term_months,
+	if err := db.sel(ctx, op, &rows, `SELECT code, name, kind, is_default, summary, term_months,
 		min_age, max_age, eligible_groups, requires, price_assumed, price_confirmed_at
 		FROM packages WHERE active ORDER BY sort_order`); err != nil {
-		return c, fmt.Errorf("storage.Catalog: %w", err)
+		return c, err
 	}
 	index := map[string]int{}
 	for i, r := range rows {
@@ -250,10 +243,10 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 			p.MaxAge = &v
 		}
 		if err := json.Unmarshal([]byte(r.Groups), &p.Groups); err != nil {
-			return c, fmt.Errorf("storage.Catalog: %s groups: %w", r.Code, err)
+			return c, fail(op, fmt.Errorf("%s groups: %w", r.Code, err))
 		}
 		if err := json.Unmarshal([]byte(r.Requires), &p.Requires); err != nil {
-			return c, fmt.Errorf("storage.Catalog: %s requires: %w", r.Code, err)
+			return c, fail(op, fmt.Errorf("%s requires: %w", r.Code, err))
 		}
 		index[r.Code] = i
 		c.Packages = append(c.Packages, p)
@@ -264,9 +257,9 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 		PerYear   int    `db:"per_year"`
 		VisitKind string `db:"visit_kind"`
 	}
-	if err := db.SelectContext(ctx, &items, `SELECT i.package_code, i.name, i.per_year, i.visit_kind FROM package_items i
+	if err := db.sel(ctx, op+": items", &items, `SELECT i.package_code, i.name, i.per_year, i.visit_kind FROM package_items i
 		JOIN packages p ON p.code = i.package_code WHERE p.active ORDER BY i.package_code, i.sort_order`); err != nil {
-		return c, fmt.Errorf("storage.Catalog: items: %w", err)
+		return c, err
 	}
 	for _, it := range items {
 		p := &c.Packages[index[it.Code]]
@@ -278,9 +271,9 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 		Payer   string `db:"payer"`
 		Fen     int64  `db:"fen"`
 	}
-	if err := db.SelectContext(ctx, &prices, `SELECT pp.package_code, pp.insured, pp.payer, pp.fen FROM package_prices pp
+	if err := db.sel(ctx, op+": prices", &prices, `SELECT pp.package_code, pp.insured, pp.payer, pp.fen FROM package_prices pp
 		JOIN packages p ON p.code = pp.package_code WHERE p.active`); err != nil {
-		return c, fmt.Errorf("storage.Catalog: prices: %w", err)
+		return c, err
 	}
 	for _, pr := range prices {
 		p := &c.Packages[index[pr.Code]]
@@ -302,47 +295,44 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 // confirmed from then on. Contracts already signed keep the split they
 // froze at signing.
 func (db *DB) SetPackagePrice(ctx context.Context, code string, prices map[Insured]Split, actor string) error {
-	return db.changePackage(ctx, code, actor, "package.price", func(tx execer) error {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM package_prices WHERE package_code = ?`), code); err != nil {
+	const op = "SetPackagePrice"
+	return db.changePackage(ctx, op, code, func(tx *DB) error {
+		if _, err := tx.exec(ctx, op, `DELETE FROM package_prices WHERE package_code = ?`, code); err != nil {
 			return err
 		}
-		if err := insertPrices(ctx, tx, db, code, prices); err != nil {
+		if err := tx.insertPrices(ctx, op, code, prices); err != nil {
 			return err
 		}
 		detail, _ := json.Marshal(prices)
-		return audit(ctx, tx, db, actor, "package.price", code, string(detail))
+		return tx.audit(ctx, op, actor, "package.price", code, string(detail))
 	})
 }
 
 // ConfirmPackagePrice records that an admin has checked an assumed price.
 func (db *DB) ConfirmPackagePrice(ctx context.Context, code, actor string) error {
-	return db.changePackage(ctx, code, actor, "package.confirm", func(tx execer) error {
-		return audit(ctx, tx, db, actor, "package.confirm", code, "")
+	const op = "ConfirmPackagePrice"
+	return db.changePackage(ctx, op, code, func(tx *DB) error {
+		return tx.audit(ctx, op, actor, "package.confirm", code, "")
 	})
 }
 
-func (db *DB) changePackage(ctx context.Context, code, actor, op string, change func(execer) error) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.%s: %w", op, err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE packages SET price_confirmed_at = ? WHERE code = ? AND active`),
-		time.Now().UTC(), code)
-	if err != nil {
-		return fmt.Errorf("storage.%s: %w", op, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("storage.%s %s: %w", op, code, ErrNotFound)
-	}
-	if err := change(tx); err != nil {
-		return fmt.Errorf("storage.%s: %w", op, err)
-	}
-	return tx.Commit()
+// changePackage marks an active package's price confirmed and makes the
+// change, in one transaction.
+func (db *DB) changePackage(ctx context.Context, op, code string, change func(tx *DB) error) error {
+	return db.inTx(ctx, op, func(tx *DB) error {
+		n, err := tx.exec(ctx, op, `UPDATE packages SET price_confirmed_at = ? WHERE code = ? AND active`, time.Now().UTC(), code)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fail(op, fmt.Errorf("%s: %w", code, ErrNotFound))
+		}
+		return change(tx)
+	})
 }
 
-func audit(ctx context.Context, tx execer, db *DB, actor, action, subject, detail string) error {
-	_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`),
+func (db *DB) audit(ctx context.Context, op, actor, action, subject, detail string) error {
+	_, err := db.exec(ctx, op, `INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
 		time.Now().UTC(), actor, action, subject, detail)
 	return err
 }
@@ -359,10 +349,9 @@ type AuditEntry struct {
 // AuditLog returns the newest entries first.
 func (db *DB) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 	var out []AuditEntry
-	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT at, actor, action, subject, detail FROM audit_log
-		ORDER BY id DESC LIMIT ?`), limit)
-	if err != nil {
-		return nil, fmt.Errorf("storage.AuditLog: %w", err)
+	if err := db.sel(ctx, "AuditLog", &out, `SELECT at, actor, action, subject, detail FROM audit_log
+		ORDER BY id DESC LIMIT ?`, limit); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

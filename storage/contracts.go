@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Contract states.
@@ -70,132 +67,130 @@ var ErrLiveContract = errors.New("resident already has a pending or active contr
 // transaction. A replay of the same signing returns the first contract's
 // number with created false.
 func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string, created bool, err error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", err)
-	}
-	defer tx.Rollback()
-	err = tx.GetContext(ctx, &number, db.Rebind(`SELECT number FROM contracts WHERE request_key = ?`), nc.RequestKey)
-	if err == nil {
-		return number, false, nil
-	} else if !errors.Is(err, sql.ErrNoRows) {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", err)
-	}
-	now := time.Now().UTC()
-	residentID, err := upsertResident(ctx, tx, db, nc.Resident, now)
-	if isUniqueViolation(err) { // the same person is being signed at this moment elsewhere
-		err = ErrLiveContract
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", err)
-	}
-	var seq int
-	if err := tx.GetContext(ctx, &seq, db.Rebind(`INSERT INTO contract_numbers (day, last) VALUES (?, 1)
-		ON CONFLICT (day) DO UPDATE SET last = contract_numbers.last + 1 RETURNING last`), nc.Day); err != nil {
-		return "", false, fmt.Errorf("storage.CreateContract: number: %w", err)
-	}
-	number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
-	var contractID int64
-	err = tx.QueryRowxContext(ctx, db.Rebind(`INSERT INTO contracts (number, request_key, resident_id, team_id, doctor_id, status,
+	const op = "CreateContract"
+	err = db.inTx(ctx, op, func(tx *DB) error {
+		err := tx.get(ctx, op, &number, `SELECT number FROM contracts WHERE request_key = ?`, nc.RequestKey)
+		if err == nil {
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		now := time.Now().UTC()
+		residentID, err := tx.upsertResident(ctx, op, nc.Resident, now)
+		if isUniqueViolation(err) { // the same person is being signed at this moment elsewhere
+			return fail(op, ErrLiveContract)
+		}
+		if err != nil {
+			return err
+		}
+		var seq int
+		if err := tx.get(ctx, op, &seq, `INSERT INTO contract_numbers (day, last) VALUES (?, 1)
+		ON CONFLICT (day) DO UPDATE SET last = contract_numbers.last + 1 RETURNING last`, nc.Day); err != nil {
+			return err
+		}
+		number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
+		var contractID int64
+		err = tx.get(ctx, op, &contractID, `INSERT INTO contracts (number, request_key, resident_id, team_id, doctor_id, status,
 		insured, term_months, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version, consented_at,
-		consent_by, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, string(nc.Insured), nc.TermMonths, nc.PartnerDistrict,
-		nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion, nc.ConsentedAt.UTC(), nc.ConsentBy, now).Scan(&contractID)
-	if isUniqueViolation(err) {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", ErrLiveContract)
-	}
+		consent_by, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, string(nc.Insured), nc.TermMonths, nc.PartnerDistrict,
+			nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion, nc.ConsentedAt.UTC(), nc.ConsentBy, now)
+		if isUniqueViolation(err) {
+			return fail(op, ErrLiveContract)
+		}
+		if err != nil {
+			return err
+		}
+		var packages [][]any
+		for _, p := range nc.Packages {
+			split, _ := json.Marshal(p.Split)
+			packages = append(packages, []any{contractID, p.Code, p.Name, p.Kind, string(split)})
+		}
+		if _, err := tx.insertMany(ctx, op, `INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split)
+			VALUES`, "", packages); err != nil {
+			return err
+		}
+		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", ContractPending, "signed in chat"); err != nil {
+			return err
+		}
+		if nc.Notify != nil {
+			if err := tx.enqueue(ctx, op, []Push{nc.Notify(number)}); err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	})
 	if err != nil {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", err)
+		return "", false, err
 	}
-	for _, p := range nc.Packages {
-		split, _ := json.Marshal(p.Split)
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split)
-			VALUES (?, ?, ?, ?, ?)`), contractID, p.Code, p.Name, p.Kind, string(split)); err != nil {
-			return "", false, fmt.Errorf("storage.CreateContract: package: %w", err)
-		}
-	}
-	if err := addEvent(ctx, tx, db, contractID, nc.ConsentBy, "", ContractPending, "signed in chat"); err != nil {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", err)
-	}
-	if nc.Notify != nil {
-		if err := enqueue(ctx, tx, db, []Push{nc.Notify(number)}); err != nil {
-			return "", false, fmt.Errorf("storage.CreateContract: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return "", false, fmt.Errorf("storage.CreateContract: %w", err)
-	}
-	return number, true, nil
+	return number, created, nil
 }
 
 // upsertResident finds the resident by ID hash or adds them. A resident
 // with a live contract cannot be signed again; otherwise the signing user
 // becomes their manager and their details are refreshed.
-func upsertResident(ctx context.Context, tx *sqlx.Tx, db *DB, r NewResident, now time.Time) (int64, error) {
+func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now time.Time) (int64, error) {
 	groups, _ := json.Marshal(nonNil(r.Groups))
 	var id int64
-	err := tx.GetContext(ctx, &id, db.Rebind(`SELECT id FROM residents WHERE id_number_hash = ?`), r.IDHash)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = tx.QueryRowxContext(ctx, db.Rebind(`INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
+	err := db.get(ctx, op, &id, `SELECT id FROM residents WHERE id_number_hash = ?`, r.IDHash)
+	if errors.Is(err, ErrNotFound) {
+		err = db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
 			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
-			r.CommunityID, string(groups), now, now).Scan(&id)
+			r.CommunityID, string(groups), now, now)
 		return id, err
 	}
 	if err != nil {
 		return 0, err
 	}
 	var live int
-	if err := tx.GetContext(ctx, &live, db.Rebind(`SELECT COUNT(*) FROM contracts WHERE resident_id = ?
-		AND status IN ('pending', 'active')`), id); err != nil {
+	if err := db.get(ctx, op, &live, `SELECT COUNT(*) FROM contracts WHERE resident_id = ?
+		AND status IN ('pending', 'active')`, id); err != nil {
 		return 0, err
 	}
 	if live > 0 {
-		return 0, ErrLiveContract
+		return 0, fail(op, ErrLiveContract)
 	}
-	_, err = tx.ExecContext(ctx, db.Rebind(`UPDATE residents SET manager_openid = ?, relation = ?, name = ?, id_number_sealed = ?,
-		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, updated_at = ? WHERE id = ?`),
+	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = ?, relation = ?, name = ?, id_number_sealed = ?,
+		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, updated_at = ? WHERE id = ?`,
 		r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID, string(groups), now, id)
 	return id, err
 }
 
-func addEvent(ctx context.Context, tx execer, db *DB, contractID int64, actor, from, to, reason string) error {
-	_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason)
-		VALUES (?, ?, ?, ?, ?, ?)`), contractID, time.Now().UTC(), actor, from, to, reason)
-	return err
-}
-
-func isUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+// addEvents records the same state change of several contracts.
+func (db *DB) addEvents(ctx context.Context, op string, contractIDs []int64, actor, from, to, reason string) error {
+	now := time.Now().UTC()
+	rows := make([][]any, len(contractIDs))
+	for i, id := range contractIDs {
+		rows[i] = []any{id, now, actor, from, to, reason}
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+	_, err := db.insertMany(ctx, op, `INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason)
+		VALUES`, "", rows)
+	return err
 }
 
 // HasLiveContract reports whether the ID number (by hash) has a pending or
 // active contract.
 func (db *DB) HasLiveContract(ctx context.Context, idHash string) (bool, error) {
 	var n int
-	err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM contracts c JOIN residents r ON r.id = c.resident_id
-		WHERE r.id_number_hash = ? AND c.status IN ('pending', 'active')`), idHash)
-	if err != nil {
-		return false, fmt.Errorf("storage.HasLiveContract: %w", err)
-	}
-	return n > 0, nil
+	err := db.get(ctx, "HasLiveContract", &n, `SELECT COUNT(*) FROM contracts c JOIN residents r ON r.id = c.resident_id
+		WHERE r.id_number_hash = ? AND c.status IN ('pending', 'active')`, idHash)
+	return n > 0, err
 }
 
 // TryID records that a WeChat user entered an ID number today and returns
 // how many different ones they have entered today, this one included.
 func (db *DB) TryID(ctx context.Context, openID, day, idHash string) (int, error) {
-	if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO id_attempts (openid, day, id_hash) VALUES (?, ?, ?)
-		ON CONFLICT (openid, day, id_hash) DO NOTHING`), openID, day, idHash); err != nil {
-		return 0, fmt.Errorf("storage.TryID: %w", err)
+	const op = "TryID"
+	if _, err := db.exec(ctx, op, `INSERT INTO id_attempts (openid, day, id_hash) VALUES (?, ?, ?)
+		ON CONFLICT (openid, day, id_hash) DO NOTHING`, openID, day, idHash); err != nil {
+		return 0, err
 	}
 	var n int
-	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM id_attempts WHERE openid = ? AND day = ?`), openID, day); err != nil {
-		return 0, fmt.Errorf("storage.TryID: %w", err)
+	if err := db.get(ctx, op, &n, `SELECT COUNT(*) FROM id_attempts WHERE openid = ? AND day = ?`, openID, day); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -204,8 +199,8 @@ func (db *DB) TryID(ctx context.Context, openID, day, idHash string) (int, error
 // entered today (retyping it does not count again).
 func (db *DB) IDTriedToday(ctx context.Context, openID, day, idHash string) (bool, int, error) {
 	var rows []string
-	if err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT id_hash FROM id_attempts WHERE openid = ? AND day = ?`), openID, day); err != nil {
-		return false, 0, fmt.Errorf("storage.IDTriedToday: %w", err)
+	if err := db.sel(ctx, "IDTriedToday", &rows, `SELECT id_hash FROM id_attempts WHERE openid = ? AND day = ?`, openID, day); err != nil {
+		return false, 0, err
 	}
 	for _, h := range rows {
 		if h == idHash {
@@ -225,9 +220,9 @@ type ManagedResident struct {
 // ManagedResidents lists the residents a WeChat user manages.
 func (db *DB) ManagedResidents(ctx context.Context, openID string) ([]ManagedResident, error) {
 	var out []ManagedResident
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT id, name, relation FROM residents WHERE manager_openid = ?
-		ORDER BY id`), openID); err != nil {
-		return nil, fmt.Errorf("storage.ManagedResidents: %w", err)
+	if err := db.sel(ctx, "ManagedResidents", &out, `SELECT id, name, relation FROM residents WHERE manager_openid = ?
+		ORDER BY id`, openID); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -266,49 +261,59 @@ const contractViewSQL = `SELECT c.id, c.number, c.status, r.name AS resident_nam
 
 // ContractByNumber finds a contract by its number.
 func (db *DB) ContractByNumber(ctx context.Context, number string) (ContractView, error) {
+	const op = "ContractByNumber"
 	var v ContractView
-	err := db.GetContext(ctx, &v, db.Rebind(contractViewSQL+` WHERE c.number = ?`), number)
-	if errors.Is(err, sql.ErrNoRows) {
-		return v, fmt.Errorf("storage.ContractByNumber: %w", ErrNotFound)
+	if err := db.get(ctx, op, &v, contractViewSQL+` WHERE c.number = ?`, number); err != nil {
+		return v, err
 	}
-	if err != nil {
-		return v, fmt.Errorf("storage.ContractByNumber: %w", err)
-	}
-	return v, db.loadPackages(ctx, &v)
+	one := []ContractView{v}
+	err := db.loadPackages(ctx, op, one)
+	return one[0], err
 }
 
 // ContractsManagedBy lists the contracts of every resident a user manages,
 // newest first.
 func (db *DB) ContractsManagedBy(ctx context.Context, openID string) ([]ContractView, error) {
+	const op = "ContractsManagedBy"
 	var out []ContractView
-	if err := db.SelectContext(ctx, &out, db.Rebind(contractViewSQL+` WHERE r.manager_openid = ? ORDER BY c.id DESC`), openID); err != nil {
-		return nil, fmt.Errorf("storage.ContractsManagedBy: %w", err)
+	if err := db.sel(ctx, op, &out, contractViewSQL+` WHERE r.manager_openid = ? ORDER BY c.id DESC`, openID); err != nil {
+		return nil, err
 	}
-	for i := range out {
-		if err := db.loadPackages(ctx, &out[i]); err != nil {
-			return nil, err
-		}
+	if err := db.loadPackages(ctx, op, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (db *DB) loadPackages(ctx context.Context, v *ContractView) error {
+// loadPackages fills in the packages of every contract listed, with one
+// query.
+func (db *DB) loadPackages(ctx context.Context, op string, views []ContractView) error {
+	if len(views) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(views))
+	index := make(map[int64]int, len(views))
+	for i := range views {
+		ids[i], index[views[i].ID] = views[i].ID, i
+		views[i].Packages = nil
+	}
 	var rows []struct {
-		Code  string `db:"package_code"`
-		Name  string `db:"package_name"`
-		Kind  string `db:"kind"`
-		Split string `db:"split"`
+		ContractID int64  `db:"contract_id"`
+		Code       string `db:"package_code"`
+		Name       string `db:"package_name"`
+		Kind       string `db:"kind"`
+		Split      string `db:"split"`
 	}
-	if err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT package_code, package_name, kind, split FROM contract_packages
-		WHERE contract_id = ? ORDER BY package_code`), v.ID); err != nil {
-		return fmt.Errorf("storage: contract packages: %w", err)
+	if err := db.selIn(ctx, op+": packages", &rows, `SELECT contract_id, package_code, package_name, kind, split
+		FROM contract_packages WHERE contract_id IN (?) ORDER BY contract_id, package_code`, ids); err != nil {
+		return err
 	}
-	v.Packages = nil
 	for _, r := range rows {
 		p := ContractPackage{Code: r.Code, Name: r.Name, Kind: r.Kind}
 		if err := json.Unmarshal([]byte(r.Split), &p.Split); err != nil {
-			return fmt.Errorf("storage: contract package split: %w", err)
+			return fail(op, fmt.Errorf("contract package split: %w", err))
 		}
+		v := &views[index[r.ContractID]]
 		v.Packages = append(v.Packages, p)
 	}
 	return nil
@@ -336,103 +341,64 @@ type StatusChange struct {
 // ChangeStatus applies a state change if the contract is still in From,
 // records the event and enqueues the notifications, in one transaction.
 func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.ChangeStatus: %w", err)
-	}
-	defer tx.Rollback()
-	var id int64
-	err = tx.QueryRowxContext(ctx, db.Rebind(`UPDATE contracts SET status = ?, term_end = COALESCE(NULLIF(?, ''), term_end),
+	const op = "ChangeStatus"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var id int64
+		err := tx.get(ctx, op, &id, `UPDATE contracts SET status = ?, term_end = COALESCE(NULLIF(?, ''), term_end),
 		team_id = CASE WHEN ? > 0 THEN ? ELSE team_id END, doctor_id = CASE WHEN ? > 0 THEN ? ELSE doctor_id END
-		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) RETURNING id`),
-		c.To, c.TermEnd, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, c.Number, c.From, c.IfTermEnd, c.IfTermEnd).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("storage.ChangeStatus %s: %w", c.Number, ErrStatusChanged)
-	}
-	if err != nil {
-		return fmt.Errorf("storage.ChangeStatus: %w", err)
-	}
-	if err := addEvent(ctx, tx, db, id, c.Actor, c.From, c.To, c.Reason); err != nil {
-		return fmt.Errorf("storage.ChangeStatus: %w", err)
-	}
-	if err := enqueue(ctx, tx, db, c.Notify); err != nil {
-		return fmt.Errorf("storage.ChangeStatus: %w", err)
-	}
-	return tx.Commit()
+		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) RETURNING id`,
+			c.To, c.TermEnd, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, c.Number, c.From, c.IfTermEnd, c.IfTermEnd)
+		if errors.Is(err, ErrNotFound) {
+			return fail(op, fmt.Errorf("%s: %w", c.Number, ErrStatusChanged))
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.addEvents(ctx, op, []int64{id}, c.Actor, c.From, c.To, c.Reason); err != nil {
+			return err
+		}
+		return tx.enqueue(ctx, op, c.Notify)
+	})
 }
 
 // DoctorByOpenID finds the doctor bound to a WeChat user.
 func (db *DB) DoctorByOpenID(ctx context.Context, openID string) (Doctor, error) {
 	var d Doctor
-	err := db.GetContext(ctx, &d, db.Rebind(`SELECT id, institution_id, name, title, openid FROM doctors WHERE openid = ?`), openID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, fmt.Errorf("storage.DoctorByOpenID: %w", ErrNotFound)
-	}
-	if err != nil {
-		return d, fmt.Errorf("storage.DoctorByOpenID: %w", err)
-	}
-	return d, nil
+	err := db.get(ctx, "DoctorByOpenID", &d, `SELECT id, institution_id, name, title, openid FROM doctors WHERE openid = ?`, openID)
+	return d, err
 }
 
 // ExpireContracts ends active contracts whose term ended before today
 // (YYYY-MM-DD, Asia/Shanghai), recording each, and returns how many.
 func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("storage.ExpireContracts: %w", err)
-	}
-	defer tx.Rollback()
+	const op = "ExpireContracts"
 	var ids []int64
-	if err := tx.SelectContext(ctx, &ids, db.Rebind(`UPDATE contracts SET status = 'expired'
-		WHERE status = 'active' AND term_end < ? RETURNING id`), today); err != nil {
-		return 0, fmt.Errorf("storage.ExpireContracts: %w", err)
-	}
-	for _, id := range ids {
-		if err := addEvent(ctx, tx, db, id, "system", ContractActive, ContractExpired, "term ended"); err != nil {
-			return 0, fmt.Errorf("storage.ExpireContracts: %w", err)
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		if err := tx.sel(ctx, op, &ids, `UPDATE contracts SET status = 'expired'
+		WHERE status = 'active' AND term_end < ? RETURNING id`, today); err != nil {
+			return err
 		}
+		return tx.addEvents(ctx, op, ids, "system", ContractActive, ContractExpired, "term ended")
+	})
+	if err != nil {
+		return 0, err
 	}
-	return len(ids), tx.Commit()
+	return len(ids), nil
 }
 
 // ActiveContractsPage pages through active contracts whose manager follows
 // the account and wants personal reminders, by contract ID, with packages.
 func (db *DB) ActiveContractsPage(ctx context.Context, afterID int64, limit int) ([]ContractView, error) {
+	const op = "ActiveContractsPage"
 	var out []ContractView
-	if err := db.SelectContext(ctx, &out, db.Rebind(contractViewSQL+`
+	if err := db.sel(ctx, op, &out, contractViewSQL+`
 		JOIN wechat_users u ON u.openid = r.manager_openid
 		WHERE c.status = 'active' AND c.id > ? AND u.subscribed AND u.personal_reminders
-		ORDER BY c.id LIMIT ?`), afterID, limit); err != nil {
-		return nil, fmt.Errorf("storage.ActiveContractsPage: %w", err)
+		ORDER BY c.id LIMIT ?`, afterID, limit); err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	ids := make([]int64, len(out))
-	index := map[int64]int{}
-	for i, c := range out {
-		ids[i], index[c.ID] = c.ID, i
-	}
-	q, args, err := sqlx.In(`SELECT contract_id, package_code, package_name, kind, split FROM contract_packages
-		WHERE contract_id IN (?) ORDER BY contract_id, package_code`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("storage.ActiveContractsPage: %w", err)
-	}
-	var rows []struct {
-		ContractID int64  `db:"contract_id"`
-		Code       string `db:"package_code"`
-		Name       string `db:"package_name"`
-		Kind       string `db:"kind"`
-		Split      string `db:"split"`
-	}
-	if err := db.SelectContext(ctx, &rows, db.Rebind(q), args...); err != nil {
-		return nil, fmt.Errorf("storage.ActiveContractsPage: packages: %w", err)
-	}
-	for _, r := range rows {
-		p := ContractPackage{Code: r.Code, Name: r.Name, Kind: r.Kind}
-		_ = json.Unmarshal([]byte(r.Split), &p.Split)
-		c := &out[index[r.ContractID]]
-		c.Packages = append(c.Packages, p)
+	if err := db.loadPackages(ctx, op, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -440,23 +406,21 @@ func (db *DB) ActiveContractsPage(ctx context.Context, afterID int64, limit int)
 // HasUpcoming reports whether a contract has a booked visit of a kind ahead.
 func (db *DB) HasUpcoming(ctx context.Context, contractID int64, kind string, now time.Time) (bool, error) {
 	var n int
-	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM appointments WHERE contract_id = ? AND kind = ?
-		AND status = 'booked' AND starts_at > ?`), contractID, kind, now.UTC()); err != nil {
-		return false, fmt.Errorf("storage.HasUpcoming: %w", err)
-	}
-	return n > 0, nil
+	err := db.get(ctx, "HasUpcoming", &n, `SELECT COUNT(*) FROM appointments WHERE contract_id = ? AND kind = ?
+		AND status = 'booked' AND starts_at > ?`, contractID, kind, now.UTC())
+	return n > 0, err
 }
 
 // LastDoneVisit is when the contract's last completed visit of a kind was.
 func (db *DB) LastDoneVisit(ctx context.Context, contractID int64, kind string) (time.Time, bool, error) {
 	var at time.Time
-	err := db.GetContext(ctx, &at, db.Rebind(`SELECT starts_at FROM appointments WHERE contract_id = ? AND kind = ?
-		AND status = 'done' ORDER BY starts_at DESC LIMIT 1`), contractID, kind)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := db.get(ctx, "LastDoneVisit", &at, `SELECT starts_at FROM appointments WHERE contract_id = ? AND kind = ?
+		AND status = 'done' ORDER BY starts_at DESC LIMIT 1`, contractID, kind)
+	if errors.Is(err, ErrNotFound) {
 		return time.Time{}, false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("storage.LastDoneVisit: %w", err)
+		return time.Time{}, false, err
 	}
 	return at, true, nil
 }

@@ -80,7 +80,7 @@ func TestContractLifecycle(t *testing.T) {
 			t.Fatalf("managed = %+v", mine)
 		}
 		var events int
-		db.GetContext(ctx, &events, `SELECT COUNT(*) FROM contract_events`)
+		storagetest.SQL(t, db).GetContext(ctx, &events, `SELECT COUNT(*) FROM contract_events`)
 		if events != 3 {
 			t.Fatalf("%d events, want 3", events)
 		}

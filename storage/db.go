@@ -4,6 +4,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -28,10 +29,13 @@ const (
 )
 
 // DB is the SQL store. Queries are written with '?' placeholders and rebound
-// for the dialect by sqlx.
+// for the dialect by sqlx. A DB handed to an InTx function is scoped to that
+// transaction: every method called on it runs inside it (see tx.go).
 type DB struct {
-	*sqlx.DB
 	Dialect Dialect
+	pool    *sqlx.DB
+	tx      *txState // nil outside a transaction
+	shared  *shared  // what every copy of this DB has in common
 }
 
 // DefaultDatabaseURL is the embedded default: a SQLite file in the working
@@ -78,7 +82,7 @@ func sqliteDSN(path string) string {
 func Open(ctx context.Context, rawURL string) (*DB, error) {
 	dialect, dsn, err := ParseDatabaseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("storage.Open: %w", err)
+		return nil, fail("Open", err)
 	}
 	driver := "pgx"
 	if dialect == SQLite {
@@ -86,7 +90,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	}
 	db, err := sqlx.Open(driver, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("storage.Open: %w", err)
+		return nil, fail("Open", err)
 	}
 	if dialect == SQLite {
 		// One file, one writer at a time: a small pool keeps waiting writers few.
@@ -99,12 +103,21 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("storage.Open: reach %s database: %w", dialect, err)
+		return nil, fail("Open", fmt.Errorf("reach %s database: %w", dialect, err))
 	}
-	return &DB{DB: db, Dialect: dialect}, nil
+	return &DB{Dialect: dialect, pool: db, shared: &shared{}}, nil
 }
 
 // Ping reports whether the database answers, for /readyz.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.PingContext(ctx)
+	return db.pool.PingContext(ctx)
+}
+
+// Close closes the connection pool. A DB scoped to a transaction does not
+// own the pool and refuses.
+func (db *DB) Close() error {
+	if db.tx != nil {
+		return errors.New("storage.Close: called inside a transaction")
+	}
+	return db.pool.Close()
 }

@@ -19,8 +19,9 @@ func TestMigrationsUpOnEveryDatabase(t *testing.T) {
 		if err != nil || len(all) == 0 {
 			t.Fatalf("embedded migrations: %v (%d)", err, len(all))
 		}
+		raw := storagetest.SQL(t, db)
 		var versions []int
-		if err := db.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`); err != nil {
+		if err := raw.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`); err != nil {
 			t.Fatal(err)
 		}
 		if len(versions) != len(all) || versions[len(versions)-1] != all[len(all)-1].Version {
@@ -30,7 +31,7 @@ func TestMigrationsUpOnEveryDatabase(t *testing.T) {
 		if err != nil || len(again) != 0 {
 			t.Fatalf("second Migrate applied %v, err %v; want nothing", again, err)
 		}
-		if _, err := db.ExecContext(ctx, `SELECT openid, subscribed, state_time FROM wechat_users`); err != nil {
+		if _, err := raw.ExecContext(ctx, `SELECT openid, subscribed, state_time FROM wechat_users`); err != nil {
 			t.Fatalf("wechat_users missing: %v", err)
 		}
 	})
@@ -110,7 +111,7 @@ func TestConcurrentWritersAllLand(t *testing.T) {
 			}
 		}
 		var count int
-		if err := db.GetContext(ctx, &count, `SELECT COUNT(*) FROM wechat_users`); err != nil {
+		if err := storagetest.SQL(t, db).GetContext(ctx, &count, `SELECT COUNT(*) FROM wechat_users`); err != nil {
 			t.Fatal(err)
 		}
 		if count != n {

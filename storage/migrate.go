@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -79,29 +80,33 @@ func (m Migration) sqlFor(d Dialect) string {
 // schema_migrations and returns the names it applied. On PostgreSQL an
 // advisory lock makes instances that start together take turns.
 func (db *DB) Migrate(ctx context.Context) ([]string, error) {
+	const op = "Migrate"
+	if db.tx != nil {
+		return nil, fail(op, errors.New("called inside a transaction"))
+	}
 	all, err := Migrations()
 	if err != nil {
-		return nil, fmt.Errorf("storage.Migrate: %w", err)
+		return nil, fail(op, err)
 	}
-	conn, err := db.Connx(ctx)
+	conn, err := db.pool.Connx(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("storage.Migrate: %w", err)
+		return nil, fail(op, err)
 	}
 	defer conn.Close()
 	if db.Dialect == Postgres {
 		// The lock is held by this session (connection) until it is released.
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(72650201)`); err != nil {
-			return nil, fmt.Errorf("storage.Migrate: lock: %w", err)
+			return nil, fail(op+": lock", err)
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(72650201)`)
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at `+dialectWords[db.Dialect]["{{timestamp}}"]+` NOT NULL)`); err != nil {
-		return nil, fmt.Errorf("storage.Migrate: %w", err)
+		return nil, fail(op, err)
 	}
 	var done []int
 	if err := conn.SelectContext(ctx, &done, `SELECT version FROM schema_migrations`); err != nil {
-		return nil, fmt.Errorf("storage.Migrate: %w", err)
+		return nil, fail(op, err)
 	}
 	have := map[int]bool{}
 	for _, v := range done {
@@ -113,7 +118,7 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 			continue
 		}
 		if err := db.applyMigration(ctx, conn, m); err != nil {
-			return applied, fmt.Errorf("storage.Migrate: %s: %w", m.Name, err)
+			return applied, fail(op+": "+m.Name, err)
 		}
 		applied = append(applied, m.Name)
 	}
@@ -129,7 +134,7 @@ func (db *DB) applyMigration(ctx context.Context, conn *sqlx.Conn, m Migration) 
 	if _, err := tx.ExecContext(ctx, m.sqlFor(db.Dialect)); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+	if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 		m.Version, m.Name, time.Now().UTC()); err != nil {
 		return err
 	}

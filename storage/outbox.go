@@ -39,31 +39,32 @@ func (r OutboxRow) Fields() (map[string]string, error) {
 }
 
 // enqueue writes pushes inside a transaction; a key already written is
-// skipped, so replaying a step never sends twice.
-func enqueue(ctx context.Context, tx execer, db *DB, pushes []Push) error {
+// skipped, so replaying a step never sends twice. The pushes written make
+// the transaction call OnPushes when it commits.
+func (db *DB) enqueue(ctx context.Context, op string, pushes []Push) error {
 	now := time.Now().UTC()
-	for _, p := range pushes {
+	rows := make([][]any, len(pushes))
+	for i, p := range pushes {
 		payload, err := json.Marshal(p.Fields)
 		if err != nil {
-			return err
+			return fail(op, fmt.Errorf("enqueue %s: %w", p.Key, err))
 		}
 		due := p.Due
 		if due.IsZero() {
 			due = now
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`),
-			p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now); err != nil {
-			return fmt.Errorf("enqueue %s: %w", p.Key, err)
-		}
+		rows[i] = []any{p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now}
 	}
-	return nil
+	n, err := db.insertMany(ctx, op+": enqueue", `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at)
+VALUES`, `ON CONFLICT (idempotency_key) DO NOTHING`, rows)
+	db.pushed(n)
+	return err
 }
 
 // cancelPushesTo withdraws everything still waiting for someone who unfollowed.
-func cancelPushesTo(ctx context.Context, tx execer, db *DB, openID string) error {
-	_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'cancelled', last_error = 'recipient unsubscribed'
-		WHERE recipient = ? AND state = 'pending'`), openID)
+func (db *DB) cancelPushesTo(ctx context.Context, op, openID string) error {
+	_, err := db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'recipient unsubscribed'
+		WHERE recipient = ? AND state = 'pending'`, openID)
 	return err
 }
 
@@ -77,13 +78,13 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var rows []OutboxRow
-	err := db.SelectContext(ctx, &rows, db.Rebind(`UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+	err := db.sel(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
     AND priority <= ? ORDER BY priority, due_at, id LIMIT ?`+lock+`)
-RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`),
+RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`,
 		now.Add(lease).UTC(), now.UTC(), now.UTC(), maxPriority, n)
 	if err != nil {
-		return nil, fmt.Errorf("storage.ClaimDue: %w", err)
+		return nil, err
 	}
 	// RETURNING keeps no order; send the most urgent first.
 	slices.SortFunc(rows, func(a, b OutboxRow) int {
@@ -94,28 +95,23 @@ RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`),
 
 // MarkSent records a delivered push.
 func (db *DB) MarkSent(ctx context.Context, id int64, now time.Time) error {
-	_, err := db.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
-		WHERE id = ?`), now.UTC(), id)
-	if err != nil {
-		return fmt.Errorf("storage.MarkSent: %w", err)
-	}
-	return nil
+	_, err := db.exec(ctx, "MarkSent", `UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
+		WHERE id = ?`, now.UTC(), id)
+	return err
 }
 
 // MarkFailed records a failed attempt: retried at retryAt, or dead (kept
 // for admins with its error) when retryAt is zero.
 func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt time.Time) error {
+	const op = "MarkFailed"
 	var err error
 	if retryAt.IsZero() {
-		_, err = db.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?`), reason, id)
+		_, err = db.exec(ctx, op, `UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?`, reason, id)
 	} else {
-		_, err = db.ExecContext(ctx, db.Rebind(`UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ? WHERE id = ?`),
+		_, err = db.exec(ctx, op, `UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ? WHERE id = ?`,
 			retryAt.UTC(), reason, id)
 	}
-	if err != nil {
-		return fmt.Errorf("storage.MarkFailed: %w", err)
-	}
-	return nil
+	return err
 }
 
 // OutboxEntry is a push as admins and tests see it.
@@ -137,9 +133,9 @@ func (e OutboxEntry) Fields() (map[string]string, error) {
 // OutboxFor lists the pushes to one recipient, oldest first.
 func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, error) {
 	var out []OutboxEntry
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error, payload
-		FROM outbox WHERE recipient = ? ORDER BY id`), recipient); err != nil {
-		return nil, fmt.Errorf("storage.OutboxFor: %w", err)
+	if err := db.sel(ctx, "OutboxFor", &out, `SELECT idempotency_key, kind, recipient, state, attempts, last_error, payload
+		FROM outbox WHERE recipient = ? ORDER BY id`, recipient); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -147,9 +143,9 @@ func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, e
 // OutboxByState lists pushes in a state (dead letters for admins), newest first.
 func (db *DB) OutboxByState(ctx context.Context, state string, limit int) ([]OutboxEntry, error) {
 	var out []OutboxEntry
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT idempotency_key, kind, recipient, state, attempts, last_error
-		FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?`), state, limit); err != nil {
-		return nil, fmt.Errorf("storage.OutboxByState: %w", err)
+	if err := db.sel(ctx, "OutboxByState", &out, `SELECT idempotency_key, kind, recipient, state, attempts, last_error
+		FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?`, state, limit); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -157,19 +153,15 @@ func (db *DB) OutboxByState(ctx context.Context, state string, limit int) ([]Out
 // SentSince counts the pushes sent since a moment (today's use of the quota).
 func (db *DB) SentSince(ctx context.Context, since time.Time) (int, error) {
 	var n int
-	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?`), since.UTC()); err != nil {
-		return 0, fmt.Errorf("storage.SentSince: %w", err)
-	}
-	return n, nil
+	err := db.get(ctx, "SentSince", &n, `SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?`, since.UTC())
+	return n, err
 }
 
 // PendingOfKind counts the pushes of a kind still to send.
 func (db *DB) PendingOfKind(ctx context.Context, kind string) (int, error) {
 	var n int
-	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND kind = ?`), kind); err != nil {
-		return 0, fmt.Errorf("storage.PendingOfKind: %w", err)
-	}
-	return n, nil
+	err := db.get(ctx, "PendingOfKind", &n, `SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND kind = ?`, kind)
+	return n, err
 }
 
 // Campaign is one expanded campaign.
@@ -184,9 +176,9 @@ type Campaign struct {
 // Campaigns lists campaigns, newest first.
 func (db *DB) Campaigns(ctx context.Context, limit int) ([]Campaign, error) {
 	var out []Campaign
-	if err := db.SelectContext(ctx, &out, db.Rebind(`SELECT code, year, started_at, finished_at, pushes FROM campaigns
-		ORDER BY started_at DESC LIMIT ?`), limit); err != nil {
-		return nil, fmt.Errorf("storage.Campaigns: %w", err)
+	if err := db.sel(ctx, "Campaigns", &out, `SELECT code, year, started_at, finished_at, pushes FROM campaigns
+		ORDER BY started_at DESC LIMIT ?`, limit); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -2,9 +2,7 @@ package storage
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -17,46 +15,40 @@ type ReminderSettings struct {
 // Reminders reads a user's settings; someone never seen gets both.
 func (db *DB) Reminders(ctx context.Context, openID string) (ReminderSettings, error) {
 	var s ReminderSettings
-	err := db.GetContext(ctx, &s, db.Rebind(`SELECT seasonal_reminders, personal_reminders FROM wechat_users WHERE openid = ?`), openID)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := db.get(ctx, "Reminders", &s, `SELECT seasonal_reminders, personal_reminders FROM wechat_users WHERE openid = ?`, openID)
+	if errors.Is(err, ErrNotFound) {
 		return ReminderSettings{Seasonal: true, Personal: true}, nil
 	}
-	if err != nil {
-		return s, fmt.Errorf("storage.Reminders: %w", err)
-	}
-	return s, nil
+	return s, err
 }
 
 // SetReminders stores a user's settings and withdraws pending reminders of
 // the kinds turned off.
 func (db *DB) SetReminders(ctx context.Context, openID string, s ReminderSettings, seasonalKinds, personalKinds []string) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.SetReminders: %w", err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE wechat_users SET seasonal_reminders = ?, personal_reminders = ? WHERE openid = ?`),
-		s.Seasonal, s.Personal, openID)
-	if err != nil {
-		return fmt.Errorf("storage.SetReminders: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("storage.SetReminders: %w", ErrNotFound)
-	}
-	var off []string
-	if !s.Seasonal {
-		off = append(off, seasonalKinds...)
-	}
-	if !s.Personal {
-		off = append(off, personalKinds...)
-	}
-	for _, kind := range off {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE outbox SET state = 'cancelled', last_error = 'reminders turned off'
-			WHERE recipient = ? AND kind = ? AND state = 'pending'`), openID, kind); err != nil {
-			return fmt.Errorf("storage.SetReminders: %w", err)
+	const op = "SetReminders"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		n, err := tx.exec(ctx, op, `UPDATE wechat_users SET seasonal_reminders = ?, personal_reminders = ? WHERE openid = ?`,
+			s.Seasonal, s.Personal, openID)
+		if err != nil {
+			return err
 		}
-	}
-	return tx.Commit()
+		if n == 0 {
+			return fail(op, ErrNotFound)
+		}
+		var off []string
+		if !s.Seasonal {
+			off = append(off, seasonalKinds...)
+		}
+		if !s.Personal {
+			off = append(off, personalKinds...)
+		}
+		if len(off) == 0 {
+			return nil
+		}
+		_, err = tx.execIn(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'reminders turned off'
+			WHERE recipient = ? AND kind IN (?) AND state = 'pending'`, openID, off)
+		return err
+	})
 }
 
 // Recipient is a signed resident as seasonal campaigns see them.
@@ -74,14 +66,14 @@ type Recipient struct {
 // after the given one, so a campaign for millions never loads them at once.
 func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) ([]Recipient, error) {
 	var out []Recipient
-	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
+	err := db.sel(ctx, "SeasonalRecipients", &out, `SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
 		r.community_id FROM residents r
 		JOIN wechat_users u ON u.openid = r.manager_openid
 		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
 		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status = 'active')
-		ORDER BY r.id LIMIT ?`), afterID, limit)
+		ORDER BY r.id LIMIT ?`, afterID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("storage.SeasonalRecipients: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -95,24 +87,19 @@ func (db *DB) Enqueue(ctx context.Context, pushes []Push) error {
 // no one started it, or if whoever did has not finished within lease (died).
 func (db *DB) ClaimCampaign(ctx context.Context, code string, year int, now time.Time, lease time.Duration) (bool, error) {
 	var got string
-	err := db.GetContext(ctx, &got, db.Rebind(`INSERT INTO campaigns (code, year, started_at) VALUES (?, ?, ?)
+	err := db.get(ctx, "ClaimCampaign", &got, `INSERT INTO campaigns (code, year, started_at) VALUES (?, ?, ?)
 		ON CONFLICT (code, year) DO UPDATE SET started_at = excluded.started_at
 		WHERE campaigns.finished_at IS NULL AND campaigns.started_at < ?
-		RETURNING code`), code, year, now.UTC(), now.Add(-lease).UTC())
-	if errors.Is(err, sql.ErrNoRows) {
+		RETURNING code`, code, year, now.UTC(), now.Add(-lease).UTC())
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("storage.ClaimCampaign: %w", err)
-	}
-	return true, nil
+	return err == nil, err
 }
 
 // FinishCampaign records that a campaign's expansion is complete.
 func (db *DB) FinishCampaign(ctx context.Context, code string, year int, pushes int, now time.Time) error {
-	if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE campaigns SET finished_at = ?, pushes = ? WHERE code = ? AND year = ?`),
-		now.UTC(), pushes, code, year); err != nil {
-		return fmt.Errorf("storage.FinishCampaign: %w", err)
-	}
-	return nil
+	_, err := db.exec(ctx, "FinishCampaign", `UPDATE campaigns SET finished_at = ?, pushes = ? WHERE code = ? AND year = ?`,
+		now.UTC(), pushes, code, year)
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -42,39 +41,31 @@ var ErrNotFound = errors.New("not found")
 
 // Apply writes one turn's changes in a single transaction.
 func (db *DB) Apply(ctx context.Context, c Changes) error {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage.Apply: %w", err)
-	}
-	defer tx.Rollback()
-	if c.Seen != nil {
-		if err := upsertUser(ctx, tx, db, *c.Seen); err != nil {
-			return fmt.Errorf("storage.Apply: user: %w", err)
-		}
-		if !c.Seen.Subscribed {
-			if err := cancelPushesTo(ctx, tx, db, c.Seen.OpenID); err != nil {
-				return fmt.Errorf("storage.Apply: cancel pushes: %w", err)
+	const op = "Apply"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		if c.Seen != nil {
+			if err := tx.upsertUser(ctx, op+": user", *c.Seen); err != nil {
+				return err
+			}
+			if !c.Seen.Subscribed {
+				if err := tx.cancelPushesTo(ctx, op+": cancel pushes", c.Seen.OpenID); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := enqueue(ctx, tx, db, c.Pushes); err != nil {
-		return fmt.Errorf("storage.Apply: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage.Apply: commit: %w", err)
-	}
-	return nil
+		return tx.enqueue(ctx, op, c.Pushes)
+	})
 }
 
 // upsertUser lets the newest event by WeChat's clock decide subscribed, so a
 // retried old message cannot resubscribe someone who has since unfollowed.
-func upsertUser(ctx context.Context, tx execer, db *DB, s UserSeen) error {
+func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
 	now := time.Now().UTC()
 	var unsubscribedAt any
 	if !s.Subscribed {
 		unsubscribedAt = now
 	}
-	_, err := tx.ExecContext(ctx, db.Rebind(`
+	_, err := db.exec(ctx, op, `
 INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (openid) DO UPDATE SET
@@ -85,7 +76,7 @@ ON CONFLICT (openid) DO UPDATE SET
     state_time = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.state_time ELSE wechat_users.state_time END,
     scene = CASE WHEN excluded.scene <> '' THEN excluded.scene ELSE wechat_users.scene END,
-    last_seen_at = excluded.last_seen_at`),
+    last_seen_at = excluded.last_seen_at`,
 		s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, now, now, unsubscribedAt)
 	return err
 }
@@ -93,17 +84,7 @@ ON CONFLICT (openid) DO UPDATE SET
 // WeChatUser returns the stored row for an openid, or ErrNotFound.
 func (db *DB) WeChatUser(ctx context.Context, openID string) (WeChatUser, error) {
 	var u WeChatUser
-	err := db.GetContext(ctx, &u, db.Rebind(`SELECT openid, subscribed, state_time, scene,
-		first_seen_at, last_seen_at, unsubscribed_at FROM wechat_users WHERE openid = ?`), openID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, fmt.Errorf("storage.WeChatUser: %w", ErrNotFound)
-	}
-	if err != nil {
-		return u, fmt.Errorf("storage.WeChatUser: %w", err)
-	}
-	return u, nil
-}
-
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	err := db.get(ctx, "WeChatUser", &u, `SELECT openid, subscribed, state_time, scene,
+		first_seen_at, last_seen_at, unsubscribed_at FROM wechat_users WHERE openid = ?`, openID)
+	return u, err
 }

@@ -123,9 +123,10 @@ func TestKillNineMidDispatchLosesNothing(t *testing.T) {
 
 	second := start()
 	defer func() { second.Process.Signal(syscall.SIGTERM); second.Wait() }()
+	raw := storagetest.SQL(t, db)
 	var pending int
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		db.GetContext(ctx, &pending, `SELECT COUNT(*) FROM outbox WHERE state <> 'sent'`)
+		raw.GetContext(ctx, &pending, `SELECT COUNT(*) FROM outbox WHERE state <> 'sent'`)
 		if pending == 0 {
 			break
 		}

@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/jiayi-health/jiayi/storage"
 )
@@ -57,6 +60,7 @@ func sqliteWithURL(t testing.TB) (*storage.DB, string) {
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	remember(t, db, u)
 	return db, u
 }
 
@@ -78,7 +82,7 @@ func PostgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 func postgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := storage.Open(ctx, adminURL)
+	admin, err := openRaw(ctx, adminURL)
 	if err != nil {
 		unavailable(t, "PostgreSQL at JIAYI_TEST_DATABASE_URL: %v", err)
 	}
@@ -95,7 +99,7 @@ func postgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 	}
 	t.Cleanup(func() {
 		db.Close()
-		admin, err := storage.Open(context.Background(), adminURL)
+		admin, err := openRaw(context.Background(), adminURL)
 		if err != nil {
 			t.Errorf("drop %s: %v", name, err)
 			return
@@ -108,7 +112,66 @@ func postgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	remember(t, db, u.String())
 	return db, u.String()
+}
+
+// urls knows the database URL of every DB this package opened.
+var urls sync.Map // *storage.DB → string
+
+func remember(t testing.TB, db *storage.DB, rawURL string) {
+	urls.Store(db, rawURL)
+	t.Cleanup(func() { urls.Delete(db) })
+}
+
+// openRaw opens a plain sqlx handle to the database a JIAYI_DATABASE_URL
+// value names, and checks that it answers.
+func openRaw(ctx context.Context, rawURL string) (*sqlx.DB, error) {
+	dialect, dsn, err := storage.ParseDatabaseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	driver := "pgx"
+	if dialect == storage.SQLite {
+		driver = "sqlite"
+	}
+	db, err := sqlx.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// SQL opens a raw SQL handle of its own on the database of a DB this
+// package opened, for tests that look at rows no storage method returns.
+// Queries take '?' placeholders through Rebind. The handle is closed when
+// the test ends. Production code has no such handle: storage does not
+// export its own.
+func SQL(t testing.TB, db *storage.DB) *sqlx.DB {
+	t.Helper()
+	u, ok := urls.Load(db)
+	if !ok {
+		t.Fatal("storagetest.SQL: this DB was not opened by storagetest; use SQLAt with its URL")
+	}
+	return SQLAt(t, u.(string))
+}
+
+// SQLAt is SQL for the database a JIAYI_DATABASE_URL value names (a
+// Stack's DatabaseURL, say, that a server under test opened itself).
+func SQLAt(t testing.TB, databaseURL string) *sqlx.DB {
+	t.Helper()
+	raw, err := openRaw(context.Background(), databaseURL)
+	if err != nil {
+		t.Fatalf("storagetest.SQLAt: %v", err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
 }
 
 // ForEachRedis runs fn as a subtest on the embedded store and, when
