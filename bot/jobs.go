@@ -40,9 +40,7 @@ func (s *Server) sendAgendas(ctx context.Context) {
 		if today != done {
 			pushes, err := flows.AgendaPushes(ctx, s.DB, now)
 			if err == nil && len(pushes) > 0 {
-				if err = s.DB.Apply(ctx, storage.Changes{Pushes: pushes}); err == nil {
-					s.Pushes.Wake()
-				}
+				err = s.DB.Apply(ctx, storage.Changes{Pushes: pushes})
 			}
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -67,7 +65,6 @@ func (s *Server) runSeasonal(ctx context.Context) {
 			s.log.Error("seasonal reminders failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("seasonal reminders enqueued", "pushes", n)
-			s.Pushes.Wake()
 		}
 		select {
 		case <-ctx.Done():
@@ -92,7 +89,6 @@ func (s *Server) runPersonal(ctx context.Context) {
 				done = today
 				if n > 0 {
 					s.log.Info("personal reminders enqueued", "pushes", n)
-					s.Pushes.Wake()
 				}
 			}
 		}

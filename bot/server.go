@@ -77,11 +77,13 @@ func (s *Server) open(ctx context.Context, opt Options) error {
 	if err := s.openDispatcher(ctx, client); err != nil {
 		return err
 	}
+	// Whatever commits a push wakes the dispatcher: a signing, a doctor's
+	// answer, a job.
+	s.DB.OnPushes(s.Pushes.Wake)
 	s.Turns = &turn.Runner{
 		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
-		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, Pushed: s.Pushes.Wake, IdleAfter: s.Config.FlowIdle},
+		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, IdleAfter: s.Config.FlowIdle, Log: s.log},
 		Deliver:  client.SendText,
-		Pushed:   s.Pushes.Wake,
 		Log:      s.log,
 		Deadline: opt.ReplyDeadline,
 	}
@@ -207,10 +209,12 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := wechat.NewMetrics(reg)
+	s.Turns.Panicked = metrics.TurnPanicked
 	hook := &wechat.Webhook{
 		Signer:  wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey, Now: opt.Now},
 		Turns:   s.Turns,
-		Metrics: wechat.NewMetrics(reg),
+		Metrics: metrics,
 		Log:     s.log,
 	}
 	r.GET("/wechat", hook.Verify)

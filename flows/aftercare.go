@@ -1,10 +1,8 @@
 package flows
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -16,26 +14,55 @@ import (
 // serving their community, which that team's doctor confirms). Each picks
 // the contract first (skipped when there is one) and confirms before
 // anything changes. States are drawn in aftercare.md.
-type aftercare struct {
-	kind string // cancel, renew, change
+
+// aftercareData is what an after-care conversation has been told so far.
+type aftercareData struct {
+	Kind       string `json:"kind"`             // cancel, renew, change
+	Number     string `json:"number,omitempty"` // the contract
+	Reason     string `json:"reason,omitempty"` // 解约
+	TeamID     int64  `json:"team,omitempty"`   // 改签: the new team
+	TeamName   string `json:"team_name,omitempty"`
+	DoctorID   int64  `json:"doctor,omitempty"`
+	DoctorName string `json:"doctor_name,omitempty"`
+}
+
+type careTurn = turn[aftercareData]
+
+// The three share their steps; each declares itself.
+var (
+	_ = declare(aftercare("cancel", "解约"))
+	_ = declare(aftercare("renew", "续签"))
+	_ = declare(aftercare("change", "改签"))
+)
+
+func aftercare(kind, title string) *conversation[aftercareData] {
+	return &conversation[aftercareData]{
+		about: about{name: kind, title: title, keywords: []string{title}, help: "aftercare_help", version: 1},
+		begin: func(t *careTurn) error { t.d.Kind = kind; return beginAftercare(t) },
+		steps: []step[aftercareData]{
+			{name: "pick", applies: func(t *careTurn) (bool, error) { return t.d.Number == "", nil }, ask: askPickContract, take: takePickContract},
+			{name: "reason", applies: kindOf("cancel"), ask: askCancelReason, take: takeCancelReason},
+			{name: "team", applies: kindOf("change"), ask: askNewTeam, take: takeNewTeam},
+			{name: "confirm", ask: askAftercareConfirm, take: takeAftercareConfirm},
+		},
+	}
+}
+
+func kindOf(kind string) func(t *careTurn) (bool, error) {
+	return func(t *careTurn) (bool, error) { return t.d.Kind == kind, nil }
+}
+
+func careTitle(t *careTurn) string {
+	return map[string]string{"cancel": "解约", "renew": "续签", "change": "改签"}[t.d.Kind]
 }
 
 // renewWindow is how long before the end a contract may be renewed.
 const renewWindow = 30 * 24 * time.Hour
 
-func (a aftercare) title() string {
-	return map[string]string{"cancel": "解约", "renew": "续签", "change": "改签"}[a.kind]
-}
-
-func (a aftercare) help(*State) (string, error) {
-	return templates.Message("aftercare_help", a.title())
-}
-
-// fits says whether a contract can take this action at a moment; the reason
-// is shown when none can.
-func (a aftercare) fits(c storage.ContractView, at time.Time) bool {
+// fits says whether a contract can take this action at a moment.
+func fits(kind string, c storage.ContractView, at time.Time) bool {
 	live := c.Status == storage.ContractPending || c.Status == storage.ContractActive
-	if a.kind != "renew" {
+	if kind != "renew" {
 		return live
 	}
 	if c.Status != storage.ContractActive || !c.TermEnd.Valid {
@@ -45,84 +72,159 @@ func (a aftercare) fits(c storage.ContractView, at time.Time) bool {
 	return err == nil && end.Sub(at) <= renewWindow && !end.AddDate(0, 0, 1).Before(at)
 }
 
-func (a aftercare) candidates(ctx context.Context, e *Engine, in Inbound) ([]storage.ContractView, []storage.ContractView, error) {
-	all, err := e.DB.ContractsManagedBy(ctx, in.OpenID)
+// candidates are the contracts the user manages that fit, and all of them.
+func careCandidates(t *careTurn) ([]storage.ContractView, []storage.ContractView, error) {
+	all, err := t.e.DB.ContractsManagedBy(t, t.in.OpenID)
 	if err != nil {
 		return nil, nil, err
 	}
 	var fit []storage.ContractView
 	for _, c := range all {
-		if a.fits(c, in.At) {
+		if fits(t.d.Kind, c, t.in.At) {
 			fit = append(fit, c)
 		}
 	}
-	return fit, all, nil
+	return fit[:min(len(fit), maxListed)], all, nil
 }
 
-func (a aftercare) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
-	fit, all, err := a.candidates(ctx, e, in)
+// contract is the chosen contract as it is now; the conversation ends if it
+// no longer fits (the doctor declined, it expired).
+func careContract(t *careTurn) (storage.ContractView, error) {
+	fit, _, err := careCandidates(t)
 	if err != nil {
-		return nil, err
+		return storage.ContractView{}, err
+	}
+	for _, c := range fit {
+		if c.Number == t.d.Number {
+			return c, nil
+		}
+	}
+	return storage.ContractView{}, stopWith("aftercare_none", careTitle(t))
+}
+
+func beginAftercare(t *careTurn) error {
+	fit, all, err := careCandidates(t)
+	if err != nil {
+		return err
 	}
 	if len(fit) == 0 {
-		st.Reset()
-		if a.kind == "renew" && len(all) > 0 && all[0].Status == storage.ContractActive {
-			return say("renew_too_early", map[string]any{"Number": all[0].Number, "End": all[0].TermEnd.String})
+		if t.d.Kind == "renew" && len(all) > 0 && all[0].Status == storage.ContractActive {
+			return stopWith("renew_too_early", map[string]any{"Number": all[0].Number, "End": all[0].TermEnd.String})
 		}
-		return say("aftercare_none", a.title())
+		return stopWith("aftercare_none", careTitle(t))
 	}
-	st.Data = map[string]string{"openid": in.OpenID}
 	if len(fit) == 1 {
-		st.Data["number"] = fit[0].Number
-		return a.next(ctx, e, st, fit[0])
+		t.d.Number = fit[0].Number
 	}
-	st.Step = "pick"
-	return say("aftercare_pick", map[string]any{"Action": a.title(), "Contracts": fit})
+	return nil
 }
 
-// next asks what the chosen contract's action needs next.
-func (a aftercare) next(ctx context.Context, e *Engine, st *State, c storage.ContractView) ([]string, error) {
-	switch {
-	case a.kind == "cancel" && st.Data["reason"] == "":
-		st.Step = "reason"
-		return say("cancel_reason", c.Number)
-	case a.kind == "change" && st.Data["team"] == "":
-		teams, err := a.otherTeams(ctx, e, c)
-		if err != nil {
-			return nil, err
-		}
-		if len(teams) == 0 {
-			st.Reset()
-			return say("change_no_team", c.CommunityName)
-		}
-		st.Step = "team"
-		return say("sign_team", map[string]any{"Teams": teams, "Preferred": false})
+func askPickContract(t *careTurn) (string, error) {
+	fit, _, err := careCandidates(t)
+	if err != nil {
+		return "", err
 	}
-	st.Step = "confirm"
-	return say("aftercare_confirm", a.summary(ctx, e, st, c))
+	return templates.Message("aftercare_pick", map[string]any{"Action": careTitle(t), "Contracts": fit})
 }
 
-func (a aftercare) otherTeams(ctx context.Context, e *Engine, c storage.ContractView) ([]storage.Team, error) {
-	teams, err := e.DB.TeamsServing(ctx, c.CommunityID)
+func takePickContract(t *careTurn, said string) (string, error) {
+	fit, _, err := careCandidates(t)
+	if err != nil {
+		return "", err
+	}
+	n, ok := choice(said, len(fit))
+	if !ok {
+		return "", reaskWith("aftercare_pick_reask", len(fit))
+	}
+	t.d.Number = fit[n-1].Number
+	return "", nil
+}
+
+func askCancelReason(t *careTurn) (string, error) {
+	c, err := careContract(t)
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("cancel_reason", c.Number)
+}
+
+func takeCancelReason(t *careTurn, said string) (string, error) {
+	if len([]rune(said)) < 2 {
+		return "", reaskWith("cancel_reason", t.d.Number)
+	}
+	t.d.Reason = said
+	return "", nil
+}
+
+func careOtherTeams(t *careTurn, c storage.ContractView) ([]storage.Team, error) {
+	teams, err := t.e.DB.TeamsServing(t, c.CommunityID)
 	if err != nil {
 		return nil, err
 	}
 	var out []storage.Team
-	for _, t := range teams {
-		if t.ID != c.TeamID {
-			out = append(out, t)
+	for _, tm := range teams {
+		if tm.ID != c.TeamID {
+			out = append(out, tm)
 		}
 	}
 	return out[:min(len(out), maxListed)], nil
 }
 
-func (a aftercare) summary(ctx context.Context, e *Engine, st *State, c storage.ContractView) map[string]any {
-	m := map[string]any{"Action": a.title(), "Number": c.Number, "Name": c.ResidentName, "Team": c.TeamName,
-		"Reason": st.Data["reason"], "NewTeam": st.Data["team_name"], "NewEnd": ""}
-	if a.kind == "renew" {
+func askNewTeam(t *careTurn) (string, error) {
+	c, err := careContract(t)
+	if err != nil {
+		return "", err
+	}
+	teams, err := careOtherTeams(t, c)
+	if err != nil {
+		return "", err
+	}
+	if len(teams) == 0 {
+		return "", stopWith("change_no_team", c.CommunityName)
+	}
+	return templates.Message("sign_team", map[string]any{"Teams": teams, "Preferred": false})
+}
+
+func takeNewTeam(t *careTurn, said string) (string, error) {
+	c, err := careContract(t)
+	if err != nil {
+		return "", err
+	}
+	teams, err := careOtherTeams(t, c)
+	if err != nil {
+		return "", err
+	}
+	n, ok := choice(said, len(teams))
+	if !ok {
+		return "", reaskWith("sign_team_reask", len(teams))
+	}
+	tm := teams[n-1]
+	t.d.TeamID, t.d.TeamName, t.d.DoctorID, t.d.DoctorName = tm.ID, tm.Name, tm.DoctorID, tm.DoctorName
+	return "", nil
+}
+
+func askAftercareConfirm(t *careTurn) (string, error) {
+	c, err := careContract(t)
+	if err != nil {
+		return "", err
+	}
+	m := map[string]any{"Action": careTitle(t), "Number": c.Number, "Name": c.ResidentName, "Team": c.TeamName,
+		"Reason": t.d.Reason, "NewTeam": t.d.TeamName, "NewEnd": ""}
+	if t.d.Kind == "renew" {
 		m["NewEnd"] = renewedEnd(c)
 	}
-	return m
+	return templates.Message("aftercare_confirm", m)
+}
+
+func takeAftercareConfirm(t *careTurn, said string) (string, error) {
+	if said != "确认"+careTitle(t) && said != "确认" {
+		return "", reaskWith("aftercare_confirm_reask", careTitle(t))
+	}
+	c, err := careContract(t)
+	if err != nil {
+		return "", err
+	}
+	return "", careApply(t, c)
 }
 
 func packageNames(c storage.ContractView) []string {
@@ -138,77 +240,18 @@ func renewedEnd(c storage.ContractView) string {
 	return end.AddDate(0, c.TermMonths, 0).Format("2006-01-02")
 }
 
-func (a aftercare) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
-	if in.OpenID == "" {
-		in.OpenID = st.Data["openid"]
-	}
-	if said == "返回" || said == "" { // start over: pick again
-		flow := st.Flow
-		st.Reset()
-		st.Flow = flow
-		return a.start(ctx, e, st, in)
-	}
-	fit, _, err := a.candidates(ctx, e, in)
-	if err != nil {
-		return nil, err
-	}
-	if st.Step == "pick" {
-		n, ok := choice(said, len(fit))
-		if !ok {
-			return say("aftercare_pick_reask", len(fit))
-		}
-		st.Data["number"] = fit[n-1].Number
-		return a.next(ctx, e, st, fit[n-1])
-	}
-	var c storage.ContractView
-	for _, f := range fit {
-		if f.Number == st.Data["number"] {
-			c = f
-		}
-	}
-	if c.Number == "" { // changed meanwhile (the doctor declined, it expired)
-		st.Reset()
-		return say("aftercare_none", a.title())
-	}
-	switch st.Step {
-	case "reason":
-		if len([]rune(said)) < 2 {
-			return say("cancel_reason", c.Number)
-		}
-		st.Data["reason"] = said
-		return a.next(ctx, e, st, c)
-	case "team":
-		teams, err := a.otherTeams(ctx, e, c)
-		if err != nil {
-			return nil, err
-		}
-		n, ok := choice(said, len(teams))
-		if !ok {
-			return say("sign_team_reask", len(teams))
-		}
-		st.Data["team"], st.Data["team_name"] = strconv.FormatInt(teams[n-1].ID, 10), teams[n-1].Name
-		st.Data["doctor"], st.Data["doctor_name"] = strconv.FormatInt(teams[n-1].DoctorID, 10), teams[n-1].DoctorName
-		return a.next(ctx, e, st, c)
-	case "confirm":
-		if said != "确认"+a.title() && said != "确认" {
-			return say("aftercare_confirm_reask", a.title())
-		}
-		return a.apply(ctx, e, st, c, in)
-	}
-	return a.start(ctx, e, st, in)
-}
-
-// apply makes the change durable with the notification, then ends.
-func (a aftercare) apply(ctx context.Context, e *Engine, st *State, c storage.ContractView, in Inbound) ([]string, error) {
-	change := storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: in.OpenID}
-	key := fmt.Sprintf("contract:%s:%s:%d", c.Number, a.kind, in.At.Unix())
+// apply makes the change durable with the notification, and ends the
+// conversation saying so.
+func careApply(t *careTurn, c storage.ContractView) error {
+	change := storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: t.in.OpenID}
+	key := fmt.Sprintf("contract:%s:%s:%d", c.Number, t.d.Kind, t.in.At.Unix())
 	var reply string
 	var data any
-	switch a.kind {
+	switch t.d.Kind {
 	case "cancel":
-		change.To, change.Reason = storage.ContractCancelled, st.Data["reason"]
+		change.To, change.Reason = storage.ContractCancelled, t.d.Reason
 		change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
-			Reason: st.Data["reason"]}.Push()}
+			Reason: t.d.Reason}.Push()}
 		reply, data = "cancel_done", c.Number
 	case "renew":
 		end := renewedEnd(c)
@@ -217,21 +260,20 @@ func (a aftercare) apply(ctx context.Context, e *Engine, st *State, c storage.Co
 			TermEnd: end}.Push()}
 		reply, data = "renew_done", map[string]any{"Number": c.Number, "End": end}
 	case "change":
-		team, _ := strconv.ParseInt(st.Data["team"], 10, 64)
-		doctor, _ := strconv.ParseInt(st.Data["doctor"], 10, 64)
-		change.To, change.TeamID, change.DoctorID, change.Reason = storage.ContractPending, team, doctor, "changed team"
-		change.Notify = []storage.Push{SignRequest{Key: key, DoctorID: doctor, Number: c.Number, Resident: c.ResidentName,
-			Community: c.CommunityName, Packages: packageNames(c), At: in.At}.Push()}
-		reply, data = "change_done", map[string]any{"Number": c.Number, "Doctor": st.Data["doctor_name"]}
+		if t.d.TeamID == 0 || t.d.DoctorID == 0 {
+			return missing(t.st.Flow, "team")
+		}
+		change.To, change.TeamID, change.DoctorID, change.Reason = storage.ContractPending, t.d.TeamID, t.d.DoctorID, "changed team"
+		change.Notify = []storage.Push{SignRequest{Key: key, DoctorID: t.d.DoctorID, Number: c.Number, Resident: c.ResidentName,
+			Community: c.CommunityName, Packages: packageNames(c), At: t.in.At}.Push()}
+		reply, data = "change_done", map[string]any{"Number": c.Number, "Doctor": t.d.DoctorName}
 	}
-	err := e.DB.ChangeStatus(ctx, change)
-	st.Reset()
+	err := t.e.DB.ChangeStatus(t, change)
 	if errors.Is(err, storage.ErrStatusChanged) {
-		return say("contract_already_answered", c.Number)
+		return stopWith("contract_already_answered", c.Number)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	e.pushed()
-	return say(reply, data)
+	return stopWith(reply, data)
 }

@@ -16,22 +16,46 @@ import (
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// bookingFlow is the 预约 conversation; its states are drawn in booking.md.
-// 改约 runs its steps from the date on.
-var bookingFlow = stepped{name: "booking", titleText: "预约", helpMessage: "book_help", keyPrefix: "book", steps: bookingSteps}
-
-func bookingSteps() []step {
-	return []step{
-		{name: "who", ask: askBookWho, take: takeBookWho},
-		{name: "kind", ask: askKind, take: takeKind},
-		{name: "hospital", applies: hasReferralTargets, ask: askReferralTarget, take: takeReferralTarget},
-		{name: "date", ask: askDate, take: takeFromList("days", "day", "book_date_reask")},
-		{name: "time", ask: askTime, take: takeFromList("slots", "slot", "book_time_reask")},
-		{name: "address", applies: kindIs("home"), ask: askAddress, take: takeAddress},
-		{name: "reason", applies: kindIs("referral"), ask: askReason, take: takeReason},
-		{name: "confirm", ask: askBookConfirm, take: takeBookConfirm},
-	}
+// bookingData is what the 预约 conversation has been told so far; 改约
+// starts with the visit being moved (Moving) and what it already holds.
+type bookingData struct {
+	Contract      string   `json:"contract,omitempty"` // number
+	ContractID    int64    `json:"contract_id,omitempty"`
+	ResidentID    int64    `json:"resident,omitempty"`
+	ResidentName  string   `json:"resident_name,omitempty"`
+	DoctorID      int64    `json:"doctor,omitempty"`
+	DoctorName    string   `json:"doctor_name,omitempty"`
+	Kind          string   `json:"kind,omitempty"` // clinic, home, checkup, followup, referral
+	Hospital      string   `json:"hospital,omitempty"`
+	Days          []string `json:"days,omitempty"` // offered, so numbers mean what was shown
+	Day           string   `json:"day,omitempty"`
+	Slots         []int64  `json:"slots,omitempty"` // offered
+	Slot          int64    `json:"slot,omitempty"`
+	AddressSealed string   `json:"address,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	Moving        int64    `json:"moving,omitempty"` // 改约: the appointment being moved
 }
+
+type bookTurn = turn[bookingData]
+
+// booking is the 预约 conversation; its states are drawn in booking.md. 改约
+// runs its steps from the date on, and keeps the visit's address and reason.
+var booking = declare(&conversation[bookingData]{
+	about: about{name: "booking", title: "预约", keywords: []string{"预约"}, pauses: true, help: "book_help", version: 1},
+	steps: []step[bookingData]{
+		{name: "who", applies: isNewBooking, ask: askBookWho, take: takeBookWho},
+		{name: "kind", applies: isNewBooking, ask: askKind, take: takeKind},
+		{name: "hospital", applies: hasReferralTargets, ask: askReferralTarget, take: takeReferralTarget},
+		{name: "date", ask: askDate, take: takeDate},
+		{name: "time", ask: askTime, take: takeTime},
+		{name: "address", applies: newVisitOf("home"), ask: askAddress, take: takeAddress},
+		{name: "reason", applies: newVisitOf("referral"), ask: askReason, take: takeReason},
+		{name: "confirm", ask: askBookConfirm, take: takeBookConfirm},
+	},
+})
+
+// isNewBooking says a step belongs to a new booking, not to 改约.
+func isNewBooking(t *bookTurn) (bool, error) { return t.d.Moving == 0, nil }
 
 // appointmentKinds in the order they are offered, with the words residents read.
 var appointmentKinds = []struct{ code, name string }{
@@ -48,26 +72,24 @@ func kindName(code string) string {
 }
 
 // rules are the programme's appointment rules.
-func (t *turnCtx) rules() (profile.AppointmentRules, error) {
+func bookRules(t *bookTurn) (profile.AppointmentRules, error) {
 	s, err := t.settings()
 	return s.Appointments, err
 }
 
 func (e *Engine) rules(ctx context.Context) (profile.AppointmentRules, error) {
-	c, err := e.DB.Catalog(ctx)
-	if err != nil {
-		return profile.AppointmentRules{}, err
-	}
-	s, err := profile.SettingsOf(c)
+	s, err := Settings(ctx, e.DB)
 	return s.Appointments, err
 }
 
-func kindIs(code string) func(t *turnCtx) (bool, error) {
-	return func(t *turnCtx) (bool, error) { return t.st.Data["kind"] == code, nil }
+// newVisitOf applies a step to new bookings of one kind: 改约 keeps what the
+// visit holds.
+func newVisitOf(code string) func(t *bookTurn) (bool, error) {
+	return func(t *bookTurn) (bool, error) { return t.d.Moving == 0 && t.d.Kind == code, nil }
 }
 
 // activeContracts are the contracts the user may book under.
-func (t *turnCtx) activeContracts() ([]storage.ContractView, error) {
+func bookActiveContracts(t *bookTurn) ([]storage.ContractView, error) {
 	all, err := t.e.DB.ContractsManagedBy(t, t.in.OpenID)
 	if err != nil {
 		return nil, err
@@ -81,8 +103,8 @@ func (t *turnCtx) activeContracts() ([]storage.ContractView, error) {
 	return out[:min(len(out), maxListed)], nil
 }
 
-func askBookWho(t *turnCtx) (string, error) {
-	cs, err := t.activeContracts()
+func askBookWho(t *bookTurn) (string, error) {
+	cs, err := bookActiveContracts(t)
 	if err != nil {
 		return "", err
 	}
@@ -92,8 +114,8 @@ func askBookWho(t *turnCtx) (string, error) {
 	return templates.Message("book_who", cs)
 }
 
-func takeBookWho(t *turnCtx, said string) (string, error) {
-	cs, err := t.activeContracts()
+func takeBookWho(t *bookTurn, said string) (string, error) {
+	cs, err := bookActiveContracts(t)
 	if err != nil {
 		return "", err
 	}
@@ -102,15 +124,15 @@ func takeBookWho(t *turnCtx, said string) (string, error) {
 		return "", reaskWith("book_who_reask", len(cs))
 	}
 	c := cs[n-1]
-	d := t.st.Data
-	d["contract"], d["contract_id"], d["resident"] = c.Number, strconv.FormatInt(c.ID, 10), strconv.FormatInt(c.ResidentID, 10)
-	d["resident_name"], d["doctor"], d["doctor_name"] = c.ResidentName, strconv.FormatInt(c.DoctorID, 10), c.DoctorName
+	d := t.d
+	d.Contract, d.ContractID, d.ResidentID, d.ResidentName = c.Number, c.ID, c.ResidentID, c.ResidentName
+	d.DoctorID, d.DoctorName = c.DoctorID, c.DoctorName
 	return "", nil
 }
 
-func askKind(t *turnCtx) (string, error) { return templates.Message("book_kind", nil) }
+func askKind(t *bookTurn) (string, error) { return templates.Message("book_kind", nil) }
 
-func takeKind(t *turnCtx, said string) (string, error) {
+func takeKind(t *bookTurn, said string) (string, error) {
 	code := ""
 	for i, k := range appointmentKinds {
 		if said == strconv.Itoa(i+1) || said == k.name {
@@ -121,24 +143,24 @@ func takeKind(t *turnCtx, said string) (string, error) {
 		return "", reaskWith("book_kind_reask", nil)
 	}
 	if code == "home" {
-		if ok, why, err := t.mayHaveHomeVisits(); err != nil {
+		if ok, why, err := bookMayHaveHomeVisits(t); err != nil {
 			return "", err
 		} else if !ok {
 			return "", reaskWith("book_home_refused", why)
 		}
 	}
-	t.st.Data["kind"] = code
+	t.d.Kind = code
 	return "", nil
 }
 
 // mayHaveHomeVisits applies the programme's rule: home visits for the
 // priority groups it names or for holders of its home-visit packages.
-func (t *turnCtx) mayHaveHomeVisits() (bool, string, error) {
+func bookMayHaveHomeVisits(t *bookTurn) (bool, string, error) {
 	s, err := t.settings()
 	if err != nil {
 		return false, "", err
 	}
-	c, err := t.e.DB.ContractByNumber(t, t.st.Data["contract"])
+	c, err := t.e.DB.ContractByNumber(t, t.d.Contract)
 	if err != nil {
 		return false, "", err
 	}
@@ -166,15 +188,21 @@ func (t *turnCtx) mayHaveHomeVisits() (bool, string, error) {
 	return false, fmt.Sprintf("%s，或签约了%s的居民", groupNames(s.Appointments.HomeVisitGroups), strings.Join(packages, "、")), nil
 }
 
-func (t *turnCtx) doctorID() int64 {
-	id, _ := strconv.ParseInt(t.st.Data["doctor"], 10, 64)
-	return id
+func bookDoctorID(t *bookTurn) (int64, error) {
+	if t.d.DoctorID == 0 {
+		return 0, missing(t.st.Flow, "doctor")
+	}
+	return t.d.DoctorID, nil
 }
 
 // freeSlots lists the doctor's slots in the booking window that still take
 // a booking and start after now.
-func (t *turnCtx) freeSlots() ([]storage.Slot, error) {
-	slots, err := t.e.DB.Slots(t, t.doctorID(), t.in.At, t.in.At.AddDate(0, 0, BookingDays+1))
+func bookFreeSlots(t *bookTurn) ([]storage.Slot, error) {
+	doctor, err := bookDoctorID(t)
+	if err != nil {
+		return nil, err
+	}
+	slots, err := t.e.DB.Slots(t, doctor, t.in.At, t.in.At.AddDate(0, 0, BookingDays+1))
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +225,8 @@ func dayLabel(day string) string {
 	return fmt.Sprintf("%d月%d日 %s", d.Month(), d.Day(), weekdays[d.Weekday()])
 }
 
-func askDate(t *turnCtx) (string, error) {
-	free, err := t.freeSlots()
+func askDate(t *bookTurn) (string, error) {
+	free, err := bookFreeSlots(t)
 	if err != nil {
 		return "", err
 	}
@@ -216,45 +244,50 @@ func askDate(t *turnCtx) (string, error) {
 		lines[len(lines)-1].Free += s.Free()
 	}
 	if len(days) == 0 {
-		return "", stopWith("book_no_slots", t.st.Data["doctor_name"])
+		return "", stopWith("book_no_slots", t.d.DoctorName)
 	}
-	t.st.Data["days"] = strings.Join(days, ",")
-	return templates.Message("book_date", map[string]any{"Doctor": t.st.Data["doctor_name"], "Days": lines})
+	t.d.Days = days
+	return templates.Message("book_date", map[string]any{"Doctor": t.d.DoctorName, "Days": lines})
 }
 
-// takeFromList takes a number from the list a step offered (kept in the
-// state under listKey when asked, so the numbers mean what was shown) and
-// keeps the choice under key.
-func takeFromList(listKey, key, reaskMessage string) func(t *turnCtx, said string) (string, error) {
-	return func(t *turnCtx, said string) (string, error) {
-		offered := strings.Split(t.st.Data[listKey], ",")
-		n, ok := choice(said, len(offered))
-		if !ok {
-			return "", reaskWith(reaskMessage, len(offered))
-		}
-		t.st.Data[key] = offered[n-1]
-		return "", nil
+// takeDate and takeTime take a number from the list the question showed
+// (kept in the state when asked, so the numbers mean what was shown).
+func takeDate(t *bookTurn, said string) (string, error) {
+	n, ok := choice(said, len(t.d.Days))
+	if !ok {
+		return "", reaskWith("book_date_reask", len(t.d.Days))
 	}
+	t.d.Day = t.d.Days[n-1]
+	return "", nil
 }
 
-func askTime(t *turnCtx) (string, error) {
-	free, err := t.freeSlots()
+func takeTime(t *bookTurn, said string) (string, error) {
+	n, ok := choice(said, len(t.d.Slots))
+	if !ok {
+		return "", reaskWith("book_time_reask", len(t.d.Slots))
+	}
+	t.d.Slot = t.d.Slots[n-1]
+	return "", nil
+}
+
+func askTime(t *bookTurn) (string, error) {
+	free, err := bookFreeSlots(t)
 	if err != nil {
 		return "", err
 	}
-	var ids []string
+	var ids []int64
 	var labels []string
 	for _, s := range free {
-		if s.Day == t.st.Data["day"] {
-			ids = append(ids, strconv.FormatInt(s.ID, 10))
+		if s.Day == t.d.Day {
+			ids = append(ids, s.ID)
 			labels = append(labels, slotLabel(s.StartsAt, s.EndsAt))
 		}
 	}
 	if len(ids) == 0 {
 		return "", reaskWith("book_day_full", nil)
 	}
-	t.st.Data["slots"] = strings.Join(ids, ",")
-	return templates.Message("book_time", map[string]any{"Day": dayLabel(t.st.Data["day"]), "Times": labels})
+	t.d.Slots = ids
+	return templates.Message("book_time", map[string]any{"Day": dayLabel(t.d.Day), "Times": labels})
 }
 
 func slotLabel(from, to time.Time) string {
@@ -264,11 +297,11 @@ func slotLabel(from, to time.Time) string {
 // referralTargets are where a referral can go: in Harbin the resident's own
 // district and tertiary hospitals, by the green channel; elsewhere the
 // profile's partner list, if it has one.
-func (t *turnCtx) referralTargets() ([]string, bool, error) {
-	if t.st.Data["kind"] != "referral" {
+func bookReferralTargets(t *bookTurn) ([]string, bool, error) {
+	if t.d.Kind != "referral" || t.d.Moving != 0 {
 		return nil, false, nil
 	}
-	c, err := t.e.DB.ContractByNumber(t, t.st.Data["contract"])
+	c, err := t.e.DB.ContractByNumber(t, t.d.Contract)
 	if err != nil {
 		return nil, false, err
 	}
@@ -282,21 +315,21 @@ func (t *turnCtx) referralTargets() ([]string, bool, error) {
 	return append(slices.Clone(s.PartnerHospitals.District), s.PartnerHospitals.Tertiary...), false, nil
 }
 
-func hasReferralTargets(t *turnCtx) (bool, error) {
-	targets, _, err := t.referralTargets()
+func hasReferralTargets(t *bookTurn) (bool, error) {
+	targets, _, err := bookReferralTargets(t)
 	return len(targets) > 0, err
 }
 
-func askReferralTarget(t *turnCtx) (string, error) {
-	targets, green, err := t.referralTargets()
+func askReferralTarget(t *bookTurn) (string, error) {
+	targets, green, err := bookReferralTargets(t)
 	if err != nil {
 		return "", err
 	}
 	return templates.Message("book_referral_target", map[string]any{"Hospitals": targets, "Green": green})
 }
 
-func takeReferralTarget(t *turnCtx, said string) (string, error) {
-	targets, green, err := t.referralTargets()
+func takeReferralTarget(t *bookTurn, said string) (string, error) {
+	targets, green, err := bookReferralTargets(t)
 	if err != nil {
 		return "", err
 	}
@@ -304,20 +337,19 @@ func takeReferralTarget(t *turnCtx, said string) (string, error) {
 	if !ok {
 		return "", reaskWith("book_referral_target_reask", len(targets))
 	}
-	t.st.Data["hospital"] = targets[n-1]
+	t.d.Hospital = targets[n-1]
 	if green {
-		t.st.Data["hospital"] += "（绿色通道）"
+		t.d.Hospital += "（绿色通道）"
 	}
 	return "", nil
 }
 
-func (t *turnCtx) lastAddress() (string, error) {
-	resident, _ := strconv.ParseInt(t.st.Data["resident"], 10, 64)
-	return t.e.DB.LastAddress(t, resident)
+func bookLastAddress(t *bookTurn) (string, error) {
+	return t.e.DB.LastAddress(t, t.d.ResidentID)
 }
 
-func askAddress(t *turnCtx) (string, error) {
-	sealed, err := t.lastAddress()
+func askAddress(t *bookTurn) (string, error) {
+	sealed, err := bookLastAddress(t)
 	if err != nil || sealed == "" {
 		return templates.Message("book_address", "")
 	}
@@ -328,12 +360,12 @@ func askAddress(t *turnCtx) (string, error) {
 	return templates.Message("book_address", last)
 }
 
-func takeAddress(t *turnCtx, said string) (string, error) {
+func takeAddress(t *bookTurn, said string) (string, error) {
 	if said == "1" {
-		if sealed, err := t.lastAddress(); err != nil {
+		if sealed, err := bookLastAddress(t); err != nil {
 			return "", err
 		} else if sealed != "" {
-			t.st.Data["address"] = sealed
+			t.d.AddressSealed = sealed
 			return "", nil
 		}
 	}
@@ -344,27 +376,31 @@ func takeAddress(t *turnCtx, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.st.Data["address"] = sealed
+	t.d.AddressSealed = sealed
 	return "", nil
 }
 
-func askReason(t *turnCtx) (string, error) { return templates.Message("book_reason", nil) }
+func askReason(t *bookTurn) (string, error) { return templates.Message("book_reason", nil) }
 
-func takeReason(t *turnCtx, said string) (string, error) {
+func takeReason(t *bookTurn, said string) (string, error) {
 	if utf8.RuneCountInString(said) < 4 {
 		return "", reaskWith("book_reason_reask", nil)
 	}
-	t.st.Data["reason"] = said
+	t.d.Reason = said
 	return "", nil
 }
 
-func (t *turnCtx) chosenSlot() (storage.Slot, error) {
-	id, _ := strconv.ParseInt(t.st.Data["slot"], 10, 64)
-	day, err := time.ParseInLocation("2006-01-02", t.st.Data["day"], Shanghai)
+func bookChosenSlot(t *bookTurn) (storage.Slot, error) {
+	id := t.d.Slot
+	day, err := time.ParseInLocation("2006-01-02", t.d.Day, Shanghai)
+	if err != nil || id == 0 {
+		return storage.Slot{}, missing(t.st.Flow, "day or time")
+	}
+	doctor, err := bookDoctorID(t)
 	if err != nil {
 		return storage.Slot{}, err
 	}
-	slots, err := t.e.DB.Slots(t, t.doctorID(), day, day.AddDate(0, 0, 1))
+	slots, err := t.e.DB.Slots(t, doctor, day, day.AddDate(0, 0, 1))
 	if err != nil {
 		return storage.Slot{}, err
 	}
@@ -376,55 +412,54 @@ func (t *turnCtx) chosenSlot() (storage.Slot, error) {
 	return storage.Slot{}, fmt.Errorf("slot %d not found", id)
 }
 
-func askBookConfirm(t *turnCtx) (string, error) {
-	s, err := t.chosenSlot()
+func askBookConfirm(t *bookTurn) (string, error) {
+	s, err := bookChosenSlot(t)
 	if err != nil {
 		return "", err
 	}
 	address := ""
-	if sealed := t.st.Data["address"]; sealed != "" {
+	if sealed := t.d.AddressSealed; sealed != "" {
 		if address, err = t.e.Sealer.Open("address", sealed); err != nil {
 			return "", err
 		}
 	}
 	return templates.Message("book_confirm", map[string]any{
-		"Name": t.st.Data["resident_name"], "Kind": kindName(t.st.Data["kind"]), "Doctor": t.st.Data["doctor_name"],
-		"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt), "Address": address, "Reason": t.st.Data["reason"],
-		"Hospital": t.st.Data["hospital"],
-		"Moving":   t.st.Data["moving"] != ""})
+		"Name": t.d.ResidentName, "Kind": kindName(t.d.Kind), "Doctor": t.d.DoctorName,
+		"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt), "Address": address, "Reason": t.d.Reason,
+		"Hospital": t.d.Hospital, "Moving": t.d.Moving != 0})
 }
 
-func takeBookConfirm(t *turnCtx, said string) (string, error) {
+func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	if said != "确认" {
 		return "", reaskWith("book_confirm_reask", nil)
 	}
-	s, err := t.chosenSlot()
+	s, err := bookChosenSlot(t)
 	if err != nil {
 		return "", err
 	}
-	if moving := t.st.Data["moving"]; moving != "" {
-		return t.reschedule(moving, s)
+	if t.d.Moving != 0 {
+		return bookReschedule(t, t.d.Moving, s)
 	}
-	rules, err := t.rules()
+	rules, err := bookRules(t)
 	if err != nil {
 		return "", err
 	}
-	contract, _ := strconv.ParseInt(t.st.Data["contract_id"], 10, 64)
-	resident, _ := strconv.ParseInt(t.st.Data["resident"], 10, 64)
-	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.Data["key"], ResidentID: resident, ContractID: contract,
-		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.st.Data["kind"], AddressSealed: t.st.Data["address"],
-		Reason: t.st.Data["reason"], Hospital: t.st.Data["hospital"], MaxUpcoming: rules.Upcoming(), Now: t.in.At,
-		Pushes: func(id int64) []storage.Push { return t.bookingPushes(id, s, PushBookingCreated) }})
-	if err := t.slotTaken(err); err != nil {
+	if t.d.ContractID == 0 || t.d.ResidentID == 0 {
+		return "", missing(t.st.Flow, "contract")
+	}
+	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.RunKey, ResidentID: t.d.ResidentID, ContractID: t.d.ContractID,
+		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.d.Kind, AddressSealed: t.d.AddressSealed,
+		Reason: t.d.Reason, Hospital: t.d.Hospital, MaxUpcoming: rules.Upcoming(), Now: t.in.At,
+		Pushes: func(id int64) []storage.Push { return bookBookingPushes(t, id, s, PushBookingCreated) }})
+	if err := bookSlotTaken(t, err); err != nil {
 		return "", err
 	}
-	t.e.pushed()
 	return "", stopWith("book_done", map[string]any{"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt),
-		"Kind": kindName(t.st.Data["kind"]), "Doctor": t.st.Data["doctor_name"]})
+		"Kind": kindName(t.d.Kind), "Doctor": t.d.DoctorName})
 }
 
 // slotTaken turns a slot lost to someone faster into a fresh choice of time.
-func (t *turnCtx) slotTaken(err error) error {
+func bookSlotTaken(t *bookTurn, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -434,9 +469,8 @@ func (t *turnCtx) slotTaken(err error) error {
 			why = "book_overlap"
 		}
 		t.st.Step = "time"
-		h := t.history()
-		if i := slices.Index(h, "time"); i >= 0 {
-			t.st.Data["history"] = strings.Join(h[:i], ",")
+		if i := slices.Index(t.st.History, "time"); i >= 0 {
+			t.st.History = t.st.History[:i]
 		}
 		q, qerr := askTime(t)
 		var r reask
@@ -449,7 +483,7 @@ func (t *turnCtx) slotTaken(err error) error {
 		}
 		return reask{joinNonEmpty(mustMessage(why, nil), q)}
 	case errors.Is(err, storage.ErrTooMany):
-		rules, _ := t.rules()
+		rules, _ := bookRules(t)
 		return stopWith("book_too_many", rules.Upcoming())
 	}
 	return err
@@ -458,8 +492,8 @@ func (t *turnCtx) slotTaken(err error) error {
 // bookingPushes are the doctor's notice and the resident's reminders: the
 // day before at 18:00 and two hours before, a reminder that would fall in
 // quiet hours left out (the day-before one covers it).
-func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage.Push {
-	resident, visit := t.st.Data["resident_name"], t.st.Data["kind"]
+func bookBookingPushes(t *bookTurn, id int64, s storage.Slot, kind string) []storage.Push {
+	resident, visit := t.d.ResidentName, t.d.Kind
 	at := s.StartsAt.Unix()
 	pushes := []storage.Push{BookingNotice{Kind: kind, Key: fmt.Sprintf("appointment:%d:%s:%d", id, kind, at), DoctorID: s.DoctorID,
 		Resident: resident, VisitKind: visit, At: s.StartsAt}.Push()}
@@ -478,22 +512,20 @@ func (t *turnCtx) bookingPushes(id int64, s storage.Slot, kind string) []storage
 	return pushes
 }
 
-func (t *turnCtx) reschedule(moving string, s storage.Slot) (string, error) {
-	id, _ := strconv.ParseInt(moving, 10, 64)
-	rules, err := t.rules()
+func bookReschedule(t *bookTurn, id int64, s storage.Slot) (string, error) {
+	rules, err := bookRules(t)
 	if err != nil {
 		return "", err
 	}
 	err = t.e.DB.Reschedule(t, id, s.ID, rules.Upcoming(), t.in.At, func(slot storage.Slot) []storage.Push {
-		return t.bookingPushes(id, slot, PushBookingChanged)
+		return bookBookingPushes(t, id, slot, PushBookingChanged)
 	})
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return "", stopWith("book_gone", nil)
 	}
-	if err := t.slotTaken(err); err != nil {
+	if err := bookSlotTaken(t, err); err != nil {
 		return "", err
 	}
-	t.e.pushed()
 	return "", stopWith("book_moved", dayLabel(s.Day)+" "+slotLabel(s.StartsAt, s.EndsAt))
 }
 
@@ -563,62 +595,69 @@ func (e *Engine) appointmentCommand(ctx context.Context, st *State, said string,
 		replies, err := say("appointment_too_late", int(rules.CancelBefore().Hours()))
 		return replies, true, err
 	}
-	st.Reset()
 	if moving {
-		replies, err := bookingFlow.startAt(ctx, e, st, in, "date", map[string]string{
-			"moving": strconv.FormatInt(a.ID, 10), "kind": a.Kind, "doctor": strconv.FormatInt(a.DoctorID, 10),
-			"doctor_name": a.DoctorName, "resident_name": a.ResidentName})
+		replies, err := e.enter(ctx, st, booking.name, in, &bookingData{Moving: a.ID, Kind: a.Kind, DoctorID: a.DoctorID,
+			DoctorName: a.DoctorName, ResidentID: a.ResidentID, ResidentName: a.ResidentName, AddressSealed: a.AddressSealed,
+			Reason: a.Reason, Hospital: a.Hospital})
 		return replies, true, err
 	}
-	st.Flow, st.Step = "cancel_booking", "confirm"
-	st.Data = map[string]string{"appointment": strconv.FormatInt(a.ID, 10), "openid": in.OpenID}
-	replies, err := say("appointment_cancel_confirm", map[string]any{
-		"When": dayLabel(a.StartsAt.In(Shanghai).Format("2006-01-02")) + " " + slotLabel(a.StartsAt, a.EndsAt),
-		"Kind": kindName(a.Kind), "Doctor": a.DoctorName, "Name": a.ResidentName})
+	replies, err := e.enter(ctx, st, cancelBooking.name, in, &cancelData{Appointment: a.ID})
 	return replies, true, err
 }
 
-// cancelBooking confirms and makes a cancellation.
-type cancelBooking struct{}
-
-func (cancelBooking) title() string { return "取消预约" }
-
-func (cancelBooking) help(*State) (string, error) {
-	return templates.Message("appointment_cancel_help", nil)
+// cancelData is the appointment 取消 N asks about.
+type cancelData struct {
+	Appointment int64 `json:"appointment"`
 }
 
-func (cancelBooking) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
-	st.Reset()
-	return e.myAppointments(ctx, in)
+type cancelTurn = turn[cancelData]
+
+// cancelBooking confirms and makes a cancellation; it starts from 取消 N.
+var cancelBooking = declare(&conversation[cancelData]{
+	about: about{name: "cancel_booking", title: "取消预约", help: "appointment_cancel_help", version: 1},
+	steps: []step[cancelData]{{name: "confirm", ask: askCancelBooking, take: takeCancelBooking}},
+})
+
+func cancelAppointment(t *cancelTurn) (storage.AppointmentView, error) {
+	if t.d.Appointment == 0 {
+		return storage.AppointmentView{}, missing(t.st.Flow, "appointment")
+	}
+	return t.e.DB.Appointment(t, t.d.Appointment)
 }
 
-func (c cancelBooking) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
+func askCancelBooking(t *cancelTurn) (string, error) {
+	a, err := cancelAppointment(t)
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("appointment_cancel_confirm", map[string]any{
+		"When": dayLabel(a.StartsAt.In(Shanghai).Format("2006-01-02")) + " " + slotLabel(a.StartsAt, a.EndsAt),
+		"Kind": kindName(a.Kind), "Doctor": a.DoctorName, "Name": a.ResidentName})
+}
+
+func takeCancelBooking(t *cancelTurn, said string) (string, error) {
 	if said != "确认" {
-		st.Reset()
-		return say("appointment_kept", nil)
+		return "", stopWith("appointment_kept", nil)
 	}
-	id, _ := strconv.ParseInt(st.Data["appointment"], 10, 64)
-	st.Reset()
-	a, err := e.DB.Appointment(ctx, id)
+	a, err := cancelAppointment(t)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	rules, err := e.rules(ctx)
+	rules, err := t.e.rules(t)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if a.StartsAt.Sub(in.At) < rules.CancelBefore() {
-		return say("appointment_too_late", int(rules.CancelBefore().Hours()))
+	if a.StartsAt.Sub(t.in.At) < rules.CancelBefore() {
+		return "", stopWith("appointment_too_late", int(rules.CancelBefore().Hours()))
 	}
-	err = e.DB.CancelAppointment(ctx, id, in.At, []storage.Push{BookingNotice{Kind: PushBookingCancelled,
-		Key: fmt.Sprintf("appointment:%d:cancelled", id), DoctorID: a.DoctorID, Resident: a.ResidentName, VisitKind: a.Kind,
+	err = t.e.DB.CancelAppointment(t, a.ID, t.in.At, []storage.Push{BookingNotice{Kind: PushBookingCancelled,
+		Key: fmt.Sprintf("appointment:%d:cancelled", a.ID), DoctorID: a.DoctorID, Resident: a.ResidentName, VisitKind: a.Kind,
 		At: a.StartsAt}.Push()})
 	if errors.Is(err, storage.ErrStatusChanged) {
-		return say("book_gone", nil)
+		return "", stopWith("book_gone", nil)
 	}
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	e.pushed()
-	return say("appointment_cancelled", nil)
+	return "", stopWith("appointment_cancelled", nil)
 }

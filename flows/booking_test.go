@@ -149,6 +149,48 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 	}
 	c.say("1", "上次上门的地址：幸福社区3号楼2单元101", "回复“1”沿用")
 	c.say("1", "地址：幸福社区3号楼2单元101")
+	c.say("取消", "已退出")
+
+	// 改约 moves the visit in time only: the address is not asked again, and
+	// the one shown is the one kept.
+	c.say("改约 1", "可以预约的日期")
+	c.say("3", "可以预约的时间")
+	c.say("1", "请确认改约", "地址：幸福社区3号楼2单元101")
+	c.in("booking", "confirm")
+	c.say("确认", "改约成功")
+	a, _ = e.DB.UpcomingManagedBy(context.Background(), "o_h", c.clock)
+	if len(a) != 1 || a[0].AddressSealed == "" {
+		t.Fatalf("after 改约: %+v", a)
+	}
+	if address, err := e.Sealer.Open("address", a[0].AddressSealed); err != nil || address != "幸福社区3号楼2单元101" {
+		t.Fatalf("the visit's address after 改约 is %q (%v)", address, err)
+	}
+}
+
+// 取消 N typed in the middle of signing pauses the signing like any other
+// interruption: once the cancellation is answered, 继续 goes back to the
+// question it stopped at, with the answers given so far.
+func TestCancellingAVisitMidSigningPausesTheSigning(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_p2", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_p2")
+	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		c.say(s)
+	}
+	c.say("确认", "预约成功")
+	// Now signing a family member.
+	c.say("签约", "请问为谁签约")
+	c.say("2", "姓名")
+	c.say("王小明")
+	c.in("signing", "consent")
+	c.say("取消 1", "要取消这个预约吗", "回复“继续”回到刚才的签约")
+	c.in("cancel_booking", "confirm")
+	c.say("确认", "回复“继续”回到刚才的签约")
+	c.say("继续", "单独同意")
+	c.in("signing", "consent")
+	c.say("返回", "姓名")
+	c.in("signing", "name")
 }
 
 // Two residents choose the same 10-minute slot; the slower one is offered

@@ -1,8 +1,6 @@
 package flows
 
 import (
-	"context"
-	"strconv"
 	"strings"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
@@ -10,43 +8,58 @@ import (
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// browse is the 服务包 conversation: the region's packages in one numbered
-// list, a number shows one package, 返回 goes back to the list.
-//
-// States (see browse.md): list -> detail -> list ...
-type browse struct{}
-
-func (browse) title() string { return "服务包浏览" }
-
-func (b browse) start(ctx context.Context, e *Engine, st *State, _ Inbound) ([]string, error) {
-	c, err := e.DB.Catalog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st.Step = "list"
-	return say("packages_list", listView(c))
+// browseData is the package a resident is looking at (its number in the
+// list), 0 for the list.
+type browseData struct {
+	N int `json:"n,omitempty"`
 }
 
-func (b browse) answer(ctx context.Context, e *Engine, st *State, said string, _ Inbound) ([]string, error) {
-	c, err := e.DB.Catalog(ctx)
+type browseTurn = turn[browseData]
+
+// browse is the 服务包 conversation: the region's packages in one numbered
+// list, a number shows one package (another number another), 返回 goes
+// back to the list. States: see browse.md.
+var _ = declare(&conversation[browseData]{
+	about: about{name: "packages", title: "服务包浏览", keywords: []string{"服务包"}, help: "packages_help", version: 1},
+	steps: []step[browseData]{
+		{name: "list", ask: askPackageList, take: takePackageNumber},
+		{name: "detail", ask: askPackageDetail, take: takePackageNumber},
+	},
+})
+
+func askPackageList(t *browseTurn) (string, error) {
+	c, err := t.catalog()
 	if err != nil {
-		return nil, err
+		return "", err
+	}
+	t.d.N = 0
+	return templates.Message("packages_list", listView(c))
+}
+
+func takePackageNumber(t *browseTurn, said string) (string, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return "", err
+	}
+	n, ok := choice(said, len(browseOrder(c)))
+	if !ok {
+		return "", reaskWith("packages_reask", len(browseOrder(c)))
+	}
+	t.d.N = n
+	return "", nil
+}
+
+func askPackageDetail(t *browseTurn) (string, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return "", err
 	}
 	ordered := browseOrder(c)
-	if said == "返回" || said == "" {
-		st.Step = "list"
-		return say("packages_list", listView(c))
+	if t.d.N < 1 || t.d.N > len(ordered) { // the catalog shrank meanwhile
+		t.st.Step = "list"
+		return askPackageList(t)
 	}
-	n, err := strconv.Atoi(said)
-	if err != nil || n < 1 || n > len(ordered) {
-		return say("packages_reask", len(ordered))
-	}
-	st.Step = "detail"
-	return say("package_detail", detailView(c, ordered[n-1], n))
-}
-
-func (browse) help(st *State) (string, error) {
-	return templates.Message("packages_help", st.Step)
+	return templates.Message("package_detail", detailView(c, ordered[t.d.N-1], t.d.N))
 }
 
 // browseOrder numbers packages continuously across the groups: basic, then

@@ -39,7 +39,7 @@ func engineFor(t testing.TB, region string) *Engine {
 	return &Engine{DB: db, Sealer: sealer}
 }
 
-type turn struct {
+type line struct {
 	at       time.Duration // after the conversation's start
 	said     string
 	contains []string
@@ -48,7 +48,7 @@ type turn struct {
 }
 
 // play runs turns against one state and checks each reply.
-func play(t *testing.T, e *Engine, turns []turn) {
+func play(t *testing.T, e *Engine, turns []line) {
 	t.Helper()
 	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	var st State
@@ -78,7 +78,7 @@ func play(t *testing.T, e *Engine, turns []turn) {
 }
 
 func TestBrowseYaoguan(t *testing.T) {
-	play(t, engineFor(t, "yaoguan"), []turn{
+	play(t, engineFor(t, "yaoguan"), []line{
 		{said: "服务包", flow: "packages", contains: []string{
 			"常州市武进区遥观镇家庭医生服务包", "【基础服务包】\n1. 基本公共卫生服务包（免费）\n2. 基本医疗服务包（个人付50元）\n3. 健康管理服务包（个人付70元）",
 			"【个性化服务包】\n4. 老年人健康管理包（个人付30元，以签约机构公示价格为准）",
@@ -102,7 +102,7 @@ func TestBrowseYaoguan(t *testing.T) {
 }
 
 func TestBrowseExpiresAfterIdling(t *testing.T) {
-	play(t, engineFor(t, "national"), []turn{
+	play(t, engineFor(t, "national"), []line{
 		{said: "服务包", flow: "packages"},
 		{at: 29 * time.Minute, said: "2", flow: "packages", contains: []string{"2. 老年人健康管理包"}},
 		{at: 60 * time.Minute, said: "3", flow: "", contains: []string{"已经超过30分钟没有回复，已自动结束", "这句话我还没看懂"}},

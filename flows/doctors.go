@@ -56,7 +56,7 @@ var (
 const maxBindingFailures = 5
 
 // doctorCommand answers a doctor's command; ok is false for anything else.
-func (e *Engine) doctorCommand(ctx context.Context, said string, in Inbound) (replies []string, ok bool, err error) {
+func (e *Engine) doctorCommand(ctx context.Context, _ *State, said string, in Inbound) (replies []string, ok bool, err error) {
 	if m := bindCommand.FindStringSubmatch(said); m != nil {
 		replies, err = e.bind(ctx, strings.ToUpper(m[1]), in)
 		return replies, true, err
@@ -96,7 +96,6 @@ func (e *Engine) bind(ctx context.Context, code string, in Inbound) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	e.pushed() // requests that waited for this doctor
 	return say("doctor_bound", d.Name)
 }
 
@@ -132,7 +131,6 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 	if err != nil {
 		return nil, err
 	}
-	e.pushed()
 	if reason == "" {
 		return say("doctor_confirmed", map[string]any{"Number": number, "Resident": c.ResidentName, "End": change.TermEnd})
 	}

@@ -2,7 +2,9 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -11,57 +13,63 @@ import (
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// Engine routes each inbound message to the conversation it belongs to.
-// The catalog and organisation are read from the database at each step (it
-// is the truth once seeded, edited by admins), not cached.
+// Engine routes each inbound message to the command or conversation it
+// belongs to. The catalog and organisation are read from the database at
+// each step (it is the truth once seeded, edited by admins), not cached.
 type Engine struct {
 	DB        *storage.DB
 	Sealer    *storage.Sealer // personal data in the session is sealed too
-	IdleAfter time.Duration   // a conversation left this long expires; zero: 30 minutes
-	// Pushed is told when a step committed pushes itself (a signing, a
-	// doctor's answer), so the dispatcher sends them at once.
-	Pushed func()
+	IdleAfter time.Duration   // a conversation left this long expires; zero: DefaultIdleAfter
+	Log       *slog.Logger    // nil: slog.Default()
 }
 
-func (e *Engine) pushed() {
-	if e.Pushed != nil {
-		e.Pushed()
-	}
+// DefaultIdleAfter is how long a conversation waits for an answer by default.
+const DefaultIdleAfter = 30 * time.Minute
+
+// State is a user's conversation state, kept in the chat session between
+// turns. Data is the running conversation's own typed state, as JSON.
+type State struct {
+	Flow    string   `json:"flow,omitempty"`
+	Step    string   `json:"step,omitempty"`
+	Version int      `json:"version,omitempty"` // of the conversation's state shape
+	RunKey  string   `json:"run,omitempty"`     // names this run, for idempotent effects
+	History []string `json:"history,omitempty"` // steps answered, for 返回
+	// Data holds personal data only sealed.
+	Data    []byte    `json:"data,omitempty"`
+	Updated time.Time `json:"updated,omitzero"`
+	Paused  *State    `json:"paused,omitempty"` // interrupted, resumed with 继续
 }
 
-// conversation is one flow: it starts on an entry keyword and then takes
-// every message until it ends, is cancelled or expires.
-type conversation interface {
-	title() string
-	start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error)
-	answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error)
-	help(st *State) (string, error)
+// leave ends the current conversation; a paused one stays paused.
+func (st *State) leave() {
+	*st = State{Paused: st.Paused, Updated: st.Updated}
 }
 
-var conversations = map[string]conversation{
-	"packages":       browse{},
-	"signing":        signingFlow,
-	"mine":           mine{},
-	"cancel":         aftercare{kind: "cancel"},
-	"renew":          aftercare{kind: "renew"},
-	"change":         aftercare{kind: "change"},
-	"booking":        bookingFlow,
-	"cancel_booking": cancelBooking{},
-	"survey":         survey{},
-	"reminders":      reminderSettings{},
-}
-
-// entryKeywords start conversations; those not built yet say so.
-var entryKeywords = map[string]string{"服务包": "packages", "签约": "signing", "预约": "booking", "我的": "mine",
-	"解约": "cancel", "续签": "renew", "改签": "change", "提醒设置": "reminders"}
-
-// Handle runs one turn. State is updated in place; the caller saves it after
-// the outcome's changes are durable.
+// Handle runs one turn: every change it makes, the user's own record
+// included, commits in one transaction before it returns. State is updated
+// in place; the caller saves it once Handle has returned without error.
 func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, error) {
+	var out Outcome
+	err := e.DB.InTx(ctx, func(db *storage.DB) error {
+		scoped := *e
+		scoped.DB = db
+		var err error
+		if out, err = scoped.handle(ctx, st, in); err != nil {
+			return err
+		}
+		return db.Apply(ctx, out.Changes)
+	})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("flows.Handle: %w", err)
+	}
+	return out, nil
+}
+
+func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, error) {
 	var out Outcome
 	seen := &storage.UserSeen{OpenID: in.OpenID, Subscribed: true, EventTime: in.At, Scene: in.Scene}
 	out.Changes.Seen = seen
-
+	notice := e.dropUnreadable(st)
 	var replies []string
 	var err error
 	switch in.Kind {
@@ -89,14 +97,67 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	case Click:
 		replies, err = e.words(ctx, st, Normalize(in.Key), in)
 	default:
-		return out, fmt.Errorf("flows.Handle: unknown inbound kind %q", in.Kind)
+		return out, fmt.Errorf("unknown inbound kind %q", in.Kind)
+	}
+	if errors.Is(err, errState) { // found mid-turn: a value the state should hold is missing
+		e.log().Warn("conversation state unreadable; conversation reset", "err", err)
+		*st = State{}
+		notice, replies, err = mustMessage("flow_reset", nil), nil, nil
+		if in.Kind == Text || in.Kind == Click {
+			replies, err = say("help", nil)
+		}
 	}
 	if err != nil {
-		return out, fmt.Errorf("flows.Handle: %w", err)
+		return out, err
 	}
 	st.Updated = in.At
-	out.Replies = replies
+	out.Replies = prefixed(notice, replies)
 	return out, nil
+}
+
+// dropUnreadable ends a conversation this build cannot carry on (renamed,
+// changed shape) and says so; it returns "" when there is none.
+func (e *Engine) dropUnreadable(st *State) string {
+	notice := ""
+	for _, s := range []*State{st, st.Paused} {
+		if s == nil || s.Flow == "" {
+			continue
+		}
+		conv, ok := conversations[s.Flow]
+		err := errState
+		if ok {
+			err = conv.check(s)
+		}
+		if err != nil {
+			e.log().Warn("conversation state from another build; conversation reset", "flow", s.Flow, "step", s.Step, "err", err)
+			if s == st {
+				*st = State{Paused: st.Paused, Updated: st.Updated}
+			} else {
+				st.Paused = nil
+			}
+			notice = mustMessage("flow_reset", nil)
+		}
+	}
+	return notice
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.Default()
+}
+
+// prefixed puts a notice before the turn's first reply: one passive reply.
+func prefixed(notice string, replies []string) []string {
+	if notice == "" {
+		return replies
+	}
+	if len(replies) == 0 {
+		return []string{notice}
+	}
+	replies[0] = notice + "\n\n" + replies[0]
+	return replies
 }
 
 func say(name string, data any) ([]string, error) {
@@ -109,53 +170,42 @@ func say(name string, data any) ([]string, error) {
 
 // words answers what a resident typed, said or clicked.
 func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
-	var prefix []string
+	notice := ""
 	if st.Flow != "" && in.At.Sub(st.Updated) > e.idleAfter() {
-		expired, err := templates.Message("flow_expired", map[string]any{
-			"Title": conversations[st.Flow].title(), "Minutes": int(e.idleAfter().Minutes())})
+		var err error
+		notice, err = templates.Message("flow_expired", map[string]any{
+			"Title": conversations[st.Flow].describe().title, "Minutes": int(e.idleAfter().Minutes())})
 		if err != nil {
 			return nil, err
 		}
-		prefix = append(prefix, expired)
-		st.Reset()
+		st.leave()
 	}
 	replies, err := e.dispatch(ctx, st, said, in)
-	if len(prefix) > 0 && len(replies) > 0 {
-		// One passive reply: the notice and the answer together.
-		replies[0] = prefix[0] + "\n\n" + replies[0]
-	}
-	return replies, err
+	return prefixed(notice, replies), err
 }
 
+// command answers a one-off request whatever conversation is open; ok is
+// false when the words are not its.
+type command func(e *Engine, ctx context.Context, st *State, said string, in Inbound) (replies []string, ok bool, err error)
+
+// commands are tried in order before conversations.
+var commands = []command{(*Engine).doctorCommand, (*Engine).appointmentCommand, (*Engine).visitCommand, (*Engine).score}
+
 func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
-	if replies, ok, err := e.doctorCommand(ctx, said, in); ok {
-		return replies, err
+	for _, cmd := range commands {
+		if replies, ok, err := cmd(e, ctx, st, said, in); ok {
+			return replies, err
+		}
 	}
-	if replies, ok, err := e.appointmentCommand(ctx, st, said, in); ok {
-		return replies, err
-	}
-	if replies, ok, err := e.visitCommand(ctx, said, in); ok {
-		return replies, err
-	}
-	if replies, ok, err := e.score(ctx, st, said, in); ok {
-		return replies, err
-	}
-	if name, ok := entryKeywords[said]; ok {
-		if name != "" && name == st.Flow { // already there: repeat the question
+	if name, ok := keywords[said]; ok {
+		if name == st.Flow { // already there: repeat the question
 			return conversations[name].answer(ctx, e, st, "", in)
 		}
-		conv, built := conversations[name]
-		if !built {
-			replies, err := say("coming_soon", said)
-			return resumeHint(pausable(st), replies), err
-		}
-		st.switchTo(name)
-		replies, err := conv.start(ctx, e, st, in)
-		return resumeHint(st.Paused, replies), err
+		return e.enter(ctx, st, name, in, nil)
 	}
 	switch said {
 	case "继续":
-		return e.resume(ctx, st)
+		return e.resume(ctx, st, in)
 	case "我的签约":
 		replies, err := e.myContracts(ctx, in.OpenID)
 		return resumeHint(pausable(st), replies), err
@@ -163,10 +213,10 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 	if conv, ok := conversations[st.Flow]; ok {
 		switch said {
 		case "取消":
-			st.Reset()
-			return say("flow_cancelled", conv.title())
+			st.leave()
+			return say("flow_cancelled", conv.describe().title)
 		case "帮助":
-			text, err := conv.help(st)
+			text, err := conv.helpText(st)
 			return []string{text}, err
 		}
 		return conv.answer(ctx, e, st, said, in)
@@ -181,30 +231,29 @@ func (e *Engine) idleAfter() time.Duration {
 	if e.IdleAfter > 0 {
 		return e.IdleAfter
 	}
-	return 30 * time.Minute
+	return DefaultIdleAfter
 }
 
-// keptWhenInterrupted conversations are paused when another interrupts them, to
-// come back to with 继续; the others (browsing, menus) simply end.
-var keptWhenInterrupted = map[string]bool{"signing": true, "booking": true}
-
-// switchTo leaves the current conversation for another, keeping it paused
-// if it is worth coming back to.
-func (st *State) switchTo(flow string) {
-	if keptWhenInterrupted[st.Flow] {
+// enter is the one way into a conversation: the one open is paused if it
+// pauses on interruption, or ended, and the new one starts (seed, if not
+// nil, holds what is already known of its state).
+func (e *Engine) enter(ctx context.Context, st *State, name string, in Inbound, seed any) ([]string, error) {
+	conv, ok := conversations[name]
+	if !ok {
+		return nil, fmt.Errorf("flows: no conversation %q", name)
+	}
+	if cur, ok := conversations[st.Flow]; ok && cur.describe().pauses {
 		paused := *st
 		paused.Paused = nil
-		st.Reset()
-		st.Paused = &paused
+		*st = State{Paused: &paused, Updated: st.Updated}
 	} else {
-		st.Reset()
+		st.leave()
 	}
-	st.Flow = flow
-}
-
-// Reset leaves the current conversation (a paused one stays paused).
-func (st *State) Reset() {
-	st.Flow, st.Step, st.Data = "", "", nil
+	replies, err := conv.start(ctx, e, st, in, seed)
+	if st.Flow == name {
+		return resumeHint(st.Paused, replies), err
+	}
+	return replies, err
 }
 
 // signWithDoctor starts signing from a doctor's QR code (scene doctor_ID):
@@ -214,10 +263,7 @@ func (e *Engine) signWithDoctor(ctx context.Context, st *State, in Inbound) ([]s
 	if err != nil {
 		return say("help", nil)
 	}
-	st.switchTo("signing")
-	replies, err := conversations["signing"].start(ctx, e, st, in)
-	st.Data["preferred_doctor"] = strconv.FormatInt(id, 10)
-	return replies, err
+	return e.enter(ctx, st, signing.name, in, &signingData{PreferredDoctor: id})
 }
 
 // pausable is the conversation a one-off answer interrupts, if any.
@@ -235,10 +281,10 @@ func resumeHint(waiting *State, replies []string) []string {
 		return replies
 	}
 	conv, ok := conversations[waiting.Flow]
-	if !ok || !keptWhenInterrupted[waiting.Flow] {
+	if !ok || !conv.describe().pauses {
 		return replies
 	}
-	if hint, err := templates.Message("flow_resume_hint", conv.title()); err == nil {
+	if hint, err := templates.Message("flow_resume_hint", conv.describe().title); err == nil {
 		replies[len(replies)-1] += "\n" + hint
 	}
 	return replies
@@ -246,14 +292,13 @@ func resumeHint(waiting *State, replies []string) []string {
 
 // resume goes back to a paused conversation, or repeats the current
 // question.
-func (e *Engine) resume(ctx context.Context, st *State) ([]string, error) {
+func (e *Engine) resume(ctx context.Context, st *State, in Inbound) ([]string, error) {
 	if st.Paused != nil {
-		paused := *st.Paused
-		*st = paused
+		*st = *st.Paused
 	}
 	conv, ok := conversations[st.Flow]
 	if !ok {
 		return say("nothing_to_resume", nil)
 	}
-	return conv.answer(ctx, e, st, "", Inbound{})
+	return conv.answer(ctx, e, st, "", in)
 }

@@ -83,3 +83,39 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+// A session naming a conversation, step or state shape this build does not
+// know (a deploy renamed it while sessions live for hours) is reset with a
+// word of explanation, whatever the resident says next.
+func TestSessionFromAnotherBuildIsResetPolitely(t *testing.T) {
+	e := engineFor(t, "national")
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
+	sessions := map[string]State{
+		"renamed conversation":       {Flow: "family_bed", Step: "address", Version: 1, Updated: at.Add(-time.Minute)},
+		"renamed and expired":        {Flow: "family_bed", Step: "address", Version: 1, Updated: at.Add(-2 * time.Hour)},
+		"renamed step":               {Flow: "signing", Step: "identity", Version: 1, Updated: at.Add(-time.Minute)},
+		"old state shape":            {Flow: "signing", Step: "phone", Data: []byte(`{"who":"self","age":"71"}`), Updated: at.Add(-time.Minute)},
+		"state that does not decode": {Flow: "booking", Step: "time", Version: 1, Data: []byte(`{"slots":"1,2"}`), Updated: at.Add(-time.Minute)},
+		"paused one renamed":         {Paused: &State{Flow: "family_bed", Step: "x", Version: 1}, Updated: at.Add(-time.Minute)},
+	}
+	for name, st := range sessions {
+		t.Run(name, func(t *testing.T) {
+			for _, said := range []string{"1", "继续", "签约"} {
+				st := st
+				out, err := e.Handle(context.Background(), &st, Inbound{OpenID: "o_old", Kind: Text, Text: said, At: at})
+				if err != nil {
+					t.Fatalf("%q: %v", said, err)
+				}
+				if !strings.HasPrefix(out.Reply(), msg(t, "flow_reset", nil)) {
+					t.Fatalf("%q: reply %q does not say the conversation was reset", said, out.Reply())
+				}
+				if st.Paused != nil && st.Paused.Flow == "family_bed" || st.Flow == "family_bed" || st.Step == "identity" {
+					t.Fatalf("%q: the unreadable state is kept: %+v", said, st)
+				}
+				if said == "签约" && !strings.Contains(out.Reply(), "请问为谁签约") {
+					t.Fatalf("the message after the reset is not answered: %q", out.Reply())
+				}
+			}
+		})
+	}
+}

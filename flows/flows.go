@@ -35,17 +35,8 @@ type Inbound struct {
 	At     time.Time // when WeChat received it
 }
 
-// State is a user's conversation state, kept in the session between turns.
-type State struct {
-	Flow    string            `json:"flow,omitempty"`
-	Step    string            `json:"step,omitempty"`
-	Data    map[string]string `json:"data,omitempty"` // personal data only sealed
-	Updated time.Time         `json:"updated,omitzero"`
-	Paused  *State            `json:"paused,omitempty"` // interrupted, resumed with 继续
-}
-
-// Outcome is what one turn produces: everything the bot says in its one
-// passive reply, and the changes to make durable before saying it.
+// Outcome is what one turn produced: everything the bot says in its one
+// passive reply, and the changes Handle made durable before returning.
 type Outcome struct {
 	Replies []string
 	Changes storage.Changes

@@ -8,33 +8,31 @@ import (
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// mine is the 我的 menu; 我的签约 also works directly.
-type mine struct{}
+// mine is the 我的 menu; 我的签约 and 我的预约 also work directly.
+var _ = declare(&conversation[struct{}]{
+	about: about{name: "mine", title: "我的", keywords: []string{"我的"}, help: "mine_help", version: 1},
+	steps: []step[struct{}]{{name: "menu", take: takeMineChoice,
+		ask: func(*turn[struct{}]) (string, error) { return templates.Message("mine_menu", nil) }}},
+})
 
-func (mine) title() string { return "我的" }
-
-func (mine) start(ctx context.Context, e *Engine, st *State, _ Inbound) ([]string, error) {
-	st.Step = "menu"
-	return say("mine_menu", nil)
-}
-
-func (mine) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
+func takeMineChoice(t *turn[struct{}], said string) (string, error) {
+	var replies []string
+	var err error
 	switch said {
 	case "1":
-		st.Reset()
-		return e.myContracts(ctx, in.OpenID)
+		replies, err = t.e.myContracts(t, t.in.OpenID)
 	case "2":
-		st.Reset()
-		return e.myAppointments(ctx, in)
+		replies, err = t.e.myAppointments(t, t.in)
 	case "3":
-		st.Reset()
-		st.Flow = "reminders"
-		return reminderSettings{}.start(ctx, e, st, in)
+		return "", switchTo{name: reminders.name}
+	default:
+		return "", reaskWith("mine_menu", nil)
 	}
-	return say("mine_menu", nil)
+	if err != nil {
+		return "", err
+	}
+	return "", stop{strings.Join(replies, "\n")}
 }
-
-func (mine) help(*State) (string, error) { return templates.Message("mine_menu", nil) }
 
 // statusNames are the contract states as residents read them.
 var statusNames = map[string]string{

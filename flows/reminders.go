@@ -1,34 +1,27 @@
 package flows
 
 import (
-	"context"
-
-	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// reminderSettings is 提醒设置: seasonal and personal reminders on and off.
-type reminderSettings struct{}
+// reminders is 提醒设置: seasonal and personal reminders on and off.
+var reminders = declare(&conversation[struct{}]{
+	about: about{name: "reminders", title: "提醒设置", keywords: []string{"提醒设置"}, help: "reminder_help", version: 1},
+	steps: []step[struct{}]{{name: "toggle", ask: askReminders, take: takeReminderToggle}},
+})
 
-func (reminderSettings) title() string { return "提醒设置" }
-
-func (reminderSettings) help(*State) (string, error) {
-	return templates.Message("reminder_settings", storage.ReminderSettings{Seasonal: true, Personal: true})
-}
-
-func (reminderSettings) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
-	s, err := e.DB.Reminders(ctx, in.OpenID)
+func askReminders(t *turn[struct{}]) (string, error) {
+	s, err := t.e.DB.Reminders(t, t.in.OpenID)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	st.Step = "toggle"
-	return say("reminder_settings", s)
+	return templates.Message("reminder_settings", s)
 }
 
-func (r reminderSettings) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
-	s, err := e.DB.Reminders(ctx, in.OpenID)
+func takeReminderToggle(t *turn[struct{}], said string) (string, error) {
+	s, err := t.e.DB.Reminders(t, t.in.OpenID)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	var what string
 	var on bool
@@ -40,15 +33,18 @@ func (r reminderSettings) answer(ctx context.Context, e *Engine, st *State, said
 		s.Personal = !s.Personal
 		what, on = "个人健康提醒", s.Personal
 	default:
-		return say("reminder_settings", s)
+		return "", reaskWith("reminder_settings", s)
 	}
-	if err := e.DB.SetReminders(ctx, in.OpenID, s, SeasonalKinds, PersonalKinds); err != nil {
-		return nil, err
+	if err := t.e.DB.SetReminders(t, t.in.OpenID, s, SeasonalKinds, PersonalKinds); err != nil {
+		return "", err
 	}
 	saved, err := templates.Message("reminder_settings_saved", map[string]any{"What": what, "On": on})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	list, err := templates.Message("reminder_settings", s)
-	return []string{saved + "\n" + list}, err
+	if err != nil {
+		return "", err
+	}
+	return "", reask{saved + "\n" + list}
 }

@@ -26,11 +26,39 @@ const (
 // The 签约 conversation's states are drawn in signing.md. The order of the
 // steps is part of the contract with clinics' training material.
 
-// signingFlow is the 签约 conversation.
-var signingFlow = stepped{name: "signing", titleText: "签约", helpMessage: "sign_help", keyPrefix: "sign", steps: signingSteps}
+// signingData is what the 签约 conversation has been told so far. The ID
+// number and phone are sealed.
+type signingData struct {
+	Who             string    `json:"who,omitempty"` // self, family
+	Name            string    `json:"name,omitempty"`
+	ConsentedAt     time.Time `json:"consented_at,omitzero"`
+	IDSealed        string    `json:"id,omitempty"`
+	IDHash          string    `json:"id_hash,omitempty"`
+	Birth           string    `json:"birth,omitempty"`
+	Sex             string    `json:"sex,omitempty"`
+	Age             int       `json:"age,omitempty"`
+	PhoneSealed     string    `json:"phone,omitempty"`
+	PhoneHash       string    `json:"phone_hash,omitempty"`
+	CommunityID     int64     `json:"community,omitempty"`
+	CommunityName   string    `json:"community_name,omitempty"`
+	Groups          []string  `json:"groups,omitempty"` // declared; age-derived ones are added on their own
+	TeamID          int64     `json:"team,omitempty"`
+	TeamName        string    `json:"team_name,omitempty"`
+	DoctorID        int64     `json:"doctor,omitempty"`
+	DoctorName      string    `json:"doctor_name,omitempty"`
+	District        string    `json:"district,omitempty"`
+	Tertiary        string    `json:"tertiary,omitempty"`
+	Insured         string    `json:"insured,omitempty"`
+	Packages        []string  `json:"packages,omitempty"`
+	PreferredDoctor int64     `json:"preferred_doctor,omitempty"` // from a doctor's QR code
+}
 
-func signingSteps() []step {
-	return []step{
+type signTurn = turn[signingData]
+
+// signing is the 签约 conversation.
+var signing = declare(&conversation[signingData]{
+	about: about{name: "signing", title: "签约", keywords: []string{"签约"}, pauses: true, help: "sign_help", version: 1},
+	steps: []step[signingData]{
 		{name: "who", ask: askWho, take: takeWho},
 		{name: "name", ask: askName, take: takeName},
 		{name: "consent", ask: askConsent, take: takeConsent},
@@ -44,37 +72,13 @@ func signingSteps() []step {
 		{name: "insured", applies: insuredMatters, ask: askInsured, take: takeInsured},
 		{name: "packages", ask: askPackages, take: takePackages},
 		{name: "confirm", ask: askConfirm, take: takeConfirm},
-	}
-}
+	},
+})
 
-func (t *turnCtx) family() bool { return t.st.Data["who"] == "family" }
+func signFamily(t *signTurn) bool { return t.d.Who == "family" }
 
-func (t *turnCtx) catalog() (storage.Catalog, error) {
-	if t.cat == nil {
-		c, err := t.e.DB.Catalog(t)
-		if err != nil {
-			return c, err
-		}
-		t.cat = &c
-	}
-	return *t.cat, nil
-}
-
-func (t *turnCtx) settings() (profile.Settings, error) {
-	c, err := t.catalog()
-	if err != nil {
-		return profile.Settings{}, err
-	}
-	return profile.SettingsOf(c)
-}
-
-func (t *turnCtx) applicant() Applicant {
-	age, _ := strconv.Atoi(t.st.Data["age"])
-	var groups []string
-	if g := t.st.Data["groups"]; g != "" {
-		groups = strings.Split(g, ",")
-	}
-	return Applicant{Age: age, Groups: groups, Insured: storage.Insured(cmp.Or(t.st.Data["insured"], string(storage.InsuredLocal)))}
+func signApplicant(t *signTurn) Applicant {
+	return Applicant{Age: t.d.Age, Groups: t.d.Groups, Insured: storage.Insured(cmp.Or(t.d.Insured, string(storage.InsuredLocal)))}
 }
 
 // numbers reads "1 3", "1,3", "1，3" or "1、3".
@@ -99,7 +103,7 @@ func choice(said string, n int) (int, bool) {
 
 // --- the steps ---
 
-func askWho(t *turnCtx) (string, error) {
+func askWho(t *signTurn) (string, error) {
 	members, err := t.e.DB.ManagedResidents(t, t.in.OpenID)
 	if err != nil {
 		return "", err
@@ -113,39 +117,39 @@ func askWho(t *turnCtx) (string, error) {
 	return templates.Message("sign_who", strings.Join(names, "、"))
 }
 
-func takeWho(t *turnCtx, said string) (string, error) {
+func takeWho(t *signTurn, said string) (string, error) {
 	switch said {
 	case "1", "本人":
-		t.st.Data["who"] = "self"
+		t.d.Who = "self"
 	case "2", "家庭成员":
-		t.st.Data["who"] = "family"
+		t.d.Who = "family"
 	default:
 		return "", reaskWith("sign_who_reask", nil)
 	}
 	return "", nil
 }
 
-func askName(t *turnCtx) (string, error) { return templates.Message("sign_name", t.family()) }
+func askName(t *signTurn) (string, error) { return templates.Message("sign_name", signFamily(t)) }
 
 var namePattern = regexp.MustCompile(`^[\p{Han}A-Za-z·]+$`)
 
-func takeName(t *turnCtx, said string) (string, error) {
+func takeName(t *signTurn, said string) (string, error) {
 	name := strings.ReplaceAll(said, " ", "")
 	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
 		return "", reaskWith("sign_name_reask", nil)
 	}
-	t.st.Data["name"] = name
+	t.d.Name = name
 	return "", nil
 }
 
-func askConsent(t *turnCtx) (string, error) {
-	return templates.Message("consent_"+ConsentVersion, map[string]any{"Family": t.family()})
+func askConsent(t *signTurn) (string, error) {
+	return templates.Message("consent_"+ConsentVersion, map[string]any{"Family": signFamily(t)})
 }
 
-func takeConsent(t *turnCtx, said string) (string, error) {
+func takeConsent(t *signTurn, said string) (string, error) {
 	switch said {
 	case "同意":
-		t.st.Data["consented_at"] = t.in.At.UTC().Format(time.RFC3339)
+		t.d.ConsentedAt = t.in.At.UTC()
 		return "", nil
 	case "不同意":
 		return "", stopWith("sign_consent_declined", nil)
@@ -153,7 +157,7 @@ func takeConsent(t *turnCtx, said string) (string, error) {
 	return "", reaskWith("sign_consent_reask", nil)
 }
 
-func askID(t *turnCtx) (string, error) { return templates.Message("sign_id", t.family()) }
+func askID(t *signTurn) (string, error) { return templates.Message("sign_id", signFamily(t)) }
 
 var idProblems = map[error]string{ErrIDFormat: "sign_id_format", ErrIDChecksum: "sign_id_checksum",
 	ErrIDBirth: "sign_id_birth", ErrIDFuture: "sign_id_future"}
@@ -162,14 +166,14 @@ var idProblems = map[error]string{ErrIDFormat: "sign_id_format", ErrIDChecksum: 
 // day, so nobody can find out who is signed by trying numbers.
 const maxIDsPerDay = 3
 
-func takeID(t *turnCtx, said string) (string, error) {
+func takeID(t *signTurn, said string) (string, error) {
 	id := NormalizeID(said)
 	person, err := ParseID(id, t.in.At)
 	if err != nil {
 		return "", reaskWith(idProblems[err], nil)
 	}
 	age := Age(person.Birth, t.in.At)
-	if !t.family() && age < 14 {
+	if !signFamily(t) && age < 14 {
 		return "", stopWith("sign_id_child_self", nil)
 	}
 	hash := t.e.Sealer.Hash("id_number", id)
@@ -197,16 +201,16 @@ func takeID(t *turnCtx, said string) (string, error) {
 	if person.Male {
 		sex = "male"
 	}
-	t.st.Data["id"], t.st.Data["id_hash"] = sealed, hash
-	t.st.Data["birth"], t.st.Data["sex"], t.st.Data["age"] = person.Birth.Format("2006-01-02"), sex, strconv.Itoa(age)
+	t.d.IDSealed, t.d.IDHash = sealed, hash
+	t.d.Birth, t.d.Sex, t.d.Age = person.Birth.Format("2006-01-02"), sex, age
 	return templates.Message("sign_id_ok", MaskID(id))
 }
 
-func askPhone(t *turnCtx) (string, error) { return templates.Message("sign_phone", t.family()) }
+func askPhone(t *signTurn) (string, error) { return templates.Message("sign_phone", signFamily(t)) }
 
 var mobilePattern = regexp.MustCompile(`^1[3-9][0-9]{9}$`)
 
-func takePhone(t *turnCtx, said string) (string, error) {
+func takePhone(t *signTurn, said string) (string, error) {
 	phone := strings.NewReplacer(" ", "", "-", "").Replace(said)
 	if !mobilePattern.MatchString(phone) {
 		return "", reaskWith("sign_phone_reask", nil)
@@ -215,14 +219,14 @@ func takePhone(t *turnCtx, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.st.Data["phone"], t.st.Data["phone_hash"] = sealed, t.e.Sealer.Hash("phone", phone)
+	t.d.PhoneSealed, t.d.PhoneHash = sealed, t.e.Sealer.Hash("phone", phone)
 	return "", nil
 }
 
 // maxListed is the longest numbered list one question shows.
 const maxListed = 9
 
-func askCommunity(t *turnCtx) (string, error) {
+func askCommunity(t *signTurn) (string, error) {
 	cs, err := t.e.DB.Communities(t)
 	if err != nil {
 		return "", err
@@ -233,7 +237,7 @@ func askCommunity(t *turnCtx) (string, error) {
 	return templates.Message("sign_community", cs)
 }
 
-func takeCommunity(t *turnCtx, said string) (string, error) {
+func takeCommunity(t *signTurn, said string) (string, error) {
 	cs, err := t.e.DB.Communities(t)
 	if err != nil {
 		return "", err
@@ -262,13 +266,13 @@ func takeCommunity(t *turnCtx, said string) (string, error) {
 		}
 		chosen = &found[0]
 	}
-	t.st.Data["community"], t.st.Data["community_name"] = strconv.FormatInt(chosen.ID, 10), chosen.Name
+	t.d.CommunityID, t.d.CommunityName = chosen.ID, chosen.Name
 	return "", nil
 }
 
 // declarableGroups are the profile's priority groups a resident declares;
 // those that follow from age are added on their own.
-func (t *turnCtx) declarableGroups() ([]string, error) {
+func signDeclarableGroups(t *signTurn) ([]string, error) {
 	s, err := t.settings()
 	if err != nil {
 		return nil, err
@@ -291,17 +295,17 @@ func findTerm(code string) (profile.Term, bool) {
 	return profile.Term{}, false
 }
 
-func askGroups(t *turnCtx) (string, error) {
-	codes, err := t.declarableGroups()
+func askGroups(t *signTurn) (string, error) {
+	codes, err := signDeclarableGroups(t)
 	if err != nil {
 		return "", err
 	}
 	return templates.Message("sign_groups", map[string]any{
-		"Groups": strings.Split(groupNames(codes), "、"), "Family": t.family(), "Auto": groupNames(profile.Words().DerivedGroups(t.applicant().Age))})
+		"Groups": strings.Split(groupNames(codes), "、"), "Family": signFamily(t), "Auto": groupNames(profile.Words().DerivedGroups(signApplicant(t).Age))})
 }
 
-func takeGroups(t *turnCtx, said string) (string, error) {
-	codes, err := t.declarableGroups()
+func takeGroups(t *signTurn, said string) (string, error) {
+	codes, err := signDeclarableGroups(t)
 	if err != nil {
 		return "", err
 	}
@@ -321,27 +325,29 @@ func takeGroups(t *turnCtx, said string) (string, error) {
 			return "", reaskWith("sign_groups_reask", len(codes))
 		}
 	}
-	t.st.Data["groups"] = strings.Join(chosen, ",")
-	all := append(slices.Clone(chosen), profile.Words().DerivedGroups(t.applicant().Age)...)
+	t.d.Groups = chosen
+	all := append(slices.Clone(chosen), profile.Words().DerivedGroups(signApplicant(t).Age)...)
 	return templates.Message("sign_groups_ok", groupNames(all))
 }
 
-func (t *turnCtx) teams() ([]storage.Team, error) {
-	id, _ := strconv.ParseInt(t.st.Data["community"], 10, 64)
-	return t.e.DB.TeamsServing(t, id)
+func signTeams(t *signTurn) ([]storage.Team, error) {
+	if t.d.CommunityID == 0 {
+		return nil, missing(t.st.Flow, "community")
+	}
+	return t.e.DB.TeamsServing(t, t.d.CommunityID)
 }
 
 // teamsOffered lists the teams serving the community, the team of the
 // doctor whose QR code started the signing first.
-func (t *turnCtx) teamsOffered() ([]storage.Team, bool, error) {
-	teams, err := t.teams()
+func signTeamsOffered(t *signTurn) ([]storage.Team, bool, error) {
+	teams, err := signTeams(t)
 	if err != nil {
 		return nil, false, err
 	}
 	preferred := false
-	if want := t.st.Data["preferred_doctor"]; want != "" {
+	if want := t.d.PreferredDoctor; want != 0 {
 		for i, tm := range teams {
-			if strconv.FormatInt(tm.DoctorID, 10) == want {
+			if tm.DoctorID == want {
 				teams[0], teams[i] = teams[i], teams[0]
 				preferred = true
 				break
@@ -351,8 +357,8 @@ func (t *turnCtx) teamsOffered() ([]storage.Team, bool, error) {
 	return teams[:min(len(teams), maxListed)], preferred, nil
 }
 
-func askTeam(t *turnCtx) (string, error) {
-	teams, preferred, err := t.teamsOffered()
+func askTeam(t *signTurn) (string, error) {
+	teams, preferred, err := signTeamsOffered(t)
 	if err != nil {
 		return "", err
 	}
@@ -362,8 +368,8 @@ func askTeam(t *turnCtx) (string, error) {
 	return templates.Message("sign_team", map[string]any{"Teams": teams, "Preferred": preferred})
 }
 
-func takeTeam(t *turnCtx, said string) (string, error) {
-	teams, preferred, err := t.teamsOffered()
+func takeTeam(t *signTurn, said string) (string, error) {
+	teams, preferred, err := signTeamsOffered(t)
 	if err != nil {
 		return "", err
 	}
@@ -375,17 +381,16 @@ func takeTeam(t *turnCtx, said string) (string, error) {
 		return "", reaskWith("sign_team_reask", len(teams))
 	}
 	tm := teams[n-1]
-	t.st.Data["team"], t.st.Data["team_name"] = strconv.FormatInt(tm.ID, 10), tm.Name
-	t.st.Data["doctor"], t.st.Data["doctor_name"] = strconv.FormatInt(tm.DoctorID, 10), tm.DoctorName
+	t.d.TeamID, t.d.TeamName, t.d.DoctorID, t.d.DoctorName = tm.ID, tm.Name, tm.DoctorID, tm.DoctorName
 	return "", nil
 }
 
-func hasPartners(t *turnCtx) (bool, error) {
+func hasPartners(t *signTurn) (bool, error) {
 	s, err := t.settings()
 	return err == nil && s.PartnerHospitals != nil, err
 }
 
-func (t *turnCtx) hospitals(level string) ([]string, string, error) {
+func signHospitals(t *signTurn, level string) ([]string, string, error) {
 	s, err := t.settings()
 	if err != nil || s.PartnerHospitals == nil {
 		return nil, "", err
@@ -396,9 +401,9 @@ func (t *turnCtx) hospitals(level string) ([]string, string, error) {
 	return s.PartnerHospitals.Tertiary, "三级医院", nil
 }
 
-func askHospital(level string) func(t *turnCtx) (string, error) {
-	return func(t *turnCtx) (string, error) {
-		list, name, err := t.hospitals(level)
+func askHospital(level string) func(t *signTurn) (string, error) {
+	return func(t *signTurn) (string, error) {
+		list, name, err := signHospitals(t, level)
 		if err != nil {
 			return "", err
 		}
@@ -406,9 +411,9 @@ func askHospital(level string) func(t *turnCtx) (string, error) {
 	}
 }
 
-func takeHospital(level string) func(t *turnCtx, said string) (string, error) {
-	return func(t *turnCtx, said string) (string, error) {
-		list, _, err := t.hospitals(level)
+func takeHospital(level string) func(t *signTurn, said string) (string, error) {
+	return func(t *signTurn, said string) (string, error) {
+		list, _, err := signHospitals(t, level)
 		if err != nil {
 			return "", err
 		}
@@ -416,24 +421,28 @@ func takeHospital(level string) func(t *turnCtx, said string) (string, error) {
 		if !ok {
 			return "", reaskWith("sign_hospital_reask", len(list))
 		}
-		t.st.Data[level] = list[n-1]
+		if level == "district" {
+			t.d.District = list[n-1]
+		} else {
+			t.d.Tertiary = list[n-1]
+		}
 		return "", nil
 	}
 }
 
-func insuredMatters(t *turnCtx) (bool, error) {
+func insuredMatters(t *signTurn) (bool, error) {
 	c, err := t.catalog()
 	return err == nil && profile.InsuredMatters(c), err
 }
 
-func askInsured(t *turnCtx) (string, error) { return templates.Message("sign_insured", t.family()) }
+func askInsured(t *signTurn) (string, error) { return templates.Message("sign_insured", signFamily(t)) }
 
-func takeInsured(t *turnCtx, said string) (string, error) {
+func takeInsured(t *signTurn, said string) (string, error) {
 	switch said {
 	case "1":
-		t.st.Data["insured"] = string(storage.InsuredLocal)
+		t.d.Insured = string(storage.InsuredLocal)
 	case "2":
-		t.st.Data["insured"] = string(storage.InsuredElsewhere)
+		t.d.Insured = string(storage.InsuredElsewhere)
 	default:
 		return "", reaskWith("sign_insured_reask", nil)
 	}
@@ -442,12 +451,12 @@ func takeInsured(t *turnCtx, said string) (string, error) {
 
 // offered lists what the resident may pick: every basic tier, and the
 // personalised and add-on packages they are eligible for, in browse order.
-func (t *turnCtx) offered() ([]storage.Package, storage.Package, error) {
+func signOffered(t *signTurn) ([]storage.Package, storage.Package, error) {
 	c, err := t.catalog()
 	if err != nil {
 		return nil, storage.Package{}, err
 	}
-	a := t.applicant()
+	a := signApplicant(t)
 	var out []storage.Package
 	var def storage.Package
 	for _, p := range browseOrder(c) {
@@ -461,12 +470,12 @@ func (t *turnCtx) offered() ([]storage.Package, storage.Package, error) {
 	return out, def, nil
 }
 
-func askPackages(t *turnCtx) (string, error) {
-	offered, def, err := t.offered()
+func askPackages(t *signTurn) (string, error) {
+	offered, def, err := signOffered(t)
 	if err != nil {
 		return "", err
 	}
-	a := t.applicant()
+	a := signApplicant(t)
 	type line struct {
 		N                    int
 		Name                 string
@@ -489,8 +498,8 @@ func askPackages(t *turnCtx) (string, error) {
 		"DefaultName": def.Name, "MultiBasic": basics > 1})
 }
 
-func takePackages(t *turnCtx, said string) (string, error) {
-	offered, def, err := t.offered()
+func takePackages(t *signTurn, said string) (string, error) {
+	offered, def, err := signOffered(t)
 	if err != nil {
 		return "", err
 	}
@@ -521,32 +530,32 @@ func takePackages(t *turnCtx, said string) (string, error) {
 		return "", err
 	}
 	var refusal *Refusal
-	if err := CheckChoice(c, t.applicant(), codes); errors.As(err, &refusal) {
+	if err := CheckChoice(c, signApplicant(t), codes); errors.As(err, &refusal) {
 		return "", reaskWith("sign_packages_refused", refusal.Reason)
 	} else if err != nil {
 		return "", err
 	}
-	t.st.Data["packages"] = strings.Join(codes, ",")
+	t.d.Packages = codes
 	return "", nil
 }
 
-func (t *turnCtx) chosenPackages() []string { return strings.Split(t.st.Data["packages"], ",") }
+func signChosenPackages(t *signTurn) []string { return t.d.Packages }
 
-func askConfirm(t *turnCtx) (string, error) {
+func askConfirm(t *signTurn) (string, error) {
 	c, err := t.catalog()
 	if err != nil {
 		return "", err
 	}
-	id, err := t.e.Sealer.Open("id_number", t.st.Data["id"])
+	id, err := t.e.Sealer.Open("id_number", t.d.IDSealed)
 	if err != nil {
 		return "", err
 	}
-	phone, err := t.e.Sealer.Open("phone", t.st.Data["phone"])
+	phone, err := t.e.Sealer.Open("phone", t.d.PhoneSealed)
 	if err != nil {
 		return "", err
 	}
-	codes := t.chosenPackages()
-	fees := Price(c, t.applicant(), codes)
+	codes := signChosenPackages(t)
+	fees := Price(c, signApplicant(t), codes)
 	var names []string
 	for _, code := range codes {
 		p, _ := c.Package(code)
@@ -556,23 +565,20 @@ func askConfirm(t *turnCtx) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	hospitals := strings.TrimSpace(t.st.Data["district"] + "、" + t.st.Data["tertiary"])
-	if hospitals == "、" {
-		hospitals = ""
-	}
+	hospitals := joinNonEmptyWith("、", t.d.District, t.d.Tertiary)
 	return templates.Message("sign_confirm", map[string]any{
-		"Name": t.st.Data["name"], "MaskedID": MaskID(id), "MaskedPhone": MaskPhone(phone),
-		"Community": t.st.Data["community_name"], "Team": t.st.Data["team_name"], "Doctor": t.st.Data["doctor_name"],
+		"Name": t.d.Name, "MaskedID": MaskID(id), "MaskedPhone": MaskPhone(phone),
+		"Community": t.d.CommunityName, "Team": t.d.TeamName, "Doctor": t.d.DoctorName,
 		"Hospitals": hospitals, "Packages": strings.Join(names, "、"), "Price": priceOf(fees.Total),
 		"Unconfirmed": fees.Unconfirmed, "Agreement": agreement,
 	})
 }
 
-func takeConfirm(t *turnCtx, said string) (string, error) {
+func takeConfirm(t *signTurn, said string) (string, error) {
 	if said != "同意" {
 		return "", reaskWith("sign_confirm_reask", nil)
 	}
-	nc, err := t.newContract()
+	nc, err := signNewContract(t)
 	if err != nil {
 		return "", err
 	}
@@ -583,22 +589,20 @@ func takeConfirm(t *turnCtx, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.e.pushed()
-	return "", stopWith("sign_done", map[string]any{"Number": number, "Doctor": t.st.Data["doctor_name"]})
+	return "", stopWith("sign_done", map[string]any{"Number": number, "Doctor": t.d.DoctorName})
 }
 
-func (t *turnCtx) newContract() (storage.NewContract, error) {
+func signNewContract(t *signTurn) (storage.NewContract, error) {
 	c, err := t.catalog()
 	if err != nil {
 		return storage.NewContract{}, err
 	}
-	d := t.st.Data
-	a := t.applicant()
-	community, _ := strconv.ParseInt(d["community"], 10, 64)
-	team, _ := strconv.ParseInt(d["team"], 10, 64)
-	doctor, _ := strconv.ParseInt(d["doctor"], 10, 64)
-	consentedAt, _ := time.Parse(time.RFC3339, d["consented_at"])
-	codes := t.chosenPackages()
+	d := t.d
+	a := signApplicant(t)
+	if d.CommunityID == 0 || d.TeamID == 0 || d.DoctorID == 0 || d.IDSealed == "" {
+		return storage.NewContract{}, missing(t.st.Flow, "community, team or ID number")
+	}
+	codes := signChosenPackages(t)
 	fees := Price(c, a, codes)
 	var pkgs []storage.ContractPackage
 	var names []string
@@ -608,19 +612,19 @@ func (t *turnCtx) newContract() (storage.NewContract, error) {
 		names = append(names, p.Name)
 	}
 	relation := "self"
-	if t.family() {
+	if signFamily(t) {
 		relation = "family"
 	}
-	name, communityName := d["name"], d["community_name"]
+	name, communityName, doctor := d.Name, d.CommunityName, d.DoctorID
 	at := t.in.At
 	return storage.NewContract{
-		RequestKey: d["key"], Day: at.In(Shanghai).Format("060102"),
+		RequestKey: t.st.RunKey, Day: at.In(Shanghai).Format("060102"),
 		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, Name: name,
-			IDSealed: d["id"], IDHash: d["id_hash"], PhoneSealed: d["phone"], PhoneHash: d["phone_hash"],
-			BirthDate: d["birth"], Sex: d["sex"], CommunityID: community, Groups: a.Groups},
-		TeamID: team, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
-		PartnerDistrict: d["district"], PartnerTertiary: d["tertiary"],
-		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: consentedAt,
+			IDSealed: d.IDSealed, IDHash: d.IDHash, PhoneSealed: d.PhoneSealed, PhoneHash: d.PhoneHash,
+			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, Groups: a.Groups},
+		TeamID: d.TeamID, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
+		PartnerDistrict: d.District, PartnerTertiary: d.Tertiary,
+		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: d.ConsentedAt,
 		ConsentBy: t.in.OpenID, Packages: pkgs,
 		Notify: func(number string) storage.Push {
 			return SignRequest{Key: "contract:" + number + ":sign-request", DoctorID: doctor, Number: number, Resident: name,

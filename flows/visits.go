@@ -30,7 +30,7 @@ func dayBounds(at time.Time) (time.Time, time.Time) {
 }
 
 // visitCommand answers a doctor's 今日预约, 完成 N and 未到 N.
-func (e *Engine) visitCommand(ctx context.Context, said string, in Inbound) ([]string, bool, error) {
+func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inbound) ([]string, bool, error) {
 	m := doneCommand.FindStringSubmatch(said)
 	status := "done"
 	if m == nil {
@@ -70,7 +70,6 @@ func (e *Engine) visitCommand(ctx context.Context, said string, in Inbound) ([]s
 	if err != nil {
 		return nil, true, err
 	}
-	e.pushed()
 	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done"})
 	return replies, true, err
 }
@@ -100,27 +99,29 @@ func agendaLines(agenda []storage.AppointmentView) []agendaLine {
 	return lines
 }
 
-// survey takes the comment after a score.
-type survey struct{}
-
-func (survey) title() string { return "满意度评价" }
-
-func (survey) help(*State) (string, error) { return templates.Message("survey_comment", nil) }
-
-func (survey) start(ctx context.Context, e *Engine, st *State, in Inbound) ([]string, error) {
-	st.Reset()
-	return say("survey_comment", nil)
+// surveyData is the visit just scored, for its comment.
+type surveyData struct {
+	Appointment int64 `json:"appointment"`
+	Score       int   `json:"score"`
 }
 
-func (survey) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
-	id, _ := strconv.ParseInt(st.Data["appointment"], 10, 64)
-	st.Reset()
-	if said != "" && said != "跳过" {
-		if err := e.DB.CommentSurvey(ctx, id, said); err != nil {
-			return nil, err
+// survey takes the comment after a score; a bare score starts it.
+var survey = declare(&conversation[surveyData]{
+	about: about{name: "survey", title: "满意度评价", help: "survey_comment", version: 1},
+	steps: []step[surveyData]{{name: "comment", take: takeSurveyComment,
+		ask: func(t *turn[surveyData]) (string, error) { return templates.Message("survey_scored", t.d.Score) }}},
+})
+
+func takeSurveyComment(t *turn[surveyData], said string) (string, error) {
+	if t.d.Appointment == 0 {
+		return "", missing(t.st.Flow, "appointment")
+	}
+	if said != "跳过" {
+		if err := t.e.DB.CommentSurvey(t, t.d.Appointment, said); err != nil {
+			return "", err
 		}
 	}
-	return say("survey_thanks", nil)
+	return "", stopWith("survey_thanks", nil)
 }
 
 // score takes a bare 1-5 as the answer to the oldest open survey.
@@ -136,8 +137,7 @@ func (e *Engine) score(ctx context.Context, st *State, said string, in Inbound) 
 	if _, err := e.DB.AnswerSurvey(ctx, id, n, in.At); err != nil {
 		return nil, true, err
 	}
-	st.Flow, st.Step, st.Data = "survey", "comment", map[string]string{"appointment": strconv.FormatInt(id, 10)}
-	replies, err := say("survey_scored", n)
+	replies, err := e.enter(ctx, st, survey.name, in, &surveyData{Appointment: id, Score: n})
 	return replies, true, err
 }
 

@@ -63,7 +63,7 @@ func ParseDatabaseURL(raw string) (Dialect, string, error) {
 		}
 		return SQLite, sqliteDSN(path), nil
 	default:
-		return "", "", fmt.Errorf("must start with postgres://, postgresql:// or sqlite:")
+		return "", "", fmt.Errorf("must start with postgres://, postgresql:// or sqlite: (sqlite:PATH)")
 	}
 }
 

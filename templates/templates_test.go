@@ -12,7 +12,6 @@ const maxReplyBytes = 2048
 // test below, so each new message is rendered at least once here.
 var samples = map[string]any{
 	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil,
-	"coming_soon":                 "签约",
 	"refuse_min_age":              map[string]any{"Name": "老年人健康管理包", "Age": 65},
 	"refuse_max_age":              map[string]any{"Name": "儿童服务包", "Age": 6},
 	"refuse_groups":               map[string]any{"Name": "慢病管理包", "Groups": "高血压患者、2型糖尿病患者"},
@@ -36,7 +35,7 @@ var samples = map[string]any{
 	"doctor_declined":             map[string]any{"Number": "QY2611230001", "Resident": "王秀英"},
 	"flow_cancelled":              "服务包浏览",
 	"packages_reask":              14,
-	"packages_help":               "detail",
+	"packages_help":               map[string]string{"Step": "detail", "Title": "服务包浏览"},
 	"packages_list": map[string]any{"Region": "某地", "Groups": []map[string]any{
 		{"Heading": "基础服务包", "Lines": []map[string]any{{"N": 1, "Name": "基本公共卫生服务包", "ResidentPays": int64(0), "Unconfirmed": false}}},
 	}},
@@ -70,7 +69,7 @@ func init() {
 			"Price": map[string]any{"Payers": []map[string]any{}, "ResidentPays": int64(0)}, "Unconfirmed": false, "Agreement": "协议要点"},
 		"sign_confirm_reask": nil, "sign_done": map[string]any{"Number": "QY2611230001", "Doctor": "林静"},
 		"aftercare_none": "解约", "aftercare_pick": map[string]any{"Action": "解约", "Contracts": []map[string]any{{"ResidentName": "王秀英", "Number": "QY2611230001", "TeamName": "林静家庭医生团队"}}},
-		"aftercare_pick_reask": 2, "aftercare_confirm_reask": "解约", "aftercare_help": "解约",
+		"aftercare_pick_reask": 2, "aftercare_confirm_reask": "解约", "aftercare_help": map[string]string{"Step": "confirm", "Title": "解约"},
 		"aftercare_confirm": map[string]any{"Action": "改签", "Name": "王秀英", "Number": "QY2611230001", "Team": "林静家庭医生团队", "Reason": "", "NewTeam": "郭建华家庭医生团队", "NewEnd": ""},
 		"cancel_reason":     "QY2611230001", "cancel_done": "QY2611230001", "renew_too_early": map[string]any{"Number": "QY2611230001", "End": "2027-11-22"},
 		"renew_done": map[string]any{"Number": "QY2611230001", "End": "2028-11-22"}, "change_no_team": "幸福社区",
@@ -98,6 +97,8 @@ func init() {
 		"push_booking_created":      map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_booking_changed":      map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_booking_cancelled":    map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
+		"push_booking_doctor_leave": map[string]string{"doctor": "林静", "resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
+		"flow_reset":                nil, "reminder_help": nil, "mine_help": nil,
 		"push_appointment_reminder": map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00", "remark": "回复“提醒设置”可以关闭"},
 		"push_satisfaction_survey":  map[string]string{"doctor": "林静", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_doctor_agenda":        map[string]string{"date": "2026-11-24", "count": "3", "first": "08:00"},

@@ -21,6 +21,8 @@ import (
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
+
+	"github.com/jiayi-health/jiayi/flows"
 )
 
 // Config is jiayi's whole configuration.
@@ -117,8 +119,8 @@ func (l *loader) service(c *Config) {
 			rdb.Close()
 		}
 	}
-	c.FlowIdle = duration(l.getenv, "JIAYI_FLOW_IDLE", 30*time.Minute, time.Minute, 24*time.Hour, l.bad)
-	c.BindingTTL = duration(l.getenv, "JIAYI_BINDING_CODE_TTL", 72*time.Hour, time.Hour, 30*24*time.Hour, l.bad)
+	c.FlowIdle = duration(l.getenv, "JIAYI_FLOW_IDLE", flows.DefaultIdleAfter, time.Minute, 24*time.Hour, l.bad)
+	c.BindingTTL = duration(l.getenv, "JIAYI_BINDING_CODE_TTL", flows.BindingCodeTTL, time.Hour, 30*24*time.Hour, l.bad)
 	if raw := l.getenv("JIAYI_PII_KEY"); raw != "" {
 		key, err := parseKey(raw)
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,18 +21,19 @@ import (
 	"github.com/jiayi-health/jiayi/templates"
 )
 
-// Outcome says how a message was answered, for metrics.
-type Outcome string
+// Disposition says how a message was answered, for metrics.
+type Disposition string
 
 const (
-	Replied    Outcome = "replied"    // the reply goes back on the request
-	Duplicate  Outcome = "duplicate"  // a retry of a message already handled or in hand
-	Late       Outcome = "late"       // too slow: answered "success", reply sent afterwards
-	Failed     Outcome = "failed"     // an error; the resident is asked to try again
-	Unanswered Outcome = "unanswered" // handled, nothing to say (an unfollow)
+	Replied    Disposition = "replied"    // the reply goes back on the request
+	Duplicate  Disposition = "duplicate"  // a retry of a message already handled or in hand
+	Late       Disposition = "late"       // too slow: answered "success", reply sent afterwards
+	Failed     Disposition = "failed"     // an error; the resident is asked to try again
+	Unanswered Disposition = "unanswered" // handled, nothing to say (an unfollow)
 )
 
-// Stores are what a turn persists to.
+// Stores are what a turn persists to besides what the engine commits: the
+// outbox for late replies, and Redis for dedupe, locks and chat sessions.
 type Stores struct {
 	DB interface {
 		Apply(context.Context, storage.Changes) error
@@ -47,8 +50,10 @@ type Runner struct {
 	Stores  Stores
 	Engine  *flows.Engine
 	Deliver Deliver
-	Pushed  func() // told after a turn committed pushes, to send them at once
 	Log     *slog.Logger
+	// Panicked is told when a turn panicked (the turn ended with the busy
+	// reply, the process goes on), for metrics.
+	Panicked func()
 
 	Deadline   time.Duration // passive reply deadline (WeChat waits 5 s)
 	ClaimTTL   time.Duration // in-progress marker; well inside WeChat's 5 s retry gap
@@ -72,7 +77,7 @@ type Message struct {
 
 // Handle answers one message within the deadline: the reply to send back
 // passively ("" for none) and how it went.
-func (r *Runner) Handle(ctx context.Context, m Message) (string, Outcome) {
+func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 	deadline, claimTTL, _, _, _ := r.durations()
 	answerBy, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
@@ -113,7 +118,7 @@ func (r *Runner) claim(ctx, answerBy context.Context, m Message, claimTTL time.D
 }
 
 // runWithin runs a claimed message and answers within ctx's deadline.
-func (r *Runner) runWithin(ctx context.Context, m Message, release func()) (string, Outcome) {
+func (r *Runner) runWithin(ctx context.Context, m Message, release func()) (string, Disposition) {
 	// The work runs detached from the request, so a reply that misses the
 	// deadline is still produced, committed and delivered afterwards.
 	result := make(chan turnResult, 1)
@@ -147,7 +152,7 @@ func (r *Runner) Wait() { r.background.Wait() }
 
 type turnResult struct {
 	reply   string
-	outcome Outcome
+	outcome Disposition
 }
 
 func (r *Runner) busy() string {
@@ -164,7 +169,7 @@ func (r *Runner) run(ctx context.Context, m Message, release func()) turnResult 
 	_, _, work, _, _ := r.durations()
 	ctx, cancel := context.WithTimeout(ctx, work)
 	defer cancel()
-	reply, err := r.step(ctx, m)
+	reply, err := r.safeStep(ctx, m)
 	switch {
 	case err != nil:
 		release()
@@ -175,6 +180,33 @@ func (r *Runner) run(ctx context.Context, m Message, release func()) turnResult 
 	default:
 		return turnResult{reply, Replied}
 	}
+}
+
+// errPanicked is a turn that panicked; its claim is dropped like any failed
+// turn's, so a retry runs it again.
+var errPanicked = errors.New("turn: panicked")
+
+// safeStep runs a turn so that a panic in any flow ends that turn only: the
+// resident gets the busy reply and every other resident is still served.
+// The log names the panic's type and where, never its value, which might
+// hold what a resident wrote.
+func (r *Runner) safeStep(ctx context.Context, m Message) (reply string, err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		what := fmt.Sprintf("%T", p)
+		if re, ok := p.(runtime.Error); ok {
+			what = re.Error() // the runtime's own words: no data
+		}
+		r.Log.Error("turn panicked", "kind", m.In.Kind, "panic", what, "stack", string(debug.Stack()))
+		if r.Panicked != nil {
+			r.Panicked()
+		}
+		reply, err = "", errPanicked
+	}()
+	return r.step(ctx, m)
 }
 
 func (r *Runner) step(ctx context.Context, m Message) (string, error) {
@@ -202,15 +234,11 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 			st = flows.State{}
 		}
 	}
+	// The engine commits the turn's changes; only then is the new state
+	// saved with the reply.
 	out, err := r.Engine.Handle(ctx, &st, m.In)
 	if err != nil {
 		return "", err
-	}
-	if err := r.Stores.DB.Apply(ctx, out.Changes); err != nil {
-		return "", err
-	}
-	if len(out.Changes.Pushes) > 0 && r.Pushed != nil {
-		r.Pushed()
 	}
 	if sess.State, err = json.Marshal(st); err != nil {
 		return "", fmt.Errorf("turn: encode state: %w", err)
@@ -248,9 +276,5 @@ func (r *Runner) deliverLate(ctx context.Context, m Message, res turnResult) {
 	push := flows.LateReply{OpenID: m.In.OpenID, MessageKey: m.DedupeKey, Text: res.reply}.Push()
 	if err := r.Stores.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{push}}); err != nil {
 		r.Log.Error("late reply lost", "err", err)
-		return
-	}
-	if r.Pushed != nil {
-		r.Pushed()
 	}
 }

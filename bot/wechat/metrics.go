@@ -8,6 +8,7 @@ type Metrics struct {
 	requests   *prometheus.CounterVec
 	latency    prometheus.Histogram
 	dedupeHits prometheus.Counter
+	panics     prometheus.Counter
 }
 
 // NewMetrics registers the webhook's metrics with reg.
@@ -26,7 +27,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "jiayi_wechat_dedupe_hits_total",
 			Help: "Retried messages answered from the dedupe store instead of being run again.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jiayi_turn_panics_total",
+			Help: "Turns that panicked: each ended with the busy reply while the service went on.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.dedupeHits)
+	reg.MustRegister(m.requests, m.latency, m.dedupeHits, m.panics)
 	return m
 }
+
+// TurnPanicked counts a turn that panicked.
+func (m *Metrics) TurnPanicked() { m.panics.Inc() }

@@ -1,0 +1,52 @@
+package turn_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/bot/turn"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// A panic anywhere in a turn ends that turn only: the resident gets the busy
+// reply, the panic is logged and counted, the claim is dropped so WeChat's
+// retry runs the message again, and every later message is still served.
+func TestAPanicInATurnEndsThatTurnOnly(t *testing.T) {
+	var logs bytes.Buffer
+	var panics atomic.Int32
+	// An engine without a database panics on its first query: a real panic
+	// from a real code path, standing for a bug in any flow.
+	r := &turn.Runner{Stores: turn.Stores{Redis: storagetest.Embedded(t)}, Engine: &flows.Engine{},
+		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Panicked: func() { panics.Add(1) }}
+	busy, err := templates.Message("busy", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(key string) (string, turn.Disposition) {
+		return r.Handle(context.Background(), turn.Message{DedupeKey: key,
+			In: flows.Inbound{OpenID: "o_panic", Kind: flows.Text, Text: "签约 王秀英 13812345678", At: time.Now()}})
+	}
+	for i, key := range []string{"m1", "m1", "m2"} { // m1 again: WeChat's retry runs it again
+		reply, how := send(key)
+		if reply != busy || how != turn.Failed {
+			t.Fatalf("message %d: %q %s, want the busy reply", i, reply, how)
+		}
+		if got := panics.Load(); got != int32(i+1) {
+			t.Fatalf("message %d: %d panics counted, want %d", i, got, i+1)
+		}
+	}
+	r.Wait()
+	if !strings.Contains(logs.String(), `"msg":"turn panicked"`) || !strings.Contains(logs.String(), "nil pointer dereference") {
+		t.Fatalf("the panic is not logged with its cause:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "13812345678") || strings.Contains(logs.String(), "王秀英") {
+		t.Fatal("the log holds what the resident wrote")
+	}
+}

@@ -1,0 +1,345 @@
+package flows
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// A conversation declares itself once, in its own file: its name, the words
+// that start it, whether an interruption pauses it, its typed state and its
+// steps. Every conversation runs on the one step engine below, so 返回,
+// 取消, 帮助, 继续 and expiry behave the same everywhere.
+//
+// Adding one (say, a 家庭病床 application) is a file with a
+// conversation[D] passed to declare, its words in templates/ and its tests.
+type conversation[D any] struct {
+	about
+	steps []step[D]
+	// begin, if set, runs before the first question: it may fill in what is
+	// already known (a single contract) or end at once with stopWith.
+	begin func(t *turn[D]) error
+}
+
+// about is what the engine knows of a conversation whatever its state.
+type about struct {
+	name     string   // in the session; renaming one ends its live sessions politely
+	title    string   // what residents call it
+	keywords []string // typed or clicked, they start it
+	pauses   bool     // interrupted, it waits for 继续; otherwise it just ends
+	help     string   // message shown for 帮助, given the Step's name and the Title
+	version  int      // of D's shape: a session holding another version starts afresh
+}
+
+// step is one question of a conversation.
+type step[D any] struct {
+	name    string
+	applies func(t *turn[D]) (bool, error) // nil: always
+	ask     func(t *turn[D]) (string, error)
+	// take reads an answer into the state and may acknowledge it; it
+	// returns reask to stay on the step, stop to end the conversation, or
+	// switchTo to hand over to another conversation.
+	take func(t *turn[D], said string) (ack string, err error)
+}
+
+// turn is one message inside a conversation, with its typed state.
+type turn[D any] struct {
+	context.Context
+	e   *Engine
+	in  Inbound
+	st  *State
+	d   *D
+	cat *storage.Catalog
+}
+
+// running is what the engine needs of any conversation, whatever its state.
+type running interface {
+	describe() about
+	check(st *State) error
+	start(ctx context.Context, e *Engine, st *State, in Inbound, seed any) ([]string, error)
+	answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error)
+	helpText(st *State) (string, error)
+}
+
+// conversations holds every declared conversation by name; keywords maps
+// each entry word to its conversation.
+var (
+	conversations = map[string]running{}
+	keywords      = map[string]string{}
+)
+
+// declare registers a conversation; each file declares its own in a
+// package-level variable.
+func declare[D any](c *conversation[D]) *conversation[D] {
+	if _, dup := conversations[c.name]; dup {
+		panic("flows: conversation " + c.name + " declared twice")
+	}
+	conversations[c.name] = c
+	for _, k := range c.keywords {
+		keywords[k] = c.name
+	}
+	return c
+}
+
+func (c *conversation[D]) describe() about { return c.about }
+
+// check says whether this build can carry on a session's conversation.
+func (c *conversation[D]) check(st *State) error {
+	_, err := c.load(context.Background(), nil, st, Inbound{})
+	return err
+}
+
+func (c *conversation[D]) knows(name string) bool {
+	return slices.ContainsFunc(c.steps, func(s step[D]) bool { return s.name == name })
+}
+
+func (c *conversation[D]) stepNamed(name string) (int, step[D]) {
+	for i, s := range c.steps {
+		if s.name == name {
+			return i, s
+		}
+	}
+	return 0, c.steps[0]
+}
+
+func (c *conversation[D]) helpText(st *State) (string, error) {
+	return templates.Message(c.help, map[string]string{"Step": st.Step, "Title": c.title})
+}
+
+// errState is a session this build cannot read: a conversation, step or
+// state version it does not know, or state that does not decode.
+var errState = errors.New("conversation state from another build")
+
+// load decodes the typed state of a turn.
+func (c *conversation[D]) load(ctx context.Context, e *Engine, st *State, in Inbound) (*turn[D], error) {
+	t := &turn[D]{Context: ctx, e: e, in: in, st: st, d: new(D)}
+	if st.Version != c.version || !c.knows(st.Step) {
+		return nil, fmt.Errorf("%w: %s/%s v%d", errState, st.Flow, st.Step, st.Version)
+	}
+	if len(st.Data) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(st.Data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(t.d); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errState, st.Flow, err)
+		}
+	}
+	return t, nil
+}
+
+// save encodes the typed state back into the session.
+func (t *turn[D]) save() error {
+	data, err := json.Marshal(t.d)
+	if err != nil {
+		return fmt.Errorf("flows: encode %s state: %w", t.st.Flow, err)
+	}
+	t.st.Data = data
+	return nil
+}
+
+// start begins a run. seed, if not nil, is a *D with answers already known
+// (改约 knows the visit, 取消 N the appointment).
+func (c *conversation[D]) start(ctx context.Context, e *Engine, st *State, in Inbound, seed any) ([]string, error) {
+	st.Flow, st.Step, st.History, st.Version = c.name, c.steps[0].name, nil, c.version
+	// The key names this run: a replay of its last step finds the same
+	// effect, another run (even in the same second) makes its own.
+	st.RunKey = c.name + ":" + in.OpenID + ":" + randomKey()
+	t := &turn[D]{Context: ctx, e: e, in: in, st: st, d: new(D)}
+	if d, ok := seed.(*D); ok && d != nil {
+		*t.d = *d
+	}
+	if c.begin != nil {
+		if replies, done, err := t.settle(c.begin(t)); done {
+			return replies, err
+		}
+	}
+	first, err := c.firstApplying(t, -1)
+	if err != nil {
+		return nil, err
+	}
+	st.Step = first.name
+	return t.ask(first, "")
+}
+
+func (c *conversation[D]) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
+	t, err := c.load(ctx, e, st, in)
+	if err != nil {
+		return nil, err
+	}
+	i, cur := c.stepNamed(st.Step)
+	switch said {
+	case "": // 继续, or the conversation's own keyword again: ask again
+		return t.ask(cur, "")
+	case "返回":
+		if len(st.History) == 0 {
+			return t.ask(cur, mustMessage("sign_first_step", nil))
+		}
+		prev := st.History[len(st.History)-1]
+		st.History = st.History[:len(st.History)-1]
+		_, s := c.stepNamed(prev)
+		st.Step = s.name
+		return t.ask(s, mustMessage("sign_back", nil))
+	}
+	ack, err := cur.take(t, said)
+	if replies, done, err := t.settle(err); done {
+		return replies, err
+	}
+	next, err := c.firstApplying(t, i)
+	if err != nil {
+		return nil, err
+	}
+	if next.name != cur.name {
+		st.History = append(st.History, cur.name)
+	}
+	st.Step = next.name
+	return t.ask(next, ack)
+}
+
+// firstApplying is the first step after index i that applies; the last
+// step if none does.
+func (c *conversation[D]) firstApplying(t *turn[D], i int) (step[D], error) {
+	for _, s := range c.steps[i+1:] {
+		if s.applies == nil {
+			return s, nil
+		}
+		ok, err := s.applies(t)
+		if err != nil {
+			return s, err
+		}
+		if ok {
+			return s, nil
+		}
+	}
+	return c.steps[len(c.steps)-1], nil
+}
+
+// ask puts a step's question, after an acknowledgement, in one reply.
+func (t *turn[D]) ask(s step[D], ack string) ([]string, error) {
+	q, err := s.ask(t)
+	if replies, done, err := t.settle(err); done {
+		if len(replies) > 0 {
+			replies[0] = joinNonEmpty(ack, replies[0])
+		}
+		return replies, err
+	}
+	if err := t.save(); err != nil {
+		return nil, err
+	}
+	return []string{joinNonEmpty(ack, q)}, nil
+}
+
+// settle turns what a step function returned into the turn's reply: done is
+// false when the conversation goes on normally.
+func (t *turn[D]) settle(err error) (replies []string, done bool, _ error) {
+	var r reask
+	var end stop
+	var to switchTo
+	switch {
+	case err == nil:
+		return nil, false, nil
+	case errors.As(err, &r):
+		return []string{r.msg}, true, t.save()
+	case errors.As(err, &end):
+		t.st.leave()
+		return resumeHint(t.st.Paused, []string{end.msg}), true, nil
+	case errors.As(err, &to):
+		replies, err := t.e.enter(t, t.st, to.name, t.in, to.seed)
+		return replies, true, err
+	}
+	return nil, true, err
+}
+
+// reask is an answer that is not valid: say why and what is expected.
+type reask struct{ msg string }
+
+func (r reask) Error() string { return r.msg }
+
+// stop ends the conversation with a message.
+type stop struct{ msg string }
+
+func (s stop) Error() string { return s.msg }
+
+// switchTo hands the resident over to another conversation (我的 → 提醒设置).
+type switchTo struct {
+	name string
+	seed any
+}
+
+func (s switchTo) Error() string { return "switch to " + s.name }
+
+func reaskWith(name string, data any) error {
+	text, err := templates.Message(name, data)
+	if err != nil {
+		return err
+	}
+	return reask{text}
+}
+
+func stopWith(name string, data any) error {
+	text, err := templates.Message(name, data)
+	if err != nil {
+		return err
+	}
+	return stop{text}
+}
+
+func randomKey() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func joinNonEmpty(parts ...string) string { return joinNonEmptyWith("\n", parts...) }
+
+func mustMessage(name string, data any) string {
+	text, err := templates.Message(name, data)
+	if err != nil {
+		return name
+	}
+	return text
+}
+
+// catalog is the catalog, read once a turn.
+func (t *turn[D]) catalog() (storage.Catalog, error) {
+	if t.cat == nil {
+		c, err := t.e.DB.Catalog(t)
+		if err != nil {
+			return c, err
+		}
+		t.cat = &c
+	}
+	return *t.cat, nil
+}
+
+// settings are the programme's rules, read with the catalog.
+func (t *turn[D]) settings() (profile.Settings, error) {
+	c, err := t.catalog()
+	if err != nil {
+		return profile.Settings{}, err
+	}
+	return profile.SettingsOf(c)
+}
+
+// missing is the error for state a step needs and does not find.
+func missing(flow, what string) error {
+	return fmt.Errorf("%w: %s state has no %s", errState, flow, what)
+}
+
+// joinNonEmptyWith joins the parts that are not empty with sep.
+func joinNonEmptyWith(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
