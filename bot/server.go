@@ -164,6 +164,28 @@ func (s *Server) openWeChat(opt Options) (wechat.Account, *wechat.Client) {
 	return account, wechat.NewClient(account, s.Redis.Client, s.Redis.Prefix)
 }
 
+// quietHours reads the programme's quiet hours through flows.Settings, the
+// accessor every rule goes through, at most once a minute: a profile loaded
+// while the server runs applies within a minute.
+func (s *Server) quietHours() func(context.Context) (profile.QuietHours, error) {
+	var mu sync.Mutex
+	var quiet profile.QuietHours
+	var readAt time.Time
+	return func(ctx context.Context) (profile.QuietHours, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(readAt) < time.Minute {
+			return quiet, nil
+		}
+		settings, err := flows.Settings(ctx, s.DB)
+		if err != nil {
+			return profile.QuietHours{}, err
+		}
+		quiet, readAt = settings.Quiet(), time.Now()
+		return quiet, nil
+	}
+}
+
 // openDispatcher sets up the push dispatcher with the configured templates
 // (one per kind in sandbox mode) and the profile's quiet hours.
 func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) error {
@@ -175,16 +197,8 @@ func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) erro
 			templates[kind] = "sandbox_" + kind
 		}
 	}
-	catalog, err := s.DB.Catalog(ctx)
-	if err != nil {
-		return err
-	}
-	settings, err := profile.SettingsOf(catalog)
-	if err != nil {
-		return err
-	}
 	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: s.log,
-		Lease: cfg.OutboxLease, Quiet: settings.Quiet(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
+		Lease: cfg.OutboxLease, Quiet: s.quietHours(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {

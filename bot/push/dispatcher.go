@@ -42,13 +42,13 @@ var errNotYet = errors.New("recipient not reachable yet")
 type Dispatcher struct {
 	DB          *storage.DB
 	Send        Sender
-	Templates   map[string]string            // push kind -> WeChat template ID
-	Fields      map[string]map[string]string // push kind -> our field -> the template's keyword; none: names as they are
-	Permanent   func(err error) bool         // WeChat errors not worth retrying
-	QuotaHit    func(err error) bool         // WeChat's daily quota is used up (45009): pause until tomorrow
-	Rates       map[string]float64           // sends per second per WeChat API ("template", "customer"); missing: 50
-	Quiet       profile.QuietHours           // reminders wait in these hours; zero value: none
-	DailyQuota  int                          // template messages a day (WeChat\'s default 100,000); zero: no pacing
+	Templates   map[string]string                                 // push kind -> WeChat template ID
+	Fields      map[string]map[string]string                      // push kind -> our field -> the template's keyword; none: names as they are
+	Permanent   func(err error) bool                              // WeChat errors not worth retrying
+	QuotaHit    func(err error) bool                              // WeChat's daily quota is used up (45009): pause until tomorrow
+	Rates       map[string]float64                                // sends per second per WeChat API ("template", "customer"); missing: 50
+	Quiet       func(context.Context) (profile.QuietHours, error) // the programme's quiet hours, when reminders wait; nil: none
+	DailyQuota  int                                               // template messages a day (WeChat\'s default 100,000); zero: no pacing
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
 	Lease       time.Duration // how long a claimed row is ours; zero: 30 s
@@ -108,8 +108,15 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	d.init()
 	// In quiet hours only transactional pushes go; reminders wait for morning.
 	maxPriority := flows.PrioritySeasonal
-	if d.Quiet != (profile.QuietHours{}) && d.Quiet.Contains(d.Now(), flows.Shanghai) {
-		maxPriority = flows.PriorityTransactional
+	if d.Quiet != nil {
+		quiet, err := d.Quiet(ctx)
+		if err != nil { // hold reminders rather than wake anyone at night
+			d.Log.Error("quiet hours unreadable; only notices go", "err", err)
+			quiet = profile.QuietHours{From: 0, To: 24}
+		}
+		if quiet.Contains(d.Now(), flows.Shanghai) {
+			maxPriority = flows.PriorityTransactional
+		}
 	}
 	quotaPriority, batch := d.quotaAllows(ctx)
 	maxPriority = min(maxPriority, quotaPriority)

@@ -126,7 +126,7 @@ func TestQuietHoursHoldRemindersNotNotices(t *testing.T) {
 	ctx := context.Background()
 	d, standIn := dispatcher(t, s.DB, s.Redis)
 	d.Templates = map[string]string{"sign_request": "tpl_sign", "appointment_reminder": "tpl_remind"}
-	d.Quiet = profile.QuietHours{From: 21, To: 8}
+	d.Quiet = func(context.Context) (profile.QuietHours, error) { return profile.QuietHours{From: 21, To: 8}, nil }
 	night := time.Date(2026, 11, 23, 23, 0, 0, 0, flows.Shanghai)
 	d.Now = func() time.Time { return night }
 	s.DB.Apply(ctx, storage.Changes{Pushes: []storage.Push{
