@@ -13,18 +13,18 @@ import (
 const BookingDays = 14
 
 // SlotsFor lays out a doctor's slots on the days from a date (Asia/Shanghai):
-// each session of that weekday, and each extra session, split into slots no
+// the clinic hours of that weekday, and each extra session, split into slots no
 // shorter than the programme's minimum visit; slots touching leave are left
 // out.
-func SlotsFor(doctorID int64, sessions []storage.ClinicSession, exceptions []storage.Exception, from time.Time, days, minMinutes int) []storage.Slot {
+func SlotsFor(doctorID int64, hours []storage.WeeklyHours, exceptions []storage.Exception, from time.Time, days, minMinutes int) []storage.Slot {
 	var out []storage.Slot
 	first := StartOfDay(from)
 	for d := range days {
 		day := first.AddDate(0, 0, d)
 		key := day.Format("2006-01-02")
-		var runs []storage.ClinicSession
+		var runs []storage.WeeklyHours
 		var leave [][2]int
-		for _, s := range sessions {
+		for _, s := range hours {
 			if s.Weekday == int(day.Weekday()) {
 				runs = append(runs, s)
 			}
@@ -36,7 +36,7 @@ func SlotsFor(doctorID int64, sessions []storage.ClinicSession, exceptions []sto
 			if x.Kind == "leave" {
 				leave = append(leave, [2]int{x.StartMinute, x.EndMinute})
 			} else {
-				runs = append(runs, storage.ClinicSession{StartMinute: x.StartMinute, EndMinute: x.EndMinute,
+				runs = append(runs, storage.WeeklyHours{StartMinute: x.StartMinute, EndMinute: x.EndMinute,
 					SlotMinutes: x.SlotMinutes, Capacity: max(x.Capacity, 1)})
 			}
 		}
@@ -76,7 +76,7 @@ func Settings(ctx context.Context, db *storage.DB) (profile.Settings, error) {
 }
 
 // slotsAhead lays out one doctor's slots for the booking window from now.
-func slotsAhead(ctx context.Context, db *storage.DB, doctorID int64, sessions []storage.ClinicSession, now time.Time) ([]storage.Slot, error) {
+func slotsAhead(ctx context.Context, db *storage.DB, doctorID int64, hours []storage.WeeklyHours, now time.Time) ([]storage.Slot, error) {
 	today := now.In(Shanghai)
 	exceptions, err := db.Exceptions(ctx, doctorID, today.Format("2006-01-02"), today.AddDate(0, 0, BookingDays).Format("2006-01-02"))
 	if err != nil {
@@ -86,7 +86,7 @@ func slotsAhead(ctx context.Context, db *storage.DB, doctorID int64, sessions []
 	if err != nil {
 		return nil, err
 	}
-	return SlotsFor(doctorID, sessions, exceptions, now, BookingDays, s.Appointments.MinVisitMinutes), nil
+	return SlotsFor(doctorID, hours, exceptions, now, BookingDays, s.Appointments.MinVisitMinutes), nil
 }
 
 // MaterialiseSlots makes every doctor's slots for the booking window from
@@ -105,11 +105,11 @@ func MaterialiseSlots(ctx context.Context, db *storage.DB, now time.Time) (int, 
 			continue
 		}
 		seen[d.ID] = true
-		sessions, err := db.Sessions(ctx, d.ID)
+		hours, err := db.WeeklyHours(ctx, d.ID)
 		if err != nil {
 			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
 		}
-		slots, err := slotsAhead(ctx, db, d.ID, sessions, now)
+		slots, err := slotsAhead(ctx, db, d.ID, hours, now)
 		if err != nil {
 			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
 		}
@@ -121,17 +121,17 @@ func MaterialiseSlots(ctx context.Context, db *storage.DB, now time.Time) (int, 
 	return made, nil
 }
 
-// AddSession adds a weekly session to a doctor's schedule, with its slots in
+// AddWeeklyHours adds weekly clinic hours to a doctor's schedule, with its slots in
 // the booking window.
-func AddSession(ctx context.Context, db *storage.DB, s storage.ClinicSession, now time.Time) error {
+func AddWeeklyHours(ctx context.Context, db *storage.DB, s storage.WeeklyHours, now time.Time) error {
 	if err := CheckSchedule(ctx, db, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity, true); err != nil {
 		return err
 	}
-	slots, err := slotsAhead(ctx, db, s.DoctorID, []storage.ClinicSession{s}, now)
+	slots, err := slotsAhead(ctx, db, s.DoctorID, []storage.WeeklyHours{s}, now)
 	if err != nil {
-		return fmt.Errorf("flows.AddSession: %w", err)
+		return fmt.Errorf("flows.AddWeeklyHours: %w", err)
 	}
-	return db.AddSession(ctx, s, slots)
+	return db.AddWeeklyHours(ctx, s, slots)
 }
 
 // AddException records leave or an extra session on a day. Leave closes the

@@ -12,7 +12,7 @@ import (
 
 func TestSlotsFollowSessionsLeaveAndTheMinimumVisit(t *testing.T) {
 	monday := time.Date(2026, 11, 23, 6, 0, 0, 0, Shanghai) // a Monday
-	sessions := []storage.ClinicSession{{Weekday: 1, StartMinute: 8 * 60, EndMinute: 9 * 60, SlotMinutes: 5, Capacity: 2}}
+	sessions := []storage.WeeklyHours{{Weekday: 1, StartMinute: 8 * 60, EndMinute: 9 * 60, SlotMinutes: 5, Capacity: 2}}
 	exceptions := []storage.Exception{
 		{Day: "2026-11-23", Kind: "leave", StartMinute: 8*60 + 20, EndMinute: 8*60 + 40},
 		{Day: "2026-11-24", Kind: "extra", StartMinute: 14 * 60, EndMinute: 14*60 + 30, SlotMinutes: 10, Capacity: 1},

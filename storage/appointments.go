@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// ClinicSession is one weekly schedule entry of a doctor.
-type ClinicSession struct {
+// WeeklyHours is one weekly schedule entry of a doctor.
+type WeeklyHours struct {
 	DoctorID    int64 `db:"doctor_id"`
 	Weekday     int   `db:"weekday"` // 0 Sunday
 	StartMinute int   `db:"start_minute"`
@@ -18,10 +18,10 @@ type ClinicSession struct {
 	Capacity    int   `db:"capacity"`
 }
 
-// AddSession adds a weekly session to a doctor's schedule, with the slots it
+// AddWeeklyHours adds weekly clinic hours to a doctor's schedule, with the slots it
 // makes in the days ahead.
-func (db *DB) AddSession(ctx context.Context, s ClinicSession, slots []Slot) error {
-	const op = "AddSession"
+func (db *DB) AddWeeklyHours(ctx context.Context, s WeeklyHours, slots []Slot) error {
+	const op = "AddWeeklyHours"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		if _, err := tx.exec(ctx, op, `INSERT INTO schedules (doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity)
 		VALUES (?, ?, ?, ?, ?, ?)`, s.DoctorID, s.Weekday, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity); err != nil {
@@ -31,9 +31,9 @@ func (db *DB) AddSession(ctx context.Context, s ClinicSession, slots []Slot) err
 	})
 }
 
-// Sessions lists a doctor's weekly schedule.
-func (db *DB) Sessions(ctx context.Context, doctorID int64) ([]ClinicSession, error) {
-	var out []ClinicSession
+// WeeklyHours lists a doctor's weekly clinic hours.
+func (db *DB) WeeklyHours(ctx context.Context, doctorID int64) ([]WeeklyHours, error) {
+	var out []WeeklyHours
 	if err := db.sel(ctx, "Sessions", &out, `SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
 		FROM schedules WHERE doctor_id = ? ORDER BY weekday, start_minute`, doctorID); err != nil {
 		return nil, err

@@ -11,29 +11,29 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Session is one user's conversation state as Redis holds it. State is opaque
+// ChatSession is one user's conversation state as Redis holds it. State is opaque
 // here (flows owns its shape); Version grows by one with every save, and a
 // save names the version it read, so a stale writer cannot overwrite a newer
 // state.
-type Session struct {
+type ChatSession struct {
 	OpenID  string
 	Version int64
 	State   []byte
 }
 
-// ErrStaleSession says the session changed since it was loaded.
-var ErrStaleSession = errors.New("session changed since it was read")
+// ErrStaleChatSession says the session changed since it was loaded.
+var ErrStaleChatSession = errors.New("session changed since it was read")
 
-// LoadSession returns the user's session, or an empty one at version 0.
-func (r *Redis) LoadSession(ctx context.Context, openID string) (Session, error) {
-	s := Session{OpenID: openID}
+// LoadChatSession returns the user's session, or an empty one at version 0.
+func (r *Redis) LoadChatSession(ctx context.Context, openID string) (ChatSession, error) {
+	s := ChatSession{OpenID: openID}
 	vals, err := r.Client.HMGet(ctx, r.key(openID, "session"), "v", "data").Result()
 	if err != nil {
-		return s, fmt.Errorf("storage.LoadSession: %w", err)
+		return s, fmt.Errorf("storage.LoadChatSession: %w", err)
 	}
 	if v, ok := vals[0].(string); ok {
 		if s.Version, err = strconv.ParseInt(v, 10, 64); err != nil {
-			return s, fmt.Errorf("storage.LoadSession: bad version %q", v)
+			return s, fmt.Errorf("storage.LoadChatSession: bad version %q", v)
 		}
 	}
 	if d, ok := vals[1].(string); ok {
@@ -59,7 +59,7 @@ return 1`)
 
 // Turn is what one processed message leaves in Redis.
 type Turn struct {
-	Session    Session       // as loaded; State replaced by the new state
+	Session    ChatSession   // as loaded; State replaced by the new state
 	SessionTTL time.Duration // idle sessions disappear after this
 	MessageKey string        // dedupe key of the message; empty for none
 	Reply      string        // the finished reply a retry gets
@@ -67,8 +67,8 @@ type Turn struct {
 }
 
 // SaveTurn stores the new session state and the finished reply together. It
-// returns ErrStaleSession if another writer saved the session first.
-func (r *Redis) SaveTurn(ctx context.Context, t Turn) (Session, error) {
+// returns ErrStaleChatSession if another writer saved the session first.
+func (r *Redis) SaveTurn(ctx context.Context, t Turn) (ChatSession, error) {
 	s := t.Session
 	keys := []string{r.key(s.OpenID, "session")}
 	args := []any{strconv.FormatInt(s.Version, 10), strconv.FormatInt(s.Version+1, 10),
@@ -82,7 +82,7 @@ func (r *Redis) SaveTurn(ctx context.Context, t Turn) (Session, error) {
 		return s, fmt.Errorf("storage.SaveTurn: %w", err)
 	}
 	if ok != 1 {
-		return s, fmt.Errorf("storage.SaveTurn: %w", ErrStaleSession)
+		return s, fmt.Errorf("storage.SaveTurn: %w", ErrStaleChatSession)
 	}
 	s.Version++
 	return s, nil

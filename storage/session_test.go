@@ -15,7 +15,7 @@ import (
 func TestSessionVersioningRefusesStaleWrites(t *testing.T) {
 	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
 		ctx := context.Background()
-		s, err := r.LoadSession(ctx, "o1")
+		s, err := r.LoadChatSession(ctx, "o1")
 		if err != nil || s.Version != 0 || s.State != nil {
 			t.Fatalf("new session = %+v, %v", s, err)
 		}
@@ -26,10 +26,10 @@ func TestSessionVersioningRefusesStaleWrites(t *testing.T) {
 			t.Fatalf("first save: %+v, %v", saved, err)
 		}
 		stale.State = []byte(`{"step":"old"}`)
-		if _, err := r.SaveTurn(ctx, storage.Turn{Session: stale, SessionTTL: time.Minute}); !errors.Is(err, storage.ErrStaleSession) {
-			t.Fatalf("stale save: err %v, want ErrStaleSession", err)
+		if _, err := r.SaveTurn(ctx, storage.Turn{Session: stale, SessionTTL: time.Minute}); !errors.Is(err, storage.ErrStaleChatSession) {
+			t.Fatalf("stale save: err %v, want ErrStaleChatSession", err)
 		}
-		got, err := r.LoadSession(ctx, "o1")
+		got, err := r.LoadChatSession(ctx, "o1")
 		if err != nil || got.Version != 1 || string(got.State) != `{"step":"name"}` {
 			t.Fatalf("after stale write: %+v, %v", got, err)
 		}
@@ -39,15 +39,15 @@ func TestSessionVersioningRefusesStaleWrites(t *testing.T) {
 func TestSessionExpiresAfterTTL(t *testing.T) {
 	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
 		ctx := context.Background()
-		s := storage.Session{OpenID: "o-ttl", State: []byte("x")}
+		s := storage.ChatSession{OpenID: "o-ttl", State: []byte("x")}
 		if _, err := r.SaveTurn(ctx, storage.Turn{Session: s, SessionTTL: 300 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := r.LoadSession(ctx, "o-ttl"); got.Version != 1 {
+		if got, _ := r.LoadChatSession(ctx, "o-ttl"); got.Version != 1 {
 			t.Fatalf("session not stored: %+v", got)
 		}
 		time.Sleep(600 * time.Millisecond)
-		got, err := r.LoadSession(ctx, "o-ttl")
+		got, err := r.LoadChatSession(ctx, "o-ttl")
 		if err != nil || got.Version != 0 || got.State != nil {
 			t.Fatalf("session after its TTL = %+v, %v; want it gone", got, err)
 		}
@@ -65,7 +65,7 @@ func TestClaimDedupesAMessage(t *testing.T) {
 			t.Fatalf("second claim while in progress = %v", state)
 		}
 		// The turn finishes: the reply is stored with the session.
-		if _, err := r.SaveTurn(ctx, storage.Turn{Session: storage.Session{OpenID: "o1"}, SessionTTL: time.Minute,
+		if _, err := r.SaveTurn(ctx, storage.Turn{Session: storage.ChatSession{OpenID: "o1"}, SessionTTL: time.Minute,
 			MessageKey: "m1", Reply: "您好", ReplyTTL: time.Minute}); err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/campaigns", a.campaigns)
 	g.GET("/doctors", a.doctors)
 	g.POST("/doctors/:id/binding-code", a.bindingCode)
-	g.POST("/doctors/:id/sessions", a.addSession)
+	g.POST("/doctors/:id/hours", a.addWeeklyHours)
 	g.POST("/doctors/:id/exceptions", a.addException)
 	g.POST("/appointments/:id/visit", a.markVisit)
 	g.GET("/contracts/:number/fulfilment", a.fulfilment)

@@ -184,20 +184,20 @@ func TestAdminManagesSchedules(t *testing.T) {
 			`{"weekday": 1, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 0}`: "capacity",
 		}
 		for body, want := range bad {
-			code, out := call(t, r, "POST", "/admin/api/doctors/1/sessions", token, body)
+			code, out := call(t, r, "POST", "/admin/api/doctors/1/hours", token, body)
 			if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), want) {
 				t.Errorf("%s: %d %v", body, code, out)
 			}
 		}
-		if code, _ := call(t, r, "POST", "/admin/api/doctors/77/sessions", token, `{"weekday": 1, "start": "08:00", "end": "09:00", "slot_minutes": 8, "capacity": 1}`); code != http.StatusNotFound {
+		if code, _ := call(t, r, "POST", "/admin/api/doctors/77/hours", token, `{"weekday": 1, "start": "08:00", "end": "09:00", "slot_minutes": 8, "capacity": 1}`); code != http.StatusNotFound {
 			t.Fatalf("unknown doctor: %d", code)
 		}
-		before, _ := db.Sessions(ctx, 1)
-		if code, out := call(t, r, "POST", "/admin/api/doctors/1/sessions", token, `{"weekday": 1, "start": "18:00", "end": "19:00", "slot_minutes": 8, "capacity": 2}`); code != http.StatusCreated {
+		before, _ := db.WeeklyHours(ctx, 1)
+		if code, out := call(t, r, "POST", "/admin/api/doctors/1/hours", token, `{"weekday": 1, "start": "18:00", "end": "19:00", "slot_minutes": 8, "capacity": 2}`); code != http.StatusCreated {
 			t.Fatalf("add session: %d %v", code, out)
 		}
-		if after, _ := db.Sessions(ctx, 1); len(after) != len(before)+1 {
-			t.Fatalf("sessions %d -> %d", len(before), len(after))
+		if after, _ := db.WeeklyHours(ctx, 1); len(after) != len(before)+1 {
+			t.Fatalf("weekly hours %d -> %d", len(before), len(after))
 		}
 		if code, out := call(t, r, "POST", "/admin/api/doctors/1/exceptions", token, `{"day": "2026-12-01", "kind": "leave", "start": "00:00", "end": "24:00"}`); code != http.StatusCreated {
 			t.Fatalf("leave: %d %v", code, out)

@@ -12,8 +12,8 @@ import (
 	"github.com/jiayi-health/jiayi/storage"
 )
 
-// sessionJSON is a weekly session as admins write it.
-type sessionJSON struct {
+// hoursJSON is a weekly session as admins write it.
+type hoursJSON struct {
 	Weekday     int    `json:"weekday"` // 0 Sunday … 6 Saturday
 	Start       string `json:"start"`   // "08:00"
 	End         string `json:"end"`     // "11:30"
@@ -65,12 +65,12 @@ func window(c *gin.Context, start, end string) (int, int, bool) {
 	return from, to, true
 }
 
-func (a *API) addSession(c *gin.Context) {
+func (a *API) addWeeklyHours(c *gin.Context) {
 	doctor, ok := a.doctorParam(c)
 	if !ok {
 		return
 	}
-	var in sessionJSON
+	var in hoursJSON
 	if err := c.ShouldBindJSON(&in); err != nil || in.Weekday < 0 || in.Weekday > 6 {
 		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"weekday": 0-6, "start": "08:00", "end": "11:30", "slot_minutes": 10, "capacity": 1}`})
 		return
@@ -79,7 +79,7 @@ func (a *API) addSession(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := flows.AddSession(c.Request.Context(), a.DB, storage.ClinicSession{DoctorID: doctor, Weekday: in.Weekday,
+	if err := flows.AddWeeklyHours(c.Request.Context(), a.DB, storage.WeeklyHours{DoctorID: doctor, Weekday: in.Weekday,
 		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, time.Now()); err != nil {
 		a.fail(c, err)
 		return

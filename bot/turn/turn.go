@@ -222,7 +222,7 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	} else if state == storage.MessageDone {
 		return reply, nil
 	}
-	sess, err := r.Stores.Redis.LoadSession(ctx, m.In.OpenID)
+	sess, err := r.Stores.Redis.LoadChatSession(ctx, m.In.OpenID)
 	if err != nil {
 		return "", err
 	}
@@ -246,7 +246,7 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	reply := out.Reply()
 	_, err = r.Stores.Redis.SaveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL,
 		MessageKey: m.DedupeKey, Reply: reply, ReplyTTL: replyTTL})
-	if errors.Is(err, storage.ErrStaleSession) {
+	if errors.Is(err, storage.ErrStaleChatSession) {
 		return "", fmt.Errorf("turn: session written outside the user lock: %w", err)
 	}
 	return reply, err

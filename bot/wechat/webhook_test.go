@@ -130,7 +130,7 @@ func TestBadInputIsRefusedWithoutWork(t *testing.T) {
 		if _, err := stack.DB.WeChatUser(context.Background(), "o_bad"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("a refused request left a trace: %v", err)
 		}
-		if s, _ := h.redis.LoadSession(context.Background(), "o_bad"); s.Version != 0 {
+		if s, _ := h.redis.LoadChatSession(context.Background(), "o_bad"); s.Version != 0 {
 			t.Fatalf("a refused request touched the session: %+v", s)
 		}
 		// The same message, signed properly, is accepted.
@@ -183,7 +183,7 @@ func TestRetriedMessageRunsOnce(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		s, err := h.redis.LoadSession(context.Background(), "o_retry")
+		s, err := h.redis.LoadChatSession(context.Background(), "o_retry")
 		if err != nil || s.Version != 1 {
 			t.Fatalf("session version %d after one message and 7 retries, want 1 (%v)", s.Version, err)
 		}
@@ -210,7 +210,7 @@ func TestFirstDeliveryRacingItsRetryRunsOnce(t *testing.T) {
 				t.Errorf("delivery %d answered %q", i, r)
 			}
 		}
-		if s, _ := h.redis.LoadSession(context.Background(), "o_race"); s.Version != 1 {
+		if s, _ := h.redis.LoadChatSession(context.Background(), "o_race"); s.Version != 1 {
 			t.Fatalf("session version %d, want 1", s.Version)
 		}
 	})
@@ -234,7 +234,7 @@ func TestOneUsersMessagesRunOneAfterTheOther(t *testing.T) {
 		wg.Wait()
 		// An interleaved pair would have hit the session's version check and
 		// failed; every message ran, each on the state the last one left.
-		if s, _ := h.redis.LoadSession(context.Background(), "o_serial"); s.Version != n {
+		if s, _ := h.redis.LoadChatSession(context.Background(), "o_serial"); s.Version != n {
 			t.Fatalf("session version %d, want %d", s.Version, n)
 		}
 		if strings.Contains(h.log.String(), "turn failed") {
@@ -339,7 +339,7 @@ func TestRetryTakesOverFromACrashedAttempt(t *testing.T) {
 		if !ok || r.Content != words(t, "help") {
 			t.Fatalf("retry after a crash answered %q, want the help text", r.Content)
 		}
-		if s, _ := h.redis.LoadSession(context.Background(), "o_crash"); s.Version != 1 {
+		if s, _ := h.redis.LoadChatSession(context.Background(), "o_crash"); s.Version != 1 {
 			t.Fatalf("session version %d, want 1", s.Version)
 		}
 	})

@@ -102,7 +102,7 @@ func demoSchedules(ctx context.Context, db *storage.DB, slotMinutes int) error {
 	for _, d := range doctors {
 		for weekday := range 7 {
 			for _, hours := range [][2]int{{8 * 60, 11*60 + 30}, {14 * 60, 17 * 60}} {
-				if err := db.AddSession(ctx, storage.ClinicSession{DoctorID: d.ID, Weekday: weekday,
+				if err := db.AddWeeklyHours(ctx, storage.WeeklyHours{DoctorID: d.ID, Weekday: weekday,
 					StartMinute: hours[0], EndMinute: hours[1], SlotMinutes: slotMinutes, Capacity: 1}, nil); err != nil {
 					return err
 				}

@@ -27,7 +27,7 @@ func TestEveryRegionHasDemoData(t *testing.T) {
 			if len(teams) == 0 || teams[0].DoctorID != docs[0].ID {
 				t.Fatalf("community 1 must be served by team 1, led by the first doctor: %+v", teams)
 			}
-			if sessions, _ := db.Sessions(ctx, docs[0].ID); len(sessions) != 14 {
+			if sessions, _ := db.WeeklyHours(ctx, docs[0].ID); len(sessions) != 14 {
 				t.Fatalf("%d demo sessions, want two a day", len(sessions))
 			}
 			if again, err := LoadDemo(ctx, db, region); again || err != nil {
