@@ -191,6 +191,12 @@ func TestCancellingAVisitMidSigningPausesTheSigning(t *testing.T) {
 	c.in("signing", "consent")
 	c.say("返回", "姓名")
 	c.in("signing", "name")
+	// 签约 typed while the signing waits carries on with it too.
+	c.say("我的预约", "回复“继续”回到刚才的签约")
+	c.say("服务包", "回复“继续”回到刚才的签约")
+	c.say("取消", "已退出")
+	c.say("签约", "姓名")
+	c.in("signing", "name")
 }
 
 // Two residents choose the same 10-minute slot; the slower one is offered

@@ -201,6 +201,9 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		if name == st.Flow { // already there: repeat the question
 			return conversations[name].answer(ctx, e, st, "", in)
 		}
+		if st.Flow == "" && st.Paused != nil && st.Paused.Flow == name { // waiting: carry on with it
+			return e.resume(ctx, st, in)
+		}
 		return e.enter(ctx, st, name, in, nil)
 	}
 	switch said {
