@@ -92,33 +92,50 @@ func slotsAhead(ctx context.Context, db *storage.DB, doctorID int64, hours []sto
 // MaterialiseSlots makes every doctor's slots for the booking window from
 // now, keeping the slots that exist (their bookings, and leave that closed
 // them). The daily job runs it; schedule changes make their own slots, so
-// asking a resident for a date only reads.
+// asking a resident for a date only reads. It returns how many slots the
+// window holds.
 func MaterialiseSlots(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
-	doctors, err := db.Doctors(ctx)
+	s, err := Settings(ctx, db)
 	if err != nil {
 		return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
 	}
-	seen := map[int64]bool{}
-	made := 0
-	for _, d := range doctors {
-		if seen[d.ID] {
-			continue
-		}
-		seen[d.ID] = true
-		hours, err := db.WeeklyHours(ctx, d.ID)
-		if err != nil {
-			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
-		}
-		slots, err := slotsAhead(ctx, db, d.ID, hours, now)
-		if err != nil {
-			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
-		}
-		if err := db.EnsureSlots(ctx, slots); err != nil {
-			return made, fmt.Errorf("flows.MaterialiseSlots: %w", err)
-		}
-		made += len(slots)
+	hours, err := db.AllWeeklyHours(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
 	}
-	return made, nil
+	today := now.In(Shanghai)
+	exceptions, err := db.ExceptionsBetween(ctx, today.Format("2006-01-02"), today.AddDate(0, 0, BookingDays).Format("2006-01-02"))
+	if err != nil {
+		return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+	}
+	type schedule struct {
+		hours      []storage.WeeklyHours
+		exceptions []storage.Exception
+	}
+	byDoctor := map[int64]*schedule{}
+	var doctors []int64 // in the order first seen, so slots are made in a stable order
+	of := func(id int64) *schedule {
+		if byDoctor[id] == nil {
+			byDoctor[id] = &schedule{}
+			doctors = append(doctors, id)
+		}
+		return byDoctor[id]
+	}
+	for _, h := range hours {
+		of(h.DoctorID).hours = append(of(h.DoctorID).hours, h)
+	}
+	for _, x := range exceptions {
+		of(x.DoctorID).exceptions = append(of(x.DoctorID).exceptions, x)
+	}
+	var slots []storage.Slot
+	for _, id := range doctors {
+		d := byDoctor[id]
+		slots = append(slots, SlotsFor(id, d.hours, d.exceptions, now, BookingDays, s.Appointments.MinVisitMinutes)...)
+	}
+	if err := db.EnsureSlots(ctx, slots); err != nil {
+		return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+	}
+	return len(slots), nil
 }
 
 // AddWeeklyHours adds weekly clinic hours to a doctor's schedule, with its slots in

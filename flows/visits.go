@@ -154,27 +154,20 @@ func AgendaPushes(ctx context.Context, db *storage.DB, now time.Time) ([]storage
 	if local.Hour()*60+local.Minute() < agendaHour*60+agendaMinute {
 		return nil, nil
 	}
-	doctors, err := db.Doctors(ctx)
+	from, to := dayBounds(now)
+	entries, err := db.Agendas(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
-	from, to := dayBounds(now)
 	pushes := []storage.Push{}
-	seen := map[int64]bool{}
-	for _, d := range doctors {
-		if !d.OpenID.Valid || seen[d.ID] {
-			continue
+	for i := 0; i < len(entries); {
+		first := entries[i]
+		n := 0
+		for i < len(entries) && entries[i].DoctorID == first.DoctorID {
+			i, n = i+1, n+1
 		}
-		seen[d.ID] = true
-		agenda, err := db.DoctorAgenda(ctx, d.ID, from, to)
-		if err != nil {
-			return nil, err
-		}
-		if len(agenda) == 0 {
-			continue
-		}
-		pushes = append(pushes, DoctorAgenda{DoctorID: d.ID, OpenID: d.OpenID.String, Day: now, Count: len(agenda),
-			First: agenda[0].StartsAt}.Push())
+		pushes = append(pushes, DoctorAgenda{DoctorID: first.DoctorID, OpenID: first.OpenID, Day: now, Count: n,
+			First: first.StartsAt}.Push())
 	}
 	return pushes, nil
 }

@@ -34,8 +34,48 @@ func (db *DB) AddWeeklyHours(ctx context.Context, s WeeklyHours, slots []Slot) e
 // WeeklyHours lists a doctor's weekly clinic hours.
 func (db *DB) WeeklyHours(ctx context.Context, doctorID int64) ([]WeeklyHours, error) {
 	var out []WeeklyHours
-	if err := db.sel(ctx, "Sessions", &out, `SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
+	if err := db.sel(ctx, "WeeklyHours", &out, `SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
 		FROM schedules WHERE doctor_id = ? ORDER BY weekday, start_minute`, doctorID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AllWeeklyHours lists every doctor's weekly clinic hours, by doctor.
+func (db *DB) AllWeeklyHours(ctx context.Context) ([]WeeklyHours, error) {
+	var out []WeeklyHours
+	if err := db.sel(ctx, "AllWeeklyHours", &out, `SELECT doctor_id, weekday, start_minute, end_minute, slot_minutes, capacity
+		FROM schedules ORDER BY doctor_id, weekday, start_minute`); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ExceptionsBetween lists every doctor's exceptions between two days,
+// inclusive, by doctor.
+func (db *DB) ExceptionsBetween(ctx context.Context, from, to string) ([]Exception, error) {
+	var out []Exception
+	if err := db.sel(ctx, "ExceptionsBetween", &out, `SELECT doctor_id, day, kind, start_minute, end_minute, slot_minutes, capacity
+		FROM schedule_exceptions WHERE day BETWEEN ? AND ? ORDER BY doctor_id, day, start_minute`, from, to); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgendaEntry is one visit on a bound doctor's agenda.
+type AgendaEntry struct {
+	DoctorID int64     `db:"doctor_id"`
+	OpenID   string    `db:"openid"`
+	StartsAt time.Time `db:"starts_at"`
+}
+
+// Agendas lists the visits starting in [from, to) of every doctor who bound
+// their WeChat, by doctor and time: the day's agendas in one query.
+func (db *DB) Agendas(ctx context.Context, from, to time.Time) ([]AgendaEntry, error) {
+	var out []AgendaEntry
+	if err := db.sel(ctx, "Agendas", &out, `SELECT a.doctor_id, d.openid, a.starts_at FROM appointments a
+		JOIN doctors d ON d.id = a.doctor_id WHERE d.openid IS NOT NULL AND a.status <> 'cancelled'
+		AND a.starts_at >= ? AND a.starts_at < ? ORDER BY a.doctor_id, a.starts_at`, from.UTC(), to.UTC()); err != nil {
 		return nil, err
 	}
 	return out, nil

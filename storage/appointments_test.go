@@ -258,3 +258,52 @@ func TestLeaveClosesCoveredSlots(t *testing.T) {
 		}
 	})
 }
+
+// The daily jobs read every doctor's hours, exceptions and agenda in one
+// query each.
+func TestScheduleAndAgendaForEveryDoctor(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		docs, _ := db.Doctors(ctx)
+		other := docs[len(docs)-1].ID
+		for _, h := range []storage.WeeklyHours{{DoctorID: other, Weekday: 2, StartMinute: 480, EndMinute: 600, SlotMinutes: 10, Capacity: 1},
+			{DoctorID: w.doctorID, Weekday: 1, StartMinute: 480, EndMinute: 600, SlotMinutes: 10, Capacity: 1}} {
+			if err := db.AddWeeklyHours(ctx, h, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hours, err := db.AllWeeklyHours(ctx)
+		if err != nil || len(hours) != 2 || hours[0].DoctorID > hours[1].DoctorID {
+			t.Fatalf("weekly hours %+v %v", hours, err)
+		}
+		for _, x := range []storage.Exception{{DoctorID: other, Day: "2026-12-02", Kind: "leave", StartMinute: 480, EndMinute: 540},
+			{DoctorID: w.doctorID, Day: "2026-12-09", Kind: "leave", StartMinute: 480, EndMinute: 540}} {
+			if err := db.AddException(ctx, x, storage.ExceptionChange{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if xs, err := db.ExceptionsBetween(ctx, "2026-12-01", "2026-12-05"); err != nil || len(xs) != 1 || xs[0].DoctorID != other {
+			t.Fatalf("exceptions %+v %v", xs, err)
+		}
+		// Only bound doctors have agendas.
+		r, c := w.resident(1)
+		if _, err := w.book("a1", r, c, w.slots[1]); err != nil {
+			t.Fatal(err)
+		}
+		day := w.slots[0].StartsAt.Add(-time.Hour)
+		if got, err := db.Agendas(ctx, day, day.Add(24*time.Hour)); err != nil || len(got) != 0 {
+			t.Fatalf("agenda of an unbound doctor: %+v %v", got, err)
+		}
+		if err := db.SetBindingCode(ctx, w.doctorID, "h", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.BindDoctor(ctx, "h", "o_doc", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.Agendas(ctx, day, day.Add(24*time.Hour))
+		if err != nil || len(got) != 1 || got[0].OpenID != "o_doc" || !got[0].StartsAt.Equal(w.slots[1].StartsAt) {
+			t.Fatalf("agenda %+v %v", got, err)
+		}
+	})
+}
