@@ -144,6 +144,15 @@ func AddWeeklyHours(ctx context.Context, db *storage.DB, s storage.WeeklyHours, 
 	if err := CheckSchedule(ctx, db, s.StartMinute, s.EndMinute, s.SlotMinutes, s.Capacity, true); err != nil {
 		return err
 	}
+	existing, err := db.WeeklyHours(ctx, s.DoctorID)
+	if err != nil {
+		return fmt.Errorf("flows.AddWeeklyHours: %w", err)
+	}
+	for _, h := range existing {
+		if h.Weekday == s.Weekday && s.StartMinute < h.EndMinute && s.EndMinute > h.StartMinute {
+			return &ErrSchedule{fmt.Sprintf("overlaps the doctor's hours %s-%s on that weekday", hhmm(h.StartMinute), hhmm(h.EndMinute))}
+		}
+	}
 	slots, err := slotsAhead(ctx, db, s.DoctorID, []storage.WeeklyHours{s}, now)
 	if err != nil {
 		return fmt.Errorf("flows.AddWeeklyHours: %w", err)
@@ -161,7 +170,15 @@ func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now 
 	}
 	day, err := time.ParseInLocation("2006-01-02", x.Day, Shanghai)
 	if err != nil {
-		return fmt.Errorf("flows.AddException: day %q: %w", x.Day, err)
+		return &ErrSchedule{"day must be YYYY-MM-DD"}
+	}
+	if day.Before(StartOfDay(now)) {
+		return &ErrSchedule{"day is in the past"}
+	}
+	if x.Kind == "extra" {
+		if err := extraFits(ctx, db, x, day); err != nil {
+			return err
+		}
 	}
 	change := storage.ExceptionChange{
 		From: day.Add(time.Duration(x.StartMinute) * time.Minute), To: day.Add(time.Duration(x.EndMinute) * time.Minute),
@@ -185,6 +202,32 @@ func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now 
 	}
 	return db.AddException(ctx, x, change)
 }
+
+// extraFits refuses an extra session that overlaps the doctor's clinic
+// hours or another extra session that day: their slots would overlap.
+func extraFits(ctx context.Context, db *storage.DB, x storage.Exception, day time.Time) error {
+	hours, err := db.WeeklyHours(ctx, x.DoctorID)
+	if err != nil {
+		return fmt.Errorf("flows.AddException: %w", err)
+	}
+	for _, h := range hours {
+		if h.Weekday == int(day.Weekday()) && x.StartMinute < h.EndMinute && x.EndMinute > h.StartMinute {
+			return &ErrSchedule{fmt.Sprintf("overlaps the doctor's hours %s-%s that day", hhmm(h.StartMinute), hhmm(h.EndMinute))}
+		}
+	}
+	others, err := db.Exceptions(ctx, x.DoctorID, x.Day, x.Day)
+	if err != nil {
+		return fmt.Errorf("flows.AddException: %w", err)
+	}
+	for _, o := range others {
+		if o.Kind == "extra" && x.StartMinute < o.EndMinute && x.EndMinute > o.StartMinute {
+			return &ErrSchedule{fmt.Sprintf("overlaps the extra session %s-%s that day", hhmm(o.StartMinute), hhmm(o.EndMinute))}
+		}
+	}
+	return nil
+}
+
+func hhmm(minute int) string { return fmt.Sprintf("%02d:%02d", minute/60, minute%60) }
 
 // ErrSchedule is a schedule that breaks the programme's rules; its message
 // says which, in words an admin can act on.

@@ -126,9 +126,26 @@ func TestExtraSessionOpensSlotsAtOnce(t *testing.T) {
 	if len(slots) != 4 || slots[0].Capacity != 2 || slots[0].Free() != 2 {
 		t.Fatalf("extra session slots = %+v", slots)
 	}
-	var bad *ErrSchedule
-	if err := AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-25", Kind: "extra",
-		StartMinute: 19 * 60, EndMinute: 20 * 60, SlotMinutes: 3, Capacity: 1}, at); !errors.As(err, &bad) {
-		t.Fatalf("slots shorter than the shortest visit: %v", err)
+	refused := map[string]error{
+		"slots shorter than the shortest visit": AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-26", Kind: "extra",
+			StartMinute: 19 * 60, EndMinute: 20 * 60, SlotMinutes: 3, Capacity: 1}, at),
+		"an extra session over another": AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-25", Kind: "extra",
+			StartMinute: 19*60 + 30, EndMinute: 21 * 60, SlotMinutes: 15, Capacity: 1}, at),
+		"an extra session over clinic hours": AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-25", Kind: "extra",
+			StartMinute: 11 * 60, EndMinute: 12 * 60, SlotMinutes: 15, Capacity: 1}, at),
+		"leave on a day gone": AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-22", Kind: "leave",
+			StartMinute: 8 * 60, EndMinute: 12 * 60}, at),
+		"weekly hours over others": AddWeeklyHours(ctx, e.DB, storage.WeeklyHours{DoctorID: 1, Weekday: 1,
+			StartMinute: 8 * 60, EndMinute: 9 * 60, SlotMinutes: 15, Capacity: 2}, at),
+	}
+	for what, err := range refused {
+		var bad *ErrSchedule
+		if !errors.As(err, &bad) {
+			t.Errorf("%s: %v, want a schedule error", what, err)
+		}
+	}
+	if err := AddWeeklyHours(ctx, e.DB, storage.WeeklyHours{DoctorID: 1, Weekday: 1,
+		StartMinute: 18 * 60, EndMinute: 19 * 60, SlotMinutes: 15, Capacity: 2}, at); err != nil {
+		t.Fatalf("evening hours beside the day's: %v", err)
 	}
 }
