@@ -227,6 +227,17 @@ func takeAftercareConfirm(t *careTurn, said string) (string, error) {
 	return "", careApply(t, c)
 }
 
+// visitsCancelledWith tells each doctor of the visits a contract's end
+// cancelled.
+func visitsCancelledWith(cancelled []storage.AppointmentView) []storage.Push {
+	pushes := make([]storage.Push, 0, len(cancelled))
+	for _, a := range cancelled {
+		pushes = append(pushes, BookingNotice{Kind: PushBookingCancelled, Key: fmt.Sprintf("appointment:%d:cancelled", a.ID),
+			DoctorID: a.DoctorID, Resident: a.ResidentName, VisitKind: a.Kind, At: a.StartsAt}.Push())
+	}
+	return pushes
+}
+
 func packageNames(c storage.ContractView) []string {
 	names := make([]string, 0, len(c.Packages))
 	for _, p := range c.Packages {
@@ -252,7 +263,12 @@ func careApply(t *careTurn, c storage.ContractView) error {
 		change.To, change.Reason = storage.ContractCancelled, t.d.Reason
 		change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
 			Reason: t.d.Reason}.Push()}
-		reply, data = "cancel_done", c.Number
+		ended := map[string]any{"Number": c.Number, "Visits": 0}
+		change.At, change.VisitsEnded = t.in.At, func(cancelled []storage.AppointmentView) []storage.Push {
+			ended["Visits"] = len(cancelled)
+			return visitsCancelledWith(cancelled)
+		}
+		reply, data = "cancel_done", ended
 	case "renew":
 		end := renewedEnd(c)
 		change.TermEnd, change.IfTermEnd, change.Reason = end, c.TermEnd.String, "renewed"

@@ -100,3 +100,33 @@ func TestPickAmongSeveralContracts(t *testing.T) {
 	c.say("返回", "要解约哪一份签约")
 	c.say("取消", "已退出")
 }
+
+// A contract that ends keeps no bookings: its visits to come are cancelled
+// with it, their places freed, their reminders withdrawn, the doctor told.
+func TestCancellingAContractCancelsItsVisits(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_cv", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_cv")
+	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		c.say(s)
+	}
+	c.say("确认", "预约成功")
+	c.say("解约")
+	c.say("搬家了")
+	c.say("确认", "已解约", "还没到的1个预约也一并取消了")
+	c.say("我的预约", "暂无预约")
+	if countKind(t, e, "o_cv", PushAppointmentReminder, "pending") != 0 {
+		t.Fatalf("reminders of a cancelled visit are still due: %v", outboxStates(t, e, "o_cv"))
+	}
+	if countKind(t, e, DoctorRecipient(1), PushBookingCancelled, "pending") != 1 {
+		t.Fatal("the doctor was not told the visit is off")
+	}
+	// The place is free again for someone else.
+	activeFor(t, e, doc, "o_cw", synthID("110105", "19560303", "022"))
+	w := talk(t, e, "o_cw")
+	for _, s := range []string{"预约", "1", "1", "2"} {
+		w.say(s)
+	}
+	w.say("1", "08:00-08:10")
+}

@@ -370,6 +370,31 @@ func (db *DB) CancelAppointment(ctx context.Context, id int64, now time.Time, no
 	})
 }
 
+// cancelVisitsAfter cancels a contract's booked visits starting after a
+// moment, frees their places and withdraws their reminders; it returns them
+// as they were.
+func (db *DB) cancelVisitsAfter(ctx context.Context, op string, contractID int64, at time.Time) ([]AppointmentView, error) {
+	var visits []AppointmentView
+	if err := db.sel(ctx, op, &visits, appointmentViewSQL+` WHERE a.contract_id = ? AND a.status = 'booked' AND a.starts_at > ?
+		ORDER BY a.starts_at, a.id`, contractID, at.UTC()); err != nil || len(visits) == 0 {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(visits))
+	slots := make([]int64, 0, len(visits))
+	for _, v := range visits {
+		ids, slots = append(ids, v.ID), append(slots, v.SlotID)
+	}
+	if _, err := db.execIn(ctx, op, `UPDATE appointments SET status = 'cancelled', updated_at = ? WHERE id IN (?)`, at.UTC(), ids); err != nil {
+		return nil, err
+	}
+	for _, slot := range slots { // a slot of capacity >1 may hold two of them
+		if _, err := db.exec(ctx, op, `UPDATE slots SET booked = booked - 1 WHERE id = ?`, slot); err != nil {
+			return nil, err
+		}
+	}
+	return visits, db.withdrawReminders(ctx, op, ids...)
+}
+
 // ReminderKeyPrefix is how every reminder of an appointment is keyed, so
 // they can be withdrawn together.
 func ReminderKeyPrefix(appointmentID int64) string {

@@ -336,6 +336,12 @@ type StatusChange struct {
 	// replayed renewal does not extend twice.
 	IfTermEnd string
 	Notify    []Push
+	// VisitsEnded, when set, cancels the contract's visits still to come
+	// (after At), frees their places, withdraws their reminders and
+	// enqueues what it returns for them: a contract that ends keeps no
+	// bookings.
+	VisitsEnded func(cancelled []AppointmentView) []Push
+	At          time.Time
 }
 
 // ChangeStatus applies a state change if the contract is still in From,
@@ -356,6 +362,17 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		}
 		if err := tx.addEvents(ctx, op, []int64{id}, c.Actor, c.From, c.To, c.Reason); err != nil {
 			return err
+		}
+		if c.VisitsEnded != nil {
+			cancelled, err := tx.cancelVisitsAfter(ctx, op, id, c.At)
+			if err != nil {
+				return err
+			}
+			if len(cancelled) > 0 {
+				if err := tx.enqueue(ctx, op, c.VisitsEnded(cancelled)); err != nil {
+					return err
+				}
+			}
 		}
 		return tx.enqueue(ctx, op, c.Notify)
 	})
