@@ -64,7 +64,7 @@ type turn[D any] struct {
 // running is what the engine needs of any conversation, whatever its state.
 type running interface {
 	describe() about
-	check(st *State) error
+	check(e *Engine, st *State) error
 	start(ctx context.Context, e *Engine, st *State, in Inbound, seed any) ([]string, error)
 	answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error)
 	helpText(st *State) (string, error)
@@ -93,8 +93,8 @@ func declare[D any](c *conversation[D]) *conversation[D] {
 func (c *conversation[D]) describe() about { return c.about }
 
 // check says whether this build can carry on a session's conversation.
-func (c *conversation[D]) check(st *State) error {
-	_, err := c.load(context.Background(), nil, st, Inbound{})
+func (c *conversation[D]) check(e *Engine, st *State) error {
+	_, err := c.load(context.Background(), e, st, Inbound{})
 	return err
 }
 
@@ -125,24 +125,43 @@ func (c *conversation[D]) load(ctx context.Context, e *Engine, st *State, in Inb
 	if st.Version != c.version || !c.knows(st.Step) {
 		return nil, fmt.Errorf("%w: %s/%s v%d", errState, st.Flow, st.Step, st.Version)
 	}
-	if len(st.Data) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(st.Data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(t.d); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errState, st.Flow, err)
-		}
+	if len(st.Data) == 0 {
+		return t, nil
+	}
+	var sealed string
+	if err := json.Unmarshal(st.Data, &sealed); err != nil {
+		return nil, fmt.Errorf("%w: %s: data is not sealed: %v", errState, st.Flow, err)
+	}
+	plain, err := e.Sealer.Open(sessionField, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errState, st.Flow, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(plain))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(t.d); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errState, st.Flow, err)
 	}
 	return t, nil
 }
 
+// sessionField is what a conversation's sealed state is sealed as.
+const sessionField = "session"
+
 // save encodes the typed state back into the session.
+// The whole state is sealed: besides the ID number and phone (sealed in it
+// too) it holds names, priority groups (health status) and referral
+// reasons, none of which may sit in Redis in clear.
 func (t *turn[D]) save() error {
-	data, err := json.Marshal(t.d)
+	plain, err := json.Marshal(t.d)
 	if err != nil {
 		return fmt.Errorf("flows: encode %s state: %w", t.st.Flow, err)
 	}
-	t.st.Data = data
-	return nil
+	sealed, err := t.e.Sealer.Seal(sessionField, string(plain))
+	if err != nil {
+		return fmt.Errorf("flows: seal %s state: %w", t.st.Flow, err)
+	}
+	t.st.Data, err = json.Marshal(sealed)
+	return err
 }
 
 // start begins a run. seed, if not nil, is a *D with answers already known

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,10 +35,10 @@ type State struct {
 	Version int      `json:"version,omitempty"` // of the conversation's state shape
 	RunKey  string   `json:"run,omitempty"`     // names this run, for idempotent effects
 	History []string `json:"history,omitempty"` // steps answered, for 返回
-	// Data holds personal data only sealed.
-	Data    []byte    `json:"data,omitempty"`
-	Updated time.Time `json:"updated,omitzero"`
-	Paused  *State    `json:"paused,omitempty"` // interrupted, resumed with 继续
+	// Data is the conversation's state, sealed whole (a JSON string).
+	Data    json.RawMessage `json:"data,omitempty"`
+	Updated time.Time       `json:"updated,omitzero"`
+	Paused  *State          `json:"paused,omitempty"` // interrupted, resumed with 继续
 }
 
 // leave ends the current conversation; a paused one stays paused.
@@ -126,7 +127,7 @@ func (e *Engine) dropUnreadable(st *State) string {
 		conv, ok := conversations[s.Flow]
 		err := errState
 		if ok {
-			err = conv.check(s)
+			err = conv.check(e, s)
 		}
 		if err != nil {
 			e.log().Warn("conversation state from another build; conversation reset", "flow", s.Flow, "step", s.Step, "err", err)

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -91,12 +92,13 @@ func TestSessionFromAnotherBuildIsResetPolitely(t *testing.T) {
 	e := engineFor(t, "national")
 	at := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
 	sessions := map[string]State{
-		"renamed conversation":       {Flow: "family_bed", Step: "address", Version: 1, Updated: at.Add(-time.Minute)},
-		"renamed and expired":        {Flow: "family_bed", Step: "address", Version: 1, Updated: at.Add(-2 * time.Hour)},
-		"renamed step":               {Flow: "signing", Step: "identity", Version: 1, Updated: at.Add(-time.Minute)},
-		"old state shape":            {Flow: "signing", Step: "phone", Data: []byte(`{"who":"self","age":"71"}`), Updated: at.Add(-time.Minute)},
-		"state that does not decode": {Flow: "booking", Step: "time", Version: 1, Data: []byte(`{"slots":"1,2"}`), Updated: at.Add(-time.Minute)},
-		"paused one renamed":         {Paused: &State{Flow: "family_bed", Step: "x", Version: 1}, Updated: at.Add(-time.Minute)},
+		"renamed conversation":          {Flow: "family_bed", Step: "address", Version: 1, Updated: at.Add(-time.Minute)},
+		"renamed and expired":           {Flow: "family_bed", Step: "address", Version: 1, Updated: at.Add(-2 * time.Hour)},
+		"renamed step":                  {Flow: "signing", Step: "identity", Version: 1, Updated: at.Add(-time.Minute)},
+		"old state shape":               {Flow: "signing", Step: "phone", Data: []byte(`{"who":"self","age":"71"}`), Updated: at.Add(-time.Minute)},
+		"state that is not sealed":      {Flow: "booking", Step: "time", Version: 1, Data: []byte(`{"slots":"1,2"}`), Updated: at.Add(-time.Minute)},
+		"state sealed with another key": {Flow: "booking", Step: "time", Version: 1, Data: []byte(`"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"`), Updated: at.Add(-time.Minute)},
+		"paused one renamed":            {Paused: &State{Flow: "family_bed", Step: "x", Version: 1}, Updated: at.Add(-time.Minute)},
 	}
 	for name, st := range sessions {
 		t.Run(name, func(t *testing.T) {
@@ -117,5 +119,21 @@ func TestSessionFromAnotherBuildIsResetPolitely(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A session saved by the build before typed state (its data a map of
+// strings) still decodes, and is reset politely instead of silently.
+func TestSessionSavedBeforeTypedStateIsResetPolitely(t *testing.T) {
+	e := engineFor(t, "national")
+	old := `{"flow":"signing","step":"phone","data":{"key":"sign:o:1","openid":"o","who":"self","name":"王秀英"},"updated":"2026-11-23T08:59:00Z"}`
+	var st State
+	if err := json.Unmarshal([]byte(old), &st); err != nil {
+		t.Fatalf("an old session does not decode: %v", err)
+	}
+	out, err := e.Handle(context.Background(), &st, Inbound{OpenID: "o", Kind: Text, Text: "13812345678",
+		At: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)})
+	if err != nil || !strings.HasPrefix(out.Reply(), msg(t, "flow_reset", nil)) || st.Flow != "" {
+		t.Fatalf("reply %q, state %+v, %v", out.Reply(), st, err)
 	}
 }

@@ -237,23 +237,27 @@ func TestSigningInHarbinChoosesPartnerHospitals(t *testing.T) {
 	}
 }
 
-// The session holds personal data only sealed.
+// The session holds nothing personal in clear: not the ID number or phone,
+// nor the name or the priority groups (health status).
 func TestSigningStateHoldsNoClearPersonalData(t *testing.T) {
 	e := engineFor(t, "national")
 	id := synthID("110105", "19550302", "021")
 	c := talk(t, e, "o_sealed")
-	for _, s := range []string{"签约", "1", "王秀英", "同意", id, "13812345678"} {
+	for _, s := range []string{"签约", "1", "王秀英", "同意", id, "13812345678", "1", "1"} {
 		c.say(s)
 	}
+	c.in("signing", "team")
 	saved, err := json.Marshal(c.st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, clear := range []string{id, "13812345678", id[6:14] + id[14:17]} {
+	for _, clear := range []string{id, "13812345678", id[6:14] + id[14:17], "王秀英", "hypertension", "1955-03-02"} {
 		if strings.Contains(string(saved), clear) {
 			t.Fatalf("the saved state holds %q in clear:\n%s", clear, saved)
 		}
 	}
+	// And it still carries the conversation on.
+	c.say("1", "请选择服务包")
 }
 
 // With more than nine communities, the resident types part of the name.
