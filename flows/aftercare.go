@@ -62,8 +62,11 @@ const renewWindow = 30 * 24 * time.Hour
 // fits says whether a contract can take this action at a moment.
 func fits(kind string, c storage.ContractView, at time.Time) bool {
 	live := c.Status == storage.ContractPending || c.Status == storage.ContractActive
-	if kind != "renew" {
+	switch kind {
+	case "cancel":
 		return live
+	case "change": // one 改签 at a time
+		return live && !c.ChangeTeamID.Valid
 	}
 	if c.Status != storage.ContractActive || !c.TermEnd.Valid {
 		return false
@@ -227,6 +230,32 @@ func takeAftercareConfirm(t *careTurn, said string) (string, error) {
 	return "", careApply(t, c)
 }
 
+// careRequestChange asks the new team's doctor to take the contract. An
+// active contract stays with its team until they confirm; a pending one,
+// not yet confirmed by anyone, simply moves to the new team.
+func careRequestChange(t *careTurn, c storage.ContractView, key string) error {
+	if t.d.TeamID == 0 || t.d.DoctorID == 0 {
+		return missing(t.st.Flow, "team")
+	}
+	request := []storage.Push{SignRequest{Key: key, DoctorID: t.d.DoctorID, Number: c.Number, Resident: c.ResidentName,
+		Community: c.CommunityName, Packages: packageNames(c), At: t.in.At}.Push()}
+	var err error
+	if c.Status == storage.ContractActive {
+		err = t.e.DB.RequestTeamChange(t, c.Number, t.d.TeamID, t.d.DoctorID, t.in.OpenID, request)
+	} else {
+		err = t.e.DB.ChangeStatus(t, storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: t.in.OpenID,
+			TeamID: t.d.TeamID, DoctorID: t.d.DoctorID, Reason: "changed team", Notify: request})
+	}
+	if errors.Is(err, storage.ErrStatusChanged) {
+		return stopWith("contract_already_answered", c.Number)
+	}
+	if err != nil {
+		return err
+	}
+	return stopWith("change_done", map[string]any{"Number": c.Number, "Doctor": t.d.DoctorName,
+		"Active": c.Status == storage.ContractActive, "Team": c.TeamName})
+}
+
 // visitsCancelledWith tells each doctor of the visits a contract's end
 // cancelled.
 func visitsCancelledWith(cancelled []storage.AppointmentView) []storage.Push {
@@ -276,13 +305,7 @@ func careApply(t *careTurn, c storage.ContractView) error {
 			TermEnd: end}.Push()}
 		reply, data = "renew_done", map[string]any{"Number": c.Number, "End": end}
 	case "change":
-		if t.d.TeamID == 0 || t.d.DoctorID == 0 {
-			return missing(t.st.Flow, "team")
-		}
-		change.To, change.TeamID, change.DoctorID, change.Reason = storage.ContractPending, t.d.TeamID, t.d.DoctorID, "changed team"
-		change.Notify = []storage.Push{SignRequest{Key: key, DoctorID: t.d.DoctorID, Number: c.Number, Resident: c.ResidentName,
-			Community: c.CommunityName, Packages: packageNames(c), At: t.in.At}.Push()}
-		reply, data = "change_done", map[string]any{"Number": c.Number, "Doctor": t.d.DoctorName}
+		return careRequestChange(t, c, key)
 	}
 	err := t.e.DB.ChangeStatus(t, change)
 	if errors.Is(err, storage.ErrStatusChanged) {

@@ -130,3 +130,74 @@ func TestCancellingAContractCancelsItsVisits(t *testing.T) {
 	}
 	w.say("1", "08:00-08:10")
 }
+
+// 改签 of a confirmed contract is a request: until the new team's doctor
+// confirms, the contract stays with its team; a decline leaves it as it
+// was, a confirmation moves it and tells the former doctor.
+func TestChangeOfAnActiveContractWaitsForTheNewDoctor(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	docs, _ := e.DB.Doctors(ctx)
+	first := bindFirstDoctor(t, e)
+	code, err := IssueBindingCode(ctx, e.DB, e.Sealer, docs[1].ID, time.Now(), BindingCodeTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := talk(t, e, "o_doc2")
+	second.say("绑定 "+code, "绑定成功")
+	// Community 2 (和平社区) is served by both demo teams.
+	c := talk(t, e, "o_act")
+	for _, s := range []string{"签约", "1", "王秀英", "同意", synthID("110105", "19550302", "021"), "13812345678", "2", "0", "1", "0"} {
+		c.say(s)
+	}
+	reply := c.say("同意", "合同编号")
+	number := reply[strings.Index(reply, "QY") : strings.Index(reply, "QY")+12]
+	first.say("确认 "+number, "已确认")
+	told := func(kind string) string {
+		t.Helper()
+		rows, _ := e.DB.OutboxFor(ctx, "o_act")
+		for i := len(rows) - 1; i >= 0; i-- {
+			if rows[i].Kind == kind {
+				f, _ := rows[i].Fields()
+				text, err := PushText(kind, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return text
+			}
+		}
+		return ""
+	}
+
+	c.say("改签", "1. 郭建华家庭医生团队")
+	c.say("1")
+	c.say("确认", "待郭建华医生确认", "确认之前，仍由林静家庭医生团队为您服务")
+	c.say("改签", "没有可以改签的签约")
+	c.say("我的签约", "团队：林静家庭医生团队", "改签到郭建华家庭医生团队：待医生确认")
+	if cs := contractsOf(t, e, "o_act"); cs[0].Status != storage.ContractActive || cs[0].DoctorName != "林静" {
+		t.Fatalf("while the change waits: %+v", cs[0])
+	}
+	first.say("确认 "+number, "已经处理过了") // the former doctor cannot answer for the new team
+	second.say("拒绝 "+number+" 不在服务范围", "已拒绝")
+	if cs := contractsOf(t, e, "o_act"); cs[0].Status != storage.ContractActive || cs[0].DoctorName != "林静" || cs[0].ChangeTeamID.Valid {
+		t.Fatalf("after the decline: %+v", cs[0])
+	}
+	if text := told(PushTeamChangeDeclined); !strings.Contains(text, "仍由林静家庭医生团队服务") {
+		t.Fatalf("the resident was told %q", text)
+	}
+
+	c.say("改签")
+	c.say("1")
+	c.say("确认", "待郭建华医生确认")
+	second.say("确认 "+number, "已确认")
+	cs := contractsOf(t, e, "o_act")
+	if cs[0].Status != storage.ContractActive || cs[0].DoctorName != "郭建华" || cs[0].TermEnd.String == "" {
+		t.Fatalf("after the confirmation: %+v", cs[0])
+	}
+	if text := told(PushTeamChangeConfirmed); !strings.Contains(text, "今后由郭建华家庭医生团队为王秀英服务") {
+		t.Fatalf("the resident was told %q", text)
+	}
+	if countKind(t, e, DoctorRecipient(docs[0].ID), PushTeamChanged, "pending") != 1 {
+		t.Fatal("the former doctor was not told")
+	}
+}

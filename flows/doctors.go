@@ -110,6 +110,9 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 		return nil, err
 	}
 	c, err := e.DB.ContractByNumber(ctx, number)
+	if err == nil && c.ChangeDoctorID.Valid && c.ChangeDoctorID.Int64 == doctor.ID {
+		return e.answerTeamChange(ctx, c, doctor, reason, in)
+	}
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.DoctorID != doctor.ID) {
 		return say("contract_not_yours", number) // the same words whether it exists or not
 	}
@@ -135,4 +138,25 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 		return say("doctor_confirmed", map[string]any{"Number": number, "Resident": c.ResidentName, "End": change.TermEnd})
 	}
 	return say("doctor_declined", map[string]any{"Number": number, "Resident": c.ResidentName})
+}
+
+// answerTeamChange confirms (reason "") or declines a 改签 to the doctor's
+// team; the resident is told, and on a move the former doctor too.
+func (e *Engine) answerTeamChange(ctx context.Context, c storage.ContractView, doctor storage.Doctor, reason string, in Inbound) ([]string, error) {
+	answer := TeamChangeAnswer{OpenID: c.ManagerOpenID, Number: c.Number, Doctor: doctor.Name, Resident: c.ResidentName,
+		Team: c.TeamName, TermEnd: c.TermEnd.String, Reason: reason, FormerDoctorID: c.DoctorID, At: in.At}
+	if reason == "" {
+		answer.Team = c.ChangeTeamName.String
+	}
+	err := e.DB.AnswerTeamChange(ctx, c.Number, doctor.ID, reason == "", in.OpenID, reason, answer.Pushes())
+	if errors.Is(err, storage.ErrStatusChanged) {
+		return say("contract_already_answered", c.Number)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		return say("doctor_confirmed", map[string]any{"Number": c.Number, "Resident": c.ResidentName, "End": c.TermEnd.String})
+	}
+	return say("doctor_declined", map[string]any{"Number": c.Number, "Resident": c.ResidentName})
 }

@@ -51,9 +51,9 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		return nil, err
 	}
 	type line struct {
-		N                               int
-		Name, MaskedID, Number, Status  string
-		Team, Doctor, Packages, TermEnd string
+		N                                           int
+		Name, MaskedID, Number, Status              string
+		Team, Doctor, Packages, TermEnd, ChangeTeam string
 	}
 	var lines []line
 	for i, c := range cs[:min(len(cs), maxContractsShown)] {
@@ -67,7 +67,7 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		}
 		lines = append(lines, line{N: i + 1, Name: c.ResidentName, MaskedID: MaskID(id), Number: c.Number,
 			Status: statusNames[c.Status], Team: c.TeamName, Doctor: c.DoctorName,
-			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String})
+			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String})
 	}
 	return say("my_contracts", map[string]any{"Lines": lines, "More": len(cs) - len(lines)})
 }

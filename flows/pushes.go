@@ -23,6 +23,10 @@ const (
 	PushContractCancelled = "contract_cancelled" // to the doctor: the resident ended the contract
 	PushContractRenewed   = "contract_renewed"   // to the doctor: the resident renewed
 
+	PushTeamChangeConfirmed = "team_change_confirmed" // to the resident: the new team's doctor took the contract (改签)
+	PushTeamChangeDeclined  = "team_change_declined"  // to the resident: the new team's doctor declined; nothing changed
+	PushTeamChanged         = "team_changed"          // to the former doctor: the resident moved to another team
+
 	PushBookingCreated      = "booking_created"      // to the doctor: a new appointment
 	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
 	PushBookingCancelled    = "booking_cancelled"    // to the doctor: an appointment cancelled
@@ -45,6 +49,7 @@ var (
 // configuration checks and the sandbox. A late reply is not among them: it
 // answers a message, so it always goes as a customer-service message.
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
+	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged,
 	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
 	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
 
@@ -139,6 +144,37 @@ type ContractRenewal struct {
 func (p ContractRenewal) Push() storage.Push {
 	return storage.Push{Key: p.Key, Kind: PushContractRenewed, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
 		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "term_end": p.TermEnd}}
+}
+
+// TeamChangeAnswer tells the resident's manager what the new team's doctor
+// answered a 改签: confirmed when Reason is empty, declined with it
+// otherwise; a confirmed move also tells the former doctor.
+type TeamChangeAnswer struct {
+	OpenID         string
+	Number         string
+	Doctor         string // the new team's
+	Resident       string
+	Team           string // confirmed: the new team; declined: the team that stays
+	TermEnd        string
+	Reason         string
+	FormerDoctorID int64
+	At             time.Time
+}
+
+func (p TeamChangeAnswer) Pushes() []storage.Push {
+	key := fmt.Sprintf("contract:%s:team-change:%d:", p.Number, p.At.Unix())
+	fields := map[string]string{"number": p.Number, "doctor": p.Doctor, "resident": p.Resident, "team": p.Team}
+	if p.Reason != "" {
+		fields["reason"] = p.Reason
+		return []storage.Push{{Key: key + "declined", Kind: PushTeamChangeDeclined, Recipient: p.OpenID,
+			Priority: PriorityTransactional, Fields: fields}}
+	}
+	fields["term_end"] = p.TermEnd
+	return []storage.Push{
+		{Key: key + "confirmed", Kind: PushTeamChangeConfirmed, Recipient: p.OpenID, Priority: PriorityTransactional, Fields: fields},
+		{Key: key + "moved", Kind: PushTeamChanged, Recipient: DoctorRecipient(p.FormerDoctorID), Priority: PriorityTransactional,
+			Fields: map[string]string{"number": p.Number, "resident": p.Resident, "team": p.Team}},
+	}
 }
 
 // BookingNotice tells the doctor of an appointment booked, moved or

@@ -9,8 +9,10 @@ import (
 )
 
 // Every push the code can make renders with the real words: each kind's
-// constructor is called as the code calls it, never with every field filled
-// in, so a constructor that forgets a field its words need fails here.
+// constructor is called with what its callers know, and the words may use
+// only the fields it sets, so a constructor that forgets a field its words
+// need fails here. Callers that leave a value empty are caught by the
+// conversation tests, which read the pushes they make.
 func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 	at := time.Date(2026, 11, 24, 8, 0, 0, 0, Shanghai)
 	pushes := []storage.Push{
@@ -30,6 +32,10 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		PersonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "该做随访了。", Due: at}.Push(),
 		LateReply{OpenID: "o", MessageKey: "m1", Text: "好的"}.Push(),
 	}
+	pushes = append(pushes, TeamChangeAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "郭建华", Resident: "王秀英",
+		Team: "郭建华家庭医生团队", TermEnd: "2027-11-23", FormerDoctorID: 1, At: at}.Pushes()...)
+	pushes = append(pushes, TeamChangeAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "郭建华", Resident: "王秀英",
+		Team: "林静家庭医生团队", Reason: "不在服务范围", FormerDoctorID: 1, At: at}.Pushes()...)
 	made := map[string]bool{}
 	for _, p := range pushes {
 		made[p.Kind] = true
@@ -39,6 +45,11 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		}
 		if p.Key == "" || p.Recipient == "" {
 			t.Errorf("%s: no key or recipient: %+v", p.Kind, p)
+		}
+		for field, value := range p.Fields {
+			if value == "" && field != "article" { // a seasonal entry may have no link
+				t.Errorf("%s: field %s is empty", p.Kind, field)
+			}
 		}
 	}
 	for _, kind := range append(PushKinds, PushLateReply) {

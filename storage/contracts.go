@@ -249,15 +249,21 @@ type ContractView struct {
 	ResidentID    int64          `db:"resident_id"`
 	Groups        string         `db:"resident_groups"` // JSON array of declared priority groups
 	BirthDate     string         `db:"birth_date"`
-	Packages      []ContractPackage
+	// A 改签 waiting for the new team's doctor: the contract stays with its
+	// team until then.
+	ChangeTeamID   sql.NullInt64  `db:"change_team_id"`
+	ChangeTeamName sql.NullString `db:"change_team_name"`
+	ChangeDoctorID sql.NullInt64  `db:"change_doctor_id"`
+	Packages       []ContractPackage
 }
 
 const contractViewSQL = `SELECT c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.partner_district, c.partner_tertiary
+	r.birth_date, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id
 	FROM contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
-	JOIN doctors d ON d.id = c.doctor_id JOIN communities cm ON cm.id = r.community_id`
+	JOIN doctors d ON d.id = c.doctor_id JOIN communities cm ON cm.id = r.community_id
+	LEFT JOIN teams ct ON ct.id = c.change_team_id`
 
 // ContractByNumber finds a contract by its number.
 func (db *DB) ContractByNumber(ctx context.Context, number string) (ContractView, error) {
@@ -350,10 +356,13 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 	const op = "ChangeStatus"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		var id int64
+		// A contract that ends takes any 改签 waiting on it along.
 		err := tx.get(ctx, op, &id, `UPDATE contracts SET status = ?, term_end = COALESCE(NULLIF(?, ''), term_end),
+		change_team_id = CASE WHEN status <> ? THEN NULL ELSE change_team_id END,
+		change_doctor_id = CASE WHEN status <> ? THEN NULL ELSE change_doctor_id END,
 		team_id = CASE WHEN ? > 0 THEN ? ELSE team_id END, doctor_id = CASE WHEN ? > 0 THEN ? ELSE doctor_id END
 		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) RETURNING id`,
-			c.To, c.TermEnd, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, c.Number, c.From, c.IfTermEnd, c.IfTermEnd)
+			c.To, c.TermEnd, c.To, c.To, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, c.Number, c.From, c.IfTermEnd, c.IfTermEnd)
 		if errors.Is(err, ErrNotFound) {
 			return fail(op, fmt.Errorf("%s: %w", c.Number, ErrStatusChanged))
 		}
@@ -375,6 +384,55 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 			}
 		}
 		return tx.enqueue(ctx, op, c.Notify)
+	})
+}
+
+// RequestTeamChange asks to move an active contract to another team (改签):
+// the contract keeps its team until that team's doctor answers. It fails
+// with ErrStatusChanged if the contract is not active or a change already
+// waits.
+func (db *DB) RequestTeamChange(ctx context.Context, number string, teamID, doctorID int64, actor string, notify []Push) error {
+	const op = "RequestTeamChange"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var id int64
+		err := tx.get(ctx, op, &id, `UPDATE contracts SET change_team_id = ?, change_doctor_id = ?
+		WHERE number = ? AND status = 'active' AND change_team_id IS NULL RETURNING id`, teamID, doctorID, number)
+		if errors.Is(err, ErrNotFound) {
+			return fail(op, fmt.Errorf("%s: %w", number, ErrStatusChanged))
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.addEvents(ctx, op, []int64{id}, actor, ContractActive, ContractActive, "team change requested"); err != nil {
+			return err
+		}
+		return tx.enqueue(ctx, op, notify)
+	})
+}
+
+// AnswerTeamChange is the new team's doctor's answer to a 改签: accepted,
+// the contract moves to the team; declined (reason given), it stays as it
+// was. It fails with ErrStatusChanged if no change waits for this doctor.
+func (db *DB) AnswerTeamChange(ctx context.Context, number string, doctorID int64, accept bool, actor, reason string, notify []Push) error {
+	const op = "AnswerTeamChange"
+	move, why := `team_id = change_team_id, doctor_id = change_doctor_id, `, "team change confirmed"
+	if !accept {
+		move, why = "", "team change declined: "+reason
+	}
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var id int64
+		err := tx.get(ctx, op, &id, `UPDATE contracts SET `+move+`change_team_id = NULL, change_doctor_id = NULL
+		WHERE number = ? AND status = 'active' AND change_doctor_id = ? RETURNING id`, number, doctorID)
+		if errors.Is(err, ErrNotFound) {
+			return fail(op, fmt.Errorf("%s: %w", number, ErrStatusChanged))
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.addEvents(ctx, op, []int64{id}, actor, ContractActive, ContractActive, why); err != nil {
+			return err
+		}
+		return tx.enqueue(ctx, op, notify)
 	})
 }
 

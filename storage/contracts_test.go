@@ -174,3 +174,63 @@ func TestRefusedSigningLeavesNoPush(t *testing.T) {
 		}
 	})
 }
+
+// 改签 of an active contract waits for the new doctor: one change at a
+// time, answered only by that doctor, declined leaves the contract as it
+// was, accepted moves it; a contract that ends drops a waiting change.
+func TestTeamChangeWaitsForTheNewDoctor(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		docs, _ := db.Doctors(ctx)
+		var mine, other storage.DoctorWithTeam
+		for _, d := range docs {
+			if d.TeamName == "张医生团队" {
+				mine = d
+			} else {
+				other = d
+			}
+		}
+		number, _, err := db.CreateContract(ctx, newContract(t, db, "k1", "h1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RequestTeamChange(ctx, number, other.TeamID, other.ID, "o", nil); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("a pending contract took a change request: %v", err)
+		}
+		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "pending", To: "active", Actor: "d", TermEnd: "2027-11-22"})
+		request := []storage.Push{{Key: "req:1", Kind: "sign_request", Recipient: "doctor:2"}}
+		if err := db.RequestTeamChange(ctx, number, other.TeamID, other.ID, "o", request); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RequestTeamChange(ctx, number, other.TeamID, other.ID, "o", nil); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("a second change request: %v", err)
+		}
+		v, _ := db.ContractByNumber(ctx, number)
+		if v.DoctorID != mine.ID || v.ChangeDoctorID.Int64 != other.ID || v.ChangeTeamName.String != other.TeamName {
+			t.Fatalf("while waiting: %+v", v)
+		}
+		if err := db.AnswerTeamChange(ctx, number, mine.ID, true, "d", "", nil); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("answered by a doctor it does not wait for: %v", err)
+		}
+		if err := db.AnswerTeamChange(ctx, number, other.ID, false, "d2", "no", nil); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ = db.ContractByNumber(ctx, number); v.DoctorID != mine.ID || v.ChangeTeamID.Valid || v.Status != "active" {
+			t.Fatalf("after a decline: %+v", v)
+		}
+		db.RequestTeamChange(ctx, number, other.TeamID, other.ID, "o", nil)
+		if err := db.AnswerTeamChange(ctx, number, other.ID, true, "d2", "", nil); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ = db.ContractByNumber(ctx, number); v.DoctorID != other.ID || v.TeamID != other.TeamID || v.ChangeTeamID.Valid ||
+			v.TermEnd.String != "2027-11-22" {
+			t.Fatalf("after the move: %+v", v)
+		}
+		db.RequestTeamChange(ctx, number, mine.TeamID, mine.ID, "o", nil)
+		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "active", To: "cancelled", Actor: "o"})
+		if v, _ = db.ContractByNumber(ctx, number); v.ChangeTeamID.Valid {
+			t.Fatalf("a cancelled contract keeps a waiting change: %+v", v)
+		}
+	})
+}
