@@ -197,6 +197,15 @@ func TestCancellingAVisitMidSigningPausesTheSigning(t *testing.T) {
 	c.say("取消", "已退出")
 	c.say("签约", "姓名")
 	c.in("signing", "name")
+	// Booking while signing, then 签约 again: the signing carries on and the
+	// booking waits in its place; neither is lost.
+	c.say("预约", "为谁预约", "回复“继续”回到刚才的签约")
+	c.say("签约", "姓名", "回复“继续”回到刚才的预约")
+	c.in("signing", "name")
+	c.say("继续", "为谁预约", "回复“继续”回到刚才的签约")
+	c.in("booking", "who")
+	c.say("继续", "姓名")
+	c.in("signing", "name")
 }
 
 // Two residents choose the same 10-minute slot; the slower one is offered

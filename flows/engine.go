@@ -202,9 +202,6 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		if name == st.Flow { // already there: repeat the question
 			return conversations[name].answer(ctx, e, st, "", in)
 		}
-		if st.Flow == "" && st.Paused != nil && st.Paused.Flow == name { // waiting: carry on with it
-			return e.resume(ctx, st, in)
-		}
 		return e.enter(ctx, st, name, in, nil)
 	}
 	switch said {
@@ -246,10 +243,22 @@ func (e *Engine) enter(ctx context.Context, st *State, name string, in Inbound, 
 	if !ok {
 		return nil, fmt.Errorf("flows: no conversation %q", name)
 	}
+	var paused *State
 	if cur, ok := conversations[st.Flow]; ok && cur.describe().pauses {
-		paused := *st
-		paused.Paused = nil
-		*st = State{Paused: &paused, Updated: st.Updated}
+		p := *st
+		p.Paused = nil
+		paused = &p
+	}
+	if waiting := st.Paused; waiting != nil && waiting.Flow == name && seed == nil {
+		// Its keyword while it waits: carry on with it where it stopped
+		// (the one open now waits in its place, if it pauses).
+		*st = *waiting
+		st.Paused = paused
+		replies, err := conv.answer(ctx, e, st, "", in)
+		return resumeHint(st.Paused, replies), err
+	}
+	if paused != nil {
+		*st = State{Paused: paused, Updated: st.Updated}
 	} else {
 		st.leave()
 	}
@@ -297,8 +306,8 @@ func resumeHint(waiting *State, replies []string) []string {
 // resume goes back to a paused conversation, or repeats the current
 // question.
 func (e *Engine) resume(ctx context.Context, st *State, in Inbound) ([]string, error) {
-	if st.Paused != nil {
-		*st = *st.Paused
+	if st.Paused != nil { // the one open now, if it pauses, waits in its place
+		return e.enter(ctx, st, st.Paused.Flow, in, nil)
 	}
 	conv, ok := conversations[st.Flow]
 	if !ok {
