@@ -591,7 +591,7 @@ func (e *Engine) appointmentCommand(ctx context.Context, st *State, said string,
 	if err != nil {
 		return nil, true, err
 	}
-	if a.StartsAt.Sub(in.At) < rules.CancelBefore() {
+	if a.StartsAt.Sub(in.At) < rules.CancelBefore() && !a.SlotClosed { // leave covers it: move it at any time
 		replies, err := say("appointment_too_late", int(rules.CancelBefore().Hours()))
 		return replies, true, err
 	}
@@ -647,7 +647,7 @@ func takeCancelBooking(t *cancelTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if a.StartsAt.Sub(t.in.At) < rules.CancelBefore() {
+	if a.StartsAt.Sub(t.in.At) < rules.CancelBefore() && !a.SlotClosed {
 		return "", stopWith("appointment_too_late", int(rules.CancelBefore().Hours()))
 	}
 	err = t.e.DB.CancelAppointment(t, a.ID, t.in.At, []storage.Push{BookingNotice{Kind: PushBookingCancelled,

@@ -135,6 +135,20 @@ func MaterialiseSlots(ctx context.Context, db *storage.DB, now time.Time) (int, 
 	if err := db.EnsureSlots(ctx, slots); err != nil {
 		return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
 	}
+	// Leave closes what it covers even if its slots were made before it
+	// could (recorded before this version): each resident is told once.
+	for _, x := range exceptions {
+		if x.Kind != "leave" {
+			continue
+		}
+		day, err := time.ParseInLocation("2006-01-02", x.Day, Shanghai)
+		if err != nil {
+			return 0, fmt.Errorf("flows.MaterialiseSlots: leave day %q: %w", x.Day, err)
+		}
+		if err := db.CloseForLeave(ctx, x.DoctorID, leaveChange(x, day, now)); err != nil {
+			return 0, fmt.Errorf("flows.MaterialiseSlots: %w", err)
+		}
+	}
 	return len(slots), nil
 }
 
@@ -180,16 +194,7 @@ func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now 
 			return err
 		}
 	}
-	change := storage.ExceptionChange{
-		From: day.Add(time.Duration(x.StartMinute) * time.Minute), To: day.Add(time.Duration(x.EndMinute) * time.Minute),
-		Notify: func(affected []storage.AppointmentView) []storage.Push {
-			pushes := make([]storage.Push, 0, len(affected))
-			for _, a := range affected {
-				pushes = append(pushes, DoctorLeavePush(a))
-			}
-			return pushes
-		},
-	}
+	change := leaveChange(x, day, now)
 	if x.Kind == "extra" {
 		s, err := Settings(ctx, db)
 		if err != nil {
@@ -201,6 +206,21 @@ func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now 
 		change.Slots = SlotsFor(x.DoctorID, nil, []storage.Exception{x}, now, min(max(days, 0), BookingDays), s.Appointments.MinVisitMinutes)
 	}
 	return db.AddException(ctx, x, change)
+}
+
+// leaveChange closes the slots leave covers and tells the residents booked
+// in them, with the doctor's apology, to move their visit with 改约.
+func leaveChange(x storage.Exception, day, now time.Time) storage.ExceptionChange {
+	return storage.ExceptionChange{
+		From: day.Add(time.Duration(x.StartMinute) * time.Minute), To: day.Add(time.Duration(x.EndMinute) * time.Minute), Now: now,
+		Notify: func(affected []storage.AppointmentView) []storage.Push {
+			pushes := make([]storage.Push, 0, len(affected))
+			for _, a := range affected {
+				pushes = append(pushes, DoctorLeavePush(a))
+			}
+			return pushes
+		},
+	}
 }
 
 // extraFits refuses an extra session that overlaps the doctor's clinic

@@ -149,3 +149,38 @@ func TestExtraSessionOpensSlotsAtOnce(t *testing.T) {
 		t.Fatalf("evening hours beside the day's: %v", err)
 	}
 }
+
+// Leave recorded before leave could close slots (an older version) is
+// caught by the daily job: the slots close and the booked resident is told,
+// once however often the job runs. A visit leave covers can be moved even
+// inside the usual 2 hours.
+func TestDailyJobClosesSlotsForLeaveRecordedBefore(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_old", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_old")
+	for _, s := range []string{"预约", "1", "1", "1", "2"} { // today, the second time still free
+		c.say(s)
+	}
+	c.say("确认", "预约成功", "11月23日 周一 09:20-09:30")
+	// As the old version stored it: the leave only.
+	if err := e.DB.AddException(ctx, storage.Exception{DoctorID: 1, Day: "2026-11-23", Kind: "leave", StartMinute: 7 * 60,
+		EndMinute: 12 * 60}, storage.ExceptionChange{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := MaterialiseSlots(ctx, e.DB, c.clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countKind(t, e, "o_old", PushBookingDoctorLeave, "pending"); n != 1 {
+		t.Fatalf("the resident was told %d times", n)
+	}
+	day := time.Date(2026, 11, 23, 0, 0, 0, 0, Shanghai)
+	if slots, _ := e.DB.Slots(ctx, 1, day.Add(9*time.Hour), day.Add(10*time.Hour)); len(slots) == 0 || !slots[0].Closed {
+		t.Fatalf("slots under leave: %+v", slots)
+	}
+	// Minutes before the visit, and still it may move.
+	c.say("改约 1", "可以预约的日期")
+}

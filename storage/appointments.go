@@ -74,8 +74,8 @@ type AgendaEntry struct {
 func (db *DB) Agendas(ctx context.Context, from, to time.Time) ([]AgendaEntry, error) {
 	var out []AgendaEntry
 	if err := db.sel(ctx, "Agendas", &out, `SELECT a.doctor_id, d.openid, a.starts_at FROM appointments a
-		JOIN doctors d ON d.id = a.doctor_id WHERE d.openid IS NOT NULL AND a.status <> 'cancelled'
-		AND a.starts_at >= ? AND a.starts_at < ? ORDER BY a.doctor_id, a.starts_at`, from.UTC(), to.UTC()); err != nil {
+		JOIN doctors d ON d.id = a.doctor_id JOIN slots s ON s.id = a.slot_id WHERE d.openid IS NOT NULL
+		AND a.status <> 'cancelled' AND NOT s.closed AND a.starts_at >= ? AND a.starts_at < ? ORDER BY a.doctor_id, a.starts_at`, from.UTC(), to.UTC()); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -118,6 +118,7 @@ func (db *DB) AddException(ctx context.Context, x Exception, c ExceptionChange) 
 type ExceptionChange struct {
 	Slots    []Slot    // an extra session's slots
 	From, To time.Time // leave: the slots touching this time close
+	Now      time.Time // leave: visits after this are told
 	// Notify builds the pushes to the residents booked in slots that leave
 	// closes.
 	Notify func(affected []AppointmentView) []Push
@@ -130,7 +131,8 @@ func (db *DB) closeSlots(ctx context.Context, op string, doctorID int64, c Excep
 	}
 	var affected []AppointmentView
 	if err := db.sel(ctx, op, &affected, appointmentViewSQL+` WHERE a.doctor_id = ? AND a.status = 'booked'
-		AND a.starts_at < ? AND a.ends_at > ? ORDER BY a.starts_at, a.id`, doctorID, c.To.UTC(), c.From.UTC()); err != nil {
+		AND a.starts_at < ? AND a.ends_at > ? AND a.starts_at > ? ORDER BY a.starts_at, a.id`,
+		doctorID, c.To.UTC(), c.From.UTC(), c.Now.UTC()); err != nil {
 		return err
 	}
 	ids := make([]int64, len(affected))
@@ -144,6 +146,14 @@ func (db *DB) closeSlots(ctx context.Context, op string, doctorID int64, c Excep
 		return nil
 	}
 	return db.enqueue(ctx, op, c.Notify(affected))
+}
+
+// CloseForLeave closes the slots leave recorded earlier covers, as
+// AddException does, for slots made since and for leave recorded before
+// slots could close; the pushes' keys make each resident told once.
+func (db *DB) CloseForLeave(ctx context.Context, doctorID int64, c ExceptionChange) error {
+	const op = "CloseForLeave"
+	return db.inTx(ctx, op, func(tx *DB) error { return tx.closeSlots(ctx, op, doctorID, c) })
 }
 
 // Exceptions lists a doctor's exceptions between two days, inclusive.
@@ -322,11 +332,14 @@ type AppointmentView struct {
 	Reason        string    `db:"reason"`
 	Hospital      string    `db:"hospital"`
 	AddressSealed string    `db:"address_sealed"`
+	SlotClosed    bool      `db:"slot_closed"` // leave covers it: the resident may move or cancel it at any time
 }
 
 const appointmentViewSQL = `SELECT a.id, a.resident_id, r.name AS resident_name, r.manager_openid, a.doctor_id,
-	d.name AS doctor_name, a.slot_id, a.kind, a.status, a.starts_at, a.ends_at, a.reason, a.hospital, a.address_sealed
-	FROM appointments a JOIN residents r ON r.id = a.resident_id JOIN doctors d ON d.id = a.doctor_id`
+	d.name AS doctor_name, a.slot_id, a.kind, a.status, a.starts_at, a.ends_at, a.reason, a.hospital, a.address_sealed,
+	s.closed AS slot_closed
+	FROM appointments a JOIN residents r ON r.id = a.resident_id JOIN doctors d ON d.id = a.doctor_id
+	JOIN slots s ON s.id = a.slot_id`
 
 // UpcomingManagedBy lists the booked appointments after now of everyone a
 // WeChat user manages, soonest first.
