@@ -108,6 +108,32 @@ func TestLeaveAfterSlotsExistClosesThemAndTellsTheBooked(t *testing.T) {
 	}
 }
 
+// Asking a resident for a date or a time only reads the slots made: hours
+// stored without their slots (as only the daily job would make them) are
+// not offered until it runs.
+func TestAskingForTimesMakesNoSlots(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_r", synthID("110105", "19550302", "021"))
+	if err := e.DB.AddWeeklyHours(ctx, storage.WeeklyHours{DoctorID: 1, Weekday: 1, StartMinute: 19 * 60, EndMinute: 20 * 60,
+		SlotMinutes: 15, Capacity: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := talk(t, e, "o_r")
+	for _, s := range []string{"预约", "1", "1"} {
+		c.say(s)
+	}
+	if times := c.say("8", "11月30日 周一可以预约的时间"); strings.Contains(times, "19:00") {
+		t.Fatalf("a date question made slots:\n%s", times)
+	}
+	if _, err := MaterialiseSlots(ctx, e.DB, c.clock); err != nil {
+		t.Fatal(err)
+	}
+	c.say("返回")
+	c.say("8", "19:00-19:15")
+}
+
 // An extra session opens its slots the moment it is recorded.
 func TestExtraSessionOpensSlotsAtOnce(t *testing.T) {
 	e := engineFor(t, "national")
