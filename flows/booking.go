@@ -283,8 +283,13 @@ func askTime(t *bookTurn) (string, error) {
 			labels = append(labels, slotLabel(s.StartsAt, s.EndsAt))
 		}
 	}
-	if len(ids) == 0 {
-		return "", reaskWith("book_day_full", nil)
+	if len(ids) == 0 { // the day went meanwhile: choose another
+		bookBackTo(t, "date")
+		q, err := askDate(t)
+		if err != nil {
+			return "", err
+		}
+		return "", reask{joinNonEmpty(mustMessage("book_day_full", nil), q)}
 	}
 	t.d.Slots = ids
 	return templates.Message("book_time", map[string]any{"Day": dayLabel(t.d.Day), "Times": labels})
@@ -350,7 +355,10 @@ func bookLastAddress(t *bookTurn) (string, error) {
 
 func askAddress(t *bookTurn) (string, error) {
 	sealed, err := bookLastAddress(t)
-	if err != nil || sealed == "" {
+	if err != nil {
+		return "", err
+	}
+	if sealed == "" {
 		return templates.Message("book_address", "")
 	}
 	last, err := t.e.Sealer.Open("address", sealed)
@@ -440,22 +448,53 @@ func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	if t.d.Moving != 0 {
 		return bookReschedule(t, t.d.Moving, s)
 	}
-	rules, err := bookRules(t)
+	settings, err := t.settings()
 	if err != nil {
 		return "", err
 	}
 	if t.d.ContractID == 0 || t.d.ResidentID == 0 {
 		return "", missing(t.st.Flow, "contract")
 	}
+	reminders := reminderTimes(s.StartsAt, t.in.At, settings.Quiet())
 	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.RunKey, ResidentID: t.d.ResidentID, ContractID: t.d.ContractID,
 		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.d.Kind, AddressSealed: t.d.AddressSealed,
-		Reason: t.d.Reason, Hospital: t.d.Hospital, MaxUpcoming: rules.Upcoming(), Now: t.in.At,
-		Pushes: func(id int64) []storage.Push { return bookBookingPushes(t, id, s, PushBookingCreated) }})
+		Reason: t.d.Reason, Hospital: t.d.Hospital, MaxUpcoming: settings.Appointments.Upcoming(), Now: t.in.At,
+		Pushes: func(id int64) []storage.Push { return bookBookingPushes(t, reminders, id, s, PushBookingCreated) }})
 	if err := bookSlotTaken(t, err); err != nil {
 		return "", err
 	}
 	return "", stopWith("book_done", map[string]any{"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt),
-		"Kind": kindName(t.d.Kind), "Doctor": t.d.DoctorName})
+		"Kind": kindName(t.d.Kind), "Doctor": t.d.DoctorName, "Remind": reminderWords(reminders)})
+}
+
+// reminderTimes are when a visit is reminded of: the day before at 18:00
+// and two hours before, leaving out what has passed and a 2-hour reminder
+// in quiet hours (the day-before one covers it).
+func reminderTimes(start, now time.Time, quiet profile.QuietHours) map[string]time.Time {
+	local := start.In(Shanghai)
+	out := map[string]time.Time{}
+	if dayBefore := time.Date(local.Year(), local.Month(), local.Day()-1, 18, 0, 0, 0, Shanghai); dayBefore.After(now) {
+		out["day-before"] = dayBefore
+	}
+	if twoHours := start.Add(-2 * time.Hour); twoHours.After(now) && !quiet.Contains(twoHours, Shanghai) {
+		out["2h"] = twoHours
+	}
+	return out
+}
+
+// reminderWords says when the resident will be reminded, "" for never.
+func reminderWords(reminders map[string]time.Time) string {
+	_, dayBefore := reminders["day-before"]
+	_, twoHours := reminders["2h"]
+	switch {
+	case dayBefore && twoHours:
+		return "前一天晚上和就诊前2小时"
+	case dayBefore:
+		return "前一天晚上"
+	case twoHours:
+		return "就诊前2小时"
+	}
+	return ""
 }
 
 // slotTaken turns a slot lost to someone faster into a fresh choice of time.
@@ -468,57 +507,58 @@ func bookSlotTaken(t *bookTurn, err error) error {
 		if errors.Is(err, storage.ErrOverlap) {
 			why = "book_overlap"
 		}
-		t.st.Step = "time"
-		if i := slices.Index(t.st.History, "time"); i >= 0 {
-			t.st.History = t.st.History[:i]
-		}
-		q, qerr := askTime(t)
+		bookBackTo(t, "time")
+		q, err := askTime(t)
 		var r reask
-		if errors.As(qerr, &r) { // the whole day went meanwhile
-			t.st.Step = "date"
-			q, qerr = askDate(t)
+		if errors.As(err, &r) { // the whole day went meanwhile
+			q, err = r.msg, nil
 		}
-		if qerr != nil {
-			return qerr
+		if err != nil {
+			return err
 		}
 		return reask{joinNonEmpty(mustMessage(why, nil), q)}
 	case errors.Is(err, storage.ErrTooMany):
-		rules, _ := bookRules(t)
+		rules, err := bookRules(t)
+		if err != nil {
+			return err
+		}
 		return stopWith("book_too_many", rules.Upcoming())
 	}
 	return err
 }
 
-// bookingPushes are the doctor's notice and the resident's reminders: the
-// day before at 18:00 and two hours before, a reminder that would fall in
-// quiet hours left out (the day-before one covers it).
-func bookBookingPushes(t *bookTurn, id int64, s storage.Slot, kind string) []storage.Push {
+// bookBackTo goes back to an earlier step, as if the answers from it on
+// had not been given.
+func bookBackTo(t *bookTurn, step string) {
+	t.st.Step = step
+	if i := slices.Index(t.st.History, step); i >= 0 {
+		t.st.History = t.st.History[:i]
+	}
+}
+
+// bookingPushes are the doctor's notice and the resident's reminders.
+func bookBookingPushes(t *bookTurn, reminders map[string]time.Time, id int64, s storage.Slot, kind string) []storage.Push {
 	resident, visit := t.d.ResidentName, t.d.Kind
 	at := s.StartsAt.Unix()
 	pushes := []storage.Push{BookingNotice{Kind: kind, Key: fmt.Sprintf("appointment:%d:%s:%d", id, kind, at), DoctorID: s.DoctorID,
 		Resident: resident, VisitKind: visit, At: s.StartsAt}.Push()}
-	start := s.StartsAt.In(Shanghai)
-	settings, _ := t.settings()
-	quiet := settings.Quiet()
-	dayBefore := time.Date(start.Year(), start.Month(), start.Day()-1, 18, 0, 0, 0, Shanghai)
-	twoHours := start.Add(-2 * time.Hour)
-	for name, due := range map[string]time.Time{"day-before": dayBefore, "2h": twoHours} {
-		if !due.After(t.in.At) || (name == "2h" && quiet.Contains(due, Shanghai)) {
-			continue
+	for _, name := range []string{"day-before", "2h"} {
+		if due, ok := reminders[name]; ok {
+			pushes = append(pushes, AppointmentReminder{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
+				OpenID: t.in.OpenID, Resident: resident, VisitKind: visit, At: s.StartsAt, Due: due}.Push())
 		}
-		pushes = append(pushes, AppointmentReminder{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
-			OpenID: t.in.OpenID, Resident: resident, VisitKind: visit, At: s.StartsAt, Due: due}.Push())
 	}
 	return pushes
 }
 
 func bookReschedule(t *bookTurn, id int64, s storage.Slot) (string, error) {
-	rules, err := bookRules(t)
+	settings, err := t.settings()
 	if err != nil {
 		return "", err
 	}
-	err = t.e.DB.Reschedule(t, id, s.ID, rules.Upcoming(), t.in.At, func(slot storage.Slot) []storage.Push {
-		return bookBookingPushes(t, id, slot, PushBookingChanged)
+	reminders := reminderTimes(s.StartsAt, t.in.At, settings.Quiet())
+	err = t.e.DB.Reschedule(t, id, s.ID, settings.Appointments.Upcoming(), t.in.At, func(slot storage.Slot) []storage.Push {
+		return bookBookingPushes(t, reminders, id, slot, PushBookingChanged)
 	})
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return "", stopWith("book_gone", nil)
@@ -526,7 +566,8 @@ func bookReschedule(t *bookTurn, id int64, s storage.Slot) (string, error) {
 	if err := bookSlotTaken(t, err); err != nil {
 		return "", err
 	}
-	return "", stopWith("book_moved", dayLabel(s.Day)+" "+slotLabel(s.StartsAt, s.EndsAt))
+	return "", stopWith("book_moved", map[string]any{"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt),
+		"Remind": reminderWords(reminders)})
 }
 
 // --- 我的预约, 取消 N, 改约 N ---

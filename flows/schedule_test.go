@@ -189,7 +189,9 @@ func TestDailyJobClosesSlotsForLeaveRecordedBefore(t *testing.T) {
 	for _, s := range []string{"预约", "1", "1", "1", "2"} { // today, the second time still free
 		c.say(s)
 	}
-	c.say("确认", "预约成功", "11月23日 周一 09:20-09:30")
+	if done := c.say("确认", "预约成功", "11月23日 周一 09:20-09:30"); strings.Contains(done, "提醒您") {
+		t.Fatalf("a visit minutes away promises reminders:\n%s", done)
+	}
 	// As the old version stored it: the leave only.
 	if err := e.DB.AddException(ctx, storage.Exception{DoctorID: 1, Day: "2026-11-23", Kind: "leave", StartMinute: 7 * 60,
 		EndMinute: 12 * 60}, storage.ExceptionChange{}); err != nil {
