@@ -51,6 +51,7 @@ func (st *State) leave() {
 // in place; the caller saves it once Handle has returned without error.
 func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, error) {
 	var out Outcome
+	before := *st
 	err := e.DB.InTx(ctx, func(db *storage.DB) error {
 		scoped := *e
 		scoped.DB = db
@@ -60,6 +61,15 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 		}
 		return db.Apply(ctx, out.Changes)
 	})
+	if errors.Is(err, errState) {
+		// Found mid-turn, a value the state should hold is missing: nothing
+		// of the turn is kept, the conversation starts afresh and says so.
+		e.log().Warn("conversation state unreadable; conversation reset", "flow", before.Flow, "step", before.Step, "err", err)
+		*st = State{Updated: in.At}
+		out = Outcome{Replies: []string{mustMessage("flow_reset", nil) + "\n\n" + mustMessage("help", nil)},
+			Changes: storage.Changes{Seen: &storage.UserSeen{OpenID: in.OpenID, Subscribed: true, EventTime: in.At, Scene: in.Scene}}}
+		err = e.DB.Apply(ctx, out.Changes)
+	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("flows.Handle: %w", err)
 	}
@@ -99,14 +109,6 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 		replies, err = e.words(ctx, st, Normalize(in.Key), in)
 	default:
 		return out, fmt.Errorf("unknown inbound kind %q", in.Kind)
-	}
-	if errors.Is(err, errState) { // found mid-turn: a value the state should hold is missing
-		e.log().Warn("conversation state unreadable; conversation reset", "err", err)
-		*st = State{}
-		notice, replies, err = mustMessage("flow_reset", nil), nil, nil
-		if in.Kind == Text || in.Kind == Click {
-			replies, err = say("help", nil)
-		}
 	}
 	if err != nil {
 		return out, err
@@ -215,7 +217,8 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		switch said {
 		case "取消":
 			st.leave()
-			return say("flow_cancelled", conv.describe().title)
+			replies, err := say("flow_cancelled", conv.describe().title)
+			return resumeHint(st.Paused, replies), err
 		case "帮助":
 			text, err := conv.helpText(st)
 			return []string{text}, err

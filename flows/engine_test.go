@@ -137,3 +137,27 @@ func TestSessionSavedBeforeTypedStateIsResetPolitely(t *testing.T) {
 		t.Fatalf("reply %q, state %+v, %v", out.Reply(), st, err)
 	}
 }
+
+// A value the state should hold, found missing only mid-turn, ends the turn
+// with nothing of it kept: the conversation starts afresh and says so.
+func TestStateMissingAValueMidTurnKeepsNothing(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
+	slots, _ := e.DB.Slots(ctx, 1, at, at.AddDate(0, 0, 2))
+	st := State{Flow: "booking", Step: "confirm", Version: 1, RunKey: "k", Updated: at}
+	tt := &turn[bookingData]{e: e, st: &st, d: &bookingData{DoctorID: 1, Day: slots[len(slots)-1].Day, Slot: slots[len(slots)-1].ID, Kind: "clinic"}}
+	if err := tt.save(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.Handle(ctx, &st, Inbound{OpenID: "o_gap", Kind: Text, Text: "确认", At: at.Add(time.Minute)})
+	if err != nil || !strings.HasPrefix(out.Reply(), msg(t, "flow_reset", nil)) || st.Flow != "" {
+		t.Fatalf("reply %q, state %+v, %v", out.Reply(), st, err)
+	}
+	if after, _ := e.DB.Slots(ctx, 1, at, at.AddDate(0, 0, 2)); after[len(after)-1].Booked != 0 {
+		t.Fatal("the broken turn booked a place")
+	}
+	if _, err := e.DB.WeChatUser(ctx, "o_gap"); err != nil {
+		t.Fatalf("the user's own record was not kept: %v", err)
+	}
+}

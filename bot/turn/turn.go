@@ -126,6 +126,11 @@ func (r *Runner) runWithin(ctx context.Context, m Message, release func()) (stri
 	r.background.Add(1)
 	go func() {
 		defer r.background.Done()
+		defer func() { // a late delivery's panic too ends here, not the process
+			if p := recover(); p != nil {
+				r.panicked(p, m)
+			}
+		}()
 		res := r.run(context.WithoutCancel(ctx), m, release)
 		if handedOff.CompareAndSwap(0, 1) {
 			result <- res
@@ -192,21 +197,25 @@ var errPanicked = errors.New("turn: panicked")
 // hold what a resident wrote.
 func (r *Runner) safeStep(ctx context.Context, m Message) (reply string, err error) {
 	defer func() {
-		p := recover()
-		if p == nil {
-			return
+		if p := recover(); p != nil {
+			r.panicked(p, m)
+			reply, err = "", errPanicked
 		}
-		what := fmt.Sprintf("%T", p)
-		if re, ok := p.(runtime.Error); ok {
-			what = re.Error() // the runtime's own words: no data
-		}
-		r.Log.Error("turn panicked", "kind", m.In.Kind, "panic", what, "stack", string(debug.Stack()))
-		if r.Panicked != nil {
-			r.Panicked()
-		}
-		reply, err = "", errPanicked
 	}()
 	return r.step(ctx, m)
+}
+
+// panicked logs and counts a recovered panic: its type, or the runtime's
+// own words, and the stack.
+func (r *Runner) panicked(p any, m Message) {
+	what := fmt.Sprintf("%T", p)
+	if re, ok := p.(runtime.Error); ok {
+		what = re.Error() // the runtime's own words: no data
+	}
+	r.Log.Error("turn panicked", "kind", m.In.Kind, "panic", what, "stack", string(debug.Stack()))
+	if r.Panicked != nil {
+		r.Panicked()
+	}
 }
 
 func (r *Runner) step(ctx context.Context, m Message) (string, error) {

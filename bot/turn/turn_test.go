@@ -50,3 +50,18 @@ func TestAPanicInATurnEndsThatTurnOnly(t *testing.T) {
 		t.Fatal("the log holds what the resident wrote")
 	}
 }
+
+// A panic while sending a reply that missed the deadline ends there too.
+func TestAPanicDeliveringALateReplyIsRecovered(t *testing.T) {
+	var panics atomic.Int32
+	r := &turn.Runner{Stores: turn.Stores{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)},
+		Engine: &flows.Engine{DB: storagetest.SQLite(t)}, Log: slog.New(slog.DiscardHandler),
+		Deadline: time.Nanosecond, Panicked: func() { panics.Add(1) },
+		Deliver: func(context.Context, string, string) error { panic("the sender broke") }}
+	_, how := r.Handle(context.Background(), turn.Message{DedupeKey: "m1",
+		In: flows.Inbound{OpenID: "o_late", Kind: flows.Text, Text: "帮助", At: time.Now()}})
+	r.Wait()
+	if how != turn.Late || panics.Load() != 1 {
+		t.Fatalf("answered %s with %d panics counted, want late and 1", how, panics.Load())
+	}
+}
