@@ -28,7 +28,7 @@ func TestCancelAContract(t *testing.T) {
 	c := talk(t, e, "o_c")
 	c.say("解约", "解约的原因")
 	c.say("好", "解约的原因")
-	c.say("搬家了", "请确认：解约 王秀英 的签约（编号"+number, "原因：搬家了", "回复“确认”办理")
+	c.say("搬家了", "请确认：解约王秀英的签约（编号"+number, "原因：搬家了", "回复“确认”办理")
 	c.say("嗯", "请回复“确认”办理解约")
 	c.say("确认", "已解约（编号"+number)
 	cs := contractsOf(t, e, "o_c")

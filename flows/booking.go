@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,6 +101,9 @@ func bookActiveContracts(t *bookTurn) ([]storage.ContractView, error) {
 			out = append(out, c)
 		}
 	}
+	// Oldest first, so a family member signed later does not change the
+	// numbers residents have learnt.
+	slices.SortFunc(out, func(a, b storage.ContractView) int { return cmp.Compare(a.ID, b.ID) })
 	return out[:min(len(out), maxListed)], nil
 }
 

@@ -54,6 +54,7 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		N                                           int
 		Name, MaskedID, Number, Status              string
 		Team, Doctor, Packages, TermEnd, ChangeTeam string
+		Live                                        bool
 	}
 	var lines []line
 	for i, c := range cs[:min(len(cs), maxContractsShown)] {
@@ -67,7 +68,8 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		}
 		lines = append(lines, line{N: i + 1, Name: c.ResidentName, MaskedID: MaskID(id), Number: c.Number,
 			Status: statusNames[c.Status], Team: c.TeamName, Doctor: c.DoctorName,
-			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String})
+			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String,
+			Live: c.Status == storage.ContractActive || c.Status == storage.ContractPending})
 	}
 	return say("my_contracts", map[string]any{"Lines": lines, "More": len(cs) - len(lines)})
 }

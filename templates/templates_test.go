@@ -90,7 +90,7 @@ func init() {
 		"personal_renewal": map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": ""},
 		"personal_elderly_checkup": map[string]any{"Name": "王秀英", "End": ""}, "personal_child_checkup": map[string]any{"Name": "李小宝", "End": ""},
 		"push_sign_request":          map[string]string{"number": "QY2611230001", "resident": "王秀英", "community": "幸福社区", "packages": "基本公共卫生服务包"},
-		"push_sign_confirmed":        map[string]string{"doctor": "林静", "number": "QY2611230001", "term_end": "2027-11-22"},
+		"push_sign_confirmed":        map[string]string{"doctor": "林静", "number": "QY2611230001", "term_end": "2027-11-22", "resident": "王秀英"},
 		"push_sign_declined":         map[string]string{"doctor": "林静", "number": "QY2611230001", "reason": "不在服务范围"},
 		"push_contract_cancelled":    map[string]string{"resident": "王秀英", "number": "QY2611230001", "reason": "搬家"},
 		"push_contract_renewed":      map[string]string{"resident": "王秀英", "number": "QY2611230001", "term_end": "2028-11-22"},
@@ -113,7 +113,7 @@ func init() {
 		"survey_scored":           5, "survey_comment": nil, "survey_thanks": nil,
 		"sign_back": nil, "sign_first_step": nil, "sign_help": nil, "mine_menu": nil,
 		"my_contracts": map[string]any{"More": 1, "Lines": []map[string]any{{"N": 1, "Name": "王秀英", "MaskedID": "1101**********0210",
-			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": "", "ChangeTeam": "郭建华家庭医生团队"}}},
+			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": "", "ChangeTeam": "郭建华家庭医生团队", "Live": true}}},
 	} {
 		samples[name] = data
 	}

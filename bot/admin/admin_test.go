@@ -45,7 +45,11 @@ func codes(out map[string]any) []string {
 // browse shows what a resident reads for package n of the list.
 func browse(t *testing.T, db *storage.DB, n string) string {
 	t.Helper()
-	e := &flows.Engine{DB: db}
+	sealer, err := storage.NewSealer([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &flows.Engine{DB: db, Sealer: sealer}
 	var st flows.State
 	for _, said := range []string{"服务包", n} {
 		out, err := e.Handle(context.Background(), &st, flows.Inbound{OpenID: "o", Kind: flows.Text, Text: said, At: time.Now()})

@@ -212,7 +212,7 @@ func TestWithoutATemplateACustomerServiceMessageWithinTheWindow(t *testing.T) {
 	}})
 	d.DispatchOnce(ctx)
 	sent := standIn.Outbox("o_recent")
-	if len(sent) != 1 || sent[0].Kind != "customer-service" || !contains(sent[0].Text, "林静医生已确认您的签约（QY2611230001）") {
+	if len(sent) != 1 || sent[0].Kind != "customer-service" || !contains(sent[0].Text, "林静医生已确认王秀英的签约（QY2611230001）") {
 		t.Fatalf("within the window: %+v", sent)
 	}
 	if e := state(t, s.DB, "o_stranger"); e.State != "pending" || !contains(e.LastError, "window is closed") {
