@@ -134,7 +134,7 @@ func (e *Engine) dropUnreadable(st *State) string {
 		if err != nil {
 			e.log().Warn("conversation state from another build; conversation reset", "flow", s.Flow, "step", s.Step, "err", err)
 			if s == st {
-				*st = State{Paused: st.Paused, Updated: st.Updated}
+				st.leave()
 			} else {
 				st.Paused = nil
 			}
