@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jiayi-health/jiayi/bot/push"
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
@@ -157,7 +158,7 @@ func (l *loader) delivery(c *Config) {
 			c.Fields[kind][field] = keyword
 			return true
 		})
-	c.Rates = map[string]float64{"template": 50, "customer": 20}
+	c.Rates = push.DefaultRates()
 	l.pairs("JIAYI_WECHAT_RATES", "must be api=sends-per-second pairs for template and customer, e.g. template=50,customer=20",
 		func(api, rate string) bool {
 			n, err := strconv.ParseFloat(rate, 64)
@@ -180,7 +181,7 @@ func (l *loader) delivery(c *Config) {
 			l.bad("JIAYI_WECHAT_API", "must be an http(s) base URL, e.g. https://wechat-gateway.example.org")
 		}
 	}
-	c.OutboxLease = duration(l.getenv, "JIAYI_OUTBOX_LEASE", 30*time.Second, time.Second, 10*time.Minute, l.bad)
+	c.OutboxLease = duration(l.getenv, "JIAYI_OUTBOX_LEASE", push.DefaultLease, time.Second, 10*time.Minute, l.bad)
 }
 
 // account: the Official Account, and what production mode requires.

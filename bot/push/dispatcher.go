@@ -38,6 +38,12 @@ var ErrPermanent = errors.New("permanent failure")
 // has not bound): it waits without using up its attempts.
 var errNotYet = errors.New("recipient not reachable yet")
 
+// Defaults, which the configuration takes too.
+const DefaultLease = 30 * time.Second // how long a claimed push is held
+
+// DefaultRates are sends per second per WeChat API.
+func DefaultRates() map[string]float64 { return map[string]float64{apiTemplate: 50, apiCustomer: 20} }
+
 // Dispatcher sends due pushes.
 type Dispatcher struct {
 	DB          *storage.DB
@@ -51,7 +57,7 @@ type Dispatcher struct {
 	DailyQuota  int                                               // template messages a day (WeChat\'s default 100,000); zero: no pacing
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
-	Lease       time.Duration // how long a claimed row is ours; zero: 30 s
+	Lease       time.Duration // how long a claimed row is ours; zero: DefaultLease
 	MaxAttempts int           // then dead; zero: 8
 	Now         func() time.Time
 
@@ -72,7 +78,7 @@ func (d *Dispatcher) init() {
 		d.pausedUntil = map[string]time.Time{}
 		d.limiters = map[string]*bucket{}
 		for _, api := range []string{apiTemplate, apiCustomer} {
-			d.limiters[api] = newBucket(cmp.Or(d.Rates[api], 50))
+			d.limiters[api] = newBucket(cmp.Or(d.Rates[api], DefaultRates()[api]))
 		}
 	})
 }
@@ -120,7 +126,7 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	}
 	quotaPriority, batch := d.quotaAllows(ctx)
 	maxPriority = min(maxPriority, quotaPriority)
-	rows, err := d.DB.ClaimDue(ctx, batch, cmp.Or(d.Lease, 30*time.Second), d.Now(), maxPriority)
+	rows, err := d.DB.ClaimDue(ctx, batch, cmp.Or(d.Lease, DefaultLease), d.Now(), maxPriority)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.Log.Error("outbox claim failed", "err", err)
