@@ -112,9 +112,16 @@ func TestCancellingAContractCancelsItsVisits(t *testing.T) {
 		c.say(s)
 	}
 	c.say("确认", "预约成功")
-	c.say("解约")
+	// A second booking waits at its confirmation while the contract ends.
+	for _, s := range []string{"预约", "1", "1", "3", "1"} {
+		c.say(s)
+	}
+	c.in("booking", "confirm")
+	c.say("解约", "回复“继续”回到刚才的预约")
 	c.say("搬家了")
 	c.say("确认", "已解约", "还没到的1个预约也一并取消了")
+	c.say("继续", "请确认预约")
+	c.say("确认", "这份签约刚刚有了变化")
 	c.say("我的预约", "暂无预约")
 	if countKind(t, e, "o_cv", PushAppointmentReminder, "pending") != 0 {
 		t.Fatalf("reminders of a cancelled visit are still due: %v", outboxStates(t, e, "o_cv"))

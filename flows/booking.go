@@ -521,6 +521,8 @@ func bookSlotTaken(t *bookTurn, err error) error {
 			return err
 		}
 		return reask{joinNonEmpty(mustMessage(why, nil), q)}
+	case errors.Is(err, storage.ErrContractChanged):
+		return stopWith("book_contract_changed", nil)
 	case errors.Is(err, storage.ErrTooMany):
 		rules, err := bookRules(t)
 		if err != nil {

@@ -218,6 +218,9 @@ var (
 	ErrSlotFull = errors.New("the slot is full")
 	ErrOverlap  = errors.New("the resident has an appointment at that time")
 	ErrTooMany  = errors.New("the resident has too many upcoming appointments")
+	// ErrContractChanged: the contract booked under ended or moved to
+	// another doctor while the booking was being made.
+	ErrContractChanged = errors.New("the contract is no longer active with that doctor")
 )
 
 // NewAppointment is a booking to record.
@@ -255,6 +258,14 @@ func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
 		slot, err := tx.holdSlot(ctx, op, a.SlotID)
 		if err != nil {
 			return err
+		}
+		var live int
+		if err := tx.get(ctx, op, &live, `SELECT COUNT(*) FROM contracts WHERE id = ? AND resident_id = ? AND status = 'active'
+		AND doctor_id = ?`, a.ContractID, a.ResidentID, slot.DoctorID); err != nil {
+			return err
+		}
+		if live == 0 {
+			return fail(op, ErrContractChanged)
 		}
 		if err := tx.checkResident(ctx, op, a.ResidentID, 0, slot, a.MaxUpcoming, a.Now); err != nil {
 			return err

@@ -50,6 +50,10 @@ func world(t *testing.T, db *storage.DB) bookingWorld {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending,
+			To: storage.ContractActive, Actor: "d", TermEnd: "2099-12-31"}); err != nil {
+			t.Fatal(err)
+		}
 		c, err := db.ContractByNumber(ctx, number)
 		if err != nil {
 			t.Fatal(err)
@@ -304,6 +308,28 @@ func TestScheduleAndAgendaForEveryDoctor(t *testing.T) {
 		got, err := db.Agendas(ctx, day, day.Add(24*time.Hour))
 		if err != nil || len(got) != 1 || got[0].OpenID != "o_doc" || !got[0].StartsAt.Equal(w.slots[1].StartsAt) {
 			t.Fatalf("agenda %+v %v", got, err)
+		}
+	})
+}
+
+// A booking under a contract that ended (or moved to another doctor) while
+// it was being made is refused, and holds no place.
+func TestBookingNeedsTheContractStillActiveWithTheDoctor(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		r, c := w.resident(1)
+		cs, _ := db.ContractsManagedBy(ctx, "o_res")
+		for _, v := range cs {
+			if v.ID == c {
+				db.ChangeStatus(ctx, storage.StatusChange{Number: v.Number, From: "active", To: "cancelled", Actor: "o_res"})
+			}
+		}
+		if _, err := w.book("late", r, c, w.slots[0]); !errors.Is(err, storage.ErrContractChanged) {
+			t.Fatalf("booked under a cancelled contract: %v", err)
+		}
+		if slots, _ := db.Slots(ctx, w.doctorID, w.slots[0].StartsAt, w.slots[0].EndsAt); slots[0].Booked != 0 {
+			t.Fatal("the refused booking holds a place")
 		}
 	})
 }

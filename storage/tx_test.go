@@ -139,8 +139,8 @@ func TestInTxJoinedFailureLeavesTheTransactionUsable(t *testing.T) {
 				return err
 			}
 			// No row matches: ErrStatusChanged, nothing written.
-			err := tx.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractActive,
-				To: storage.ContractCancelled, Actor: "o_res"})
+			err := tx.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending,
+				To: storage.ContractActive, Actor: "doctor:1"})
 			if !errors.Is(err, storage.ErrStatusChanged) {
 				t.Errorf("wrong From: %v, want ErrStatusChanged", err)
 			}
@@ -156,8 +156,8 @@ func TestInTxJoinedFailureLeavesTheTransactionUsable(t *testing.T) {
 			if _, err := tx.BindDoctor(ctx, "code-1", "o_doc", time.Now()); !errors.Is(err, storage.ErrCodeInvalid) {
 				t.Errorf("binding a WeChat bound to another doctor: %v, want ErrCodeInvalid", err)
 			}
-			if err := tx.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending,
-				To: storage.ContractActive, Actor: "doctor:1", TermEnd: "2027-11-22"}); err != nil {
+			if err := tx.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractActive,
+				To: storage.ContractActive, Actor: "o_res", TermEnd: "2100-12-31", Reason: "renewed"}); err != nil {
 				return err
 			}
 			return tx.Apply(ctx, storage.Changes{Pushes: []storage.Push{push("kept:2", "o_kept")}})
@@ -178,8 +178,8 @@ func TestInTxJoinedFailureLeavesTheTransactionUsable(t *testing.T) {
 		if up, _ := db.UpcomingManagedBy(ctx, "o_res", time.Now()); len(up) != 1 || up[0].ID != first {
 			t.Fatalf("upcoming = %+v", up)
 		}
-		if v, _ := db.ContractByNumber(ctx, number); v.Status != storage.ContractActive {
-			t.Fatalf("the later change did not commit: %s", v.Status)
+		if v, _ := db.ContractByNumber(ctx, number); v.TermEnd.String != "2100-12-31" {
+			t.Fatalf("the later change did not commit: %+v", v)
 		}
 		if _, bound, _ := db.DoctorOpenID(ctx, docs[1].ID); bound {
 			t.Fatal("the refused binding committed")
