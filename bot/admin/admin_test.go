@@ -231,6 +231,10 @@ func TestAdminMarksVisits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending,
+			To: storage.ContractActive, Actor: "doctor", TermEnd: "2099-12-31"}); err != nil {
+			t.Fatal(err)
+		}
 		contract, _ := db.ContractByNumber(ctx, number)
 		start := time.Now().Add(time.Hour).Truncate(time.Minute)
 		db.EnsureSlots(ctx, []storage.Slot{{DoctorID: teams[0].DoctorID, Day: "d", StartsAt: start, EndsAt: start.Add(10 * time.Minute), Capacity: 1}})
