@@ -285,6 +285,9 @@ func renewedEnd(c storage.ContractView) string {
 func careApply(t *careTurn, c storage.ContractView) error {
 	change := storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: t.in.OpenID}
 	key := fmt.Sprintf("contract:%s:%s:%d", c.Number, t.d.Kind, t.in.At.Unix())
+	if t.d.Kind == "change" { // withdrawn by that prefix if the contract ends first
+		key = fmt.Sprintf("%s%d", storage.TeamChangeKeyPrefix(c.Number), t.in.At.Unix())
+	}
 	var reply string
 	var data any
 	switch t.d.Kind {
@@ -292,6 +295,10 @@ func careApply(t *careTurn, c storage.ContractView) error {
 		change.To, change.Reason = storage.ContractCancelled, t.d.Reason
 		change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
 			Reason: t.d.Reason}.Push()}
+		if c.ChangeDoctorID.Valid { // the team asked to take it hears too
+			change.Notify = append(change.Notify, ContractEnded{Key: key + ":change", DoctorID: c.ChangeDoctorID.Int64,
+				Number: c.Number, Resident: c.ResidentName, Reason: t.d.Reason}.Push())
+		}
 		ended := map[string]any{"Number": c.Number, "Visits": 0}
 		change.At, change.VisitsEnded = t.in.At, func(cancelled []storage.AppointmentView) []storage.Push {
 			ended["Visits"] = len(cancelled)

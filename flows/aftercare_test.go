@@ -207,4 +207,18 @@ func TestChangeOfAnActiveContractWaitsForTheNewDoctor(t *testing.T) {
 	if countKind(t, e, DoctorRecipient(docs[0].ID), PushTeamChanged, "pending") != 1 {
 		t.Fatal("the former doctor was not told")
 	}
+
+	// Ending the contract while a change waits withdraws the request and
+	// tells the team that was asked.
+	c.say("改签", "1. 林静家庭医生团队")
+	c.say("1")
+	c.say("确认", "待林静医生确认")
+	c.say("解约")
+	c.say("搬家了")
+	c.say("确认", "已解约")
+	if countKind(t, e, DoctorRecipient(docs[0].ID), PushSignRequest, "cancelled") != 1 ||
+		countKind(t, e, DoctorRecipient(docs[0].ID), PushContractCancelled, "pending") != 1 {
+		t.Fatalf("the team asked: %v", outboxStates(t, e, DoctorRecipient(docs[0].ID)))
+	}
+	c.say("我的签约", "已解约")
 }

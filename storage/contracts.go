@@ -372,6 +372,11 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		if err := tx.addEvents(ctx, op, []int64{id}, c.Actor, c.From, c.To, c.Reason); err != nil {
 			return err
 		}
+		if c.To != c.From {
+			if err := tx.withdrawTeamChanges(ctx, op, c.Number); err != nil {
+				return err
+			}
+		}
 		if c.VisitsEnded != nil {
 			cancelled, err := tx.cancelVisitsAfter(ctx, op, id, c.At)
 			if err != nil {
@@ -385,6 +390,21 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		}
 		return tx.enqueue(ctx, op, c.Notify)
 	})
+}
+
+// TeamChangeKeyPrefix is how the pushes of a contract's 改签 requests are
+// keyed, so a request still unsent can be withdrawn when the contract ends.
+func TeamChangeKeyPrefix(number string) string { return "contract:" + number + ":change:" }
+
+// withdrawTeamChanges cancels the unsent 改签 requests of the contracts.
+func (db *DB) withdrawTeamChanges(ctx context.Context, op string, numbers ...string) error {
+	for _, n := range numbers {
+		if _, err := db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'contract ended'
+		WHERE state = 'pending' AND idempotency_key LIKE ?`, TeamChangeKeyPrefix(n)+"%"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RequestTeamChange asks to move an active contract to another team (改签):
@@ -449,8 +469,16 @@ func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
 	const op = "ExpireContracts"
 	var ids []int64
 	err := db.inTx(ctx, op, func(tx *DB) error {
-		if err := tx.sel(ctx, op, &ids, `UPDATE contracts SET status = 'expired'
+		var waiting []string // numbers with a 改签 waiting, whose requests go with them
+		if err := tx.sel(ctx, op, &waiting, `SELECT number FROM contracts WHERE status = 'active' AND term_end < ?
+		AND change_team_id IS NOT NULL`, today); err != nil {
+			return err
+		}
+		if err := tx.sel(ctx, op, &ids, `UPDATE contracts SET status = 'expired', change_team_id = NULL, change_doctor_id = NULL
 		WHERE status = 'active' AND term_end < ? RETURNING id`, today); err != nil {
+			return err
+		}
+		if err := tx.withdrawTeamChanges(ctx, op, waiting...); err != nil {
 			return err
 		}
 		return tx.addEvents(ctx, op, ids, "system", ContractActive, ContractExpired, "term ended")

@@ -227,10 +227,36 @@ func TestTeamChangeWaitsForTheNewDoctor(t *testing.T) {
 			v.TermEnd.String != "2027-11-22" {
 			t.Fatalf("after the move: %+v", v)
 		}
-		db.RequestTeamChange(ctx, number, mine.TeamID, mine.ID, "o", nil)
+		unsent := func(key string) []storage.Push { return []storage.Push{{Key: key, Kind: "sign_request", Recipient: "doctor:9"}} }
+		state := func(key string) string {
+			rows, _ := db.OutboxFor(ctx, "doctor:9")
+			for _, r := range rows {
+				if r.Key == key {
+					return r.State
+				}
+			}
+			return ""
+		}
+		db.RequestTeamChange(ctx, number, mine.TeamID, mine.ID, "o", unsent(storage.TeamChangeKeyPrefix(number)+"1"))
 		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "active", To: "cancelled", Actor: "o"})
 		if v, _ = db.ContractByNumber(ctx, number); v.ChangeTeamID.Valid {
 			t.Fatalf("a cancelled contract keeps a waiting change: %+v", v)
+		}
+		if got := state(storage.TeamChangeKeyPrefix(number) + "1"); got != "cancelled" {
+			t.Fatalf("the unsent request of a cancelled contract is %q", got)
+		}
+		// Expiry drops a waiting change and its unsent request too.
+		expiring, _, _ := db.CreateContract(ctx, newContract(t, db, "k2", "h2"))
+		db.ChangeStatus(ctx, storage.StatusChange{Number: expiring, From: "pending", To: "active", Actor: "d", TermEnd: "2026-01-31"})
+		db.RequestTeamChange(ctx, expiring, other.TeamID, other.ID, "o", unsent(storage.TeamChangeKeyPrefix(expiring)+"2"))
+		if n, err := db.ExpireContracts(ctx, "2026-02-01"); err != nil || n != 1 {
+			t.Fatalf("expired %d, %v", n, err)
+		}
+		if v, _ = db.ContractByNumber(ctx, expiring); v.Status != "expired" || v.ChangeTeamID.Valid {
+			t.Fatalf("an expired contract keeps a waiting change: %+v", v)
+		}
+		if got := state(storage.TeamChangeKeyPrefix(expiring) + "2"); got != "cancelled" {
+			t.Fatalf("the unsent request of an expired contract is %q", got)
 		}
 	})
 }
