@@ -227,7 +227,9 @@ func TestTeamChangeWaitsForTheNewDoctor(t *testing.T) {
 			v.TermEnd.String != "2027-11-22" {
 			t.Fatalf("after the move: %+v", v)
 		}
-		unsent := func(key string) []storage.Push { return []storage.Push{{Key: key, Kind: "sign_request", Recipient: "doctor:9"}} }
+		unsent := func(key string) []storage.Push {
+			return []storage.Push{{Key: key, Kind: "sign_request", Recipient: "doctor:9"}}
+		}
 		state := func(key string) string {
 			rows, _ := db.OutboxFor(ctx, "doctor:9")
 			for _, r := range rows {
