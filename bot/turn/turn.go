@@ -107,7 +107,8 @@ func (r *Runner) claim(ctx, answerBy context.Context, m Message, claimTTL time.D
 		case state == storage.MessageNew:
 			return release, "", true, nil
 		case state == storage.MessageDone:
-			return nil, reply, false, nil
+			reply, err := r.openReply(reply)
+			return nil, reply, false, err
 		}
 		select {
 		case <-answerBy.Done():
@@ -229,7 +230,7 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	if state, reply, err := r.Stores.Redis.MessageState(ctx, m.In.OpenID, m.DedupeKey); err != nil {
 		return "", err
 	} else if state == storage.MessageDone {
-		return reply, nil
+		return r.openReply(reply)
 	}
 	sess, err := r.Stores.Redis.LoadChatSession(ctx, m.In.OpenID)
 	if err != nil {
@@ -253,12 +254,35 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 		return "", fmt.Errorf("turn: encode state: %w", err)
 	}
 	reply := out.Reply()
+	sealed, err := r.sealReply(reply)
+	if err != nil {
+		return "", err
+	}
 	_, err = r.Stores.Redis.SaveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL,
-		MessageKey: m.DedupeKey, Reply: reply, ReplyTTL: replyTTL})
+		MessageKey: m.DedupeKey, Reply: sealed, ReplyTTL: replyTTL})
 	if errors.Is(err, storage.ErrStaleChatSession) {
 		return "", fmt.Errorf("turn: session written outside the user lock: %w", err)
 	}
 	return reply, err
+}
+
+// A finished reply waits in Redis for WeChat's retries, sealed like every
+// conversation state: it may name a resident, their address or why they
+// need a referral.
+const replyField = "reply"
+
+func (r *Runner) sealReply(reply string) (string, error) {
+	if reply == "" {
+		return "", nil
+	}
+	return r.Engine.Sealer.Seal(replyField, reply)
+}
+
+func (r *Runner) openReply(sealed string) (string, error) {
+	if sealed == "" {
+		return "", nil
+	}
+	return r.Engine.Sealer.Open(replyField, sealed)
 }
 
 // deliverLate sends a reply that missed the deadline as a customer-service

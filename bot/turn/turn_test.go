@@ -11,6 +11,7 @@ import (
 
 	"github.com/jiayi-health/jiayi/bot/turn"
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 	"github.com/jiayi-health/jiayi/templates"
 )
@@ -55,7 +56,7 @@ func TestAPanicInATurnEndsThatTurnOnly(t *testing.T) {
 func TestAPanicDeliveringALateReplyIsRecovered(t *testing.T) {
 	var panics atomic.Int32
 	r := &turn.Runner{Stores: turn.Stores{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)},
-		Engine: &flows.Engine{DB: storagetest.SQLite(t)}, Log: slog.New(slog.DiscardHandler),
+		Engine: &flows.Engine{DB: storagetest.SQLite(t), Sealer: sealer(t)}, Log: slog.New(slog.DiscardHandler),
 		Deadline: time.Nanosecond, Panicked: func() { panics.Add(1) },
 		Deliver: func(context.Context, string, string) error { panic("the sender broke") }}
 	_, how := r.Handle(context.Background(), turn.Message{DedupeKey: "m1",
@@ -63,5 +64,42 @@ func TestAPanicDeliveringALateReplyIsRecovered(t *testing.T) {
 	r.Wait()
 	if how != turn.Late || panics.Load() != 1 {
 		t.Fatalf("answered %s with %d panics counted, want late and 1", how, panics.Load())
+	}
+}
+
+func sealer(t *testing.T) *storage.Sealer {
+	t.Helper()
+	s, err := storage.NewSealer(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The finished reply a retry gets waits in Redis sealed, and the retry gets
+// it in words.
+func TestTheReplyKeptForRetriesIsSealed(t *testing.T) {
+	redis := storagetest.Embedded(t)
+	r := &turn.Runner{Stores: turn.Stores{DB: storagetest.SQLite(t), Redis: redis},
+		Engine: &flows.Engine{DB: storagetest.SQLite(t), Sealer: sealer(t)}, Log: slog.New(slog.DiscardHandler)}
+	m := turn.Message{DedupeKey: "m1", In: flows.Inbound{OpenID: "o_seal", Kind: flows.Text, Text: "帮助", At: time.Now()}}
+	first, how := r.Handle(context.Background(), m)
+	help, _ := templates.Message("help", nil)
+	if first != help || how != turn.Replied {
+		t.Fatalf("first: %q %s", first, how)
+	}
+	keys, err := redis.Client.Keys(context.Background(), "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	for _, k := range keys {
+		if v, err := redis.Client.Get(context.Background(), k).Result(); err == nil && strings.Contains(v, "签约") {
+			t.Fatalf("%s holds the reply in clear: %q", k, v)
+		}
+	}
+	again, how := r.Handle(context.Background(), m)
+	r.Wait()
+	if again != help || how != turn.Duplicate {
+		t.Fatalf("retry: %q %s", again, how)
 	}
 }
