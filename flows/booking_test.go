@@ -256,3 +256,23 @@ func TestHarbinReferralGoesByTheGreenChannel(t *testing.T) {
 		t.Fatalf("appointment = %+v", a)
 	}
 }
+
+// Interrupted twice, both conversations wait: a third does not push the
+// older one out, and each comes back by 继续 or by its own keyword.
+func TestTwoConversationsWait(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_two", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_two")
+	c.say("签约", "请问为谁签约")
+	c.say("2")
+	c.say("王小明", "单独同意")
+	c.say("预约", "为谁预约", "回复“继续”回到刚才的签约")
+	c.say("服务包", "服务包", "回复“继续”回到刚才的预约")
+	c.say("签约", "单独同意", "回复“继续”回到刚才的预约")
+	c.in("signing", "consent")
+	c.say("继续", "为谁预约", "回复“继续”回到刚才的签约")
+	c.in("booking", "who")
+	c.say("继续", "单独同意")
+	c.in("signing", "consent")
+}

@@ -65,7 +65,7 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 		// Found mid-turn, a value the state should hold is missing: nothing
 		// of the turn is kept, the conversation starts afresh and says so.
 		e.log().Warn("conversation state unreadable; conversation reset", "flow", before.Flow, "step", before.Step, "err", err)
-		*st = State{Updated: in.At}
+		*st = State{Paused: before.Paused, Updated: in.At}
 		out = Outcome{Replies: []string{mustMessage("flow_reset", nil) + "\n\n" + mustMessage("help", nil)},
 			Changes: storage.Changes{Seen: &storage.UserSeen{OpenID: in.OpenID, Subscribed: true, EventTime: in.At, Scene: in.Scene}}}
 		err = e.DB.Apply(ctx, out.Changes)
@@ -122,10 +122,7 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 // changed shape) and says so; it returns "" when there is none.
 func (e *Engine) dropUnreadable(st *State) string {
 	notice := ""
-	for _, s := range []*State{st, st.Paused} {
-		if s == nil || s.Flow == "" {
-			continue
-		}
+	readable := func(s *State) bool {
 		conv, ok := conversations[s.Flow]
 		err := errState
 		if ok {
@@ -133,12 +130,19 @@ func (e *Engine) dropUnreadable(st *State) string {
 		}
 		if err != nil {
 			e.log().Warn("conversation state from another build; conversation reset", "flow", s.Flow, "step", s.Step, "err", err)
-			if s == st {
-				st.leave()
-			} else {
-				st.Paused = nil
-			}
 			notice = mustMessage("flow_reset", nil)
+		}
+		return err == nil
+	}
+	if st.Flow != "" && !readable(st) {
+		st.leave()
+	}
+	// The waiting ones, newest first: an unreadable one leaves the list.
+	for link := &st.Paused; *link != nil; {
+		if readable(*link) {
+			link = &(*link).Paused
+		} else {
+			*link = (*link).Paused
 		}
 	}
 	return notice
@@ -238,38 +242,78 @@ func (e *Engine) idleAfter() time.Duration {
 	return DefaultIdleAfter
 }
 
-// enter is the one way into a conversation: the one open is paused if it
-// pauses on interruption, or ended, and the new one starts (seed, if not
-// nil, holds what is already known of its state).
+// enter is the one way into a conversation: the one open waits (if it
+// pauses on interruption) or ends, and the new one starts (seed, if not nil,
+// holds what is already known of its state). Typed by its keyword, a
+// conversation already waiting carries on instead of starting again.
 func (e *Engine) enter(ctx context.Context, st *State, name string, in Inbound, seed any) ([]string, error) {
 	conv, ok := conversations[name]
 	if !ok {
 		return nil, fmt.Errorf("flows: no conversation %q", name)
 	}
-	var paused *State
-	if cur, ok := conversations[st.Flow]; ok && cur.describe().pauses {
-		p := *st
-		p.Paused = nil
-		paused = &p
+	if seed == nil {
+		if waiting, rest := takeWaiting(st.Paused, name); waiting != nil {
+			return e.carryOn(ctx, st, conv, waiting, rest, in)
+		}
 	}
-	if waiting := st.Paused; waiting != nil && waiting.Flow == name && seed == nil {
-		// Its keyword while it waits: carry on with it where it stopped
-		// (the one open now waits in its place, if it pauses).
-		*st = *waiting
-		st.Paused = paused
-		replies, err := conv.answer(ctx, e, st, "", in)
-		return resumeHint(st.Paused, replies), err
-	}
-	if paused != nil {
-		*st = State{Paused: paused, Updated: st.Updated}
-	} else {
-		st.leave()
-	}
+	*st = State{Paused: waitingWith(st), Updated: st.Updated}
 	replies, err := conv.start(ctx, e, st, in, seed)
 	if st.Flow == name {
 		return resumeHint(st.Paused, replies), err
 	}
 	return replies, err
+}
+
+// carryOn brings a waiting conversation back where it stopped; the one open
+// now waits in its place, if it pauses.
+func (e *Engine) carryOn(ctx context.Context, st *State, conv running, waiting, rest *State, in Inbound) ([]string, error) {
+	open := *st
+	open.Paused = rest
+	*st = *waiting
+	st.Paused = waitingWith(&open)
+	replies, err := conv.answer(ctx, e, st, "", in)
+	return resumeHint(st.Paused, replies), err
+}
+
+// maxWaiting is how many interrupted conversations wait at most; the
+// oldest is dropped beyond it.
+const maxWaiting = 3
+
+// waitingWith is the waiting list once st's open conversation joins it (if
+// it pauses on interruption), newest first.
+func waitingWith(st *State) *State {
+	list := st.Paused
+	if cur, ok := conversations[st.Flow]; ok && cur.describe().pauses {
+		open := *st
+		open.Paused = list
+		list = &open
+	}
+	// Keep the newest maxWaiting.
+	n := 0
+	for w := list; w != nil; w = w.Paused {
+		if n++; n == maxWaiting {
+			w.Paused = nil
+		}
+	}
+	return list
+}
+
+// takeWaiting finds the newest waiting conversation named name and returns
+// it and the list without it.
+func takeWaiting(list *State, name string) (*State, *State) {
+	if list == nil {
+		return nil, nil
+	}
+	if list.Flow == name {
+		return list, list.Paused
+	}
+	found, rest := takeWaiting(list.Paused, name)
+	if found == nil {
+		return nil, list
+	}
+	copied := *list
+	copied.Paused = rest
+	return found, &copied
 }
 
 // signWithDoctor starts signing from a doctor's QR code (scene doctor_ID):
@@ -309,8 +353,12 @@ func resumeHint(waiting *State, replies []string) []string {
 // resume goes back to a paused conversation, or repeats the current
 // question.
 func (e *Engine) resume(ctx context.Context, st *State, in Inbound) ([]string, error) {
-	if st.Paused != nil { // the one open now, if it pauses, waits in its place
-		return e.enter(ctx, st, st.Paused.Flow, in, nil)
+	if w := st.Paused; w != nil { // the newest waiting; the one open now waits in its place
+		conv, ok := conversations[w.Flow]
+		if !ok {
+			return nil, fmt.Errorf("%w: waiting %s", errState, w.Flow)
+		}
+		return e.carryOn(ctx, st, conv, w, w.Paused, in)
 	}
 	conv, ok := conversations[st.Flow]
 	if !ok {
