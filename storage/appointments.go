@@ -125,8 +125,10 @@ type ExceptionChange struct {
 }
 
 func (db *DB) closeSlots(ctx context.Context, op string, doctorID int64, c ExceptionChange) error {
-	if _, err := db.exec(ctx, op, `UPDATE slots SET closed = TRUE WHERE doctor_id = ? AND starts_at < ? AND ends_at > ?`,
-		doctorID, c.To.UTC(), c.From.UTC()); err != nil {
+	// No slot is a day long: the lower bound lets (doctor_id, starts_at)'s
+	// index find them.
+	if _, err := db.exec(ctx, op, `UPDATE slots SET closed = TRUE WHERE doctor_id = ? AND starts_at < ? AND ends_at > ?
+		AND starts_at >= ?`, doctorID, c.To.UTC(), c.From.UTC(), c.From.Add(-24*time.Hour).UTC()); err != nil {
 		return err
 	}
 	var affected []AppointmentView
