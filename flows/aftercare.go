@@ -114,6 +114,11 @@ func beginAftercare(t *careTurn) error {
 		if t.d.Kind == "renew" && len(all) > 0 && all[0].Status == storage.ContractActive {
 			return stopWith("renew_too_early", map[string]any{"Number": all[0].Number, "End": all[0].TermEnd.String})
 		}
+		for _, c := range all {
+			if t.d.Kind == "change" && c.Status == storage.ContractActive && c.ChangeTeamName.Valid {
+				return stopWith("change_waiting", map[string]any{"Number": c.Number, "Team": c.ChangeTeamName.String})
+			}
+		}
 		return stopWith("aftercare_none", careTitle(t))
 	}
 	if len(fit) == 1 {
@@ -242,9 +247,11 @@ func careRequestChange(t *careTurn, c storage.ContractView, key string) error {
 	var err error
 	if c.Status == storage.ContractActive {
 		err = t.e.DB.RequestTeamChange(t, c.Number, t.d.TeamID, t.d.DoctorID, t.in.OpenID, request)
-	} else {
+	} else { // the doctor who had the request hears it moved
+		moved := storage.Push{Key: key + ":moved", Kind: PushTeamChanged, Recipient: DoctorRecipient(c.DoctorID),
+			Priority: PriorityTransactional, Fields: map[string]string{"number": c.Number, "resident": c.ResidentName, "team": t.d.TeamName}}
 		err = t.e.DB.ChangeStatus(t, storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: t.in.OpenID,
-			TeamID: t.d.TeamID, DoctorID: t.d.DoctorID, Reason: "changed team", Notify: request})
+			TeamID: t.d.TeamID, DoctorID: t.d.DoctorID, Reason: "changed team", Notify: append(request, moved)})
 	}
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return stopWith("contract_already_answered", c.Number)

@@ -78,6 +78,9 @@ func TestChangeTeam(t *testing.T) {
 	if len(rows) != 1 || rows[0].Kind != PushSignRequest {
 		t.Fatalf("new doctor told %+v", rows)
 	}
+	if countKind(t, e, DoctorRecipient(1), PushTeamChanged, "pending") != 1 {
+		t.Fatal("the doctor who had the request was not told it moved")
+	}
 	// The request reads as a new signing's does, in the real words.
 	fields, _ := rows[0].Fields()
 	text, err := PushText(rows[0].Kind, fields)
@@ -179,7 +182,7 @@ func TestChangeOfAnActiveContractWaitsForTheNewDoctor(t *testing.T) {
 	c.say("改签", "1. 郭建华家庭医生团队")
 	c.say("1")
 	c.say("确认", "待郭建华医生确认", "确认之前，仍由林静家庭医生团队为您服务")
-	c.say("改签", "没有可以改签的签约")
+	c.say("改签", "改签到郭建华家庭医生团队的申请还在等医生确认")
 	c.say("我的签约", "团队：林静家庭医生团队", "改签到郭建华家庭医生团队：待医生确认")
 	if cs := contractsOf(t, e, "o_act"); cs[0].Status != storage.ContractActive || cs[0].DoctorName != "林静" {
 		t.Fatalf("while the change waits: %+v", cs[0])

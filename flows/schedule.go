@@ -189,6 +189,9 @@ func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now 
 	if day.Before(StartOfDay(now)) {
 		return &ErrSchedule{"day is in the past"}
 	}
+	if !day.Add(time.Duration(x.EndMinute) * time.Minute).After(now) {
+		return &ErrSchedule{"the time is already over"}
+	}
 	if x.Kind == "extra" {
 		if err := extraFits(ctx, db, x, day); err != nil {
 			return err

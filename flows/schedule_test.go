@@ -161,6 +161,8 @@ func TestExtraSessionOpensSlotsAtOnce(t *testing.T) {
 			StartMinute: 11 * 60, EndMinute: 12 * 60, SlotMinutes: 15, Capacity: 1}, at),
 		"leave on a day gone": AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-22", Kind: "leave",
 			StartMinute: 8 * 60, EndMinute: 12 * 60}, at),
+		"leave that is over already": AddException(ctx, e.DB, storage.Exception{DoctorID: 1, Day: "2026-11-23", Kind: "leave",
+			StartMinute: 7 * 60, EndMinute: 8 * 60}, at),
 		"weekly hours over others": AddWeeklyHours(ctx, e.DB, storage.WeeklyHours{DoctorID: 1, Weekday: 1,
 			StartMinute: 8 * 60, EndMinute: 9 * 60, SlotMinutes: 15, Capacity: 2}, at),
 	}

@@ -72,7 +72,7 @@ func init() {
 		"aftercare_pick_reask": 2, "aftercare_confirm_reask": "解约", "aftercare_help": map[string]string{"Step": "confirm", "Title": "解约"},
 		"aftercare_confirm": map[string]any{"Action": "改签", "Name": "王秀英", "Number": "QY2611230001", "Team": "林静家庭医生团队", "Reason": "", "NewTeam": "郭建华家庭医生团队", "NewEnd": ""},
 		"cancel_reason":     "QY2611230001", "cancel_done": map[string]any{"Number": "QY2611230001", "Visits": 2}, "renew_too_early": map[string]any{"Number": "QY2611230001", "End": "2027-11-22"},
-		"renew_done": map[string]any{"Number": "QY2611230001", "End": "2028-11-22"}, "change_no_team": "幸福社区",
+		"renew_done": map[string]any{"Number": "QY2611230001", "End": "2028-11-22"}, "change_no_team": "幸福社区", "change_waiting": map[string]any{"Number": "QY2611230001", "Team": "郭建华家庭医生团队"},
 		"change_done":     map[string]any{"Number": "QY2611230001", "Doctor": "郭建华", "Active": true, "Team": "林静家庭医生团队"},
 		"book_not_signed": nil, "book_who": []map[string]any{{"ResidentName": "王秀英", "DoctorName": "林静"}}, "book_who_reask": 2,
 		"book_kind": nil, "book_kind_reask": nil, "book_home_refused": "残疾人、失能/半失能人员，或签约了上门服务包的居民",
