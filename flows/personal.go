@@ -40,14 +40,19 @@ func RunPersonal(ctx context.Context, db *storage.DB, now time.Time) (int, error
 		if err != nil {
 			return total, err
 		}
+		ids := make([]int64, len(page))
+		for i, c := range page {
+			ids[i] = c.ID
+		}
+		// Terms are a year: visits before the one before last do not count.
+		visits, err := db.VisitSummaries(ctx, ids, now.AddDate(-2, 0, 0), now)
+		if err != nil {
+			return total, err
+		}
 		var pushes []storage.Push
 		for _, c := range page {
 			after = c.ID
-			ps, err := personalFor(ctx, db, cat, c, now)
-			if err != nil {
-				return total, err
-			}
-			pushes = append(pushes, ps...)
+			pushes = append(pushes, personalFor(cat, c, visits[c.ID], now)...)
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
 			return total, err
@@ -61,13 +66,13 @@ func within(today, due time.Time) bool {
 	return !today.Before(due) && today.Sub(due) <= reminderWindow*24*time.Hour
 }
 
-func personalFor(ctx context.Context, db *storage.DB, cat storage.Catalog, c storage.ContractView, now time.Time) ([]storage.Push, error) {
+func personalFor(cat storage.Catalog, c storage.ContractView, visits storage.VisitSummary, now time.Time) []storage.Push {
 	if !c.TermEnd.Valid {
-		return nil, nil
+		return nil
 	}
 	end, err := time.ParseInLocation("2006-01-02", c.TermEnd.String, Shanghai)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	today := StartOfDay(now)
 	start := end.AddDate(0, -c.TermMonths, 1)
@@ -86,29 +91,25 @@ func personalFor(ctx context.Context, db *storage.DB, cat storage.Catalog, c sto
 		}
 	}
 	if perYear := itemsPerYear(cat, c, "followup"); perYear > 0 {
-		if ok, key, err := followUpDue(ctx, db, c, start, today, perYear, now); err != nil {
-			return nil, err
-		} else if ok {
+		if ok, key := followUpDue(c, visits, start, today, perYear); ok {
 			add(key, "followup")
 		}
 	}
 	if slices.Contains(ResidentGroups(c.Groups, c.BirthDate, now), "elderly") && within(today, start.AddDate(0, 0, 30)) {
-		if _, done, err := db.LastDoneVisitSince(ctx, c.ID, "checkup", start); err != nil {
-			return nil, err
-		} else if !done {
+		if last := visits.LastDone["checkup"]; last.Before(start) {
 			add(fmt.Sprintf("checkup:%s:%s", c.Number, c.TermEnd.String), "elderly_checkup")
 		}
 	}
 	birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai)
 	if err != nil {
-		return pushes, nil
+		return pushes
 	}
 	for _, months := range childMilestones {
 		if within(today, birth.AddDate(0, months, 0)) {
 			add(fmt.Sprintf("child:%d:%d", c.ResidentID, months), "child_checkup")
 		}
 	}
-	return pushes, nil
+	return pushes
 }
 
 // itemsPerYear is how often a year the contract's packages promise visits of a kind.
@@ -129,20 +130,15 @@ func itemsPerYear(cat storage.Catalog, c storage.ContractView, kind string) int 
 // followUpDue: with perYear follow-ups a year, one is due every 365/perYear
 // days after the last one (or the term's start); none is due while one is
 // booked. The key names the period, so each period reminds once.
-func followUpDue(ctx context.Context, db *storage.DB, c storage.ContractView, start, today time.Time, perYear int, now time.Time) (bool, string, error) {
+func followUpDue(c storage.ContractView, visits storage.VisitSummary, start, today time.Time, perYear int) (bool, string) {
 	interval := 365 / perYear
 	last := start
-	if at, ok, err := db.LastDoneVisit(ctx, c.ID, "followup"); err != nil {
-		return false, "", err
-	} else if ok && at.After(last) {
+	if at := visits.LastDone["followup"]; at.After(last) {
 		last = StartOfDay(at)
 	}
-	if today.Before(last.AddDate(0, 0, interval)) {
-		return false, "", nil
-	}
-	if booked, err := db.HasUpcoming(ctx, c.ID, "followup", now); err != nil || booked {
-		return false, "", err
+	if today.Before(last.AddDate(0, 0, interval)) || visits.Upcoming["followup"] {
+		return false, ""
 	}
 	period := int(today.Sub(start).Hours()/24) / interval
-	return true, "followup:" + c.Number + ":" + c.TermEnd.String + ":" + strconv.Itoa(period), nil
+	return true, "followup:" + c.Number + ":" + c.TermEnd.String + ":" + strconv.Itoa(period)
 }

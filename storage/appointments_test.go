@@ -333,3 +333,34 @@ func TestBookingNeedsTheContractStillActiveWithTheDoctor(t *testing.T) {
 		}
 	})
 }
+
+// The personal reminders read a page of contracts' visits in one query.
+func TestVisitSummariesOfAPage(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := world(t, db)
+		r1, c1 := w.resident(1)
+		_, c2 := w.resident(2)
+		done, err := w.book("d1", r1, c1, w.slots[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.book("u1", r1, c1, w.slots[2]); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.MarkVisit(ctx, done, "done", time.Now(), nil); err != nil {
+			t.Fatal(err)
+		}
+		now := w.slots[1].StartsAt // between the done visit and the booked one
+		got, err := db.VisitSummaries(ctx, []int64{c1, c2}, now.AddDate(-1, 0, 0), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := got[c1]; !s.LastDone["clinic"].Equal(w.slots[0].StartsAt) || !s.Upcoming["clinic"] || s.Upcoming["followup"] {
+			t.Fatalf("summary of the first contract: %+v", s)
+		}
+		if s, ok := got[c2]; ok && (len(s.LastDone) > 0 || len(s.Upcoming) > 0) {
+			t.Fatalf("summary of a contract without visits: %+v", s)
+		}
+	})
+}

@@ -505,35 +505,42 @@ func (db *DB) ActiveContractsPage(ctx context.Context, afterID int64, limit int)
 	}
 	return out, nil
 }
-
-// HasUpcoming reports whether a contract has a booked visit of a kind ahead.
-func (db *DB) HasUpcoming(ctx context.Context, contractID int64, kind string, now time.Time) (bool, error) {
-	var n int
-	err := db.get(ctx, "HasUpcoming", &n, `SELECT COUNT(*) FROM appointments WHERE contract_id = ? AND kind = ?
-		AND status = 'booked' AND starts_at > ?`, contractID, kind, now.UTC())
-	return n > 0, err
+// VisitSummary is what the personal reminders need of a contract's visits:
+// when each kind was last done, and whether one of a kind is booked ahead.
+type VisitSummary struct {
+	LastDone map[string]time.Time
+	Upcoming map[string]bool
 }
 
-// LastDoneVisit is when the contract's last completed visit of a kind was.
-func (db *DB) LastDoneVisit(ctx context.Context, contractID int64, kind string) (time.Time, bool, error) {
-	var at time.Time
-	err := db.get(ctx, "LastDoneVisit", &at, `SELECT starts_at FROM appointments WHERE contract_id = ? AND kind = ?
-		AND status = 'done' ORDER BY starts_at DESC LIMIT 1`, contractID, kind)
-	if errors.Is(err, ErrNotFound) {
-		return time.Time{}, false, nil
+// VisitSummaries reads the visits of a page of contracts done since a
+// moment or booked after now, in one query, and sums them up by contract.
+func (db *DB) VisitSummaries(ctx context.Context, contractIDs []int64, since, now time.Time) (map[int64]VisitSummary, error) {
+	out := make(map[int64]VisitSummary, len(contractIDs))
+	if len(contractIDs) == 0 {
+		return out, nil
 	}
-	if err != nil {
-		return time.Time{}, false, err
+	var rows []struct {
+		ContractID int64     `db:"contract_id"`
+		Kind       string    `db:"kind"`
+		Status     string    `db:"status"`
+		StartsAt   time.Time `db:"starts_at"`
 	}
-	return at, true, nil
-}
-
-// LastDoneVisitSince is the contract's last completed visit of a kind at or
-// after a moment, if any.
-func (db *DB) LastDoneVisitSince(ctx context.Context, contractID int64, kind string, since time.Time) (time.Time, bool, error) {
-	at, ok, err := db.LastDoneVisit(ctx, contractID, kind)
-	if err != nil || !ok || at.Before(since) {
-		return time.Time{}, false, err
+	if err := db.selIn(ctx, "VisitSummaries", &rows, `SELECT contract_id, kind, status, starts_at FROM appointments
+		WHERE contract_id IN (?) AND ((status = 'done' AND starts_at >= ?) OR (status = 'booked' AND starts_at > ?))`,
+		contractIDs, since.UTC(), now.UTC()); err != nil {
+		return nil, err
 	}
-	return at, true, nil
+	for _, r := range rows {
+		v, ok := out[r.ContractID]
+		if !ok {
+			v = VisitSummary{LastDone: map[string]time.Time{}, Upcoming: map[string]bool{}}
+			out[r.ContractID] = v
+		}
+		if r.Status == "booked" {
+			v.Upcoming[r.Kind] = true
+		} else if r.StartsAt.After(v.LastDone[r.Kind]) {
+			v.LastDone[r.Kind] = r.StartsAt
+		}
+	}
+	return out, nil
 }
