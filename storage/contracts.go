@@ -505,6 +505,7 @@ func (db *DB) ActiveContractsPage(ctx context.Context, afterID int64, limit int)
 	}
 	return out, nil
 }
+
 // VisitSummary is what the personal reminders need of a contract's visits:
 // when each kind was last done, and whether one of a kind is booked ahead.
 type VisitSummary struct {
