@@ -160,6 +160,9 @@ func takeCancelReason(t *careTurn, said string) (string, error) {
 	if len([]rune(said)) < 2 {
 		return "", reaskWith("cancel_reason", t.d.Number)
 	}
+	if err := tooLong(said, maxReasonRunes); err != nil {
+		return "", err
+	}
 	t.d.Reason = said
 	return "", nil
 }

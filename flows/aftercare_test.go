@@ -225,3 +225,21 @@ func TestChangeOfAnActiveContractWaitsForTheNewDoctor(t *testing.T) {
 	}
 	c.say("我的签约", "已解约")
 }
+
+// Free text is kept short: an answer past the limit is asked again with the
+// limit, and nothing of it is stored or pushed.
+func TestFreeTextIsKeptShort(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	number := signed(t, e, "o_long", synthID("110105", "19550302", "021"))
+	long := strings.Repeat("很", 101)
+	doc.say("拒绝 "+number+" "+strings.Repeat("不", 51), "请控制在50个字以内")
+	c := talk(t, e, "o_long")
+	c.say("解约", "解约的原因")
+	c.say(long, "请控制在100个字以内")
+	c.in("cancel", "reason")
+	c.say(long[:len("很")*100], "原因："+long[:len("很")*100])
+	if cs := contractsOf(t, e, "o_long"); cs[0].Status != storage.ContractPending {
+		t.Fatalf("a refused decline changed the contract: %+v", cs[0])
+	}
+}

@@ -384,6 +384,9 @@ func takeAddress(t *bookTurn, said string) (string, error) {
 	if utf8.RuneCountInString(said) < 5 {
 		return "", reaskWith("book_address_reask", nil)
 	}
+	if err := tooLong(said, maxAddressRunes); err != nil {
+		return "", err
+	}
 	sealed, err := t.e.Sealer.Seal("address", said)
 	if err != nil {
 		return "", err
@@ -397,6 +400,9 @@ func askReason(t *bookTurn) (string, error) { return templates.Message("book_rea
 func takeReason(t *bookTurn, said string) (string, error) {
 	if utf8.RuneCountInString(said) < 4 {
 		return "", reaskWith("book_reason_reask", nil)
+	}
+	if err := tooLong(said, maxReasonRunes); err != nil {
+		return "", err
 	}
 	t.d.Reason = said
 	return "", nil

@@ -137,6 +137,7 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 	}
 	c.in("booking", "address")
 	c.say("3号楼", "地址太短了")
+	c.say(strings.Repeat("幸福社区", 16), "请控制在60个字以内")
 	c.say("幸福社区3号楼2单元101", "地址：幸福社区3号楼2单元101")
 	c.say("确认", "预约成功", "上门")
 	a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_h", c.clock)
@@ -249,6 +250,7 @@ func TestHarbinReferralGoesByTheGreenChannel(t *testing.T) {
 	c.say("2", "可以预约的日期")
 	c.say("2")
 	c.say("1", "为什么需要转诊")
+	c.say(strings.Repeat("心慌", 51), "请控制在100个字以内")
 	c.say("心慌胸闷想看心内科", "转诊医院：哈尔滨医科大学附属第一医院（绿色通道）")
 	c.say("确认", "预约成功", "转诊")
 	a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_hr", c.clock)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
@@ -361,4 +362,21 @@ func joinNonEmptyWith(sep string, parts ...string) string {
 		}
 	}
 	return strings.Join(out, sep)
+}
+
+// Free text is kept short enough to store, show and push: a longer answer
+// is asked again with the limit.
+const (
+	maxReasonRunes  = 100 // 解约 and referral reasons
+	maxAddressRunes = 60  // a home visit's address
+	maxCommentRunes = 200 // a survey comment
+	maxDeclineRunes = 50  // a doctor's reason for declining, pushed to the resident
+)
+
+// tooLong re-asks an answer longer than max characters.
+func tooLong(said string, max int) error {
+	if utf8.RuneCountInString(said) <= max {
+		return nil
+	}
+	return reaskWith("text_too_long", max)
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jiayi-health/jiayi/storage"
 )
@@ -69,6 +70,10 @@ func (e *Engine) doctorCommand(ctx context.Context, _ *State, said string, in In
 		reason := strings.TrimSpace(m[2])
 		if reason == "" {
 			replies, err = say("doctor_decline_needs_reason", m[1])
+			return replies, true, err
+		}
+		if utf8.RuneCountInString(reason) > maxDeclineRunes {
+			replies, err = say("text_too_long", maxDeclineRunes)
 			return replies, true, err
 		}
 		replies, err = e.answerSignRequest(ctx, m[1], reason, in)

@@ -32,6 +32,9 @@ func takeSurveyComment(t *turn[surveyData], said string) (string, error) {
 	if t.d.Appointment == 0 {
 		return "", missing(t.st.Flow, "appointment")
 	}
+	if err := tooLong(said, maxCommentRunes); err != nil {
+		return "", err
+	}
 	if said != "跳过" {
 		if err := t.e.DB.CommentSurvey(t, t.d.Appointment, said); err != nil {
 			return "", err

@@ -81,7 +81,7 @@ func init() {
 		"book_time_reask": 20, "book_day_full": nil, "book_address": "幸福社区3号楼", "book_referral_target": map[string]any{"Hospitals": []string{"道里区人民医院"}, "Green": true}, "book_referral_target_reask": 2, "book_address_reask": nil, "book_reason": nil, "book_reason_reask": nil,
 		"book_confirm":       map[string]any{"Name": "王秀英", "Kind": "上门", "Doctor": "林静", "When": "11月24日 周二 08:00-08:10", "Address": "幸福社区3号楼", "Reason": "", "Hospital": "", "Moving": false},
 		"book_confirm_reask": nil, "book_done": map[string]any{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Remind": "前一天晚上"},
-		"book_slot_gone": nil, "book_contract_changed": nil, "book_overlap": nil, "book_too_many": 3, "book_gone": nil, "book_moved": map[string]any{"When": "11月25日 周三 09:00-09:10", "Remind": ""}, "book_help": nil,
+		"book_slot_gone": nil, "text_too_long": 100, "book_contract_changed": nil, "book_overlap": nil, "book_too_many": 3, "book_gone": nil, "book_moved": map[string]any{"When": "11月25日 周三 09:00-09:10", "Remind": ""}, "book_help": nil,
 		"my_appointments":        []map[string]any{{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Name": "王秀英"}},
 		"appointment_not_listed": "3", "appointment_too_late": 2, "appointment_cancel_help": nil, "appointment_kept": nil, "appointment_cancelled": nil,
 		"appointment_cancel_confirm": map[string]any{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Name": "王秀英"},
