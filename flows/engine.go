@@ -38,10 +38,10 @@ type State struct {
 	// Data is the conversation's state, sealed whole (a JSON string).
 	Data    json.RawMessage `json:"data,omitempty"`
 	Updated time.Time       `json:"updated,omitzero"`
-	Paused  *State          `json:"paused,omitempty"` // interrupted, resumed with 继续
+	Paused  *State          `json:"paused,omitempty"` // conversations waiting, newest first, each linking the next
 }
 
-// leave ends the current conversation; a paused one stays paused.
+// leave ends the current conversation; the waiting ones keep waiting.
 func (st *State) leave() {
 	*st = State{Paused: st.Paused, Updated: st.Updated}
 }
