@@ -117,6 +117,12 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	if s.Sealer, err = storage.NewSealer(key); err != nil {
 		return err
 	}
+	if err := s.DB.CheckKey(ctx, s.Sealer); errors.Is(err, storage.ErrKeyMismatch) {
+		return fmt.Errorf("JIAYI_PII_KEY is not the key this database's personal data was encrypted with; " +
+			"start with the key it was made with (in sandbox mode, the key file beside the SQLite database)")
+	} else if err != nil {
+		return err
+	}
 	if cfg.Sandbox() {
 		return s.loadDemo(ctx)
 	}

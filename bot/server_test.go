@@ -417,3 +417,28 @@ func TestSandboxDemoData(t *testing.T) {
 		t.Fatalf("after restart: %+v (first code was %s)", demo.Doctors, first.BindingCode)
 	}
 }
+
+// Started with another personal-data key than its data was sealed with, the
+// server refuses to start and names the variable, instead of answering
+// every resident "busy" for good.
+func TestAnotherPersonalDataKeyRefusesToStart(t *testing.T) {
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db"),
+		"JIAYI_PII_KEY": strings.Repeat("ab", 32)}
+	first, _ := newServer(t, env, Options{})
+	first.Close()
+	env["JIAYI_PII_KEY"] = strings.Repeat("cd", 32)
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Options{})
+	if err == nil {
+		srv.Close()
+		t.Fatal("started with another key")
+	}
+	if !strings.Contains(err.Error(), "JIAYI_PII_KEY") {
+		t.Fatalf("the error does not name the variable: %v", err)
+	}
+	env["JIAYI_PII_KEY"] = strings.Repeat("ab", 32)
+	newServer(t, env, Options{}) // the right key still starts
+}

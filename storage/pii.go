@@ -18,8 +18,9 @@ import (
 // AES-256-GCM and finds it again through a keyed hash, so the database never
 // holds the clear value and equal values can still be looked up.
 type Sealer struct {
-	aead    cipher.AEAD
-	hashKey []byte
+	aead        cipher.AEAD
+	hashKey     []byte
+	fingerprint string
 }
 
 const sealPrefix = "v1:"
@@ -47,8 +48,12 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage.NewSealer: %w", err)
 	}
-	return &Sealer{aead: aead, hashKey: derive("lookup")}, nil
+	return &Sealer{aead: aead, hashKey: derive("lookup"), fingerprint: hex.EncodeToString(derive("fingerprint")[:16])}, nil
 }
+
+// Fingerprint names the key without revealing it, so a database can tell
+// whether it is the key its data was sealed with.
+func (s *Sealer) Fingerprint() string { return s.fingerprint }
 
 // Seal encrypts a value for one field (the field is authenticated, so a
 // sealed phone cannot be passed off as an ID number).
