@@ -52,6 +52,7 @@ type Server struct {
 
 	log       *slog.Logger
 	embedded  *storage.EmbeddedRedis
+	unlock    func() // frees the lock on a SQLite database
 	handler   http.Handler
 	demoCodes map[int64]string // sandbox: binding codes issued to demo doctors at this start
 }
@@ -95,6 +96,9 @@ func (s *Server) open(ctx context.Context, opt Options) error {
 // personal-data key and, in sandbox mode, the demo organisation.
 func (s *Server) openDatabase(ctx context.Context) (err error) {
 	cfg := s.Config
+	if s.unlock, err = storage.LockSQLite(cfg.DatabaseURL); err != nil {
+		return err
+	}
 	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
@@ -339,5 +343,8 @@ func (s *Server) Close() {
 	}
 	if s.StandIn != nil {
 		s.StandIn.Close()
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 }

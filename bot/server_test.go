@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -441,4 +442,25 @@ func TestAnotherPersonalDataKeyRefusesToStart(t *testing.T) {
 	}
 	env["JIAYI_PII_KEY"] = strings.Repeat("ab", 32)
 	newServer(t, env, Options{}) // the right key still starts
+}
+
+// A second server on the same SQLite file refuses to start, saying why; once
+// the first stops, it starts.
+func TestOneServerPerSQLiteFile(t *testing.T) {
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")}
+	first, _ := newServer(t, env, Options{})
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Options{})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second server started on the same SQLite file")
+	}
+	if !errors.Is(err, storage.ErrInUse) || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("the refusal does not say why: %v", err)
+	}
+	first.Close()
+	newServer(t, env, Options{})
 }
