@@ -65,7 +65,7 @@ type turn[D any] struct {
 // running is what the engine needs of any conversation, whatever its state.
 type running interface {
 	describe() about
-	check(e *Engine, st *State) error
+	check(e *Engine, st *State, openID string) error
 	start(ctx context.Context, e *Engine, st *State, in Inbound, seed any) ([]string, error)
 	answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error)
 	helpText(st *State) (string, error)
@@ -94,8 +94,8 @@ func declare[D any](c *conversation[D]) *conversation[D] {
 func (c *conversation[D]) describe() about { return c.about }
 
 // check says whether this build can carry on a session's conversation.
-func (c *conversation[D]) check(e *Engine, st *State) error {
-	_, err := c.load(context.Background(), e, st, Inbound{})
+func (c *conversation[D]) check(e *Engine, st *State, openID string) error {
+	_, err := c.load(context.Background(), e, st, Inbound{OpenID: openID})
 	return err
 }
 
@@ -133,7 +133,7 @@ func (c *conversation[D]) load(ctx context.Context, e *Engine, st *State, in Inb
 	if err := json.Unmarshal(st.Data, &sealed); err != nil {
 		return nil, fmt.Errorf("%w: %s: data is not sealed: %v", errState, st.Flow, err)
 	}
-	plain, err := e.Sealer.Open(sessionField, sealed)
+	plain, err := e.Sealer.Open(sessionField(in.OpenID), sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errState, st.Flow, err)
 	}
@@ -145,8 +145,9 @@ func (c *conversation[D]) load(ctx context.Context, e *Engine, st *State, in Inb
 	return t, nil
 }
 
-// sessionField is what a conversation's sealed state is sealed as.
-const sessionField = "session"
+// sessionField is what a user's conversation state is sealed as: bound to
+// the user, a state copied into another user's session does not open.
+func sessionField(openID string) string { return "session/" + openID }
 
 // save encodes the typed state back into the session.
 // The whole state is sealed: besides the ID number and phone (sealed in it
@@ -157,7 +158,7 @@ func (t *turn[D]) save() error {
 	if err != nil {
 		return fmt.Errorf("flows: encode %s state: %w", t.st.Flow, err)
 	}
-	sealed, err := t.e.Sealer.Seal(sessionField, string(plain))
+	sealed, err := t.e.Sealer.Seal(sessionField(t.in.OpenID), string(plain))
 	if err != nil {
 		return fmt.Errorf("flows: seal %s state: %w", t.st.Flow, err)
 	}

@@ -80,7 +80,7 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	var out Outcome
 	seen := &storage.UserSeen{OpenID: in.OpenID, Subscribed: true, EventTime: in.At, Scene: in.Scene}
 	out.Changes.Seen = seen
-	notice := e.dropUnreadable(st)
+	notice := e.dropUnreadable(st, in.OpenID)
 	var replies []string
 	var err error
 	switch in.Kind {
@@ -120,13 +120,13 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 
 // dropUnreadable ends a conversation this build cannot carry on (renamed,
 // changed shape) and says so; it returns "" when there is none.
-func (e *Engine) dropUnreadable(st *State) string {
+func (e *Engine) dropUnreadable(st *State, openID string) string {
 	notice := ""
 	readable := func(s *State) bool {
 		conv, ok := conversations[s.Flow]
 		err := errState
 		if ok {
-			err = conv.check(e, s)
+			err = conv.check(e, s, openID)
 		}
 		if err != nil {
 			e.log().Warn("conversation state from another build; conversation reset", "flow", s.Flow, "step", s.Step, "err", err)

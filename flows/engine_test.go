@@ -146,12 +146,13 @@ func TestStateMissingAValueMidTurnKeepsNothing(t *testing.T) {
 	at := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
 	slots, _ := e.DB.Slots(ctx, 1, at, at.AddDate(0, 0, 2))
 	st := State{Flow: "booking", Step: "confirm", Version: 1, RunKey: "k", Updated: at}
-	tt := &turn[bookingData]{e: e, st: &st, d: &bookingData{DoctorID: 1, Day: slots[len(slots)-1].Day, Slot: slots[len(slots)-1].ID, Kind: "clinic"}}
+	tt := &turn[bookingData]{e: e, st: &st, in: Inbound{OpenID: "o_gap"},
+		d: &bookingData{DoctorID: 1, Day: slots[len(slots)-1].Day, Slot: slots[len(slots)-1].ID, Kind: "clinic"}}
 	if err := tt.save(); err != nil {
 		t.Fatal(err)
 	}
 	out, err := e.Handle(ctx, &st, Inbound{OpenID: "o_gap", Kind: Text, Text: "确认", At: at.Add(time.Minute)})
-	if err != nil || !strings.HasPrefix(out.Reply(), msg(t, "flow_reset", nil)) || st.Flow != "" {
+	if err != nil || out.Reply() != msg(t, "flow_reset", nil)+"\n\n"+msg(t, "help", nil) || st.Flow != "" {
 		t.Fatalf("reply %q, state %+v, %v", out.Reply(), st, err)
 	}
 	if after, _ := e.DB.Slots(ctx, 1, at, at.AddDate(0, 0, 2)); after[len(after)-1].Booked != 0 {
@@ -159,5 +160,25 @@ func TestStateMissingAValueMidTurnKeepsNothing(t *testing.T) {
 	}
 	if _, err := e.DB.WeChatUser(ctx, "o_gap"); err != nil {
 		t.Fatalf("the user's own record was not kept: %v", err)
+	}
+}
+
+// A conversation's sealed state is bound to its user: copied into another
+// user's session, it does not open.
+func TestSealedStateOpensOnlyForItsUser(t *testing.T) {
+	e := engineFor(t, "national")
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
+	var st State
+	if _, err := e.Handle(context.Background(), &st, Inbound{OpenID: "o_a", Kind: Text, Text: "签约", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	copied := st
+	out, err := e.Handle(context.Background(), &copied, Inbound{OpenID: "o_b", Kind: Text, Text: "1", At: at.Add(time.Minute)})
+	if err != nil || !strings.HasPrefix(out.Reply(), msg(t, "flow_reset", nil)) || copied.Flow != "" {
+		t.Fatalf("another user's state: %q %+v %v", out.Reply(), copied, err)
+	}
+	out, err = e.Handle(context.Background(), &st, Inbound{OpenID: "o_a", Kind: Text, Text: "1", At: at.Add(time.Minute)})
+	if err != nil || !strings.Contains(out.Reply(), "姓名") {
+		t.Fatalf("its own user: %q %v", out.Reply(), err)
 	}
 }
