@@ -3,6 +3,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +39,19 @@ type Options struct {
 	ReplyDeadline time.Duration
 	// RedisPrefix overrides the "jiayi" key prefix.
 	RedisPrefix string
+	// ReadTimeout overrides how long a client may take to send a whole
+	// request (DefaultReadTimeout).
+	ReadTimeout time.Duration
 }
+
+// HTTP timeouts: WeChat sends small bodies at once and waits 5 s for the
+// answer, so a client slower than this is holding a connection, not
+// talking to us.
+const (
+	DefaultReadTimeout = 10 * time.Second
+	writeTimeout       = 30 * time.Second // the admin API may take longer than a reply
+	idleTimeout        = 60 * time.Second
+)
 
 // Server is one running jiayi instance.
 type Server struct {
@@ -50,11 +63,12 @@ type Server struct {
 	Turns   *turn.Runner
 	Pushes  *push.Dispatcher
 
-	log       *slog.Logger
-	embedded  *storage.EmbeddedRedis
-	unlock    func() // frees the lock on a SQLite database
-	handler   http.Handler
-	demoCodes map[int64]string // sandbox: binding codes issued to demo doctors at this start
+	log         *slog.Logger
+	embedded    *storage.EmbeddedRedis
+	unlock      func() // frees the lock on a SQLite database
+	readTimeout time.Duration
+	handler     http.Handler
+	demoCodes   map[int64]string // sandbox: binding codes issued to demo doctors at this start
 }
 
 // New opens storage, applies migrations and builds the HTTP handler.
@@ -89,6 +103,7 @@ func (s *Server) open(ctx context.Context, opt Options) error {
 		Deadline: opt.ReplyDeadline,
 	}
 	s.handler = s.routes(account, opt)
+	s.readTimeout = opt.ReadTimeout
 	return nil
 }
 
@@ -300,7 +315,9 @@ func (s *Server) ready(c *gin.Context) {
 // Serve answers on ln until ctx is cancelled, then stops taking requests,
 // lets in-flight requests and background turns finish, and returns nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	read := cmp.Or(s.readTimeout, DefaultReadTimeout)
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: read, ReadTimeout: read, WriteTimeout: writeTimeout,
+		IdleTimeout: idleTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))

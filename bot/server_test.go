@@ -464,3 +464,30 @@ func TestOneServerPerSQLiteFile(t *testing.T) {
 	first.Close()
 	newServer(t, env, Options{})
 }
+
+// A client that sends half a request and stalls loses its connection after
+// the read timeout instead of holding it.
+func TestAStalledRequestIsDropped(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{ReadTimeout: 300 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	defer func() { stop(); <-served }()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /wechat HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<xml>")
+	// The server closes the connection (EOF) long before this client gives
+	// up waiting (a timeout error).
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the stalled connection was held: %v", err)
+	}
+}
