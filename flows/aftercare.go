@@ -20,10 +20,7 @@ type aftercareData struct {
 	Kind       string `json:"kind"`             // cancel, renew, change
 	Number     string `json:"number,omitempty"` // the contract
 	Reason     string `json:"reason,omitempty"` // 解约
-	TeamID     int64  `json:"team,omitempty"`   // 改签: the new team
-	TeamName   string `json:"team_name,omitempty"`
-	DoctorID   int64  `json:"doctor,omitempty"`
-	DoctorName string `json:"doctor_name,omitempty"`
+	chosenTeam        // 改签: the new team
 }
 
 type careTurn = turn[aftercareData]
@@ -140,11 +137,11 @@ func takePickContract(t *careTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, ok := choice(said, len(fit))
-	if !ok {
-		return "", reaskWith("aftercare_pick_reask", len(fit))
+	c, err := pickOne(fit, said, "aftercare_pick_reask")
+	if err != nil {
+		return "", err
 	}
-	t.d.Number = fit[n-1].Number
+	t.d.Number = c.Number
 	return "", nil
 }
 
@@ -167,10 +164,15 @@ func takeCancelReason(t *careTurn, said string) (string, error) {
 	return "", nil
 }
 
-func careOtherTeams(t *careTurn, c storage.ContractView) ([]storage.Team, error) {
+// careNewTeams are the other teams serving the contract's community.
+func careNewTeams(t *careTurn) (storage.ContractView, []storage.Team, error) {
+	c, err := careContract(t)
+	if err != nil {
+		return c, nil, err
+	}
 	teams, err := t.e.DB.TeamsServing(t, c.CommunityID)
 	if err != nil {
-		return nil, err
+		return c, nil, err
 	}
 	var out []storage.Team
 	for _, tm := range teams {
@@ -178,15 +180,11 @@ func careOtherTeams(t *careTurn, c storage.ContractView) ([]storage.Team, error)
 			out = append(out, tm)
 		}
 	}
-	return out[:min(len(out), maxListed)], nil
+	return c, out[:min(len(out), maxListed)], nil
 }
 
 func askNewTeam(t *careTurn) (string, error) {
-	c, err := careContract(t)
-	if err != nil {
-		return "", err
-	}
-	teams, err := careOtherTeams(t, c)
+	c, teams, err := careNewTeams(t)
 	if err != nil {
 		return "", err
 	}
@@ -197,20 +195,15 @@ func askNewTeam(t *careTurn) (string, error) {
 }
 
 func takeNewTeam(t *careTurn, said string) (string, error) {
-	c, err := careContract(t)
+	_, teams, err := careNewTeams(t)
 	if err != nil {
 		return "", err
 	}
-	teams, err := careOtherTeams(t, c)
+	tm, err := pickOne(teams, said, "sign_team_reask")
 	if err != nil {
 		return "", err
 	}
-	n, ok := choice(said, len(teams))
-	if !ok {
-		return "", reaskWith("sign_team_reask", len(teams))
-	}
-	tm := teams[n-1]
-	t.d.TeamID, t.d.TeamName, t.d.DoctorID, t.d.DoctorName = tm.ID, tm.Name, tm.DoctorID, tm.DoctorName
+	t.d.chosenTeam = teamChosen(tm)
 	return "", nil
 }
 

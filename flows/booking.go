@@ -123,11 +123,10 @@ func takeBookWho(t *bookTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, ok := choice(said, len(cs))
-	if !ok {
-		return "", reaskWith("book_who_reask", len(cs))
+	c, err := pickOne(cs, said, "book_who_reask")
+	if err != nil {
+		return "", err
 	}
-	c := cs[n-1]
 	d := t.d
 	d.Contract, d.ContractID, d.ResidentID, d.ResidentName = c.Number, c.ID, c.ResidentID, c.ResidentName
 	d.DoctorID, d.DoctorName = c.DoctorID, c.DoctorName
@@ -257,21 +256,19 @@ func askDate(t *bookTurn) (string, error) {
 // takeDate and takeTime take a number from the list the question showed
 // (kept in the state when asked, so the numbers mean what was shown).
 func takeDate(t *bookTurn, said string) (string, error) {
-	n, ok := choice(said, len(t.d.Days))
-	if !ok {
-		return "", reaskWith("book_date_reask", len(t.d.Days))
+	day, err := pickOne(t.d.Days, said, "book_date_reask")
+	if err == nil {
+		t.d.Day = day
 	}
-	t.d.Day = t.d.Days[n-1]
-	return "", nil
+	return "", err
 }
 
 func takeTime(t *bookTurn, said string) (string, error) {
-	n, ok := choice(said, len(t.d.Slots))
-	if !ok {
-		return "", reaskWith("book_time_reask", len(t.d.Slots))
+	slot, err := pickOne(t.d.Slots, said, "book_time_reask")
+	if err == nil {
+		t.d.Slot = slot
 	}
-	t.d.Slot = t.d.Slots[n-1]
-	return "", nil
+	return "", err
 }
 
 func askTime(t *bookTurn) (string, error) {
@@ -342,11 +339,11 @@ func takeReferralTarget(t *bookTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, ok := choice(said, len(targets))
-	if !ok {
-		return "", reaskWith("book_referral_target_reask", len(targets))
+	hospital, err := pickOne(targets, said, "book_referral_target_reask")
+	if err != nil {
+		return "", err
 	}
-	t.d.Hospital = targets[n-1]
+	t.d.Hospital = hospital
 	if green {
 		t.d.Hospital += "（绿色通道）"
 	}

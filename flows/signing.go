@@ -29,28 +29,25 @@ const (
 // signingData is what the 签约 conversation has been told so far. The ID
 // number and phone are sealed.
 type signingData struct {
-	Who             string    `json:"who,omitempty"` // self, family
-	Name            string    `json:"name,omitempty"`
-	ConsentedAt     time.Time `json:"consented_at,omitzero"`
-	IDSealed        string    `json:"id,omitempty"`
-	IDHash          string    `json:"id_hash,omitempty"`
-	Birth           string    `json:"birth,omitempty"`
-	Sex             string    `json:"sex,omitempty"`
-	Age             int       `json:"age,omitempty"`
-	PhoneSealed     string    `json:"phone,omitempty"`
-	PhoneHash       string    `json:"phone_hash,omitempty"`
-	CommunityID     int64     `json:"community,omitempty"`
-	CommunityName   string    `json:"community_name,omitempty"`
-	Groups          []string  `json:"groups,omitempty"` // declared; age-derived ones are added on their own
-	TeamID          int64     `json:"team,omitempty"`
-	TeamName        string    `json:"team_name,omitempty"`
-	DoctorID        int64     `json:"doctor,omitempty"`
-	DoctorName      string    `json:"doctor_name,omitempty"`
-	District        string    `json:"district,omitempty"`
-	Tertiary        string    `json:"tertiary,omitempty"`
-	Insured         string    `json:"insured,omitempty"`
-	Packages        []string  `json:"packages,omitempty"`
-	PreferredDoctor int64     `json:"preferred_doctor,omitempty"` // from a doctor's QR code
+	Who           string    `json:"who,omitempty"` // self, family
+	Name          string    `json:"name,omitempty"`
+	ConsentedAt   time.Time `json:"consented_at,omitzero"`
+	IDSealed      string    `json:"id,omitempty"`
+	IDHash        string    `json:"id_hash,omitempty"`
+	Birth         string    `json:"birth,omitempty"`
+	Sex           string    `json:"sex,omitempty"`
+	Age           int       `json:"age,omitempty"`
+	PhoneSealed   string    `json:"phone,omitempty"`
+	PhoneHash     string    `json:"phone_hash,omitempty"`
+	CommunityID   int64     `json:"community,omitempty"`
+	CommunityName string    `json:"community_name,omitempty"`
+	Groups        []string  `json:"groups,omitempty"` // declared; age-derived ones are added on their own
+	chosenTeam
+	District        string   `json:"district,omitempty"`
+	Tertiary        string   `json:"tertiary,omitempty"`
+	Insured         string   `json:"insured,omitempty"`
+	Packages        []string `json:"packages,omitempty"`
+	PreferredDoctor int64    `json:"preferred_doctor,omitempty"` // from a doctor's QR code
 }
 
 type signTurn = turn[signingData]
@@ -99,6 +96,29 @@ func numbers(said string) ([]int, bool) {
 func choice(said string, n int) (int, bool) {
 	v, err := strconv.Atoi(said)
 	return v, err == nil && v >= 1 && v <= n
+}
+
+// pickOne takes the numbered line of a list a question showed, or re-asks
+// with reaskMessage (given the list's length).
+func pickOne[T any](list []T, said, reaskMessage string) (T, error) {
+	n, ok := choice(said, len(list))
+	if !ok {
+		var none T
+		return none, reaskWith(reaskMessage, len(list))
+	}
+	return list[n-1], nil
+}
+
+// chosenTeam is the team a resident picked (签约, 改签) and its doctor.
+type chosenTeam struct {
+	TeamID     int64  `json:"team,omitempty"`
+	TeamName   string `json:"team_name,omitempty"`
+	DoctorID   int64  `json:"doctor,omitempty"`
+	DoctorName string `json:"doctor_name,omitempty"`
+}
+
+func teamChosen(tm storage.Team) chosenTeam {
+	return chosenTeam{TeamID: tm.ID, TeamName: tm.Name, DoctorID: tm.DoctorID, DoctorName: tm.DoctorName}
 }
 
 // --- the steps ---
@@ -376,12 +396,11 @@ func takeTeam(t *signTurn, said string) (string, error) {
 	if said == "0" && preferred {
 		said = "1"
 	}
-	n, ok := choice(said, len(teams))
-	if !ok {
-		return "", reaskWith("sign_team_reask", len(teams))
+	tm, err := pickOne(teams, said, "sign_team_reask")
+	if err != nil {
+		return "", err
 	}
-	tm := teams[n-1]
-	t.d.TeamID, t.d.TeamName, t.d.DoctorID, t.d.DoctorName = tm.ID, tm.Name, tm.DoctorID, tm.DoctorName
+	t.d.chosenTeam = teamChosen(tm)
 	return "", nil
 }
 
@@ -417,14 +436,14 @@ func takeHospital(level string) func(t *signTurn, said string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		n, ok := choice(said, len(list))
-		if !ok {
-			return "", reaskWith("sign_hospital_reask", len(list))
+		hospital, err := pickOne(list, said, "sign_hospital_reask")
+		if err != nil {
+			return "", err
 		}
 		if level == "district" {
-			t.d.District = list[n-1]
+			t.d.District = hospital
 		} else {
-			t.d.Tertiary = list[n-1]
+			t.d.Tertiary = hospital
 		}
 		return "", nil
 	}
