@@ -74,22 +74,20 @@ func (s *Server) runSeasonal(ctx context.Context) {
 	}
 }
 
-// runPersonal enqueues the day's personal reminders: one pass a day per
-// instance (hourly until it succeeds); the keys make it once per occasion.
-func (s *Server) runPersonal(ctx context.Context) {
+// daily runs a job once a day per instance, checking hourly, and again the
+// next hour if a pass fails; what it did is logged as count under what.
+func (s *Server) daily(ctx context.Context, what string, run func(context.Context, time.Time) (int, error)) {
 	done := ""
 	for {
 		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
 		if today != done {
-			if n, err := flows.RunPersonal(ctx, s.DB, time.Now()); err != nil {
+			if n, err := run(ctx, time.Now()); err != nil {
 				if ctx.Err() == nil {
-					s.log.Error("personal reminders failed", "err", err)
+					s.log.Error("daily job failed", "job", what, "err", err)
 				}
 			} else {
 				done = today
-				if n > 0 {
-					s.log.Info("personal reminders enqueued", "pushes", n)
-				}
+				s.log.Info("daily job done", "job", what, "count", n)
 			}
 		}
 		select {
@@ -100,26 +98,19 @@ func (s *Server) runPersonal(ctx context.Context) {
 	}
 }
 
-// materialiseSlots makes every doctor's slots for the booking window: at
-// start, then once a day (hourly until a pass succeeds). Schedule changes
-// make their own slots, so residents asking for a date only read.
+// runPersonal enqueues the day's personal reminders; their keys make each
+// occasion one push however many instances run.
+func (s *Server) runPersonal(ctx context.Context) {
+	s.daily(ctx, "personal reminders", func(ctx context.Context, now time.Time) (int, error) {
+		return flows.RunPersonal(ctx, s.DB, now)
+	})
+}
+
+// materialiseSlots makes every doctor's slots for the booking window, at
+// start and then daily. Schedule changes make their own slots, so residents
+// asking for a date only read.
 func (s *Server) materialiseSlots(ctx context.Context) {
-	done := ""
-	for {
-		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
-		if today != done {
-			if _, err := flows.MaterialiseSlots(ctx, s.DB, time.Now()); err != nil {
-				if ctx.Err() == nil {
-					s.log.Error("slot materialisation failed", "err", err)
-				}
-			} else {
-				done = today
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Hour):
-		}
-	}
+	s.daily(ctx, "slots", func(ctx context.Context, now time.Time) (int, error) {
+		return flows.MaterialiseSlots(ctx, s.DB, now)
+	})
 }
