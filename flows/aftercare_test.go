@@ -107,14 +107,8 @@ func TestPickAmongSeveralContracts(t *testing.T) {
 // A contract that ends keeps no bookings: its visits to come are cancelled
 // with it, their places freed, their reminders withdrawn, the doctor told.
 func TestCancellingAContractCancelsItsVisits(t *testing.T) {
-	e := engineFor(t, "national")
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_cv", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_cv")
-	for _, s := range []string{"预约", "1", "1", "2", "1"} {
-		c.say(s)
-	}
-	c.say("确认", "预约成功")
+	e, doc, c := signedResident(t, "o_cv")
+	c.book("1", "2", "1")
 	// A second booking waits at its confirmation while the contract ends.
 	for _, s := range []string{"预约", "1", "1", "3", "1"} {
 		c.say(s)

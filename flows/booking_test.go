@@ -90,10 +90,7 @@ func TestBookRescheduleAndCancel(t *testing.T) {
 }
 
 func TestBookingTypesAndLimits(t *testing.T) {
-	e := engineFor(t, "national")
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_t", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_t")
+	e, _, c := signedResident(t, "o_t")
 	// A referral asks for the reason.
 	for _, s := range []string{"预约", "1", "5", "2", "1"} {
 		c.say(s)
@@ -172,14 +169,8 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 // interruption: once the cancellation is answered, 继续 goes back to the
 // question it stopped at, with the answers given so far.
 func TestCancellingAVisitMidSigningPausesTheSigning(t *testing.T) {
-	e := engineFor(t, "national")
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_p2", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_p2")
-	for _, s := range []string{"预约", "1", "1", "2", "1"} {
-		c.say(s)
-	}
-	c.say("确认", "预约成功")
+	_, _, c := signedResident(t, "o_p2")
+	c.book("1", "2", "1")
 	// Now signing a family member.
 	c.say("签约", "请问为谁签约")
 	c.say("2", "姓名")
@@ -262,10 +253,7 @@ func TestHarbinReferralGoesByTheGreenChannel(t *testing.T) {
 // Interrupted twice, both conversations wait: a third does not push the
 // older one out, and each comes back by 继续 or by its own keyword.
 func TestTwoConversationsWait(t *testing.T) {
-	e := engineFor(t, "national")
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_two", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_two")
+	_, _, c := signedResident(t, "o_two")
 	c.say("签约", "请问为谁签约")
 	c.say("2")
 	c.say("王小明", "单独同意")
@@ -277,4 +265,25 @@ func TestTwoConversationsWait(t *testing.T) {
 	c.in("booking", "who")
 	c.say("继续", "单独同意")
 	c.in("signing", "consent")
+}
+
+// signedResident is the national demo with its first doctor bound and a
+// resident born in 1955 under a confirmed contract, ready to talk.
+func signedResident(t *testing.T, openID string) (*Engine, *chat, *chat) {
+	t.Helper()
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, openID, synthID("110105", "19550302", "021"))
+	return e, doc, talk(t, e, openID)
+}
+
+// book books a visit for the first person listed, typing the numbers of
+// the kind, the day and the time, and returns the confirmation, which must
+// hold what contains says.
+func (c *chat) book(kind, day, time string, contains ...string) string {
+	c.t.Helper()
+	for _, s := range []string{"预约", "1", kind, day, time} {
+		c.say(s)
+	}
+	return c.say("确认", append([]string{"预约成功"}, contains...)...)
 }

@@ -46,15 +46,9 @@ func TestSlotsFollowSessionsLeaveAndTheMinimumVisit(t *testing.T) {
 // doctor then, and a resident already booked is told, with the doctor's
 // apology, and moves with 改约. Asking for dates makes no slots.
 func TestLeaveAfterSlotsExistClosesThemAndTellsTheBooked(t *testing.T) {
-	e := engineFor(t, "national")
+	e, doc, c := signedResident(t, "o_l")
 	ctx := context.Background()
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_l", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_l")
-	for _, s := range []string{"预约", "1", "1", "2", "1"} { // 门诊, 11月24日, 08:00
-		c.say(s)
-	}
-	c.say("确认", "预约成功", "11月24日 周二 08:00-08:10")
+	c.book("1", "2", "1", "11月24日 周二 08:00-08:10") // 门诊, the second day, the first time
 	window := func() int {
 		slots, err := e.DB.Slots(ctx, 1, c.clock.AddDate(0, 0, -30), c.clock.AddDate(0, 0, 60))
 		if err != nil {
@@ -183,15 +177,10 @@ func TestExtraSessionOpensSlotsAtOnce(t *testing.T) {
 // once however often the job runs. A visit leave covers can be moved even
 // inside the usual 2 hours.
 func TestDailyJobClosesSlotsForLeaveRecordedBefore(t *testing.T) {
-	e := engineFor(t, "national")
+	e, _, c := signedResident(t, "o_old")
 	ctx := context.Background()
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_old", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_old")
-	for _, s := range []string{"预约", "1", "1", "1", "2"} { // today, the second time still free
-		c.say(s)
-	}
-	if done := c.say("确认", "预约成功", "11月23日 周一 09:20-09:30"); strings.Contains(done, "提醒您") {
+	// Today, the second time still free.
+	if done := c.book("1", "1", "2", "11月23日 周一 09:20-09:30"); strings.Contains(done, "提醒您") {
 		t.Fatalf("a visit minutes away promises reminders:\n%s", done)
 	}
 	// As the old version stored it: the leave only.

@@ -45,15 +45,9 @@ func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
 }
 
 func TestAgendaOncePerDoctorAndDayFrom0730(t *testing.T) {
-	e := engineFor(t, "national")
+	e, _, c := signedResident(t, "o_ag")
 	ctx := context.Background()
-	doc := bindFirstDoctor(t, e)
-	activeFor(t, e, doc, "o_ag", synthID("110105", "19550302", "021"))
-	c := talk(t, e, "o_ag")
-	for _, s := range []string{"预约", "1", "1", "2", "1"} {
-		c.say(s)
-	}
-	c.say("确认", "预约成功")
+	c.book("1", "2", "1")
 	early := time.Date(2026, 11, 24, 7, 29, 0, 0, Shanghai)
 	if p, _ := AgendaPushes(ctx, e.DB, early); len(p) != 0 {
 		t.Fatalf("before 07:30: %+v", p)
