@@ -428,16 +428,7 @@ func TestAnotherPersonalDataKeyRefusesToStart(t *testing.T) {
 	first, _ := newServer(t, env, Options{})
 	first.Close()
 	env["JIAYI_PII_KEY"] = strings.Repeat("cd", 32)
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Options{})
-	if err == nil {
-		srv.Close()
-		t.Fatal("started with another key")
-	}
-	if !strings.Contains(err.Error(), "JIAYI_PII_KEY") {
+	if err := refusedStart(t, env); !strings.Contains(err.Error(), "JIAYI_PII_KEY") {
 		t.Fatalf("the error does not name the variable: %v", err)
 	}
 	env["JIAYI_PII_KEY"] = strings.Repeat("ab", 32)
@@ -449,16 +440,7 @@ func TestAnotherPersonalDataKeyRefusesToStart(t *testing.T) {
 func TestOneServerPerSQLiteFile(t *testing.T) {
 	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")}
 	first, _ := newServer(t, env, Options{})
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Options{})
-	if err == nil {
-		second.Close()
-		t.Fatal("a second server started on the same SQLite file")
-	}
-	if !errors.Is(err, storage.ErrInUse) || !strings.Contains(err.Error(), "already running") {
+	if err := refusedStart(t, env); !errors.Is(err, storage.ErrInUse) || !strings.Contains(err.Error(), "already running") {
 		t.Fatalf("the refusal does not say why: %v", err)
 	}
 	first.Close()
@@ -490,4 +472,19 @@ func TestAStalledRequestIsDropped(t *testing.T) {
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("the stalled connection was held: %v", err)
 	}
+}
+
+// refusedStart starts a server that must not start, and returns why.
+func refusedStart(t *testing.T, env map[string]string) error {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Options{})
+	if err == nil {
+		srv.Close()
+		t.Fatal("the server started")
+	}
+	return err
 }

@@ -63,6 +63,16 @@ func world(t *testing.T, db *storage.DB) bookingWorld {
 	return w
 }
 
+// booked books and fails the test if the booking is refused.
+func (w bookingWorld) booked(t *testing.T, key string, resident, contract int64, slot storage.Slot) int64 {
+	t.Helper()
+	id, err := w.book(key, resident, contract, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func (w bookingWorld) book(key string, resident, contract int64, slot storage.Slot) (int64, error) {
 	return w.db.Book(context.Background(), storage.NewAppointment{RequestKey: key, ResidentID: resident, ContractID: contract,
 		DoctorID: slot.DoctorID, SlotID: slot.ID, Kind: "clinic", MaxUpcoming: 3, Now: time.Now(),
@@ -116,10 +126,7 @@ func TestBookingRules(t *testing.T) {
 		ctx := context.Background()
 		w := world(t, db)
 		r, c := w.resident(1)
-		id, err := w.book("k1", r, c, w.slots[0])
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := w.booked(t, "k1", r, c, w.slots[0])
 		if again, err := w.book("k1", r, c, w.slots[0]); err != nil || again != id {
 			t.Fatalf("replay: %d %v", again, err)
 		}
@@ -220,13 +227,10 @@ func TestLeaveClosesCoveredSlots(t *testing.T) {
 		ctx := context.Background()
 		w := world(t, db)
 		r, c := w.resident(1)
-		id, err := w.book("k1", r, c, w.slots[0])
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := w.booked(t, "k1", r, c, w.slots[0])
 		var told []storage.AppointmentView
 		leave := storage.Exception{DoctorID: w.doctorID, Day: w.slots[0].Day, Kind: "leave", StartMinute: 0, EndMinute: 1}
-		err = db.AddException(ctx, leave, storage.ExceptionChange{From: w.slots[0].StartsAt, To: w.slots[2].StartsAt,
+		err := db.AddException(ctx, leave, storage.ExceptionChange{From: w.slots[0].StartsAt, To: w.slots[2].StartsAt,
 			Notify: func(affected []storage.AppointmentView) []storage.Push {
 				told = affected
 				return []storage.Push{{Key: "leave:1", Kind: "leave", Recipient: "o_res"}}
