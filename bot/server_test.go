@@ -274,13 +274,7 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 
 func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 	srv, _ := newServer(t, nil, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	addr, stop, served := serveOnLoopback(t, srv)
 
 	// Hold the user's lock so the request is still in flight at shutdown.
 	unlock, err := srv.Redis.LockUser(context.Background(), "o_drain", 10*time.Second)
@@ -288,7 +282,7 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	url := "http://" + ln.Addr().String() + "/wechat?signature=" + util.Signature("jiayi", ts, "n") + "&timestamp=" + ts + "&nonce=n"
+	url := "http://" + addr + "/wechat?signature=" + util.Signature("jiayi", ts, "n") + "&timestamp=" + ts + "&nonce=n"
 	body := "<xml><ToUserName>gh</ToUserName><FromUserName>o_drain</FromUserName><CreateTime>" + ts +
 		"</CreateTime><MsgType>text</MsgType><Content>帮助</Content><MsgId>77</MsgId></xml>"
 	answered := make(chan string, 1)
@@ -312,7 +306,7 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve returned %v after a drain", err)
 	}
-	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Fatal("still serving after shutdown")
 	}
 }
@@ -451,16 +445,10 @@ func TestOneServerPerSQLiteFile(t *testing.T) {
 // the read timeout instead of holding it.
 func TestAStalledRequestIsDropped(t *testing.T) {
 	srv, _ := newServer(t, nil, Options{ReadTimeout: 300 * time.Millisecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	addr, stop, served := serveOnLoopback(t, srv)
 	defer func() { stop(); <-served }()
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,4 +475,18 @@ func refusedStart(t *testing.T, env map[string]string) error {
 		t.Fatal("the server started")
 	}
 	return err
+}
+
+// serveOnLoopback runs a server on a free loopback port: its address, how to
+// stop it (as SIGTERM does) and where Serve's result arrives.
+func serveOnLoopback(t *testing.T, srv *Server) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	return ln.Addr().String(), stop, served
 }
