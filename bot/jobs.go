@@ -61,7 +61,7 @@ func (s *Server) sendAgendas(ctx context.Context) {
 // each entry is expanded by one instance once a year.
 func (s *Server) runSeasonal(ctx context.Context) {
 	for {
-		if n, err := flows.RunSeasonal(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+		if n, err := flows.RunSeasonal(ctx, s.DB, s.Sealer, time.Now()); err != nil && ctx.Err() == nil {
 			s.log.Error("seasonal reminders failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("seasonal reminders enqueued", "pushes", n)
@@ -102,7 +102,7 @@ func (s *Server) daily(ctx context.Context, what string, run func(context.Contex
 // occasion one push however many instances run.
 func (s *Server) runPersonal(ctx context.Context) {
 	s.daily(ctx, "personal reminders", func(ctx context.Context, now time.Time) (int, error) {
-		return flows.RunPersonal(ctx, s.DB, now)
+		return flows.RunPersonal(ctx, s.DB, s.Sealer, now)
 	})
 }
 

@@ -142,6 +142,11 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	} else if err != nil {
 		return err
 	}
+	if n, err := flows.SealLegacyGroups(ctx, s.DB, s.Sealer); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("priority groups stored in clear are now sealed", "residents", n)
+	}
 	if cfg.Sandbox() {
 		return s.loadDemo(ctx)
 	}

@@ -167,7 +167,10 @@ func bookMayHaveHomeVisits(t *bookTurn) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	groups := ResidentGroups(c.Groups, c.BirthDate, t.in.At)
+	groups, err := ResidentGroups(t.e.Sealer, c.Groups, c.BirthDate, t.in.At)
+	if err != nil {
+		return false, "", err
+	}
 	for _, g := range s.Appointments.HomeVisitGroups {
 		if slices.Contains(groups, g) {
 			return true, "", nil

@@ -1,7 +1,9 @@
 package flows
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -39,13 +41,71 @@ func groupNames(codes []string) string {
 // ResidentGroups are a resident's priority groups: those declared at
 // signing (stored as a JSON array) and those following from their birth
 // date (YYYY-MM-DD) at a moment.
-func ResidentGroups(declaredJSON, birthDate string, at time.Time) []string {
-	var groups []string
-	_ = json.Unmarshal([]byte(declaredJSON), &groups)
+func ResidentGroups(s *storage.Sealer, declared, birthDate string, at time.Time) ([]string, error) {
+	groups, err := openGroups(s, declared)
+	if err != nil {
+		return nil, err
+	}
 	if birth, err := time.ParseInLocation("2006-01-02", birthDate, Shanghai); err == nil {
 		groups = append(groups, profile.Words().DerivedGroups(Age(birth, at))...)
 	}
-	return groups
+	return groups, nil
+}
+
+// The priority groups a resident declares are health status: they are kept
+// sealed, as the consent text promises, like the ID number.
+const groupsField = "priority_groups"
+
+// SealGroups seals declared priority groups for storage.
+func SealGroups(s *storage.Sealer, groups []string) (string, error) {
+	plain, err := json.Marshal(append([]string{}, groups...))
+	if err != nil {
+		return "", err
+	}
+	return s.Seal(groupsField, string(plain))
+}
+
+// openGroups reads stored priority groups: sealed, or (written before they
+// were sealed, until SealLegacyGroups has run) a clear JSON list.
+func openGroups(s *storage.Sealer, stored string) ([]string, error) {
+	plain := stored
+	if stored != "" && !strings.HasPrefix(stored, "[") {
+		var err error
+		if plain, err = s.Open(groupsField, stored); err != nil {
+			return nil, fmt.Errorf("flows: priority groups: %w", err)
+		}
+	}
+	var groups []string
+	if plain == "" {
+		return nil, nil
+	}
+	if err := json.Unmarshal([]byte(plain), &groups); err != nil {
+		return nil, fmt.Errorf("flows: priority groups: %w", err)
+	}
+	return groups, nil
+}
+
+// SealLegacyGroups seals the priority groups stored in clear before they
+// were sealed; the server runs it at start. It returns how many it sealed.
+func SealLegacyGroups(ctx context.Context, db *storage.DB, s *storage.Sealer) (int, error) {
+	rows, err := db.ClearGroups(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		groups, err := openGroups(s, r.Groups)
+		if err != nil {
+			return 0, err
+		}
+		sealed, err := SealGroups(s, groups)
+		if err != nil {
+			return 0, err
+		}
+		if err := db.SealGroups(ctx, r.ResidentID, r.Groups, sealed); err != nil {
+			return 0, err
+		}
+	}
+	return len(rows), nil
 }
 
 // Refusal is a choice the programme does not allow, with the reason in the

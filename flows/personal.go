@@ -28,7 +28,7 @@ const personalPage = 500
 // RunPersonal enqueues the personal reminders due today for every active
 // contract, paging through them. Keys name the contract and the occasion,
 // so running it again (or on several instances) adds nothing.
-func RunPersonal(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
+func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) (int, error) {
 	var after int64
 	total := 0
 	for {
@@ -52,7 +52,11 @@ func RunPersonal(ctx context.Context, db *storage.DB, now time.Time) (int, error
 		var pushes []storage.Push
 		for _, c := range page {
 			after = c.ID
-			pushes = append(pushes, personalFor(cat, c, visits[c.ID], now)...)
+			ps, err := personalFor(s, cat, c, visits[c.ID], now)
+			if err != nil {
+				return total, err
+			}
+			pushes = append(pushes, ps...)
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
 			return total, err
@@ -66,13 +70,17 @@ func within(today, due time.Time) bool {
 	return !today.Before(due) && today.Sub(due) <= reminderWindow*24*time.Hour
 }
 
-func personalFor(cat storage.Catalog, c storage.ContractView, visits storage.VisitSummary, now time.Time) []storage.Push {
+func personalFor(s *storage.Sealer, cat storage.Catalog, c storage.ContractView, visits storage.VisitSummary, now time.Time) ([]storage.Push, error) {
 	if !c.TermEnd.Valid {
-		return nil
+		return nil, nil
 	}
 	end, err := time.ParseInLocation("2006-01-02", c.TermEnd.String, Shanghai)
 	if err != nil {
-		return nil
+		return nil, nil
+	}
+	groups, err := ResidentGroups(s, c.Groups, c.BirthDate, now)
+	if err != nil {
+		return nil, err
 	}
 	today := StartOfDay(now)
 	start := end.AddDate(0, -c.TermMonths, 1)
@@ -95,21 +103,21 @@ func personalFor(cat storage.Catalog, c storage.ContractView, visits storage.Vis
 			add(key, "followup")
 		}
 	}
-	if slices.Contains(ResidentGroups(c.Groups, c.BirthDate, now), "elderly") && within(today, start.AddDate(0, 0, 30)) {
+	if slices.Contains(groups, "elderly") && within(today, start.AddDate(0, 0, 30)) {
 		if last := visits.LastDone["checkup"]; last.Before(start) {
 			add(fmt.Sprintf("checkup:%s:%s", c.Number, c.TermEnd.String), "elderly_checkup")
 		}
 	}
 	birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai)
 	if err != nil {
-		return pushes
+		return pushes, nil
 	}
 	for _, months := range childMilestones {
 		if within(today, birth.AddDate(0, months, 0)) {
 			add(fmt.Sprintf("child:%d:%d", c.ResidentID, months), "child_checkup")
 		}
 	}
-	return pushes
+	return pushes, nil
 }
 
 // itemsPerYear is how often a year the contract's packages promise visits of a kind.

@@ -131,7 +131,7 @@ func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 // the WeChat user who manages them), paging through residents. Keys name
 // the entry, the year and the resident, so expanding again (or on several
 // instances at once) adds nothing. The pushes are due at 08:00 on the day, or now if later.
-func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now time.Time) (int, error) {
+func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time) (int, error) {
 	year := now.In(Shanghai).Year()
 	day, err := e.Day(year)
 	if err != nil {
@@ -155,7 +155,9 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, e SeasonalEntry, now ti
 		var pushes []storage.Push
 		for _, r := range page {
 			after = r.ResidentID
-			if !forSeasonal(e, r, communities, now) {
+			if ok, err := forSeasonal(s, e, r, communities, now); err != nil {
+				return total, err
+			} else if !ok {
 				continue
 			}
 			pushes = append(pushes, SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
@@ -187,15 +189,15 @@ func communityIDs(ctx context.Context, db *storage.DB, names []string) (map[int6
 
 // forSeasonal says whether an entry is for a resident: their community, and
 // a priority group declared or following from age.
-func forSeasonal(e SeasonalEntry, r storage.Recipient, communities map[int64]bool, now time.Time) bool {
+func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, communities map[int64]bool, now time.Time) (bool, error) {
 	if communities != nil && !communities[r.CommunityID] {
-		return false
+		return false, nil
 	}
 	if len(e.Groups) == 0 {
-		return true
+		return true, nil
 	}
-	groups := ResidentGroups(r.Groups, r.BirthDate, now)
-	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) })
+	groups, err := ResidentGroups(s, r.Groups, r.BirthDate, now)
+	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }), err
 }
 
 // campaignLease is how long an expansion may run before another instance
@@ -204,7 +206,7 @@ const campaignLease = 30 * time.Minute
 
 // RunSeasonal expands every entry due now that no instance has expanded
 // this year, and reports how many pushes it enqueued.
-func RunSeasonal(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
+func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) (int, error) {
 	entries, err := SeasonalCalendar()
 	if err != nil {
 		return 0, err
@@ -219,7 +221,7 @@ func RunSeasonal(ctx context.Context, db *storage.DB, now time.Time) (int, error
 			}
 			continue
 		}
-		n, err := ExpandSeasonal(ctx, db, e, now)
+		n, err := ExpandSeasonal(ctx, db, s, e, now)
 		if err != nil {
 			return total, err
 		}

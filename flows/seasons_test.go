@@ -116,7 +116,7 @@ func TestSeasonalExpansionIsOncePerYear(t *testing.T) {
 			defer wg.Done()
 			for d := year; d.Year() == 2026; d = d.AddDate(0, 0, 1) {
 				for _, entry := range DueSeasonal(entries, d.Add(9*time.Hour)) {
-					if _, err := ExpandSeasonal(ctx, e.DB, entry, d.Add(9*time.Hour)); err != nil {
+					if _, err := ExpandSeasonal(ctx, e.DB, e.Sealer, entry, d.Add(9*time.Hour)); err != nil {
 						t.Error(err)
 						return
 					}
@@ -155,10 +155,10 @@ func TestRunSeasonalExpandsEachEntryOnce(t *testing.T) {
 	activeFor(t, e, doc, "o_run", synthID("110105", "19500101", "001"))
 	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_run", Subscribed: true, EventTime: time.Unix(1, 0)}})
 	shuangjiang := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
-	if n, err := RunSeasonal(ctx, e.DB, shuangjiang); err != nil || n != 1 {
+	if n, err := RunSeasonal(ctx, e.DB, e.Sealer, shuangjiang); err != nil || n != 1 {
 		t.Fatalf("on 霜降: %d %v", n, err)
 	}
-	if n, _ := RunSeasonal(ctx, e.DB, shuangjiang.Add(10*time.Minute)); n != 0 {
+	if n, _ := RunSeasonal(ctx, e.DB, e.Sealer, shuangjiang.Add(10*time.Minute)); n != 0 {
 		t.Fatalf("ten minutes later: %d more", n)
 	}
 	if countKind(t, e, "o_run", PushSeasonal, "pending") != 1 {

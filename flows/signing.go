@@ -634,13 +634,17 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 	if signFamily(t) {
 		relation = "family"
 	}
+	groups, err := SealGroups(t.e.Sealer, a.Groups)
+	if err != nil {
+		return storage.NewContract{}, err
+	}
 	name, communityName, doctor := d.Name, d.CommunityName, d.DoctorID
 	at := t.in.At
 	return storage.NewContract{
 		RequestKey: t.st.RunKey, Day: at.In(Shanghai).Format("060102"),
 		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, Name: name,
 			IDSealed: d.IDSealed, IDHash: d.IDHash, PhoneSealed: d.PhoneSealed, PhoneHash: d.PhoneHash,
-			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, Groups: a.Groups},
+			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups},
 		TeamID: d.TeamID, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
 		PartnerDistrict: d.District, PartnerTertiary: d.Tertiary,
 		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: d.ConsentedAt,

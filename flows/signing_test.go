@@ -3,6 +3,8 @@ package flows
 import (
 	"context"
 	"encoding/json"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -286,4 +288,43 @@ func TestSigningFindsACommunityByName(t *testing.T) {
 	c.in("signing", "team")
 	c.say("1", "请选择服务包")
 	c.say("0", "村（社区）：永安村", "周医生团队")
+}
+
+// The priority groups a resident declares are health status: the consent
+// text promises them encrypted, so the database holds them only sealed, and
+// groups stored in clear by an earlier version are sealed at start.
+func TestDeclaredGroupsAreSealedAtRest(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	c := talk(t, e, "o_groups")
+	for _, s := range []string{"签约", "1", "王秀英", "同意", synthID("110105", "19550302", "021"), "13812345678", "1", "1 2", "1", "0"} {
+		c.say(s)
+	}
+	c.say("同意", "合同编号")
+	raw := storagetest.SQL(t, e.DB)
+	var stored string
+	if err := raw.GetContext(ctx, &stored, `SELECT priority_groups FROM residents`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, "hypertension") || strings.Contains(stored, "diabetes") || !strings.HasPrefix(stored, "v1:") {
+		t.Fatalf("priority groups at rest: %q", stored)
+	}
+	cs := contractsOf(t, e, "o_groups")
+	if groups, err := ResidentGroups(e.Sealer, cs[0].Groups, cs[0].BirthDate, c.clock); err != nil ||
+		!slices.Contains(groups, "hypertension") || !slices.Contains(groups, "diabetes") || !slices.Contains(groups, "elderly") {
+		t.Fatalf("groups read back: %v %v", groups, err)
+	}
+	// As an earlier version stored them.
+	if _, err := raw.ExecContext(ctx, `UPDATE residents SET priority_groups = '["hypertension"]'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := SealLegacyGroups(ctx, e.DB, e.Sealer); err != nil || n != 1 {
+		t.Fatalf("sealed %d, %v", n, err)
+	}
+	raw.GetContext(ctx, &stored, `SELECT priority_groups FROM residents`)
+	cs = contractsOf(t, e, "o_groups")
+	groups, err := ResidentGroups(e.Sealer, cs[0].Groups, cs[0].BirthDate, c.clock)
+	if strings.Contains(stored, "hypertension") || err != nil || !slices.Contains(groups, "hypertension") {
+		t.Fatalf("after sealing the old row: %q %v %v", stored, groups, err)
+	}
 }

@@ -30,7 +30,7 @@ type NewResident struct {
 	BirthDate     string // YYYY-MM-DD
 	Sex           string // male, female
 	CommunityID   int64
-	Groups        []string
+	GroupsSealed  string // declared priority groups (health status), sealed
 }
 
 // ContractPackage is a package in a contract with its frozen price split.
@@ -131,7 +131,6 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 // with a live contract cannot be signed again; otherwise the signing user
 // becomes their manager and their details are refreshed.
 func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now time.Time) (int64, error) {
-	groups, _ := json.Marshal(nonNil(r.Groups))
 	var id int64
 	err := db.get(ctx, op, &id, `SELECT id FROM residents WHERE id_number_hash = ?`, r.IDHash)
 	if errors.Is(err, ErrNotFound) {
@@ -139,7 +138,7 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
-			r.CommunityID, string(groups), now, now)
+			r.CommunityID, r.GroupsSealed, now, now)
 		return id, err
 	}
 	if err != nil {
@@ -155,7 +154,7 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	}
 	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = ?, relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, updated_at = ? WHERE id = ?`,
-		r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID, string(groups), now, id)
+		r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID, r.GroupsSealed, now, id)
 	return id, err
 }
 
@@ -247,7 +246,7 @@ type ContractView struct {
 	District      string         `db:"partner_district"` // partner hospitals chosen at signing (Harbin)
 	Tertiary      string         `db:"partner_tertiary"`
 	ResidentID    int64          `db:"resident_id"`
-	Groups        string         `db:"resident_groups"` // JSON array of declared priority groups
+	Groups        string         `db:"resident_groups"` // declared priority groups, sealed
 	BirthDate     string         `db:"birth_date"`
 	// A 改签 waiting for the new team's doctor: the contract stays with its
 	// team until then.

@@ -21,7 +21,7 @@ func newContract(t *testing.T, db *storage.DB, key, idHash string) storage.NewCo
 		RequestKey: key, Day: "261123",
 		Resident: storage.NewResident{ManagerOpenID: "o_res", Relation: "self", Name: "王小明", IDSealed: "v1:sealed",
 			IDHash: idHash, PhoneSealed: "v1:sealedphone", PhoneHash: "ph", BirthDate: "1950-01-01", Sex: "male",
-			CommunityID: cs[0].ID, Groups: []string{"hypertension"}},
+			CommunityID: cs[0].ID, GroupsSealed: "v1:sealed-groups"},
 		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
 		AgreementVersion: "2026-11", AgreedAt: time.Now(), ConsentVersion: "2026-11", ConsentedAt: time.Now(), ConsentBy: "o_res",
 		Packages: []storage.ContractPackage{{Code: "basic", Name: "基础包", Kind: "basic", Split: storage.Split{}},

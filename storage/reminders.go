@@ -57,7 +57,7 @@ type Recipient struct {
 	Name          string `db:"name"`
 	ManagerOpenID string `db:"manager_openid"`
 	BirthDate     string `db:"birth_date"`
-	Groups        string `db:"priority_groups"` // JSON
+	Groups        string `db:"priority_groups"` // declared priority groups, sealed
 	CommunityID   int64  `db:"community_id"`
 }
 
@@ -101,5 +101,27 @@ func (db *DB) ClaimCampaign(ctx context.Context, code string, year int, now time
 func (db *DB) FinishCampaign(ctx context.Context, code string, year int, pushes int, now time.Time) error {
 	_, err := db.exec(ctx, "FinishCampaign", `UPDATE campaigns SET finished_at = ?, pushes = ? WHERE code = ? AND year = ?`,
 		now.UTC(), pushes, code, year)
+	return err
+}
+
+// ResidentGroups is one resident's stored priority groups.
+type ResidentGroups struct {
+	ResidentID int64  `db:"id"`
+	Groups     string `db:"priority_groups"`
+}
+
+// ClearGroups lists the residents whose priority groups were stored in
+// clear, before they were sealed.
+func (db *DB) ClearGroups(ctx context.Context) ([]ResidentGroups, error) {
+	var out []ResidentGroups
+	err := db.sel(ctx, "ClearGroups", &out, `SELECT id, priority_groups FROM residents WHERE priority_groups LIKE '[%'`)
+	return out, err
+}
+
+// SealGroups replaces a resident's clear priority groups with sealed ones,
+// if they are still what was read.
+func (db *DB) SealGroups(ctx context.Context, residentID int64, clear, sealed string) error {
+	_, err := db.exec(ctx, "SealGroups", `UPDATE residents SET priority_groups = ? WHERE id = ? AND priority_groups = ?`,
+		sealed, residentID, clear)
 	return err
 }

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -28,10 +29,18 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 	}
 	cs, _ := db.Communities(ctx)
 	teams, _ := db.TeamsServing(ctx, cs[0].ID)
+	sealer, err := storage.NewSealer(bytes.Repeat([]byte{4}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := flows.SealGroups(sealer, []string{"hypertension"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	signedAt := time.Date(2026, 11, 23, 10, 0, 0, 0, flows.Shanghai)
 	number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "year", Day: "261123",
 		Resident: storage.NewResident{ManagerOpenID: "o_year", Relation: "self", Name: "王秀英", IDSealed: "x", IDHash: "h",
-			PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID, Groups: []string{"hypertension"}},
+			PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID, GroupsSealed: groups},
 		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
 		AgreementVersion: "v", AgreedAt: signedAt, ConsentVersion: "v", ConsentedAt: signedAt, ConsentBy: "o_year",
 		Packages: []storage.ContractPackage{{Code: "basic", Kind: "basic"}, {Code: "chronic", Kind: "personalised"}, {Code: "elderly", Kind: "personalised"}}})
@@ -48,10 +57,10 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 	for day := signedAt; !day.After(time.Date(2027, 11, 22, 23, 0, 0, 0, flows.Shanghai)); day = day.AddDate(0, 0, 1) {
 		morning := time.Date(day.Year(), day.Month(), day.Day(), 8, 30, 0, 0, flows.Shanghai)
 		for _, at := range []time.Time{morning, morning.Add(time.Hour)} { // two instances
-			if _, err := flows.RunPersonal(ctx, db, at); err != nil {
+			if _, err := flows.RunPersonal(ctx, db, sealer, at); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := flows.RunSeasonal(ctx, db, at); err != nil {
+			if _, err := flows.RunSeasonal(ctx, db, sealer, at); err != nil {
 				t.Fatal(err)
 			}
 		}
