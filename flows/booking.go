@@ -397,6 +397,25 @@ func takeAddress(t *bookTurn, said string) (string, error) {
 
 func askReason(t *bookTurn) (string, error) { return templates.Message("book_reason", nil) }
 
+// A referral's reason is a health detail: sealed at rest like the address.
+const reasonField = "referral_reason"
+
+func sealReason(s *storage.Sealer, reason string) (string, error) {
+	if reason == "" {
+		return "", nil
+	}
+	return s.Seal(reasonField, reason)
+}
+
+// openReason reads a stored reason; one booked before reasons were sealed
+// is in clear.
+func openReason(s *storage.Sealer, stored string) (string, error) {
+	if stored == "" || !strings.HasPrefix(stored, "v1:") {
+		return stored, nil
+	}
+	return s.Open(reasonField, stored)
+}
+
 func takeReason(t *bookTurn, said string) (string, error) {
 	if utf8.RuneCountInString(said) < 4 {
 		return "", reaskWith("book_reason_reask", nil)
@@ -465,10 +484,14 @@ func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	if t.d.ContractID == 0 || t.d.ResidentID == 0 {
 		return "", missing(t.st.Flow, "contract")
 	}
+	reason, err := sealReason(t.e.Sealer, t.d.Reason)
+	if err != nil {
+		return "", err
+	}
 	reminders := reminderTimes(s.StartsAt, t.in.At, settings.Quiet())
 	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.RunKey, ResidentID: t.d.ResidentID, ContractID: t.d.ContractID,
 		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.d.Kind, AddressSealed: t.d.AddressSealed,
-		Reason: t.d.Reason, Hospital: t.d.Hospital, MaxUpcoming: settings.Appointments.Upcoming(), Now: t.in.At,
+		ReasonSealed: reason, Hospital: t.d.Hospital, MaxUpcoming: settings.Appointments.Upcoming(), Now: t.in.At,
 		Pushes: func(id int64) []storage.Push { return bookBookingPushes(t, reminders, id, s, PushBookingCreated) }})
 	if err := bookSlotTaken(t, err); err != nil {
 		return "", err
@@ -649,9 +672,13 @@ func (e *Engine) appointmentCommand(ctx context.Context, st *State, said string,
 		return replies, true, err
 	}
 	if moving {
+		reason, err := openReason(e.Sealer, a.ReasonSealed)
+		if err != nil {
+			return nil, true, err
+		}
 		replies, err := e.enter(ctx, st, booking.name, in, &bookingData{Moving: a.ID, Kind: a.Kind, DoctorID: a.DoctorID,
 			DoctorName: a.DoctorName, ResidentID: a.ResidentID, ResidentName: a.ResidentName, AddressSealed: a.AddressSealed,
-			Reason: a.Reason, Hospital: a.Hospital})
+			Reason: reason, Hospital: a.Hospital})
 		return replies, true, err
 	}
 	replies, err := e.enter(ctx, st, cancelBooking.name, in, &cancelData{Appointment: a.ID})

@@ -245,9 +245,16 @@ func TestHarbinReferralGoesByTheGreenChannel(t *testing.T) {
 	c.say("心慌胸闷想看心内科", "转诊医院：哈尔滨医科大学附属第一医院（绿色通道）")
 	c.say("确认", "预约成功", "转诊")
 	a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_hr", c.clock)
-	if len(a) != 1 || a[0].Hospital != "哈尔滨医科大学附属第一医院（绿色通道）" || a[0].Reason != "心慌胸闷想看心内科" {
-		t.Fatalf("appointment = %+v", a)
+	if len(a) != 1 || a[0].Hospital != "哈尔滨医科大学附属第一医院（绿色通道）" || strings.Contains(a[0].ReasonSealed, "心慌") {
+		t.Fatalf("appointment = %+v (the reason must be sealed at rest)", a)
 	}
+	if reason, err := openReason(e.Sealer, a[0].ReasonSealed); err != nil || reason != "心慌胸闷想看心内科" {
+		t.Fatalf("the reason reads back as %q (%v)", reason, err)
+	}
+	// 改约 shows the reason it keeps.
+	c.say("改约 1", "可以预约的日期")
+	c.say("3")
+	c.say("1", "请确认改约", "心慌胸闷想看心内科")
 }
 
 // Interrupted twice, both conversations wait: a third does not push the

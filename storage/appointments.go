@@ -234,7 +234,7 @@ type NewAppointment struct {
 	SlotID        int64
 	Kind          string
 	AddressSealed string
-	Reason        string
+	ReasonSealed  string // referrals: why, a health detail
 	Hospital      string // referrals: where to
 	MaxUpcoming   int
 	Now           time.Time
@@ -277,7 +277,7 @@ func (db *DB) Book(ctx context.Context, a NewAppointment) (int64, error) {
 		kind, status, starts_at, ends_at, address_sealed, reason, hospital, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			a.RequestKey, a.ResidentID, a.ContractID, slot.DoctorID, slot.ID, a.Kind, slot.StartsAt.UTC(), slot.EndsAt.UTC(),
-			a.AddressSealed, a.Reason, a.Hospital, now, now); err != nil {
+			a.AddressSealed, a.ReasonSealed, a.Hospital, now, now); err != nil {
 			return err
 		}
 		if a.Pushes != nil {
@@ -342,7 +342,7 @@ type AppointmentView struct {
 	Status        string    `db:"status"`
 	StartsAt      time.Time `db:"starts_at"`
 	EndsAt        time.Time `db:"ends_at"`
-	Reason        string    `db:"reason"`
+	ReasonSealed  string    `db:"reason"` // referrals; clear if booked before reasons were sealed
 	Hospital      string    `db:"hospital"`
 	AddressSealed string    `db:"address_sealed"`
 	SlotClosed    bool      `db:"slot_closed"` // leave covers it: the resident may move or cancel it at any time
