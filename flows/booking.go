@@ -488,7 +488,10 @@ func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	reminders := reminderTimes(s.StartsAt, t.in.At, settings.Quiet())
+	reminders, err := bookReminderTimes(t, s, settings)
+	if err != nil {
+		return "", err
+	}
 	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.RunKey, ResidentID: t.d.ResidentID, ContractID: t.d.ContractID,
 		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.d.Kind, AddressSealed: t.d.AddressSealed,
 		ReasonSealed: reason, Hospital: t.d.Hospital, MaxUpcoming: settings.Appointments.Upcoming(), Now: t.in.At,
@@ -498,6 +501,16 @@ func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	}
 	return "", stopWith("book_done", map[string]any{"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt),
 		"Kind": kindName(t.d.Kind), "Doctor": t.d.DoctorName, "Remind": reminderWords(reminders)})
+}
+
+// bookReminderTimes are the reminders a visit gets: none for a user who
+// turned personal reminders off in 提醒设置.
+func bookReminderTimes(t *bookTurn, s storage.Slot, settings profile.Settings) (map[string]time.Time, error) {
+	wants, err := t.e.DB.Reminders(t, t.in.OpenID)
+	if err != nil || !wants.Personal {
+		return nil, err
+	}
+	return reminderTimes(s.StartsAt, t.in.At, settings.Quiet()), nil
 }
 
 // reminderTimes are when a visit is reminded of: the day before at 18:00
@@ -591,7 +604,10 @@ func bookReschedule(t *bookTurn, id int64, s storage.Slot) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	reminders := reminderTimes(s.StartsAt, t.in.At, settings.Quiet())
+	reminders, err := bookReminderTimes(t, s, settings)
+	if err != nil {
+		return "", err
+	}
 	err = t.e.DB.Reschedule(t, id, s.ID, settings.Appointments.Upcoming(), t.in.At, func(slot storage.Slot) []storage.Push {
 		return bookBookingPushes(t, reminders, id, slot, PushBookingChanged)
 	})

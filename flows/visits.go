@@ -69,11 +69,18 @@ func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inb
 	return replies, true, err
 }
 
+// ErrVisitAhead: a visit of a day still to come cannot be marked done or
+// missed.
+var ErrVisitAhead = errors.New("the visit is on a day still to come")
+
 // MarkVisit records a booked visit as done or no_show; a done one asks the
 // resident for a score. Doctors do it in chat, admins through the API.
 func MarkVisit(ctx context.Context, db *storage.DB, a storage.AppointmentView, status string, at time.Time) error {
 	if status != "done" && status != "no_show" {
 		return fmt.Errorf("flows.MarkVisit: status %q is not done or no_show", status)
+	}
+	if StartOfDay(a.StartsAt).After(StartOfDay(at)) {
+		return ErrVisitAhead
 	}
 	var pushes []storage.Push
 	if status == "done" {

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,33 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	}
 	if len(want) != 0 {
 		t.Fatalf("items missing: %v (got %+v)", want, got)
+	}
+}
+
+// A visit is marked done or missed on its day, not before, and its
+// reminders are withdrawn then; a resident who turned personal reminders
+// off gets none for a new booking, and is promised none.
+func TestMarkingAVisitAndRemindersOff(t *testing.T) {
+	e, _, c := signedResident(t, "o_mk")
+	ctx := context.Background()
+	c.book("1", "2", "1", "我们会在前一天晚上提醒您") // tomorrow 08:00
+	a, _ := e.DB.UpcomingManagedBy(ctx, "o_mk", c.clock)
+	if err := MarkVisit(ctx, e.DB, a[0], "done", c.clock); !errors.Is(err, ErrVisitAhead) {
+		t.Fatalf("marked a visit of tomorrow today: %v", err)
+	}
+	if err := MarkVisit(ctx, e.DB, a[0], "done", a[0].StartsAt.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(t, e, "o_mk", PushAppointmentReminder, "pending"); n != 0 {
+		t.Fatalf("%d reminders of a visit already done are still due", n)
+	}
+	c.say("提醒设置")
+	c.say("2", "已关闭个人健康提醒")
+	c.say("取消")
+	if done := c.book("1", "3", "1"); strings.Contains(done, "提醒您") {
+		t.Fatalf("a resident who turned reminders off is promised one:\n%s", done)
+	}
+	if n := countKind(t, e, "o_mk", PushAppointmentReminder, "pending"); n != 0 {
+		t.Fatalf("%d reminders queued for a resident who turned them off", n)
 	}
 }

@@ -510,6 +510,9 @@ func (db *DB) MarkVisit(ctx context.Context, id int64, status string, now time.T
 		if err != nil {
 			return err
 		}
+		if err := tx.withdrawReminders(ctx, op, id); err != nil { // a visit marked needs no reminding
+			return err
+		}
 		var manager string
 		if err := tx.get(ctx, op, &manager, `SELECT manager_openid FROM residents WHERE id = ?`, residentID); err != nil {
 			return err

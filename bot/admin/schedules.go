@@ -133,6 +133,10 @@ func (a *API) markVisit(c *gin.Context) {
 		c.JSON(http.StatusConflict, gin.H{"error": "the appointment is not booked (cancelled or already marked)"})
 		return
 	}
+	if errors.Is(err, flows.ErrVisitAhead) {
+		c.JSON(http.StatusConflict, gin.H{"error": "the visit is on a day still to come"})
+		return
+	}
 	if err != nil {
 		a.fail(c, err)
 		return
