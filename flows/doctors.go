@@ -124,15 +124,7 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 	if err != nil {
 		return nil, err
 	}
-	change := storage.StatusChange{Number: number, From: storage.ContractPending, Actor: in.OpenID, Reason: reason}
-	answer := SignAnswer{OpenID: c.ManagerOpenID, Number: number, Doctor: doctor.Name, Resident: c.ResidentName, Reason: reason}
-	change.To = storage.ContractDeclined
-	if reason == "" {
-		answer.TermEnd = in.At.In(Shanghai).AddDate(0, c.TermMonths, -1).Format("2006-01-02")
-		change.To, change.TermEnd = storage.ContractActive, answer.TermEnd
-	}
-	change.Notify = []storage.Push{answer.Push()}
-	err = e.DB.ChangeStatus(ctx, change)
+	termEnd, err := AnswerSignRequest(ctx, e.DB, c, in.OpenID, reason, in.At)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return say("contract_already_answered", number)
 	}
@@ -140,9 +132,26 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 		return nil, err
 	}
 	if reason == "" {
-		return say("doctor_confirmed", map[string]any{"Number": number, "Resident": c.ResidentName, "End": change.TermEnd})
+		return say("doctor_confirmed", map[string]any{"Number": number, "Resident": c.ResidentName, "End": termEnd})
 	}
 	return say("doctor_declined", map[string]any{"Number": number, "Resident": c.ResidentName})
+}
+
+// AnswerSignRequest confirms (reason "") or declines a pending contract in
+// its doctor's name and tells the resident; it returns the term's last day
+// on a confirmation. Doctors answer in chat; staff answer in the console
+// for a doctor who has not bound WeChat. A contract no longer pending is
+// storage.ErrStatusChanged.
+func AnswerSignRequest(ctx context.Context, db *storage.DB, c storage.ContractView, actor, reason string, at time.Time) (string, error) {
+	change := storage.StatusChange{Number: c.Number, From: storage.ContractPending, Actor: actor, Reason: reason}
+	answer := SignAnswer{OpenID: c.ManagerOpenID, Number: c.Number, Doctor: c.DoctorName, Resident: c.ResidentName, Reason: reason}
+	change.To = storage.ContractDeclined
+	if reason == "" {
+		answer.TermEnd = at.In(Shanghai).AddDate(0, c.TermMonths, -1).Format("2006-01-02")
+		change.To, change.TermEnd = storage.ContractActive, answer.TermEnd
+	}
+	change.Notify = []storage.Push{answer.Push()}
+	return change.TermEnd, db.ChangeStatus(ctx, change)
 }
 
 // answerTeamChange confirms (reason "") or declines a 改签 to the doctor's

@@ -1,6 +1,11 @@
 package flows
 
-import "strings"
+import (
+	"context"
+	"strings"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
 
 // MaskID shows an ID number as its first four and last four characters:
 // 3203**********1234.
@@ -17,4 +22,37 @@ func MaskPhone(phone string) string {
 		return strings.Repeat("*", len(phone))
 	}
 	return phone[:3] + "****" + phone[7:]
+}
+
+// maskedOf opens a sealed ID number and phone and masks them.
+func maskedOf(s *storage.Sealer, idSealed, phoneSealed string) (string, string, error) {
+	id, err := s.Open("id_number", idSealed)
+	if err != nil {
+		return "", "", err
+	}
+	phone, err := s.Open("phone", phoneSealed)
+	if err != nil {
+		return "", "", err
+	}
+	return MaskID(id), MaskPhone(phone), nil
+}
+
+// MaskLegacyResidents fills the masked ID number and phone of residents
+// signed before they were kept; the server runs it at start. It returns how
+// many it filled.
+func MaskLegacyResidents(ctx context.Context, db *storage.DB, s *storage.Sealer) (int, error) {
+	rows, err := db.UnmaskedResidents(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		id, phone, err := maskedOf(s, r.IDSealed, r.PhoneSealed)
+		if err != nil {
+			return 0, err
+		}
+		if err := db.SetResidentMasks(ctx, r.ID, id, phone); err != nil {
+			return 0, err
+		}
+	}
+	return len(rows), nil
 }

@@ -638,13 +638,18 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 	if err != nil {
 		return storage.NewContract{}, err
 	}
+	idMasked, phoneMasked, err := maskedOf(t.e.Sealer, d.IDSealed, d.PhoneSealed)
+	if err != nil {
+		return storage.NewContract{}, err
+	}
 	name, communityName, doctor := d.Name, d.CommunityName, d.DoctorID
 	at := t.in.At
 	return storage.NewContract{
 		RequestKey: t.st.RunKey, Day: at.In(Shanghai).Format("060102"),
 		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, Name: name,
 			IDSealed: d.IDSealed, IDHash: d.IDHash, PhoneSealed: d.PhoneSealed, PhoneHash: d.PhoneHash,
-			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups},
+			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups,
+			IDMasked: idMasked, PhoneMasked: phoneMasked},
 		TeamID: d.TeamID, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
 		PartnerDistrict: d.District, PartnerTertiary: d.Tertiary,
 		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: d.ConsentedAt,

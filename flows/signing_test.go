@@ -269,7 +269,7 @@ func TestSigningFindsACommunityByName(t *testing.T) {
 	for _, name := range []string{"东湖村", "西湖村", "南山村", "北山村", "前进村", "红旗村", "新华村", "和平村", "团结村", "永安村"} {
 		many = append(many, storage.Community{Town: "城关镇", Name: name})
 	}
-	if _, err := e.DB.CreateInstitution(context.Background(), storage.Institution{Name: "城关镇卫生院", Kind: "township_centre"}, many,
+	if _, err := e.DB.CreateInstitution(context.Background(), storage.Institution{Code: "chengguan", Name: "城关镇卫生院", Kind: "township_centre"}, many,
 		[]storage.NewTeam{{Name: "周医生团队", Doctor: storage.Doctor{Name: "周医生"}, Communities: []int{9}}}); err != nil {
 		t.Fatal(err)
 	}

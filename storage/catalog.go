@@ -331,9 +331,16 @@ func (db *DB) changePackage(ctx context.Context, op, code string, change func(tx
 	})
 }
 
+// audit records a deployment-wide change (the catalog, prices).
 func (db *DB) audit(ctx context.Context, op, actor, action, subject, detail string) error {
-	_, err := db.exec(ctx, op, `INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
-		time.Now().UTC(), actor, action, subject, detail)
+	return db.auditIn(ctx, op, actor, sql.NullInt64{}, action, subject, detail)
+}
+
+// auditIn records a change that concerns one institution, so its own admins
+// read it; a NULL institution is deployment-wide.
+func (db *DB) auditIn(ctx context.Context, op, actor string, institution sql.NullInt64, action, subject, detail string) error {
+	_, err := db.exec(ctx, op, `INSERT INTO audit_log (at, actor, institution_id, action, subject, detail)
+		VALUES (?, ?, ?, ?, ?, ?)`, time.Now().UTC(), actor, institution, action, subject, detail)
 	return err
 }
 
@@ -346,12 +353,21 @@ type AuditEntry struct {
 	Detail  string    `db:"detail" json:"detail"`
 }
 
-// AuditLog returns the newest entries first.
-func (db *DB) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	if err := db.sel(ctx, "AuditLog", &out, `SELECT at, actor, action, subject, detail FROM audit_log
-		ORDER BY id DESC LIMIT ?`, limit); err != nil {
-		return nil, err
+// AuditLog returns a page of the entries a scope may read, newest first,
+// with their total. An institution's staff read their institution's
+// entries; deployment-wide ones (the catalog) only city staff do.
+func (db *DB) AuditLog(ctx context.Context, scope Scope, page Page) ([]AuditEntry, int, error) {
+	const op = "AuditLog"
+	page = page.clamp()
+	cond, args := scope.where("institution_id", "")
+	var total int
+	if err := db.get(ctx, op, &total, `SELECT COUNT(*) FROM audit_log WHERE `+cond, args...); err != nil {
+		return nil, 0, err
 	}
-	return out, nil
+	out := []AuditEntry{}
+	if err := db.sel(ctx, op, &out, `SELECT at, actor, action, subject, detail FROM audit_log WHERE `+cond+`
+		ORDER BY id DESC LIMIT ? OFFSET ?`, append(args, page.Limit, page.Offset)...); err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
 }

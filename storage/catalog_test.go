@@ -112,7 +112,7 @@ func TestAdminPriceChangesAreConfirmedAndAudited(t *testing.T) {
 		if err := db.SetPackagePrice(ctx, "nope", newPrice, "admin"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("price for a missing package: %v", err)
 		}
-		log, err := db.AuditLog(ctx, 10)
+		log, _, err := db.AuditLog(ctx, storage.Scope{}, storage.Page{Limit: 10})
 		if err != nil || len(log) != 3 || log[0].Action != "package.price" || log[0].Actor != "admin" || log[1].Action != "package.confirm" || log[2].Action != "catalog.load" {
 			t.Fatalf("audit log = %+v, %v", log, err)
 		}

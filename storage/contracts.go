@@ -31,6 +31,8 @@ type NewResident struct {
 	Sex           string // male, female
 	CommunityID   int64
 	GroupsSealed  string // declared priority groups (health status), sealed
+	IDMasked      string // 3203**********1234
+	PhoneMasked   string // 138****5678
 }
 
 // ContractPackage is a package in a contract with its frozen price split.
@@ -135,10 +137,10 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	err := db.get(ctx, op, &id, `SELECT id FROM residents WHERE id_number_hash = ?`, r.IDHash)
 	if errors.Is(err, ErrNotFound) {
 		err = db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
-			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, id_masked, phone_masked,
+			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
-			r.CommunityID, r.GroupsSealed, now, now)
+			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, now, now)
 		return id, err
 	}
 	if err != nil {
@@ -153,8 +155,10 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 		return 0, fail(op, ErrLiveContract)
 	}
 	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = ?, relation = ?, name = ?, id_number_sealed = ?,
-		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, updated_at = ? WHERE id = ?`,
-		r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID, r.GroupsSealed, now, id)
+		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
+		updated_at = ? WHERE id = ?`,
+		r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID, r.GroupsSealed,
+		r.IDMasked, r.PhoneMasked, now, id)
 	return id, err
 }
 
@@ -256,11 +260,14 @@ type ContractView struct {
 	Packages       []ContractPackage
 }
 
-const contractViewSQL = `SELECT c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
+const contractViewSQL = `SELECT ` + contractViewColumns + ` FROM ` + contractViewFrom
+
+const contractViewColumns = `c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id
-	FROM contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
+	r.birth_date, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id`
+
+const contractViewFrom = `contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
 	JOIN doctors d ON d.id = c.doctor_id JOIN communities cm ON cm.id = r.community_id
 	LEFT JOIN teams ct ON ct.id = c.change_team_id`
 
@@ -543,4 +550,24 @@ func (db *DB) VisitSummaries(ctx context.Context, contractIDs []int64, since, no
 		}
 	}
 	return out, nil
+}
+
+// SealedResident is a resident's sealed ID number and phone.
+type SealedResident struct {
+	ID          int64  `db:"id"`
+	IDSealed    string `db:"id_number_sealed"`
+	PhoneSealed string `db:"phone_sealed"`
+}
+
+// UnmaskedResidents lists the residents whose masked ID number is not kept yet.
+func (db *DB) UnmaskedResidents(ctx context.Context) ([]SealedResident, error) {
+	var out []SealedResident
+	err := db.sel(ctx, "UnmaskedResidents", &out, `SELECT id, id_number_sealed, phone_sealed FROM residents WHERE id_masked = ''`)
+	return out, err
+}
+
+// SetResidentMasks keeps a resident's masked ID number and phone.
+func (db *DB) SetResidentMasks(ctx context.Context, id int64, idMasked, phoneMasked string) error {
+	_, err := db.exec(ctx, "SetResidentMasks", `UPDATE residents SET id_masked = ?, phone_masked = ? WHERE id = ?`, idMasked, phoneMasked, id)
+	return err
 }

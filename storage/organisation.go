@@ -10,9 +10,10 @@ import (
 
 // Institution is a township health centre or a community health service centre.
 type Institution struct {
-	ID   int64  `db:"id"`
-	Name string `db:"name"`
-	Kind string `db:"kind"` // township_centre, community_centre
+	ID   int64  `db:"id" json:"id"`
+	Code string `db:"code" json:"code"` // what operators type, e.g. the centre's short name in pinyin
+	Name string `db:"name" json:"name"`
+	Kind string `db:"kind" json:"kind"` // township_centre, community_centre
 }
 
 // Community is a village or neighbourhood an institution serves.
@@ -34,8 +35,8 @@ type Doctor struct {
 
 // Member is one person of a team besides its doctor.
 type Member struct {
-	Role string `db:"role"`
-	Name string `db:"name"`
+	Role string `db:"role" json:"role"`
+	Name string `db:"name" json:"name"`
 }
 
 // Team is a family-doctor team.
@@ -59,8 +60,7 @@ type NewTeam struct {
 
 // HasOrganisation reports whether any institution exists yet.
 func (db *DB) HasOrganisation(ctx context.Context) (bool, error) {
-	var n int
-	err := db.get(ctx, "HasOrganisation", &n, `SELECT COUNT(*) FROM institutions`)
+	n, err := db.InstitutionCount(ctx)
 	return n > 0, err
 }
 
@@ -77,7 +77,13 @@ func (db *DB) CreateInstitution(ctx context.Context, in Institution, communities
 			err := tx.get(ctx, op+what, &id, q+" RETURNING id", args...)
 			return id, err
 		}
-		instID, err := insert("", `INSERT INTO institutions (name, kind) VALUES (?, ?)`, in.Name, in.Kind)
+		if in.Code == "" {
+			return fail(op, errors.New("an institution needs a code"))
+		}
+		instID, err := insert("", `INSERT INTO institutions (code, name, kind) VALUES (?, ?, ?)`, in.Code, in.Name, in.Kind)
+		if isUniqueViolation(err) {
+			return fail(op, fmt.Errorf("institution code %q: %w", in.Code, ErrExists))
+		}
 		if err != nil {
 			return err
 		}
@@ -95,28 +101,14 @@ func (db *DB) CreateInstitution(ctx context.Context, in Institution, communities
 			if err != nil {
 				return err
 			}
-			teamID, err := insert(": team "+t.Name, `INSERT INTO teams (institution_id, name, doctor_id) VALUES (?, ?, ?)`,
-				instID, t.Name, docID)
-			if err != nil {
-				return err
-			}
-			members := make([][]any, len(t.Members))
-			for i, m := range t.Members {
-				members[i] = []any{teamID, i, m.Role, m.Name}
-			}
-			if _, err := tx.insertMany(ctx, op+": member", `INSERT INTO team_members (team_id, sort_order, role, name) VALUES`,
-				"", members); err != nil {
-				return err
-			}
-			var served [][]any
+			var served []int64
 			for _, ci := range t.Communities {
 				if ci < 0 || ci >= len(ids) {
 					return fail(op, fmt.Errorf("team %s serves community %d of %d", t.Name, ci, len(ids)))
 				}
-				served = append(served, []any{teamID, ids[ci]})
+				served = append(served, ids[ci])
 			}
-			if _, err := tx.insertMany(ctx, op+": team community", `INSERT INTO team_communities (team_id, community_id) VALUES`,
-				"", served); err != nil {
+			if _, err := tx.insertTeam(ctx, op, instID, t, docID, served); err != nil {
 				return err
 			}
 		}
@@ -271,4 +263,107 @@ func (db *DB) DoctorOpenID(ctx context.Context, doctorID int64) (string, bool, e
 		return "", false, err
 	}
 	return openID.String, openID.Valid, nil
+}
+
+// InstitutionCount counts the deployment's institutions.
+func (db *DB) InstitutionCount(ctx context.Context) (int, error) {
+	var n int
+	err := db.get(ctx, "InstitutionCount", &n, `SELECT COUNT(*) FROM institutions`)
+	return n, err
+}
+
+// CreateCommunity adds a community to an institution with its population.
+func (db *DB) CreateCommunity(ctx context.Context, c Community, population int, actor string) (int64, error) {
+	const op = "CreateCommunity"
+	var id int64
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		if err := tx.get(ctx, op, &id, `INSERT INTO communities (institution_id, town, name, residents) VALUES (?, ?, ?, ?)
+			RETURNING id`, c.InstitutionID, c.Town, c.Name, population); err != nil {
+			return err
+		}
+		return tx.auditIn(ctx, op, actor, nullID(c.InstitutionID), "community.create", c.Name, fmt.Sprintf("population %d", population))
+	})
+	return id, err
+}
+
+// CreateDoctor adds a doctor to an institution.
+func (db *DB) CreateDoctor(ctx context.Context, d Doctor, actor string) (int64, error) {
+	const op = "CreateDoctor"
+	var id int64
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		if err := tx.get(ctx, op, &id, `INSERT INTO doctors (institution_id, name, title) VALUES (?, ?, ?) RETURNING id`,
+			d.InstitutionID, d.Name, d.Title); err != nil {
+			return err
+		}
+		return tx.auditIn(ctx, op, actor, nullID(d.InstitutionID), "doctor.create", d.Name, d.Title)
+	})
+	return id, err
+}
+
+// CreateTeam adds a team led by one of the institution's doctors, serving
+// some of its communities; a doctor or community of another institution is
+// ErrNotFound.
+func (db *DB) CreateTeam(ctx context.Context, institutionID int64, t NewTeam, doctorID int64, communityIDs []int64, actor string) (int64, error) {
+	const op = "CreateTeam"
+	var id int64
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		scope := Scope{Institution: institutionID}
+		if err := tx.Visible(ctx, scope, ThingDoctor, doctorID); err != nil {
+			return err
+		}
+		for _, c := range communityIDs {
+			if err := tx.Visible(ctx, scope, ThingCommunity, c); err != nil {
+				return err
+			}
+		}
+		var err error
+		if id, err = tx.insertTeam(ctx, op, institutionID, t, doctorID, communityIDs); err != nil {
+			return err
+		}
+		return tx.auditIn(ctx, op, actor, nullID(institutionID), "team.create", t.Name, fmt.Sprintf("doctor %d, communities %v", doctorID, communityIDs))
+	})
+	return id, err
+}
+
+// Institutions lists every institution by code.
+func (db *DB) Institutions(ctx context.Context) ([]Institution, error) {
+	out := []Institution{}
+	err := db.sel(ctx, "Institutions", &out, `SELECT id, code, name, kind FROM institutions ORDER BY code`)
+	return out, err
+}
+
+// insertTeam writes a team with its members and the communities it serves.
+func (db *DB) insertTeam(ctx context.Context, op string, institutionID int64, t NewTeam, doctorID int64, communityIDs []int64) (int64, error) {
+	var id int64
+	if err := db.get(ctx, op+": team "+t.Name, &id, `INSERT INTO teams (institution_id, name, doctor_id) VALUES (?, ?, ?)
+		RETURNING id`, institutionID, t.Name, doctorID); err != nil {
+		return 0, err
+	}
+	members := make([][]any, len(t.Members))
+	for i, m := range t.Members {
+		members[i] = []any{id, i, m.Role, m.Name}
+	}
+	if _, err := db.insertMany(ctx, op+": member", `INSERT INTO team_members (team_id, sort_order, role, name) VALUES`, "", members); err != nil {
+		return 0, err
+	}
+	served := make([][]any, len(communityIDs))
+	for i, c := range communityIDs {
+		served[i] = []any{id, c}
+	}
+	_, err := db.insertMany(ctx, op+": community", `INSERT INTO team_communities (team_id, community_id) VALUES`, "", served)
+	return id, err
+}
+
+// InstitutionByID finds an institution.
+func (db *DB) InstitutionByID(ctx context.Context, id int64) (Institution, error) {
+	var in Institution
+	err := db.get(ctx, "InstitutionByID", &in, `SELECT id, code, name, kind FROM institutions WHERE id = ?`, id)
+	return in, err
+}
+
+// DoctorInstitution is the institution a doctor belongs to.
+func (db *DB) DoctorInstitution(ctx context.Context, doctorID int64) (int64, error) {
+	var id int64
+	err := db.get(ctx, "DoctorInstitution", &id, `SELECT institution_id FROM doctors WHERE id = ?`, doctorID)
+	return id, err
 }

@@ -12,7 +12,7 @@ import (
 
 func seedOrganisation(t *testing.T, db *storage.DB) []int64 {
 	t.Helper()
-	ids, err := db.CreateInstitution(context.Background(), storage.Institution{Name: "示例卫生院", Kind: "township_centre"},
+	ids, err := db.CreateInstitution(context.Background(), storage.Institution{Code: "shili", Name: "示例卫生院", Kind: "township_centre"},
 		[]storage.Community{{Town: "示例镇", Name: "东村"}, {Town: "示例镇", Name: "西村"}},
 		[]storage.NewTeam{
 			{Name: "张医生团队", Doctor: storage.Doctor{Name: "张医生", Title: "全科医师"},

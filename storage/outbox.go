@@ -116,6 +116,7 @@ func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt t
 
 // OutboxEntry is a push as admins and tests see it.
 type OutboxEntry struct {
+	ID        int64  `db:"id" json:"id"`
 	Key       string `db:"idempotency_key" json:"key"`
 	Kind      string `db:"kind" json:"kind"`
 	Recipient string `db:"recipient" json:"recipient"`
@@ -135,16 +136,6 @@ func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, e
 	var out []OutboxEntry
 	if err := db.sel(ctx, "OutboxFor", &out, `SELECT idempotency_key, kind, recipient, state, attempts, last_error, payload
 		FROM outbox WHERE recipient = ? ORDER BY id`, recipient); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// OutboxByState lists pushes in a state (dead letters for admins), newest first.
-func (db *DB) OutboxByState(ctx context.Context, state string, limit int) ([]OutboxEntry, error) {
-	var out []OutboxEntry
-	if err := db.sel(ctx, "OutboxByState", &out, `SELECT idempotency_key, kind, recipient, state, attempts, last_error
-		FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?`, state, limit); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -14,6 +14,7 @@ import (
 
 type demoFile struct {
 	Institution struct {
+		Code string `yaml:"code"`
 		Name string `yaml:"name"`
 		Kind string `yaml:"kind"`
 	} `yaml:"institution"`
@@ -85,7 +86,7 @@ func LoadDemo(ctx context.Context, db *storage.DB, region string) (bool, error) 
 		}
 		teams = append(teams, nt)
 	}
-	inst := storage.Institution{Name: f.Institution.Name, Kind: f.Institution.Kind}
+	inst := storage.Institution{Code: f.Institution.Code, Name: f.Institution.Name, Kind: f.Institution.Kind}
 	if _, err := db.CreateInstitution(ctx, inst, communities, teams); err != nil {
 		return false, err
 	}

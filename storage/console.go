@@ -1,0 +1,314 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds the console's listings: each takes a Scope and a Page and
+// returns the page with the total the scope holds.
+
+// count and list run a listing's two queries over the same FROM … WHERE.
+func (db *DB) listing(ctx context.Context, op string, dest any, total *int, columns, from, order string, page Page, args []any) error {
+	page = page.clamp()
+	if err := db.get(ctx, op+": count", total, `SELECT COUNT(*) FROM `+from, args...); err != nil {
+		return err
+	}
+	return db.sel(ctx, op, dest, `SELECT `+columns+` FROM `+from+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
+		append(args, page.Limit, page.Offset)...)
+}
+
+// DoctorRow is a doctor as the console lists them.
+type DoctorRow struct {
+	ID            int64     `db:"id" json:"id"`
+	InstitutionID int64     `db:"institution_id" json:"institution_id"`
+	Name          string    `db:"name" json:"name"`
+	Title         string    `db:"title" json:"title"`
+	Bound         bool      `db:"bound" json:"bound"`
+	Teams         []TeamRef `json:"teams"`
+}
+
+// TeamRef names a team.
+type TeamRef struct {
+	ID   int64  `db:"id" json:"id"`
+	Name string `db:"name" json:"name"`
+}
+
+// ListDoctors lists the doctors in scope by ID, each with the teams they lead.
+func (db *DB) ListDoctors(ctx context.Context, scope Scope, page Page) ([]DoctorRow, int, error) {
+	const op = "ListDoctors"
+	cond, args := scope.where("d.institution_id", "d.id = ?")
+	out := []DoctorRow{}
+	var total int
+	if err := db.listing(ctx, op, &out, &total, `d.id, d.institution_id, d.name, d.title, d.openid IS NOT NULL AS bound`,
+		`doctors d WHERE `+cond, "d.id", page, args); err != nil {
+		return nil, 0, err
+	}
+	if len(out) == 0 {
+		return out, total, nil
+	}
+	ids := make([]int64, len(out))
+	at := map[int64]int{}
+	for i, d := range out {
+		ids[i], at[d.ID] = d.ID, i
+		out[i].Teams = []TeamRef{}
+	}
+	var teams []struct {
+		DoctorID int64 `db:"doctor_id"`
+		TeamRef
+	}
+	if err := db.selIn(ctx, op+": teams", &teams, `SELECT doctor_id, id, name FROM teams WHERE doctor_id IN (?) ORDER BY id`, ids); err != nil {
+		return nil, 0, err
+	}
+	for _, t := range teams {
+		out[at[t.DoctorID]].Teams = append(out[at[t.DoctorID]].Teams, t.TeamRef)
+	}
+	return out, total, nil
+}
+
+// CommunityRow is a community as the console lists it.
+type CommunityRow struct {
+	ID            int64  `db:"id" json:"id"`
+	InstitutionID int64  `db:"institution_id" json:"institution_id"`
+	Town          string `db:"town" json:"town"`
+	Name          string `db:"name" json:"name"`
+	Residents     int    `db:"residents" json:"population"`
+	Signed        int    `db:"signed" json:"signed"`
+}
+
+// ListCommunities lists the communities in scope with their population and
+// how many of their residents hold a live contract.
+func (db *DB) ListCommunities(ctx context.Context, scope Scope, page Page) ([]CommunityRow, int, error) {
+	cond, args := scope.where("m.institution_id", "")
+	out := []CommunityRow{}
+	var total int
+	err := db.listing(ctx, "ListCommunities", &out, &total, `m.id, m.institution_id, m.town, m.name, m.residents,
+		(SELECT COUNT(*) FROM residents r JOIN contracts c ON c.resident_id = r.id
+		 WHERE r.community_id = m.id AND c.status IN ('pending', 'active')) AS signed`,
+		`communities m WHERE `+cond, "m.id", page, args)
+	return out, total, err
+}
+
+// TeamRow is a team as the console lists it.
+type TeamRow struct {
+	ID            int64  `db:"id" json:"id"`
+	InstitutionID int64  `db:"institution_id" json:"institution_id"`
+	Name          string `db:"name" json:"name"`
+	DoctorID      int64  `db:"doctor_id" json:"doctor_id"`
+	DoctorName    string `db:"doctor_name" json:"doctor"`
+	Signed        int    `db:"signed" json:"signed"`
+}
+
+// ListTeams lists the teams in scope with their live contracts.
+func (db *DB) ListTeams(ctx context.Context, scope Scope, page Page) ([]TeamRow, int, error) {
+	cond, args := scope.where("t.institution_id", "t.doctor_id = ?")
+	out := []TeamRow{}
+	var total int
+	err := db.listing(ctx, "ListTeams", &out, &total, `t.id, t.institution_id, t.name, t.doctor_id, d.name AS doctor_name,
+		(SELECT COUNT(*) FROM contracts c WHERE c.team_id = t.id AND c.status IN ('pending', 'active')) AS signed`,
+		`teams t JOIN doctors d ON d.id = t.doctor_id WHERE `+cond, "t.id", page, args)
+	return out, total, err
+}
+
+// outboxInScope keeps the pushes to a scope's doctors and to the WeChat users
+// who manage its residents; pushes to no one in particular (seasonal tips to
+// followers) are the whole deployment's.
+const outboxInScope = `(o.recipient IN (SELECT 'doctor:' || CAST(d.id AS TEXT) FROM doctors d WHERE %[1]s)
+	OR o.recipient IN (SELECT r.manager_openid FROM residents r JOIN communities m ON m.id = r.community_id WHERE %[2]s))`
+
+func outboxWhere(scope Scope) (string, []any) {
+	if scope.Whole() {
+		return "1 = 1", nil
+	}
+	doctors, dargs := scope.where("d.institution_id", "d.id = ?")
+	residents, rargs := scope.where("m.institution_id", residentOfDoctor)
+	return fmt.Sprintf(outboxInScope, doctors, residents), append(dargs, rargs...)
+}
+
+// ListOutbox lists the pushes of one state in scope, newest first.
+func (db *DB) ListOutbox(ctx context.Context, scope Scope, state string, page Page) ([]OutboxEntry, int, error) {
+	cond, args := outboxWhere(scope)
+	out := []OutboxEntry{}
+	var total int
+	err := db.listing(ctx, "ListOutbox", &out, &total, `o.id, o.idempotency_key, o.kind, o.recipient, o.state, o.attempts, o.last_error`,
+		`outbox o WHERE o.state = ? AND `+cond, "o.id DESC", page, append([]any{state}, args...))
+	return out, total, err
+}
+
+// RetryDead gives a dead letter in scope a fresh set of attempts, due now,
+// and audits who asked.
+func (db *DB) RetryDead(ctx context.Context, scope Scope, id int64, now time.Time, actor string) error {
+	const op = "RetryDead"
+	cond, args := outboxWhere(scope)
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var key string
+		if err := tx.get(ctx, op, &key, `SELECT o.idempotency_key FROM outbox o WHERE o.id = ? AND o.state = 'dead' AND `+cond,
+			append([]any{id}, args...)...); err != nil {
+			return err
+		}
+		n, err := tx.exec(ctx, op, `UPDATE outbox SET state = 'pending', attempts = 0, last_error = '', due_at = ?,
+			lease_until = NULL WHERE id = ? AND state = 'dead'`, now.UTC(), id)
+		if err != nil {
+			return err
+		}
+		tx.pushed(n)
+		return tx.auditIn(ctx, op, actor, nullID(scope.Institution), "outbox.retry", key, "")
+	})
+}
+
+// ResidentFilter narrows the residents listing. Query is a name (or part of
+// one), the last four digits of an ID number or phone, or a whole masked ID
+// number as screens show it.
+type ResidentFilter struct {
+	Query       string
+	CommunityID int64
+	TeamID      int64
+	Status      string // of the newest contract: pending, active, declined, cancelled, expired; "none": never signed
+}
+
+// ResidentRow is a resident as the console lists them: masked, never in clear.
+type ResidentRow struct {
+	ID             int64          `db:"id" json:"id"`
+	Name           string         `db:"name" json:"name"`
+	IDMasked       string         `db:"id_masked" json:"id_number"`
+	PhoneMasked    string         `db:"phone_masked" json:"phone"`
+	BirthDate      string         `db:"birth_date" json:"birth_date"`
+	Sex            string         `db:"sex" json:"sex"`
+	CommunityID    int64          `db:"community_id" json:"community_id"`
+	Community      string         `db:"community" json:"community"`
+	ContractNumber sql.NullString `db:"contract_number" json:"-"`
+	ContractStatus sql.NullString `db:"contract_status" json:"-"`
+	Team           sql.NullString `db:"team" json:"-"`
+	Doctor         sql.NullString `db:"doctor" json:"-"`
+}
+
+// MarshalJSON shows the newest contract as plain strings.
+func (r ResidentRow) MarshalJSON() ([]byte, error) {
+	type plain ResidentRow
+	return json.Marshal(struct {
+		plain
+		Contract string `json:"contract"`
+		Status   string `json:"status"`
+		Team     string `json:"team"`
+		Doctor   string `json:"doctor"`
+	}{plain(r), r.ContractNumber.String, r.ContractStatus.String, r.Team.String, r.Doctor.String})
+}
+
+const residentRowFrom = `residents r JOIN communities m ON m.id = r.community_id
+	LEFT JOIN contracts c ON c.id = (SELECT MAX(id) FROM contracts WHERE resident_id = r.id)
+	LEFT JOIN teams t ON t.id = c.team_id LEFT JOIN doctors d ON d.id = c.doctor_id`
+
+const residentRowColumns = `r.id, r.name, r.id_masked, r.phone_masked, r.birth_date, r.sex, r.community_id,
+	m.name AS community, c.number AS contract_number, c.status AS contract_status, t.name AS team, d.name AS doctor`
+
+// ListResidents lists the residents in scope that match the filter, by ID.
+func (db *DB) ListResidents(ctx context.Context, scope Scope, f ResidentFilter, page Page) ([]ResidentRow, int, error) {
+	cond, args := scope.where("m.institution_id", residentOfDoctor)
+	if q := strings.TrimSpace(f.Query); q != "" {
+		switch {
+		case len(q) == 4 && strings.Trim(q, "0123456789Xx") == "":
+			cond += ` AND (r.id_masked LIKE ? OR r.phone_masked LIKE ?)`
+			args = append(args, "%"+strings.ToUpper(q), "%"+q)
+		case strings.Contains(q, "*"):
+			cond += ` AND r.id_masked = ?`
+			args = append(args, strings.ToUpper(q))
+		default:
+			cond += ` AND r.name LIKE ?`
+			args = append(args, "%"+q+"%")
+		}
+	}
+	if f.CommunityID != 0 {
+		cond += ` AND r.community_id = ?`
+		args = append(args, f.CommunityID)
+	}
+	if f.TeamID != 0 {
+		cond += ` AND c.team_id = ?`
+		args = append(args, f.TeamID)
+	}
+	switch f.Status {
+	case "":
+	case "none":
+		cond += ` AND c.id IS NULL`
+	default:
+		cond += ` AND c.status = ?`
+		args = append(args, f.Status)
+	}
+	out := []ResidentRow{}
+	var total int
+	err := db.listing(ctx, "ListResidents", &out, &total, residentRowColumns, residentRowFrom+` WHERE `+cond, "r.id", page, args)
+	return out, total, err
+}
+
+// Resident is one resident in scope, as the console shows them.
+func (db *DB) Resident(ctx context.Context, scope Scope, id int64) (ResidentRow, error) {
+	cond, args := scope.where("m.institution_id", residentOfDoctor)
+	var r ResidentRow
+	err := db.get(ctx, "Resident", &r, `SELECT `+residentRowColumns+` FROM `+residentRowFrom+` WHERE r.id = ? AND `+cond,
+		append([]any{id}, args...)...)
+	return r, err
+}
+
+// ResidentSecrets are a resident's sealed ID number and phone, read only
+// to show them in full to staff who gave a reason; the reading is audited
+// in the same transaction, so no reading goes unrecorded.
+func (db *DB) ResidentSecrets(ctx context.Context, scope Scope, id int64, actor, reason string) (SealedResident, error) {
+	const op = "ResidentSecrets"
+	var s SealedResident
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		cond, args := scope.where("m.institution_id", residentOfDoctor)
+		var row struct {
+			SealedResident
+			Name        string `db:"name"`
+			Institution int64  `db:"institution_id"`
+		}
+		if err := tx.get(ctx, op, &row, `SELECT r.id, r.id_number_sealed, r.phone_sealed, r.name, m.institution_id
+			FROM residents r JOIN communities m ON m.id = r.community_id WHERE r.id = ? AND `+cond,
+			append([]any{id}, args...)...); err != nil {
+			return err
+		}
+		s = row.SealedResident
+		return tx.auditIn(ctx, op, actor, nullID(row.Institution), "resident.unmask",
+			fmt.Sprintf("resident %d %s", id, row.Name), reason)
+	})
+	return s, err
+}
+
+// ContractsOfResident lists a resident's contracts, newest first.
+func (db *DB) ContractsOfResident(ctx context.Context, residentID int64) ([]ContractView, error) {
+	const op = "ContractsOfResident"
+	var out []ContractView
+	if err := db.sel(ctx, op, &out, contractViewSQL+` WHERE c.resident_id = ? ORDER BY c.id DESC`, residentID); err != nil {
+		return nil, err
+	}
+	return out, db.loadPackages(ctx, op, out)
+}
+
+// AppointmentsOfResident lists a resident's appointments, newest first.
+func (db *DB) AppointmentsOfResident(ctx context.Context, residentID int64, limit int) ([]AppointmentView, error) {
+	var out []AppointmentView
+	err := db.sel(ctx, "AppointmentsOfResident", &out, appointmentViewSQL+` WHERE a.resident_id = ?
+		ORDER BY a.starts_at DESC, a.id DESC LIMIT ?`, residentID, limit)
+	return out, err
+}
+
+// ListContracts lists the contracts in scope, oldest first, of one status
+// or ("") every status; the pending ones are the sign requests waiting for
+// a doctor.
+func (db *DB) ListContracts(ctx context.Context, scope Scope, status string, page Page) ([]ContractView, int, error) {
+	const op = "ListContracts"
+	cond, args := scope.where("t.institution_id", "c.doctor_id = ?")
+	if status != "" {
+		cond += ` AND c.status = ?`
+		args = append(args, status)
+	}
+	out := []ContractView{}
+	var total int
+	if err := db.listing(ctx, op, &out, &total, contractViewColumns, contractViewFrom+` WHERE `+cond, "c.id", page, args); err != nil {
+		return nil, 0, err
+	}
+	return out, total, db.loadPackages(ctx, op, out)
+}
