@@ -147,6 +147,11 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	} else if n > 0 {
 		s.log.Info("priority groups stored in clear are now sealed", "residents", n)
 	}
+	if n, err := flows.MaskLegacyResidents(ctx, s.DB, s.Sealer); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("masked ID numbers and phones kept for search", "residents", n)
+	}
 	if cfg.Sandbox() {
 		return s.loadDemo(ctx)
 	}
@@ -266,10 +271,8 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	if s.Config.AdminToken != "" {
-		(&admin.API{DB: s.DB, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL,
-			DailyQuota: s.Config.DailyQuota, Log: s.log}).Register(r)
-	}
+	(&admin.API{DB: s.DB, Redis: s.Redis, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL,
+		DailyQuota: s.Config.DailyQuota, Log: s.log}).Register(r)
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
 			c.JSON(http.StatusOK, s.StandIn.Outbox(c.Query("to")))

@@ -337,15 +337,22 @@ func TestStartRefusesADatabaseOfAnotherRegion(t *testing.T) {
 	}
 }
 
-func TestAdminAPIOnlyWithAToken(t *testing.T) {
+func TestAdminAPITakesTheTokenWhenOneIsSet(t *testing.T) {
 	without, _ := newServer(t, nil, Options{})
-	if rec := get(t, without.Handler(), "/admin/api/packages", local); rec.Code != http.StatusNotFound {
-		t.Fatalf("admin API without a token configured: %d", rec.Code)
+	if rec := get(t, without.Handler(), "/admin/api/packages", local); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("admin API without a session: %d", rec.Code)
 	}
-	with, _ := newServer(t, map[string]string{"JIAYI_ADMIN_TOKEN": "a-long-enough-admin-token"}, Options{})
-	req := httptest.NewRequest(http.MethodGet, "/admin/api/packages?unconfirmed=true", nil)
+	req := httptest.NewRequest(http.MethodGet, "/admin/api/packages", nil)
 	req.Header.Set("Authorization", "Bearer a-long-enough-admin-token")
 	rec := httptest.NewRecorder()
+	without.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a bearer token where none is configured: %d", rec.Code)
+	}
+	with, _ := newServer(t, map[string]string{"JIAYI_ADMIN_TOKEN": "a-long-enough-admin-token"}, Options{})
+	req = httptest.NewRequest(http.MethodGet, "/admin/api/packages?unconfirmed=true", nil)
+	req.Header.Set("Authorization", "Bearer a-long-enough-admin-token")
+	rec = httptest.NewRecorder()
 	with.Handler().ServeHTTP(rec, req)
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unconfirmed":true`) {
 		t.Fatalf("admin API: %d %s", rec.Code, rec.Body)

@@ -115,3 +115,9 @@ func Profile(code string) (data []byte, path string, err error) {
 	}
 	return data, path, nil
 }
+
+// Console holds the staff console's pages (html/template) and assets, all
+// served from the binary: clinics run it on intranets with no way out.
+//
+//go:embed console
+var Console embed.FS

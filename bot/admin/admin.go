@@ -1,16 +1,16 @@
-// Package admin is the HTTP API the health centre's admins use (the console
-// comes later): for now the package catalog and its prices, and the audit
-// log. Every request carries JIAYI_ADMIN_TOKEN as a bearer token.
+// Package admin is the console staff run the programme from, and its JSON
+// API: staff sign in (password, session in Redis), and every request is
+// checked by guard for who is calling, their role and, through the scope
+// every query takes, their institution.
 package admin
 
 import (
 	"cmp"
-	"crypto/subtle"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,67 +20,140 @@ import (
 	"github.com/jiayi-health/jiayi/storage"
 )
 
-// API serves /admin/api.
+// API serves the console's JSON API under /admin/api, for the console's
+// pages and for scripts.
 type API struct {
 	DB         *storage.DB
+	Redis      *storage.Redis
 	Sealer     *storage.Sealer
-	Token      string
+	Token      string        // JIAYI_ADMIN_TOKEN: city scope for scripts; empty: staff sessions only
+	Idle       time.Duration // a console session unused this long ends; zero: DefaultIdle
 	BindingTTL time.Duration // zero: flows.BindingCodeTTL
 	DailyQuota int           // template messages a day, for campaign completion dates
 	Log        *slog.Logger
+
+	pages map[string]*template.Template
 }
 
 // actor is who the audit log names for a change made with the admin token.
 const actor = "admin-api"
 
-// Register adds the API's routes under /admin/api.
-func (a *API) Register(r gin.IRouter) {
-	g := r.Group("/admin/api", a.authorize)
-	g.GET("/packages", a.packages)
-	g.PUT("/packages/:code/price", a.setPrice)
-	g.POST("/packages/:code/confirm", a.confirm)
-	g.GET("/audit", a.audit)
-	g.GET("/outbox", a.outbox)
-	g.GET("/campaigns", a.campaigns)
-	g.GET("/doctors", a.doctors)
-	g.POST("/doctors/:id/binding-code", a.bindingCode)
-	g.POST("/doctors/:id/hours", a.addWeeklyHours)
-	g.POST("/doctors/:id/exceptions", a.addException)
-	g.POST("/appointments/:id/visit", a.markVisit)
-	g.GET("/contracts/:number/fulfilment", a.fulfilment)
+// route is one API route and what it needs of its caller.
+type route struct {
+	method, path string
+	need         need
+	handle       gin.HandlerFunc
 }
 
-func (a *API) doctors(c *gin.Context) {
-	docs, err := a.DB.Doctors(c.Request.Context())
+func (a *API) routes() []route {
+	return []route{
+		{"GET", "/packages", toRead, a.packages},
+		{"PUT", "/packages/:code/price", toManage, a.setPrice},
+		{"POST", "/packages/:code/confirm", toManage, a.confirm},
+		{"GET", "/audit", toRead, a.audit},
+		{"GET", "/outbox", toRead, a.outbox},
+		{"POST", "/outbox/:id/retry", toManage, a.retry},
+		{"GET", "/campaigns", toRead, a.campaigns},
+		{"GET", "/doctors", toRead, a.doctors},
+		{"GET", "/communities", toRead, a.communities},
+		{"GET", "/teams", toRead, a.teams},
+		{"POST", "/doctors/:id/binding-code", toManage, a.bindingCode},
+		{"POST", "/doctors/:id/hours", toCare, a.addWeeklyHours},
+		{"POST", "/doctors/:id/exceptions", toCare, a.addException},
+		{"POST", "/appointments/:id/visit", toCare, a.markVisit},
+		{"GET", "/contracts/:number/fulfilment", toRead, a.fulfilment},
+		{"GET", "/residents", toRead, a.residents},
+		{"GET", "/residents/:id", toRead, a.resident},
+		{"POST", "/residents/:id/unmask", toCare, a.unmask},
+		{"GET", "/contracts", toRead, a.contracts},
+		{"POST", "/contracts/:number/answer", toCare, a.answer},
+		{"POST", "/communities", toManage, a.createCommunity},
+		{"POST", "/doctors", toManage, a.createDoctor},
+		{"POST", "/teams", toManage, a.createTeam},
+		{"GET", "/staff", toManage, a.staff},
+		{"POST", "/staff", toManage, a.createStaffAPI},
+		{"POST", "/staff/:id", toManage, a.changeStaff},
+	}
+}
+
+// Register adds the API's routes under /admin/api, each behind guard.
+func (a *API) Register(r gin.IRouter) {
+	pages, err := parsePages()
+	if err != nil {
+		panic(err) // the pages are embedded: a test catches a broken one
+	}
+	a.pages = pages
+	g := r.Group("/admin/api")
+	for _, rt := range a.routes() {
+		g.Handle(rt.method, rt.path, a.guard(rt.need), rt.handle)
+	}
+	a.registerConsole(r)
+}
+
+// page reads ?limit= (1 to 500, default 50) and ?offset=.
+func page(c *gin.Context) (storage.Page, bool) {
+	limit, err1 := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	offset, err2 := strconv.Atoi(c.DefaultQuery("offset", "0"))
+	if err1 != nil || err2 != nil || limit < 1 || limit > 500 || offset < 0 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1 to 500 and offset 0 or more"})
+		return storage.Page{}, false
+	}
+	return storage.Page{Limit: limit, Offset: offset}, true
+}
+
+// list answers a listing in the one shape every listing has.
+func list[T any](c *gin.Context, items []T, total int, err error, a *API) {
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	type doctorJSON struct {
-		ID    int64  `json:"id"`
-		Name  string `json:"name"`
-		Team  string `json:"team"`
-		Bound bool   `json:"bound"`
+	c.JSON(http.StatusOK, gin.H{"items": items, "total": total})
+}
+
+func (a *API) doctors(c *gin.Context) {
+	if pg, ok := page(c); ok {
+		items, total, err := a.DB.ListDoctors(c.Request.Context(), caller(c).Scope, pg)
+		list(c, items, total, err, a)
 	}
-	out := []doctorJSON{}
-	for _, d := range docs {
-		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, Bound: d.OpenID.Valid})
+}
+
+func (a *API) communities(c *gin.Context) {
+	if pg, ok := page(c); ok {
+		items, total, err := a.DB.ListCommunities(c.Request.Context(), caller(c).Scope, pg)
+		list(c, items, total, err, a)
 	}
-	c.JSON(http.StatusOK, gin.H{"doctors": out})
+}
+
+func (a *API) teams(c *gin.Context) {
+	if pg, ok := page(c); ok {
+		items, total, err := a.DB.ListTeams(c.Request.Context(), caller(c).Scope, pg)
+		list(c, items, total, err, a)
+	}
+}
+
+// id reads the :id path parameter and checks that the thing it names is in
+// the caller's scope; anything else answers 404, as if it did not exist.
+func (a *API) id(c *gin.Context, what storage.Thing) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": string(what) + " id must be a number"})
+		return 0, false
+	}
+	if err := a.DB.Visible(c.Request.Context(), caller(c).Scope, what, id); err != nil {
+		a.fail(c, err)
+		return 0, false
+	}
+	return id, true
 }
 
 // bindingCode issues a doctor a fresh single-use binding code, valid
 // BindingTTL; the code is shown once and kept only as a keyed hash.
 func (a *API) bindingCode(c *gin.Context) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "doctor id must be a number"})
+	id, ok := a.id(c, storage.ThingDoctor)
+	if !ok {
 		return
 	}
-	now, ttl := time.Now(), a.BindingTTL
-	if ttl == 0 {
-		ttl = flows.BindingCodeTTL
-	}
+	now, ttl := time.Now(), a.bindingTTL()
 	code, err := flows.IssueBindingCode(c.Request.Context(), a.DB, a.Sealer, id, now, ttl)
 	if errors.Is(err, storage.ErrNotFound) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such doctor, or already bound"})
@@ -92,15 +165,6 @@ func (a *API) bindingCode(c *gin.Context) {
 	}
 	a.Log.Info("binding code issued", "doctor", id)
 	c.JSON(http.StatusOK, gin.H{"doctor": id, "binding_code": code, "expires_at": now.Add(ttl).UTC()})
-}
-
-func (a *API) authorize(c *gin.Context) {
-	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) != 1 {
-		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong admin token"})
-		return
-	}
-	c.Next()
 }
 
 // packageJSON is a package as the API shows it.
@@ -132,12 +196,15 @@ func (a *API) packages(c *gin.Context) {
 		out = append(out, packageJSON{Code: p.Code, Name: p.Name, Kind: p.Kind, Default: p.Default, Prices: p.Prices,
 			PriceAssumed: p.PriceAssumed, PriceConfirmed: p.PriceConfirmed, Unconfirmed: p.Unconfirmed()})
 	}
-	c.JSON(http.StatusOK, gin.H{"profile": cat.Profile.Code, "packages": out})
+	c.JSON(http.StatusOK, gin.H{"profile": cat.Profile.Code, "items": out, "total": len(out)})
 }
 
 // setPrice replaces a package's price split, in fen: {"local": {"resident":
 // 5000}, "elsewhere": {...}}. New contracts use it; signed ones keep theirs.
 func (a *API) setPrice(c *gin.Context) {
+	if !a.ownsCatalog(c) {
+		return
+	}
 	var prices map[storage.Insured]storage.Split
 	if err := c.ShouldBindJSON(&prices); err != nil {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "body must be {\"local\": {payer: fen, …}, \"elsewhere\": {…}}"})
@@ -147,7 +214,7 @@ func (a *API) setPrice(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return
 	}
-	if err := a.DB.SetPackagePrice(c.Request.Context(), c.Param("code"), prices, actor); err != nil {
+	if err := a.DB.SetPackagePrice(c.Request.Context(), c.Param("code"), prices, caller(c).Name); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -156,25 +223,41 @@ func (a *API) setPrice(c *gin.Context) {
 
 // confirm records that an assumed price is right as it stands.
 func (a *API) confirm(c *gin.Context) {
-	if err := a.DB.ConfirmPackagePrice(c.Request.Context(), c.Param("code"), actor); err != nil {
+	if !a.ownsCatalog(c) {
+		return
+	}
+	if err := a.DB.ConfirmPackagePrice(c.Request.Context(), c.Param("code"), caller(c).Name); err != nil {
 		a.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"code": c.Param("code"), "price_confirmed": true})
 }
 
-func (a *API) audit(c *gin.Context) {
-	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
-	if err != nil || limit < 1 || limit > 1000 {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1 to 1000"})
-		return
+// ownsCatalog reports whether the caller may change the package catalog,
+// which is the whole deployment's: city staff may, and so may an
+// institution's admins when theirs is the deployment's only institution.
+func (a *API) ownsCatalog(c *gin.Context) bool {
+	p := caller(c)
+	if p.Scope.Whole() {
+		return true
 	}
-	entries, err := a.DB.AuditLog(c.Request.Context(), limit)
+	n, err := a.DB.InstitutionCount(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
-		return
+		return false
 	}
-	c.JSON(http.StatusOK, gin.H{"entries": entries})
+	if n != 1 {
+		c.JSON(http.StatusForbidden, gin.H{"error": "the catalog serves every institution: city staff set its prices"})
+		return false
+	}
+	return true
+}
+
+func (a *API) audit(c *gin.Context) {
+	if pg, ok := page(c); ok {
+		items, total, err := a.DB.AuditLog(c.Request.Context(), caller(c).Scope, pg)
+		list(c, items, total, err, a)
+	}
 }
 
 // outbox lists pushes by state: ?state=dead shows the dead letters with
@@ -185,20 +268,25 @@ func (a *API) outbox(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "state must be dead, pending, sent or cancelled"})
 		return
 	}
-	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
-	if err != nil || limit < 1 || limit > 1000 {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1 to 1000"})
+	if pg, ok := page(c); ok {
+		items, total, err := a.DB.ListOutbox(c.Request.Context(), caller(c).Scope, state, pg)
+		list(c, items, total, err, a)
+	}
+}
+
+// retry sends a dead letter again, with a fresh set of attempts.
+func (a *API) retry(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "push id must be a number"})
 		return
 	}
-	rows, err := a.DB.OutboxByState(c.Request.Context(), state, limit)
-	if err != nil {
+	p := caller(c)
+	if err := a.DB.RetryDead(c.Request.Context(), p.Scope, id, time.Now(), p.Name); err != nil {
 		a.fail(c, err)
 		return
 	}
-	if rows == nil {
-		rows = []storage.OutboxEntry{}
-	}
-	c.JSON(http.StatusOK, gin.H{"state": state, "pushes": rows})
+	c.JSON(http.StatusOK, gin.H{"id": id, "state": "pending"})
 }
 
 // campaigns lists expanded campaigns and when the seasonal pushes still
@@ -236,4 +324,11 @@ func (a *API) fail(c *gin.Context, err error) {
 	}
 	a.Log.Error("admin api failed", "route", c.FullPath(), "err", err)
 	c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+}
+
+func (a *API) bindingTTL() time.Duration {
+	if a.BindingTTL > 0 {
+		return a.BindingTTL
+	}
+	return flows.BindingCodeTTL
 }

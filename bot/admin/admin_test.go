@@ -36,7 +36,7 @@ func call(t *testing.T, h http.Handler, method, path, auth, body string) (int, m
 
 func codes(out map[string]any) []string {
 	var cs []string
-	for _, p := range out["packages"].([]any) {
+	for _, p := range out["items"].([]any) {
 		cs = append(cs, p.(map[string]any)["code"].(string))
 	}
 	return cs
@@ -120,7 +120,7 @@ func TestAdminConfirmsAndSetsPrices(t *testing.T) {
 			t.Fatalf("residents do not see the admin's price:\n%s", detail)
 		}
 		_, out = call(t, r, "GET", "/admin/api/audit?limit=5", token, "")
-		entries := out["entries"].([]any)
+		entries := out["items"].([]any)
 		if len(entries) != 3 || entries[0].(map[string]any)["action"] != "package.confirm" || entries[1].(map[string]any)["subject"] != "elderly" {
 			t.Fatalf("audit = %v", entries)
 		}
@@ -158,7 +158,7 @@ func TestAdminIssuesBindingCodes(t *testing.T) {
 			t.Fatalf("bind with the issued code: %q %v", reply.Replies, err)
 		}
 		_, out = call(t, r, "GET", "/admin/api/doctors", token, "")
-		first := out["doctors"].([]any)[0].(map[string]any)
+		first := out["items"].([]any)[0].(map[string]any)
 		if first["bound"] != true {
 			t.Fatalf("doctors = %v", out)
 		}
@@ -269,7 +269,7 @@ func TestAdminMarksVisits(t *testing.T) {
 			db.MarkFailed(ctx, r.ID, "template invalid", time.Time{})
 		}
 		if code, out := call(t, r, "GET", "/admin/api/outbox?state=dead", token, ""); code != 200 ||
-			!strings.Contains(fmt.Sprint(out["pushes"]), "template invalid") {
+			!strings.Contains(fmt.Sprint(out["items"]), "template invalid") {
 			t.Fatalf("dead letters: %d %v", code, out)
 		}
 		if code, _ := call(t, r, "GET", "/admin/api/outbox?state=lost", token, ""); code != http.StatusBadRequest {

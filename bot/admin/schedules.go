@@ -41,19 +41,6 @@ func minuteOf(hhmm string) (int, bool) {
 	return hh*60 + mm, true
 }
 
-func (a *API) doctorParam(c *gin.Context) (int64, bool) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "doctor id must be a number"})
-		return 0, false
-	}
-	if _, _, err := a.DB.DoctorOpenID(c.Request.Context(), id); err != nil {
-		a.fail(c, err) // 404 for a doctor that does not exist
-		return 0, false
-	}
-	return id, true
-}
-
 // window reads an HH:MM window; the rules it must follow are flows'.
 func window(c *gin.Context, start, end string) (int, int, bool) {
 	from, ok1 := minuteOf(start)
@@ -66,7 +53,7 @@ func window(c *gin.Context, start, end string) (int, int, bool) {
 }
 
 func (a *API) addWeeklyHours(c *gin.Context) {
-	doctor, ok := a.doctorParam(c)
+	doctor, ok := a.id(c, storage.ThingDoctor)
 	if !ok {
 		return
 	}
@@ -88,7 +75,7 @@ func (a *API) addWeeklyHours(c *gin.Context) {
 }
 
 func (a *API) addException(c *gin.Context) {
-	doctor, ok := a.doctorParam(c)
+	doctor, ok := a.id(c, storage.ThingDoctor)
 	if !ok {
 		return
 	}
@@ -115,11 +102,14 @@ func (a *API) addException(c *gin.Context) {
 
 // markVisit records a visit as done or missed, as a doctor's 完成/未到 does.
 func (a *API) markVisit(c *gin.Context) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	id, ok := a.id(c, storage.ThingAppointment)
+	if !ok {
+		return
+	}
 	var in struct {
 		Status string `json:"status"`
 	}
-	if err != nil || c.ShouldBindJSON(&in) != nil || (in.Status != "done" && in.Status != "no_show") {
+	if c.ShouldBindJSON(&in) != nil || (in.Status != "done" && in.Status != "no_show") {
 		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"status": "done"} or {"status": "no_show"}`})
 		return
 	}
@@ -146,6 +136,10 @@ func (a *API) markVisit(c *gin.Context) {
 
 // fulfilment shows how much of a contract's service items it has received.
 func (a *API) fulfilment(c *gin.Context) {
+	if err := a.DB.Visible(c.Request.Context(), caller(c).Scope, storage.ThingContract, c.Param("number")); err != nil {
+		a.fail(c, err)
+		return
+	}
 	contract, err := a.DB.ContractByNumber(c.Request.Context(), c.Param("number"))
 	if err != nil {
 		a.fail(c, err)

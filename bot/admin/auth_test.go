@@ -1,0 +1,338 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// org is two institutions, each with a community, a doctor and a team, and
+// an account of every role.
+type org struct {
+	api      *API
+	srv      *httptest.Server
+	db       *storage.DB
+	home     int64 // the demo institution
+	away     int64 // another institution
+	doctors  []storage.DoctorRow
+	password string
+}
+
+const testPassword = "correct horse battery"
+
+func newOrg(t *testing.T, s storagetest.Stack) *org {
+	t.Helper()
+	ctx := context.Background()
+	if err := profile.Ensure(ctx, s.DB, "national"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := profile.LoadDemo(ctx, s.DB, "national"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.CreateInstitution(ctx, storage.Institution{Code: "away", Name: "别处卫生院", Kind: "township_centre"},
+		[]storage.Community{{Town: "别镇", Name: "别村"}},
+		[]storage.NewTeam{{Name: "别处团队", Doctor: storage.Doctor{Name: "别医生"}, Communities: []int{0}}}); err != nil {
+		t.Fatal(err)
+	}
+	home, _ := s.DB.InstitutionByCode(ctx, "demo")
+	away, _ := s.DB.InstitutionByCode(ctx, "away")
+	doctors, _, _ := s.DB.ListDoctors(ctx, storage.Scope{}, storage.Page{})
+	o := &org{db: s.DB, home: home.ID, away: away.ID, doctors: doctors, password: testPassword}
+	sealer, _ := storage.NewSealer([]byte(strings.Repeat("k", 32)))
+	o.api = &API{DB: s.DB, Redis: s.Redis, Sealer: sealer, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	o.api.Register(r)
+	o.srv = httptest.NewServer(r)
+	t.Cleanup(o.srv.Close)
+	for _, a := range []NewStaff{
+		{Username: "admin", Role: storage.RoleAdmin, Institution: home.ID},
+		{Username: "doctor", Role: storage.RoleDoctor, Institution: home.ID, Doctor: doctors[0].ID},
+		{Username: "viewer", Role: storage.RoleViewer, Institution: home.ID},
+		{Username: "city", Role: storage.RoleCity},
+		{Username: "awayadmin", Role: storage.RoleAdmin, Institution: away.ID},
+	} {
+		a.Password = testPassword
+		if _, err := CreateStaff(ctx, s.DB, storage.Scope{}, a, "test"); err != nil {
+			t.Fatalf("create %s: %v", a.Username, err)
+		}
+	}
+	return o
+}
+
+// browser is one person's browser: its own cookies.
+type browser struct {
+	t    *testing.T
+	o    *org
+	http *http.Client
+	last string // the last page's body
+}
+
+func (o *org) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, o: o, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// get fetches a page or API path and returns its status.
+func (b *browser) get(path string) int {
+	b.t.Helper()
+	resp, err := b.http.Get(b.o.srv.URL + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	b.last = string(body)
+	return resp.StatusCode
+}
+
+// csrf is the CSRF token of the last page.
+func (b *browser) csrf() string {
+	m := csrfField.FindStringSubmatch(b.last)
+	if m == nil {
+		b.t.Fatalf("no CSRF field on the page:\n%s", b.last)
+	}
+	return m[1]
+}
+
+// post submits a form and returns the status and where it redirects.
+func (b *browser) post(path string, form url.Values) (int, string) {
+	b.t.Helper()
+	resp, err := b.http.PostForm(b.o.srv.URL+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	b.last = string(body)
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// signIn signs in through the form, as a person does.
+func (b *browser) signIn(name, password string) int {
+	b.t.Helper()
+	b.get("/admin/login")
+	code, _ := b.post("/admin/login", url.Values{"csrf": {b.csrf()}, "username": {name}, "password": {password}})
+	return code
+}
+
+// api calls the JSON API with the session and, for writes, its CSRF token.
+func (b *browser) api(method, path, csrf string) (int, map[string]any) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.o.srv.URL+path, nil)
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestStaffSignInAndSessions(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		b := o.browser(t)
+		if code := b.get("/admin/residents"); code != http.StatusSeeOther {
+			t.Fatalf("a page without signing in: %d", code)
+		}
+		if code, _ := b.api("GET", "/admin/api/residents", ""); code != http.StatusUnauthorized {
+			t.Fatalf("the API without signing in: %d", code)
+		}
+		if code := b.get("/admin/login"); code != 200 || !strings.Contains(b.last, `name="password"`) {
+			t.Fatalf("sign-in page: %d %s", code, b.last)
+		}
+		// The form's CSRF field must match the browser's cookie.
+		if code, _ := b.post("/admin/login", url.Values{"csrf": {"forged"}, "username": {"admin"}, "password": {testPassword}}); code != http.StatusForbidden {
+			t.Fatalf("sign-in with a forged CSRF field: %d", code)
+		}
+		if code := b.signIn("admin", "wrong password"); code != http.StatusUnauthorized || !strings.Contains(b.last, "用户名或密码不对") {
+			t.Fatalf("wrong password: %d", code)
+		}
+		if code := b.signIn("nobody", testPassword); code != http.StatusUnauthorized || !strings.Contains(b.last, "用户名或密码不对") {
+			t.Fatalf("unknown user: %d", code)
+		}
+		if code := b.signIn("Admin", testPassword); code != http.StatusSeeOther {
+			t.Fatalf("sign in: %d %s", code, b.last)
+		}
+		if code := b.get("/admin/residents"); code != 200 || !strings.Contains(b.last, "admin（管理员 · 示范社区卫生服务中心（演示））") {
+			t.Fatalf("residents page after signing in: %d\n%s", code, b.last)
+		}
+		csrf := b.csrf()
+		if code, out := b.api("GET", "/admin/api/residents", ""); code != 200 || out["total"] != float64(0) {
+			t.Fatalf("the API with the session: %d %v", code, out)
+		}
+		// Writes through the API need the session's CSRF token.
+		if code, _ := b.api("POST", "/admin/api/doctors/1/binding-code", ""); code != http.StatusForbidden {
+			t.Fatalf("a write without the CSRF token: %d", code)
+		}
+		if code, out := b.api("POST", fmt.Sprintf("/admin/api/doctors/%d/binding-code", o.doctors[0].ID), csrf); code != 200 {
+			t.Fatalf("a write with the CSRF token: %d %v", code, out)
+		}
+
+		// A password reset by another admin ends every session of the account.
+		other := o.browser(t)
+		if code := other.signIn("admin", testPassword); code != http.StatusSeeOther {
+			t.Fatal("second sign-in failed")
+		}
+		admin, _ := o.db.StaffByUsername(context.Background(), "admin")
+		if err := o.db.SetStaffPassword(context.Background(), storage.Scope{}, admin.ID, HashPassword("a brand new password"), "city"); err != nil {
+			t.Fatal(err)
+		}
+		if code := b.get("/admin/residents"); code != http.StatusSeeOther {
+			t.Fatalf("a session after a password change: %d", code)
+		}
+		if code, _ := other.api("GET", "/admin/api/residents", ""); code != http.StatusUnauthorized {
+			t.Fatalf("the other session after a password change: %d", code)
+		}
+		if code := b.signIn("admin", "a brand new password"); code != http.StatusSeeOther {
+			t.Fatalf("sign in with the new password: %d", code)
+		}
+		// Signing out ends the session.
+		b.get("/admin/residents")
+		if code, to := b.post("/admin/logout", url.Values{"csrf": {b.csrf()}}); code != http.StatusSeeOther || to != "/admin/login" {
+			t.Fatalf("sign out: %d %s", code, to)
+		}
+		if code := b.get("/admin/residents"); code != http.StatusSeeOther {
+			t.Fatalf("after signing out: %d", code)
+		}
+		// A disabled account cannot sign in, and its sessions end.
+		v := o.browser(t)
+		v.signIn("viewer", testPassword)
+		viewer, _ := o.db.StaffByUsername(context.Background(), "viewer")
+		o.db.SetStaffDisabled(context.Background(), storage.Scope{}, viewer.ID, true, "admin")
+		if code := v.get("/admin/residents"); code != http.StatusSeeOther {
+			t.Fatalf("a disabled account's session: %d", code)
+		}
+		if code := v.signIn("viewer", testPassword); code != http.StatusUnauthorized {
+			t.Fatalf("a disabled account signs in: %d", code)
+		}
+	})
+}
+
+func TestSignInThrottleNeverLocksTheOwnerOut(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		owner := o.browser(t)
+		if code := owner.signIn("admin", testPassword); code != http.StatusSeeOther {
+			t.Fatal("owner's first sign-in failed")
+		}
+		owner.get("/admin/residents")
+		owner.post("/admin/logout", url.Values{"csrf": {owner.csrf()}})
+
+		// A stranger guesses until the account's limit holds them off.
+		stranger := o.browser(t)
+		for i := range accountLimit {
+			if code := stranger.signIn("admin", fmt.Sprintf("guess %d!", i)); code != http.StatusUnauthorized {
+				t.Fatalf("guess %d: %d", i, code)
+			}
+		}
+		if code := stranger.signIn("admin", testPassword); code != http.StatusTooManyRequests {
+			t.Fatalf("the right password after too many guesses from a new browser: %d", code)
+		}
+		// The owner's browser, known from an earlier sign-in, still gets in.
+		if code := owner.signIn("admin", testPassword); code != http.StatusSeeOther {
+			t.Fatalf("the owner is locked out by a stranger's guesses: %d %s", code, owner.last)
+		}
+	})
+}
+
+// TestEveryRouteChecksRoleAndScope calls every API route as every role,
+// with IDs of the caller's institution and of another.
+func TestEveryRouteChecksRoleAndScope(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		sessions := map[string]*browser{}
+		csrf := map[string]string{}
+		for _, name := range []string{"admin", "doctor", "viewer", "city", "awayadmin"} {
+			b := o.browser(t)
+			if code := b.signIn(name, testPassword); code != http.StatusSeeOther {
+				t.Fatalf("sign in %s: %d", name, code)
+			}
+			b.get("/admin/password")
+			sessions[name], csrf[name] = b, b.csrf()
+		}
+		roles := map[string]storage.Role{"admin": storage.RoleAdmin, "doctor": storage.RoleDoctor, "viewer": storage.RoleViewer,
+			"city": storage.RoleCity, "awayadmin": storage.RoleAdmin}
+		for _, rt := range o.api.routes() {
+			path := strings.NewReplacer(":id", "0", ":code", "nope", ":number", "QY0").Replace("/admin/api" + rt.path)
+			for name, b := range sessions {
+				code, _ := b.api(rt.method, path, csrf[name])
+				if !may(roles[name], rt.need) && code != http.StatusForbidden {
+					t.Errorf("%s %s as %s: %d, want 403", rt.method, path, name, code)
+				}
+				if may(roles[name], rt.need) && code == http.StatusForbidden && !strings.Contains(rt.path, "packages") {
+					t.Errorf("%s %s as %s: refused", rt.method, path, name)
+				}
+			}
+			anon := o.browser(t)
+			if code, _ := anon.api(rt.method, path, ""); code != http.StatusUnauthorized {
+				t.Errorf("%s %s signed out: %d, want 401", rt.method, path, code)
+			}
+		}
+
+		// IDs of another institution answer 404, as if they did not exist.
+		var homeDoctor, awayDoctor int64
+		for _, d := range o.doctors {
+			if d.InstitutionID == o.home && homeDoctor == 0 {
+				homeDoctor = d.ID
+			}
+			if d.InstitutionID == o.away {
+				awayDoctor = d.ID
+			}
+		}
+		hours := `/admin/api/doctors/%d/binding-code`
+		if code, _ := sessions["admin"].api("POST", fmt.Sprintf(hours, awayDoctor), csrf["admin"]); code != http.StatusNotFound {
+			t.Fatalf("admin on another institution's doctor: %d", code)
+		}
+		if code, _ := sessions["awayadmin"].api("POST", fmt.Sprintf(hours, homeDoctor), csrf["awayadmin"]); code != http.StatusNotFound {
+			t.Fatalf("the other institution's admin on this one's doctor: %d", code)
+		}
+		if code, _ := sessions["city"].api("POST", fmt.Sprintf(hours, awayDoctor), csrf["city"]); code != 200 {
+			t.Fatalf("city staff on any institution's doctor: %d", code)
+		}
+		// A doctor works on their own schedule only.
+		other := o.doctors[1].ID
+		if code, _ := sessions["doctor"].api("POST", fmt.Sprintf("/admin/api/doctors/%d/exceptions", other), csrf["doctor"]); code != http.StatusNotFound {
+			t.Fatalf("a doctor on a colleague's schedule: %d", code)
+		}
+		// Listings hold only the caller's scope.
+		for name, want := range map[string]int{"admin": 2, "awayadmin": 1, "city": 3, "doctor": 1, "viewer": 2} {
+			_, out := sessions[name].api("GET", "/admin/api/doctors", "")
+			if out["total"] != float64(want) || len(out["items"].([]any)) != want {
+				t.Errorf("%s lists %v doctors, want %d", name, out["total"], want)
+			}
+		}
+		_, out := sessions["awayadmin"].api("GET", "/admin/api/communities", "")
+		if out["total"] != float64(1) || !strings.Contains(fmt.Sprint(out["items"]), "别村") {
+			t.Fatalf("the other institution's communities: %v", out)
+		}
+		// An institution's admin may not set the catalog's prices while it
+		// serves several institutions.
+		if code, _ := sessions["admin"].api("POST", "/admin/api/packages/basic/confirm", csrf["admin"]); code != http.StatusForbidden {
+			t.Fatalf("an institution admin confirms a city-wide price: %d", code)
+		}
+	})
+}

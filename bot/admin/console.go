@@ -1,0 +1,206 @@
+package admin
+
+import (
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// The console: server-rendered pages in Chinese, plain HTML forms that work
+// with JavaScript off, every asset from the binary. Each page passes the
+// same admit check as the API, and reads and writes through the same
+// scoped storage and flows calls.
+
+var labels = map[string]string{
+	"admin": "管理员", "doctor": "医生", "viewer": "只读", "city": "市级",
+	"pending": "待确认", "active": "生效中", "declined": "已拒绝", "cancelled": "已解约", "expired": "已到期",
+	"booked": "已预约", "done": "已完成", "no_show": "未到",
+	"clinic": "门诊", "home": "上门", "checkup": "体检", "followup": "随访", "referral": "转诊",
+	"male": "男", "female": "女", "dead": "发送失败", "sent": "已发送",
+}
+
+func label(s string) string {
+	if l, ok := labels[s]; ok {
+		return l
+	}
+	return s
+}
+
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"label": label,
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.In(flows.Shanghai).Format("2006-01-02 15:04")
+		},
+		"yuan": templates.Yuan,
+	}
+	names, err := fs.Glob(templates.Console, "console/pages/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*template.Template{}
+	for _, n := range names {
+		t, err := template.New("").Funcs(funcs).ParseFS(templates.Console, "console/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		pages[n[len("console/pages/"):len(n)-len(".html")]] = t
+	}
+	return pages, nil
+}
+
+// navItem is one link of the console's menu; need hides it from roles
+// that may not use it.
+type navItem struct {
+	Path, Label string
+	need        need
+	On          bool
+}
+
+var nav = []navItem{
+	{Path: "/admin/residents", Label: "居民", need: toRead},
+	{Path: "/admin/requests", Label: "签约申请", need: toRead},
+	{Path: "/admin/communities", Label: "社区", need: toRead},
+	{Path: "/admin/teams", Label: "团队", need: toRead},
+	{Path: "/admin/doctors", Label: "医生", need: toRead},
+	{Path: "/admin/packages", Label: "服务包", need: toRead},
+	{Path: "/admin/outbox", Label: "推送", need: toRead},
+	{Path: "/admin/audit", Label: "审计日志", need: toRead},
+	{Path: "/admin/staff", Label: "员工账号", need: toManage},
+	{Path: "/admin/password", Label: "修改密码", need: toRead},
+}
+
+type me struct {
+	Name, RoleLabel, Institution string
+}
+
+// render writes a page with the layout's data: who is signed in, the menu
+// for their role, and a flash message left by the last write.
+func (a *API) render(c *gin.Context, status int, page string, data gin.H) {
+	t, ok := a.pages[page]
+	if !ok {
+		a.pageFail(c, errors.New("no console page "+page))
+		return
+	}
+	if v, ok := c.Get(principalKey); ok {
+		p := v.(principal)
+		data["CSRF"] = p.CSRF
+		m := me{Name: p.Name, RoleLabel: label(string(p.Role))}
+		if p.Scope.Institution != 0 {
+			if in, err := a.DB.InstitutionByID(c.Request.Context(), p.Scope.Institution); err == nil {
+				m.Institution = in.Name
+			}
+		}
+		data["Me"] = m
+		data["Can"] = gin.H{"care": may(p.Role, toCare), "manage": may(p.Role, toManage), "city": may(p.Role, toRunCity)}
+		var items []navItem
+		for _, n := range nav {
+			if may(p.Role, n.need) {
+				n.On = c.Request.URL.Path == n.Path || len(c.Request.URL.Path) > len(n.Path) && c.Request.URL.Path[:len(n.Path)+1] == n.Path+"/"
+				items = append(items, n)
+			}
+		}
+		data["Nav"] = items
+	}
+	if f, err := c.Cookie(flashCookie); err == nil && f != "" {
+		if text, err := url.QueryUnescape(f); err == nil {
+			data["Flash"] = text
+		}
+		setCookie(c, flashCookie, "", -1)
+	}
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Frame-Options", "DENY")
+	c.Header("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'")
+	c.Status(status)
+	if err := t.ExecuteTemplate(c.Writer, "layout", data); err != nil {
+		a.Log.Error("console page failed", "page", page, "err", err)
+	}
+}
+
+const flashCookie = "jiayi_flash"
+
+// done leaves a message for the next page and sends the browser there
+// (post, redirect, get: a reload does not post twice).
+func done(c *gin.Context, to, message string) {
+	setCookie(c, flashCookie, url.QueryEscape(message), time.Minute)
+	c.Redirect(http.StatusSeeOther, to)
+}
+
+// pageFail shows a failure: not found for what is missing or out of scope,
+// else a plain error page (the log has the cause).
+func (a *API) pageFail(c *gin.Context, err error) {
+	if errors.Is(err, storage.ErrNotFound) {
+		a.render(c, http.StatusNotFound, "problem", gin.H{"Problem": "没有找到，或不在您的权限范围内。"})
+		return
+	}
+	a.Log.Error("console failed", "route", c.FullPath(), "err", err)
+	a.render(c, http.StatusInternalServerError, "problem", gin.H{"Problem": "出错了，请稍后再试；若一直如此请联系运维人员。"})
+}
+
+// pageGuard admits console pages: signed out goes to the sign-in page,
+// refusals get a page saying so.
+func (a *API) pageGuard(n need) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		_, status, err := a.admit(c, n)
+		switch status {
+		case 0:
+			c.Next()
+			return
+		case http.StatusUnauthorized:
+			next := ""
+			if c.Request.Method == http.MethodGet {
+				next = "?next=" + url.QueryEscape(c.Request.URL.RequestURI())
+			}
+			c.Redirect(http.StatusSeeOther, "/admin/login"+next)
+		case http.StatusForbidden:
+			a.render(c, status, "problem", gin.H{"Problem": "您的账号没有这项权限，或页面已过期，请返回重试。"})
+		default:
+			a.pageFail(c, err)
+		}
+		c.Abort()
+	}
+}
+
+// formID reads a numeric form or path value.
+func formID(s string) int64 {
+	id, _ := strconv.ParseInt(s, 10, 64)
+	return id
+}
+
+// pageOf reads ?page= (from 1) into a storage page of 50, and the links
+// to the pages before and after.
+func pageOf(c *gin.Context) storage.Page {
+	n, _ := strconv.Atoi(c.DefaultQuery("page", "1"))
+	n = max(n, 1)
+	return storage.Page{Limit: 50, Offset: (n - 1) * 50}
+}
+
+func pager(c *gin.Context, pg storage.Page, total int) gin.H {
+	q := c.Request.URL.Query()
+	link := func(n int) string {
+		q.Set("page", strconv.Itoa(n))
+		return c.Request.URL.Path + "?" + q.Encode()
+	}
+	out := gin.H{"Total": total}
+	n := pg.Offset/pg.Limit + 1
+	if n > 1 {
+		out["Prev"] = link(n - 1)
+	}
+	if pg.Offset+pg.Limit < total {
+		out["Next"] = link(n + 1)
+	}
+	return out
+}

@@ -1,0 +1,377 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// registerConsole adds the console's pages under /admin.
+func (a *API) registerConsole(r gin.IRouter) {
+	static, _ := templates.Console.ReadFile("console/console.css")
+	r.GET("/admin/static/console.css", func(c *gin.Context) {
+		c.Header("Cache-Control", "public, max-age=3600")
+		c.Data(http.StatusOK, "text/css; charset=utf-8", static)
+	})
+	r.GET("/admin", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/admin/") })
+	r.GET("/admin/login", a.signInForm)
+	r.POST("/admin/login", a.signIn)
+	g := r.Group("/admin")
+	pages := []route{
+		{"GET", "/", toRead, func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/admin/residents") }},
+		{"POST", "/logout", toRead, a.signOut},
+		{"GET", "/residents", toRead, a.residentsPage},
+		{"GET", "/residents/:id", toRead, a.residentPage},
+		{"POST", "/residents/:id/unmask", toCare, a.unmaskPage},
+		{"GET", "/requests", toRead, a.requestsPage},
+		{"POST", "/requests/:number", toCare, a.answerPage},
+		{"GET", "/communities", toRead, a.communitiesPage},
+		{"POST", "/communities", toManage, a.createCommunityPage},
+		{"GET", "/teams", toRead, a.teamsPage},
+		{"POST", "/teams", toManage, a.createTeamPage},
+		{"GET", "/doctors", toRead, a.doctorsPage},
+		{"POST", "/doctors", toManage, a.createDoctorPage},
+		{"POST", "/doctors/:id/binding-code", toManage, a.bindingCodePage},
+		{"GET", "/packages", toRead, a.packagesPage},
+		{"GET", "/outbox", toRead, a.outboxPage},
+		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
+		{"GET", "/audit", toRead, a.auditPage},
+		{"GET", "/staff", toManage, a.staffPage},
+		{"POST", "/staff", toManage, a.createStaffPage},
+		{"POST", "/staff/:id", toManage, a.changeStaffPage},
+		{"GET", "/password", toRead, a.passwordPage},
+		{"POST", "/password", toRead, a.changePasswordPage},
+	}
+	for _, p := range pages {
+		g.Handle(p.method, p.path, a.pageGuard(p.need), p.handle)
+	}
+}
+
+func (a *API) residentsPage(c *gin.Context) {
+	ctx, p, pg := c.Request.Context(), caller(c), pageOf(c)
+	f := storage.ResidentFilter{Query: c.Query("q"), CommunityID: formID(c.Query("community")), Status: c.Query("status")}
+	rows, total, err := a.DB.ListResidents(ctx, p.Scope, f, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	communities, _, err := a.DB.ListCommunities(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "residents", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Filter": f,
+		"Communities": communities, "Statuses": []string{"active", "pending", "declined", "cancelled", "expired"}})
+}
+
+func (a *API) residentPage(c *gin.Context) {
+	a.showResident(c, http.StatusOK, nil, "")
+}
+
+// showResident shows a resident's page; secrets, when given, are the
+// resident's full ID number and phone, shown once after a stated reason.
+func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem string) {
+	ctx, p := c.Request.Context(), caller(c)
+	r, err := a.DB.Resident(ctx, p.Scope, formID(c.Param("id")))
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	contracts, err := a.DB.ContractsOfResident(ctx, r.ID)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	visits, err := a.DB.AppointmentsOfResident(ctx, r.ID, 50)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Secrets": secrets, "Problem": problem})
+}
+
+// unmaskPage shows a resident's full ID number and phone to staff who say
+// why; the audit log records who, when and why before anything is shown.
+func (a *API) unmaskPage(c *gin.Context) {
+	reason := strings.TrimSpace(c.PostForm("reason"))
+	if utf8.RuneCountInString(reason) < 4 || utf8.RuneCountInString(reason) > 200 {
+		a.showResident(c, http.StatusBadRequest, nil, "查看完整信息须填写事由（4 到 200 字）。")
+		return
+	}
+	p := caller(c)
+	s, err := a.DB.ResidentSecrets(c.Request.Context(), p.Scope, formID(c.Param("id")), p.Name, reason)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	id, err1 := a.Sealer.Open("id_number", s.IDSealed)
+	phone, err2 := a.Sealer.Open("phone", s.PhoneSealed)
+	if err := errors.Join(err1, err2); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.showResident(c, http.StatusOK, gin.H{"ID": id, "Phone": phone, "Reason": reason}, "")
+}
+
+func (a *API) requestsPage(c *gin.Context) {
+	pg := pageOf(c)
+	rows, total, err := a.DB.ListContracts(c.Request.Context(), caller(c).Scope, storage.ContractPending, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "requests", gin.H{"Rows": rows, "Pager": pager(c, pg, total)})
+}
+
+// answerPage confirms or declines a sign request in its doctor's name, for
+// a doctor who has not bound WeChat; the resident is told as if the doctor
+// had answered in chat.
+func (a *API) answerPage(c *gin.Context) {
+	ctx, p, number := c.Request.Context(), caller(c), c.Param("number")
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingContract, number); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	contract, err := a.DB.ContractByNumber(ctx, number)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	reason := ""
+	if c.PostForm("answer") != "confirm" {
+		if reason = strings.TrimSpace(c.PostForm("reason")); reason == "" {
+			done(c, "/admin/requests", "拒绝签约须填写原因，居民会看到它。")
+			return
+		}
+	}
+	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
+	switch {
+	case errors.Is(err, storage.ErrStatusChanged):
+		done(c, "/admin/requests", "签约申请 "+number+" 已经处理过了。")
+	case err != nil:
+		a.pageFail(c, err)
+	case reason == "":
+		done(c, "/admin/requests", "已确认签约 "+number+"，居民会收到通知。")
+	default:
+		done(c, "/admin/requests", "已拒绝签约 "+number+"，居民会收到通知。")
+	}
+}
+
+// institutionFor is the institution a new community, doctor or team goes
+// to: the caller's own, or for city staff the one they chose.
+func (a *API) institutionFor(c *gin.Context) (int64, bool) {
+	p := caller(c)
+	if p.Scope.Institution != 0 {
+		return p.Scope.Institution, true
+	}
+	id := formID(c.PostForm("institution"))
+	if _, err := a.DB.InstitutionByID(c.Request.Context(), id); err != nil {
+		done(c, c.Request.URL.Path, "请选择机构。")
+		return 0, false
+	}
+	return id, true
+}
+
+func (a *API) institutions(c *gin.Context) []storage.Institution {
+	if !caller(c).Scope.Whole() {
+		return nil
+	}
+	list, err := a.DB.Institutions(c.Request.Context())
+	if err != nil {
+		a.Log.Error("console: institutions", "err", err)
+	}
+	return list
+}
+
+func (a *API) communitiesPage(c *gin.Context) {
+	pg := pageOf(c)
+	rows, total, err := a.DB.ListCommunities(c.Request.Context(), caller(c).Scope, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "communities", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Institutions": a.institutions(c)})
+}
+
+func (a *API) createCommunityPage(c *gin.Context) {
+	inst, ok := a.institutionFor(c)
+	if !ok {
+		return
+	}
+	name, town := strings.TrimSpace(c.PostForm("name")), strings.TrimSpace(c.PostForm("town"))
+	population, err := formInt(c.PostForm("population"))
+	if name == "" || town == "" || err != nil {
+		done(c, "/admin/communities", "请填写社区名称、所属乡镇/街道，常住人口填写数字。")
+		return
+	}
+	if _, err := a.DB.CreateCommunity(c.Request.Context(), storage.Community{InstitutionID: inst, Town: town, Name: name},
+		population, caller(c).Name); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/communities", "已添加社区："+name)
+}
+
+func (a *API) teamsPage(c *gin.Context) {
+	ctx, p, pg := c.Request.Context(), caller(c), pageOf(c)
+	rows, total, err := a.DB.ListTeams(ctx, p.Scope, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	doctors, _, err := a.DB.ListDoctors(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	communities, _, err := a.DB.ListCommunities(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "teams", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Doctors": doctors,
+		"Communities": communities})
+}
+
+func (a *API) createTeamPage(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	doctor := formID(c.PostForm("doctor"))
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, doctor); err != nil {
+		done(c, "/admin/teams", "请选择团队负责医生。")
+		return
+	}
+	d, err := a.DB.DoctorInstitution(ctx, doctor)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	name := strings.TrimSpace(c.PostForm("name"))
+	var communities []int64
+	for _, v := range c.PostFormArray("community") {
+		communities = append(communities, formID(v))
+	}
+	if name == "" || len(communities) == 0 {
+		done(c, "/admin/teams", "请填写团队名称，并至少选择一个服务社区。")
+		return
+	}
+	var members []storage.Member
+	for _, line := range strings.Split(c.PostForm("members"), "\n") {
+		role, who, ok := strings.Cut(strings.TrimSpace(line), "：")
+		if !ok {
+			role, who, ok = strings.Cut(strings.TrimSpace(line), ":")
+		}
+		if ok && strings.TrimSpace(role) != "" && strings.TrimSpace(who) != "" {
+			members = append(members, storage.Member{Role: strings.TrimSpace(role), Name: strings.TrimSpace(who)})
+		}
+	}
+	_, err = a.DB.CreateTeam(ctx, d, storage.NewTeam{Name: name, Members: members}, doctor, communities, p.Name)
+	if errors.Is(err, storage.ErrNotFound) {
+		done(c, "/admin/teams", "所选社区须属于负责医生所在的机构。")
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/teams", "已添加团队："+name)
+}
+
+func (a *API) doctorsPage(c *gin.Context) {
+	a.showDoctors(c, http.StatusOK, nil)
+}
+
+func (a *API) showDoctors(c *gin.Context, status int, issued gin.H) {
+	pg := pageOf(c)
+	rows, total, err := a.DB.ListDoctors(c.Request.Context(), caller(c).Scope, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, status, "doctors", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Issued": issued, "Institutions": a.institutions(c)})
+}
+
+func (a *API) createDoctorPage(c *gin.Context) {
+	inst, ok := a.institutionFor(c)
+	if !ok {
+		return
+	}
+	name, title := strings.TrimSpace(c.PostForm("name")), strings.TrimSpace(c.PostForm("title"))
+	if name == "" {
+		done(c, "/admin/doctors", "请填写医生姓名。")
+		return
+	}
+	if _, err := a.DB.CreateDoctor(c.Request.Context(), storage.Doctor{InstitutionID: inst, Name: name, Title: title}, caller(c).Name); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/doctors", "已添加医生："+name+"。请为其生成绑定码，医生在公众号发送“绑定 绑定码”即可接收通知。")
+}
+
+func (a *API) bindingCodePage(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	id := formID(c.Param("id"))
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, id); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	now, ttl := time.Now(), a.bindingTTL()
+	code, err := flows.IssueBindingCode(ctx, a.DB, a.Sealer, id, now, ttl)
+	if errors.Is(err, storage.ErrNotFound) {
+		done(c, "/admin/doctors", "该医生已绑定微信，无需绑定码。")
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.showDoctors(c, http.StatusOK, gin.H{"Doctor": id, "Code": code, "Expires": now.Add(ttl)})
+}
+
+func (a *API) packagesPage(c *gin.Context) {
+	cat, err := a.DB.Catalog(c.Request.Context())
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "packages", gin.H{"Catalog": cat})
+}
+
+func (a *API) outboxPage(c *gin.Context) {
+	pg, state := pageOf(c), c.DefaultQuery("state", "dead")
+	if state != "dead" && state != "pending" && state != "sent" {
+		state = "dead"
+	}
+	rows, total, err := a.DB.ListOutbox(c.Request.Context(), caller(c).Scope, state, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "outbox", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "State": state})
+}
+
+func (a *API) retryPage(c *gin.Context) {
+	p := caller(c)
+	err := a.DB.RetryDead(c.Request.Context(), p.Scope, formID(c.Param("id")), time.Now(), p.Name)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/outbox", "已重新发送。")
+}
+
+func (a *API) auditPage(c *gin.Context) {
+	pg := pageOf(c)
+	rows, total, err := a.DB.AuditLog(c.Request.Context(), caller(c).Scope, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "audit", gin.H{"Rows": rows, "Pager": pager(c, pg, total)})
+}

@@ -1,0 +1,317 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// The API's residents, contracts, organisation and staff: what the
+// console's pages do, for scripts.
+
+type contractJSON struct {
+	Number      string   `json:"number"`
+	Status      string   `json:"status"`
+	ResidentID  int64    `json:"resident_id"`
+	Resident    string   `json:"resident"`
+	Community   string   `json:"community"`
+	TeamID      int64    `json:"team_id"`
+	Team        string   `json:"team"`
+	DoctorID    int64    `json:"doctor_id"`
+	Doctor      string   `json:"doctor"`
+	DoctorBound bool     `json:"doctor_bound"`
+	TermEnd     string   `json:"term_end"`
+	Packages    []string `json:"packages"`
+}
+
+func contractsJSON(list []storage.ContractView) []contractJSON {
+	out := make([]contractJSON, 0, len(list))
+	for _, c := range list {
+		j := contractJSON{Number: c.Number, Status: c.Status, ResidentID: c.ResidentID, Resident: c.ResidentName,
+			Community: c.CommunityName, TeamID: c.TeamID, Team: c.TeamName, DoctorID: c.DoctorID, Doctor: c.DoctorName,
+			DoctorBound: c.DoctorOpenID.Valid, TermEnd: c.TermEnd.String, Packages: []string{}}
+		for _, p := range c.Packages {
+			j.Packages = append(j.Packages, p.Name)
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func (a *API) residents(c *gin.Context) {
+	pg, ok := page(c)
+	if !ok {
+		return
+	}
+	f := storage.ResidentFilter{Query: c.Query("q"), CommunityID: formID(c.Query("community")),
+		TeamID: formID(c.Query("team")), Status: c.Query("status")}
+	items, total, err := a.DB.ListResidents(c.Request.Context(), caller(c).Scope, f, pg)
+	list(c, items, total, err, a)
+}
+
+func (a *API) resident(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	r, err := a.DB.Resident(ctx, p.Scope, formID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	contracts, err := a.DB.ContractsOfResident(ctx, r.ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	visits, err := a.DB.AppointmentsOfResident(ctx, r.ID, 50)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	type visitJSON struct {
+		ID       int64     `json:"id"`
+		Kind     string    `json:"kind"`
+		Status   string    `json:"status"`
+		StartsAt time.Time `json:"starts_at"`
+		Doctor   string    `json:"doctor"`
+	}
+	vs := []visitJSON{}
+	for _, v := range visits {
+		vs = append(vs, visitJSON{ID: v.ID, Kind: v.Kind, Status: v.Status, StartsAt: v.StartsAt, Doctor: v.DoctorName})
+	}
+	c.JSON(http.StatusOK, gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs})
+}
+
+// unmask answers a resident's full ID number and phone to a caller who
+// states why ({"reason": "…"}); the audit log has the reading first.
+func (a *API) unmask(c *gin.Context) {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	_ = c.ShouldBindJSON(&in)
+	reason := strings.TrimSpace(in.Reason)
+	if n := utf8.RuneCountInString(reason); n < 4 || n > 200 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"reason": "why you need it", 4 to 200 characters}`})
+		return
+	}
+	p := caller(c)
+	s, err := a.DB.ResidentSecrets(c.Request.Context(), p.Scope, formID(c.Param("id")), p.Name, reason)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	id, err1 := a.Sealer.Open("id_number", s.IDSealed)
+	phone, err2 := a.Sealer.Open("phone", s.PhoneSealed)
+	if err := errors.Join(err1, err2); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"id_number": id, "phone": phone})
+}
+
+func (a *API) contracts(c *gin.Context) {
+	pg, ok := page(c)
+	if !ok {
+		return
+	}
+	items, total, err := a.DB.ListContracts(c.Request.Context(), caller(c).Scope, c.Query("status"), pg)
+	list(c, contractsJSON(items), total, err, a)
+}
+
+// answer confirms or declines a sign request in its doctor's name:
+// {"answer": "confirm"} or {"answer": "decline", "reason": "…"}.
+func (a *API) answer(c *gin.Context) {
+	ctx, p, number := c.Request.Context(), caller(c), c.Param("number")
+	var in struct {
+		Answer string `json:"answer"`
+		Reason string `json:"reason"`
+	}
+	if c.ShouldBindJSON(&in) != nil || (in.Answer != "confirm" && in.Answer != "decline") ||
+		(in.Answer == "decline" && strings.TrimSpace(in.Reason) == "") {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"answer": "confirm"} or {"answer": "decline", "reason": "…"}`})
+		return
+	}
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingContract, number); err != nil {
+		a.fail(c, err)
+		return
+	}
+	contract, err := a.DB.ContractByNumber(ctx, number)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	reason := ""
+	if in.Answer == "decline" {
+		reason = strings.TrimSpace(in.Reason)
+	}
+	termEnd, err := flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
+	if errors.Is(err, storage.ErrStatusChanged) {
+		c.JSON(http.StatusConflict, gin.H{"error": "the contract is not waiting for an answer"})
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"number": number, "answer": in.Answer, "term_end": termEnd})
+}
+
+// institutionOf is where a new community, doctor or team goes: the
+// caller's institution, or for city staff the "institution" they name.
+func (a *API) institutionOf(c *gin.Context, named int64) (int64, bool) {
+	p := caller(c)
+	if !p.Scope.Whole() {
+		return p.Scope.Institution, true
+	}
+	if err := a.DB.Visible(c.Request.Context(), p.Scope, storage.ThingInstitution, named); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "name the institution (its id) the new row belongs to"})
+		return 0, false
+	}
+	return named, true
+}
+
+func (a *API) createCommunity(c *gin.Context) {
+	var in struct {
+		Institution int64  `json:"institution"`
+		Town        string `json:"town"`
+		Name        string `json:"name"`
+		Population  int    `json:"population"`
+	}
+	if c.ShouldBindJSON(&in) != nil || strings.TrimSpace(in.Name) == "" || strings.TrimSpace(in.Town) == "" || in.Population < 0 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"name": "…", "town": "…", "population": 0}`})
+		return
+	}
+	inst, ok := a.institutionOf(c, in.Institution)
+	if !ok {
+		return
+	}
+	id, err := a.DB.CreateCommunity(c.Request.Context(), storage.Community{InstitutionID: inst, Town: strings.TrimSpace(in.Town),
+		Name: strings.TrimSpace(in.Name)}, in.Population, caller(c).Name)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": id})
+}
+
+func (a *API) createDoctor(c *gin.Context) {
+	var in struct {
+		Institution int64  `json:"institution"`
+		Name        string `json:"name"`
+		Title       string `json:"title"`
+	}
+	if c.ShouldBindJSON(&in) != nil || strings.TrimSpace(in.Name) == "" {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"name": "…", "title": "…"}`})
+		return
+	}
+	inst, ok := a.institutionOf(c, in.Institution)
+	if !ok {
+		return
+	}
+	id, err := a.DB.CreateDoctor(c.Request.Context(), storage.Doctor{InstitutionID: inst, Name: strings.TrimSpace(in.Name),
+		Title: strings.TrimSpace(in.Title)}, caller(c).Name)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": id})
+}
+
+func (a *API) createTeam(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	var in struct {
+		Name        string           `json:"name"`
+		Doctor      int64            `json:"doctor"`
+		Communities []int64          `json:"communities"`
+		Members     []storage.Member `json:"members"`
+	}
+	if c.ShouldBindJSON(&in) != nil || strings.TrimSpace(in.Name) == "" || len(in.Communities) == 0 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"name": "…", "doctor": ID, "communities": [ID, …], "members": [{"role": "护士", "name": "…"}]}`})
+		return
+	}
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, in.Doctor); err != nil {
+		a.fail(c, err)
+		return
+	}
+	inst, err := a.DB.DoctorInstitution(ctx, in.Doctor)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	id, err := a.DB.CreateTeam(ctx, inst, storage.NewTeam{Name: strings.TrimSpace(in.Name), Members: in.Members}, in.Doctor, in.Communities, p.Name)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": id})
+}
+
+func (a *API) staff(c *gin.Context) {
+	if pg, ok := page(c); ok {
+		items, total, err := a.DB.ListStaff(c.Request.Context(), caller(c).Scope, pg)
+		list(c, items, total, err, a)
+	}
+}
+
+// createStaffAPI makes an account: {"username", "role", "password",
+// "institution" (city staff only), "doctor" (doctor accounts)}.
+func (a *API) createStaffAPI(c *gin.Context) {
+	var in struct {
+		Username    string `json:"username"`
+		Role        string `json:"role"`
+		Password    string `json:"password"`
+		Institution int64  `json:"institution"`
+		Doctor      int64  `json:"doctor"`
+	}
+	if c.ShouldBindJSON(&in) != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"username", "role", "password", "institution", "doctor"}`})
+		return
+	}
+	p := caller(c)
+	id, err := CreateStaff(c.Request.Context(), a.DB, p.Scope, NewStaff{Username: in.Username, Role: storage.Role(in.Role),
+		Institution: in.Institution, Doctor: in.Doctor, Password: in.Password}, p.Name)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": id})
+}
+
+// changeStaff resets a password ({"password": "…"}) or disables or enables
+// an account ({"disabled": true}).
+func (a *API) changeStaff(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	var in struct {
+		Password *string `json:"password"`
+		Disabled *bool   `json:"disabled"`
+	}
+	if err != nil || c.ShouldBindJSON(&in) != nil || (in.Password == nil) == (in.Disabled == nil) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"password": "…"} or {"disabled": true|false}`})
+		return
+	}
+	if in.Password != nil {
+		if err := CheckPassword(*in.Password); err != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+			return
+		}
+		err = a.DB.SetStaffPassword(ctx, p.Scope, id, HashPassword(*in.Password), p.Name)
+	} else {
+		err = a.DB.SetStaffDisabled(ctx, p.Scope, id, *in.Disabled, p.Name)
+	}
+	if errors.Is(err, storage.ErrLastAdmin) {
+		c.JSON(http.StatusConflict, gin.H{"error": "the institution's last enabled admin cannot be disabled"})
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": id})
+}
