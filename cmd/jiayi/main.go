@@ -3,6 +3,7 @@
 //	jiayi serve     answer WeChat, serve health, readiness and metrics
 //	jiayi migrate   apply database migrations and exit
 //	jiayi profile load   replace the catalog with the JIAYI_REGION profile
+//	jiayi admin     make console accounts, reset a password
 //	jiayi sim       chat with a running jiayi as a resident would
 //	jiayi version   print the version
 package main
@@ -33,6 +34,10 @@ commands:
   profile load [-yes]
             replace the database's package catalog with the JIAYI_REGION
             profile file, after showing what changes and asking
+  admin create-user NAME --role ROLE [--institution CODE] [--doctor ID]
+            make a console account (the password is asked for, never an argument)
+  admin reset-password NAME
+            set a new password for a console account
   sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 
@@ -62,7 +67,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-	case "profile":
+	case "profile", "admin":
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -79,6 +84,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return migrate(ctx, cfg, log)
 	case "profile":
 		return profileLoad(ctx, args[1:], cfg, stdin, stdout, stderr)
+	case "admin":
+		return adminCommand(ctx, args[1:], cfg, stdin, stdout, stderr)
 	}
 	return serve(ctx, cfg, log)
 }

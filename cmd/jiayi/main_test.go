@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/jiayi-health/jiayi/bot/admin"
 	"io"
 	"log/slog"
 	"net/http"
@@ -194,5 +195,58 @@ func TestProfileLoadShowsAndAsksBeforeReplacing(t *testing.T) {
 	}
 	if code := run([]string{"profile", "unload"}, env("yaoguan"), nil, &out, &errOut); code != 2 {
 		t.Fatalf("unknown profile subcommand: %d", code)
+	}
+}
+
+func TestAdminCreateUserAndResetPassword(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "a.db")
+	env := func(k string) string { return map[string]string{"JIAYI_DATABASE_URL": dbURL}[k] }
+	ctx := context.Background()
+	db, err := storage.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateInstitution(ctx, storage.Institution{Code: "fenghuang", Name: "凤凰镇卫生院", Kind: "township_centre"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	create := func(stdin string, args ...string) int {
+		out.Reset()
+		errOut.Reset()
+		return run(append([]string{"admin", "create-user"}, args...), env, strings.NewReader(stdin), &out, &errOut)
+	}
+	if code := create("a long password\n", "wang", "--role", "admin", "--institution", "nowhere"); code != 1 || !strings.Contains(errOut.String(), "jiayi org import") {
+		t.Fatalf("unknown institution: %d %s", code, errOut.String())
+	}
+	if code := create("short\n", "wang", "--role", "admin", "--institution", "fenghuang"); code != 1 || !strings.Contains(errOut.String(), "密码至少") {
+		t.Fatalf("short password: %d %s", code, errOut.String())
+	}
+	if code := create("", "wang", "--role", "admin", "--institution", "fenghuang"); code != 1 || !strings.Contains(errOut.String(), "no password") {
+		t.Fatalf("no password: %d %s", code, errOut.String())
+	}
+	if code := create("a long password\n", "wang", "--role", "admin", "--institution", "fenghuang"); code != 0 || !strings.Contains(out.String(), "Created wang (admin)") {
+		t.Fatalf("create: %d %s %s", code, out.String(), errOut.String())
+	}
+	if code := create("a long password\n", "wang", "--role", "admin", "--institution", "fenghuang"); code != 1 || !strings.Contains(errOut.String(), "已被使用") {
+		t.Fatalf("the same name twice: %d %s", code, errOut.String())
+	}
+	if code := create("a long password\n", "--role", "admin"); code != 2 {
+		t.Fatalf("no name: %d", code)
+	}
+	s, err := db.StaffByUsername(ctx, "wang")
+	if err != nil || s.Role != storage.RoleAdmin || strings.Contains(s.PasswordHash, "a long password") || !strings.HasPrefix(s.PasswordHash, "$argon2id$") {
+		t.Fatalf("stored account: %+v %v", s, err)
+	}
+	out.Reset()
+	if code := run([]string{"admin", "reset-password", "wang"}, env, strings.NewReader("another long one\n"), &out, &errOut); code != 0 {
+		t.Fatalf("reset: %d %s", code, errOut.String())
+	}
+	after, _ := db.StaffByUsername(ctx, "wang")
+	if after.PasswordVersion != s.PasswordVersion+1 || !admin.VerifyPassword(after.PasswordHash, "another long one") {
+		t.Fatalf("after reset: %+v", after)
 	}
 }
