@@ -2,12 +2,15 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/bot/admin"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
 )
 
 // loadDemo gives a new sandbox the region's demo organisation, and every
@@ -29,6 +32,9 @@ func (s *Server) loadDemo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.demoAdmin(ctx); err != nil {
+		return err
+	}
 	s.demoCodes = map[int64]string{}
 	for _, d := range doctors {
 		if d.OpenID.Valid || s.demoCodes[d.ID] != "" {
@@ -40,6 +46,36 @@ func (s *Server) loadDemo(ctx context.Context) error {
 		}
 		s.demoCodes[d.ID] = code
 	}
+	return nil
+}
+
+// demoAdminName is the sandbox's console admin.
+const demoAdminName = "admin"
+
+// demoAdmin makes sure the sandbox has a console admin for the demo
+// institution. Its password is derived from the personal-data key, so it
+// stays the same across restarts and differs between machines.
+func (s *Server) demoAdmin(ctx context.Context) error {
+	inst, err := s.DB.InstitutionByCode(ctx, "demo")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // a sandbox on a database with an organisation of its own
+	}
+	if err != nil {
+		return err
+	}
+	s.demoPassword = s.Sealer.Hash("sandbox", "console admin")[:16]
+	staff, err := s.DB.StaffByUsername(ctx, demoAdminName)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		_, err = admin.CreateStaff(ctx, s.DB, storage.Scope{}, admin.NewStaff{Username: demoAdminName, Role: storage.RoleAdmin,
+			Institution: inst.ID, Password: s.demoPassword}, "sandbox")
+	case err == nil && !admin.VerifyPassword(staff.PasswordHash, s.demoPassword):
+		err = s.DB.SetStaffPassword(ctx, storage.Scope{}, staff.ID, admin.HashPassword(s.demoPassword), "sandbox")
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Warn("SANDBOX MODE: the staff console is at /admin/; sign in as " + demoAdminName + " with password " + s.demoPassword)
 	return nil
 }
 
@@ -66,5 +102,9 @@ func (s *Server) demo(c *gin.Context) {
 	for _, d := range doctors {
 		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, BindingCode: s.demoCodes[d.ID], Bound: d.OpenID.Valid})
 	}
-	c.JSON(http.StatusOK, gin.H{"region": s.Config.Region, "communities": communities, "doctors": out})
+	demo := gin.H{"region": s.Config.Region, "communities": communities, "doctors": out}
+	if s.demoPassword != "" {
+		demo["admin"] = gin.H{"username": demoAdminName, "password": s.demoPassword, "console": "/admin/"}
+	}
+	c.JSON(http.StatusOK, demo)
 }

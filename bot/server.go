@@ -63,12 +63,13 @@ type Server struct {
 	Turns   *turn.Runner
 	Pushes  *push.Dispatcher
 
-	log         *slog.Logger
-	embedded    *storage.EmbeddedRedis
-	unlock      func() // frees the lock on a SQLite database
-	readTimeout time.Duration
-	handler     http.Handler
-	demoCodes   map[int64]string // sandbox: binding codes issued to demo doctors at this start
+	log          *slog.Logger
+	embedded     *storage.EmbeddedRedis
+	unlock       func() // frees the lock on a SQLite database
+	readTimeout  time.Duration
+	handler      http.Handler
+	demoCodes    map[int64]string // sandbox: binding codes issued to demo doctors at this start
+	demoPassword string           // sandbox: the console admin's password
 }
 
 // New opens storage, applies migrations and builds the HTTP handler.

@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -384,7 +386,7 @@ func TestSandboxGeneratesItsPersonalDataKeyOnce(t *testing.T) {
 func TestSandboxDemoData(t *testing.T) {
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")
 	env := map[string]string{"JIAYI_DATABASE_URL": dbURL, "JIAYI_REGION": "yaoguan"}
-	srv, _ := newServer(t, env, Options{})
+	srv, logs := newServer(t, env, Options{})
 	var demo struct {
 		Communities []struct {
 			ID   int64
@@ -395,6 +397,7 @@ func TestSandboxDemoData(t *testing.T) {
 			Name, Team  string
 			BindingCode string `json:"binding_code"`
 		}
+		Admin struct{ Username, Password string }
 	}
 	rec := get(t, srv.Handler(), "/sandbox/demo", local)
 	if err := json.Unmarshal(rec.Body.Bytes(), &demo); err != nil || rec.Code != 200 {
@@ -410,6 +413,16 @@ func TestSandboxDemoData(t *testing.T) {
 	if rec := get(t, srv.Handler(), "/sandbox/demo", "192.168.1.9:999"); rec.Code != http.StatusNotFound {
 		t.Fatalf("demo from another host: %d", rec.Code)
 	}
+	admin := demo.Admin
+	if admin.Username != "admin" || len(admin.Password) < 10 || !strings.Contains(logs.String(), admin.Password) {
+		t.Fatalf("demo admin %+v, or its password is not in the start-up log", admin)
+	}
+	if code := signIn(t, srv.Handler(), admin.Username, admin.Password); code != http.StatusSeeOther {
+		t.Fatalf("the demo admin cannot sign in: %d", code)
+	}
+	if code := signIn(t, srv.Handler(), admin.Username, admin.Password+"x"); code != http.StatusUnauthorized {
+		t.Fatalf("a wrong password for the demo admin: %d", code)
+	}
 	// Every start issues fresh codes; the data is not loaded twice.
 	srv.Close()
 	again, _ := newServer(t, env, Options{})
@@ -418,6 +431,30 @@ func TestSandboxDemoData(t *testing.T) {
 	if len(demo.Doctors) != 2 || demo.Doctors[0].BindingCode == first.BindingCode {
 		t.Fatalf("after restart: %+v (first code was %s)", demo.Doctors, first.BindingCode)
 	}
+	if demo.Admin != admin {
+		t.Fatalf("the demo admin changed on restart: %+v, was %+v", demo.Admin, admin)
+	}
+}
+
+// signIn posts the console's sign-in form as a browser would, and returns
+// the status.
+func signIn(t *testing.T, h http.Handler, username, password string) int {
+	t.Helper()
+	page := httptest.NewRecorder()
+	h.ServeHTTP(page, httptest.NewRequest(http.MethodGet, "/admin/login", nil))
+	field := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page.Body.String())
+	if field == nil {
+		t.Fatalf("no CSRF field on the sign-in page: %d %s", page.Code, page.Body)
+	}
+	form := url.Values{"csrf": {field[1]}, "username": {username}, "password": {password}}
+	req := httptest.NewRequest(http.MethodPost, "/admin/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range page.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
 }
 
 // Started with another personal-data key than its data was sealed with, the
