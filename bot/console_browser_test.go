@@ -1,0 +1,176 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// chromium finds Debian's headless Chromium; .ci/run installs it. Outside
+// CI a machine without it leaves the browser tests out, and says so.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("JIAYI_TEST_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if storagetest.InCI() {
+		t.Fatal("CI=true but no Chromium: install Debian's chromium package")
+	}
+	t.Skip("no Chromium on this machine (apt-get install chromium); the console's browser tests are left out")
+	return ""
+}
+
+// browse starts a headless Chromium for one test and returns its context.
+func browse(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+// TestConsoleInABrowser does in a real browser what a health centre's admin
+// does on their first day: sign in with the sandbox's printed credentials,
+// add a community, a doctor and a team, find a resident who signed in chat,
+// see their full ID number for a stated reason and find that in the audit
+// log, and confirm the resident's sign request for a doctor without WeChat.
+func TestConsoleInABrowser(t *testing.T) {
+	chromium(t)
+	srv, base := live(t, map[string]string{}, Options{})
+	var demo struct {
+		Admin struct{ Username, Password string }
+	}
+	json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+
+	resident := "o_console_res"
+	for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "1", "1", "0"} {
+		chat(t, srv, resident, s)
+	}
+	number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
+	if number == "" {
+		t.Fatal("the resident's signing made no contract")
+	}
+
+	ctx := browse(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // starts the browser
+		t.Fatalf("start Chromium: %v", err)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(step, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	textOf := func(sel string) string {
+		t.Helper()
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return text
+	}
+	mainText := func() string { return textOf("main") }
+
+	run("sign in",
+		chromedp.Navigate(base+"/admin/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), demo.Admin.Username),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), demo.Admin.Password),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/login"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)))
+
+	run("add a community",
+		chromedp.Navigate(base+"/admin/communities"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/communities"] input[name=name]`), "新桥社区"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/communities"] input[name=town]`), "示范街道"),
+		chromedp.SetValue(chromedp.CSS(`form[action="/admin/communities"] input[name=population]`), "3200"),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/communities"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := mainText(); !strings.Contains(got, "已添加社区：新桥社区") || !strings.Contains(got, "3200") {
+		t.Fatalf("after adding a community:\n%s", got)
+	}
+
+	run("add a doctor",
+		chromedp.Navigate(base+"/admin/doctors"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/doctors"] input[name=name]`), "宋医生"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/doctors"] input[name=title]`), "全科医师"),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/doctors"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := mainText(); !strings.Contains(got, "已添加医生：宋医生") {
+		t.Fatalf("after adding a doctor:\n%s", got)
+	}
+
+	run("open the teams page", chromedp.Navigate(base+"/admin/teams"))
+	run("add a team",
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/teams"] input[name=name]`), "宋医生家庭医生团队"),
+		chromedp.SetValue(chromedp.CSS(`form[action="/admin/teams"] select[name=doctor]`), doctorOption(t, ctx, "宋医生")),
+		chromedp.Click(chromedp.Search(`//label[contains(., "新桥社区")]/input`)),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/teams"] textarea[name=members]`), "护士：田甜"),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/teams"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := mainText(); !strings.Contains(got, "已添加团队：宋医生家庭医生团队") {
+		t.Fatalf("after adding a team:\n%s", got)
+	}
+
+	run("search a resident",
+		chromedp.Navigate(base+"/admin/residents"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=q]`), "0210"),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/residents"] button`)),
+		chromedp.WaitVisible(chromedp.Search(`//a[text()="王秀英"]`)))
+	if got := mainText(); !strings.Contains(got, "1101**********0210") || strings.Contains(got, residentID) || !strings.Contains(got, "139****5678") {
+		t.Fatalf("the residents listing does not show the masked ID and phone alone:\n%s", got)
+	}
+	run("open the resident", chromedp.Click(chromedp.Search(`//a[text()="王秀英"]`)), chromedp.WaitVisible(chromedp.CSS(`input[name=reason]`)))
+	run("show the full ID for a reason",
+		chromedp.SendKeys(chromedp.CSS(`input[name=reason]`), "电话随访核对身份"),
+		chromedp.Click(chromedp.CSS(`form[action$="/unmask"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#full-id`)))
+	if text := textOf("#full-id"); text != residentID {
+		t.Fatalf("full ID shown: %q", text)
+	}
+	run("read the audit log", chromedp.Navigate(base+"/admin/audit"), chromedp.WaitVisible(chromedp.CSS(`table`)))
+	if got := mainText(); !strings.Contains(got, "resident.unmask") || !strings.Contains(got, "电话随访核对身份") || !strings.Contains(got, "admin") {
+		t.Fatalf("the audit log lacks the unmasking:\n%s", got)
+	}
+
+	run("confirm the sign request",
+		chromedp.Navigate(base+"/admin/requests"),
+		chromedp.WaitVisible(chromedp.Search(`//td[text()="`+number+`"]`)),
+		chromedp.Click(chromedp.CSS(`form.inline[action="/admin/requests/`+number+`"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := mainText(); !strings.Contains(got, "已确认签约 "+number) {
+		t.Fatalf("after confirming:\n%s", got)
+	}
+	if data := waitPush(t, srv, resident, "sign_confirmed", 5*time.Second); !strings.Contains(data, number) {
+		t.Fatalf("the resident was not told: %s", data)
+	}
+}
+
+// doctorOption is the value of a doctor's option in the team form.
+func doctorOption(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	got, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.Search(`//select[@name="doctor"]/option[contains(., "`+name+`")]`), "value"))
+	if err != nil || !got.Exists {
+		t.Fatalf("no option for %s: %v", name, err)
+	}
+	return got.Value
+}
