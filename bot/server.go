@@ -307,7 +307,8 @@ func loopbackOnly(c *gin.Context) {
 	c.Next()
 }
 
-// ready answers 200 when the database and Redis both answer, else 503.
+// ready answers 200 when the database and Redis both answer and residents
+// can sign (some community is served by a team), else 503 saying why.
 func (s *Server) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
@@ -317,6 +318,13 @@ func (s *Server) ready(c *gin.Context) {
 	}
 	if err := s.Redis.Ping(ctx); err != nil {
 		status["redis"], code = "unreachable", http.StatusServiceUnavailable
+	}
+	if status["database"] == "ok" {
+		status["organisation"] = "ok"
+		if opening, err := s.DB.SigningOpening(ctx); err != nil || !opening.Open() {
+			status["organisation"], code = "no community is served by a team yet: residents cannot sign; "+
+				"add communities, doctors and teams in the console or with jiayi org import", http.StatusServiceUnavailable
+		}
 	}
 	c.JSON(code, status)
 }

@@ -534,3 +534,45 @@ func serveOnLoopback(t *testing.T, srv *Server) (string, context.CancelFunc, <-c
 	go func() { served <- srv.Serve(ctx, ln) }()
 	return ln.Addr().String(), stop, served
 }
+
+// A production database starts with no organisation: until some community
+// is served by a team, /readyz says why, and a resident who types 签约 is
+// told at once that the service is opening, with the centre's phone.
+func TestGoingLiveNeedsAnOrganisation(t *testing.T) {
+	standIn := sandbox.NewWithSecret("prod-secret-for-test")
+	defer standIn.Close()
+	srv, _ := newServer(t, map[string]string{
+		"JIAYI_WECHAT_SECRET": "prod-secret-for-test", "JIAYI_WECHAT_APPID": "wx0123456789abcdef",
+		"JIAYI_WECHAT_TOKEN": "prodtoken", "JIAYI_PII_KEY": strings.Repeat("ab", 32),
+		"JIAYI_REDIS_URL": embeddedURL(t),
+	}, Options{Transport: sandbox.Transport{}})
+	h := srv.Handler()
+	rec := get(t, h, "/readyz", local)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no community is served by a team") {
+		t.Fatalf("readyz with no organisation: %d %s", rec.Code, rec.Body)
+	}
+	ctx := context.Background()
+	if _, err := srv.DB.CreateInstitution(ctx, storage.Institution{Code: "hedong", Name: "河东镇卫生院", Kind: "township_centre",
+		Phone: "0531-88886666"}, []storage.Community{{Town: "河东镇", Name: "河东村"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	reply := postText(t, h, "prodtoken", "o_early", "签约", 1).Body.String()
+	if !strings.Contains(reply, "正在开通") || !strings.Contains(reply, "0531-88886666") || strings.Contains(reply, "为谁签约") {
+		t.Fatalf("签约 before any team serves a community: %s", reply)
+	}
+	if rec := get(t, h, "/readyz", local); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with a community but no team: %d", rec.Code)
+	}
+	inst, _ := srv.DB.InstitutionByCode(ctx, "hedong")
+	doctor, _ := srv.DB.CreateDoctor(ctx, storage.Doctor{InstitutionID: inst.ID, Name: "孔医生"}, "test")
+	communities, _, _ := srv.DB.ListCommunities(ctx, storage.Scope{}, storage.Page{})
+	if _, err := srv.DB.CreateTeam(ctx, inst.ID, storage.NewTeam{Name: "孔医生团队"}, doctor, []int64{communities[0].ID}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(t, h, "/readyz", local); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"organisation":"ok"`) {
+		t.Fatalf("readyz once a team serves a community: %d %s", rec.Code, rec.Body)
+	}
+	if reply := postText(t, h, "prodtoken", "o_early", "签约", 2).Body.String(); !strings.Contains(reply, "为谁签约") {
+		t.Fatalf("签约 once open: %s", reply)
+	}
+}

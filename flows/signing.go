@@ -124,6 +124,13 @@ func teamChosen(tm storage.Team) chosenTeam {
 // --- the steps ---
 
 func askWho(t *signTurn) (string, error) {
+	opening, err := t.e.DB.SigningOpening(t)
+	if err != nil {
+		return "", err
+	}
+	if !opening.Open() {
+		return "", stopWith("sign_opening", strings.Join(opening.Phones, "、"))
+	}
 	members, err := t.e.DB.ManagedResidents(t, t.in.OpenID)
 	if err != nil {
 		return "", err

@@ -13,7 +13,8 @@ type Institution struct {
 	ID   int64  `db:"id" json:"id"`
 	Code string `db:"code" json:"code"` // what operators type, e.g. the centre's short name in pinyin
 	Name string `db:"name" json:"name"`
-	Kind string `db:"kind" json:"kind"` // township_centre, community_centre
+	Kind  string `db:"kind" json:"kind"` // township_centre, community_centre
+	Phone string `db:"phone" json:"phone"`
 }
 
 // Community is a village or neighbourhood an institution serves.
@@ -80,7 +81,7 @@ func (db *DB) CreateInstitution(ctx context.Context, in Institution, communities
 		if in.Code == "" {
 			return fail(op, errors.New("an institution needs a code"))
 		}
-		instID, err := insert("", `INSERT INTO institutions (code, name, kind) VALUES (?, ?, ?)`, in.Code, in.Name, in.Kind)
+		instID, err := insert("", `INSERT INTO institutions (code, name, kind, phone) VALUES (?, ?, ?, ?)`, in.Code, in.Name, in.Kind, in.Phone)
 		if isUniqueViolation(err) {
 			return fail(op, fmt.Errorf("institution code %q: %w", in.Code, ErrExists))
 		}
@@ -328,7 +329,7 @@ func (db *DB) CreateTeam(ctx context.Context, institutionID int64, t NewTeam, do
 // Institutions lists every institution by code.
 func (db *DB) Institutions(ctx context.Context) ([]Institution, error) {
 	out := []Institution{}
-	err := db.sel(ctx, "Institutions", &out, `SELECT id, code, name, kind FROM institutions ORDER BY code`)
+	err := db.sel(ctx, "Institutions", &out, `SELECT id, code, name, kind, phone FROM institutions ORDER BY code`)
 	return out, err
 }
 
@@ -357,7 +358,7 @@ func (db *DB) insertTeam(ctx context.Context, op string, institutionID int64, t 
 // InstitutionByID finds an institution.
 func (db *DB) InstitutionByID(ctx context.Context, id int64) (Institution, error) {
 	var in Institution
-	err := db.get(ctx, "InstitutionByID", &in, `SELECT id, code, name, kind FROM institutions WHERE id = ?`, id)
+	err := db.get(ctx, "InstitutionByID", &in, `SELECT id, code, name, kind, phone FROM institutions WHERE id = ?`, id)
 	return in, err
 }
 
@@ -366,4 +367,27 @@ func (db *DB) DoctorInstitution(ctx context.Context, doctorID int64) (int64, err
 	var id int64
 	err := db.get(ctx, "DoctorInstitution", &id, `SELECT institution_id FROM doctors WHERE id = ?`, doctorID)
 	return id, err
+}
+
+// Opening says whether residents can sign yet: some community is served by
+// a team (every team has its doctor). Phones are the institutions' phones,
+// for residents who ask before then.
+type Opening struct {
+	ServedCommunities int
+	Phones            []string
+}
+
+// Open reports whether the organisation is set up enough to sign residents.
+func (o Opening) Open() bool { return o.ServedCommunities > 0 }
+
+// SigningOpening reads whether residents can sign yet.
+func (db *DB) SigningOpening(ctx context.Context) (Opening, error) {
+	const op = "SigningOpening"
+	var o Opening
+	if err := db.get(ctx, op, &o.ServedCommunities, `SELECT COUNT(DISTINCT community_id) FROM team_communities`); err != nil {
+		return o, err
+	}
+	o.Phones = []string{}
+	err := db.sel(ctx, op, &o.Phones, `SELECT phone FROM institutions WHERE phone <> '' ORDER BY id LIMIT 3`)
+	return o, err
 }
