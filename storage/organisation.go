@@ -10,9 +10,9 @@ import (
 
 // Institution is a township health centre or a community health service centre.
 type Institution struct {
-	ID   int64  `db:"id" json:"id"`
-	Code string `db:"code" json:"code"` // what operators type, e.g. the centre's short name in pinyin
-	Name string `db:"name" json:"name"`
+	ID    int64  `db:"id" json:"id"`
+	Code  string `db:"code" json:"code"` // what operators type, e.g. the centre's short name in pinyin
+	Name  string `db:"name" json:"name"`
 	Kind  string `db:"kind" json:"kind"` // township_centre, community_centre
 	Phone string `db:"phone" json:"phone"`
 }
