@@ -4,6 +4,7 @@
 //	jiayi migrate   apply database migrations and exit
 //	jiayi profile load   replace the catalog with the JIAYI_REGION profile
 //	jiayi admin     make console accounts, reset a password
+//	jiayi org import     import the organisation from CSV
 //	jiayi sim       chat with a running jiayi as a resident would
 //	jiayi version   print the version
 package main
@@ -38,6 +39,8 @@ commands:
             make a console account (the password is asked for, never an argument)
   admin reset-password NAME
             set a new password for a console account
+  org import [-apply] FILE.csv
+            import institutions, communities, doctors and teams (a dry run without -apply)
   sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 
@@ -67,7 +70,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-	case "profile", "admin":
+	case "profile", "admin", "org":
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -86,6 +89,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return profileLoad(ctx, args[1:], cfg, stdin, stdout, stderr)
 	case "admin":
 		return adminCommand(ctx, args[1:], cfg, stdin, stdout, stderr)
+	case "org":
+		return orgCommand(ctx, args[1:], cfg, stdout, stderr)
 	}
 	return serve(ctx, cfg, log)
 }

@@ -250,3 +250,37 @@ func TestAdminCreateUserAndResetPassword(t *testing.T) {
 		t.Fatalf("after reset: %+v", after)
 	}
 }
+
+func TestOrgImportIsADryRunUntilApplied(t *testing.T) {
+	dir := t.TempDir()
+	dbURL := "sqlite:" + filepath.Join(dir, "o.db")
+	env := func(k string) string { return map[string]string{"JIAYI_DATABASE_URL": dbURL}[k] }
+	file := filepath.Join(dir, "org.csv")
+	os.WriteFile(file, []byte("类型,机构代码,名称,机构类别,电话,乡镇街道,常住人口,职称,负责医生,服务社区,成员\n"+
+		"机构,hedong,河东镇卫生院,乡镇卫生院,0531-1,,,,,,\n社区,hedong,河东村,,,河东镇,900,,,,\n"+
+		"医生,hedong,孔医生,,,,,全科医师,,,\n团队,hedong,孔医生团队,,,,,,孔医生,河东村,\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"org", "import", file}, env, nil, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "line 5: create: team 孔医生团队") || !strings.Contains(out.String(), "Dry run") {
+		t.Fatalf("dry run: %d %s %s", code, out.String(), errOut.String())
+	}
+	count := func() int {
+		db, err := storage.Open(context.Background(), dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		n, _ := db.InstitutionCount(context.Background())
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("the dry run wrote %d institutions", n)
+	}
+	out.Reset()
+	if code := run([]string{"org", "import", "-apply", file}, env, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "Imported.") || count() != 1 {
+		t.Fatalf("apply: %d %s %s", code, out.String(), errOut.String())
+	}
+	if code := run([]string{"org", "import"}, env, nil, &out, &errOut); code != 2 {
+		t.Fatalf("no file: %d", code)
+	}
+}

@@ -1,0 +1,92 @@
+package flows
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// MaxCSV is the largest CSV file an import reads (about 100,000 rows).
+const MaxCSV = 32 << 20
+
+// readCSV reads a CSV file as Excel on Chinese Windows saves it: UTF-8 with
+// or without a byte-order mark, or GB18030. The first row names the columns;
+// columns maps each accepted header (Chinese or English) to a field name.
+// It returns the rows as field name -> value, and each row's line number.
+func readCSV(r io.Reader, columns map[string]string, required ...string) ([]map[string]string, []int, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxCSV+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(data) > MaxCSV {
+		return nil, nil, fmt.Errorf("the file is over %d MB: split it", MaxCSV>>20)
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if !utf8.Valid(data) {
+		if data, err = simplifiedchinese.GB18030.NewDecoder().Bytes(data); err != nil {
+			return nil, nil, errors.New("the file is neither UTF-8 nor GB18030 text")
+		}
+	}
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, nil, errors.New("the file has no header row")
+	}
+	fields := make([]string, len(header))
+	seen := map[string]bool{}
+	for i, h := range header {
+		name, ok := columns[strings.TrimSpace(h)]
+		if !ok {
+			return nil, nil, fmt.Errorf("unknown column %q", h)
+		}
+		fields[i], seen[name] = name, true
+	}
+	for _, r := range required {
+		if !seen[r] {
+			return nil, nil, fmt.Errorf("column %q is missing", r)
+		}
+	}
+	var rows []map[string]string
+	var lines []int
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		row := map[string]string{}
+		blank := true
+		for i, v := range rec {
+			if i < len(fields) {
+				row[fields[i]] = strings.TrimSpace(v)
+				blank = blank && row[fields[i]] == ""
+			}
+		}
+		if !blank {
+			rows, lines = append(rows, row), append(lines, line)
+		}
+	}
+	return rows, lines, nil
+}
+
+// splitList reads "a;b", "a；b", "a、b" or "a,b" inside one cell.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == '；' || r == '、' || r == ',' || r == '，' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

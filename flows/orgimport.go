@@ -1,0 +1,130 @@
+package flows
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// The organisation file: one row per institution, community, doctor or
+// team, in that order of dependence (rows may come in any order). The
+// header row names the columns in Chinese or English; a column a kind does
+// not use stays empty.
+var orgColumns = map[string]string{
+	"类型": "kind", "kind": "kind",
+	"机构代码": "institution", "institution": "institution",
+	"名称": "name", "name": "name",
+	"机构类别": "institution_kind", "institution_kind": "institution_kind",
+	"电话": "phone", "phone": "phone",
+	"乡镇街道": "town", "town": "town",
+	"常住人口": "population", "population": "population",
+	"职称": "title", "title": "title",
+	"负责医生": "doctor", "doctor": "doctor",
+	"服务社区": "communities", "communities": "communities",
+	"成员": "members", "members": "members",
+}
+
+// OrgHeader is the header row of an organisation file, as the console's
+// template offers it.
+const OrgHeader = "类型,机构代码,名称,机构类别,电话,乡镇街道,常住人口,职称,负责医生,服务社区,成员"
+
+var orgKinds = map[string]string{"机构": "institution", "institution": "institution", "社区": "community", "村": "community",
+	"community": "community", "医生": "doctor", "doctor": "doctor", "团队": "team", "team": "team"}
+
+var institutionKinds = map[string]string{"乡镇卫生院": "township_centre", "township_centre": "township_centre",
+	"社区卫生服务中心": "community_centre", "community_centre": "community_centre"}
+
+// ImportOrganisation reads an organisation file and imports it (or, on a
+// dry run, reports what importing it would do). Rows the file itself gets
+// wrong are rejected with the rest; any rejection writes nothing.
+func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun bool, actor string) ([]storage.ImportLine, error) {
+	rows, lines, err := readCSV(r, orgColumns, "kind", "institution", "name")
+	if err != nil {
+		return nil, err
+	}
+	var in storage.OrgImport
+	var rejected []storage.ImportLine
+	reject := func(line int, format string, args ...any) {
+		rejected = append(rejected, storage.ImportLine{Line: line, Action: "rejected", What: fmt.Sprintf(format, args...)})
+	}
+	for i, row := range rows {
+		line, inst, name := lines[i], row["institution"], row["name"]
+		if inst == "" || name == "" {
+			reject(line, "机构代码 and 名称 are required")
+			continue
+		}
+		switch orgKinds[row["kind"]] {
+		case "institution":
+			kind, ok := institutionKinds[row["institution_kind"]]
+			if !ok || !validCode(inst) {
+				reject(line, "institution %s: 机构类别 must be 乡镇卫生院 or 社区卫生服务中心, and the code 2-32 lower-case letters, digits or '-'", inst)
+				continue
+			}
+			in.Institutions = append(in.Institutions, storage.ImportRow[storage.Institution]{Line: line,
+				Row: storage.Institution{Code: inst, Name: name, Kind: kind, Phone: row["phone"]}})
+		case "community":
+			population, err := strconv.Atoi(strings.ReplaceAll(row["population"], ",", ""))
+			if row["population"] == "" {
+				population, err = 0, nil
+			}
+			if err != nil || population < 0 || row["town"] == "" {
+				reject(line, "community %s: 乡镇街道 is required and 常住人口 must be a whole number", name)
+				continue
+			}
+			in.Communities = append(in.Communities, storage.ImportRow[storage.ImportCommunity]{Line: line,
+				Row: storage.ImportCommunity{Institution: inst, Town: row["town"], Name: name, Population: population}})
+		case "doctor":
+			in.Doctors = append(in.Doctors, storage.ImportRow[storage.ImportDoctor]{Line: line,
+				Row: storage.ImportDoctor{Institution: inst, Name: name, Title: row["title"]}})
+		case "team":
+			t := storage.ImportTeam{Institution: inst, Name: name, Doctor: row["doctor"], Communities: splitList(row["communities"])}
+			members, ok := readMembers(row["members"])
+			if t.Doctor == "" || len(t.Communities) == 0 || !ok {
+				reject(line, "team %s: 负责医生 and 服务社区 are required, 成员 is 角色:姓名;角色:姓名", name)
+				continue
+			}
+			t.Members = members
+			in.Teams = append(in.Teams, storage.ImportRow[storage.ImportTeam]{Line: line, Row: t})
+		default:
+			reject(line, "类型 %q must be 机构, 社区, 医生 or 团队", row["kind"])
+		}
+	}
+	report, err := db.ImportOrganisation(ctx, in, dryRun || len(rejected) > 0, actor)
+	if len(rejected) > 0 && err == nil {
+		err = storage.ErrImportRejected
+	}
+	all := append(rejected, report...)
+	slices.SortStableFunc(all, func(a, b storage.ImportLine) int { return a.Line - b.Line })
+	return all, err
+}
+
+func validCode(code string) bool {
+	if len(code) < 2 || len(code) > 32 {
+		return false
+	}
+	for _, r := range code {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// readMembers reads "护士:韩雪;公共卫生人员:许成".
+func readMembers(cell string) ([]storage.Member, bool) {
+	var out []storage.Member
+	for _, part := range strings.FieldsFunc(cell, func(r rune) bool { return r == ';' || r == '；' }) {
+		part = strings.ReplaceAll(strings.TrimSpace(part), "：", ":")
+		role, name, ok := strings.Cut(part, ":")
+		if !ok || strings.TrimSpace(role) == "" || strings.TrimSpace(name) == "" {
+			return nil, false
+		}
+		out = append(out, storage.Member{Role: strings.TrimSpace(role), Name: strings.TrimSpace(name)})
+	}
+	return out, true
+}
