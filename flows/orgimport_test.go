@@ -92,11 +92,11 @@ func TestImportOrganisation(t *testing.T) {
 func TestImportOrganisationRefusesAFileItCannotRead(t *testing.T) {
 	db := storagetest.SQLite(t)
 	for file, want := range map[string]string{
-		"":                                "no header row",
-		"类型,机构代码,名称,颜色\n":               `unknown column "颜色"`,
-		"类型,名称\n机构,某卫生院\n":              `column "institution" is missing`,
+		"":                 "no header row",
+		"类型,机构代码,名称,颜色\n":  `unknown column "颜色"`,
+		"类型,名称\n机构,某卫生院\n": `column "institution" is missing`,
 		OrgHeader + "\n机构,Bad Code,某,乡镇卫生院,,,,,,,\n": "the code 2-32",
-		OrgHeader + "\n诊所,x1,某,,,,,,,,\n":      "类型 \"诊所\"",
+		OrgHeader + "\n诊所,x1,某,,,,,,,,\n":            "类型 \"诊所\"",
 	} {
 		lines, err := ImportOrganisation(context.Background(), db, strings.NewReader(file), true, "test")
 		if err == nil || !strings.Contains(err.Error()+report(lines), want) {
