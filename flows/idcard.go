@@ -20,6 +20,14 @@ type Person struct {
 	Male  bool
 }
 
+// sex is the person's sex as the residents table stores it.
+func (p Person) sex() string {
+	if p.Male {
+		return "male"
+	}
+	return "female"
+}
+
 var idWeights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
 
 const idCheckChars = "10X98765432"

@@ -224,12 +224,8 @@ func takeID(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sex := "female"
-	if person.Male {
-		sex = "male"
-	}
 	t.d.IDSealed, t.d.IDHash = sealed, hash
-	t.d.Birth, t.d.Sex, t.d.Age = person.Birth.Format("2006-01-02"), sex, age
+	t.d.Birth, t.d.Sex, t.d.Age = person.Birth.Format("2006-01-02"), person.sex(), age
 	return templates.Message("sign_id_ok", MaskID(id))
 }
 

@@ -312,3 +312,60 @@ func (db *DB) ListContracts(ctx context.Context, scope Scope, status string, pag
 	}
 	return out, total, db.loadPackages(ctx, op, out)
 }
+
+// ExportRow is one contract as the residents file carries it, masked.
+type ExportRow struct {
+	ContractID  int64          `db:"contract_id"`
+	Name        string         `db:"name"`
+	IDMasked    string         `db:"id_masked"`
+	PhoneMasked string         `db:"phone_masked"`
+	Community   string         `db:"community"`
+	Team        string         `db:"team"`
+	SignedAt    time.Time      `db:"agreed_at"`
+	TermEnd     sql.NullString `db:"term_end"`
+	Number      string         `db:"number"`
+	Status      string         `db:"status"`
+	Packages    []string
+}
+
+// ExportContracts calls fn with every live contract in scope, a page at a
+// time, in contract order.
+func (db *DB) ExportContracts(ctx context.Context, scope Scope, fn func([]ExportRow) error) error {
+	const op = "ExportContracts"
+	cond, args := scope.where("t.institution_id", "c.doctor_id = ?")
+	var after int64
+	for {
+		var rows []ExportRow
+		if err := db.sel(ctx, op, &rows, `SELECT c.id AS contract_id, r.name, r.id_masked, r.phone_masked, m.name AS community,
+			t.name AS team, c.agreed_at, c.term_end, c.number, c.status
+			FROM contracts c JOIN residents r ON r.id = c.resident_id JOIN communities m ON m.id = r.community_id
+			JOIN teams t ON t.id = c.team_id
+			WHERE c.status IN ('pending', 'active') AND c.id > ? AND `+cond+` ORDER BY c.id LIMIT 500`,
+			append([]any{after}, args...)...); err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(rows))
+		at := map[int64]int{}
+		for i, r := range rows {
+			ids[i], at[r.ContractID] = r.ContractID, i
+		}
+		var pkgs []struct {
+			ContractID int64  `db:"contract_id"`
+			Name       string `db:"package_name"`
+		}
+		if err := db.selIn(ctx, op, &pkgs, `SELECT contract_id, package_name FROM contract_packages WHERE contract_id IN (?)
+			ORDER BY contract_id, package_code`, ids); err != nil {
+			return err
+		}
+		for _, p := range pkgs {
+			rows[at[p.ContractID]].Packages = append(rows[at[p.ContractID]].Packages, p.Name)
+		}
+		if err := fn(rows); err != nil {
+			return err
+		}
+		after = rows[len(rows)-1].ContractID
+	}
+}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -59,6 +60,12 @@ type NewContract struct {
 	Packages         []ContractPackage
 	// Notify builds the doctor's notification once the number is known.
 	Notify func(number string) Push
+	// A contract signed on paper or in another system comes in active, with
+	// its term's end; Event says where it came from. The zero values are a
+	// signing in chat: pending, "signed in chat".
+	Active  bool
+	TermEnd string // YYYY-MM-DD, with Active
+	Event   string
 }
 
 // ErrLiveContract says the resident already has a pending or active contract.
@@ -91,12 +98,17 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 			return err
 		}
 		number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
+		status, termEnd, event := ContractPending, sql.NullString{}, cmp.Or(nc.Event, "signed in chat")
+		if nc.Active {
+			status, termEnd = ContractActive, sql.NullString{String: nc.TermEnd, Valid: true}
+		}
 		var contractID int64
 		err = tx.get(ctx, op, &contractID, `INSERT INTO contracts (number, request_key, resident_id, team_id, doctor_id, status,
-		insured, term_months, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version, consented_at,
-		consent_by, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, string(nc.Insured), nc.TermMonths, nc.PartnerDistrict,
-			nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion, nc.ConsentedAt.UTC(), nc.ConsentBy, now)
+		insured, term_months, term_end, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version,
+		consented_at, consent_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
+			nc.PartnerDistrict, nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion,
+			nc.ConsentedAt.UTC(), nc.ConsentBy, now)
 		if isUniqueViolation(err) {
 			return fail(op, ErrLiveContract)
 		}
@@ -112,7 +124,7 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 			VALUES`, "", packages); err != nil {
 			return err
 		}
-		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", ContractPending, "signed in chat"); err != nil {
+		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", status, event); err != nil {
 			return err
 		}
 		if nc.Notify != nil {
@@ -154,11 +166,14 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	if live > 0 {
 		return 0, fail(op, ErrLiveContract)
 	}
-	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = ?, relation = ?, name = ?, id_number_sealed = ?,
+	// A resident signed at the desk has no WeChat: whoever manages them in
+	// chat keeps doing so.
+	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
+		relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
 		updated_at = ? WHERE id = ?`,
-		r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID, r.GroupsSealed,
-		r.IDMasked, r.PhoneMasked, now, id)
+		r.ManagerOpenID, r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID,
+		r.GroupsSealed, r.IDMasked, r.PhoneMasked, now, id)
 	return id, err
 }
 

@@ -391,3 +391,20 @@ func (db *DB) SigningOpening(ctx context.Context) (Opening, error) {
 	err := db.sel(ctx, op, &o.Phones, `SELECT phone FROM institutions WHERE phone <> '' ORDER BY id LIMIT 3`)
 	return o, err
 }
+
+// Place is a community and a team serving it, with the team's doctor.
+type Place struct {
+	CommunityID int64 `db:"community_id"`
+	TeamID      int64 `db:"team_id"`
+	DoctorID    int64 `db:"doctor_id"`
+}
+
+// FindCommunityTeam finds, in an institution, a community by name and a
+// team by name that serves it.
+func (db *DB) FindCommunityTeam(ctx context.Context, institutionID int64, community, team string) (Place, error) {
+	var p Place
+	err := db.get(ctx, "FindCommunityTeam", &p, `SELECT m.id AS community_id, t.id AS team_id, t.doctor_id
+		FROM communities m JOIN team_communities tc ON tc.community_id = m.id JOIN teams t ON t.id = tc.team_id
+		WHERE m.institution_id = ? AND m.name = ? AND t.name = ? ORDER BY m.id, t.id LIMIT 1`, institutionID, community, team)
+	return p, err
+}

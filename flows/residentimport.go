@@ -1,0 +1,269 @@
+package flows
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// The residents file: contracts signed on paper or in the provincial system,
+// one resident a row. Export writes the same columns.
+var residentColumns = map[string]string{
+	"姓名": "name", "name": "name",
+	"身份证号": "id_number", "id_number": "id_number",
+	"手机号": "phone", "phone": "phone",
+	"社区": "community", "community": "community",
+	"团队": "team", "team": "team",
+	"服务包": "packages", "packages": "packages",
+	"重点人群": "groups", "groups": "groups",
+	"签约日期": "signed_on", "signed_on": "signed_on",
+	"到期日期": "term_end", "term_end": "term_end",
+	"协议号": "number", "number": "number", // export only: ignored on import
+	"状态": "status", "status": "status",
+}
+
+// ResidentHeader is the header of a residents file, import and export.
+var ResidentHeader = []string{"姓名", "身份证号", "手机号", "社区", "团队", "服务包", "重点人群", "签约日期", "到期日期", "协议号", "状态"}
+
+// ResidentImport is who imports and for which institution.
+type ResidentImport struct {
+	Institution int64
+	Actor       string // the staff member, named in each contract's consent as on paper
+	DryRun      bool
+	Now         time.Time
+}
+
+// ImportResidents reads a residents file and signs each row through the
+// rules the chat uses (a valid ID number, one live contract, packages the
+// resident may hold, the catalog's prices); the consent is recorded as given
+// on paper, in the staff member's name. Every row goes in one transaction:
+// any rejected row, or a dry run, writes nothing, and the report says what
+// each row did or would do.
+func ImportResidents(ctx context.Context, db *storage.DB, s *storage.Sealer, r io.Reader, in ResidentImport) ([]storage.ImportLine, error) {
+	rows, lines, err := readCSV(r, residentColumns, "name", "id_number", "phone", "community", "team", "signed_on")
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := db.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var report []storage.ImportLine
+	rejected := false
+	errRollback := errors.New("roll back")
+	err = db.InTx(ctx, func(tx *storage.DB) error {
+		report, rejected = nil, false
+		for i, row := range rows {
+			nc, problem, err := residentContract(ctx, tx, s, catalog, row, in)
+			if err != nil {
+				return err
+			}
+			if problem == "" {
+				number, created, err := tx.CreateContract(ctx, nc)
+				switch {
+				case errors.Is(err, storage.ErrLiveContract):
+					problem = "this ID number already has a live contract"
+				case err != nil:
+					return err
+				case !created:
+					report = append(report, storage.ImportLine{Line: lines[i], Action: "unchanged",
+						What: fmt.Sprintf("%s %s was imported before: contract %s", nc.Resident.Name, nc.Resident.IDMasked, number)})
+				default:
+					report = append(report, storage.ImportLine{Line: lines[i], Action: "create",
+						What: fmt.Sprintf("%s %s, contract %s to %s", nc.Resident.Name, nc.Resident.IDMasked, number, nc.TermEnd)})
+				}
+			}
+			if problem != "" {
+				rejected = true
+				report = append(report, storage.ImportLine{Line: lines[i], Action: "rejected", What: problem})
+			}
+		}
+		if rejected || in.DryRun {
+			return errRollback
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errRollback) && rejected:
+		return report, storage.ErrImportRejected
+	case errors.Is(err, errRollback):
+		return report, nil
+	}
+	return report, err
+}
+
+// residentContract turns one row into a contract to create, or says what is
+// wrong with the row.
+func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c storage.Catalog, row map[string]string, in ResidentImport) (storage.NewContract, string, error) {
+	var nc storage.NewContract
+	name := strings.ReplaceAll(row["name"], " ", "")
+	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
+		return nc, "姓名 must be 2 to 20 characters: Chinese, letters or ·", nil
+	}
+	signed, err1 := readDay(row["signed_on"])
+	if err1 != nil || signed.After(in.Now) {
+		return nc, "签约日期 must be a date not after today (2026-03-01 or 2026/3/1)", nil
+	}
+	id := NormalizeID(row["id_number"])
+	person, err := ParseID(id, signed)
+	if err != nil {
+		return nc, "身份证号 is not a valid 18-digit ID number", nil
+	}
+	phone := strings.NewReplacer(" ", "", "-", "").Replace(row["phone"])
+	if !mobilePattern.MatchString(phone) {
+		return nc, "手机号 must be 11 digits starting with 1", nil
+	}
+	place, err := db.FindCommunityTeam(ctx, in.Institution, row["community"], row["team"])
+	if errors.Is(err, storage.ErrNotFound) {
+		return nc, fmt.Sprintf("社区 %q with 团队 %q serving it is not in this institution", row["community"], row["team"]), nil
+	}
+	if err != nil {
+		return nc, "", err
+	}
+	groups, problem := readGroups(row["groups"])
+	if problem != "" {
+		return nc, problem, nil
+	}
+	a := Applicant{Age: Age(person.Birth, signed), Groups: groups, Insured: storage.InsuredLocal}
+	codes, problem := readPackages(c, row["packages"])
+	if problem != "" {
+		return nc, problem, nil
+	}
+	if err := CheckChoice(c, a, codes); err != nil {
+		return nc, "服务包: " + err.Error(), nil
+	}
+	termEnd := signed.AddDate(1, 0, -1)
+	if row["term_end"] != "" {
+		end, err := readDay(row["term_end"])
+		if err != nil || !end.After(signed) {
+			return nc, "到期日期 must be a date after 签约日期", nil
+		}
+		termEnd = end
+	}
+	if !termEnd.After(in.Now) {
+		return nc, "the contract ended on " + termEnd.Format("2006-01-02") + ": only live contracts are imported", nil
+	}
+	sealed, err := sealResident(s, id, phone, groups)
+	if err != nil {
+		return nc, "", err
+	}
+	fees := Price(c, a, codes)
+	for _, code := range codes {
+		p, _ := c.Package(code)
+		nc.Packages = append(nc.Packages, storage.ContractPackage{Code: code, Name: p.Name, Kind: string(p.Kind), Split: fees.Packages[code]})
+	}
+	sealed.Name, sealed.BirthDate, sealed.Sex, sealed.CommunityID = name, person.Birth.Format("2006-01-02"), person.sex(), place.CommunityID
+	nc.Resident = sealed
+	nc.RequestKey = "import:" + sealed.IDHash + ":" + signed.Format("20060102")
+	nc.Day = signed.Format("060102")
+	nc.TeamID, nc.DoctorID, nc.Insured, nc.TermMonths = place.TeamID, place.DoctorID, storage.InsuredLocal, 12
+	nc.AgreementVersion, nc.ConsentVersion = "paper", "paper"
+	nc.AgreedAt, nc.ConsentedAt = signed, signed
+	nc.ConsentBy = "staff:" + in.Actor
+	nc.Active, nc.TermEnd = true, termEnd.Format("2006-01-02")
+	nc.Event = "imported: signed on paper, consent recorded by " + in.Actor
+	return nc, "", nil
+}
+
+// sealResident seals an ID number, phone and declared groups for storage.
+func sealResident(s *storage.Sealer, id, phone string, groups []string) (storage.NewResident, error) {
+	var r storage.NewResident
+	var err error
+	if r.IDSealed, err = s.Seal("id_number", id); err != nil {
+		return r, err
+	}
+	if r.PhoneSealed, err = s.Seal("phone", phone); err != nil {
+		return r, err
+	}
+	if r.GroupsSealed, err = SealGroups(s, groups); err != nil {
+		return r, err
+	}
+	r.IDHash, r.PhoneHash = s.Hash("id_number", id), s.Hash("phone", phone)
+	r.IDMasked, r.PhoneMasked, r.Relation = MaskID(id), MaskPhone(phone), "self"
+	return r, nil
+}
+
+// readDay reads 2026-03-01, 2026/3/1 or 2026.3.1 in Asia/Shanghai.
+func readDay(s string) (time.Time, error) {
+	s = strings.NewReplacer("/", "-", ".", "-").Replace(strings.TrimSpace(s))
+	return time.ParseInLocation("2006-1-2", s, Shanghai)
+}
+
+// readGroups reads declared priority groups by name or code.
+func readGroups(cell string) ([]string, string) {
+	var codes []string
+	for _, g := range splitList(cell) {
+		code := ""
+		for _, t := range profile.Words().PriorityGroups {
+			if t.Code == g || t.Name == g {
+				code = t.Code
+			}
+		}
+		if code == "" {
+			return nil, fmt.Sprintf("重点人群 %q is not a priority group", g)
+		}
+		codes = append(codes, code)
+	}
+	return codes, ""
+}
+
+// readPackages reads packages by code or name; the default basic package is
+// added when the row names no basic package.
+func readPackages(c storage.Catalog, cell string) ([]string, string) {
+	var codes []string
+	basic := false
+	for _, want := range splitList(cell) {
+		i := slices.IndexFunc(c.Packages, func(p storage.Package) bool { return p.Code == want || p.Name == want })
+		if i < 0 {
+			return nil, fmt.Sprintf("服务包 %q is not in the catalog", want)
+		}
+		codes = append(codes, c.Packages[i].Code)
+		basic = basic || c.Packages[i].Kind == storage.Basic
+	}
+	if !basic {
+		for _, p := range c.Packages {
+			if p.Default {
+				codes = append([]string{p.Code}, codes...)
+				break
+			}
+		}
+	}
+	return codes, ""
+}
+
+// ExportResidents writes the live contracts in scope as a residents file,
+// UTF-8 with a byte-order mark so Excel opens it as such. ID numbers and
+// phones are masked, and declared priority groups (health status) left out.
+func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w io.Writer) error {
+	if _, err := io.WriteString(w, "\xef\xbb\xbf"); err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(ResidentHeader); err != nil {
+		return err
+	}
+	err := db.ExportContracts(ctx, scope, func(rows []storage.ExportRow) error {
+		for _, r := range rows {
+			if err := cw.Write([]string{r.Name, r.IDMasked, r.PhoneMasked, r.Community, r.Team, strings.Join(r.Packages, ";"), "",
+				r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number, r.Status}); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
+}

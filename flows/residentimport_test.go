@@ -1,0 +1,99 @@
+package flows
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func TestImportAndExportResidents(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := profile.Ensure(ctx, db, "national"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := profile.LoadDemo(ctx, db, "national"); err != nil {
+			t.Fatal(err)
+		}
+		inst, _ := db.InstitutionByCode(ctx, "demo")
+		sealer, _ := storage.NewSealer(bytes.Repeat([]byte{1}, 32))
+		now := time.Date(2026, 12, 1, 10, 0, 0, 0, Shanghai)
+		in := ResidentImport{Institution: inst.ID, Actor: "wang", Now: now}
+		good, other := synthID("110105", "19480512", "031"), synthID("110105", "19600101", "042")
+		badCheck := good[:17] + string("0123456789X"[(strings.IndexByte("0123456789X", good[17])+1)%11])
+		file := "姓名,身份证号,手机号,社区,团队,服务包,重点人群,签约日期,到期日期\n" +
+			"赵桂兰," + good + ",13800001111,幸福社区,林静家庭医生团队,,,2026-03-01,\n" +
+			"钱大伟," + badCheck + ",13800002222,幸福社区,林静家庭医生团队,,,2026/3/1,\n" +
+			"孙小梅," + other + ",13800003333,光明社区,林静家庭医生团队,,,2026-03-01,\n" +
+			"李建," + other + ",13800003333,幸福社区,林静家庭医生团队,不存在的服务包,,2026-03-01,\n"
+
+		lines, err := ImportResidents(ctx, db, sealer, strings.NewReader(file), in)
+		got := report(lines)
+		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "3 rejected 身份证号") ||
+			!strings.Contains(got, `4 rejected 社区 "光明社区" with 团队 "林静家庭医生团队"`) ||
+			!strings.Contains(got, `5 rejected 服务包 "不存在的服务包"`) || !strings.Contains(got, "2 create 赵桂兰 1101**********") {
+			t.Fatalf("a file with bad rows: %v\n%s", err, got)
+		}
+		if strings.Contains(got, good) || strings.Contains(got, other) {
+			t.Fatalf("the report shows an ID number in clear:\n%s", got)
+		}
+		if _, total, _ := db.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{}, storage.Page{}); total != 0 {
+			t.Fatalf("a rejected file wrote %d residents", total)
+		}
+
+		ok := "姓名,身份证号,手机号,社区,团队,服务包,重点人群,签约日期,到期日期\n赵桂兰," + good + ",13800001111,幸福社区,林静家庭医生团队,,,2026-03-01,\n"
+		if _, err := ImportResidents(ctx, db, sealer, strings.NewReader(ok), ResidentImport{Institution: inst.ID, Actor: "wang", Now: now, DryRun: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, total, _ := db.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{}, storage.Page{}); total != 0 {
+			t.Fatal("a dry run wrote residents")
+		}
+		if _, err := ImportResidents(ctx, db, sealer, strings.NewReader(ok), in); err != nil {
+			t.Fatal(err)
+		}
+		rows, _, _ := db.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{Query: good[14:]}, storage.Page{})
+		if len(rows) != 1 || rows[0].ContractStatus.String != "active" || rows[0].IDMasked != MaskID(good) {
+			t.Fatalf("the imported resident: %+v", rows)
+		}
+		contract, _ := db.ContractByNumber(ctx, rows[0].ContractNumber.String)
+		if contract.TermEnd.String != "2027-02-28" || len(contract.Packages) != 1 {
+			t.Fatalf("the imported contract: %+v", contract)
+		}
+		// The same file again changes nothing; the same person signed on
+		// another day is refused: one live contract each.
+		lines, err = ImportResidents(ctx, db, sealer, strings.NewReader(ok), in)
+		if err != nil || !strings.Contains(report(lines), "2 unchanged 赵桂兰") {
+			t.Fatalf("importing twice: %v %s", err, report(lines))
+		}
+		lines, err = ImportResidents(ctx, db, sealer, strings.NewReader(strings.Replace(ok, "2026-03-01", "2026-04-01", 1)), in)
+		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(report(lines), "already has a live contract") {
+			t.Fatalf("the same person signed on another day: %v %s", err, report(lines))
+		}
+		// The imported contract blocks signing online.
+		if has, _ := db.HasLiveContract(ctx, sealer.Hash("id_number", good)); !has {
+			t.Fatal("an imported contract does not count as live")
+		}
+
+		var out bytes.Buffer
+		if err := ExportResidents(ctx, db, storage.Scope{Institution: inst.ID}, &out); err != nil {
+			t.Fatal(err)
+		}
+		csv := out.String()
+		if !strings.HasPrefix(csv, "\xef\xbb\xbf姓名,身份证号,手机号,社区,团队,服务包,重点人群,签约日期,到期日期,协议号,状态\n") ||
+			!strings.Contains(csv, "赵桂兰,"+MaskID(good)+",138****1111,幸福社区,林静家庭医生团队,") || strings.Contains(csv, good) {
+			t.Fatalf("export:\n%s", csv)
+		}
+		var none bytes.Buffer
+		ExportResidents(ctx, db, storage.Scope{Institution: inst.ID + 99}, &none)
+		if strings.Count(none.String(), "\n") != 1 {
+			t.Fatalf("another institution's export holds rows:\n%s", none.String())
+		}
+	})
+}
