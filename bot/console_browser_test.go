@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
@@ -152,6 +154,28 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the audit log lacks the unmasking:\n%s", got)
 	}
 
+	// A file of residents signed on paper with one bad row: the check lists
+	// it with the reason and nothing is imported.
+	paper := filepath.Join(t.TempDir(), "paper.csv")
+	os.WriteFile(paper, []byte("姓名,身份证号,手机号,社区,团队,服务包,重点人群,签约日期,到期日期\n"+
+		"周玉芬,"+paperID+",13700001111,幸福社区,林静家庭医生团队,,,2026-03-01,\n"+
+		"吴明,"+paperID[:17]+"0,13700002222,幸福社区,林静家庭医生团队,,,2026-03-01,\n"), 0o600)
+	run("import a file with a bad row",
+		chromedp.Navigate(base+"/admin/import"),
+		chromedp.SetUploadFiles(chromedp.CSS(`form[action="/admin/import/residents"] input[type=file]`), []string{paper}),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/import/residents"] input[name=apply]`)),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/import/residents"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#import-report`)))
+	if got := textOf("#import-report"); !strings.Contains(got, "3\t未通过\t身份证号") || !strings.Contains(got, "2\t新增\t周玉芬") {
+		t.Fatalf("import report:\n%s", got)
+	}
+	if got := mainText(); !strings.Contains(got, "没有导入任何数据") {
+		t.Fatalf("after a rejected import:\n%s", got)
+	}
+	if rows, _, _ := srv.DB.ListResidents(context.Background(), storage.Scope{}, storage.ResidentFilter{Query: "周玉芬"}, storage.Page{}); len(rows) != 0 {
+		t.Fatalf("a rejected file imported %+v", rows)
+	}
+
 	run("confirm the sign request",
 		chromedp.Navigate(base+"/admin/requests"),
 		chromedp.WaitVisible(chromedp.Search(`//td[text()="`+number+`"]`)),
@@ -164,6 +188,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the resident was not told: %s", data)
 	}
 }
+
+// paperID is a synthetic ID number of a resident signed on paper.
+const paperID = "110105195203040324"
 
 // doctorOption is the value of a doctor's option in the team form.
 func doctorOption(t *testing.T, ctx context.Context, name string) string {

@@ -15,11 +15,28 @@ import (
 // MaxCSV is the largest CSV file an import reads (about 100,000 rows).
 const MaxCSV = 32 << 20
 
-// readCSV reads a CSV file as Excel on Chinese Windows saves it: UTF-8 with
+// FileError says an import file cannot be read as one: its encoding, its
+// header or its CSV syntax. Rows it holds are judged one by one instead.
+type FileError struct{ Err error }
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// readCSV reads a CSV file as Excel on Chinese Windows saves it; what is
+// wrong with the file as a whole is a *FileError.
+func readCSV(r io.Reader, columns map[string]string, required ...string) ([]map[string]string, []int, error) {
+	rows, lines, err := parseCSV(r, columns, required...)
+	if err != nil {
+		return nil, nil, &FileError{err}
+	}
+	return rows, lines, nil
+}
+
+// parseCSV reads a CSV file as Excel on Chinese Windows saves it: UTF-8 with
 // or without a byte-order mark, or GB18030. The first row names the columns;
 // columns maps each accepted header (Chinese or English) to a field name.
 // It returns the rows as field name -> value, and each row's line number.
-func readCSV(r io.Reader, columns map[string]string, required ...string) ([]map[string]string, []int, error) {
+func parseCSV(r io.Reader, columns map[string]string, required ...string) ([]map[string]string, []int, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxCSV+1))
 	if err != nil {
 		return nil, nil, err

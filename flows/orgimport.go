@@ -42,7 +42,10 @@ var institutionKinds = map[string]string{"乡镇卫生院": "township_centre", "
 // ImportOrganisation reads an organisation file and imports it (or, on a
 // dry run, reports what importing it would do). Rows the file itself gets
 // wrong are rejected with the rest; any rejection writes nothing.
-func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun bool, actor string) ([]storage.ImportLine, error) {
+//
+// only, when not empty, is the one institution code the importer may touch
+// (an institution's own staff); rows for any other are rejected.
+func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun bool, actor, only string) ([]storage.ImportLine, error) {
 	rows, lines, err := readCSV(r, orgColumns, "kind", "institution", "name")
 	if err != nil {
 		return nil, err
@@ -55,14 +58,18 @@ func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun
 	for i, row := range rows {
 		line, inst, name := lines[i], row["institution"], row["name"]
 		if inst == "" || name == "" {
-			reject(line, "机构代码 and 名称 are required")
+			reject(line, "机构代码和名称必填")
+			continue
+		}
+		if only != "" && inst != only {
+			reject(line, "机构代码 %s 不是您所在的机构（%s）", inst, only)
 			continue
 		}
 		switch orgKinds[row["kind"]] {
 		case "institution":
 			kind, ok := institutionKinds[row["institution_kind"]]
 			if !ok || !validCode(inst) {
-				reject(line, "institution %s: 机构类别 must be 乡镇卫生院 or 社区卫生服务中心, and the code 2-32 lower-case letters, digits or '-'", inst)
+				reject(line, "机构 %s：机构类别须为 乡镇卫生院 或 社区卫生服务中心，机构代码为2到32位小写字母、数字或“-”", inst)
 				continue
 			}
 			in.Institutions = append(in.Institutions, storage.ImportRow[storage.Institution]{Line: line,
@@ -73,7 +80,7 @@ func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun
 				population, err = 0, nil
 			}
 			if err != nil || population < 0 || row["town"] == "" {
-				reject(line, "community %s: 乡镇街道 is required and 常住人口 must be a whole number", name)
+				reject(line, "社区 %s：乡镇街道必填，常住人口须为整数", name)
 				continue
 			}
 			in.Communities = append(in.Communities, storage.ImportRow[storage.ImportCommunity]{Line: line,
@@ -85,13 +92,13 @@ func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun
 			t := storage.ImportTeam{Institution: inst, Name: name, Doctor: row["doctor"], Communities: splitList(row["communities"])}
 			members, ok := readMembers(row["members"])
 			if t.Doctor == "" || len(t.Communities) == 0 || !ok {
-				reject(line, "team %s: 负责医生 and 服务社区 are required, 成员 is 角色:姓名;角色:姓名", name)
+				reject(line, "团队 %s：负责医生和服务社区必填，成员写作 角色:姓名;角色:姓名", name)
 				continue
 			}
 			t.Members = members
 			in.Teams = append(in.Teams, storage.ImportRow[storage.ImportTeam]{Line: line, Row: t})
 		default:
-			reject(line, "类型 %q must be 机构, 社区, 医生 or 团队", row["kind"])
+			reject(line, "类型“%s”须为 机构、社区、医生 或 团队", row["kind"])
 		}
 	}
 	report, err := db.ImportOrganisation(ctx, in, dryRun || len(rejected) > 0, actor)

@@ -32,10 +32,10 @@ func TestImportOrganisation(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
 		bad := orgFile + "团队,fenghuang,孙医生团队,,,,,,孙医生,东召口村,\n社区,fenghuang,南村,,,凤凰镇,很多,,,,\n"
-		lines, err := ImportOrganisation(ctx, db, strings.NewReader(bad), false, "test")
+		lines, err := ImportOrganisation(ctx, db, strings.NewReader(bad), false, "test", "")
 		got := report(lines)
-		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "7 rejected team 孙医生团队: its doctor \"孙医生\"") ||
-			!strings.Contains(got, "8 rejected community 南村") {
+		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "7 rejected 团队 孙医生团队：负责医生“孙医生”") ||
+			!strings.Contains(got, "8 rejected 社区 南村") {
 			t.Fatalf("a file with bad rows: %v\n%s", err, got)
 		}
 		if opening, _ := db.SigningOpening(ctx); opening.Open() {
@@ -45,14 +45,14 @@ func TestImportOrganisation(t *testing.T) {
 			t.Fatalf("a rejected file wrote %d institutions", n)
 		}
 
-		lines, err = ImportOrganisation(ctx, db, strings.NewReader(orgFile), true, "test")
-		if err != nil || !strings.Contains(report(lines), "6 create team 刘志刚家庭医生团队 led by 刘志刚") {
+		lines, err = ImportOrganisation(ctx, db, strings.NewReader(orgFile), true, "test", "")
+		if err != nil || !strings.Contains(report(lines), "6 create 团队 刘志刚家庭医生团队，负责医生 刘志刚") {
 			t.Fatalf("dry run: %v\n%s", err, report(lines))
 		}
 		if n, _ := db.InstitutionCount(ctx); n != 0 {
 			t.Fatal("a dry run wrote rows")
 		}
-		if _, err := ImportOrganisation(ctx, db, strings.NewReader(orgFile), false, "test"); err != nil {
+		if _, err := ImportOrganisation(ctx, db, strings.NewReader(orgFile), false, "test", ""); err != nil {
 			t.Fatal(err)
 		}
 		opening, _ := db.SigningOpening(ctx)
@@ -75,9 +75,9 @@ func TestImportOrganisation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines, err = ImportOrganisation(ctx, db, strings.NewReader(gb), false, "test")
-		if got := report(lines); err != nil || !strings.Contains(got, "4 update community 西召口村 (凤凰镇), population 2300") ||
-			!strings.Contains(got, "6 unchanged team 刘志刚家庭医生团队") {
+		lines, err = ImportOrganisation(ctx, db, strings.NewReader(gb), false, "test", "")
+		if got := report(lines); err != nil || !strings.Contains(got, "4 update 社区 西召口村（凤凰镇），常住人口 2300") ||
+			!strings.Contains(got, "6 unchanged 团队 刘志刚家庭医生团队") {
 			t.Fatalf("second import: %v\n%s", err, got)
 		}
 		if n, _ := db.InstitutionCount(ctx); n != 1 {
@@ -85,6 +85,11 @@ func TestImportOrganisation(t *testing.T) {
 		}
 		if _, total, _ := db.ListDoctors(ctx, storage.Scope{}, storage.Page{}); total != 1 {
 			t.Fatalf("doctors after a second import: %d", total)
+		}
+		// An institution's own staff touch only their institution.
+		lines, err = ImportOrganisation(ctx, db, strings.NewReader(orgFile), false, "test", "hedong")
+		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(report(lines), "2 rejected 机构代码 fenghuang 不是您所在的机构") {
+			t.Fatalf("another institution's rows: %v\n%s", err, report(lines))
 		}
 	})
 }
@@ -95,10 +100,10 @@ func TestImportOrganisationRefusesAFileItCannotRead(t *testing.T) {
 		"":                 "no header row",
 		"类型,机构代码,名称,颜色\n":  `unknown column "颜色"`,
 		"类型,名称\n机构,某卫生院\n": `column "institution" is missing`,
-		OrgHeader + "\n机构,Bad Code,某,乡镇卫生院,,,,,,,\n": "the code 2-32",
-		OrgHeader + "\n诊所,x1,某,,,,,,,,\n":            "类型 \"诊所\"",
+		OrgHeader + "\n机构,Bad Code,某,乡镇卫生院,,,,,,,\n": "机构代码为2到32位",
+		OrgHeader + "\n诊所,x1,某,,,,,,,,\n":            "类型“诊所”",
 	} {
-		lines, err := ImportOrganisation(context.Background(), db, strings.NewReader(file), true, "test")
+		lines, err := ImportOrganisation(context.Background(), db, strings.NewReader(file), true, "test", "")
 		if err == nil || !strings.Contains(err.Error()+report(lines), want) {
 			t.Errorf("%q: %v %s, want %q", file, err, report(lines), want)
 		}

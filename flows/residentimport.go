@@ -71,15 +71,15 @@ func ImportResidents(ctx context.Context, db *storage.DB, s *storage.Sealer, r i
 				number, created, err := tx.CreateContract(ctx, nc)
 				switch {
 				case errors.Is(err, storage.ErrLiveContract):
-					problem = "this ID number already has a live contract"
+					problem = "该身份证号已有生效中或待确认的签约"
 				case err != nil:
 					return err
 				case !created:
 					report = append(report, storage.ImportLine{Line: lines[i], Action: "unchanged",
-						What: fmt.Sprintf("%s %s was imported before: contract %s", nc.Resident.Name, nc.Resident.IDMasked, number)})
+						What: fmt.Sprintf("%s %s 已导入过：协议 %s", nc.Resident.Name, nc.Resident.IDMasked, number)})
 				default:
 					report = append(report, storage.ImportLine{Line: lines[i], Action: "create",
-						What: fmt.Sprintf("%s %s, contract %s to %s", nc.Resident.Name, nc.Resident.IDMasked, number, nc.TermEnd)})
+						What: fmt.Sprintf("%s %s，协议 %s，到期 %s", nc.Resident.Name, nc.Resident.IDMasked, number, nc.TermEnd)})
 				}
 			}
 			if problem != "" {
@@ -107,24 +107,24 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 	var nc storage.NewContract
 	name := strings.ReplaceAll(row["name"], " ", "")
 	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
-		return nc, "姓名 must be 2 to 20 characters: Chinese, letters or ·", nil
+		return nc, "姓名须为2到20个汉字、字母或“·”", nil
 	}
 	signed, err1 := readDay(row["signed_on"])
 	if err1 != nil || signed.After(in.Now) {
-		return nc, "签约日期 must be a date not after today (2026-03-01 or 2026/3/1)", nil
+		return nc, "签约日期须为今天或以前的日期（如 2026-03-01 或 2026/3/1）", nil
 	}
 	id := NormalizeID(row["id_number"])
 	person, err := ParseID(id, signed)
 	if err != nil {
-		return nc, "身份证号 is not a valid 18-digit ID number", nil
+		return nc, "身份证号不是有效的18位号码（长度、出生日期或校验位不对）", nil
 	}
 	phone := strings.NewReplacer(" ", "", "-", "").Replace(row["phone"])
 	if !mobilePattern.MatchString(phone) {
-		return nc, "手机号 must be 11 digits starting with 1", nil
+		return nc, "手机号须为以1开头的11位数字", nil
 	}
 	place, err := db.FindCommunityTeam(ctx, in.Institution, row["community"], row["team"])
 	if errors.Is(err, storage.ErrNotFound) {
-		return nc, fmt.Sprintf("社区 %q with 团队 %q serving it is not in this institution", row["community"], row["team"]), nil
+		return nc, fmt.Sprintf("本机构没有社区“%s”，或团队“%s”不服务该社区", row["community"], row["team"]), nil
 	}
 	if err != nil {
 		return nc, "", err
@@ -139,18 +139,18 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 		return nc, problem, nil
 	}
 	if err := CheckChoice(c, a, codes); err != nil {
-		return nc, "服务包: " + err.Error(), nil
+		return nc, "服务包：" + err.Error(), nil
 	}
 	termEnd := signed.AddDate(1, 0, -1)
 	if row["term_end"] != "" {
 		end, err := readDay(row["term_end"])
 		if err != nil || !end.After(signed) {
-			return nc, "到期日期 must be a date after 签约日期", nil
+			return nc, "到期日期须晚于签约日期", nil
 		}
 		termEnd = end
 	}
 	if !termEnd.After(in.Now) {
-		return nc, "the contract ended on " + termEnd.Format("2006-01-02") + ": only live contracts are imported", nil
+		return nc, "签约已于 " + termEnd.Format("2006-01-02") + " 到期：只导入未到期的签约", nil
 	}
 	sealed, err := sealResident(s, id, phone, groups)
 	if err != nil {
@@ -209,7 +209,7 @@ func readGroups(cell string) ([]string, string) {
 			}
 		}
 		if code == "" {
-			return nil, fmt.Sprintf("重点人群 %q is not a priority group", g)
+			return nil, fmt.Sprintf("重点人群“%s”不在本地区的重点人群名单中", g)
 		}
 		codes = append(codes, code)
 	}
@@ -224,7 +224,7 @@ func readPackages(c storage.Catalog, cell string) ([]string, string) {
 	for _, want := range splitList(cell) {
 		i := slices.IndexFunc(c.Packages, func(p storage.Package) bool { return p.Code == want || p.Name == want })
 		if i < 0 {
-			return nil, fmt.Sprintf("服务包 %q is not in the catalog", want)
+			return nil, fmt.Sprintf("服务包“%s”不在服务包目录中", want)
 		}
 		codes = append(codes, c.Packages[i].Code)
 		basic = basic || c.Packages[i].Kind == storage.Basic

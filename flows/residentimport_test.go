@@ -36,9 +36,9 @@ func TestImportAndExportResidents(t *testing.T) {
 
 		lines, err := ImportResidents(ctx, db, sealer, strings.NewReader(file), in)
 		got := report(lines)
-		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "3 rejected 身份证号") ||
-			!strings.Contains(got, `4 rejected 社区 "光明社区" with 团队 "林静家庭医生团队"`) ||
-			!strings.Contains(got, `5 rejected 服务包 "不存在的服务包"`) || !strings.Contains(got, "2 create 赵桂兰 1101**********") {
+		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "3 rejected 身份证号不是有效") ||
+			!strings.Contains(got, "4 rejected 本机构没有社区“光明社区”，或团队“林静家庭医生团队”不服务该社区") ||
+			!strings.Contains(got, "5 rejected 服务包“不存在的服务包”不在服务包目录中") || !strings.Contains(got, "2 create 赵桂兰 1101**********") {
 			t.Fatalf("a file with bad rows: %v\n%s", err, got)
 		}
 		if strings.Contains(got, good) || strings.Contains(got, other) {
@@ -73,7 +73,7 @@ func TestImportAndExportResidents(t *testing.T) {
 			t.Fatalf("importing twice: %v %s", err, report(lines))
 		}
 		lines, err = ImportResidents(ctx, db, sealer, strings.NewReader(strings.Replace(ok, "2026-03-01", "2026-04-01", 1)), in)
-		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(report(lines), "already has a live contract") {
+		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(report(lines), "该身份证号已有生效中或待确认的签约") {
 			t.Fatalf("the same person signed on another day: %v %s", err, report(lines))
 		}
 		// The imported contract blocks signing online.

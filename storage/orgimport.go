@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // OrgImport is an organisation read from a file, row by row: institutions
@@ -133,7 +134,7 @@ func first(ids []int64) int64 {
 func (m *orgImporter) institution(line int, code string) (int64, bool) {
 	id, found, _ := m.lookup(`SELECT id FROM institutions WHERE code = ?`, code)
 	if !found && m.err == nil {
-		m.say(line, "rejected", "no institution with code %q in the file or the database", code)
+		m.say(line, "rejected", "文件和数据库中都没有机构代码 %s", code)
 	}
 	return id, found
 }
@@ -147,7 +148,7 @@ func (m *orgImporter) institutions(rows []ImportRow[Institution]) {
 		}
 		if found {
 			_, m.err = m.tx.exec(m.ctx, m.op, `UPDATE institutions SET name = ?, kind = ?, phone = ? WHERE id = ?`, in.Name, in.Kind, in.Phone, id)
-			m.say(r.Line, "update", "institution %s %s", in.Code, in.Name)
+			m.say(r.Line, "update", "机构 %s %s", in.Code, in.Name)
 			continue
 		}
 		m.err = m.tx.get(m.ctx, m.op, &id, `INSERT INTO institutions (code, name, kind, phone) VALUES (?, ?, ?, ?) RETURNING id`,
@@ -155,7 +156,7 @@ func (m *orgImporter) institutions(rows []ImportRow[Institution]) {
 		if m.err == nil {
 			m.err = m.tx.auditIn(m.ctx, m.op, m.actor, nullID(id), "institution.import", in.Code, in.Name)
 		}
-		m.say(r.Line, "create", "institution %s %s", in.Code, in.Name)
+		m.say(r.Line, "create", "机构 %s %s", in.Code, in.Name)
 	}
 }
 
@@ -171,13 +172,13 @@ func (m *orgImporter) communities(rows []ImportRow[ImportCommunity]) {
 		case m.err != nil:
 			return
 		case ambiguous:
-			m.say(r.Line, "rejected", "the database has several communities named %s at %s", c.Name, c.Institution)
+			m.say(r.Line, "rejected", "机构 %[2]s 已有多个名为 %[1]s 的社区", c.Name, c.Institution)
 		case found:
 			_, m.err = m.tx.exec(m.ctx, m.op, `UPDATE communities SET town = ?, residents = ? WHERE id = ?`, c.Town, c.Population, id)
-			m.say(r.Line, "update", "community %s (%s), population %d", c.Name, c.Town, c.Population)
+			m.say(r.Line, "update", "社区 %s（%s），常住人口 %d", c.Name, c.Town, c.Population)
 		default:
 			_, m.err = m.tx.CreateCommunity(m.ctx, Community{InstitutionID: inst, Town: c.Town, Name: c.Name}, c.Population, m.actor)
-			m.say(r.Line, "create", "community %s (%s), population %d", c.Name, c.Town, c.Population)
+			m.say(r.Line, "create", "社区 %s（%s），常住人口 %d", c.Name, c.Town, c.Population)
 		}
 	}
 }
@@ -194,13 +195,13 @@ func (m *orgImporter) doctors(rows []ImportRow[ImportDoctor]) {
 		case m.err != nil:
 			return
 		case ambiguous:
-			m.say(r.Line, "rejected", "the database has several doctors named %s at %s: change them in the console", d.Name, d.Institution)
+			m.say(r.Line, "rejected", "机构 %[2]s 已有多个名为 %[1]s 的医生，请在管理后台处理", d.Name, d.Institution)
 		case found:
 			_, m.err = m.tx.exec(m.ctx, m.op, `UPDATE doctors SET title = ? WHERE id = ?`, d.Title, id)
-			m.say(r.Line, "update", "doctor %s %s", d.Name, d.Title)
+			m.say(r.Line, "update", "医生 %s %s", d.Name, d.Title)
 		default:
 			_, m.err = m.tx.CreateDoctor(m.ctx, Doctor{InstitutionID: inst, Name: d.Name, Title: d.Title}, m.actor)
-			m.say(r.Line, "create", "doctor %s %s", d.Name, d.Title)
+			m.say(r.Line, "create", "医生 %s %s", d.Name, d.Title)
 		}
 	}
 }
@@ -214,14 +215,14 @@ func (m *orgImporter) teams(rows []ImportRow[ImportTeam]) {
 		}
 		if _, found, _ := m.lookup(`SELECT id FROM teams WHERE institution_id = ? AND name = ?`, inst, t.Name); found || m.err != nil {
 			if m.err == nil {
-				m.say(r.Line, "unchanged", "team %s exists: change it in the console", t.Name)
+				m.say(r.Line, "unchanged", "团队 %s 已存在，如需修改请在管理后台操作", t.Name)
 			}
 			continue
 		}
 		doctor, found, ambiguous := m.lookup(`SELECT id FROM doctors WHERE institution_id = ? AND name = ?`, inst, t.Doctor)
 		if !found || ambiguous {
 			if m.err == nil {
-				m.say(r.Line, "rejected", "team %s: its doctor %q is not one doctor of %s", t.Name, t.Doctor, t.Institution)
+				m.say(r.Line, "rejected", "团队 %s：负责医生“%s”不是机构 %s 的（唯一）医生", t.Name, t.Doctor, t.Institution)
 			}
 			continue
 		}
@@ -230,7 +231,7 @@ func (m *orgImporter) teams(rows []ImportRow[ImportTeam]) {
 			id, found, ambiguous := m.lookup(`SELECT id FROM communities WHERE institution_id = ? AND name = ?`, inst, name)
 			if !found || ambiguous {
 				if m.err == nil {
-					m.say(r.Line, "rejected", "team %s: community %q is not one community of %s", t.Name, name, t.Institution)
+					m.say(r.Line, "rejected", "团队 %s：服务社区“%s”不是机构 %s 的（唯一）社区", t.Name, name, t.Institution)
 				}
 				served = nil
 				break
@@ -241,6 +242,6 @@ func (m *orgImporter) teams(rows []ImportRow[ImportTeam]) {
 			continue
 		}
 		_, m.err = m.tx.CreateTeam(m.ctx, inst, NewTeam{Name: t.Name, Members: t.Members}, doctor, served, m.actor)
-		m.say(r.Line, "create", "team %s led by %s, serving %v", t.Name, t.Doctor, t.Communities)
+		m.say(r.Line, "create", "团队 %s，负责医生 %s，服务 %s", t.Name, t.Doctor, strings.Join(t.Communities, "、"))
 	}
 }

@@ -73,6 +73,8 @@ func (a *API) routes() []route {
 		{"GET", "/staff", toManage, a.staff},
 		{"POST", "/staff", toManage, a.createStaffAPI},
 		{"POST", "/staff/:id", toManage, a.changeStaff},
+		{"POST", "/import/:what", toManage, a.importAPI},
+		{"GET", "/export/residents.csv", toRead, a.exportResidents},
 	}
 }
 

@@ -336,3 +336,52 @@ func TestEveryRouteChecksRoleAndScope(t *testing.T) {
 		}
 	})
 }
+
+func TestImportAndExportThroughTheAPI(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		b.get("/admin/import")
+		csrf := b.csrf()
+		file := "姓名,身份证号,手机号,社区,团队,服务包,重点人群,签约日期,到期日期\n" +
+			"周玉芬,110105195203040324,13700001111,幸福社区,林静家庭医生团队,,,2026-03-01,\n"
+		post := func(b *browser, path, csrf string) (int, map[string]any) {
+			req, _ := http.NewRequest("POST", o.srv.URL+path, strings.NewReader(file))
+			req.Header.Set("X-CSRF-Token", csrf)
+			resp, err := b.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			json.NewDecoder(resp.Body).Decode(&out)
+			return resp.StatusCode, out
+		}
+		if code, out := post(b, "/admin/api/import/residents", csrf); code != 200 || out["written"] != false {
+			t.Fatalf("a dry run: %d %v", code, out)
+		}
+		if code, out := post(b, "/admin/api/import/residents?dry_run=false", csrf); code != 200 || out["written"] != true ||
+			!strings.Contains(fmt.Sprint(out["lines"]), "周玉芬") {
+			t.Fatalf("an import: %d %v", code, out)
+		}
+		if code, out := post(b, "/admin/api/import/nothing", csrf); code != http.StatusNotFound {
+			t.Fatalf("an unknown import: %d %v", code, out)
+		}
+		if code := b.get("/admin/api/export/residents.csv"); code != 200 || !strings.Contains(b.last, "周玉芬,1101**********0324,137****1111") ||
+			strings.Contains(b.last, "110105195203040324") {
+			t.Fatalf("export: %d\n%s", code, b.last)
+		}
+		away := o.browser(t)
+		away.signIn("awayadmin", testPassword)
+		if code := away.get("/admin/api/export/residents.csv"); code != 200 || strings.Contains(away.last, "周玉芬") {
+			t.Fatalf("another institution's export: %d\n%s", code, away.last)
+		}
+		// The other institution's admin cannot import into this one's communities.
+		away.get("/admin/import")
+		if code, out := post(away, "/admin/api/import/residents?dry_run=false", away.csrf()); code != http.StatusUnprocessableEntity ||
+			!strings.Contains(fmt.Sprint(out["lines"]), "本机构没有社区") {
+			t.Fatalf("an import into another institution's community: %d %v", code, out)
+		}
+	})
+}

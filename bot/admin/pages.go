@@ -46,6 +46,8 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"GET", "/staff", toManage, a.staffPage},
 		{"POST", "/staff", toManage, a.createStaffPage},
 		{"POST", "/staff/:id", toManage, a.changeStaffPage},
+		{"GET", "/import", toRead, a.importPage},
+		{"POST", "/import/:what", toManage, a.importFilePage},
 		{"GET", "/password", toRead, a.passwordPage},
 		{"POST", "/password", toRead, a.changePasswordPage},
 	}

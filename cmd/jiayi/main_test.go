@@ -261,7 +261,7 @@ func TestOrgImportIsADryRunUntilApplied(t *testing.T) {
 		"医生,hedong,孔医生,,,,,全科医师,,,\n团队,hedong,孔医生团队,,,,,,孔医生,河东村,\n"), 0o600)
 	var out, errOut bytes.Buffer
 	if code := run([]string{"org", "import", file}, env, nil, &out, &errOut); code != 0 ||
-		!strings.Contains(out.String(), "line 5: create: team 孔医生团队") || !strings.Contains(out.String(), "Dry run") {
+		!strings.Contains(out.String(), "line 5: create: 团队 孔医生团队") || !strings.Contains(out.String(), "Dry run") {
 		t.Fatalf("dry run: %d %s %s", code, out.String(), errOut.String())
 	}
 	count := func() int {

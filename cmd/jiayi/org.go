@@ -48,7 +48,7 @@ func orgCommand(ctx context.Context, args []string, cfg config.Config, stdout, s
 		fmt.Fprintln(stderr, "jiayi org import:", err)
 		return 1
 	}
-	report, err := flows.ImportOrganisation(ctx, db, f, !*apply, "jiayi org import")
+	report, err := flows.ImportOrganisation(ctx, db, f, !*apply, "jiayi org import", "")
 	for _, l := range report {
 		fmt.Fprintf(stdout, "line %d: %s: %s\n", l.Line, l.Action, l.What)
 	}
