@@ -51,7 +51,7 @@ func init() {
 	community := []map[string]any{{"Town": "示范街道", "Name": "幸福社区"}}
 	team := []map[string]any{{"Name": "林静家庭医生团队", "DoctorName": "林静", "Members": []map[string]any{{"Role": "护士", "Name": "韩雪"}}}}
 	for name, data := range map[string]any{
-		"sign_who": "李小宝", "sign_who_reask": nil, "sign_name": true, "sign_name_reask": nil,
+		"sign_who": "李小宝", "sign_opening": "0531-88886666", "sign_who_reask": nil, "sign_name": true, "sign_name_reask": nil,
 		"sign_consent_reask": nil, "sign_consent_declined": nil, "sign_id": false, "sign_id_format": nil,
 		"sign_id_checksum": nil, "sign_id_birth": nil, "sign_id_future": nil, "sign_id_child_self": nil,
 		"sign_id_taken": nil, "sign_id_limit": nil, "sign_id_ok": "1101**********0211", "sign_phone": true,
