@@ -267,3 +267,44 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 	cw.Flush()
 	return cw.Error()
 }
+
+// DeskSigning is a resident a staff member signs at the desk or at home,
+// for someone without a smartphone; the fields are the residents file's.
+type DeskSigning struct {
+	Name, IDNumber, Phone, Community, Team string
+	Packages, Groups                       []string // codes or names
+	// Request names the form it came from: posting the same form twice
+	// (a double click, a reload) finds the first contract.
+	Request string
+}
+
+// SignAtDesk signs one resident through the rules the chat and the import
+// use, active at once, the consent recorded as on paper in the staff
+// member's name. It returns the contract number, or a *Refusal saying
+// what to correct.
+func SignAtDesk(ctx context.Context, db *storage.DB, s *storage.Sealer, d DeskSigning, in ResidentImport) (string, error) {
+	if len(d.Request) < 16 {
+		return "", errors.New("flows.SignAtDesk: the form's request token is missing")
+	}
+	catalog, err := db.Catalog(ctx)
+	if err != nil {
+		return "", err
+	}
+	row := map[string]string{"name": d.Name, "id_number": d.IDNumber, "phone": d.Phone, "community": d.Community,
+		"team": d.Team, "packages": strings.Join(d.Packages, ";"), "groups": strings.Join(d.Groups, ";"),
+		"signed_on": in.Now.In(Shanghai).Format("2006-01-02")}
+	nc, problem, err := residentContract(ctx, db, s, catalog, row, in)
+	if err != nil {
+		return "", err
+	}
+	if problem != "" {
+		return "", &Refusal{Reason: problem}
+	}
+	nc.RequestKey = "desk:" + d.Request
+	nc.Event = "signed at the desk, consent on paper recorded by " + in.Actor
+	number, _, err := db.CreateContract(ctx, nc)
+	if errors.Is(err, storage.ErrLiveContract) {
+		return "", &Refusal{Reason: "该身份证号已有生效中或待确认的签约"}
+	}
+	return number, err
+}

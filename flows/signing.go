@@ -2,6 +2,7 @@ package flows
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -300,11 +301,32 @@ func signDeclarableGroups(t *signTurn) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return declarableGroups(s), nil
+}
+
+// declarableGroups are the programme's priority groups a resident declares
+// (health status), not those that follow from age.
+func declarableGroups(s profile.Settings) []string {
 	var out []string
 	for _, g := range s.PriorityGroups {
 		if term, _ := findTerm(g); term.Derived == "" {
 			out = append(out, g)
 		}
+	}
+	return out
+}
+
+// DeclarableGroups lists the priority groups a resident may declare, for
+// forms that sign residents: code and name.
+func DeclarableGroups(ctx context.Context, db *storage.DB) ([]profile.Term, error) {
+	s, err := Settings(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	var out []profile.Term
+	for _, g := range declarableGroups(s) {
+		term, _ := findTerm(g)
+		out = append(out, term)
 	}
 	return out, nil
 }

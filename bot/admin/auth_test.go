@@ -91,6 +91,8 @@ func (o *org) browser(t *testing.T) *browser {
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+var requestField = regexp.MustCompile(`name="request" value="([^"]+)"`)
+
 // get fetches a page or API path and returns its status.
 func (b *browser) get(path string) int {
 	b.t.Helper()
@@ -382,6 +384,69 @@ func TestImportAndExportThroughTheAPI(t *testing.T) {
 		if code, out := post(away, "/admin/api/import/residents?dry_run=false", away.csrf()); code != http.StatusUnprocessableEntity ||
 			!strings.Contains(fmt.Sprint(out["lines"]), "本机构没有社区") {
 			t.Fatalf("an import into another institution's community: %d %v", code, out)
+		}
+	})
+}
+
+func TestSignAtTheDesk(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		teams, _, _ := o.db.ListTeams(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if code := b.get("/admin/sign"); code != 200 || !strings.Contains(b.last, "林静家庭医生团队") {
+			t.Fatalf("the desk page: %d", code)
+		}
+		form := url.Values{"csrf": {b.csrf()}, "request": {requestField.FindStringSubmatch(b.last)[1]}, "name": {"吴秀珍"}, "id_number": {"110105195203040324"}, "phone": {"13700001111"},
+			"community": {fmt.Sprint(communities[0].ID)}, "team": {fmt.Sprint(teams[0].ID)}}
+		if code, _ := b.post("/admin/sign", form); code != http.StatusBadRequest || !strings.Contains(b.last, "纸质知情同意书") {
+			t.Fatalf("without the paper consent: %d", code)
+		}
+		form.Set("consent", "yes")
+		form.Set("id_number", "110105195203040320")
+		if code, _ := b.post("/admin/sign", form); code != http.StatusBadRequest || !strings.Contains(b.last, "身份证号不是有效") ||
+			!strings.Contains(b.last, `value="吴秀珍"`) {
+			t.Fatalf("a wrong ID number: %d %s", code, b.last)
+		}
+		form.Set("id_number", "110105195203040324")
+		code, to := b.post("/admin/sign", form)
+		if code != http.StatusSeeOther || !strings.HasPrefix(to, "/admin/residents/") {
+			t.Fatalf("sign: %d %s %s", code, to, b.last)
+		}
+		if b.get(to); !strings.Contains(b.last, "已为 吴秀珍 签约") || !strings.Contains(b.last, "生效中") {
+			t.Fatalf("the resident's page after signing:\n%s", b.last)
+		}
+		// The same form posted again (a double click) finds the same contract.
+		if code, again := b.post("/admin/sign", form); code != http.StatusSeeOther || again != to {
+			t.Fatalf("the same form twice: %d %s", code, again)
+		}
+		rows, _, _ := o.db.ListContracts(ctx, storage.Scope{}, storage.ContractActive, storage.Page{})
+		if len(rows) != 1 {
+			t.Fatalf("active contracts: %+v", rows)
+		}
+		var consentBy string
+		storagetest.SQL(t, o.db).Get(&consentBy, `SELECT consent_by FROM contracts WHERE number = $1`, rows[0].Number)
+		if consentBy != "staff:admin" {
+			t.Fatalf("consent recorded by %q", consentBy)
+		}
+		// Signing the same person twice is refused, as in chat.
+		b.get("/admin/sign")
+		form.Set("csrf", b.csrf())
+		form.Set("request", requestField.FindStringSubmatch(b.last)[1])
+		if code, _ := b.post("/admin/sign", form); code != http.StatusBadRequest || !strings.Contains(b.last, "已有生效中或待确认的签约") {
+			t.Fatalf("the same person twice: %d", code)
+		}
+		// A doctor signs for their own team only.
+		d := o.browser(t)
+		d.signIn("doctor", testPassword)
+		d.get("/admin/sign")
+		form.Set("csrf", d.csrf())
+		form.Set("id_number", "110105195503020210")
+		form.Set("team", fmt.Sprint(teams[1].ID))
+		if code, _ := d.post("/admin/sign", form); code != http.StatusBadRequest || !strings.Contains(d.last, "请选择本机构的社区") {
+			t.Fatalf("a doctor signing for another team: %d", code)
 		}
 	})
 }

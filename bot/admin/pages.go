@@ -30,6 +30,8 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"GET", "/residents", toRead, a.residentsPage},
 		{"GET", "/residents/:id", toRead, a.residentPage},
 		{"POST", "/residents/:id/unmask", toCare, a.unmaskPage},
+		{"GET", "/sign", toCare, a.deskPage},
+		{"POST", "/sign", toCare, a.deskSign},
 		{"GET", "/requests", toRead, a.requestsPage},
 		{"POST", "/requests/:number", toCare, a.answerPage},
 		{"GET", "/communities", toRead, a.communitiesPage},

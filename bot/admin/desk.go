@@ -1,0 +1,115 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Signing at the desk: a staff member signs a resident who has no
+// smartphone, through the chat's rules, the consent recorded as on paper.
+
+func (a *API) deskPage(c *gin.Context) {
+	a.showDesk(c, http.StatusOK, gin.H{})
+}
+
+func (a *API) showDesk(c *gin.Context, status int, data gin.H) {
+	ctx, p := c.Request.Context(), caller(c)
+	teams, _, err := a.DB.ListTeams(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	communities, _, err := a.DB.ListCommunities(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	catalog, err := a.DB.Catalog(ctx)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	groups, err := flows.DeclarableGroups(ctx, a.DB)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	data["Teams"], data["Communities"], data["Packages"], data["Groups"] = teams, communities, catalog.Packages, groups
+	if _, ok := data["Request"]; !ok {
+		data["Request"] = newToken()
+	}
+	a.render(c, status, "desk", data)
+}
+
+// deskSign signs the resident the form describes.
+func (a *API) deskSign(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	form := gin.H{"Name": c.PostForm("name"), "IDNumber": c.PostForm("id_number"), "Phone": c.PostForm("phone"),
+		"Community": formID(c.PostForm("community")), "Team": formID(c.PostForm("team")),
+		"Chosen": c.PostFormArray("package"), "Declared": c.PostFormArray("group")}
+	refuse := func(why string) {
+		a.showDesk(c, http.StatusBadRequest, gin.H{"Form": form, "Problem": why, "Request": c.PostForm("request")})
+	}
+	if c.PostForm("consent") != "yes" {
+		refuse("请先请居民（或监护人）在纸质知情同意书上签字，并勾选确认。")
+		return
+	}
+	teamID, communityID := formID(c.PostForm("team")), formID(c.PostForm("community"))
+	team, errTeam := a.teamInScope(c, teamID)
+	community, errCommunity := a.communityInScope(c, communityID)
+	if err := errors.Join(errTeam, errCommunity); err != nil {
+		refuse("请选择本机构的社区和为其服务的团队。")
+		return
+	}
+	inst, err := a.DB.DoctorInstitution(ctx, team.DoctorID)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	number, err := flows.SignAtDesk(ctx, a.DB, a.Sealer, flows.DeskSigning{Name: c.PostForm("name"), IDNumber: c.PostForm("id_number"),
+		Phone: c.PostForm("phone"), Community: community.Name, Team: team.Name, Packages: c.PostFormArray("package"),
+		Groups: c.PostFormArray("group"), Request: c.PostForm("request")}, flows.ResidentImport{Institution: inst, Actor: p.Name, Now: time.Now()})
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		refuse(refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	contract, err := a.DB.ContractByNumber(ctx, number)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/residents/"+strconv.FormatInt(contract.ResidentID, 10),
+		"已为 "+strings.TrimSpace(c.PostForm("name"))+" 签约，协议号 "+number+"，到期 "+contract.TermEnd.String+"。")
+}
+
+func (a *API) teamInScope(c *gin.Context, id int64) (storage.TeamRow, error) {
+	teams, _, err := a.DB.ListTeams(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 500})
+	for _, t := range teams {
+		if t.ID == id {
+			return t, err
+		}
+	}
+	return storage.TeamRow{}, errors.Join(err, storage.ErrNotFound)
+}
+
+func (a *API) communityInScope(c *gin.Context, id int64) (storage.CommunityRow, error) {
+	list, _, err := a.DB.ListCommunities(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 500})
+	for _, m := range list {
+		if m.ID == id {
+			return m, err
+		}
+	}
+	return storage.CommunityRow{}, errors.Join(err, storage.ErrNotFound)
+}
