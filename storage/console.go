@@ -369,3 +369,17 @@ func (db *DB) ExportContracts(ctx context.Context, scope Scope, fn func([]Export
 		after = rows[len(rows)-1].ContractID
 	}
 }
+
+// AppointmentsBetween lists the appointments in scope that start in
+// [from, to), by time; doctorID narrows them to one doctor.
+func (db *DB) AppointmentsBetween(ctx context.Context, scope Scope, from, to time.Time, doctorID int64) ([]AppointmentView, error) {
+	cond, args := scope.where("d.institution_id", "a.doctor_id = ?")
+	if doctorID != 0 {
+		cond += ` AND a.doctor_id = ?`
+		args = append(args, doctorID)
+	}
+	out := []AppointmentView{}
+	err := db.sel(ctx, "AppointmentsBetween", &out, appointmentViewSQL+` WHERE a.starts_at >= ? AND a.starts_at < ? AND `+cond+`
+		ORDER BY a.starts_at, d.name, a.id LIMIT 1000`, append([]any{from.UTC(), to.UTC()}, args...)...)
+	return out, err
+}

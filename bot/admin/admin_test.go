@@ -221,29 +221,7 @@ func TestAdminMarksVisits(t *testing.T) {
 		ctx := context.Background()
 		profile.Ensure(ctx, db, "national")
 		profile.LoadDemo(ctx, db, "national")
-		cs, _ := db.Communities(ctx)
-		teams, _ := db.TeamsServing(ctx, cs[0].ID)
-		number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "k", Day: "261123",
-			Resident: storage.NewResident{ManagerOpenID: "o_res", Relation: "self", Name: "王秀英", IDSealed: "x", IDHash: "h",
-				PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID},
-			TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
-			AgreementVersion: "v", AgreedAt: time.Now(), ConsentVersion: "v", ConsentedAt: time.Now(), ConsentBy: "o_res"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending,
-			To: storage.ContractActive, Actor: "doctor", TermEnd: "2099-12-31"}); err != nil {
-			t.Fatal(err)
-		}
-		contract, _ := db.ContractByNumber(ctx, number)
-		start := time.Now().Add(-time.Hour).Truncate(time.Minute) // a visit already under way can be marked
-		db.EnsureSlots(ctx, []storage.Slot{{DoctorID: teams[0].DoctorID, Day: "d", StartsAt: start, EndsAt: start.Add(10 * time.Minute), Capacity: 1}})
-		slots, _ := db.Slots(ctx, teams[0].DoctorID, start, start.Add(time.Minute))
-		id, err := db.Book(ctx, storage.NewAppointment{RequestKey: "b", ResidentID: contract.ResidentID, ContractID: contract.ID,
-			DoctorID: teams[0].DoctorID, SlotID: slots[0].ID, Kind: "followup", MaxUpcoming: 3, Now: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		number, id := bookedVisit(t, db)
 		gin.SetMode(gin.ReleaseMode)
 		r := gin.New()
 		(&API{DB: db, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r)
@@ -305,4 +283,35 @@ func TestAdminSeesCampaignProgress(t *testing.T) {
 		!strings.Contains(fmt.Sprint(out["campaigns"]), "seasonal:flu-vaccine") {
 		t.Fatalf("campaigns: %d %v (want completion %s)", code, out, want)
 	}
+}
+
+// bookedVisit signs a resident of the demo organisation's first team and
+// books them a follow-up that began an hour ago, so it can be marked.
+func bookedVisit(t *testing.T, db *storage.DB) (string, int64) {
+	t.Helper()
+	ctx := context.Background()
+	cs, _ := db.Communities(ctx)
+	teams, _ := db.TeamsServing(ctx, cs[0].ID)
+	number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "k", Day: "261123",
+		Resident: storage.NewResident{ManagerOpenID: "o_res", Relation: "self", Name: "王秀英", IDSealed: "x", IDHash: "h",
+			PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID},
+		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+		AgreementVersion: "v", AgreedAt: time.Now(), ConsentVersion: "v", ConsentedAt: time.Now(), ConsentBy: "o_res"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending,
+		To: storage.ContractActive, Actor: "doctor", TermEnd: "2099-12-31"}); err != nil {
+		t.Fatal(err)
+	}
+	contract, _ := db.ContractByNumber(ctx, number)
+	start := time.Now().Add(-time.Hour).Truncate(time.Minute) // a visit already under way can be marked
+	db.EnsureSlots(ctx, []storage.Slot{{DoctorID: teams[0].DoctorID, Day: "d", StartsAt: start, EndsAt: start.Add(10 * time.Minute), Capacity: 1}})
+	slots, _ := db.Slots(ctx, teams[0].DoctorID, start, start.Add(time.Minute))
+	id, err := db.Book(ctx, storage.NewAppointment{RequestKey: "b", ResidentID: contract.ResidentID, ContractID: contract.ID,
+		DoctorID: teams[0].DoctorID, SlotID: slots[0].ID, Kind: "followup", MaxUpcoming: 3, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return number, id
 }

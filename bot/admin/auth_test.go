@@ -13,8 +13,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
@@ -447,6 +449,66 @@ func TestSignAtTheDesk(t *testing.T) {
 		form.Set("team", fmt.Sprint(teams[1].ID))
 		if code, _ := d.post("/admin/sign", form); code != http.StatusBadRequest || !strings.Contains(d.last, "请选择本机构的社区") {
 			t.Fatalf("a doctor signing for another team: %d", code)
+		}
+	})
+}
+
+func TestAppointmentsAndSchedulePages(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		_, id := bookedVisit(t, o.db)
+		visit, _ := o.db.Appointment(ctx, id)
+		day := visit.StartsAt.In(flows.Shanghai).Format("2006-01-02")
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if code := b.get("/admin/appointments?day=" + day); code != 200 || !strings.Contains(b.last, "王秀英") || !strings.Contains(b.last, "已预约") {
+			t.Fatalf("the day's appointments: %d\n%s", code, b.last)
+		}
+		form := url.Values{"csrf": {b.csrf()}, "day": {day}, "status": {"done"}}
+		if code, _ := b.post(fmt.Sprintf("/admin/appointments/%d/visit", id), form); code != http.StatusSeeOther {
+			t.Fatalf("mark done: %d", code)
+		}
+		if b.get("/admin/appointments?day=" + day); !strings.Contains(b.last, "已登记 王秀英") || !strings.Contains(b.last, "已完成") {
+			t.Fatalf("after marking:\n%s", b.last)
+		}
+		if code, _ := b.post(fmt.Sprintf("/admin/appointments/%d/visit", id), form); code != http.StatusSeeOther {
+			t.Fatalf("mark twice: %d", code)
+		}
+		if b.get("/admin/appointments?day=" + day); !strings.Contains(b.last, "已取消或已登记过") {
+			t.Fatalf("marking twice is not said:\n%s", b.last)
+		}
+
+		doctor := visit.DoctorID
+		schedule := fmt.Sprintf("/admin/doctors/%d/schedule", doctor)
+		b.get(schedule)
+		weekly := url.Values{"csrf": {b.csrf()}, "kind": {"weekly"}, "weekday": {"3"}, "start": {"18:00"}, "end": {"19:30"},
+			"slot_minutes": {"2"}, "capacity": {"1"}}
+		if code, _ := b.post(schedule, weekly); code != http.StatusBadRequest || !strings.Contains(b.last, "没有保存") {
+			t.Fatalf("slots shorter than the profile allows: %d", code)
+		}
+		weekly.Set("slot_minutes", "15")
+		if code, _ := b.post(schedule, weekly); code != http.StatusSeeOther {
+			t.Fatalf("add weekly hours: %d %s", code, b.last)
+		}
+		if b.get(schedule); !strings.Contains(b.last, "周三</td><td>18:00–19:30") {
+			t.Fatalf("the schedule after adding hours:\n%s", b.last)
+		}
+		leave := url.Values{"csrf": {b.csrf()}, "kind": {"leave"}, "day": {time.Now().In(flows.Shanghai).AddDate(0, 0, 3).Format("2006-01-02")},
+			"start": {"00:00"}, "end": {"24:00"}}
+		if code, _ := b.post(schedule, leave); code != http.StatusSeeOther {
+			t.Fatalf("leave: %d %s", code, b.last)
+		}
+		if b.get(schedule); !strings.Contains(b.last, "已登记请假") || !strings.Contains(b.last, "请假") {
+			t.Fatalf("after leave:\n%s", b.last)
+		}
+		// Another institution's doctor's schedule does not exist for this admin.
+		for _, d := range o.doctors {
+			if d.InstitutionID == o.away {
+				if code := b.get(fmt.Sprintf("/admin/doctors/%d/schedule", d.ID)); code != http.StatusNotFound {
+					t.Fatalf("another institution's schedule: %d", code)
+				}
+			}
 		}
 	})
 }

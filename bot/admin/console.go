@@ -73,6 +73,7 @@ var nav = []navItem{
 	{Path: "/admin/residents", Label: "居民", need: toRead},
 	{Path: "/admin/sign", Label: "代签约", need: toCare},
 	{Path: "/admin/requests", Label: "签约申请", need: toRead},
+	{Path: "/admin/appointments", Label: "预约", need: toRead},
 	{Path: "/admin/communities", Label: "社区", need: toRead},
 	{Path: "/admin/teams", Label: "团队", need: toRead},
 	{Path: "/admin/doctors", Label: "医生", need: toRead},

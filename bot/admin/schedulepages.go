@@ -1,0 +1,178 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Appointments by day and doctor, marked done or missed; each doctor's
+// weekly hours, leave and extra sessions.
+
+func (a *API) appointmentsPage(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	day, err := time.ParseInLocation("2006-01-02", c.DefaultQuery("day", time.Now().In(flows.Shanghai).Format("2006-01-02")), flows.Shanghai)
+	if err != nil {
+		day = flows.StartOfDay(time.Now())
+	}
+	doctor := formID(c.Query("doctor"))
+	visits, err := a.DB.AppointmentsBetween(ctx, p.Scope, day, day.AddDate(0, 0, 1), doctor)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	doctors, _, err := a.DB.ListDoctors(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "appointments", gin.H{"Visits": visits, "Doctors": doctors, "Doctor": doctor,
+		"Day": day.Format("2006-01-02"), "Prev": day.AddDate(0, 0, -1).Format("2006-01-02"), "Next": day.AddDate(0, 0, 1).Format("2006-01-02"),
+		"Now": time.Now()})
+}
+
+// markPage records a visit done or missed, as a doctor's 完成/未到 does.
+func (a *API) markPage(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	id := formID(c.Param("id"))
+	back := "/admin/appointments?day=" + c.PostForm("day")
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingAppointment, id); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	status := c.PostForm("status")
+	if status != "done" && status != "no_show" {
+		done(c, back, "未知操作。")
+		return
+	}
+	appt, err := a.DB.Appointment(ctx, id)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	err = flows.MarkVisit(ctx, a.DB, appt, status, time.Now())
+	switch {
+	case errors.Is(err, storage.ErrStatusChanged):
+		done(c, back, "这次预约已取消或已登记过。")
+	case errors.Is(err, flows.ErrVisitAhead):
+		done(c, back, "就诊日还没到，不能登记。")
+	case err != nil:
+		a.pageFail(c, err)
+	default:
+		done(c, back, fmt.Sprintf("已登记 %s %s：%s。", appt.ResidentName, appt.StartsAt.In(flows.Shanghai).Format("15:04"), label(status)))
+	}
+}
+
+var weekdays = []string{"周日", "周一", "周二", "周三", "周四", "周五", "周六"}
+
+func hhmm(minute int) string { return fmt.Sprintf("%02d:%02d", minute/60, minute%60) }
+
+func (a *API) schedulePage(c *gin.Context) {
+	a.showSchedule(c, http.StatusOK, "")
+}
+
+func (a *API) showSchedule(c *gin.Context, status int, problem string) {
+	ctx, p := c.Request.Context(), caller(c)
+	id := formID(c.Param("id"))
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, id); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	hours, err := a.DB.WeeklyHours(ctx, id)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	today := time.Now().In(flows.Shanghai)
+	exceptions, err := a.DB.Exceptions(ctx, id, today.Format("2006-01-02"), today.AddDate(0, 3, 0).Format("2006-01-02"))
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	type row struct{ Day, From, To, Kind, Detail string }
+	var weekly, special []row
+	for _, h := range hours {
+		weekly = append(weekly, row{Day: weekdays[h.Weekday], From: hhmm(h.StartMinute), To: hhmm(h.EndMinute),
+			Detail: fmt.Sprintf("每 %d 分钟一个号，每号 %d 人", h.SlotMinutes, h.Capacity)})
+	}
+	for _, x := range exceptions {
+		r := row{Day: x.Day, From: hhmm(x.StartMinute), To: hhmm(x.EndMinute), Kind: "请假"}
+		if x.Kind == "extra" {
+			r.Kind, r.Detail = "加诊", fmt.Sprintf("每 %d 分钟一个号，每号 %d 人", x.SlotMinutes, x.Capacity)
+		}
+		special = append(special, r)
+	}
+	doctors, _, err := a.DB.ListDoctors(ctx, storage.Scope{Institution: p.Scope.Institution}, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	name := ""
+	for _, d := range doctors {
+		if d.ID == id {
+			name = d.Name
+		}
+	}
+	a.render(c, status, "schedule", gin.H{"Doctor": id, "Name": name, "Weekly": weekly, "Special": special,
+		"Weekdays": weekdays, "Problem": problem})
+}
+
+// scheduleChange adds weekly hours, leave or an extra session from the
+// schedule page, through the rules the API uses.
+func (a *API) scheduleChange(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	id := formID(c.Param("id"))
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, id); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	from, ok1 := minuteOf(c.PostForm("start"))
+	to, ok2 := minuteOf(c.PostForm("end"))
+	slot, _ := strconv.Atoi(c.DefaultPostForm("slot_minutes", "0"))
+	capacity, _ := strconv.Atoi(c.DefaultPostForm("capacity", "0"))
+	if !ok1 || !ok2 {
+		a.showSchedule(c, http.StatusBadRequest, "开始和结束时间请写成 08:00 这样。")
+		return
+	}
+	var err error
+	switch kind := c.PostForm("kind"); kind {
+	case "weekly":
+		weekday, _ := strconv.Atoi(c.PostForm("weekday"))
+		if weekday < 0 || weekday > 6 {
+			a.showSchedule(c, http.StatusBadRequest, "请选择星期几。")
+			return
+		}
+		err = flows.AddWeeklyHours(ctx, a.DB, storage.WeeklyHours{DoctorID: id, Weekday: weekday, StartMinute: from, EndMinute: to,
+			SlotMinutes: slot, Capacity: capacity}, time.Now())
+	case "leave", "extra":
+		if _, perr := time.Parse("2006-01-02", c.PostForm("day")); perr != nil {
+			a.showSchedule(c, http.StatusBadRequest, "请选择日期。")
+			return
+		}
+		err = flows.AddException(ctx, a.DB, storage.Exception{DoctorID: id, Day: c.PostForm("day"), Kind: kind, StartMinute: from,
+			EndMinute: to, SlotMinutes: slot, Capacity: capacity}, time.Now())
+	default:
+		a.showSchedule(c, http.StatusBadRequest, "未知操作。")
+		return
+	}
+	var rule *flows.ErrSchedule
+	if errors.As(err, &rule) {
+		a.showSchedule(c, http.StatusBadRequest, "没有保存："+rule.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	message := "已保存。"
+	if c.PostForm("kind") == "leave" {
+		message = "已登记请假：这段时间的号已关闭，已预约的居民会收到通知，可随时改约。"
+	}
+	done(c, "/admin/doctors/"+strconv.FormatInt(id, 10)+"/schedule", message)
+}
