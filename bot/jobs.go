@@ -114,3 +114,18 @@ func (s *Server) materialiseSlots(ctx context.Context) {
 		return flows.MaterialiseSlots(ctx, s.DB, now)
 	})
 }
+
+// followUpSignRequests reminds doctors of sign requests they left
+// unanswered and tells residents whose request waits long, hourly.
+func (s *Server) followUpSignRequests(ctx context.Context) {
+	for {
+		if _, err := flows.FollowUpSignRequests(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Error("sign request follow-up failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}

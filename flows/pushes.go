@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,6 +20,8 @@ const (
 	PushSignRequest   = "sign_request"   // to the doctor: a resident asks to sign
 	PushSignConfirmed = "sign_confirmed" // to the resident: the doctor confirmed
 	PushSignDeclined  = "sign_declined"  // to the resident: the doctor declined, with the reason
+	PushSignReminder  = "sign_reminder"  // to the doctor: a sign request waits for an answer
+	PushSignWaiting   = "sign_waiting"   // to the resident: the request still waits; the centre follows it up
 
 	PushContractCancelled = "contract_cancelled" // to the doctor: the resident ended the contract
 	PushContractRenewed   = "contract_renewed"   // to the doctor: the resident renewed
@@ -48,7 +51,8 @@ var (
 // PushKinds lists every kind that may have a WeChat template, for
 // configuration checks and the sandbox. A late reply is not among them: it
 // answers a message, so it always goes as a customer-service message.
-var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushContractCancelled, PushContractRenewed,
+var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushSignReminder, PushSignWaiting,
+	PushContractCancelled, PushContractRenewed,
 	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged,
 	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
 	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
@@ -94,6 +98,35 @@ func (p SignRequest) Push() storage.Push {
 	return storage.Push{Key: p.Key, Kind: PushSignRequest, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
 		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "community": p.Community,
 			"packages": strings.Join(p.Packages, "、"), "time": clock(p.At)}}
+}
+
+// SignFollowUp is a sign request left unanswered: after RemindAfter the
+// doctor is reminded; after EscalateAfter the resident is told it still
+// waits and that the centre follows it up (the console lists it as overdue
+// for the institution's staff).
+type SignFollowUp struct {
+	Number   string
+	DoctorID int64
+	Doctor   string
+	OpenID   string // the resident's manager; "" for a resident without WeChat
+	Resident string
+	Days     int
+	Phone    string // the institution's
+}
+
+// Reminder is the doctor's reminder, once per request.
+func (p SignFollowUp) Reminder() storage.Push {
+	return storage.Push{Key: storage.SignFollowUpKeys(p.Number)[0], Kind: PushSignReminder, Recipient: DoctorRecipient(p.DoctorID),
+		Priority: PriorityPersonal, // not urgent: it waits out quiet hours
+		Fields:   map[string]string{"number": p.Number, "resident": p.Resident, "days": strconv.Itoa(p.Days)}}
+}
+
+// Waiting tells the resident, once per request.
+func (p SignFollowUp) Waiting() storage.Push {
+	return storage.Push{Key: storage.SignFollowUpKeys(p.Number)[1], Kind: PushSignWaiting, Recipient: p.OpenID,
+		Priority: PriorityPersonal,
+		Fields: map[string]string{"number": p.Number, "doctor": p.Doctor,
+			"phone": cmp.Or(p.Phone, "卫生院（社区卫生服务中心）")}}
 }
 
 // SignAnswer tells the resident's manager what the doctor answered: confirmed

@@ -31,6 +31,8 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		SeasonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "立冬了，注意保暖。", Due: at}.Push(),
 		PersonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "该做随访了。", Due: at}.Push(),
 		LateReply{OpenID: "o", MessageKey: "m1", Text: "好的"}.Push(),
+		SignFollowUp{Number: "QY2611240001", DoctorID: 1, Doctor: "林静", OpenID: "o", Resident: "王秀英", Days: 2}.Reminder(),
+		SignFollowUp{Number: "QY2611240001", DoctorID: 1, Doctor: "林静", OpenID: "o", Resident: "王秀英", Days: 5, Phone: "0531-1"}.Waiting(),
 	}
 	pushes = append(pushes, TeamChangeAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "郭建华", Resident: "王秀英",
 		Team: "郭建华家庭医生团队", TermEnd: "2027-11-23", FormerDoctorID: 1, At: at}.Pushes()...)

@@ -272,6 +272,7 @@ type ContractView struct {
 	ChangeTeamID   sql.NullInt64  `db:"change_team_id"`
 	ChangeTeamName sql.NullString `db:"change_team_name"`
 	ChangeDoctorID sql.NullInt64  `db:"change_doctor_id"`
+	CreatedAt      time.Time      `db:"created_at"`
 	Packages       []ContractPackage
 }
 
@@ -280,7 +281,8 @@ const contractViewSQL = `SELECT ` + contractViewColumns + ` FROM ` + contractVie
 const contractViewColumns = `c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id`
+	r.birth_date, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
+	c.created_at`
 
 const contractViewFrom = `contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
 	JOIN doctors d ON d.id = c.doctor_id JOIN communities cm ON cm.id = r.community_id
@@ -398,6 +400,13 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 				return err
 			}
 		}
+		if c.From == ContractPending && c.To != c.From {
+			// An answered request needs no more following up.
+			if _, err := tx.execIn(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'sign request answered'
+				WHERE idempotency_key IN (?) AND state = 'pending'`, SignFollowUpKeys(c.Number)); err != nil {
+				return err
+			}
+		}
 		if c.VisitsEnded != nil {
 			cancelled, err := tx.cancelVisitsAfter(ctx, op, id, c.At)
 			if err != nil {
@@ -411,6 +420,11 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		}
 		return tx.enqueue(ctx, op, c.Notify)
 	})
+}
+
+// SignFollowUpKeys are the keys of the follow-up pushes of a sign request.
+func SignFollowUpKeys(number string) []string {
+	return []string{"contract:" + number + ":sign-reminder", "contract:" + number + ":sign-waiting"}
 }
 
 // TeamChangeKeyPrefix is how the pushes of a contract's 改签 requests are
@@ -585,4 +599,28 @@ func (db *DB) UnmaskedResidents(ctx context.Context) ([]SealedResident, error) {
 func (db *DB) SetResidentMasks(ctx context.Context, id int64, idMasked, phoneMasked string) error {
 	_, err := db.exec(ctx, "SetResidentMasks", `UPDATE residents SET id_masked = ?, phone_masked = ? WHERE id = ?`, idMasked, phoneMasked, id)
 	return err
+}
+
+// SignRequestWaiting is a sign request left unanswered since Since.
+type SignRequestWaiting struct {
+	ContractID    int64     `db:"id"`
+	Number        string    `db:"number"`
+	DoctorID      int64     `db:"doctor_id"`
+	DoctorName    string    `db:"doctor_name"`
+	ManagerOpenID string    `db:"manager_openid"`
+	ResidentName  string    `db:"resident_name"`
+	Since         time.Time `db:"created_at"`
+	Phone         string    `db:"phone"`
+}
+
+// SignRequestsWaitingSince lists pending contracts made before a moment,
+// a page at a time after a contract ID.
+func (db *DB) SignRequestsWaitingSince(ctx context.Context, before time.Time, afterID int64, limit int) ([]SignRequestWaiting, error) {
+	var out []SignRequestWaiting
+	err := db.sel(ctx, "SignRequestsWaitingSince", &out, `SELECT c.id, c.number, c.doctor_id, d.name AS doctor_name, r.manager_openid,
+		r.name AS resident_name, c.created_at, i.phone
+		FROM contracts c JOIN doctors d ON d.id = c.doctor_id JOIN residents r ON r.id = c.resident_id
+		JOIN institutions i ON i.id = d.institution_id
+		WHERE c.status = 'pending' AND c.created_at < ? AND c.id > ? ORDER BY c.id LIMIT ?`, before.UTC(), afterID, limit)
+	return out, err
 }

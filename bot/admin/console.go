@@ -45,6 +45,9 @@ func parsePages() (map[string]*template.Template, error) {
 			return t.In(flows.Shanghai).Format("2006-01-02 15:04")
 		},
 		"yuan": templates.Yuan,
+		// waited is how many whole days have passed since a moment.
+		"waited":  func(t time.Time) int { return int(time.Since(t) / (24 * time.Hour)) },
+		"overdue": func(t time.Time) bool { return time.Since(t) >= flows.EscalateAfter },
 	}
 	names, err := fs.Glob(templates.Console, "console/pages/*.html")
 	if err != nil {
