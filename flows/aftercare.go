@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -238,17 +239,7 @@ func careRequestChange(t *careTurn, c storage.ContractView, key string) error {
 	if t.d.TeamID == 0 || t.d.DoctorID == 0 {
 		return missing(t.st.Flow, "team")
 	}
-	request := []storage.Push{SignRequest{Key: key, DoctorID: t.d.DoctorID, Number: c.Number, Resident: c.ResidentName,
-		Community: c.CommunityName, Packages: packageNames(c), At: t.in.At}.Push()}
-	var err error
-	if c.Status == storage.ContractActive {
-		err = t.e.DB.RequestTeamChange(t, c.Number, t.d.TeamID, t.d.DoctorID, t.in.OpenID, request)
-	} else { // the doctor who had the request hears it moved
-		moved := storage.Push{Key: key + ":moved", Kind: PushTeamChanged, Recipient: DoctorRecipient(c.DoctorID),
-			Priority: PriorityTransactional, Fields: map[string]string{"number": c.Number, "resident": c.ResidentName, "team": t.d.TeamName}}
-		err = t.e.DB.ChangeStatus(t, storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: t.in.OpenID,
-			TeamID: t.d.TeamID, DoctorID: t.d.DoctorID, Reason: "changed team", Notify: append(request, moved)})
-	}
+	err := ChangeTeam(t, t.e.DB, c, NewTeam{ID: t.d.TeamID, DoctorID: t.d.DoctorID, Name: t.d.TeamName}, t.in.OpenID, key, t.in.At)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return stopWith("contract_already_answered", c.Number)
 	}
@@ -257,6 +248,29 @@ func careRequestChange(t *careTurn, c storage.ContractView, key string) error {
 	}
 	return stopWith("change_done", map[string]any{"Number": c.Number, "Doctor": t.d.DoctorName,
 		"Active": c.Status == storage.ContractActive, "Team": c.TeamName})
+}
+
+// NewTeam is the team a contract moves to.
+type NewTeam struct {
+	ID, DoctorID int64
+	Name         string
+}
+
+// ChangeTeam moves a contract to another team (改签): an active contract
+// stays with its team until the new team's doctor confirms (their
+// agreement), a pending one moves at once and its former doctor hears it.
+// key keys the new doctor's request; a contract no longer in the state read
+// is storage.ErrStatusChanged.
+func ChangeTeam(ctx context.Context, db *storage.DB, c storage.ContractView, to NewTeam, actor, key string, at time.Time) error {
+	request := []storage.Push{SignRequest{Key: key, DoctorID: to.DoctorID, Number: c.Number, Resident: c.ResidentName,
+		Community: c.CommunityName, Packages: packageNames(c), At: at}.Push()}
+	if c.Status == storage.ContractActive {
+		return db.RequestTeamChange(ctx, c.Number, to.ID, to.DoctorID, actor, request)
+	}
+	moved := storage.Push{Key: key + ":moved", Kind: PushTeamChanged, Recipient: DoctorRecipient(c.DoctorID),
+		Priority: PriorityTransactional, Fields: map[string]string{"number": c.Number, "resident": c.ResidentName, "team": to.Name}}
+	return db.ChangeStatus(ctx, storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: actor,
+		TeamID: to.ID, DoctorID: to.DoctorID, Reason: "changed team", Notify: append(request, moved)})
 }
 
 // visitsCancelledWith tells each doctor of the visits a contract's end

@@ -624,3 +624,27 @@ func (db *DB) SignRequestsWaitingSince(ctx context.Context, before time.Time, af
 		WHERE c.status = 'pending' AND c.created_at < ? AND c.id > ? ORDER BY c.id LIMIT ?`, before.UTC(), afterID, limit)
 	return out, err
 }
+
+// UpdateResidentContact records a resident's new community and, when
+// PhoneSealed is set, their new phone; the audit log names who, never the
+// phone.
+func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident, actor string) error {
+	const op = "UpdateResidentContact"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var inst int64
+		if err := tx.get(ctx, op, &inst, `SELECT m.institution_id FROM residents r JOIN communities m ON m.id = r.community_id
+			WHERE r.id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `UPDATE residents SET community_id = ?, phone_sealed = COALESCE(NULLIF(?, ''), phone_sealed),
+			phone_hash = COALESCE(NULLIF(?, ''), phone_hash), phone_masked = COALESCE(NULLIF(?, ''), phone_masked), updated_at = ?
+			WHERE id = ?`, r.CommunityID, r.PhoneSealed, r.PhoneHash, r.PhoneMasked, time.Now().UTC(), id); err != nil {
+			return err
+		}
+		detail := fmt.Sprintf("community %d", r.CommunityID)
+		if r.PhoneSealed != "" {
+			detail += ", new phone"
+		}
+		return tx.auditIn(ctx, op, actor, nullID(inst), "resident.update", fmt.Sprintf("resident %d", id), detail)
+	})
+}

@@ -408,3 +408,19 @@ func (db *DB) FindCommunityTeam(ctx context.Context, institutionID int64, commun
 		WHERE m.institution_id = ? AND m.name = ? AND t.name = ? ORDER BY m.id, t.id LIMIT 1`, institutionID, community, team)
 	return p, err
 }
+
+// FindPlace finds a team that serves a community; ErrNotFound when it does not.
+func (db *DB) FindPlace(ctx context.Context, communityID, teamID int64) (Place, error) {
+	var p Place
+	err := db.get(ctx, "FindPlace", &p, `SELECT tc.community_id, t.id AS team_id, t.doctor_id FROM team_communities tc
+		JOIN teams t ON t.id = tc.team_id WHERE tc.community_id = ? AND tc.team_id = ?`, communityID, teamID)
+	return p, err
+}
+
+// TeamByID finds a team.
+func (db *DB) TeamByID(ctx context.Context, id int64) (Team, error) {
+	var t Team
+	err := db.get(ctx, "TeamByID", &t, `SELECT t.id, t.institution_id, t.name, t.doctor_id, d.name AS doctor_name
+		FROM teams t JOIN doctors d ON d.id = t.doctor_id WHERE t.id = ?`, id)
+	return t, err
+}

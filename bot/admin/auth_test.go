@@ -512,3 +512,48 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 		}
 	})
 }
+
+func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		teams, _, _ := o.db.ListTeams(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
+			Phone: "13700001111", Community: communities[0].Name, Team: teams[0].Name, Request: strings.Repeat("r", 20)},
+			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		page := fmt.Sprintf("/admin/residents/%d", contract.ResidentID)
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		b.get(page)
+		far := communities[2] // served by the second team only
+		form := url.Values{"csrf": {b.csrf()}, "community": {fmt.Sprint(far.ID)}, "phone": {""}}
+		if code, _ := b.post(page, form); code != http.StatusBadRequest || !strings.Contains(b.last, "原团队不服务新社区") {
+			t.Fatalf("a move out of the team's communities without a new team: %d", code)
+		}
+		form.Set("team", fmt.Sprint(teams[1].ID))
+		form.Set("phone", "139 0000 2222")
+		if code, _ := b.post(page, form); code != http.StatusSeeOther {
+			t.Fatalf("move: %d %s", code, b.last)
+		}
+		if b.get(page); !strings.Contains(b.last, "待该团队医生确认") || !strings.Contains(b.last, "139****2222") {
+			t.Fatalf("after the move:\n%s", b.last)
+		}
+		moved, _ := o.db.ContractByNumber(ctx, number)
+		if !moved.ChangeTeamID.Valid || moved.ChangeTeamID.Int64 != teams[1].ID || moved.TeamID != teams[0].ID {
+			t.Fatalf("the contract should wait for the new team's doctor: %+v", moved)
+		}
+		rows, _ := o.db.OutboxFor(ctx, flows.DoctorRecipient(teams[1].DoctorID))
+		if len(rows) != 1 || rows[0].Kind != flows.PushSignRequest {
+			t.Fatalf("the new team's doctor was not asked: %+v", rows)
+		}
+		audit, _, _ := o.db.AuditLog(ctx, storage.Scope{Institution: o.home}, storage.Page{Limit: 1})
+		if audit[0].Action != "resident.update" || strings.Contains(fmt.Sprint(audit[0]), "2222") {
+			t.Fatalf("audit: %+v", audit[0])
+		}
+	})
+}

@@ -30,6 +30,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"GET", "/residents", toRead, a.residentsPage},
 		{"GET", "/residents/:id", toRead, a.residentPage},
 		{"POST", "/residents/:id/unmask", toCare, a.unmaskPage},
+		{"POST", "/residents/:id", toCare, a.updateResidentPage},
 		{"GET", "/sign", toCare, a.deskPage},
 		{"POST", "/sign", toCare, a.deskSign},
 		{"GET", "/requests", toRead, a.requestsPage},
@@ -102,7 +103,38 @@ func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem st
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Secrets": secrets, "Problem": problem})
+	communities, _, err := a.DB.ListCommunities(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	teams, _, err := a.DB.ListTeams(ctx, storage.Scope{Institution: p.Scope.Institution}, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Secrets": secrets, "Problem": problem,
+		"Communities": communities, "Teams": teams})
+}
+
+// updateResidentPage records a resident's move or new phone; a contract
+// whose team does not serve the new community moves with the new team's
+// agreement.
+func (a *API) updateResidentPage(c *gin.Context) {
+	p := caller(c)
+	said, err := flows.UpdateResident(c.Request.Context(), a.DB, a.Sealer, p.Scope, flows.ResidentChange{
+		ResidentID: formID(c.Param("id")), Phone: c.PostForm("phone"), CommunityID: formID(c.PostForm("community")),
+		TeamID: formID(c.PostForm("team")), Actor: p.Name, Now: time.Now()})
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		a.showResident(c, http.StatusBadRequest, nil, refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/residents/"+c.Param("id"), said)
 }
 
 // unmaskPage shows a resident's full ID number and phone to staff who say
