@@ -26,6 +26,7 @@ var labels = map[string]string{
 	"booked": "已预约", "done": "已完成", "no_show": "未到",
 	"clinic": "门诊", "home": "上门", "checkup": "体检", "followup": "随访", "referral": "转诊",
 	"male": "男", "female": "女", "dead": "发送失败", "sent": "已发送",
+	"payment": "收费", "refund": "退费", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 }
 
 func label(s string) string {

@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,6 +32,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"GET", "/residents/:id", toRead, a.residentPage},
 		{"POST", "/residents/:id/unmask", toCare, a.unmaskPage},
 		{"POST", "/residents/:id", toCare, a.updateResidentPage},
+		{"POST", "/residents/:id/fees", toManage, a.feePage},
 		{"GET", "/sign", toCare, a.deskPage},
 		{"POST", "/sign", toCare, a.deskSign},
 		{"GET", "/requests", toRead, a.requestsPage},
@@ -113,8 +115,52 @@ func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem st
 		a.pageFail(c, err)
 		return
 	}
+	accounts := map[int64]storage.Account{}
+	for _, k := range contracts {
+		if accounts[k.ID], err = a.DB.ContractAccount(ctx, k.ID); err != nil {
+			a.pageFail(c, err)
+			return
+		}
+	}
 	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Secrets": secrets, "Problem": problem,
-		"Communities": communities, "Teams": teams})
+		"Communities": communities, "Teams": teams, "Accounts": accounts, "Methods": flows.PaymentMethods})
+}
+
+// feePage records a payment or a refund at the counter.
+func (a *API) feePage(c *gin.Context) {
+	p := caller(c)
+	fen, ok := parseYuan(c.PostForm("yuan"))
+	if !ok {
+		a.showResident(c, http.StatusBadRequest, nil, "金额请写成 50 或 50.5 这样的元数。")
+		return
+	}
+	_, err := flows.RecordFee(c.Request.Context(), a.DB, p.Scope, c.PostForm("number"), storage.Payment{Kind: c.PostForm("kind"),
+		Fen: fen, Method: c.PostForm("method"), Receipt: c.PostForm("receipt"), RecordedBy: p.Name})
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		a.showResident(c, http.StatusBadRequest, nil, refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/residents/"+c.Param("id"), "已登记"+label(c.PostForm("kind"))+" "+c.PostForm("yuan")+" 元。")
+}
+
+// parseYuan reads an amount in yuan with at most two decimals as fen.
+func parseYuan(s string) (int64, bool) {
+	whole, frac, _ := strings.Cut(strings.TrimSpace(s), ".")
+	if len(frac) > 2 || whole == "" {
+		return 0, false
+	}
+	frac += strings.Repeat("0", 2-len(frac))
+	y, err1 := strconv.ParseInt(whole, 10, 64)
+	f, err2 := strconv.ParseInt(frac, 10, 64)
+	if err1 != nil || err2 != nil || y < 0 || y > 1_000_000 {
+		return 0, false
+	}
+	return y*100 + f, true
 }
 
 // updateResidentPage records a resident's move or new phone; a contract
