@@ -557,3 +557,41 @@ func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
 		}
 	})
 }
+
+func TestFeesOnTheResidentsPage(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
+			Phone: "13700001111", Community: "幸福社区", Team: "林静家庭医生团队", Packages: []string{"elderly"}, Request: strings.Repeat("p", 20)},
+			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		page := fmt.Sprintf("/admin/residents/%d", contract.ResidentID)
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if b.get(page); !strings.Contains(b.last, "应付 30 元 · 已收 0 元") {
+			t.Fatalf("the account before paying:\n%s", b.last)
+		}
+		form := url.Values{"csrf": {b.csrf()}, "number": {number}, "kind": {"payment"}, "yuan": {"三十"}, "method": {"cash"}, "receipt": {"NO.1"}}
+		if code, _ := b.post(page+"/fees", form); code != http.StatusBadRequest || !strings.Contains(b.last, "金额请写成") {
+			t.Fatalf("an amount in words: %d", code)
+		}
+		form.Set("yuan", "30")
+		if code, _ := b.post(page+"/fees", form); code != http.StatusSeeOther {
+			t.Fatalf("pay: %d %s", code, b.last)
+		}
+		if b.get(page); !strings.Contains(b.last, "已收 30 元") || !strings.Contains(b.last, "收据 NO.1") {
+			t.Fatalf("the account after paying:\n%s", b.last)
+		}
+		v := o.browser(t)
+		v.signIn("viewer", testPassword)
+		v.get(page)
+		if code, _ := v.post(page+"/fees", url.Values{"csrf": {v.csrf()}, "number": {number}, "kind": {"payment"}, "yuan": {"1"},
+			"method": {"cash"}, "receipt": {"NO.2"}}); code != http.StatusForbidden {
+			t.Fatalf("a viewer records a fee: %d", code)
+		}
+	})
+}
