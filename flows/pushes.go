@@ -29,6 +29,8 @@ const (
 	PushTeamChangeConfirmed = "team_change_confirmed" // to the resident: the new team's doctor took the contract (改签)
 	PushTeamChangeDeclined  = "team_change_declined"  // to the resident: the new team's doctor declined; nothing changed
 	PushTeamChanged         = "team_changed"          // to the former doctor: the resident moved to another team
+	PushTeamHandover        = "team_handover"         // to the resident: the centre handed their team's residents to another team
+	PushHandoverReceived    = "handover_received"     // to the new team's doctor: residents handed over to their team
 
 	PushBookingCreated      = "booking_created"      // to the doctor: a new appointment
 	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
@@ -53,7 +55,7 @@ var (
 // answers a message, so it always goes as a customer-service message.
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushSignReminder, PushSignWaiting,
 	PushContractCancelled, PushContractRenewed,
-	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged,
+	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged, PushTeamHandover, PushHandoverReceived,
 	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
 	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
 
@@ -127,6 +129,29 @@ func (p SignFollowUp) Waiting() storage.Push {
 		Priority: PriorityPersonal,
 		Fields: map[string]string{"number": p.Number, "doctor": p.Doctor,
 			"phone": cmp.Or(p.Phone, "卫生院（社区卫生服务中心）")}}
+}
+
+// TeamHandover tells a resident's manager that the centre handed their
+// team's residents to another team, and the new team's doctor how many came.
+type TeamHandover struct {
+	Key      string // the handover's: one push per contract under it
+	From, To string // team names
+	Doctor   string // the new team's doctor
+	DoctorID int64
+	At       time.Time
+}
+
+// ToResident is the resident's notice for one contract.
+func (h TeamHandover) ToResident(openID, number, resident string) storage.Push {
+	return storage.Push{Key: h.Key + ":" + number, Kind: PushTeamHandover, Recipient: openID, Priority: PriorityTransactional,
+		Fields: map[string]string{"number": number, "resident": resident, "from": h.From, "to": h.To, "doctor": h.Doctor}}
+}
+
+// ToDoctor is the new team's doctor's notice.
+func (h TeamHandover) ToDoctor(contracts, visits int) storage.Push {
+	return storage.Push{Key: h.Key + ":doctor", Kind: PushHandoverReceived, Recipient: DoctorRecipient(h.DoctorID),
+		Priority: PriorityTransactional, Fields: map[string]string{"from": h.From, "contracts": strconv.Itoa(contracts),
+			"visits": strconv.Itoa(visits), "time": clock(h.At)}}
 }
 
 // SignAnswer tells the resident's manager what the doctor answered: confirmed

@@ -31,6 +31,8 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		SeasonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "立冬了，注意保暖。", Due: at}.Push(),
 		PersonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "该做随访了。", Due: at}.Push(),
 		LateReply{OpenID: "o", MessageKey: "m1", Text: "好的"}.Push(),
+		TeamHandover{Key: "h", From: "林静家庭医生团队", To: "郭建华家庭医生团队", Doctor: "郭建华", DoctorID: 2, At: at}.ToResident("o", "QY2611240001", "王秀英"),
+		TeamHandover{Key: "h", From: "林静家庭医生团队", To: "郭建华家庭医生团队", Doctor: "郭建华", DoctorID: 2, At: at}.ToDoctor(12, 3),
 		SignFollowUp{Number: "QY2611240001", DoctorID: 1, Doctor: "林静", OpenID: "o", Resident: "王秀英", Days: 2}.Reminder(),
 		SignFollowUp{Number: "QY2611240001", DoctorID: 1, Doctor: "林静", OpenID: "o", Resident: "王秀英", Days: 5, Phone: "0531-1"}.Waiting(),
 	}

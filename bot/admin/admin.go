@@ -70,6 +70,7 @@ func (a *API) routes() []route {
 		{"POST", "/communities", toManage, a.createCommunity},
 		{"POST", "/doctors", toManage, a.createDoctor},
 		{"POST", "/teams", toManage, a.createTeam},
+		{"POST", "/teams/:id/handover", toManage, a.handover},
 		{"GET", "/staff", toManage, a.staff},
 		{"POST", "/staff", toManage, a.createStaffAPI},
 		{"POST", "/staff/:id", toManage, a.changeStaff},

@@ -595,3 +595,49 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 		}
 	})
 }
+
+func TestHandOverATeamFromTheConsole(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		number, visit := bookedVisit(t, o.db)
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		teams, _, _ := o.db.ListTeams(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		// The visit lies ahead for the handover to move it.
+		future := time.Now().Add(48 * time.Hour).Truncate(time.Minute)
+		o.db.EnsureSlots(ctx, []storage.Slot{{DoctorID: contract.DoctorID, Day: "d2", StartsAt: future, EndsAt: future.Add(10 * time.Minute), Capacity: 1}})
+		slots, _ := o.db.Slots(ctx, contract.DoctorID, future, future.Add(time.Minute))
+		if err := o.db.Reschedule(ctx, visit, slots[0].ID, 3, time.Now(), func(storage.Slot) []storage.Push { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		b.get("/admin/teams")
+		form := url.Values{"csrf": {b.csrf()}, "from": {fmt.Sprint(teams[0].ID)}, "to": {fmt.Sprint(teams[1].ID)}, "retire": {"yes"}, "confirm": {"yes"}}
+		if code, _ := b.post("/admin/teams/handover", form); code != http.StatusSeeOther {
+			t.Fatalf("handover: %d %s", code, b.last)
+		}
+		if b.get("/admin/teams"); !strings.Contains(b.last, "已移交 1 份签约（含待确认的申请）和 1 次已预约的就诊") {
+			t.Fatalf("after the handover:\n%s", b.last)
+		}
+		moved, _ := o.db.ContractByNumber(ctx, number)
+		after, _ := o.db.Appointment(ctx, visit)
+		if moved.TeamID != teams[1].ID || after.DoctorID != teams[1].DoctorID || !after.StartsAt.Equal(future) {
+			t.Fatalf("contract %+v, visit %+v", moved, after)
+		}
+		// Another institution's team cannot take them.
+		var awayTeam int64
+		all, _, _ := o.db.ListTeams(ctx, storage.Scope{}, storage.Page{})
+		for _, tm := range all {
+			if tm.InstitutionID == o.away {
+				awayTeam = tm.ID
+			}
+		}
+		form.Set("from", fmt.Sprint(teams[1].ID))
+		form.Set("to", fmt.Sprint(awayTeam))
+		b.post("/admin/teams/handover", form)
+		if b.get("/admin/teams"); !strings.Contains(b.last, "请选择本机构的两个不同团队") {
+			t.Fatalf("a handover to another institution's team:\n%s", b.last)
+		}
+	})
+}

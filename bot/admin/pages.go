@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"POST", "/communities", toManage, a.createCommunityPage},
 		{"GET", "/teams", toRead, a.teamsPage},
 		{"POST", "/teams", toManage, a.createTeamPage},
+		{"POST", "/teams/handover", toManage, a.handoverPage},
 		{"GET", "/doctors", toRead, a.doctorsPage},
 		{"POST", "/doctors", toManage, a.createDoctorPage},
 		{"POST", "/doctors/:id/binding-code", toManage, a.bindingCodePage},
@@ -460,4 +462,25 @@ func (a *API) auditPage(c *gin.Context) {
 		return
 	}
 	a.render(c, http.StatusOK, "audit", gin.H{"Rows": rows, "Pager": pager(c, pg, total)})
+}
+
+// handoverPage hands a team's residents to another team in one action.
+func (a *API) handoverPage(c *gin.Context) {
+	p := caller(c)
+	if c.PostForm("confirm") != "yes" {
+		done(c, "/admin/teams", "请勾选确认后再移交。")
+		return
+	}
+	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.PostForm("from")), formID(c.PostForm("to")),
+		c.PostForm("retire") == "yes", p.Name, time.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		done(c, "/admin/teams", "请选择本机构的两个不同团队。")
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/teams", fmt.Sprintf("已移交 %d 份签约（含待确认的申请）和 %d 次已预约的就诊；居民和接手团队的医生会收到通知。",
+		len(h.Contracts), len(h.Appointments)))
 }

@@ -315,3 +315,22 @@ func (a *API) changeStaff(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"id": id})
 }
+
+// handover hands a team's residents to another team: {"to": ID, "retire": true}.
+func (a *API) handover(c *gin.Context) {
+	var in struct {
+		To     int64 `json:"to"`
+		Retire bool  `json:"retire"`
+	}
+	if c.ShouldBindJSON(&in) != nil || in.To == 0 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"to": TEAM_ID, "retire": true|false}`})
+		return
+	}
+	p := caller(c)
+	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), in.To, in.Retire, p.Name, time.Now())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"contracts": len(h.Contracts), "appointments": len(h.Appointments)})
+}
