@@ -63,3 +63,29 @@ func TestHandOverATeam(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseTheWholeInstitutionForADay(t *testing.T) {
+	e, _, c := signedResident(t, "o_holiday")
+	ctx := context.Background()
+	c.book("1", "2", "1")
+	visits, _ := e.DB.UpcomingManagedBy(ctx, "o_holiday", c.clock)
+	day := visits[0].StartsAt.In(Shanghai).Format("2006-01-02")
+	doctors, _ := e.DB.Doctors(ctx)
+	n, err := CloseInstitution(ctx, e.DB, doctors[0].InstitutionID, day, 0, 1440, c.clock)
+	if err != nil || n != 2 {
+		t.Fatalf("close: %d %v", n, err)
+	}
+	for _, d := range doctors {
+		leave, _ := e.DB.Exceptions(ctx, d.ID, day, day)
+		if len(leave) != 1 || leave[0].Kind != "leave" {
+			t.Fatalf("doctor %d on %s: %+v", d.ID, day, leave)
+		}
+	}
+	after, _ := e.DB.UpcomingManagedBy(ctx, "o_holiday", c.clock)
+	if !after[0].SlotClosed || countKind(t, e, "o_holiday", PushBookingDoctorLeave, "pending") != 1 {
+		t.Fatalf("the booked resident: %+v, told %d", after[0], countKind(t, e, "o_holiday", PushBookingDoctorLeave, "pending"))
+	}
+	if _, err := CloseInstitution(ctx, e.DB, doctors[0].InstitutionID, "2020-01-01", 0, 1440, c.clock); err == nil {
+		t.Fatal("a closure in the past was accepted")
+	}
+}

@@ -281,3 +281,26 @@ func CheckSchedule(ctx context.Context, db *storage.DB, startMinute, endMinute, 
 	}
 	return nil
 }
+
+// CloseInstitution closes every doctor of an institution for a window of
+// a day (a public holiday, a closure), as leave: their slots close and
+// each resident booked in them is told and may move the visit at any time.
+// All doctors or none, in one transaction; it returns how many doctors.
+func CloseInstitution(ctx context.Context, db *storage.DB, institutionID int64, day string, from, to int, now time.Time) (int, error) {
+	doctors, total, err := db.ListDoctors(ctx, storage.Scope{Institution: institutionID}, storage.Page{Limit: 500})
+	if err != nil {
+		return 0, err
+	}
+	if total > len(doctors) {
+		return 0, fmt.Errorf("flows.CloseInstitution: %d doctors is more than one closure takes", total)
+	}
+	err = db.InTx(ctx, func(tx *storage.DB) error {
+		for _, d := range doctors {
+			if err := AddException(ctx, tx, storage.Exception{DoctorID: d.ID, Day: day, Kind: "leave", StartMinute: from, EndMinute: to}, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return len(doctors), err
+}

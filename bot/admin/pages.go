@@ -50,6 +50,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"POST", "/doctors/:id/schedule", toCare, a.scheduleChange},
 		{"GET", "/appointments", toRead, a.appointmentsPage},
 		{"POST", "/appointments/:id/visit", toCare, a.markPage},
+		{"POST", "/closures", toManage, a.closurePage},
 		{"GET", "/packages", toRead, a.packagesPage},
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},

@@ -32,7 +32,7 @@ func (a *API) appointmentsPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, http.StatusOK, "appointments", gin.H{"Visits": visits, "Doctors": doctors, "Doctor": doctor,
+	a.render(c, http.StatusOK, "appointments", gin.H{"Visits": visits, "Doctors": doctors, "Doctor": doctor, "Institutions": a.institutions(c),
 		"Day": day.Format("2006-01-02"), "Prev": day.AddDate(0, 0, -1).Format("2006-01-02"), "Next": day.AddDate(0, 0, 1).Format("2006-01-02"),
 		"Now": time.Now()})
 }
@@ -175,4 +175,32 @@ func (a *API) scheduleChange(c *gin.Context) {
 		message = "已登记请假：这段时间的号已关闭，已预约的居民会收到通知，可随时改约。"
 	}
 	done(c, "/admin/doctors/"+strconv.FormatInt(id, 10)+"/schedule", message)
+}
+
+// closurePage closes the whole institution for a day or part of one.
+func (a *API) closurePage(c *gin.Context) {
+	ctx, p := c.Request.Context(), caller(c)
+	inst, ok := a.institutionFor(c)
+	if !ok {
+		return
+	}
+	from, ok1 := minuteOf(c.PostForm("start"))
+	to, ok2 := minuteOf(c.PostForm("end"))
+	back := "/admin/appointments?day=" + c.PostForm("day")
+	if !ok1 || !ok2 {
+		done(c, back, "开始和结束时间请写成 08:00 这样。")
+		return
+	}
+	n, err := flows.CloseInstitution(ctx, a.DB, inst, c.PostForm("day"), from, to, time.Now())
+	var rule *flows.ErrSchedule
+	if errors.As(err, &rule) {
+		done(c, back, "没有保存："+rule.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.Log.Info("institution closed", "staff", p.Name, "day", c.PostForm("day"), "doctors", n)
+	done(c, back, fmt.Sprintf("已为全机构 %d 位医生登记停诊；这段时间已预约的居民会收到通知，可随时改约。", n))
 }
