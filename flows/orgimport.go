@@ -27,11 +27,13 @@ var orgColumns = map[string]string{
 	"负责医生": "doctor", "doctor": "doctor",
 	"服务社区": "communities", "communities": "communities",
 	"成员": "members", "members": "members",
+	"重点人群人口": "priority_population", "priority_population": "priority_population",
+	"统计日期": "counted_on", "counted_on": "counted_on",
 }
 
 // OrgHeader is the header row of an organisation file, as the console's
 // template offers it.
-const OrgHeader = "类型,机构代码,名称,机构类别,电话,乡镇街道,常住人口,职称,负责医生,服务社区,成员"
+const OrgHeader = "类型,机构代码,名称,机构类别,电话,乡镇街道,常住人口,重点人群人口,统计日期,职称,负责医生,服务社区,成员"
 
 var orgKinds = map[string]string{"机构": "institution", "institution": "institution", "社区": "community", "村": "community",
 	"community": "community", "医生": "doctor", "doctor": "doctor", "团队": "team", "team": "team"}
@@ -83,8 +85,18 @@ func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun
 				reject(line, "社区 %s：乡镇街道必填，常住人口须为整数", name)
 				continue
 			}
-			in.Communities = append(in.Communities, storage.ImportRow[storage.ImportCommunity]{Line: line,
-				Row: storage.ImportCommunity{Institution: inst, Town: row["town"], Name: name, Population: population}})
+			c := storage.ImportCommunity{Institution: inst, Town: row["town"], Name: name, Population: population}
+			if row["priority_population"] != "" {
+				groups, ok := readCounts(row["priority_population"])
+				counts, err := priorityCounts(groups, population)
+				day, derr := readDay(row["counted_on"])
+				if !ok || err != nil || derr != nil {
+					reject(line, "社区 %s：重点人群人口写作 名称:人数;名称:人数（人数不超过常住人口，名称为本地区的重点人群），并填写统计日期", name)
+					continue
+				}
+				c.PriorityCounts, c.CountedOn = counts, day.Format("2006-01-02")
+			}
+			in.Communities = append(in.Communities, storage.ImportRow[storage.ImportCommunity]{Line: line, Row: c})
 		case "doctor":
 			in.Doctors = append(in.Doctors, storage.ImportRow[storage.ImportDoctor]{Line: line,
 				Row: storage.ImportDoctor{Institution: inst, Name: name, Title: row["title"]}})

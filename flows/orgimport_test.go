@@ -13,11 +13,11 @@ import (
 )
 
 const orgFile = "\xef\xbb\xbf" + OrgHeader + `
-机构,fenghuang,凤凰镇卫生院,乡镇卫生院,0533-7123456,,,,,,
-社区,fenghuang,东召口村,,,凤凰镇,"3,200",,,,
-社区,fenghuang,西召口村,,,凤凰镇,2100,,,,
-医生,fenghuang,刘志刚,,,,,全科主治医师,,,
-团队,fenghuang,刘志刚家庭医生团队,,,,,,刘志刚,东召口村；西召口村,乡村医生：孙海;专科医生:赵丽
+机构,fenghuang,凤凰镇卫生院,乡镇卫生院,0533-7123456,,,,,,,,
+社区,fenghuang,东召口村,,,凤凰镇,"3,200",65岁以上老年人:410;hypertension:260,2026-10-31,,,,
+社区,fenghuang,西召口村,,,凤凰镇,2100,,,,,,
+医生,fenghuang,刘志刚,,,,,,,全科主治医师,,,
+团队,fenghuang,刘志刚家庭医生团队,,,,,,,,刘志刚,东召口村；西召口村,乡村医生：孙海;专科医生:赵丽
 `
 
 func report(lines []storage.ImportLine) string {
@@ -31,11 +31,11 @@ func report(lines []storage.ImportLine) string {
 func TestImportOrganisation(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		bad := orgFile + "团队,fenghuang,孙医生团队,,,,,,孙医生,东召口村,\n社区,fenghuang,南村,,,凤凰镇,很多,,,,\n"
+		bad := orgFile + "团队,fenghuang,孙医生团队,,,,,,,,孙医生,东召口村,\n社区,fenghuang,南村,,,凤凰镇,很多,,,,,,\n社区,fenghuang,北村,,,凤凰镇,10,高血压:20,2026-10-31,,,,\n"
 		lines, err := ImportOrganisation(ctx, db, strings.NewReader(bad), false, "test", "")
 		got := report(lines)
 		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "7 rejected 团队 孙医生团队：负责医生“孙医生”") ||
-			!strings.Contains(got, "8 rejected 社区 南村") {
+			!strings.Contains(got, "8 rejected 社区 南村") || !strings.Contains(got, "9 rejected 社区 北村：重点人群人口") {
 			t.Fatalf("a file with bad rows: %v\n%s", err, got)
 		}
 		if opening, _ := db.SigningOpening(ctx); opening.Open() {
@@ -60,7 +60,8 @@ func TestImportOrganisation(t *testing.T) {
 			t.Fatalf("after import: %+v", opening)
 		}
 		communities, _, _ := db.ListCommunities(ctx, storage.Scope{}, storage.Page{})
-		if len(communities) != 2 || communities[0].Residents != 3200 {
+		if len(communities) != 2 || communities[0].Residents != 3200 || communities[0].PriorityCounts["hypertension"] != 260 ||
+			communities[0].PriorityCounts["elderly"] != 410 || communities[0].CountedOn != "2026-10-31" {
 			t.Fatalf("communities: %+v", communities)
 		}
 		teams, _ := db.TeamsServing(ctx, communities[0].ID)
@@ -100,8 +101,8 @@ func TestImportOrganisationRefusesAFileItCannotRead(t *testing.T) {
 		"":                 "no header row",
 		"类型,机构代码,名称,颜色\n":  `unknown column "颜色"`,
 		"类型,名称\n机构,某卫生院\n": `column "institution" is missing`,
-		OrgHeader + "\n机构,Bad Code,某,乡镇卫生院,,,,,,,\n": "机构代码为2到32位",
-		OrgHeader + "\n诊所,x1,某,,,,,,,,\n":            "类型“诊所”",
+		OrgHeader + "\n机构,Bad Code,某,乡镇卫生院,,,,,,,,,\n": "机构代码为2到32位",
+		OrgHeader + "\n诊所,x1,某,,,,,,,,,,\n":            "类型“诊所”",
 	} {
 		lines, err := ImportOrganisation(context.Background(), db, strings.NewReader(file), true, "test", "")
 		if err == nil || !strings.Contains(err.Error()+report(lines), want) {

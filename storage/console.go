@@ -72,12 +72,59 @@ func (db *DB) ListDoctors(ctx context.Context, scope Scope, page Page) ([]Doctor
 
 // CommunityRow is a community as the console lists it.
 type CommunityRow struct {
-	ID            int64  `db:"id" json:"id"`
-	InstitutionID int64  `db:"institution_id" json:"institution_id"`
-	Town          string `db:"town" json:"town"`
-	Name          string `db:"name" json:"name"`
-	Residents     int    `db:"residents" json:"population"`
-	Signed        int    `db:"signed" json:"signed"`
+	ID             int64          `db:"id" json:"id"`
+	InstitutionID  int64          `db:"institution_id" json:"institution_id"`
+	Town           string         `db:"town" json:"town"`
+	Name           string         `db:"name" json:"name"`
+	Residents      int            `db:"residents" json:"population"`
+	PriorityCounts PriorityCounts `db:"priority_counts" json:"priority_population"` // group code -> residents
+	CountedOn      string         `db:"counted_on" json:"counted_on"`               // YYYY-MM-DD
+	Signed         int            `db:"signed" json:"signed"`
+}
+
+// PriorityCounts is how many residents of a community are in each priority
+// group, stored as JSON.
+type PriorityCounts map[string]int
+
+// Scan reads the stored JSON.
+func (p *PriorityCounts) Scan(v any) error {
+	var raw []byte
+	switch t := v.(type) {
+	case string:
+		raw = []byte(t)
+	case []byte:
+		raw = t
+	case nil:
+		*p = PriorityCounts{}
+		return nil
+	default:
+		return fmt.Errorf("priority counts: %T", v)
+	}
+	out := PriorityCounts{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return err
+	}
+	*p = out
+	return nil
+}
+
+// SetPopulation records a community's population and its priority groups'
+// counts, with the day they were counted.
+func (db *DB) SetPopulation(ctx context.Context, scope Scope, id int64, population int, groups PriorityCounts, countedOn, actor string) error {
+	const op = "SetPopulation"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		if err := tx.Visible(ctx, scope, ThingCommunity, id); err != nil {
+			return err
+		}
+		raw, _ := json.Marshal(groups)
+		var inst int64
+		if err := tx.get(ctx, op, &inst, `UPDATE communities SET residents = ?, priority_counts = ?, counted_on = ? WHERE id = ?
+			RETURNING institution_id`, population, string(raw), countedOn, id); err != nil {
+			return err
+		}
+		return tx.auditIn(ctx, op, actor, nullID(inst), "community.population", fmt.Sprint(id),
+			fmt.Sprintf("%d residents, %s, counted %s", population, raw, countedOn))
+	})
 }
 
 // ListCommunities lists the communities in scope with their population and
@@ -86,7 +133,8 @@ func (db *DB) ListCommunities(ctx context.Context, scope Scope, page Page) ([]Co
 	cond, args := scope.where("m.institution_id", "")
 	out := []CommunityRow{}
 	var total int
-	err := db.listing(ctx, "ListCommunities", &out, &total, `m.id, m.institution_id, m.town, m.name, m.residents,
+	err := db.listing(ctx, "ListCommunities", &out, &total, `m.id, m.institution_id, m.town, m.name, m.residents, m.priority_counts,
+		m.counted_on,
 		(SELECT COUNT(*) FROM residents r JOIN contracts c ON c.resident_id = r.id
 		 WHERE r.community_id = m.id AND c.status IN ('pending', 'active')) AS signed`,
 		`communities m WHERE `+cond, "m.id", page, args)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,9 +26,11 @@ type ImportRow[T any] struct {
 
 // ImportCommunity is a community of the institution with Code.
 type ImportCommunity struct {
-	Institution string // code
-	Town, Name  string
-	Population  int
+	Institution    string // code
+	Town, Name     string
+	Population     int
+	PriorityCounts PriorityCounts // nil: kept as it is
+	CountedOn      string
 }
 
 // ImportDoctor is a doctor of the institution with Code.
@@ -177,8 +180,13 @@ func (m *orgImporter) communities(rows []ImportRow[ImportCommunity]) {
 			_, m.err = m.tx.exec(m.ctx, m.op, `UPDATE communities SET town = ?, residents = ? WHERE id = ?`, c.Town, c.Population, id)
 			m.say(r.Line, "update", "社区 %s（%s），常住人口 %d", c.Name, c.Town, c.Population)
 		default:
-			_, m.err = m.tx.CreateCommunity(m.ctx, Community{InstitutionID: inst, Town: c.Town, Name: c.Name}, c.Population, m.actor)
+			id, m.err = m.tx.CreateCommunity(m.ctx, Community{InstitutionID: inst, Town: c.Town, Name: c.Name}, c.Population, m.actor)
 			m.say(r.Line, "create", "社区 %s（%s），常住人口 %d", c.Name, c.Town, c.Population)
+		}
+		if c.PriorityCounts != nil && m.err == nil {
+			raw, _ := json.Marshal(c.PriorityCounts)
+			_, m.err = m.tx.exec(m.ctx, m.op, `UPDATE communities SET priority_counts = ?, counted_on = ? WHERE id = ?`,
+				string(raw), c.CountedOn, id)
 		}
 	}
 }

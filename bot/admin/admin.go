@@ -68,6 +68,7 @@ func (a *API) routes() []route {
 		{"GET", "/contracts", toRead, a.contracts},
 		{"POST", "/contracts/:number/answer", toCare, a.answer},
 		{"POST", "/communities", toManage, a.createCommunity},
+		{"POST", "/communities/:id/population", toManage, a.population},
 		{"POST", "/doctors", toManage, a.createDoctor},
 		{"POST", "/teams", toManage, a.createTeam},
 		{"POST", "/teams/:id/handover", toManage, a.handover},

@@ -641,3 +641,36 @@ func TestHandOverATeamFromTheConsole(t *testing.T) {
 		}
 	})
 }
+
+func TestCommunityPopulation(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		b.get("/admin/communities")
+		path := fmt.Sprintf("/admin/communities/%d/population", communities[0].ID)
+		form := url.Values{"csrf": {b.csrf()}, "population": {"3000"}, "group_elderly": {"3100"}, "counted_on": {"2026-10-31"}}
+		b.post(path, form)
+		if b.get("/admin/communities"); !strings.Contains(b.last, "没有保存：65岁以上老年人人数须在0到常住人口之间") {
+			t.Fatalf("more elderly than residents:\n%s", b.last)
+		}
+		form.Set("group_elderly", "520")
+		form.Set("group_hypertension", "310")
+		b.post(path, form)
+		if b.get("/admin/communities"); !strings.Contains(b.last, "65岁以上老年人 520") || !strings.Contains(b.last, "2026-10-31 统计") {
+			t.Fatalf("after saving the counts:\n%s", b.last)
+		}
+		_, out := b.api("GET", "/admin/api/communities", "")
+		if !strings.Contains(fmt.Sprint(out["items"]), "priority_population:map[elderly:520 hypertension:310]") {
+			t.Fatalf("the API's communities: %v", out)
+		}
+		away := o.browser(t)
+		away.signIn("awayadmin", testPassword)
+		away.get("/admin/communities")
+		if code, _ := away.post(path, url.Values{"csrf": {away.csrf()}, "population": {"1"}, "counted_on": {"2026-10-31"}}); code != http.StatusNotFound {
+			t.Fatalf("another institution's community: %d", code)
+		}
+	})
+}

@@ -40,6 +40,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"POST", "/requests/:number", toCare, a.answerPage},
 		{"GET", "/communities", toRead, a.communitiesPage},
 		{"POST", "/communities", toManage, a.createCommunityPage},
+		{"POST", "/communities/:id/population", toManage, a.populationPage},
 		{"GET", "/teams", toRead, a.teamsPage},
 		{"POST", "/teams", toManage, a.createTeamPage},
 		{"POST", "/teams/handover", toManage, a.handoverPage},
@@ -286,7 +287,49 @@ func (a *API) communitiesPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, http.StatusOK, "communities", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Institutions": a.institutions(c)})
+	groups, err := flows.PriorityGroups(c.Request.Context(), a.DB)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "communities", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Institutions": a.institutions(c),
+		"Groups": groups, "Today": time.Now().In(flows.Shanghai).Format("2006-01-02")})
+}
+
+// populationPage records a community's population and its priority
+// groups' counts, the signing rates' denominators.
+func (a *API) populationPage(c *gin.Context) {
+	p := caller(c)
+	population, err := formInt(c.PostForm("population"))
+	if err != nil {
+		done(c, "/admin/communities", "常住人口须为整数。")
+		return
+	}
+	groups := map[string]int{}
+	for key, values := range c.Request.PostForm {
+		code, ok := strings.CutPrefix(key, "group_")
+		if !ok || len(values) == 0 || strings.TrimSpace(values[0]) == "" {
+			continue
+		}
+		n, err := formInt(strings.TrimSpace(values[0]))
+		if err != nil {
+			done(c, "/admin/communities", "重点人群人数须为整数。")
+			return
+		}
+		groups[code] = n
+	}
+	err = flows.SetPopulation(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), population, groups, c.PostForm("counted_on"),
+		time.Now(), p.Name)
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		done(c, "/admin/communities", "没有保存："+refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/communities", "已保存人口数。")
 }
 
 func (a *API) createCommunityPage(c *gin.Context) {

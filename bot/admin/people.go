@@ -334,3 +334,29 @@ func (a *API) handover(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"contracts": len(h.Contracts), "appointments": len(h.Appointments)})
 }
+
+// population records a community's counts: {"population": N,
+// "priority_population": {"elderly": N, …}, "counted_on": "2026-10-31"}.
+func (a *API) population(c *gin.Context) {
+	var in struct {
+		Population int            `json:"population"`
+		Groups     map[string]int `json:"priority_population"`
+		CountedOn  string         `json:"counted_on"`
+	}
+	if c.ShouldBindJSON(&in) != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"population": N, "priority_population": {"elderly": N}, "counted_on": "YYYY-MM-DD"}`})
+		return
+	}
+	p := caller(c)
+	err := flows.SetPopulation(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), in.Population, in.Groups, in.CountedOn, time.Now(), p.Name)
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": refusal.Reason})
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": formID(c.Param("id"))})
+}
