@@ -3,6 +3,12 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"image/png"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,4 +206,55 @@ func doctorOption(t *testing.T, ctx context.Context, name string) string {
 		t.Fatalf("no option for %s: %v", name, err)
 	}
 	return got.Value
+}
+
+// A doctor's QR code: made through the WeChat API (the stand-in here) once,
+// drawn by the server as a PNG.
+func TestDoctorQRCode(t *testing.T) {
+	srv, base := live(t, map[string]string{}, Options{})
+	var demo struct {
+		Admin   struct{ Username, Password string }
+		Doctors []struct{ ID int64 }
+	}
+	json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	page, err := client.Get(base + "/admin/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(body))[1]
+	resp, err := client.PostForm(base+"/admin/login", url.Values{"csrf": {csrf}, "username": {demo.Admin.Username}, "password": {demo.Admin.Password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	made := func() int {
+		n := 0
+		for _, m := range srv.StandIn.Outbox("") {
+			if m.Kind == "qrcode" && m.Text == fmt.Sprintf("doctor_%d", demo.Doctors[0].ID) {
+				n++
+			}
+		}
+		return n
+	}
+	for range 2 {
+		resp, err := client.Get(fmt.Sprintf("%s/admin/api/doctors/%d/qr.png", base, demo.Doctors[0].ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" || img.Bounds().Dx() < 200 {
+			t.Fatalf("QR code: %d %s %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+		}
+	}
+	if n := made(); n != 1 {
+		t.Fatalf("WeChat was asked %d times for the doctor's QR code, want once", n)
+	}
+	if url, _ := srv.DB.DoctorQR(context.Background(), demo.Doctors[0].ID); url != fmt.Sprintf("http://weixin.qq.com/q/sandbox-doctor_%d", demo.Doctors[0].ID) {
+		t.Fatalf("kept QR URL: %q", url)
+	}
 }

@@ -68,8 +68,9 @@ type Server struct {
 	unlock       func() // frees the lock on a SQLite database
 	readTimeout  time.Duration
 	handler      http.Handler
-	demoCodes    map[int64]string // sandbox: binding codes issued to demo doctors at this start
-	demoPassword string           // sandbox: the console admin's password
+	demoCodes    map[int64]string                              // sandbox: binding codes issued to demo doctors at this start
+	demoPassword string                                        // sandbox: the console admin's password
+	qr           func(context.Context, string) (string, error) // asks WeChat for a permanent QR code's URL
 }
 
 // New opens storage, applies migrations and builds the HTTP handler.
@@ -103,6 +104,7 @@ func (s *Server) open(ctx context.Context, opt Options) error {
 		Log:      s.log,
 		Deadline: opt.ReplyDeadline,
 	}
+	s.qr = client.SceneQRURL
 	s.handler = s.routes(account, opt)
 	s.readTimeout = opt.ReadTimeout
 	return nil
@@ -273,7 +275,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	(&admin.API{DB: s.DB, Redis: s.Redis, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL,
-		DailyQuota: s.Config.DailyQuota, Log: s.log}).Register(r)
+		DailyQuota: s.Config.DailyQuota, Log: s.log, QR: s.qr}).Register(r)
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
 			c.JSON(http.StatusOK, s.StandIn.Outbox(c.Query("to")))

@@ -424,3 +424,16 @@ func (db *DB) TeamByID(ctx context.Context, id int64) (Team, error) {
 		FROM teams t JOIN doctors d ON d.id = t.doctor_id WHERE t.id = ?`, id)
 	return t, err
 }
+
+// DoctorQR is the URL a doctor's QR code encodes, "" until it is made.
+func (db *DB) DoctorQR(ctx context.Context, doctorID int64) (string, error) {
+	var url string
+	err := db.get(ctx, "DoctorQR", &url, `SELECT qr_url FROM doctors WHERE id = ?`, doctorID)
+	return url, err
+}
+
+// SetDoctorQR keeps the URL a doctor's QR code encodes.
+func (db *DB) SetDoctorQR(ctx context.Context, doctorID int64, url string) error {
+	_, err := db.exec(ctx, "SetDoctorQR", `UPDATE doctors SET qr_url = ? WHERE id = ?`, url, doctorID)
+	return err
+}

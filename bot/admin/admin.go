@@ -6,6 +6,7 @@ package admin
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -31,6 +32,8 @@ type API struct {
 	BindingTTL time.Duration // zero: flows.BindingCodeTTL
 	DailyQuota int           // template messages a day, for campaign completion dates
 	Log        *slog.Logger
+	// QR asks WeChat for a permanent QR code's URL for a scene.
+	QR func(ctx context.Context, scene string) (string, error)
 
 	pages map[string]*template.Template
 }
@@ -58,6 +61,7 @@ func (a *API) routes() []route {
 		{"GET", "/communities", toRead, a.communities},
 		{"GET", "/teams", toRead, a.teams},
 		{"POST", "/doctors/:id/binding-code", toManage, a.bindingCode},
+		{"GET", "/doctors/:id/qr.png", toRead, a.doctorQR},
 		{"POST", "/doctors/:id/hours", toCare, a.addWeeklyHours},
 		{"POST", "/doctors/:id/exceptions", toCare, a.addException},
 		{"POST", "/appointments/:id/visit", toCare, a.markVisit},

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/silenceper/wechat/v2/credential"
 	"github.com/silenceper/wechat/v2/officialaccount"
+	"github.com/silenceper/wechat/v2/officialaccount/basic"
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 	"github.com/silenceper/wechat/v2/util"
@@ -55,6 +56,7 @@ type Account struct {
 type Client struct {
 	customer *message.Manager
 	template *message.Template
+	basic    *basic.Basic
 	tokens   *tokenCache
 	tokenKey string // the SDK's cache key of the stable access token
 }
@@ -68,7 +70,7 @@ func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
 		AppID: a.AppID, AppSecret: a.Secret, Token: a.Token, EncodingAESKey: a.AESKey,
 		Cache: tokens, UseStableAK: true,
 	})
-	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), tokens: tokens,
+	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), basic: oa.GetBasic(), tokens: tokens,
 		tokenKey: fmt.Sprintf("%s_stable_access_token_%s", credential.CacheKeyOfficialAccountPrefix, a.AppID)}
 }
 
@@ -91,6 +93,21 @@ func (c *Client) retryStaleToken(ctx context.Context, call func() error) error {
 		return call()
 	}
 	return err
+}
+
+// SceneQRURL asks WeChat for a permanent QR code carrying a scene (a
+// resident who scans it follows the account with that scene) and returns
+// the URL the code encodes, so the code can be drawn here.
+func (c *Client) SceneQRURL(ctx context.Context, scene string) (string, error) {
+	var url string
+	err := c.retryStaleToken(ctx, func() error {
+		t, err := c.basic.GetQRTicket(basic.NewLimitQrRequest(scene))
+		if err == nil {
+			url = t.URL
+		}
+		return err
+	})
+	return url, err
 }
 
 // SendTemplate sends a template message with the given fields.

@@ -244,6 +244,18 @@ func (s *StandIn) serve(path string, body []byte) any {
 		}
 		_ = json.Unmarshal(body, &t)
 		return obj{"tag": obj{"id": id, "name": t.Tag.Name}}
+	case "/cgi-bin/qrcode/create":
+		var q struct {
+			ActionInfo struct {
+				Scene struct {
+					SceneStr string `json:"scene_str"`
+				} `json:"scene"`
+			} `json:"action_info"`
+		}
+		_ = json.Unmarshal(body, &q)
+		scene := q.ActionInfo.Scene.SceneStr
+		s.record(Message{Kind: "qrcode", Text: scene})
+		return obj{"ticket": "sandbox-" + scene, "expire_seconds": 0, "url": "http://weixin.qq.com/q/sandbox-" + scene}
 	case "/cgi-bin/menu/create", "/cgi-bin/menu/delete":
 		s.record(Message{Kind: "menu", Data: body})
 		return ok
