@@ -254,6 +254,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	// Only the configured proxies' X-Forwarded-For names a client (the
+	// console's sign-in throttle counts by client); by default the peer does.
+	if err := r.SetTrustedProxies(s.Config.TrustedProxies); err != nil {
+		s.log.Error("JIAYI_TRUSTED_PROXIES ignored", "err", err)
+	}
 	r.Use(s.accessLog, gin.CustomRecovery(func(c *gin.Context, rec any) {
 		s.log.Error("handler panicked", "route", c.FullPath(), "panic", fmt.Sprint(rec))
 		c.AbortWithStatus(http.StatusInternalServerError)

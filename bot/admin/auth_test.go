@@ -256,6 +256,13 @@ func TestSignInThrottleNeverLocksTheOwnerOut(t *testing.T) {
 		if code := stranger.signIn("admin", testPassword); code != http.StatusTooManyRequests {
 			t.Fatalf("the right password after too many guesses from a new browser: %d", code)
 		}
+		// Guesses at other names from the same address fill its limit too.
+		for i := range ipLimit {
+			stranger.signIn(fmt.Sprintf("nobody%d", i), "guess")
+		}
+		if code := o.browser(t).signIn("viewer", testPassword); code != http.StatusTooManyRequests {
+			t.Fatalf("a new browser at an address over its limit: %d", code)
+		}
 		// The owner's browser, known from an earlier sign-in, still gets in.
 		if code := owner.signIn("admin", testPassword); code != http.StatusSeeOther {
 			t.Fatalf("the owner is locked out by a stranger's guesses: %d %s", code, owner.last)

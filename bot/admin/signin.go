@@ -82,7 +82,7 @@ func (a *API) signIn(c *gin.Context) {
 	}
 	name, password := NormaliseUsername(c.PostForm("username")), c.PostForm("password")
 	browser, _ := c.Cookie(browserCookie)
-	keys := []string{"ip:" + c.RemoteIP(), "user:" + name}
+	keys := []string{"ip:" + c.ClientIP(), "user:" + name}
 	if browser != "" {
 		keys = append(keys, "browser:"+browser)
 	}
@@ -103,7 +103,10 @@ func (a *API) signIn(c *gin.Context) {
 			return
 		}
 	}
-	if fails[0] >= ipLimit || (!known && fails[1] >= accountLimit) || (known && fails[2] >= browserLimit) {
+	// A known browser answers only for itself: neither strangers guessing
+	// at the account nor guesses from the same address (a clinic's shared
+	// connection, a proxy) hold it back.
+	if !known && (fails[0] >= ipLimit || fails[1] >= accountLimit) || known && fails[2] >= browserLimit {
 		a.showSignIn(c, http.StatusTooManyRequests, name, "尝试次数过多，请 15 分钟后再试。")
 		return
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	Rates       map[string]float64           // sends per second per WeChat API: template, customer
 	FlowIdle    time.Duration                // a conversation left this long expires
 	BindingTTL  time.Duration                // how long a doctor's binding code stays valid
+	// TrustedProxies are the addresses (IPs or CIDRs) of the proxies in
+	// front of jiayi whose X-Forwarded-For names the client; none by default.
+	TrustedProxies []string
 }
 
 // Sandbox reports whether jiayi runs without WeChat credentials: every
@@ -128,6 +131,16 @@ func (l *loader) service(c *Config) {
 			l.bad("JIAYI_PII_KEY", err.Error())
 		}
 		c.PIIKey = key
+	}
+	for _, p := range strings.Split(l.getenv("JIAYI_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		_, _, cidrErr := net.ParseCIDR(p)
+		if net.ParseIP(p) == nil && cidrErr != nil {
+			l.bad("JIAYI_TRUSTED_PROXIES", fmt.Sprintf("%q is neither an IP address nor a CIDR", p))
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < minAdminLength {
 		l.bad("JIAYI_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters", minAdminLength))

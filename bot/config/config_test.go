@@ -81,6 +81,7 @@ func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
 		"JIAYI_REGION":           "atlantis",
 		"JIAYI_FLOW_IDLE":        "forever",
 		"JIAYI_BINDING_CODE_TTL": "1s",
+		"JIAYI_TRUSTED_PROXIES":  "10.0.0.1, the-load-balancer",
 	}
 	for name, value := range cases {
 		e := production()
@@ -140,5 +141,12 @@ func TestDurations(t *testing.T) {
 	}
 	if c, _ := Load(env(nil)); c.FlowIdle != 30*time.Minute || c.BindingTTL != 72*time.Hour {
 		t.Fatalf("defaults %v %v", c.FlowIdle, c.BindingTTL)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(env(map[string]string{"JIAYI_TRUSTED_PROXIES": "10.0.0.1, 172.16.0.0/12"}))
+	if err != nil || len(c.TrustedProxies) != 2 || c.TrustedProxies[1] != "172.16.0.0/12" {
+		t.Fatalf("%v %v", c.TrustedProxies, err)
 	}
 }
