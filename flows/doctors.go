@@ -157,12 +157,7 @@ func AnswerSignRequest(ctx context.Context, db *storage.DB, c storage.ContractVi
 // answerTeamChange confirms (reason "") or declines a 改签 to the doctor's
 // team; the resident is told, and on a move the former doctor too.
 func (e *Engine) answerTeamChange(ctx context.Context, c storage.ContractView, doctor storage.Doctor, reason string, in Inbound) ([]string, error) {
-	answer := TeamChangeAnswer{OpenID: c.ManagerOpenID, Number: c.Number, Doctor: doctor.Name, Resident: c.ResidentName,
-		Team: c.TeamName, TermEnd: c.TermEnd.String, Reason: reason, FormerDoctorID: c.DoctorID, At: in.At}
-	if reason == "" {
-		answer.Team = c.ChangeTeamName.String
-	}
-	err := e.DB.AnswerTeamChange(ctx, c.Number, doctor.ID, reason == "", in.OpenID, reason, answer.Pushes())
+	err := AnswerTeamChange(ctx, e.DB, c, doctor.Name, in.OpenID, reason, in.At)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return say("contract_already_answered", c.Number)
 	}
@@ -173,4 +168,17 @@ func (e *Engine) answerTeamChange(ctx context.Context, c storage.ContractView, d
 		return say("doctor_confirmed", map[string]any{"Number": c.Number, "Resident": c.ResidentName, "End": c.TermEnd.String})
 	}
 	return say("doctor_declined", map[string]any{"Number": c.Number, "Resident": c.ResidentName})
+}
+
+// AnswerTeamChange confirms (reason "") or declines a 改签 waiting for the
+// new team's doctor, in that doctor's name; the resident is told, and on a
+// move the former doctor too. Staff answer in the console for a doctor who
+// has not bound WeChat.
+func AnswerTeamChange(ctx context.Context, db *storage.DB, c storage.ContractView, doctorName, actor, reason string, at time.Time) error {
+	answer := TeamChangeAnswer{OpenID: c.ManagerOpenID, Number: c.Number, Doctor: doctorName, Resident: c.ResidentName,
+		Team: c.TeamName, TermEnd: c.TermEnd.String, Reason: reason, FormerDoctorID: c.DoctorID, At: at}
+	if reason == "" {
+		answer.Team = c.ChangeTeamName.String
+	}
+	return db.AnswerTeamChange(ctx, c.Number, c.ChangeDoctorID.Int64, reason == "", actor, reason, answer.Pushes())
 }

@@ -431,3 +431,17 @@ func (db *DB) AppointmentsBetween(ctx context.Context, scope Scope, from, to tim
 		ORDER BY a.starts_at, d.name, a.id LIMIT 1000`, append([]any{from.UTC(), to.UTC()}, args...)...)
 	return out, err
 }
+
+// ListTeamChanges lists the 改签 requests in scope waiting for the new
+// team's doctor, oldest first; the scope is the new team's.
+func (db *DB) ListTeamChanges(ctx context.Context, scope Scope, page Page) ([]ContractView, int, error) {
+	const op = "ListTeamChanges"
+	cond, args := scope.where("ct.institution_id", "c.change_doctor_id = ?")
+	out := []ContractView{}
+	var total int
+	if err := db.listing(ctx, op, &out, &total, contractViewColumns, contractViewFrom+` WHERE c.change_team_id IS NOT NULL AND `+cond,
+		"c.id", page, args); err != nil {
+		return nil, 0, err
+	}
+	return out, total, db.loadPackages(ctx, op, out)
+}

@@ -47,7 +47,8 @@ const (
 	ThingTeam        Thing = "team"
 	ThingCommunity   Thing = "community"
 	ThingResident    Thing = "resident"
-	ThingContract    Thing = "contract" // named by its number
+	ThingContract    Thing = "contract"    // named by its number
+	ThingTeamChange  Thing = "team change" // a contract's 改签 waiting, named by its number; the new team's scope
 	ThingAppointment Thing = "appointment"
 )
 
@@ -59,6 +60,7 @@ var visibility = map[Thing]struct{ from, inst, doctor string }{
 	ThingCommunity:   {`communities m WHERE m.id = ?`, "m.institution_id", ""},
 	ThingResident:    {`residents r JOIN communities m ON m.id = r.community_id WHERE r.id = ?`, "m.institution_id", residentOfDoctor},
 	ThingContract:    {`contracts c JOIN teams t ON t.id = c.team_id WHERE c.number = ?`, "t.institution_id", "c.doctor_id = ?"},
+	ThingTeamChange:  {`contracts c JOIN teams ct ON ct.id = c.change_team_id WHERE c.number = ?`, "ct.institution_id", "c.change_doctor_id = ?"},
 	ThingAppointment: {`appointments a JOIN doctors d ON d.id = a.doctor_id WHERE a.id = ?`, "d.institution_id", "a.doctor_id = ?"},
 }
 

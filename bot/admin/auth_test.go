@@ -562,6 +562,22 @@ func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
 		if audit[0].Action != "resident.update" || strings.Contains(fmt.Sprint(audit[0]), "2222") {
 			t.Fatalf("audit: %+v", audit[0])
 		}
+		// The new team's doctor has no WeChat: staff answer in their name.
+		if b.get("/admin/requests"); !strings.Contains(b.last, "待接手的改签") || !strings.Contains(b.last, number) {
+			t.Fatalf("the waiting 改签 is not listed:\n%s", b.last)
+		}
+		if code, _ := b.post("/admin/requests/"+number, url.Values{"csrf": {b.csrf()}, "change": {"yes"}, "answer": {"decline"}}); code != http.StatusSeeOther {
+			t.Fatalf("decline without a reason: %d", code)
+		}
+		if b.get("/admin/requests"); !strings.Contains(b.last, `class="problem"`) || !strings.Contains(b.last, "拒绝改签须填写原因") {
+			t.Fatalf("a refused decline is not shown as a problem:\n%s", b.last)
+		}
+		if code, _ := b.post("/admin/requests/"+number, url.Values{"csrf": {b.csrf()}, "change": {"yes"}, "answer": {"confirm"}}); code != http.StatusSeeOther {
+			t.Fatalf("confirm the 改签: %d", code)
+		}
+		if now, _ := o.db.ContractByNumber(ctx, number); now.TeamID != teams[1].ID || now.ChangeTeamID.Valid {
+			t.Fatalf("after confirming the 改签: %+v", now)
+		}
 	})
 }
 

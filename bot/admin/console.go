@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -123,7 +124,11 @@ func (a *API) render(c *gin.Context, status int, page string, data gin.H) {
 	}
 	if f, err := c.Cookie(flashCookie); err == nil && f != "" {
 		if text, err := url.QueryUnescape(f); err == nil {
-			data["Flash"] = text
+			if problem, ok := strings.CutPrefix(text, problemMark); ok {
+				data["Problem"] = problem
+			} else {
+				data["Flash"] = text
+			}
 		}
 		setCookie(c, flashCookie, "", -1)
 	}
@@ -145,6 +150,15 @@ func done(c *gin.Context, to, message string) {
 	setCookie(c, flashCookie, url.QueryEscape(message), time.Minute)
 	c.Redirect(http.StatusSeeOther, to)
 }
+
+// refused is done for a write that did not happen: the next page shows
+// the message as a problem, not as news.
+func refused(c *gin.Context, to, message string) {
+	done(c, to, problemMark+message)
+}
+
+// problemMark starts a flash message that reports a refusal.
+const problemMark = "!"
 
 // pageFail shows a failure: not found for what is missing or out of scope,
 // else a plain error page (the log has the cause).

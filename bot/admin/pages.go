@@ -217,7 +217,12 @@ func (a *API) requestsPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, http.StatusOK, "requests", gin.H{"Rows": rows, "Pager": pager(c, pg, total)})
+	changes, _, err := a.DB.ListTeamChanges(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 200})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "requests", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Changes": changes})
 }
 
 // answerPage confirms or declines a sign request in its doctor's name, for
@@ -225,6 +230,10 @@ func (a *API) requestsPage(c *gin.Context) {
 // had answered in chat.
 func (a *API) answerPage(c *gin.Context) {
 	ctx, p, number := c.Request.Context(), caller(c), c.Param("number")
+	if c.PostForm("change") == "yes" {
+		a.answerChangePage(c)
+		return
+	}
 	if err := a.DB.Visible(ctx, p.Scope, storage.ThingContract, number); err != nil {
 		a.pageFail(c, err)
 		return
@@ -237,14 +246,14 @@ func (a *API) answerPage(c *gin.Context) {
 	reason := ""
 	if c.PostForm("answer") != "confirm" {
 		if reason = strings.TrimSpace(c.PostForm("reason")); reason == "" {
-			done(c, "/admin/requests", "拒绝签约须填写原因，居民会看到它。")
+			refused(c, "/admin/requests", "拒绝签约须填写原因，居民会看到它。")
 			return
 		}
 	}
 	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):
-		done(c, "/admin/requests", "签约申请 "+number+" 已经处理过了。")
+		refused(c, "/admin/requests", "签约申请 "+number+" 已经处理过了。")
 	case err != nil:
 		a.pageFail(c, err)
 	case reason == "":
@@ -263,7 +272,7 @@ func (a *API) institutionFor(c *gin.Context) (int64, bool) {
 	}
 	id := formID(c.PostForm("institution"))
 	if _, err := a.DB.InstitutionByID(c.Request.Context(), id); err != nil {
-		done(c, c.Request.URL.Path, "请选择机构。")
+		refused(c, c.Request.URL.Path, "请选择机构。")
 		return 0, false
 	}
 	return id, true
@@ -302,7 +311,7 @@ func (a *API) populationPage(c *gin.Context) {
 	p := caller(c)
 	population, err := formInt(c.PostForm("population"))
 	if err != nil {
-		done(c, "/admin/communities", "常住人口须为整数。")
+		refused(c, "/admin/communities", "常住人口须为整数。")
 		return
 	}
 	groups := map[string]int{}
@@ -313,7 +322,7 @@ func (a *API) populationPage(c *gin.Context) {
 		}
 		n, err := formInt(strings.TrimSpace(values[0]))
 		if err != nil {
-			done(c, "/admin/communities", "重点人群人数须为整数。")
+			refused(c, "/admin/communities", "重点人群人数须为整数。")
 			return
 		}
 		groups[code] = n
@@ -322,7 +331,7 @@ func (a *API) populationPage(c *gin.Context) {
 		time.Now(), p.Name)
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
-		done(c, "/admin/communities", "没有保存："+refusal.Reason)
+		refused(c, "/admin/communities", "没有保存："+refusal.Reason)
 		return
 	}
 	if err != nil {
@@ -340,7 +349,7 @@ func (a *API) createCommunityPage(c *gin.Context) {
 	name, town := strings.TrimSpace(c.PostForm("name")), strings.TrimSpace(c.PostForm("town"))
 	population, err := formInt(c.PostForm("population"))
 	if name == "" || town == "" || err != nil {
-		done(c, "/admin/communities", "请填写社区名称、所属乡镇/街道，常住人口填写数字。")
+		refused(c, "/admin/communities", "请填写社区名称、所属乡镇/街道，常住人口填写数字。")
 		return
 	}
 	if _, err := a.DB.CreateCommunity(c.Request.Context(), storage.Community{InstitutionID: inst, Town: town, Name: name},
@@ -376,7 +385,7 @@ func (a *API) createTeamPage(c *gin.Context) {
 	ctx, p := c.Request.Context(), caller(c)
 	doctor := formID(c.PostForm("doctor"))
 	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, doctor); err != nil {
-		done(c, "/admin/teams", "请选择团队负责医生。")
+		refused(c, "/admin/teams", "请选择团队负责医生。")
 		return
 	}
 	d, err := a.DB.DoctorInstitution(ctx, doctor)
@@ -390,7 +399,7 @@ func (a *API) createTeamPage(c *gin.Context) {
 		communities = append(communities, formID(v))
 	}
 	if name == "" || len(communities) == 0 {
-		done(c, "/admin/teams", "请填写团队名称，并至少选择一个服务社区。")
+		refused(c, "/admin/teams", "请填写团队名称，并至少选择一个服务社区。")
 		return
 	}
 	var members []storage.Member
@@ -405,7 +414,7 @@ func (a *API) createTeamPage(c *gin.Context) {
 	}
 	_, err = a.DB.CreateTeam(ctx, d, storage.NewTeam{Name: name, Members: members}, doctor, communities, p.Name)
 	if errors.Is(err, storage.ErrNotFound) {
-		done(c, "/admin/teams", "所选社区须属于负责医生所在的机构。")
+		refused(c, "/admin/teams", "所选社区须属于负责医生所在的机构。")
 		return
 	}
 	if err != nil {
@@ -436,7 +445,7 @@ func (a *API) createDoctorPage(c *gin.Context) {
 	}
 	name, title := strings.TrimSpace(c.PostForm("name")), strings.TrimSpace(c.PostForm("title"))
 	if name == "" {
-		done(c, "/admin/doctors", "请填写医生姓名。")
+		refused(c, "/admin/doctors", "请填写医生姓名。")
 		return
 	}
 	if _, err := a.DB.CreateDoctor(c.Request.Context(), storage.Doctor{InstitutionID: inst, Name: name, Title: title}, caller(c).Name); err != nil {
@@ -456,7 +465,7 @@ func (a *API) bindingCodePage(c *gin.Context) {
 	now, ttl := time.Now(), a.bindingTTL()
 	code, err := flows.IssueBindingCode(ctx, a.DB, a.Sealer, id, now, ttl)
 	if errors.Is(err, storage.ErrNotFound) {
-		done(c, "/admin/doctors", "该医生已绑定微信，无需绑定码。")
+		refused(c, "/admin/doctors", "该医生已绑定微信，无需绑定码。")
 		return
 	}
 	if err != nil {
@@ -512,13 +521,13 @@ func (a *API) auditPage(c *gin.Context) {
 func (a *API) handoverPage(c *gin.Context) {
 	p := caller(c)
 	if c.PostForm("confirm") != "yes" {
-		done(c, "/admin/teams", "请勾选确认后再移交。")
+		refused(c, "/admin/teams", "请勾选确认后再移交。")
 		return
 	}
 	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.PostForm("from")), formID(c.PostForm("to")),
 		c.PostForm("retire") == "yes", p.Name, time.Now())
 	if errors.Is(err, storage.ErrNotFound) {
-		done(c, "/admin/teams", "请选择本机构的两个不同团队。")
+		refused(c, "/admin/teams", "请选择本机构的两个不同团队。")
 		return
 	}
 	if err != nil {
@@ -527,4 +536,42 @@ func (a *API) handoverPage(c *gin.Context) {
 	}
 	done(c, "/admin/teams", fmt.Sprintf("已移交 %d 份签约（含待确认的申请）和 %d 次已预约的就诊；居民和接手团队的医生会收到通知。",
 		len(h.Contracts), len(h.Appointments)))
+}
+
+// answerChangePage confirms or declines a 改签 in the new team's doctor's
+// name, for a doctor who has not bound WeChat.
+func (a *API) answerChangePage(c *gin.Context) {
+	ctx, p, number := c.Request.Context(), caller(c), c.Param("number")
+	if err := a.DB.Visible(ctx, p.Scope, storage.ThingTeamChange, number); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	contract, err := a.DB.ContractByNumber(ctx, number)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	team, err := a.DB.TeamByID(ctx, contract.ChangeTeamID.Int64)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	reason := ""
+	if c.PostForm("answer") != "confirm" {
+		if reason = strings.TrimSpace(c.PostForm("reason")); reason == "" {
+			refused(c, "/admin/requests", "拒绝改签须填写原因，居民会看到它。")
+			return
+		}
+	}
+	err = flows.AnswerTeamChange(ctx, a.DB, contract, team.DoctorName, "staff:"+p.Name, reason, time.Now())
+	switch {
+	case errors.Is(err, storage.ErrStatusChanged):
+		refused(c, "/admin/requests", "改签 "+number+" 已经处理过了。")
+	case err != nil:
+		a.pageFail(c, err)
+	case reason == "":
+		done(c, "/admin/requests", "已确认改签 "+number+"，签约转到"+team.Name+"，居民和原医生会收到通知。")
+	default:
+		done(c, "/admin/requests", "已拒绝改签 "+number+"，签约仍在原团队，居民会收到通知。")
+	}
 }

@@ -48,7 +48,7 @@ func (a *API) markPage(c *gin.Context) {
 	}
 	status := c.PostForm("status")
 	if status != "done" && status != "no_show" {
-		done(c, back, "未知操作。")
+		refused(c, back, "未知操作。")
 		return
 	}
 	appt, err := a.DB.Appointment(ctx, id)
@@ -59,9 +59,9 @@ func (a *API) markPage(c *gin.Context) {
 	err = flows.MarkVisit(ctx, a.DB, appt, status, time.Now())
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):
-		done(c, back, "这次预约已取消或已登记过。")
+		refused(c, back, "这次预约已取消或已登记过。")
 	case errors.Is(err, flows.ErrVisitAhead):
-		done(c, back, "就诊日还没到，不能登记。")
+		refused(c, back, "就诊日还没到，不能登记。")
 	case err != nil:
 		a.pageFail(c, err)
 	default:
@@ -188,13 +188,13 @@ func (a *API) closurePage(c *gin.Context) {
 	to, ok2 := minuteOf(c.PostForm("end"))
 	back := "/admin/appointments?day=" + c.PostForm("day")
 	if !ok1 || !ok2 {
-		done(c, back, "开始和结束时间请写成 08:00 这样。")
+		refused(c, back, "开始和结束时间请写成 08:00 这样。")
 		return
 	}
 	n, err := flows.CloseInstitution(ctx, a.DB, inst, c.PostForm("day"), from, to, time.Now())
 	var rule *flows.ErrSchedule
 	if errors.As(err, &rule) {
-		done(c, back, "没有保存："+rule.Reason)
+		refused(c, back, "没有保存："+rule.Reason)
 		return
 	}
 	if err != nil {
