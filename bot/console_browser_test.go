@@ -156,7 +156,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("full ID shown: %q", text)
 	}
 	run("read the audit log", chromedp.Navigate(base+"/admin/audit"), chromedp.WaitVisible(chromedp.CSS(`table`)))
-	if got := mainText(); !strings.Contains(got, "resident.unmask") || !strings.Contains(got, "电话随访核对身份") || !strings.Contains(got, "admin") {
+	if got := mainText(); !strings.Contains(got, "查看完整身份信息") || !strings.Contains(got, "电话随访核对身份") || !strings.Contains(got, "admin") {
 		t.Fatalf("the audit log lacks the unmasking:\n%s", got)
 	}
 

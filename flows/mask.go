@@ -16,12 +16,16 @@ func MaskID(id string) string {
 	return id[:4] + strings.Repeat("*", len(id)-8) + id[len(id)-4:]
 }
 
-// MaskPhone shows a mobile number as 138****5678.
+// MaskPhone shows a mobile number as 138****5678 and a landline as
+// 0531****66.
 func MaskPhone(phone string) string {
-	if len(phone) != 11 {
-		return strings.Repeat("*", len(phone))
+	switch {
+	case len(phone) == 11 && phone[0] == '1':
+		return phone[:3] + "****" + phone[7:]
+	case len(phone) >= 10:
+		return phone[:4] + strings.Repeat("*", len(phone)-6) + phone[len(phone)-2:]
 	}
-	return phone[:3] + "****" + phone[7:]
+	return strings.Repeat("*", len(phone))
 }
 
 // maskedOf opens a sealed ID number and phone and masks them.
@@ -30,9 +34,11 @@ func maskedOf(s *storage.Sealer, idSealed, phoneSealed string) (string, string, 
 	if err != nil {
 		return "", "", err
 	}
-	phone, err := s.Open("phone", phoneSealed)
-	if err != nil {
-		return "", "", err
+	phone := ""
+	if phoneSealed != "" { // signed at the desk without a phone
+		if phone, err = s.Open("phone", phoneSealed); err != nil {
+			return "", "", err
+		}
 	}
 	return MaskID(id), MaskPhone(phone), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -118,9 +119,11 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 	if err != nil {
 		return nc, "身份证号不是有效的18位号码（长度、出生日期或校验位不对）", nil
 	}
+	// At the desk or on paper a resident may have only a landline, or no
+	// phone at all; the chat always asks for a mobile.
 	phone := strings.NewReplacer(" ", "", "-", "").Replace(row["phone"])
-	if !mobilePattern.MatchString(phone) {
-		return nc, "手机号须为以1开头的11位数字", nil
+	if phone != "" && !mobilePattern.MatchString(phone) && !landlinePattern.MatchString(phone) {
+		return nc, "手机号须为以1开头的11位数字，固定电话须带区号（如 0531-88886666），也可不填", nil
 	}
 	place, err := db.FindCommunityTeam(ctx, in.Institution, row["community"], row["team"])
 	if errors.Is(err, storage.ErrNotFound) {
@@ -174,21 +177,26 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 	return nc, "", nil
 }
 
-// sealResident seals an ID number, phone and declared groups for storage.
+// landlinePattern is a fixed-line number with its area code, dashes taken out.
+var landlinePattern = regexp.MustCompile(`^0\d{9,11}$`)
+
+// sealResident seals an ID number, phone (if any) and declared groups for storage.
 func sealResident(s *storage.Sealer, id, phone string, groups []string) (storage.NewResident, error) {
 	var r storage.NewResident
 	var err error
 	if r.IDSealed, err = s.Seal("id_number", id); err != nil {
 		return r, err
 	}
-	if r.PhoneSealed, err = s.Seal("phone", phone); err != nil {
-		return r, err
+	if phone != "" {
+		if r.PhoneSealed, err = s.Seal("phone", phone); err != nil {
+			return r, err
+		}
+		r.PhoneHash, r.PhoneMasked = s.Hash("phone", phone), MaskPhone(phone)
 	}
 	if r.GroupsSealed, err = SealGroups(s, groups); err != nil {
 		return r, err
 	}
-	r.IDHash, r.PhoneHash = s.Hash("id_number", id), s.Hash("phone", phone)
-	r.IDMasked, r.PhoneMasked, r.Relation = MaskID(id), MaskPhone(phone), "self"
+	r.IDHash, r.IDMasked, r.Relation = s.Hash("id_number", id), MaskID(id), "self"
 	return r, nil
 }
 
@@ -240,6 +248,9 @@ func readPackages(c storage.Catalog, cell string) ([]string, string) {
 	return codes, ""
 }
 
+// exportStatus is a contract's status as the file says it.
+var exportStatus = map[string]string{storage.ContractPending: "待确认", storage.ContractActive: "生效中"}
+
 // ExportResidents writes the live contracts in scope as a residents file,
 // UTF-8 with a byte-order mark so Excel opens it as such. ID numbers and
 // phones are masked, and declared priority groups (health status) left out.
@@ -254,7 +265,7 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 	err := db.ExportContracts(ctx, scope, func(rows []storage.ExportRow) error {
 		for _, r := range rows {
 			if err := cw.Write([]string{r.Name, r.IDMasked, r.PhoneMasked, r.Community, r.Team, strings.Join(r.Packages, ";"), "",
-				r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number, r.Status}); err != nil {
+				r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number, exportStatus[r.Status]}); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,29 @@ func TestImportAndExportResidents(t *testing.T) {
 			t.Fatalf("another institution's export holds rows:\n%s", none.String())
 		}
 	})
+}
+
+// At the desk a resident may have only a landline, or no phone at all.
+func TestSignAtTheDeskWithoutAMobile(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	docs, _ := e.DB.Doctors(ctx)
+	in := ResidentImport{Institution: docs[0].InstitutionID, Actor: "wang", Now: time.Now()}
+	for i, phone := range []string{"0531-88886666", ""} {
+		id := synthID("110105", "19480512", fmt.Sprintf("03%d", i))
+		if _, err := SignAtDesk(ctx, e.DB, e.Sealer, DeskSigning{Name: "赵桂兰", IDNumber: id, Phone: phone, Community: "幸福社区",
+			Team: "林静家庭医生团队", Request: strings.Repeat(fmt.Sprint(i), 20)}, in); err != nil {
+			t.Fatalf("phone %q: %v", phone, err)
+		}
+		rows, _, _ := e.DB.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{Query: id[14:]}, storage.Page{})
+		if want := map[string]string{"0531-88886666": "0531******66", "": ""}[phone]; len(rows) != 1 || rows[0].PhoneMasked != want {
+			t.Fatalf("phone %q shown as %+v", phone, rows)
+		}
+	}
+	_, err := SignAtDesk(ctx, e.DB, e.Sealer, DeskSigning{Name: "赵桂兰", IDNumber: synthID("110105", "19480512", "052"), Phone: "12345",
+		Community: "幸福社区", Team: "林静家庭医生团队", Request: strings.Repeat("x", 20)}, in)
+	var refusal *Refusal
+	if !errors.As(err, &refusal) || !strings.Contains(refusal.Reason, "固定电话须带区号") {
+		t.Fatalf("a bad number: %v", err)
+	}
 }

@@ -680,7 +680,7 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: d.ConsentedAt,
 		ConsentBy: t.in.OpenID, Packages: pkgs,
 		Notify: func(number string) storage.Push {
-			return SignRequest{Key: "contract:" + number + ":sign-request", DoctorID: doctor, Number: number, Resident: name,
+			return SignRequest{Key: storage.SignRequestKey(number), DoctorID: doctor, Number: number, Resident: name,
 				Community: communityName, Packages: names, At: at}.Push()
 		},
 	}, nil

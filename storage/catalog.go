@@ -371,3 +371,10 @@ func (db *DB) AuditLog(ctx context.Context, scope Scope, page Page) ([]AuditEntr
 	}
 	return out, total, nil
 }
+
+// Audit records what a staff member did that the change itself does not
+// name them for (a signing at the desk, an answer in a doctor's name, an
+// import, a schedule change).
+func (db *DB) Audit(ctx context.Context, institution int64, actor, action, subject, detail string) error {
+	return db.auditIn(ctx, "Audit", actor, nullID(institution), action, subject, detail)
+}

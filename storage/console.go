@@ -213,6 +213,8 @@ func (db *DB) RetryDead(ctx context.Context, scope Scope, id int64, now time.Tim
 // number as screens show it.
 type ResidentFilter struct {
 	Query       string
+	IDHash      string // a whole ID number typed, by its keyed hash
+	PhoneHash   string // a whole phone number typed, by its keyed hash
 	CommunityID int64
 	TeamID      int64
 	Status      string // of the newest contract: pending, active, declined, cancelled, expired; "none": never signed
@@ -258,6 +260,12 @@ func (db *DB) ListResidents(ctx context.Context, scope Scope, f ResidentFilter, 
 	cond, args := scope.where("m.institution_id", residentOfDoctor)
 	if q := strings.TrimSpace(f.Query); q != "" {
 		switch {
+		case f.IDHash != "":
+			cond += ` AND r.id_number_hash = ?`
+			args = append(args, f.IDHash)
+		case f.PhoneHash != "":
+			cond += ` AND r.phone_hash = ?`
+			args = append(args, f.PhoneHash)
 		case len(q) == 4 && strings.Trim(q, "0123456789Xx") == "":
 			cond += ` AND (r.id_masked LIKE ? OR r.phone_masked LIKE ?)`
 			args = append(args, "%"+strings.ToUpper(q), "%"+q)

@@ -401,9 +401,10 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 			}
 		}
 		if c.From == ContractPending && c.To != c.From {
-			// An answered request needs no more following up.
+			// An answered request needs no more following up, and a doctor
+			// who binds later is not asked what staff already answered.
 			if _, err := tx.execIn(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'sign request answered'
-				WHERE idempotency_key IN (?) AND state = 'pending'`, SignFollowUpKeys(c.Number)); err != nil {
+				WHERE idempotency_key IN (?) AND state = 'pending'`, append(SignFollowUpKeys(c.Number), SignRequestKey(c.Number))); err != nil {
 				return err
 			}
 		}
@@ -426,6 +427,9 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 func SignFollowUpKeys(number string) []string {
 	return []string{"contract:" + number + ":sign-reminder", "contract:" + number + ":sign-waiting"}
 }
+
+// SignRequestKey is the key of the doctor's sign request push.
+func SignRequestKey(number string) string { return "contract:" + number + ":sign-request" }
 
 // TeamChangeKeyPrefix is how the pushes of a contract's 改签 requests are
 // keyed, so a request still unsent can be withdrawn when the contract ends.

@@ -278,6 +278,14 @@ func (db *DB) CreateCommunity(ctx context.Context, c Community, population int, 
 	const op = "CreateCommunity"
 	var id int64
 	err := db.inTx(ctx, op, func(tx *DB) error {
+		var same int
+		if err := tx.get(ctx, op, &same, `SELECT COUNT(*) FROM communities WHERE institution_id = ? AND name = ?`,
+			c.InstitutionID, c.Name); err != nil {
+			return err
+		}
+		if same > 0 { // residents and imports find communities by name
+			return fail(op, fmt.Errorf("community %s: %w", c.Name, ErrExists))
+		}
 		if err := tx.get(ctx, op, &id, `INSERT INTO communities (institution_id, town, name, residents) VALUES (?, ?, ?, ?)
 			RETURNING id`, c.InstitutionID, c.Town, c.Name, population); err != nil {
 			return err

@@ -325,6 +325,10 @@ func (a *API) fail(c *gin.Context, err error) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
 		return
 	}
+	if errors.Is(err, storage.ErrExists) {
+		c.JSON(http.StatusConflict, gin.H{"error": "one with that name exists already"})
+		return
+	}
 	var rule *flows.ErrSchedule
 	if errors.As(err, &rule) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": rule.Reason})
@@ -339,4 +343,12 @@ func (a *API) bindingTTL() time.Duration {
 		return a.BindingTTL
 	}
 	return flows.BindingCodeTTL
+}
+
+// record writes a staff action to the audit log; the action has happened,
+// so a failure to record it is logged, not shown as the action failing.
+func (a *API) record(c *gin.Context, institution int64, action, subject, detail string) {
+	if err := a.DB.Audit(c.Request.Context(), institution, caller(c).Name, action, subject, detail); err != nil {
+		a.Log.Error("audit entry not written", "action", action, "err", err)
+	}
 }

@@ -440,6 +440,16 @@ func TestSignAtTheDesk(t *testing.T) {
 		if consentBy != "staff:admin" {
 			t.Fatalf("consent recorded by %q", consentBy)
 		}
+		if log, _, _ := o.db.AuditLog(ctx, storage.Scope{Institution: o.home}, storage.Page{Limit: 1}); log[0].Action != "contract.desk_sign" ||
+			log[0].Subject != rows[0].Number || log[0].Actor != "admin" {
+			t.Fatalf("the desk signing is not in the audit log: %+v", log)
+		}
+		// A clerk holding the ID card or the phone types it whole.
+		for _, q := range []string{"110105195203040324", "137 0000 1111"} {
+			if _, out := b.api("GET", "/admin/api/residents?q="+url.QueryEscape(q), ""); out["total"] != float64(1) {
+				t.Fatalf("search by %s: %v", q, out)
+			}
+		}
 		// Signing the same person twice is refused, as in chat.
 		b.get("/admin/sign")
 		form.Set("csrf", b.csrf())

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,23 @@ var labels = map[string]string{
 	"booked": "已预约", "done": "已完成", "no_show": "未到",
 	"clinic": "门诊", "home": "上门", "checkup": "体检", "followup": "随访", "referral": "转诊",
 	"male": "男", "female": "女", "dead": "发送失败", "sent": "已发送",
-	"payment": "收费", "refund": "退费", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
+	"basic": "基础包", "personalised": "个性化包", "addon": "附加包",
+	"resident": "个人", "insurance": "医保", "public_health": "公共卫生经费", "local": "本地参保", "elsewhere": "异地参保",
+	"sign_request": "签约申请", "sign_confirmed": "签约确认", "sign_declined": "签约被拒", "sign_reminder": "签约提醒医生",
+	"sign_waiting": "签约等待告知", "contract_cancelled": "解约", "contract_renewed": "续签", "team_change_confirmed": "改签确认",
+	"team_change_declined": "改签被拒", "team_changed": "改签转出", "team_handover": "团队移交", "handover_received": "移交接收",
+	"booking_created": "新预约", "booking_changed": "改约", "booking_cancelled": "取消预约", "booking_doctor_leave": "医生停诊",
+	"appointment_reminder": "就诊提醒", "satisfaction": "满意度", "doctor_agenda": "医生日程", "seasonal": "季节提醒",
+	"personal": "个人提醒", "late_reply": "延迟回复",
+	"payment": "收费", "refund": "退费",
+	"resident.unmask": "查看完整身份信息", "resident.update": "修改居民信息", "contract.desk_sign": "代签约",
+	"contract.answer": "代医生答复签约", "contract.change_answer": "代医生答复改签", "contract.payment": "登记收费",
+	"contract.refund": "登记退费", "team.handover": "团队移交", "team.create": "添加团队", "doctor.create": "添加医生",
+	"community.create": "添加社区", "community.population": "登记人口数", "staff.create": "创建账号",
+	"staff.password": "重置密码", "staff.disable": "停用账号", "staff.enable": "启用账号", "outbox.retry": "重新发送推送",
+	"import.residents": "导入居民", "import.organisation": "导入机构", "institution.import": "导入机构",
+	"schedule.weekly": "添加门诊时间", "schedule.leave": "登记请假", "schedule.extra": "登记加诊", "schedule.closure": "全机构停诊",
+	"package.price": "修改价格", "package.confirm": "确认价格", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 }
 
 func label(s string) string {
@@ -50,6 +67,7 @@ func parsePages() (map[string]*template.Template, error) {
 		// waited is how many whole days have passed since a moment.
 		"waited":  func(t time.Time) int { return int(time.Since(t) / (24 * time.Hour)) },
 		"overdue": func(t time.Time) bool { return time.Since(t) >= flows.EscalateAfter },
+		"has":     func(list []string, v string) bool { return slices.Contains(list, v) },
 	}
 	names, err := fs.Glob(templates.Console, "console/pages/*.html")
 	if err != nil {

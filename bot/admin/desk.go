@@ -57,6 +57,10 @@ func (a *API) deskSign(c *gin.Context) {
 	refuse := func(why string) {
 		a.showDesk(c, http.StatusBadRequest, gin.H{"Form": form, "Problem": why, "Request": c.PostForm("request")})
 	}
+	if len(c.PostForm("request")) < 16 {
+		refuse("页面已过期，请重新打开代签约页面再填写。")
+		return
+	}
 	if c.PostForm("consent") != "yes" {
 		refuse("请先请居民（或监护人）在纸质知情同意书上签字，并勾选确认。")
 		return
@@ -90,6 +94,7 @@ func (a *API) deskSign(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
+	a.record(c, inst, "contract.desk_sign", number, "signed at the desk; consent on paper")
 	done(c, "/admin/residents/"+strconv.FormatInt(contract.ResidentID, 10),
 		"已为 "+strings.TrimSpace(c.PostForm("name"))+" 签约，协议号 "+number+"，到期 "+contract.TermEnd.String+"。")
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -58,6 +59,7 @@ func (a *API) importAPI(c *gin.Context) {
 	}
 	dryRun := c.Query("dry_run") != "false"
 	lines, err := run(a, c, http.MaxBytesReader(c.Writer, c.Request.Body, flows.MaxCSV), dryRun)
+	a.recordImport(c, c.Param("what"), dryRun, lines, err)
 	if lines == nil {
 		lines = []storage.ImportLine{}
 	}
@@ -113,6 +115,7 @@ func (a *API) importFilePage(c *gin.Context) {
 	defer f.Close()
 	dryRun := c.PostForm("apply") != "yes"
 	lines, err := run(a, c, f, dryRun)
+	a.recordImport(c, what, dryRun, lines, err)
 	data["Lines"], data["DryRun"] = lines, dryRun
 	status := http.StatusOK
 	switch {
@@ -131,4 +134,17 @@ func (a *API) importFilePage(c *gin.Context) {
 		data["Flash"] = "已导入。"
 	}
 	a.render(c, status, "import", data)
+}
+
+// recordImport audits an import that wrote something.
+func (a *API) recordImport(c *gin.Context, what string, dryRun bool, lines []storage.ImportLine, err error) {
+	if dryRun || err != nil {
+		return
+	}
+	counts := map[string]int{}
+	for _, l := range lines {
+		counts[l.Action]++
+	}
+	a.record(c, caller(c).Scope.Institution, "import."+what, fmt.Sprintf("%d rows", len(lines)),
+		fmt.Sprintf("%d created, %d updated, %d unchanged", counts["create"], counts["update"], counts["unchanged"]))
 }

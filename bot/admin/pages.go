@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,7 +72,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 
 func (a *API) residentsPage(c *gin.Context) {
 	ctx, p, pg := c.Request.Context(), caller(c), pageOf(c)
-	f := storage.ResidentFilter{Query: c.Query("q"), CommunityID: formID(c.Query("community")), Status: c.Query("status")}
+	f := a.residentFilter(c)
 	rows, total, err := a.DB.ListResidents(ctx, p.Scope, f, pg)
 	if err != nil {
 		a.pageFail(c, err)
@@ -201,9 +202,8 @@ func (a *API) unmaskPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	id, err1 := a.Sealer.Open("id_number", s.IDSealed)
-	phone, err2 := a.Sealer.Open("phone", s.PhoneSealed)
-	if err := errors.Join(err1, err2); err != nil {
+	id, phone, err := a.open(s)
+	if err != nil {
 		a.pageFail(c, err)
 		return
 	}
@@ -251,6 +251,9 @@ func (a *API) answerPage(c *gin.Context) {
 		}
 	}
 	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
+	if err == nil {
+		a.record(c, p.Scope.Institution, "contract.answer", number, "in the name of "+contract.DoctorName+": "+cmp.Or(reason, "confirmed"))
+	}
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):
 		refused(c, "/admin/requests", "签约申请 "+number+" 已经处理过了。")
@@ -352,8 +355,13 @@ func (a *API) createCommunityPage(c *gin.Context) {
 		refused(c, "/admin/communities", "请填写社区名称、所属乡镇/街道，常住人口填写数字。")
 		return
 	}
-	if _, err := a.DB.CreateCommunity(c.Request.Context(), storage.Community{InstitutionID: inst, Town: town, Name: name},
-		population, caller(c).Name); err != nil {
+	_, err = a.DB.CreateCommunity(c.Request.Context(), storage.Community{InstitutionID: inst, Town: town, Name: name},
+		population, caller(c).Name)
+	if errors.Is(err, storage.ErrExists) {
+		refused(c, "/admin/communities", "本机构已有名为“"+name+"”的社区。")
+		return
+	}
+	if err != nil {
 		a.pageFail(c, err)
 		return
 	}
@@ -564,6 +572,9 @@ func (a *API) answerChangePage(c *gin.Context) {
 		}
 	}
 	err = flows.AnswerTeamChange(ctx, a.DB, contract, team.DoctorName, "staff:"+p.Name, reason, time.Now())
+	if err == nil {
+		a.record(c, p.Scope.Institution, "contract.change_answer", number, "in the name of "+team.DoctorName+": "+cmp.Or(reason, "confirmed"))
+	}
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):
 		refused(c, "/admin/requests", "改签 "+number+" 已经处理过了。")

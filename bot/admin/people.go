@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"strconv"
@@ -50,9 +51,7 @@ func (a *API) residents(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f := storage.ResidentFilter{Query: c.Query("q"), CommunityID: formID(c.Query("community")),
-		TeamID: formID(c.Query("team")), Status: c.Query("status")}
-	items, total, err := a.DB.ListResidents(c.Request.Context(), caller(c).Scope, f, pg)
+	items, total, err := a.DB.ListResidents(c.Request.Context(), caller(c).Scope, a.residentFilter(c), pg)
 	list(c, items, total, err, a)
 }
 
@@ -105,9 +104,8 @@ func (a *API) unmask(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	id, err1 := a.Sealer.Open("id_number", s.IDSealed)
-	phone, err2 := a.Sealer.Open("phone", s.PhoneSealed)
-	if err := errors.Join(err1, err2); err != nil {
+	id, phone, err := a.open(s)
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -118,6 +116,12 @@ func (a *API) unmask(c *gin.Context) {
 func (a *API) contracts(c *gin.Context) {
 	pg, ok := page(c)
 	if !ok {
+		return
+	}
+	switch c.Query("status") {
+	case "", storage.ContractPending, storage.ContractActive, storage.ContractDeclined, storage.ContractCancelled, storage.ContractExpired:
+	default:
+		c.JSON(http.StatusBadRequest, gin.H{"error": "status must be pending, active, declined, cancelled or expired"})
 		return
 	}
 	items, total, err := a.DB.ListContracts(c.Request.Context(), caller(c).Scope, c.Query("status"), pg)
@@ -151,6 +155,9 @@ func (a *API) answer(c *gin.Context) {
 		reason = strings.TrimSpace(in.Reason)
 	}
 	termEnd, err := flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
+	if err == nil {
+		a.record(c, p.Scope.Institution, "contract.answer", number, "in the name of "+contract.DoctorName+": "+cmp.Or(reason, "confirmed"))
+	}
 	if errors.Is(err, storage.ErrStatusChanged) {
 		c.JSON(http.StatusConflict, gin.H{"error": "the contract is not waiting for an answer"})
 		return
@@ -359,4 +366,28 @@ func (a *API) population(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": formID(c.Param("id"))})
+}
+
+// open reads a resident's sealed ID number and phone (none for some signed
+// at the desk).
+func (a *API) open(s storage.SealedResident) (id, phone string, err error) {
+	if id, err = a.Sealer.Open("id_number", s.IDSealed); err != nil || s.PhoneSealed == "" {
+		return id, "", err
+	}
+	phone, err = a.Sealer.Open("phone", s.PhoneSealed)
+	return id, phone, err
+}
+
+// residentFilter reads a residents search: a whole ID number or phone is
+// looked up by its keyed hash, never compared in clear.
+func (a *API) residentFilter(c *gin.Context) storage.ResidentFilter {
+	f := storage.ResidentFilter{Query: strings.TrimSpace(c.Query("q")), CommunityID: formID(c.Query("community")),
+		TeamID: formID(c.Query("team")), Status: c.Query("status")}
+	switch q := strings.NewReplacer(" ", "", "-", "").Replace(f.Query); {
+	case len(q) == 18:
+		f.IDHash = a.Sealer.Hash("id_number", flows.NormalizeID(q))
+	case len(q) >= 10 && strings.Trim(q, "0123456789") == "":
+		f.PhoneHash = a.Sealer.Hash("phone", q)
+	}
+	return f
 }

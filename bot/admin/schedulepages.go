@@ -170,6 +170,8 @@ func (a *API) scheduleChange(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
+	a.record(c, p.Scope.Institution, "schedule."+c.PostForm("kind"), fmt.Sprintf("doctor %d", id),
+		fmt.Sprintf("%s %s %s-%s", c.PostForm("weekday"), c.PostForm("day"), c.PostForm("start"), c.PostForm("end")))
 	message := "已保存。"
 	if c.PostForm("kind") == "leave" {
 		message = "已登记请假：这段时间的号已关闭，已预约的居民会收到通知，可随时改约。"
@@ -179,7 +181,7 @@ func (a *API) scheduleChange(c *gin.Context) {
 
 // closurePage closes the whole institution for a day or part of one.
 func (a *API) closurePage(c *gin.Context) {
-	ctx, p := c.Request.Context(), caller(c)
+	ctx := c.Request.Context()
 	inst, ok := a.institutionFor(c)
 	if !ok {
 		return
@@ -201,6 +203,6 @@ func (a *API) closurePage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.Log.Info("institution closed", "staff", p.Name, "day", c.PostForm("day"), "doctors", n)
+	a.record(c, inst, "schedule.closure", c.PostForm("day"), fmt.Sprintf("%s-%s, %d doctors", c.PostForm("start"), c.PostForm("end"), n))
 	done(c, back, fmt.Sprintf("已为全机构 %d 位医生登记停诊；这段时间已预约的居民会收到通知，可随时改约。", n))
 }
