@@ -164,7 +164,8 @@ func AddWeeklyHours(ctx context.Context, db *storage.DB, s storage.WeeklyHours, 
 	}
 	for _, h := range existing {
 		if h.Weekday == s.Weekday && s.StartMinute < h.EndMinute && s.EndMinute > h.StartMinute {
-			return &ErrSchedule{fmt.Sprintf("overlaps the doctor's hours %s-%s on that weekday", hhmm(h.StartMinute), hhmm(h.EndMinute))}
+			return &ErrSchedule{fmt.Sprintf("overlaps the doctor's hours %s-%s on that weekday", hhmm(h.StartMinute), hhmm(h.EndMinute)),
+				fmt.Sprintf("与这位医生当天已有的门诊时间 %s-%s 重叠", hhmm(h.StartMinute), hhmm(h.EndMinute))}
 		}
 	}
 	slots, err := slotsAhead(ctx, db, s.DoctorID, []storage.WeeklyHours{s}, now)
@@ -184,13 +185,13 @@ func AddException(ctx context.Context, db *storage.DB, x storage.Exception, now 
 	}
 	day, err := time.ParseInLocation("2006-01-02", x.Day, Shanghai)
 	if err != nil {
-		return &ErrSchedule{"day must be YYYY-MM-DD"}
+		return &ErrSchedule{"day must be YYYY-MM-DD", "日期格式不对"}
 	}
 	if day.Before(StartOfDay(now)) {
-		return &ErrSchedule{"day is in the past"}
+		return &ErrSchedule{"day is in the past", "日期已经过去"}
 	}
 	if !day.Add(time.Duration(x.EndMinute) * time.Minute).After(now) {
-		return &ErrSchedule{"the time is already over"}
+		return &ErrSchedule{"the time is already over", "这段时间已经过去"}
 	}
 	if x.Kind == "extra" {
 		if err := extraFits(ctx, db, x, day); err != nil {
@@ -235,7 +236,8 @@ func extraFits(ctx context.Context, db *storage.DB, x storage.Exception, day tim
 	}
 	for _, h := range hours {
 		if h.Weekday == int(day.Weekday()) && x.StartMinute < h.EndMinute && x.EndMinute > h.StartMinute {
-			return &ErrSchedule{fmt.Sprintf("overlaps the doctor's hours %s-%s that day", hhmm(h.StartMinute), hhmm(h.EndMinute))}
+			return &ErrSchedule{fmt.Sprintf("overlaps the doctor's hours %s-%s that day", hhmm(h.StartMinute), hhmm(h.EndMinute)),
+				fmt.Sprintf("与这位医生当天的门诊时间 %s-%s 重叠", hhmm(h.StartMinute), hhmm(h.EndMinute))}
 		}
 	}
 	others, err := db.Exceptions(ctx, x.DoctorID, x.Day, x.Day)
@@ -244,7 +246,8 @@ func extraFits(ctx context.Context, db *storage.DB, x storage.Exception, day tim
 	}
 	for _, o := range others {
 		if o.Kind == "extra" && x.StartMinute < o.EndMinute && x.EndMinute > o.StartMinute {
-			return &ErrSchedule{fmt.Sprintf("overlaps the extra session %s-%s that day", hhmm(o.StartMinute), hhmm(o.EndMinute))}
+			return &ErrSchedule{fmt.Sprintf("overlaps the extra session %s-%s that day", hhmm(o.StartMinute), hhmm(o.EndMinute)),
+				fmt.Sprintf("与当天已登记的加诊 %s-%s 重叠", hhmm(o.StartMinute), hhmm(o.EndMinute))}
 		}
 	}
 	return nil
@@ -254,7 +257,10 @@ func hhmm(minute int) string { return fmt.Sprintf("%02d:%02d", minute/60, minute
 
 // ErrSchedule is a schedule that breaks the programme's rules; its message
 // says which, in words an admin can act on.
-type ErrSchedule struct{ Reason string }
+type ErrSchedule struct {
+	Reason string // for the API and the log
+	Words  string // for staff, in Chinese
+}
 
 func (e *ErrSchedule) Error() string { return e.Reason }
 
@@ -264,7 +270,7 @@ func (e *ErrSchedule) Error() string { return e.Reason }
 // capacity of 1 to 50.
 func CheckSchedule(ctx context.Context, db *storage.DB, startMinute, endMinute, slotMinutes, capacity int, slots bool) error {
 	if startMinute < 0 || endMinute > 24*60 || endMinute <= startMinute {
-		return &ErrSchedule{"start and end must be HH:MM with end after start"}
+		return &ErrSchedule{"start and end must be HH:MM with end after start", "开始和结束时间须写成 08:00 这样，且结束晚于开始"}
 	}
 	if !slots {
 		return nil
@@ -274,10 +280,11 @@ func CheckSchedule(ctx context.Context, db *storage.DB, startMinute, endMinute, 
 		return err
 	}
 	if shortest := settings.Appointments.MinVisitMinutes; slotMinutes < shortest {
-		return &ErrSchedule{fmt.Sprintf("slot_minutes must be at least %d, the programme's shortest visit", shortest)}
+		return &ErrSchedule{fmt.Sprintf("slot_minutes must be at least %d, the programme's shortest visit", shortest),
+			fmt.Sprintf("每号至少 %d 分钟（本地区规定的最短就诊时间）", shortest)}
 	}
 	if capacity < 1 || capacity > 50 {
-		return &ErrSchedule{"capacity must be 1 to 50"}
+		return &ErrSchedule{"capacity must be 1 to 50", "每号人数须为 1 到 50"}
 	}
 	return nil
 }

@@ -501,7 +501,7 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 		b.get(schedule)
 		weekly := url.Values{"csrf": {b.csrf()}, "kind": {"weekly"}, "weekday": {"3"}, "start": {"18:00"}, "end": {"19:30"},
 			"slot_minutes": {"2"}, "capacity": {"1"}}
-		if code, _ := b.post(schedule, weekly); code != http.StatusBadRequest || !strings.Contains(b.last, "没有保存") {
+		if code, _ := b.post(schedule, weekly); code != http.StatusBadRequest || !strings.Contains(b.last, "没有保存：每号至少") {
 			t.Fatalf("slots shorter than the profile allows: %d", code)
 		}
 		weekly.Set("slot_minutes", "15")

@@ -163,7 +163,7 @@ func (a *API) scheduleChange(c *gin.Context) {
 	}
 	var rule *flows.ErrSchedule
 	if errors.As(err, &rule) {
-		a.showSchedule(c, http.StatusBadRequest, "没有保存："+rule.Reason)
+		a.showSchedule(c, http.StatusBadRequest, "没有保存："+rule.Words)
 		return
 	}
 	if err != nil {
@@ -196,7 +196,7 @@ func (a *API) closurePage(c *gin.Context) {
 	n, err := flows.CloseInstitution(ctx, a.DB, inst, c.PostForm("day"), from, to, time.Now())
 	var rule *flows.ErrSchedule
 	if errors.As(err, &rule) {
-		refused(c, back, "没有保存："+rule.Reason)
+		refused(c, back, "没有保存："+rule.Words)
 		return
 	}
 	if err != nil {
