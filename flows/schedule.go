@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
@@ -310,4 +311,38 @@ func CloseInstitution(ctx context.Context, db *storage.DB, institutionID int64, 
 		return nil
 	})
 	return len(doctors), err
+}
+
+// RemoveWeeklyHours takes a session off a doctor's week: its slots ahead
+// that nobody booked go at once; booked visits stay as they are. It returns
+// how many slots went and how many booked ones stay.
+func RemoveWeeklyHours(ctx context.Context, db *storage.DB, doctorID int64, weekday, startMinute int, now time.Time) (int, int, error) {
+	hours, err := db.WeeklyHours(ctx, doctorID)
+	if err != nil {
+		return 0, 0, err
+	}
+	i := slices.IndexFunc(hours, func(h storage.WeeklyHours) bool { return h.Weekday == weekday && h.StartMinute == startMinute })
+	if i < 0 {
+		return 0, 0, fmt.Errorf("flows.RemoveWeeklyHours: %w", storage.ErrNotFound)
+	}
+	h := hours[i]
+	slots, err := db.Slots(ctx, doctorID, now, now.AddDate(0, 0, BookingDays+1))
+	if err != nil {
+		return 0, 0, err
+	}
+	var ids []int64
+	booked := 0
+	for _, s := range slots {
+		at := s.StartsAt.In(Shanghai)
+		minute := at.Hour()*60 + at.Minute()
+		if int(at.Weekday()) != h.Weekday || minute < h.StartMinute || minute >= h.EndMinute {
+			continue
+		}
+		if s.Booked > 0 {
+			booked++
+		}
+		ids = append(ids, s.ID)
+	}
+	removed, err := db.RemoveWeeklyHours(ctx, doctorID, weekday, startMinute, ids)
+	return int(removed), booked, err
 }

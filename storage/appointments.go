@@ -596,3 +596,27 @@ func (db *DB) DoneVisits(ctx context.Context, contractID int64, since time.Time)
 	}
 	return out, nil
 }
+
+// RemoveWeeklyHours takes a session off a doctor's week, with the slots it
+// made that nobody booked (slotIDs, the session's slots ahead); booked
+// slots stay, with their bookings. It returns how many slots went.
+func (db *DB) RemoveWeeklyHours(ctx context.Context, doctorID int64, weekday, startMinute int, slotIDs []int64) (int64, error) {
+	const op = "RemoveWeeklyHours"
+	var removed int64
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		n, err := tx.exec(ctx, op, `DELETE FROM schedules WHERE doctor_id = ? AND weekday = ? AND start_minute = ?`,
+			doctorID, weekday, startMinute)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fail(op, ErrNotFound)
+		}
+		if len(slotIDs) == 0 {
+			return nil
+		}
+		removed, err = tx.execIn(ctx, op, `DELETE FROM slots WHERE id IN (?) AND doctor_id = ? AND booked = 0`, slotIDs, doctorID)
+		return err
+	})
+	return removed, err
+}

@@ -511,6 +511,16 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 		if b.get(schedule); !strings.Contains(b.last, "周三</td><td>18:00–19:30") {
 			t.Fatalf("the schedule after adding hours:\n%s", b.last)
 		}
+		// Hours added by mistake come off again, with the empty slots they made.
+		slotsBefore, _ := o.db.Slots(ctx, doctor, time.Now(), time.Now().AddDate(0, 0, 15))
+		if code, _ := b.post(schedule, url.Values{"csrf": {b.csrf()}, "kind": {"remove"}, "weekday": {"3"}, "start": {"18:00"}}); code != http.StatusSeeOther {
+			t.Fatalf("remove hours: %d", code)
+		}
+		slotsAfter, _ := o.db.Slots(ctx, doctor, time.Now(), time.Now().AddDate(0, 0, 15))
+		if b.get(schedule); strings.Contains(b.last, "18:00–19:30") || !strings.Contains(b.last, "已删除这段门诊时间") ||
+			len(slotsAfter) >= len(slotsBefore) {
+			t.Fatalf("after removing the hours (slots %d -> %d):\n%s", len(slotsBefore), len(slotsAfter), b.last)
+		}
 		leave := url.Values{"csrf": {b.csrf()}, "kind": {"leave"}, "day": {time.Now().In(flows.Shanghai).AddDate(0, 0, 3).Format("2006-01-02")},
 			"start": {"00:00"}, "end": {"24:00"}}
 		if code, _ := b.post(schedule, leave); code != http.StatusSeeOther {

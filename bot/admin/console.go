@@ -43,7 +43,7 @@ var labels = map[string]string{
 	"community.create": "添加社区", "community.population": "登记人口数", "staff.create": "创建账号",
 	"staff.password": "重置密码", "staff.disable": "停用账号", "staff.enable": "启用账号", "outbox.retry": "重新发送推送",
 	"import.residents": "导入居民", "import.organisation": "导入机构", "institution.import": "导入机构",
-	"schedule.weekly": "添加门诊时间", "schedule.leave": "登记请假", "schedule.extra": "登记加诊", "schedule.closure": "全机构停诊",
+	"schedule.weekly": "添加门诊时间", "schedule.leave": "登记请假", "schedule.extra": "登记加诊", "schedule.closure": "全机构停诊", "schedule.remove": "删除门诊时间",
 	"package.price": "修改价格", "package.confirm": "确认价格", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 }
 

@@ -95,10 +95,13 @@ func (a *API) showSchedule(c *gin.Context, status int, problem string) {
 		a.pageFail(c, err)
 		return
 	}
-	type row struct{ Day, From, To, Kind, Detail string }
+	type row struct {
+		Day, From, To, Kind, Detail string
+		Weekday                     int
+	}
 	var weekly, special []row
 	for _, h := range hours {
-		weekly = append(weekly, row{Day: weekdays[h.Weekday], From: hhmm(h.StartMinute), To: hhmm(h.EndMinute),
+		weekly = append(weekly, row{Day: weekdays[h.Weekday], Weekday: h.Weekday, From: hhmm(h.StartMinute), To: hhmm(h.EndMinute),
 			Detail: fmt.Sprintf("每 %d 分钟一个号，每号 %d 人", h.SlotMinutes, h.Capacity)})
 	}
 	for _, x := range exceptions {
@@ -130,6 +133,10 @@ func (a *API) scheduleChange(c *gin.Context) {
 	id := formID(c.Param("id"))
 	if err := a.DB.Visible(ctx, p.Scope, storage.ThingDoctor, id); err != nil {
 		a.pageFail(c, err)
+		return
+	}
+	if c.PostForm("kind") == "remove" {
+		a.removeHours(c, id)
 		return
 	}
 	from, ok1 := minuteOf(c.PostForm("start"))
@@ -205,4 +212,31 @@ func (a *API) closurePage(c *gin.Context) {
 	}
 	a.record(c, inst, "schedule.closure", c.PostForm("day"), fmt.Sprintf("%s-%s, %d doctors", c.PostForm("start"), c.PostForm("end"), n))
 	done(c, back, fmt.Sprintf("已为全机构 %d 位医生登记停诊；这段时间已预约的居民会收到通知，可随时改约。", n))
+}
+
+// removeHours takes a weekly session off a doctor's schedule.
+func (a *API) removeHours(c *gin.Context, doctor int64) {
+	weekday, err1 := strconv.Atoi(c.PostForm("weekday"))
+	start, ok := minuteOf(c.PostForm("start"))
+	back := "/admin/doctors/" + strconv.FormatInt(doctor, 10) + "/schedule"
+	if err1 != nil || !ok {
+		refused(c, back, "未知操作。")
+		return
+	}
+	removed, booked, err := flows.RemoveWeeklyHours(c.Request.Context(), a.DB, doctor, weekday, start, time.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		refused(c, back, "这段门诊时间已经删除了。")
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.record(c, caller(c).Scope.Institution, "schedule.remove", fmt.Sprintf("doctor %d", doctor),
+		fmt.Sprintf("%d %s, %d slots removed, %d booked kept", weekday, c.PostForm("start"), removed, booked))
+	message := fmt.Sprintf("已删除这段门诊时间，今后不再放号（撤下 %d 个空号）。", removed)
+	if booked > 0 {
+		message += fmt.Sprintf("已有预约的 %d 个号保留，请按时接诊或与居民联系改约。", booked)
+	}
+	done(c, back, message)
 }
