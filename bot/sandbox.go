@@ -104,7 +104,14 @@ func (s *Server) demo(c *gin.Context) {
 	}
 	demo := gin.H{"region": s.Config.Region, "communities": communities, "doctors": out}
 	if s.demoPassword != "" {
-		demo["admin"] = gin.H{"username": demoAdminName, "password": s.demoPassword, "console": "/admin/"}
+		account := gin.H{"username": demoAdminName, "password": s.demoPassword, "console": "/admin/"}
+		// Once someone changed it in the console, the start-up password is no
+		// longer the one: say so rather than hand out a wrong one.
+		if staff, err := s.DB.StaffByUsername(c.Request.Context(), demoAdminName); err != nil ||
+			!admin.VerifyPassword(staff.PasswordHash, s.demoPassword) {
+			account["password"], account["note"] = nil, "changed in the console since start; a restart sets it back"
+		}
+		demo["admin"] = account
 	}
 	c.JSON(http.StatusOK, demo)
 }
