@@ -423,6 +423,14 @@ func TestSandboxDemoData(t *testing.T) {
 	if code := signIn(t, srv.Handler(), admin.Username, admin.Password+"x"); code != http.StatusUnauthorized {
 		t.Fatalf("a wrong password for the demo admin: %d", code)
 	}
+	// Changed in the console, the start-up password is not shown as current.
+	staff, _ := srv.DB.StaffByUsername(context.Background(), admin.Username)
+	srv.DB.SetStaffPassword(context.Background(), storage.Scope{}, staff.ID, "$argon2id$changed", "test")
+	var changed struct{ Admin map[string]any }
+	json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &changed)
+	if changed.Admin["password"] != nil || changed.Admin["note"] == nil {
+		t.Fatalf("after a password change, /sandbox/demo says %v", changed.Admin)
+	}
 	// Every start issues fresh codes; the data is not loaded twice.
 	srv.Close()
 	again, _ := newServer(t, env, Options{})
