@@ -20,8 +20,9 @@ func TestFeesAtTheCounter(t *testing.T) {
 		profile.LoadDemo(ctx, db, "national")
 		inst, _ := db.InstitutionByCode(ctx, "demo")
 		sealer, _ := storage.NewSealer(bytes.Repeat([]byte{1}, 32))
+		place, _ := db.FindCommunityTeam(ctx, inst.ID, "幸福社区", "林静家庭医生团队")
 		number, err := SignAtDesk(ctx, db, sealer, DeskSigning{Name: "赵桂兰", IDNumber: synthID("110105", "19480512", "031"),
-			Phone: "13800001111", Community: "幸福社区", Team: "林静家庭医生团队", Packages: []string{"elderly"}, Request: strings.Repeat("f", 20)},
+			Phone: "13800001111", CommunityID: place.CommunityID, TeamID: place.TeamID, Packages: []string{"elderly"}, Request: strings.Repeat("f", 20)},
 			ResidentImport{Institution: inst.ID, Actor: "wang", Now: time.Now()})
 		if err != nil {
 			t.Fatal(err)

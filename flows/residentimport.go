@@ -64,7 +64,7 @@ func ImportResidents(ctx context.Context, db *storage.DB, s *storage.Sealer, r i
 	err = db.InTx(ctx, func(tx *storage.DB) error {
 		report, rejected = nil, false
 		for i, row := range rows {
-			nc, problem, err := residentContract(ctx, tx, s, catalog, row, in)
+			nc, problem, err := residentContract(ctx, tx, s, catalog, row, nil, in)
 			if err != nil {
 				return err
 			}
@@ -104,7 +104,11 @@ func ImportResidents(ctx context.Context, db *storage.DB, s *storage.Sealer, r i
 
 // residentContract turns one row into a contract to create, or says what is
 // wrong with the row.
-func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c storage.Catalog, row map[string]string, in ResidentImport) (storage.NewContract, string, error) {
+//
+// place, when known, is where the resident signs; otherwise the row names
+// the community and the team.
+func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c storage.Catalog, row map[string]string,
+	place *storage.Place, in ResidentImport) (storage.NewContract, string, error) {
 	var nc storage.NewContract
 	name := strings.ReplaceAll(row["name"], " ", "")
 	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
@@ -125,12 +129,15 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 	if phone != "" && !mobilePattern.MatchString(phone) && !landlinePattern.MatchString(phone) {
 		return nc, "手机号须为以1开头的11位数字，固定电话须带区号（如 0531-88886666），也可不填", nil
 	}
-	place, err := db.FindCommunityTeam(ctx, in.Institution, row["community"], row["team"])
-	if errors.Is(err, storage.ErrNotFound) {
-		return nc, fmt.Sprintf("本机构没有社区“%s”，或团队“%s”不服务该社区", row["community"], row["team"]), nil
-	}
-	if err != nil {
-		return nc, "", err
+	if place == nil {
+		found, err := db.FindCommunityTeam(ctx, in.Institution, row["community"], row["team"])
+		if errors.Is(err, storage.ErrNotFound) {
+			return nc, fmt.Sprintf("本机构没有社区“%s”，或团队“%s”不服务该社区", row["community"], row["team"]), nil
+		}
+		if err != nil {
+			return nc, "", err
+		}
+		place = &found
 	}
 	groups, problem := readGroups(row["groups"])
 	if problem != "" {
@@ -282,8 +289,9 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 // DeskSigning is a resident a staff member signs at the desk or at home,
 // for someone without a smartphone; the fields are the residents file's.
 type DeskSigning struct {
-	Name, IDNumber, Phone, Community, Team string
-	Packages, Groups                       []string // codes or names
+	Name, IDNumber, Phone string
+	CommunityID, TeamID   int64    // the team must serve the community, in the institution signing
+	Packages, Groups      []string // codes or names
 	// Request names the form it came from: posting the same form twice
 	// (a double click, a reload) finds the first contract.
 	Request string
@@ -301,10 +309,22 @@ func SignAtDesk(ctx context.Context, db *storage.DB, s *storage.Sealer, d DeskSi
 	if err != nil {
 		return "", err
 	}
-	row := map[string]string{"name": d.Name, "id_number": d.IDNumber, "phone": d.Phone, "community": d.Community,
-		"team": d.Team, "packages": strings.Join(d.Packages, ";"), "groups": strings.Join(d.Groups, ";"),
-		"signed_on": in.Now.In(Shanghai).Format("2006-01-02")}
-	nc, problem, err := residentContract(ctx, db, s, catalog, row, in)
+	place, err := db.FindPlace(ctx, d.CommunityID, d.TeamID)
+	if err == nil {
+		var inst int64
+		if inst, err = db.InstitutionOf(ctx, storage.ThingTeam, d.TeamID); err == nil && inst != in.Institution {
+			err = storage.ErrNotFound
+		}
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", &Refusal{Reason: "请选择本机构的社区和为其服务的团队"}
+	}
+	if err != nil {
+		return "", err
+	}
+	row := map[string]string{"name": d.Name, "id_number": d.IDNumber, "phone": d.Phone, "packages": strings.Join(d.Packages, ";"),
+		"groups": strings.Join(d.Groups, ";"), "signed_on": in.Now.In(Shanghai).Format("2006-01-02")}
+	nc, problem, err := residentContract(ctx, db, s, catalog, row, &place, in)
 	if err != nil {
 		return "", err
 	}

@@ -105,10 +105,11 @@ func TestSignAtTheDeskWithoutAMobile(t *testing.T) {
 	ctx := context.Background()
 	docs, _ := e.DB.Doctors(ctx)
 	in := ResidentImport{Institution: docs[0].InstitutionID, Actor: "wang", Now: time.Now()}
+	place, _ := e.DB.FindCommunityTeam(ctx, in.Institution, "幸福社区", "林静家庭医生团队")
 	for i, phone := range []string{"0531-88886666", ""} {
 		id := synthID("110105", "19480512", fmt.Sprintf("03%d", i))
-		if _, err := SignAtDesk(ctx, e.DB, e.Sealer, DeskSigning{Name: "赵桂兰", IDNumber: id, Phone: phone, Community: "幸福社区",
-			Team: "林静家庭医生团队", Request: strings.Repeat(fmt.Sprint(i), 20)}, in); err != nil {
+		if _, err := SignAtDesk(ctx, e.DB, e.Sealer, DeskSigning{Name: "赵桂兰", IDNumber: id, Phone: phone, CommunityID: place.CommunityID,
+			TeamID: place.TeamID, Request: strings.Repeat(fmt.Sprint(i), 20)}, in); err != nil {
 			t.Fatalf("phone %q: %v", phone, err)
 		}
 		rows, _, _ := e.DB.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{Query: id[14:]}, storage.Page{})
@@ -117,7 +118,7 @@ func TestSignAtTheDeskWithoutAMobile(t *testing.T) {
 		}
 	}
 	_, err := SignAtDesk(ctx, e.DB, e.Sealer, DeskSigning{Name: "赵桂兰", IDNumber: synthID("110105", "19480512", "052"), Phone: "12345",
-		Community: "幸福社区", Team: "林静家庭医生团队", Request: strings.Repeat("x", 20)}, in)
+		CommunityID: place.CommunityID, TeamID: place.TeamID, Request: strings.Repeat("x", 20)}, in)
 	var refusal *Refusal
 	if !errors.As(err, &refusal) || !strings.Contains(refusal.Reason, "固定电话须带区号") {
 		t.Fatalf("a bad number: %v", err)

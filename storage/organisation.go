@@ -320,6 +320,13 @@ func (db *DB) CreateTeam(ctx context.Context, institutionID int64, t NewTeam, do
 		if err := tx.Visible(ctx, scope, ThingDoctor, doctorID); err != nil {
 			return err
 		}
+		var same int
+		if err := tx.get(ctx, op, &same, `SELECT COUNT(*) FROM teams WHERE institution_id = ? AND name = ?`, institutionID, t.Name); err != nil {
+			return err
+		}
+		if same > 0 { // imports and residents' files name teams
+			return fail(op, fmt.Errorf("team %s: %w", t.Name, ErrExists))
+		}
 		for _, c := range communityIDs {
 			if err := tx.Visible(ctx, scope, ThingCommunity, c); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // Scope is the part of a deployment a staff member may see. The zero Scope
@@ -33,7 +34,10 @@ func (s Scope) where(inst, doctor string) (string, []any) {
 		cond, args = fmt.Sprintf("%s = ?", inst), append(args, s.Institution)
 	}
 	if s.Doctor != 0 && doctor != "" {
-		cond, args = fmt.Sprintf("%s AND %s", cond, doctor), append(args, s.Doctor)
+		cond = fmt.Sprintf("%s AND %s", cond, doctor)
+		for range strings.Count(doctor, "?") {
+			args = append(args, s.Doctor)
+		}
 	}
 	return cond, args
 }
@@ -64,8 +68,11 @@ var visibility = map[Thing]struct{ from, inst, doctor string }{
 	ThingAppointment: {`appointments a JOIN doctors d ON d.id = a.doctor_id WHERE a.id = ?`, "d.institution_id", "a.doctor_id = ?"},
 }
 
-// residentOfDoctor is met by a resident (r) who has ever signed with the doctor.
-const residentOfDoctor = "EXISTS (SELECT 1 FROM contracts rc WHERE rc.resident_id = r.id AND rc.doctor_id = ?)"
+// residentOfDoctor is met by a resident (r) whose live contract is with the
+// doctor, or waits to move to them: a doctor sees the residents they serve
+// now, not those who have left them.
+const residentOfDoctor = `EXISTS (SELECT 1 FROM contracts rc WHERE rc.resident_id = r.id AND rc.status IN ('pending', 'active')
+	AND (rc.doctor_id = ? OR rc.change_doctor_id = ?))`
 
 // Visible returns nil when the thing exists inside the scope and
 // ErrNotFound when it does not exist or lies outside: the two look the same
@@ -98,3 +105,15 @@ func (p Page) clamp() Page {
 
 // nullID is an ID column's value, NULL for zero.
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
+
+// InstitutionOf is the institution a thing belongs to, for audit entries
+// made by city staff.
+func (db *DB) InstitutionOf(ctx context.Context, what Thing, key any) (int64, error) {
+	v, ok := visibility[what]
+	if !ok {
+		return 0, fail("InstitutionOf", fmt.Errorf("unknown thing %q", what))
+	}
+	var id int64
+	err := db.get(ctx, "InstitutionOf", &id, `SELECT `+v.inst+` FROM `+v.from, key)
+	return id, err
+}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -547,7 +548,7 @@ func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
 		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
 		teams, _, _ := o.db.ListTeams(ctx, storage.Scope{Institution: o.home}, storage.Page{})
 		number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
-			Phone: "13700001111", Community: communities[0].Name, Team: teams[0].Name, Request: strings.Repeat("r", 20)},
+			Phone: "13700001111", CommunityID: communities[0].ID, TeamID: teams[0].ID, Request: strings.Repeat("r", 20)},
 			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
 		if err != nil {
 			t.Fatal(err)
@@ -605,8 +606,9 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
 		o := newOrg(t, s)
 		ctx := context.Background()
+		place, _ := o.db.FindCommunityTeam(ctx, o.home, "幸福社区", "林静家庭医生团队")
 		number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
-			Phone: "13700001111", Community: "幸福社区", Team: "林静家庭医生团队", Packages: []string{"elderly"}, Request: strings.Repeat("p", 20)},
+			Phone: "13700001111", CommunityID: place.CommunityID, TeamID: place.TeamID, Packages: []string{"elderly"}, Request: strings.Repeat("p", 20)},
 			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
 		if err != nil {
 			t.Fatal(err)
@@ -714,6 +716,52 @@ func TestCommunityPopulation(t *testing.T) {
 		away.get("/admin/communities")
 		if code, _ := away.post(path, url.Values{"csrf": {away.csrf()}, "population": {"1"}, "counted_on": {"2026-10-31"}}); code != http.StatusNotFound {
 			t.Fatalf("another institution's community: %d", code)
+		}
+	})
+}
+
+// A doctor sees the residents they serve now: once a resident has left for
+// another doctor, their page, full ID and details are out of reach.
+func TestADoctorLosesAResidentWhoLeft(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		teams, _, _ := o.db.ListTeams(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		sign := func(team storage.TeamRow, request string) string {
+			number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
+				Phone: "13700001111", CommunityID: communities[1].ID, TeamID: team.ID, Request: strings.Repeat(request, 20)},
+				flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return number
+		}
+		first := sign(teams[0], "a") // the doctor account's own team
+		contract, _ := o.db.ContractByNumber(ctx, first)
+		page := fmt.Sprintf("/admin/residents/%d", contract.ResidentID)
+		d := o.browser(t)
+		d.signIn("doctor", testPassword)
+		if code := d.get(page); code != 200 {
+			t.Fatalf("the doctor's own resident: %d", code)
+		}
+		o.db.ChangeStatus(ctx, storage.StatusChange{Number: first, From: storage.ContractActive, To: storage.ContractCancelled, Actor: "o"})
+		sign(teams[1], "b")
+		if code := d.get(page); code != http.StatusNotFound {
+			t.Fatalf("a resident who left, by page: %d", code)
+		}
+		d.get("/admin/password")
+		req, _ := http.NewRequest("POST", o.srv.URL+"/admin/api"+page[len("/admin"):]+"/unmask", strings.NewReader(`{"reason": "核对身份信息"}`))
+		req.Header.Set("X-CSRF-Token", d.csrf())
+		if resp, err := d.http.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("a resident who left, unmasked: %v %v", resp.StatusCode, err)
+		}
+		if _, out := d.api("GET", "/admin/api/residents", ""); out["total"] != float64(0) {
+			t.Fatalf("a resident who left is listed: %v", out)
+		}
+		// Team names are unique in an institution, so files and forms name one team.
+		if _, err := o.db.CreateTeam(ctx, o.home, storage.NewTeam{Name: teams[0].Name}, o.doctors[1].ID, []int64{communities[0].ID}, "t"); !errors.Is(err, storage.ErrExists) {
+			t.Fatalf("a second team of the same name: %v", err)
 		}
 	})
 }

@@ -66,19 +66,19 @@ func (a *API) deskSign(c *gin.Context) {
 		return
 	}
 	teamID, communityID := formID(c.PostForm("team")), formID(c.PostForm("community"))
-	team, errTeam := a.teamInScope(c, teamID)
-	community, errCommunity := a.communityInScope(c, communityID)
+	errTeam := a.DB.Visible(ctx, p.Scope, storage.ThingTeam, teamID)
+	errCommunity := a.DB.Visible(ctx, p.Scope, storage.ThingCommunity, communityID)
 	if err := errors.Join(errTeam, errCommunity); err != nil {
 		refuse("请选择本机构的社区和为其服务的团队。")
 		return
 	}
-	inst, err := a.DB.DoctorInstitution(ctx, team.DoctorID)
+	inst, err := a.DB.InstitutionOf(ctx, storage.ThingTeam, teamID)
 	if err != nil {
 		a.pageFail(c, err)
 		return
 	}
 	number, err := flows.SignAtDesk(ctx, a.DB, a.Sealer, flows.DeskSigning{Name: c.PostForm("name"), IDNumber: c.PostForm("id_number"),
-		Phone: c.PostForm("phone"), Community: community.Name, Team: team.Name, Packages: c.PostFormArray("package"),
+		Phone: c.PostForm("phone"), CommunityID: communityID, TeamID: teamID, Packages: c.PostFormArray("package"),
 		Groups: c.PostFormArray("group"), Request: c.PostForm("request")}, flows.ResidentImport{Institution: inst, Actor: p.Name, Now: time.Now()})
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
@@ -97,24 +97,4 @@ func (a *API) deskSign(c *gin.Context) {
 	a.record(c, inst, "contract.desk_sign", number, "signed at the desk; consent on paper")
 	done(c, "/admin/residents/"+strconv.FormatInt(contract.ResidentID, 10),
 		"已为 "+strings.TrimSpace(c.PostForm("name"))+" 签约，协议号 "+number+"，到期 "+contract.TermEnd.String+"。")
-}
-
-func (a *API) teamInScope(c *gin.Context, id int64) (storage.TeamRow, error) {
-	teams, _, err := a.DB.ListTeams(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 500})
-	for _, t := range teams {
-		if t.ID == id {
-			return t, err
-		}
-	}
-	return storage.TeamRow{}, errors.Join(err, storage.ErrNotFound)
-}
-
-func (a *API) communityInScope(c *gin.Context, id int64) (storage.CommunityRow, error) {
-	list, _, err := a.DB.ListCommunities(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 500})
-	for _, m := range list {
-		if m.ID == id {
-			return m, err
-		}
-	}
-	return storage.CommunityRow{}, errors.Join(err, storage.ErrNotFound)
 }

@@ -421,6 +421,10 @@ func (a *API) createTeamPage(c *gin.Context) {
 		}
 	}
 	_, err = a.DB.CreateTeam(ctx, d, storage.NewTeam{Name: name, Members: members}, doctor, communities, p.Name)
+	if errors.Is(err, storage.ErrExists) {
+		refused(c, "/admin/teams", "本机构已有名为“"+name+"”的团队。")
+		return
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		refused(c, "/admin/teams", "所选社区须属于负责医生所在的机构。")
 		return
