@@ -75,41 +75,43 @@ func (r *Redis) EndStaffSession(ctx context.Context, token string) error {
 	return nil
 }
 
-// countFailure adds one failed sign-in to a counter whose window starts at
-// its first failure and does not move: a window always ends, however many
+// countFailure adds one sign-in attempt to a counter whose window starts at
+// its first attempt and does not move: a window always ends, however many
 // tries come after.
 var countFailure = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`)
 
-// SignInFailures reads the failed sign-ins counted under each key (a user
-// name, an address, a known browser), each in its current window.
-func (r *Redis) SignInFailures(ctx context.Context, keys ...string) ([]int, error) {
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = r.staffKey("fail", k)
-	}
+// CountSignIn counts a sign-in attempt under each key (a user name, an
+// address, a known browser), each in its own window, and returns the counts
+// with this attempt in. Counting before the password is checked means
+// parallel guesses cannot all slip under a limit.
+func (r *Redis) CountSignIn(ctx context.Context, window time.Duration, keys ...string) ([]int, error) {
 	out := make([]int, len(keys))
-	for i, k := range full {
-		n, err := r.Client.Get(ctx, k).Int()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("storage.SignInFailures: %w", err)
+	for i, k := range keys {
+		n, err := countFailure.Run(ctx, r.Client, []string{r.staffKey("fail", k)}, window.Milliseconds()).Int()
+		if err != nil {
+			return nil, fmt.Errorf("storage.CountSignIn: %w", err)
 		}
 		out[i] = n
 	}
 	return out, nil
 }
 
-// AddSignInFailure counts a failed sign-in under each key for window.
-func (r *Redis) AddSignInFailure(ctx context.Context, window time.Duration, keys ...string) error {
-	for _, k := range keys {
-		if err := countFailure.Run(ctx, r.Client, []string{r.staffKey("fail", k)}, window.Milliseconds()).Err(); err != nil {
-			return fmt.Errorf("storage.AddSignInFailure: %w", err)
-		}
+// UncountSignIn takes a successful attempt back off a key's count (an
+// address many staff share), without touching its window.
+func (r *Redis) UncountSignIn(ctx context.Context, key string) error {
+	if err := uncount.Run(ctx, r.Client, []string{r.staffKey("fail", key)}).Err(); err != nil {
+		return fmt.Errorf("storage.UncountSignIn: %w", err)
 	}
 	return nil
 }
+
+var uncount = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return n`)
 
 // ClearSignInFailures forgets the failures counted under keys (after a
 // successful sign-in, or an operator's reset).

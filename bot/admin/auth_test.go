@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,6 +268,39 @@ func TestSignInThrottleNeverLocksTheOwnerOut(t *testing.T) {
 		// The owner's browser, known from an earlier sign-in, still gets in.
 		if code := owner.signIn("admin", testPassword); code != http.StatusSeeOther {
 			t.Fatalf("the owner is locked out by a stranger's guesses: %d %s", code, owner.last)
+		}
+		// Guesses sent all at once are counted before the password is
+		// checked, so no more than the limit are ever checked.
+		guessers := make([]*browser, 3*accountLimit)
+		forms := make([]url.Values, len(guessers))
+		for i := range guessers {
+			guessers[i] = o.browser(t)
+			guessers[i].get("/admin/login")
+			forms[i] = url.Values{"csrf": {guessers[i].csrf()}, "username": {"city"}, "password": {fmt.Sprintf("guess %d!", i)}}
+		}
+		statuses := make(chan int, len(guessers))
+		var wg sync.WaitGroup
+		for i, g := range guessers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := g.http.PostForm(o.srv.URL+"/admin/login", forms[i])
+				if err == nil {
+					resp.Body.Close()
+					statuses <- resp.StatusCode
+				}
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		checked := 0
+		for code := range statuses {
+			if code == http.StatusUnauthorized {
+				checked++
+			}
+		}
+		if checked > accountLimit {
+			t.Fatalf("%d parallel guesses were checked, the limit is %d", checked, accountLimit)
 		}
 	})
 }

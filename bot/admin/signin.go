@@ -86,11 +86,6 @@ func (a *API) signIn(c *gin.Context) {
 	if browser != "" {
 		keys = append(keys, "browser:"+browser)
 	}
-	fails, err := a.Redis.SignInFailures(ctx, keys...)
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
 	staff, err := a.DB.StaffByUsername(ctx, name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		a.pageFail(c, err)
@@ -103,10 +98,15 @@ func (a *API) signIn(c *gin.Context) {
 			return
 		}
 	}
+	counts, err := a.Redis.CountSignIn(ctx, failWindow, keys...)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
 	// A known browser answers only for itself: neither strangers guessing
 	// at the account nor guesses from the same address (a clinic's shared
 	// connection, a proxy) hold it back.
-	if !known && (fails[0] >= ipLimit || fails[1] >= accountLimit) || known && fails[2] >= browserLimit {
+	if !known && (counts[0] > ipLimit || counts[1] > accountLimit) || known && counts[2] > browserLimit {
 		a.showSignIn(c, http.StatusTooManyRequests, name, "尝试次数过多，请 15 分钟后再试。")
 		return
 	}
@@ -115,14 +115,11 @@ func (a *API) signIn(c *gin.Context) {
 		hash = staff.PasswordHash
 	}
 	if !VerifyPassword(hash, password) || staff.ID == 0 || staff.Disabled {
-		if err := a.Redis.AddSignInFailure(ctx, failWindow, keys...); err != nil {
-			a.pageFail(c, err)
-			return
-		}
 		a.showSignIn(c, http.StatusUnauthorized, name, "用户名或密码不对，或账号已停用。")
 		return
 	}
 	_ = a.Redis.ClearSignInFailures(ctx, keys[1:]...)
+	_ = a.Redis.UncountSignIn(ctx, keys[0])
 	token, _, err := a.Redis.StartStaffSession(ctx, staff.ID, staff.PasswordVersion, a.idle())
 	if err != nil {
 		a.pageFail(c, err)
