@@ -226,7 +226,7 @@ type ResidentRow struct {
 	Name           string         `db:"name" json:"name"`
 	IDMasked       string         `db:"id_masked" json:"id_number"`
 	PhoneMasked    string         `db:"phone_masked" json:"phone"`
-	BirthDate      string         `db:"birth_date" json:"birth_date"`
+	BirthDate      string         `db:"birth_date" json:"-"` // with the masked ID it would give away 16 of 18 digits
 	Sex            string         `db:"sex" json:"sex"`
 	CommunityID    int64          `db:"community_id" json:"community_id"`
 	Community      string         `db:"community" json:"community"`
@@ -241,11 +241,22 @@ func (r ResidentRow) MarshalJSON() ([]byte, error) {
 	type plain ResidentRow
 	return json.Marshal(struct {
 		plain
-		Contract string `json:"contract"`
-		Status   string `json:"status"`
-		Team     string `json:"team"`
-		Doctor   string `json:"doctor"`
-	}{plain(r), r.ContractNumber.String, r.ContractStatus.String, r.Team.String, r.Doctor.String})
+		BirthYear string `json:"birth_year"`
+		Contract  string `json:"contract"`
+		Status    string `json:"status"`
+		Team      string `json:"team"`
+		Doctor    string `json:"doctor"`
+	}{plain(r), r.BirthYear(), r.ContractNumber.String, r.ContractStatus.String, r.Team.String, r.Doctor.String})
+}
+
+// BirthYear is what the console shows of a resident's birth date: the
+// masked ID number already shows its first and last four digits, and the
+// whole date beside them would leave only the county code hidden.
+func (r ResidentRow) BirthYear() string {
+	if len(r.BirthDate) < 4 {
+		return ""
+	}
+	return r.BirthDate[:4]
 }
 
 const residentRowFrom = `residents r JOIN communities m ON m.id = r.community_id

@@ -462,6 +462,15 @@ func TestSignAtTheDesk(t *testing.T) {
 		if b.get(to); !strings.Contains(b.last, "已为 吴秀珍 签约") || !strings.Contains(b.last, "生效中") {
 			t.Fatalf("the resident's page after signing:\n%s", b.last)
 		}
+		// Beside the masked ID number (1101**********0324) the birth date
+		// would give away all but the county code: the year is shown.
+		if !strings.Contains(b.last, "1101**********0324") || !strings.Contains(b.last, "1952") || strings.Contains(b.last, "03-04") {
+			t.Fatalf("the resident's page shows more of the ID number than its mask:\n%s", b.last)
+		}
+		if _, out := b.api("GET", "/admin/api"+strings.TrimPrefix(to, "/admin"), ""); fmt.Sprint(out["resident"]) == "" ||
+			strings.Contains(fmt.Sprint(out), "03-04") || !strings.Contains(fmt.Sprint(out), "birth_year:1952") {
+			t.Fatalf("the resident through the API: %v", out)
+		}
 		// The same form posted again (a double click) finds the same contract.
 		if code, again := b.post("/admin/sign", form); code != http.StatusSeeOther || again != to {
 			t.Fatalf("the same form twice: %d %s", code, again)
