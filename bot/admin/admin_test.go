@@ -203,13 +203,14 @@ func TestAdminManagesSchedules(t *testing.T) {
 		if after, _ := db.WeeklyHours(ctx, 1); len(after) != len(before)+1 {
 			t.Fatalf("weekly hours %d -> %d", len(before), len(after))
 		}
-		if code, out := call(t, r, "POST", "/admin/api/doctors/1/exceptions", token, `{"day": "2026-12-01", "kind": "leave", "start": "00:00", "end": "24:00"}`); code != http.StatusCreated {
+		day := time.Now().In(flows.Shanghai).AddDate(0, 0, 1).Format("2006-01-02")
+		if code, out := call(t, r, "POST", "/admin/api/doctors/1/exceptions", token, `{"day": "`+day+`", "kind": "leave", "start": "00:00", "end": "24:00"}`); code != http.StatusCreated {
 			t.Fatalf("leave: %d %v", code, out)
 		}
 		if code, _ := call(t, r, "POST", "/admin/api/doctors/1/exceptions", token, `{"day": "tomorrow", "kind": "leave", "start": "08:00", "end": "09:00"}`); code != http.StatusBadRequest {
 			t.Fatalf("bad day: %d", code)
 		}
-		leave, _ := db.Exceptions(ctx, 1, "2026-12-01", "2026-12-01")
+		leave, _ := db.Exceptions(ctx, 1, day, day)
 		if len(leave) != 1 || leave[0].EndMinute != 1440 {
 			t.Fatalf("exceptions = %+v", leave)
 		}
