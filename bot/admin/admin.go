@@ -345,6 +345,19 @@ func (a *API) bindingTTL() time.Duration {
 	return flows.BindingCodeTTL
 }
 
+// recordOn writes a staff action on a thing to the audit log of the
+// thing's institution, which for city staff is not their own.
+func (a *API) recordOn(c *gin.Context, what storage.Thing, key any, action, subject, detail string) {
+	inst := caller(c).Scope.Institution
+	if inst == 0 {
+		var err error
+		if inst, err = a.DB.InstitutionOf(c.Request.Context(), what, key); err != nil {
+			a.Log.Error("audit entry's institution not found", "action", action, "err", err)
+		}
+	}
+	a.record(c, inst, action, subject, detail)
+}
+
 // record writes a staff action to the audit log; the action has happened,
 // so a failure to record it is logged, not shown as the action failing.
 func (a *API) record(c *gin.Context, institution int64, action, subject, detail string) {

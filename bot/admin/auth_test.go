@@ -581,6 +581,21 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 				}
 			}
 		}
+		// City staff's changes land in the audit log of the doctor's
+		// institution, where its admins read them.
+		city := o.browser(t)
+		city.signIn("city", testPassword)
+		city.get(schedule)
+		weekly.Set("csrf", city.csrf())
+		weekly.Set("start", "19:00")
+		weekly.Set("end", "20:00")
+		if code, _ := city.post(schedule, weekly); code != http.StatusSeeOther {
+			t.Fatalf("city staff add hours: %d %s", code, city.last)
+		}
+		if log, _, _ := o.db.AuditLog(ctx, storage.Scope{Institution: o.home}, storage.Page{Limit: 1}); len(log) != 1 ||
+			log[0].Actor != "city" || log[0].Action != "schedule.weekly" {
+			t.Fatalf("the institution's audit log after city staff changed a schedule: %+v", log)
+		}
 	})
 }
 

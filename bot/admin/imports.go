@@ -33,15 +33,28 @@ func importOrganisation(a *API, c *gin.Context, file io.Reader, dryRun bool) ([]
 
 func importResidents(a *API, c *gin.Context, file io.Reader, dryRun bool) ([]storage.ImportLine, error) {
 	p := caller(c)
-	inst := p.Scope.Institution
+	inst := importInstitution(c)
 	if p.Scope.Whole() {
-		inst = formID(c.Query("institution") + c.PostForm("institution"))
 		if err := a.DB.Visible(c.Request.Context(), p.Scope, storage.ThingInstitution, inst); err != nil {
 			return nil, errNoInstitution
 		}
 	}
 	return flows.ImportResidents(c.Request.Context(), a.DB, a.Sealer, file, flows.ResidentImport{Institution: inst,
 		Actor: p.Name, DryRun: dryRun, Now: time.Now()})
+}
+
+// importInstitution is the institution residents are imported into: the
+// caller's own, or for city staff the one named in the console's form or
+// the API's query string.
+func importInstitution(c *gin.Context) int64 {
+	p := caller(c)
+	switch {
+	case !p.Scope.Whole():
+		return p.Scope.Institution
+	case c.ContentType() == "multipart/form-data":
+		return formID(c.PostForm("institution"))
+	}
+	return formID(c.Query("institution"))
 }
 
 // errNoInstitution says city staff did not name the institution to import into.
@@ -145,6 +158,10 @@ func (a *API) recordImport(c *gin.Context, what string, dryRun bool, lines []sto
 	for _, l := range lines {
 		counts[l.Action]++
 	}
-	a.record(c, caller(c).Scope.Institution, "import."+what, fmt.Sprintf("%d rows", len(lines)),
+	inst := caller(c).Scope.Institution
+	if what == "residents" {
+		inst = importInstitution(c)
+	}
+	a.record(c, inst, "import."+what, fmt.Sprintf("%d rows", len(lines)),
 		fmt.Sprintf("%d created, %d updated, %d unchanged", counts["create"], counts["update"], counts["unchanged"]))
 }

@@ -252,7 +252,7 @@ func (a *API) answerPage(c *gin.Context) {
 	}
 	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
 	if err == nil {
-		a.record(c, p.Scope.Institution, "contract.answer", number, "in the name of "+contract.DoctorName+": "+cmp.Or(reason, "confirmed"))
+		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, "in the name of "+contract.DoctorName+": "+cmp.Or(reason, "confirmed"))
 	}
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):
@@ -577,7 +577,7 @@ func (a *API) answerChangePage(c *gin.Context) {
 	}
 	err = flows.AnswerTeamChange(ctx, a.DB, contract, team.DoctorName, "staff:"+p.Name, reason, time.Now())
 	if err == nil {
-		a.record(c, p.Scope.Institution, "contract.change_answer", number, "in the name of "+team.DoctorName+": "+cmp.Or(reason, "confirmed"))
+		a.record(c, team.InstitutionID, "contract.change_answer", number, "in the name of "+team.DoctorName+": "+cmp.Or(reason, "confirmed"))
 	}
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):

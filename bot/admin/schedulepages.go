@@ -177,7 +177,7 @@ func (a *API) scheduleChange(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.record(c, p.Scope.Institution, "schedule."+c.PostForm("kind"), fmt.Sprintf("doctor %d", id),
+	a.recordOn(c, storage.ThingDoctor, id, "schedule."+c.PostForm("kind"), fmt.Sprintf("doctor %d", id),
 		fmt.Sprintf("%s %s %s-%s", c.PostForm("weekday"), c.PostForm("day"), c.PostForm("start"), c.PostForm("end")))
 	message := "已保存。"
 	if c.PostForm("kind") == "leave" {
@@ -232,7 +232,7 @@ func (a *API) removeHours(c *gin.Context, doctor int64) {
 		a.pageFail(c, err)
 		return
 	}
-	a.record(c, caller(c).Scope.Institution, "schedule.remove", fmt.Sprintf("doctor %d", doctor),
+	a.recordOn(c, storage.ThingDoctor, doctor, "schedule.remove", fmt.Sprintf("doctor %d", doctor),
 		fmt.Sprintf("%d %s, %d slots removed, %d booked kept", weekday, c.PostForm("start"), removed, booked))
 	message := fmt.Sprintf("已删除这段门诊时间，今后不再放号（撤下 %d 个空号）。", removed)
 	if booked > 0 {
