@@ -53,7 +53,7 @@ func (a *API) routes() []route {
 		{"GET", "/packages", toRead, a.packages},
 		{"PUT", "/packages/:code/price", toManage, a.setPrice},
 		{"POST", "/packages/:code/confirm", toManage, a.confirm},
-		{"GET", "/audit", toRead, a.audit},
+		{"GET", "/audit", toManage, a.audit},
 		{"GET", "/outbox", toRead, a.outbox},
 		{"POST", "/outbox/:id/retry", toManage, a.retry},
 		{"GET", "/campaigns", toRead, a.campaigns},

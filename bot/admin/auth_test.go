@@ -383,6 +383,59 @@ func TestEveryRouteChecksRoleAndScope(t *testing.T) {
 	})
 }
 
+// TestEveryPageChecksRole tries every console page as every role: a page
+// outside the role answers 403 with a page that says so, and signed out
+// every page goes to the sign-in form.
+func TestEveryPageChecksRole(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		roles := map[string]storage.Role{"admin": storage.RoleAdmin, "doctor": storage.RoleDoctor, "viewer": storage.RoleViewer,
+			"city": storage.RoleCity}
+		sessions := map[string]*browser{}
+		for name := range roles {
+			sessions[name] = o.browser(t)
+			sessions[name].signIn(name, testPassword)
+		}
+		for _, rt := range o.api.consoleRoutes() {
+			path := strings.NewReplacer(":id", "0", ":number", "QY0", ":what", "residents").Replace("/admin" + rt.path)
+			if rt.path == "/logout" {
+				continue // ends the session the rest of the loop uses
+			}
+			for name, b := range sessions {
+				code := b.get(path)
+				if rt.method == "POST" {
+					b.get("/admin/password")
+					code, _ = b.post(path, url.Values{"csrf": {b.csrf()}})
+				}
+				switch {
+				case !may(roles[name], rt.need) && (code != http.StatusForbidden || !strings.Contains(b.last, "没有这项权限")):
+					t.Errorf("%s %s as %s: %d, want 403", rt.method, path, name, code)
+				case may(roles[name], rt.need) && code == http.StatusForbidden:
+					t.Errorf("%s %s as %s: refused", rt.method, path, name)
+				}
+			}
+			anon := o.browser(t)
+			code, to := anon.get(path), ""
+			if rt.method == "POST" {
+				code, to = anon.post(path, url.Values{})
+			}
+			if code != http.StatusSeeOther || (rt.method == "POST" && !strings.HasPrefix(to, "/admin/login")) {
+				t.Errorf("%s %s signed out: %d %s, want the sign-in form", rt.method, path, code, to)
+			}
+		}
+		// The audit log names residents and the reasons staff gave for
+		// reading their details: only the institution's admins read it.
+		for _, name := range []string{"doctor", "viewer"} {
+			if code := sessions[name].get("/admin/audit"); code != http.StatusForbidden || strings.Contains(sessions[name].last, `href="/admin/audit"`) {
+				t.Errorf("%s reads the audit log: %d", name, code)
+			}
+			if code, _ := sessions[name].api("GET", "/admin/api/audit", ""); code != http.StatusForbidden {
+				t.Errorf("%s reads the audit log through the API: %d", name, code)
+			}
+		}
+	})
+}
+
 func TestImportAndExportThroughTheAPI(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
 		o := newOrg(t, s)

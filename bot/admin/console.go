@@ -103,7 +103,7 @@ var nav = []navItem{
 	{Path: "/admin/packages", Label: "服务包", need: toRead},
 	{Path: "/admin/outbox", Label: "推送", need: toRead},
 	{Path: "/admin/import", Label: "导入导出", need: toRead},
-	{Path: "/admin/audit", Label: "审计日志", need: toRead},
+	{Path: "/admin/audit", Label: "审计日志", need: toManage},
 	{Path: "/admin/staff", Label: "员工账号", need: toManage},
 	{Path: "/admin/password", Label: "修改密码", need: toRead},
 }

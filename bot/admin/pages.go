@@ -27,7 +27,15 @@ func (a *API) registerConsole(r gin.IRouter) {
 	r.GET("/admin/login", a.signInForm)
 	r.POST("/admin/login", a.signIn)
 	g := r.Group("/admin")
-	pages := []route{
+	for _, p := range a.consoleRoutes() {
+		g.Handle(p.method, p.path, a.pageGuard(p.need), p.handle)
+	}
+}
+
+// consoleRoutes are the console's pages under /admin and the role each
+// needs.
+func (a *API) consoleRoutes() []route {
+	return []route{
 		{"GET", "/", toRead, func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/admin/residents") }},
 		{"POST", "/logout", toRead, a.signOut},
 		{"GET", "/residents", toRead, a.residentsPage},
@@ -56,7 +64,7 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"GET", "/packages", toRead, a.packagesPage},
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
-		{"GET", "/audit", toRead, a.auditPage},
+		{"GET", "/audit", toManage, a.auditPage},
 		{"GET", "/staff", toManage, a.staffPage},
 		{"POST", "/staff", toManage, a.createStaffPage},
 		{"POST", "/staff/:id", toManage, a.changeStaffPage},
@@ -64,9 +72,6 @@ func (a *API) registerConsole(r gin.IRouter) {
 		{"POST", "/import/:what", toManage, a.importFilePage},
 		{"GET", "/password", toRead, a.passwordPage},
 		{"POST", "/password", toRead, a.changePasswordPage},
-	}
-	for _, p := range pages {
-		g.Handle(p.method, p.path, a.pageGuard(p.need), p.handle)
 	}
 }
 
