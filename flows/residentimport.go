@@ -271,8 +271,9 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 	}
 	err := db.ExportContracts(ctx, scope, func(rows []storage.ExportRow) error {
 		for _, r := range rows {
-			if err := cw.Write([]string{r.Name, r.IDMasked, r.PhoneMasked, r.Community, r.Team, strings.Join(r.Packages, ";"), "",
-				r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number, exportStatus[r.Status]}); err != nil {
+			if err := cw.Write([]string{spreadsheetSafe(r.Name), r.IDMasked, r.PhoneMasked, spreadsheetSafe(r.Community), spreadsheetSafe(r.Team),
+				spreadsheetSafe(strings.Join(r.Packages, ";")), "", r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number,
+				exportStatus[r.Status]}); err != nil {
 				return err
 			}
 		}
@@ -284,6 +285,16 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// spreadsheetSafe keeps a cell typed by a resident or staff member from
+// being run as a formula when the export is opened in Excel or WPS: a cell
+// starting with = + - @ or a control character gets a leading apostrophe.
+func spreadsheetSafe(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+		return "'" + cell
+	}
+	return cell
 }
 
 // DeskSigning is a resident a staff member signs at the desk or at home,

@@ -91,6 +91,13 @@ func TestImportAndExportResidents(t *testing.T) {
 			!strings.Contains(csv, "赵桂兰,"+MaskID(good)+",138****1111,幸福社区,林静家庭医生团队,") || strings.Contains(csv, good) {
 			t.Fatalf("export:\n%s", csv)
 		}
+		// A cell that a spreadsheet would run as a formula is written as text.
+		storagetest.SQL(t, db).MustExec(`UPDATE communities SET name = '=HYPERLINK("http://x")' WHERE name = '幸福社区'`)
+		out.Reset()
+		if err := ExportResidents(ctx, db, storage.Scope{Institution: inst.ID}, &out); err != nil ||
+			!strings.Contains(out.String(), `,"'=HYPERLINK(""http://x"")",`) {
+			t.Fatalf("a formula in the export: %v\n%s", err, out.String())
+		}
 		var none bytes.Buffer
 		ExportResidents(ctx, db, storage.Scope{Institution: inst.ID + 99}, &none)
 		if strings.Count(none.String(), "\n") != 1 {
