@@ -32,23 +32,19 @@ func RecordFee(ctx context.Context, db *storage.DB, scope storage.Scope, number 
 	case p.Fen <= 0:
 		return storage.Account{}, &Refusal{Reason: "金额须大于0"}
 	}
-	if err := db.Visible(ctx, scope, storage.ThingContract, number); err != nil {
-		return storage.Account{}, err
+	// Payments are taken on a live contract and refunds made on one that
+	// ended early; storage checks the status under the contract's lock, so
+	// a cancellation at the same moment cannot slip between.
+	statuses := []string{storage.ContractPending, storage.ContractActive}
+	if p.Kind == "refund" {
+		statuses = []string{storage.ContractCancelled, storage.ContractDeclined}
 	}
-	c, err := db.ContractByNumber(ctx, number)
-	if err != nil {
-		return storage.Account{}, err
-	}
-	live := c.Status == storage.ContractPending || c.Status == storage.ContractActive
-	ended := c.Status == storage.ContractCancelled || c.Status == storage.ContractDeclined
-	if p.Kind == "payment" && !live {
-		return storage.Account{}, &Refusal{Reason: "只能为待确认或生效中的签约收费"}
-	}
-	if p.Kind == "refund" && !ended {
-		return storage.Account{}, &Refusal{Reason: "只有已解约或被拒绝的签约可以退费"}
-	}
-	a, err := db.RecordPayment(ctx, scope, number, p)
+	a, err := db.RecordPayment(ctx, scope, number, p, statuses...)
 	switch {
+	case errors.Is(err, storage.ErrStatusChanged) && p.Kind == "payment":
+		return a, &Refusal{Reason: "只能为待确认或生效中的签约收费"}
+	case errors.Is(err, storage.ErrStatusChanged):
+		return a, &Refusal{Reason: "只有已解约或被拒绝的签约可以退费"}
 	case errors.Is(err, storage.ErrAmount) && p.Kind == "payment":
 		return a, &Refusal{Reason: "金额超过个人应付未付的部分"}
 	case errors.Is(err, storage.ErrAmount):

@@ -59,8 +59,13 @@ func TestFeesAtTheCounter(t *testing.T) {
 		if a, err := pay("refund", 1000, "T1"); err != nil || a.Held() != 0 || a.Refunded != 1000 {
 			t.Fatalf("a refund: %+v %v", a, err)
 		}
-		if _, err := pay("payment", 100, "R2"); !errors.As(err, &refusal) {
+		if _, err := pay("payment", 100, "R2"); !errors.As(err, &refusal) || !strings.Contains(refusal.Reason, "只能为待确认或生效中") {
 			t.Fatalf("a payment on a cancelled contract: %v", err)
+		}
+		// The status is checked under the contract's lock, in storage.
+		if _, err := db.RecordPayment(ctx, scope, number, storage.Payment{Kind: "payment", Fen: 100, Method: "cash", Receipt: "R3", RecordedBy: "wang"},
+			storage.ContractActive); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("storage takes a payment on a cancelled contract: %v", err)
 		}
 		log, _, _ := db.AuditLog(ctx, scope, storage.Page{Limit: 2})
 		if log[0].Action != "contract.refund" || log[1].Action != "contract.payment" {

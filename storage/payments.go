@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -68,10 +69,11 @@ func (db *DB) ContractAccount(ctx context.Context, contractID int64) (Account, e
 }
 
 // RecordPayment records a payment or a refund on a contract in scope,
-// checked against its account under the contract's row lock: a payment no
-// more than is owed, a refund no more than is held. The same receipt
-// recorded again is ErrExists.
-func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p Payment) (Account, error) {
+// checked under the contract's row lock: the contract in one of the given
+// statuses (else ErrStatusChanged), a payment no more than is owed, a
+// refund no more than is held (else ErrAmount). The same receipt recorded
+// again is ErrExists.
+func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p Payment, statuses ...string) (Account, error) {
 	const op = "RecordPayment"
 	var a Account
 	err := db.inTx(ctx, op, func(tx *DB) error {
@@ -88,6 +90,9 @@ func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p P
 		if err := tx.get(ctx, op, &c, `UPDATE contracts SET number = number WHERE number = ?
 			RETURNING id, (SELECT institution_id FROM teams WHERE teams.id = contracts.team_id) AS institution_id, status`, number); err != nil {
 			return err
+		}
+		if !slices.Contains(statuses, c.Status) {
+			return fail(op, fmt.Errorf("%s of contract %s: %w", p.Kind, number, ErrStatusChanged))
 		}
 		var err error
 		if a, err = tx.ContractAccount(ctx, c.ID); err != nil {
