@@ -67,6 +67,7 @@ func (a *API) routes() []route {
 		{"POST", "/appointments/:id/visit", toCare, a.markVisit},
 		{"GET", "/contracts/:number/fulfilment", toRead, a.fulfilment},
 		{"GET", "/residents", toRead, a.residents},
+		{"POST", "/residents/search", toRead, a.searchResidents},
 		{"GET", "/residents/:id", toRead, a.resident},
 		{"POST", "/residents/:id/unmask", toCare, a.unmask},
 		{"GET", "/contracts", toRead, a.contracts},

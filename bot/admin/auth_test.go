@@ -157,6 +157,23 @@ func (b *browser) api(method, path, csrf string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// apiJSON calls the JSON API with the session, its CSRF token and a body.
+func (b *browser) apiJSON(method, path, body string) (int, map[string]any) {
+	b.t.Helper()
+	b.get("/admin/password")
+	req, _ := http.NewRequest(method, b.o.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("X-CSRF-Token", b.csrf())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
 func TestStaffSignInAndSessions(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
 		o := newOrg(t, s)
@@ -541,11 +558,29 @@ func TestSignAtTheDesk(t *testing.T) {
 			log[0].Subject != rows[0].Number || log[0].Actor != "admin" {
 			t.Fatalf("the desk signing is not in the audit log: %+v", log)
 		}
-		// A clerk holding the ID card or the phone types it whole.
+		// A clerk holding the ID card or the phone types it whole; the
+		// number travels in a body, never in a URL a browser or proxy keeps.
 		for _, q := range []string{"110105195203040324", "137 0000 1111"} {
-			if _, out := b.api("GET", "/admin/api/residents?q="+url.QueryEscape(q), ""); out["total"] != float64(1) {
-				t.Fatalf("search by %s: %v", q, out)
+			if code, out := b.apiJSON("POST", "/admin/api/residents/search", `{"q": "`+q+`"}`); code != 200 || out["total"] != float64(1) {
+				t.Fatalf("search by %s: %d %v", q, code, out)
 			}
+			if code, out := b.api("GET", "/admin/api/residents?q="+url.QueryEscape(q), ""); code != http.StatusBadRequest {
+				t.Fatalf("a whole number in the URL: %d %v", code, out)
+			}
+			b.get("/admin/residents")
+			if code, to := b.post("/admin/residents", url.Values{"csrf": {b.csrf()}, "q": {q}}); code != 200 || to != "" ||
+				!strings.Contains(b.last, "吴秀珍") || !strings.Contains(b.last, "共 1 条") {
+				t.Fatalf("the search form with a whole number: %d %s", code, to)
+			}
+		}
+		// Names and the last four digits go to the listing's URL, where the
+		// list can be paged.
+		if code, to := b.post("/admin/residents", url.Values{"csrf": {b.csrf()}, "q": {"吴秀珍"}, "status": {"active"}}); code != http.StatusSeeOther ||
+			to != "/admin/residents?"+(url.Values{"q": {"吴秀珍"}, "status": {"active"}}).Encode() {
+			t.Fatalf("the search form with a name: %d %s", code, to)
+		}
+		if b.get("/admin/residents?q=0324"); !strings.Contains(b.last, "吴秀珍") {
+			t.Fatalf("a search by the last four digits:\n%s", b.last)
 		}
 		// Signing the same person twice is refused, as in chat.
 		b.get("/admin/sign")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ func (a *API) consoleRoutes() []route {
 		{"GET", "/", toRead, func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/admin/residents") }},
 		{"POST", "/logout", toRead, a.signOut},
 		{"GET", "/residents", toRead, a.residentsPage},
+		{"POST", "/residents", toRead, a.searchResidentsPage},
 		{"GET", "/residents/:id", toRead, a.residentPage},
 		{"POST", "/residents/:id/unmask", toCare, a.unmaskPage},
 		{"POST", "/residents/:id", toCare, a.updateResidentPage},
@@ -75,9 +77,38 @@ func (a *API) consoleRoutes() []route {
 	}
 }
 
+// residentsPage lists residents by the search in the query string.
 func (a *API) residentsPage(c *gin.Context) {
+	var s residentSearch
+	c.ShouldBindQuery(&s) // a bad ID reads as none: the page shows every resident
+	a.showResidents(c, s)
+}
+
+// searchResidentsPage takes the search form, which posts so that a whole
+// ID number or phone never lands in a URL: that search is answered here,
+// any other goes to the listing's URL, where it can be paged and kept.
+func (a *API) searchResidentsPage(c *gin.Context) {
+	var s residentSearch
+	c.ShouldBind(&s)
+	if !wholeNumber(a.filter(s)) {
+		q := url.Values{}
+		for k, v := range map[string]string{"q": strings.TrimSpace(s.Q), "status": s.Status} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		if s.Community != 0 {
+			q.Set("community", strconv.FormatInt(s.Community, 10))
+		}
+		c.Redirect(http.StatusSeeOther, "/admin/residents?"+q.Encode())
+		return
+	}
+	a.showResidents(c, s)
+}
+
+func (a *API) showResidents(c *gin.Context, s residentSearch) {
 	ctx, p, pg := c.Request.Context(), caller(c), pageOf(c)
-	f := a.residentFilter(c)
+	f := a.filter(s)
 	rows, total, err := a.DB.ListResidents(ctx, p.Scope, f, pg)
 	if err != nil {
 		a.pageFail(c, err)

@@ -46,12 +46,39 @@ func contractsJSON(list []storage.ContractView) []contractJSON {
 	return out
 }
 
+// residents lists residents by a search in the query string, which never
+// holds a whole ID number or phone.
 func (a *API) residents(c *gin.Context) {
+	var s residentSearch
+	if err := c.ShouldBindQuery(&s); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "community and team are IDs"})
+		return
+	}
+	a.listResidents(c, s, false)
+}
+
+// searchResidents lists residents by a search in a JSON body: POST
+// /admin/api/residents/search {"q": "110105…"}.
+func (a *API) searchResidents(c *gin.Context) {
+	var s residentSearch
+	if err := c.ShouldBindJSON(&s); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"q": "…", "community": ID, "team": ID, "status": "…"}`})
+		return
+	}
+	a.listResidents(c, s, true)
+}
+
+func (a *API) listResidents(c *gin.Context, s residentSearch, inBody bool) {
 	pg, ok := page(c)
 	if !ok {
 		return
 	}
-	items, total, err := a.DB.ListResidents(c.Request.Context(), caller(c).Scope, a.residentFilter(c), pg)
+	f := a.filter(s)
+	if wholeNumber(f) && !inBody {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "a whole ID number or phone goes in the body of POST /admin/api/residents/search, never in a URL"})
+		return
+	}
+	items, total, err := a.DB.ListResidents(c.Request.Context(), caller(c).Scope, f, pg)
 	list(c, items, total, err, a)
 }
 
@@ -378,11 +405,19 @@ func (a *API) open(s storage.SealedResident) (id, phone string, err error) {
 	return id, phone, err
 }
 
-// residentFilter reads a residents search: a whole ID number or phone is
-// looked up by its keyed hash, never compared in clear.
-func (a *API) residentFilter(c *gin.Context) storage.ResidentFilter {
-	f := storage.ResidentFilter{Query: strings.TrimSpace(c.Query("q")), CommunityID: formID(c.Query("community")),
-		TeamID: formID(c.Query("team")), Status: c.Query("status")}
+// residentSearch is a residents search as the console's form, the API's
+// query string or a search body gives it.
+type residentSearch struct {
+	Q         string `form:"q" json:"q"`
+	Community int64  `form:"community" json:"community"`
+	Team      int64  `form:"team" json:"team"`
+	Status    string `form:"status" json:"status"`
+}
+
+// filter turns the search into storage's filter: a whole ID number or
+// phone is looked up by its keyed hash, never compared in clear.
+func (a *API) filter(s residentSearch) storage.ResidentFilter {
+	f := storage.ResidentFilter{Query: strings.TrimSpace(s.Q), CommunityID: s.Community, TeamID: s.Team, Status: s.Status}
 	switch q := strings.NewReplacer(" ", "", "-", "").Replace(f.Query); {
 	case len(q) == 18:
 		f.IDHash = a.Sealer.Hash("id_number", flows.NormalizeID(q))
@@ -391,3 +426,8 @@ func (a *API) residentFilter(c *gin.Context) storage.ResidentFilter {
 	}
 	return f
 }
+
+// wholeNumber reports whether a search names a whole ID number or phone,
+// which travels in a request's body, never in a URL that browsers keep in
+// their history and proxies write to their logs.
+func wholeNumber(f storage.ResidentFilter) bool { return f.IDHash != "" || f.PhoneHash != "" }
