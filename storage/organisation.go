@@ -447,8 +447,12 @@ func (db *DB) DoctorQR(ctx context.Context, doctorID int64) (string, error) {
 	return url, err
 }
 
-// SetDoctorQR keeps the URL a doctor's QR code encodes.
-func (db *DB) SetDoctorQR(ctx context.Context, doctorID int64, url string) error {
-	_, err := db.exec(ctx, "SetDoctorQR", `UPDATE doctors SET qr_url = ? WHERE id = ?`, url, doctorID)
-	return err
+// SetDoctorQR keeps the URL a doctor's QR code encodes, unless another
+// request kept one first, and returns the URL kept: every poster printed
+// shows the same code.
+func (db *DB) SetDoctorQR(ctx context.Context, doctorID int64, url string) (string, error) {
+	if _, err := db.exec(ctx, "SetDoctorQR", `UPDATE doctors SET qr_url = ? WHERE id = ? AND qr_url = ''`, url, doctorID); err != nil {
+		return "", err
+	}
+	return db.DoctorQR(ctx, doctorID)
 }

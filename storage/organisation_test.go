@@ -84,3 +84,25 @@ func TestDoctorBindingCodes(t *testing.T) {
 		}
 	})
 }
+
+// Two requests making a doctor's QR code at once keep the first URL; both
+// show it.
+func TestDoctorQRIsKeptOnce(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		docs, _ := db.Doctors(ctx)
+		if url, err := db.DoctorQR(ctx, docs[0].ID); err != nil || url != "" {
+			t.Fatalf("before: %q %v", url, err)
+		}
+		if url, err := db.SetDoctorQR(ctx, docs[0].ID, "https://qr/first"); err != nil || url != "https://qr/first" {
+			t.Fatalf("first: %q %v", url, err)
+		}
+		if url, err := db.SetDoctorQR(ctx, docs[0].ID, "https://qr/second"); err != nil || url != "https://qr/first" {
+			t.Fatalf("second: %q %v", url, err)
+		}
+		if url, _ := db.DoctorQR(ctx, docs[1].ID); url != "" {
+			t.Fatalf("another doctor's code: %q", url)
+		}
+	})
+}

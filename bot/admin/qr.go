@@ -35,7 +35,7 @@ func (a *API) doctorQR(c *gin.Context) {
 			c.JSON(http.StatusBadGateway, gin.H{"error": "WeChat did not make the QR code; try again later"})
 			return
 		}
-		if err := a.DB.SetDoctorQR(ctx, id, url); err != nil {
+		if url, err = a.DB.SetDoctorQR(ctx, id, url); err != nil {
 			a.fail(c, err)
 			return
 		}
