@@ -131,21 +131,12 @@ func (a *API) residentPage(c *gin.Context) {
 // resident's full ID number and phone, shown once after a stated reason.
 func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem string) {
 	ctx, p := c.Request.Context(), caller(c)
-	r, err := a.DB.Resident(ctx, p.Scope, formID(c.Param("id")))
+	file, err := a.residentFile(c)
 	if err != nil {
 		a.pageFail(c, err)
 		return
 	}
-	contracts, err := a.DB.ContractsOfResident(ctx, r.ID)
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	visits, err := a.DB.AppointmentsOfResident(ctx, r.ID, 50)
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
+	r, contracts, visits := file.Resident, file.Contracts, file.Visits
 	communities, _, err := a.DB.ListCommunities(ctx, p.Scope, storage.Page{Limit: 500})
 	if err != nil {
 		a.pageFail(c, err)

@@ -82,23 +82,36 @@ func (a *API) listResidents(c *gin.Context, s residentSearch, inBody bool) {
 	list(c, items, total, err, a)
 }
 
+// residentFile is what the console and the API show of one resident: who
+// they are (masked), their contracts and their latest 50 appointments.
+type residentFile struct {
+	Resident  storage.ResidentRow
+	Contracts []storage.ContractView
+	Visits    []storage.AppointmentView
+}
+
+// residentFile reads the resident named in the path, if in scope.
+func (a *API) residentFile(c *gin.Context) (residentFile, error) {
+	ctx := c.Request.Context()
+	var f residentFile
+	var err error
+	if f.Resident, err = a.DB.Resident(ctx, caller(c).Scope, formID(c.Param("id"))); err != nil {
+		return f, err
+	}
+	if f.Contracts, err = a.DB.ContractsOfResident(ctx, f.Resident.ID); err != nil {
+		return f, err
+	}
+	f.Visits, err = a.DB.AppointmentsOfResident(ctx, f.Resident.ID, 50)
+	return f, err
+}
+
 func (a *API) resident(c *gin.Context) {
-	ctx, p := c.Request.Context(), caller(c)
-	r, err := a.DB.Resident(ctx, p.Scope, formID(c.Param("id")))
+	file, err := a.residentFile(c)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	contracts, err := a.DB.ContractsOfResident(ctx, r.ID)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	visits, err := a.DB.AppointmentsOfResident(ctx, r.ID, 50)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
+	r, contracts, visits := file.Resident, file.Contracts, file.Visits
 	type visitJSON struct {
 		ID       int64     `json:"id"`
 		Kind     string    `json:"kind"`
