@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/flows"
@@ -218,18 +217,12 @@ func (a *API) updateResidentPage(c *gin.Context) {
 // unmaskPage shows a resident's full ID number and phone to staff who say
 // why; the audit log records who, when and why before anything is shown.
 func (a *API) unmaskPage(c *gin.Context) {
-	reason := strings.TrimSpace(c.PostForm("reason"))
-	if utf8.RuneCountInString(reason) < 4 || utf8.RuneCountInString(reason) > 200 {
+	reason, ok := unmaskReason(c.PostForm("reason"))
+	if !ok {
 		a.showResident(c, http.StatusBadRequest, nil, "查看完整信息须填写事由（4 到 200 字）。")
 		return
 	}
-	p := caller(c)
-	s, err := a.DB.ResidentSecrets(c.Request.Context(), p.Scope, formID(c.Param("id")), p.Name, reason)
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	id, phone, err := a.open(s)
+	id, phone, err := a.reveal(c, reason)
 	if err != nil {
 		a.pageFail(c, err)
 		return
