@@ -132,10 +132,11 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/teams"] input[name=name]`), "宋医生家庭医生团队"),
 		chromedp.SetValue(chromedp.CSS(`form[action="/admin/teams"] select[name=doctor]`), doctorOption(t, ctx, "宋医生")),
 		chromedp.Click(chromedp.Search(`//label[contains(., "新桥社区")]/input`)),
-		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/teams"] textarea[name=members]`), "护士：田甜"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/admin/teams"] input[name="member:护士"]`), "田甜、何静"),
 		chromedp.Click(chromedp.CSS(`form[action="/admin/teams"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
-	if got := mainText(); !strings.Contains(got, "已添加团队：宋医生家庭医生团队") {
+	if got := mainText(); !strings.Contains(got, "已添加团队：宋医生家庭医生团队") || !strings.Contains(got, "护士：田甜") ||
+		!strings.Contains(got, "护士：何静") {
 		t.Fatalf("after adding a team:\n%s", got)
 	}
 

@@ -52,6 +52,10 @@ func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun
 	if err != nil {
 		return nil, err
 	}
+	roles, err := TeamRoles(ctx, db)
+	if err != nil {
+		return nil, err
+	}
 	var in storage.OrgImport
 	var rejected []storage.ImportLine
 	reject := func(line int, format string, args ...any) {
@@ -105,6 +109,10 @@ func ImportOrganisation(ctx context.Context, db *storage.DB, r io.Reader, dryRun
 			members, ok := readMembers(row["members"])
 			if t.Doctor == "" || len(t.Communities) == 0 || !ok {
 				reject(line, "团队 %s：负责医生和服务社区必填，成员写作 角色:姓名;角色:姓名", name)
+				continue
+			}
+			if err := CheckMembers(roles, members); err != nil {
+				reject(line, "团队 %s：%s", name, err)
 				continue
 			}
 			t.Members = members

@@ -149,9 +149,13 @@ type TeamRow struct {
 	DoctorID      int64  `db:"doctor_id" json:"doctor_id"`
 	DoctorName    string `db:"doctor_name" json:"doctor"`
 	Signed        int    `db:"signed" json:"signed"`
+	// Members besides the lead doctor, and the communities served.
+	Members     []Member `db:"-" json:"members"`
+	Communities []string `db:"-" json:"communities"`
 }
 
-// ListTeams lists the teams in scope with their live contracts.
+// ListTeams lists the teams in scope with their members, communities and
+// live contracts.
 func (db *DB) ListTeams(ctx context.Context, scope Scope, page Page) ([]TeamRow, int, error) {
 	cond, args := scope.where("t.institution_id", "t.doctor_id = ?")
 	out := []TeamRow{}
@@ -159,7 +163,41 @@ func (db *DB) ListTeams(ctx context.Context, scope Scope, page Page) ([]TeamRow,
 	err := db.listing(ctx, "ListTeams", &out, &total, `t.id, t.institution_id, t.name, t.doctor_id, d.name AS doctor_name,
 		(SELECT COUNT(*) FROM contracts c WHERE c.team_id = t.id AND c.status IN ('pending', 'active')) AS signed`,
 		`teams t JOIN doctors d ON d.id = t.doctor_id WHERE `+cond, "t.id", page, args)
-	return out, total, err
+	if err != nil || len(out) == 0 {
+		return out, total, err
+	}
+	return out, total, db.teamDetails(ctx, out)
+}
+
+// teamDetails fills a page of teams' members and communities in two queries.
+func (db *DB) teamDetails(ctx context.Context, teams []TeamRow) error {
+	const op = "ListTeams"
+	ids := make([]int64, len(teams))
+	index := make(map[int64]int, len(teams))
+	for i, t := range teams {
+		ids[i], index[t.ID] = t.ID, i
+		teams[i].Members, teams[i].Communities = []Member{}, []string{}
+	}
+	members, err := db.membersOf(ctx, op, ids)
+	if err != nil {
+		return err
+	}
+	for i, t := range teams {
+		teams[i].Members = append(teams[i].Members, members[t.ID]...)
+	}
+	var served []struct {
+		TeamID int64  `db:"team_id"`
+		Name   string `db:"name"`
+	}
+	if err := db.selIn(ctx, op+": communities", &served, `SELECT tc.team_id, m.name FROM team_communities tc
+		JOIN communities m ON m.id = tc.community_id WHERE tc.team_id IN (?) ORDER BY tc.team_id, m.id`, ids); err != nil {
+		return err
+	}
+	for _, c := range served {
+		t := &teams[index[c.TeamID]]
+		t.Communities = append(t.Communities, c.Name)
+	}
+	return nil
 }
 
 // outboxInScope keeps the pushes to a scope's doctors and to the WeChat users

@@ -143,23 +143,34 @@ func (db *DB) TeamsServing(ctx context.Context, communityID int64) ([]Team, erro
 		return teams, nil
 	}
 	ids := make([]int64, len(teams))
-	index := make(map[int64]int, len(teams))
 	for i, t := range teams {
-		ids[i], index[t.ID] = t.ID, i
+		ids[i] = t.ID
 	}
-	var members []struct {
+	members, err := db.membersOf(ctx, op, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range teams {
+		teams[i].Members = members[t.ID]
+	}
+	return teams, nil
+}
+
+// membersOf reads the members of the given teams, in their order.
+func (db *DB) membersOf(ctx context.Context, op string, teamIDs []int64) (map[int64][]Member, error) {
+	var rows []struct {
 		TeamID int64 `db:"team_id"`
 		Member
 	}
-	if err := db.selIn(ctx, op+": members", &members, `SELECT team_id, role, name FROM team_members
-		WHERE team_id IN (?) ORDER BY team_id, sort_order`, ids); err != nil {
+	if err := db.selIn(ctx, op+": members", &rows, `SELECT team_id, role, name FROM team_members
+		WHERE team_id IN (?) ORDER BY team_id, sort_order`, teamIDs); err != nil {
 		return nil, err
 	}
-	for _, m := range members {
-		t := &teams[index[m.TeamID]]
-		t.Members = append(t.Members, m.Member)
+	out := map[int64][]Member{}
+	for _, r := range rows {
+		out[r.TeamID] = append(out[r.TeamID], r.Member)
 	}
-	return teams, nil
+	return out, nil
 }
 
 // DoctorWithTeam is a doctor and the team they lead.

@@ -335,6 +335,11 @@ func (a *API) fail(c *gin.Context, err error) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": rule.Reason})
 		return
 	}
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": refusal.Reason})
+		return
+	}
 	a.Log.Error("admin api failed", "route", c.FullPath(), "err", err)
 	c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 }

@@ -911,3 +911,34 @@ func TestADoctorLosesAResidentWhoLeft(t *testing.T) {
 		}
 	})
 }
+
+// Teams are listed with their members and communities, and a member's role
+// is one of the profile's team model.
+func TestTeamsFollowTheTeamModel(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		_, out := b.api("GET", "/admin/api/teams", "")
+		first := fmt.Sprint(out["items"].([]any)[0])
+		if !strings.Contains(first, "map[name:许成 role:公共卫生人员]") || !strings.Contains(first, "communities:[幸福社区") {
+			t.Fatalf("the first team: %s", first)
+		}
+		communities, _, _ := o.db.ListCommunities(context.Background(), storage.Scope{Institution: o.home}, storage.Page{})
+		body := fmt.Sprintf(`{"name": "新团队", "doctor": %d, "communities": [%d], "members": [{"role": "营养师", "name": "甲"}]}`,
+			o.doctors[0].ID, communities[0].ID)
+		if code, out := b.apiJSON("POST", "/admin/api/teams", body); code != http.StatusBadRequest ||
+			!strings.Contains(fmt.Sprint(out["error"]), "不在本地区的团队组成（家庭医生、公共卫生人员、护士）") {
+			t.Fatalf("a role outside the team model: %d %v", code, out)
+		}
+		if code, out := b.apiJSON("POST", "/admin/api/teams", strings.Replace(body, "营养师", "护士", 1)); code != http.StatusCreated {
+			t.Fatalf("a role of the team model: %d %v", code, out)
+		}
+		// The organisation file is held to the same model.
+		file := flows.OrgHeader + "\n团队,demo,另一团队,,,,,,,,林静,幸福社区,营养师:乙\n"
+		lines, err := flows.ImportOrganisation(context.Background(), o.db, strings.NewReader(file), true, "test", "")
+		if !errors.Is(err, storage.ErrImportRejected) || len(lines) != 1 || !strings.Contains(lines[0].What, "营养师") {
+			t.Fatalf("an imported team with a role outside the model: %v %+v", err, lines)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/flows"
@@ -405,8 +406,13 @@ func (a *API) teamsPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
+	settings, err := flows.Settings(ctx, a.DB)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
 	a.render(c, http.StatusOK, "teams", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Doctors": doctors,
-		"Communities": communities})
+		"Communities": communities, "Model": settings.TeamModel})
 }
 
 func (a *API) createTeamPage(c *gin.Context) {
@@ -430,14 +436,18 @@ func (a *API) createTeamPage(c *gin.Context) {
 		refused(c, "/admin/teams", "请填写团队名称，并至少选择一个服务社区。")
 		return
 	}
+	roles, err := flows.TeamRoles(ctx, a.DB)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	// One field per role of the team model, names apart by 、，or spaces.
 	var members []storage.Member
-	for _, line := range strings.Split(c.PostForm("members"), "\n") {
-		role, who, ok := strings.Cut(strings.TrimSpace(line), "：")
-		if !ok {
-			role, who, ok = strings.Cut(strings.TrimSpace(line), ":")
-		}
-		if ok && strings.TrimSpace(role) != "" && strings.TrimSpace(who) != "" {
-			members = append(members, storage.Member{Role: strings.TrimSpace(role), Name: strings.TrimSpace(who)})
+	for _, role := range roles {
+		for _, who := range strings.FieldsFunc(c.PostForm("member:"+role), func(r rune) bool {
+			return r == '、' || r == '，' || r == ',' || r == '；' || r == ';' || unicode.IsSpace(r)
+		}) {
+			members = append(members, storage.Member{Role: role, Name: who})
 		}
 	}
 	_, err = a.DB.CreateTeam(ctx, d, storage.NewTeam{Name: name, Members: members}, doctor, communities, p.Name)

@@ -280,6 +280,14 @@ func (a *API) createTeam(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	roles, err := flows.TeamRoles(ctx, a.DB)
+	if err == nil {
+		err = flows.CheckMembers(roles, in.Members)
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
 	inst, err := a.DB.DoctorInstitution(ctx, in.Doctor)
 	if err != nil {
 		a.fail(c, err)
