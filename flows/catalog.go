@@ -108,6 +108,58 @@ func SealLegacyGroups(ctx context.Context, db *storage.DB, s *storage.Sealer) (i
 	return len(rows), nil
 }
 
+// GroupTags are the keyed hashes of declared priority groups: the blind
+// index that lets staff list a group's residents while the groups stay
+// sealed.
+func GroupTags(s *storage.Sealer, groups []string) []string {
+	tags := make([]string, len(groups))
+	for i, g := range groups {
+		tags[i] = s.Hash(groupsField, g)
+	}
+	return tags
+}
+
+// IndexLegacyGroups writes the group tags of residents signed before they
+// were kept; the server runs it at start. It returns how many it indexed.
+func IndexLegacyGroups(ctx context.Context, db *storage.DB, s *storage.Sealer) (int, error) {
+	rows, err := db.UnindexedGroups(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		groups, err := openGroups(s, r.Groups)
+		if err != nil {
+			return 0, err
+		}
+		if err := db.SetGroupTags(ctx, r.ResidentID, GroupTags(s, groups)); err != nil {
+			return 0, err
+		}
+	}
+	return len(rows), nil
+}
+
+// FilterByGroup narrows a residents search to a priority group: one that
+// follows from age (65岁以上老年人) by a range of birth dates on the day,
+// a declared one by its tag. It reports false for a code the vocabulary
+// does not know.
+func FilterByGroup(f *storage.ResidentFilter, s *storage.Sealer, code string, now time.Time) bool {
+	term, ok := findTerm(code)
+	if !ok {
+		return false
+	}
+	op, bound := term.AgeRule()
+	today := now.In(Shanghai)
+	switch op {
+	case ">=": // born on or before this day bound years ago
+		f.BornUntil = today.AddDate(-bound, 0, 0).Format("2006-01-02")
+	case "<=": // born after this day bound+1 years ago
+		f.BornAfter = today.AddDate(-bound-1, 0, 0).Format("2006-01-02")
+	default:
+		f.GroupTag = s.Hash(groupsField, code)
+	}
+	return true
+}
+
 // Refusal is a choice the programme does not allow, with the reason in the
 // words the resident reads.
 type Refusal struct {

@@ -203,6 +203,7 @@ func sealResident(s *storage.Sealer, id, phone string, groups []string) (storage
 	if r.GroupsSealed, err = SealGroups(s, groups); err != nil {
 		return r, err
 	}
+	r.GroupTags = GroupTags(s, groups)
 	r.IDHash, r.IDMasked, r.Relation = s.Hash("id_number", id), MaskID(id), "self"
 	return r, nil
 }

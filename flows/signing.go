@@ -673,7 +673,7 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 		RequestKey: t.st.RunKey, Day: at.In(Shanghai).Format("060102"),
 		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, Name: name,
 			IDSealed: d.IDSealed, IDHash: d.IDHash, PhoneSealed: d.PhoneSealed, PhoneHash: d.PhoneHash,
-			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups,
+			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups, GroupTags: GroupTags(t.e.Sealer, a.Groups),
 			IDMasked: idMasked, PhoneMasked: phoneMasked},
 		TeamID: d.TeamID, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
 		PartnerDistrict: d.District, PartnerTertiary: d.Tertiary,

@@ -256,6 +256,10 @@ type ResidentFilter struct {
 	CommunityID int64
 	TeamID      int64
 	Status      string // of the newest contract: pending, active, declined, cancelled, expired; "none": never signed
+	// A priority group: declared ones by their tag in resident_groups,
+	// those that follow from age by a range of birth dates (YYYY-MM-DD).
+	GroupTag             string
+	BornAfter, BornUntil string
 }
 
 // ResidentRow is a resident as the console lists them: masked, never in clear.
@@ -333,6 +337,18 @@ func (db *DB) ListResidents(ctx context.Context, scope Scope, f ResidentFilter, 
 	if f.TeamID != 0 {
 		cond += ` AND c.team_id = ?`
 		args = append(args, f.TeamID)
+	}
+	if f.GroupTag != "" {
+		cond += ` AND r.id IN (SELECT resident_id FROM resident_groups WHERE tag = ?)`
+		args = append(args, f.GroupTag)
+	}
+	if f.BornAfter != "" {
+		cond += ` AND r.birth_date > ?`
+		args = append(args, f.BornAfter)
+	}
+	if f.BornUntil != "" {
+		cond += ` AND r.birth_date <= ?`
+		args = append(args, f.BornUntil)
 	}
 	switch f.Status {
 	case "":

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,9 +32,10 @@ type NewResident struct {
 	BirthDate     string // YYYY-MM-DD
 	Sex           string // male, female
 	CommunityID   int64
-	GroupsSealed  string // declared priority groups (health status), sealed
-	IDMasked      string // 3203**********1234
-	PhoneMasked   string // 138****5678
+	GroupsSealed  string   // declared priority groups (health status), sealed
+	GroupTags     []string // the same groups by their keyed hashes, for search
+	IDMasked      string   // 3203**********1234
+	PhoneMasked   string   // 138****5678
 }
 
 // ContractPackage is a package in a contract with its frozen price split.
@@ -153,7 +155,10 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
 			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, now, now)
-		return id, err
+		if err != nil {
+			return 0, err
+		}
+		return id, db.setGroupTags(ctx, op, id, r.GroupTags)
 	}
 	if err != nil {
 		return 0, err
@@ -174,7 +179,41 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 		updated_at = ? WHERE id = ?`,
 		r.ManagerOpenID, r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID,
 		r.GroupsSealed, r.IDMasked, r.PhoneMasked, now, id)
-	return id, err
+	if err != nil {
+		return 0, err
+	}
+	return id, db.setGroupTags(ctx, op, id, r.GroupTags)
+}
+
+// setGroupTags replaces a resident's priority-group tags.
+func (db *DB) setGroupTags(ctx context.Context, op string, residentID int64, tags []string) error {
+	if _, err := db.exec(ctx, op, `DELETE FROM resident_groups WHERE resident_id = ?`, residentID); err != nil {
+		return err
+	}
+	rows := make([][]any, 0, len(tags))
+	for _, t := range slices.Compact(slices.Sorted(slices.Values(tags))) {
+		rows = append(rows, []any{residentID, t})
+	}
+	if len(rows) > 0 {
+		if _, err := db.insertMany(ctx, op, `INSERT INTO resident_groups (resident_id, tag) VALUES`, "", rows); err != nil {
+			return err
+		}
+	}
+	_, err := db.exec(ctx, op, `UPDATE residents SET groups_indexed = 1 WHERE id = ?`, residentID)
+	return err
+}
+
+// UnindexedGroups lists the residents whose priority-group tags are not
+// written yet, with their sealed groups.
+func (db *DB) UnindexedGroups(ctx context.Context) ([]ResidentGroups, error) {
+	var out []ResidentGroups
+	err := db.sel(ctx, "UnindexedGroups", &out, `SELECT id, priority_groups FROM residents WHERE groups_indexed = 0`)
+	return out, err
+}
+
+// SetGroupTags writes a resident's priority-group tags.
+func (db *DB) SetGroupTags(ctx context.Context, residentID int64, tags []string) error {
+	return db.inTx(ctx, "SetGroupTags", func(tx *DB) error { return tx.setGroupTags(ctx, "SetGroupTags", residentID, tags) })
 }
 
 // addEvents records the same state change of several contracts.

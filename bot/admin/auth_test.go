@@ -942,3 +942,60 @@ func TestTeamsFollowTheTeamModel(t *testing.T) {
 		}
 	})
 }
+
+// Staff list a priority group's residents: a declared group by its blind
+// index, the elderly by their birth date; the groups stay sealed.
+func TestResidentsByPriorityGroup(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		teams, _, _ := o.db.ListTeams(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		sign := func(name, id string, groups ...string) {
+			_, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: name, IDNumber: id, Phone: "13700001111",
+				CommunityID: communities[0].ID, TeamID: teams[0].ID, Groups: groups, Request: strings.Repeat(name, 10)},
+				flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+			if err != nil {
+				t.Fatalf("sign %s: %v", name, err)
+			}
+		}
+		sign("吴秀珍", "110105195203040324", "hypertension")
+		sign("李明", "110105199001010010")
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		names := func(group string) string {
+			_, out := b.api("GET", "/admin/api/residents?group="+group, "")
+			var got []string
+			for _, r := range out["items"].([]any) {
+				got = append(got, r.(map[string]any)["name"].(string))
+			}
+			return strings.Join(got, ",")
+		}
+		for group, want := range map[string]string{"hypertension": "吴秀珍", "elderly": "吴秀珍", "diabetes": "", "nonsense": ""} {
+			if got := names(group); got != want {
+				t.Errorf("group %s: %q, want %q", group, got, want)
+			}
+		}
+		var sealed string
+		storagetest.SQL(t, o.db).Get(&sealed, `SELECT priority_groups FROM residents WHERE name = '吴秀珍'`)
+		if strings.Contains(sealed, "hypertension") {
+			t.Fatalf("the declared groups are stored in clear: %s", sealed)
+		}
+		// Residents signed before the index existed are indexed at start.
+		storagetest.SQL(t, o.db).MustExec(`DELETE FROM resident_groups`)
+		storagetest.SQL(t, o.db).MustExec(`UPDATE residents SET groups_indexed = 0`)
+		if got := names("hypertension"); got != "" {
+			t.Fatalf("without the index: %q", got)
+		}
+		if n, err := flows.IndexLegacyGroups(ctx, o.db, o.api.Sealer); err != nil || n != 2 {
+			t.Fatalf("index: %d %v", n, err)
+		}
+		if got := names("hypertension"); got != "吴秀珍" {
+			t.Fatalf("after indexing: %q", got)
+		}
+		if b.get("/admin/residents?group=hypertension"); !strings.Contains(b.last, "吴秀珍") || strings.Contains(b.last, "李明") ||
+			!strings.Contains(b.last, `<option value="hypertension" selected>`) {
+			t.Fatalf("the residents page by group:\n%s", b.last)
+		}
+	})
+}

@@ -92,7 +92,7 @@ func (a *API) searchResidentsPage(c *gin.Context) {
 	c.ShouldBind(&s)
 	if !wholeNumber(a.filter(s)) {
 		q := url.Values{}
-		for k, v := range map[string]string{"q": strings.TrimSpace(s.Q), "status": s.Status} {
+		for k, v := range map[string]string{"q": strings.TrimSpace(s.Q), "status": s.Status, "group": s.Group} {
 			if v != "" {
 				q.Set(k, v)
 			}
@@ -119,8 +119,13 @@ func (a *API) showResidents(c *gin.Context, s residentSearch) {
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, http.StatusOK, "residents", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Filter": f,
-		"Communities": communities, "Statuses": []string{"active", "pending", "declined", "cancelled", "expired"}})
+	groups, err := flows.PriorityGroups(ctx, a.DB)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "residents", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Filter": f, "Group": s.Group,
+		"Communities": communities, "Groups": groups, "Statuses": []string{"active", "pending", "declined", "cancelled", "expired"}})
 }
 
 func (a *API) residentPage(c *gin.Context) {

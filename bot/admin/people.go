@@ -446,12 +446,18 @@ type residentSearch struct {
 	Community int64  `form:"community" json:"community"`
 	Team      int64  `form:"team" json:"team"`
 	Status    string `form:"status" json:"status"`
+	Group     string `form:"group" json:"group"` // a priority group's code
 }
 
 // filter turns the search into storage's filter: a whole ID number or
-// phone is looked up by its keyed hash, never compared in clear.
+// phone is looked up by its keyed hash, never compared in clear, and so is
+// a declared priority group. A group the vocabulary does not know finds
+// no one.
 func (a *API) filter(s residentSearch) storage.ResidentFilter {
 	f := storage.ResidentFilter{Query: strings.TrimSpace(s.Q), CommunityID: s.Community, TeamID: s.Team, Status: s.Status}
+	if s.Group != "" && !flows.FilterByGroup(&f, a.Sealer, s.Group, time.Now()) {
+		f.GroupTag = "unknown"
+	}
 	switch q := strings.NewReplacer(" ", "", "-", "").Replace(f.Query); {
 	case len(q) == 18:
 		f.IDHash = a.Sealer.Hash("id_number", flows.NormalizeID(q))

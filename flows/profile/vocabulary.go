@@ -83,6 +83,13 @@ func (v Vocabulary) DerivedGroups(age int) []string {
 	return out
 }
 
+// AgeRule is the age a priority group follows from: ">=" 65 for
+// 65岁以上老年人, "" for a group people declare.
+func (t Term) AgeRule() (op string, bound int) {
+	op, bound, _ = parseDerived(t.Derived) // checked when the vocabulary loads
+	return op, bound
+}
+
 // parseDerived reads "age >= 65" or "age <= 6"; "" is no rule.
 func parseDerived(s string) (op string, bound int, err error) {
 	if s == "" {
