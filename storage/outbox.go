@@ -141,6 +141,29 @@ func (db *DB) OutboxFor(ctx context.Context, recipient string) ([]OutboxEntry, e
 	return out, nil
 }
 
+// PushToResident is a push to the WeChat user who manages a resident, as
+// the resident's page lists it: its kind, when it was due or went, and
+// whether it went; not its words.
+type PushToResident struct {
+	ID     int64        `db:"id" json:"id"`
+	Kind   string       `db:"kind" json:"kind"`
+	State  string       `db:"state" json:"state"`
+	DueAt  time.Time    `db:"due_at" json:"due_at"`
+	SentAt sql.NullTime `db:"sent_at" json:"-"`
+}
+
+// PushesToResident lists the newest pushes, up to limit, to the WeChat user
+// who manages a resident (which, for a family's manager, includes those
+// about the rest of the family). A resident signed at the desk without
+// WeChat has none.
+func (db *DB) PushesToResident(ctx context.Context, residentID int64, limit int) ([]PushToResident, error) {
+	out := []PushToResident{}
+	err := db.sel(ctx, "PushesToResident", &out, `SELECT o.id, o.kind, o.state, o.due_at, o.sent_at FROM outbox o
+		JOIN residents r ON r.manager_openid = o.recipient WHERE r.id = ? AND r.manager_openid <> ''
+		ORDER BY o.id DESC LIMIT ?`, residentID, limit)
+	return out, err
+}
+
 // SentSince counts the pushes sent since a moment (today's use of the quota).
 func (db *DB) SentSince(ctx context.Context, since time.Time) (int, error) {
 	var n int

@@ -999,3 +999,32 @@ func TestResidentsByPriorityGroup(t *testing.T) {
 		}
 	})
 }
+
+// A resident's page lists the pushes to the WeChat user who manages them,
+// by kind and time, without their words.
+func TestResidentPageListsPushes(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		number, _ := bookedVisit(t, o.db)
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		if err := o.db.Enqueue(ctx, []storage.Push{
+			{Key: "t1", Kind: flows.PushAppointmentReminder, Recipient: "o_res", Fields: map[string]string{"doctor": "林静"}},
+			{Key: "t2", Kind: flows.PushSeasonal, Recipient: "o_someone_else", Fields: map[string]string{"tip": "x"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		b.get(fmt.Sprintf("/admin/residents/%d", contract.ResidentID))
+		section := b.last[strings.Index(b.last, "提醒与通知"):]
+		if !strings.Contains(section, "就诊提醒") || !strings.Contains(section, "待发送") || strings.Contains(section, "季节提醒") ||
+			strings.Contains(section, "林静") {
+			t.Fatalf("the resident's pushes:\n%s", section)
+		}
+		_, out := b.api("GET", fmt.Sprintf("/admin/api/residents/%d", contract.ResidentID), "")
+		if pushes := out["pushes"].([]any); len(pushes) != 1 || pushes[0].(map[string]any)["kind"] != flows.PushAppointmentReminder {
+			t.Fatalf("the resident's pushes through the API: %v", out["pushes"])
+		}
+	})
+}

@@ -88,6 +88,7 @@ type residentFile struct {
 	Resident  storage.ResidentRow
 	Contracts []storage.ContractView
 	Visits    []storage.AppointmentView
+	Pushes    []storage.PushToResident // the latest 50 to the WeChat user who manages them
 }
 
 // residentFile reads the resident named in the path, if in scope.
@@ -101,7 +102,10 @@ func (a *API) residentFile(c *gin.Context) (residentFile, error) {
 	if f.Contracts, err = a.DB.ContractsOfResident(ctx, f.Resident.ID); err != nil {
 		return f, err
 	}
-	f.Visits, err = a.DB.AppointmentsOfResident(ctx, f.Resident.ID, 50)
+	if f.Visits, err = a.DB.AppointmentsOfResident(ctx, f.Resident.ID, 50); err != nil {
+		return f, err
+	}
+	f.Pushes, err = a.DB.PushesToResident(ctx, f.Resident.ID, 50)
 	return f, err
 }
 
@@ -123,7 +127,7 @@ func (a *API) resident(c *gin.Context) {
 	for _, v := range visits {
 		vs = append(vs, visitJSON{ID: v.ID, Kind: v.Kind, Status: v.Status, StartsAt: v.StartsAt, Doctor: v.DoctorName})
 	}
-	c.JSON(http.StatusOK, gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs})
+	c.JSON(http.StatusOK, gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs, "pushes": file.Pushes})
 }
 
 // unmask answers a resident's full ID number and phone to a caller who
