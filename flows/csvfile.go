@@ -42,12 +42,12 @@ func parseCSV(r io.Reader, columns map[string]string, required ...string) ([]map
 		return nil, nil, err
 	}
 	if len(data) > MaxCSV {
-		return nil, nil, fmt.Errorf("the file is over %d MB: split it", MaxCSV>>20)
+		return nil, nil, fmt.Errorf("文件超过 %d MB，请拆成几个文件上传", MaxCSV>>20)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if !utf8.Valid(data) {
 		if data, err = simplifiedchinese.GB18030.NewDecoder().Bytes(data); err != nil {
-			return nil, nil, errors.New("the file is neither UTF-8 nor GB18030 text")
+			return nil, nil, errors.New("文件不是 UTF-8 或 GB18030 编码的文本，请在 Excel 中另存为 CSV")
 		}
 	}
 	cr := csv.NewReader(bytes.NewReader(data))
@@ -55,20 +55,20 @@ func parseCSV(r io.Reader, columns map[string]string, required ...string) ([]map
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
 	if err != nil {
-		return nil, nil, errors.New("the file has no header row")
+		return nil, nil, errors.New("文件是空的，第一行应是列名")
 	}
 	fields := make([]string, len(header))
 	seen := map[string]bool{}
 	for i, h := range header {
 		name, ok := columns[strings.TrimSpace(h)]
 		if !ok {
-			return nil, nil, fmt.Errorf("unknown column %q", h)
+			return nil, nil, fmt.Errorf("不认识的列“%s”", strings.TrimSpace(h))
 		}
 		fields[i], seen[name] = name, true
 	}
 	for _, r := range required {
 		if !seen[r] {
-			return nil, nil, fmt.Errorf("column %q is missing", r)
+			return nil, nil, fmt.Errorf("缺少“%s”列", headerOf(columns, r))
 		}
 	}
 	var rows []map[string]string
@@ -78,10 +78,10 @@ func parseCSV(r io.Reader, columns map[string]string, required ...string) ([]map
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", line, err)
+			return nil, nil, syntaxError(err)
 		}
+		line, _ := cr.FieldPos(0)
 		row := map[string]string{}
 		blank := true
 		for i, v := range rec {
@@ -95,6 +95,42 @@ func parseCSV(r io.Reader, columns map[string]string, required ...string) ([]map
 		}
 	}
 	return rows, lines, nil
+}
+
+// headerOf is the Chinese header a field is read from.
+func headerOf(columns map[string]string, field string) string {
+	for h, f := range columns {
+		if f == field && !isASCII(h) {
+			return h
+		}
+	}
+	return field
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// syntaxError says where and how a row breaks the CSV syntax, in the words
+// of the staff member who saved the file.
+func syntaxError(err error) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	what := "格式有误"
+	switch {
+	case errors.Is(pe.Err, csv.ErrQuote):
+		what = "引号没有配对"
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		what = "格子中间有英文双引号（含引号的格子要整个用双引号括起来，或改用中文引号）"
+	}
+	return fmt.Errorf("第 %d 行%s", pe.StartLine, what)
 }
 
 // splitList reads "a;b", "a；b", "a、b" or "a,b" inside one cell.

@@ -98,9 +98,11 @@ func TestImportOrganisation(t *testing.T) {
 func TestImportOrganisationRefusesAFileItCannotRead(t *testing.T) {
 	db := storagetest.SQLite(t)
 	for file, want := range map[string]string{
-		"":                 "no header row",
-		"类型,机构代码,名称,颜色\n":  `unknown column "颜色"`,
-		"类型,名称\n机构,某卫生院\n": `column "institution" is missing`,
+		"":                 "文件是空的",
+		"类型,机构代码,名称,颜色\n":  "不认识的列“颜色”",
+		"类型,名称\n机构,某卫生院\n": "缺少“机构代码”列",
+		"类型,机构代码,名称\n机构,x1,某\n机构,x2,某\"卫生院\n":          "第 3 行格子中间有英文双引号",
+		"类型,机构代码,名称\n机构,x1,\"某卫生院\n":                   "第 2 行引号没有配对",
 		OrgHeader + "\n机构,Bad Code,某,乡镇卫生院,,,,,,,,,\n": "机构代码为2到32位",
 		OrgHeader + "\n诊所,x1,某,,,,,,,,,,\n":            "类型“诊所”",
 	} {

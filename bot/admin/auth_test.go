@@ -481,6 +481,12 @@ func TestImportAndExportThroughTheAPI(t *testing.T) {
 			!strings.Contains(fmt.Sprint(out["lines"]), "周玉芬") {
 			t.Fatalf("an import: %d %v", code, out)
 		}
+		good := file
+		file = strings.Replace(file, "周玉芬", `"周玉芬`, 1)
+		if code, out := post(b, "/admin/api/import/residents", csrf); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), "第 2 行引号没有配对") {
+			t.Fatalf("a file with a stray quote: %d %v", code, out)
+		}
+		file = good
 		if code, out := post(b, "/admin/api/import/nothing", csrf); code != http.StatusNotFound {
 			t.Fatalf("an unknown import: %d %v", code, out)
 		}
