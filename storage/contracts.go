@@ -435,7 +435,7 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 			return err
 		}
 		if c.To != c.From {
-			if err := tx.withdrawTeamChanges(ctx, op, c.Number); err != nil {
+			if err := tx.withdrawTeamChanges(ctx, op, "contract ended", c.Number); err != nil {
 				return err
 			}
 		}
@@ -474,11 +474,12 @@ func SignRequestKey(number string) string { return "contract:" + number + ":sign
 // keyed, so a request still unsent can be withdrawn when the contract ends.
 func TeamChangeKeyPrefix(number string) string { return "contract:" + number + ":change:" }
 
-// withdrawTeamChanges cancels the unsent 改签 requests of the contracts.
-func (db *DB) withdrawTeamChanges(ctx context.Context, op string, numbers ...string) error {
+// withdrawTeamChanges cancels the unsent 改签 requests of the contracts,
+// saying why.
+func (db *DB) withdrawTeamChanges(ctx context.Context, op, why string, numbers ...string) error {
 	for _, n := range numbers {
-		if _, err := db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'contract ended'
-		WHERE state = 'pending' AND idempotency_key LIKE ?`, TeamChangeKeyPrefix(n)+"%"); err != nil {
+		if _, err := db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = ?
+		WHERE state = 'pending' AND idempotency_key LIKE ?`, why, TeamChangeKeyPrefix(n)+"%"); err != nil {
 			return err
 		}
 	}
@@ -530,6 +531,11 @@ func (db *DB) AnswerTeamChange(ctx context.Context, number string, doctorID int6
 		if err := tx.addEvents(ctx, op, []int64{id}, actor, ContractActive, ContractActive, why); err != nil {
 			return err
 		}
+		// Answered (in the console, say), the request still unsent would
+		// ask the doctor for an answer already given.
+		if err := tx.withdrawTeamChanges(ctx, op, "team change answered", number); err != nil {
+			return err
+		}
 		return tx.enqueue(ctx, op, notify)
 	})
 }
@@ -556,7 +562,7 @@ func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
 		WHERE status = 'active' AND term_end < ? RETURNING id`, today); err != nil {
 			return err
 		}
-		if err := tx.withdrawTeamChanges(ctx, op, waiting...); err != nil {
+		if err := tx.withdrawTeamChanges(ctx, op, "contract ended", waiting...); err != nil {
 			return err
 		}
 		return tx.addEvents(ctx, op, ids, "system", ContractActive, ContractExpired, "term ended")

@@ -219,14 +219,6 @@ func TestTeamChangeWaitsForTheNewDoctor(t *testing.T) {
 		if v, _ = db.ContractByNumber(ctx, number); v.DoctorID != mine.ID || v.ChangeTeamID.Valid || v.Status != "active" {
 			t.Fatalf("after a decline: %+v", v)
 		}
-		db.RequestTeamChange(ctx, number, other.TeamID, other.ID, "o", nil)
-		if err := db.AnswerTeamChange(ctx, number, other.ID, true, "d2", "", nil); err != nil {
-			t.Fatal(err)
-		}
-		if v, _ = db.ContractByNumber(ctx, number); v.DoctorID != other.ID || v.TeamID != other.TeamID || v.ChangeTeamID.Valid ||
-			v.TermEnd.String != "2027-11-22" {
-			t.Fatalf("after the move: %+v", v)
-		}
 		unsent := func(key string) []storage.Push {
 			return []storage.Push{{Key: key, Kind: "sign_request", Recipient: "doctor:9"}}
 		}
@@ -238,6 +230,19 @@ func TestTeamChangeWaitsForTheNewDoctor(t *testing.T) {
 				}
 			}
 			return ""
+		}
+		db.RequestTeamChange(ctx, number, other.TeamID, other.ID, "o", unsent(storage.TeamChangeKeyPrefix(number)+"0"))
+		if err := db.AnswerTeamChange(ctx, number, other.ID, true, "d2", "", nil); err != nil {
+			t.Fatal(err)
+		}
+		// Answered in the console, the request the doctor has not yet been
+		// sent would ask again for what was answered.
+		if got := state(storage.TeamChangeKeyPrefix(number) + "0"); got != "cancelled" {
+			t.Fatalf("the unsent request of an answered change is %q", got)
+		}
+		if v, _ = db.ContractByNumber(ctx, number); v.DoctorID != other.ID || v.TeamID != other.TeamID || v.ChangeTeamID.Valid ||
+			v.TermEnd.String != "2027-11-22" {
+			t.Fatalf("after the move: %+v", v)
 		}
 		db.RequestTeamChange(ctx, number, mine.TeamID, mine.ID, "o", unsent(storage.TeamChangeKeyPrefix(number)+"1"))
 		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "active", To: "cancelled", Actor: "o"})
