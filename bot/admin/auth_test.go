@@ -777,6 +777,20 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 			t.Fatalf("an amount in words: %d", code)
 		}
 		form.Set("yuan", "30")
+		// Another resident's page cannot take this contract's fee.
+		otherNumber, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "郑桂兰", IDNumber: "110105194806070325",
+			Phone: "13700002222", CommunityID: place.CommunityID, TeamID: place.TeamID, Request: strings.Repeat("q", 20)},
+			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := o.db.ContractByNumber(ctx, otherNumber)
+		if code, _ := b.post(fmt.Sprintf("/admin/residents/%d/fees", other.ResidentID), form); code != http.StatusNotFound {
+			t.Fatalf("a fee for another resident's contract: %d", code)
+		}
+		if acc, _ := o.db.ContractAccount(ctx, contract.ID); acc.Paid != 0 {
+			t.Fatalf("recorded through another resident's page: %+v", acc)
+		}
 		if code, _ := b.post(page+"/fees", form); code != http.StatusSeeOther {
 			t.Fatalf("pay: %d %s", code, b.last)
 		}

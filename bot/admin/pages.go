@@ -171,7 +171,18 @@ func (a *API) feePage(c *gin.Context) {
 		a.showResident(c, http.StatusBadRequest, nil, "金额请写成 50 或 50.5 这样的元数。")
 		return
 	}
-	_, err := flows.RecordFee(c.Request.Context(), a.DB, p.Scope, c.PostForm("number"), storage.Payment{Kind: c.PostForm("kind"),
+	// The form names the contract; it must be this page's resident's, or
+	// the fee would land on someone the staff member is not looking at.
+	number := c.PostForm("number")
+	k, err := a.DB.ContractByNumber(c.Request.Context(), number)
+	if err == nil && k.ResidentID != formID(c.Param("id")) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	_, err = flows.RecordFee(c.Request.Context(), a.DB, p.Scope, number, storage.Payment{Kind: c.PostForm("kind"),
 		Fen: fen, Method: c.PostForm("method"), Receipt: c.PostForm("receipt"), RecordedBy: p.Name})
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
