@@ -81,6 +81,11 @@ func TestChangeTeam(t *testing.T) {
 	if countKind(t, e, DoctorRecipient(1), PushTeamChanged, "pending") != 1 {
 		t.Fatal("the doctor who had the request was not told it moved")
 	}
+	// The request still unsent to that doctor is withdrawn: it is no
+	// longer theirs to answer.
+	if countKind(t, e, DoctorRecipient(1), PushSignRequest, "pending") != 0 || countKind(t, e, DoctorRecipient(1), PushSignRequest, "cancelled") != 1 {
+		t.Fatal("the doctor who had the request is still asked to answer it")
+	}
 	// The request reads as a new signing's does, in the real words.
 	fields, _ := rows[0].Fields()
 	text, err := PushText(rows[0].Kind, fields)

@@ -23,6 +23,9 @@ func TestHandOverATeam(t *testing.T) {
 		t.Fatalf("the visit before: %+v", visitsBefore)
 	}
 
+	if n := countKind(t, e, DoctorRecipient(from.DoctorID), PushSignRequest, "pending"); n != 1 {
+		t.Fatalf("%d sign requests wait for the old team's doctor before the handover", n)
+	}
 	if _, err := HandOverTeam(ctx, e.DB, storage.Scope{Institution: from.InstitutionID + 5}, from.ID, to.ID, true, "wang", now); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a handover from another institution: %v", err)
 	}
@@ -38,6 +41,11 @@ func TestHandOverATeam(t *testing.T) {
 		if countKind(t, e, openID, PushTeamHandover, "pending") != 1 {
 			t.Fatalf("%s was not told", openID)
 		}
+	}
+	// The old team's doctor is no longer asked to answer a request now the
+	// new team's.
+	if n := countKind(t, e, DoctorRecipient(from.DoctorID), PushSignRequest, "pending"); n != 0 {
+		t.Fatalf("%d sign requests still wait for the old team's doctor", n)
 	}
 	if got, _ := e.DB.ContractByNumber(ctx, pendingNumber); got.Status != storage.ContractPending {
 		t.Fatalf("the pending request changed status: %s", got.Status)

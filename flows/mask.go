@@ -17,13 +17,14 @@ func MaskID(id string) string {
 }
 
 // MaskPhone shows a mobile number as 138****5678 and a landline as
-// 0531****66.
+// 053*****6666: the last four, which staff search by, and no more of the
+// local number.
 func MaskPhone(phone string) string {
 	switch {
 	case len(phone) == 11 && phone[0] == '1':
 		return phone[:3] + "****" + phone[7:]
 	case len(phone) >= 10:
-		return phone[:4] + strings.Repeat("*", len(phone)-6) + phone[len(phone)-2:]
+		return phone[:3] + strings.Repeat("*", len(phone)-7) + phone[len(phone)-4:]
 	}
 	return strings.Repeat("*", len(phone))
 }

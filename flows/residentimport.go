@@ -125,9 +125,9 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 	}
 	// At the desk or on paper a resident may have only a landline, or no
 	// phone at all; the chat always asks for a mobile.
-	phone := strings.NewReplacer(" ", "", "-", "").Replace(row["phone"])
-	if phone != "" && !mobilePattern.MatchString(phone) && !landlinePattern.MatchString(phone) {
-		return nc, "手机号须为以1开头的11位数字，固定电话须带区号（如 0531-88886666），也可不填", nil
+	phone, ok := staffPhone(row["phone"])
+	if !ok {
+		return nc, phoneRule, nil
 	}
 	if place == nil {
 		found, err := db.FindCommunityTeam(ctx, in.Institution, row["community"], row["team"])
@@ -186,6 +186,16 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 
 // landlinePattern is a fixed-line number with its area code, dashes taken out.
 var landlinePattern = regexp.MustCompile(`^0\d{9,11}$`)
+
+// phoneRule says which phones staff may record.
+const phoneRule = "手机号须为以1开头的11位数字，固定电话须带区号（如 0531-88886666），也可不填"
+
+// staffPhone reads a phone staff typed: a mobile, a landline with its area
+// code (at the desk or on paper a resident may have only that), or none.
+func staffPhone(typed string) (string, bool) {
+	phone := strings.NewReplacer(" ", "", "-", "").Replace(typed)
+	return phone, phone == "" || mobilePattern.MatchString(phone) || landlinePattern.MatchString(phone)
+}
 
 // sealResident seals an ID number, phone (if any) and declared groups for storage.
 func sealResident(s *storage.Sealer, id, phone string, groups []string) (storage.NewResident, error) {

@@ -120,9 +120,13 @@ func TestSignAtTheDeskWithoutAMobile(t *testing.T) {
 			t.Fatalf("phone %q: %v", phone, err)
 		}
 		rows, _, _ := e.DB.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{Query: id[14:]}, storage.Page{})
-		if want := map[string]string{"0531-88886666": "0531******66", "": ""}[phone]; len(rows) != 1 || rows[0].PhoneMasked != want {
+		if want := map[string]string{"0531-88886666": "053*****6666", "": ""}[phone]; len(rows) != 1 || rows[0].PhoneMasked != want {
 			t.Fatalf("phone %q shown as %+v", phone, rows)
 		}
+	}
+	// Staff find a resident by a landline's last four, as by a mobile's.
+	if rows, _, _ := e.DB.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{Query: "6666"}, storage.Page{}); len(rows) != 1 {
+		t.Fatalf("by a landline's last four: %+v", rows)
 	}
 	_, err := SignAtDesk(ctx, e.DB, e.Sealer, DeskSigning{Name: "赵桂兰", IDNumber: synthID("110105", "19480512", "052"), Phone: "12345",
 		CommunityID: place.CommunityID, TeamID: place.TeamID, Request: strings.Repeat("x", 20)}, in)

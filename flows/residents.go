@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -31,9 +30,9 @@ func UpdateResident(ctx context.Context, db *storage.DB, s *storage.Sealer, scop
 	if err != nil {
 		return "", err
 	}
-	phone := strings.NewReplacer(" ", "", "-", "").Replace(ch.Phone)
-	if phone != "" && !mobilePattern.MatchString(phone) {
-		return "", &Refusal{Reason: "手机号须为以1开头的11位数字"}
+	phone, ok := staffPhone(ch.Phone)
+	if !ok {
+		return "", &Refusal{Reason: phoneRule}
 	}
 	community := r.CommunityID
 	if ch.CommunityID != 0 {
@@ -89,7 +88,7 @@ func UpdateResident(ctx context.Context, db *storage.DB, s *storage.Sealer, scop
 		if err != nil {
 			return err
 		}
-		key := fmt.Sprintf("contract:%s:move:%d:%d", live.Number, community, team.ID)
+		key := storage.TeamChangeKeyPrefix(live.Number) + fmt.Sprintf("move:%d:%d", community, team.ID)
 		if err := ChangeTeam(ctx, tx, *live, NewTeam{ID: team.ID, DoctorID: team.DoctorID, Name: team.Name}, "staff:"+ch.Actor, key, ch.Now); err != nil {
 			return err
 		}

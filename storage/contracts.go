@@ -447,6 +447,11 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 				return err
 			}
 		}
+		if c.From == ContractPending && c.To == c.From && c.TeamID > 0 {
+			if err := tx.withdrawMovedRequests(ctx, op, c.Number); err != nil {
+				return err
+			}
+		}
 		if c.VisitsEnded != nil {
 			cancelled, err := tx.cancelVisitsAfter(ctx, op, id, c.At)
 			if err != nil {
@@ -484,6 +489,25 @@ func (db *DB) withdrawTeamChanges(ctx context.Context, op, why string, numbers .
 		}
 	}
 	return nil
+}
+
+// withdrawMovedRequests cancels what still waits to ask a former doctor to
+// answer pending requests now moved to another team: the sign request, its
+// reminder and an earlier move's request. The new team's doctor is asked
+// afresh.
+func (db *DB) withdrawMovedRequests(ctx context.Context, op string, numbers ...string) error {
+	if len(numbers) == 0 {
+		return nil
+	}
+	var keys []string
+	for _, n := range numbers {
+		keys = append(keys, SignRequestKey(n), SignFollowUpKeys(n)[0])
+	}
+	if _, err := db.execIn(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'request moved to another team'
+		WHERE idempotency_key IN (?) AND state = 'pending'`, keys); err != nil {
+		return err
+	}
+	return db.withdrawTeamChanges(ctx, op, "request moved to another team", numbers...)
 }
 
 // RequestTeamChange asks to move an active contract to another team (改签):

@@ -55,9 +55,16 @@ func (db *DB) HandOverTeam(ctx context.Context, scope Scope, from, to int64, ret
 		}
 		ids := make([]int64, len(h.Contracts))
 		byStatus := map[string][]int64{}
+		var pending []string
 		for i, c := range h.Contracts {
 			ids[i] = c.ID
 			byStatus[c.Status] = append(byStatus[c.Status], c.ID)
+			if c.Status == ContractPending {
+				pending = append(pending, c.Number)
+			}
+		}
+		if err := tx.withdrawMovedRequests(ctx, op, pending...); err != nil {
+			return err
 		}
 		for status, list := range byStatus {
 			if err := tx.addEvents(ctx, op, list, actor, status, status, "handed over from "+old.Name+" to "+next.Name); err != nil {

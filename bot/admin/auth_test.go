@@ -751,6 +751,23 @@ func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
 		if now, _ := o.db.ContractByNumber(ctx, number); now.TeamID != teams[1].ID || now.ChangeTeamID.Valid {
 			t.Fatalf("after confirming the 改签: %+v", now)
 		}
+		// Answered here, the request still unsent to that doctor is withdrawn.
+		if rows, _ := o.db.OutboxFor(ctx, flows.DoctorRecipient(teams[1].DoctorID)); rows[0].Kind != flows.PushSignRequest || rows[0].State != "cancelled" {
+			t.Fatalf("the answered 改签 is still to be sent: %+v", rows[0])
+		}
+		// A resident with only a landline keeps it, found by its last four.
+		b.get(page)
+		form = url.Values{"csrf": {b.csrf()}, "phone": {"0531-8888 6666"}}
+		if code, _ := b.post(page, form); code != http.StatusSeeOther {
+			t.Fatalf("a landline: %d %s", code, b.last)
+		}
+		if b.get("/admin/residents?q=6666"); !strings.Contains(b.last, "053*****6666") || !strings.Contains(b.last, "吴秀珍") {
+			t.Fatalf("by a landline's last four:\n%s", b.last)
+		}
+		form.Set("phone", "8888 6666")
+		if code, _ := b.post(page, form); code != http.StatusBadRequest || !strings.Contains(b.last, "固定电话须带区号") {
+			t.Fatalf("a landline without its area code: %d", code)
+		}
 	})
 }
 
