@@ -157,6 +157,11 @@ func residentContract(ctx context.Context, db *storage.DB, s *storage.Sealer, c 
 		if err != nil || !end.After(signed) {
 			return nc, "到期日期须晚于签约日期", nil
 		}
+		// A contract runs a year, as one signed in chat does; a paper one
+		// may end sooner (at the year's end, say), never later.
+		if latest := signed.AddDate(1, 0, 0); end.After(latest) {
+			return nc, "签约期为一年：到期日期不能晚于 " + latest.Format("2006-01-02"), nil
+		}
 		termEnd = end
 	}
 	if !termEnd.After(in.Now) {

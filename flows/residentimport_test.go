@@ -33,13 +33,15 @@ func TestImportAndExportResidents(t *testing.T) {
 			"赵桂兰," + good + ",13800001111,幸福社区,林静家庭医生团队,,,2026-03-01,\n" +
 			"钱大伟," + badCheck + ",13800002222,幸福社区,林静家庭医生团队,,,2026/3/1,\n" +
 			"孙小梅," + other + ",13800003333,光明社区,林静家庭医生团队,,,2026-03-01,\n" +
-			"李建," + other + ",13800003333,幸福社区,林静家庭医生团队,不存在的服务包,,2026-03-01,\n"
+			"李建," + other + ",13800003333,幸福社区,林静家庭医生团队,不存在的服务包,,2026-03-01,\n" +
+			"周玉芬," + other + ",13800003333,幸福社区,林静家庭医生团队,,,2026-03-01,2031-02-28\n"
 
 		lines, err := ImportResidents(ctx, db, sealer, strings.NewReader(file), in)
 		got := report(lines)
 		if !errors.Is(err, storage.ErrImportRejected) || !strings.Contains(got, "3 rejected 身份证号不是有效") ||
 			!strings.Contains(got, "4 rejected 本机构没有社区“光明社区”，或团队“林静家庭医生团队”不服务该社区") ||
-			!strings.Contains(got, "5 rejected 服务包“不存在的服务包”不在服务包目录中") || !strings.Contains(got, "2 create 赵桂兰 1101**********") {
+			!strings.Contains(got, "5 rejected 服务包“不存在的服务包”不在服务包目录中") ||
+			!strings.Contains(got, "6 rejected 签约期为一年：到期日期不能晚于 2027-03-01") || !strings.Contains(got, "2 create 赵桂兰 1101**********") {
 			t.Fatalf("a file with bad rows: %v\n%s", err, got)
 		}
 		if strings.Contains(got, good) || strings.Contains(got, other) {
