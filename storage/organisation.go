@@ -443,6 +443,14 @@ func (db *DB) FindPlace(ctx context.Context, communityID, teamID int64) (Place, 
 	return p, err
 }
 
+// TeamServes counts the communities a team serves; a team handed over with
+// "retire" serves none.
+func (db *DB) TeamServes(ctx context.Context, teamID int64) (int, error) {
+	var n int
+	err := db.get(ctx, "TeamServes", &n, `SELECT COUNT(*) FROM team_communities WHERE team_id = ?`, teamID)
+	return n, err
+}
+
 // TeamByID finds a team.
 func (db *DB) TeamByID(ctx context.Context, id int64) (Team, error) {
 	var t Team

@@ -853,6 +853,23 @@ func TestHandOverATeamFromTheConsole(t *testing.T) {
 		if moved.TeamID != teams[1].ID || after.DoctorID != teams[1].DoctorID || !after.StartsAt.Equal(future) {
 			t.Fatalf("contract %+v, visit %+v", moved, after)
 		}
+		// The retired team takes no one: it is marked, left out of the
+		// lists that pick a team, and refused as a handover's target.
+		retired := fmt.Sprintf(`<option value="%d">`, teams[0].ID)
+		to := regexp.MustCompile(`name="to">(.*?)</select>`).FindStringSubmatch(b.last)
+		if !strings.Contains(b.last, "已停用") || to == nil || strings.Contains(to[1], retired) {
+			t.Fatalf("the retired team on the teams page:\n%s", b.last)
+		}
+		b.get("/admin/sign")
+		if desk := regexp.MustCompile(`name="team" required>(.*?)</select>`).FindStringSubmatch(b.last); desk == nil ||
+			strings.Contains(desk[1], fmt.Sprintf(`<option value="%d"`, teams[0].ID)) {
+			t.Fatalf("the retired team is offered at the desk:\n%s", b.last)
+		}
+		if code, out := b.apiJSON("POST", fmt.Sprintf("/admin/api/teams/%d/handover", teams[1].ID), fmt.Sprintf(`{"to": %d}`, teams[0].ID)); code != http.StatusBadRequest ||
+			!strings.Contains(fmt.Sprint(out), "接手团队已停用") {
+			t.Fatalf("a handover to the retired team: %d %v", code, out)
+		}
+		b.get("/admin/teams")
 		// Another institution's team cannot take them.
 		var awayTeam int64
 		all, _, _ := o.db.ListTeams(ctx, storage.Scope{}, storage.Page{})

@@ -584,8 +584,13 @@ func (a *API) handoverPage(c *gin.Context) {
 	}
 	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.PostForm("from")), formID(c.PostForm("to")),
 		c.PostForm("retire") == "yes", p.Name, time.Now())
-	if errors.Is(err, storage.ErrNotFound) {
+	var refusal *flows.Refusal
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		refused(c, "/admin/teams", "请选择本机构的两个不同团队。")
+		return
+	case errors.As(err, &refusal):
+		refused(c, "/admin/teams", refusal.Reason)
 		return
 	}
 	if err != nil {
