@@ -68,7 +68,7 @@ func TestFeesAtTheCounter(t *testing.T) {
 			t.Fatalf("storage takes a payment on a cancelled contract: %v", err)
 		}
 		log, _, _ := db.AuditLog(ctx, scope, storage.Page{Limit: 2})
-		if log[0].Action != "contract.refund" || log[1].Action != "contract.payment" {
+		if log[0].Action != "contract.refund" || log[1].Action != "contract.payment" || log[0].Detail != "10.00 元，cash，收据 T1" {
 			t.Fatalf("audit: %+v", log)
 		}
 	})

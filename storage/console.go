@@ -123,7 +123,7 @@ func (db *DB) SetPopulation(ctx context.Context, scope Scope, id int64, populati
 			return err
 		}
 		return tx.auditIn(ctx, op, actor, nullID(inst), "community.population", fmt.Sprint(id),
-			fmt.Sprintf("%d residents, %s, counted %s", population, raw, countedOn))
+			fmt.Sprintf("常住人口 %d，重点人群 %s，%s 统计", population, raw, countedOn))
 	})
 }
 
@@ -393,7 +393,7 @@ func (db *DB) ResidentSecrets(ctx context.Context, scope Scope, id int64, actor,
 		}
 		s = row.SealedResident
 		return tx.auditIn(ctx, op, actor, nullID(row.Institution), "resident.unmask",
-			fmt.Sprintf("resident %d %s", id, row.Name), reason)
+			fmt.Sprintf("%s（居民 #%d）", row.Name, id), reason)
 	})
 	return s, err
 }

@@ -704,8 +704,11 @@ func (db *DB) SignRequestsWaitingSince(ctx context.Context, before time.Time, af
 func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident, actor string) error {
 	const op = "UpdateResidentContact"
 	return db.inTx(ctx, op, func(tx *DB) error {
-		var inst int64
-		if err := tx.get(ctx, op, &inst, `SELECT m.institution_id FROM residents r JOIN communities m ON m.id = r.community_id
+		var was struct {
+			Institution int64  `db:"institution_id"`
+			Name        string `db:"name"`
+		}
+		if err := tx.get(ctx, op, &was, `SELECT m.institution_id, r.name FROM residents r JOIN communities m ON m.id = r.community_id
 			WHERE r.id = ?`, id); err != nil {
 			return err
 		}
@@ -714,10 +717,14 @@ func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident
 			WHERE id = ?`, r.CommunityID, r.PhoneSealed, r.PhoneHash, r.PhoneMasked, time.Now().UTC(), id); err != nil {
 			return err
 		}
-		detail := fmt.Sprintf("community %d", r.CommunityID)
-		if r.PhoneSealed != "" {
-			detail += ", new phone"
+		var community string
+		if err := tx.get(ctx, op, &community, `SELECT name FROM communities WHERE id = ?`, r.CommunityID); err != nil {
+			return err
 		}
-		return tx.auditIn(ctx, op, actor, nullID(inst), "resident.update", fmt.Sprintf("resident %d", id), detail)
+		detail := "社区：" + community
+		if r.PhoneSealed != "" {
+			detail += "；更换了电话"
+		}
+		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.update", fmt.Sprintf("%s（居民 #%d）", was.Name, id), detail)
 	})
 }

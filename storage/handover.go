@@ -82,7 +82,7 @@ func (db *DB) HandOverTeam(ctx context.Context, scope Scope, from, to int64, ret
 			}
 		}
 		if err := tx.auditIn(ctx, op, actor, nullID(old.InstitutionID), "team.handover", old.Name,
-			fmt.Sprintf("to %s: %d contracts, %d visits, retired %v", next.Name, len(ids), len(h.Appointments), retire)); err != nil {
+			handoverDetail(next.Name, len(ids), len(h.Appointments), retire)); err != nil {
 			return err
 		}
 		return tx.enqueue(ctx, op, notify(h, old, next))
@@ -118,4 +118,14 @@ func (db *DB) moveVisits(ctx context.Context, op string, contractIDs []int64, fr
 		}
 	}
 	return nil
+}
+
+// handoverDetail is the audit log's account of a handover, in the words of
+// the staff who read it.
+func handoverDetail(to string, contracts, visits int, retired bool) string {
+	d := fmt.Sprintf("移交给%s：签约 %d 份，预约 %d 次", to, contracts, visits)
+	if retired {
+		d += "；原团队停用"
+	}
+	return d
 }

@@ -301,7 +301,7 @@ func (db *DB) CreateCommunity(ctx context.Context, c Community, population int, 
 			RETURNING id`, c.InstitutionID, c.Town, c.Name, population); err != nil {
 			return err
 		}
-		return tx.auditIn(ctx, op, actor, nullID(c.InstitutionID), "community.create", c.Name, fmt.Sprintf("population %d", population))
+		return tx.auditIn(ctx, op, actor, nullID(c.InstitutionID), "community.create", c.Name, fmt.Sprintf("常住人口 %d", population))
 	})
 	return id, err
 }
@@ -347,7 +347,7 @@ func (db *DB) CreateTeam(ctx context.Context, institutionID int64, t NewTeam, do
 		if id, err = tx.insertTeam(ctx, op, institutionID, t, doctorID, communityIDs); err != nil {
 			return err
 		}
-		return tx.auditIn(ctx, op, actor, nullID(institutionID), "team.create", t.Name, fmt.Sprintf("doctor %d, communities %v", doctorID, communityIDs))
+		return tx.auditIn(ctx, op, actor, nullID(institutionID), "team.create", t.Name, fmt.Sprintf("服务社区 %d 个", len(communityIDs)))
 	})
 	return id, err
 }
@@ -386,6 +386,13 @@ func (db *DB) InstitutionByID(ctx context.Context, id int64) (Institution, error
 	var in Institution
 	err := db.get(ctx, "InstitutionByID", &in, `SELECT id, code, name, kind, phone FROM institutions WHERE id = ?`, id)
 	return in, err
+}
+
+// DoctorName is a doctor's name.
+func (db *DB) DoctorName(ctx context.Context, doctorID int64) (string, error) {
+	var name string
+	err := db.get(ctx, "DoctorName", &name, `SELECT name FROM doctors WHERE id = ?`, doctorID)
+	return name, err
 }
 
 // DoctorInstitution is the institution a doctor belongs to.

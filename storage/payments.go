@@ -110,7 +110,7 @@ func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p P
 			return err
 		}
 		if err := tx.auditIn(ctx, op, p.RecordedBy, nullID(c.Institution), "contract."+p.Kind, number,
-			fmt.Sprintf("%d fen, %s, receipt %s", p.Fen, p.Method, p.Receipt)); err != nil {
+			fmt.Sprintf("%d.%02d 元，%s，收据 %s", p.Fen/100, p.Fen%100, p.Method, p.Receipt)); err != nil {
 			return err
 		}
 		a, err = tx.ContractAccount(ctx, c.ID)

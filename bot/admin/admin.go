@@ -364,6 +364,24 @@ func (a *API) recordOn(c *gin.Context, what storage.Thing, key any, action, subj
 	a.record(c, inst, action, subject, detail)
 }
 
+// recordSchedule audits a change to a doctor's schedule under the doctor's
+// name.
+func (a *API) recordSchedule(c *gin.Context, doctor int64, action, detail string) {
+	name, err := a.DB.DoctorName(c.Request.Context(), doctor)
+	if err != nil {
+		a.Log.Error("audit entry's doctor not found", "action", action, "err", err)
+	}
+	a.recordOn(c, storage.ThingDoctor, doctor, action, name+"医生", detail)
+}
+
+// answeredFor says how staff answered a request in a doctor's name.
+func answeredFor(doctor, reason string) string {
+	if reason == "" {
+		return "代" + doctor + "医生确认"
+	}
+	return "代" + doctor + "医生拒绝：" + reason
+}
+
 // record writes a staff action to the audit log; the action has happened,
 // so a failure to record it is logged, not shown as the action failing.
 func (a *API) record(c *gin.Context, institution int64, action, subject, detail string) {

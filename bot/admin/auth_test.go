@@ -687,7 +687,7 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 			t.Fatalf("city staff add hours: %d %s", code, city.last)
 		}
 		if log, _, _ := o.db.AuditLog(ctx, storage.Scope{Institution: o.home}, storage.Page{Limit: 1}); len(log) != 1 ||
-			log[0].Actor != "city" || log[0].Action != "schedule.weekly" {
+			log[0].Actor != "city" || log[0].Action != "schedule.weekly" || !strings.HasSuffix(log[0].Subject, "医生") || !strings.HasPrefix(log[0].Detail, "周") {
 			t.Fatalf("the institution's audit log after city staff changed a schedule: %+v", log)
 		}
 	})
@@ -732,7 +732,8 @@ func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
 			t.Fatalf("the new team's doctor was not asked: %+v", rows)
 		}
 		audit, _, _ := o.db.AuditLog(ctx, storage.Scope{Institution: o.home}, storage.Page{Limit: 1})
-		if audit[0].Action != "resident.update" || strings.Contains(fmt.Sprint(audit[0]), "2222") {
+		if audit[0].Action != "resident.update" || strings.Contains(fmt.Sprint(audit[0]), "2222") || !strings.HasPrefix(audit[0].Subject, "吴秀珍") ||
+			audit[0].Detail != "社区："+far.Name+"；更换了电话" {
 			t.Fatalf("audit: %+v", audit[0])
 		}
 		// The new team's doctor has no WeChat: staff answer in their name.

@@ -94,7 +94,7 @@ func (a *API) deskSign(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.record(c, inst, "contract.desk_sign", number, "signed at the desk; consent on paper")
+	a.record(c, inst, "contract.desk_sign", number, "窗口签约，纸质知情同意")
 	done(c, "/admin/residents/"+strconv.FormatInt(contract.ResidentID, 10),
 		"已为 "+strings.TrimSpace(c.PostForm("name"))+" 签约，协议号 "+number+"，到期 "+contract.TermEnd.String+"。")
 }

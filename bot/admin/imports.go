@@ -162,6 +162,6 @@ func (a *API) recordImport(c *gin.Context, what string, dryRun bool, lines []sto
 	if what == "residents" {
 		inst = importInstitution(c)
 	}
-	a.record(c, inst, "import."+what, fmt.Sprintf("%d rows", len(lines)),
-		fmt.Sprintf("%d created, %d updated, %d unchanged", counts["create"], counts["update"], counts["unchanged"]))
+	a.record(c, inst, "import."+what, fmt.Sprintf("%d 行", len(lines)),
+		fmt.Sprintf("新增 %d，更新 %d，未变 %d", counts["create"], counts["update"], counts["unchanged"]))
 }

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -289,7 +288,7 @@ func (a *API) answerPage(c *gin.Context) {
 	}
 	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
 	if err == nil {
-		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, "in the name of "+contract.DoctorName+": "+cmp.Or(reason, "confirmed"))
+		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, answeredFor(contract.DoctorName, reason))
 	}
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):
@@ -628,7 +627,7 @@ func (a *API) answerChangePage(c *gin.Context) {
 	}
 	err = flows.AnswerTeamChange(ctx, a.DB, contract, team.DoctorName, "staff:"+p.Name, reason, time.Now())
 	if err == nil {
-		a.record(c, team.InstitutionID, "contract.change_answer", number, "in the name of "+team.DoctorName+": "+cmp.Or(reason, "confirmed"))
+		a.record(c, team.InstitutionID, "contract.change_answer", number, answeredFor(team.DoctorName, reason))
 	}
 	switch {
 	case errors.Is(err, storage.ErrStatusChanged):

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"cmp"
 	"errors"
 	"net/http"
 	"strconv"
@@ -194,7 +193,7 @@ func (a *API) answer(c *gin.Context) {
 	}
 	termEnd, err := flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
 	if err == nil {
-		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, "in the name of "+contract.DoctorName+": "+cmp.Or(reason, "confirmed"))
+		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, answeredFor(contract.DoctorName, reason))
 	}
 	if errors.Is(err, storage.ErrStatusChanged) {
 		c.JSON(http.StatusConflict, gin.H{"error": "the contract is not waiting for an answer"})

@@ -71,6 +71,14 @@ func (a *API) markPage(c *gin.Context) {
 
 var weekdays = []string{"周日", "周一", "周二", "周三", "周四", "周五", "周六"}
 
+// weekdayName names a weekday the form gave as 0 (Sunday) to 6.
+func weekdayName(form string) string {
+	if d, err := strconv.Atoi(form); err == nil && d >= 0 && d <= 6 {
+		return weekdays[d]
+	}
+	return form
+}
+
 func hhmm(minute int) string { return fmt.Sprintf("%02d:%02d", minute/60, minute%60) }
 
 func (a *API) schedulePage(c *gin.Context) {
@@ -177,8 +185,11 @@ func (a *API) scheduleChange(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.recordOn(c, storage.ThingDoctor, id, "schedule."+c.PostForm("kind"), fmt.Sprintf("doctor %d", id),
-		fmt.Sprintf("%s %s %s-%s", c.PostForm("weekday"), c.PostForm("day"), c.PostForm("start"), c.PostForm("end")))
+	when := c.PostForm("day")
+	if c.PostForm("kind") == "weekly" {
+		when = weekdayName(c.PostForm("weekday"))
+	}
+	a.recordSchedule(c, id, "schedule."+c.PostForm("kind"), fmt.Sprintf("%s %s-%s", when, c.PostForm("start"), c.PostForm("end")))
 	message := "已保存。"
 	if c.PostForm("kind") == "leave" {
 		message = "已登记请假：这段时间的号已关闭，已预约的居民会收到通知，可随时改约。"
@@ -210,7 +221,7 @@ func (a *API) closurePage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.record(c, inst, "schedule.closure", c.PostForm("day"), fmt.Sprintf("%s-%s, %d doctors", c.PostForm("start"), c.PostForm("end"), n))
+	a.record(c, inst, "schedule.closure", c.PostForm("day"), fmt.Sprintf("%s-%s，%d 位医生停诊", c.PostForm("start"), c.PostForm("end"), n))
 	done(c, back, fmt.Sprintf("已为全机构 %d 位医生登记停诊；这段时间已预约的居民会收到通知，可随时改约。", n))
 }
 
@@ -232,8 +243,7 @@ func (a *API) removeHours(c *gin.Context, doctor int64) {
 		a.pageFail(c, err)
 		return
 	}
-	a.recordOn(c, storage.ThingDoctor, doctor, "schedule.remove", fmt.Sprintf("doctor %d", doctor),
-		fmt.Sprintf("%d %s, %d slots removed, %d booked kept", weekday, c.PostForm("start"), removed, booked))
+	a.recordSchedule(c, doctor, "schedule.remove", fmt.Sprintf("%s %s，撤下 %d 个空号，保留 %d 个已约号", weekdayName(c.PostForm("weekday")), c.PostForm("start"), removed, booked))
 	message := fmt.Sprintf("已删除这段门诊时间，今后不再放号（撤下 %d 个空号）。", removed)
 	if booked > 0 {
 		message += fmt.Sprintf("已有预约的 %d 个号保留，请按时接诊或与居民联系改约。", booked)

@@ -72,7 +72,7 @@ func (a *API) addWeeklyHours(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.recordOn(c, storage.ThingDoctor, doctor, "schedule.weekly", fmt.Sprintf("doctor %d", doctor), fmt.Sprintf("%d %s-%s", in.Weekday, in.Start, in.End))
+	a.recordSchedule(c, doctor, "schedule.weekly", fmt.Sprintf("%s %s-%s", weekdays[in.Weekday], in.Start, in.End))
 	c.JSON(http.StatusCreated, in)
 }
 
@@ -99,7 +99,7 @@ func (a *API) addException(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.recordOn(c, storage.ThingDoctor, doctor, "schedule."+in.Kind, fmt.Sprintf("doctor %d", doctor), fmt.Sprintf("%s %s-%s", in.Day, in.Start, in.End))
+	a.recordSchedule(c, doctor, "schedule."+in.Kind, fmt.Sprintf("%s %s-%s", in.Day, in.Start, in.End))
 	c.JSON(http.StatusCreated, in)
 }
 
