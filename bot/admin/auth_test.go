@@ -756,6 +756,9 @@ func TestResidentMovesWithTheNewTeamsAgreement(t *testing.T) {
 		if rows, _ := o.db.OutboxFor(ctx, flows.DoctorRecipient(teams[1].DoctorID)); rows[0].Kind != flows.PushSignRequest || rows[0].State != "cancelled" {
 			t.Fatalf("the answered 改签 is still to be sent: %+v", rows[0])
 		}
+		if b.get("/admin/outbox?state=cancelled"); !strings.Contains(b.last, "<strong>已撤回</strong>") || !strings.Contains(b.last, "改签已答复") {
+			t.Fatalf("the withdrawn request on the outbox page:\n%s", b.last)
+		}
 		// A resident with only a landline keeps it, found by its last four.
 		b.get(page)
 		form = url.Values{"csrf": {b.csrf()}, "phone": {"0531-8888 6666"}}

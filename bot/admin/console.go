@@ -45,6 +45,10 @@ var labels = map[string]string{
 	"import.residents": "导入居民", "import.organisation": "导入机构", "institution.import": "导入机构",
 	"schedule.weekly": "添加门诊时间", "schedule.leave": "登记请假", "schedule.extra": "登记加诊", "schedule.closure": "全机构停诊", "schedule.remove": "删除门诊时间",
 	"package.price": "修改价格", "package.confirm": "确认价格", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
+	// Why a push was withdrawn (outbox.last_error of cancelled rows).
+	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
+	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒",
+	"recipient unsubscribed": "对方已取消关注",
 }
 
 func label(s string) string {
@@ -57,6 +61,7 @@ func label(s string) string {
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"label": label,
+		"list":  func(s ...string) []string { return s },
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return ""

@@ -543,7 +543,7 @@ func (a *API) packagesPage(c *gin.Context) {
 
 func (a *API) outboxPage(c *gin.Context) {
 	pg, state := pageOf(c), c.DefaultQuery("state", "dead")
-	if state != "dead" && state != "pending" && state != "sent" {
+	if state != "dead" && state != "pending" && state != "sent" && state != "cancelled" {
 		state = "dead"
 	}
 	rows, total, err := a.DB.ListOutbox(c.Request.Context(), caller(c).Scope, state, pg)
