@@ -101,16 +101,18 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		}
 		number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
 		status, termEnd, event := ContractPending, sql.NullString{}, cmp.Or(nc.Event, "signed in chat")
-		if nc.Active {
+		var confirmed sql.NullTime
+		if nc.Active { // signed on paper: in force from its signing day
 			status, termEnd = ContractActive, sql.NullString{String: nc.TermEnd, Valid: true}
+			confirmed = sql.NullTime{Time: nc.AgreedAt.UTC(), Valid: true}
 		}
 		var contractID int64
 		err = tx.get(ctx, op, &contractID, `INSERT INTO contracts (number, request_key, resident_id, team_id, doctor_id, status,
 		insured, term_months, term_end, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version,
-		consented_at, consent_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		consented_at, consent_by, created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
 			nc.PartnerDistrict, nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion,
-			nc.ConsentedAt.UTC(), nc.ConsentBy, now)
+			nc.ConsentedAt.UTC(), nc.ConsentBy, now, confirmed)
 		if isUniqueViolation(err) {
 			return fail(op, ErrLiveContract)
 		}
@@ -418,13 +420,27 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 	const op = "ChangeStatus"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		var id int64
+		at := c.At
+		if at.IsZero() {
+			at = time.Now()
+		}
+		var confirmed, ended sql.NullTime
+		switch {
+		case c.To == c.From:
+		case c.To == ContractActive:
+			confirmed = sql.NullTime{Time: at.UTC(), Valid: true}
+		case c.To != ContractPending:
+			ended = sql.NullTime{Time: at.UTC(), Valid: true}
+		}
 		// A contract that ends takes any 改签 waiting on it along.
 		err := tx.get(ctx, op, &id, `UPDATE contracts SET status = ?, term_end = COALESCE(NULLIF(?, ''), term_end),
 		change_team_id = CASE WHEN status <> ? THEN NULL ELSE change_team_id END,
 		change_doctor_id = CASE WHEN status <> ? THEN NULL ELSE change_doctor_id END,
-		team_id = CASE WHEN ? > 0 THEN ? ELSE team_id END, doctor_id = CASE WHEN ? > 0 THEN ? ELSE doctor_id END
+		team_id = CASE WHEN ? > 0 THEN ? ELSE team_id END, doctor_id = CASE WHEN ? > 0 THEN ? ELSE doctor_id END,
+		confirmed_at = COALESCE(confirmed_at, ?), ended_at = COALESCE(ended_at, ?)
 		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) RETURNING id`,
-			c.To, c.TermEnd, c.To, c.To, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, c.Number, c.From, c.IfTermEnd, c.IfTermEnd)
+			c.To, c.TermEnd, c.To, c.To, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, confirmed, ended,
+			c.Number, c.From, c.IfTermEnd, c.IfTermEnd)
 		if errors.Is(err, ErrNotFound) {
 			return fail(op, fmt.Errorf("%s: %w", c.Number, ErrStatusChanged))
 		}
@@ -582,8 +598,8 @@ func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
 		AND change_team_id IS NOT NULL`, today); err != nil {
 			return err
 		}
-		if err := tx.sel(ctx, op, &ids, `UPDATE contracts SET status = 'expired', change_team_id = NULL, change_doctor_id = NULL
-		WHERE status = 'active' AND term_end < ? RETURNING id`, today); err != nil {
+		if err := tx.sel(ctx, op, &ids, `UPDATE contracts SET status = 'expired', change_team_id = NULL, change_doctor_id = NULL,
+		ended_at = COALESCE(ended_at, ?) WHERE status = 'active' AND term_end < ? RETURNING id`, time.Now().UTC(), today); err != nil {
 			return err
 		}
 		if err := tx.withdrawTeamChanges(ctx, op, "contract ended", waiting...); err != nil {

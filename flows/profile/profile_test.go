@@ -299,3 +299,15 @@ func TestDerivedGroups(t *testing.T) {
 		}
 	}
 }
+
+// Linzi's programme sets no hard targets ("不下硬指标"): its indicators show
+// without a verdict.
+func TestLinziSetsNoTargets(t *testing.T) {
+	c, err := Load("linzi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := SettingsOf(c); len(s.Targets) != 0 {
+		t.Fatalf("Linzi targets = %v", s.Targets)
+	}
+}

@@ -1,0 +1,469 @@
+package flows
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// The indicators the programmes judge a family-doctor service by. What each
+// counts, in one place (the README's "Indicators" section says the same):
+//
+//   - coverage: residents with a contract in force at the period's end /
+//     the population staff recorded for their communities. Only communities
+//     with a recorded population count, on both sides of the fraction.
+//   - priority_coverage: the same for the profile's priority groups, group by
+//     group (a resident in two groups counts in each, as the population
+//     counts do); elderly_coverage for the 65+ group alone.
+//   - renewal: renewals in the period / renewals and expiries in it.
+//   - fulfilment: the service items visits fulfil, delivered / due, each
+//     item due pro rata for the days its contract was in force in the
+//     period; a visit counts toward every item of its kind, capped at what
+//     is due (as a contract's 履约 page counts).
+//   - satisfaction: surveys answered in the period scoring 4 or 5 / answered.
+//   - chronic_managed: hypertension and diabetes patients signed at the
+//     period's end with at least 4 follow-up visits done in its calendar
+//     year / those patients.
+//   - paid_share: contracts in force at the end with a personal share /
+//     those of residents in a priority group.
+//
+// "In force" starts when the doctor confirmed the contract (or on the
+// signing day of one signed on paper) and stops when it ends. Figures go
+// to the contract's team and doctor now, its team's institution and the
+// resident's community.
+
+// Period is the span of days the indicators cover, in Asia/Shanghai: From
+// at 00:00 to the end of To's day.
+type Period struct {
+	From, To time.Time // To is 00:00 of the day after the last
+}
+
+// ParsePeriod reads from and to as YYYY-MM-DD, both included; without them
+// it is this year to date.
+func ParsePeriod(from, to string, now time.Time) (Period, error) {
+	today := StartOfDay(now)
+	p := Period{From: time.Date(today.Year(), 1, 1, 0, 0, 0, 0, Shanghai), To: today.AddDate(0, 0, 1)}
+	if from != "" {
+		d, err := time.ParseInLocation("2006-01-02", from, Shanghai)
+		if err != nil {
+			return p, &Refusal{Reason: "开始日期请写成 2026-01-01 这样"}
+		}
+		p.From = d
+	}
+	if to != "" {
+		d, err := time.ParseInLocation("2006-01-02", to, Shanghai)
+		if err != nil {
+			return p, &Refusal{Reason: "结束日期请写成 2026-12-31 这样"}
+		}
+		p.To = d.AddDate(0, 0, 1)
+	}
+	switch {
+	case !p.From.Before(p.To):
+		return p, &Refusal{Reason: "开始日期须不晚于结束日期"}
+	case p.To.Sub(p.From) > 10*366*24*time.Hour:
+		return p, &Refusal{Reason: "统计区间最长十年"}
+	}
+	return p, nil
+}
+
+// Indicator is one indicator over a scope, beside the profile's target.
+type Indicator struct {
+	Code        string   `json:"code"`
+	Name        string   `json:"name"`
+	Numerator   float64  `json:"numerator"`
+	Denominator float64  `json:"denominator"`
+	Value       *float64 `json:"value"`  // percent to one decimal; null without a denominator
+	Target      *int     `json:"target"` // percent; null where the profile sets none
+	Below       bool     `json:"below"`  // under its target
+}
+
+// Happenings are what happened in the period.
+type Happenings struct {
+	Signings      int            `json:"signings"` // contracts that came into force
+	Renewals      int            `json:"renewals"`
+	Cancellations int            `json:"cancellations"`
+	Visits        int            `json:"visits"` // done
+	VisitsByKind  map[string]int `json:"visits_by_kind"`
+	NoShows       int            `json:"no_shows"`
+	Pushes        int            `json:"pushes"`     // sent, to people in scope; whole scope only
+	Broadcasts    int            `json:"broadcasts"` // mass sends; none are made yet
+}
+
+// Group is the indicators of one institution, community, team or doctor.
+type Group struct {
+	ID         int64       `json:"id"`
+	Name       string      `json:"name"`
+	Indicators []Indicator `json:"indicators"`
+	Activity   Happenings  `json:"activity"`
+}
+
+// Report is the indicators of a scope over a period.
+type Report struct {
+	From        string                 `json:"from"`
+	To          string                 `json:"to"`
+	AsOf        time.Time              `json:"as_of"` // the period's end, or now if that is sooner
+	Indicators  []Indicator            `json:"indicators"`
+	Activity    Happenings             `json:"activity"`
+	Breakdown   map[string][]Group     `json:"breakdown"` // institution, community, team, doctor
+	Communities []storage.CommunityRow `json:"communities"`
+}
+
+// Breakdowns are the kinds of group a report is broken down by, in order.
+var Breakdowns = []string{"institution", "community", "team", "doctor"}
+
+// IndicatorScope is whose figures a report holds.
+type IndicatorScope struct {
+	Scope       storage.Scope
+	CommunityID int64 // 0: every community in scope
+}
+
+// Indicators computes the report of a scope over a period.
+func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time) (Report, error) {
+	settings, err := Settings(ctx, db)
+	if err != nil {
+		return Report{}, err
+	}
+	cat, err := db.Catalog(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	asOf := p.To
+	if now.Before(asOf) {
+		asOf = now
+	}
+	year := time.Date(asOf.In(Shanghai).Year(), 1, 1, 0, 0, 0, 0, Shanghai)
+	facts, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{Scope: in.Scope, CommunityID: in.CommunityID,
+		From: p.From, To: asOf, VisitsFrom: year})
+	if err != nil {
+		return Report{}, err
+	}
+	c := counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, year: year, tallies: map[place]*tally{}}
+	c.count()
+	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: asOf,
+		Breakdown: map[string][]Group{}, Communities: facts.Communities}
+	whole := c.tally(place{})
+	whole.activity.Pushes = facts.Pushes
+	r.Indicators, r.Activity = whole.indicators(settings), whole.activity
+	for _, kind := range Breakdowns {
+		r.Breakdown[kind] = c.groups(kind)
+	}
+	return r, nil
+}
+
+// place is a group a figure is totalled in; the zero place is the whole
+// scope.
+type place struct {
+	kind string
+	id   int64
+}
+
+func placesOf(w storage.FactPlace) []place {
+	return []place{{}, {"institution", w.InstitutionID}, {"community", w.CommunityID}, {"team", w.TeamID}, {"doctor", w.DoctorID}}
+}
+
+// tally holds one group's numerators and denominators by indicator code.
+type tally struct {
+	num, den map[string]float64
+	activity Happenings
+}
+
+func (t *tally) add(code string, num, den float64) {
+	t.num[code] += num
+	t.den[code] += den
+}
+
+// indicators says the tally's figures in the vocabulary's order.
+func (t *tally) indicators(s profile.Settings) []Indicator {
+	out := []Indicator{}
+	for _, term := range profile.Words().Indicators {
+		ind := Indicator{Code: term.Code, Name: term.Name, Numerator: round1(t.num[term.Code]), Denominator: round1(t.den[term.Code])}
+		if d := t.den[term.Code]; d > 0 {
+			v := round1(100 * t.num[term.Code] / d)
+			ind.Value = &v
+		}
+		if target, ok := s.Targets[term.Code]; ok {
+			ind.Target = &target
+			ind.Below = ind.Value != nil && *ind.Value < float64(target)
+		}
+		out = append(out, ind)
+	}
+	return out
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+// counting walks the facts once, totalling every group.
+type counting struct {
+	facts    storage.IndicatorFacts
+	settings profile.Settings
+	cat      storage.Catalog
+	sealer   *storage.Sealer
+	from     time.Time
+	asOf     time.Time
+	year     time.Time
+	tallies  map[place]*tally
+}
+
+func (c *counting) tally(p place) *tally {
+	t, ok := c.tallies[p]
+	if !ok {
+		t = &tally{num: map[string]float64{}, den: map[string]float64{}, activity: Happenings{VisitsByKind: map[string]int{}}}
+		c.tallies[p] = t
+	}
+	return t
+}
+
+// each runs f on the tally of every group a fact belongs to.
+func (c *counting) each(w storage.FactPlace, f func(*tally)) {
+	for _, p := range placesOf(w) {
+		f(c.tally(p))
+	}
+}
+
+func (c *counting) count() {
+	c.countActivity()
+	c.countFulfilment()
+	c.countSigned()
+	for _, s := range c.facts.Surveys {
+		c.each(s.FactPlace, func(t *tally) { t.add("satisfaction", b2f(s.Score >= 4), 1) })
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *counting) countActivity() {
+	for _, k := range c.facts.Contracts {
+		if !k.ConfirmedAt.Before(c.from) {
+			c.each(k.FactPlace, func(t *tally) { t.activity.Signings++ })
+		}
+	}
+	for _, e := range c.facts.Events {
+		switch {
+		case e.Reason == "renewed":
+			c.each(e.FactPlace, func(t *tally) { t.activity.Renewals++; t.add("renewal", 1, 1) })
+		case e.To == storage.ContractExpired && e.From != e.To:
+			c.each(e.FactPlace, func(t *tally) { t.add("renewal", 0, 1) })
+		case e.To == storage.ContractCancelled && e.From != e.To:
+			c.each(e.FactPlace, func(t *tally) { t.activity.Cancellations++ })
+		}
+	}
+	for _, v := range c.facts.Visits {
+		if v.StartsAt.Before(c.from) {
+			continue // read for the year's chronic follow-ups only
+		}
+		c.each(v.FactPlace, func(t *tally) {
+			if v.Status == "done" {
+				t.activity.Visits++
+				t.activity.VisitsByKind[v.Kind]++
+			} else {
+				t.activity.NoShows++
+			}
+		})
+	}
+}
+
+// countFulfilment totals each contract's items due and delivered over the
+// days it was in force in the period.
+func (c *counting) countFulfilment() {
+	done := map[int64][]storage.VisitFact{}
+	for _, v := range c.facts.Visits {
+		if v.Status == "done" {
+			done[v.ContractID] = append(done[v.ContractID], v)
+		}
+	}
+	packages := map[int64][]string{}
+	for _, p := range c.facts.Packages {
+		packages[p.ContractID] = append(packages[p.ContractID], p.Code)
+	}
+	for _, k := range c.facts.Contracts {
+		start, end := later(k.ConfirmedAt, c.from), c.asOf
+		if k.EndedAt.Valid && k.EndedAt.Time.Before(end) {
+			end = k.EndedAt.Time
+		}
+		if !start.Before(end) {
+			continue
+		}
+		share := end.Sub(start).Hours() / 24 / 365
+		kinds := map[string]int{}
+		for _, v := range done[k.ID] {
+			if !v.StartsAt.Before(start) && v.StartsAt.Before(end) {
+				kinds[v.Kind]++
+			}
+		}
+		var due, delivered float64
+		for _, code := range packages[k.ID] {
+			pkg, ok := c.cat.Package(code)
+			if !ok {
+				continue
+			}
+			for _, it := range pkg.Items {
+				if it.VisitKind == "" || it.PerYear == 0 {
+					continue
+				}
+				d := float64(it.PerYear) * share
+				due += d
+				delivered += min(float64(kinds[it.VisitKind]), d)
+			}
+		}
+		if due > 0 {
+			c.each(k.FactPlace, func(t *tally) { t.add("fulfilment", delivered, due) })
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// countSigned totals the residents signed at the period's end: coverage
+// (against the communities' populations), chronic management and paid
+// signings.
+func (c *counting) countSigned() {
+	signed := map[int64]storage.ContractFact{} // by resident: the contract in force at the end
+	for _, k := range c.facts.Contracts {
+		if k.ConfirmedAt.Before(c.asOf) && (!k.EndedAt.Valid || !k.EndedAt.Time.Before(c.asOf)) {
+			if was, ok := signed[k.ResidentID]; !ok || k.ConfirmedAt.After(was.ConfirmedAt) {
+				signed[k.ResidentID] = k
+			}
+		}
+	}
+	groups := c.groupsOf(signed)
+	personal := map[int64]bool{}
+	for _, p := range c.facts.Packages {
+		personal[p.ContractID] = personal[p.ContractID] || p.Split["resident"] > 0
+	}
+	followups := map[int64]int{}
+	for _, v := range c.facts.Visits {
+		if v.Status == "done" && v.Kind == "followup" && !v.StartsAt.Before(c.year) && v.StartsAt.Before(c.asOf) {
+			followups[v.ResidentID]++
+		}
+	}
+	inCommunity := map[int64]map[string]int{} // community -> group ("" all) -> signed residents
+	for resident, k := range signed {
+		g := groups[resident]
+		counts := inCommunity[k.CommunityID]
+		if counts == nil {
+			counts = map[string]int{}
+			inCommunity[k.CommunityID] = counts
+		}
+		counts[""]++
+		for code := range g {
+			counts[code]++
+		}
+		key := false
+		for _, code := range c.settings.PriorityGroups {
+			key = key || g[code]
+		}
+		c.each(k.FactPlace, func(t *tally) {
+			if g["hypertension"] || g["diabetes"] {
+				t.add("chronic_managed", b2f(followups[resident] >= 4), 1)
+			}
+			t.add("paid_share", b2f(personal[k.ID]), b2f(key))
+		})
+	}
+	c.countPopulation(inCommunity)
+}
+
+// groupsOf is each signed resident's priority groups: declared (by their
+// keyed hashes) and derived from age at the period's end.
+func (c *counting) groupsOf(signed map[int64]storage.ContractFact) map[int64]map[string]bool {
+	byTag := map[string]string{}
+	var derived []profile.Term
+	for _, term := range profile.Words().PriorityGroups {
+		if term.Derived != "" {
+			derived = append(derived, term)
+		} else {
+			byTag[c.sealer.Hash(groupsField, term.Code)] = term.Code
+		}
+	}
+	out := map[int64]map[string]bool{}
+	for _, g := range c.facts.Groups {
+		if code, ok := byTag[g.Tag]; ok {
+			if out[g.ResidentID] == nil {
+				out[g.ResidentID] = map[string]bool{}
+			}
+			out[g.ResidentID][code] = true
+		}
+	}
+	for resident, k := range signed {
+		birth, err := time.ParseInLocation("2006-01-02", k.BirthDate, Shanghai)
+		if err != nil {
+			continue
+		}
+		age := Age(birth, c.asOf)
+		for _, term := range derived {
+			op, bound := term.AgeRule()
+			if op == ">=" && age >= bound || op == "<=" && age <= bound {
+				if out[resident] == nil {
+					out[resident] = map[string]bool{}
+				}
+				out[resident][term.Code] = true
+			}
+		}
+	}
+	return out
+}
+
+// countPopulation sets the coverage indicators community by community,
+// where staff recorded the population, and rolls them up.
+func (c *counting) countPopulation(signed map[int64]map[string]int) {
+	for _, m := range c.facts.Communities {
+		w := storage.FactPlace{InstitutionID: m.InstitutionID, CommunityID: m.ID}
+		for _, p := range []place{{}, {"institution", w.InstitutionID}, {"community", w.CommunityID}} {
+			t := c.tally(p)
+			if m.Residents > 0 {
+				t.add("coverage", float64(signed[m.ID][""]), float64(m.Residents))
+			}
+			for _, code := range c.settings.PriorityGroups {
+				if n := m.PriorityCounts[code]; n > 0 {
+					t.add("priority_coverage", float64(signed[m.ID][code]), float64(n))
+				}
+			}
+			if n := m.PriorityCounts["elderly"]; n > 0 {
+				t.add("elderly_coverage", float64(signed[m.ID]["elderly"]), float64(n))
+			}
+		}
+	}
+}
+
+// groups is the breakdown by one kind of group: every institution,
+// community, team or doctor in scope, by name.
+func (c *counting) groups(kind string) []Group {
+	names := map[int64]string{}
+	if kind == "community" {
+		for _, m := range c.facts.Communities {
+			names[m.ID] = m.Name
+		}
+	}
+	for _, n := range c.facts.Names {
+		if n.Kind == kind {
+			names[n.ID] = n.Name
+		}
+	}
+	for p := range c.tallies { // a group in the facts but not named (a community outside the filter)
+		if _, ok := names[p.id]; p.kind == kind && !ok {
+			names[p.id] = fmt.Sprintf("#%d", p.id)
+		}
+	}
+	out := make([]Group, 0, len(names))
+	for id, name := range names {
+		t := c.tally(place{kind, id})
+		out = append(out, Group{ID: id, Name: name, Indicators: t.indicators(c.settings), Activity: t.activity})
+	}
+	slices.SortFunc(out, func(a, b Group) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+	return out
+}

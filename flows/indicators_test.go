@@ -1,0 +1,303 @@
+package flows
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// indicatorWorld is a small township (the township profile's demo
+// organisation) with five residents whose contracts, visits and surveys are
+// laid out by hand at fixed moments, so every indicator can be worked out
+// on paper. The period is the first half of 2026; "now" is mid-July, so
+// the figures are as of 2026-07-01 00:00.
+//
+//	A 河东村, 赵 team, born 1950 (76: elderly), hypertension; basic + chronic
+//	  (personal share 20 yuan); in force since 2025-07-01; 4 follow-ups
+//	  (Feb-May) and 1 check-up done; survey 5.
+//	B 河东村, 赵 team, born 1980; basic; in force since 2026-03-01; a
+//	  clinic visit missed in April.
+//	C 河西村, 黄 team, born 1955 (71), diabetes; basic + chronic; in force
+//	  since 2025-01-01, cancelled 2026-04-01; 2 follow-ups done; survey 3.
+//	D 李家庄, 黄 team, born 1960 (66); basic; in force since 2025-02-01,
+//	  renewed 2026-01-20.
+//	E 河西村, 黄 team, born 1990; basic; in force since 2025-03-01, expired
+//	  2026-03-01.
+//
+// Populations: 河东村 100 (elderly 10, hypertension 5); 河西村 50
+// (elderly 4); 李家庄 not recorded.
+type indicatorWorld struct {
+	db       *storage.DB
+	sealer   *storage.Sealer
+	period   Period
+	now      time.Time
+	teams    map[string]storage.Team
+	contract map[string]int64
+}
+
+func day(s string) time.Time {
+	t, err := time.ParseInLocation("2006-01-02", s, Shanghai)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
+	t.Helper()
+	ctx := context.Background()
+	if err := profile.Ensure(ctx, db, "township"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := profile.LoadDemo(ctx, db, "township"); err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := storage.NewSealer(bytes.Repeat([]byte{7}, 32))
+	w := &indicatorWorld{db: db, sealer: sealer, now: day("2026-07-15"), teams: map[string]storage.Team{}, contract: map[string]int64{}}
+	w.period, _ = ParsePeriod("2026-01-01", "2026-06-30", w.now)
+	communities, _, _ := db.ListCommunities(ctx, storage.Scope{}, storage.Page{})
+	place := map[string]int64{}
+	for _, m := range communities {
+		place[m.Name] = m.ID
+	}
+	for _, name := range []string{"赵德明家庭医生团队", "黄梅家庭医生团队"} {
+		teams, _ := db.TeamsServing(ctx, place["河西村"]) // both teams serve it
+		for _, tm := range teams {
+			if tm.Name == name {
+				w.teams[name[:3]] = tm
+			}
+		}
+	}
+	sql := storagetest.SQL(t, db)
+	sql.MustExec(sql.Rebind(`UPDATE communities SET residents = 100, priority_counts = '{"elderly":10,"hypertension":5}' WHERE id = ?`), place["河东村"])
+	sql.MustExec(sql.Rebind(`UPDATE communities SET residents = 50, priority_counts = '{"elderly":4}' WHERE id = ?`), place["河西村"])
+	chronic := []storage.ContractPackage{{Code: "basic", Name: "基本", Kind: "basic"},
+		{Code: "chronic", Name: "慢病", Kind: "personalised", Split: storage.Split{"public_health": 2000, "resident": 2000}}}
+	basic := chronic[:1]
+	for _, r := range []struct {
+		key, community, team, born, group, since string
+		packages                                 []storage.ContractPackage
+	}{
+		{"A", "河东村", "赵", "1950-05-01", "hypertension", "2025-07-01", chronic},
+		{"B", "河东村", "赵", "1980-05-01", "", "2026-03-01", basic},
+		{"C", "河西村", "黄", "1955-05-01", "diabetes", "2025-01-01", chronic},
+		{"D", "李家庄", "黄", "1960-05-01", "", "2025-02-01", basic},
+		{"E", "河西村", "黄", "1990-05-01", "", "2025-03-01", basic},
+	} {
+		team := w.teams[r.team]
+		var tags []string
+		if r.group != "" {
+			tags = GroupTags(sealer, []string{r.group})
+		}
+		since := day(r.since)
+		number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "k" + r.key, Day: since.Format("060102"),
+			Resident: storage.NewResident{ManagerOpenID: "o_" + r.key, Relation: "self", Name: "居民" + r.key, IDSealed: "s",
+				IDHash: "id" + r.key, PhoneSealed: "s", PhoneHash: "p" + r.key, BirthDate: r.born, Sex: "female",
+				CommunityID: place[r.community], GroupsSealed: "s", GroupTags: tags},
+			TeamID: team.ID, DoctorID: team.DoctorID, Insured: storage.InsuredLocal, TermMonths: 12, AgreementVersion: "paper",
+			AgreedAt: since, ConsentVersion: "paper", ConsentedAt: since, ConsentBy: "staff", Packages: r.packages,
+			Active: true, TermEnd: since.AddDate(1, 0, -1).Format("2006-01-02")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := db.ContractByNumber(ctx, number)
+		w.contract[r.key] = k.ID
+	}
+	event := func(key, from, to, reason, at string) {
+		sql.MustExec(sql.Rebind(`INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason) VALUES (?, ?, 'test', ?, ?, ?)`),
+			w.contract[key], day(at).UTC(), from, to, reason)
+		if from != to {
+			sql.MustExec(sql.Rebind(`UPDATE contracts SET status = ?, ended_at = ? WHERE id = ?`), to, day(at).UTC(), w.contract[key])
+		}
+	}
+	event("C", "active", "cancelled", "搬家", "2026-04-01")
+	event("D", "active", "active", "renewed", "2026-01-20")
+	event("E", "active", "expired", "term ended", "2026-03-01")
+	for i, v := range []struct{ key, kind, status, at string }{
+		{"A", "followup", "done", "2026-02-10"}, {"A", "followup", "done", "2026-03-10"}, {"A", "followup", "done", "2026-04-10"},
+		{"A", "followup", "done", "2026-05-10"}, {"A", "checkup", "done", "2026-03-20"}, {"B", "clinic", "no_show", "2026-04-15"},
+		{"C", "followup", "done", "2026-02-12"}, {"C", "followup", "done", "2026-03-12"},
+		{"A", "followup", "done", "2025-12-10"}, // before the period and the year: counts nowhere
+	} {
+		w.visit(t, i, v.key, v.kind, v.status, day(v.at).Add(9*time.Hour))
+	}
+	w.survey(t, "A", 5, day("2026-05-11"))
+	w.survey(t, "C", 3, day("2026-03-13"))
+	return w
+}
+
+func (w *indicatorWorld) visit(t *testing.T, i int, key, kind, status string, at time.Time) {
+	t.Helper()
+	sql := storagetest.SQL(t, w.db)
+	var k struct {
+		Resident int64 `db:"resident_id"`
+		Doctor   int64 `db:"doctor_id"`
+	}
+	if err := sql.Get(&k, sql.Rebind(`SELECT resident_id, doctor_id FROM contracts WHERE id = ?`), w.contract[key]); err != nil {
+		t.Fatal(err)
+	}
+	var slot int64
+	if err := sql.Get(&slot, sql.Rebind(`INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity, booked) VALUES (?, ?, ?, ?, 1, 1) RETURNING id`),
+		k.Doctor, at.Format("2006-01-02"), at.UTC(), at.Add(10*time.Minute).UTC()); err != nil {
+		t.Fatal(err)
+	}
+	sql.MustExec(sql.Rebind(`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id, kind, status, starts_at, ends_at,
+		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), fmt.Sprintf("v%d", i), k.Resident, w.contract[key], k.Doctor, slot,
+		kind, status, at.UTC(), at.Add(10*time.Minute).UTC(), at.UTC(), at.UTC())
+}
+
+func (w *indicatorWorld) survey(t *testing.T, key string, score int, at time.Time) {
+	t.Helper()
+	sql := storagetest.SQL(t, w.db)
+	var visit int64
+	if err := sql.Get(&visit, sql.Rebind(`SELECT MIN(id) FROM appointments WHERE contract_id = ? AND status = 'done'`), w.contract[key]); err != nil {
+		t.Fatal(err)
+	}
+	sql.MustExec(sql.Rebind(`INSERT INTO surveys (appointment_id, openid, requested_at, score, answered_at) VALUES (?, ?, ?, ?, ?)`),
+		visit, "o_"+key, at.UTC(), score, at.UTC())
+}
+
+func byCode(inds []Indicator) map[string]Indicator {
+	out := map[string]Indicator{}
+	for _, i := range inds {
+		out[i.Code] = i
+	}
+	return out
+}
+
+// want checks one indicator: its numerator, denominator and value (nil:
+// no denominator) and whether it is marked below target.
+func want(t *testing.T, where string, got map[string]Indicator, code string, num, den float64, value any, below bool) {
+	t.Helper()
+	g, ok := got[code]
+	if !ok {
+		t.Errorf("%s: no %s", where, code)
+		return
+	}
+	v := "null"
+	if g.Value != nil {
+		v = fmt.Sprint(*g.Value)
+	}
+	if g.Numerator != num || g.Denominator != den || v != fmt.Sprint(value) || g.Below != below {
+		t.Errorf("%s %s = %v/%v = %s (below %v), want %v/%v = %v (below %v)", where, code, g.Numerator, g.Denominator, v, g.Below,
+			num, den, value, below)
+	}
+}
+
+func TestIndicatorsOnAHandBuiltTownship(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		w := newIndicatorWorld(t, db)
+		r, err := Indicators(context.Background(), db, w.sealer, IndicatorScope{}, w.period, w.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := byCode(r.Indicators)
+		if len(r.Indicators) != len(profile.Words().Indicators) {
+			t.Fatalf("%d indicators, want one per vocabulary code", len(r.Indicators))
+		}
+		// Signed at the end: A, B (河东村), D (李家庄, no population).
+		// 河东村 2 of 100, 河西村 0 of 50: 2/150. The township sets no target.
+		want(t, "whole", got, "coverage", 2, 150, 1.3, false)
+		if got["coverage"].Target != nil || *got["priority_coverage"].Target != 80 {
+			t.Errorf("targets: coverage %v, priority %v", got["coverage"].Target, got["priority_coverage"].Target)
+		}
+		// Groups with a population: 河东村 elderly 1 (A) of 10 and
+		// hypertension 1 (A) of 5; 河西村 elderly 0 of 4 (C ended): 2/19,
+		// under the 80 % target.
+		want(t, "whole", got, "priority_coverage", 2, 19, 10.5, true)
+		want(t, "whole", got, "elderly_coverage", 1, 14, 7.1, false)
+		// D renewed, E expired.
+		want(t, "whole", got, "renewal", 1, 2, 50, false)
+		// Chronic items (4 follow-ups, 1 check-up a year) due pro rata:
+		// A 181 of 365 days, 2.4795 due, all delivered (4 follow-ups and a
+		// check-up done); C 90 days, 1.2329 due, 0.9863 delivered (2
+		// follow-ups against 0.9863 due, no check-up). 3.4658/3.7123.
+		want(t, "whole", got, "fulfilment", 3.5, 3.7, 93.4, false)
+		// Surveys 5 and 3: one of two scores 4 or 5, under 85 %.
+		want(t, "whole", got, "satisfaction", 1, 2, 50, true)
+		// Chronic patients signed at the end: A only, with 4 follow-ups this
+		// year (the one in December 2025 does not count).
+		want(t, "whole", got, "chronic_managed", 1, 1, 100, false)
+		// Contracts at the end with a personal share: A; of residents in a
+		// priority group: A (hypertension, 76) and D (66).
+		want(t, "whole", got, "paid_share", 1, 2, 50, false)
+		a := r.Activity
+		if a.Signings != 1 || a.Renewals != 1 || a.Cancellations != 1 || a.Visits != 7 || a.VisitsByKind["followup"] != 6 ||
+			a.VisitsByKind["checkup"] != 1 || a.NoShows != 1 || a.Pushes != 0 {
+			t.Errorf("activity: %+v", a)
+		}
+		// By team: 赵 has A and B, 黄 has C, D and E; teams have no
+		// population, so no coverage.
+		teams := map[string]map[string]Indicator{}
+		for _, g := range r.Breakdown["team"] {
+			teams[g.Name] = byCode(g.Indicators)
+		}
+		zhao, huang := teams["赵德明家庭医生团队"], teams["黄梅家庭医生团队"]
+		want(t, "赵", zhao, "coverage", 0, 0, "null", false)
+		want(t, "赵", zhao, "satisfaction", 1, 1, 100, false)
+		want(t, "赵", zhao, "paid_share", 1, 1, 100, false)
+		want(t, "黄", huang, "satisfaction", 0, 1, 0, true)
+		want(t, "黄", huang, "renewal", 1, 2, 50, false)
+		want(t, "黄", huang, "paid_share", 0, 1, 0, false)
+		communities := map[string]map[string]Indicator{}
+		for _, g := range r.Breakdown["community"] {
+			communities[g.Name] = byCode(g.Indicators)
+		}
+		want(t, "河东村", communities["河东村"], "coverage", 2, 100, 2, false)
+		want(t, "李家庄", communities["李家庄"], "coverage", 0, 0, "null", false)
+		if len(r.Breakdown["institution"]) != 1 || len(r.Breakdown["doctor"]) != 2 {
+			t.Errorf("breakdown: %d institutions, %d doctors", len(r.Breakdown["institution"]), len(r.Breakdown["doctor"]))
+		}
+	})
+}
+
+// A team's doctor sees their team's figures only.
+func TestIndicatorsOfADoctorsTeam(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		w := newIndicatorWorld(t, db)
+		huang := w.teams["黄"]
+		r, err := Indicators(context.Background(), db, w.sealer, IndicatorScope{Scope: storage.Scope{Institution: huang.InstitutionID,
+			Doctor: huang.DoctorID}}, w.period, w.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := byCode(r.Indicators)
+		want(t, "黄's scope", got, "satisfaction", 0, 1, 0, true)
+		want(t, "黄's scope", got, "chronic_managed", 0, 0, "null", false)
+		if r.Activity.Visits != 2 || r.Activity.NoShows != 0 {
+			t.Errorf("黄's activity: %+v", r.Activity)
+		}
+		for _, g := range r.Breakdown["team"] {
+			if g.Name != "黄梅家庭医生团队" {
+				t.Errorf("another team in a doctor's breakdown: %s", g.Name)
+			}
+		}
+		// Another institution's scope holds nothing of this one.
+		other, _ := Indicators(context.Background(), db, w.sealer, IndicatorScope{Scope: storage.Scope{Institution: huang.InstitutionID + 100}},
+			w.period, w.now)
+		if o := byCode(other.Indicators); o["satisfaction"].Denominator != 0 || len(other.Breakdown["team"]) != 0 {
+			t.Errorf("another institution's report: %+v", other.Indicators)
+		}
+	})
+}
+
+func TestParsePeriod(t *testing.T) {
+	now := day("2026-07-15").Add(10 * time.Hour)
+	p, err := ParsePeriod("", "", now)
+	if err != nil || !p.From.Equal(day("2026-01-01")) || !p.To.Equal(day("2026-07-16")) {
+		t.Fatalf("this year to date: %v %v", p, err)
+	}
+	for _, bad := range [][2]string{{"2026-13-01", ""}, {"", "yesterday"}, {"2026-07-02", "2026-07-01"}, {"2000-01-01", "2026-01-01"}} {
+		var refusal *Refusal
+		if _, err := ParsePeriod(bad[0], bad[1], now); !errors.As(err, &refusal) {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}
