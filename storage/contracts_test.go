@@ -267,3 +267,44 @@ func TestTeamChangeWaitsForTheNewDoctor(t *testing.T) {
 		}
 	})
 }
+
+// A contract keeps when it came into force and when it ended, set by the
+// change of status itself; the indicators read them.
+func TestContractKeepsWhenItWasInForce(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		confirmed := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+		facts := func() []storage.ContractFact {
+			f, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{From: confirmed.AddDate(-1, 0, 0), To: time.Now().Add(time.Hour),
+				VisitsFrom: confirmed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f.Contracts
+		}
+		number, _, _ := db.CreateContract(ctx, newContract(t, db, "k1", "h1"))
+		if got := facts(); len(got) != 0 {
+			t.Fatalf("a pending contract is in force: %+v", got)
+		}
+		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "pending", To: "active", Actor: "d", TermEnd: "2027-02-28", At: confirmed})
+		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "active", To: "active", Actor: "o", TermEnd: "2028-02-28",
+			IfTermEnd: "2027-02-28", Reason: "renewed", At: confirmed.AddDate(1, 0, 0)})
+		got := facts()
+		if len(got) != 1 || !got[0].ConfirmedAt.Equal(confirmed) || got[0].EndedAt.Valid {
+			t.Fatalf("after confirming and renewing: %+v", got)
+		}
+		db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "active", To: "cancelled", Actor: "o"})
+		if got = facts(); len(got) != 1 || !got[0].EndedAt.Valid || time.Since(got[0].EndedAt.Time) > time.Minute {
+			t.Fatalf("after cancelling: %+v", got)
+		}
+		expiring, _, _ := db.CreateContract(ctx, newContract(t, db, "k2", "h2"))
+		db.ChangeStatus(ctx, storage.StatusChange{Number: expiring, From: "pending", To: "active", Actor: "d", TermEnd: "2026-01-31", At: confirmed})
+		db.ExpireContracts(ctx, "2026-02-01")
+		for _, k := range facts() {
+			if !k.EndedAt.Valid {
+				t.Fatalf("an expired contract did not end: %+v", k)
+			}
+		}
+	})
+}
