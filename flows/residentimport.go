@@ -287,8 +287,8 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 	}
 	err := db.ExportContracts(ctx, scope, func(rows []storage.ExportRow) error {
 		for _, r := range rows {
-			if err := cw.Write([]string{spreadsheetSafe(r.Name), r.IDMasked, r.PhoneMasked, spreadsheetSafe(r.Community), spreadsheetSafe(r.Team),
-				spreadsheetSafe(strings.Join(r.Packages, ";")), "", r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number,
+			if err := cw.Write([]string{SpreadsheetSafe(r.Name), r.IDMasked, r.PhoneMasked, SpreadsheetSafe(r.Community), SpreadsheetSafe(r.Team),
+				SpreadsheetSafe(strings.Join(r.Packages, ";")), "", r.SignedAt.In(Shanghai).Format("2006-01-02"), r.TermEnd.String, r.Number,
 				exportStatus[r.Status]}); err != nil {
 				return err
 			}
@@ -303,10 +303,10 @@ func ExportResidents(ctx context.Context, db *storage.DB, scope storage.Scope, w
 	return cw.Error()
 }
 
-// spreadsheetSafe keeps a cell typed by a resident or staff member from
+// SpreadsheetSafe keeps a cell typed by a resident or staff member from
 // being run as a formula when the export is opened in Excel or WPS: a cell
 // starting with = + - @ or a control character gets a leading apostrophe.
-func spreadsheetSafe(cell string) string {
+func SpreadsheetSafe(cell string) string {
 	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
 		return "'" + cell
 	}

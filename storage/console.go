@@ -141,6 +141,16 @@ func (db *DB) ListCommunities(ctx context.Context, scope Scope, page Page) ([]Co
 	return out, total, err
 }
 
+// CommunitiesNamed finds the communities in scope with a name; city staff
+// may find one in each of several institutions.
+func (db *DB) CommunitiesNamed(ctx context.Context, scope Scope, name string) ([]CommunityRow, error) {
+	cond, args := scope.where("m.institution_id", "")
+	out := []CommunityRow{}
+	err := db.sel(ctx, "CommunitiesNamed", &out, `SELECT m.id, m.institution_id, m.town, m.name, m.residents, m.priority_counts,
+		m.counted_on, 0 AS signed FROM communities m WHERE m.name = ? AND `+cond+` ORDER BY m.id`, append([]any{name}, args...)...)
+	return out, err
+}
+
 // TeamRow is a team as the console lists it.
 type TeamRow struct {
 	ID            int64  `db:"id" json:"id"`

@@ -82,6 +82,7 @@ func (a *API) routes() []route {
 		{"POST", "/staff/:id", toManage, a.changeStaff},
 		{"POST", "/import/:what", toManage, a.importAPI},
 		{"GET", "/export/residents.csv", toRead, a.exportResidents},
+		{"GET", "/indicators", toRead, a.indicators},
 	}
 }
 

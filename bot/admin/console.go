@@ -62,6 +62,9 @@ func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"label": label,
 		"list":  func(s ...string) []string { return s },
+		"pct":   percent,
+		"tgt":   target,
+		"num":   number,
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -106,6 +109,7 @@ var nav = []navItem{
 	{Path: "/admin/teams", Label: "团队", need: toRead},
 	{Path: "/admin/doctors", Label: "医生", need: toRead},
 	{Path: "/admin/packages", Label: "服务包", need: toRead},
+	{Path: "/admin/indicators", Label: "指标", need: toRead},
 	{Path: "/admin/outbox", Label: "推送", need: toRead},
 	{Path: "/admin/import", Label: "导入导出", need: toRead},
 	{Path: "/admin/audit", Label: "审计日志", need: toManage},

@@ -63,6 +63,8 @@ func (a *API) consoleRoutes() []route {
 		{"POST", "/appointments/:id/visit", toCare, a.markPage},
 		{"POST", "/closures", toManage, a.closurePage},
 		{"GET", "/packages", toRead, a.packagesPage},
+		{"GET", "/indicators", toRead, a.indicatorsPage},
+		{"GET", "/indicators.csv", toRead, a.indicatorsCSV},
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
 		{"GET", "/audit", toManage, a.auditPage},

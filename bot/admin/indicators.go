@@ -1,0 +1,242 @@
+package admin
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// indicatorReport computes the report a request asks for: ?from= and ?to=
+// (YYYY-MM-DD; this year to date without them), ?community=NAME, and for
+// city staff ?institution=ID. A *flows.Refusal says what to correct.
+func (a *API) indicatorReport(c *gin.Context) (flows.Report, error) {
+	ctx, p, now := c.Request.Context(), caller(c), time.Now()
+	period, err := flows.ParsePeriod(c.Query("from"), c.Query("to"), now)
+	if err != nil {
+		return flows.Report{}, err
+	}
+	in := flows.IndicatorScope{Scope: p.Scope}
+	if id := c.Query("institution"); id != "" && p.Scope.Whole() {
+		inst := formID(id)
+		if err := a.DB.Visible(ctx, p.Scope, storage.ThingInstitution, inst); err != nil {
+			return flows.Report{}, err
+		}
+		in.Scope.Institution = inst
+	}
+	if name := c.Query("community"); name != "" {
+		found, err := a.DB.CommunitiesNamed(ctx, in.Scope, name)
+		switch {
+		case err != nil:
+			return flows.Report{}, err
+		case len(found) == 0:
+			return flows.Report{}, &flows.Refusal{Reason: "没有名为“" + name + "”的社区"}
+		case len(found) > 1:
+			return flows.Report{}, &flows.Refusal{Reason: "有几个机构都有名为“" + name + "”的社区，请先选择机构"}
+		}
+		in.CommunityID = found[0].ID
+	}
+	return flows.Indicators(ctx, a.DB, a.Sealer, in, period, now)
+}
+
+// indicators answers GET /admin/api/indicators.
+func (a *API) indicators(c *gin.Context) {
+	r, err := a.indicatorReport(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, r)
+}
+
+// indicatorsPage shows the indicators beside their targets, the period's
+// activity and one breakdown (?by=).
+func (a *API) indicatorsPage(c *gin.Context) {
+	r, err := a.indicatorReport(c)
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		a.render(c, http.StatusBadRequest, "indicators", gin.H{"Problem": refusal.Reason, "Query": c.Request.URL.Query()})
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	by := c.Query("by")
+	if by != "institution" && by != "community" && by != "team" && by != "doctor" {
+		by = "community"
+		if caller(c).Scope.Whole() && c.Query("institution") == "" {
+			by = "institution"
+		}
+	}
+	communities, _, err := a.DB.ListCommunities(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	q := c.Request.URL.Query()
+	a.render(c, http.StatusOK, "indicators", gin.H{"R": r, "By": by, "Groups": r.Breakdown[by], "Query": q,
+		"Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(time.Now(), q),
+		"ByLinks": byLinks(q), "Terms": profile.Words().Indicators, "CSV": csvLink(q)})
+}
+
+// byLinks are the page shown broken down by each kind of group.
+func byLinks(q url.Values) []labelledLink {
+	var out []labelledLink
+	for _, kind := range flows.Breakdowns {
+		v := url.Values{}
+		for k := range q {
+			v.Set(k, q.Get(k))
+		}
+		v.Set("by", kind)
+		out = append(out, labelledLink{kind, "/admin/indicators?" + v.Encode()})
+	}
+	return out
+}
+
+// csvLink is the export of a table of the page shown, ?table=.
+func csvLink(q url.Values) func(table string) string {
+	return func(table string) string {
+		v := url.Values{}
+		for _, k := range []string{"from", "to", "community", "institution"} {
+			if q.Get(k) != "" {
+				v.Set(k, q.Get(k))
+			}
+		}
+		v.Set("table", table)
+		return "/admin/indicators.csv?" + v.Encode()
+	}
+}
+
+type labelledLink struct{ Label, Link string }
+
+// quickPeriods are the periods staff ask for most: this month, last month,
+// this quarter, last quarter and this year, keeping the rest of the query.
+func quickPeriods(now time.Time, q url.Values) []labelledLink {
+	today := flows.StartOfDay(now)
+	month := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, flows.Shanghai)
+	quarter := time.Date(today.Year(), (today.Month()-1)/3*3+1, 1, 0, 0, 0, 0, flows.Shanghai)
+	year := time.Date(today.Year(), 1, 1, 0, 0, 0, 0, flows.Shanghai)
+	link := func(from, to time.Time) string {
+		v := url.Values{}
+		for k := range q {
+			v.Set(k, q.Get(k))
+		}
+		v.Set("from", from.Format("2006-01-02"))
+		v.Set("to", to.Format("2006-01-02"))
+		return "/admin/indicators?" + v.Encode()
+	}
+	return []labelledLink{
+		{"本月", link(month, today)},
+		{"上月", link(month.AddDate(0, -1, 0), month.AddDate(0, 0, -1))},
+		{"本季度", link(quarter, today)},
+		{"上季度", link(quarter.AddDate(0, -3, 0), quarter.AddDate(0, 0, -1))},
+		{"本年", link(year, today)},
+	}
+}
+
+// indicatorsCSV exports one table of the indicators page (?table=
+// indicators, activity, institution, community, team or doctor) for Excel:
+// UTF-8 with a byte-order mark.
+func (a *API) indicatorsCSV(c *gin.Context) {
+	r, err := a.indicatorReport(c)
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		c.String(http.StatusBadRequest, refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	table := c.DefaultQuery("table", "indicators")
+	var rows [][]string
+	switch table {
+	case "indicators":
+		rows = indicatorRows(r.Indicators)
+	case "activity":
+		rows = activityRows(r.Activity)
+	case "institution", "community", "team", "doctor":
+		rows = breakdownRows(r.Breakdown[table])
+	default:
+		c.String(http.StatusBadRequest, "未知的表格")
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="indicators-%s-%s-%s.csv"`, table, r.From, r.To))
+	c.Header("Cache-Control", "no-store")
+	c.Writer.WriteString("\xef\xbb\xbf")
+	w := csv.NewWriter(c.Writer)
+	for _, row := range rows {
+		for i := range row {
+			row[i] = flows.SpreadsheetSafe(row[i])
+		}
+	}
+	w.WriteAll(rows)
+}
+
+func percent(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'f', 1, 64)
+}
+
+func target(t *int) string {
+	if t == nil {
+		return ""
+	}
+	return strconv.Itoa(*t)
+}
+
+func number(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func indicatorRows(inds []flows.Indicator) [][]string {
+	rows := [][]string{{"指标", "数值（%）", "目标（%）", "是否低于目标", "分子", "分母"}}
+	for _, i := range inds {
+		below := ""
+		if i.Below {
+			below = "低于目标"
+		}
+		rows = append(rows, []string{i.Name, percent(i.Value), target(i.Target), below, number(i.Numerator), number(i.Denominator)})
+	}
+	return rows
+}
+
+func activityRows(h flows.Happenings) [][]string {
+	rows := [][]string{{"项目", "数量"}, {"新签约", strconv.Itoa(h.Signings)}, {"续签", strconv.Itoa(h.Renewals)},
+		{"解约", strconv.Itoa(h.Cancellations)}, {"完成就诊", strconv.Itoa(h.Visits)}}
+	for _, kind := range []string{"clinic", "home", "checkup", "followup", "referral"} {
+		rows = append(rows, []string{"其中" + label(kind), strconv.Itoa(h.VisitsByKind[kind])})
+	}
+	return append(rows, []string{"爽约", strconv.Itoa(h.NoShows)}, []string{"已发送推送", strconv.Itoa(h.Pushes)},
+		[]string{"群发", strconv.Itoa(h.Broadcasts)})
+}
+
+func breakdownRows(groups []flows.Group) [][]string {
+	header := []string{"名称"}
+	for _, t := range profile.Words().Indicators {
+		header = append(header, t.Name+"（%）", t.Name+"分子", t.Name+"分母")
+	}
+	header = append(header, "新签约", "续签", "解约", "完成就诊", "爽约")
+	rows := [][]string{header}
+	for _, g := range groups {
+		row := []string{g.Name}
+		for _, i := range g.Indicators {
+			row = append(row, percent(i.Value), number(i.Numerator), number(i.Denominator))
+		}
+		h := g.Activity
+		row = append(row, strconv.Itoa(h.Signings), strconv.Itoa(h.Renewals), strconv.Itoa(h.Cancellations), strconv.Itoa(h.Visits),
+			strconv.Itoa(h.NoShows))
+		rows = append(rows, row)
+	}
+	return rows
+}

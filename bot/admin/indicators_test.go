@@ -1,0 +1,103 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// indicatorOf finds one indicator in an API answer.
+func indicatorOf(t *testing.T, out map[string]any, code string) map[string]any {
+	t.Helper()
+	list, _ := out["indicators"].([]any)
+	for _, i := range list {
+		if m, _ := i.(map[string]any); m["code"] == code {
+			return m
+		}
+	}
+	t.Fatalf("no %s in %v", code, out)
+	return nil
+}
+
+func TestIndicatorsInTheConsole(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		_, visit := bookedVisit(t, o.db)
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		if err := o.db.SetPopulation(ctx, storage.Scope{Institution: o.home}, communities[0].ID, 200, nil, "2026-10-31", "test"); err != nil {
+			t.Fatal(err)
+		}
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if code, _ := b.apiJSON("POST", fmt.Sprintf("/admin/api/appointments/%d/visit", visit), `{"status": "done"}`); code != 200 {
+			t.Fatalf("finish the visit: %d", code)
+		}
+		code, out := b.api("GET", "/admin/api/indicators", "")
+		if code != 200 || len(out["indicators"].([]any)) != 8 {
+			t.Fatalf("indicators: %d %v", code, out)
+		}
+		// One resident signed of the 200 recorded in 幸福社区: 0.5 %, under
+		// the national profile's 30 %.
+		if c := indicatorOf(t, out, "coverage"); c["numerator"] != 1.0 || c["denominator"] != 200.0 || c["value"] != 0.5 ||
+			c["target"] != 30.0 || c["below"] != true {
+			t.Errorf("coverage: %v", c)
+		}
+		if a := out["activity"].(map[string]any); a["signings"] != 1.0 || a["visits"] != 1.0 {
+			t.Errorf("activity: %v", a)
+		}
+		teams := out["breakdown"].(map[string]any)["team"].([]any)
+		if len(teams) != 2 {
+			t.Errorf("teams in the breakdown: %v", teams)
+		}
+		// Another institution's admin sees none of it; the doctor of the
+		// other team sees none of their colleague's visits.
+		away := o.browser(t)
+		away.signIn("awayadmin", testPassword)
+		if _, out := away.api("GET", "/admin/api/indicators", ""); out["activity"].(map[string]any)["signings"] != 0.0 {
+			t.Errorf("another institution's indicators: %v", out["activity"])
+		}
+		if _, err := CreateStaff(ctx, o.db, storage.Scope{}, NewStaff{Username: "doctor2", Role: storage.RoleDoctor, Institution: o.home,
+			Doctor: o.doctors[1].ID, Password: testPassword}, "test"); err != nil {
+			t.Fatal(err)
+		}
+		other := o.browser(t)
+		other.signIn("doctor2", testPassword)
+		if _, out := other.api("GET", "/admin/api/indicators", ""); out["activity"].(map[string]any)["visits"] != 0.0 {
+			t.Errorf("another team's doctor sees the visit: %v", out["activity"])
+		}
+		doc := o.browser(t)
+		doc.signIn("doctor", testPassword)
+		if _, out := doc.api("GET", "/admin/api/indicators", ""); out["activity"].(map[string]any)["visits"] != 1.0 {
+			t.Errorf("the team's doctor does not see their visit: %v", out["activity"])
+		}
+		for _, bad := range []string{"?from=2026-13-01", "?from=2026-07-02&to=2026-07-01", "?community=" + "不存在的社区"} {
+			if code, out := b.api("GET", "/admin/api/indicators"+bad, ""); code != http.StatusBadRequest {
+				t.Errorf("%s: %d %v", bad, code, out)
+			}
+		}
+		if code, out := b.api("GET", "/admin/api/indicators?community="+communities[0].Name, ""); code != 200 ||
+			indicatorOf(t, out, "coverage")["denominator"] != 200.0 {
+			t.Errorf("one community: %d %v", code, out)
+		}
+		// The page shows the figure beside its target; the breakdown
+		// exports as CSV for Excel.
+		if code := b.get("/admin/indicators"); code != 200 || !strings.Contains(b.last, "<strong>0.5%</strong>") ||
+			!strings.Contains(b.last, "≥ 30%") || !strings.Contains(b.last, "低于目标") {
+			t.Fatalf("the page: %d\n%s", code, b.last)
+		}
+		if code := b.get("/admin/indicators.csv?table=community"); code != 200 ||
+			!strings.HasPrefix(b.last, "\xef\xbb\xbf名称,签约率（%）,签约率分子,签约率分母,重点人群签约率（%）") ||
+			!strings.Contains(b.last, "\n"+communities[0].Name+",0.5,1,200,") {
+			t.Fatalf("the community CSV: %d\n%s", code, b.last)
+		}
+		if code := b.get("/admin/indicators.csv?table=nothing"); code != http.StatusBadRequest {
+			t.Fatalf("an unknown table: %d", code)
+		}
+	})
+}
