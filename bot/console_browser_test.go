@@ -194,6 +194,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	if data := waitPush(t, srv, resident, "sign_confirmed", 5*time.Second); !strings.Contains(data, number) {
 		t.Fatalf("the resident was not told: %s", data)
 	}
+	// The confirmed contract is this year's one signing on the indicators page.
+	run("open the indicators", chromedp.Navigate(base+"/admin/indicators"), chromedp.WaitVisible(chromedp.CSS(`#activity`)))
+	if got := textOf("#activity tbody td"); got != "1" {
+		t.Fatalf("signings on the indicators page: %q\n%s", got, mainText())
+	}
+	if got := textOf("#indicators tbody td"); got != "签约率" {
+		t.Fatalf("the first indicator: %q", got)
+	}
 }
 
 // paperID is a synthetic ID number of a resident signed on paper.
