@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -254,4 +256,55 @@ func TestBookRescheduleCancelEndToEnd(t *testing.T) {
 		}
 		assertNoClearPersonalData(t, stack, srv)
 	})
+}
+
+// The console's indicators follow what residents and doctors do in chat:
+// a signing the doctor confirms counts once confirmed, and a cancellation
+// counts too, while the resident is no longer signed at the period's end.
+func TestIndicatorsFollowTheChat(t *testing.T) {
+	srv, _ := newServer(t, map[string]string{"JIAYI_ADMIN_TOKEN": "a-long-enough-admin-token"}, Options{})
+	activity := func() map[string]any {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/admin/api/indicators", nil)
+		req.Header.Set("Authorization", "Bearer a-long-enough-admin-token")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		var out struct {
+			Activity map[string]any `json:"activity"`
+		}
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+			t.Fatalf("indicators: %d %s", rec.Code, rec.Body)
+		}
+		return out.Activity
+	}
+	var demo struct {
+		Doctors []struct {
+			BindingCode string `json:"binding_code"`
+		}
+	}
+	json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+	doctor, resident := "o_ind_doc", "o_ind_res"
+	chat(t, srv, doctor, "绑定 "+demo.Doctors[0].BindingCode)
+	for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
+		chat(t, srv, resident, s)
+	}
+	number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
+	if a := activity(); a["signings"] != 0.0 {
+		t.Fatalf("a request the doctor has not confirmed counts: %v", a)
+	}
+	if reply := chat(t, srv, doctor, "确认 "+number); !strings.Contains(reply, "已确认") {
+		t.Fatalf("confirm: %s", reply)
+	}
+	if a := activity(); a["signings"] != 1.0 || a["cancellations"] != 0.0 {
+		t.Fatalf("after the doctor confirmed: %v", a)
+	}
+	for _, s := range []string{"解约", "搬家了"} {
+		chat(t, srv, resident, s)
+	}
+	if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "已解约") {
+		t.Fatalf("cancel: %s", reply)
+	}
+	if a := activity(); a["signings"] != 1.0 || a["cancellations"] != 1.0 {
+		t.Fatalf("after the resident cancelled: %v", a)
+	}
 }
