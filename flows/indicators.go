@@ -125,13 +125,52 @@ type IndicatorScope struct {
 
 // Indicators computes the report of a scope over a period.
 func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time) (Report, error) {
-	settings, err := Settings(ctx, db)
+	c, err := newCounting(ctx, db, s, in, p, now, nil)
 	if err != nil {
 		return Report{}, err
 	}
+	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: c.asOf,
+		Breakdown: map[string][]Group{}, Communities: c.facts.Communities}
+	whole := c.tally(place{})
+	whole.activity.Pushes = c.facts.Pushes
+	r.Indicators, r.Activity = whole.indicators(c.settings), whole.activity
+	for _, kind := range Breakdowns {
+		r.Breakdown[kind] = c.groups(kind)
+	}
+	return r, nil
+}
+
+// IndicatorMembers lists the residents behind one indicator of a report,
+// in the whole scope (kind "") or in one of its groups: what each adds to
+// the numerator and the denominator. The coverage indicators' denominators
+// are populations, so their members are the residents counted signed.
+func IndicatorMembers(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time,
+	code, kind string, id int64) ([]Member, error) {
+	if !slices.ContainsFunc(profile.Words().Indicators, func(t profile.Term) bool { return t.Code == code }) {
+		return nil, &Refusal{Reason: "没有这个指标"}
+	}
+	if kind != "" && !slices.Contains(Breakdowns, kind) {
+		return nil, &Refusal{Reason: "没有这种分组"}
+	}
+	w := &watch{code: code, place: place{kind, id}}
+	if kind == "" {
+		w.place = place{}
+	}
+	if _, err := newCounting(ctx, db, s, in, p, now, w); err != nil {
+		return nil, err
+	}
+	return w.members, nil
+}
+
+// newCounting reads a period's facts and counts them.
+func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time, w *watch) (*counting, error) {
+	settings, err := Settings(ctx, db)
+	if err != nil {
+		return nil, err
+	}
 	cat, err := db.Catalog(ctx)
 	if err != nil {
-		return Report{}, err
+		return nil, err
 	}
 	asOf := p.To
 	if now.Before(asOf) {
@@ -141,19 +180,12 @@ func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indic
 	facts, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{Scope: in.Scope, CommunityID: in.CommunityID,
 		From: p.From, To: asOf, VisitsFrom: year})
 	if err != nil {
-		return Report{}, err
+		return nil, err
 	}
-	c := counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, year: year, tallies: map[place]*tally{}}
+	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, year: year,
+		tallies: map[place]*tally{}, watch: w}
 	c.count()
-	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: asOf,
-		Breakdown: map[string][]Group{}, Communities: facts.Communities}
-	whole := c.tally(place{})
-	whole.activity.Pushes = facts.Pushes
-	r.Indicators, r.Activity = whole.indicators(settings), whole.activity
-	for _, kind := range Breakdowns {
-		r.Breakdown[kind] = c.groups(kind)
-	}
-	return r, nil
+	return c, nil
 }
 
 // place is a group a figure is totalled in; the zero place is the whole
@@ -208,6 +240,7 @@ type counting struct {
 	asOf     time.Time
 	year     time.Time
 	tallies  map[place]*tally
+	watch    *watch
 }
 
 func (c *counting) tally(p place) *tally {
@@ -217,6 +250,64 @@ func (c *counting) tally(p place) *tally {
 		c.tallies[p] = t
 	}
 	return t
+}
+
+// subject is whom a figure counts: a resident and their contract.
+type subject struct{ resident, contract int64 }
+
+// Member is one resident behind an indicator: what they add to its
+// numerator and denominator.
+type Member struct {
+	ResidentID  int64   `json:"resident_id"`
+	ContractID  int64   `json:"contract_id"`
+	Numerator   float64 `json:"numerator"`
+	Denominator float64 `json:"denominator"`
+}
+
+// watch asks a counting to keep the members of one indicator in one group.
+type watch struct {
+	code    string
+	place   place
+	members []Member
+}
+
+// add counts a figure in every group it belongs to, keeping its subject
+// when that indicator and group are watched.
+func (c *counting) add(w storage.FactPlace, code string, num, den float64, who subject) {
+	c.each(w, func(t *tally) { t.add(code, num, den) })
+	if c.watch != nil && c.watch.code == code && (num != 0 || den != 0) && slices.Contains(placesOf(w), c.watch.place) {
+		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: round1(num),
+			Denominator: round1(den)})
+	}
+}
+
+// watchSigned keeps a resident signed at the end as a member of the
+// coverage indicators (whose denominators are populations, not people)
+// when their community recorded the population they count against.
+func (c *counting) watchSigned(k storage.ContractFact, groups map[string]bool, who subject) {
+	if c.watch == nil || !slices.Contains(placesOf(k.FactPlace), c.watch.place) {
+		return
+	}
+	var m storage.CommunityRow
+	for _, row := range c.facts.Communities {
+		if row.ID == k.CommunityID {
+			m = row
+		}
+	}
+	counted := false
+	switch c.watch.code {
+	case "coverage":
+		counted = m.Residents > 0
+	case "elderly_coverage":
+		counted = groups["elderly"] && m.PriorityCounts["elderly"] > 0
+	case "priority_coverage":
+		for _, code := range c.settings.PriorityGroups {
+			counted = counted || groups[code] && m.PriorityCounts[code] > 0
+		}
+	}
+	if counted {
+		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: 1})
+	}
 }
 
 // each runs f on the tally of every group a fact belongs to.
@@ -231,7 +322,7 @@ func (c *counting) count() {
 	c.countFulfilment()
 	c.countSigned()
 	for _, s := range c.facts.Surveys {
-		c.each(s.FactPlace, func(t *tally) { t.add("satisfaction", b2f(s.Score >= 4), 1) })
+		c.add(s.FactPlace, "satisfaction", b2f(s.Score >= 4), 1, subject{s.ResidentID, s.ContractID})
 	}
 }
 
@@ -251,9 +342,10 @@ func (c *counting) countActivity() {
 	for _, e := range c.facts.Events {
 		switch {
 		case e.Reason == "renewed":
-			c.each(e.FactPlace, func(t *tally) { t.activity.Renewals++; t.add("renewal", 1, 1) })
+			c.each(e.FactPlace, func(t *tally) { t.activity.Renewals++ })
+			c.add(e.FactPlace, "renewal", 1, 1, subject{e.ResidentID, e.ContractID})
 		case e.To == storage.ContractExpired && e.From != e.To:
-			c.each(e.FactPlace, func(t *tally) { t.add("renewal", 0, 1) })
+			c.add(e.FactPlace, "renewal", 0, 1, subject{e.ResidentID, e.ContractID})
 		case e.To == storage.ContractCancelled && e.From != e.To:
 			c.each(e.FactPlace, func(t *tally) { t.activity.Cancellations++ })
 		}
@@ -317,7 +409,7 @@ func (c *counting) countFulfilment() {
 			}
 		}
 		if due > 0 {
-			c.each(k.FactPlace, func(t *tally) { t.add("fulfilment", delivered, due) })
+			c.add(k.FactPlace, "fulfilment", delivered, due, subject{k.ResidentID, k.ID})
 		}
 	}
 }
@@ -368,12 +460,12 @@ func (c *counting) countSigned() {
 		for _, code := range c.settings.PriorityGroups {
 			key = key || g[code]
 		}
-		c.each(k.FactPlace, func(t *tally) {
-			if g["hypertension"] || g["diabetes"] {
-				t.add("chronic_managed", b2f(followups[resident] >= 4), 1)
-			}
-			t.add("paid_share", b2f(personal[k.ID]), b2f(key))
-		})
+		who := subject{resident, k.ID}
+		if g["hypertension"] || g["diabetes"] {
+			c.add(k.FactPlace, "chronic_managed", b2f(followups[resident] >= 4), 1, who)
+		}
+		c.add(k.FactPlace, "paid_share", b2f(personal[k.ID]), b2f(key), who)
+		c.watchSigned(k, g, who)
 	}
 	c.countPopulation(inCommunity)
 }

@@ -301,3 +301,45 @@ func TestParsePeriod(t *testing.T) {
 		}
 	}
 }
+
+// Every figure opens to the residents behind it.
+func TestIndicatorMembers(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		w := newIndicatorWorld(t, db)
+		ctx := context.Background()
+		members := func(code, kind string, id int64) string {
+			t.Helper()
+			list, err := IndicatorMembers(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now, code, kind, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := map[int64]string{}
+			for key, contract := range w.contract {
+				names[contract] = key
+			}
+			out := ""
+			for _, m := range list {
+				out += fmt.Sprintf("%s %v/%v;", names[m.ContractID], m.Numerator, m.Denominator)
+			}
+			return out
+		}
+		if got := members("satisfaction", "", 0); got != "C 0/1;A 1/1;" && got != "A 1/1;C 0/1;" {
+			t.Errorf("satisfaction: %s", got)
+		}
+		// Signed at the end in a community with a population: A and B;
+		// D's 李家庄 recorded none.
+		if got := members("coverage", "", 0); got != "A 1/0;B 1/0;" && got != "B 1/0;A 1/0;" {
+			t.Errorf("coverage: %s", got)
+		}
+		if got := members("fulfilment", "team", w.teams["黄"].ID); got != "C 1/1.2;" {
+			t.Errorf("黄's fulfilment: %s", got)
+		}
+		if got := members("renewal", "team", w.teams["赵"].ID); got != "" {
+			t.Errorf("赵's renewals: %s", got)
+		}
+		var refusal *Refusal
+		if _, err := IndicatorMembers(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now, "nothing", "", 0); !errors.As(err, &refusal) {
+			t.Errorf("an unknown indicator: %v", err)
+		}
+	})
+}

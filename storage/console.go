@@ -374,6 +374,19 @@ func (db *DB) ListResidents(ctx context.Context, scope Scope, f ResidentFilter, 
 	return out, total, err
 }
 
+// ResidentsByID are the residents in scope among ids, as the console lists
+// them; those outside the scope are left out.
+func (db *DB) ResidentsByID(ctx context.Context, scope Scope, ids []int64) ([]ResidentRow, error) {
+	out := []ResidentRow{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	cond, args := scope.where("m.institution_id", residentOfDoctor)
+	err := db.selIn(ctx, "ResidentsByID", &out, `SELECT `+residentRowColumns+` FROM `+residentRowFrom+` WHERE r.id IN (?) AND `+cond,
+		append([]any{ids}, args...)...)
+	return out, err
+}
+
 // Resident is one resident in scope, as the console shows them.
 func (db *DB) Resident(ctx context.Context, scope Scope, id int64) (ResidentRow, error) {
 	cond, args := scope.where("m.institution_id", residentOfDoctor)

@@ -83,6 +83,7 @@ func (a *API) routes() []route {
 		{"POST", "/import/:what", toManage, a.importAPI},
 		{"GET", "/export/residents.csv", toRead, a.exportResidents},
 		{"GET", "/indicators", toRead, a.indicators},
+		{"GET", "/indicators/:code/members", toRead, a.members},
 	}
 }
 

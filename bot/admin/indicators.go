@@ -1,12 +1,15 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,16 +22,25 @@ import (
 // (YYYY-MM-DD; this year to date without them), ?community=NAME, and for
 // city staff ?institution=ID. A *flows.Refusal says what to correct.
 func (a *API) indicatorReport(c *gin.Context) (flows.Report, error) {
-	ctx, p, now := c.Request.Context(), caller(c), time.Now()
-	period, err := flows.ParsePeriod(c.Query("from"), c.Query("to"), now)
+	period, in, err := a.indicatorQuery(c)
 	if err != nil {
 		return flows.Report{}, err
 	}
+	return flows.Indicators(c.Request.Context(), a.DB, a.Sealer, in, period, time.Now())
+}
+
+// indicatorQuery reads the period and the scope a request asks for.
+func (a *API) indicatorQuery(c *gin.Context) (flows.Period, flows.IndicatorScope, error) {
+	ctx, p := c.Request.Context(), caller(c)
 	in := flows.IndicatorScope{Scope: p.Scope}
+	period, err := flows.ParsePeriod(c.Query("from"), c.Query("to"), time.Now())
+	if err != nil {
+		return period, in, err
+	}
 	if id := c.Query("institution"); id != "" && p.Scope.Whole() {
 		inst := formID(id)
 		if err := a.DB.Visible(ctx, p.Scope, storage.ThingInstitution, inst); err != nil {
-			return flows.Report{}, err
+			return period, in, err
 		}
 		in.Scope.Institution = inst
 	}
@@ -36,15 +48,112 @@ func (a *API) indicatorReport(c *gin.Context) (flows.Report, error) {
 		found, err := a.DB.CommunitiesNamed(ctx, in.Scope, name)
 		switch {
 		case err != nil:
-			return flows.Report{}, err
+			return period, in, err
 		case len(found) == 0:
-			return flows.Report{}, &flows.Refusal{Reason: "没有名为“" + name + "”的社区"}
+			return period, in, &flows.Refusal{Reason: "没有名为“" + name + "”的社区"}
 		case len(found) > 1:
-			return flows.Report{}, &flows.Refusal{Reason: "有几个机构都有名为“" + name + "”的社区，请先选择机构"}
+			return period, in, &flows.Refusal{Reason: "有几个机构都有名为“" + name + "”的社区，请先选择机构"}
 		}
 		in.CommunityID = found[0].ID
 	}
-	return flows.Indicators(ctx, a.DB, a.Sealer, in, period, now)
+	return period, in, nil
+}
+
+// MemberRow is a resident behind an indicator, as the console lists them.
+type MemberRow struct {
+	Resident    storage.ResidentRow `json:"resident"`
+	ContractID  int64               `json:"contract_id"`
+	Numerator   float64             `json:"numerator"`
+	Denominator float64             `json:"denominator"`
+}
+
+// indicatorMembers lists a page of the residents behind one indicator
+// (:code) in the report's scope or one of its groups (?kind=team&id=3),
+// those furthest from counting in the numerator first.
+func (a *API) indicatorMembers(c *gin.Context, pg storage.Page) ([]MemberRow, int, error) {
+	ctx, p, now := c.Request.Context(), caller(c), time.Now()
+	period, in, err := a.indicatorQuery(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	members, err := flows.IndicatorMembers(ctx, a.DB, a.Sealer, in, period, now, c.Param("code"), c.Query("kind"), formID(c.Query("id")))
+	if err != nil {
+		return nil, 0, err
+	}
+	share := func(m flows.Member) float64 {
+		if m.Denominator == 0 {
+			return m.Numerator
+		}
+		return m.Numerator / m.Denominator
+	}
+	slices.SortStableFunc(members, func(x, y flows.Member) int {
+		return cmp.Or(cmp.Compare(share(x), share(y)), cmp.Compare(x.ResidentID, y.ResidentID))
+	})
+	total := len(members)
+	members = members[min(pg.Offset, total):min(pg.Offset+pg.Limit, total)]
+	ids := make([]int64, len(members))
+	for i, m := range members {
+		ids[i] = m.ResidentID
+	}
+	// The members came from facts in the caller's scope; their rows are
+	// read in the institution's, so a resident who left the doctor's team
+	// in the period is still named.
+	rows, err := a.DB.ResidentsByID(ctx, storage.Scope{Institution: p.Scope.Institution}, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	byID := map[int64]storage.ResidentRow{}
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	out := make([]MemberRow, 0, len(members))
+	for _, m := range members {
+		if r, ok := byID[m.ResidentID]; ok {
+			out = append(out, MemberRow{Resident: r, ContractID: m.ContractID, Numerator: m.Numerator, Denominator: m.Denominator})
+		}
+	}
+	return out, total, nil
+}
+
+// members answers GET /admin/api/indicators/:code/members.
+func (a *API) members(c *gin.Context) {
+	pg, ok := page(c)
+	if !ok {
+		return
+	}
+	rows, total, err := a.indicatorMembers(c, pg)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": rows, "total": total})
+}
+
+// membersPage lists the residents behind one figure of the indicators page.
+func (a *API) membersPage(c *gin.Context) {
+	pg := pageOf(c)
+	rows, total, err := a.indicatorMembers(c, pg)
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		a.render(c, http.StatusBadRequest, "problem", gin.H{"Problem": refusal.Reason})
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	name := c.Param("code")
+	for _, t := range profile.Words().Indicators {
+		if t.Code == name {
+			name = t.Name
+		}
+	}
+	back := c.Request.URL.Query()
+	back.Del("kind")
+	back.Del("id")
+	back.Del("offset")
+	a.render(c, http.StatusOK, "members", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Name": name, "Code": c.Param("code"),
+		"Back": "/admin/indicators?" + back.Encode(), "Population": strings.HasSuffix(c.Param("code"), "coverage")})
 }
 
 // indicators answers GET /admin/api/indicators.
@@ -85,7 +194,25 @@ func (a *API) indicatorsPage(c *gin.Context) {
 	q := c.Request.URL.Query()
 	a.render(c, http.StatusOK, "indicators", gin.H{"R": r, "By": by, "Groups": r.Breakdown[by], "Query": q,
 		"Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(time.Now(), q),
-		"ByLinks": byLinks(q), "Terms": profile.Words().Indicators, "CSV": csvLink(q)})
+		"ByLinks": byLinks(q), "Terms": profile.Words().Indicators, "CSV": csvLink(q), "Members": membersLink(q, by)})
+}
+
+// membersLink opens one figure of the page to the residents behind it:
+// (code) for the whole scope, (code, id) for a group of the breakdown.
+func membersLink(q url.Values, by string) func(code string, id ...int64) string {
+	return func(code string, id ...int64) string {
+		v := url.Values{}
+		for _, k := range []string{"from", "to", "community", "institution"} {
+			if q.Get(k) != "" {
+				v.Set(k, q.Get(k))
+			}
+		}
+		if len(id) > 0 {
+			v.Set("kind", by)
+			v.Set("id", strconv.FormatInt(id[0], 10))
+		}
+		return "/admin/indicators/" + url.PathEscape(code) + "?" + v.Encode()
+	}
 }
 
 // byLinks are the page shown broken down by each kind of group.

@@ -101,3 +101,43 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 		}
 	})
 }
+
+// Every figure opens to the residents behind it, in the caller's scope.
+func TestIndicatorFiguresOpenToTheirResidents(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		number, _ := bookedVisit(t, o.db)
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
+		o.db.SetPopulation(ctx, storage.Scope{Institution: o.home}, communities[0].ID, 200, nil, "2026-10-31", "test")
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		code, out := b.api("GET", "/admin/api/indicators/coverage/members", "")
+		items, _ := out["items"].([]any)
+		if code != 200 || len(items) != 1 || out["total"] != 1.0 {
+			t.Fatalf("coverage members: %d %v", code, out)
+		}
+		m := items[0].(map[string]any)
+		if m["resident"].(map[string]any)["name"] != "王秀英" || m["numerator"] != 1.0 || strings.Contains(fmt.Sprint(m), "1955-03-02") {
+			t.Errorf("the member: %v", m)
+		}
+		// The breakdown's figure links to its group's residents.
+		b.get("/admin/indicators?by=team")
+		link := fmt.Sprintf(`/admin/indicators/paid_share?id=%d&amp;kind=team`, contract.TeamID)
+		if !strings.Contains(b.last, link) {
+			t.Fatalf("no link %s on the page:\n%s", link, b.last)
+		}
+		if code := b.get(fmt.Sprintf("/admin/indicators/paid_share?kind=team&id=%d", contract.TeamID)); code != 200 || !strings.Contains(b.last, "王秀英") {
+			t.Fatalf("the team's members page: %d\n%s", code, b.last)
+		}
+		if code := b.get("/admin/indicators/nothing"); code != http.StatusBadRequest {
+			t.Fatalf("an unknown indicator: %d", code)
+		}
+		away := o.browser(t)
+		away.signIn("awayadmin", testPassword)
+		if _, out := away.api("GET", "/admin/api/indicators/coverage/members", ""); out["total"] != 0.0 {
+			t.Fatalf("another institution's admin sees members: %v", out)
+		}
+	})
+}

@@ -65,6 +65,7 @@ func (a *API) consoleRoutes() []route {
 		{"GET", "/packages", toRead, a.packagesPage},
 		{"GET", "/indicators", toRead, a.indicatorsPage},
 		{"GET", "/indicators.csv", toRead, a.indicatorsCSV},
+		{"GET", "/indicators/:code", toRead, a.membersPage},
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
 		{"GET", "/audit", toManage, a.auditPage},
