@@ -95,6 +95,16 @@ type Happenings struct {
 	Broadcasts    int            `json:"broadcasts"` // mass sends; none are made yet
 }
 
+// Month is what happened in one calendar month of the period (the first
+// and last may be partial).
+type Month struct {
+	Month        string   `json:"month"` // 2026-03
+	Signings     int      `json:"signings"`
+	Visits       int      `json:"visits"`
+	Satisfaction *float64 `json:"satisfaction"` // percent of answered surveys scoring 4 or 5; null with none answered
+	Answered     int      `json:"answered"`
+}
+
 // Group is the indicators of one institution, community, team or doctor.
 type Group struct {
 	ID         int64       `json:"id"`
@@ -111,6 +121,7 @@ type Report struct {
 	Indicators  []Indicator            `json:"indicators"`
 	Activity    Happenings             `json:"activity"`
 	Breakdown   map[string][]Group     `json:"breakdown"` // institution, community, team, doctor
+	Months      []Month                `json:"months"`    // the whole scope month by month
 	Communities []storage.CommunityRow `json:"communities"`
 }
 
@@ -137,7 +148,51 @@ func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indic
 	for _, kind := range Breakdowns {
 		r.Breakdown[kind] = c.groups(kind)
 	}
+	r.Months = c.months(p.From)
 	return r, nil
+}
+
+// months is the whole scope's signings, visits and satisfaction by
+// calendar month, from the period's first month to the one holding asOf.
+func (c *counting) months(from time.Time) []Month {
+	var out []Month
+	index := map[string]int{}
+	for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, Shanghai); m.Before(c.asOf); m = m.AddDate(0, 1, 0) {
+		index[m.Format("2006-01")] = len(out)
+		out = append(out, Month{Month: m.Format("2006-01")})
+	}
+	at := func(t time.Time) *Month {
+		if i, ok := index[t.In(Shanghai).Format("2006-01")]; ok && !t.Before(c.from) && t.Before(c.asOf) {
+			return &out[i]
+		}
+		return nil
+	}
+	for _, k := range c.facts.Contracts {
+		if m := at(k.ConfirmedAt); m != nil {
+			m.Signings++
+		}
+	}
+	for _, v := range c.facts.Visits {
+		if m := at(v.StartsAt); m != nil && v.Status == "done" {
+			m.Visits++
+		}
+	}
+	good := map[string]int{}
+	for _, s := range c.facts.Surveys {
+		if m := at(s.AnsweredAt); m != nil {
+			m.Answered++
+			if s.Score >= 4 {
+				good[m.Month]++
+			}
+		}
+	}
+	for i := range out {
+		if out[i].Answered > 0 {
+			v := round1(100 * float64(good[out[i].Month]) / float64(out[i].Answered))
+			out[i].Satisfaction = &v
+		}
+	}
+	return out
 }
 
 // IndicatorMembers lists the residents behind one indicator of a report,

@@ -233,6 +233,20 @@ func TestIndicatorsOnAHandBuiltTownship(t *testing.T) {
 			a.VisitsByKind["checkup"] != 1 || a.NoShows != 1 || a.Pushes != 0 {
 			t.Errorf("activity: %+v", a)
 		}
+		// Month by month: B signed in March; visits done 2 in February (A,
+		// C), 3 in March (A's follow-up and check-up, C), 1 in April and
+		// 1 in May (A); surveys: C's 3 in March, A's 5 in May.
+		months := ""
+		for _, m := range r.Months {
+			sat := "-"
+			if m.Satisfaction != nil {
+				sat = fmt.Sprint(*m.Satisfaction)
+			}
+			months += fmt.Sprintf("%s:%d/%d/%s ", m.Month, m.Signings, m.Visits, sat)
+		}
+		if want := "2026-01:0/0/- 2026-02:0/2/- 2026-03:1/3/0 2026-04:0/1/- 2026-05:0/1/100 2026-06:0/0/- "; months != want {
+			t.Errorf("months: %s, want %s", months, want)
+		}
 		// By team: 赵 has A and B, 黄 has C, D and E; teams have no
 		// population, so no coverage.
 		teams := map[string]map[string]Indicator{}

@@ -83,9 +83,10 @@ type VisitFact struct {
 // SurveyFact is a satisfaction survey answered in the period.
 type SurveyFact struct {
 	FactPlace
-	ContractID int64 `db:"contract_id"`
-	ResidentID int64 `db:"resident_id"`
-	Score      int   `db:"score"`
+	ContractID int64     `db:"contract_id"`
+	ResidentID int64     `db:"resident_id"`
+	Score      int       `db:"score"`
+	AnsweredAt time.Time `db:"answered_at"`
 }
 
 // EventFact is a change of a contract in the period: a confirmation, a
@@ -139,7 +140,7 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 		{&f.Visits, `SELECT ` + factPlace + `, a.contract_id, a.resident_id, a.kind, a.status, a.starts_at FROM appointments a JOIN contracts c ON c.id = a.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND a.status IN ('done', 'no_show') AND a.starts_at >= ? AND a.starts_at < ?`,
 			with(earlier(from, visitsFrom), to)},
-		{&f.Surveys, `SELECT ` + factPlace + `, a.contract_id, c.resident_id, s.score FROM surveys s JOIN appointments a ON a.id = s.appointment_id JOIN contracts c ON c.id = a.contract_id` + contractPlace +
+		{&f.Surveys, `SELECT ` + factPlace + `, a.contract_id, c.resident_id, s.score, s.answered_at FROM surveys s JOIN appointments a ON a.id = s.appointment_id JOIN contracts c ON c.id = a.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND s.score IS NOT NULL AND s.answered_at >= ? AND s.answered_at < ?`, with(from, to)},
 		{&f.Events, `SELECT ` + factPlace + `, e.contract_id, c.resident_id, e.from_status, e.to_status, e.reason, e.at FROM contract_events e JOIN contracts c ON c.id = e.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND e.at >= ? AND e.at < ?`, with(from, to)},

@@ -194,7 +194,8 @@ func (a *API) indicatorsPage(c *gin.Context) {
 	q := c.Request.URL.Query()
 	a.render(c, http.StatusOK, "indicators", gin.H{"R": r, "By": by, "Groups": r.Breakdown[by], "Query": q,
 		"Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(time.Now(), q),
-		"ByLinks": byLinks(q), "Terms": profile.Words().Indicators, "CSV": csvLink(q), "Members": membersLink(q, by)})
+		"ByLinks": byLinks(q), "Terms": profile.Words().Indicators, "CSV": csvLink(q), "Members": membersLink(q, by),
+		"Charts": monthCharts(r.Months)})
 }
 
 // membersLink opens one figure of the page to the residents behind it:
@@ -291,6 +292,11 @@ func (a *API) indicatorsCSV(c *gin.Context) {
 		rows = indicatorRows(r.Indicators)
 	case "activity":
 		rows = activityRows(r.Activity)
+	case "months":
+		rows = [][]string{{"月份", "新签约", "完成就诊", "满意度（%）", "满意度调查答复数"}}
+		for _, m := range r.Months {
+			rows = append(rows, []string{m.Month, strconv.Itoa(m.Signings), strconv.Itoa(m.Visits), percent(m.Satisfaction), strconv.Itoa(m.Answered)})
+		}
 	case "institution", "community", "team", "doctor":
 		rows = breakdownRows(r.Breakdown[table])
 	default:

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
@@ -38,7 +40,10 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 		if code, _ := b.apiJSON("POST", fmt.Sprintf("/admin/api/appointments/%d/visit", visit), `{"status": "done"}`); code != 200 {
 			t.Fatalf("finish the visit: %d", code)
 		}
-		code, out := b.api("GET", "/admin/api/indicators", "")
+		// Since yesterday: the visit an hour ago counts even just after
+		// midnight on New Year's Day.
+		recent := "?from=" + time.Now().In(flows.Shanghai).AddDate(0, 0, -1).Format("2006-01-02")
+		code, out := b.api("GET", "/admin/api/indicators"+recent, "")
 		if code != 200 || len(out["indicators"].([]any)) != 8 {
 			t.Fatalf("indicators: %d %v", code, out)
 		}
@@ -68,12 +73,12 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 		}
 		other := o.browser(t)
 		other.signIn("doctor2", testPassword)
-		if _, out := other.api("GET", "/admin/api/indicators", ""); out["activity"].(map[string]any)["visits"] != 0.0 {
+		if _, out := other.api("GET", "/admin/api/indicators"+recent, ""); out["activity"].(map[string]any)["visits"] != 0.0 {
 			t.Errorf("another team's doctor sees the visit: %v", out["activity"])
 		}
 		doc := o.browser(t)
 		doc.signIn("doctor", testPassword)
-		if _, out := doc.api("GET", "/admin/api/indicators", ""); out["activity"].(map[string]any)["visits"] != 1.0 {
+		if _, out := doc.api("GET", "/admin/api/indicators"+recent, ""); out["activity"].(map[string]any)["visits"] != 1.0 {
 			t.Errorf("the team's doctor does not see their visit: %v", out["activity"])
 		}
 		for _, bad := range []string{"?from=2026-13-01", "?from=2026-07-02&to=2026-07-01", "?community=" + "不存在的社区"} {
@@ -95,6 +100,16 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 			!strings.HasPrefix(b.last, "\xef\xbb\xbf名称,签约率（%）,签约率分子,签约率分母,重点人群签约率（%）") ||
 			!strings.Contains(b.last, "\n"+communities[0].Name+",0.5,1,200,") {
 			t.Fatalf("the community CSV: %d\n%s", code, b.last)
+		}
+		// This year's signing is a bar in the month's chart and a row of
+		// the months' CSV.
+		month := time.Now().In(flows.Shanghai).Format("2006-01")
+		if code := b.get("/admin/indicators"); code != 200 || !strings.Contains(b.last, "<title>每月新签约（人）</title>") ||
+			!strings.Contains(b.last, "<title>"+month[2:]+"：1</title>") {
+			t.Fatalf("the charts: %d\n%s", code, b.last)
+		}
+		if code := b.get("/admin/indicators.csv?table=months"); code != 200 || !strings.Contains(b.last, "\n"+month+",1,") {
+			t.Fatalf("the months CSV: %d\n%s", code, b.last)
 		}
 		if code := b.get("/admin/indicators.csv?table=nothing"); code != http.StatusBadRequest {
 			t.Fatalf("an unknown table: %d", code)
