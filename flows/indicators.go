@@ -30,6 +30,10 @@ import (
 //   - chronic_managed: hypertension and diabetes patients signed at the
 //     period's end with at least 4 follow-up visits done in its calendar
 //     year / those patients.
+//   - bp_control, glucose_control: hypertension (diabetes) patients signed
+//     at the end whose latest blood pressure (fasting glucose) recorded at
+//     a visit this calendar year is controlled (below 140/90; below 7.0) /
+//     those patients, measured or not.
 //   - paid_share: contracts in force at the end with a personal share /
 //     those of residents in a priority group.
 //
@@ -240,7 +244,7 @@ func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indi
 	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, year: year,
 		tallies: map[place]*tally{}, watch: w}
 	c.count()
-	return c, nil
+	return c, c.err
 }
 
 // place is a group a figure is totalled in; the zero place is the whole
@@ -296,6 +300,7 @@ type counting struct {
 	year     time.Time
 	tallies  map[place]*tally
 	watch    *watch
+	err      error // the first error met: a sealed reading that does not open
 }
 
 func (c *counting) tally(p place) *tally {
@@ -499,6 +504,7 @@ func (c *counting) countSigned() {
 			followups[v.ResidentID]++
 		}
 	}
+	latest := c.latestReadings(signed, groups)
 	inCommunity := map[int64]map[string]int{} // community -> group ("" all) -> signed residents
 	for resident, k := range signed {
 		g := groups[resident]
@@ -519,10 +525,51 @@ func (c *counting) countSigned() {
 		if g["hypertension"] || g["diabetes"] {
 			c.add(k.FactPlace, "chronic_managed", b2f(followups[resident] >= 4), 1, who)
 		}
+		if g["hypertension"] {
+			c.add(k.FactPlace, "bp_control", b2f(latest[resident].bp.BPControlled()), 1, who)
+		}
+		if g["diabetes"] {
+			c.add(k.FactPlace, "glucose_control", b2f(latest[resident].glucose.GlucoseControlled()), 1, who)
+		}
 		c.add(k.FactPlace, "paid_share", b2f(personal[k.ID]), b2f(key), who)
 		c.watchSigned(k, g, who)
 	}
 	c.countPopulation(inCommunity)
+}
+
+// measured is a resident's latest readings this year, each with when.
+type measured struct {
+	bp, glucose     Readings
+	bpAt, glucoseAt time.Time
+}
+
+// latestReadings opens the readings of this year's visits of hypertension
+// and diabetes patients signed at the end, keeping each one's latest.
+func (c *counting) latestReadings(signed map[int64]storage.ContractFact, groups map[int64]map[string]bool) map[int64]measured {
+	out := map[int64]measured{}
+	for _, v := range c.facts.Visits {
+		g := groups[v.ResidentID]
+		if v.Readings == "" || v.StartsAt.Before(c.year) || !v.StartsAt.Before(c.asOf) || !(g["hypertension"] || g["diabetes"]) {
+			continue
+		}
+		if _, ok := signed[v.ResidentID]; !ok {
+			continue
+		}
+		r, err := openReadings(c.sealer, v.Readings)
+		if err != nil {
+			c.err = cmp.Or(c.err, fmt.Errorf("flows.Indicators: readings of a visit: %w", err))
+			continue
+		}
+		m := out[v.ResidentID]
+		if r.Systolic > 0 && !v.StartsAt.Before(m.bpAt) {
+			m.bp, m.bpAt = r, v.StartsAt
+		}
+		if r.Glucose > 0 && !v.StartsAt.Before(m.glucoseAt) {
+			m.glucose, m.glucoseAt = r, v.StartsAt
+		}
+		out[v.ResidentID] = m
+	}
+	return out
 }
 
 // groupsOf is each signed resident's priority groups: declared (by their

@@ -21,13 +21,15 @@ import (
 //
 //	A 河东村, 赵 team, born 1950 (76: elderly), hypertension; basic + chronic
 //	  (personal share 20 yuan); in force since 2025-07-01; 4 follow-ups
-//	  (Feb-May) and 1 check-up done; survey 5.
+//	  (Feb-May; blood pressure 150/95 in February, 130/80 in May) and 1
+//	  check-up done; survey 5.
 //	B 河东村, 赵 team, born 1980; basic; in force since 2026-03-01; a
 //	  clinic visit missed in April.
 //	C 河西村, 黄 team, born 1955 (71), diabetes; basic + chronic; in force
-//	  since 2025-01-01, cancelled 2026-04-01; 2 follow-ups done; survey 3.
-//	D 李家庄, 黄 team, born 1960 (66); basic; in force since 2025-02-01,
-//	  renewed 2026-01-20.
+//	  since 2025-01-01, cancelled 2026-04-01; 2 follow-ups done (glucose
+//	  6.1 in February); survey 3.
+//	D 李家庄, 黄 team, born 1960 (66), diabetes; basic; in force since
+//	  2025-02-01, renewed 2026-01-20; a check-up in June, glucose 7.5.
 //	E 河西村, 黄 team, born 1990; basic; in force since 2025-03-01, expired
 //	  2026-03-01.
 //
@@ -88,7 +90,7 @@ func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
 		{"A", "河东村", "赵", "1950-05-01", "hypertension", "2025-07-01", chronic},
 		{"B", "河东村", "赵", "1980-05-01", "", "2026-03-01", basic},
 		{"C", "河西村", "黄", "1955-05-01", "diabetes", "2025-01-01", chronic},
-		{"D", "李家庄", "黄", "1960-05-01", "", "2025-02-01", basic},
+		{"D", "李家庄", "黄", "1960-05-01", "diabetes", "2025-02-01", basic},
 		{"E", "河西村", "黄", "1990-05-01", "", "2025-03-01", basic},
 	} {
 		team := w.teams[r.team]
@@ -120,21 +122,30 @@ func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
 	event("C", "active", "cancelled", "搬家", "2026-04-01")
 	event("D", "active", "active", "renewed", "2026-01-20")
 	event("E", "active", "expired", "term ended", "2026-03-01")
-	for i, v := range []struct{ key, kind, status, at string }{
-		{"A", "followup", "done", "2026-02-10"}, {"A", "followup", "done", "2026-03-10"}, {"A", "followup", "done", "2026-04-10"},
-		{"A", "followup", "done", "2026-05-10"}, {"A", "checkup", "done", "2026-03-20"}, {"B", "clinic", "no_show", "2026-04-15"},
-		{"C", "followup", "done", "2026-02-12"}, {"C", "followup", "done", "2026-03-12"},
-		{"A", "followup", "done", "2025-12-10"}, // before the period and the year: counts nowhere
+	for i, v := range []struct {
+		key, kind, status, at string
+		readings              Readings
+	}{
+		{"A", "followup", "done", "2026-02-10", Readings{Systolic: 150, Diastolic: 95}}, {"A", "followup", "done", "2026-03-10", Readings{}},
+		{"A", "followup", "done", "2026-04-10", Readings{}}, {"A", "followup", "done", "2026-05-10", Readings{Systolic: 130, Diastolic: 80}},
+		{"A", "checkup", "done", "2026-03-20", Readings{}}, {"B", "clinic", "no_show", "2026-04-15", Readings{}},
+		{"C", "followup", "done", "2026-02-12", Readings{Glucose: 6.1}}, {"C", "followup", "done", "2026-03-12", Readings{}},
+		{"D", "checkup", "done", "2026-06-05", Readings{Glucose: 7.5}},
+		{"A", "followup", "done", "2025-12-10", Readings{}}, // before the period and the year: counts nowhere
 	} {
-		w.visit(t, i, v.key, v.kind, v.status, day(v.at).Add(9*time.Hour))
+		w.visit(t, i, v.key, v.kind, v.status, day(v.at).Add(9*time.Hour), v.readings)
 	}
 	w.survey(t, "A", 5, day("2026-05-11"))
 	w.survey(t, "C", 3, day("2026-03-13"))
 	return w
 }
 
-func (w *indicatorWorld) visit(t *testing.T, i int, key, kind, status string, at time.Time) {
+func (w *indicatorWorld) visit(t *testing.T, i int, key, kind, status string, at time.Time, r Readings) {
 	t.Helper()
+	sealed, err := sealReadings(w.sealer, r)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sql := storagetest.SQL(t, w.db)
 	var k struct {
 		Resident int64 `db:"resident_id"`
@@ -149,8 +160,8 @@ func (w *indicatorWorld) visit(t *testing.T, i int, key, kind, status string, at
 		t.Fatal(err)
 	}
 	sql.MustExec(sql.Rebind(`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id, kind, status, starts_at, ends_at,
-		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), fmt.Sprintf("v%d", i), k.Resident, w.contract[key], k.Doctor, slot,
-		kind, status, at.UTC(), at.Add(10*time.Minute).UTC(), at.UTC(), at.UTC())
+		created_at, updated_at, readings_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), fmt.Sprintf("v%d", i), k.Resident, w.contract[key],
+		k.Doctor, slot, kind, status, at.UTC(), at.Add(10*time.Minute).UTC(), at.UTC(), at.UTC(), sealed)
 }
 
 func (w *indicatorWorld) survey(t *testing.T, key string, score int, at time.Time) {
@@ -222,20 +233,26 @@ func TestIndicatorsOnAHandBuiltTownship(t *testing.T) {
 		want(t, "whole", got, "fulfilment", 3.5, 3.7, 93.4, false)
 		// Surveys 5 and 3: one of two scores 4 or 5, under 85 %.
 		want(t, "whole", got, "satisfaction", 1, 2, 50, true)
-		// Chronic patients signed at the end: A only, with 4 follow-ups this
-		// year (the one in December 2025 does not count).
-		want(t, "whole", got, "chronic_managed", 1, 1, 100, false)
+		// Chronic patients signed at the end: A, with 4 follow-ups this year
+		// (the one in December 2025 does not count), and D, with none;
+		// under the 75 % target.
+		want(t, "whole", got, "chronic_managed", 1, 2, 50, true)
+		// A's latest blood pressure (May) is 130/80, though February's was
+		// 150/95; D's fasting glucose in June is 7.5. C's 6.1 does not
+		// count: C is no longer signed.
+		want(t, "whole", got, "bp_control", 1, 1, 100, false)
+		want(t, "whole", got, "glucose_control", 0, 1, 0, false)
 		// Contracts at the end with a personal share: A; of residents in a
 		// priority group: A (hypertension, 76) and D (66).
 		want(t, "whole", got, "paid_share", 1, 2, 50, false)
 		a := r.Activity
-		if a.Signings != 1 || a.Renewals != 1 || a.Cancellations != 1 || a.Visits != 7 || a.VisitsByKind["followup"] != 6 ||
-			a.VisitsByKind["checkup"] != 1 || a.NoShows != 1 || a.Pushes != 0 {
+		if a.Signings != 1 || a.Renewals != 1 || a.Cancellations != 1 || a.Visits != 8 || a.VisitsByKind["followup"] != 6 ||
+			a.VisitsByKind["checkup"] != 2 || a.NoShows != 1 || a.Pushes != 0 {
 			t.Errorf("activity: %+v", a)
 		}
 		// Month by month: B signed in March; visits done 2 in February (A,
 		// C), 3 in March (A's follow-up and check-up, C), 1 in April and
-		// 1 in May (A); surveys: C's 3 in March, A's 5 in May.
+		// 1 in May (A), 1 in June (D); surveys: C's 3 in March, A's 5 in May.
 		months := ""
 		for _, m := range r.Months {
 			sat := "-"
@@ -244,7 +261,7 @@ func TestIndicatorsOnAHandBuiltTownship(t *testing.T) {
 			}
 			months += fmt.Sprintf("%s:%d/%d/%s ", m.Month, m.Signings, m.Visits, sat)
 		}
-		if want := "2026-01:0/0/- 2026-02:0/2/- 2026-03:1/3/0 2026-04:0/1/- 2026-05:0/1/100 2026-06:0/0/- "; months != want {
+		if want := "2026-01:0/0/- 2026-02:0/2/- 2026-03:1/3/0 2026-04:0/1/- 2026-05:0/1/100 2026-06:0/1/- "; months != want {
 			t.Errorf("months: %s, want %s", months, want)
 		}
 		// By team: 赵 has A and B, 黄 has C, D and E; teams have no
@@ -284,8 +301,8 @@ func TestIndicatorsOfADoctorsTeam(t *testing.T) {
 		}
 		got := byCode(r.Indicators)
 		want(t, "黄's scope", got, "satisfaction", 0, 1, 0, true)
-		want(t, "黄's scope", got, "chronic_managed", 0, 0, "null", false)
-		if r.Activity.Visits != 2 || r.Activity.NoShows != 0 {
+		want(t, "黄's scope", got, "chronic_managed", 0, 1, 0, true)
+		if r.Activity.Visits != 3 || r.Activity.NoShows != 0 {
 			t.Errorf("黄's activity: %+v", r.Activity)
 		}
 		for _, g := range r.Breakdown["team"] {

@@ -15,7 +15,7 @@ import (
 // a score from 1 to 5 and, in the next message, an optional comment; each
 // visit is scored once.
 var (
-	doneCommand   = regexp.MustCompile(`^完成\s*(\d+)$`)
+	doneCommand   = regexp.MustCompile(`^完成\s*(\d+)\s*(.*)$`)
 	missedCommand = regexp.MustCompile(`^未到\s*(\d+)$`)
 )
 
@@ -27,9 +27,16 @@ func dayBounds(at time.Time) (time.Time, time.Time) {
 // visitCommand answers a doctor's 今日预约, 完成 N and 未到 N.
 func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inbound) ([]string, bool, error) {
 	m := doneCommand.FindStringSubmatch(said)
-	status := "done"
+	status, readings := "done", Readings{}
 	if m == nil {
 		m, status = missedCommand.FindStringSubmatch(said), "no_show"
+	} else {
+		var err error
+		var refusal *Refusal
+		if readings, err = ParseReadings(m[2]); errors.As(err, &refusal) {
+			replies, err := say("visit_readings_unclear", refusal.Reason)
+			return replies, true, err
+		}
 	}
 	if m == nil && said != "今日预约" {
 		return nil, false, nil
@@ -57,7 +64,7 @@ func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inb
 		return replies, true, err
 	}
 	a := agenda[n-1]
-	err = MarkVisit(ctx, e.DB, a, status, in.At)
+	err = MarkVisit(ctx, e.DB, e.Sealer, a, status, readings, in.At)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		replies, err := say("visit_already_marked", n)
 		return replies, true, err
@@ -65,7 +72,7 @@ func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inb
 	if err != nil {
 		return nil, true, err
 	}
-	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done"})
+	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done", "Readings": readings.String()})
 	return replies, true, err
 }
 
@@ -73,11 +80,22 @@ func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inb
 // missed.
 var ErrVisitAhead = errors.New("the visit is on a day still to come")
 
-// MarkVisit records a booked visit as done or no_show; a done one asks the
-// resident for a score. Doctors do it in chat, admins through the API.
-func MarkVisit(ctx context.Context, db *storage.DB, a storage.AppointmentView, status string, at time.Time) error {
+// MarkVisit records a booked visit as done or no_show, a done one with what
+// the doctor measured (sealed); a done one asks the resident for a score.
+// Doctors do it in chat, staff in the console and through the API.
+func MarkVisit(ctx context.Context, db *storage.DB, s *storage.Sealer, a storage.AppointmentView, status string, r Readings, at time.Time) error {
 	if status != "done" && status != "no_show" {
 		return fmt.Errorf("flows.MarkVisit: status %q is not done or no_show", status)
+	}
+	if err := r.Check(); err != nil {
+		return err
+	}
+	if status != "done" && !r.Empty() {
+		return &Refusal{Reason: "未到的就诊没有读数"}
+	}
+	sealed, err := sealReadings(s, r)
+	if err != nil {
+		return err
 	}
 	if StartOfDay(a.StartsAt).After(StartOfDay(at)) {
 		return ErrVisitAhead
@@ -87,7 +105,7 @@ func MarkVisit(ctx context.Context, db *storage.DB, a storage.AppointmentView, s
 		pushes = []storage.Push{SatisfactionSurvey{AppointmentID: a.ID, OpenID: a.ManagerOpenID, Doctor: a.DoctorName,
 			VisitKind: a.Kind, At: a.StartsAt}.Push()}
 	}
-	return db.MarkVisit(ctx, a.ID, status, at, pushes)
+	return db.MarkVisit(ctx, a.ID, status, sealed, at, pushes)
 }
 
 type agendaLine struct{ Time, Kind, Name, Status string }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
 func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
@@ -119,10 +120,10 @@ func TestMarkingAVisitAndRemindersOff(t *testing.T) {
 	ctx := context.Background()
 	c.book("1", "2", "1", "我们会在前一天晚上提醒您") // tomorrow 08:00
 	a, _ := e.DB.UpcomingManagedBy(ctx, "o_mk", c.clock)
-	if err := MarkVisit(ctx, e.DB, a[0], "done", c.clock); !errors.Is(err, ErrVisitAhead) {
+	if err := MarkVisit(ctx, e.DB, e.Sealer, a[0], "done", Readings{}, c.clock); !errors.Is(err, ErrVisitAhead) {
 		t.Fatalf("marked a visit of tomorrow today: %v", err)
 	}
-	if err := MarkVisit(ctx, e.DB, a[0], "done", a[0].StartsAt.Add(10*time.Minute)); err != nil {
+	if err := MarkVisit(ctx, e.DB, e.Sealer, a[0], "done", Readings{}, a[0].StartsAt.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if n := countKind(t, e, "o_mk", PushAppointmentReminder, "pending"); n != 0 {
@@ -136,5 +137,58 @@ func TestMarkingAVisitAndRemindersOff(t *testing.T) {
 	}
 	if n := countKind(t, e, "o_mk", PushAppointmentReminder, "pending"); n != 0 {
 		t.Fatalf("%d reminders queued for a resident who turned them off", n)
+	}
+}
+
+// A doctor finishing a visit may say what they measured; the readings are
+// sealed, and a reading no living person has is refused before anything
+// is marked.
+func TestDoctorRecordsReadingsAtAVisit(t *testing.T) {
+	e := engineFor(t, "national")
+	doc := bindFirstDoctor(t, e)
+	activeFor(t, e, doc, "o_rd", synthID("110105", "19550302", "021"))
+	c := talk(t, e, "o_rd")
+	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		c.say(s)
+	}
+	c.say("确认", "预约成功")
+	doc.clock = time.Date(2026, 11, 24, 9, 0, 0, 0, Shanghai)
+	doc.say("完成 1 血压 300/85", "血压读数不在合理范围", "还没有标记")
+	doc.say("完成 1 心情不错", "读数请写成", "还没有标记")
+	doc.say("今日预约", "1. 08:00-08:10 门诊 王秀英")
+	doc.say("完成 1 血压 135/85 血糖 6.8", "标记为完成，记下血压 135/85，血糖 6.8")
+	sql := storagetest.SQL(t, e.DB)
+	var sealed string
+	if err := sql.Get(&sealed, `SELECT readings_sealed FROM appointments WHERE status = 'done'`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sealed, "135") || strings.Contains(sealed, "6.8") {
+		t.Fatalf("readings stored in clear: %s", sealed)
+	}
+	if r, err := openReadings(e.Sealer, sealed); err != nil || r != (Readings{Systolic: 135, Diastolic: 85, Glucose: 6.8}) ||
+		!r.BPControlled() || !r.GlucoseControlled() {
+		t.Fatalf("readings: %+v %v", r, err)
+	}
+}
+
+func TestParseReadings(t *testing.T) {
+	for text, want := range map[string]Readings{
+		"":                      {},
+		"血压135/85":              {Systolic: 135, Diastolic: 85},
+		"血压：150／95 mmHg":        {Systolic: 150, Diastolic: 95},
+		"血糖 7":                  {Glucose: 7},
+		"血糖6.8mmol/L，血压 120/80": {Systolic: 120, Diastolic: 80, Glucose: 6.8},
+	} {
+		if got, err := ParseReadings(text); err != nil || got != want {
+			t.Errorf("%q: %+v %v, want %+v", text, got, err, want)
+		}
+	}
+	for _, bad := range []string{"血压 85/135", "血糖 60", "血压 135", "体温 37"} {
+		if _, err := ParseReadings(bad); err == nil {
+			t.Errorf("%q was taken", bad)
+		}
+	}
+	if (Readings{Systolic: 140, Diastolic: 80}).BPControlled() || !(Readings{Glucose: 6.9}).GlucoseControlled() {
+		t.Error("control is below 140/90 and below 7.0")
 	}
 }

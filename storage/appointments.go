@@ -496,14 +496,15 @@ func (db *DB) DoctorAgenda(ctx context.Context, doctorID int64, from, to time.Ti
 	return out, nil
 }
 
-// MarkVisit records a booked visit as done or missed. A done visit opens a
+// MarkVisit records a booked visit as done or missed, with the readings a
+// doctor took (sealed; "" for none). A done visit opens a
 // satisfaction survey for the resident's manager; the pushes go with it.
-func (db *DB) MarkVisit(ctx context.Context, id int64, status string, now time.Time, pushes []Push) error {
+func (db *DB) MarkVisit(ctx context.Context, id int64, status, readingsSealed string, now time.Time, pushes []Push) error {
 	const op = "MarkVisit"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		var residentID int64
-		err := tx.get(ctx, op, &residentID, `UPDATE appointments SET status = ?, updated_at = ? WHERE id = ? AND status = 'booked'
-		RETURNING resident_id`, status, now.UTC(), id)
+		err := tx.get(ctx, op, &residentID, `UPDATE appointments SET status = ?, readings_sealed = ?, updated_at = ? WHERE id = ? AND status = 'booked'
+		RETURNING resident_id`, status, readingsSealed, now.UTC(), id)
 		if errors.Is(err, ErrNotFound) {
 			return fail(op, ErrStatusChanged)
 		}

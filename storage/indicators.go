@@ -78,6 +78,7 @@ type VisitFact struct {
 	Kind       string    `db:"kind"`
 	Status     string    `db:"status"`
 	StartsAt   time.Time `db:"starts_at"`
+	Readings   string    `db:"readings_sealed"` // sealed; "" for none
 }
 
 // SurveyFact is a satisfaction survey answered in the period.
@@ -137,7 +138,7 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 			` WHERE ` + cond + inForce, with(to, from)},
 		{&f.Groups, `SELECT DISTINCT g.resident_id, g.tag FROM resident_groups g JOIN contracts c ON c.resident_id = g.resident_id` + contractPlace +
 			` WHERE ` + cond + inForce, with(to, from)},
-		{&f.Visits, `SELECT ` + factPlace + `, a.contract_id, a.resident_id, a.kind, a.status, a.starts_at FROM appointments a JOIN contracts c ON c.id = a.contract_id` + contractPlace +
+		{&f.Visits, `SELECT ` + factPlace + `, a.contract_id, a.resident_id, a.kind, a.status, a.starts_at, a.readings_sealed FROM appointments a JOIN contracts c ON c.id = a.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND a.status IN ('done', 'no_show') AND a.starts_at >= ? AND a.starts_at < ?`,
 			with(earlier(from, visitsFrom), to)},
 		{&f.Surveys, `SELECT ` + factPlace + `, a.contract_id, c.resident_id, s.score, s.answered_at FROM surveys s JOIN appointments a ON a.id = s.appointment_id JOIN contracts c ON c.id = a.contract_id` + contractPlace +

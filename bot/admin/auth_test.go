@@ -620,11 +620,19 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 		if code := b.get("/admin/appointments?day=" + day); code != 200 || !strings.Contains(b.last, "王秀英") || !strings.Contains(b.last, "已预约") {
 			t.Fatalf("the day's appointments: %d\n%s", code, b.last)
 		}
-		form := url.Values{"csrf": {b.csrf()}, "day": {day}, "status": {"done"}}
+		form := url.Values{"csrf": {b.csrf()}, "day": {day}, "status": {"done"}, "readings": {"血糖 60"}}
+		if code, _ := b.post(fmt.Sprintf("/admin/appointments/%d/visit", id), form); code != http.StatusSeeOther {
+			t.Fatalf("mark done with a glucose no one has: %d", code)
+		}
+		if b.get("/admin/appointments?day=" + day); !strings.Contains(b.last, "没有登记：血糖读数不在合理范围") || !strings.Contains(b.last, "已预约") {
+			t.Fatalf("a glucose no one has:\n%s", b.last)
+		}
+		form.Set("readings", "血压 135/85")
 		if code, _ := b.post(fmt.Sprintf("/admin/appointments/%d/visit", id), form); code != http.StatusSeeOther {
 			t.Fatalf("mark done: %d", code)
 		}
-		if b.get("/admin/appointments?day=" + day); !strings.Contains(b.last, "已登记 王秀英") || !strings.Contains(b.last, "已完成") {
+		if b.get("/admin/appointments?day=" + day); !strings.Contains(b.last, "已登记 王秀英") || !strings.Contains(b.last, "已完成") ||
+			!strings.Contains(b.last, "完成，血压 135/85") {
 			t.Fatalf("after marking:\n%s", b.last)
 		}
 		if code, _ := b.post(fmt.Sprintf("/admin/appointments/%d/visit", id), form); code != http.StatusSeeOther {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
@@ -37,14 +38,19 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 		}
 		b := o.browser(t)
 		b.signIn("admin", testPassword)
-		if code, _ := b.apiJSON("POST", fmt.Sprintf("/admin/api/appointments/%d/visit", visit), `{"status": "done"}`); code != 200 {
+		path := fmt.Sprintf("/admin/api/appointments/%d/visit", visit)
+		if code, out := b.apiJSON("POST", path, `{"status": "done", "readings": {"systolic": 85, "diastolic": 135}}`); code != http.StatusBadRequest ||
+			!strings.Contains(fmt.Sprint(out), "血压读数不在合理范围") {
+			t.Fatalf("a reading no one has: %d %v", code, out)
+		}
+		if code, _ := b.apiJSON("POST", path, `{"status": "done", "readings": {"systolic": 135, "diastolic": 85}}`); code != 200 {
 			t.Fatalf("finish the visit: %d", code)
 		}
 		// Since yesterday: the visit an hour ago counts even just after
 		// midnight on New Year's Day.
 		recent := "?from=" + time.Now().In(flows.Shanghai).AddDate(0, 0, -1).Format("2006-01-02")
 		code, out := b.api("GET", "/admin/api/indicators"+recent, "")
-		if code != 200 || len(out["indicators"].([]any)) != 8 {
+		if code != 200 || len(out["indicators"].([]any)) != len(profile.Words().Indicators) {
 			t.Fatalf("indicators: %d %v", code, out)
 		}
 		// One resident signed of the 200 recorded in 幸福社区: 0.5 %, under

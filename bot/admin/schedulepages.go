@@ -56,8 +56,14 @@ func (a *API) markPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	err = flows.MarkVisit(ctx, a.DB, appt, status, time.Now())
+	readings, err := flows.ParseReadings(c.PostForm("readings"))
+	if err == nil {
+		err = flows.MarkVisit(ctx, a.DB, a.Sealer, appt, status, readings, time.Now())
+	}
+	var refusal *flows.Refusal
 	switch {
+	case errors.As(err, &refusal):
+		refused(c, back, "没有登记："+refusal.Reason)
 	case errors.Is(err, storage.ErrStatusChanged):
 		refused(c, back, "这次预约已取消或已登记过。")
 	case errors.Is(err, flows.ErrVisitAhead):
@@ -65,7 +71,11 @@ func (a *API) markPage(c *gin.Context) {
 	case err != nil:
 		a.pageFail(c, err)
 	default:
-		done(c, back, fmt.Sprintf("已登记 %s %s：%s。", appt.ResidentName, appt.StartsAt.In(flows.Shanghai).Format("15:04"), label(status)))
+		what := label(status)
+		if !readings.Empty() {
+			what += "，" + readings.String()
+		}
+		done(c, back, fmt.Sprintf("已登记 %s %s：%s。", appt.ResidentName, appt.StartsAt.In(flows.Shanghai).Format("15:04"), what))
 	}
 }
 

@@ -110,10 +110,11 @@ func (a *API) markVisit(c *gin.Context) {
 		return
 	}
 	var in struct {
-		Status string `json:"status"`
+		Status   string         `json:"status"`
+		Readings flows.Readings `json:"readings"`
 	}
 	if c.ShouldBindJSON(&in) != nil || (in.Status != "done" && in.Status != "no_show") {
-		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"status": "done"} or {"status": "no_show"}`})
+		c.JSON(http.StatusBadRequest, gin.H{"error": `body must be {"status": "done"} or {"status": "no_show"}, a done one with {"readings": {"systolic": 135, "diastolic": 85, "glucose": 6.8}} when measured`})
 		return
 	}
 	appt, err := a.DB.Appointment(c.Request.Context(), id)
@@ -121,7 +122,7 @@ func (a *API) markVisit(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	err = flows.MarkVisit(c.Request.Context(), a.DB, appt, in.Status, time.Now())
+	err = flows.MarkVisit(c.Request.Context(), a.DB, a.Sealer, appt, in.Status, in.Readings, time.Now())
 	if errors.Is(err, storage.ErrStatusChanged) {
 		c.JSON(http.StatusConflict, gin.H{"error": "the appointment is not booked (cancelled or already marked)"})
 		return
