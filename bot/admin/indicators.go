@@ -373,3 +373,71 @@ func breakdownRows(groups []flows.Group) [][]string {
 	}
 	return rows
 }
+
+// assessmentPage is the quarterly team assessment (季度考核) sheet, to
+// print: each team's indicators that the profile sets targets for, met or
+// not, beside its work in the quarter (?quarter=2026-3; the last whole
+// quarter by default). Coverage rates are judged by community, not team:
+// a team has no population of its own.
+func (a *API) assessmentPage(c *gin.Context) {
+	now := time.Now().In(flows.Shanghai)
+	from := time.Date(now.Year(), (now.Month()-1)/3*3+1, 1, 0, 0, 0, 0, flows.Shanghai).AddDate(0, -3, 0)
+	if q := c.Query("quarter"); q != "" {
+		var year, n int
+		if _, err := fmt.Sscanf(q, "%d-%d", &year, &n); err != nil || n < 1 || n > 4 || year < 2000 || year > 2100 {
+			a.render(c, http.StatusBadRequest, "problem", gin.H{"Problem": "季度请写成 2026-3 这样"})
+			return
+		}
+		from = time.Date(year, time.Month(3*n-2), 1, 0, 0, 0, 0, flows.Shanghai)
+	}
+	q := c.Request.URL.Query()
+	q.Set("from", from.Format("2006-01-02"))
+	q.Set("to", from.AddDate(0, 3, -1).Format("2006-01-02"))
+	c.Request.URL.RawQuery = q.Encode()
+	r, err := a.indicatorReport(c)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	judged, rows := assess(r)
+	prev, next := from.AddDate(0, -3, 0), from.AddDate(0, 3, 0)
+	quarter := func(t time.Time) string { return fmt.Sprintf("%d-%d", t.Year(), (int(t.Month())+2)/3) }
+	a.render(c, http.StatusOK, "assessment", gin.H{"R": r, "Judged": judged, "Rows": rows, "Quarter": quarter(from),
+		"Prev": "/admin/assessment?quarter=" + quarter(prev), "Next": "/admin/assessment?quarter=" + quarter(next)})
+}
+
+// assessed is one team's line of the assessment sheet.
+type assessed struct {
+	Team  flows.Group
+	Cells []flows.Indicator // the judged indicators, in order
+	Met   int               // how many met their target
+}
+
+// assess picks the indicators a team is judged by (those with a target,
+// coverage rates aside) and each team's line.
+func assess(r flows.Report) ([]profile.Term, []assessed) {
+	var judged []profile.Term
+	for _, t := range profile.Words().Indicators {
+		for _, i := range r.Indicators {
+			if i.Code == t.Code && i.Target != nil && !strings.HasSuffix(t.Code, "coverage") {
+				judged = append(judged, t)
+			}
+		}
+	}
+	var rows []assessed
+	for _, g := range r.Breakdown["team"] {
+		line := assessed{Team: g}
+		for _, t := range judged {
+			for _, i := range g.Indicators {
+				if i.Code == t.Code {
+					line.Cells = append(line.Cells, i)
+					if i.Value != nil && !i.Below {
+						line.Met++
+					}
+				}
+			}
+		}
+		rows = append(rows, line)
+	}
+	return judged, rows
+}

@@ -66,6 +66,7 @@ func (a *API) consoleRoutes() []route {
 		{"GET", "/indicators", toRead, a.indicatorsPage},
 		{"GET", "/indicators.csv", toRead, a.indicatorsCSV},
 		{"GET", "/indicators/:code", toRead, a.membersPage},
+		{"GET", "/assessment", toRead, a.assessmentPage},
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
 		{"GET", "/audit", toManage, a.auditPage},
