@@ -35,7 +35,9 @@ import (
 //     a visit this calendar year is controlled (below 140/90; below 7.0) /
 //     those patients, measured or not.
 //   - paid_share: contracts in force at the end with a personal share /
-//     those of residents in a priority group.
+//     those of residents in a priority group, as Yaoguan counts it:
+//     "有偿签约人数占重点人群签约人数的10%左右" (paid signings of anyone over
+//     priority-group signings, so it may pass 100 %).
 //
 // "In force" starts when the doctor confirmed the contract (or on the
 // signing day of one signed on paper) and stops when it ends. Figures go
@@ -70,6 +72,8 @@ func ParsePeriod(from, to string, now time.Time) (Period, error) {
 	switch {
 	case !p.From.Before(p.To):
 		return p, &Refusal{Reason: "开始日期须不晚于结束日期"}
+	case p.From.After(today):
+		return p, &Refusal{Reason: "开始日期不能晚于今天：还没有发生的事无从统计"}
 	case p.To.Sub(p.From) > 10*366*24*time.Hour:
 		return p, &Refusal{Reason: "统计区间最长十年"}
 	}
@@ -95,8 +99,8 @@ type Happenings struct {
 	Visits        int            `json:"visits"` // done
 	VisitsByKind  map[string]int `json:"visits_by_kind"`
 	NoShows       int            `json:"no_shows"`
-	Pushes        int            `json:"pushes"`     // sent, to people in scope; whole scope only
-	Broadcasts    int            `json:"broadcasts"` // mass sends; none are made yet
+	Pushes        *int           `json:"pushes,omitempty"` // sent to people in scope; the whole scope only
+	Broadcasts    int            `json:"broadcasts"`       // mass sends; none are made yet
 }
 
 // Month is what happened in one calendar month of the period (the first
@@ -144,10 +148,10 @@ func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indic
 	if err != nil {
 		return Report{}, err
 	}
-	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: c.asOf,
+	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: c.asOf.In(Shanghai),
 		Breakdown: map[string][]Group{}, Communities: c.facts.Communities}
 	whole := c.tally(place{})
-	whole.activity.Pushes = c.facts.Pushes
+	whole.activity.Pushes = &c.facts.Pushes
 	r.Indicators, r.Activity = whole.indicators(c.settings), whole.activity
 	for _, kind := range Breakdowns {
 		r.Breakdown[kind] = c.groups(kind)
@@ -242,7 +246,7 @@ func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indi
 		return nil, err
 	}
 	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, year: year,
-		tallies: map[place]*tally{}, watch: w}
+		tallies: map[place]*tally{}, watch: w, doctorOnly: in.Scope.Doctor != 0}
 	c.count()
 	return c, c.err
 }
@@ -273,7 +277,7 @@ func (t *tally) add(code string, num, den float64) {
 func (t *tally) indicators(s profile.Settings) []Indicator {
 	out := []Indicator{}
 	for _, term := range profile.Words().Indicators {
-		ind := Indicator{Code: term.Code, Name: term.Name, Numerator: round1(t.num[term.Code]), Denominator: round1(t.den[term.Code])}
+		ind := Indicator{Code: term.Code, Name: term.Name, Numerator: round3(t.num[term.Code]), Denominator: round3(t.den[term.Code])}
 		if d := t.den[term.Code]; d > 0 {
 			v := round1(100 * t.num[term.Code] / d)
 			ind.Value = &v
@@ -289,6 +293,10 @@ func (t *tally) indicators(s profile.Settings) []Indicator {
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
+// round3 keeps a pro-rata count (a fraction of a yearly item) readable
+// beside a percent computed from the unrounded figures.
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
 // counting walks the facts once, totalling every group.
 type counting struct {
 	facts    storage.IndicatorFacts
@@ -301,6 +309,9 @@ type counting struct {
 	tallies  map[place]*tally
 	watch    *watch
 	err      error // the first error met: a sealed reading that does not open
+	// doctorOnly: the scope is one doctor's teams, whose signed residents
+	// are only part of their communities' (other teams serve them too).
+	doctorOnly bool
 }
 
 func (c *counting) tally(p place) *tally {
@@ -336,8 +347,8 @@ type watch struct {
 func (c *counting) add(w storage.FactPlace, code string, num, den float64, who subject) {
 	c.each(w, func(t *tally) { t.add(code, num, den) })
 	if c.watch != nil && c.watch.code == code && (num != 0 || den != 0) && slices.Contains(placesOf(w), c.watch.place) {
-		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: round1(num),
-			Denominator: round1(den)})
+		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: round3(num),
+			Denominator: round3(den)})
 	}
 }
 
@@ -345,7 +356,7 @@ func (c *counting) add(w storage.FactPlace, code string, num, den float64, who s
 // coverage indicators (whose denominators are populations, not people)
 // when their community recorded the population they count against.
 func (c *counting) watchSigned(k storage.ContractFact, groups map[string]bool, who subject) {
-	if c.watch == nil || !slices.Contains(placesOf(k.FactPlace), c.watch.place) {
+	if c.watch == nil || c.doctorOnly || !slices.Contains(placesOf(k.FactPlace), c.watch.place) {
 		return
 	}
 	var m storage.CommunityRow
@@ -615,7 +626,11 @@ func (c *counting) groupsOf(signed map[int64]storage.ContractFact) map[int64]map
 // countPopulation sets the coverage indicators community by community,
 // where staff recorded the population, and rolls them up.
 func (c *counting) countPopulation(signed map[int64]map[string]int) {
-	for _, m := range c.facts.Communities {
+	for i, m := range c.facts.Communities {
+		c.facts.Communities[i].Signed = signed[m.ID][""]
+		if c.doctorOnly {
+			continue // a team's residents are not a share of the community's population
+		}
 		w := storage.FactPlace{InstitutionID: m.InstitutionID, CommunityID: m.ID}
 		for _, p := range []place{{}, {"institution", w.InstitutionID}, {"community", w.CommunityID}} {
 			t := c.tally(p)

@@ -137,6 +137,12 @@ func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
 	}
 	w.survey(t, "A", 5, day("2026-05-11"))
 	w.survey(t, "C", 3, day("2026-03-13"))
+	// Two pushes sent in the period: to A's manager and to 赵's doctor.
+	for i, to := range []string{"o_A", DoctorRecipient(w.teams["赵"].DoctorID)} {
+		at := day("2026-05-01").UTC()
+		sql.MustExec(sql.Rebind(`INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, state, created_at, sent_at)
+			VALUES (?, 'seasonal_reminder', ?, '{}', 2, ?, 'sent', ?, ?)`), fmt.Sprintf("p%d", i), to, at, at, at)
+	}
 	return w
 }
 
@@ -230,7 +236,7 @@ func TestIndicatorsOnAHandBuiltTownship(t *testing.T) {
 		// A 181 of 365 days, 2.4795 due, all delivered (4 follow-ups and a
 		// check-up done); C 90 days, 1.2329 due, 0.9863 delivered (2
 		// follow-ups against 0.9863 due, no check-up). 3.4658/3.7123.
-		want(t, "whole", got, "fulfilment", 3.5, 3.7, 93.4, false)
+		want(t, "whole", got, "fulfilment", 3.466, 3.712, 93.4, false)
 		// Surveys 5 and 3: one of two scores 4 or 5, under 85 %.
 		want(t, "whole", got, "satisfaction", 1, 2, 50, true)
 		// Chronic patients signed at the end: A, with 4 follow-ups this year
@@ -247,8 +253,30 @@ func TestIndicatorsOnAHandBuiltTownship(t *testing.T) {
 		want(t, "whole", got, "paid_share", 1, 2, 50, false)
 		a := r.Activity
 		if a.Signings != 1 || a.Renewals != 1 || a.Cancellations != 1 || a.Visits != 8 || a.VisitsByKind["followup"] != 6 ||
-			a.VisitsByKind["checkup"] != 2 || a.NoShows != 1 || a.Pushes != 0 {
+			a.VisitsByKind["checkup"] != 2 || a.NoShows != 1 || a.Pushes == nil || *a.Pushes != 2 {
 			t.Errorf("activity: %+v", a)
+		}
+		// Pushes are counted for the whole scope only, not per group.
+		if p := r.Breakdown["team"][0].Activity.Pushes; p != nil {
+			t.Errorf("pushes in a team's row: %d", *p)
+		}
+		signedIn := map[string]int{}
+		for _, m := range r.Communities {
+			signedIn[m.Name] = m.Signed
+		}
+		if signedIn["河东村"] != 2 || signedIn["李家庄"] != 1 || signedIn["河西村"] != 0 {
+			t.Errorf("signed by community: %v", signedIn)
+		}
+		// One community's report counts its residents' pushes, not the
+		// doctor's.
+		hedong := IndicatorScope{}
+		for _, m := range r.Communities {
+			if m.Name == "河东村" {
+				hedong.CommunityID = m.ID
+			}
+		}
+		if one, err := Indicators(context.Background(), db, w.sealer, hedong, w.period, w.now); err != nil || *one.Activity.Pushes != 1 {
+			t.Errorf("河东村's pushes: %v %v", one.Activity.Pushes, err)
 		}
 		// Month by month: B signed in March; visits done 2 in February (A,
 		// C), 3 in March (A's follow-up and check-up, C), 1 in April and
@@ -301,6 +329,9 @@ func TestIndicatorsOfADoctorsTeam(t *testing.T) {
 		}
 		got := byCode(r.Indicators)
 		want(t, "黄's scope", got, "satisfaction", 0, 1, 0, true)
+		// A team's signed residents are not a share of its communities'
+		// population: other teams serve them too.
+		want(t, "黄's scope", got, "coverage", 0, 0, "null", false)
 		want(t, "黄's scope", got, "chronic_managed", 0, 1, 0, true)
 		if r.Activity.Visits != 3 || r.Activity.NoShows != 0 {
 			t.Errorf("黄's activity: %+v", r.Activity)
@@ -325,7 +356,7 @@ func TestParsePeriod(t *testing.T) {
 	if err != nil || !p.From.Equal(day("2026-01-01")) || !p.To.Equal(day("2026-07-16")) {
 		t.Fatalf("this year to date: %v %v", p, err)
 	}
-	for _, bad := range [][2]string{{"2026-13-01", ""}, {"", "yesterday"}, {"2026-07-02", "2026-07-01"}, {"2000-01-01", "2026-01-01"}} {
+	for _, bad := range [][2]string{{"2026-13-01", ""}, {"", "yesterday"}, {"2026-07-02", "2026-07-01"}, {"2000-01-01", "2026-01-01"}, {"2026-07-16", ""}} {
 		var refusal *Refusal
 		if _, err := ParsePeriod(bad[0], bad[1], now); !errors.As(err, &refusal) {
 			t.Errorf("%v: %v", bad, err)
@@ -362,7 +393,7 @@ func TestIndicatorMembers(t *testing.T) {
 		if got := members("coverage", "", 0); got != "A 1/0;B 1/0;" && got != "B 1/0;A 1/0;" {
 			t.Errorf("coverage: %s", got)
 		}
-		if got := members("fulfilment", "team", w.teams["黄"].ID); got != "C 1/1.2;" {
+		if got := members("fulfilment", "team", w.teams["黄"].ID); got != "C 0.986/1.233;" {
 			t.Errorf("黄's fulfilment: %s", got)
 		}
 		if got := members("renewal", "team", w.teams["赵"].ID); got != "" {

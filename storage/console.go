@@ -117,12 +117,15 @@ func (db *DB) SetPopulation(ctx context.Context, scope Scope, id int64, populati
 			return err
 		}
 		raw, _ := json.Marshal(groups)
-		var inst int64
-		if err := tx.get(ctx, op, &inst, `UPDATE communities SET residents = ?, priority_counts = ?, counted_on = ? WHERE id = ?
-			RETURNING institution_id`, population, string(raw), countedOn, id); err != nil {
+		var m struct {
+			Institution int64  `db:"institution_id"`
+			Name        string `db:"name"`
+		}
+		if err := tx.get(ctx, op, &m, `UPDATE communities SET residents = ?, priority_counts = ?, counted_on = ? WHERE id = ?
+			RETURNING institution_id, name`, population, string(raw), countedOn, id); err != nil {
 			return err
 		}
-		return tx.auditIn(ctx, op, actor, nullID(inst), "community.population", fmt.Sprint(id),
+		return tx.auditIn(ctx, op, actor, nullID(m.Institution), "community.population", m.Name,
 			fmt.Sprintf("常住人口 %d，重点人群 %s，%s 统计", population, raw, countedOn))
 	})
 }
@@ -335,9 +338,9 @@ func (db *DB) ListResidents(ctx context.Context, scope Scope, f ResidentFilter, 
 		case strings.Contains(q, "*"):
 			cond += ` AND r.id_masked = ?`
 			args = append(args, strings.ToUpper(q))
-		default:
-			cond += ` AND r.name LIKE ?`
-			args = append(args, "%"+q+"%")
+		default: // % and _ typed are characters of a name, not wildcards
+			cond += ` AND r.name LIKE ? ESCAPE '\'`
+			args = append(args, "%"+likeEscaper.Replace(q)+"%")
 		}
 	}
 	if f.CommunityID != 0 {
@@ -386,6 +389,8 @@ func (db *DB) ResidentsByID(ctx context.Context, scope Scope, ids []int64) ([]Re
 		append([]any{ids}, args...)...)
 	return out, err
 }
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Resident is one resident in scope, as the console shows them.
 func (db *DB) Resident(ctx context.Context, scope Scope, id int64) (ResidentRow, error) {

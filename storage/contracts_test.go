@@ -308,3 +308,17 @@ func TestContractKeepsWhenItWasInForce(t *testing.T) {
 		}
 	})
 }
+
+// A name search takes % and _ as characters, not wildcards.
+func TestNameSearchHasNoWildcards(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		db.CreateContract(ctx, newContract(t, db, "k1", "h1"))
+		for q, want := range map[string]int{"小": 1, "王小明": 1, "%": 0, "_": 0, "王%": 0, `\`: 0} {
+			if _, total, err := db.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{Query: q}, storage.Page{}); err != nil || total != want {
+				t.Errorf("%q: %d residents, %v; want %d", q, total, err, want)
+			}
+		}
+	})
+}

@@ -160,6 +160,12 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 		return f, err
 	}
 	pushes, pargs := outboxWhere(q.Scope)
+	if q.CommunityID != 0 { // a community's residents' pushes: a doctor's belong to no community
+		residents, rargs := q.Scope.where("m.institution_id", residentOfDoctor)
+		pushes = `o.recipient IN (SELECT r.manager_openid FROM residents r JOIN communities m ON m.id = r.community_id
+			WHERE r.community_id = ? AND ` + residents + `)`
+		pargs = append([]any{q.CommunityID}, rargs...)
+	}
 	err := db.get(ctx, op, &f.Pushes, `SELECT COUNT(*) FROM outbox o WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND `+pushes,
 		append([]any{from, to}, pargs...)...)
 	return f, err

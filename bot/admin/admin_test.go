@@ -316,3 +316,15 @@ func bookedVisit(t *testing.T, db *storage.DB) (string, int64) {
 	}
 	return number, id
 }
+
+// Staff read every push kind, visit kind and contract status in Chinese,
+// never as the code the database keeps.
+func TestEveryCodeShownHasALabel(t *testing.T) {
+	codes := append([]string{"clinic", "home", "checkup", "followup", "referral", "pending", "active", "declined", "cancelled", "expired",
+		"booked", "done", "no_show", "late_reply"}, flows.PushKinds...)
+	for _, code := range codes {
+		if label(code) == code {
+			t.Errorf("%s has no label", code)
+		}
+	}
+}

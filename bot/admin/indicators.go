@@ -40,7 +40,7 @@ func (a *API) indicatorQuery(c *gin.Context) (flows.Period, flows.IndicatorScope
 	if id := c.Query("institution"); id != "" && p.Scope.Whole() {
 		inst := formID(id)
 		if err := a.DB.Visible(ctx, p.Scope, storage.ThingInstitution, inst); err != nil {
-			return period, in, err
+			return period, in, &flows.Refusal{Reason: "没有这个机构"}
 		}
 		in.Scope.Institution = inst
 	}
@@ -169,10 +169,19 @@ func (a *API) indicators(c *gin.Context) {
 // indicatorsPage shows the indicators beside their targets, the period's
 // activity and one breakdown (?by=).
 func (a *API) indicatorsPage(c *gin.Context) {
+	p, q := caller(c), c.Request.URL.Query()
+	communities, _, err := a.DB.ListCommunities(c.Request.Context(), p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	data := gin.H{"Query": q, "Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(time.Now(), q),
+		"Doctor": p.Scope.Doctor != 0}
 	r, err := a.indicatorReport(c)
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
-		a.render(c, http.StatusBadRequest, "indicators", gin.H{"Problem": refusal.Reason, "Query": c.Request.URL.Query()})
+		data["Problem"] = refusal.Reason
+		a.render(c, http.StatusBadRequest, "indicators", data)
 		return
 	}
 	if err != nil {
@@ -182,20 +191,13 @@ func (a *API) indicatorsPage(c *gin.Context) {
 	by := c.Query("by")
 	if by != "institution" && by != "community" && by != "team" && by != "doctor" {
 		by = "community"
-		if caller(c).Scope.Whole() && c.Query("institution") == "" {
+		if p.Scope.Whole() && c.Query("institution") == "" {
 			by = "institution"
 		}
 	}
-	communities, _, err := a.DB.ListCommunities(c.Request.Context(), caller(c).Scope, storage.Page{Limit: 500})
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	q := c.Request.URL.Query()
-	a.render(c, http.StatusOK, "indicators", gin.H{"R": r, "By": by, "Groups": r.Breakdown[by], "Query": q,
-		"Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(time.Now(), q),
-		"ByLinks": byLinks(q), "Terms": profile.Words().Indicators, "CSV": csvLink(q), "Members": membersLink(q, by),
-		"Charts": monthCharts(r.Months)})
+	data["R"], data["By"], data["Groups"], data["ByLinks"] = r, by, r.Breakdown[by], byLinks(q)
+	data["Terms"], data["CSV"], data["Members"], data["Charts"] = profile.Words().Indicators, csvLink(q), membersLink(q, by), monthCharts(r.Months)
+	a.render(c, http.StatusOK, "indicators", data)
 }
 
 // membersLink opens one figure of the page to the residents behind it:
@@ -350,7 +352,7 @@ func activityRows(h flows.Happenings) [][]string {
 	for _, kind := range []string{"clinic", "home", "checkup", "followup", "referral"} {
 		rows = append(rows, []string{"其中" + label(kind), strconv.Itoa(h.VisitsByKind[kind])})
 	}
-	return append(rows, []string{"爽约", strconv.Itoa(h.NoShows)}, []string{"已发送推送", strconv.Itoa(h.Pushes)},
+	return append(rows, []string{"爽约", strconv.Itoa(h.NoShows)}, []string{"已发送推送", strconv.Itoa(*cmp.Or(h.Pushes, new(int)))},
 		[]string{"群发", strconv.Itoa(h.Broadcasts)})
 }
 

@@ -117,6 +117,11 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 		if code := b.get("/admin/indicators.csv?table=months"); code != 200 || !strings.Contains(b.last, "\n"+month+",1,") {
 			t.Fatalf("the months CSV: %d\n%s", code, b.last)
 		}
+		// A date the page cannot read keeps the form to correct it.
+		if code := b.get("/admin/indicators?from=2026-13-01"); code != http.StatusBadRequest || !strings.Contains(b.last, "开始日期请写成") ||
+			!strings.Contains(b.last, "<option>"+communities[0].Name+"</option>") {
+			t.Fatalf("a bad date: %d\n%s", code, b.last)
+		}
 		if code := b.get("/admin/indicators.csv?table=nothing"); code != http.StatusBadRequest {
 			t.Fatalf("an unknown table: %d", code)
 		}
