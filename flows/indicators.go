@@ -449,6 +449,11 @@ func (c *counting) countFulfilment() {
 	for _, p := range c.facts.Packages {
 		packages[p.ContractID] = append(packages[p.ContractID], p.Code)
 	}
+	holders := map[int64]storage.ContractFact{}
+	for _, k := range c.facts.Contracts {
+		holders[k.ResidentID] = k
+	}
+	groups := c.groupsOf(holders)
 	for _, k := range c.facts.Contracts {
 		start, end := later(k.ConfirmedAt, c.from), c.asOf
 		if k.EndedAt.Valid && k.EndedAt.Time.Before(end) {
@@ -471,7 +476,7 @@ func (c *counting) countFulfilment() {
 				continue
 			}
 			for _, it := range pkg.Items {
-				if it.VisitKind == "" || it.PerYear == 0 {
+				if it.VisitKind == "" || it.PerYear == 0 || !it.DueFor(groupList(groups[k.ResidentID])) {
 					continue
 				}
 				d := float64(it.PerYear) * share
@@ -483,6 +488,14 @@ func (c *counting) countFulfilment() {
 			c.add(k.FactPlace, "fulfilment", delivered, due, subject{k.ResidentID, k.ID})
 		}
 	}
+}
+
+func groupList(g map[string]bool) []string {
+	out := make([]string, 0, len(g))
+	for code := range g {
+		out = append(out, code)
+	}
+	return out
 }
 
 func later(a, b time.Time) time.Time {

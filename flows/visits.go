@@ -159,11 +159,12 @@ type ItemFulfilment struct {
 	Done     int    `json:"done"`
 }
 
-// Fulfilment (履约) of an active contract's service items that visits fulfil.
-// A visit counts toward every item of its kind (the basic package's
-// follow-ups and a chronic package's are the same visits), capped at the
-// item's count.
-func Fulfilment(ctx context.Context, db *storage.DB, c storage.ContractView) ([]ItemFulfilment, error) {
+// Fulfilment (履约) of an active contract's service items that visits fulfil
+// and that are due for this resident (a chronic follow-up for a chronic
+// patient, the 65+ check-up for the 65+). A visit counts toward every item
+// of its kind (the basic package's follow-ups and a chronic package's are
+// the same visits), capped at the item's count.
+func Fulfilment(ctx context.Context, db *storage.DB, s *storage.Sealer, c storage.ContractView, now time.Time) ([]ItemFulfilment, error) {
 	if !c.TermEnd.Valid {
 		return nil, nil // not started
 	}
@@ -173,6 +174,10 @@ func Fulfilment(ctx context.Context, db *storage.DB, c storage.ContractView) ([]
 	}
 	start := end.AddDate(0, -c.TermMonths, 1)
 	done, err := db.DoneVisits(ctx, c.ID, start)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := ResidentGroups(s, c.Groups, c.BirthDate, now)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +192,7 @@ func Fulfilment(ctx context.Context, db *storage.DB, c storage.ContractView) ([]
 			continue
 		}
 		for _, it := range p.Items {
-			if it.VisitKind == "" || it.PerYear == 0 {
+			if it.VisitKind == "" || it.PerYear == 0 || !it.DueFor(groups) {
 				continue
 			}
 			out = append(out, ItemFulfilment{Package: cp.Name, Item: it.Name, Required: it.PerYear, Done: min(done[it.VisitKind], it.PerYear)})

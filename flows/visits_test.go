@@ -96,7 +96,7 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	doc.say("完成 2")
 	doc.say("未到 3")
 	contract, _ := e.DB.ContractByNumber(ctx, number)
-	got, err := Fulfilment(ctx, e.DB, contract)
+	got, err := Fulfilment(ctx, e.DB, e.Sealer, contract, doc.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +190,47 @@ func TestParseReadings(t *testing.T) {
 	}
 	if (Readings{Systolic: 140, Diastolic: 80}).BPControlled() || !(Readings{Glucose: 6.9}).GlucoseControlled() {
 		t.Error("control is below 140/90 and below 7.0")
+	}
+}
+
+// The basic package's chronic follow-ups are due for chronic patients and
+// its check-up for the 65+, not for every resident who holds it.
+func TestFulfilmentCountsOnlyItemsDueForTheResident(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	place, _ := e.DB.Communities(ctx)
+	teams, _ := e.DB.TeamsServing(ctx, place[0].ID)
+	items := func(key, born string, groups ...string) string {
+		t.Helper()
+		sealed, _ := SealGroups(e.Sealer, groups)
+		number, _, err := e.DB.CreateContract(ctx, storage.NewContract{RequestKey: key, Day: "261201",
+			Resident: storage.NewResident{ManagerOpenID: "o_" + key, Relation: "self", Name: "居民", IDSealed: "s", IDHash: key,
+				PhoneSealed: "s", PhoneHash: key, BirthDate: born, Sex: "female", CommunityID: place[0].ID, GroupsSealed: sealed,
+				GroupTags: GroupTags(e.Sealer, groups)},
+			TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12, AgreementVersion: "paper",
+			AgreedAt: time.Now(), ConsentVersion: "paper", ConsentedAt: time.Now(), ConsentBy: "staff",
+			Packages: []storage.ContractPackage{{Code: "basic", Name: "基本", Kind: "basic"}}, Active: true, TermEnd: "2099-12-31"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := e.DB.ContractByNumber(ctx, number)
+		got, err := Fulfilment(ctx, e.DB, e.Sealer, k, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range got {
+			names = append(names, f.Item)
+		}
+		return strings.Join(names, ",")
+	}
+	if got := items("young", "1990-01-01"); got != "" {
+		t.Errorf("a 36-year-old with no chronic disease is due %s", got)
+	}
+	if got := items("hyp", "1980-01-01", "hypertension"); got != "慢病患者面对面随访" {
+		t.Errorf("a hypertension patient is due %q", got)
+	}
+	if got := items("old", "1950-01-01", "diabetes"); got != "慢病患者面对面随访,65岁以上老年人健康体检" {
+		t.Errorf("a 76-year-old diabetes patient is due %q", got)
 	}
 }

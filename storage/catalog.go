@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -46,6 +47,21 @@ type Item struct {
 	Name      string
 	PerYear   int
 	VisitKind string
+	For       []string // priority groups it is due for, any of them; none: every holder
+}
+
+// DueFor reports whether the item is due for a resident in these priority
+// groups (declared and derived).
+func (it Item) DueFor(groups []string) bool {
+	if len(it.For) == 0 {
+		return true
+	}
+	for _, g := range it.For {
+		if slices.Contains(groups, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // Package is one entry of the catalog.
@@ -164,9 +180,10 @@ ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
 	}
 	items := make([][]any, len(p.Items))
 	for i, it := range p.Items {
-		items[i] = []any{p.Code, i, it.Name, it.PerYear, it.VisitKind}
+		forGroups, _ := json.Marshal(append([]string{}, it.For...))
+		items[i] = []any{p.Code, i, it.Name, it.PerYear, it.VisitKind, string(forGroups)}
 	}
-	if _, err := db.insertMany(ctx, op, `INSERT INTO package_items (package_code, sort_order, name, per_year, visit_kind)
+	if _, err := db.insertMany(ctx, op, `INSERT INTO package_items (package_code, sort_order, name, per_year, visit_kind, for_groups)
 VALUES`, "", items); err != nil {
 		return err
 	}
@@ -256,14 +273,22 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 		Name      string `db:"name"`
 		PerYear   int    `db:"per_year"`
 		VisitKind string `db:"visit_kind"`
+		For       string `db:"for_groups"`
 	}
-	if err := db.sel(ctx, op+": items", &items, `SELECT i.package_code, i.name, i.per_year, i.visit_kind FROM package_items i
+	if err := db.sel(ctx, op+": items", &items, `SELECT i.package_code, i.name, i.per_year, i.visit_kind, i.for_groups FROM package_items i
 		JOIN packages p ON p.code = i.package_code WHERE p.active ORDER BY i.package_code, i.sort_order`); err != nil {
 		return c, err
 	}
 	for _, it := range items {
 		p := &c.Packages[index[it.Code]]
-		p.Items = append(p.Items, Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.VisitKind})
+		item := Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.VisitKind}
+		if err := json.Unmarshal([]byte(it.For), &item.For); err != nil {
+			return c, fail(op, fmt.Errorf("package %s item %s: %w", it.Code, it.Name, err))
+		}
+		if len(item.For) == 0 {
+			item.For = nil // every holder
+		}
+		p.Items = append(p.Items, item)
 	}
 	var prices []struct {
 		Code    string `db:"package_code"`

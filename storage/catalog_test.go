@@ -18,7 +18,7 @@ func sampleCatalog() storage.Catalog {
 		Profile: storage.Profile{Code: "demo", Name: "示例", Settings: json.RawMessage(`{"team_model":{"label":"1+1+X"}}`)},
 		Packages: []storage.Package{
 			{Code: "b", Name: "基础包", Kind: storage.Basic, Default: true, Summary: "s", TermMonths: 12,
-				Groups: []string{}, Requires: []string{}, Items: []storage.Item{{Name: "随访", PerYear: 4}},
+				Groups: []string{}, Requires: []string{}, Items: []storage.Item{{Name: "随访", PerYear: 4, VisitKind: "followup", For: []string{"hypertension", "diabetes"}}},
 				Prices: map[storage.Insured]storage.Split{storage.InsuredLocal: {}}},
 			{Code: "p", Name: "老年包", Kind: storage.Personalised, Summary: "s", TermMonths: 12, MinAge: intp(65),
 				Groups: []string{"elderly"}, Requires: []string{}, Items: []storage.Item{{Name: "体检", PerYear: 1}, {Name: "辨识", PerYear: 0}},

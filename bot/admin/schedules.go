@@ -149,7 +149,7 @@ func (a *API) fulfilment(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	items, err := flows.Fulfilment(c.Request.Context(), a.DB, contract)
+	items, err := flows.Fulfilment(c.Request.Context(), a.DB, a.Sealer, contract, time.Now())
 	if err != nil {
 		a.fail(c, err)
 		return

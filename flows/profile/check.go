@@ -147,6 +147,11 @@ func checkPackage(p filePackage, codes map[string]string, v Vocabulary) []error 
 		default:
 			bad("item %q: visit %q is not clinic, home, checkup, followup or referral", it.Name, it.Visit)
 		}
+		for _, g := range it.For {
+			if _, ok := find(v.PriorityGroups, g); !ok {
+				bad("item %q: for %q is not a priority group of the vocabulary", it.Name, g)
+			}
+		}
 	}
 	if p.Price.Local == nil {
 		bad("price.local is missing (write {} for free)")

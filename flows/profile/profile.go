@@ -107,9 +107,10 @@ type filePackage struct {
 		Requires []string `yaml:"requires"`
 	} `yaml:"eligibility"`
 	Items []struct {
-		Name    string `yaml:"name"`
-		PerYear int    `yaml:"per_year"`
-		Visit   string `yaml:"visit"` // the visit kind that fulfils it: clinic, home, checkup, followup, referral
+		Name    string   `yaml:"name"`
+		PerYear int      `yaml:"per_year"`
+		Visit   string   `yaml:"visit"` // the visit kind that fulfils it: clinic, home, checkup, followup, referral
+		For     []string `yaml:"for"`   // the priority groups it is due for; none: every holder
 	} `yaml:"items"`
 	Price struct {
 		Local     map[string]int64 `yaml:"local"`
@@ -166,7 +167,7 @@ func Parse(path string, data []byte) (storage.Catalog, error) {
 			p.Prices[storage.InsuredElsewhere] = split(fp.Price.Elsewhere)
 		}
 		for _, it := range fp.Items {
-			p.Items = append(p.Items, storage.Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.Visit})
+			p.Items = append(p.Items, storage.Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.Visit, For: it.For})
 		}
 		c.Packages = append(c.Packages, p)
 	}

@@ -78,6 +78,9 @@ func describe(p storage.Package) string {
 		if it.VisitKind != "" {
 			items[i] += "@" + it.VisitKind
 		}
+		if len(it.For) > 0 {
+			items[i] += "(for " + strings.Join(it.For, ",") + ")"
+		}
 	}
 	return fmt.Sprintf("%s %s default=%v term=%dm age=%s..%s groups=%v requires=%v items=[%s] summary=%q",
 		p.Name, p.Kind, p.Default, p.TermMonths, age(p.MinAge), age(p.MaxAge), p.Groups, p.Requires,
