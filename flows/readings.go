@@ -51,6 +51,10 @@ func (r Readings) String() string {
 	return strings.Join(parts, "，")
 }
 
+// unitsAndCommas are what may stand beside readings: their units and the
+// commas between them.
+var unitsAndCommas = strings.NewReplacer("mmHg", "", "mmol/L", "", "，", "", ",", "", "；", "", ";", "", "、", "")
+
 var (
 	bpWords      = regexp.MustCompile(`血压\s*[:：]?\s*(\d{2,3})\s*[/／]\s*(\d{2,3})`)
 	glucoseWords = regexp.MustCompile(`血糖\s*[:：]?\s*(\d{1,2}(?:\.\d{1,2})?)`)
@@ -71,7 +75,7 @@ func ParseReadings(text string) (Readings, error) {
 		r.Glucose, _ = strconv.ParseFloat(m[1], 64)
 		rest = strings.Replace(rest, m[0], "", 1)
 	}
-	if strings.Trim(rest, " ，,;；mmHgmmol/L") != "" {
+	if strings.TrimSpace(unitsAndCommas.Replace(rest)) != "" {
 		return Readings{}, &Refusal{Reason: "读数请写成“血压 135/85”或“血糖 6.8”"}
 	}
 	return r, r.Check()

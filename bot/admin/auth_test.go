@@ -573,6 +573,10 @@ func TestSignAtTheDesk(t *testing.T) {
 			if code, out := b.api("GET", "/admin/api/residents?q="+url.QueryEscape(q), ""); code != http.StatusBadRequest {
 				t.Fatalf("a whole number in the URL: %d %v", code, out)
 			}
+			if code := b.get("/admin/residents?q=" + url.QueryEscape(q)); code != http.StatusBadRequest || strings.Contains(b.last, "吴秀珍") ||
+				!strings.Contains(b.last, "请在搜索框里输入") {
+				t.Fatalf("a whole number in the page's URL: %d", code)
+			}
 			b.get("/admin/residents")
 			if code, to := b.post("/admin/residents", url.Values{"csrf": {b.csrf()}, "q": {q}}); code != 200 || to != "" ||
 				!strings.Contains(b.last, "吴秀珍") || !strings.Contains(b.last, "共 1 条") {

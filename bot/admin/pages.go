@@ -84,7 +84,14 @@ func (a *API) consoleRoutes() []route {
 func (a *API) residentsPage(c *gin.Context) {
 	var s residentSearch
 	c.ShouldBindQuery(&s) // a bad ID reads as none: the page shows every resident
-	a.showResidents(c, s)
+	// A whole number is refused here as the API refuses it: the search box
+	// posts it.
+	if wholeNumber(a.filter(s)) {
+		s.Q = ""
+		a.showResidents(c, s, http.StatusBadRequest, "完整的身份证号或手机号请在搜索框里输入查找，不要放在网址中。")
+		return
+	}
+	a.showResidents(c, s, http.StatusOK, "")
 }
 
 // searchResidentsPage takes the search form, which posts so that a whole
@@ -106,10 +113,10 @@ func (a *API) searchResidentsPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/admin/residents?"+q.Encode())
 		return
 	}
-	a.showResidents(c, s)
+	a.showResidents(c, s, http.StatusOK, "")
 }
 
-func (a *API) showResidents(c *gin.Context, s residentSearch) {
+func (a *API) showResidents(c *gin.Context, s residentSearch, status int, problem string) {
 	ctx, p, pg := c.Request.Context(), caller(c), pageOf(c)
 	f := a.filter(s)
 	rows, total, err := a.DB.ListResidents(ctx, p.Scope, f, pg)
@@ -127,8 +134,12 @@ func (a *API) showResidents(c *gin.Context, s residentSearch) {
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, http.StatusOK, "residents", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Filter": f, "Group": s.Group,
-		"Communities": communities, "Groups": groups, "Statuses": []string{"active", "pending", "declined", "cancelled", "expired"}})
+	data := gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Filter": f, "Group": s.Group,
+		"Communities": communities, "Groups": groups, "Statuses": []string{"active", "pending", "declined", "cancelled", "expired"}}
+	if problem != "" {
+		data["Problem"], data["Rows"] = problem, []storage.ResidentRow{}
+	}
+	a.render(c, status, "residents", data)
 }
 
 func (a *API) residentPage(c *gin.Context) {
