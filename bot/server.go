@@ -128,21 +128,7 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	if err := profile.Ensure(ctx, s.DB, cfg.Region); err != nil {
 		return err
 	}
-	key := cfg.PIIKey
-	if key == nil { // sandbox mode without JIAYI_PII_KEY
-		path := storage.KeyFileFor(cfg.DatabaseURL)
-		if key, err = storage.LoadOrCreateKey(path); err != nil {
-			return err
-		}
-		s.log.Warn("personal data is encrypted with a generated sandbox key; set JIAYI_PII_KEY for real data", "key_file", path)
-	}
-	if s.Sealer, err = storage.NewSealer(key); err != nil {
-		return err
-	}
-	if err := s.DB.CheckKey(ctx, s.Sealer); errors.Is(err, storage.ErrKeyMismatch) {
-		return fmt.Errorf("JIAYI_PII_KEY is not the key this database's personal data was encrypted with; " +
-			"start with the key it was made with (in sandbox mode, the key file beside the SQLite database)")
-	} else if err != nil {
+	if s.Sealer, err = OpenSealer(ctx, cfg, s.DB, s.log); err != nil {
 		return err
 	}
 	if n, err := flows.SealLegacyGroups(ctx, s.DB, s.Sealer); err != nil {
@@ -394,4 +380,30 @@ func (s *Server) Close() {
 	if s.unlock != nil {
 		s.unlock()
 	}
+}
+
+// OpenSealer is the sealer of the deployment's personal data: JIAYI_PII_KEY,
+// or in sandbox mode the key file beside the database, made on first use;
+// a key the database's data was not sealed with is refused.
+func OpenSealer(ctx context.Context, cfg config.Config, db *storage.DB, log *slog.Logger) (*storage.Sealer, error) {
+	key := cfg.PIIKey
+	if key == nil { // sandbox mode without JIAYI_PII_KEY
+		path := storage.KeyFileFor(cfg.DatabaseURL)
+		var err error
+		if key, err = storage.LoadOrCreateKey(path); err != nil {
+			return nil, err
+		}
+		log.Warn("personal data is encrypted with a generated sandbox key; set JIAYI_PII_KEY for real data", "key_file", path)
+	}
+	sealer, err := storage.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckKey(ctx, sealer); errors.Is(err, storage.ErrKeyMismatch) {
+		return nil, fmt.Errorf("JIAYI_PII_KEY is not the key this database's personal data was encrypted with; " +
+			"start with the key it was made with (in sandbox mode, the key file beside the SQLite database)")
+	} else if err != nil {
+		return nil, err
+	}
+	return sealer, nil
 }

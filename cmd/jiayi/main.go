@@ -5,6 +5,7 @@
 //	jiayi profile load   replace the catalog with the JIAYI_REGION profile
 //	jiayi admin     make console accounts, reset a password
 //	jiayi org import     import the organisation from CSV
+//	jiayi demo seed fill a database with made-up residents for benchmarks
 //	jiayi sim       chat with a running jiayi as a resident would
 //	jiayi version   print the version
 package main
@@ -41,6 +42,8 @@ commands:
             set a new password for a console account
   org import [-apply] FILE.csv
             import institutions, communities, doctors and teams (a dry run without -apply)
+  demo seed --residents N
+            fill the database with N made-up residents, for demonstrations and benchmarks
   sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 
@@ -70,7 +73,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-	case "profile", "admin", "org":
+	case "profile", "admin", "org", "demo":
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -91,6 +94,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return adminCommand(ctx, args[1:], cfg, stdin, stdout, stderr)
 	case "org":
 		return orgCommand(ctx, args[1:], cfg, stdout, stderr)
+	case "demo":
+		return demoCommand(ctx, args[1:], cfg, stdout, stderr)
 	}
 	return serve(ctx, cfg, log)
 }

@@ -284,3 +284,24 @@ func TestOrgImportIsADryRunUntilApplied(t *testing.T) {
 		t.Fatalf("no file: %d", code)
 	}
 }
+
+// jiayi demo seed fills a database and says what it made, as JSON.
+func TestDemoSeed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seed.db")
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + path, "JIAYI_REGION": "kunming"}
+	getenv := func(k string) string { return env[k] }
+	var out, errOut bytes.Buffer
+	if code := run([]string{"demo", "seed"}, getenv, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--residents N") {
+		t.Fatalf("without a count: %d %s", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"demo", "seed", "--residents", "1200"}, getenv, nil, &out, &errOut); code != 0 {
+		t.Fatalf("seed: %d %s", code, errOut.String())
+	}
+	var made struct {
+		Residents, Teams, Institutions int
+	}
+	if err := json.Unmarshal(out.Bytes(), &made); err != nil || made.Residents != 1200 || made.Teams != 2 || made.Institutions != 1 {
+		t.Fatalf("made %s (%v)", out.String(), err)
+	}
+}
