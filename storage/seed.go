@@ -80,6 +80,17 @@ func (db *DB) seedRows(ctx context.Context, op string, s Seed, teams int, r *See
 		return err
 	}
 	year := time.Date(s.Now.Year(), 1, 1, 1, 0, 0, 0, time.UTC)
+	// Rows this seeding writes have IDs above these: range scans, not
+	// pattern matches, find them.
+	var before struct {
+		Residents    int64 `db:"residents"`
+		Contracts    int64 `db:"contracts"`
+		Appointments int64 `db:"appointments"`
+	}
+	if err := db.get(ctx, op, &before, `SELECT (SELECT COALESCE(MAX(id), 0) FROM residents) AS residents,
+		(SELECT COALESCE(MAX(id), 0) FROM contracts) AS contracts, (SELECT COALESCE(MAX(id), 0) FROM appointments) AS appointments`); err != nil {
+		return err
+	}
 	group := `CASE WHEN i % 5 = 0 AND i % 12 = 1 THEN ? WHEN i % 5 = 0 THEN ? WHEN i % 12 = 1 THEN ? ELSE ? END`
 	steps := []struct {
 		query string
@@ -107,36 +118,38 @@ func (db *DB) seedRows(ctx context.Context, op string, s Seed, teams int, r *See
 			agreement_version, agreed_at, consent_version, consented_at, consent_by, created_at, confirmed_at)
 			SELECT 'QYS' || ? || '-' || CAST(r.id AS TEXT), ? || 'k' || CAST(r.id AS TEXT), r.id, p.team_id, p.doctor_id, 'active', 'local', 12,
 				?, 'demo', ?, 'demo', ?, 'staff:seed', ?, ?
-			FROM residents r JOIN seed_places p ON p.community_id = r.community_id WHERE r.manager_openid LIKE ? AND r.id % 12 = ?`,
-			[]any{s.Run, prefix, at.AddDate(1, 0, -1).Format("2006-01-02"), at, at, at, at, prefix + "%", m}})
+			FROM residents r JOIN seed_places p ON p.community_id = r.community_id WHERE r.id > ? AND r.id % 12 = ?`,
+			[]any{s.Run, prefix, at.AddDate(1, 0, -1).Format("2006-01-02"), at, at, at, at, before.Residents, m}})
 	}
 	steps = append(steps, []struct {
 		query string
 		args  []any
 	}{
 		{`INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason)
-			SELECT c.id, c.confirmed_at, 'staff:seed', '', 'active', 'seeded' FROM contracts c WHERE c.request_key LIKE ?`, []any{prefix + "k%"}},
+			SELECT c.id, c.confirmed_at, 'staff:seed', '', 'active', 'seeded' FROM contracts c WHERE c.id > ?`, []any{before.Contracts}},
 		{`INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split)
-			SELECT c.id, ?, '基础服务包', 'basic', '{}' FROM contracts c WHERE c.request_key LIKE ?`, []any{s.Basic, prefix + "k%"}},
+			SELECT c.id, ?, '基础服务包', 'basic', '{}' FROM contracts c WHERE c.id > ?`, []any{s.Basic, before.Contracts}},
+		{`CREATE TEMPORARY TABLE seed_chronic AS SELECT c.id AS contract_id, c.resident_id, c.doctor_id FROM contracts c
+			JOIN residents r ON r.id = c.resident_id WHERE c.id > ? AND r.priority_groups <> ?`, []any{before.Contracts, s.GroupsSealed[""]}},
 	}...)
-	chronic := `SELECT c.id AS contract_id, c.resident_id, c.doctor_id FROM contracts c JOIN residents r ON r.id = c.resident_id
-		WHERE c.request_key LIKE ? AND r.priority_groups <> ?`
+	chronic := `SELECT contract_id, resident_id, doctor_id FROM seed_chronic`
+	defer db.exec(context.WithoutCancel(ctx), op, `DROP TABLE IF EXISTS seed_chronic`)
 	if s.Chronic != "" {
 		steps = append(steps, struct {
 			query string
 			args  []any
 		}{`INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split)
 			SELECT x.contract_id, ?, '慢病服务包', 'personalised', CASE x.contract_id % 2 WHEN 0 THEN ? ELSE '{}' END FROM (` + chronic + `) x`,
-			[]any{s.Chronic, fmt.Sprintf(`{"resident":%d}`, s.ChronicShare), prefix + "k%", s.GroupsSealed[""]}})
+			[]any{s.Chronic, fmt.Sprintf(`{"resident":%d}`, s.ChronicShare)}})
 	}
 	steps = append(steps, []struct {
 		query string
 		args  []any
 	}{
-		{`INSERT INTO resident_groups (resident_id, tag) SELECT r.id, ? FROM residents r WHERE r.manager_openid LIKE ?
-			AND r.priority_groups IN (?, ?)`, []any{s.Hypertension, prefix + "%", s.GroupsSealed["hypertension"], s.GroupsSealed["both"]}},
-		{`INSERT INTO resident_groups (resident_id, tag) SELECT r.id, ? FROM residents r WHERE r.manager_openid LIKE ?
-			AND r.priority_groups IN (?, ?)`, []any{s.Diabetes, prefix + "%", s.GroupsSealed["diabetes"], s.GroupsSealed["both"]}},
+		{`INSERT INTO resident_groups (resident_id, tag) SELECT r.id, ? FROM residents r WHERE r.id > ?
+			AND r.priority_groups IN (?, ?)`, []any{s.Hypertension, before.Residents, s.GroupsSealed["hypertension"], s.GroupsSealed["both"]}},
+		{`INSERT INTO resident_groups (resident_id, tag) SELECT r.id, ? FROM residents r WHERE r.id > ?
+			AND r.priority_groups IN (?, ?)`, []any{s.Diabetes, before.Residents, s.GroupsSealed["diabetes"], s.GroupsSealed["both"]}},
 		{`INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity, booked)
 			SELECT p.doctor_id, ?, ?, ?, 1000000, 0 FROM seed_places p`, []any{year.Format("2006-01-02"), year, year.Add(10 * time.Minute)}},
 	}...)
@@ -157,17 +170,17 @@ func (db *DB) seedRows(ctx context.Context, op string, s Seed, teams int, r *See
 			starts_at, ends_at, created_at, updated_at, readings_sealed)
 			SELECT ? || 'v' || CAST(x.contract_id AS TEXT) || '-' || ?, x.resident_id, x.contract_id, x.doctor_id,
 				(SELECT MIN(s.id) FROM slots s WHERE s.doctor_id = x.doctor_id AND s.starts_at = ?), 'followup', 'done', ?, ?, ?, ?, ?
-			FROM (`+chronic+`) x`, prefix, fmt.Sprint(k), year, at, at.Add(10*time.Minute), at, at, reading, prefix+"k%", s.GroupsSealed[""])
+			FROM (`+chronic+`) x`, prefix, fmt.Sprint(k), year, at, at.Add(10*time.Minute), at, at, reading)
 		if err != nil {
 			return err
 		}
 		r.Visits += int(n)
 	}
 	if _, err := db.exec(ctx, op, `INSERT INTO surveys (appointment_id, openid, requested_at, score, answered_at)
-		SELECT a.id, ?, a.starts_at, 3 + a.id % 3, a.starts_at FROM appointments a WHERE a.request_key LIKE ?`, prefix, prefix+"v%-1"); err != nil {
+		SELECT a.id, ?, a.starts_at, 3 + a.id % 3, a.starts_at FROM appointments a WHERE a.id > ? AND a.request_key LIKE ?`, prefix, before.Appointments, prefix+"v%-1"); err != nil {
 		return err
 	}
-	if err := db.get(ctx, op, &r.Residents, `SELECT COUNT(*) FROM residents WHERE manager_openid LIKE ?`, prefix+"%"); err != nil {
+	if err := db.get(ctx, op, &r.Residents, `SELECT COUNT(*) FROM residents WHERE id > ?`, before.Residents); err != nil {
 		return err
 	}
 	return db.seedPopulations(ctx, op, s.Now)
