@@ -115,3 +115,44 @@ func seedIndicators(b *testing.B, db *storage.DB, n, teams int, hypertension, re
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkIndicatorsCity measures the city-wide page and one team's page
+// over a population made by jiayi demo seed on PostgreSQL:
+// JIAYI_BENCH_RESIDENTS residents (default 1,000,000; Kunming has 4.37
+// million) in teams of about 1,035.
+func BenchmarkIndicatorsCity(b *testing.B) {
+	pg := os.Getenv("JIAYI_TEST_DATABASE_URL")
+	if pg == "" {
+		b.Skip("set JIAYI_TEST_DATABASE_URL: the city-scale benchmark runs on PostgreSQL")
+	}
+	n := 1_000_000
+	fmt.Sscan(os.Getenv("JIAYI_BENCH_RESIDENTS"), &n)
+	ctx := context.Background()
+	db := storagetest.Postgres(b, pg)
+	if err := profile.Ensure(ctx, db, "kunming"); err != nil {
+		b.Fatal(err)
+	}
+	sealer, _ := storage.NewSealer(make([]byte, 32))
+	now := time.Now()
+	made, err := SeedDemo(ctx, db, sealer, n, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	storagetest.SQL(b, db).MustExec(`ANALYZE`)
+	b.Logf("seeded %+v in %s", made, time.Since(now).Round(time.Second))
+	period, _ := ParsePeriod(fmt.Sprintf("%d-01-01", now.In(Shanghai).Year()), "", now)
+	var team storage.Team
+	storagetest.SQL(b, db).Get(&team, `SELECT id, institution_id, name, doctor_id FROM teams ORDER BY id LIMIT 1`)
+	for _, c := range []struct {
+		name  string
+		scope storage.Scope
+	}{{"city", storage.Scope{}}, {"team", storage.Scope{Institution: team.InstitutionID, Doctor: team.DoctorID}}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Indicators(ctx, db, sealer, IndicatorScope{Scope: c.scope}, period, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
