@@ -170,7 +170,7 @@ func (a *API) indicators(c *gin.Context) {
 // activity and one breakdown (?by=).
 func (a *API) indicatorsPage(c *gin.Context) {
 	p, q := caller(c), c.Request.URL.Query()
-	communities, _, err := a.DB.ListCommunities(c.Request.Context(), p.Scope, storage.Page{Limit: 500})
+	communities, err := a.indicatorCommunities(c)
 	if err != nil {
 		a.pageFail(c, err)
 		return
@@ -442,4 +442,25 @@ func assess(r flows.Report) ([]profile.Term, []assessed) {
 		rows = append(rows, line)
 	}
 	return judged, rows
+}
+
+// indicatorCommunities are the communities the page offers to narrow the
+// report to: the caller's, and for a doctor those their teams serve.
+func (a *API) indicatorCommunities(c *gin.Context) ([]storage.CommunityRow, error) {
+	ctx, p := c.Request.Context(), caller(c)
+	communities, _, err := a.DB.ListCommunities(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil || p.Scope.Doctor == 0 {
+		return communities, err
+	}
+	teams, _, err := a.DB.ListTeams(ctx, p.Scope, storage.Page{Limit: 500})
+	if err != nil {
+		return nil, err
+	}
+	served := map[string]bool{}
+	for _, t := range teams {
+		for _, name := range t.Communities {
+			served[name] = true
+		}
+	}
+	return slices.DeleteFunc(communities, func(m storage.CommunityRow) bool { return !served[m.Name] }), nil
 }

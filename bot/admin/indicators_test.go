@@ -87,6 +87,11 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 		if _, out := doc.api("GET", "/admin/api/indicators"+recent, ""); out["activity"].(map[string]any)["visits"] != 1.0 {
 			t.Errorf("the team's doctor does not see their visit: %v", out["activity"])
 		}
+		// The doctor narrows the page to the communities their team serves.
+		if doc.get("/admin/indicators"); !strings.Contains(doc.last, "<option>幸福社区</option>") || strings.Contains(doc.last, "<option>光明社区</option>") ||
+			!strings.Contains(doc.last, "以下是您团队的数据") {
+			t.Errorf("the doctor's page offers:\n%s", doc.last)
+		}
 		for _, bad := range []string{"?from=2026-13-01", "?from=2026-07-02&to=2026-07-01", "?community=" + "不存在的社区"} {
 			if code, out := b.api("GET", "/admin/api/indicators"+bad, ""); code != http.StatusBadRequest {
 				t.Errorf("%s: %d %v", bad, code, out)
