@@ -170,7 +170,7 @@ func (c *counting) months(from time.Time) []Month {
 		out = append(out, Month{Month: m.Format("2006-01")})
 	}
 	at := func(t time.Time) *Month {
-		if i, ok := index[t.In(Shanghai).Format("2006-01")]; ok && !t.Before(c.from) && t.Before(c.asOf) {
+		if i, ok := index[t.In(Shanghai).Format("2006-01")]; ok && !t.Before(c.from) && t.Before(c.to) {
 			return &out[i]
 		}
 		return nil
@@ -241,11 +241,11 @@ func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indi
 	}
 	year := time.Date(asOf.In(Shanghai).Year(), 1, 1, 0, 0, 0, 0, Shanghai)
 	facts, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{Scope: in.Scope, CommunityID: in.CommunityID,
-		From: p.From, To: asOf, VisitsFrom: year})
+		From: p.From, To: asOf, VisitsFrom: year, VisitsTo: p.To})
 	if err != nil {
 		return nil, err
 	}
-	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, year: year,
+	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, to: p.To, year: year,
 		tallies: map[place]*tally{}, watch: w, doctorOnly: in.Scope.Doctor != 0}
 	c.count()
 	return c, c.err
@@ -305,6 +305,7 @@ type counting struct {
 	sealer   *storage.Sealer
 	from     time.Time
 	asOf     time.Time
+	to       time.Time // the period's end: visits marked (on their day) count up to it
 	year     time.Time
 	tallies  map[place]*tally
 	watch    *watch
@@ -524,7 +525,7 @@ func (c *counting) countSigned() {
 	}
 	followups := map[int64]int{}
 	for _, v := range c.facts.Visits {
-		if v.Status == "done" && v.Kind == "followup" && !v.StartsAt.Before(c.year) && v.StartsAt.Before(c.asOf) {
+		if v.Status == "done" && v.Kind == "followup" && !v.StartsAt.Before(c.year) {
 			followups[v.ResidentID]++
 		}
 	}
@@ -573,7 +574,7 @@ func (c *counting) latestReadings(signed map[int64]storage.ContractFact, groups 
 	out := map[int64]measured{}
 	for _, v := range c.facts.Visits {
 		g := groups[v.ResidentID]
-		if v.Readings == "" || v.StartsAt.Before(c.year) || !v.StartsAt.Before(c.asOf) || !(g["hypertension"] || g["diabetes"]) {
+		if v.Readings == "" || v.StartsAt.Before(c.year) || !(g["hypertension"] || g["diabetes"]) {
 			continue
 		}
 		if _, ok := signed[v.ResidentID]; !ok {

@@ -405,3 +405,21 @@ func TestIndicatorMembers(t *testing.T) {
 		}
 	})
 }
+
+// A doctor may mark a visit done early on its day: it counts at once, not
+// from its start time.
+func TestAVisitMarkedEarlyOnItsDayCounts(t *testing.T) {
+	db := storagetest.SQLite(t)
+	w := newIndicatorWorld(t, db)
+	w.visit(t, 99, "B", "clinic", "done", day("2026-06-30").Add(15*time.Hour), Readings{})
+	now := day("2026-06-30").Add(9 * time.Hour) // the visit is at 15:00
+	period, _ := ParsePeriod("2026-06-01", "2026-06-30", now)
+	r, err := Indicators(context.Background(), db, w.sealer, IndicatorScope{}, period, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// June: D's check-up on the 5th, and B's visit this afternoon.
+	if r.Activity.Visits != 2 || r.Activity.VisitsByKind["clinic"] != 1 || r.Months[0].Visits != 2 {
+		t.Fatalf("June's visits: %+v, months %+v", r.Activity, r.Months)
+	}
+}

@@ -11,12 +11,14 @@ import (
 // IndicatorQuery asks for the facts the programme's indicators are
 // computed from: everything in Scope (and in one community, when set) that
 // happened in [From, To), and the visits from VisitsFrom (the start of the
-// year, for chronic follow-ups, when it is earlier than From).
+// year, for chronic follow-ups, when it is earlier than From) up to
+// VisitsTo (the period's end: a visit marked done early on its day counts
+// at once; To when zero).
 type IndicatorQuery struct {
-	Scope       Scope
-	CommunityID int64
-	From, To    time.Time
-	VisitsFrom  time.Time
+	Scope                Scope
+	CommunityID          int64
+	From, To             time.Time
+	VisitsFrom, VisitsTo time.Time
 }
 
 // IndicatorFacts are the rows the indicators are computed from, each
@@ -124,7 +126,10 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 		cond += ` AND r.community_id = ?`
 		args = append(args, q.CommunityID)
 	}
-	from, to, visitsFrom := q.From.UTC(), q.To.UTC(), q.VisitsFrom.UTC()
+	from, to, visitsFrom, visitsTo := q.From.UTC(), q.To.UTC(), q.VisitsFrom.UTC(), q.VisitsTo.UTC()
+	if q.VisitsTo.IsZero() {
+		visitsTo = to
+	}
 	inForce := ` AND c.confirmed_at IS NOT NULL AND c.confirmed_at < ? AND (c.ended_at IS NULL OR c.ended_at >= ?)`
 	with := func(extra ...any) []any { return append(append([]any{}, args...), extra...) }
 	reads := []struct {
@@ -140,7 +145,7 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 			` WHERE ` + cond + inForce, with(to, from)},
 		{&f.Visits, `SELECT ` + factPlace + `, a.contract_id, a.resident_id, a.kind, a.status, a.starts_at, a.readings_sealed FROM appointments a JOIN contracts c ON c.id = a.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND a.status IN ('done', 'no_show') AND a.starts_at >= ? AND a.starts_at < ?`,
-			with(earlier(from, visitsFrom), to)},
+			with(earlier(from, visitsFrom), visitsTo)},
 		{&f.Surveys, `SELECT ` + factPlace + `, a.contract_id, c.resident_id, s.score, s.answered_at FROM surveys s JOIN appointments a ON a.id = s.appointment_id JOIN contracts c ON c.id = a.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND s.score IS NOT NULL AND s.answered_at >= ? AND s.answered_at < ?`, with(from, to)},
 		{&f.Events, `SELECT ` + factPlace + `, e.contract_id, c.resident_id, e.from_status, e.to_status, e.reason, e.at FROM contract_events e JOIN contracts c ON c.id = e.contract_id` + contractPlace +
