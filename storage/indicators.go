@@ -92,8 +92,8 @@ type SurveyFact struct {
 	AnsweredAt time.Time `db:"answered_at"`
 }
 
-// EventFact is a change of a contract in the period: a confirmation, a
-// renewal, an expiry or a cancellation.
+// EventFact is a change of a contract in the period: a renewal, an expiry
+// or a cancellation (confirmations are read from the contracts).
 type EventFact struct {
 	FactPlace
 	ContractID int64     `db:"contract_id"`
@@ -139,8 +139,11 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 	}{
 		{&f.Contracts, `SELECT c.id, c.resident_id, ` + factPlace + `, r.birth_date,
 			c.confirmed_at, c.ended_at FROM contracts c` + contractPlace + ` WHERE ` + cond + inForce + ` ORDER BY c.id`, with(to, from)},
+		// Only packages that matter: those visits fulfil, and those with a
+		// personal share (paid signings).
 		{&f.Packages, `SELECT p.contract_id, p.package_code, p.split FROM contract_packages p JOIN contracts c ON c.id = p.contract_id` + contractPlace +
-			` WHERE ` + cond + inForce, with(to, from)},
+			` WHERE ` + cond + inForce + ` AND (p.package_code IN (SELECT i.package_code FROM package_items i
+			WHERE i.visit_kind <> '' AND i.per_year > 0) OR p.split LIKE '%"resident"%')`, with(to, from)},
 		{&f.Groups, `SELECT DISTINCT g.resident_id, g.tag FROM resident_groups g JOIN contracts c ON c.resident_id = g.resident_id` + contractPlace +
 			` WHERE ` + cond + inForce, with(to, from)},
 		{&f.Visits, `SELECT ` + factPlace + `, a.contract_id, a.resident_id, a.kind, a.status, a.starts_at, a.readings_sealed FROM appointments a JOIN contracts c ON c.id = a.contract_id` + contractPlace +
@@ -149,7 +152,8 @@ func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFa
 		{&f.Surveys, `SELECT ` + factPlace + `, a.contract_id, c.resident_id, s.score, s.answered_at FROM surveys s JOIN appointments a ON a.id = s.appointment_id JOIN contracts c ON c.id = a.contract_id` + contractPlace +
 			` WHERE ` + cond + ` AND s.score IS NOT NULL AND s.answered_at >= ? AND s.answered_at < ?`, with(from, to)},
 		{&f.Events, `SELECT ` + factPlace + `, e.contract_id, c.resident_id, e.from_status, e.to_status, e.reason, e.at FROM contract_events e JOIN contracts c ON c.id = e.contract_id` + contractPlace +
-			` WHERE ` + cond + ` AND e.at >= ? AND e.at < ?`, with(from, to)},
+			` WHERE ` + cond + ` AND e.at >= ? AND e.at < ?
+			AND (e.reason = 'renewed' OR e.from_status <> e.to_status AND e.to_status IN ('expired', 'cancelled'))`, with(from, to)},
 	}
 	for _, r := range reads {
 		if err := db.sel(ctx, op, r.dest, r.query, r.args...); err != nil {
