@@ -246,7 +246,7 @@ func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indi
 		return nil, err
 	}
 	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, to: p.To, year: year,
-		tallies: map[place]*tally{}, watch: w, doctorOnly: in.Scope.Doctor != 0}
+		tallies: map[place]*tally{}, byPlace: map[storage.FactPlace]*[5]*tally{}, watch: w, doctorOnly: in.Scope.Doctor != 0}
 	c.count()
 	return c, c.err
 }
@@ -308,6 +308,7 @@ type counting struct {
 	to       time.Time // the period's end: visits marked (on their day) count up to it
 	year     time.Time
 	tallies  map[place]*tally
+	byPlace  map[storage.FactPlace]*[5]*tally // the tallies of each place, once looked up
 	watch    *watch
 	err      error // the first error met: a sealed reading that does not open
 	// doctorOnly: the scope is one doctor's teams, whose signed residents
@@ -384,8 +385,16 @@ func (c *counting) watchSigned(k storage.ContractFact, groups map[string]bool, w
 
 // each runs f on the tally of every group a fact belongs to.
 func (c *counting) each(w storage.FactPlace, f func(*tally)) {
-	for _, p := range placesOf(w) {
-		f(c.tally(p))
+	ts, ok := c.byPlace[w]
+	if !ok { // found once per place: a city has millions of facts and thousands of places
+		ts = &[5]*tally{}
+		for i, p := range placesOf(w) {
+			ts[i] = c.tally(p)
+		}
+		c.byPlace[w] = ts
+	}
+	for _, t := range ts {
+		f(t)
 	}
 }
 
@@ -471,13 +480,14 @@ func (c *counting) countFulfilment() {
 			}
 		}
 		var due, delivered float64
+		held := groupList(groups[k.ResidentID])
 		for _, code := range packages[k.ID] {
 			pkg, ok := c.cat.Package(code)
 			if !ok {
 				continue
 			}
 			for _, it := range pkg.Items {
-				if it.VisitKind == "" || it.PerYear == 0 || !it.DueFor(groupList(groups[k.ResidentID])) {
+				if it.VisitKind == "" || it.PerYear == 0 || !it.DueFor(held) {
 					continue
 				}
 				d := float64(it.PerYear) * share
