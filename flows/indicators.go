@@ -309,6 +309,7 @@ type counting struct {
 	year     time.Time
 	tallies  map[place]*tally
 	byPlace  map[storage.FactPlace]*[5]*tally // the tallies of each place, once looked up
+	groupsAt map[int64]map[string]bool        // each resident's priority groups at the period's end
 	watch    *watch
 	err      error // the first error met: a sealed reading that does not open
 	// doctorOnly: the scope is one doctor's teams, whose signed residents
@@ -399,6 +400,11 @@ func (c *counting) each(w storage.FactPlace, f func(*tally)) {
 }
 
 func (c *counting) count() {
+	holders := map[int64]storage.ContractFact{}
+	for _, k := range c.facts.Contracts {
+		holders[k.ResidentID] = k
+	}
+	c.groupsAt = c.groupsOf(holders) // every resident's groups, once: a city has millions
 	c.countActivity()
 	c.countFulfilment()
 	c.countSigned()
@@ -459,11 +465,7 @@ func (c *counting) countFulfilment() {
 	for _, p := range c.facts.Packages {
 		packages[p.ContractID] = append(packages[p.ContractID], p.Code)
 	}
-	holders := map[int64]storage.ContractFact{}
-	for _, k := range c.facts.Contracts {
-		holders[k.ResidentID] = k
-	}
-	groups := c.groupsOf(holders)
+	groups := c.groupsAt
 	for _, k := range c.facts.Contracts {
 		start, end := later(k.ConfirmedAt, c.from), c.asOf
 		if k.EndedAt.Valid && k.EndedAt.Time.Before(end) {
@@ -473,9 +475,12 @@ func (c *counting) countFulfilment() {
 			continue
 		}
 		share := end.Sub(start).Hours() / 24 / 365
-		kinds := map[string]int{}
+		var kinds map[string]int // most contracts have no visit in the period
 		for _, v := range done[k.ID] {
 			if !v.StartsAt.Before(start) && v.StartsAt.Before(end) {
+				if kinds == nil {
+					kinds = map[string]int{}
+				}
 				kinds[v.Kind]++
 			}
 		}
@@ -528,7 +533,7 @@ func (c *counting) countSigned() {
 			}
 		}
 	}
-	groups := c.groupsOf(signed)
+	groups := c.groupsAt
 	personal := map[int64]bool{}
 	for _, p := range c.facts.Packages {
 		personal[p.ContractID] = personal[p.ContractID] || p.Split["resident"] > 0
