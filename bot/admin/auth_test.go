@@ -636,7 +636,7 @@ func TestAppointmentsAndSchedulePages(t *testing.T) {
 			t.Fatalf("mark done: %d", code)
 		}
 		if b.get("/admin/appointments?day=" + day); !strings.Contains(b.last, "已登记 王秀英") || !strings.Contains(b.last, "已完成") ||
-			!strings.Contains(b.last, "完成，血压 135/85") {
+			!strings.Contains(b.last, "完成，已记下读数") || strings.Contains(b.last, "135/85") {
 			t.Fatalf("after marking:\n%s", b.last)
 		}
 		if code, _ := b.post(fmt.Sprintf("/admin/appointments/%d/visit", id), form); code != http.StatusSeeOther {

@@ -73,7 +73,7 @@ func (a *API) markPage(c *gin.Context) {
 	default:
 		what := label(status)
 		if !readings.Empty() {
-			what += "，" + readings.String()
+			what += "，已记下读数" // not the values: the message travels in a cookie
 		}
 		done(c, back, fmt.Sprintf("已登记 %s %s：%s。", appt.ResidentName, appt.StartsAt.In(flows.Shanghai).Format("15:04"), what))
 	}
