@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
@@ -704,4 +705,41 @@ func (c *counting) groups(kind string) []Group {
 	}
 	slices.SortFunc(out, func(a, b Group) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
 	return out
+}
+
+// AssessedTeam is one team's line of the quarterly assessment sheet (季度考核).
+type AssessedTeam struct {
+	Team  Group
+	Cells []Indicator // the judged indicators, in order
+	Met   int         // how many met their target
+}
+
+// AssessTeams picks the indicators a team is judged by (those with a
+// target, coverage rates aside: a team has no population of its own) and
+// each team's line, met when at or above target.
+func AssessTeams(r Report) ([]profile.Term, []AssessedTeam) {
+	var judged []profile.Term
+	for _, t := range profile.Words().Indicators {
+		for _, i := range r.Indicators {
+			if i.Code == t.Code && i.Target != nil && !strings.HasSuffix(t.Code, "coverage") {
+				judged = append(judged, t)
+			}
+		}
+	}
+	var rows []AssessedTeam
+	for _, g := range r.Breakdown["team"] {
+		line := AssessedTeam{Team: g}
+		for _, t := range judged {
+			for _, i := range g.Indicators {
+				if i.Code == t.Code {
+					line.Cells = append(line.Cells, i)
+					if i.Value != nil && !i.Below {
+						line.Met++
+					}
+				}
+			}
+		}
+		rows = append(rows, line)
+	}
+	return judged, rows
 }

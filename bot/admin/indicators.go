@@ -401,47 +401,11 @@ func (a *API) assessmentPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	judged, rows := assess(r)
+	judged, rows := flows.AssessTeams(r)
 	prev, next := from.AddDate(0, -3, 0), from.AddDate(0, 3, 0)
 	quarter := func(t time.Time) string { return fmt.Sprintf("%d-%d", t.Year(), (int(t.Month())+2)/3) }
 	a.render(c, http.StatusOK, "assessment", gin.H{"R": r, "Judged": judged, "Rows": rows, "Quarter": quarter(from),
 		"Prev": "/admin/assessment?quarter=" + quarter(prev), "Next": "/admin/assessment?quarter=" + quarter(next)})
-}
-
-// assessed is one team's line of the assessment sheet.
-type assessed struct {
-	Team  flows.Group
-	Cells []flows.Indicator // the judged indicators, in order
-	Met   int               // how many met their target
-}
-
-// assess picks the indicators a team is judged by (those with a target,
-// coverage rates aside) and each team's line.
-func assess(r flows.Report) ([]profile.Term, []assessed) {
-	var judged []profile.Term
-	for _, t := range profile.Words().Indicators {
-		for _, i := range r.Indicators {
-			if i.Code == t.Code && i.Target != nil && !strings.HasSuffix(t.Code, "coverage") {
-				judged = append(judged, t)
-			}
-		}
-	}
-	var rows []assessed
-	for _, g := range r.Breakdown["team"] {
-		line := assessed{Team: g}
-		for _, t := range judged {
-			for _, i := range g.Indicators {
-				if i.Code == t.Code {
-					line.Cells = append(line.Cells, i)
-					if i.Value != nil && !i.Below {
-						line.Met++
-					}
-				}
-			}
-		}
-		rows = append(rows, line)
-	}
-	return judged, rows
 }
 
 // indicatorCommunities are the communities the page offers to narrow the

@@ -173,34 +173,6 @@ func TestIndicatorFiguresOpenToTheirResidents(t *testing.T) {
 	})
 }
 
-// A team is judged by the indicators its profile sets targets for, coverage
-// rates aside (a team has no population): met when at or above target.
-func TestAssessTeams(t *testing.T) {
-	pct := func(v float64) *float64 { return &v }
-	target := func(v int) *int { return &v }
-	team := func(name string, satisfaction, fulfilment *float64, below bool) flows.Group {
-		return flows.Group{Name: name, Indicators: []flows.Indicator{
-			{Code: "coverage", Target: target(30)},
-			{Code: "fulfilment", Value: fulfilment, Target: target(90), Below: fulfilment != nil && *fulfilment < 90},
-			{Code: "satisfaction", Value: satisfaction, Target: target(85), Below: below},
-			{Code: "renewal", Value: pct(10)},
-		}}
-	}
-	r := flows.Report{Indicators: team("", nil, nil, false).Indicators, Breakdown: map[string][]flows.Group{"team": {
-		team("甲", pct(90), pct(95), false), team("乙", pct(50), nil, true)}}}
-	judged, rows := assess(r)
-	var codes []string
-	for _, j := range judged {
-		codes = append(codes, j.Code)
-	}
-	if fmt.Sprint(codes) != "[fulfilment satisfaction]" {
-		t.Fatalf("judged by %v", codes)
-	}
-	if rows[0].Met != 2 || rows[1].Met != 0 || len(rows[1].Cells) != 2 {
-		t.Fatalf("rows: %+v", rows)
-	}
-}
-
 func TestAssessmentSheet(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
 		o := newOrg(t, s)
