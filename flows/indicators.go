@@ -240,7 +240,9 @@ func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indi
 	if now.Before(asOf) {
 		asOf = now
 	}
-	year := time.Date(asOf.In(Shanghai).Year(), 1, 1, 0, 0, 0, 0, Shanghai)
+	// The year (and ages) of the period's last moment: a period ending on
+	// 31 December has its asOf at the next 1 January.
+	year := time.Date(asOf.Add(-time.Nanosecond).In(Shanghai).Year(), 1, 1, 0, 0, 0, 0, Shanghai)
 	facts, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{Scope: in.Scope, CommunityID: in.CommunityID,
 		From: p.From, To: asOf, VisitsFrom: year, VisitsTo: p.To})
 	if err != nil {
@@ -369,19 +371,19 @@ func (c *counting) watchSigned(k storage.ContractFact, groups map[string]bool, w
 			m = row
 		}
 	}
-	counted := false
+	counted := 0 // how many times the figure counts them: once a group for priority coverage
 	switch c.watch.code {
 	case "coverage":
-		counted = m.Residents > 0
+		counted = int(b2f(m.Residents > 0))
 	case "elderly_coverage":
-		counted = groups["elderly"] && m.PriorityCounts["elderly"] > 0
+		counted = int(b2f(groups["elderly"] && m.PriorityCounts["elderly"] > 0))
 	case "priority_coverage":
 		for _, code := range c.settings.PriorityGroups {
-			counted = counted || groups[code] && m.PriorityCounts[code] > 0
+			counted += int(b2f(groups[code] && m.PriorityCounts[code] > 0))
 		}
 	}
-	if counted {
-		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: 1})
+	if counted > 0 {
+		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: float64(counted)})
 	}
 }
 
@@ -476,9 +478,14 @@ func (c *counting) countFulfilment() {
 			continue
 		}
 		share := end.Sub(start).Hours() / 24 / 365
+		// Visits marked done early on the period's last day count too.
+		visitsEnd := c.to
+		if k.EndedAt.Valid && k.EndedAt.Time.Before(visitsEnd) {
+			visitsEnd = k.EndedAt.Time
+		}
 		var kinds map[string]int // most contracts have no visit in the period
 		for _, v := range done[k.ID] {
-			if !v.StartsAt.Before(start) && v.StartsAt.Before(end) {
+			if !v.StartsAt.Before(start) && v.StartsAt.Before(visitsEnd) {
 				if kinds == nil {
 					kinds = map[string]int{}
 				}
@@ -639,7 +646,7 @@ func (c *counting) groupsOf(signed map[int64]storage.ContractFact) map[int64]map
 		if err != nil {
 			continue
 		}
-		age := Age(birth, c.asOf)
+		age := Age(birth, c.asOf.Add(-time.Nanosecond))
 		for _, term := range derived {
 			op, bound := term.AgeRule()
 			if op == ">=" && age >= bound || op == "<=" && age <= bound {

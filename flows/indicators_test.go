@@ -451,3 +451,18 @@ func TestAssessTeams(t *testing.T) {
 		t.Fatalf("rows: %+v", rows)
 	}
 }
+
+// A period ending on 31 December reads that year's follow-ups and
+// readings, though its end is the next 1 January.
+func TestAPeriodEndingAtTheYearsEnd(t *testing.T) {
+	db := storagetest.SQLite(t)
+	w := newIndicatorWorld(t, db)
+	period, _ := ParsePeriod("2026-01-01", "2026-12-31", day("2027-01-15"))
+	r, err := Indicators(context.Background(), db, w.sealer, IndicatorScope{}, period, day("2027-01-15"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byCode(r.Indicators)
+	want(t, "2026", got, "chronic_managed", 1, 2, 50, true)
+	want(t, "2026", got, "bp_control", 1, 1, 100, false)
+}

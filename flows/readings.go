@@ -2,7 +2,6 @@ package flows
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,18 +37,6 @@ func (r Readings) BPControlled() bool {
 
 // GlucoseControlled reports a fasting glucose below 7.0.
 func (r Readings) GlucoseControlled() bool { return r.Glucose > 0 && r.Glucose < controlledGlucose }
-
-// String says the readings as a doctor writes them.
-func (r Readings) String() string {
-	var parts []string
-	if r.Systolic > 0 {
-		parts = append(parts, fmt.Sprintf("血压 %d/%d", r.Systolic, r.Diastolic))
-	}
-	if r.Glucose > 0 {
-		parts = append(parts, "血糖 "+strconv.FormatFloat(r.Glucose, 'f', -1, 64))
-	}
-	return strings.Join(parts, "，")
-}
 
 // unitsAndCommas are what may stand beside readings: their units and the
 // commas between them.

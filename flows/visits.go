@@ -72,7 +72,7 @@ func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inb
 	if err != nil {
 		return nil, true, err
 	}
-	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done", "Readings": readings.String()})
+	replies, err := say("visit_marked", map[string]any{"N": n, "Name": a.ResidentName, "Done": status == "done", "Readings": !readings.Empty()})
 	return replies, true, err
 }
 

@@ -86,7 +86,7 @@ func init() {
 		"appointment_not_listed": "3", "appointment_too_late": 2, "appointment_cancel_help": nil, "appointment_kept": nil, "appointment_cancelled": nil,
 		"appointment_cancel_confirm": map[string]any{"When": "11月24日 周二 08:00-08:10", "Kind": "门诊", "Doctor": "林静", "Name": "王秀英"},
 		"doctor_agenda":              []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}},
-		"visit_not_listed":           "4", "visit_already_marked": 2, "visit_marked": map[string]any{"N": 1, "Name": "王秀英", "Done": true, "Readings": "血压 135/85"},
+		"visit_not_listed":           "4", "visit_already_marked": 2, "visit_marked": map[string]any{"N": 1, "Name": "王秀英", "Done": true, "Readings": true},
 		"visit_readings_unclear": "读数请写成“血压 135/85”或“血糖 6.8”",
 		"personal_renewal":       map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": ""},
 		"personal_elderly_checkup": map[string]any{"Name": "王秀英", "End": ""}, "personal_child_checkup": map[string]any{"Name": "李小宝", "End": ""},

@@ -22,7 +22,13 @@ import (
 // (YYYY-MM-DD; this year to date without them), ?community=NAME, and for
 // city staff ?institution=ID. A *flows.Refusal says what to correct.
 func (a *API) indicatorReport(c *gin.Context) (flows.Report, error) {
-	period, in, err := a.indicatorQuery(c)
+	return a.indicatorReportFor(c, c.Query("from"), c.Query("to"))
+}
+
+// indicatorReportFor is the report of the request's scope over the days
+// from and to (YYYY-MM-DD; "" for this year to date).
+func (a *API) indicatorReportFor(c *gin.Context, from, to string) (flows.Report, error) {
+	period, in, err := a.indicatorQuery(c, from, to)
 	if err != nil {
 		return flows.Report{}, err
 	}
@@ -30,10 +36,10 @@ func (a *API) indicatorReport(c *gin.Context) (flows.Report, error) {
 }
 
 // indicatorQuery reads the period and the scope a request asks for.
-func (a *API) indicatorQuery(c *gin.Context) (flows.Period, flows.IndicatorScope, error) {
+func (a *API) indicatorQuery(c *gin.Context, from, to string) (flows.Period, flows.IndicatorScope, error) {
 	ctx, p := c.Request.Context(), caller(c)
 	in := flows.IndicatorScope{Scope: p.Scope}
-	period, err := flows.ParsePeriod(c.Query("from"), c.Query("to"), time.Now())
+	period, err := flows.ParsePeriod(from, to, time.Now())
 	if err != nil {
 		return period, in, err
 	}
@@ -72,7 +78,7 @@ type MemberRow struct {
 // those furthest from counting in the numerator first.
 func (a *API) indicatorMembers(c *gin.Context, pg storage.Page) ([]MemberRow, int, error) {
 	ctx, p, now := c.Request.Context(), caller(c), time.Now()
-	period, in, err := a.indicatorQuery(c)
+	period, in, err := a.indicatorQuery(c, c.Query("from"), c.Query("to"))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -392,11 +398,12 @@ func (a *API) assessmentPage(c *gin.Context) {
 		}
 		from = time.Date(year, time.Month(3*n-2), 1, 0, 0, 0, 0, flows.Shanghai)
 	}
-	q := c.Request.URL.Query()
-	q.Set("from", from.Format("2006-01-02"))
-	q.Set("to", from.AddDate(0, 3, -1).Format("2006-01-02"))
-	c.Request.URL.RawQuery = q.Encode()
-	r, err := a.indicatorReport(c)
+	r, err := a.indicatorReportFor(c, from.Format("2006-01-02"), from.AddDate(0, 3, -1).Format("2006-01-02"))
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) { // a quarter still to come, a community unknown
+		a.render(c, http.StatusBadRequest, "problem", gin.H{"Problem": refusal.Reason})
+		return
+	}
 	if err != nil {
 		a.pageFail(c, err)
 		return

@@ -182,8 +182,12 @@ func TestAssessmentSheet(t *testing.T) {
 		now := time.Now().In(flows.Shanghai)
 		quarter := fmt.Sprintf("%d-%d", now.Year(), (int(now.Month())+2)/3)
 		if code := b.get("/admin/assessment?quarter=" + quarter); code != 200 || !strings.Contains(b.last, "（"+quarter+" 季度）") ||
-			!strings.Contains(b.last, "林静家庭医生团队") || !strings.Contains(b.last, "考核人") {
+			!strings.Contains(b.last, "林静家庭医生团队") || !strings.Contains(b.last, "考核人") ||
+			!strings.Contains(b.last, fmt.Sprintf("考核期 %d-%02d-01 至", now.Year(), (int(now.Month())-1)/3*3+1)) {
 			t.Fatalf("the sheet: %d\n%s", code, b.last)
+		}
+		if code := b.get(fmt.Sprintf("/admin/assessment?quarter=%d-1", now.Year()+1)); code != http.StatusBadRequest || !strings.Contains(b.last, "开始日期不能晚于今天") {
+			t.Fatalf("a quarter still to come: %d", code)
 		}
 		if code := b.get("/admin/assessment?quarter=2026-5"); code != http.StatusBadRequest {
 			t.Fatalf("a fifth quarter: %d", code)
