@@ -146,6 +146,11 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	} else if n > 0 {
 		s.log.Info("masked ID numbers and phones kept for search", "residents", n)
 	}
+	if n, err := flows.ClassifyLegacyReadings(ctx, s.DB, s.Sealer); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("visit readings classed for the control rates", "visits", n)
+	}
 	if cfg.Sandbox() {
 		return s.loadDemo(ctx)
 	}

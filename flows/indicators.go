@@ -145,54 +145,117 @@ type IndicatorScope struct {
 
 // Indicators computes the report of a scope over a period.
 func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time) (Report, error) {
-	c, err := newCounting(ctx, db, s, in, p, now, nil)
+	q, settings, err := indicatorQuery(ctx, db, s, in, p, now)
 	if err != nil {
 		return Report{}, err
 	}
-	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: c.asOf.In(Shanghai),
-		Breakdown: map[string][]Group{}, Communities: c.facts.Communities}
+	totals, err := db.IndicatorTotals(ctx, q)
+	if err != nil {
+		return Report{}, err
+	}
+	c := &counting{settings: settings, names: totals.Names, communities: totals.Communities, tallies: map[place]*tally{},
+		doctorOnly: in.Scope.Doctor != 0}
+	c.count(totals.Totals)
+	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: q.AsOf.In(Shanghai),
+		Breakdown: map[string][]Group{}, Communities: c.communities}
 	whole := c.tally(place{})
-	whole.activity.Pushes = &c.facts.Pushes
+	whole.activity.Pushes = &totals.Pushes
 	r.Indicators, r.Activity = whole.indicators(c.settings), whole.activity
 	for _, kind := range Breakdowns {
 		r.Breakdown[kind] = c.groups(kind)
 	}
-	r.Months = c.months(p.From)
+	r.Months = months(p.From, q.AsOf, totals.Months)
 	return r, nil
+}
+
+// indicatorQuery is what the database counts for a report: the period's
+// moments and the programme's rules, as the comment at the top says.
+func indicatorQuery(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time) (
+	storage.IndicatorQuery, profile.Settings, error) {
+	settings, err := Settings(ctx, db)
+	if err != nil {
+		return storage.IndicatorQuery{}, settings, err
+	}
+	cat, err := db.Catalog(ctx)
+	if err != nil {
+		return storage.IndicatorQuery{}, settings, err
+	}
+	asOf := p.To
+	if now.Before(asOf) {
+		asOf = now
+	}
+	// The year (and ages) of the period's last moment: a period ending on
+	// 31 December has its asOf at the next 1 January.
+	last := asOf.Add(-time.Nanosecond).In(Shanghai)
+	rules := storage.IndicatorRules{Priority: settings.PriorityGroups, Hypertension: "hypertension", Diabetes: "diabetes",
+		FollowupKind: "followup", Followups: chronicFollowups, GoodScore: satisfiedScore,
+		BPControlled: s.Hash(bpClassField, "controlled"), GlucoseControlled: s.Hash(glucoseClassField, "controlled")}
+	for _, term := range profile.Words().PriorityGroups {
+		g := storage.GroupRule{Code: term.Code}
+		switch op, bound := term.AgeRule(); op {
+		case ">=":
+			g.BornOnOrBefore = lastBirthday(bound, last)
+		case "<=":
+			g.BornAfter = lastBirthday(bound+1, last)
+		default:
+			g.Tag = s.Hash(groupsField, term.Code)
+		}
+		rules.Groups = append(rules.Groups, g)
+	}
+	for _, pkg := range cat.Packages {
+		for _, it := range pkg.Items {
+			if it.VisitKind != "" && it.PerYear > 0 {
+				rules.Items = append(rules.Items, storage.ItemRule{Package: pkg.Code, VisitKind: it.VisitKind, PerYear: it.PerYear, For: it.For})
+			}
+		}
+	}
+	return storage.IndicatorQuery{Scope: in.Scope, CommunityID: in.CommunityID, From: p.From, AsOf: asOf, To: p.To,
+		Year: time.Date(last.Year(), 1, 1, 0, 0, 0, 0, Shanghai), Rules: rules}, settings, nil
+}
+
+const (
+	chronicFollowups = 4 // a year: 规范管理 of a hypertension or diabetes patient
+	satisfiedScore   = 4 // of 5: satisfied
+)
+
+// lastBirthday is the latest birth date (YYYY-MM-DD) of someone aged at
+// least age on the day of t.
+func lastBirthday(age int, t time.Time) string {
+	d := time.Date(t.Year()-age, t.Month(), t.Day(), 0, 0, 0, 0, Shanghai)
+	for Age(d, t) < age {
+		d = d.AddDate(0, 0, -1)
+	}
+	for Age(d.AddDate(0, 0, 1), t) >= age {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d.Format("2006-01-02")
 }
 
 // months is the whole scope's signings, visits and satisfaction by
 // calendar month, from the period's first month to the one holding asOf.
-func (c *counting) months(from time.Time) []Month {
+func months(from, asOf time.Time, totals []storage.MonthTotal) []Month {
 	var out []Month
 	index := map[string]int{}
-	for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, Shanghai); m.Before(c.asOf); m = m.AddDate(0, 1, 0) {
+	for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, Shanghai); m.Before(asOf); m = m.AddDate(0, 1, 0) {
 		index[m.Format("2006-01")] = len(out)
 		out = append(out, Month{Month: m.Format("2006-01")})
 	}
-	at := func(t time.Time) *Month {
-		if i, ok := index[t.In(Shanghai).Format("2006-01")]; ok && !t.Before(c.from) && t.Before(c.to) {
-			return &out[i]
-		}
-		return nil
-	}
-	for _, k := range c.facts.Contracts {
-		if m := at(k.ConfirmedAt); m != nil {
-			m.Signings++
-		}
-	}
-	for _, v := range c.facts.Visits {
-		if m := at(v.StartsAt); m != nil && v.Status == "done" {
-			m.Visits++
-		}
-	}
 	good := map[string]int{}
-	for _, s := range c.facts.Surveys {
-		if m := at(s.AnsweredAt); m != nil {
-			m.Answered++
-			if s.Score >= 4 {
-				good[m.Month]++
-			}
+	for _, t := range totals {
+		i, ok := index[t.Month]
+		if !ok {
+			continue
+		}
+		switch t.What {
+		case "signings":
+			out[i].Signings += t.N
+		case "visits":
+			out[i].Visits += t.N
+		case "satisfied":
+			good[t.Month] += t.N
+			out[i].Answered += t.N
+		case "answered":
+			out[i].Answered += t.N
 		}
 	}
 	for i := range out {
@@ -204,6 +267,15 @@ func (c *counting) months(from time.Time) []Month {
 	return out
 }
 
+// Member is one resident behind an indicator: what they add to its
+// numerator and denominator.
+type Member struct {
+	ResidentID  int64   `json:"resident_id"`
+	ContractID  int64   `json:"contract_id"`
+	Numerator   float64 `json:"numerator"`
+	Denominator float64 `json:"denominator"`
+}
+
 // IndicatorMembers lists the residents behind one indicator of a report,
 // in the whole scope (kind "") or in one of its groups: what each adds to
 // the numerator and the denominator. The coverage indicators' denominators
@@ -213,45 +285,88 @@ func IndicatorMembers(ctx context.Context, db *storage.DB, s *storage.Sealer, in
 	if !slices.ContainsFunc(profile.Words().Indicators, func(t profile.Term) bool { return t.Code == code }) {
 		return nil, &Refusal{Reason: "没有这个指标"}
 	}
-	if kind != "" && !slices.Contains(Breakdowns, kind) {
+	var at storage.FactPlace
+	switch kind {
+	case "":
+	case "institution":
+		at.InstitutionID = id
+	case "community":
+		at.CommunityID = id
+	case "team":
+		at.TeamID = id
+	case "doctor":
+		at.DoctorID = id
+	default:
 		return nil, &Refusal{Reason: "没有这种分组"}
 	}
-	w := &watch{code: code, place: place{kind, id}}
-	if kind == "" {
-		w.place = place{}
-	}
-	if _, err := newCounting(ctx, db, s, in, p, now, w); err != nil {
+	q, settings, err := indicatorQuery(ctx, db, s, in, p, now)
+	if err != nil {
 		return nil, err
 	}
-	return w.members, nil
+	if strings.HasSuffix(code, "coverage") {
+		return coverageMembers(ctx, db, q, settings, code, at, in.Scope.Doctor != 0)
+	}
+	rows, err := db.IndicatorSubjects(ctx, q, []string{code}, at)
+	if err != nil {
+		return nil, err
+	}
+	out := []Member{}
+	for _, r := range rows {
+		if r.Code == code {
+			out = append(out, Member{ResidentID: r.ResidentID, ContractID: r.ContractID, Numerator: round3(r.Numerator),
+				Denominator: round3(r.Denominator)})
+		}
+	}
+	return out, nil
 }
 
-// newCounting reads a period's facts and counts them.
-func newCounting(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time, w *watch) (*counting, error) {
-	settings, err := Settings(ctx, db)
+// coverageMembers are the residents signed at the end counted by a
+// coverage indicator: those whose community recorded the population they
+// count against, counted once a group for priority coverage. A doctor's
+// teams have no population of their own, so none.
+func coverageMembers(ctx context.Context, db *storage.DB, q storage.IndicatorQuery, settings profile.Settings, code string,
+	at storage.FactPlace, doctorOnly bool) ([]Member, error) {
+	out := []Member{}
+	if doctorOnly {
+		return out, nil
+	}
+	communities, err := db.IndicatorCommunities(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	cat, err := db.Catalog(ctx)
+	population := map[int64]storage.CommunityRow{}
+	for _, m := range communities {
+		population[m.ID] = m
+	}
+	rows, err := db.IndicatorSubjects(ctx, q, []string{"signed"}, at)
 	if err != nil {
 		return nil, err
 	}
-	asOf := p.To
-	if now.Before(asOf) {
-		asOf = now
+	counted := map[storage.Subject]int{} // by resident and contract, place and code cleared
+	var order []storage.Subject
+	for _, r := range rows {
+		m, group := population[r.CommunityID], strings.TrimPrefix(r.Code, "signed:")
+		n := 0
+		switch {
+		case code == "coverage" && r.Code == "signed":
+			n = int(b2f(m.Residents > 0))
+		case code == "elderly_coverage" && group == "elderly":
+			n = int(b2f(m.PriorityCounts["elderly"] > 0))
+		case code == "priority_coverage" && r.Code != "signed" && slices.Contains(settings.PriorityGroups, group):
+			n = int(b2f(m.PriorityCounts[group] > 0))
+		}
+		who := storage.Subject{ResidentID: r.ResidentID, ContractID: r.ContractID}
+		if n > 0 {
+			if _, seen := counted[who]; !seen {
+				order = append(order, who)
+			}
+			counted[who] += n
+		}
 	}
-	// The year (and ages) of the period's last moment: a period ending on
-	// 31 December has its asOf at the next 1 January.
-	year := time.Date(asOf.Add(-time.Nanosecond).In(Shanghai).Year(), 1, 1, 0, 0, 0, 0, Shanghai)
-	facts, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{Scope: in.Scope, CommunityID: in.CommunityID,
-		From: p.From, To: asOf, VisitsFrom: year, VisitsTo: p.To})
-	if err != nil {
-		return nil, err
+	for _, who := range order {
+		out = append(out, Member{ResidentID: who.ResidentID, ContractID: who.ContractID, Numerator: float64(counted[who])})
 	}
-	c := &counting{facts: facts, settings: settings, cat: cat, sealer: s, from: p.From, asOf: asOf, to: p.To, year: year,
-		tallies: map[place]*tally{}, byPlace: map[storage.FactPlace]*[5]*tally{}, watch: w, doctorOnly: in.Scope.Doctor != 0}
-	c.count()
-	return c, c.err
+	return out, nil
 }
 
 // place is a group a figure is totalled in; the zero place is the whole
@@ -300,21 +415,19 @@ func round1(v float64) float64 { return math.Round(v*10) / 10 }
 // beside a percent computed from the unrounded figures.
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
-// counting walks the facts once, totalling every group.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// counting rolls the database's totals by place up into every group.
 type counting struct {
-	facts    storage.IndicatorFacts
-	settings profile.Settings
-	cat      storage.Catalog
-	sealer   *storage.Sealer
-	from     time.Time
-	asOf     time.Time
-	to       time.Time // the period's end: visits marked (on their day) count up to it
-	year     time.Time
-	tallies  map[place]*tally
-	byPlace  map[storage.FactPlace]*[5]*tally // the tallies of each place, once looked up
-	groupsAt map[int64]map[string]bool        // each resident's priority groups at the period's end
-	watch    *watch
-	err      error // the first error met: a sealed reading that does not open
+	settings    profile.Settings
+	names       []storage.NameFact
+	communities []storage.CommunityRow
+	tallies     map[place]*tally
 	// doctorOnly: the scope is one doctor's teams, whose signed residents
 	// are only part of their communities' (other teams serve them too).
 	doctorOnly bool
@@ -329,342 +442,49 @@ func (c *counting) tally(p place) *tally {
 	return t
 }
 
-// subject is whom a figure counts: a resident and their contract.
-type subject struct{ resident, contract int64 }
-
-// Member is one resident behind an indicator: what they add to its
-// numerator and denominator.
-type Member struct {
-	ResidentID  int64   `json:"resident_id"`
-	ContractID  int64   `json:"contract_id"`
-	Numerator   float64 `json:"numerator"`
-	Denominator float64 `json:"denominator"`
-}
-
-// watch asks a counting to keep the members of one indicator in one group.
-type watch struct {
-	code    string
-	place   place
-	members []Member
-}
-
-// add counts a figure in every group it belongs to, keeping its subject
-// when that indicator and group are watched.
-func (c *counting) add(w storage.FactPlace, code string, num, den float64, who subject) {
-	c.each(w, func(t *tally) { t.add(code, num, den) })
-	if c.watch != nil && c.watch.code == code && (num != 0 || den != 0) && slices.Contains(placesOf(w), c.watch.place) {
-		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: round3(num),
-			Denominator: round3(den)})
-	}
-}
-
-// watchSigned keeps a resident signed at the end as a member of the
-// coverage indicators (whose denominators are populations, not people)
-// when their community recorded the population they count against.
-func (c *counting) watchSigned(k storage.ContractFact, groups map[string]bool, who subject) {
-	if c.watch == nil || c.doctorOnly || !slices.Contains(placesOf(k.FactPlace), c.watch.place) {
-		return
-	}
-	var m storage.CommunityRow
-	for _, row := range c.facts.Communities {
-		if row.ID == k.CommunityID {
-			m = row
-		}
-	}
-	counted := 0 // how many times the figure counts them: once a group for priority coverage
-	switch c.watch.code {
-	case "coverage":
-		counted = int(b2f(m.Residents > 0))
-	case "elderly_coverage":
-		counted = int(b2f(groups["elderly"] && m.PriorityCounts["elderly"] > 0))
-	case "priority_coverage":
-		for _, code := range c.settings.PriorityGroups {
-			counted += int(b2f(groups[code] && m.PriorityCounts[code] > 0))
-		}
-	}
-	if counted > 0 {
-		c.watch.members = append(c.watch.members, Member{ResidentID: who.resident, ContractID: who.contract, Numerator: float64(counted)})
-	}
-}
-
-// each runs f on the tally of every group a fact belongs to.
-func (c *counting) each(w storage.FactPlace, f func(*tally)) {
-	ts, ok := c.byPlace[w]
-	if !ok { // found once per place: a city has millions of facts and thousands of places
-		ts = &[5]*tally{}
-		for i, p := range placesOf(w) {
-			ts[i] = c.tally(p)
-		}
-		c.byPlace[w] = ts
-	}
-	for _, t := range ts {
-		f(t)
-	}
-}
-
-func (c *counting) count() {
-	holders := map[int64]storage.ContractFact{}
-	for _, k := range c.facts.Contracts {
-		holders[k.ResidentID] = k
-	}
-	c.groupsAt = c.groupsOf(holders) // every resident's groups, once: a city has millions
-	c.countActivity()
-	c.countFulfilment()
-	c.countSigned()
-	for _, s := range c.facts.Surveys {
-		c.add(s.FactPlace, "satisfaction", b2f(s.Score >= 4), 1, subject{s.ResidentID, s.ContractID})
-	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func (c *counting) countActivity() {
-	for _, k := range c.facts.Contracts {
-		if !k.ConfirmedAt.Before(c.from) {
-			c.each(k.FactPlace, func(t *tally) { t.activity.Signings++ })
-		}
-	}
-	for _, e := range c.facts.Events {
-		switch {
-		case e.Reason == "renewed":
-			c.each(e.FactPlace, func(t *tally) { t.activity.Renewals++ })
-			c.add(e.FactPlace, "renewal", 1, 1, subject{e.ResidentID, e.ContractID})
-		case e.To == storage.ContractExpired && e.From != e.To:
-			c.add(e.FactPlace, "renewal", 0, 1, subject{e.ResidentID, e.ContractID})
-		case e.To == storage.ContractCancelled && e.From != e.To:
-			c.each(e.FactPlace, func(t *tally) { t.activity.Cancellations++ })
-		}
-	}
-	for _, v := range c.facts.Visits {
-		if v.StartsAt.Before(c.from) {
-			continue // read for the year's chronic follow-ups only
-		}
-		c.each(v.FactPlace, func(t *tally) {
-			if v.Status == "done" {
-				t.activity.Visits++
-				t.activity.VisitsByKind[v.Kind]++
-			} else {
-				t.activity.NoShows++
-			}
-		})
-	}
-}
-
-// countFulfilment totals each contract's items due and delivered over the
-// days it was in force in the period.
-func (c *counting) countFulfilment() {
-	done := map[int64][]storage.VisitFact{}
-	for _, v := range c.facts.Visits {
-		if v.Status == "done" {
-			done[v.ContractID] = append(done[v.ContractID], v)
-		}
-	}
-	packages := map[int64][]string{}
-	for _, p := range c.facts.Packages {
-		packages[p.ContractID] = append(packages[p.ContractID], p.Code)
-	}
-	groups := c.groupsAt
-	for _, k := range c.facts.Contracts {
-		start, end := later(k.ConfirmedAt, c.from), c.asOf
-		if k.EndedAt.Valid && k.EndedAt.Time.Before(end) {
-			end = k.EndedAt.Time
-		}
-		if !start.Before(end) {
-			continue
-		}
-		share := end.Sub(start).Hours() / 24 / 365
-		// Visits marked done early on the period's last day count too.
-		visitsEnd := c.to
-		if k.EndedAt.Valid && k.EndedAt.Time.Before(visitsEnd) {
-			visitsEnd = k.EndedAt.Time
-		}
-		var kinds map[string]int // most contracts have no visit in the period
-		for _, v := range done[k.ID] {
-			if !v.StartsAt.Before(start) && v.StartsAt.Before(visitsEnd) {
-				if kinds == nil {
-					kinds = map[string]int{}
+// count adds each place's totals to the groups it belongs to.
+func (c *counting) count(totals []storage.PlaceTotal) {
+	signed := map[int64]map[string]int{} // community -> group ("" all) -> residents signed at the end
+	for _, t := range totals {
+		n := int(math.Round(t.Numerator))
+		for _, p := range placesOf(t.FactPlace) {
+			g, a := c.tally(p), &c.tally(p).activity
+			switch kind, ok := strings.CutPrefix(t.Code, "visit:"); {
+			case ok:
+				a.Visits += n
+				a.VisitsByKind[kind] += n
+			case t.Code == "no_show":
+				a.NoShows += n
+			case t.Code == "signings":
+				a.Signings += n
+			case t.Code == "cancellations":
+				a.Cancellations += n
+			case t.Code == "signed" || strings.HasPrefix(t.Code, "signed:"):
+			default:
+				g.add(t.Code, t.Numerator, t.Denominator)
+				if t.Code == "renewal" {
+					a.Renewals += n
 				}
-				kinds[v.Kind]++
 			}
 		}
-		var due, delivered float64
-		held := groupList(groups[k.ResidentID])
-		for _, code := range packages[k.ID] {
-			pkg, ok := c.cat.Package(code)
+		if group, ok := strings.CutPrefix(t.Code, "signed:"); ok || t.Code == "signed" {
 			if !ok {
-				continue
+				group = ""
 			}
-			for _, it := range pkg.Items {
-				if it.VisitKind == "" || it.PerYear == 0 || !it.DueFor(held) {
-					continue
-				}
-				d := float64(it.PerYear) * share
-				due += d
-				delivered += min(float64(kinds[it.VisitKind]), d)
+			if signed[t.CommunityID] == nil {
+				signed[t.CommunityID] = map[string]int{}
 			}
-		}
-		if due > 0 {
-			c.add(k.FactPlace, "fulfilment", delivered, due, subject{k.ResidentID, k.ID})
+			signed[t.CommunityID][group] += n
 		}
 	}
-}
-
-func groupList(g map[string]bool) []string {
-	out := make([]string, 0, len(g))
-	for code := range g {
-		out = append(out, code)
-	}
-	return out
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-// countSigned totals the residents signed at the period's end: coverage
-// (against the communities' populations), chronic management and paid
-// signings.
-func (c *counting) countSigned() {
-	signed := map[int64]storage.ContractFact{} // by resident: the contract in force at the end
-	for _, k := range c.facts.Contracts {
-		if k.ConfirmedAt.Before(c.asOf) && (!k.EndedAt.Valid || !k.EndedAt.Time.Before(c.asOf)) {
-			if was, ok := signed[k.ResidentID]; !ok || k.ConfirmedAt.After(was.ConfirmedAt) {
-				signed[k.ResidentID] = k
-			}
-		}
-	}
-	groups := c.groupsAt
-	personal := map[int64]bool{}
-	for _, p := range c.facts.Packages {
-		personal[p.ContractID] = personal[p.ContractID] || p.Split["resident"] > 0
-	}
-	followups := map[int64]int{}
-	for _, v := range c.facts.Visits {
-		if v.Status == "done" && v.Kind == "followup" && !v.StartsAt.Before(c.year) {
-			followups[v.ResidentID]++
-		}
-	}
-	latest := c.latestReadings(signed, groups)
-	inCommunity := map[int64]map[string]int{} // community -> group ("" all) -> signed residents
-	for resident, k := range signed {
-		g := groups[resident]
-		counts := inCommunity[k.CommunityID]
-		if counts == nil {
-			counts = map[string]int{}
-			inCommunity[k.CommunityID] = counts
-		}
-		counts[""]++
-		for code := range g {
-			counts[code]++
-		}
-		key := false
-		for _, code := range c.settings.PriorityGroups {
-			key = key || g[code]
-		}
-		who := subject{resident, k.ID}
-		if g["hypertension"] || g["diabetes"] {
-			c.add(k.FactPlace, "chronic_managed", b2f(followups[resident] >= 4), 1, who)
-		}
-		if g["hypertension"] {
-			c.add(k.FactPlace, "bp_control", b2f(latest[resident].bp.BPControlled()), 1, who)
-		}
-		if g["diabetes"] {
-			c.add(k.FactPlace, "glucose_control", b2f(latest[resident].glucose.GlucoseControlled()), 1, who)
-		}
-		c.add(k.FactPlace, "paid_share", b2f(personal[k.ID]), b2f(key), who)
-		c.watchSigned(k, g, who)
-	}
-	c.countPopulation(inCommunity)
-}
-
-// measured is a resident's latest readings this year, each with when.
-type measured struct {
-	bp, glucose     Readings
-	bpAt, glucoseAt time.Time
-}
-
-// latestReadings opens the readings of this year's visits of hypertension
-// and diabetes patients signed at the end, keeping each one's latest.
-func (c *counting) latestReadings(signed map[int64]storage.ContractFact, groups map[int64]map[string]bool) map[int64]measured {
-	out := map[int64]measured{}
-	for _, v := range c.facts.Visits {
-		g := groups[v.ResidentID]
-		if v.Readings == "" || v.StartsAt.Before(c.year) || !(g["hypertension"] || g["diabetes"]) {
-			continue
-		}
-		if _, ok := signed[v.ResidentID]; !ok {
-			continue
-		}
-		r, err := openReadings(c.sealer, v.Readings)
-		if err != nil {
-			c.err = cmp.Or(c.err, fmt.Errorf("flows.Indicators: readings of a visit: %w", err))
-			continue
-		}
-		m := out[v.ResidentID]
-		if r.Systolic > 0 && !v.StartsAt.Before(m.bpAt) {
-			m.bp, m.bpAt = r, v.StartsAt
-		}
-		if r.Glucose > 0 && !v.StartsAt.Before(m.glucoseAt) {
-			m.glucose, m.glucoseAt = r, v.StartsAt
-		}
-		out[v.ResidentID] = m
-	}
-	return out
-}
-
-// groupsOf is each signed resident's priority groups: declared (by their
-// keyed hashes) and derived from age at the period's end.
-func (c *counting) groupsOf(signed map[int64]storage.ContractFact) map[int64]map[string]bool {
-	byTag := map[string]string{}
-	var derived []profile.Term
-	for _, term := range profile.Words().PriorityGroups {
-		if term.Derived != "" {
-			derived = append(derived, term)
-		} else {
-			byTag[c.sealer.Hash(groupsField, term.Code)] = term.Code
-		}
-	}
-	out := map[int64]map[string]bool{}
-	for _, g := range c.facts.Groups {
-		if code, ok := byTag[g.Tag]; ok {
-			if out[g.ResidentID] == nil {
-				out[g.ResidentID] = map[string]bool{}
-			}
-			out[g.ResidentID][code] = true
-		}
-	}
-	for resident, k := range signed {
-		birth, err := time.ParseInLocation("2006-01-02", k.BirthDate, Shanghai)
-		if err != nil {
-			continue
-		}
-		age := Age(birth, c.asOf.Add(-time.Nanosecond))
-		for _, term := range derived {
-			op, bound := term.AgeRule()
-			if op == ">=" && age >= bound || op == "<=" && age <= bound {
-				if out[resident] == nil {
-					out[resident] = map[string]bool{}
-				}
-				out[resident][term.Code] = true
-			}
-		}
-	}
-	return out
+	c.countPopulation(signed)
 }
 
 // countPopulation sets the coverage indicators community by community,
 // where staff recorded the population, and rolls them up.
 func (c *counting) countPopulation(signed map[int64]map[string]int) {
-	for i, m := range c.facts.Communities {
-		c.facts.Communities[i].Signed = signed[m.ID][""]
+	for i, m := range c.communities {
+		c.communities[i].Signed = signed[m.ID][""]
 		if c.doctorOnly {
 			continue // a team's residents are not a share of the community's population
 		}
@@ -691,11 +511,11 @@ func (c *counting) countPopulation(signed map[int64]map[string]int) {
 func (c *counting) groups(kind string) []Group {
 	names := map[int64]string{}
 	if kind == "community" {
-		for _, m := range c.facts.Communities {
+		for _, m := range c.communities {
 			names[m.ID] = m.Name
 		}
 	}
-	for _, n := range c.facts.Names {
+	for _, n := range c.names {
 		if n.Kind == kind {
 			names[n.ID] = n.Name
 		}

@@ -71,7 +71,7 @@ func benchIndicators(b *testing.B, db *storage.DB, n int) {
 
 // seedIndicators writes the benchmark's residents with set-based SQL, so a
 // large N takes seconds, not hours.
-func seedIndicators(b *testing.B, db *storage.DB, n, teams int, hypertension, reading string) {
+func seedIndicators(b *testing.B, db *storage.DB, n, teams int, hypertension string, reading storage.SealedReadings) {
 	sql := storagetest.SQL(b, db)
 	now := time.Now().UTC()
 	year := time.Date(now.Year(), 1, 1, 2, 0, 0, 0, time.UTC)
@@ -98,12 +98,13 @@ func seedIndicators(b *testing.B, db *storage.DB, n, teams int, hypertension, re
 		{`INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity, booked) SELECT id, 'd', ?, ?, 1000000, 0 FROM doctors`,
 			[]any{year, year.Add(10 * time.Minute)}},
 		{`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id, kind, status, starts_at, ends_at,
-			created_at, updated_at, readings_sealed)
+			created_at, updated_at, readings_sealed, bp_class, glucose_class, readings_classed)
 			WITH RECURSIVE k(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM k WHERE j < 4)
 			SELECT 'a' || CAST(c.id AS TEXT) || '-' || CAST(k.j AS TEXT), c.resident_id, c.id, c.doctor_id,
 				(SELECT MIN(s.id) FROM slots s WHERE s.doctor_id = c.doctor_id), 'followup', 'done', ?, ?, ?, ?,
-				CASE WHEN k.j = 4 THEN ? ELSE '' END
-			FROM contracts c, k WHERE c.resident_id % 5 = 0`, []any{year.Add(time.Hour), year.Add(time.Hour + 10*time.Minute), year, year, reading}},
+				CASE WHEN k.j = 4 THEN ? ELSE '' END, CASE WHEN k.j = 4 THEN ? ELSE '' END, CASE WHEN k.j = 4 THEN ? ELSE '' END, 1
+			FROM contracts c, k WHERE c.resident_id % 5 = 0`, []any{year.Add(time.Hour), year.Add(time.Hour + 10*time.Minute), year, year,
+			reading.Sealed, reading.BPClass, reading.GlucoseClass}},
 		{`INSERT INTO surveys (appointment_id, openid, requested_at, score, answered_at)
 			SELECT id, 'o', ?, 4 + id % 2, ? FROM appointments WHERE request_key LIKE '%-1'`, []any{year, year.Add(2 * time.Hour)}},
 		{`INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason)
@@ -138,7 +139,6 @@ func BenchmarkIndicatorsCity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	storagetest.SQL(b, db).MustExec(`ANALYZE`)
 	b.Logf("seeded %+v in %s", made, time.Since(now).Round(time.Second))
 	period, _ := ParsePeriod(fmt.Sprintf("%d-01-01", now.In(Shanghai).Year()), "", now)
 	var team storage.Team

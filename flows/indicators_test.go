@@ -166,8 +166,9 @@ func (w *indicatorWorld) visit(t *testing.T, i int, key, kind, status string, at
 		t.Fatal(err)
 	}
 	sql.MustExec(sql.Rebind(`INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id, kind, status, starts_at, ends_at,
-		created_at, updated_at, readings_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), fmt.Sprintf("v%d", i), k.Resident, w.contract[key],
-		k.Doctor, slot, kind, status, at.UTC(), at.Add(10*time.Minute).UTC(), at.UTC(), at.UTC(), sealed)
+		created_at, updated_at, readings_sealed, bp_class, glucose_class, readings_classed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`),
+		fmt.Sprintf("v%d", i), k.Resident, w.contract[key], k.Doctor, slot, kind, status, at.UTC(), at.Add(10*time.Minute).UTC(), at.UTC(), at.UTC(),
+		sealed.Sealed, sealed.BPClass, sealed.GlucoseClass)
 }
 
 func (w *indicatorWorld) survey(t *testing.T, key string, score int, at time.Time) {
@@ -465,4 +466,65 @@ func TestAPeriodEndingAtTheYearsEnd(t *testing.T) {
 	got := byCode(r.Indicators)
 	want(t, "2026", got, "chronic_managed", 1, 2, 50, true)
 	want(t, "2026", got, "bp_control", 1, 1, 100, false)
+}
+
+// Readings recorded before their classes were kept count in the control
+// rates once the server has classed them at start: A's latest blood
+// pressure (130/80 in May) is controlled, D's glucose (7.5) is not.
+func TestLegacyReadingsAreClassedAtStart(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := newIndicatorWorld(t, db)
+		sql := storagetest.SQL(t, db)
+		sql.MustExec(`UPDATE appointments SET bp_class = '', glucose_class = '', readings_classed = 0 WHERE readings_sealed <> ''`)
+		before, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now)
+		want(t, "unclassed", byCode(before.Indicators), "bp_control", 0, 1, 0, false)
+		n, err := ClassifyLegacyReadings(ctx, db, w.sealer)
+		if err != nil || n != 4 { // A's two blood pressures, C's and D's glucose
+			t.Fatalf("classed %d visits, %v", n, err)
+		}
+		after, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now)
+		want(t, "classed", byCode(after.Indicators), "bp_control", 1, 1, 100, false)
+		want(t, "classed", byCode(after.Indicators), "glucose_control", 0, 1, 0, false)
+		if n, _ := ClassifyLegacyReadings(ctx, db, w.sealer); n != 0 {
+			t.Errorf("classed %d visits again", n)
+		}
+	})
+}
+
+// A paper contract dated before the end of the one it follows leaves the
+// resident with two contracts in force at the end for a while: they are
+// counted once, on the later one.
+func TestAResidentWithTwoContractsInForceCountsOnce(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := newIndicatorWorld(t, db)
+		sql := storagetest.SQL(t, db)
+		// B's contract ends on 2026-07-10, after the period; a second one
+		// (a copy of it, on 黄's team) came into force on 2026-06-01.
+		sql.MustExec(sql.Rebind(`UPDATE contracts SET status = 'expired', ended_at = ? WHERE id = ?`), day("2026-07-10").UTC(), w.contract["B"])
+		huang := w.teams["黄"]
+		sql.MustExec(sql.Rebind(`INSERT INTO contracts (number, request_key, resident_id, team_id, doctor_id, status, insured, term_months,
+			term_end, agreement_version, agreed_at, consent_version, consented_at, consent_by, created_at, confirmed_at)
+			SELECT 'QY-B2', 'kB2', resident_id, ?, ?, 'active', insured, term_months, '2027-05-31', agreement_version, agreed_at,
+			consent_version, consented_at, consent_by, created_at, ? FROM contracts WHERE id = ?`),
+			huang.ID, huang.DoctorID, day("2026-06-01").UTC(), w.contract["B"])
+		r, err := Indicators(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Signed at the end: A, B (once, on 黄's team) and D; 河东村 counts
+		// A and B against its 100 residents, 河西村 none of its 50.
+		got := byCode(r.Indicators)
+		want(t, "two contracts", got, "coverage", 2, 150, 1.3, false)
+		for _, g := range r.Breakdown["team"] { // 赵 keeps A; B went to 黄
+			if paid := byCode(g.Indicators)["paid_share"]; g.Name == "赵德明家庭医生团队" && (paid.Numerator != 1 || paid.Denominator != 1) {
+				t.Errorf("赵's paid signings: %+v", paid)
+			}
+		}
+		members, err := IndicatorMembers(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now, "coverage", "", 0)
+		if err != nil || len(members) != 2 {
+			t.Errorf("coverage members %+v, %v", members, err)
+		}
+	})
 }

@@ -1,7 +1,9 @@
 package flows
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -81,15 +83,64 @@ func (r Readings) Check() error {
 	return nil
 }
 
-const readingsField = "readings"
+const (
+	readingsField     = "readings"
+	bpClassField      = "bp_class"
+	glucoseClassField = "glucose_class"
+)
 
-// sealReadings seals readings for the visit's row; none seals to "".
-func sealReadings(s *storage.Sealer, r Readings) (string, error) {
+// sealReadings seals readings for the visit's row, with their classes;
+// none seals to "".
+func sealReadings(s *storage.Sealer, r Readings) (storage.SealedReadings, error) {
 	if r.Empty() {
-		return "", nil
+		return storage.SealedReadings{}, nil
 	}
 	plain, _ := json.Marshal(r)
-	return s.Seal(readingsField, string(plain))
+	sealed, err := s.Seal(readingsField, string(plain))
+	bp, glucose := readingClasses(s, r)
+	return storage.SealedReadings{Sealed: sealed, BPClass: bp, GlucoseClass: glucose}, err
+}
+
+// readingClasses are the keyed hashes that say whether each reading was
+// controlled, "" for one not taken: the control rates count them in the
+// database without opening anyone's readings.
+func readingClasses(s *storage.Sealer, r Readings) (bp, glucose string) {
+	class := func(field string, controlled bool) string {
+		if controlled {
+			return s.Hash(field, "controlled")
+		}
+		return s.Hash(field, "uncontrolled")
+	}
+	if r.Systolic > 0 {
+		bp = class(bpClassField, r.BPControlled())
+	}
+	if r.Glucose > 0 {
+		glucose = class(glucoseClassField, r.GlucoseControlled())
+	}
+	return bp, glucose
+}
+
+// ClassifyLegacyReadings classes the readings recorded before classes were
+// kept, at start; it returns how many visits it classed.
+func ClassifyLegacyReadings(ctx context.Context, db *storage.DB, s *storage.Sealer) (int, error) {
+	n := 0
+	for {
+		rows, err := db.UnclassedReadings(ctx, 500)
+		if err != nil || len(rows) == 0 {
+			return n, err
+		}
+		for _, row := range rows {
+			r, err := openReadings(s, row.Sealed)
+			if err != nil {
+				return n, fmt.Errorf("flows.ClassifyLegacyReadings: visit %d: %w", row.ID, err)
+			}
+			bp, glucose := readingClasses(s, r)
+			if err := db.ClassReadings(ctx, row.ID, bp, glucose); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
 }
 
 // openReadings opens a visit's sealed readings.

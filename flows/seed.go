@@ -50,8 +50,10 @@ func SeedDemo(ctx context.Context, db *storage.DB, s *storage.Sealer, residents 
 			return storage.SeedResult{}, err
 		}
 	}
-	if spec.Reading, err = sealReadings(s, Readings{Systolic: 132, Diastolic: 84, Glucose: 6.4}); err != nil {
-		return storage.SeedResult{}, err
+	for i, r := range []Readings{{Systolic: 132, Diastolic: 84, Glucose: 6.4}, {Systolic: 152, Diastolic: 94, Glucose: 8.1}} {
+		if spec.Readings[i], err = sealReadings(s, r); err != nil {
+			return storage.SeedResult{}, err
+		}
 	}
 	return db.SeedDemo(ctx, spec)
 }

@@ -14,7 +14,8 @@ import (
 // A seeded population is what the indicators expect of it: everyone
 // signed against a population six in ten of which signed, a fifth with
 // hypertension and a twelfth with diabetes on the chronic package, four
-// follow-ups each this year, the last with a controlled reading.
+// follow-ups each this year, the last with readings, controlled but for
+// one resident in seven.
 func TestSeedDemo(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
@@ -42,8 +43,11 @@ func TestSeedDemo(t *testing.T) {
 			t.Errorf("coverage %v, want about 60 %%", ind["coverage"])
 		}
 		want(t, "seeded", ind, "chronic_managed", 560, 560, 100, false)
-		want(t, "seeded", ind, "bp_control", 420, 420, 100, false)
-		want(t, "seeded", ind, "glucose_control", 175, 175, 100, false)
+		// Uncontrolled: hypertension patients with i%35 == 0 (60 of 420);
+		// diabetes patients with i%7 == 0, i%12 == 1, so i%84 == 49 (49,
+		// 133, …, 2065: 25 of 175).
+		want(t, "seeded", ind, "bp_control", 360, 420, 85.7, false)
+		want(t, "seeded", ind, "glucose_control", 150, 175, 85.7, false)
 		if r.Activity.Visits != 4*560 || len(r.Breakdown["team"]) != 3 {
 			t.Errorf("activity %+v, %d teams", r.Activity, len(r.Breakdown["team"]))
 		}

@@ -496,15 +496,23 @@ func (db *DB) DoctorAgenda(ctx context.Context, doctorID int64, from, to time.Ti
 	return out, nil
 }
 
+// SealedReadings are a visit's readings as stored: sealed ("" for none),
+// and classed for the control rates, each class a keyed hash of whether
+// that reading was controlled ("" for no reading of that kind).
+type SealedReadings struct {
+	Sealed, BPClass, GlucoseClass string
+}
+
 // MarkVisit records a booked visit as done or missed, with the readings a
-// doctor took (sealed; "" for none). A done visit opens a
-// satisfaction survey for the resident's manager; the pushes go with it.
-func (db *DB) MarkVisit(ctx context.Context, id int64, status, readingsSealed string, now time.Time, pushes []Push) error {
+// doctor took. A done visit opens a satisfaction survey for the resident's
+// manager; the pushes go with it.
+func (db *DB) MarkVisit(ctx context.Context, id int64, status string, r SealedReadings, now time.Time, pushes []Push) error {
 	const op = "MarkVisit"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		var residentID int64
-		err := tx.get(ctx, op, &residentID, `UPDATE appointments SET status = ?, readings_sealed = ?, updated_at = ? WHERE id = ? AND status = 'booked'
-		RETURNING resident_id`, status, readingsSealed, now.UTC(), id)
+		err := tx.get(ctx, op, &residentID, `UPDATE appointments SET status = ?, readings_sealed = ?, bp_class = ?, glucose_class = ?,
+			readings_classed = 1, updated_at = ? WHERE id = ? AND status = 'booked'
+		RETURNING resident_id`, status, r.Sealed, r.BPClass, r.GlucoseClass, now.UTC(), id)
 		if errors.Is(err, ErrNotFound) {
 			return fail(op, ErrStatusChanged)
 		}
@@ -620,4 +628,27 @@ func (db *DB) RemoveWeeklyHours(ctx context.Context, doctorID int64, weekday, st
 		return err
 	})
 	return removed, err
+}
+
+// UnclassedReading is a visit's sealed readings recorded before they were
+// classed for the control rates.
+type UnclassedReading struct {
+	ID     int64  `db:"id"`
+	Sealed string `db:"readings_sealed"`
+}
+
+// UnclassedReadings lists up to limit visits whose readings are not
+// classed yet.
+func (db *DB) UnclassedReadings(ctx context.Context, limit int) ([]UnclassedReading, error) {
+	out := []UnclassedReading{}
+	err := db.sel(ctx, "UnclassedReadings", &out, `SELECT id, readings_sealed FROM appointments WHERE readings_classed = 0
+		ORDER BY id LIMIT ?`, limit)
+	return out, err
+}
+
+// ClassReadings records the classes of a visit's readings.
+func (db *DB) ClassReadings(ctx context.Context, id int64, bp, glucose string) error {
+	_, err := db.exec(ctx, "ClassReadings", `UPDATE appointments SET bp_class = ?, glucose_class = ?, readings_classed = 1 WHERE id = ?`,
+		bp, glucose, id)
+	return err
 }

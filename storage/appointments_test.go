@@ -352,7 +352,7 @@ func TestVisitSummariesOfAPage(t *testing.T) {
 		if _, err := w.book("u1", r1, c1, w.slots[2]); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.MarkVisit(ctx, done, "done", "", time.Now(), nil); err != nil {
+		if err := db.MarkVisit(ctx, done, "done", storage.SealedReadings{}, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		now := w.slots[1].StartsAt // between the done visit and the booked one

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -275,13 +276,17 @@ func TestContractKeepsWhenItWasInForce(t *testing.T) {
 		ctx := context.Background()
 		seedOrganisation(t, db)
 		confirmed := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-		facts := func() []storage.ContractFact {
-			f, err := db.IndicatorFacts(ctx, storage.IndicatorQuery{From: confirmed.AddDate(-1, 0, 0), To: time.Now().Add(time.Hour),
-				VisitsFrom: confirmed})
-			if err != nil {
+		type inForce struct {
+			ConfirmedAt time.Time    `db:"confirmed_at"`
+			EndedAt     sql.NullTime `db:"ended_at"`
+		}
+		facts := func() []inForce {
+			var out []inForce
+			if err := storagetest.SQL(t, db).Select(&out, `SELECT confirmed_at, ended_at FROM contracts WHERE confirmed_at IS NOT NULL
+				ORDER BY id`); err != nil {
 				t.Fatal(err)
 			}
-			return f.Contracts
+			return out
 		}
 		number, _, _ := db.CreateContract(ctx, newContract(t, db, "k1", "h1"))
 		if got := facts(); len(got) != 0 {

@@ -2,41 +2,67 @@ package storage
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
-	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
-// IndicatorQuery asks for the facts the programme's indicators are
-// computed from: everything in Scope (and in one community, when set) that
-// happened in [From, To), and the visits from VisitsFrom (the start of the
-// year, for chronic follow-ups, when it is earlier than From) up to
-// VisitsTo (the period's end: a visit marked done early on its day counts
-// at once; To when zero).
+// The indicators are counted where the rows are: one statement reads, for
+// every contract, survey, visit and event of a period, what it adds to each
+// figure (its "subject rows"), and totals them by place in the database.
+// A city's page moves a few thousand totals, not millions of rows; a
+// figure's drill-down reads the same subject rows for one place, so the
+// list behind a figure always adds up to it. What each figure counts is
+// decided in flows (flows/indicators.go) and handed here as IndicatorRules.
+
+// IndicatorQuery asks for the figures of a period over a scope (and one
+// community, when set).
 type IndicatorQuery struct {
-	Scope                Scope
-	CommunityID          int64
-	From, To             time.Time
-	VisitsFrom, VisitsTo time.Time
+	Scope       Scope
+	CommunityID int64
+	From        time.Time // the period's first moment
+	AsOf        time.Time // when "signed at the end" is judged: the period's end, or now if sooner
+	To          time.Time // the period's end: visits marked done early on its last day count
+	Year        time.Time // the start of AsOf's calendar year: follow-ups and readings count from it
+	Rules       IndicatorRules
 }
 
-// IndicatorFacts are the rows the indicators are computed from, each
-// carrying where it belongs (institution, community, team, doctor) so one
-// pass can total them for the scope and for each breakdown.
-type IndicatorFacts struct {
-	Contracts   []ContractFact
-	Packages    []PackageFact
-	Groups      []GroupFact
-	Visits      []VisitFact
-	Surveys     []SurveyFact
-	Events      []EventFact
-	Communities []CommunityRow
-	Names       []NameFact
-	Pushes      int // sent in the period to people in scope
+// IndicatorRules are the programme's rules the figures are counted by.
+type IndicatorRules struct {
+	Groups   []GroupRule // every priority group a resident may be in
+	Priority []string    // the groups whose signed residents are paid signing's denominator
+	Items    []ItemRule  // the service items visits fulfil
+	// Chronic patients: their follow-ups and readings are counted.
+	Hypertension, Diabetes string // group codes
+	FollowupKind           string // the visit kind of a chronic follow-up
+	Followups              int    // a year, for standard management
+	GoodScore              int    // a satisfaction score at or above it is satisfied
+	// The readings classes (keyed hashes, see Appointment) that mean
+	// controlled.
+	BPControlled, GlucoseControlled string
 }
 
-// FactPlace is where a fact belongs: its contract's team and doctor now,
+// GroupRule says who is in a priority group: those who declared it (Tag,
+// its keyed hash in resident_groups) or those born in a range of dates
+// (YYYY-MM-DD bounds, for a group an age puts people in).
+type GroupRule struct {
+	Code           string
+	Tag            string
+	BornOnOrBefore string
+	BornAfter      string
+}
+
+// ItemRule is a service item of a package that visits of a kind fulfil,
+// PerYear times a year, due for holders in any of the For groups (every
+// holder when none).
+type ItemRule struct {
+	Package   string
+	VisitKind string
+	PerYear   int
+	For       []string
+}
+
+// FactPlace is where a figure belongs: its contract's team and doctor now,
 // the team's institution and the resident's community.
 type FactPlace struct {
 	InstitutionID int64 `db:"institution_id"`
@@ -45,63 +71,33 @@ type FactPlace struct {
 	DoctorID      int64 `db:"doctor_id"`
 }
 
-const factPlace = `t.institution_id, r.community_id, c.team_id, c.doctor_id`
-
-// ContractFact is a contract in force at some time in the period.
-type ContractFact struct {
+// PlaceTotal is what the subject rows of one code add up to in one place.
+// Codes are the indicators' own (fulfilment, renewal, …) and these counts:
+// signed (residents signed at the end), signed:GROUP (of them, in a
+// priority group), signings, cancellations, visit:KIND (done), no_show.
+type PlaceTotal struct {
 	FactPlace
-	ID          int64        `db:"id"`
-	ResidentID  int64        `db:"resident_id"`
-	BirthDate   string       `db:"birth_date"`
-	ConfirmedAt time.Time    `db:"confirmed_at"`
-	EndedAt     sql.NullTime `db:"ended_at"`
+	Code        string  `db:"code"`
+	Numerator   float64 `db:"num"`
+	Denominator float64 `db:"den"`
 }
 
-// PackageFact is a package a contract holds, with the split frozen at
-// signing.
-type PackageFact struct {
-	ContractID int64  `db:"contract_id"`
-	Code       string `db:"package_code"`
-	RawSplit   string `db:"split"`
-	Split      Split  `db:"-"`
-}
-
-// GroupFact is a declared priority group of a resident, by its keyed hash.
-type GroupFact struct {
-	ResidentID int64  `db:"resident_id"`
-	Tag        string `db:"tag"`
-}
-
-// VisitFact is a visit that took place (done) or was missed (no_show).
-type VisitFact struct {
+// Subject is one resident's (and contract's) share of a figure.
+type Subject struct {
 	FactPlace
-	ContractID int64     `db:"contract_id"`
-	ResidentID int64     `db:"resident_id"`
-	Kind       string    `db:"kind"`
-	Status     string    `db:"status"`
-	StartsAt   time.Time `db:"starts_at"`
-	Readings   string    `db:"readings_sealed"` // sealed; "" for none
+	ResidentID  int64   `db:"resident_id"`
+	ContractID  int64   `db:"contract_id"`
+	Code        string  `db:"code"`
+	Numerator   float64 `db:"num"`
+	Denominator float64 `db:"den"`
 }
 
-// SurveyFact is a satisfaction survey answered in the period.
-type SurveyFact struct {
-	FactPlace
-	ContractID int64     `db:"contract_id"`
-	ResidentID int64     `db:"resident_id"`
-	Score      int       `db:"score"`
-	AnsweredAt time.Time `db:"answered_at"`
-}
-
-// EventFact is a change of a contract in the period: a renewal, an expiry
-// or a cancellation (confirmations are read from the contracts).
-type EventFact struct {
-	FactPlace
-	ContractID int64     `db:"contract_id"`
-	ResidentID int64     `db:"resident_id"`
-	From       string    `db:"from_status"`
-	To         string    `db:"to_status"`
-	Reason     string    `db:"reason"`
-	At         time.Time `db:"at"`
+// MonthTotal is one calendar month's count of a kind of event in the
+// whole scope: signings, visits, answered (surveys) and satisfied.
+type MonthTotal struct {
+	Month string `db:"month"` // 2026-03, in Asia/Shanghai
+	What  string `db:"what"`
+	N     int    `db:"n"`
 }
 
 // NameFact names an institution, a team or a doctor in scope.
@@ -111,85 +107,359 @@ type NameFact struct {
 	Name string `db:"name"`
 }
 
-// contractPlace joins a contract (c) to its team (t), resident (r) and the
-// resident's community (m); the scope is the team's institution, or the
-// teams a doctor leads.
-const contractPlace = ` JOIN teams t ON t.id = c.team_id JOIN residents r ON r.id = c.resident_id
-	JOIN communities m ON m.id = r.community_id`
+// IndicatorTotals is every figure of a period totalled by place, with the
+// communities in scope (their populations) and the names of the places.
+type IndicatorTotals struct {
+	Totals      []PlaceTotal
+	Months      []MonthTotal
+	Communities []CommunityRow
+	Names       []NameFact
+	Pushes      int // sent in the period to people in scope
+}
 
-// IndicatorFacts reads what the indicators of a period are computed from.
-func (db *DB) IndicatorFacts(ctx context.Context, q IndicatorQuery) (IndicatorFacts, error) {
-	const op = "IndicatorFacts"
-	var f IndicatorFacts
+// IndicatorTotals reads the figures of a period.
+func (db *DB) IndicatorTotals(ctx context.Context, q IndicatorQuery) (IndicatorTotals, error) {
+	const op = "IndicatorTotals"
+	var out IndicatorTotals
+	b := db.subjects(q, nil)
+	err := db.readIndicators(ctx, op, func(tx *DB) error {
+		if err := tx.sel(ctx, op, &out.Totals, b.sql()+` SELECT institution_id, community_id, team_id, doctor_id, code,
+			CAST(SUM(num) AS DOUBLE PRECISION) AS num, CAST(SUM(den) AS DOUBLE PRECISION) AS den FROM x
+			GROUP BY institution_id, community_id, team_id, doctor_id, code`, b.args()...); err != nil {
+			return err
+		}
+		return tx.indicatorMonths(ctx, op, q, &out.Months)
+	})
+	if err != nil {
+		return out, err
+	}
+	if err := db.indicatorScope(ctx, op, q, &out); err != nil {
+		return out, err
+	}
+	return out, db.indicatorPushes(ctx, op, q, &out.Pushes)
+}
+
+// IndicatorSubjects lists the subject rows of some codes in one place
+// (zero fields are any), those adding something to the figure.
+func (db *DB) IndicatorSubjects(ctx context.Context, q IndicatorQuery, codes []string, at FactPlace) ([]Subject, error) {
+	const op = "IndicatorSubjects"
+	b := db.subjects(q, codes)
+	filter := []string{"(num <> 0 OR den <> 0)"}
+	var fargs []any
+	for col, id := range map[string]int64{"institution_id": at.InstitutionID, "community_id": at.CommunityID, "team_id": at.TeamID,
+		"doctor_id": at.DoctorID} {
+		if id != 0 {
+			filter, fargs = append(filter, col+" = ?"), append(fargs, id)
+		}
+	}
+	out := []Subject{}
+	err := db.readIndicators(ctx, op, func(tx *DB) error {
+		return tx.sel(ctx, op, &out, b.sql()+` SELECT institution_id, community_id, team_id, doctor_id, resident_id, contract_id, code,
+			CAST(num AS DOUBLE PRECISION) AS num, CAST(den AS DOUBLE PRECISION) AS den FROM x WHERE `+strings.Join(filter, " AND ")+
+			` ORDER BY resident_id, contract_id, code`, append(b.args(), fargs...)...)
+	})
+	return out, err
+}
+
+// readIndicators runs fn in a read-only transaction; on PostgreSQL with
+// room to hash a city's contracts in memory rather than spill them to disk.
+func (db *DB) readIndicators(ctx context.Context, op string, fn func(tx *DB) error) error {
+	return db.inTx(ctx, op, func(tx *DB) error {
+		if db.Dialect == Postgres {
+			if _, err := tx.exec(ctx, op, `SET LOCAL work_mem = '256MB'`); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// query is SQL with its arguments, built in the order they appear.
+type query struct {
+	strings.Builder
+	params []any
+}
+
+func (q *query) add(sql string, args ...any) {
+	q.WriteString(sql)
+	q.params = append(q.params, args...)
+}
+
+// subjectSQL is the common tables (with) and the subject rows (body).
+type subjectSQL struct{ with, body query }
+
+// sql is the common tables and x, the subject rows.
+func (s *subjectSQL) sql() string {
+	return s.with.String() + `, x (institution_id, community_id, team_id, doctor_id, resident_id, contract_id, code, num, den) AS (` +
+		s.body.String() + `)`
+}
+
+func (s *subjectSQL) args() []any { return append(append([]any{}, s.with.params...), s.body.params...) }
+
+// dialect spells the few expressions SQLite and PostgreSQL write
+// differently.
+func (db *DB) least(a, b string) string {
+	if db.Dialect == Postgres {
+		return "LEAST(" + a + ", " + b + ")"
+	}
+	return "MIN(" + a + ", " + b + ")"
+}
+
+func (db *DB) greatest(a, b string) string {
+	if db.Dialect == Postgres {
+		return "GREATEST(" + a + ", " + b + ")"
+	}
+	return "MAX(" + a + ", " + b + ")"
+}
+
+// days is the number of days, with fractions, from a to b.
+func (db *DB) days(a, b string) string {
+	if db.Dialect == Postgres {
+		return "(EXTRACT(EPOCH FROM (" + b + " - " + a + ")) / 86400.0)"
+	}
+	return "(julianday(" + b + ") - julianday(" + a + "))"
+}
+
+// personalShare is a package's frozen split's share paid by the resident.
+func (db *DB) personalShare(split string) string {
+	if db.Dialect == Postgres {
+		return "COALESCE(CAST(CAST(" + split + " AS JSONB) ->> 'resident' AS BIGINT), 0)"
+	}
+	return "COALESCE(json_extract(" + split + ", '$.resident'), 0)"
+}
+
+// monthOf is a moment's calendar month in Asia/Shanghai (UTC+8 since 1991).
+func (db *DB) monthOf(at string) string {
+	if db.Dialect == Postgres {
+		return "to_char(" + at + " AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')"
+	}
+	return "strftime('%Y-%m', " + at + ", '+8 hours')"
+}
+
+// placeCols are a subject row's place, from a contract (c), its team (t)
+// and resident (r).
+const placeCols = `t.institution_id, r.community_id, c.team_id, c.doctor_id`
+
+// contractPlace joins a contract (c) to its team (t) and resident (r).
+const contractPlace = ` JOIN teams t ON t.id = c.team_id JOIN residents r ON r.id = c.resident_id`
+
+// inScope is the condition on c, t and r that keeps a row in the query's
+// scope and community.
+func (q IndicatorQuery) inScope() (string, []any) {
 	cond, args := q.Scope.where("t.institution_id", "t.doctor_id = ?")
 	if q.CommunityID != 0 {
 		cond += ` AND r.community_id = ?`
 		args = append(args, q.CommunityID)
 	}
-	from, to, visitsFrom, visitsTo := q.From.UTC(), q.To.UTC(), q.VisitsFrom.UTC(), q.VisitsTo.UTC()
-	if q.VisitsTo.IsZero() {
-		visitsTo = to
-	}
-	inForce := ` AND c.confirmed_at IS NOT NULL AND c.confirmed_at < ? AND (c.ended_at IS NULL OR c.ended_at >= ?)`
-	with := func(extra ...any) []any { return append(append([]any{}, args...), extra...) }
-	reads := []struct {
-		dest  any
-		query string
-		args  []any
-	}{
-		{&f.Contracts, `SELECT c.id, c.resident_id, ` + factPlace + `, r.birth_date,
-			c.confirmed_at, c.ended_at FROM contracts c` + contractPlace + ` WHERE ` + cond + inForce + ` ORDER BY c.id`, with(to, from)},
-		// Only packages that matter: those visits fulfil, and those with a
-		// personal share (paid signings).
-		{&f.Packages, `SELECT p.contract_id, p.package_code, p.split FROM contract_packages p JOIN contracts c ON c.id = p.contract_id` + contractPlace +
-			` WHERE ` + cond + inForce + ` AND (p.package_code IN (SELECT i.package_code FROM package_items i
-			WHERE i.visit_kind <> '' AND i.per_year > 0) OR p.split LIKE '%"resident"%')`, with(to, from)},
-		{&f.Groups, `SELECT DISTINCT g.resident_id, g.tag FROM resident_groups g JOIN contracts c ON c.resident_id = g.resident_id` + contractPlace +
-			` WHERE ` + cond + inForce, with(to, from)},
-		{&f.Visits, `SELECT ` + factPlace + `, a.contract_id, a.resident_id, a.kind, a.status, a.starts_at, a.readings_sealed FROM appointments a JOIN contracts c ON c.id = a.contract_id` + contractPlace +
-			` WHERE ` + cond + ` AND a.status IN ('done', 'no_show') AND a.starts_at >= ? AND a.starts_at < ?`,
-			with(earlier(from, visitsFrom), visitsTo)},
-		{&f.Surveys, `SELECT ` + factPlace + `, a.contract_id, c.resident_id, s.score, s.answered_at FROM surveys s JOIN appointments a ON a.id = s.appointment_id JOIN contracts c ON c.id = a.contract_id` + contractPlace +
-			` WHERE ` + cond + ` AND s.score IS NOT NULL AND s.answered_at >= ? AND s.answered_at < ?`, with(from, to)},
-		{&f.Events, `SELECT ` + factPlace + `, e.contract_id, c.resident_id, e.from_status, e.to_status, e.reason, e.at FROM contract_events e JOIN contracts c ON c.id = e.contract_id` + contractPlace +
-			` WHERE ` + cond + ` AND e.at >= ? AND e.at < ?
-			AND (e.reason = 'renewed' OR e.from_status <> e.to_status AND e.to_status IN ('expired', 'cancelled'))`, with(from, to)},
-	}
-	for _, r := range reads {
-		if err := db.sel(ctx, op, r.dest, r.query, r.args...); err != nil {
-			return f, err
-		}
-	}
-	for i, p := range f.Packages {
-		if err := json.Unmarshal([]byte(p.RawSplit), &f.Packages[i].Split); err != nil {
-			return f, fail(op, fmt.Errorf("contract %d package split: %w", p.ContractID, err))
-		}
-	}
-	if err := db.indicatorScope(ctx, op, q, &f); err != nil {
-		return f, err
-	}
-	pushes, pargs := outboxWhere(q.Scope)
-	if q.CommunityID != 0 { // a community's residents' pushes: a doctor's belong to no community
-		residents, rargs := q.Scope.where("m.institution_id", residentOfDoctor)
-		pushes = `o.recipient IN (SELECT r.manager_openid FROM residents r JOIN communities m ON m.id = r.community_id
-			WHERE r.community_id = ? AND ` + residents + `)`
-		pargs = append([]any{q.CommunityID}, rargs...)
-	}
-	err := db.get(ctx, op, &f.Pushes, `SELECT COUNT(*) FROM outbox o WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND `+pushes,
-		append([]any{from, to}, pargs...)...)
-	return f, err
+	return cond, args
 }
 
-// indicatorScope reads the communities (with their population) and the
-// names of the institutions, teams and doctors in scope.
-func (db *DB) indicatorScope(ctx context.Context, op string, q IndicatorQuery, f *IndicatorFacts) error {
+// subjects builds the subject rows of the codes asked (all when none).
+//
+// The common tables: k, the contracts in force at some time in the period
+// with their place; g, their residents' priority groups at the end; s, the
+// contract in force at the end of each resident signed then.
+func (db *DB) subjects(q IndicatorQuery, codes []string) *subjectSQL {
+	b := &subjectSQL{}
+	from, asOf, to := q.From.UTC(), q.AsOf.UTC(), q.To.UTC()
+	cond, cargs := q.inScope()
+	w := &b.with
+	w.add(`WITH gr (code, tag) AS (VALUES (CAST('' AS TEXT), CAST('' AS TEXT))`)
+	for _, g := range q.Rules.Groups {
+		if g.Tag != "" {
+			w.add(`, (?, ?)`, g.Code, g.Tag)
+		}
+	}
+	w.add(`), k AS (SELECT c.id, c.resident_id, `+placeCols+`, r.birth_date, c.confirmed_at, c.ended_at
+		FROM contracts c`+contractPlace+` WHERE `+cond+` AND c.confirmed_at IS NOT NULL AND c.confirmed_at < ?
+		AND (c.ended_at IS NULL OR c.ended_at >= ?))`, append(cargs, asOf, from)...)
+	// Declared groups come from resident_groups (one row a resident and
+	// tag); derived ones from birth dates, once a resident.
+	w.add(`, g (resident_id, code) AS (SELECT x.resident_id, gr.code FROM resident_groups x JOIN gr ON gr.tag = x.tag
+		WHERE x.resident_id IN (SELECT resident_id FROM k)`)
+	for _, g := range q.Rules.Groups {
+		if g.BornOnOrBefore != "" {
+			w.add(` UNION ALL SELECT DISTINCT k.resident_id, CAST(? AS TEXT) FROM k WHERE k.birth_date <> '' AND k.birth_date <= ?`,
+				g.Code, g.BornOnOrBefore)
+		}
+		if g.BornAfter != "" {
+			w.add(` UNION ALL SELECT DISTINCT k.resident_id, CAST(? AS TEXT) FROM k WHERE k.birth_date > ?`, g.Code, g.BornAfter)
+		}
+	}
+	// s: one contract a resident at the end. Only one contract of a
+	// resident is live (not ended) at a time, so a resident can hold two
+	// in force at the end only if one ended after it (a paper contract
+	// dated before the end of the one it follows): the latest confirmed
+	// counts.
+	w.add(`), s0 AS (SELECT k.* FROM k WHERE k.ended_at IS NULL OR k.ended_at >= ?),
+		later AS (SELECT resident_id FROM s0 WHERE ended_at IS NOT NULL),
+		s AS (SELECT s0.* FROM s0 WHERE s0.resident_id NOT IN (SELECT resident_id FROM later)
+			UNION ALL SELECT s0.* FROM s0 WHERE s0.resident_id IN (SELECT resident_id FROM later) AND NOT EXISTS (SELECT 1 FROM s0 x
+				WHERE x.resident_id = s0.resident_id AND (x.confirmed_at > s0.confirmed_at OR x.confirmed_at = s0.confirmed_at AND x.id > s0.id)))`,
+		asOf)
+	want := func(code string) bool { return len(codes) == 0 || slices.Contains(codes, code) }
+	first := true
+	part := func(sql string, args ...any) {
+		if !first {
+			b.body.add(` UNION ALL `)
+		}
+		first = false
+		b.body.add(sql, args...)
+	}
+	subjectCols := `institution_id, community_id, team_id, doctor_id, resident_id, id AS contract_id`
+	if want("signed") {
+		part(`SELECT ` + subjectCols + `, CAST('signed' AS TEXT) AS code, 1.0 AS num, 0.0 AS den FROM s`)
+		part(`SELECT s.institution_id, s.community_id, s.team_id, s.doctor_id, s.resident_id, s.id, 'signed:' || g.code, 1.0, 0.0
+			FROM s JOIN g ON g.resident_id = s.resident_id`)
+	}
+	if want("signings") {
+		part(`SELECT `+subjectCols+`, 'signings', 1.0, 0.0 FROM k WHERE k.confirmed_at >= ?`, from)
+	}
+	if want("fulfilment") {
+		db.fulfilmentSubjects(b, q, part)
+	}
+	db.chronicSubjects(b, q, want, part)
+	if want("paid_share") {
+		part(`SELECT s.institution_id, s.community_id, s.team_id, s.doctor_id, s.resident_id, s.id, 'paid_share',
+			CASE WHEN pp.contract_id IS NULL THEN 0.0 ELSE 1.0 END, CASE WHEN kp.resident_id IS NULL THEN 0.0 ELSE 1.0 END
+			FROM s LEFT JOIN (SELECT DISTINCT p.contract_id FROM s s2 JOIN contract_packages p ON p.contract_id = s2.id
+				WHERE p.split LIKE '%"resident"%' AND `+db.personalShare("p.split")+` > 0) pp ON pp.contract_id = s.id
+			LEFT JOIN (SELECT DISTINCT resident_id FROM g WHERE code IN (`+placeholders(len(q.Rules.Priority)+1)+`)) kp
+				ON kp.resident_id = s.resident_id`, anySlice(append([]string{""}, q.Rules.Priority...))...)
+	}
+	if want("satisfaction") {
+		part(`SELECT `+placeCols+`, c.resident_id, c.id, 'satisfaction', CASE WHEN v.score >= ? THEN 1.0 ELSE 0.0 END, 1.0
+			FROM surveys v JOIN appointments a ON a.id = v.appointment_id JOIN contracts c ON c.id = a.contract_id`+contractPlace+`
+			WHERE `+cond+` AND v.score IS NOT NULL AND v.answered_at >= ? AND v.answered_at < ?`,
+			append(append([]any{q.Rules.GoodScore}, cargs...), from, asOf)...)
+	}
+	if want("renewal") || want("cancellations") {
+		part(`SELECT `+placeCols+`, c.resident_id, c.id, CASE WHEN e.to_status = 'cancelled' AND e.reason <> 'renewed' THEN 'cancellations'
+				ELSE 'renewal' END, CASE WHEN e.reason = 'renewed' OR e.to_status = 'cancelled' THEN 1.0 ELSE 0.0 END,
+				CASE WHEN e.to_status = 'cancelled' AND e.reason <> 'renewed' THEN 0.0 ELSE 1.0 END
+			FROM contract_events e JOIN contracts c ON c.id = e.contract_id`+contractPlace+`
+			WHERE `+cond+` AND e.at >= ? AND e.at < ?
+			AND (e.reason = 'renewed' OR e.from_status <> e.to_status AND e.to_status IN ('expired', 'cancelled'))`,
+			append(cargs, from, asOf)...)
+	}
+	if want("visits") {
+		part(`SELECT `+placeCols+`, c.resident_id, c.id, CASE WHEN a.status = 'done' THEN 'visit:' || a.kind ELSE 'no_show' END, 1.0, 0.0
+			FROM appointments a JOIN contracts c ON c.id = a.contract_id`+contractPlace+`
+			WHERE `+cond+` AND a.status IN ('done', 'no_show') AND a.starts_at >= ? AND a.starts_at < ?`, append(cargs, from, to)...)
+	}
+	if first { // no code asked is known: no rows
+		part(`SELECT ` + subjectCols + `, '', 0.0, 0.0 FROM s WHERE 1 = 0`)
+	}
+	return b
+}
+
+// fulfilmentSubjects adds, for each contract in force in the period, the
+// service items due over the days it was (each item pro rata) and those
+// delivered: visits of the item's kind in those days, at most what is due.
+func (db *DB) fulfilmentSubjects(b *subjectSQL, q IndicatorQuery, part func(string, ...any)) {
+	from, asOf, to := q.From.UTC(), q.AsOf.UTC(), q.To.UTC()
+	w := &b.with
+	w.add(`, it (n, package_code, visit_kind, per_year, fors) AS (VALUES (0, CAST('' AS TEXT), CAST('' AS TEXT), CAST(0 AS INTEGER),
+		CAST('' AS TEXT))`)
+	for i, it := range q.Rules.Items {
+		fors := ""
+		if len(it.For) > 0 {
+			fors = "," + strings.Join(it.For, ",") + ","
+		}
+		w.add(`, (?, ?, ?, ?, ?)`, i+1, it.Package, it.VisitKind, it.PerYear, fors)
+	}
+	// kw: each contract's days in force in the period (fstart to fend) and
+	// the days its visits count (to vend: one marked early on the period's
+	// last day too).
+	w.add(`), kw AS (SELECT k.*, `+db.greatest("k.confirmed_at", "?")+` AS fstart,
+			`+db.least("COALESCE(k.ended_at, ?)", "?")+` AS fend, `+db.least("COALESCE(k.ended_at, ?)", "?")+` AS vend FROM k),
+		due AS (SELECT kw.id, it.n, it.visit_kind, it.per_year * `+db.days("kw.fstart", "kw.fend")+` / 365.0 AS due
+			FROM kw JOIN contract_packages p ON p.contract_id = kw.id JOIN it ON it.package_code = p.package_code
+			WHERE kw.fstart < kw.fend AND it.fors = ''
+			UNION ALL SELECT DISTINCT kw.id, it.n, it.visit_kind, it.per_year * `+db.days("kw.fstart", "kw.fend")+` / 365.0
+			FROM kw JOIN contract_packages p ON p.contract_id = kw.id JOIN it ON it.package_code = p.package_code
+			JOIN g ON g.resident_id = kw.resident_id AND it.fors LIKE '%,' || g.code || ',%'
+			WHERE kw.fstart < kw.fend AND it.fors <> ''),
+		dv AS (SELECT a.contract_id, a.kind, COUNT(*) AS n FROM appointments a JOIN kw ON kw.id = a.contract_id
+			WHERE a.status = 'done' AND a.starts_at >= kw.fstart AND a.starts_at < kw.vend
+			AND a.contract_id IN (SELECT id FROM due) GROUP BY a.contract_id, a.kind)`, from, asOf, asOf, to, to)
+	part(`SELECT kw.institution_id, kw.community_id, kw.team_id, kw.doctor_id, kw.resident_id, kw.id, 'fulfilment',
+			SUM(` + db.least("CAST(COALESCE(dv.n, 0) AS DOUBLE PRECISION)", "due.due") + `), SUM(due.due)
+		FROM due JOIN kw ON kw.id = due.id LEFT JOIN dv ON dv.contract_id = due.id AND dv.kind = due.visit_kind
+		GROUP BY kw.institution_id, kw.community_id, kw.team_id, kw.doctor_id, kw.resident_id, kw.id`)
+}
+
+// chronicSubjects adds, for hypertension and diabetes patients signed at
+// the end, standard management (follow-ups this year) and control (the
+// latest readings this year).
+func (db *DB) chronicSubjects(b *subjectSQL, q IndicatorQuery, want func(string) bool, part func(string, ...any)) {
+	if !want("chronic_managed") && !want("bp_control") && !want("glucose_control") {
+		return
+	}
+	year, to := q.Year.UTC(), q.To.UTC()
+	r := q.Rules
+	w := &b.with
+	w.add(`, cp AS (SELECT s.*, MAX(CASE WHEN g.code = ? THEN 1 ELSE 0 END) AS hyp, MAX(CASE WHEN g.code = ? THEN 1 ELSE 0 END) AS dia
+			FROM s JOIN g ON g.resident_id = s.resident_id WHERE g.code IN (?, ?)
+			GROUP BY s.id, s.resident_id, s.institution_id, s.community_id, s.team_id, s.doctor_id, s.birth_date, s.confirmed_at, s.ended_at)`,
+		r.Hypertension, r.Diabetes, r.Hypertension, r.Diabetes)
+	// Each patient's follow-ups and latest readings are looked up by the
+	// index on a resident's visits: a few probes a patient, whatever the
+	// scope's size.
+	cols := `cp.institution_id, cp.community_id, cp.team_id, cp.doctor_id, cp.resident_id, cp.id`
+	thisYear := `a.resident_id = cp.resident_id AND a.status = 'done' AND a.starts_at >= ? AND a.starts_at < ?`
+	if want("chronic_managed") {
+		part(`SELECT `+cols+`, 'chronic_managed', CASE WHEN (SELECT COUNT(*) FROM appointments a WHERE `+thisYear+` AND a.kind = ?) >= ?
+			THEN 1.0 ELSE 0.0 END, 1.0 FROM cp`, year, to, r.FollowupKind, r.Followups)
+	}
+	latest := func(code, class, group, controlled string) {
+		part(`SELECT `+cols+`, '`+code+`', CASE WHEN (SELECT a.`+class+` FROM appointments a WHERE `+thisYear+` AND a.`+class+` <> ''
+			ORDER BY a.starts_at DESC, a.id DESC LIMIT 1) = ? THEN 1.0 ELSE 0.0 END, 1.0 FROM cp WHERE cp.`+group+` = 1`, year, to, controlled)
+	}
+	if want("bp_control") {
+		latest("bp_control", "bp_class", "hyp", r.BPControlled)
+	}
+	if want("glucose_control") {
+		latest("glucose_control", "glucose_class", "dia", r.GlucoseControlled)
+	}
+}
+
+// indicatorMonths counts the whole scope's signings, visits and surveys by
+// calendar month.
+func (db *DB) indicatorMonths(ctx context.Context, op string, q IndicatorQuery, out *[]MonthTotal) error {
+	cond, cargs := q.inScope()
+	from, asOf, to := q.From.UTC(), q.AsOf.UTC(), q.To.UTC()
+	var m query
+	m.add(`SELECT `+db.monthOf("c.confirmed_at")+` AS month, 'signings' AS what, COUNT(*) AS n FROM contracts c`+contractPlace+`
+		WHERE `+cond+` AND c.confirmed_at >= ? AND c.confirmed_at < ? GROUP BY 1`, append(cargs, from, asOf)...)
+	m.add(` UNION ALL SELECT `+db.monthOf("a.starts_at")+`, 'visits', COUNT(*) FROM appointments a JOIN contracts c ON c.id = a.contract_id`+
+		contractPlace+` WHERE `+cond+` AND a.status = 'done' AND a.starts_at >= ? AND a.starts_at < ? GROUP BY 1`, append(cargs, from, to)...)
+	m.add(` UNION ALL SELECT `+db.monthOf("v.answered_at")+`, CASE WHEN v.score >= ? THEN 'satisfied' ELSE 'answered' END, COUNT(*)
+		FROM surveys v JOIN appointments a ON a.id = v.appointment_id JOIN contracts c ON c.id = a.contract_id`+contractPlace+`
+		WHERE `+cond+` AND v.score IS NOT NULL AND v.answered_at >= ? AND v.answered_at < ? GROUP BY 1, 2`,
+		append(append([]any{q.Rules.GoodScore}, cargs...), from, asOf)...)
+	return db.sel(ctx, op, out, m.String(), m.params...)
+}
+
+// IndicatorCommunities reads the communities in the query's scope, with
+// their population.
+func (db *DB) IndicatorCommunities(ctx context.Context, q IndicatorQuery) ([]CommunityRow, error) {
 	mcond, margs := q.Scope.where("m.institution_id", "m.id IN (SELECT tc.community_id FROM team_communities tc JOIN teams t ON t.id = tc.team_id WHERE t.doctor_id = ?)")
 	if q.CommunityID != 0 {
 		mcond += ` AND m.id = ?`
 		margs = append(margs, q.CommunityID)
 	}
-	if err := db.sel(ctx, op, &f.Communities, `SELECT m.id, m.institution_id, m.town, m.name, m.residents, m.priority_counts,
-		m.counted_on, 0 AS signed FROM communities m WHERE `+mcond+` ORDER BY m.id`, margs...); err != nil {
+	out := []CommunityRow{}
+	err := db.sel(ctx, "IndicatorCommunities", &out, `SELECT m.id, m.institution_id, m.town, m.name, m.residents, m.priority_counts,
+		m.counted_on, 0 AS signed FROM communities m WHERE `+mcond+` ORDER BY m.id`, margs...)
+	return out, err
+}
+
+// indicatorScope reads the communities (with their population) and the
+// names of the institutions, teams and doctors in scope.
+func (db *DB) indicatorScope(ctx context.Context, op string, q IndicatorQuery, f *IndicatorTotals) error {
+	var err error
+	if f.Communities, err = db.IndicatorCommunities(ctx, q); err != nil {
 		return err
 	}
 	icond, iargs := q.Scope.where("i.id", "")
@@ -200,9 +470,28 @@ func (db *DB) indicatorScope(ctx context.Context, op string, q IndicatorQuery, f
 		UNION ALL SELECT 'doctor', d.id, d.name FROM doctors d WHERE `+dcond, append(append(iargs, targs...), dargs...)...)
 }
 
-func earlier(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
+// indicatorPushes counts the pushes sent in the period to people in scope:
+// with a community, to its residents (a doctor belongs to none).
+func (db *DB) indicatorPushes(ctx context.Context, op string, q IndicatorQuery, n *int) error {
+	pushes, pargs := outboxWhere(q.Scope)
+	if q.CommunityID != 0 {
+		residents, rargs := q.Scope.where("m.institution_id", residentOfDoctor)
+		pushes = `o.recipient IN (SELECT r.manager_openid FROM residents r JOIN communities m ON m.id = r.community_id
+			WHERE r.community_id = ? AND ` + residents + `)`
+		pargs = append([]any{q.CommunityID}, rargs...)
 	}
-	return a
+	return db.get(ctx, op, n, `SELECT COUNT(*) FROM outbox o WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND `+pushes,
+		append([]any{q.From.UTC(), q.AsOf.UTC()}, pargs...)...)
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }

@@ -1,0 +1,12 @@
+-- Whether a visit's readings were controlled, for the control rates, kept
+-- beside the sealed readings as a keyed hash of "controlled" or
+-- "uncontrolled" (as priority groups are kept in resident_groups): the
+-- database counts a city's patients without opening their readings, and
+-- no one without the key can tell which value means which. '' is no
+-- reading of that kind. Visits recorded before this are classed at start
+-- (flows.ClassifyLegacyReadings).
+ALTER TABLE appointments ADD COLUMN bp_class TEXT NOT NULL DEFAULT '';
+ALTER TABLE appointments ADD COLUMN glucose_class TEXT NOT NULL DEFAULT '';
+ALTER TABLE appointments ADD COLUMN readings_classed INTEGER NOT NULL DEFAULT 0;
+UPDATE appointments SET readings_classed = 1 WHERE readings_sealed = '';
+CREATE INDEX appointments_readings_unclassed ON appointments (readings_classed) WHERE readings_classed = 0;
