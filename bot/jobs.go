@@ -74,6 +74,25 @@ func (s *Server) runSeasonal(ctx context.Context) {
 	}
 }
 
+// refreshRollups keeps a city's team indicator totals fresh: a pass of up
+// to 50 seconds every minute. A township (a few teams) keeps none.
+func (s *Server) refreshRollups(ctx context.Context) {
+	for {
+		run, err := flows.RefreshRollups(ctx, s.DB, s.Sealer, time.Now, 50*time.Second)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("indicator rollups failed", "err", err)
+		case run.Counted > 0:
+			s.log.Info("indicator rollups counted", "teams", run.Counted, "still_due", run.Stale)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
+}
+
 // daily runs a job once a day per instance, checking hourly, and again the
 // next hour if a pass fails; what it did is logged as count under what.
 func (s *Server) daily(ctx context.Context, what string, run func(context.Context, time.Time) (int, error)) {

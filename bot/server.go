@@ -342,7 +342,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
-	jobs.Add(7)
+	jobs.Add(8)
 	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
 	go func() { defer jobs.Done(); s.expireContracts(background) }()
 	go func() { defer jobs.Done(); s.sendAgendas(background) }()
@@ -350,6 +350,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer jobs.Done(); s.runPersonal(background) }()
 	go func() { defer jobs.Done(); s.materialiseSlots(background) }()
 	go func() { defer jobs.Done(); s.followUpSignRequests(background) }()
+	go func() { defer jobs.Done(); s.refreshRollups(background) }()
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	select {

@@ -124,9 +124,12 @@ type Group struct {
 
 // Report is the indicators of a scope over a period.
 type Report struct {
-	From        string                 `json:"from"`
-	To          string                 `json:"to"`
-	AsOf        time.Time              `json:"as_of"` // the period's end, or now if that is sooner
+	From string    `json:"from"`
+	To   string    `json:"to"`
+	AsOf time.Time `json:"as_of"` // the period's end, or now if that is sooner
+	// CountedAt: the figures are summed from each team's totals, the
+	// oldest counted then (a city's report; see rollups.go).
+	CountedAt   *time.Time             `json:"counted_at,omitempty"`
 	Indicators  []Indicator            `json:"indicators"`
 	Activity    Happenings             `json:"activity"`
 	Breakdown   map[string][]Group     `json:"breakdown"` // institution, community, team, doctor
@@ -143,28 +146,39 @@ type IndicatorScope struct {
 	CommunityID int64 // 0: every community in scope
 }
 
-// Indicators computes the report of a scope over a period.
+// Indicators computes the report of a scope over a period: an
+// institution's or the city's from the teams' rollups when they are kept
+// and fresh (see rollups.go), every other live.
 func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in IndicatorScope, p Period, now time.Time) (Report, error) {
 	q, settings, err := indicatorQuery(ctx, db, s, in, p, now)
 	if err != nil {
 		return Report{}, err
 	}
-	totals, err := db.IndicatorTotals(ctx, q)
+	totals, countedAt, rolled, err := fromRollups(ctx, db, in, q, p, now)
 	if err != nil {
 		return Report{}, err
+	}
+	if !rolled {
+		if totals, err = db.IndicatorTotals(ctx, q); err != nil {
+			return Report{}, err
+		}
 	}
 	c := &counting{settings: settings, names: totals.Names, communities: totals.Communities, tallies: map[place]*tally{},
 		doctorOnly: in.Scope.Doctor != 0}
 	c.count(totals.Totals)
 	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: q.AsOf.In(Shanghai),
 		Breakdown: map[string][]Group{}, Communities: c.communities}
+	if rolled && countedAt.Before(q.AsOf) {
+		at := countedAt.In(Shanghai)
+		r.AsOf, r.CountedAt = at, &at
+	}
 	whole := c.tally(place{})
 	whole.activity.Pushes = &totals.Pushes
 	r.Indicators, r.Activity = whole.indicators(c.settings), whole.activity
 	for _, kind := range Breakdowns {
 		r.Breakdown[kind] = c.groups(kind)
 	}
-	r.Months = months(p.From, q.AsOf, totals.Months)
+	r.Months = months(p.From, q.AsOf, totals.Totals)
 	return r, nil
 }
 
@@ -232,35 +246,35 @@ func lastBirthday(age int, t time.Time) string {
 }
 
 // months is the whole scope's signings, visits and satisfaction by
-// calendar month, from the period's first month to the one holding asOf.
-func months(from, asOf time.Time, totals []storage.MonthTotal) []Month {
+// calendar month, from the period's first month to the one holding asOf,
+// from the totals' month codes (month:signings:2026-03, …).
+func months(from, asOf time.Time, totals []storage.PlaceTotal) []Month {
 	var out []Month
 	index := map[string]int{}
 	for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, Shanghai); m.Before(asOf); m = m.AddDate(0, 1, 0) {
 		index[m.Format("2006-01")] = len(out)
 		out = append(out, Month{Month: m.Format("2006-01")})
 	}
-	good := map[string]int{}
+	good := map[string]float64{}
 	for _, t := range totals {
-		i, ok := index[t.Month]
-		if !ok {
+		what, month, ok := strings.Cut(strings.TrimPrefix(t.Code, "month:"), ":")
+		i, known := index[month]
+		if !ok || !known || !strings.HasPrefix(t.Code, "month:") {
 			continue
 		}
-		switch t.What {
+		switch n := int(math.Round(t.Numerator)); what {
 		case "signings":
-			out[i].Signings += t.N
+			out[i].Signings += n
 		case "visits":
-			out[i].Visits += t.N
-		case "satisfied":
-			good[t.Month] += t.N
-			out[i].Answered += t.N
-		case "answered":
-			out[i].Answered += t.N
+			out[i].Visits += n
+		case "survey":
+			good[month] += t.Numerator
+			out[i].Answered += int(math.Round(t.Denominator))
 		}
 	}
 	for i := range out {
 		if out[i].Answered > 0 {
-			v := round1(100 * float64(good[out[i].Month]) / float64(out[i].Answered))
+			v := round1(100 * good[out[i].Month] / float64(out[i].Answered))
 			out[i].Satisfaction = &v
 		}
 	}
@@ -459,7 +473,7 @@ func (c *counting) count(totals []storage.PlaceTotal) {
 				a.Signings += n
 			case t.Code == "cancellations":
 				a.Cancellations += n
-			case t.Code == "signed" || strings.HasPrefix(t.Code, "signed:"):
+			case t.Code == "signed" || strings.HasPrefix(t.Code, "signed:") || strings.HasPrefix(t.Code, "month:"):
 			default:
 				g.add(t.Code, t.Numerator, t.Denominator)
 				if t.Code == "renewal" {

@@ -117,10 +117,14 @@ func seedIndicators(b *testing.B, db *storage.DB, n, teams int, hypertension str
 	}
 }
 
-// BenchmarkIndicatorsCity measures the city-wide page and one team's page
-// over a population made by jiayi demo seed on PostgreSQL:
-// JIAYI_BENCH_RESIDENTS residents (default 1,000,000; Kunming has 4.37
-// million) in teams of about 1,035.
+// BenchmarkIndicatorsCity measures a city's indicators over a population
+// made by jiayi demo seed on PostgreSQL: JIAYI_BENCH_RESIDENTS residents
+// (default 1,000,000; Kunming has 4.37 million) in teams of about 1,035.
+// It logs how long seeding and a whole round of team rollups take, then
+// measures: counting one team's rollup ("team-rollup"), the city's page
+// from the rollups ("city"), one institution's ("institution"), a team's
+// page, live ("team"), and the city's page over a period no rollup keeps,
+// live ("city-live", slow: run it with -benchtime 1x).
 func BenchmarkIndicatorsCity(b *testing.B) {
 	pg := os.Getenv("JIAYI_TEST_DATABASE_URL")
 	if pg == "" {
@@ -140,17 +144,39 @@ func BenchmarkIndicatorsCity(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("seeded %+v in %s", made, time.Since(now).Round(time.Second))
-	period, _ := ParsePeriod(fmt.Sprintf("%d-01-01", now.In(Shanghai).Year()), "", now)
+	start := time.Now()
+	run, err := RefreshRollups(ctx, db, sealer, time.Now, 24*time.Hour)
+	if err != nil || run.Counted == 0 {
+		b.Fatalf("rollups %+v, %v", run, err)
+	}
+	b.Logf("counted %d team rollups in %s", run.Counted, time.Since(start).Round(time.Second))
+	year, _ := ParsePeriod(fmt.Sprintf("%d-01-01", now.In(Shanghai).Year()), "", now)
+	custom, _ := ParsePeriod(fmt.Sprintf("%d-01-02", now.In(Shanghai).Year()), "", now)
 	var team storage.Team
 	storagetest.SQL(b, db).Get(&team, `SELECT id, institution_id, name, doctor_id FROM teams ORDER BY id LIMIT 1`)
+	b.Run("team-rollup", func(b *testing.B) {
+		for b.Loop() {
+			if err := countTeam(ctx, db, sealer, year, rollupKey(year, time.Now()), team.ID, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, c := range []struct {
-		name  string
-		scope storage.Scope
-	}{{"city", storage.Scope{}}, {"team", storage.Scope{Institution: team.InstitutionID, Doctor: team.DoctorID}}} {
+		name   string
+		scope  storage.Scope
+		period Period
+		rolled bool
+	}{
+		{"city", storage.Scope{}, year, true},
+		{"institution", storage.Scope{Institution: team.InstitutionID}, year, true},
+		{"team", storage.Scope{Institution: team.InstitutionID, Doctor: team.DoctorID}, year, false},
+		{"city-live", storage.Scope{}, custom, false},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Indicators(ctx, db, sealer, IndicatorScope{Scope: c.scope}, period, time.Now()); err != nil {
-					b.Fatal(err)
+				r, err := Indicators(ctx, db, sealer, IndicatorScope{Scope: c.scope}, c.period, time.Now())
+				if err != nil || (r.CountedAt != nil) != c.rolled {
+					b.Fatalf("counted at %v, %v", r.CountedAt, err)
 				}
 			}
 		})

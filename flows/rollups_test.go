@@ -1,0 +1,112 @@
+package flows
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// sameFigures compares what two reports say, but for when.
+func sameFigures(t *testing.T, where string, got, want Report) {
+	t.Helper()
+	got.AsOf, got.CountedAt, want.AsOf, want.CountedAt = time.Time{}, nil, time.Time{}, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\ngot  %+v\nwant %+v", where, got, want)
+	}
+}
+
+// A city's report summed from its teams' rollups says what the live count
+// says as of when they were counted, for the city, an institution and a
+// community; it moves when the teams are counted again, and a doctor's
+// report never reads them.
+func TestRollupsSumToTheLiveFigures(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := newIndicatorWorld(t, db) // two teams; keep rollups for them
+		defer func(n int) { rollupTeams = n }(rollupTeams)
+		rollupTeams = 1
+		counted := w.now
+		clock := func() time.Time { return counted }
+		year, _ := ParsePeriod("2026-01-01", "", counted)              // to date: open
+		quarter, _ := ParsePeriod("2026-04-01", "2026-06-30", counted) // last quarter: closed
+		huang := w.teams["黄"]
+		scopes := map[string]IndicatorScope{"city": {}, "institution": {Scope: storage.Scope{Institution: huang.InstitutionID}},
+			"community": {CommunityID: w.communityOf(t, "A")}}
+		live := map[string]Report{}
+		for name, in := range scopes {
+			for _, p := range []Period{year, quarter} {
+				r, err := Indicators(ctx, db, w.sealer, in, p, counted)
+				if err != nil || r.CountedAt != nil {
+					t.Fatalf("%s before any rollup: counted at %v, %v", name, r.CountedAt, err)
+				}
+				live[name+r.From] = r
+			}
+		}
+		run, err := RefreshRollups(ctx, db, w.sealer, clock, time.Minute)
+		// Two teams, four kept periods on 15 July: this year, this quarter
+		// (this month too), last month, last quarter.
+		if err != nil || run.Counted != 2*4 {
+			t.Fatalf("refreshed %+v, %v", run, err)
+		}
+		later := counted.Add(10 * time.Minute)
+		for name, in := range scopes {
+			for _, p := range []Period{year, quarter} {
+				r, err := Indicators(ctx, db, w.sealer, in, p, later)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p == year && (r.CountedAt == nil || !r.CountedAt.Equal(counted)) {
+					t.Errorf("%s to date: counted at %v, want %v", name, r.CountedAt, counted)
+				}
+				sameFigures(t, name+" "+r.From, r, live[name+r.From])
+			}
+		}
+		// A doctor's report is live: A's survey of May is withdrawn and
+		// 赵's doctor sees it at once; the city sees it once 赵's team is
+		// counted again, five minutes on, the closed quarter the next day.
+		storagetest.SQL(t, db).MustExec(`UPDATE surveys SET score = NULL`)
+		zhao := w.teams["赵"]
+		mine, _ := Indicators(ctx, db, w.sealer, IndicatorScope{Scope: storage.Scope{Institution: zhao.InstitutionID, Doctor: zhao.DoctorID}},
+			year, later)
+		want(t, "赵's own", byCode(mine.Indicators), "satisfaction", 0, 0, "null", false)
+		city, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, year, later)
+		want(t, "city before a recount", byCode(city.Indicators), "satisfaction", 1, 2, 50, true)
+		counted = counted.Add(6 * time.Minute)
+		if run, err = RefreshRollups(ctx, db, w.sealer, clock, time.Minute); err != nil || run.Counted != 2*2 {
+			t.Fatalf("refreshed %+v, %v: want the open periods only", run, err)
+		}
+		city, _ = Indicators(ctx, db, w.sealer, IndicatorScope{}, year, counted)
+		want(t, "city after a recount", byCode(city.Indicators), "satisfaction", 0, 0, "null", false)
+		// Rollups older than an hour are not trusted: the report counts live.
+		stale, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, year, counted.Add(2*time.Hour))
+		if stale.CountedAt != nil {
+			t.Errorf("a report read rollups two hours old")
+		}
+	})
+}
+
+// A deployment of a few teams keeps no rollups: every report is live.
+func TestATownshipKeepsNoRollups(t *testing.T) {
+	db := storagetest.SQLite(t)
+	w := newIndicatorWorld(t, db)
+	run, err := RefreshRollups(context.Background(), db, w.sealer, func() time.Time { return w.now }, time.Minute)
+	if err != nil || run.Counted != 0 {
+		t.Fatalf("refreshed %+v, %v", run, err)
+	}
+}
+
+// communityOf is the community of the resident a contract key names.
+func (w *indicatorWorld) communityOf(t *testing.T, key string) int64 {
+	t.Helper()
+	sql := storagetest.SQL(t, w.db)
+	var id int64
+	if err := sql.Get(&id, sql.Rebind(`SELECT r.community_id FROM contracts c JOIN residents r ON r.id = c.resident_id WHERE c.id = ?`),
+		w.contract[key]); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
