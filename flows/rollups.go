@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -91,23 +92,27 @@ func RefreshRollups(ctx context.Context, db *storage.DB, s *storage.Sealer, now 
 	if err := db.DropRollupsExcept(ctx, keys); err != nil {
 		return run, err
 	}
-	for i, p := range periods {
-		recount := recountClosed
-		if p.open {
-			recount = recountOpen
-		}
-		for {
+	// Round robin over the periods, a batch of each at a time, so those to
+	// date do not starve the closed ones; a team's totals are counted at
+	// most once a call.
+	counted := map[string]bool{}
+	for progress := true; progress; {
+		progress = false
+		for i, p := range periods {
+			recount := recountClosed
+			if p.open {
+				recount = recountOpen
+			}
 			t := now()
 			teams, err := db.StaleRollups(ctx, keys[i], t.Add(-claimLifetime), staleBatchSize)
 			if err != nil {
 				return run, err
 			}
-			due := 0
 			for _, team := range teams {
-				if team.AsOf.Valid && t.Sub(team.AsOf.Time) < recount {
+				done := fmt.Sprint(keys[i], team.TeamID)
+				if counted[done] || team.AsOf.Valid && t.Sub(team.AsOf.Time) < recount {
 					continue
 				}
-				due++
 				if now().Sub(start) >= budget {
 					run.Stale++
 					continue
@@ -115,10 +120,8 @@ func RefreshRollups(ctx context.Context, db *storage.DB, s *storage.Sealer, now 
 				if err := countTeam(ctx, db, s, p.Period, keys[i], team.TeamID, now()); err != nil {
 					return run, err
 				}
+				counted[done], progress = true, true
 				run.Counted++
-			}
-			if due == 0 || now().Sub(start) >= budget {
-				break
 			}
 		}
 	}

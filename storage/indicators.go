@@ -293,12 +293,12 @@ func (db *DB) subjects(q IndicatorQuery, codes []string) *subjectSQL {
 			w.add(`, (?, ?)`, g.Code, g.Tag)
 		}
 	}
-	w.add(`), k AS (SELECT c.id, c.resident_id, `+placeCols+`, r.birth_date, c.confirmed_at, c.ended_at
+	w.add(`), k AS MATERIALIZED (SELECT c.id, c.resident_id, `+placeCols+`, r.birth_date, c.confirmed_at, c.ended_at
 		FROM contracts c`+contractPlace+` WHERE `+cond+` AND c.confirmed_at IS NOT NULL AND c.confirmed_at < ?
 		AND (c.ended_at IS NULL OR c.ended_at >= ?))`, append(cargs, asOf, from)...)
 	// Declared groups come from resident_groups (one row a resident and
 	// tag); derived ones from birth dates, once a resident.
-	w.add(`, g (resident_id, code) AS (SELECT x.resident_id, gr.code FROM resident_groups x JOIN gr ON gr.tag = x.tag
+	w.add(`, g (resident_id, code) AS MATERIALIZED (SELECT x.resident_id, gr.code FROM resident_groups x JOIN gr ON gr.tag = x.tag
 		WHERE x.resident_id IN (SELECT resident_id FROM k)`)
 	for _, g := range q.Rules.Groups {
 		if g.BornOnOrBefore != "" {
@@ -313,7 +313,7 @@ func (db *DB) subjects(q IndicatorQuery, codes []string) *subjectSQL {
 	// an earlier one (in this scope or another) not have ended yet when a
 	// paper contract began. Looked up by the index on a resident's
 	// contracts, so a team's count sees what the city's does.
-	w.add(`), s AS (SELECT k.* FROM k WHERE (k.ended_at IS NULL OR k.ended_at >= ?) AND NOT EXISTS (SELECT 1 FROM contracts x
+	w.add(`), s AS MATERIALIZED (SELECT k.* FROM k WHERE (k.ended_at IS NULL OR k.ended_at >= ?) AND NOT EXISTS (SELECT 1 FROM contracts x
 		WHERE x.resident_id = k.resident_id AND x.id <> k.id AND x.confirmed_at IS NOT NULL AND x.confirmed_at < ?
 		AND (x.ended_at IS NULL OR x.ended_at >= ?) AND (x.confirmed_at > k.confirmed_at OR x.confirmed_at = k.confirmed_at AND x.id > k.id)))`,
 		asOf, asOf, asOf)
@@ -402,9 +402,9 @@ func (db *DB) fulfilmentSubjects(b *subjectSQL, q IndicatorQuery, part func(stri
 	// kw: each contract's days in force in the period (fstart to fend) and
 	// the days its visits count (to vend: one marked early on the period's
 	// last day too).
-	w.add(`), kw AS (SELECT k.*, `+db.greatest("k.confirmed_at", "?")+` AS fstart,
+	w.add(`), kw AS MATERIALIZED (SELECT k.*, `+db.greatest("k.confirmed_at", "?")+` AS fstart,
 			`+db.least("COALESCE(k.ended_at, ?)", "?")+` AS fend, `+db.least("COALESCE(k.ended_at, ?)", "?")+` AS vend FROM k),
-		due AS (SELECT kw.id, it.n, it.visit_kind, it.per_year * `+db.days("kw.fstart", "kw.fend")+` / 365.0 AS due
+		due AS MATERIALIZED (SELECT kw.id, it.n, it.visit_kind, it.per_year * `+db.days("kw.fstart", "kw.fend")+` / 365.0 AS due
 			FROM kw JOIN contract_packages p ON p.contract_id = kw.id JOIN it ON it.package_code = p.package_code
 			WHERE kw.fstart < kw.fend AND it.fors = ''
 			UNION ALL SELECT DISTINCT kw.id, it.n, it.visit_kind, it.per_year * `+db.days("kw.fstart", "kw.fend")+` / 365.0
@@ -430,7 +430,7 @@ func (db *DB) chronicSubjects(b *subjectSQL, q IndicatorQuery, want func(string)
 	year, to := q.Year.UTC(), q.To.UTC()
 	r := q.Rules
 	w := &b.with
-	w.add(`, cp AS (SELECT s.*, MAX(CASE WHEN g.code = ? THEN 1 ELSE 0 END) AS hyp, MAX(CASE WHEN g.code = ? THEN 1 ELSE 0 END) AS dia
+	w.add(`, cp AS MATERIALIZED (SELECT s.*, MAX(CASE WHEN g.code = ? THEN 1 ELSE 0 END) AS hyp, MAX(CASE WHEN g.code = ? THEN 1 ELSE 0 END) AS dia
 			FROM s JOIN g ON g.resident_id = s.resident_id WHERE g.code IN (?, ?)
 			GROUP BY s.id, s.resident_id, s.institution_id, s.community_id, s.team_id, s.doctor_id, s.birth_date, s.confirmed_at, s.ended_at)`,
 		r.Hypertension, r.Diabetes, r.Hypertension, r.Diabetes)
