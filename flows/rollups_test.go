@@ -110,3 +110,25 @@ func (w *indicatorWorld) communityOf(t *testing.T, key string) int64 {
 	}
 	return id
 }
+
+// When counting a round of one period takes longer than its totals stay
+// fresh, the other periods still get counted: each team's totals once a
+// call, the periods in turn.
+func TestRollupsReachEveryPeriod(t *testing.T) {
+	db := storagetest.SQLite(t)
+	w := newIndicatorWorld(t, db)
+	defer func(n int) { rollupTeams = n }(rollupTeams)
+	rollupTeams = 1
+	at := w.now
+	slow := func() time.Time { at = at.Add(3 * time.Minute); return at } // every look at the clock, three minutes pass
+	run, err := RefreshRollups(context.Background(), db, w.sealer, slow, 24*time.Hour)
+	if err != nil || run.Counted != 2*4 {
+		t.Fatalf("refreshed %+v, %v; want each of two teams once for each of four periods", run, err)
+	}
+	for _, p := range rollupPeriods(w.now) {
+		r, err := db.RollupTotals(context.Background(), rollupKey(p.Period, w.now), storage.Scope{}, 0)
+		if err != nil || !r.Complete {
+			t.Errorf("period %s: complete %v, %v", rollupKey(p.Period, w.now), r.Complete, err)
+		}
+	}
+}
