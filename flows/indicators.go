@@ -128,7 +128,9 @@ type Report struct {
 	To   string    `json:"to"`
 	AsOf time.Time `json:"as_of"` // the period's end, or now if that is sooner
 	// CountedAt: the figures are summed from each team's totals, the
-	// oldest counted then (a city's report; see rollups.go).
+	// oldest counted then (a city's report; see rollups.go). A period still
+	// running is as of then; a closed one may have moved since (a visit
+	// marked late).
 	CountedAt   *time.Time             `json:"counted_at,omitempty"`
 	Indicators  []Indicator            `json:"indicators"`
 	Activity    Happenings             `json:"activity"`
@@ -168,9 +170,12 @@ func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indic
 	c.count(totals.Totals)
 	r := Report{From: p.From.Format("2006-01-02"), To: p.To.AddDate(0, 0, -1).Format("2006-01-02"), AsOf: q.AsOf.In(Shanghai),
 		Breakdown: map[string][]Group{}, Communities: c.communities}
-	if rolled && countedAt.Before(q.AsOf) {
+	if rolled {
 		at := countedAt.In(Shanghai)
-		r.AsOf, r.CountedAt = at, &at
+		r.CountedAt = &at
+		if countedAt.Before(q.AsOf) {
+			r.AsOf = at
+		}
 	}
 	whole := c.tally(place{})
 	whole.activity.Pushes = &totals.Pushes

@@ -156,8 +156,8 @@ func BenchmarkIndicatorsCity(b *testing.B) {
 	storagetest.SQL(b, db).Get(&team, `SELECT id, institution_id, name, doctor_id FROM teams ORDER BY id LIMIT 1`)
 	b.Run("team-rollup", func(b *testing.B) {
 		for b.Loop() {
-			if err := countTeam(ctx, db, sealer, year, rollupKey(year, time.Now()), team.ID, time.Now()); err != nil {
-				b.Fatal(err)
+			if counted, err := countTeam(ctx, db, sealer, year, rollupKey(year, time.Now()), team.ID, time.Now()); err != nil || !counted {
+				b.Fatalf("counted %v, %v", counted, err)
 			}
 		}
 	})

@@ -476,7 +476,9 @@ func TestLegacyReadingsAreClassedAtStart(t *testing.T) {
 		ctx := context.Background()
 		w := newIndicatorWorld(t, db)
 		sql := storagetest.SQL(t, db)
-		sql.MustExec(`UPDATE appointments SET bp_class = '', glucose_class = '', readings_classed = 0 WHERE readings_sealed <> ''`)
+		// Every visit unclassed, as bookings are: only those with readings
+		// need classing.
+		sql.MustExec(`UPDATE appointments SET bp_class = '', glucose_class = '', readings_classed = 0`)
 		before, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now)
 		want(t, "unclassed", byCode(before.Indicators), "bp_control", 0, 1, 0, false)
 		n, err := ClassifyLegacyReadings(ctx, db, w.sealer)
@@ -488,6 +490,19 @@ func TestLegacyReadingsAreClassedAtStart(t *testing.T) {
 		want(t, "classed", byCode(after.Indicators), "glucose_control", 0, 1, 0, false)
 		if n, _ := ClassifyLegacyReadings(ctx, db, w.sealer); n != 0 {
 			t.Errorf("classed %d visits again", n)
+		}
+		// Readings recorded again between reading a visit and classing it
+		// keep the classes recorded with them.
+		sql.MustExec(`UPDATE appointments SET readings_classed = 0 WHERE readings_sealed <> ''`)
+		stale, _ := db.UnclassedReadings(ctx, 10)
+		sql.MustExec(sql.Rebind(`UPDATE appointments SET readings_sealed = 'new', bp_class = 'kept', readings_classed = 1 WHERE id = ?`), stale[0].ID)
+		if err := db.ClassReadings(ctx, stale[0], "", ""); err != nil {
+			t.Fatal(err)
+		}
+		var class string
+		sql.Get(&class, sql.Rebind(`SELECT bp_class FROM appointments WHERE id = ?`), stale[0].ID)
+		if class != "kept" {
+			t.Errorf("classing stale readings overwrote the new class with %q", class)
 		}
 	})
 }
@@ -526,5 +541,22 @@ func TestAResidentWithTwoContractsInForceCountsOnce(t *testing.T) {
 		if err != nil || len(members) != 2 {
 			t.Errorf("coverage members %+v, %v", members, err)
 		}
+		// B is signed on 黄's team, not on 赵's, however the list is opened.
+		for team, n := range map[string]int{"赵": 1, "黄": 1} {
+			members, _ := IndicatorMembers(ctx, db, w.sealer, IndicatorScope{}, w.period, w.now, "coverage", "team", w.teams[team].ID)
+			if len(members) != n || team == "黄" && members[0].ResidentID != residentOf(t, w, "B") {
+				t.Errorf("%s's coverage members: %+v", team, members)
+			}
+		}
 	})
+}
+
+func residentOf(t *testing.T, w *indicatorWorld, key string) int64 {
+	t.Helper()
+	sql := storagetest.SQL(t, w.db)
+	var id int64
+	if err := sql.Get(&id, sql.Rebind(`SELECT resident_id FROM contracts WHERE id = ?`), w.contract[key]); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

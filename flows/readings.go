@@ -135,7 +135,7 @@ func ClassifyLegacyReadings(ctx context.Context, db *storage.DB, s *storage.Seal
 				return n, fmt.Errorf("flows.ClassifyLegacyReadings: visit %d: %w", row.ID, err)
 			}
 			bp, glucose := readingClasses(s, r)
-			if err := db.ClassReadings(ctx, row.ID, bp, glucose); err != nil {
+			if err := db.ClassReadings(ctx, row, bp, glucose); err != nil {
 				return n, err
 			}
 			n++

@@ -1,7 +1,9 @@
 package flows
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -70,33 +72,40 @@ func rollupKey(p Period, now time.Time) string {
 // RollupRun is what one RefreshRollups call did.
 type RollupRun struct {
 	Counted int `json:"counted"` // team totals counted
+	Failed  int `json:"failed"`  // team totals whose count failed (the error returned is the first)
 	Stale   int `json:"stale"`   // team totals still due a count when the time ran out
 }
 
 // RefreshRollups counts the team totals most overdue, open periods first,
 // until budget is spent; several instances share the work through claims.
-// A deployment of rollupTeams teams or fewer keeps none.
+// A deployment of rollupTeams teams or fewer keeps none (and drops any it
+// kept when it had more). A team whose count fails is left for the next
+// call; the others are counted.
 func RefreshRollups(ctx context.Context, db *storage.DB, s *storage.Sealer, now func() time.Time, budget time.Duration) (RollupRun, error) {
 	var run RollupRun
-	if n, err := db.TeamCount(ctx); err != nil || n <= rollupTeams {
+	n, err := db.TeamCount(ctx)
+	if err != nil {
 		return run, err
 	}
 	start := now()
 	var periods []rollupPeriod
 	var keys []string
-	for _, p := range rollupPeriods(start) {
-		if key := rollupKey(p.Period, start); !slices.Contains(keys, key) { // in a quarter's first month, it and the month are one
-			periods, keys = append(periods, p), append(keys, key)
+	if n > rollupTeams {
+		for _, p := range rollupPeriods(start) {
+			if key := rollupKey(p.Period, start); !slices.Contains(keys, key) { // in a quarter's first month, it and the month are one
+				periods, keys = append(periods, p), append(keys, key)
+			}
 		}
 	}
 	if err := db.DropRollupsExcept(ctx, keys); err != nil {
 		return run, err
 	}
 	// Round robin over the periods, a batch of each at a time, so those to
-	// date do not starve the closed ones; a team's totals are counted at
-	// most once a call.
-	counted := map[string]bool{}
-	for progress := true; progress; {
+	// date do not starve the closed ones; a team's totals are counted (or
+	// tried) at most once a call.
+	var first error
+	tried := map[string]bool{}
+	for progress := true; progress && ctx.Err() == nil; {
 		progress = false
 		for i, p := range periods {
 			recount := recountClosed
@@ -110,40 +119,48 @@ func RefreshRollups(ctx context.Context, db *storage.DB, s *storage.Sealer, now 
 			}
 			for _, team := range teams {
 				done := fmt.Sprint(keys[i], team.TeamID)
-				if counted[done] || team.AsOf.Valid && t.Sub(team.AsOf.Time) < recount {
+				if tried[done] || team.AsOf.Valid && t.Sub(team.AsOf.Time) < recount {
 					continue
 				}
 				if now().Sub(start) >= budget {
 					run.Stale++
 					continue
 				}
-				if err := countTeam(ctx, db, s, p.Period, keys[i], team.TeamID, now()); err != nil {
-					return run, err
+				tried[done], progress = true, true
+				switch counted, err := countTeam(ctx, db, s, p.Period, keys[i], team.TeamID, now()); {
+				case err != nil:
+					run.Failed++
+					first = cmp.Or(first, err)
+				case counted:
+					run.Counted++
 				}
-				counted[done], progress = true, true
-				run.Counted++
 			}
 		}
 	}
-	return run, nil
+	return run, first
 }
 
-// countTeam counts one team's totals of a period, if no other instance is.
-func countTeam(ctx context.Context, db *storage.DB, s *storage.Sealer, p Period, key string, team int64, now time.Time) error {
-	claimed, err := db.ClaimRollup(ctx, key, team, now, now.Add(-claimLifetime))
-	if err != nil || !claimed {
-		return err
+// countTeam counts one team's totals of a period, if no other instance is;
+// it reports whether it did.
+func countTeam(ctx context.Context, db *storage.DB, s *storage.Sealer, p Period, key string, team int64, now time.Time) (bool, error) {
+	claim, err := db.ClaimRollup(ctx, key, team, now, now.Add(-claimLifetime))
+	if err != nil || claim.IsZero() {
+		return false, err
 	}
 	q, _, err := indicatorQuery(ctx, db, s, IndicatorScope{}, p, now)
-	if err != nil {
-		return err
+	var totals []storage.PlaceTotal
+	if err == nil {
+		q.TeamID = team
+		totals, err = db.CountIndicators(ctx, q)
 	}
-	q.TeamID = team
-	totals, err := db.CountIndicators(ctx, q)
-	if err != nil {
-		return err
+	if err == nil {
+		err = db.SaveRollup(ctx, key, team, claim, now, totals)
 	}
-	return db.SaveRollup(ctx, key, team, now, totals)
+	if err != nil {
+		return false, errors.Join(fmt.Errorf("flows.RefreshRollups: team %d, %s: %w", team, key, err),
+			db.ReleaseRollup(context.WithoutCancel(ctx), key, team, claim))
+	}
+	return true, nil
 }
 
 // fromRollups reads a report's totals from the rollups when the report is

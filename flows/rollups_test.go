@@ -59,8 +59,8 @@ func TestRollupsSumToTheLiveFigures(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p == year && (r.CountedAt == nil || !r.CountedAt.Equal(counted)) {
-					t.Errorf("%s to date: counted at %v, want %v", name, r.CountedAt, counted)
+				if r.CountedAt == nil || !r.CountedAt.Equal(counted) {
+					t.Errorf("%s %s: counted at %v, want %v", name, r.From, r.CountedAt, counted)
 				}
 				sameFigures(t, name+" "+r.From, r, live[name+r.From])
 			}
@@ -81,6 +81,21 @@ func TestRollupsSumToTheLiveFigures(t *testing.T) {
 		}
 		city, _ = Indicators(ctx, db, w.sealer, IndicatorScope{}, year, counted)
 		want(t, "city after a recount", byCode(city.Indicators), "satisfaction", 0, 0, "null", false)
+		if city.CountedAt == nil || !city.CountedAt.Equal(counted) {
+			t.Errorf("city after a recount: counted at %v, want %v", city.CountedAt, counted)
+		}
+		// The closed quarter (A's survey of May) moves the next day.
+		closed, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, quarter, counted)
+		want(t, "last quarter before its recount", byCode(closed.Indicators), "satisfaction", 1, 1, 100, false)
+		counted = counted.Add(25 * time.Hour)
+		if _, err := RefreshRollups(ctx, db, w.sealer, clock, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		closed, _ = Indicators(ctx, db, w.sealer, IndicatorScope{}, quarter, counted)
+		want(t, "last quarter after its recount", byCode(closed.Indicators), "satisfaction", 0, 0, "null", false)
+		if closed.CountedAt == nil || !closed.CountedAt.Equal(counted) {
+			t.Errorf("last quarter after its recount: counted at %v, want %v", closed.CountedAt, counted)
+		}
 		// Rollups older than an hour are not trusted: the report counts live.
 		stale, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, year, counted.Add(2*time.Hour))
 		if stale.CountedAt != nil {
@@ -131,4 +146,31 @@ func TestRollupsReachEveryPeriod(t *testing.T) {
 			t.Errorf("period %s: complete %v, %v", rollupKey(p.Period, w.now), r.Complete, err)
 		}
 	}
+}
+
+// Contracts moving between teams leave both teams' totals to be counted
+// again; until then the city counts live, so the moved contracts are
+// counted once.
+func TestAHandoverSendsTheCityLive(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := newIndicatorWorld(t, db)
+		defer func(n int) { rollupTeams = n }(rollupTeams)
+		rollupTeams = 1
+		at := w.now
+		if _, err := RefreshRollups(ctx, db, w.sealer, func() time.Time { return at }, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		zhao, huang := w.teams["赵"], w.teams["黄"]
+		if _, err := db.HandOverTeam(ctx, storage.Scope{}, zhao.ID, huang.ID, false, at, "test",
+			func(storage.Handover, storage.Team, storage.Team) []storage.Push { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		quarter, _ := ParsePeriod("2026-04-01", "2026-06-30", at)
+		r, err := Indicators(ctx, db, w.sealer, IndicatorScope{}, quarter, at.Add(time.Minute))
+		if err != nil || r.CountedAt != nil {
+			t.Fatalf("after a handover the city read rollups counted at %v, %v", r.CountedAt, err)
+		}
+		want(t, "after a handover", byCode(r.Indicators), "coverage", 2, 150, 1.3, false)
+	})
 }

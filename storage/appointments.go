@@ -642,13 +642,14 @@ type UnclassedReading struct {
 func (db *DB) UnclassedReadings(ctx context.Context, limit int) ([]UnclassedReading, error) {
 	out := []UnclassedReading{}
 	err := db.sel(ctx, "UnclassedReadings", &out, `SELECT id, readings_sealed FROM appointments WHERE readings_classed = 0
-		ORDER BY id LIMIT ?`, limit)
+		AND readings_sealed <> '' ORDER BY id LIMIT ?`, limit)
 	return out, err
 }
 
-// ClassReadings records the classes of a visit's readings.
-func (db *DB) ClassReadings(ctx context.Context, id int64, bp, glucose string) error {
-	_, err := db.exec(ctx, "ClassReadings", `UPDATE appointments SET bp_class = ?, glucose_class = ?, readings_classed = 1 WHERE id = ?`,
-		bp, glucose, id)
+// ClassReadings records the classes of a visit's readings, as they were
+// read: readings recorded again since (and classed with them) are kept.
+func (db *DB) ClassReadings(ctx context.Context, r UnclassedReading, bp, glucose string) error {
+	_, err := db.exec(ctx, "ClassReadings", `UPDATE appointments SET bp_class = ?, glucose_class = ?, readings_classed = 1
+		WHERE id = ? AND readings_classed = 0 AND readings_sealed = ?`, bp, glucose, r.ID, r.Sealed)
 	return err
 }

@@ -559,6 +559,13 @@ func (db *DB) AnswerTeamChange(ctx context.Context, number string, doctorID int6
 		move, why = "", "team change declined: "+reason
 	}
 	return db.inTx(ctx, op, func(tx *DB) error {
+		var teams struct {
+			From int64         `db:"team_id"`
+			To   sql.NullInt64 `db:"change_team_id"`
+		}
+		if err := tx.get(ctx, op, &teams, `SELECT team_id, change_team_id FROM contracts WHERE number = ?`, number); err != nil {
+			return err
+		}
 		var id int64
 		err := tx.get(ctx, op, &id, `UPDATE contracts SET `+move+`change_team_id = NULL, change_doctor_id = NULL
 		WHERE number = ? AND status = 'active' AND change_doctor_id = ? RETURNING id`, number, doctorID)
@@ -570,6 +577,11 @@ func (db *DB) AnswerTeamChange(ctx context.Context, number string, doctorID int6
 		}
 		if err := tx.addEvents(ctx, op, []int64{id}, actor, ContractActive, ContractActive, why); err != nil {
 			return err
+		}
+		if accept {
+			if err := tx.staleRollups(ctx, op, teams.From, teams.To.Int64); err != nil {
+				return err
+			}
 		}
 		// Answered (in the console, say), the request still unsent would
 		// ask the doctor for an answer already given.

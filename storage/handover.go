@@ -49,6 +49,9 @@ func (db *DB) HandOverTeam(ctx context.Context, scope Scope, from, to int64, ret
 			to, next.DoctorID, from); err != nil {
 			return err
 		}
+		if err := tx.staleRollups(ctx, op, from, to); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, op, `UPDATE contracts SET change_team_id = ?, change_doctor_id = ? WHERE change_team_id = ?`,
 			to, next.DoctorID, from); err != nil {
 			return err

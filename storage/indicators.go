@@ -235,6 +235,15 @@ func (db *DB) days(a, b string) string {
 	return "(julianday(" + b + ") - julianday(" + a + "))"
 }
 
+// contains is whether text holds part, taken literally (LIKE would read
+// the _ in family_planning as any character).
+func (db *DB) contains(text, part string) string {
+	if db.Dialect == Postgres {
+		return "strpos(" + text + ", " + part + ") > 0"
+	}
+	return "instr(" + text + ", " + part + ") > 0"
+}
+
 // personalShare is a package's frozen split's share paid by the resident.
 func (db *DB) personalShare(split string) string {
 	if db.Dialect == Postgres {
@@ -409,7 +418,7 @@ func (db *DB) fulfilmentSubjects(b *subjectSQL, q IndicatorQuery, part func(stri
 			WHERE kw.fstart < kw.fend AND it.fors = ''
 			UNION ALL SELECT DISTINCT kw.id, it.n, it.visit_kind, it.per_year * `+db.days("kw.fstart", "kw.fend")+` / 365.0
 			FROM kw JOIN contract_packages p ON p.contract_id = kw.id JOIN it ON it.package_code = p.package_code
-			JOIN g ON g.resident_id = kw.resident_id AND it.fors LIKE '%,' || g.code || ',%'
+			JOIN g ON g.resident_id = kw.resident_id AND `+db.contains("it.fors", "',' || g.code || ','")+`
 			WHERE kw.fstart < kw.fend AND it.fors <> ''),
 		dv AS (SELECT a.contract_id, a.kind, COUNT(*) AS n FROM appointments a JOIN kw ON kw.id = a.contract_id
 			WHERE a.status = 'done' AND a.starts_at >= kw.fstart AND a.starts_at < kw.vend

@@ -33,29 +33,40 @@ func (db *DB) StaleRollups(ctx context.Context, period string, claimedAfter time
 }
 
 // ClaimRollup marks a team's totals of a period as being counted by this
-// caller, unless another claimed them since claimedAfter; it reports
-// whether the claim holds.
-func (db *DB) ClaimRollup(ctx context.Context, period string, teamID int64, now, claimedAfter time.Time) (bool, error) {
+// caller, unless another claimed them since claimedAfter; it returns the
+// claim (the moment it was made, to the microsecond both databases keep),
+// zero when another holds it.
+func (db *DB) ClaimRollup(ctx context.Context, period string, teamID int64, now, claimedAfter time.Time) (time.Time, error) {
 	const op = "ClaimRollup"
-	claimed := false
+	claim := now.UTC().Truncate(time.Microsecond)
 	err := db.inTx(ctx, op, func(tx *DB) error {
 		if _, err := tx.exec(ctx, op, `INSERT INTO indicator_rollup_runs (period, team_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
 			period, teamID); err != nil {
 			return err
 		}
 		n, err := tx.exec(ctx, op, `UPDATE indicator_rollup_runs SET claimed_at = ? WHERE period = ? AND team_id = ?
-			AND (claimed_at IS NULL OR claimed_at < ?)`, now.UTC(), period, teamID, claimedAfter.UTC())
-		claimed = n == 1
+			AND (claimed_at IS NULL OR claimed_at < ?)`, claim, period, teamID, claimedAfter.UTC())
+		if n != 1 {
+			claim = time.Time{}
+		}
 		return err
 	})
-	return claimed, err
+	return claim, err
 }
 
 // SaveRollup replaces a team's totals of a period with those counted as of
-// asOf, and releases the claim.
-func (db *DB) SaveRollup(ctx context.Context, period string, teamID int64, asOf time.Time, totals []PlaceTotal) error {
+// asOf under a claim, and releases it. If the claim has lapsed and another
+// caller holds the team, nothing is saved: their count stands.
+func (db *DB) SaveRollup(ctx context.Context, period string, teamID int64, claim, asOf time.Time, totals []PlaceTotal) error {
 	const op = "SaveRollup"
 	return db.inTx(ctx, op, func(tx *DB) error {
+		// First, so a second saver waits on this row and then finds the
+		// claim gone.
+		n, err := tx.exec(ctx, op, `UPDATE indicator_rollup_runs SET as_of = ?, claimed_at = NULL WHERE period = ? AND team_id = ?
+			AND claimed_at = ?`, asOf.UTC(), period, teamID, claim)
+		if err != nil || n == 0 {
+			return err
+		}
 		if _, err := tx.exec(ctx, op, `DELETE FROM indicator_rollups WHERE period = ? AND team_id = ?`, period, teamID); err != nil {
 			return err
 		}
@@ -71,10 +82,34 @@ func (db *DB) SaveRollup(ctx context.Context, period string, teamID int64, asOf 
 				return err
 			}
 		}
-		_, err := tx.exec(ctx, op, `UPDATE indicator_rollup_runs SET as_of = ?, claimed_at = NULL WHERE period = ? AND team_id = ?`,
-			asOf.UTC(), period, teamID)
-		return err
+		return nil
 	})
+}
+
+// ReleaseRollup gives up a claim whose count failed, so the next call may
+// try the team again at once.
+func (db *DB) ReleaseRollup(ctx context.Context, period string, teamID int64, claim time.Time) error {
+	_, err := db.exec(ctx, "ReleaseRollup", `UPDATE indicator_rollup_runs SET claimed_at = NULL WHERE period = ? AND team_id = ?
+		AND claimed_at = ?`, period, teamID, claim)
+	return err
+}
+
+// staleRollups marks teams' totals as needing a count, when contracts
+// move between them: until both are counted again a sum of their totals
+// would count the moved contracts twice or not at all, so reports over
+// them count live.
+func (db *DB) staleRollups(ctx context.Context, op string, teams ...int64) error {
+	_, err := db.exec(ctx, op, `UPDATE indicator_rollup_runs SET as_of = NULL WHERE team_id IN (`+placeholders(len(teams))+`)`,
+		int64s(teams)...)
+	return err
+}
+
+func int64s(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
 
 // DropRollupsExcept deletes the totals of every period but those kept.

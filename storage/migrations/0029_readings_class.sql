@@ -7,6 +7,8 @@
 -- (flows.ClassifyLegacyReadings).
 ALTER TABLE appointments ADD COLUMN bp_class TEXT NOT NULL DEFAULT '';
 ALTER TABLE appointments ADD COLUMN glucose_class TEXT NOT NULL DEFAULT '';
+-- readings_classed stays 0 until a visit's readings are classed: a visit
+-- marked with readings by an instance that does not class them yet is
+-- classed at the next start.
 ALTER TABLE appointments ADD COLUMN readings_classed INTEGER NOT NULL DEFAULT 0;
-UPDATE appointments SET readings_classed = 1 WHERE readings_sealed = '';
-CREATE INDEX appointments_readings_unclassed ON appointments (readings_classed) WHERE readings_classed = 0;
+CREATE INDEX appointments_readings_unclassed ON appointments (id) WHERE readings_classed = 0 AND readings_sealed <> '';
