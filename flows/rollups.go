@@ -30,7 +30,7 @@ var rollupTeams = 50
 const (
 	recountOpen    = 5 * time.Minute
 	recountClosed  = 24 * time.Hour
-	trustOpen      = time.Hour
+	trustOpen      = 2 * time.Hour // one instance takes 53 min for a round of Kunming's 4,223 teams
 	trustClosed    = 48 * time.Hour
 	claimLifetime  = 2 * time.Minute // an instance that died counting loses its claim after it
 	staleBatchSize = 50
