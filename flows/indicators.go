@@ -71,10 +71,10 @@ func ParsePeriod(from, to string, now time.Time) (Period, error) {
 		p.To = d.AddDate(0, 0, 1)
 	}
 	switch {
-	case !p.From.Before(p.To):
-		return p, &Refusal{Reason: "开始日期须不晚于结束日期"}
 	case p.From.After(today):
 		return p, &Refusal{Reason: "开始日期不能晚于今天：还没有发生的事无从统计"}
+	case !p.From.Before(p.To):
+		return p, &Refusal{Reason: "开始日期须不晚于结束日期"}
 	case p.To.Sub(p.From) > 10*366*24*time.Hour:
 		return p, &Refusal{Reason: "统计区间最长十年"}
 	}

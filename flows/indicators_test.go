@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -356,6 +357,13 @@ func TestParsePeriod(t *testing.T) {
 	p, err := ParsePeriod("", "", now)
 	if err != nil || !p.From.Equal(day("2026-01-01")) || !p.To.Equal(day("2026-07-16")) {
 		t.Fatalf("this year to date: %v %v", p, err)
+	}
+	// A start after today says so, with or without an end.
+	for _, to := range []string{"", "2026-12-31"} {
+		var refusal *Refusal
+		if _, err := ParsePeriod("2026-08-01", to, now); !errors.As(err, &refusal) || !strings.Contains(refusal.Reason, "不能晚于今天") {
+			t.Errorf("a start after today, to %q: %v", to, err)
+		}
 	}
 	for _, bad := range [][2]string{{"2026-13-01", ""}, {"", "yesterday"}, {"2026-07-02", "2026-07-01"}, {"2000-01-01", "2026-01-01"}, {"2026-07-16", ""}} {
 		var refusal *Refusal

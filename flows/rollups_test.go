@@ -104,13 +104,26 @@ func TestRollupsSumToTheLiveFigures(t *testing.T) {
 	})
 }
 
-// A deployment of a few teams keeps no rollups: every report is live.
+// A deployment of a few teams keeps no rollups: every report is live, and
+// rollups kept while it had more are dropped.
 func TestATownshipKeepsNoRollups(t *testing.T) {
+	ctx := context.Background()
 	db := storagetest.SQLite(t)
 	w := newIndicatorWorld(t, db)
-	run, err := RefreshRollups(context.Background(), db, w.sealer, func() time.Time { return w.now }, time.Minute)
+	clock := func() time.Time { return w.now }
+	defer func(n int) { rollupTeams = n }(rollupTeams)
+	rollupTeams = 1 // more teams than this: rollups kept
+	if run, err := RefreshRollups(ctx, db, w.sealer, clock, time.Minute); err != nil || run.Counted == 0 {
+		t.Fatalf("refreshed %+v, %v", run, err)
+	}
+	rollupTeams = 50 // back to a township
+	run, err := RefreshRollups(ctx, db, w.sealer, clock, time.Minute)
 	if err != nil || run.Counted != 0 {
 		t.Fatalf("refreshed %+v, %v", run, err)
+	}
+	year, _ := ParsePeriod("2026-01-01", "", w.now)
+	if r, _ := Indicators(ctx, db, w.sealer, IndicatorScope{}, year, w.now); r.CountedAt != nil {
+		t.Errorf("a township's report read rollups kept when it had more teams")
 	}
 }
 

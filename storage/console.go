@@ -343,14 +343,8 @@ func (db *DB) ListResidents(ctx context.Context, scope Scope, f ResidentFilter, 
 			args = append(args, "%"+likeEscaper.Replace(q)+"%")
 		}
 	}
-	if f.CommunityID != 0 {
-		cond += ` AND r.community_id = ?`
-		args = append(args, f.CommunityID)
-	}
-	if f.TeamID != 0 {
-		cond += ` AND c.team_id = ?`
-		args = append(args, f.TeamID)
-	}
+	cond, args = andEq(cond, args, "r.community_id", f.CommunityID)
+	cond, args = andEq(cond, args, "c.team_id", f.TeamID)
 	if f.GroupTag != "" {
 		cond += ` AND r.id IN (SELECT resident_id FROM resident_groups WHERE tag = ?)`
 		args = append(args, f.GroupTag)

@@ -132,7 +132,7 @@ func (db *DB) CountIndicators(ctx context.Context, q IndicatorQuery) ([]PlaceTot
 	b := db.subjects(q, nil)
 	out := []PlaceTotal{}
 	err := db.readIndicators(ctx, op, func(tx *DB) error {
-		return tx.sel(ctx, op, &out, b.sql()+` SELECT institution_id, community_id, team_id, doctor_id, code,
+		return tx.selIn(ctx, op, &out, b.sql()+` SELECT institution_id, community_id, team_id, doctor_id, code,
 			CAST(SUM(num) AS DOUBLE PRECISION) AS num, CAST(SUM(den) AS DOUBLE PRECISION) AS den FROM x
 			GROUP BY institution_id, community_id, team_id, doctor_id, code`, b.args()...)
 	})
@@ -161,7 +161,7 @@ func (db *DB) IndicatorSubjects(ctx context.Context, q IndicatorQuery, codes []s
 	}
 	b := db.subjects(q, codes)
 	err := db.readIndicators(ctx, op, func(tx *DB) error {
-		return tx.sel(ctx, op, &out, b.sql()+` SELECT institution_id, community_id, team_id, doctor_id, resident_id, contract_id, code,
+		return tx.selIn(ctx, op, &out, b.sql()+` SELECT institution_id, community_id, team_id, doctor_id, resident_id, contract_id, code,
 			CAST(num AS DOUBLE PRECISION) AS num, CAST(den AS DOUBLE PRECISION) AS den FROM x WHERE num <> 0 OR den <> 0
 			ORDER BY resident_id, contract_id, code`, b.args()...)
 	})
@@ -211,53 +211,43 @@ func (s *subjectSQL) sql() string {
 
 func (s *subjectSQL) args() []any { return append(append([]any{}, s.with.params...), s.body.params...) }
 
-// dialect spells the few expressions SQLite and PostgreSQL write
-// differently.
-func (db *DB) least(a, b string) string {
+// spell picks how the dialect writes an expression: the few that SQLite
+// and PostgreSQL write differently.
+func (db *DB) spell(postgres, sqlite string) string {
 	if db.Dialect == Postgres {
-		return "LEAST(" + a + ", " + b + ")"
+		return postgres
 	}
-	return "MIN(" + a + ", " + b + ")"
+	return sqlite
+}
+
+func (db *DB) least(a, b string) string {
+	return db.spell("LEAST", "MIN") + "(" + a + ", " + b + ")"
 }
 
 func (db *DB) greatest(a, b string) string {
-	if db.Dialect == Postgres {
-		return "GREATEST(" + a + ", " + b + ")"
-	}
-	return "MAX(" + a + ", " + b + ")"
+	return db.spell("GREATEST", "MAX") + "(" + a + ", " + b + ")"
 }
 
 // days is the number of days, with fractions, from a to b.
 func (db *DB) days(a, b string) string {
-	if db.Dialect == Postgres {
-		return "(EXTRACT(EPOCH FROM (" + b + " - " + a + ")) / 86400.0)"
-	}
-	return "(julianday(" + b + ") - julianday(" + a + "))"
+	return db.spell("(EXTRACT(EPOCH FROM ("+b+" - "+a+")) / 86400.0)", "(julianday("+b+") - julianday("+a+"))")
 }
 
 // contains is whether text holds part, taken literally (LIKE would read
 // the _ in family_planning as any character).
 func (db *DB) contains(text, part string) string {
-	if db.Dialect == Postgres {
-		return "strpos(" + text + ", " + part + ") > 0"
-	}
-	return "instr(" + text + ", " + part + ") > 0"
+	return db.spell("strpos(", "instr(") + text + ", " + part + ") > 0"
 }
 
 // personalShare is a package's frozen split's share paid by the resident.
 func (db *DB) personalShare(split string) string {
-	if db.Dialect == Postgres {
-		return "COALESCE(CAST(CAST(" + split + " AS JSONB) ->> 'resident' AS BIGINT), 0)"
-	}
-	return "COALESCE(json_extract(" + split + ", '$.resident'), 0)"
+	return db.spell("COALESCE(CAST(CAST("+split+" AS JSONB) ->> 'resident' AS BIGINT), 0)",
+		"COALESCE(json_extract("+split+", '$.resident'), 0)")
 }
 
 // monthOf is a moment's calendar month in Asia/Shanghai (UTC+8 since 1991).
 func (db *DB) monthOf(at string) string {
-	if db.Dialect == Postgres {
-		return "to_char(" + at + " AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')"
-	}
-	return "strftime('%Y-%m', " + at + ", '+8 hours')"
+	return db.spell("to_char("+at+" AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')", "strftime('%Y-%m', "+at+", '+8 hours')")
 }
 
 // placeCols are a subject row's place, from a contract (c), its team (t)
@@ -271,19 +261,9 @@ const contractPlace = ` JOIN teams t ON t.id = c.team_id JOIN residents r ON r.i
 // scope and community.
 func (q IndicatorQuery) inScope() (string, []any) {
 	cond, args := q.Scope.where("t.institution_id", "t.doctor_id = ?")
-	if q.CommunityID != 0 {
-		cond += ` AND r.community_id = ?`
-		args = append(args, q.CommunityID)
-	}
-	if q.TeamID != 0 {
-		cond += ` AND c.team_id = ?`
-		args = append(args, q.TeamID)
-	}
-	if q.DoctorID != 0 {
-		cond += ` AND c.doctor_id = ?`
-		args = append(args, q.DoctorID)
-	}
-	return cond, args
+	cond, args = andEq(cond, args, "r.community_id", q.CommunityID)
+	cond, args = andEq(cond, args, "c.team_id", q.TeamID)
+	return andEq(cond, args, "c.doctor_id", q.DoctorID)
 }
 
 // subjects builds the subject rows of the codes asked (all when none).
@@ -353,8 +333,8 @@ func (db *DB) subjects(q IndicatorQuery, codes []string) *subjectSQL {
 			CASE WHEN pp.contract_id IS NULL THEN 0.0 ELSE 1.0 END, CASE WHEN kp.resident_id IS NULL THEN 0.0 ELSE 1.0 END
 			FROM s LEFT JOIN (SELECT DISTINCT p.contract_id FROM s s2 JOIN contract_packages p ON p.contract_id = s2.id
 				WHERE p.split LIKE '%"resident"%' AND `+db.personalShare("p.split")+` > 0) pp ON pp.contract_id = s.id
-			LEFT JOIN (SELECT DISTINCT resident_id FROM g WHERE code IN (`+placeholders(len(q.Rules.Priority)+1)+`)) kp
-				ON kp.resident_id = s.resident_id`, anySlice(append([]string{""}, q.Rules.Priority...))...)
+			LEFT JOIN (SELECT DISTINCT resident_id FROM g WHERE code IN (?)) kp
+				ON kp.resident_id = s.resident_id`, append([]string{""}, q.Rules.Priority...))
 	}
 	if want("satisfaction") {
 		part(`SELECT `+placeCols+`, c.resident_id, c.id, 'satisfaction', CASE WHEN v.score >= ? THEN 1.0 ELSE 0.0 END, 1.0
@@ -505,16 +485,4 @@ func (db *DB) indicatorPushes(ctx context.Context, op string, q IndicatorQuery, 
 	}
 	return db.get(ctx, op, n, `SELECT COUNT(*) FROM outbox o WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND `+pushes,
 		append([]any{q.From.UTC(), q.AsOf.UTC()}, pargs...)...)
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-func anySlice(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }

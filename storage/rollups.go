@@ -99,17 +99,8 @@ func (db *DB) ReleaseRollup(ctx context.Context, period string, teamID int64, cl
 // would count the moved contracts twice or not at all, so reports over
 // them count live.
 func (db *DB) staleRollups(ctx context.Context, op string, teams ...int64) error {
-	_, err := db.exec(ctx, op, `UPDATE indicator_rollup_runs SET as_of = NULL WHERE team_id IN (`+placeholders(len(teams))+`)`,
-		int64s(teams)...)
+	_, err := db.execIn(ctx, op, `UPDATE indicator_rollup_runs SET as_of = NULL WHERE team_id IN (?)`, teams)
 	return err
-}
-
-func int64s(ids []int64) []any {
-	out := make([]any, len(ids))
-	for i, id := range ids {
-		out[i] = id
-	}
-	return out
 }
 
 // DropRollupsExcept deletes the totals of every period but those kept.
@@ -117,8 +108,7 @@ func (db *DB) DropRollupsExcept(ctx context.Context, keep []string) error {
 	const op = "DropRollupsExcept"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		for _, table := range []string{"indicator_rollups", "indicator_rollup_runs"} {
-			if _, err := tx.exec(ctx, op, `DELETE FROM `+table+` WHERE period NOT IN (`+placeholders(len(keep)+1)+`)`,
-				anySlice(append([]string{""}, keep...))...); err != nil {
+			if _, err := tx.execIn(ctx, op, `DELETE FROM `+table+` WHERE period NOT IN (?)`, append([]string{""}, keep...)); err != nil {
 				return err
 			}
 		}

@@ -42,6 +42,14 @@ func (s Scope) where(inst, doctor string) (string, []any) {
 	return cond, args
 }
 
+// andEq narrows a condition to rows whose column holds id, when id is set.
+func andEq(cond string, args []any, column string, id int64) (string, []any) {
+	if id == 0 {
+		return cond, args
+	}
+	return cond + " AND " + column + " = ?", append(args, id)
+}
+
 // Thing is a kind of row the console names by ID.
 type Thing string
 

@@ -82,7 +82,13 @@ func (a *API) indicatorMembers(c *gin.Context, pg storage.Page) ([]MemberRow, in
 	if err != nil {
 		return nil, 0, err
 	}
-	members, err := flows.IndicatorMembers(ctx, a.DB, a.Sealer, in, period, now, c.Param("code"), c.Query("kind"), formID(c.Query("id")))
+	kind, id := c.Query("kind"), formID(c.Query("id"))
+	if slices.Contains(flows.Breakdowns, kind) { // a group outside the caller's scope is not found, as everywhere
+		if err := a.DB.Visible(ctx, in.Scope, storage.Thing(kind), id); err != nil {
+			return nil, 0, err
+		}
+	}
+	members, err := flows.IndicatorMembers(ctx, a.DB, a.Sealer, in, period, now, c.Param("code"), kind, id)
 	if err != nil {
 		return nil, 0, err
 	}

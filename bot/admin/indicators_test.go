@@ -170,6 +170,10 @@ func TestIndicatorFiguresOpenToTheirResidents(t *testing.T) {
 		if _, out := away.api("GET", "/admin/api/indicators/coverage/members", ""); out["total"] != 0.0 {
 			t.Fatalf("another institution's admin sees members: %v", out)
 		}
+		// A team outside the caller's scope is not found, not an empty list.
+		if code, out := away.api("GET", fmt.Sprintf("/admin/api/indicators/paid_share/members?kind=team&id=%d", contract.TeamID), ""); code != http.StatusNotFound {
+			t.Fatalf("another institution's team: %d %v", code, out)
+		}
 	})
 }
 
