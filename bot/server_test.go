@@ -352,11 +352,11 @@ func TestAdminAPITakesTheTokenWhenOneIsSet(t *testing.T) {
 		t.Fatalf("a bearer token where none is configured: %d", rec.Code)
 	}
 	with, _ := newServer(t, map[string]string{"JIAYI_ADMIN_TOKEN": "a-long-enough-admin-token"}, Options{})
-	req = httptest.NewRequest(http.MethodGet, "/admin/api/packages?unconfirmed=true", nil)
+	req = httptest.NewRequest(http.MethodGet, "/admin/api/packages?unknown=true", nil)
 	req.Header.Set("Authorization", "Bearer a-long-enough-admin-token")
 	rec = httptest.NewRecorder()
 	with.Handler().ServeHTTP(rec, req)
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unconfirmed":true`) {
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"price_unknown":true`) {
 		t.Fatalf("admin API: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -157,7 +157,8 @@ func takeKind(t *bookTurn, said string) (string, error) {
 }
 
 // mayHaveHomeVisits applies the programme's rule: home visits for the
-// priority groups it names or for holders of its home-visit packages.
+// priority groups it names, and for holders of a package that promises
+// them (an item fulfilled by home visits, due for this resident).
 func bookMayHaveHomeVisits(t *bookTurn) (bool, string, error) {
 	s, err := t.settings()
 	if err != nil {
@@ -176,22 +177,38 @@ func bookMayHaveHomeVisits(t *bookTurn) (bool, string, error) {
 			return true, "", nil
 		}
 	}
-	var packages []string
-	for _, p := range c.Packages {
-		if slices.Contains(s.Appointments.HomeVisitPackages, p.Code) {
-			return true, "", nil
-		}
-	}
 	cat, err := t.catalog()
 	if err != nil {
 		return false, "", err
 	}
-	for _, code := range s.Appointments.HomeVisitPackages {
-		if p, ok := cat.Package(code); ok {
+	for _, held := range c.Packages {
+		if p, ok := cat.Package(held.Code); ok && promisesHomeVisits(p, groups) {
+			return true, "", nil
+		}
+	}
+	var packages []string
+	for _, p := range cat.Packages {
+		if promisesHomeVisits(p, nil) {
 			packages = append(packages, p.Name)
 		}
 	}
-	return false, fmt.Sprintf("%s，或签约了%s的居民", groupNames(s.Appointments.HomeVisitGroups), strings.Join(packages, "、")), nil
+	why := groupNames(s.Appointments.HomeVisitGroups)
+	if len(packages) > 0 {
+		why = joinNonEmptyWith("，或", why, "签约了"+strings.Join(packages, "、")+"的居民")
+	}
+	return false, why, nil
+}
+
+// promisesHomeVisits reports whether a package has an item fulfilled by
+// home visits that is due for a resident in these groups (nil: anyone the
+// item is for).
+func promisesHomeVisits(p storage.Package, groups []string) bool {
+	for _, it := range p.Items {
+		if it.VisitKind == "home" && (groups == nil || it.DueFor(groups)) {
+			return true
+		}
+	}
+	return false
 }
 
 func bookDoctorID(t *bookTurn) (int64, error) {

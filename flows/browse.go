@@ -77,10 +77,9 @@ func browseOrder(c storage.Catalog) []storage.Package {
 }
 
 type listLine struct {
-	N            int
-	Name         string
-	ResidentPays int64
-	Unconfirmed  bool
+	N    int
+	Name string
+	Pays residentShare
 }
 
 type listGroup struct {
@@ -96,28 +95,52 @@ func listView(c storage.Catalog) map[string]any {
 			groups = append(groups, listGroup{Heading: heading})
 		}
 		g := &groups[len(groups)-1]
-		g.Lines = append(g.Lines, listLine{N: i + 1, Name: p.Name,
-			ResidentPays: p.Price(storage.InsuredLocal)["resident"], Unconfirmed: p.Unconfirmed()})
+		g.Lines = append(g.Lines, listLine{N: i + 1, Name: p.Name, Pays: shareOf(p.Price(storage.InsuredLocal))})
 	}
 	return map[string]any{"Region": c.Profile.Name, "Groups": groups}
 }
 
-type payerAmount struct {
-	Name string
-	Fen  int64
+// residentShare is what a resident pays of a price, as a list line says
+// it: an amount, nothing, or the institution's published price.
+type residentShare struct {
+	Fen   int64
+	Known bool
 }
 
+func shareOf(s storage.Split) residentShare {
+	fen, known := s.Resident()
+	return residentShare{Fen: fen, Known: known}
+}
+
+type payerAmount struct {
+	Name  string
+	Fen   int64
+	Known bool
+}
+
+// priceView is a price split as residents read it (template _price).
 type priceView struct {
-	Payers       []payerAmount // in vocabulary order
-	ResidentPays int64
+	Payers        []payerAmount // other than the resident, in vocabulary order
+	ResidentPays  int64
+	ResidentKnown bool
+	AllUnknown    bool // no share has an amount: 费用以签约机构公示为准
 }
 
 func priceOf(s storage.Split) priceView {
-	v := priceView{ResidentPays: s["resident"]}
+	v := priceView{AllUnknown: len(s) > 0}
+	v.ResidentPays, v.ResidentKnown = s.Resident()
 	for _, payer := range profile.Words().Payers {
-		if fen := s[payer.Code]; fen > 0 {
-			v.Payers = append(v.Payers, payerAmount{Name: payer.Name, Fen: fen})
+		fen, ok := s[payer.Code]
+		if ok && fen != storage.Unknown {
+			v.AllUnknown = false
 		}
+		if !ok || payer.Code == "resident" || fen == 0 {
+			continue
+		}
+		v.Payers = append(v.Payers, payerAmount{Name: payer.Name, Fen: max(fen, 0), Known: fen != storage.Unknown})
+	}
+	if _, ok := s["resident"]; !ok {
+		v.AllUnknown = false // the resident's share is known: nothing
 	}
 	return v
 }
@@ -134,7 +157,7 @@ func detailView(c storage.Catalog, p storage.Package, n int) map[string]any {
 		"N": n, "Name": p.Name, "Kind": profile.Name(words.PackageKinds, string(p.Kind)), "Summary": p.Summary,
 		"Items": p.Items, "MinAge": p.MinAge, "MaxAge": p.MaxAge, "Groups": groupNames(p.Groups),
 		"Requires": strings.Join(requires, "或"), "TermMonths": p.TermMonths,
-		"Local": priceOf(p.Price(storage.InsuredLocal)), "Elsewhere": nil, "Unconfirmed": p.Unconfirmed(),
+		"Local": priceOf(p.Price(storage.InsuredLocal)), "Elsewhere": nil,
 	}
 	if s, ok := p.Prices[storage.InsuredElsewhere]; ok {
 		view["Elsewhere"] = priceOf(s)

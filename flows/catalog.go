@@ -216,6 +216,9 @@ func CheckChoice(c storage.Catalog, a Applicant, codes []string) error {
 	if len(basics) != 1 {
 		return refuse("", "refuse_basic_count", map[string]any{"Count": len(basics), "Names": strings.Join(basics, "、")})
 	}
+	if err := checkPersonalisedMax(c, codes); err != nil {
+		return err
+	}
 	for _, code := range codes {
 		p, _ := c.Package(code)
 		if err := Eligible(p, a); err != nil {
@@ -234,12 +237,30 @@ func CheckChoice(c storage.Catalog, a Applicant, codes []string) error {
 	return nil
 }
 
+// checkPersonalisedMax applies a programme's limit on personalised
+// packages a contract (Linzi: "可以合理选择其中一种服务包").
+func checkPersonalisedMax(c storage.Catalog, codes []string) error {
+	s, err := profile.SettingsOf(c)
+	if err != nil || s.PersonalisedMax == 0 {
+		return err
+	}
+	var names []string
+	for _, code := range codes {
+		if p, _ := c.Package(code); p.Kind == storage.Personalised {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) > s.PersonalisedMax {
+		return refuse("", "refuse_personalised_max", map[string]any{"Max": s.PersonalisedMax, "Names": strings.Join(names, "、")})
+	}
+	return nil
+}
+
 // Fees is what a choice of packages costs, frozen into a contract at signing.
 type Fees struct {
 	Packages     map[string]storage.Split // per package code
 	Total        storage.Split            // by payer, all packages together
-	ResidentPays int64                    // fen
-	Unconfirmed  bool                     // some price awaits the institution's confirmation
+	ResidentPays int64                    // fen, of the known shares
 }
 
 // Price adds up a choice for the applicant's insurance.
@@ -253,10 +274,13 @@ func Price(c storage.Catalog, a Applicant, codes []string) Fees {
 		split := p.Price(a.Insured)
 		f.Packages[code] = split
 		for payer, fen := range split {
+			if fen == storage.Unknown || f.Total[payer] == storage.Unknown {
+				f.Total[payer] = storage.Unknown
+				continue
+			}
 			f.Total[payer] += fen
 		}
-		f.Unconfirmed = f.Unconfirmed || p.Unconfirmed()
 	}
-	f.ResidentPays = f.Total["resident"]
+	f.ResidentPays, _ = f.Total.Resident()
 	return f
 }

@@ -104,12 +104,36 @@ func TestYaoguanFees(t *testing.T) {
 				t.Errorf("%s %v: %s pays %d, want %d", tc.insured, tc.codes, payer, f.Total[payer], fen)
 			}
 		}
-		if f.Unconfirmed {
-			t.Errorf("%v: the seed's own prices are confirmed", tc.codes)
+		if !f.Total.Known() {
+			t.Errorf("%v: the document's own prices are known", tc.codes)
 		}
 	}
-	if f := Price(c, Applicant{}, []string{"public_health", "elderly"}); !f.Unconfirmed {
-		t.Error("an assumed price must be flagged")
+	// A package the document files without an amount leaves the resident's
+	// total unknown, not a sum that pretends to be whole.
+	if f := Price(c, Applicant{}, []string{"public_health", "elderly"}); f.Total.Known() || f.Total["resident"] != storage.Unknown {
+		t.Errorf("an unknown share must stay unknown: %v", f.Total)
+	}
+}
+
+// Linzi's residents choose one personalised package
+// ("可以合理选择其中一种服务包"); a second is refused with the reason.
+func TestLinziRefusesASecondPersonalisedPackage(t *testing.T) {
+	c, err := profile.Load("linzi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Applicant{Age: 70, Groups: []string{"elderly", "hypertension"}}
+	if err := CheckChoice(c, a, []string{"basic", "hypertension"}); err != nil {
+		t.Fatalf("one personalised package: %v", err)
+	}
+	err = CheckChoice(c, a, []string{"basic", "hypertension", "elderly"})
+	var r *Refusal
+	if !errors.As(err, &r) || !strings.Contains(r.Reason, "只能选一种") || !strings.Contains(r.Reason, "高血压服务包、老年人服务包") {
+		t.Fatalf("two personalised packages: %v", err)
+	}
+	y, _ := profile.Load("yaoguan")
+	if err := CheckChoice(y, a, []string{"public_health", "elderly", "chronic"}); err != nil {
+		t.Fatalf("Yaoguan sets no such limit: %v", err)
 	}
 }
 

@@ -18,6 +18,11 @@ func TestFeesAtTheCounter(t *testing.T) {
 		ctx := context.Background()
 		profile.Ensure(ctx, db, "national")
 		profile.LoadDemo(ctx, db, "national")
+		// The national profile gives no amount for the elderly package; the
+		// institution's admin sets 30 yuan.
+		if err := db.SetPackagePrice(ctx, "elderly", map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 3000}}, "admin"); err != nil {
+			t.Fatal(err)
+		}
 		inst, _ := db.InstitutionByCode(ctx, "demo")
 		sealer, _ := storage.NewSealer(bytes.Repeat([]byte{1}, 32))
 		place, _ := db.FindCommunityTeam(ctx, inst.ID, "幸福社区", "林静家庭医生团队")
@@ -70,6 +75,31 @@ func TestFeesAtTheCounter(t *testing.T) {
 		log, _, _ := db.AuditLog(ctx, scope, storage.Page{Limit: 2})
 		if log[0].Action != "contract.refund" || log[1].Action != "contract.payment" || log[0].Detail != "10.00 元，cash，收据 T1" {
 			t.Fatalf("audit: %+v", log)
+		}
+	})
+}
+
+// A package whose price had no amount at signing leaves the resident's
+// share unknown: the counter takes what the institution's published price
+// asks, and nothing claims the resident owes 0.
+func TestFeesForAnUnknownPrice(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		profile.Ensure(ctx, db, "national")
+		profile.LoadDemo(ctx, db, "national")
+		inst, _ := db.InstitutionByCode(ctx, "demo")
+		sealer, _ := storage.NewSealer(bytes.Repeat([]byte{1}, 32))
+		place, _ := db.FindCommunityTeam(ctx, inst.ID, "幸福社区", "林静家庭医生团队")
+		number, err := SignAtDesk(ctx, db, sealer, DeskSigning{Name: "赵桂兰", IDNumber: synthID("110105", "19480512", "031"),
+			Phone: "13800001111", CommunityID: place.CommunityID, TeamID: place.TeamID, Packages: []string{"elderly"}, Request: strings.Repeat("u", 20)},
+			ResidentImport{Institution: inst.ID, Actor: "wang", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := RecordFee(ctx, db, storage.Scope{Institution: inst.ID}, number,
+			storage.Payment{Kind: "payment", Fen: 4500, Method: "cash", Receipt: "U1", RecordedBy: "wang"})
+		if err != nil || !a.DueUnknown || a.Paid != 4500 {
+			t.Fatalf("a payment against an unknown share: %+v %v", a, err)
 		}
 	})
 }

@@ -62,6 +62,26 @@ func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
 	if _, err := profile.LoadDemo(ctx, db, "township"); err != nil {
 		t.Fatal(err)
 	}
+	// The world's own catalog, so the figures worked out on paper do not
+	// move with the township profile: a basic package whose items no visit
+	// fulfils, and a chronic package of 4 follow-ups and a check-up a year.
+	cat, err := db.Catalog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.Packages = []storage.Package{
+		{Code: "basic", Name: "基本", Kind: storage.Basic, Default: true, Summary: "s", TermMonths: 12,
+			Items:  []storage.Item{{Name: "健康档案建立与更新", PerYear: 1}, {Name: "健康教育与咨询", PerYear: 4}},
+			Prices: map[storage.Insured]storage.Split{storage.InsuredLocal: {}}},
+		{Code: "chronic", Name: "慢病", Kind: storage.Personalised, Summary: "s", TermMonths: 12,
+			Groups: []string{"hypertension", "diabetes"},
+			Items: []storage.Item{{Name: "面对面随访", PerYear: 4, VisitKind: "followup"}, {Name: "健康体检", PerYear: 1, VisitKind: "checkup"},
+				{Name: "用药指导", PerYear: 4}},
+			Prices: map[storage.Insured]storage.Split{storage.InsuredLocal: {"public_health": 2000, "resident": 2000}}},
+	}
+	if err := db.SaveCatalog(ctx, cat, "test"); err != nil {
+		t.Fatal(err)
+	}
 	sealer, _ := storage.NewSealer(bytes.Repeat([]byte{7}, 32))
 	w := &indicatorWorld{db: db, sealer: sealer, now: day("2026-07-15"), teams: map[string]storage.Team{}, contract: map[string]int64{}}
 	w.period, _ = ParsePeriod("2026-01-01", "2026-06-30", w.now)

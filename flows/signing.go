@@ -521,10 +521,10 @@ func askPackages(t *signTurn) (string, error) {
 	}
 	a := signApplicant(t)
 	type line struct {
-		N                    int
-		Name                 string
-		Pays                 int64
-		Default, Unconfirmed bool
+		N       int
+		Name    string
+		Pays    residentShare
+		Default bool
 	}
 	var lines []line
 	basics := 0
@@ -532,14 +532,18 @@ func askPackages(t *signTurn) (string, error) {
 		if p.Kind == storage.Basic {
 			basics++
 		}
-		lines = append(lines, line{N: i + 1, Name: p.Name, Pays: p.Price(a.Insured)["resident"], Default: p.Code == def.Code, Unconfirmed: p.Unconfirmed()})
+		lines = append(lines, line{N: i + 1, Name: p.Name, Pays: shareOf(p.Price(a.Insured)), Default: p.Code == def.Code})
 	}
 	example := strconv.Itoa(len(offered))
 	if len(offered) > 2 {
 		example = fmt.Sprintf("%d %d", len(offered)-1, len(offered))
 	}
+	settings, err := t.settings()
+	if err != nil {
+		return "", err
+	}
 	return templates.Message("sign_packages", map[string]any{"Lines": lines, "Example": example,
-		"DefaultName": def.Name, "MultiBasic": basics > 1})
+		"DefaultName": def.Name, "MultiBasic": basics > 1, "PersonalisedMax": settings.PersonalisedMax})
 }
 
 func takePackages(t *signTurn, said string) (string, error) {
@@ -614,7 +618,7 @@ func askConfirm(t *signTurn) (string, error) {
 		"Name": t.d.Name, "MaskedID": MaskID(id), "MaskedPhone": MaskPhone(phone),
 		"Community": t.d.CommunityName, "Team": t.d.TeamName, "Doctor": t.d.DoctorName,
 		"Hospitals": hospitals, "Packages": strings.Join(names, "、"), "Price": priceOf(fees.Total),
-		"Unconfirmed": fees.Unconfirmed, "Agreement": agreement,
+		"Agreement": agreement,
 	})
 }
 

@@ -76,12 +76,14 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	e := engineFor(t, "township")
 	ctx := context.Background()
 	doc := bindFirstDoctor(t, e)
-	// A hypertensive 71-year-old with the chronic package: 4 follow-ups and 1 check-up a year.
+	// A hypertensive 71-year-old on the free basic package, which carries
+	// the key groups' services: 4 follow-ups and a check-up a year for a
+	// chronic patient, a check-up for the elderly.
 	c := talk(t, e, "o_f")
 	for _, s := range []string{"签约", "1", "王秀英", "同意", synthID("110105", "19550302", "021"), "13812345678", "1", "1", "1"} {
 		c.say(s)
 	}
-	c.say("2", "慢病管理包")
+	c.say("0", "服务包：基础服务包\n", "费用：免费")
 	number := c.say("同意", "合同编号")
 	number = number[strings.Index(number, "QY") : strings.Index(number, "QY")+12]
 	doc.say("确认 "+number, "已确认")
@@ -100,7 +102,7 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][2]int{"面对面随访": {4, 2}, "健康体检": {1, 0}}
+	want := map[string][2]int{"慢性病患者面对面随访": {4, 2}, "慢性病患者年度健康体检": {1, 0}, "老年人健康体检（含中医体质辨识）": {1, 0}}
 	for _, f := range got {
 		if w, ok := want[f.Item]; ok && (f.Required != w[0] || f.Done != w[1]) {
 			t.Errorf("%s/%s: %d of %d, want %d of %d", f.Package, f.Item, f.Done, f.Required, w[1], w[0])

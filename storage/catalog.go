@@ -29,16 +29,39 @@ const (
 )
 
 // Split is a price divided among payers (public_health, insurance, resident,
-// …), in fen.
+// …), in fen. A share may be Unknown.
 type Split map[string]int64
 
-// Total is the whole price.
+// Unknown is a share the programme gives no amount for: residents are told
+// the institution's published price applies until an admin sets it.
+const Unknown int64 = -1
+
+// Total is the sum of the known shares.
 func (s Split) Total() int64 {
 	var t int64
 	for _, fen := range s {
-		t += fen
+		if fen > 0 {
+			t += fen
+		}
 	}
 	return t
+}
+
+// Known reports whether every share has an amount.
+func (s Split) Known() bool {
+	for _, fen := range s {
+		if fen == Unknown {
+			return false
+		}
+	}
+	return true
+}
+
+// Resident is the resident's own share (0 when the split has none) and
+// whether its amount is known.
+func (s Split) Resident() (int64, bool) {
+	fen := s["resident"]
+	return max(fen, 0), fen != Unknown
 }
 
 // Item is one service a package provides, PerYear times a year (0: as
@@ -76,12 +99,13 @@ type Package struct {
 	Requires       []string // one of these packages must be held; empty: none
 	Items          []Item
 	Prices         map[Insured]Split // InsuredLocal always; InsuredElsewhere where priced apart
-	PriceAssumed   bool              // the seed gave no number; jiayi chose one
-	PriceConfirmed bool              // an admin has confirmed or set the price
+	Assumed        bool              // the programme does not name it; the profile does
 }
 
-// Price is what the package costs a resident insured where given, falling
-// back to the local price.
+// Price is what the package costs a resident insured where given. A local
+// price with an insurance share always comes with an elsewhere price (the
+// profile and the admin API insist), so falling back to the local price
+// only happens where the two cannot differ.
 func (p Package) Price(where Insured) Split {
 	if s, ok := p.Prices[where]; ok {
 		return s
@@ -89,9 +113,16 @@ func (p Package) Price(where Insured) Split {
 	return p.Prices[InsuredLocal]
 }
 
-// Unconfirmed reports whether residents must be told the price is
-// provisional.
-func (p Package) Unconfirmed() bool { return p.PriceAssumed && !p.PriceConfirmed }
+// PriceUnknown reports whether some share of its price awaits the
+// institution's published amount.
+func (p Package) PriceUnknown() bool {
+	for _, s := range p.Prices {
+		if !s.Known() {
+			return true
+		}
+	}
+	return false
+}
 
 // Profile is the region profile a database was seeded from. Settings are
 // the profile's rules as JSON; flows reads them.
@@ -155,22 +186,19 @@ ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
 func (db *DB) savePackage(ctx context.Context, op string, order int, p Package) error {
 	groups, _ := json.Marshal(nonNil(p.Groups))
 	requires, _ := json.Marshal(nonNil(p.Requires))
-	var confirmedAt any
-	if p.PriceConfirmed {
-		confirmedAt = time.Now().UTC()
-	}
+	// price_assumed and price_confirmed_at belong to guessed prices, which
+	// migration 0031 turned into unknown shares; they stay FALSE and NULL.
 	if _, err := db.exec(ctx, op, `
 INSERT INTO packages (code, name, kind, is_default, sort_order, summary, term_months, min_age, max_age,
-    eligible_groups, requires, price_assumed, price_confirmed_at, active)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)
+    eligible_groups, requires, assumed, price_assumed, price_confirmed_at, active)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, NULL, TRUE)
 ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
     is_default = excluded.is_default, sort_order = excluded.sort_order, summary = excluded.summary,
     term_months = excluded.term_months, min_age = excluded.min_age, max_age = excluded.max_age,
-    eligible_groups = excluded.eligible_groups, requires = excluded.requires,
-    price_assumed = excluded.price_assumed, price_confirmed_at = excluded.price_confirmed_at,
-    active = TRUE`,
+    eligible_groups = excluded.eligible_groups, requires = excluded.requires, assumed = excluded.assumed,
+    price_assumed = FALSE, price_confirmed_at = NULL, active = TRUE`,
 		p.Code, p.Name, string(p.Kind), p.Default, order, p.Summary, p.TermMonths, p.MinAge, p.MaxAge,
-		string(groups), string(requires), p.PriceAssumed, confirmedAt); err != nil {
+		string(groups), string(requires), p.Assumed); err != nil {
 		return err
 	}
 	for _, table := range []string{"package_items", "package_prices"} {
@@ -194,10 +222,10 @@ func (db *DB) insertPrices(ctx context.Context, op, code string, prices map[Insu
 	var rows [][]any
 	for where, split := range prices {
 		for payer, fen := range split {
-			rows = append(rows, []any{code, string(where), payer, fen})
+			rows = append(rows, []any{code, string(where), payer, max(fen, 0), fen != Unknown})
 		}
 	}
-	_, err := db.insertMany(ctx, op, `INSERT INTO package_prices (package_code, insured, payer, fen) VALUES`, "", rows)
+	_, err := db.insertMany(ctx, op, `INSERT INTO package_prices (package_code, insured, payer, fen, known) VALUES`, "", rows)
 	return err
 }
 
@@ -209,18 +237,17 @@ func nonNil(s []string) []string {
 }
 
 type packageRow struct {
-	Code        string        `db:"code"`
-	Name        string        `db:"name"`
-	Kind        string        `db:"kind"`
-	Default     bool          `db:"is_default"`
-	Summary     string        `db:"summary"`
-	TermMonths  int           `db:"term_months"`
-	MinAge      sql.NullInt64 `db:"min_age"`
-	MaxAge      sql.NullInt64 `db:"max_age"`
-	Groups      string        `db:"eligible_groups"`
-	Requires    string        `db:"requires"`
-	Assumed     bool          `db:"price_assumed"`
-	ConfirmedAt sql.NullTime  `db:"price_confirmed_at"`
+	Code       string        `db:"code"`
+	Name       string        `db:"name"`
+	Kind       string        `db:"kind"`
+	Default    bool          `db:"is_default"`
+	Summary    string        `db:"summary"`
+	TermMonths int           `db:"term_months"`
+	MinAge     sql.NullInt64 `db:"min_age"`
+	MaxAge     sql.NullInt64 `db:"max_age"`
+	Groups     string        `db:"eligible_groups"`
+	Requires   string        `db:"requires"`
+	Assumed    bool          `db:"assumed"`
 }
 
 // Catalog reads the profile and its active packages.
@@ -242,14 +269,14 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	c.Profile = Profile{Code: profile.Code, Name: profile.Name, Settings: json.RawMessage(profile.Settings)}
 	var rows []packageRow
 	if err := db.sel(ctx, op, &rows, `SELECT code, name, kind, is_default, summary, term_months,
-		min_age, max_age, eligible_groups, requires, price_assumed, price_confirmed_at
+		min_age, max_age, eligible_groups, requires, assumed
 		FROM packages WHERE active ORDER BY sort_order`); err != nil {
 		return c, err
 	}
 	index := map[string]int{}
 	for i, r := range rows {
 		p := Package{Code: r.Code, Name: r.Name, Kind: PackageKind(r.Kind), Default: r.Default, Summary: r.Summary,
-			TermMonths: r.TermMonths, PriceAssumed: r.Assumed, PriceConfirmed: r.ConfirmedAt.Valid,
+			TermMonths: r.TermMonths, Assumed: r.Assumed,
 			Prices: map[Insured]Split{}}
 		if r.MinAge.Valid {
 			v := int(r.MinAge.Int64)
@@ -295,8 +322,9 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 		Insured string `db:"insured"`
 		Payer   string `db:"payer"`
 		Fen     int64  `db:"fen"`
+		Known   bool   `db:"known"`
 	}
-	if err := db.sel(ctx, op+": prices", &prices, `SELECT pp.package_code, pp.insured, pp.payer, pp.fen FROM package_prices pp
+	if err := db.sel(ctx, op+": prices", &prices, `SELECT pp.package_code, pp.insured, pp.payer, pp.fen, pp.known FROM package_prices pp
 		JOIN packages p ON p.code = pp.package_code WHERE p.active`); err != nil {
 		return c, err
 	}
@@ -307,6 +335,9 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 			p.Prices[where] = Split{}
 		}
 		p.Prices[where][pr.Payer] = pr.Fen
+		if !pr.Known {
+			p.Prices[where][pr.Payer] = Unknown
+		}
 	}
 	for i := range c.Packages {
 		if c.Packages[i].Prices[InsuredLocal] == nil {
@@ -316,12 +347,19 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	return c, nil
 }
 
-// SetPackagePrice replaces a package's price split; the price counts as
-// confirmed from then on. Contracts already signed keep the split they
-// froze at signing.
+// SetPackagePrice replaces a package's price split. Contracts already
+// signed keep the split they froze at signing. The audit log keeps who set
+// it, when, and the amounts.
 func (db *DB) SetPackagePrice(ctx context.Context, code string, prices map[Insured]Split, actor string) error {
 	const op = "SetPackagePrice"
-	return db.changePackage(ctx, op, code, func(tx *DB) error {
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var n int
+		if err := tx.get(ctx, op, &n, `SELECT COUNT(*) FROM packages WHERE code = ? AND active`, code); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fail(op, fmt.Errorf("%s: %w", code, ErrNotFound))
+		}
 		if _, err := tx.exec(ctx, op, `DELETE FROM package_prices WHERE package_code = ?`, code); err != nil {
 			return err
 		}
@@ -330,29 +368,6 @@ func (db *DB) SetPackagePrice(ctx context.Context, code string, prices map[Insur
 		}
 		detail, _ := json.Marshal(prices)
 		return tx.audit(ctx, op, actor, "package.price", code, string(detail))
-	})
-}
-
-// ConfirmPackagePrice records that an admin has checked an assumed price.
-func (db *DB) ConfirmPackagePrice(ctx context.Context, code, actor string) error {
-	const op = "ConfirmPackagePrice"
-	return db.changePackage(ctx, op, code, func(tx *DB) error {
-		return tx.audit(ctx, op, actor, "package.confirm", code, "")
-	})
-}
-
-// changePackage marks an active package's price confirmed and makes the
-// change, in one transaction.
-func (db *DB) changePackage(ctx context.Context, op, code string, change func(tx *DB) error) error {
-	return db.inTx(ctx, op, func(tx *DB) error {
-		n, err := tx.exec(ctx, op, `UPDATE packages SET price_confirmed_at = ? WHERE code = ? AND active`, time.Now().UTC(), code)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fail(op, fmt.Errorf("%s: %w", code, ErrNotFound))
-		}
-		return change(tx)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -23,9 +24,9 @@ func sampleCatalog() storage.Catalog {
 			{Code: "p", Name: "老年包", Kind: storage.Personalised, Summary: "s", TermMonths: 12, MinAge: intp(65),
 				Groups: []string{"elderly"}, Requires: []string{}, Items: []storage.Item{{Name: "体检", PerYear: 1}, {Name: "辨识", PerYear: 0}},
 				Prices: map[storage.Insured]storage.Split{
-					storage.InsuredLocal:     {"public_health": 5000, "insurance": 3000, "resident": 7000},
-					storage.InsuredElsewhere: {"public_health": 5000, "resident": 10000},
-				}, PriceAssumed: true},
+					storage.InsuredLocal:     {"public_health": 5000, "insurance": 3000, "resident": storage.Unknown},
+					storage.InsuredElsewhere: {"public_health": 5000, "resident": storage.Unknown},
+				}, Assumed: true},
 			{Code: "a", Name: "增值包", Kind: storage.AddOn, Summary: "s", TermMonths: 12, Groups: []string{"diabetes"},
 				Requires: []string{"b"}, Items: []storage.Item{{Name: "检测", PerYear: 2}},
 				Prices: map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 36000}}},
@@ -84,22 +85,33 @@ func TestReloadDeactivatesDroppedPackagesAndKeepsOrder(t *testing.T) {
 	})
 }
 
-func TestAdminPriceChangesAreConfirmedAndAudited(t *testing.T) {
+func TestAdminSetsAnUnknownPriceAndTheAuditLogKeepsIt(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
 		if err := db.SaveCatalog(ctx, sampleCatalog(), "operator"); err != nil {
 			t.Fatal(err)
 		}
 		c, _ := db.Catalog(ctx)
-		if p, _ := c.Package("p"); !p.Unconfirmed() {
-			t.Fatal("an assumed price starts unconfirmed")
+		p, _ := c.Package("p")
+		if !p.PriceUnknown() || p.Price(storage.InsuredElsewhere).Known() {
+			t.Fatalf("an unknown share is read back known: %+v", p.Prices)
 		}
-		if err := db.ConfirmPackagePrice(ctx, "p", "admin"); err != nil {
+		if fen, known := p.Price(storage.InsuredLocal).Resident(); known || fen != 0 {
+			t.Fatalf("unknown resident share reads %d, %v", fen, known)
+		}
+		if b, _ := c.Package("b"); b.PriceUnknown() {
+			t.Fatal("a free package reads as unknown")
+		}
+		set := map[storage.Insured]storage.Split{
+			storage.InsuredLocal:     {"public_health": 5000, "insurance": 3000, "resident": 7000},
+			storage.InsuredElsewhere: {"public_health": 5000, "resident": 10000},
+		}
+		if err := db.SetPackagePrice(ctx, "p", set, "admin"); err != nil {
 			t.Fatal(err)
 		}
 		c, _ = db.Catalog(ctx)
-		if p, _ := c.Package("p"); p.Unconfirmed() || p.Price(storage.InsuredLocal)["resident"] != 7000 {
-			t.Fatalf("after confirm: %+v", p)
+		if p, _ := c.Package("p"); p.PriceUnknown() || !reflect.DeepEqual(p.Prices, set) {
+			t.Fatalf("after the admin set it: %+v", p.Prices)
 		}
 		newPrice := map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 4500}}
 		if err := db.SetPackagePrice(ctx, "a", newPrice, "admin"); err != nil {
@@ -113,7 +125,8 @@ func TestAdminPriceChangesAreConfirmedAndAudited(t *testing.T) {
 			t.Fatalf("price for a missing package: %v", err)
 		}
 		log, _, err := db.AuditLog(ctx, storage.Scope{}, storage.Page{Limit: 10})
-		if err != nil || len(log) != 3 || log[0].Action != "package.price" || log[0].Actor != "admin" || log[1].Action != "package.confirm" || log[2].Action != "catalog.load" {
+		if err != nil || len(log) != 3 || log[0].Action != "package.price" || log[0].Actor != "admin" || log[1].Action != "package.price" ||
+			!strings.Contains(log[1].Detail, "10000") || log[2].Action != "catalog.load" {
 			t.Fatalf("audit log = %+v, %v", log, err)
 		}
 	})

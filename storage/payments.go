@@ -23,14 +23,22 @@ type Payment struct {
 
 // Account is what a contract's resident owes, paid and got back, in fen.
 type Account struct {
-	Due      int64     `json:"due_fen"` // the resident's share, frozen at signing
-	Paid     int64     `json:"paid_fen"`
-	Refunded int64     `json:"refunded_fen"`
-	Payments []Payment `json:"payments"`
+	Due int64 `json:"due_fen"` // the resident's share, frozen at signing
+	// DueUnknown: some package's resident share had no amount at signing;
+	// the counter takes what the institution's published price asks.
+	DueUnknown bool      `json:"due_unknown"`
+	Paid       int64     `json:"paid_fen"`
+	Refunded   int64     `json:"refunded_fen"`
+	Payments   []Payment `json:"payments"`
 }
 
-// Outstanding is what the resident still owes.
+// Outstanding is what the resident still owes, as far as the frozen
+// shares say.
 func (a Account) Outstanding() int64 { return max(a.Due-a.Paid, 0) }
+
+// overpaid reports whether a payment is more than is owed; with an unknown
+// share nothing bounds it.
+func (a Account) overpaid(fen int64) bool { return !a.DueUnknown && fen > a.Outstanding() }
 
 // Held is what the resident paid and has not had back.
 func (a Account) Held() int64 { return a.Paid - a.Refunded }
@@ -51,7 +59,9 @@ func (db *DB) ContractAccount(ctx context.Context, contractID int64) (Account, e
 		if err := json.Unmarshal([]byte(raw), &split); err != nil {
 			return Account{}, fail(op, err)
 		}
-		a.Due += split["resident"]
+		fen, known := split.Resident()
+		a.Due += fen
+		a.DueUnknown = a.DueUnknown || !known
 	}
 	a.Payments = []Payment{}
 	if err := db.sel(ctx, op, &a.Payments, `SELECT id, kind, fen, method, receipt, recorded_by, recorded_at FROM payments
@@ -98,7 +108,7 @@ func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p P
 		if a, err = tx.ContractAccount(ctx, c.ID); err != nil {
 			return err
 		}
-		if p.Kind == "payment" && p.Fen > a.Outstanding() || p.Kind == "refund" && p.Fen > a.Held() || p.Fen <= 0 {
+		if p.Kind == "payment" && a.overpaid(p.Fen) || p.Kind == "refund" && p.Fen > a.Held() || p.Fen <= 0 {
 			return fail(op, fmt.Errorf("%d fen against %+v: %w", p.Fen, a, ErrAmount))
 		}
 		_, err = tx.exec(ctx, op, `INSERT INTO payments (contract_id, kind, fen, method, receipt, recorded_by, recorded_at)

@@ -52,7 +52,6 @@ func (a *API) routes() []route {
 	return []route{
 		{"GET", "/packages", toRead, a.packages},
 		{"PUT", "/packages/:code/price", toManage, a.setPrice},
-		{"POST", "/packages/:code/confirm", toManage, a.confirm},
 		{"GET", "/audit", toManage, a.audit},
 		{"GET", "/outbox", toRead, a.outbox},
 		{"POST", "/outbox/:id/retry", toManage, a.retry},
@@ -178,34 +177,49 @@ func (a *API) bindingCode(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"doctor": id, "binding_code": code, "expires_at": now.Add(ttl).UTC()})
 }
 
-// packageJSON is a package as the API shows it.
+// packageJSON is a package as the API shows it. A share the programme
+// gives no amount for is null until an admin sets the price.
 type packageJSON struct {
-	Code           string                            `json:"code"`
-	Name           string                            `json:"name"`
-	Kind           storage.PackageKind               `json:"kind"`
-	Default        bool                              `json:"default"`
-	Prices         map[storage.Insured]storage.Split `json:"prices_fen"`
-	PriceAssumed   bool                              `json:"price_assumed"`
-	PriceConfirmed bool                              `json:"price_confirmed"`
-	Unconfirmed    bool                              `json:"unconfirmed"`
+	Code         string                                `json:"code"`
+	Name         string                                `json:"name"`
+	Kind         storage.PackageKind                   `json:"kind"`
+	Default      bool                                  `json:"default"`
+	Prices       map[storage.Insured]map[string]*int64 `json:"prices_fen"`
+	PriceUnknown bool                                  `json:"price_unknown"`
+	Assumed      bool                                  `json:"assumed"`
 }
 
-// packages lists the catalog; ?unconfirmed=true lists only the prices that
-// were assumed and not yet confirmed by an admin.
+func pricesJSON(prices map[storage.Insured]storage.Split) map[storage.Insured]map[string]*int64 {
+	out := map[storage.Insured]map[string]*int64{}
+	for where, split := range prices {
+		out[where] = map[string]*int64{}
+		for payer, fen := range split {
+			if fen == storage.Unknown {
+				out[where][payer] = nil
+				continue
+			}
+			out[where][payer] = &fen
+		}
+	}
+	return out
+}
+
+// packages lists the catalog; ?unknown=true lists only the packages with a
+// share of their price still to set.
 func (a *API) packages(c *gin.Context) {
 	cat, err := a.DB.Catalog(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	onlyUnconfirmed := c.Query("unconfirmed") == "true"
+	onlyUnknown := c.Query("unknown") == "true"
 	out := []packageJSON{}
 	for _, p := range cat.Packages {
-		if onlyUnconfirmed && !p.Unconfirmed() {
+		if onlyUnknown && !p.PriceUnknown() {
 			continue
 		}
-		out = append(out, packageJSON{Code: p.Code, Name: p.Name, Kind: p.Kind, Default: p.Default, Prices: p.Prices,
-			PriceAssumed: p.PriceAssumed, PriceConfirmed: p.PriceConfirmed, Unconfirmed: p.Unconfirmed()})
+		out = append(out, packageJSON{Code: p.Code, Name: p.Name, Kind: p.Kind, Default: p.Default, Prices: pricesJSON(p.Prices),
+			PriceUnknown: p.PriceUnknown(), Assumed: p.Assumed})
 	}
 	c.JSON(http.StatusOK, gin.H{"profile": cat.Profile.Code, "items": out, "total": len(out)})
 }
@@ -213,12 +227,13 @@ func (a *API) packages(c *gin.Context) {
 // setPrice replaces a package's price split, in fen: {"local": {"resident":
 // 5000}, "elsewhere": {...}}. New contracts use it; signed ones keep theirs.
 func (a *API) setPrice(c *gin.Context) {
-	if !a.ownsCatalog(c) {
+	if err := a.ownsCatalog(c); err != nil {
+		a.catalogRefused(c, err)
 		return
 	}
 	var prices map[storage.Insured]storage.Split
 	if err := c.ShouldBindJSON(&prices); err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "body must be {\"local\": {payer: fen, …}, \"elsewhere\": {…}}"})
+		c.JSON(http.StatusBadRequest, gin.H{"error": "body must be {\"local\": {payer: fen, …}, \"elsewhere\": {…}} with every amount given"})
 		return
 	}
 	if err := profile.CheckPrice(prices); err != nil {
@@ -229,39 +244,37 @@ func (a *API) setPrice(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"code": c.Param("code"), "prices_fen": prices, "price_confirmed": true})
+	c.JSON(http.StatusOK, gin.H{"code": c.Param("code"), "prices_fen": pricesJSON(prices)})
 }
 
-// confirm records that an assumed price is right as it stands.
-func (a *API) confirm(c *gin.Context) {
-	if !a.ownsCatalog(c) {
+// errNotCatalogOwner refuses a catalog change to an institution's admin
+// where several institutions share the catalog.
+var errNotCatalogOwner = errors.New("the catalog serves every institution: city staff set its prices")
+
+func (a *API) catalogRefused(c *gin.Context, err error) {
+	if errors.Is(err, errNotCatalogOwner) {
+		c.JSON(http.StatusForbidden, gin.H{"error": err.Error()})
 		return
 	}
-	if err := a.DB.ConfirmPackagePrice(c.Request.Context(), c.Param("code"), caller(c).Name); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"code": c.Param("code"), "price_confirmed": true})
+	a.fail(c, err)
 }
 
-// ownsCatalog reports whether the caller may change the package catalog,
+// ownsCatalog says whether the caller may change the package catalog,
 // which is the whole deployment's: city staff may, and so may an
 // institution's admins when theirs is the deployment's only institution.
-func (a *API) ownsCatalog(c *gin.Context) bool {
+func (a *API) ownsCatalog(c *gin.Context) error {
 	p := caller(c)
 	if p.Scope.Whole() {
-		return true
+		return nil
 	}
 	n, err := a.DB.InstitutionCount(c.Request.Context())
 	if err != nil {
-		a.fail(c, err)
-		return false
+		return err
 	}
 	if n != 1 {
-		c.JSON(http.StatusForbidden, gin.H{"error": "the catalog serves every institution: city staff set its prices"})
-		return false
+		return errNotCatalogOwner
 	}
-	return true
+	return nil
 }
 
 func (a *API) audit(c *gin.Context) {

@@ -63,7 +63,10 @@ func browse(t *testing.T, db *storage.DB, n string) string {
 	return ""
 }
 
-func TestAdminConfirmsAndSetsPrices(t *testing.T) {
+// Prices the programme does not give are unknown until an admin sets
+// them; residents read "以签约机构公示为准" meanwhile, and the audit log keeps
+// who set what.
+func TestAdminSetsUnknownPrices(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		if err := profile.Ensure(context.Background(), db, "yaoguan"); err != nil {
 			t.Fatal(err)
@@ -78,23 +81,27 @@ func TestAdminConfirmsAndSetsPrices(t *testing.T) {
 		if code, _ := call(t, r, "GET", "/admin/api/packages", token+"x", ""); code != http.StatusUnauthorized {
 			t.Fatalf("wrong token: %d", code)
 		}
-		code, out := call(t, r, "GET", "/admin/api/packages?unconfirmed=true", token, "")
+		code, out := call(t, r, "GET", "/admin/api/packages?unknown=true", token, "")
 		if code != 200 || strings.Join(codes(out), ",") != "elderly,chronic,sickbed" {
-			t.Fatalf("unconfirmed: %d %v", code, out)
+			t.Fatalf("unknown: %d %v", code, out)
+		}
+		if p := out["items"].([]any)[0].(map[string]any); fmt.Sprint(p["prices_fen"]) != "map[local:map[resident:<nil>]]" || p["assumed"] != true {
+			t.Fatalf("an unknown share reads as %v", p)
 		}
 		if code, out := call(t, r, "GET", "/admin/api/packages", token, ""); len(codes(out)) != 8 || out["profile"] != "yaoguan" {
 			t.Fatalf("all: %d %v", code, out)
 		}
-		if !strings.Contains(browse(t, db, "4"), "以签约机构公示价格为准") {
-			t.Fatal("an unconfirmed price is shown without the notice")
+		if d := browse(t, db, "4"); !strings.Contains(d, "费用：以签约机构公示为准") || strings.Contains(d, "元") {
+			t.Fatalf("an unknown price shows an amount:\n%s", d)
 		}
 
 		bad := map[string]string{
-			`{"local": {"landlord": 100}}`:     "unknown payer",
-			`{"local": {"resident": -100}}`:    "negative",
-			`{"elsewhere": {"resident": 100}}`: "local split",
-			`{"moon": {}, "local": {}}`:        "unknown insurance place",
-			`not json`:                         "body must be",
+			`{"local": {"landlord": 100}}`:                   "unknown payer",
+			`{"local": {"resident": -100}}`:                  "negative",
+			`{"elsewhere": {"resident": 100}}`:               "local split",
+			`{"moon": {}, "local": {}}`:                      "unknown insurance place",
+			`{"local": {"insurance": 100, "resident": 100}}`: "insured elsewhere",
+			`not json`: "body must be",
 		}
 		for body, want := range bad {
 			code, out := call(t, r, "PUT", "/admin/api/packages/elderly/price", token, body)
@@ -105,23 +112,19 @@ func TestAdminConfirmsAndSetsPrices(t *testing.T) {
 		if code, _ := call(t, r, "PUT", "/admin/api/packages/nope/price", token, `{"local": {}}`); code != http.StatusNotFound {
 			t.Fatalf("unknown package: %d", code)
 		}
-
 		if code, out := call(t, r, "PUT", "/admin/api/packages/elderly/price", token, `{"local": {"public_health": 1000, "resident": 2500}}`); code != 200 {
 			t.Fatalf("set price: %d %v", code, out)
 		}
-		if code, out := call(t, r, "POST", "/admin/api/packages/chronic/confirm", token, ""); code != 200 {
-			t.Fatalf("confirm: %d %v", code, out)
-		}
-		if _, out := call(t, r, "GET", "/admin/api/packages?unconfirmed=true", token, ""); strings.Join(codes(out), ",") != "sickbed" {
-			t.Fatalf("unconfirmed after the admin's work: %v", out)
+		if _, out := call(t, r, "GET", "/admin/api/packages?unknown=true", token, ""); strings.Join(codes(out), ",") != "chronic,sickbed" {
+			t.Fatalf("unknown after the admin's work: %v", out)
 		}
 		detail := browse(t, db, "4")
-		if !strings.Contains(detail, "基本公共卫生经费10元 + 个人25元，个人支付25元") || strings.Contains(detail, "以签约机构公示价格为准") {
+		if !strings.Contains(detail, "基本公共卫生经费10元，个人支付25元") || strings.Contains(detail, "以签约机构公示为准") {
 			t.Fatalf("residents do not see the admin's price:\n%s", detail)
 		}
 		_, out = call(t, r, "GET", "/admin/api/audit?limit=5", token, "")
 		entries := out["items"].([]any)
-		if len(entries) != 3 || entries[0].(map[string]any)["action"] != "package.confirm" || entries[1].(map[string]any)["subject"] != "elderly" {
+		if len(entries) != 2 || entries[0].(map[string]any)["action"] != "package.price" || entries[0].(map[string]any)["subject"] != "elderly" {
 			t.Fatalf("audit = %v", entries)
 		}
 	})

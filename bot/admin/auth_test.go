@@ -394,8 +394,8 @@ func TestEveryRouteChecksRoleAndScope(t *testing.T) {
 		}
 		// An institution's admin may not set the catalog's prices while it
 		// serves several institutions.
-		if code, _ := sessions["admin"].api("POST", "/admin/api/packages/basic/confirm", csrf["admin"]); code != http.StatusForbidden {
-			t.Fatalf("an institution admin confirms a city-wide price: %d", code)
+		if code, _ := sessions["admin"].apiJSON("PUT", "/admin/api/packages/basic/price", `{"local": {}}`); code != http.StatusForbidden {
+			t.Fatalf("an institution admin sets a city-wide price: %d", code)
 		}
 	})
 }
@@ -802,6 +802,38 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 		page := fmt.Sprintf("/admin/residents/%d", contract.ResidentID)
 		b := o.browser(t)
 		b.signIn("admin", testPassword)
+		// Signed before the package had a price: the share is the
+		// institution's published one, not 0.
+		if b.get(page); !strings.Contains(b.last, "应付 以签约机构公示价格为准 · 已收 0 元") {
+			t.Fatalf("the account of an unknown share:\n%s", b.last)
+		}
+		city := o.browser(t)
+		city.signIn("city", testPassword)
+		city.get("/admin/packages")
+		if !strings.Contains(city.last, "价格待设定") || !strings.Contains(city.last, "方案未列出（假定）") ||
+			!strings.Contains(city.last, "团队组成") {
+			t.Fatalf("the packages page hides what is unknown or assumed:\n%s", city.last)
+		}
+		price := url.Values{"csrf": {city.csrf()}, "local_resident": {"30"}}
+		if code, to := city.post("/admin/packages/elderly/price", price); code != http.StatusSeeOther || to != "/admin/packages" {
+			t.Fatalf("the city sets a price: %d %s", code, to)
+		}
+		b.get("/admin/packages")
+		if code, _ := b.post("/admin/packages/chronic/price", url.Values{"csrf": {b.csrf()}, "local_resident": {"10"}}); code != http.StatusSeeOther {
+			t.Fatalf("an institution admin's price form: %d", code)
+		}
+		if cat, _ := o.db.Catalog(ctx); func() bool { p, _ := cat.Package("chronic"); return !p.PriceUnknown() }() {
+			t.Fatal("an institution admin set the price of a catalog several institutions share")
+		}
+		// Signed after it: 30 yuan, frozen into the contract.
+		number, err = flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "钱丽华", IDNumber: "110105195007080329",
+			Phone: "13700003333", CommunityID: place.CommunityID, TeamID: place.TeamID, Packages: []string{"elderly"}, Request: strings.Repeat("r", 20)},
+			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contract, _ = o.db.ContractByNumber(ctx, number)
+		page = fmt.Sprintf("/admin/residents/%d", contract.ResidentID)
 		if b.get(page); !strings.Contains(b.last, "应付 30 元 · 已收 0 元") {
 			t.Fatalf("the account before paying:\n%s", b.last)
 		}

@@ -44,7 +44,9 @@ var labels = map[string]string{
 	"staff.password": "重置密码", "staff.disable": "停用账号", "staff.enable": "启用账号", "outbox.retry": "重新发送推送",
 	"import.residents": "导入居民", "import.organisation": "导入机构", "institution.import": "导入机构",
 	"schedule.weekly": "添加门诊时间", "schedule.leave": "登记请假", "schedule.extra": "登记加诊", "schedule.closure": "全机构停诊", "schedule.remove": "删除门诊时间",
-	"package.price": "修改价格", "package.confirm": "确认价格", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
+	"package.price": "设定价格", "package.confirm": "确认价格",
+	"setting.team_model": "团队组成", "setting.partner_hospitals": "合作医院", "setting.min_visit_minutes": "单次就诊时长",
+	"setting.home_visit_groups": "可预约上门的人群", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 	// Why a push was withdrawn (outbox.last_error of cancelled rows).
 	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
 	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒",

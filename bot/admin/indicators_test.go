@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -31,6 +32,15 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
 		o := newOrg(t, s)
 		ctx := context.Background()
+		// The national profile sets no target; this region sets 30 %
+		// coverage, so the page has a target to show.
+		cat, _ := o.db.Catalog(ctx)
+		settings, _ := profile.SettingsOf(cat)
+		settings.Targets = map[string]int{"coverage": 30}
+		cat.Profile.Settings, _ = json.Marshal(settings)
+		if err := o.db.SaveCatalog(ctx, cat, "test"); err != nil {
+			t.Fatal(err)
+		}
 		_, visit := bookedVisit(t, o.db)
 		communities, _, _ := o.db.ListCommunities(ctx, storage.Scope{Institution: o.home}, storage.Page{})
 		if err := o.db.SetPopulation(ctx, storage.Scope{Institution: o.home}, communities[0].ID, 200, nil, "2026-10-31", "test"); err != nil {
@@ -54,7 +64,7 @@ func TestIndicatorsInTheConsole(t *testing.T) {
 			t.Fatalf("indicators: %d %v", code, out)
 		}
 		// One resident signed of the 200 recorded in 幸福社区: 0.5 %, under
-		// the national profile's 30 %.
+		// the region's 30 %.
 		if c := indicatorOf(t, out, "coverage"); c["numerator"] != 1.0 || c["denominator"] != 200.0 || c["value"] != 0.5 ||
 			c["target"] != 30.0 || c["below"] != true {
 			t.Errorf("coverage: %v", c)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 )
@@ -63,6 +64,7 @@ func (a *API) consoleRoutes() []route {
 		{"POST", "/appointments/:id/visit", toCare, a.markPage},
 		{"POST", "/closures", toManage, a.closurePage},
 		{"GET", "/packages", toRead, a.packagesPage},
+		{"POST", "/packages/:code/price", toManage, a.pricePage},
 		{"GET", "/indicators", toRead, a.indicatorsPage},
 		{"GET", "/indicators.csv", toRead, a.indicatorsCSV},
 		{"GET", "/indicators/:code", toRead, a.membersPage},
@@ -553,7 +555,78 @@ func (a *API) packagesPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	a.render(c, http.StatusOK, "packages", gin.H{"Catalog": cat})
+	s, err := profile.SettingsOf(cat)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	owns := a.ownsCatalog(c)
+	if owns != nil && !errors.Is(owns, errNotCatalogOwner) {
+		a.pageFail(c, owns)
+		return
+	}
+	var assumed []string
+	for _, name := range s.Assumed {
+		assumed = append(assumed, label("setting."+name))
+	}
+	// The form starts from the local shares already set.
+	set := map[string]map[string]int64{}
+	for _, p := range cat.Packages {
+		set[p.Code] = map[string]int64{}
+		for payer, fen := range p.Price(storage.InsuredLocal) {
+			if fen > 0 {
+				set[p.Code][payer] = fen
+			}
+		}
+	}
+	a.render(c, http.StatusOK, "packages", gin.H{"Catalog": cat, "Payers": profile.Words().Payers, "Set": set,
+		"OwnsCatalog": owns == nil, "AssumedSettings": assumed})
+}
+
+// pricePage sets a package's price from the console form: an amount in
+// yuan for each payer that pays a share (blank: none), and for a price
+// with an insurance share how residents insured elsewhere are charged.
+func (a *API) pricePage(c *gin.Context) {
+	if err := a.ownsCatalog(c); errors.Is(err, errNotCatalogOwner) {
+		refused(c, "/admin/packages", "服务包目录由全市共用，价格由市级账号设定。")
+		return
+	} else if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	local := storage.Split{}
+	for _, payer := range profile.Words().Payers {
+		text := strings.TrimSpace(c.PostForm("local_" + payer.Code))
+		if text == "" {
+			continue
+		}
+		fen, ok := parseYuan(text)
+		if !ok {
+			refused(c, "/admin/packages", payer.Name+"的金额请填写数字（元，最多两位小数）。")
+			return
+		}
+		if fen > 0 {
+			local[payer.Code] = fen
+		}
+	}
+	prices := map[storage.Insured]storage.Split{storage.InsuredLocal: local}
+	if _, ok := local["insurance"]; ok {
+		elsewhere, err := profile.Derive(local, c.PostForm("elsewhere"))
+		if err != nil {
+			refused(c, "/admin/packages", "有医保支付的价格，请选择非本区参保居民怎么付费。")
+			return
+		}
+		prices[storage.InsuredElsewhere] = elsewhere
+	}
+	if err := profile.CheckPrice(prices); err != nil {
+		refused(c, "/admin/packages", "价格没有保存："+err.Error())
+		return
+	}
+	if err := a.DB.SetPackagePrice(c.Request.Context(), c.Param("code"), prices, caller(c).Name); err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/packages", "价格已保存，新签约按新价格计算；已签约的保持签约时的价格。")
 }
 
 func (a *API) outboxPage(c *gin.Context) {

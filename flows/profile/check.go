@@ -59,10 +59,8 @@ func check(f file) []error {
 		}
 		codes[p.Code] = p.Kind
 	}
-	for _, code := range f.Appointments.HomeVisitPackages {
-		if _, ok := codes[code]; !ok {
-			bad("appointments: home_visit_packages names missing package %q", code)
-		}
+	if f.PersonalisedMax < 0 || f.PersonalisedMax > 20 {
+		bad("personalised_max must be 0 (any number) to 20")
 	}
 	var basics, defaults, personalised int
 	for _, p := range f.Packages {
@@ -154,26 +152,38 @@ func checkPackage(p filePackage, codes map[string]string, v Vocabulary) []error 
 		}
 	}
 	if p.Price.Local == nil {
-		bad("price.local is missing (write {} for free)")
+		bad("price.local is missing (write {} for free, unknown for an amount the document does not give)")
 	}
-	for where, s := range map[string]map[string]int64{"local": p.Price.Local, "elsewhere": p.Price.Elsewhere} {
-		for payer, fen := range s {
+	if _, ok := p.Price.Local["insurance"]; ok && !p.Price.Elsewhere.stated() {
+		bad("price: an insurance share needs the price for residents insured elsewhere: a split, %s or %s", InsuranceToResident, WithoutInsurance)
+	}
+	if d := p.Price.Elsewhere.Derived; d != "" {
+		if _, err := Derive(storage.Split(p.Price.Local), d); err != nil {
+			bad("price.%v", err)
+		}
+	}
+	for where, s := range map[string]amounts{"local": p.Price.Local, "elsewhere": p.Price.Elsewhere.Given} {
+		for payer := range s {
 			if _, ok := find(v.Payers, payer); !ok {
 				bad("price.%s: unknown payer %q", where, payer)
-			}
-			if fen < 0 {
-				bad("price.%s: negative price for %s", where, payer)
 			}
 		}
 	}
 	return errs
 }
 
-// CheckPrice checks a price an admin sets: a local split, known payers, no
-// negative amounts.
+// CheckPrice checks a price an admin sets: a local split, known payers,
+// amounts of 0 or more, and an elsewhere split wherever the local one has
+// an insurance share.
 func CheckPrice(prices map[storage.Insured]storage.Split) error {
-	if _, ok := prices[storage.InsuredLocal]; !ok {
+	local, ok := prices[storage.InsuredLocal]
+	if !ok {
 		return fmt.Errorf("a price needs a local split (write {} for free)")
+	}
+	if _, ins := local["insurance"]; ins {
+		if _, ok := prices[storage.InsuredElsewhere]; !ok {
+			return fmt.Errorf("a local price with an insurance share needs the price for residents insured elsewhere")
+		}
 	}
 	for where, split := range prices {
 		if where != storage.InsuredLocal && where != storage.InsuredElsewhere {

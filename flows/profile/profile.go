@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +23,17 @@ type Settings struct {
 	Appointments     AppointmentRules `json:"appointments" yaml:"appointments"`
 	Targets          map[string]int   `json:"targets" yaml:"targets"`
 	QuietHours       *QuietHours      `json:"quiet_hours,omitempty" yaml:"quiet_hours"`
+	// PersonalisedMax is how many personalised packages one contract may
+	// hold; 0: any number (Linzi's residents choose one).
+	PersonalisedMax int `json:"personalised_max,omitempty" yaml:"personalised_max"`
+	// Assumed names the settings the programme document does not give
+	// (team_model, partner_hospitals, min_visit_minutes, home_visit_groups):
+	// the console shows them as assumed so an institution checks them.
+	Assumed []string `json:"assumed,omitempty" yaml:"-"`
 }
+
+// IsAssumed reports whether a setting was not given by the programme.
+func (s Settings) IsAssumed(name string) bool { return slices.Contains(s.Assumed, name) }
 
 // QuietHours are the hours (Asia/Shanghai) when reminders and broadcasts to
 // residents wait; transactional notices go at any hour.
@@ -62,9 +74,10 @@ type Hospitals struct {
 
 // AppointmentRules govern booking.
 type AppointmentRules struct {
-	MinVisitMinutes   int      `json:"min_visit_minutes" yaml:"min_visit_minutes"`
+	MinVisitMinutes int `json:"min_visit_minutes" yaml:"min_visit_minutes"`
+	// HomeVisitGroups may book home visits whatever they hold; holders of
+	// a package with a home-visit item may book them too.
 	HomeVisitGroups   []string `json:"home_visit_groups" yaml:"home_visit_groups"`
-	HomeVisitPackages []string `json:"home_visit_packages" yaml:"home_visit_packages"`
 	MaxUpcoming       int      `json:"max_upcoming,omitempty" yaml:"max_upcoming"`               // 0: 3
 	CancelBeforeHours int      `json:"cancel_before_hours,omitempty" yaml:"cancel_before_hours"` // 0: 2
 }
@@ -113,9 +126,81 @@ type filePackage struct {
 		For     []string `yaml:"for"`   // the priority groups it is due for; none: every holder
 	} `yaml:"items"`
 	Price struct {
-		Local     map[string]int64 `yaml:"local"`
-		Elsewhere map[string]int64 `yaml:"elsewhere"`
+		Local     amounts   `yaml:"local"`
+		Elsewhere elsewhere `yaml:"elsewhere"`
 	} `yaml:"price"`
+}
+
+// amounts is a price split as written: payer to fen, or "unknown" where
+// the programme gives no amount.
+type amounts map[string]int64
+
+func (a *amounts) UnmarshalYAML(n *yaml.Node) error {
+	var raw map[string]string
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	*a = amounts{}
+	for payer, v := range raw {
+		if v == "unknown" {
+			(*a)[payer] = storage.Unknown
+			continue
+		}
+		fen, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || fen < 0 {
+			return fmt.Errorf("line %d: %s: %q is not an amount in fen or unknown", n.Line, payer, v)
+		}
+		(*a)[payer] = fen
+	}
+	return nil
+}
+
+// elsewhere is the price for residents insured outside the district: a
+// split of its own, or derived from the local one.
+type elsewhere struct {
+	Given   amounts
+	Derived string // insurance_to_resident, without_insurance
+}
+
+// Derivations of the elsewhere price from the local one.
+const (
+	// InsuranceToResident: the resident pays the local insurance share
+	// too (Changzhou: 医保支付 moves to 个人支付).
+	InsuranceToResident = "insurance_to_resident"
+	// WithoutInsurance: the local price without its insurance share.
+	WithoutInsurance = "without_insurance"
+)
+
+func (e *elsewhere) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		e.Derived = n.Value
+		return nil
+	}
+	return n.Decode(&e.Given)
+}
+
+func (e elsewhere) stated() bool { return e.Given != nil || e.Derived != "" }
+
+// Derive applies a derivation to a local split.
+func Derive(local storage.Split, how string) (storage.Split, error) {
+	out := storage.Split{}
+	for payer, fen := range local {
+		if payer != "insurance" {
+			out[payer] = fen
+		}
+	}
+	ins, ok := local["insurance"]
+	switch {
+	case how == WithoutInsurance:
+	case how != InsuranceToResident:
+		return nil, fmt.Errorf("elsewhere: %q is neither a split nor %s or %s", how, InsuranceToResident, WithoutInsurance)
+	case !ok:
+	case ins == storage.Unknown || out["resident"] == storage.Unknown:
+		out["resident"] = storage.Unknown
+	default:
+		out["resident"] += ins
+	}
+	return out, nil
 }
 
 // Load reads and checks a shipped profile.
@@ -137,16 +222,19 @@ func Parse(path string, data []byte) (storage.Catalog, error) {
 	if err := dec.Decode(&f); err != nil {
 		return storage.Catalog{}, fmt.Errorf("%s: %w", path, err)
 	}
-	assumed, err := assumedPrices(data)
+	marks, err := readMarks(data)
 	if err != nil {
 		return storage.Catalog{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if errs := check(f); len(errs) > 0 {
+	errs := check(f)
+	errs = append(errs, marks.errs...)
+	if len(errs) > 0 {
 		for i, e := range errs {
 			errs[i] = fmt.Errorf("%s: %w", path, e)
 		}
 		return storage.Catalog{}, errors.Join(errs...)
 	}
+	f.Settings.Assumed = marks.assumedSettings
 	settings, err := json.Marshal(f.Settings)
 	if err != nil {
 		return storage.Catalog{}, err
@@ -157,14 +245,17 @@ func Parse(path string, data []byte) (storage.Catalog, error) {
 			Code: fp.Code, Name: fp.Name, Kind: storage.PackageKind(fp.Kind), Default: fp.Default,
 			Summary: fp.Summary, TermMonths: fp.TermMonths, MinAge: fp.Eligibility.MinAge, MaxAge: fp.Eligibility.MaxAge,
 			Groups: fp.Eligibility.Groups, Requires: fp.Eligibility.Requires,
-			Prices:       map[storage.Insured]storage.Split{storage.InsuredLocal: split(fp.Price.Local)},
-			PriceAssumed: assumed[fp.Code],
+			Prices:  map[storage.Insured]storage.Split{storage.InsuredLocal: split(fp.Price.Local)},
+			Assumed: marks.assumedPackages[fp.Code],
 		}
 		if p.TermMonths == 0 {
 			p.TermMonths = 12
 		}
-		if fp.Price.Elsewhere != nil {
-			p.Prices[storage.InsuredElsewhere] = split(fp.Price.Elsewhere)
+		switch e := fp.Price.Elsewhere; {
+		case e.Given != nil:
+			p.Prices[storage.InsuredElsewhere] = split(e.Given)
+		case e.Derived != "":
+			p.Prices[storage.InsuredElsewhere], _ = Derive(p.Prices[storage.InsuredLocal], e.Derived) // checked
 		}
 		for _, it := range fp.Items {
 			p.Items = append(p.Items, storage.Item{Name: it.Name, PerYear: it.PerYear, VisitKind: it.Visit, For: it.For})
@@ -174,7 +265,7 @@ func Parse(path string, data []byte) (storage.Catalog, error) {
 	return c, nil
 }
 
-func split(m map[string]int64) storage.Split {
+func split(m amounts) storage.Split {
 	s := storage.Split{}
 	for payer, fen := range m {
 		if fen != 0 {
@@ -198,57 +289,6 @@ func SettingsOf(c storage.Catalog) (Settings, error) {
 func InsuredMatters(c storage.Catalog) bool {
 	for _, p := range c.Packages {
 		if _, ok := p.Prices[storage.InsuredElsewhere]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-// assumedPrices finds the packages whose price carries a "# assumed"
-// comment: the seed programme gave no number and one was chosen.
-func assumedPrices(data []byte) (map[string]bool, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	root := doc.Content[0]
-	pkgs := mapValue(root, "packages")
-	if pkgs == nil {
-		return out, nil
-	}
-	for _, p := range pkgs.Content {
-		code := mapValue(p, "code")
-		if code != nil && p.Style&yaml.FlowStyle != 0 && strings.Contains(p.LineComment, "assumed") {
-			out[code.Value] = true // a package written on one line
-		}
-		for i := 0; code != nil && i+1 < len(p.Content); i += 2 {
-			if p.Content[i].Value == "price" && (saysAssumed(p.Content[i]) || saysAssumed(p.Content[i+1])) {
-				out[code.Value] = true
-			}
-		}
-	}
-	return out, nil
-}
-
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func saysAssumed(n *yaml.Node) bool {
-	if strings.Contains(n.LineComment+n.HeadComment+n.FootComment, "assumed") {
-		return true
-	}
-	for _, c := range n.Content {
-		if saysAssumed(c) {
 			return true
 		}
 	}

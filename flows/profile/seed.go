@@ -97,16 +97,13 @@ func describePrice(p storage.Package) string {
 		}
 		var payers []string
 		for _, payer := range slices.Sorted(maps.Keys(s)) {
+			if s[payer] == storage.Unknown {
+				payers = append(payers, payer+"=unknown")
+				continue
+			}
 			payers = append(payers, fmt.Sprintf("%s=%d", payer, s[payer]))
 		}
 		parts = append(parts, fmt.Sprintf("%s{%s}", where, strings.Join(payers, " ")))
 	}
-	state := ""
-	switch {
-	case p.PriceConfirmed:
-		state = " (confirmed by an admin)"
-	case p.PriceAssumed:
-		state = " (assumed)"
-	}
-	return strings.Join(parts, " ") + state
+	return strings.Join(parts, " ")
 }

@@ -27,7 +27,7 @@ func TestEnsureSeedsOnceThenTheDatabaseIsTheTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ = db.Catalog(ctx)
-		if p, _ := c.Package("elderly"); p.Price(storage.InsuredLocal)["resident"] != 2500 || p.Unconfirmed() {
+		if p, _ := c.Package("elderly"); p.Price(storage.InsuredLocal)["resident"] != 2500 || p.PriceUnknown() {
 			t.Fatalf("restart undid the admin's price: %+v", p.Prices)
 		}
 		// Another region is refused, with the way out.
@@ -57,7 +57,7 @@ func TestDiffSaysWhatALoadWouldChange(t *testing.T) {
 		}
 	}
 	linzi, _ := Load("linzi")
-	if d := strings.Join(Diff(yaoguan, linzi), "\n"); !strings.Contains(d, "profile: yaoguan (常州市武进区遥观镇) -> linzi (淄博市临淄区)") || !strings.Contains(d, "+ hypertension") {
+	if d := strings.Join(Diff(yaoguan, linzi), "\n"); !strings.Contains(d, "profile: yaoguan (常州市武进区遥观镇) -> linzi (淄博市临淄区)") || !strings.Contains(d, "+ hypertension 高血压服务包: local{district=7500 resident=unknown town=7500}") {
 		t.Errorf("region change diff:\n%s", d)
 	}
 }
