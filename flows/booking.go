@@ -28,7 +28,8 @@ type bookingData struct {
 	DoctorName    string   `json:"doctor_name,omitempty"`
 	Kind          string   `json:"kind,omitempty"` // clinic, home, checkup, followup, referral
 	Hospital      string   `json:"hospital,omitempty"`
-	Days          []string `json:"days,omitempty"` // offered, so numbers mean what was shown
+	Green         bool     `json:"green,omitempty"` // the hospital is one the resident signed with (Harbin's 1+2+3)
+	Days          []string `json:"days,omitempty"`  // offered, so numbers mean what was shown
 	Day           string   `json:"day,omitempty"`
 	Slots         []int64  `json:"slots,omitempty"` // offered
 	Slot          int64    `json:"slot,omitempty"`
@@ -47,13 +48,19 @@ var booking = declare(&conversation[bookingData]{
 		{name: "who", applies: isNewBooking, ask: askBookWho, take: takeBookWho},
 		{name: "kind", applies: isNewBooking, ask: askKind, take: takeKind},
 		{name: "hospital", applies: hasReferralTargets, ask: askReferralTarget, take: takeReferralTarget},
-		{name: "date", ask: askDate, take: takeDate},
-		{name: "time", ask: askTime, take: takeTime},
+		{name: "date", applies: takesASlot, ask: askDate, take: takeDate},
+		{name: "time", applies: takesASlot, ask: askTime, take: takeTime},
 		{name: "address", applies: newVisitOf("home"), ask: askAddress, take: takeAddress},
 		{name: "reason", applies: newVisitOf("referral"), ask: askReason, take: takeReason},
 		{name: "confirm", ask: askBookConfirm, take: takeBookConfirm},
 	},
 })
+
+// takesASlot says the visit is the family doctor's: a new referral is a
+// request the doctor passes to the hospital, which arranges the
+// specialist's time, so no slot of the doctor's is taken for it. (A
+// referral booked as a visit before is moved like any visit.)
+func takesASlot(t *bookTurn) (bool, error) { return t.d.Moving != 0 || t.d.Kind != "referral", nil }
 
 // isNewBooking says a step belongs to a new booking, not to 改约.
 func isNewBooking(t *bookTurn) (bool, error) { return t.d.Moving == 0, nil }
@@ -363,10 +370,7 @@ func takeReferralTarget(t *bookTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.d.Hospital = hospital
-	if green {
-		t.d.Hospital += "（绿色通道）"
-	}
+	t.d.Hospital, t.d.Green = hospital, green
 	return "", nil
 }
 
@@ -467,6 +471,10 @@ func bookChosenSlot(t *bookTurn) (storage.Slot, error) {
 }
 
 func askBookConfirm(t *bookTurn) (string, error) {
+	if ok, _ := takesASlot(t); !ok {
+		return templates.Message("referral_confirm", map[string]any{"Name": t.d.ResidentName, "Doctor": t.d.DoctorName,
+			"Hospital": t.d.Hospital, "Green": t.d.Green, "Reason": t.d.Reason})
+	}
 	s, err := bookChosenSlot(t)
 	if err != nil {
 		return "", err
@@ -486,6 +494,9 @@ func askBookConfirm(t *bookTurn) (string, error) {
 func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	if said != "确认" {
 		return "", reaskWith("book_confirm_reask", nil)
+	}
+	if ok, _ := takesASlot(t); !ok {
+		return requestReferral(t)
 	}
 	s, err := bookChosenSlot(t)
 	if err != nil {
@@ -518,6 +529,58 @@ func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	}
 	return "", stopWith("book_done", map[string]any{"When": dayLabel(s.Day) + " " + slotLabel(s.StartsAt, s.EndsAt),
 		"Kind": kindName(t.d.Kind), "Doctor": t.d.DoctorName, "Remind": reminderWords(reminders)})
+}
+
+// requestReferral sends the referral to the family doctor, who passes it
+// to the hospital; the resident is told that, and that the hospital calls
+// to arrange the time: jiayi books no hospital's specialist.
+func requestReferral(t *bookTurn) (string, error) {
+	if t.d.ContractID == 0 || t.d.ResidentID == 0 || t.d.DoctorID == 0 {
+		return "", missing(t.st.Flow, "contract")
+	}
+	reason, err := sealReason(t.e.Sealer, t.d.Reason)
+	if err != nil {
+		return "", err
+	}
+	_, err = t.e.DB.RequestReferral(t, storage.NewReferral{RequestKey: t.st.RunKey, ResidentID: t.d.ResidentID,
+		ContractID: t.d.ContractID, DoctorID: t.d.DoctorID, Hospital: t.d.Hospital, GreenChannel: t.d.Green,
+		ReasonSealed: reason, At: t.in.At,
+		Pushes: func(id int64) []storage.Push {
+			return []storage.Push{ReferralNotice{ID: id, DoctorID: t.d.DoctorID, Resident: t.d.ResidentName,
+				Hospital: t.d.Hospital, At: t.in.At}.Push()}
+		}})
+	if errors.Is(err, storage.ErrContractChanged) {
+		return "", stopWith("book_contract_changed", nil)
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", stopWith("referral_sent", map[string]any{"Doctor": t.d.DoctorName, "Hospital": t.d.Hospital, "Green": t.d.Green})
+}
+
+// ReferralView is a referral request as staff read it, reason opened.
+type ReferralView struct {
+	Hospital     string    `json:"hospital"`
+	GreenChannel bool      `json:"green_channel"`
+	Reason       string    `json:"reason"`
+	At           time.Time `json:"requested_at"`
+}
+
+// ResidentReferrals lists a resident's referral requests for the console.
+func ResidentReferrals(ctx context.Context, db *storage.DB, s *storage.Sealer, residentID int64) ([]ReferralView, error) {
+	rs, err := db.ReferralsOf(ctx, residentID)
+	if err != nil {
+		return nil, err
+	}
+	out := []ReferralView{}
+	for _, r := range rs {
+		reason, err := openReason(s, r.ReasonSealed)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ReferralView{Hospital: r.Hospital, GreenChannel: r.GreenChannel, Reason: reason, At: r.CreatedAt})
+	}
+	return out, nil
 }
 
 // bookReminderTimes are the reminders a visit gets: none for a user who

@@ -91,15 +91,20 @@ func TestBookRescheduleAndCancel(t *testing.T) {
 
 func TestBookingTypesAndLimits(t *testing.T) {
 	e, _, c := signedResident(t, "o_t")
-	// A referral asks for the reason.
-	for _, s := range []string{"预约", "1", "5", "2", "1"} {
+	// A referral asks for the reason, and takes no visit.
+	for _, s := range []string{"预约", "1", "5"} {
 		c.say(s)
 	}
 	c.in("booking", "reason")
 	c.say("血压", "请简单写一下转诊的原因")
 	c.say("血压控制不好想看心内科", "转诊原因：血压控制不好想看心内科")
-	c.say("确认", "预约成功", "转诊")
-	// A check-up and a follow-up; a fourth upcoming one is refused.
+	c.say("确认", "转诊申请已提交")
+	// A clinic visit, then a check-up and a follow-up; a fourth upcoming
+	// one is refused.
+	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		c.say(s)
+	}
+	c.say("确认", "预约成功", "门诊")
 	for _, kind := range []string{"3", "4"} {
 		for _, s := range []string{"预约", "1", kind, "3", "1"} {
 			c.say(s)
@@ -225,36 +230,71 @@ func TestBookingNeedsAnActiveContract(t *testing.T) {
 	talk(t, e, "o_p").say("预约", "预约需要先签约家庭医生", "等医生确认后")
 }
 
+// A referral is a request the family doctor passes to the hospital, which
+// arranges the specialist's time: it takes none of the family doctor's
+// slots, and the resident is told what happens next.
 func TestHarbinReferralGoesByTheGreenChannel(t *testing.T) {
 	e := engineFor(t, "harbin")
+	ctx := context.Background()
 	doc := bindFirstDoctor(t, e)
 	c := talk(t, e, "o_hr")
-	for _, s := range []string{"签约", "1", "于长海", "同意", synthID("230102", "19580606", "051"), "13612345678", "1", "0", "1", "2", "1", "0"} {
+	for _, s := range []string{"签约", "1", "于长海", "同意", synthID("230102", "19580606", "051"), "13612345678", "1", "0", "1", "1", "1", "0"} {
 		c.say(s)
 	}
 	number := c.say("同意", "合同编号")
 	doc.say("确认 "+number[strings.Index(number, "QY"):strings.Index(number, "QY")+12], "已确认")
 	c.say("预约")
 	c.say("1")
-	c.say("5", "转诊到哪家医院", "绿色通道", "1. 南岗区人民医院", "2. 哈尔滨医科大学附属第一医院")
-	c.say("3", "请回复1到2")
-	c.say("2", "可以预约的日期")
-	c.say("2")
-	c.say("1", "为什么需要转诊")
-	c.say(strings.Repeat("心慌", 51), "请控制在100个字以内")
-	c.say("心慌胸闷想看心内科", "转诊医院：哈尔滨医科大学附属第一医院（绿色通道）")
-	c.say("确认", "预约成功", "转诊")
-	a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_hr", c.clock)
-	if len(a) != 1 || a[0].Hospital != "哈尔滨医科大学附属第一医院（绿色通道）" || strings.Contains(a[0].ReasonSealed, "心慌") {
-		t.Fatalf("appointment = %+v (the reason must be sealed at rest)", a)
+	reply := c.say("5", "转诊到哪家医院", "绿色通道", "1. 哈尔滨市老年医院", "2. 哈尔滨市第一医院")
+	if strings.Contains(reply, "专家号") {
+		t.Fatalf("the chat promises a specialist booking it cannot make:\n%s", reply)
 	}
-	if reason, err := openReason(e.Sealer, a[0].ReasonSealed); err != nil || reason != "心慌胸闷想看心内科" {
+	c.say("3", "请回复1到2")
+	c.say("2", "为什么需要转诊")
+	c.say(strings.Repeat("心慌", 51), "请控制在100个字以内")
+	c.say("心慌胸闷想看心内科", "请确认转诊申请", "转往哈尔滨市第一医院（签约医院，绿色通道）", "心慌胸闷想看心内科")
+	done := c.say("确认", "转诊申请已提交", "医院安排好专科号后会打电话", "不占用家庭医生的门诊号")
+	if strings.Contains(done, "预约成功") {
+		t.Fatalf("a referral reads as a booked visit:\n%s", done)
+	}
+	if a, _ := e.DB.UpcomingManagedBy(ctx, "o_hr", c.clock); len(a) != 0 {
+		t.Fatalf("the referral booked the family doctor's time: %+v", a)
+	}
+	cs := contractsOf(t, e, "o_hr")
+	refs, err := e.DB.ReferralsOf(ctx, cs[0].ResidentID)
+	if err != nil || len(refs) != 1 || refs[0].Hospital != "哈尔滨市第一医院" || !refs[0].GreenChannel || strings.Contains(refs[0].ReasonSealed, "心慌") {
+		t.Fatalf("referral = %+v %v (the reason must be sealed at rest)", refs, err)
+	}
+	if reason, err := openReason(e.Sealer, refs[0].ReasonSealed); err != nil || reason != "心慌胸闷想看心内科" {
 		t.Fatalf("the reason reads back as %q (%v)", reason, err)
 	}
-	// 改约 shows the reason it keeps.
-	c.say("改约 1", "可以预约的日期")
-	c.say("3")
-	c.say("1", "请确认改约", "心慌胸闷想看心内科")
+	// The doctor hears of it without the condition.
+	notices, _ := e.DB.OutboxFor(ctx, DoctorRecipient(refs[0].DoctorID))
+	found := false
+	for _, n := range notices {
+		if n.Kind == PushReferralRequest {
+			found = true
+			if strings.Contains(n.Payload, "心慌") || !strings.Contains(n.Payload, "哈尔滨市第一医院") {
+				t.Fatalf("the doctor's notice: %s", n.Payload)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no notice to the doctor: %+v", notices)
+	}
+}
+
+// Where the programme names no hospital, the doctor chooses it.
+func TestReferralWithoutPartnerHospitals(t *testing.T) {
+	e, _, c := signedResident(t, "o_ref")
+	c.say("预约")
+	c.say("1")
+	c.say("5", "为什么需要转诊")
+	c.say("血糖一直控制不好", "转往上级医院（由")
+	c.say("确认", "转诊申请已提交", "合适的上级医院")
+	if a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_ref", c.clock); len(a) != 0 {
+		t.Fatalf("the referral booked a visit: %+v", a)
+	}
 }
 
 // Interrupted twice, both conversations wait: a third does not push the

@@ -32,6 +32,7 @@ const (
 	PushTeamHandover        = "team_handover"         // to the resident: the centre handed their team's residents to another team
 	PushHandoverReceived    = "handover_received"     // to the new team's doctor: residents handed over to their team
 
+	PushReferralRequest     = "referral_request"     // to the doctor: a resident asks to be referred
 	PushBookingCreated      = "booking_created"      // to the doctor: a new appointment
 	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
 	PushBookingCancelled    = "booking_cancelled"    // to the doctor: an appointment cancelled
@@ -56,7 +57,7 @@ var (
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushSignReminder, PushSignWaiting,
 	PushContractCancelled, PushContractRenewed,
 	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged, PushTeamHandover, PushHandoverReceived,
-	PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
+	PushReferralRequest, PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
 	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
 
 // Priorities under WeChat's daily quotas: transactional first.
@@ -249,6 +250,22 @@ type BookingNotice struct {
 func (p BookingNotice) Push() storage.Push {
 	return storage.Push{Key: p.Key, Kind: p.Kind, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
 		Fields: map[string]string{"resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At)}}
+}
+
+// ReferralNotice tells the doctor a resident asks to be referred. It names
+// the hospital, not the reason: a health detail, read in the console.
+type ReferralNotice struct {
+	ID       int64
+	DoctorID int64
+	Resident string
+	Hospital string
+	At       time.Time
+}
+
+func (p ReferralNotice) Push() storage.Push {
+	// An empty hospital: the programme names none and the doctor chooses.
+	return storage.Push{Key: fmt.Sprintf("referral:%d", p.ID), Kind: PushReferralRequest, Recipient: DoctorRecipient(p.DoctorID),
+		Priority: PriorityTransactional, Fields: map[string]string{"resident": p.Resident, "hospital": p.Hospital, "time": clock(p.At)}}
 }
 
 // AppointmentReminder reminds the resident's manager of a visit, at Due.

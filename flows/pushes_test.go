@@ -22,6 +22,8 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		ContractEnded{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Reason: "搬家"}.Push(),
 		ContractRenewal{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", TermEnd: "2028-11-23"}.Push(),
 		BookingNotice{Kind: PushBookingCreated, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "clinic", At: at}.Push(),
+		ReferralNotice{ID: 1, DoctorID: 1, Resident: "王秀英", Hospital: "哈尔滨市第一医院", At: at}.Push(),
+		ReferralNotice{ID: 2, DoctorID: 1, Resident: "王秀英", At: at}.Push(),
 		BookingNotice{Kind: PushBookingChanged, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "home", At: at}.Push(),
 		BookingNotice{Kind: PushBookingCancelled, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "checkup", At: at}.Push(),
 		AppointmentReminder{Key: "k", OpenID: "o", Resident: "王秀英", VisitKind: "clinic", At: at, Due: at.Add(-2 * time.Hour)}.Push(),
@@ -51,7 +53,8 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 			t.Errorf("%s: no key or recipient: %+v", p.Kind, p)
 		}
 		for field, value := range p.Fields {
-			if value == "" && field != "article" { // a seasonal entry may have no link
+			// A seasonal entry may have no link, a referral no hospital.
+			if value == "" && field != "article" && field != "hospital" {
 				t.Errorf("%s: field %s is empty", p.Kind, field)
 			}
 		}

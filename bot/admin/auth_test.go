@@ -1130,3 +1130,31 @@ func TestResidentPageListsPushes(t *testing.T) {
 		}
 	})
 }
+
+// A referral's reason, sealed at rest, is read on the resident's page (the
+// doctor's notice leaves it out).
+func TestReferralsOnTheResidentsPage(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		place, _ := o.db.FindCommunityTeam(ctx, o.home, "幸福社区", "林静家庭医生团队")
+		number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
+			Phone: "13700001111", CommunityID: place.CommunityID, TeamID: place.TeamID, Request: strings.Repeat("z", 20)},
+			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		sealed, _ := o.api.Sealer.Seal("referral_reason", "胸闷想看心内科")
+		if _, err := o.db.RequestReferral(ctx, storage.NewReferral{RequestKey: "r1", ResidentID: contract.ResidentID, ContractID: contract.ID,
+			DoctorID: contract.DoctorID, Hospital: "市一院", GreenChannel: true, ReasonSealed: sealed, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if b.get(fmt.Sprintf("/admin/residents/%d", contract.ResidentID)); !strings.Contains(b.last, "转诊申请") ||
+			!strings.Contains(b.last, "市一院（绿色通道）") || !strings.Contains(b.last, "胸闷想看心内科") {
+			t.Fatalf("the resident's page:\n%s", b.last)
+		}
+	})
+}

@@ -33,7 +33,7 @@ var labels = map[string]string{
 	"sign_request": "签约申请", "sign_confirmed": "签约确认", "sign_declined": "签约被拒", "sign_reminder": "签约提醒医生",
 	"sign_waiting": "签约等待告知", "contract_cancelled": "解约", "contract_renewed": "续签", "team_change_confirmed": "改签确认",
 	"team_change_declined": "改签被拒", "team_changed": "改签转出", "team_handover": "团队移交", "handover_received": "移交接收",
-	"booking_created": "新预约", "booking_changed": "改约", "booking_cancelled": "取消预约", "booking_doctor_leave": "医生停诊",
+	"referral_request": "转诊申请", "booking_created": "新预约", "booking_changed": "改约", "booking_cancelled": "取消预约", "booking_doctor_leave": "医生停诊",
 	"appointment_reminder": "就诊提醒", "satisfaction": "满意度", "satisfaction_survey": "满意度调查", "doctor_agenda": "医生日程", "seasonal": "季节提醒", "seasonal_reminder": "季节提醒", "personal_reminder": "个人提醒",
 	"personal": "个人提醒", "late_reply": "延迟回复",
 	"payment": "收费", "refund": "退费",

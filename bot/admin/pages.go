@@ -175,7 +175,7 @@ func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem st
 			return
 		}
 	}
-	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Pushes": file.Pushes, "Secrets": secrets, "Problem": problem,
+	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Referrals": file.Referrals, "Pushes": file.Pushes, "Secrets": secrets, "Problem": problem,
 		"Communities": communities, "Teams": teams, "Accounts": accounts, "Methods": flows.PaymentMethods})
 }
 

@@ -88,6 +88,7 @@ type residentFile struct {
 	Contracts []storage.ContractView
 	Visits    []storage.AppointmentView
 	Pushes    []storage.PushToResident // the latest 50 to the WeChat user who manages them
+	Referrals []flows.ReferralView
 }
 
 // residentFile reads the resident named in the path, if in scope.
@@ -102,6 +103,9 @@ func (a *API) residentFile(c *gin.Context) (residentFile, error) {
 		return f, err
 	}
 	if f.Visits, err = a.DB.AppointmentsOfResident(ctx, f.Resident.ID, 50); err != nil {
+		return f, err
+	}
+	if f.Referrals, err = flows.ResidentReferrals(ctx, a.DB, a.Sealer, f.Resident.ID); err != nil {
 		return f, err
 	}
 	f.Pushes, err = a.DB.PushesToResident(ctx, f.Resident.ID, 50)
@@ -126,7 +130,7 @@ func (a *API) resident(c *gin.Context) {
 	for _, v := range visits {
 		vs = append(vs, visitJSON{ID: v.ID, Kind: v.Kind, Status: v.Status, StartsAt: v.StartsAt, Doctor: v.DoctorName})
 	}
-	c.JSON(http.StatusOK, gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs, "pushes": file.Pushes})
+	c.JSON(http.StatusOK, gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs, "referrals": file.Referrals, "pushes": file.Pushes})
 }
 
 // unmask answers a resident's full ID number and phone to a caller who
