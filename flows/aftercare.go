@@ -1,9 +1,11 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -213,16 +215,19 @@ func askAftercareConfirm(t *careTurn) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m := map[string]any{"Action": careTitle(t), "Number": c.Number, "Name": c.ResidentName, "Team": c.TeamName,
-		"Reason": t.d.Reason, "NewTeam": t.d.TeamName, "NewEnd": ""}
 	if t.d.Kind == "renew" {
-		m["NewEnd"] = renewedEnd(c)
+		return askRenewal(t, c)
 	}
+	m := map[string]any{"Action": careTitle(t), "Number": c.Number, "Name": c.ResidentName, "Team": c.TeamName,
+		"Reason": t.d.Reason, "NewTeam": t.d.TeamName}
 	return templates.Message("aftercare_confirm", m)
 }
 
 func takeAftercareConfirm(t *careTurn, said string) (string, error) {
-	if said != "确认"+careTitle(t) && said != "确认" {
+	switch {
+	case t.d.Kind == "renew" && said != "同意":
+		return "", reaskWith("renew_confirm_reask", nil)
+	case t.d.Kind != "renew" && said != "确认"+careTitle(t) && said != "确认":
 		return "", reaskWith("aftercare_confirm_reask", careTitle(t))
 	}
 	c, err := careContract(t)
@@ -230,6 +235,46 @@ func takeAftercareConfirm(t *careTurn, said string) (string, error) {
 		return "", err
 	}
 	return "", careApply(t, c)
+}
+
+// careRenewalPlan re-checks the contract's packages for its next term.
+func careRenewalPlan(t *careTurn, c storage.ContractView) (RenewalPlan, error) {
+	cat, err := t.catalog()
+	if err != nil {
+		return RenewalPlan{}, err
+	}
+	start := renewalStart(c)
+	groups, err := ResidentGroups(t.e.Sealer, c.Groups, c.BirthDate, start)
+	if err != nil {
+		return RenewalPlan{}, err
+	}
+	age := 0
+	if birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai); err == nil {
+		age = Age(birth, start)
+	}
+	insured := storage.Insured(cmp.Or(c.Insured, string(storage.InsuredLocal)))
+	return PlanRenewal(cat, c.Packages, Applicant{Age: age, Groups: groups, Insured: insured}), nil
+}
+
+// askRenewal shows the next term as the resident would sign it: its
+// packages after the rules' re-check, what no longer fits and why, today's
+// fees and the agreement, and asks for 同意.
+func askRenewal(t *careTurn, c storage.ContractView) (string, error) {
+	plan, err := careRenewalPlan(t, c)
+	if err != nil {
+		return "", err
+	}
+	agreement, err := templates.Message("agreement_"+AgreementVersion, nil)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, p := range plan.Packages {
+		names = append(names, p.Name)
+	}
+	return templates.Message("renew_confirm", map[string]any{"Name": c.ResidentName, "Number": c.Number, "Team": c.TeamName,
+		"NewEnd": renewedEnd(c), "Packages": strings.Join(names, "、"), "Dropped": plan.Dropped,
+		"Price": priceOf(plan.Fees.Total), "Agreement": agreement})
 }
 
 // careRequestChange asks the new team's doctor to take the contract. An
@@ -323,8 +368,13 @@ func careApply(t *careTurn, c storage.ContractView) error {
 		}
 		reply, data = "cancel_done", ended
 	case "renew":
+		plan, err := careRenewalPlan(t, c)
+		if err != nil {
+			return err
+		}
 		end := renewedEnd(c)
 		change.TermEnd, change.IfTermEnd, change.Reason = end, c.TermEnd.String, "renewed"
+		change.Renewal = &storage.Renewal{Packages: plan.Packages, AgreementVersion: AgreementVersion, AgreedAt: t.in.At}
 		change.Notify = []storage.Push{ContractRenewal{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
 			TermEnd: end}.Push()}
 		reply, data = "renew_done", map[string]any{"Number": c.Number, "End": end}

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"strings"
 	"testing"
 	"time"
@@ -52,10 +53,51 @@ func TestRenewFromThirtyDaysBeforeTheEnd(t *testing.T) {
 	c := talk(t, e, "o_r")
 	c.say("续签", "续签从服务期结束前30天开始办理", "服务期至2027-11-22")
 	c.clock = time.Date(2027, 10, 25, 9, 0, 0, 0, Shanghai)
-	c.say("续签", "续签后服务期至：2028-11-22")
-	c.say("确认", "已续签（编号"+number+"），服务期延长至2028-11-22")
+	c.say("续签", "请核对续签", "续签后服务期至：2028-11-22", "服务包：", "费用：", "协议要点", "回复“同意”续签")
+	c.say("确认", "请回复“同意”续签")
+	c.say("同意", "已续签（编号"+number+"），服务期延长至2028-11-22")
 	if cs := contractsOf(t, e, "o_r"); cs[0].TermEnd.String != "2028-11-22" || cs[0].Status != storage.ContractActive {
 		t.Fatalf("after renewal: %+v", cs[0])
+	}
+}
+
+// A renewal re-checks the packages for the new term: a child who turned 7
+// no longer fits the 0-6 package, and a contract from before Linzi's
+// one-personalised-package rule keeps one.
+func TestRenewalRechecksThePackages(t *testing.T) {
+	c, err := profile.Load("linzi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func(codes ...string) []storage.ContractPackage {
+		var out []storage.ContractPackage
+		for _, code := range codes {
+			p, _ := c.Package(code)
+			out = append(out, storage.ContractPackage{Code: code, Name: p.Name, Kind: string(p.Kind)})
+		}
+		return out
+	}
+	codes := func(ps []storage.ContractPackage) string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Code)
+		}
+		return strings.Join(out, ",")
+	}
+	plan := PlanRenewal(c, held("basic", "child"), Applicant{Age: 7})
+	if codes(plan.Packages) != "basic" || len(plan.Dropped) != 1 || !strings.Contains(plan.Dropped[0].Reason, "6岁及以下") {
+		t.Fatalf("a child of 7: %+v", plan)
+	}
+	if plan.Packages[0].Split["public_health"] != storage.Unknown {
+		t.Fatalf("the basic package is priced at today's catalog: %v", plan.Packages[0].Split)
+	}
+	plan = PlanRenewal(c, held("basic", "hypertension", "elderly"), Applicant{Age: 70, Groups: []string{"hypertension"}})
+	if codes(plan.Packages) != "basic,hypertension" || len(plan.Dropped) != 1 || !strings.Contains(plan.Dropped[0].Reason, "只能选一种") {
+		t.Fatalf("two personalised packages at renewal: %+v", plan)
+	}
+	plan = PlanRenewal(c, held("gone", "hypertension"), Applicant{Age: 70, Groups: []string{"hypertension"}})
+	if codes(plan.Packages) != "basic,hypertension" || len(plan.Dropped) != 1 || !strings.Contains(plan.Dropped[0].Reason, "不再提供") {
+		t.Fatalf("a basic package no longer offered: %+v", plan)
 	}
 }
 

@@ -245,13 +245,15 @@ func checkPersonalisedMax(c storage.Catalog, codes []string) error {
 		return err
 	}
 	var names []string
+	last := ""
 	for _, code := range codes {
 		if p, _ := c.Package(code); p.Kind == storage.Personalised {
-			names = append(names, p.Name)
+			names, last = append(names, p.Name), code
 		}
 	}
 	if len(names) > s.PersonalisedMax {
-		return refuse("", "refuse_personalised_max", map[string]any{"Max": s.PersonalisedMax, "Names": strings.Join(names, "、")})
+		// It names the last one chosen, which a renewal drops.
+		return refuse(last, "refuse_personalised_max", map[string]any{"Max": s.PersonalisedMax, "Names": strings.Join(names, "、")})
 	}
 	return nil
 }

@@ -308,6 +308,7 @@ type ContractView struct {
 	ResidentID    int64          `db:"resident_id"`
 	Groups        string         `db:"resident_groups"` // declared priority groups, sealed
 	BirthDate     string         `db:"birth_date"`
+	Insured       string         `db:"insured"` // where the resident is insured, as priced at signing
 	// A 改签 waiting for the new team's doctor: the contract stays with its
 	// team until then.
 	ChangeTeamID   sql.NullInt64  `db:"change_team_id"`
@@ -322,7 +323,7 @@ const contractViewSQL = `SELECT ` + contractViewColumns + ` FROM ` + contractVie
 const contractViewColumns = `c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
+	r.birth_date, c.insured, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
 	c.created_at`
 
 const contractViewFrom = `contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
@@ -412,6 +413,17 @@ type StatusChange struct {
 	// bookings.
 	VisitsEnded func(cancelled []AppointmentView) []Push
 	At          time.Time
+	// Renewal, when set with TermEnd and IfTermEnd, is the new term's
+	// packages and agreement: the ending term's packages are kept in
+	// contract_past_terms and the contract holds the new ones.
+	Renewal *Renewal
+}
+
+// Renewal is what a resident agrees to for a contract's next term.
+type Renewal struct {
+	Packages         []ContractPackage
+	AgreementVersion string
+	AgreedAt         time.Time
 }
 
 // ChangeStatus applies a state change if the contract is still in From,
@@ -468,6 +480,11 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 				return err
 			}
 		}
+		if c.Renewal != nil {
+			if err := tx.renewTerm(ctx, op, id, c.IfTermEnd, *c.Renewal); err != nil {
+				return err
+			}
+		}
 		if c.VisitsEnded != nil {
 			cancelled, err := tx.cancelVisitsAfter(ctx, op, id, c.At)
 			if err != nil {
@@ -481,6 +498,40 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		}
 		return tx.enqueue(ctx, op, c.Notify)
 	})
+}
+
+// renewTerm keeps the ending term's packages and puts the new term's in
+// their place, with the agreement the resident gave for it.
+func (db *DB) renewTerm(ctx context.Context, op string, contractID int64, ending string, r Renewal) error {
+	if ending == "" || len(r.Packages) == 0 || r.AgreementVersion == "" {
+		return fail(op, errors.New("a renewal needs the term it follows, its packages and its agreement"))
+	}
+	current := []ContractPackage{}
+	views := []ContractView{{ID: contractID}}
+	if err := db.loadPackages(ctx, op, views); err != nil {
+		return err
+	}
+	current = append(current, views[0].Packages...)
+	past, _ := json.Marshal(current)
+	if _, err := db.exec(ctx, op, `INSERT INTO contract_past_terms (contract_id, term_end, packages) VALUES (?, ?, ?)`,
+		contractID, ending, string(past)); err != nil {
+		return err
+	}
+	if _, err := db.exec(ctx, op, `DELETE FROM contract_packages WHERE contract_id = ?`, contractID); err != nil {
+		return err
+	}
+	var rows [][]any
+	for _, p := range r.Packages {
+		split, _ := json.Marshal(p.Split)
+		rows = append(rows, []any{contractID, p.Code, p.Name, p.Kind, string(split)})
+	}
+	if _, err := db.insertMany(ctx, op, `INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split)
+		VALUES`, "", rows); err != nil {
+		return err
+	}
+	_, err := db.exec(ctx, op, `UPDATE contracts SET agreement_version = ?, agreed_at = ? WHERE id = ?`,
+		r.AgreementVersion, r.AgreedAt.UTC(), contractID)
+	return err
 }
 
 // SignFollowUpKeys are the keys of the follow-up pushes of a sign request.

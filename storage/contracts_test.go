@@ -327,3 +327,44 @@ func TestNameSearchHasNoWildcards(t *testing.T) {
 		}
 	})
 }
+
+// A renewal keeps the ending term's packages apart and holds the new
+// term's, with the agreement given for it; the account counts both terms'
+// shares, and a replay renews once.
+func TestRenewalKeepsEachTermsPackages(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		number, _, err := db.CreateContract(ctx, newContract(t, db, "sign:o_res:r", "idhash-r"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending, To: storage.ContractActive,
+			Actor: "d", TermEnd: "2027-11-22"}); err != nil {
+			t.Fatal(err)
+		}
+		renew := storage.StatusChange{Number: number, From: storage.ContractActive, To: storage.ContractActive, Actor: "o_res",
+			TermEnd: "2028-11-22", IfTermEnd: "2027-11-22", Reason: "renewed",
+			Renewal: &storage.Renewal{AgreementVersion: "2027-10", AgreedAt: time.Now(),
+				Packages: []storage.ContractPackage{{Code: "basic", Name: "基础包", Kind: "basic", Split: storage.Split{"resident": 1000}}}}}
+		if err := db.ChangeStatus(ctx, renew); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ChangeStatus(ctx, renew); !errors.Is(err, storage.ErrStatusChanged) {
+			t.Fatalf("a replayed renewal: %v", err)
+		}
+		c, _ := db.ContractByNumber(ctx, number)
+		if len(c.Packages) != 1 || c.Packages[0].Code != "basic" || c.TermEnd.String != "2028-11-22" {
+			t.Fatalf("after renewal: %+v", c)
+		}
+		var version string
+		sql := storagetest.SQL(t, db)
+		if err := sql.Get(&version, sql.Rebind(`SELECT agreement_version FROM contracts WHERE number = ?`), number); err != nil || version != "2027-10" {
+			t.Fatalf("the contract records agreement %q (%v)", version, err)
+		}
+		// 40 yuan for the chronic package's first term, 10 for the second.
+		if a, err := db.ContractAccount(ctx, c.ID); err != nil || a.Due != 5000 {
+			t.Fatalf("account over both terms: %+v %v", a, err)
+		}
+	})
+}

@@ -53,6 +53,21 @@ func (db *DB) ContractAccount(ctx context.Context, contractID int64) (Account, e
 	if err := db.sel(ctx, op, &splits, `SELECT split FROM contract_packages WHERE contract_id = ?`, contractID); err != nil {
 		return Account{}, err
 	}
+	// Every term's share counts: the renewed ones' packages are kept apart.
+	var past []string
+	if err := db.sel(ctx, op, &past, `SELECT packages FROM contract_past_terms WHERE contract_id = ?`, contractID); err != nil {
+		return Account{}, err
+	}
+	for _, raw := range past {
+		var ps []ContractPackage
+		if err := json.Unmarshal([]byte(raw), &ps); err != nil {
+			return Account{}, fail(op, err)
+		}
+		for _, p := range ps {
+			b, _ := json.Marshal(p.Split)
+			splits = append(splits, string(b))
+		}
+	}
 	var a Account
 	for _, raw := range splits {
 		var split Split
