@@ -136,6 +136,11 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	} else if n > 0 {
 		s.log.Info("priority groups stored in clear are now sealed", "residents", n)
 	}
+	if n, err := flows.SealLegacyComments(ctx, s.DB, s.Sealer); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("survey comments stored in clear are now sealed", "surveys", n)
+	}
 	if n, err := flows.IndexLegacyGroups(ctx, s.DB, s.Sealer); err != nil {
 		return err
 	} else if n > 0 {

@@ -308,7 +308,7 @@ type NewTeam struct {
 // is storage.ErrStatusChanged.
 func ChangeTeam(ctx context.Context, db *storage.DB, c storage.ContractView, to NewTeam, actor, key string, at time.Time) error {
 	request := []storage.Push{SignRequest{Key: key, DoctorID: to.DoctorID, Number: c.Number, Resident: c.ResidentName,
-		Community: c.CommunityName, Packages: packageNames(c), At: at}.Push()}
+		Community: c.CommunityName, At: at}.Push()}
 	if c.Status == storage.ContractActive {
 		return db.RequestTeamChange(ctx, c.Number, to.ID, to.DoctorID, actor, request)
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -86,21 +85,21 @@ func DoctorRecipient(doctorID int64) string { return "doctor:" + strconv.FormatI
 func clock(t time.Time) string { return t.In(Shanghai).Format("2006-01-02 15:04") }
 
 // SignRequest asks a team's doctor to confirm a resident: a new signing, or a
-// contract moving to the team (改签).
+// contract moving to the team (改签). It names no package: a package can
+// name a condition (高血压, 严重精神障碍), and a template message is read
+// on a lock screen; the doctor sees the packages in the console.
 type SignRequest struct {
 	Key       string
 	DoctorID  int64
 	Number    string
 	Resident  string
 	Community string
-	Packages  []string // names
 	At        time.Time
 }
 
 func (p SignRequest) Push() storage.Push {
 	return storage.Push{Key: p.Key, Kind: PushSignRequest, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
-		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "community": p.Community,
-			"packages": strings.Join(p.Packages, "、"), "time": clock(p.At)}}
+		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "community": p.Community, "time": clock(p.At)}}
 }
 
 // SignFollowUp is a sign request left unanswered: after RemindAfter the

@@ -16,7 +16,7 @@ import (
 func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 	at := time.Date(2026, 11, 24, 8, 0, 0, 0, Shanghai)
 	pushes := []storage.Push{
-		SignRequest{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Community: "幸福社区", Packages: []string{"基本公共卫生服务包"}, At: at}.Push(),
+		SignRequest{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Community: "幸福社区", At: at}.Push(),
 		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", TermEnd: "2027-11-23"}.Push(),
 		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", Reason: "不在服务范围"}.Push(),
 		ContractEnded{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Reason: "搬家"}.Push(),

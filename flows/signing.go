@@ -653,11 +653,9 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 	codes := signChosenPackages(t)
 	fees := Price(c, a, codes)
 	var pkgs []storage.ContractPackage
-	var names []string
 	for _, code := range codes {
 		p, _ := c.Package(code)
 		pkgs = append(pkgs, storage.ContractPackage{Code: code, Name: p.Name, Kind: string(p.Kind), Split: fees.Packages[code]})
-		names = append(names, p.Name)
 	}
 	relation := "self"
 	if signFamily(t) {
@@ -685,7 +683,7 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 		ConsentBy: t.in.OpenID, Packages: pkgs,
 		Notify: func(number string) storage.Push {
 			return SignRequest{Key: storage.SignRequestKey(number), DoctorID: doctor, Number: number, Resident: name,
-				Community: communityName, Packages: names, At: at}.Push()
+				Community: communityName, At: at}.Push()
 		},
 	}, nil
 }

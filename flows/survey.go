@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 )
 
@@ -36,11 +37,38 @@ func takeSurveyComment(t *turn[surveyData], said string) (string, error) {
 		return "", err
 	}
 	if said != "跳过" {
-		if err := t.e.DB.CommentSurvey(t, t.d.Appointment, said); err != nil {
+		sealed, err := t.e.Sealer.Seal(commentField, said)
+		if err != nil {
+			return "", err
+		}
+		if err := t.e.DB.CommentSurvey(t, t.d.Appointment, sealed); err != nil {
 			return "", err
 		}
 	}
 	return "", stopWith("survey_thanks", nil)
+}
+
+// A survey comment may tell of health ("头晕好多了"): sealed at rest like
+// the rest of a resident's health details.
+const commentField = "survey_comment"
+
+// SealLegacyComments seals the survey comments stored in clear before
+// they were sealed; the server runs it at start. It returns how many.
+func SealLegacyComments(ctx context.Context, db *storage.DB, s *storage.Sealer) (int, error) {
+	rows, err := db.ClearComments(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		sealed, err := s.Seal(commentField, r.Comment)
+		if err != nil {
+			return 0, err
+		}
+		if err := db.SealComment(ctx, r.AppointmentID, r.Comment, sealed); err != nil {
+			return 0, err
+		}
+	}
+	return len(rows), nil
 }
 
 // score takes a bare 1-5 as the answer to the oldest open survey.

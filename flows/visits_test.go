@@ -36,7 +36,24 @@ func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
 	r := talk(t, e, "o_v1")
 	r.clock = time.Date(2026, 11, 24, 10, 0, 0, 0, Shanghai)
 	r.say("5", "谢谢您的评价（5分）", "跳过")
-	r.say("医生很耐心", "收到，谢谢您")
+	r.say("医生很耐心，头晕好多了", "收到，谢谢您")
+	// A comment may tell of health: it is sealed at rest.
+	sql := storagetest.SQL(t, e.DB)
+	var stored string
+	if err := sql.Get(&stored, `SELECT comment FROM surveys WHERE comment <> ''`); err != nil || strings.Contains(stored, "头晕") {
+		t.Fatalf("the comment is stored as %q (%v)", stored, err)
+	}
+	if opened, err := e.Sealer.Open(commentField, stored); err != nil || opened != "医生很耐心,头晕好多了" {
+		t.Fatalf("the comment opens as %q (%v)", opened, err)
+	}
+	// One stored in clear before comments were sealed is sealed at start.
+	sql.MustExec(`UPDATE surveys SET comment = '血压稳定了' WHERE comment <> ''`)
+	if n, err := SealLegacyComments(context.Background(), e.DB, e.Sealer); err != nil || n != 1 {
+		t.Fatalf("sealed %d legacy comments: %v", n, err)
+	}
+	if left, _ := e.DB.ClearComments(context.Background()); len(left) != 0 {
+		t.Fatalf("comments still in clear: %+v", left)
+	}
 	r.say("4", "没看懂") // a second answer is no answer
 	talk(t, e, "o_v2").say("3", "没看懂")
 	scores, _ := e.DB.SurveyScores(context.Background())

@@ -559,6 +559,27 @@ func (db *DB) AnswerSurvey(ctx context.Context, appointmentID int64, score int, 
 	return n == 1, err
 }
 
+// ClearComment is a survey comment stored before comments were sealed.
+type ClearComment struct {
+	AppointmentID int64  `db:"appointment_id"`
+	Comment       string `db:"comment"`
+}
+
+// ClearComments lists the survey comments still in clear.
+func (db *DB) ClearComments(ctx context.Context) ([]ClearComment, error) {
+	var out []ClearComment
+	err := db.sel(ctx, "ClearComments", &out, `SELECT appointment_id, comment FROM surveys WHERE comment <> '' AND comment NOT LIKE 'v1:%'`)
+	return out, err
+}
+
+// SealComment replaces a clear comment with its sealed form, if it is
+// still what was read.
+func (db *DB) SealComment(ctx context.Context, appointmentID int64, clear, sealed string) error {
+	_, err := db.exec(ctx, "SealComment", `UPDATE surveys SET comment = ? WHERE appointment_id = ? AND comment = ?`,
+		sealed, appointmentID, clear)
+	return err
+}
+
 // CommentSurvey adds the optional comment to an answered survey, once.
 func (db *DB) CommentSurvey(ctx context.Context, appointmentID int64, comment string) error {
 	_, err := db.exec(ctx, "CommentSurvey", `UPDATE surveys SET comment = ? WHERE appointment_id = ? AND comment = ''`,

@@ -95,7 +95,7 @@ func init() {
 		"visit_readings_unclear": "读数请写成“血压 135/85”或“血糖 6.8”",
 		"personal_renewal":       map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": ""},
 		"personal_elderly_checkup": map[string]any{"Name": "王秀英", "End": ""}, "personal_child_checkup": map[string]any{"Name": "李小宝", "End": ""},
-		"push_sign_request":  map[string]string{"number": "QY2611230001", "resident": "王秀英", "community": "幸福社区", "packages": "基本公共卫生服务包"},
+		"push_sign_request":  map[string]string{"number": "QY2611230001", "resident": "王秀英", "community": "幸福社区"},
 		"push_sign_reminder": map[string]string{"number": "QY2611230001", "resident": "王秀英", "days": "2"},
 		"push_sign_waiting":  map[string]string{"number": "QY2611230001", "doctor": "林静", "phone": "0531-88886666"},
 		"push_team_handover": map[string]string{"number": "QY2611230001", "resident": "王秀英", "from": "林静家庭医生团队",
