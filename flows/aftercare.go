@@ -264,13 +264,17 @@ func askRenewal(t *careTurn, c storage.ContractView) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	agreement, err := templates.Message("agreement_"+AgreementVersion, nil)
+	cat, err := t.catalog()
 	if err != nil {
 		return "", err
 	}
-	var names []string
+	var names, codes []string
 	for _, p := range plan.Packages {
-		names = append(names, p.Name)
+		names, codes = append(names, p.Name), append(codes, p.Code)
+	}
+	agreement, err := Agreement(t, t.e.DB, cat, c.TeamID, codes, plan.Fees, c.TermMonths)
+	if err != nil {
+		return "", err
 	}
 	return templates.Message("renew_confirm", map[string]any{"Name": c.ResidentName, "Number": c.Number, "Team": c.TeamName,
 		"NewEnd": renewedEnd(c), "Packages": strings.Join(names, "、"), "Dropped": plan.Dropped,

@@ -53,7 +53,7 @@ func TestRenewFromThirtyDaysBeforeTheEnd(t *testing.T) {
 	c := talk(t, e, "o_r")
 	c.say("续签", "续签从服务期结束前30天开始办理", "服务期至2027-11-22")
 	c.clock = time.Date(2027, 10, 25, 9, 0, 0, 0, Shanghai)
-	c.say("续签", "请核对续签", "续签后服务期至：2028-11-22", "服务包：", "费用：", "协议要点", "回复“同意”续签")
+	c.say("续签", "请核对续签", "续签后服务期至：2028-11-22", "服务包：", "费用：", "签约协议", "退费规定", "12320", "回复“同意”续签")
 	c.say("确认", "请回复“同意”续签")
 	c.say("同意", "已续签（编号"+number+"），服务期延长至2028-11-22")
 	if cs := contractsOf(t, e, "o_r"); cs[0].TermEnd.String != "2028-11-22" || cs[0].Status != storage.ContractActive {

@@ -216,6 +216,9 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 	case "我的签约":
 		replies, err := e.myContracts(ctx, in.OpenID)
 		return resumeHint(pausable(st), replies), err
+	case "我的数据":
+		replies, err := e.myData(ctx, in)
+		return resumeHint(pausable(st), replies), err
 	}
 	if conv, ok := conversations[st.Flow]; ok {
 		switch said {

@@ -25,6 +25,8 @@ func takeMineChoice(t *turn[struct{}], said string) (string, error) {
 		replies, err = t.e.myAppointments(t, t.in)
 	case "3":
 		return "", switchTo{name: reminders.name}
+	case "4":
+		replies, err = t.e.myData(t, t.in)
 	default:
 		return "", reaskWith("mine_menu", nil)
 	}

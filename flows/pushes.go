@@ -31,17 +31,18 @@ const (
 	PushTeamHandover        = "team_handover"         // to the resident: the centre handed their team's residents to another team
 	PushHandoverReceived    = "handover_received"     // to the new team's doctor: residents handed over to their team
 
-	PushReferralRequest     = "referral_request"     // to the doctor: a resident asks to be referred
-	PushBookingCreated      = "booking_created"      // to the doctor: a new appointment
-	PushBookingChanged      = "booking_changed"      // to the doctor: an appointment moved
-	PushBookingCancelled    = "booking_cancelled"    // to the doctor: an appointment cancelled
-	PushBookingDoctorLeave  = "booking_doctor_leave" // to the resident: the doctor is on leave at the booked time
-	PushAppointmentReminder = "appointment_reminder" // to the resident: the day before and 2 hours before
-	PushSatisfaction        = "satisfaction_survey"  // to the resident after a visit: a score 1-5
-	PushDoctorAgenda        = "doctor_agenda"        // to the doctor at 07:30: the day's visits
-	PushSeasonal            = "seasonal_reminder"    // to residents: the seasonal calendar
-	PushPersonal            = "personal_reminder"    // to residents: follow-ups, check-ups, renewal
-	PushLateReply           = "late_reply"           // a reply that missed WeChat's 5 seconds and its first delivery
+	PushReferralRequest     = "referral_request"      // to the doctor: a resident asks to be referred
+	PushDataRequestAnswered = "data_request_answered" // to the resident: staff answered their deletion request
+	PushBookingCreated      = "booking_created"       // to the doctor: a new appointment
+	PushBookingChanged      = "booking_changed"       // to the doctor: an appointment moved
+	PushBookingCancelled    = "booking_cancelled"     // to the doctor: an appointment cancelled
+	PushBookingDoctorLeave  = "booking_doctor_leave"  // to the resident: the doctor is on leave at the booked time
+	PushAppointmentReminder = "appointment_reminder"  // to the resident: the day before and 2 hours before
+	PushSatisfaction        = "satisfaction_survey"   // to the resident after a visit: a score 1-5
+	PushDoctorAgenda        = "doctor_agenda"         // to the doctor at 07:30: the day's visits
+	PushSeasonal            = "seasonal_reminder"     // to residents: the seasonal calendar
+	PushPersonal            = "personal_reminder"     // to residents: follow-ups, check-ups, renewal
+	PushLateReply           = "late_reply"            // a reply that missed WeChat's 5 seconds and its first delivery
 )
 
 // Reminder kinds residents can turn off in 提醒设置.
@@ -57,7 +58,7 @@ var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, P
 	PushContractCancelled, PushContractRenewed,
 	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged, PushTeamHandover, PushHandoverReceived,
 	PushReferralRequest, PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
-	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal}
+	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal, PushDataRequestAnswered}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

@@ -20,8 +20,8 @@ import (
 // Versions of the texts a resident agrees to; the files are
 // templates/messages/consent_VERSION.txt and agreement_VERSION.txt.
 const (
-	ConsentVersion   = "2026-11"
-	AgreementVersion = "2026-11"
+	ConsentVersion   = "2026-12"
+	AgreementVersion = "2026-12"
 )
 
 // The 签约 conversation's states are drawn in signing.md. The order of the
@@ -171,7 +171,11 @@ func takeName(t *signTurn, said string) (string, error) {
 }
 
 func askConsent(t *signTurn) (string, error) {
-	return templates.Message("consent_"+ConsentVersion, map[string]any{"Family": signFamily(t)})
+	who, err := Processor(t, t.e.DB)
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("consent_"+ConsentVersion, map[string]any{"Family": signFamily(t), "Processor": who.Name, "Phones": who.Phones})
 }
 
 func takeConsent(t *signTurn, said string) (string, error) {
@@ -609,7 +613,7 @@ func askConfirm(t *signTurn) (string, error) {
 		p, _ := c.Package(code)
 		names = append(names, p.Name)
 	}
-	agreement, err := templates.Message("agreement_"+AgreementVersion, nil)
+	agreement, err := Agreement(t, t.e.DB, c, t.d.TeamID, codes, fees, 12)
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,9 @@ package flows
 import (
 	"context"
 	"encoding/json"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
+	"github.com/jiayi-health/jiayi/templates"
 	"slices"
 	"strings"
 	"testing"
@@ -71,7 +73,11 @@ func TestSigningForOneself(t *testing.T) {
 	c.say("返回", "好的，回到上一步", "请问为谁签约")
 	c.say("本人", "您的姓名")
 	c.say("A", "姓名需要2到20个字")
-	c.say("王秀英", "单独同意", "个人信息", "身份证号、手机号和健康状况", "回复“同意”继续")
+	// The consent names the processor and how to reach it, each kind of
+	// data and why, WeChat as the channel, the retention period and the
+	// resident's rights, each of which exists (tested with 我的数据 etc.).
+	c.say("王秀英", "单独同意", "敏感个人信息", "处理者：示范社区卫生服务中心（演示）", "身份证号（及其中的出生日期、性别）",
+		"手机号：联系您", "住址", "健康状况", "微信（腾讯公司）", "保存期限", "“我的数据”", "“撤回同意”", "“删除我的数据”", "回复“同意”继续")
 	c.in("signing", "consent")
 	c.say("好的", "请回复“同意”继续")
 	c.say("同意", "18位身份证号码")
@@ -91,13 +97,16 @@ func TestSigningForOneself(t *testing.T) {
 		"3. 慢病管理包（费用以签约机构公示为准）")
 	c.say("9", "请回复1到3之间的数字")
 	confirm := c.say("2 3", "请核对签约信息", "王秀英（"+MaskID(id)+"，138****5678）", "幸福社区", "林静家庭医生团队",
-		"基本公共卫生服务包、老年人健康管理包、慢病管理包", "费用：以签约机构公示为准", "协议要点", "回复“同意”提交签约")
+		"  基本公共卫生服务包：", "  慢病管理包：", "费用：以签约机构公示为准",
+		"签约协议（2026-12版）", "签约机构：示范社区卫生服务中心（演示），林静家庭医生团队（家庭医生：林静）", "服务期：1年",
+		"老年人健康管理包：体检增项、中医体质辨识；费用以签约机构公示为准", "收费窗口缴纳", "最多退还您已缴的金额", "12320",
+		"回复“同意”提交签约")
 	if strings.Contains(confirm, id) || strings.Contains(confirm, "13812345678") {
 		t.Fatal("the summary shows personal data unmasked")
 	}
 	c.say("好", "请回复“同意”提交签约")
 	c.say("返回", "请选择服务包")
-	c.say("0", "服务包：基本公共卫生服务包\n", "费用：免费")
+	c.say("0", "  基本公共卫生服务包：", "费用：免费")
 	c.say("帮助", "正在签约家庭医生")
 	c.say("同意", "签约申请已提交", "合同编号：QY2611230001", "待医生确认", "林静医生确认后")
 	c.in("", "")
@@ -208,7 +217,7 @@ func TestSigningInYaoguanAsksWhereInsured(t *testing.T) {
 		"选其他基础服务包会替换默认的那个", "糖尿病增值包（个人付360元）")
 	c.say("2 3", "基础服务包只能选一个", "请重新选择")
 	c.say("3 6", "需要同时签约基本公共卫生服务包或基本医疗服务包")
-	c.say("2 6", "基本医疗服务包、糖尿病增值包", "费用：基本公共卫生经费50元，个人支付460元")
+	c.say("2 6", "  基本医疗服务包：预约就诊、用药指导、转诊协助等4项；个人付100元", "  糖尿病增值包：", "费用：基本公共卫生经费50元，个人支付460元")
 	c.say("同意", "合同编号：QY2611230001")
 	cs := contractsOf(t, e, "o_yg")
 	if len(cs) != 1 || len(cs[0].Packages) != 2 {
@@ -328,5 +337,44 @@ func TestDeclaredGroupsAreSealedAtRest(t *testing.T) {
 	groups, err := ResidentGroups(e.Sealer, cs[0].Groups, cs[0].BirthDate, c.clock)
 	if strings.Contains(stored, "hypertension") || err != nil || !slices.Contains(groups, "hypertension") {
 		t.Fatalf("after sealing the old row: %q %v %v", stored, groups, err)
+	}
+}
+
+// The summary before 同意 carries the whole agreement and still fits one
+// reply (2,048 bytes) for the largest choice each programme allows.
+func TestTheAgreementFitsOneReplyForTheLargestChoice(t *testing.T) {
+	for _, region := range templates.ProfileCodes() {
+		e := engineFor(t, region)
+		ctx := context.Background()
+		c, _ := e.DB.Catalog(ctx)
+		var all []string
+		for _, g := range profile.Words().PriorityGroups {
+			all = append(all, g.Code)
+		}
+		a := Applicant{Age: 70, Groups: all, Insured: storage.InsuredLocal}
+		var codes []string
+		for _, p := range browseOrder(c) {
+			if p.Default {
+				codes = append(codes, p.Code)
+			}
+		}
+		for _, p := range browseOrder(c) {
+			if p.Kind != storage.Basic && CheckChoice(c, a, append(codes, p.Code)) == nil {
+				codes = append(codes, p.Code)
+			}
+		}
+		teams, _, _ := e.DB.ListTeams(ctx, storage.Scope{}, storage.Page{})
+		fees := Price(c, a, codes)
+		agreement, err := Agreement(ctx, e.DB, c, teams[0].ID, codes, fees, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := templates.Message("sign_confirm", map[string]any{"Name": "欧阳秀英", "MaskedID": "1101**********0211",
+			"MaskedPhone": "138****5678", "Community": "示范街道幸福社区", "Team": teams[0].Name, "Doctor": teams[0].DoctorName,
+			"Hospitals": "哈尔滨市老年医院、哈尔滨市第一医院", "Price": priceOf(fees.Total),
+			"Agreement": agreement})
+		if err != nil || len(text) > 2048 {
+			t.Errorf("%s: %d packages, %d bytes (%v):\n%s", region, len(codes), len(text), err, text)
+		}
 	}
 }

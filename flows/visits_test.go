@@ -100,7 +100,7 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	for _, s := range []string{"签约", "1", "王秀英", "同意", synthID("110105", "19550302", "021"), "13812345678", "1", "1", "1"} {
 		c.say(s)
 	}
-	c.say("0", "服务包：基础服务包\n", "费用：免费")
+	c.say("0", "  基础服务包：", "费用：免费")
 	number := c.say("同意", "合同编号")
 	number = number[strings.Index(number, "QY") : strings.Index(number, "QY")+12]
 	doc.say("确认 "+number, "已确认")

@@ -1158,3 +1158,45 @@ func TestReferralsOnTheResidentsPage(t *testing.T) {
 		}
 	})
 }
+
+// A resident's deletion request reaches their institution's admins, who
+// record the answer; another institution's admin cannot see or answer it.
+func TestDeletionRequestsInTheConsole(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		place, _ := o.db.FindCommunityTeam(ctx, o.home, "幸福社区", "林静家庭医生团队")
+		number, err := flows.SignAtDesk(ctx, o.db, o.api.Sealer, flows.DeskSigning{Name: "吴秀珍", IDNumber: "110105195203040324",
+			Phone: "13700001111", CommunityID: place.CommunityID, TeamID: place.TeamID, Request: strings.Repeat("d", 20)},
+			flows.ResidentImport{Institution: o.home, Actor: "admin", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contract, _ := o.db.ContractByNumber(ctx, number)
+		if _, err := o.db.RequestDeletion(ctx, contract.ResidentID, "o_wu", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		reqs, _, _ := o.db.DataRequests(ctx, storage.Scope{}, storage.Page{Limit: 5})
+		away := o.browser(t)
+		away.signIn("awayadmin", testPassword)
+		if away.get("/admin/data-requests"); strings.Contains(away.last, "吴秀珍") {
+			t.Fatal("another institution's admin sees the request")
+		}
+		form := url.Values{"csrf": {away.csrf()}, "answer": {"已删除"}}
+		if code, _ := away.post(fmt.Sprintf("/admin/data-requests/%d", reqs[0].ID), form); code != http.StatusNotFound {
+			t.Fatalf("another institution's admin answers: %d", code)
+		}
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if b.get("/admin/data-requests"); !strings.Contains(b.last, "吴秀珍") || !strings.Contains(b.last, "记录并答复") {
+			t.Fatalf("the requests page:\n%s", b.last)
+		}
+		form = url.Values{"csrf": {b.csrf()}, "answer": {"已删除手机号，病历依法保存"}}
+		if code, _ := b.post(fmt.Sprintf("/admin/data-requests/%d", reqs[0].ID), form); code != http.StatusSeeOther {
+			t.Fatalf("answer: %d %s", code, b.last)
+		}
+		if b.get("/admin/data-requests"); !strings.Contains(b.last, "已删除手机号，病历依法保存") {
+			t.Fatalf("the answer is not shown:\n%s", b.last)
+		}
+	})
+}

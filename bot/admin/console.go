@@ -44,7 +44,8 @@ var labels = map[string]string{
 	"staff.password": "重置密码", "staff.disable": "停用账号", "staff.enable": "启用账号", "outbox.retry": "重新发送推送",
 	"import.residents": "导入居民", "import.organisation": "导入机构", "institution.import": "导入机构",
 	"schedule.weekly": "添加门诊时间", "schedule.leave": "登记请假", "schedule.extra": "登记加诊", "schedule.closure": "全机构停诊", "schedule.remove": "删除门诊时间",
-	"package.price": "设定价格", "package.confirm": "确认价格",
+	"package.price": "设定价格", "resident.consent_withdrawn": "撤回个人信息处理同意",
+	"resident.deletion_requested": "申请删除个人信息", "resident.deletion_answered": "答复删除申请", "data_request_answered": "删除申请答复", "package.confirm": "确认价格",
 	"setting.team_model": "团队组成", "setting.partner_hospitals": "合作医院", "setting.min_visit_minutes": "单次就诊时长",
 	"setting.home_visit_groups": "可预约上门的人群", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 	// Why a push was withdrawn (outbox.last_error of cancelled rows).
@@ -114,6 +115,7 @@ var nav = []navItem{
 	{Path: "/admin/indicators", Label: "指标", need: toRead},
 	{Path: "/admin/outbox", Label: "推送", need: toRead},
 	{Path: "/admin/import", Label: "导入导出", need: toRead},
+	{Path: "/admin/data-requests", Label: "信息删除申请", need: toManage},
 	{Path: "/admin/audit", Label: "审计日志", need: toManage},
 	{Path: "/admin/staff", Label: "员工账号", need: toManage},
 	{Path: "/admin/password", Label: "修改密码", need: toRead},

@@ -72,6 +72,8 @@ func (a *API) consoleRoutes() []route {
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
 		{"GET", "/audit", toManage, a.auditPage},
+		{"GET", "/data-requests", toManage, a.dataRequestsPage},
+		{"POST", "/data-requests/:id", toManage, a.answerDataRequestPage},
 		{"GET", "/staff", toManage, a.staffPage},
 		{"POST", "/staff", toManage, a.createStaffPage},
 		{"POST", "/staff/:id", toManage, a.changeStaffPage},
@@ -650,6 +652,34 @@ func (a *API) retryPage(c *gin.Context) {
 		return
 	}
 	done(c, "/admin/outbox", "已重新发送。")
+}
+
+// dataRequestsPage lists residents' deletion requests, open first.
+func (a *API) dataRequestsPage(c *gin.Context) {
+	pg := pageOf(c)
+	rows, total, err := a.DB.DataRequests(c.Request.Context(), caller(c).Scope, pg)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "datarequests", gin.H{"Rows": rows, "Pager": pager(c, pg, total)})
+}
+
+// answerDataRequestPage records how a deletion request was handled; the
+// resident is told the answer.
+func (a *API) answerDataRequestPage(c *gin.Context) {
+	p := caller(c)
+	err := flows.AnswerDeletion(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), p.Name, c.PostForm("answer"), time.Now())
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		refused(c, "/admin/data-requests", refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/data-requests", "已记录办理结果，并告知申请人。")
 }
 
 func (a *API) auditPage(c *gin.Context) {
