@@ -333,14 +333,6 @@ func visitsCancelledWith(cancelled []storage.AppointmentView) []storage.Push {
 	return pushes
 }
 
-func packageNames(c storage.ContractView) []string {
-	names := make([]string, 0, len(c.Packages))
-	for _, p := range c.Packages {
-		names = append(names, p.Name)
-	}
-	return names
-}
-
 func renewedEnd(c storage.ContractView) string {
 	end, _ := time.ParseInLocation("2006-01-02", c.TermEnd.String, Shanghai)
 	return end.AddDate(0, c.TermMonths, 0).Format("2006-01-02")
