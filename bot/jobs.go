@@ -12,8 +12,9 @@ import (
 // safe to run on many instances at once: their effects are keyed or
 // conditional.
 
-// expireContracts ends contracts whose term is over, at start and hourly.
-// Every instance runs it; the update is conditional, so they do not clash.
+// expireContracts ends contracts whose term is over, and signings for a
+// family member they did not confirm in time, at start and hourly. Every
+// instance runs it; the updates are conditional, so they do not clash.
 func (s *Server) expireContracts(ctx context.Context) {
 	for {
 		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
@@ -21,6 +22,11 @@ func (s *Server) expireContracts(ctx context.Context) {
 			s.log.Error("contract expiry failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("contracts expired", "count", n)
+		}
+		if n, err := flows.LapseMemberRequests(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Error("lapsing unconfirmed family signings failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("family signings not confirmed in time lapsed", "count", n)
 		}
 		select {
 		case <-ctx.Done():

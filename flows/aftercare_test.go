@@ -141,10 +141,10 @@ func TestPickAmongSeveralContracts(t *testing.T) {
 	e := engineFor(t, "national")
 	signed(t, e, "o_fam", synthID("110105", "19550302", "021"))
 	c := talk(t, e, "o_fam")
-	for _, s := range []string{"签约", "2", "王小花", "同意", synthID("110105", "19580101", "022"), "13812345679", "1", "0", "1", "0"} {
+	for _, s := range []string{"签约", "2", "王小花", "同意", synthID("110105", "19580101", "022"), "1", "13812345679", "1", "0", "1", "0"} {
 		c.say(s)
 	}
-	c.say("同意", "合同编号")
+	c.say("同意", "待本人确认")
 	c.say("解约", "要解约哪一份签约", "1. 王小花", "2. 王秀英")
 	c.say("3", "请回复1到2之间的数字")
 	c.say("1", "解约的原因")

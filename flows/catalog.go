@@ -21,6 +21,9 @@ type Applicant struct {
 	Age     int
 	Groups  []string // declared priority groups; those that follow from age are added
 	Insured storage.Insured
+	// MinorAlone: a 14-17-year-old signing without a guardian, who takes
+	// no package they would pay for.
+	MinorAlone bool
 }
 
 // InGroup reports whether the applicant belongs to a priority group, declared
@@ -189,6 +192,9 @@ func Eligible(p storage.Package, a Applicant) error {
 	}
 	if len(p.Groups) > 0 && !slices.ContainsFunc(p.Groups, a.InGroup) {
 		return refuse(p.Code, "refuse_groups", map[string]any{"Name": p.Name, "Groups": groupNames(p.Groups)})
+	}
+	if fen, known := p.Price(a.Insured).Resident(); a.MinorAlone && (fen > 0 || !known) {
+		return refuse(p.Code, "refuse_minor_paid", p.Name)
 	}
 	return nil
 }

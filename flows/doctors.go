@@ -124,6 +124,9 @@ func (e *Engine) answerSignRequest(ctx context.Context, number, reason string, i
 	if err != nil {
 		return nil, err
 	}
+	if c.AwaitingMember {
+		return say("contract_awaiting_member", number)
+	}
 	termEnd, err := AnswerSignRequest(ctx, e.DB, c, in.OpenID, reason, in.At)
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return say("contract_already_answered", number)

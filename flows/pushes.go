@@ -33,6 +33,7 @@ const (
 
 	PushReferralRequest     = "referral_request"      // to the doctor: a resident asks to be referred
 	PushDataRequestAnswered = "data_request_answered" // to the resident: staff answered their deletion request
+	PushMemberConfirmed     = "member_confirmed"      // to the one who signed a family member: the member confirmed
 	PushBookingCreated      = "booking_created"       // to the doctor: a new appointment
 	PushBookingChanged      = "booking_changed"       // to the doctor: an appointment moved
 	PushBookingCancelled    = "booking_cancelled"     // to the doctor: an appointment cancelled
@@ -58,7 +59,7 @@ var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, P
 	PushContractCancelled, PushContractRenewed,
 	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged, PushTeamHandover, PushHandoverReceived,
 	PushReferralRequest, PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
-	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal, PushDataRequestAnswered}
+	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal, PushDataRequestAnswered, PushMemberConfirmed}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (

@@ -49,6 +49,7 @@ type signingData struct {
 	Insured         string   `json:"insured,omitempty"`
 	Packages        []string `json:"packages,omitempty"`
 	PreferredDoctor int64    `json:"preferred_doctor,omitempty"` // from a doctor's QR code
+	Relation        string   `json:"relation,omitempty"`         // what the user is to the family member
 }
 
 type signTurn = turn[signingData]
@@ -61,6 +62,7 @@ var signing = declare(&conversation[signingData]{
 		{name: "name", ask: askName, take: takeName},
 		{name: "consent", ask: askConsent, take: takeConsent},
 		{name: "id", ask: askID, take: takeID},
+		{name: "relation", applies: func(t *signTurn) (bool, error) { return signFamily(t), nil }, ask: askRelation, take: takeRelation},
 		{name: "phone", ask: askPhone, take: takePhone},
 		{name: "community", ask: askCommunity, take: takeCommunity},
 		{name: "groups", ask: askGroups, take: takeGroups},
@@ -76,7 +78,8 @@ var signing = declare(&conversation[signingData]{
 func signFamily(t *signTurn) bool { return t.d.Who == "family" }
 
 func signApplicant(t *signTurn) Applicant {
-	return Applicant{Age: t.d.Age, Groups: t.d.Groups, Insured: storage.Insured(cmp.Or(t.d.Insured, string(storage.InsuredLocal)))}
+	return Applicant{Age: t.d.Age, Groups: t.d.Groups, Insured: storage.Insured(cmp.Or(t.d.Insured, string(storage.InsuredLocal))),
+		MinorAlone: !signFamily(t) && t.d.Age < adultAge}
 }
 
 // numbers reads "1 3", "1,3", "1，3" or "1、3".
@@ -232,6 +235,34 @@ func takeID(t *signTurn, said string) (string, error) {
 	t.d.IDSealed, t.d.IDHash = sealed, hash
 	t.d.Birth, t.d.Sex, t.d.Age = person.Birth.Format("2006-01-02"), person.sex(), age
 	return templates.Message("sign_id_ok", MaskID(id))
+}
+
+// Ages that change who may consent: under 14 a guardian consents (PIPL
+// Art. 31); under 18 a minor signing alone takes no paid package; from 18
+// the member confirms a signing made for them themselves.
+const (
+	guardianAge = 14
+	adultAge    = 18
+)
+
+// relations a user may declare to the family member they sign, by whether
+// the member is a minor (a guardian signs) or an adult.
+var relations = map[bool][]string{
+	true:  {"父母", "祖父母或外祖父母", "其他监护人"},
+	false: {"配偶", "子女", "父母", "其他亲属"},
+}
+
+func askRelation(t *signTurn) (string, error) {
+	return templates.Message("sign_relation", map[string]any{"Minor": t.d.Age < adultAge, "Relations": relations[t.d.Age < adultAge]})
+}
+
+func takeRelation(t *signTurn, said string) (string, error) {
+	r, err := pickOne(relations[t.d.Age < adultAge], said, "sign_relation_reask")
+	if err != nil {
+		return "", err
+	}
+	t.d.Relation = r
+	return "", nil
 }
 
 func askPhone(t *signTurn) (string, error) { return templates.Message("sign_phone", signFamily(t)) }
@@ -634,12 +665,21 @@ func takeConfirm(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	code := ""
+	if signFamily(t) && t.d.Age >= adultAge {
+		code = memberCode(t.e.Sealer, t.st.RunKey)
+		nc.MemberCode, nc.MemberCodeExpires = memberCodeHash(t.e.Sealer, code), t.in.At.Add(MemberCodeValid)
+	}
 	number, _, err := t.e.DB.CreateContract(t, nc)
 	if errors.Is(err, storage.ErrLiveContract) {
 		return "", stopWith("sign_id_taken", nil)
 	}
 	if err != nil {
 		return "", err
+	}
+	if code != "" {
+		return "", stopWith("sign_done_member", map[string]any{"Number": number, "Name": t.d.Name, "Code": code,
+			"Days": int(MemberCodeValid.Hours() / 24), "Doctor": t.d.DoctorName})
 	}
 	return "", stopWith("sign_done", map[string]any{"Number": number, "Doctor": t.d.DoctorName})
 }
@@ -677,7 +717,7 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 	at := t.in.At
 	return storage.NewContract{
 		RequestKey: t.st.RunKey, Day: at.In(Shanghai).Format("060102"),
-		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, Name: name,
+		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, FamilyRelation: d.Relation, Name: name,
 			IDSealed: d.IDSealed, IDHash: d.IDHash, PhoneSealed: d.PhoneSealed, PhoneHash: d.PhoneHash,
 			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups, GroupTags: GroupTags(t.e.Sealer, a.Groups),
 			IDMasked: idMasked, PhoneMasked: phoneMasked},

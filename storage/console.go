@@ -139,7 +139,7 @@ func (db *DB) ListCommunities(ctx context.Context, scope Scope, page Page) ([]Co
 	err := db.listing(ctx, "ListCommunities", &out, &total, `m.id, m.institution_id, m.town, m.name, m.residents, m.priority_counts,
 		m.counted_on,
 		(SELECT COUNT(*) FROM residents r JOIN contracts c ON c.resident_id = r.id
-		 WHERE r.community_id = m.id AND c.status IN ('pending', 'active')) AS signed`,
+		 WHERE r.community_id = m.id AND c.status IN ('pending', 'active') AND c.member_code_hash = '') AS signed`,
 		`communities m WHERE `+cond, "m.id", page, args)
 	return out, total, err
 }
@@ -174,7 +174,7 @@ func (db *DB) ListTeams(ctx context.Context, scope Scope, page Page) ([]TeamRow,
 	out := []TeamRow{}
 	var total int
 	err := db.listing(ctx, "ListTeams", &out, &total, `t.id, t.institution_id, t.name, t.doctor_id, d.name AS doctor_name,
-		(SELECT COUNT(*) FROM contracts c WHERE c.team_id = t.id AND c.status IN ('pending', 'active')) AS signed`,
+		(SELECT COUNT(*) FROM contracts c WHERE c.team_id = t.id AND c.status IN ('pending', 'active') AND c.member_code_hash = '') AS signed`,
 		`teams t JOIN doctors d ON d.id = t.doctor_id WHERE `+cond, "t.id", page, args)
 	if err != nil || len(out) == 0 {
 		return out, total, err
@@ -483,7 +483,7 @@ func (db *DB) ExportContracts(ctx context.Context, scope Scope, fn func([]Export
 			t.name AS team, c.agreed_at, c.term_end, c.number, c.status
 			FROM contracts c JOIN residents r ON r.id = c.resident_id JOIN communities m ON m.id = r.community_id
 			JOIN teams t ON t.id = c.team_id
-			WHERE c.status IN ('pending', 'active') AND c.id > ? AND `+cond+` ORDER BY c.id LIMIT 500`,
+			WHERE c.status IN ('pending', 'active') AND c.member_code_hash = '' AND c.id > ? AND `+cond+` ORDER BY c.id LIMIT 500`,
 			append([]any{after}, args...)...); err != nil {
 			return err
 		}

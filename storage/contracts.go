@@ -36,6 +36,9 @@ type NewResident struct {
 	GroupTags     []string // the same groups by their keyed hashes, for search
 	IDMasked      string   // 3203**********1234
 	PhoneMasked   string   // 138****5678
+	// FamilyRelation is what the person signing for them declared they are
+	// to them (父母, 配偶, 子女, 监护人 …); "" for oneself.
+	FamilyRelation string
 }
 
 // ContractPackage is a package in a contract with its frozen price split.
@@ -68,6 +71,11 @@ type NewContract struct {
 	Active  bool
 	TermEnd string // YYYY-MM-DD, with Active
 	Event   string
+	// MemberCode, when set, is the keyed hash of the code the family member
+	// confirms with, valid until MemberCodeExpires: the contract waits for
+	// them and Notify is held until they confirm (ConfirmMember).
+	MemberCode        string
+	MemberCodeExpires time.Time
 }
 
 // ErrLiveContract says the resident already has a pending or active contract.
@@ -107,12 +115,17 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 			confirmed = sql.NullTime{Time: nc.AgreedAt.UTC(), Valid: true}
 		}
 		var contractID int64
+		var codeExpires sql.NullTime
+		if nc.MemberCode != "" {
+			codeExpires = sql.NullTime{Time: nc.MemberCodeExpires.UTC(), Valid: true}
+		}
 		err = tx.get(ctx, op, &contractID, `INSERT INTO contracts (number, request_key, resident_id, team_id, doctor_id, status,
 		insured, term_months, term_end, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version,
-		consented_at, consent_by, created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		consented_at, consent_by, created_at, confirmed_at, member_code_hash, member_code_expires)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
 			nc.PartnerDistrict, nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion,
-			nc.ConsentedAt.UTC(), nc.ConsentBy, now, confirmed)
+			nc.ConsentedAt.UTC(), nc.ConsentBy, now, confirmed, nc.MemberCode, codeExpires)
 		if isUniqueViolation(err) {
 			return fail(op, ErrLiveContract)
 		}
@@ -131,7 +144,7 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", status, event); err != nil {
 			return err
 		}
-		if nc.Notify != nil {
+		if nc.Notify != nil && nc.MemberCode == "" {
 			if err := tx.enqueue(ctx, op, []Push{nc.Notify(number)}); err != nil {
 				return err
 			}
@@ -154,9 +167,9 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	if errors.Is(err, ErrNotFound) {
 		err = db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
 			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, id_masked, phone_masked,
-			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			family_relation, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
-			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, now, now)
+			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, now, now)
 		if err != nil {
 			return 0, err
 		}
@@ -178,9 +191,9 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
 		relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
-		updated_at = ? WHERE id = ?`,
+		family_relation = ?, updated_at = ? WHERE id = ?`,
 		r.ManagerOpenID, r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID,
-		r.GroupsSealed, r.IDMasked, r.PhoneMasked, now, id)
+		r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, now, id)
 	if err != nil {
 		return 0, err
 	}
@@ -309,6 +322,9 @@ type ContractView struct {
 	Groups        string         `db:"resident_groups"` // declared priority groups, sealed
 	BirthDate     string         `db:"birth_date"`
 	Insured       string         `db:"insured"` // where the resident is insured, as priced at signing
+	// AwaitingMember: signed for another adult, it waits for them to
+	// confirm it themselves; the doctor has not been asked.
+	AwaitingMember bool `db:"awaiting_member"`
 	// A 改签 waiting for the new team's doctor: the contract stays with its
 	// team until then.
 	ChangeTeamID   sql.NullInt64  `db:"change_team_id"`
@@ -323,7 +339,7 @@ const contractViewSQL = `SELECT ` + contractViewColumns + ` FROM ` + contractVie
 const contractViewColumns = `c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.insured, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
+	r.birth_date, c.insured, c.member_code_hash <> '' AS awaiting_member, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
 	c.created_at`
 
 const contractViewFrom = `contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
@@ -450,9 +466,9 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		change_doctor_id = CASE WHEN status <> ? THEN NULL ELSE change_doctor_id END,
 		team_id = CASE WHEN ? > 0 THEN ? ELSE team_id END, doctor_id = CASE WHEN ? > 0 THEN ? ELSE doctor_id END,
 		confirmed_at = COALESCE(confirmed_at, ?), ended_at = COALESCE(ended_at, ?)
-		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) RETURNING id`,
+		WHERE number = ? AND status = ? AND (? = '' OR term_end = ?) AND (? <> 'active' OR member_code_hash = '') RETURNING id`,
 			c.To, c.TermEnd, c.To, c.To, c.TeamID, c.TeamID, c.DoctorID, c.DoctorID, confirmed, ended,
-			c.Number, c.From, c.IfTermEnd, c.IfTermEnd)
+			c.Number, c.From, c.IfTermEnd, c.IfTermEnd, c.To)
 		if errors.Is(err, ErrNotFound) {
 			return fail(op, fmt.Errorf("%s: %w", c.Number, ErrStatusChanged))
 		}
@@ -773,7 +789,7 @@ func (db *DB) SignRequestsWaitingSince(ctx context.Context, before time.Time, af
 		r.name AS resident_name, c.created_at, i.phone
 		FROM contracts c JOIN doctors d ON d.id = c.doctor_id JOIN residents r ON r.id = c.resident_id
 		JOIN institutions i ON i.id = d.institution_id
-		WHERE c.status = 'pending' AND c.created_at < ? AND c.id > ? ORDER BY c.id LIMIT ?`, before.UTC(), afterID, limit)
+		WHERE c.status = 'pending' AND c.member_code_hash = '' AND c.created_at < ? AND c.id > ? ORDER BY c.id LIMIT ?`, before.UTC(), afterID, limit)
 	return out, err
 }
 

@@ -1200,3 +1200,57 @@ func TestDeletionRequestsInTheConsole(t *testing.T) {
 		}
 	})
 }
+
+// A signing for a family member that waits for them shows as such; staff
+// record that the member confirmed in person, and only then is the doctor
+// asked.
+func TestMemberConfirmsAtTheDesk(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		ctx := context.Background()
+		place, _ := o.db.FindCommunityTeam(ctx, o.home, "幸福社区", "林静家庭医生团队")
+		team, _ := o.db.TeamByID(ctx, place.TeamID)
+		number, _, err := o.db.CreateContract(ctx, storage.NewContract{RequestKey: "family-run", Day: "261202",
+			Resident: storage.NewResident{ManagerOpenID: "o_son", Relation: "family", FamilyRelation: "子女", Name: "王小花",
+				IDSealed: "v1:x", IDHash: "member-id", PhoneSealed: "v1:y", PhoneHash: "p", BirthDate: "1958-01-01", Sex: "female",
+				CommunityID: place.CommunityID, GroupsSealed: "[]"},
+			TeamID: place.TeamID, DoctorID: team.DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+			AgreementVersion: "2026-12", AgreedAt: time.Now(), ConsentVersion: "2026-12", ConsentedAt: time.Now(), ConsentBy: "o_son",
+			Packages:   []storage.ContractPackage{{Code: "basic", Name: "基本公共卫生服务包", Kind: "basic", Split: storage.Split{}}},
+			MemberCode: "code-hash", MemberCodeExpires: time.Now().Add(7 * 24 * time.Hour),
+			Notify: func(n string) storage.Push {
+				return storage.Push{Key: "never", Kind: "sign_request", Recipient: "doctor:1"}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := o.browser(t)
+		b.signIn("admin", testPassword)
+		if b.get("/admin/requests"); !strings.Contains(b.last, "待本人确认") || !strings.Contains(b.last, "本人已到窗口确认") {
+			t.Fatalf("the requests page:\n%s", b.last)
+		}
+		form := url.Values{"csrf": {b.csrf()}, "answer": {"confirm"}}
+		if code, _ := b.post("/admin/requests/"+number, form); code != http.StatusSeeOther {
+			t.Fatalf("confirm in the doctor's name: %d", code)
+		}
+		if c, _ := o.db.ContractByNumber(ctx, number); c.Status != storage.ContractPending {
+			t.Fatal("the doctor's confirmation went through before the member's")
+		}
+		form.Set("answer", "member")
+		if code, to := b.post("/admin/requests/"+number, form); code != http.StatusSeeOther || to != "/admin/requests" {
+			t.Fatalf("the member at the desk: %d", code)
+		}
+		c, _ := o.db.ContractByNumber(ctx, number)
+		if c.AwaitingMember {
+			t.Fatal("still waiting for the member")
+		}
+		if got, _ := o.db.OutboxFor(ctx, flows.DoctorRecipient(team.DoctorID)); !strings.Contains(fmt.Sprint(got), "sign_request") {
+			t.Fatalf("the doctor is not asked: %+v", got)
+		}
+		form.Set("answer", "confirm")
+		b.post("/admin/requests/"+number, form)
+		if c, _ := o.db.ContractByNumber(ctx, number); c.Status != storage.ContractActive {
+			t.Fatalf("after both: %s", c.Status)
+		}
+	})
+}

@@ -298,6 +298,19 @@ func (a *API) answerPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
+	if c.PostForm("answer") == "member" {
+		err := flows.ConfirmMemberAtDesk(ctx, a.DB, p.Scope, number, "staff:"+p.Name, time.Now())
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			refused(c, "/admin/requests", "签约申请 "+number+" 不在等本人确认。")
+		case err != nil:
+			a.pageFail(c, err)
+		default:
+			a.recordOn(c, storage.ThingContract, number, "contract.member_confirmed", number, "")
+			done(c, "/admin/requests", "已记录本人到窗口确认，已请医生确认。")
+		}
+		return
+	}
 	reason := ""
 	if c.PostForm("answer") != "confirm" {
 		if reason = strings.TrimSpace(c.PostForm("reason")); reason == "" {
@@ -734,6 +747,19 @@ func (a *API) answerChangePage(c *gin.Context) {
 	team, err := a.DB.TeamByID(ctx, contract.ChangeTeamID.Int64)
 	if err != nil {
 		a.pageFail(c, err)
+		return
+	}
+	if c.PostForm("answer") == "member" {
+		err := flows.ConfirmMemberAtDesk(ctx, a.DB, p.Scope, number, "staff:"+p.Name, time.Now())
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			refused(c, "/admin/requests", "签约申请 "+number+" 不在等本人确认。")
+		case err != nil:
+			a.pageFail(c, err)
+		default:
+			a.recordOn(c, storage.ThingContract, number, "contract.member_confirmed", number, "")
+			done(c, "/admin/requests", "已记录本人到窗口确认，已请医生确认。")
+		}
 		return
 	}
 	reason := ""

@@ -1,0 +1,89 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Signing another adult is a request, not a contract (杜绝“被签约”): the
+// requester is given a code, and the member confirms by sending
+// 确认签约 CODE from their own WeChat within MemberCodeValid, or in person at
+// the clinic (staff record it in the console). Only then is the doctor
+// asked; until then the contract is not active and counts nowhere, and
+// unconfirmed it lapses.
+
+// MemberCodeValid is how long a family member has to confirm.
+const MemberCodeValid = 7 * 24 * time.Hour
+
+// memberCode is the signing run's code: 8 digits from a keyed hash of the
+// run, so a retried 同意 shows the same code and nobody can guess it.
+func memberCode(s *storage.Sealer, runKey string) string {
+	n, _ := strconv.ParseUint(s.Hash("member_code_of_run", runKey)[:12], 16, 64)
+	return fmt.Sprintf("%08d", n%100_000_000)
+}
+
+func memberCodeHash(s *storage.Sealer, code string) string { return s.Hash("member_code", code) }
+
+var memberConfirmPattern = regexp.MustCompile(`^确认签约\s*([0-9]{8})$`)
+
+// memberCommand takes 确认签约 CODE from the family member's own WeChat.
+func (e *Engine) memberCommand(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {
+	m := memberConfirmPattern.FindStringSubmatch(said)
+	if m == nil {
+		return nil, false, nil
+	}
+	c, err := e.DB.ConfirmMember(ctx, storage.MemberConfirmation{CodeHash: memberCodeHash(e.Sealer, m[1]), By: in.OpenID,
+		Event: "confirmed by the member in WeChat", At: in.At, Notify: memberConfirmedPushes(in.At)})
+	if errors.Is(err, storage.ErrNotFound) {
+		replies, err := say("member_code_wrong", nil)
+		return replies, true, err
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	replies, err := say("member_confirmed", map[string]any{"Name": c.ResidentName, "Number": c.Number, "Doctor": c.DoctorName})
+	return replies, true, err
+}
+
+// ConfirmMemberAtDesk records that the family member confirmed in person at
+// the clinic (assisted signing), in a staff member's name.
+func ConfirmMemberAtDesk(ctx context.Context, db *storage.DB, scope storage.Scope, number, staff string, at time.Time) error {
+	_, err := db.ConfirmMember(ctx, storage.MemberConfirmation{Number: number, Scope: scope, By: staff,
+		Event: "confirmed by the member at the clinic", At: at, Notify: memberConfirmedPushes(at)})
+	return err
+}
+
+// memberConfirmedPushes asks the doctor, as a signing for oneself does, and
+// tells the one who signed that the member confirmed.
+func memberConfirmedPushes(at time.Time) func(storage.ContractView) []storage.Push {
+	return func(c storage.ContractView) []storage.Push {
+		return []storage.Push{
+			SignRequest{Key: storage.SignRequestKey(c.Number), DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
+				Community: c.CommunityName, At: at}.Push(),
+			MemberConfirmed{OpenID: c.ManagerOpenID, Number: c.Number, Resident: c.ResidentName, Doctor: c.DoctorName}.Push(),
+		}
+	}
+}
+
+// MemberConfirmed tells the one who signed a family member that the member
+// confirmed and the doctor is asked now.
+type MemberConfirmed struct {
+	OpenID, Number, Resident, Doctor string
+}
+
+func (p MemberConfirmed) Push() storage.Push {
+	return storage.Push{Key: "contract:" + p.Number + ":member-confirmed", Kind: PushMemberConfirmed, Recipient: p.OpenID,
+		Priority: PriorityTransactional, Fields: map[string]string{"number": p.Number, "resident": p.Resident, "doctor": p.Doctor}}
+}
+
+// LapseMemberRequests ends the signings that waited for their member past
+// the code's validity.
+func LapseMemberRequests(ctx context.Context, db *storage.DB, now time.Time) (int, error) {
+	return db.LapseMemberRequests(ctx, now, "not confirmed by the member in time")
+}

@@ -1,0 +1,97 @@
+package flows
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// Signing another adult is a request (杜绝“被签约”): it waits for them to
+// confirm from their own WeChat with the code, only then is the doctor
+// asked, and unconfirmed it lapses.
+func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	doc := bindFirstDoctor(t, e)
+	son := talk(t, e, "o_son")
+	for _, s := range []string{"签约", "2", "王小花", "同意", synthID("110105", "19580101", "022")} {
+		son.say(s)
+	}
+	son.say("9", "请回复1到4之间的数字")
+	son.say("2", "手机号")
+	for _, s := range []string{"13812345679", "1", "0", "1", "0"} {
+		son.say(s)
+	}
+	done := son.say("同意", "待本人确认", "确认签约 ", "7天内", "本人带身份证到签约机构窗口确认", "确认前签约不生效")
+	code := regexp.MustCompile(`确认签约 ([0-9]{8})`).FindStringSubmatch(done)[1]
+	number := done[strings.Index(done, "QY") : strings.Index(done, "QY")+12]
+	if n := countKind(t, e, DoctorRecipient(1), PushSignRequest, "pending"); n != 0 {
+		t.Fatalf("the doctor is asked before the member confirmed: %d", n)
+	}
+	doc.say("确认 "+number, "还在等本人确认")
+	if cs := contractsOf(t, e, "o_son"); cs[0].Status != storage.ContractPending || !cs[0].AwaitingMember {
+		t.Fatalf("before the member confirms: %+v", cs[0])
+	}
+	// Not from the WeChat that signed them, not with a wrong code.
+	son.say("确认签约 "+code, "不能用为您签约的那个微信确认")
+	mum := talk(t, e, "o_mum_own")
+	mum.say("确认签约 12345678", "确认码不对或已过期")
+	mum.say("确认签约 "+code, "已确认王小花的签约", "由林静医生确认")
+	mum.say("确认签约 "+code, "确认码不对或已过期") // once
+	if n := countKind(t, e, DoctorRecipient(1), PushSignRequest, "pending"); n != 1 {
+		t.Fatalf("the doctor's request after the member confirmed: %d", n)
+	}
+	if n := countKind(t, e, "o_son", PushMemberConfirmed, "pending"); n != 1 {
+		t.Fatalf("the son is told %d times", n)
+	}
+	doc.say("确认 "+number, "已确认")
+	if cs := contractsOf(t, e, "o_son"); cs[0].Status != storage.ContractActive {
+		t.Fatalf("after the doctor: %s", cs[0].Status)
+	}
+
+	// Unconfirmed for 7 days, it lapses and the member can be signed again.
+	dad := synthID("110105", "19560101", "031")
+	for _, s := range []string{"签约", "2", "王大山", "同意", dad, "1", "13812345670", "1", "0", "1", "0"} {
+		son.say(s)
+	}
+	son.say("同意", "待本人确认")
+	if n, err := LapseMemberRequests(ctx, e.DB, son.clock.Add(6*24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("lapsed early: %d %v", n, err)
+	}
+	if n, err := LapseMemberRequests(ctx, e.DB, son.clock.Add(MemberCodeValid+time.Minute)); err != nil || n != 1 {
+		t.Fatalf("lapsed: %d %v", n, err)
+	}
+	for _, c := range contractsOf(t, e, "o_son") {
+		if c.ResidentName == "王大山" && c.Status != storage.ContractCancelled {
+			t.Fatalf("an unconfirmed signing after 7 days: %s", c.Status)
+		}
+	}
+}
+
+// A child is signed by a guardian, who is not asked for the child's
+// confirmation; a 14-17-year-old signing alone takes no paid package.
+func TestMinorsAndGuardians(t *testing.T) {
+	e := engineFor(t, "national")
+	teen := talk(t, e, "o_teen")
+	for _, s := range []string{"签约", "1", "张小明", "同意", synthID("110105", "20100101", "011"), "13812345671", "1", "0"} {
+		teen.say(s)
+	}
+	list := teen.say("1", "1. 基本公共卫生服务包（免费）")
+	if strings.Contains(list, "母婴健康包") || strings.Contains(list, "2. ") {
+		t.Fatalf("a 16-year-old alone is offered paid packages:\n%s", list)
+	}
+	teen.say("0")
+	teen.say("同意", "合同编号")
+	c, _ := e.DB.Catalog(context.Background())
+	err := CheckChoice(c, Applicant{Age: 16, Groups: []string{"maternal"}, MinorAlone: true}, []string{"basic", "maternal_child"})
+	if err == nil || !strings.Contains(err.Error(), "未满18周岁请由父母或其他监护人为您签约") {
+		t.Fatalf("a paid package for a minor alone: %v", err)
+	}
+	if err := CheckChoice(c, Applicant{Age: 16, Groups: []string{"maternal"}}, []string{"basic", "maternal_child"}); err != nil {
+		t.Fatalf("the same package signed by a guardian: %v", err)
+	}
+}
