@@ -29,7 +29,7 @@ func TestCancelAContract(t *testing.T) {
 	c := talk(t, e, "o_c")
 	c.say("解约", "解约的原因")
 	c.say("好", "解约的原因")
-	c.say("搬家了", "请确认：解约王秀英的签约（编号"+number, "原因：搬家了", "回复“确认”办理")
+	c.say("住院做透析了", "请确认：解约王秀英的签约（编号"+number, "原因：住院做透析了", "回复“确认”办理")
 	c.say("嗯", "请回复“确认”办理解约")
 	c.say("确认", "已解约（编号"+number)
 	cs := contractsOf(t, e, "o_c")
@@ -39,6 +39,14 @@ func TestCancelAContract(t *testing.T) {
 	rows, _ := e.DB.OutboxFor(context.Background(), DoctorRecipient(cs[0].DoctorID))
 	if len(rows) != 2 || rows[1].Kind != PushContractCancelled {
 		t.Fatalf("doctor told %+v", rows)
+	}
+	// The resident's own words may name a condition: the template message
+	// leaves them out; staff read them on the resident's page.
+	if strings.Contains(rows[1].Payload, "透析") {
+		t.Fatalf("the doctor's notice carries the reason: %s", rows[1].Payload)
+	}
+	if reasons, err := e.DB.EndReasons(context.Background(), []int64{cs[0].ID}); err != nil || reasons[cs[0].ID] != "住院做透析了" {
+		t.Fatalf("the reason kept for staff: %v %v", reasons, err)
 	}
 	c.say("解约", "没有可以解约的签约")
 	// The same person can sign again now.

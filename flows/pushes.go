@@ -187,9 +187,12 @@ type ContractEnded struct {
 	Reason   string
 }
 
+// Push leaves the resident's reason out: their own words may name a
+// condition, and a template message shows on a lock screen. Staff read it
+// on the resident's page.
 func (p ContractEnded) Push() storage.Push {
 	return storage.Push{Key: p.Key, Kind: PushContractCancelled, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
-		Fields: map[string]string{"number": p.Number, "resident": p.Resident, "reason": p.Reason}}
+		Fields: map[string]string{"number": p.Number, "resident": p.Resident}}
 }
 
 // ContractRenewal tells the doctor a resident renewed (续签).

@@ -823,3 +823,25 @@ func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident
 		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.update", fmt.Sprintf("%s（居民 #%d）", was.Name, id), detail)
 	})
 }
+
+// EndReasons are the reasons given when contracts were cancelled or
+// declined, by contract: staff read them on the resident's page (the
+// doctor's notice leaves a resident's words out).
+func (db *DB) EndReasons(ctx context.Context, contractIDs []int64) (map[int64]string, error) {
+	out := map[int64]string{}
+	if len(contractIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		ContractID int64  `db:"contract_id"`
+		Reason     string `db:"reason"`
+	}
+	if err := db.selIn(ctx, "EndReasons", &rows, `SELECT contract_id, reason FROM contract_events
+		WHERE contract_id IN (?) AND to_status IN ('cancelled', 'declined') AND reason <> '' ORDER BY id`, contractIDs); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ContractID] = r.Reason
+	}
+	return out, nil
+}

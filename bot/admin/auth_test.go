@@ -804,8 +804,8 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 		b.signIn("admin", testPassword)
 		// Signed before the package had a price: the share is the
 		// institution's published one, not 0.
-		if b.get(page); !strings.Contains(b.last, "应付 以签约机构公示价格为准 · 已收 0 元") {
-			t.Fatalf("the account of an unknown share:\n%s", b.last)
+		if b.get(page); !strings.Contains(b.last, "应付 以签约机构公示价格为准 · 已收 0 元") || !strings.Contains(b.last, "登记收费") {
+			t.Fatalf("the account of an unknown share, and its payment form:\n%s", b.last)
 		}
 		city := o.browser(t)
 		city.signIn("city", testPassword)

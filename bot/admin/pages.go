@@ -177,7 +177,16 @@ func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem st
 			return
 		}
 	}
-	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "Visits": visits, "Referrals": file.Referrals, "Pushes": file.Pushes, "Secrets": secrets, "Problem": problem,
+	ids := make([]int64, len(contracts))
+	for i, k := range contracts {
+		ids[i] = k.ID
+	}
+	reasons, err := a.DB.EndReasons(ctx, ids)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "EndReasons": reasons, "Visits": visits, "Referrals": file.Referrals, "Pushes": file.Pushes, "Secrets": secrets, "Problem": problem,
 		"Communities": communities, "Teams": teams, "Accounts": accounts, "Methods": flows.PaymentMethods})
 }
 
