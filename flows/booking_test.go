@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +334,48 @@ func (c *chat) book(kind, day, time string, contains ...string) string {
 		c.say(s)
 	}
 	return c.say("确认", append([]string{"预约成功"}, contains...)...)
+}
+
+// numberOf finds the number a list reply gives a line holding name.
+func numberOf(t *testing.T, reply, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^([0-9]+)\. [^\n]*` + regexp.QuoteMeta(name)).FindStringSubmatch(reply)
+	if m == nil {
+		t.Fatalf("no line with %q in:\n%s", name, reply)
+	}
+	return m[1]
+}
+
+// A paid package that promises home visits can book them (Linzi's
+// postnatal visits); a resident who holds none and is in no home-visit
+// group is told which packages and groups have them.
+func TestAPackagePromisingHomeVisitsCanBookThem(t *testing.T) {
+	e := engineFor(t, "linzi")
+	doc := bindFirstDoctor(t, e)
+	sign := func(openID, name, id, group, pkg string) {
+		c := talk(t, e, openID)
+		for _, s := range []string{"签约", "1", name, "同意", id, "13812345672"} {
+			c.say(s)
+		}
+		groups := c.say("1", "人群")
+		if group != "" {
+			c.say(numberOf(t, groups, group))
+		} else {
+			c.say("0")
+		}
+		packages := c.say("1", "请选择服务包")
+		c.say(numberOf(t, packages, pkg), "签约协议")
+		number := c.say("同意", "合同编号")
+		doc.say("确认 "+number[strings.Index(number, "QY"):strings.Index(number, "QY")+12], "已确认")
+	}
+	sign("o_new_mum", "李芳", synthID("370305", "19960101", "022"), "孕产妇", "孕产妇服务包")
+	mum := talk(t, e, "o_new_mum")
+	mum.say("预约")
+	mum.say("1")
+	mum.say("2", "可以预约的日期")
+	sign("o_tcm", "赵强", synthID("370305", "19800101", "031"), "", "中医药服务包")
+	other := talk(t, e, "o_tcm")
+	other.say("预约")
+	other.say("1")
+	other.say("2", "上门服务只面向", "孕产妇服务包")
 }
