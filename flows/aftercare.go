@@ -65,8 +65,8 @@ func fits(kind string, c storage.ContractView, at time.Time) bool {
 	switch kind {
 	case "cancel":
 		return live
-	case "change": // one 改签 at a time
-		return live && !c.ChangeTeamID.Valid
+	case "change": // one 改签 at a time; none before the member confirmed
+		return live && !c.ChangeTeamID.Valid && !c.AwaitingMember
 	}
 	if c.Status != storage.ContractActive || !c.TermEnd.Valid {
 		return false
@@ -311,6 +311,10 @@ type NewTeam struct {
 // key keys the new doctor's request; a contract no longer in the state read
 // is storage.ErrStatusChanged.
 func ChangeTeam(ctx context.Context, db *storage.DB, c storage.ContractView, to NewTeam, actor, key string, at time.Time) error {
+	if c.AwaitingMember { // no doctor has been asked yet: the contract simply moves
+		return db.ChangeStatus(ctx, storage.StatusChange{Number: c.Number, From: c.Status, To: c.Status, Actor: actor,
+			TeamID: to.ID, DoctorID: to.DoctorID, Reason: "changed team"})
+	}
 	request := []storage.Push{SignRequest{Key: key, DoctorID: to.DoctorID, Number: c.Number, Resident: c.ResidentName,
 		Community: c.CommunityName, At: at}.Push()}
 	if c.Status == storage.ContractActive {
@@ -351,8 +355,10 @@ func careApply(t *careTurn, c storage.ContractView) error {
 	switch t.d.Kind {
 	case "cancel":
 		change.To, change.Reason = storage.ContractCancelled, t.d.Reason
-		change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
-			Reason: t.d.Reason}.Push()}
+		if !c.AwaitingMember { // a doctor never asked is not told
+			change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
+				Reason: t.d.Reason}.Push()}
+		}
 		if c.ChangeDoctorID.Valid { // the team asked to take it hears too
 			change.Notify = append(change.Notify, ContractEnded{Key: key + ":change", DoctorID: c.ChangeDoctorID.Int64,
 				Number: c.Number, Resident: c.ResidentName, Reason: t.d.Reason}.Push())

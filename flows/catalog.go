@@ -193,8 +193,10 @@ func Eligible(p storage.Package, a Applicant) error {
 	if len(p.Groups) > 0 && !slices.ContainsFunc(p.Groups, a.InGroup) {
 		return refuse(p.Code, "refuse_groups", map[string]any{"Name": p.Name, "Groups": groupNames(p.Groups)})
 	}
-	if fen, known := p.Price(a.Insured).Resident(); a.MinorAlone && (fen > 0 || !known) {
-		return refuse(p.Code, "refuse_minor_paid", p.Name)
+	// A basic package whose amount is not given stays open: the basic
+	// public-health services cost nothing, and a minor may sign them alone.
+	if fen, known := p.Price(a.Insured).Resident(); a.MinorAlone && (fen > 0 || !known && p.Kind != storage.Basic) {
+		return refuse(p.Code, "refuse_minor_paid", map[string]any{"Name": p.Name, "Known": known})
 	}
 	return nil
 }

@@ -18,6 +18,9 @@ import (
 // asked; until then the contract is not active and counts nowhere, and
 // unconfirmed it lapses.
 
+// maxCodesPerDay is how many different codes one WeChat user may try a day.
+const maxCodesPerDay = 5
+
 // MemberCodeValid is how long a family member has to confirm.
 const MemberCodeValid = 7 * 24 * time.Hour
 
@@ -38,7 +41,20 @@ func (e *Engine) memberCommand(ctx context.Context, st *State, said string, in I
 	if m == nil {
 		return nil, false, nil
 	}
-	c, err := e.DB.ConfirmMember(ctx, storage.MemberConfirmation{CodeHash: memberCodeHash(e.Sealer, m[1]), By: in.OpenID,
+	// A few codes a day per WeChat user, as with ID numbers: a code
+	// cannot be found by trying.
+	hash := memberCodeHash(e.Sealer, m[1])
+	day := "code:" + in.At.In(Shanghai).Format("20060102")
+	if tried, n, err := e.DB.IDTriedToday(ctx, in.OpenID, day, hash); err != nil {
+		return nil, true, err
+	} else if !tried && n >= maxCodesPerDay {
+		replies, err := say("member_code_limit", nil)
+		return replies, true, err
+	}
+	if _, err := e.DB.TryID(ctx, in.OpenID, day, hash); err != nil {
+		return nil, true, err
+	}
+	c, err := e.DB.ConfirmMember(ctx, storage.MemberConfirmation{CodeHash: hash, By: in.OpenID,
 		Event: "confirmed by the member in WeChat", At: in.At, Notify: memberConfirmedPushes(in.At)})
 	if errors.Is(err, storage.ErrNotFound) {
 		replies, err := say("member_code_wrong", nil)

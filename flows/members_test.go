@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
@@ -33,6 +34,12 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 		t.Fatalf("the doctor is asked before the member confirmed: %d", n)
 	}
 	doc.say("确认 "+number, "还在等本人确认")
+	son.say("我的签约", "状态：待本人确认")
+	son.say("改签", "没有可以改签的签约") // no doctor is asked before the member
+	if _, err := RecordFee(ctx, e.DB, storage.Scope{}, number, storage.Payment{Kind: "payment", Fen: 100, Method: "cash",
+		Receipt: "M1", RecordedBy: "wang"}); err == nil {
+		t.Fatal("money taken for a signing its member has not confirmed")
+	}
 	if cs := contractsOf(t, e, "o_son"); cs[0].Status != storage.ContractPending || !cs[0].AwaitingMember {
 		t.Fatalf("before the member confirms: %+v", cs[0])
 	}
@@ -93,5 +100,14 @@ func TestMinorsAndGuardians(t *testing.T) {
 	}
 	if err := CheckChoice(c, Applicant{Age: 16, Groups: []string{"maternal"}}, []string{"basic", "maternal_child"}); err != nil {
 		t.Fatalf("the same package signed by a guardian: %v", err)
+	}
+	// Where the basic package's amount is not given (Kunming), a minor
+	// alone still signs it, and is kept from the personalised ones.
+	km, _ := profile.Load("kunming")
+	if err := CheckChoice(km, Applicant{Age: 16, MinorAlone: true}, []string{"basic"}); err != nil {
+		t.Fatalf("Kunming's basic package for a minor alone: %v", err)
+	}
+	if err := CheckChoice(km, Applicant{Age: 16, MinorAlone: true}, []string{"basic", "tcm"}); err == nil || !strings.Contains(err.Error(), "可能需要个人付费") {
+		t.Fatalf("an unknown-priced personalised package for a minor alone: %v", err)
 	}
 }

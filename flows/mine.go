@@ -42,6 +42,15 @@ var statusNames = map[string]string{
 	storage.ContractCancelled: "已解约", storage.ContractExpired: "已到期",
 }
 
+// statusOf is a contract's state as residents read it: a signing made
+// for a family member waits for them before any doctor.
+func statusOf(c storage.ContractView) string {
+	if c.AwaitingMember {
+		return mustMessage("status_awaiting_member", nil)
+	}
+	return statusNames[c.Status]
+}
+
 // maxContractsShown keeps the list inside one reply.
 const maxContractsShown = 5
 
@@ -69,7 +78,7 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 			pkgs = append(pkgs, p.Name)
 		}
 		lines = append(lines, line{N: i + 1, Name: c.ResidentName, MaskedID: MaskID(id), Number: c.Number,
-			Status: statusNames[c.Status], Team: c.TeamName, Doctor: c.DoctorName,
+			Status: statusOf(c), Team: c.TeamName, Doctor: c.DoctorName,
 			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String,
 			Live: c.Status == storage.ContractActive || c.Status == storage.ContractPending})
 	}

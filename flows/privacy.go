@@ -167,10 +167,12 @@ func WithdrawConsent(ctx context.Context, db *storage.DB, residentID int64, acto
 			continue
 		}
 		key := fmt.Sprintf("contract:%s:withdraw:%d", c.Number, at.Unix())
-		err := db.ChangeStatus(ctx, storage.StatusChange{Number: c.Number, From: c.Status, To: storage.ContractCancelled,
-			Actor: actor, Reason: reason, At: at,
-			Notify:      []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName, Reason: reason}.Push()},
-			VisitsEnded: visitsCancelledWith})
+		change := storage.StatusChange{Number: c.Number, From: c.Status, To: storage.ContractCancelled,
+			Actor: actor, Reason: reason, At: at, VisitsEnded: visitsCancelledWith}
+		if !c.AwaitingMember { // a doctor never asked is not told
+			change.Notify = []storage.Push{ContractEnded{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName, Reason: reason}.Push()}
+		}
+		err := db.ChangeStatus(ctx, change)
 		if errors.Is(err, storage.ErrStatusChanged) {
 			continue // it ended meanwhile
 		}

@@ -208,7 +208,7 @@ func takeID(t *signTurn, said string) (string, error) {
 		return "", reaskWith(idProblems[err], nil)
 	}
 	age := Age(person.Birth, t.in.At)
-	if !signFamily(t) && age < 14 {
+	if !signFamily(t) && age < guardianAge {
 		return "", stopWith("sign_id_child_self", nil)
 	}
 	hash := t.e.Sealer.Hash("id_number", id)
@@ -245,10 +245,11 @@ const (
 	adultAge    = 18
 )
 
-// relations a user may declare to the family member they sign, by whether
-// the member is a minor (a guardian signs) or an adult.
+// relations are what the family member may be to the user who signs them,
+// by whether the member is a minor (the user is their guardian) or an
+// adult.
 var relations = map[bool][]string{
-	true:  {"父母", "祖父母或外祖父母", "其他监护人"},
+	true:  {"子女", "孙子女或外孙子女", "由我监护的其他未成年人"},
 	false: {"配偶", "子女", "父母", "其他亲属"},
 }
 

@@ -36,8 +36,8 @@ type NewResident struct {
 	GroupTags     []string // the same groups by their keyed hashes, for search
 	IDMasked      string   // 3203**********1234
 	PhoneMasked   string   // 138****5678
-	// FamilyRelation is what the person signing for them declared they are
-	// to them (父母, 配偶, 子女, 监护人 …); "" for oneself.
+	// FamilyRelation is what the person signing them declared they are to
+	// that person (子女, 配偶, 父母 …); "" for oneself.
 	FamilyRelation string
 }
 
@@ -191,7 +191,7 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
 		relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
-		family_relation = ?, updated_at = ? WHERE id = ?`,
+		family_relation = ?, consent_withdrawn_at = NULL, updated_at = ? WHERE id = ?`,
 		r.ManagerOpenID, r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID,
 		r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, now, id)
 	if err != nil {
@@ -777,19 +777,30 @@ type SignRequestWaiting struct {
 	DoctorName    string    `db:"doctor_name"`
 	ManagerOpenID string    `db:"manager_openid"`
 	ResidentName  string    `db:"resident_name"`
-	Since         time.Time `db:"created_at"`
+	Since         time.Time `db:"created_at"` // or when the member confirmed, below
 	Phone         string    `db:"phone"`
+	// MemberConfirmedAt: a request made for a family member waits for the
+	// doctor from when the member confirmed it.
+	MemberConfirmedAt sql.NullTime `db:"member_confirmed_at"`
 }
 
 // SignRequestsWaitingSince lists pending contracts made before a moment,
 // a page at a time after a contract ID.
 func (db *DB) SignRequestsWaitingSince(ctx context.Context, before time.Time, afterID int64, limit int) ([]SignRequestWaiting, error) {
 	var out []SignRequestWaiting
+	// A request made for a family member waits for the doctor from when
+	// the member confirmed it.
 	err := db.sel(ctx, "SignRequestsWaitingSince", &out, `SELECT c.id, c.number, c.doctor_id, d.name AS doctor_name, r.manager_openid,
-		r.name AS resident_name, c.created_at, i.phone
+		r.name AS resident_name, c.created_at, c.member_confirmed_at, i.phone
 		FROM contracts c JOIN doctors d ON d.id = c.doctor_id JOIN residents r ON r.id = c.resident_id
 		JOIN institutions i ON i.id = d.institution_id
-		WHERE c.status = 'pending' AND c.member_code_hash = '' AND c.created_at < ? AND c.id > ? ORDER BY c.id LIMIT ?`, before.UTC(), afterID, limit)
+		WHERE c.status = 'pending' AND c.member_code_hash = '' AND COALESCE(c.member_confirmed_at, c.created_at) < ?
+		AND c.id > ? ORDER BY c.id LIMIT ?`, before.UTC(), afterID, limit)
+	for i, r := range out {
+		if r.MemberConfirmedAt.Valid {
+			out[i].Since = r.MemberConfirmedAt.Time
+		}
+	}
 	return out, err
 }
 

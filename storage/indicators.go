@@ -240,8 +240,9 @@ func (db *DB) contains(text, part string) string {
 }
 
 // personalShare is a package's frozen split's share paid by the resident:
-// Unknown (-1) where the programme gave no amount, which is still a paid
-// (有偿) package.
+// Unknown (-1) where the programme gave no amount. Paid signing (有偿签约)
+// counts a package with a share, or an unknown one beyond the basic
+// package (the programmes file those as 收费项目).
 func (db *DB) personalShare(split string) string {
 	return db.spell("COALESCE(CAST(CAST("+split+" AS JSONB) ->> 'resident' AS BIGINT), 0)",
 		"COALESCE(json_extract("+split+", '$.resident'), 0)")
@@ -334,7 +335,8 @@ func (db *DB) subjects(q IndicatorQuery, codes []string) *subjectSQL {
 		part(`SELECT s.institution_id, s.community_id, s.team_id, s.doctor_id, s.resident_id, s.id, 'paid_share',
 			CASE WHEN pp.contract_id IS NULL THEN 0.0 ELSE 1.0 END, CASE WHEN kp.resident_id IS NULL THEN 0.0 ELSE 1.0 END
 			FROM s LEFT JOIN (SELECT DISTINCT p.contract_id FROM s s2 JOIN contract_packages p ON p.contract_id = s2.id
-				WHERE p.split LIKE '%"resident"%' AND `+db.personalShare("p.split")+` <> 0) pp ON pp.contract_id = s.id
+				WHERE p.split LIKE '%"resident"%' AND (`+db.personalShare("p.split")+` > 0
+					OR `+db.personalShare("p.split")+` = -1 AND p.kind <> 'basic')) pp ON pp.contract_id = s.id
 			LEFT JOIN (SELECT DISTINCT resident_id FROM g WHERE code IN (?)) kp
 				ON kp.resident_id = s.resident_id`, append([]string{""}, q.Rules.Priority...))
 	}

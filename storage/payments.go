@@ -109,14 +109,17 @@ func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p P
 			ID          int64  `db:"id"`
 			Institution int64  `db:"institution_id"`
 			Status      string `db:"status"`
+			Awaiting    bool   `db:"awaiting"`
 		}
 		// The no-op update takes the contract's row lock on PostgreSQL, so
 		// two counters cannot both take the last yuan owed.
 		if err := tx.get(ctx, op, &c, `UPDATE contracts SET number = number WHERE number = ?
-			RETURNING id, (SELECT institution_id FROM teams WHERE teams.id = contracts.team_id) AS institution_id, status`, number); err != nil {
+			RETURNING id, (SELECT institution_id FROM teams WHERE teams.id = contracts.team_id) AS institution_id, status,
+			member_code_hash <> '' AS awaiting`, number); err != nil {
 			return err
 		}
-		if !slices.Contains(statuses, c.Status) {
+		// Nothing is paid for a signing its member has not confirmed.
+		if !slices.Contains(statuses, c.Status) || c.Awaiting && p.Kind == "payment" {
 			return fail(op, fmt.Errorf("%s of contract %s: %w", p.Kind, number, ErrStatusChanged))
 		}
 		var err error

@@ -39,7 +39,7 @@ var samples = map[string]any{
 	"sign_relation_reask": 3,
 	"sign_done_member":    map[string]any{"Number": "QY2611230001", "Name": "王小花", "Code": "12345678", "Days": 7, "Doctor": "林静"},
 	"member_code_wrong":   nil, "member_confirmed": map[string]any{"Name": "王小花", "Number": "QY2611230001", "Doctor": "林静"},
-	"refuse_minor_paid": "母婴健康包", "contract_awaiting_member": "QY2611230001",
+	"refuse_minor_paid": map[string]any{"Name": "母婴健康包", "Known": false}, "contract_awaiting_member": "QY2611230001", "status_awaiting_member": nil, "member_code_limit": nil,
 	"push_member_confirmed":      map[string]string{"number": "QY2611230001", "resident": "王小花", "doctor": "林静"},
 	"push_data_request_answered": map[string]string{"resident": "王秀英", "answer": "已删除可删除的信息"},
 	"my_data": []map[string]any{{"Name": "王秀英", "MaskedID": "1101**********0211", "MaskedPhone": "138****5678", "Birth": "1955-03-02",

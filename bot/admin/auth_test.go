@@ -814,6 +814,15 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 			!strings.Contains(city.last, "团队组成") {
 			t.Fatalf("the packages page hides what is unknown or assumed:\n%s", city.last)
 		}
+		// A share the price has may not be left empty (the elderly package's
+		// resident share is unknown).
+		if code, _ := city.post("/admin/packages/elderly/price", url.Values{"csrf": {city.csrf()}, "local_insurance": {"10"}}); code != http.StatusSeeOther {
+			t.Fatalf("a form without the resident's share: %d", code)
+		}
+		if cat, _ := o.db.Catalog(ctx); func() bool { p, _ := cat.Package("elderly"); return !p.PriceUnknown() }() {
+			t.Fatal("an empty field dropped a share still to set")
+		}
+		city.get("/admin/packages")
 		price := url.Values{"csrf": {city.csrf()}, "local_resident": {"30"}}
 		if code, to := city.post("/admin/packages/elderly/price", price); code != http.StatusSeeOther || to != "/admin/packages" {
 			t.Fatalf("the city sets a price: %d %s", code, to)

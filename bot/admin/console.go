@@ -48,7 +48,8 @@ var labels = map[string]string{
 	"member_confirmed":            "本人确认签约",
 	"resident.deletion_requested": "申请删除个人信息", "resident.deletion_answered": "答复删除申请", "data_request_answered": "删除申请答复", "package.confirm": "确认价格",
 	"setting.team_model": "团队组成", "setting.partner_hospitals": "合作医院", "setting.min_visit_minutes": "单次就诊时长",
-	"setting.home_visit_groups": "可预约上门的人群", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
+	"setting.home_visit_groups": "可预约上门的人群", "setting.max_upcoming": "同时可有的预约数",
+	"setting.cancel_before_hours": "在线取消的截止时间", "setting.quiet_hours": "夜间免打扰时段", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 	// Why a push was withdrawn (outbox.last_error of cancelled rows).
 	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
 	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒",

@@ -618,9 +618,25 @@ func (a *API) pricePage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
+	cat, err := a.DB.Catalog(c.Request.Context())
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	pkg, ok := cat.Package(c.Param("code"))
+	if !ok {
+		a.pageFail(c, storage.ErrNotFound)
+		return
+	}
 	local := storage.Split{}
 	for _, payer := range profile.Words().Payers {
 		text := strings.TrimSpace(c.PostForm("local_" + payer.Code))
+		if _, had := pkg.Price(storage.InsuredLocal)[payer.Code]; text == "" && had {
+			// A share the price has, known or not, is not dropped by a
+			// field left empty.
+			refused(c, "/admin/packages", payer.Name+"的金额请填写（不付费请填0）。")
+			return
+		}
 		if text == "" {
 			continue
 		}

@@ -73,6 +73,9 @@ func readMarks(data []byte) (marks, error) {
 	_, appts := pair(root, "appointments")
 	setting("min_visit_minutes", appts, "min_visit_minutes")
 	setting("home_visit_groups", appts, "home_visit_groups")
+	setting("max_upcoming", appts, "max_upcoming")
+	setting("cancel_before_hours", appts, "cancel_before_hours")
+	setting("quiet_hours", root, "quiet_hours")
 	if k, v := pair(root, "personalised_max"); k != nil && !hasSource(comments(k, v)) {
 		m.bad("personalised_max: cite the document (# source: 「…」)")
 	}

@@ -151,7 +151,7 @@ func TestYaoguanPrices(t *testing.T) {
 func TestLinziPackages(t *testing.T) {
 	funded := yuan{"district": 75, "town": 75, "resident": unk}
 	c := checkPrices(t, "linzi", []priceCase{
-		{code: "basic", kind: storage.Basic, local: yuan{"public_health": unk}},
+		{code: "basic", kind: storage.Basic, local: yuan{"public_health": unk, "resident": unk}},
 		{code: "elderly", kind: storage.Personalised, local: funded},
 		{code: "hypertension", kind: storage.Personalised, local: funded, groups: []string{"hypertension"}},
 		{code: "diabetes", kind: storage.Personalised, local: funded, groups: []string{"diabetes"}},
