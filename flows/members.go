@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
 )
 
 // Signing another adult is a request, not a contract (杜绝“被签约”): the
@@ -54,8 +55,7 @@ func (e *Engine) memberCommand(ctx context.Context, st *State, said string, in I
 	if _, err := e.DB.TryID(ctx, in.OpenID, day, hash); err != nil {
 		return nil, true, err
 	}
-	c, err := e.DB.ConfirmMember(ctx, storage.MemberConfirmation{CodeHash: hash, By: in.OpenID,
-		Event: "confirmed by the member in WeChat", At: in.At, Notify: memberConfirmedPushes(in.At)})
+	c, err := e.DB.AwaitingCode(ctx, hash, in.OpenID, in.At)
 	if errors.Is(err, storage.ErrNotFound) {
 		replies, err := say("member_code_wrong", nil)
 		return replies, true, err
@@ -63,8 +63,122 @@ func (e *Engine) memberCommand(ctx context.Context, st *State, said string, in I
 	if err != nil {
 		return nil, true, err
 	}
-	replies, err := say("member_confirmed", map[string]any{"Name": c.ResidentName, "Number": c.Number, "Doctor": c.DoctorName})
+	replies, err := e.enter(ctx, st, memberConfirm.name, in, &memberData{Number: c.Number, CodeHash: hash})
 	return replies, true, err
+}
+
+// memberData is the signing a family member is confirming.
+type memberData struct {
+	Number   string `json:"number"`
+	CodeHash string `json:"code"`
+}
+
+type memberTurn = turn[memberData]
+
+// memberConfirm asks the member for their own consent, then for their
+// agreement to the contract, before the doctor is asked.
+var memberConfirm = declare(&conversation[memberData]{
+	about: about{name: "member_confirm", title: "确认签约", help: "member_help", version: 1},
+	steps: []step[memberData]{
+		{name: "consent", ask: askMemberConsent, take: takeMemberConsent},
+		{name: "agree", ask: askMemberAgreement, take: takeMemberAgreement},
+	},
+})
+
+func memberContract(t *memberTurn) (storage.ContractView, error) {
+	c, err := t.e.DB.AwaitingCode(t, t.d.CodeHash, t.in.OpenID, t.in.At)
+	if errors.Is(err, storage.ErrNotFound) {
+		return c, stopWith("member_code_wrong", nil)
+	}
+	return c, err
+}
+
+func askMemberConsent(t *memberTurn) (string, error) {
+	c, err := memberContract(t)
+	if err != nil {
+		return "", err
+	}
+	who, err := Processor(t, t.e.DB)
+	if err != nil {
+		return "", err
+	}
+	consent, err := templates.Message("consent_"+ConsentVersion, map[string]any{"Family": false, "Processor": who.Name, "Phones": who.Phones})
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("member_consent", map[string]any{"Name": c.ResidentName, "Number": c.Number, "Consent": consent})
+}
+
+func takeMemberConsent(t *memberTurn, said string) (string, error) {
+	switch said {
+	case "同意":
+		return "", nil
+	case "不同意":
+		return "", refuseMember(t)
+	}
+	return "", reaskWith("sign_consent_reask", nil)
+}
+
+func askMemberAgreement(t *memberTurn) (string, error) {
+	c, err := memberContract(t)
+	if err != nil {
+		return "", err
+	}
+	cat, err := t.catalog()
+	if err != nil {
+		return "", err
+	}
+	fees := Fees{Packages: map[string]storage.Split{}, Total: storage.Split{}}
+	var codes []string
+	for _, p := range c.Packages {
+		codes = append(codes, p.Code)
+		fees.Packages[p.Code] = p.Split
+		for payer, fen := range p.Split {
+			if fen == storage.Unknown || fees.Total[payer] == storage.Unknown {
+				fees.Total[payer] = storage.Unknown
+				continue
+			}
+			fees.Total[payer] += fen
+		}
+	}
+	agreement, err := Agreement(t, t.e.DB, cat, c.TeamID, codes, fees, c.TermMonths)
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("member_agreement", map[string]any{"Price": priceOf(fees.Total), "Agreement": agreement})
+}
+
+func takeMemberAgreement(t *memberTurn, said string) (string, error) {
+	switch said {
+	case "不同意":
+		return "", refuseMember(t)
+	case "同意":
+	default:
+		return "", reaskWith("member_agreement_reask", nil)
+	}
+	c, err := t.e.DB.ConfirmMember(t, storage.MemberConfirmation{CodeHash: t.d.CodeHash, By: t.in.OpenID,
+		Event: "confirmed by the member in WeChat", At: t.in.At, Notify: memberConfirmedPushes(t.in.At),
+		ConsentVersion: ConsentVersion, AgreementVersion: AgreementVersion})
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", stopWith("member_code_wrong", nil)
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", stopWith("member_confirmed", map[string]any{"Name": c.ResidentName, "Number": c.Number, "Doctor": c.DoctorName})
+}
+
+// refuseMember ends the signing the member does not want; nobody else was
+// asked, so nobody else is told but the one who signed them.
+func refuseMember(t *memberTurn) error {
+	c, err := memberContract(t)
+	if err != nil {
+		return err
+	}
+	if err := t.e.DB.RefuseMember(t, c.Number, t.in.OpenID, "declined by the member", t.in.At); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return stopWith("member_declined", c.Number)
 }
 
 // ConfirmMemberAtDesk records that the family member confirmed in person at

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
 // Signing another adult is a request (杜绝“被签约”): it waits for them to
@@ -47,8 +48,18 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 	son.say("确认签约 "+code, "不能用为您签约的那个微信确认")
 	mum := talk(t, e, "o_mum_own")
 	mum.say("确认签约 12345678", "确认码不对或已过期")
-	mum.say("确认签约 "+code, "已确认王小花的签约", "由林静医生确认")
+	// The member gives their own consent and agreement.
+	mum.say("确认签约 "+code, "您的家人为您（王小花）提交了家庭医生签约申请", "敏感个人信息", "回复“同意”继续")
+	mum.say("同意", "签约协议", "服务期", "回复“同意”确认签约")
+	if n := countKind(t, e, DoctorRecipient(1), PushSignRequest, "pending"); n != 0 {
+		t.Fatalf("the doctor is asked before the member agreed: %d", n)
+	}
+	mum.say("同意", "已确认王小花的签约", "由林静医生确认")
 	mum.say("确认签约 "+code, "确认码不对或已过期") // once
+	var by string
+	if err := storagetest.SQL(t, e.DB).Get(&by, `SELECT consent_by FROM contracts WHERE number = '`+number+`'`); err != nil || by != "o_mum_own" {
+		t.Fatalf("the consent on record is %q's (%v), not the member's", by, err)
+	}
 	if n := countKind(t, e, DoctorRecipient(1), PushSignRequest, "pending"); n != 1 {
 		t.Fatalf("the doctor's request after the member confirmed: %d", n)
 	}
@@ -58,6 +69,21 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 	doc.say("确认 "+number, "已确认")
 	if cs := contractsOf(t, e, "o_son"); cs[0].Status != storage.ContractActive {
 		t.Fatalf("after the doctor: %s", cs[0].Status)
+	}
+
+	// A member who does not want it ends it; no doctor hears of it.
+	aunt := synthID("110105", "19620101", "042")
+	for _, s := range []string{"签约", "2", "王小云", "同意", aunt, "4", "13812345673", "1", "0", "1", "0"} {
+		son.say(s)
+	}
+	refusedCode := regexp.MustCompile(`确认签约 ([0-9]{8})`).FindStringSubmatch(son.say("同意", "待本人确认"))[1]
+	auntChat := talk(t, e, "o_aunt")
+	auntChat.say("确认签约 "+refusedCode, "提交了家庭医生签约申请")
+	auntChat.say("不同意", "已作废", "不会为您签约")
+	for _, c := range contractsOf(t, e, "o_son") {
+		if c.ResidentName == "王小云" && c.Status != storage.ContractCancelled {
+			t.Fatalf("a signing its member refused: %s", c.Status)
+		}
 	}
 
 	// Unconfirmed for 7 days, it lapses and the member can be signed again.

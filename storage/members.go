@@ -27,6 +27,13 @@ func (db *DB) ConfirmMember(ctx context.Context, m MemberConfirmation) (Contract
 		}
 		n, err := tx.exec(ctx, op, `UPDATE contracts SET member_code_hash = '', member_code_expires = NULL,
 			member_confirmed_by = ?, member_confirmed_at = ? WHERE id = ? AND member_code_hash <> ''`, m.By, m.At.UTC(), v.ID)
+		if err == nil && n > 0 && m.ConsentVersion != "" {
+			// The member's own consent and agreement replace those the
+			// one who signed them gave on their behalf.
+			_, err = tx.exec(ctx, op, `UPDATE contracts SET consent_version = ?, consented_at = ?, consent_by = ?,
+				agreement_version = ?, agreed_at = ? WHERE id = ?`,
+				m.ConsentVersion, m.At.UTC(), m.By, m.AgreementVersion, m.At.UTC(), v.ID)
+		}
 		if err != nil {
 			return err
 		}
@@ -42,6 +49,34 @@ func (db *DB) ConfirmMember(ctx context.Context, m MemberConfirmation) (Contract
 	return v, err
 }
 
+// AwaitingCode finds the signing a code confirms: pending, the code not
+// expired, and not asked for from the WeChat user who signed them.
+// Anything else is ErrNotFound.
+func (db *DB) AwaitingCode(ctx context.Context, codeHash, by string, at time.Time) (ContractView, error) {
+	const op = "AwaitingCode"
+	var v ContractView
+	if err := db.get(ctx, op, &v, contractViewSQL+` WHERE c.status = 'pending' AND c.member_code_hash = ?
+		AND c.member_code_expires > ? AND r.manager_openid <> ?`, codeHash, at.UTC(), by); err != nil {
+		return v, err
+	}
+	one := []ContractView{v}
+	err := db.loadPackages(ctx, op, one)
+	return one[0], err
+}
+
+// RefuseMember ends a signing its member declined; no doctor was asked.
+func (db *DB) RefuseMember(ctx context.Context, number, by, reason string, at time.Time) error {
+	const op = "RefuseMember"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var id int64
+		if err := tx.get(ctx, op, &id, `UPDATE contracts SET status = 'cancelled', ended_at = ?, member_code_hash = ''
+			WHERE number = ? AND status = 'pending' AND member_code_hash <> '' RETURNING id`, at.UTC(), number); err != nil {
+			return err
+		}
+		return tx.addEvents(ctx, op, []int64{id}, by, ContractPending, ContractCancelled, reason)
+	})
+}
+
 // MemberConfirmation is a family member's confirmation of a contract.
 type MemberConfirmation struct {
 	CodeHash string // by code from WeChat
@@ -50,7 +85,10 @@ type MemberConfirmation struct {
 	By       string // the member's openid, or the staff member
 	Event    string // the contract event's reason
 	At       time.Time
-	Notify   func(ContractView) []Push
+	// ConsentVersion and AgreementVersion, when set, are what the member
+	// agreed to themselves (in WeChat); at the desk it is on paper.
+	ConsentVersion, AgreementVersion string
+	Notify                           func(ContractView) []Push
 }
 
 // LapseMemberRequests ends the contracts that waited for a family member
