@@ -20,10 +20,13 @@ import (
 
 // aftercareData is what an after-care conversation has been told so far.
 type aftercareData struct {
-	Kind       string `json:"kind"`             // cancel, renew, change
-	Number     string `json:"number,omitempty"` // the contract
-	Reason     string `json:"reason,omitempty"` // 解约
-	chosenTeam        // 改签: the new team
+	Kind   string `json:"kind"`             // cancel, renew, change
+	Number string `json:"number,omitempty"` // the contract
+	Reason string `json:"reason,omitempty"` // 解约
+	// Renewal is the next term as shown before 同意 (续签): what the
+	// resident agrees to is what is recorded, whatever changes meanwhile.
+	Renewal    []storage.ContractPackage `json:"renewal,omitempty"`
+	chosenTeam                           // 改签: the new team
 }
 
 type careTurn = turn[aftercareData]
@@ -272,6 +275,7 @@ func askRenewal(t *careTurn, c storage.ContractView) (string, error) {
 	for _, p := range plan.Packages {
 		names, codes = append(names, p.Name), append(codes, p.Code)
 	}
+	t.d.Renewal = plan.Packages
 	agreement, err := Agreement(t, t.e.DB, cat, c.TeamID, codes, plan.Fees, c.TermMonths)
 	if err != nil {
 		return "", err
@@ -370,13 +374,12 @@ func careApply(t *careTurn, c storage.ContractView) error {
 		}
 		reply, data = "cancel_done", ended
 	case "renew":
-		plan, err := careRenewalPlan(t, c)
-		if err != nil {
-			return err
+		if len(t.d.Renewal) == 0 {
+			return missing(t.st.Flow, "renewal shown")
 		}
 		end := renewedEnd(c)
 		change.TermEnd, change.IfTermEnd, change.Reason = end, c.TermEnd.String, "renewed"
-		change.Renewal = &storage.Renewal{Packages: plan.Packages, AgreementVersion: AgreementVersion, AgreedAt: t.in.At}
+		change.Renewal = &storage.Renewal{Packages: t.d.Renewal, AgreementVersion: AgreementVersion, AgreedAt: t.in.At}
 		change.Notify = []storage.Push{ContractRenewal{Key: key, DoctorID: c.DoctorID, Number: c.Number, Resident: c.ResidentName,
 			TermEnd: end}.Push()}
 		reply, data = "renew_done", map[string]any{"Number": c.Number, "End": end}

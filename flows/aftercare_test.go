@@ -63,7 +63,14 @@ func TestRenewFromThirtyDaysBeforeTheEnd(t *testing.T) {
 	c.clock = time.Date(2027, 10, 25, 9, 0, 0, 0, Shanghai)
 	c.say("续签", "请核对续签", "续签后服务期至：2028-11-22", "服务包：", "费用：", "签约协议", "退费规定", "12320", "回复“同意”续签")
 	c.say("确认", "请回复“同意”续签")
+	// A price set meanwhile does not change what the resident agreed to.
+	if err := e.DB.SetPackagePrice(context.Background(), "basic", map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 1000}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
 	c.say("同意", "已续签（编号"+number+"），服务期延长至2028-11-22")
+	if cs := contractsOf(t, e, "o_r"); len(cs[0].Packages) != 1 || len(cs[0].Packages[0].Split) != 0 {
+		t.Fatalf("the renewed term holds %+v, not the free package shown", cs[0].Packages)
+	}
 	if cs := contractsOf(t, e, "o_r"); cs[0].TermEnd.String != "2028-11-22" || cs[0].Status != storage.ContractActive {
 		t.Fatalf("after renewal: %+v", cs[0])
 	}

@@ -44,6 +44,12 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 	if cs := contractsOf(t, e, "o_son"); cs[0].Status != storage.ContractPending || !cs[0].AwaitingMember {
 		t.Fatalf("before the member confirms: %+v", cs[0])
 	}
+	// The member signing themselves meanwhile is pointed to the code.
+	own := talk(t, e, "o_mum_own")
+	for _, s := range []string{"签约", "1", "王小花", "同意"} {
+		own.say(s)
+	}
+	own.say(synthID("110105", "19580101", "022"), "正在等本人确认", "确认签约 确认码")
 	// Not from the WeChat that signed them, not with a wrong code.
 	son.say("确认签约 "+code, "不能用为您签约的那个微信确认")
 	mum := talk(t, e, "o_mum_own")

@@ -223,8 +223,10 @@ func takeID(t *signTurn, said string) (string, error) {
 	if _, err := t.e.DB.TryID(t, t.in.OpenID, day, hash); err != nil {
 		return "", err
 	}
-	if live, err := t.e.DB.HasLiveContract(t, hash); err != nil {
+	if live, awaiting, err := t.e.DB.LiveContractOf(t, hash); err != nil {
 		return "", err
+	} else if awaiting && !signFamily(t) {
+		return "", stopWith("sign_id_awaiting_member", nil)
 	} else if live {
 		return "", stopWith("sign_id_taken", nil)
 	}

@@ -246,10 +246,23 @@ func (db *DB) addEvents(ctx context.Context, op string, contractIDs []int64, act
 // HasLiveContract reports whether the ID number (by hash) has a pending or
 // active contract.
 func (db *DB) HasLiveContract(ctx context.Context, idHash string) (bool, error) {
-	var n int
-	err := db.get(ctx, "HasLiveContract", &n, `SELECT COUNT(*) FROM contracts c JOIN residents r ON r.id = c.resident_id
+	live, _, err := db.LiveContractOf(ctx, idHash)
+	return live, err
+}
+
+// LiveContractOf reports whether the resident with this ID number has a
+// pending or active contract, and whether it is a signing by a family
+// member that waits for them to confirm it.
+func (db *DB) LiveContractOf(ctx context.Context, idHash string) (live, awaiting bool, err error) {
+	var row struct {
+		N        int `db:"n"`
+		Awaiting int `db:"awaiting"`
+	}
+	err = db.get(ctx, "LiveContractOf", &row, `SELECT COUNT(*) AS n,
+		COALESCE(SUM(CASE WHEN c.member_code_hash <> '' THEN 1 ELSE 0 END), 0) AS awaiting
+		FROM contracts c JOIN residents r ON r.id = c.resident_id
 		WHERE r.id_number_hash = ? AND c.status IN ('pending', 'active')`, idHash)
-	return n > 0, err
+	return row.N > 0, row.Awaiting > 0, err
 }
 
 // TryID records that a WeChat user entered an ID number today and returns

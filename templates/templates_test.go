@@ -39,7 +39,7 @@ var samples = map[string]any{
 	"sign_relation_reask": 3,
 	"sign_done_member":    map[string]any{"Number": "QY2611230001", "Name": "王小花", "Code": "12345678", "Days": 7, "Doctor": "林静"},
 	"member_code_wrong":   nil, "member_confirmed": map[string]any{"Name": "王小花", "Number": "QY2611230001", "Doctor": "林静"},
-	"refuse_minor_paid": map[string]any{"Name": "母婴健康包", "Known": false}, "contract_awaiting_member": "QY2611230001", "status_awaiting_member": nil, "member_code_limit": nil,
+	"refuse_minor_paid": map[string]any{"Name": "母婴健康包", "Known": false}, "contract_awaiting_member": "QY2611230001", "status_awaiting_member": nil, "member_code_limit": nil, "sign_id_awaiting_member": nil,
 	"member_consent":         map[string]any{"Name": "王小花", "Number": "QY2611230001", "Consent": "同意书"},
 	"member_agreement":       map[string]any{"Price": map[string]any{"Payers": []map[string]any{}, "ResidentPays": int64(0), "ResidentKnown": true, "AllUnknown": false}, "Agreement": "协议"},
 	"member_agreement_reask": nil, "member_declined": "QY2611230001", "member_help": map[string]string{"Step": "consent", "Title": "确认签约"},
