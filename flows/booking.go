@@ -715,7 +715,18 @@ func (e *Engine) myAppointments(ctx context.Context, in Inbound) ([]string, erro
 		lines = append(lines, line{When: dayLabel(a.StartsAt.In(Shanghai).Format("2006-01-02")) + " " + slotLabel(a.StartsAt, a.EndsAt),
 			Kind: kindName(a.Kind), Doctor: a.DoctorName, Name: a.ResidentName})
 	}
-	return say("my_appointments", lines)
+	// Referrals sent in the last month are listed apart: the hospital,
+	// not the family doctor, arranges their time.
+	refs, err := e.DB.ReferralsManagedBy(ctx, in.OpenID, in.At.AddDate(0, -1, 0))
+	if err != nil {
+		return nil, err
+	}
+	type referral struct{ Name, Hospital, Day string }
+	var sent []referral
+	for _, r := range refs {
+		sent = append(sent, referral{Name: r.ResidentName, Hospital: r.Hospital, Day: r.CreatedAt.In(Shanghai).Format("1月2日")})
+	}
+	return say("my_appointments", map[string]any{"Lines": lines, "Referrals": sent})
 }
 
 // nthAppointment finds the N-th line of 我的预约.

@@ -293,6 +293,7 @@ func TestReferralWithoutPartnerHospitals(t *testing.T) {
 	c.say("5", "为什么需要转诊")
 	c.say("血糖一直控制不好", "转往上级医院（由")
 	c.say("确认", "转诊申请已提交", "合适的上级医院")
+	c.say("我的预约", "暂无预约", "近一个月的转诊申请", "王秀英，转往医生选定的上级医院")
 	if a, _ := e.DB.UpcomingManagedBy(context.Background(), "o_ref", c.clock); len(a) != 0 {
 		t.Fatalf("the referral booked a visit: %+v", a)
 	}

@@ -145,7 +145,8 @@ func askMemberAgreement(t *memberTurn) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return templates.Message("member_agreement", map[string]any{"Price": priceOf(fees.Total), "Agreement": agreement})
+	return templates.Message("member_agreement", map[string]any{"Name": c.ResidentName, "Number": c.Number,
+		"Price": priceOf(fees.Total), "Agreement": agreement})
 }
 
 func takeMemberAgreement(t *memberTurn, said string) (string, error) {

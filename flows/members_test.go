@@ -62,6 +62,8 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 	}
 	mum.say("同意", "已确认王小花的签约", "由林静医生确认")
 	mum.say("确认签约 "+code, "确认码不对或已过期") // once
+	// The member manages their contract from their own WeChat from now on.
+	mum.say("我的签约", "王小花", "待医生确认")
 	var by string
 	if err := storagetest.SQL(t, e.DB).Get(&by, `SELECT consent_by FROM contracts WHERE number = '`+number+`'`); err != nil || by != "o_mum_own" {
 		t.Fatalf("the consent on record is %q's (%v), not the member's", by, err)
@@ -73,8 +75,11 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 		t.Fatalf("the son is told %d times", n)
 	}
 	doc.say("确认 "+number, "已确认")
-	if cs := contractsOf(t, e, "o_son"); cs[0].Status != storage.ContractActive {
-		t.Fatalf("after the doctor: %s", cs[0].Status)
+	if cs := contractsOf(t, e, "o_mum_own"); len(cs) != 1 || cs[0].Status != storage.ContractActive {
+		t.Fatalf("after the doctor: %+v", cs)
+	}
+	if n := countKind(t, e, "o_mum_own", PushSignConfirmed, "pending"); n != 1 {
+		t.Fatalf("the member is told of the doctor's answer %d times", n)
 	}
 
 	// A member who does not want it ends it; no doctor hears of it.

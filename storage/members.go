@@ -33,6 +33,11 @@ func (db *DB) ConfirmMember(ctx context.Context, m MemberConfirmation) (Contract
 			_, err = tx.exec(ctx, op, `UPDATE contracts SET consent_version = ?, consented_at = ?, consent_by = ?,
 				agreement_version = ?, agreed_at = ? WHERE id = ?`,
 				m.ConsentVersion, m.At.UTC(), m.By, m.AgreementVersion, m.At.UTC(), v.ID)
+			if err == nil {
+				// An adult who agreed in their own WeChat manages their own
+				// contract from then on: 我的签约, 我的数据, 撤回同意, 解约.
+				_, err = tx.exec(ctx, op, `UPDATE residents SET manager_openid = ?, relation = 'self' WHERE id = ?`, m.By, v.ResidentID)
+			}
 		}
 		if err != nil {
 			return err

@@ -72,3 +72,21 @@ func (db *DB) ReferralsOf(ctx context.Context, residentID int64) ([]Referral, er
 		reason_sealed, created_at FROM referrals WHERE resident_id = ? ORDER BY id DESC LIMIT 50`, residentID)
 	return out, err
 }
+
+// ReferralSent is a recent referral request as its resident's manager sees
+// it in 我的预约.
+type ReferralSent struct {
+	ResidentName string    `db:"resident_name"`
+	Hospital     string    `db:"hospital"`
+	CreatedAt    time.Time `db:"created_at"`
+}
+
+// ReferralsManagedBy lists the referral requests made since a moment for
+// the residents a WeChat user manages, newest first.
+func (db *DB) ReferralsManagedBy(ctx context.Context, openID string, since time.Time) ([]ReferralSent, error) {
+	var out []ReferralSent
+	err := db.sel(ctx, "ReferralsManagedBy", &out, `SELECT r.name AS resident_name, f.hospital, f.created_at
+		FROM referrals f JOIN residents r ON r.id = f.resident_id
+		WHERE r.manager_openid = ? AND f.created_at >= ? ORDER BY f.id DESC LIMIT 5`, openID, since.UTC())
+	return out, err
+}
