@@ -281,16 +281,21 @@ func Price(c storage.Catalog, a Applicant, codes []string) Fees {
 		if !ok {
 			continue
 		}
-		split := p.Price(a.Insured)
-		f.Packages[code] = split
-		for payer, fen := range split {
-			if fen == storage.Unknown || f.Total[payer] == storage.Unknown {
-				f.Total[payer] = storage.Unknown
-				continue
-			}
-			f.Total[payer] += fen
+		f.add(code, p.Price(a.Insured))
+	}
+	return f
+}
+
+// add puts a package's split into the fees; a share unknown in any package
+// leaves that payer's total unknown.
+func (f *Fees) add(code string, split storage.Split) {
+	f.Packages[code] = split
+	for payer, fen := range split {
+		if fen == storage.Unknown || f.Total[payer] == storage.Unknown {
+			f.Total[payer] = storage.Unknown
+			continue
 		}
+		f.Total[payer] += fen
 	}
 	f.ResidentPays, _ = f.Total.Resident()
-	return f
 }

@@ -104,6 +104,9 @@ func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
 	chronic := []storage.ContractPackage{{Code: "basic", Name: "基本", Kind: "basic"},
 		{Code: "chronic", Name: "慢病", Kind: "personalised", Split: storage.Split{"public_health": 2000, "resident": 2000}}}
 	basic := chronic[:1]
+	// D's basic package had no amount when signed: an unknown share on a
+	// basic package is not paid signing (有偿签约).
+	basicUnknown := []storage.ContractPackage{{Code: "basic", Name: "基本", Kind: "basic", Split: storage.Split{"resident": storage.Unknown}}}
 	for _, r := range []struct {
 		key, community, team, born, group, since string
 		packages                                 []storage.ContractPackage
@@ -111,7 +114,7 @@ func newIndicatorWorld(t *testing.T, db *storage.DB) *indicatorWorld {
 		{"A", "河东村", "赵", "1950-05-01", "hypertension", "2025-07-01", chronic},
 		{"B", "河东村", "赵", "1980-05-01", "", "2026-03-01", basic},
 		{"C", "河西村", "黄", "1955-05-01", "diabetes", "2025-01-01", chronic},
-		{"D", "李家庄", "黄", "1960-05-01", "diabetes", "2025-02-01", basic},
+		{"D", "李家庄", "黄", "1960-05-01", "diabetes", "2025-02-01", basicUnknown},
 		{"E", "河西村", "黄", "1990-05-01", "", "2025-03-01", basic},
 	} {
 		team := w.teams[r.team]

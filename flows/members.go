@@ -130,16 +130,9 @@ func askMemberAgreement(t *memberTurn) (string, error) {
 	}
 	fees := Fees{Packages: map[string]storage.Split{}, Total: storage.Split{}}
 	var codes []string
-	for _, p := range c.Packages {
+	for _, p := range c.Packages { // the prices frozen when they were signed
 		codes = append(codes, p.Code)
-		fees.Packages[p.Code] = p.Split
-		for payer, fen := range p.Split {
-			if fen == storage.Unknown || fees.Total[payer] == storage.Unknown {
-				fees.Total[payer] = storage.Unknown
-				continue
-			}
-			fees.Total[payer] += fen
-		}
+		fees.add(p.Code, p.Split)
 	}
 	agreement, err := Agreement(t, t.e.DB, cat, c.TeamID, codes, fees, c.TermMonths)
 	if err != nil {

@@ -50,7 +50,7 @@ func (e *Engine) myData(ctx context.Context, in Inbound) ([]string, error) {
 			return nil, err
 		}
 		p := person{Name: r.Name, MaskedID: r.IDMasked, MaskedPhone: r.PhoneMasked, Birth: r.BirthDate,
-			Sex: map[string]string{"male": "男", "female": "女"}[r.Sex], Community: r.Community, Groups: groupNames(groups), Held: held}
+			Sex: r.Sex, Community: r.Community, Groups: groupNames(groups), Held: held}
 		if held.ConsentedAt.Valid {
 			p.ConsentedAt = held.ConsentedAt.Time.In(Shanghai).Format("2006-01-02")
 		}

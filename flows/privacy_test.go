@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -60,4 +61,25 @@ func TestTheConsentsRightsExist(t *testing.T) {
 		t.Fatalf("the doctor is told %d times", n)
 	}
 	c.say("我的数据", "已于"+c.clock.In(Shanghai).Format("2006-01-02")+"撤回")
+}
+
+// The consent names the institution that processes the data; a city's
+// deployment of many names its region and where to find the one chosen.
+func TestTheConsentNamesTheProcessor(t *testing.T) {
+	e := engineFor(t, "kunming")
+	ctx := context.Background()
+	one, err := Processor(ctx, e.DB)
+	if err != nil || !strings.Contains(one.Name, "（演示）") {
+		t.Fatalf("one institution: %+v %v", one, err)
+	}
+	for i := range 3 {
+		if _, err := e.DB.CreateInstitution(ctx, storage.Institution{Code: fmt.Sprintf("c%d", i), Name: fmt.Sprintf("第%d社区卫生服务中心", i),
+			Kind: "community_centre", Phone: "0871-6000000"}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	city, err := Processor(ctx, e.DB)
+	if err != nil || !strings.HasPrefix(city.Name, "昆明市各签约的卫生院") || city.Phones != "" {
+		t.Fatalf("a city's deployment: %+v %v", city, err)
+	}
 }

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -57,7 +58,7 @@ func PlanRenewal(c storage.Catalog, held []storage.ContractPackage, a Applicant)
 			break
 		}
 		plan.Dropped = append(plan.Dropped, *r)
-		codes = remove(codes, r.Package)
+		codes = slices.DeleteFunc(codes, func(c string) bool { return c == r.Package })
 	}
 	plan.Fees = Price(c, a, codes)
 	for _, code := range codes {
@@ -65,16 +66,6 @@ func PlanRenewal(c storage.Catalog, held []storage.ContractPackage, a Applicant)
 		plan.Packages = append(plan.Packages, storage.ContractPackage{Code: code, Name: p.Name, Kind: string(p.Kind), Split: plan.Fees.Packages[code]})
 	}
 	return plan
-}
-
-func remove(codes []string, code string) []string {
-	out := codes[:0:0]
-	for _, c := range codes {
-		if c != code {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // renewalStart is the first day of a contract's next term.

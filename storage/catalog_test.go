@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
@@ -128,6 +129,48 @@ func TestAdminSetsAnUnknownPriceAndTheAuditLogKeepsIt(t *testing.T) {
 		if err != nil || len(log) != 3 || log[0].Action != "package.price" || log[0].Actor != "admin" || log[1].Action != "package.price" ||
 			!strings.Contains(log[1].Detail, "10000") || log[2].Action != "catalog.load" {
 			t.Fatalf("audit log = %+v, %v", log, err)
+		}
+	})
+}
+
+// Migration 0031 turns a price that was guessed and never confirmed by an
+// admin into unknown shares, and leaves a confirmed one as it is.
+func TestGuessedPricesBecomeUnknown(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := db.SaveCatalog(ctx, sampleCatalog(), "test"); err != nil {
+			t.Fatal(err)
+		}
+		sql := storagetest.SQL(t, db)
+		// The state before 0031: p's price guessed, a's confirmed by an admin.
+		sql.MustExec(`UPDATE package_prices SET known = TRUE, fen = 7000`)
+		sql.MustExec(`UPDATE packages SET price_assumed = (code IN ('p', 'a'))`)
+		sql.MustExec(sql.Rebind(`UPDATE packages SET price_confirmed_at = ? WHERE code = 'a'`), time.Now().UTC())
+		all, err := storage.Migrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := false
+		for _, m := range all {
+			if m.Version != 31 {
+				continue
+			}
+			for _, stmt := range strings.Split(m.SQL, ";") {
+				if strings.Contains(stmt, "UPDATE package_prices") {
+					sql.MustExec(stmt[strings.Index(stmt, "UPDATE"):])
+					ran = true
+				}
+			}
+		}
+		if !ran {
+			t.Fatal("migration 0031 has no price update")
+		}
+		c, _ := db.Catalog(ctx)
+		if p, _ := c.Package("p"); p.Price(storage.InsuredLocal).Known() {
+			t.Fatalf("a guessed price is still shown: %v", p.Prices)
+		}
+		if a, _ := c.Package("a"); !a.Price(storage.InsuredLocal).Known() {
+			t.Fatalf("a confirmed price became unknown: %v", a.Prices)
 		}
 	})
 }

@@ -46,12 +46,12 @@ func (db *DB) ResidentHeld(ctx context.Context, residentID int64) (HeldData, err
 func (db *DB) ConsentWithdrawn(ctx context.Context, residentID int64, actor string, at time.Time) error {
 	const op = "ConsentWithdrawn"
 	return db.inTx(ctx, op, func(tx *DB) error {
-		var community, inst int64
-		if err := tx.get(ctx, op, &community, `UPDATE residents SET consent_withdrawn_at = COALESCE(consent_withdrawn_at, ?)
-			WHERE id = ? RETURNING community_id`, at.UTC(), residentID); err != nil {
+		if _, err := tx.exec(ctx, op, `UPDATE residents SET consent_withdrawn_at = COALESCE(consent_withdrawn_at, ?)
+			WHERE id = ?`, at.UTC(), residentID); err != nil {
 			return err
 		}
-		if err := tx.get(ctx, op, &inst, `SELECT institution_id FROM communities WHERE id = ?`, community); err != nil {
+		inst, err := tx.InstitutionOf(ctx, ThingResident, residentID)
+		if err != nil {
 			return err
 		}
 		return tx.auditIn(ctx, op, actor, nullID(inst), "resident.consent_withdrawn", fmt.Sprint(residentID), "")
@@ -89,9 +89,8 @@ func (db *DB) RequestDeletion(ctx context.Context, residentID int64, openID stri
 			return err
 		}
 		created = true
-		var inst int64
-		if err := tx.get(ctx, op, &inst, `SELECT c.institution_id FROM residents r JOIN communities c ON c.id = r.community_id
-			WHERE r.id = ?`, residentID); err != nil {
+		inst, err := tx.InstitutionOf(ctx, ThingResident, residentID)
+		if err != nil {
 			return err
 		}
 		return tx.auditIn(ctx, op, openID, nullID(inst), "resident.deletion_requested", fmt.Sprint(residentID), "")

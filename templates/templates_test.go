@@ -46,7 +46,7 @@ var samples = map[string]any{
 	"push_member_confirmed":      map[string]string{"number": "QY2611230001", "resident": "王小花", "doctor": "林静"},
 	"push_data_request_answered": map[string]string{"resident": "王秀英", "answer": "已删除可删除的信息"},
 	"my_data": []map[string]any{{"Name": "王秀英", "MaskedID": "1101**********0211", "MaskedPhone": "138****5678", "Birth": "1955-03-02",
-		"Sex": "女", "Community": "幸福社区", "Groups": "高血压患者", "ConsentedAt": "2026-11-23", "WithdrawnAt": "",
+		"Sex": "female", "Community": "幸福社区", "Groups": "高血压患者", "ConsentedAt": "2026-11-23", "WithdrawnAt": "",
 		"Held": map[string]any{"Contracts": 1, "Visits": 2, "Readings": 1, "Addresses": 0, "Referrals": 0, "Comments": 1,
 			"ConsentVersion": map[string]any{"Valid": true, "String": "2026-12"}}}},
 	"doctor_bound":                "张建国",

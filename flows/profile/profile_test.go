@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,7 +272,9 @@ func TestTownshipKeyGroupServicesAreFree(t *testing.T) {
 	basic, _ := c.Package("basic")
 	assertBasicCarries(t, "township", basic)
 	for _, p := range c.Packages {
-		if p.Kind == storage.Personalised && len(p.Groups) > 0 && slicesContainsAny(p.Groups, "hypertension", "diabetes", "elderly", "maternal", "child") {
+		if p.Kind == storage.Personalised && len(p.Groups) > 0 && slices.ContainsFunc(p.Groups, func(g string) bool {
+			return slices.Contains([]string{"hypertension", "diabetes", "elderly", "maternal", "child"}, g)
+		}) {
 			t.Errorf("township: key-group package %s is sold apart", p.Code)
 		}
 	}
@@ -287,17 +290,6 @@ func TestTownshipKeyGroupServicesAreFree(t *testing.T) {
 		q.Contains(time.Date(2026, 1, 1, 12, 0, 0, 0, cst), cst) || !q.Contains(time.Date(2026, 1, 1, 7, 59, 0, 0, cst), cst) {
 		t.Errorf("township quiet hours = %+v", q)
 	}
-}
-
-func slicesContainsAny(s []string, want ...string) bool {
-	for _, w := range want {
-		for _, v := range s {
-			if v == w {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func TestNationalIsTheSensibleDefault(t *testing.T) {
