@@ -395,11 +395,13 @@ type AuditEntry struct {
 
 // AuditLog returns a page of the entries a scope may read, newest first,
 // with their total. An institution's staff read their institution's
-// entries; deployment-wide ones (the catalog) only city staff do.
+// entries and the catalog's (its prices are theirs too); other
+// deployment-wide ones only city staff do.
 func (db *DB) AuditLog(ctx context.Context, scope Scope, page Page) ([]AuditEntry, int, error) {
 	const op = "AuditLog"
 	page = page.clamp()
 	cond, args := scope.where("institution_id", "")
+	cond = "(" + cond + " OR institution_id IS NULL AND (action = 'catalog.load' OR action LIKE 'package.%'))"
 	var total int
 	if err := db.get(ctx, op, &total, `SELECT COUNT(*) FROM audit_log WHERE `+cond, args...); err != nil {
 		return nil, 0, err

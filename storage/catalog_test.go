@@ -125,6 +125,11 @@ func TestAdminSetsAnUnknownPriceAndTheAuditLogKeepsIt(t *testing.T) {
 		if err := db.SetPackagePrice(ctx, "nope", newPrice, "admin"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("price for a missing package: %v", err)
 		}
+		// An institution's admin reads the catalog's changes too: its
+		// prices are the ones their residents sign at.
+		if inst, n, _ := db.AuditLog(ctx, storage.Scope{Institution: 99}, storage.Page{Limit: 10}); n != 3 || inst[0].Action != "package.price" {
+			t.Fatalf("an institution's audit log: %d %+v", n, inst)
+		}
 		log, _, err := db.AuditLog(ctx, storage.Scope{}, storage.Page{Limit: 10})
 		if err != nil || len(log) != 3 || log[0].Action != "package.price" || log[0].Actor != "admin" || log[1].Action != "package.price" ||
 			!strings.Contains(log[1].Detail, "10000") || log[2].Action != "catalog.load" {

@@ -822,7 +822,9 @@ func TestFeesOnTheResidentsPage(t *testing.T) {
 		if cat, _ := o.db.Catalog(ctx); func() bool { p, _ := cat.Package("elderly"); return !p.PriceUnknown() }() {
 			t.Fatal("an empty field dropped a share still to set")
 		}
-		city.get("/admin/packages")
+		if city.get("/admin/packages"); !strings.Contains(city.last, "个人的金额请填写") {
+			t.Fatalf("the refused form says nothing:\n%s", city.last)
+		}
 		price := url.Values{"csrf": {city.csrf()}, "local_resident": {"30"}}
 		if code, to := city.post("/admin/packages/elderly/price", price); code != http.StatusSeeOther || to != "/admin/packages" {
 			t.Fatalf("the city sets a price: %d %s", code, to)
