@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/jiayi-health/jiayi/storage"
 )
@@ -49,9 +50,25 @@ func (o Outcome) Reply() string {
 
 // Normalize makes typed and spoken input comparable: full-width letters and
 // digits become ASCII, surrounding spaces and the sentence-final punctuation
-// that speech recognition adds are dropped.
+// that speech recognition adds are dropped, and so are the filler words a
+// voice message starts with ("嗯，那个，1。" is "1").
 func Normalize(s string) string {
-	s = strings.Map(func(r rune) rune {
+	s = strings.TrimSpace(foldWidth(s))
+	for {
+		rest := dropLeadingFiller(s)
+		if rest == s || rest == "" {
+			break
+		}
+		s = rest
+	}
+	return strings.TrimRightFunc(s, func(r rune) bool {
+		return unicode.IsPunct(r) || unicode.IsSpace(r)
+	})
+}
+
+// foldWidth turns full-width ASCII forms into ASCII.
+func foldWidth(s string) string {
+	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= '！' && r <= '～': // full-width ASCII block
 			return r - '！' + '!'
@@ -60,7 +77,33 @@ func Normalize(s string) string {
 		}
 		return r
 	}, s)
-	return strings.TrimRightFunc(strings.TrimSpace(s), func(r rune) bool {
-		return unicode.IsPunct(r) || unicode.IsSpace(r)
-	})
+}
+
+// interjections are the sounds speech recognition writes before a message;
+// dropped even with no comma after them.
+const interjections = "嗯呃额啊哦噢喔唉诶欸哎"
+
+// dropLeadingFiller drops one filler word from the start of a message: an
+// interjection, or a filler word followed by punctuation or a space (so a
+// name or an address that starts like one stays whole).
+func dropLeadingFiller(s string) string {
+	trimSep := func(rest string) (string, bool) {
+		r, size := utf8.DecodeRuneInString(rest)
+		if size == 0 || !(unicode.IsPunct(r) || unicode.IsSpace(r)) {
+			return rest, false
+		}
+		return strings.TrimLeftFunc(rest, func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSpace(r) }), true
+	}
+	if r, size := utf8.DecodeRuneInString(s); size > 0 && strings.ContainsRune(interjections, r) {
+		rest, _ := trimSep(s[size:])
+		return rest
+	}
+	for _, f := range phrases().Fillers {
+		if rest, ok := strings.CutPrefix(s, f); ok {
+			if rest, ok := trimSep(rest); ok {
+				return rest
+			}
+		}
+	}
+	return s
 }

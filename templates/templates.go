@@ -59,7 +59,7 @@ func MessageNames() []string {
 	return names
 }
 
-//go:embed vocabulary.yaml seasonal.yaml profiles/*.yaml demo/*.yaml
+//go:embed vocabulary.yaml phrases.yaml seasonal.yaml profiles/*.yaml demo/*.yaml
 var dataFiles embed.FS
 
 // Seasonal is the seasonal reminder calendar (seasonal.yaml).
@@ -121,3 +121,13 @@ func Profile(code string) (data []byte, path string, err error) {
 //
 //go:embed console
 var Console embed.FS
+
+// Phrases is what residents say and what jiayi takes it to mean
+// (phrases.yaml).
+func Phrases() []byte {
+	b, err := dataFiles.ReadFile("phrases.yaml")
+	if err != nil {
+		panic("templates: phrases.yaml missing from the build: " + err.Error())
+	}
+	return b
+}

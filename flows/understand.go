@@ -1,0 +1,213 @@
+package flows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jiayi-health/jiayi/templates"
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Understanding what residents say, typed or spoken. The matching is
+// deterministic and explainable: a Meaning names the phrase that decided
+// it, and the phrases live in templates/phrases.yaml for clinics to extend.
+
+// Meaning is what jiayi takes a message to mean.
+type Meaning struct {
+	Intent string // "" when nothing matched
+	Says   string // the word jiayi answers as, for intents that have one
+	Phrase string // the phrase that decided it, as phrases.yaml writes it
+	Whole  bool   // the message was that phrase alone
+}
+
+// Intents answered on their own rather than as a word typed alone.
+const (
+	intentUrgent        = "urgent"
+	intentHealth        = "health"
+	intentGreeting      = "greeting"
+	intentThanks        = "thanks"
+	intentCancelBooking = "cancel_booking"
+	intentReschedule    = "reschedule"
+	intentBook          = "book"
+)
+
+type phraseIntent struct {
+	Name    string   `yaml:"name"`
+	Says    string   `yaml:"says"`
+	Phrases []string `yaml:"phrases"`
+}
+
+type phraseBook struct {
+	Fillers  []string            `yaml:"fillers"`
+	Controls map[string][]string `yaml:"controls"`
+	Intents  []phraseIntent      `yaml:"intents"`
+}
+
+var (
+	phrasesOnce sync.Once
+	phraseData  phraseBook
+	phrasesErr  error
+)
+
+// phrases reads templates/phrases.yaml once; a broken file stops the
+// process at its first message, and go test before that.
+func phrases() *phraseBook {
+	phrasesOnce.Do(func() { phraseData, phrasesErr = loadPhrases(templates.Phrases()) })
+	if phrasesErr != nil {
+		panic("templates/phrases.yaml: " + phrasesErr.Error())
+	}
+	return &phraseData
+}
+
+func loadPhrases(data []byte) (phraseBook, error) {
+	var b phraseBook
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&b); err != nil {
+		return b, err
+	}
+	seen := map[string]string{}
+	for _, in := range b.Intents {
+		if in.Name == "" || len(in.Phrases) == 0 {
+			return b, fmt.Errorf("intent %q has no name or no phrases", in.Name)
+		}
+		for _, p := range in.Phrases {
+			bare := strings.TrimLeft(p, "=~")
+			if compact(bare) != bare || bare == "" || strings.Count(bare, "…") > 1 || len(p)-len(bare) > 1 ||
+				(strings.HasPrefix(p, "=") && strings.Contains(bare, "…")) {
+				return b, fmt.Errorf("intent %s: phrase %q must be written as read: no spaces, punctuation or upper case; at most one …; = or ~ before it, not both", in.Name, p)
+			}
+			if other, dup := seen[p]; dup {
+				return b, fmt.Errorf("phrase %q belongs to both %s and %s", p, other, in.Name)
+			}
+			seen[p] = in.Name
+		}
+	}
+	// Longest first, so 嗯嗯 goes before 嗯.
+	slices.SortStableFunc(b.Fillers, func(x, y string) int { return len(y) - len(x) })
+	return b, nil
+}
+
+// compact is a message as matching reads it: full-width forms folded,
+// letters lower-cased, punctuation, symbols and spaces gone (… is kept for
+// the phrases that use it).
+func compact(s string) string {
+	s = foldWidth(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '…':
+			b.WriteRune(r)
+		case unicode.IsPunct(r), unicode.IsSpace(r), unicode.IsSymbol(r):
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+// core is a message without the fillers around it ("嗯，那个，预约。" is
+// "预约"); a message of fillers alone is kept as it is.
+func core(said string) string {
+	c := strings.ReplaceAll(compact(said), "…", "")
+	fillers := phrases().Fillers
+	for trimmed := true; trimmed; {
+		trimmed = false
+		for _, f := range fillers {
+			if len(c) > len(f) && strings.HasPrefix(c, f) {
+				c, trimmed = c[len(f):], true
+			} else if len(c) > len(f) && strings.HasSuffix(c, f) {
+				c, trimmed = c[:len(c)-len(f)], true
+			}
+		}
+	}
+	return c
+}
+
+// Understand reads a message said outside any conversation. Urgent words
+// come first, health words last; between them the longest phrase wins.
+func Understand(said string) Meaning {
+	whole := core(said)
+	if whole == "" {
+		return Meaning{}
+	}
+	c := strings.ReplaceAll(compact(said), "…", "")
+	passes := []func(name string) bool{
+		func(name string) bool { return name == intentUrgent },
+		func(name string) bool { return name != intentUrgent && name != intentHealth },
+		func(name string) bool { return name == intentHealth },
+	}
+	for _, pass := range passes {
+		best, bestLen := Meaning{}, 0
+		for _, in := range phrases().Intents {
+			if !pass(in.Name) {
+				continue
+			}
+			for _, p := range in.Phrases {
+				if n, ok := phraseIn(p, c, whole); ok && n > bestLen {
+					best, bestLen = Meaning{Intent: in.Name, Says: in.Says, Phrase: p, Whole: strings.TrimLeft(p, "=~") == whole}, n
+				}
+			}
+		}
+		if best.Intent != "" {
+			return best
+		}
+	}
+	return Meaning{}
+}
+
+// phraseIn reports whether phrase appears in c, and its weight: its
+// length in characters. "A…B" is A with B somewhere after it; "=A" is A
+// alone (the message without its fillers is whole); "~A" is a topic word
+// that weighs 1, so any action phrase in the message outweighs it.
+func phraseIn(phrase, c, whole string) (int, bool) {
+	if alone, ok := strings.CutPrefix(phrase, "="); ok {
+		return utf8.RuneCountInString(alone), alone == whole
+	}
+	if topic, ok := strings.CutPrefix(phrase, "~"); ok {
+		_, found := phraseIn(topic, c, whole)
+		return 1, found
+	}
+	first, rest, gap := strings.Cut(phrase, "…")
+	i := strings.Index(c, first)
+	if i < 0 {
+		return 0, false
+	}
+	if gap && !strings.Contains(c[i+len(first):], rest) {
+		return 0, false
+	}
+	return utf8.RuneCountInString(first) + utf8.RuneCountInString(rest), true
+}
+
+// urgent reports whether a message holds words that may mean an emergency.
+func urgent(said string) bool {
+	return Understand(said).Intent == intentUrgent
+}
+
+// control is the control word (返回, 取消, 继续, 帮助, 不知道) a whole message
+// means, or "".
+func control(said string) string {
+	c := core(said)
+	for word, forms := range phrases().Controls {
+		if slices.Contains(forms, c) {
+			return word
+		}
+	}
+	return ""
+}
+
+// says is the word a whole message means ("嗯，我要预约。" is not one; "预约。"
+// and "嗯，预约" are 预约): the form that may leave an open conversation.
+func says(said string) string {
+	c := core(said)
+	for _, in := range phrases().Intents {
+		if in.Says == c {
+			return c
+		}
+	}
+	return ""
+}
