@@ -145,7 +145,7 @@ func askKind(t *bookTurn) (string, error) { return templates.Message("book_kind"
 func takeKind(t *bookTurn, said string) (string, error) {
 	code := ""
 	for i, k := range appointmentKinds {
-		if said == strconv.Itoa(i+1) || said == k.name {
+		if asNumber(said) == strconv.Itoa(i+1) || said == k.name {
 			code = k.code
 		}
 	}
@@ -394,7 +394,7 @@ func askAddress(t *bookTurn) (string, error) {
 }
 
 func takeAddress(t *bookTurn, said string) (string, error) {
-	if said == "1" {
+	if asNumber(said) == "1" {
 		if sealed, err := bookLastAddress(t); err != nil {
 			return "", err
 		} else if sealed != "" {

@@ -18,7 +18,7 @@ var _ = declare(&conversation[struct{}]{
 func takeMineChoice(t *turn[struct{}], said string) (string, error) {
 	var replies []string
 	var err error
-	switch said {
+	switch asNumber(said) {
 	case "1":
 		replies, err = t.e.myContracts(t, t.in.OpenID)
 	case "2":

@@ -25,7 +25,7 @@ func takeReminderToggle(t *turn[struct{}], said string) (string, error) {
 	}
 	var what string
 	var on bool
-	switch said {
+	switch asNumber(said) {
 	case "1":
 		s.Seasonal = !s.Seasonal
 		what, on = "季节健康提示", s.Seasonal

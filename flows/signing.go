@@ -82,24 +82,14 @@ func signApplicant(t *signTurn) Applicant {
 		MinorAlone: !signFamily(t) && t.d.Age < adultAge}
 }
 
-// numbers reads "1 3", "1,3", "1，3" or "1、3".
-func numbers(said string) ([]int, bool) {
-	fields := strings.FieldsFunc(said, func(r rune) bool { return r == ' ' || r == ',' || r == '，' || r == '、' })
-	var out []int
-	for _, f := range fields {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, false
-		}
-		out = append(out, n)
-	}
-	return out, len(out) > 0
-}
-
-// choice reads one number from 1 to n.
+// choice reads one number from 1 to n, as people type or say it (numbers.go);
+// a list of one also takes 好 or 是.
 func choice(said string, n int) (int, bool) {
-	v, err := strconv.Atoi(said)
-	return v, err == nil && v >= 1 && v <= n
+	if n == 1 && yesWords[compact(said)] {
+		return 1, true
+	}
+	v, ok := listNumber(said)
+	return v, ok && v >= 1 && v <= n
 }
 
 // pickOne takes the numbered line of a list a question showed, or re-asks
@@ -149,10 +139,10 @@ func askWho(t *signTurn) (string, error) {
 }
 
 func takeWho(t *signTurn, said string) (string, error) {
-	switch said {
-	case "1", "本人":
+	switch asNumber(said) {
+	case "1", "本人", "自己", "我自己", "给我自己", "我", "给我":
 		t.d.Who = "self"
-	case "2", "家庭成员":
+	case "2", "家庭成员", "家人", "给家人", "帮家人", "家里人", "给家里人":
 		t.d.Who = "family"
 	default:
 		return "", reaskWith("sign_who_reask", nil)
@@ -392,7 +382,7 @@ func takeGroups(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	picked, ok := numbers(said)
+	picked, ok := numbersIn(said)
 	if !ok {
 		return "", reaskWith("sign_groups_reask", len(codes))
 	}
@@ -456,7 +446,7 @@ func takeTeam(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if said == "0" && preferred {
+	if asNumber(said) == "0" && preferred {
 		said = "1"
 	}
 	tm, err := pickOne(teams, said, "sign_team_reask")
@@ -520,7 +510,7 @@ func insuredMatters(t *signTurn) (bool, error) {
 func askInsured(t *signTurn) (string, error) { return templates.Message("sign_insured", signFamily(t)) }
 
 func takeInsured(t *signTurn, said string) (string, error) {
-	switch said {
+	switch asNumber(said) {
 	case "1":
 		t.d.Insured = string(storage.InsuredLocal)
 	case "2":
@@ -589,7 +579,7 @@ func takePackages(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	picked, ok := numbers(said)
+	picked, ok := numbersIn(said)
 	if !ok {
 		return "", reaskWith("sign_packages_reask", len(offered))
 	}

@@ -2,7 +2,6 @@ package flows
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -73,8 +72,8 @@ func SealLegacyComments(ctx context.Context, db *storage.DB, s *storage.Sealer) 
 
 // score takes a bare 1-5 as the answer to the oldest open survey.
 func (e *Engine) score(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {
-	n, err := strconv.Atoi(said)
-	if err != nil || n < 1 || n > 5 || st.Flow != "" {
+	n, ok := listNumber(said)
+	if !ok || n < 1 || n > 5 || st.Flow != "" {
 		return nil, false, nil
 	}
 	id, open, err := e.DB.OpenSurvey(ctx, in.OpenID, in.At.Add(-surveyWindow))

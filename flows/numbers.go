@@ -1,0 +1,232 @@
+package flows
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Numbers, days and times as residents type or say them: "一", "第一个",
+// "1号", "两", "明天", "下周三", "12月2号", "九点半".
+
+var chineseDigits = map[rune]int{'零': 0, '〇': 0, '一': 1, '幺': 1, '二': 2, '两': 2, '三': 3, '四': 4, '五': 5,
+	'六': 6, '七': 7, '八': 8, '九': 9}
+
+// smallNumber reads a number from 0 to 99 written in digits or in Chinese
+// numerals ("十二", "二十", "两").
+func smallNumber(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, n >= 0
+	}
+	r := []rune(s)
+	digit := func(i int) (int, bool) {
+		if i >= len(r) {
+			return 0, false
+		}
+		d, ok := chineseDigits[r[i]]
+		return d, ok
+	}
+	switch {
+	case len(r) == 1 && r[0] == '十':
+		return 10, true
+	case len(r) == 1:
+		return digit(0)
+	case len(r) == 2 && r[0] == '十': // 十二
+		d, ok := digit(1)
+		return 10 + d, ok && d > 0
+	case len(r) == 2 && r[1] == '十': // 二十
+		d, ok := digit(0)
+		return 10 * d, ok && d > 1
+	case len(r) == 3 && r[1] == '十': // 二十三
+		t, ok1 := digit(0)
+		d, ok2 := digit(2)
+		return 10*t + d, ok1 && ok2 && t > 1 && d > 0
+	}
+	return 0, false
+}
+
+// listNumber reads the number of a line in a list: "2", "二", "第二个",
+// "2号", "第2项", "选2", "就2吧".
+func listNumber(said string) (int, bool) {
+	s := strings.ReplaceAll(Normalize(said), " ", "")
+	for _, p := range []string{"我选", "我要", "选", "要", "就", "是"} {
+		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" {
+			s = rest
+			break
+		}
+	}
+	s = strings.TrimPrefix(s, "第")
+	for _, suffix := range []string{"吧", "的", "个", "号", "项", "条", "位", "种", "家", "分", "个吧"} {
+		s = strings.TrimSuffix(s, suffix)
+	}
+	return smallNumber(s)
+}
+
+// asNumber is a message that names a list's line as its digits ("第二个"
+// is "2"); anything else is left as it is, for the names a menu takes.
+func asNumber(said string) string {
+	if n, ok := listNumber(said); ok {
+		return strconv.Itoa(n)
+	}
+	return said
+}
+
+// yesWords answer a list of one as well as its number does.
+var yesWords = map[string]bool{"好": true, "好的": true, "是": true, "是的": true, "对": true, "对的": true, "行": true,
+	"可以": true, "嗯": true, "就这个": true, "这个": true, "ok": true}
+
+// numbersIn reads several numbers of a list: "1 3", "1,3", "1、3", "一和三",
+// "1跟3".
+func numbersIn(said string) ([]int, bool) {
+	s := foldWidth(said)
+	for _, sep := range []string{"还有", "以及", "和", "跟", "与", "及", "加"} {
+		s = strings.ReplaceAll(s, sep, ",")
+	}
+	fields := strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r == ',' || r == '，' || r == '、' || r == '.' || r == '。' || r == ';' || r == '；'
+	})
+	var out []int
+	for _, f := range fields {
+		n, ok := listNumber(f)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, n)
+	}
+	return out, len(out) > 0
+}
+
+var (
+	monthDayPattern = regexp.MustCompile(`^(?:([0-9一二三四五六七八九十]{1,3})月)?([0-9一二三四五六七八九十]{1,3})(?:号|日)$`)
+	slashDayPattern = regexp.MustCompile(`^([0-9]{1,2})[./-]([0-9]{1,2})$`)
+	weekdayPattern  = regexp.MustCompile(`^(下下|下|这|本)?(?:个)?(?:周|星期|礼拜)([一二三四五六日天七1-7])$`)
+	weekdayNumbers  = map[string]int{"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "日": 0, "天": 0, "七": 0,
+		"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 0}
+	relativeDays = map[string]int{"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2, "大后天": 3}
+)
+
+// dayWords splits a message into the day it names and what is left ("明天
+// 上午" is 明天 and 上午).
+var dayWordPattern = regexp.MustCompile(`(大后天|今天|今日|明天|明日|后天|(?:下下|下|这|本)?个?(?:周|星期|礼拜)[一二三四五六日天七1-7]|(?:[0-9一二三四五六七八九十]{1,3}月)?[0-9一二三四五六七八九十]{1,3}(?:号|日)|[0-9]{1,2}[./-][0-9]{1,2})`)
+
+// parseDay reads the day a resident names, relative to now in China's time:
+// 今天, 明天, 后天, 大后天; 周三, 星期三, 下周三 (Monday starts a week); 12月2号,
+// 2号 (this month, or next month once it has passed), 12.2. ok is false
+// for anything else, or a day that does not exist.
+func parseDay(said string, now time.Time) (time.Time, bool) {
+	s := strings.ReplaceAll(Normalize(said), " ", "")
+	if m := dayWordPattern.FindString(s); m != "" {
+		s = m
+	}
+	today := now.In(Shanghai)
+	today = time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, Shanghai)
+	if n, ok := relativeDays[s]; ok {
+		return today.AddDate(0, 0, n), true
+	}
+	if m := weekdayPattern.FindStringSubmatch(s); m != nil {
+		want := weekdayNumbers[m[2]]
+		// Days since this week's Monday, Sunday being the week's last.
+		index := func(wd int) int { return (wd + 6) % 7 }
+		monday := today.AddDate(0, 0, -index(int(today.Weekday())))
+		day := monday.AddDate(0, 0, index(want))
+		switch m[1] {
+		case "下":
+			day = day.AddDate(0, 0, 7)
+		case "下下":
+			day = day.AddDate(0, 0, 14)
+		case "":
+			if day.Before(today) { // 周一 said on a Wednesday: the coming one
+				day = day.AddDate(0, 0, 7)
+			}
+		}
+		return day, true
+	}
+	month, dayOfMonth := 0, 0
+	if m := monthDayPattern.FindStringSubmatch(s); m != nil {
+		month, _ = smallNumber(m[1])
+		dayOfMonth, _ = smallNumber(m[2])
+	} else if m := slashDayPattern.FindStringSubmatch(s); m != nil {
+		month, _ = strconv.Atoi(m[1])
+		dayOfMonth, _ = strconv.Atoi(m[2])
+	} else {
+		return time.Time{}, false
+	}
+	year := today.Year()
+	if month > 12 {
+		return time.Time{}, false
+	}
+	if month == 0 {
+		month = int(today.Month())
+		if dayOfMonth < today.Day() {
+			month++
+		}
+	} else if month < int(today.Month()) {
+		year++ // 1月5号 said in December
+	}
+	day := time.Date(year, time.Month(month), dayOfMonth, 0, 0, 0, 0, Shanghai)
+	if day.Day() != dayOfMonth || dayOfMonth < 1 { // 2月30号
+		return time.Time{}, false
+	}
+	return day, true
+}
+
+// Halves of a day.
+const (
+	morning   = "am"
+	afternoon = "pm"
+)
+
+// parseHalf reads 上午 or 下午 (and the ways people say them) in a message.
+func parseHalf(said string) string {
+	s := compact(said)
+	for _, w := range []string{"上午", "早上", "早晨", "上半天", "一早"} {
+		if strings.Contains(s, w) {
+			return morning
+		}
+	}
+	for _, w := range []string{"下午", "下半天", "中午以后", "午后", "傍晚"} {
+		if strings.Contains(s, w) {
+			return afternoon
+		}
+	}
+	return ""
+}
+
+var clockPattern = regexp.MustCompile(`([0-9一二两三四五六七八九十]{1,3})(?:点|:|：|时)(半|一刻|三刻|[0-9一二三四五六七八九十]{1,3}分?)?`)
+
+// parseClock reads a time of day: "9点", "九点半", "9:30", "下午3点"
+// (15:00), "两点一刻". An hour from 1 to 6 without 上午 is taken as the
+// afternoon, when clinics see people.
+func parseClock(said string) (hour, minute int, ok bool) {
+	s := foldWidth(said)
+	m := clockPattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0, false
+	}
+	hour, ok = smallNumber(m[1])
+	if !ok || hour > 23 {
+		return 0, 0, false
+	}
+	switch rest := strings.TrimSuffix(m[2], "分"); rest {
+	case "":
+	case "半":
+		minute = 30
+	case "一刻":
+		minute = 15
+	case "三刻":
+		minute = 45
+	default:
+		if minute, ok = smallNumber(rest); !ok || minute > 59 {
+			return 0, 0, false
+		}
+	}
+	half := parseHalf(said)
+	if hour < 12 && (half == afternoon || (half == "" && hour >= 1 && hour <= 6)) {
+		hour += 12
+	}
+	return hour, minute, true
+}
