@@ -232,14 +232,14 @@ func TestBookRescheduleCancelEndToEnd(t *testing.T) {
 		if reply := chat(t, srv, doctor, "确认 "+number); !strings.Contains(reply, "已确认") {
 			t.Fatalf("confirm: %s", reply)
 		}
-		for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
 			chat(t, srv, resident, s)
 		}
 		if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "预约成功") {
 			t.Fatalf("book: %s", reply)
 		}
 		waitPush(t, srv, doctor, "booking_created", 2*time.Second)
-		for _, s := range []string{"改约 1", "3", "2"} {
+		for _, s := range []string{"改约 1", "3", "上午", "2"} {
 			chat(t, srv, resident, s)
 		}
 		if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "改约成功") {

@@ -143,7 +143,7 @@ func takePickContract(t *careTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := pickOne(fit, said, "aftercare_pick_reask")
+	c, err := pickNamed(fit, said, "aftercare_pick_reask", func(c storage.ContractView) []string { return itself(c.ResidentName) })
 	if err != nil {
 		return "", err
 	}
@@ -205,7 +205,7 @@ func takeNewTeam(t *careTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tm, err := pickOne(teams, said, "sign_team_reask")
+	tm, err := pickNamed(teams, said, "sign_team_reask", teamNames)
 	if err != nil {
 		return "", err
 	}

@@ -173,7 +173,7 @@ func TestCancellingAContractCancelsItsVisits(t *testing.T) {
 	e, doc, c := signedResident(t, "o_cv")
 	c.book("1", "2", "1")
 	// A second booking waits at its confirmation while the contract ends.
-	for _, s := range []string{"预约", "1", "1", "3", "1"} {
+	for _, s := range []string{"预约", "1", "1", "3", "上午", "1"} {
 		c.say(s)
 	}
 	c.in("booking", "confirm")

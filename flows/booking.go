@@ -36,6 +36,12 @@ type bookingData struct {
 	AddressSealed string   `json:"address,omitempty"`
 	Reason        string   `json:"reason,omitempty"`
 	Moving        int64    `json:"moving,omitempty"` // 改约: the appointment being moved
+	Half          string   `json:"half,omitempty"`   // am or pm, when the day has both
+	DayPage       int      `json:"day_page,omitempty"`
+	TimePage      int      `json:"time_page,omitempty"`
+	// Ahead holds what the sentence that started the booking already said
+	// ("明天上午看病"), by step: taken when the step comes.
+	Ahead map[string]string `json:"ahead,omitempty"`
 }
 
 type bookTurn = turn[bookingData]
@@ -44,11 +50,13 @@ type bookTurn = turn[bookingData]
 // runs its steps from the date on, and keeps the visit's address and reason.
 var booking = declare(&conversation[bookingData]{
 	about: about{name: "booking", title: "预约", keywords: []string{"预约"}, pauses: true, help: "book_help", version: 1},
+	ahead: func(d *bookingData) map[string]string { return d.Ahead },
 	steps: []step[bookingData]{
 		{name: "who", applies: isNewBooking, ask: askBookWho, take: takeBookWho},
 		{name: "kind", applies: isNewBooking, ask: askKind, take: takeKind},
 		{name: "hospital", applies: hasReferralTargets, ask: askReferralTarget, take: takeReferralTarget},
 		{name: "date", applies: takesASlot, ask: askDate, take: takeDate},
+		{name: "half", applies: bookHasBothHalves, ask: askHalf, take: takeHalf},
 		{name: "time", applies: takesASlot, ask: askTime, take: takeTime},
 		{name: "address", applies: newVisitOf("home"), ask: askAddress, take: takeAddress},
 		{name: "reason", applies: newVisitOf("referral"), ask: askReason, take: takeReason},
@@ -130,7 +138,7 @@ func takeBookWho(t *bookTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := pickOne(cs, said, "book_who_reask")
+	c, err := pickNamed(cs, said, "book_who_reask", func(c storage.ContractView) []string { return itself(c.ResidentName) })
 	if err != nil {
 		return "", err
 	}
@@ -255,42 +263,204 @@ func dayLabel(day string) string {
 	return fmt.Sprintf("%d月%d日 %s", d.Month(), d.Day(), weekdays[d.Weekday()])
 }
 
+// Lists of days and times show a page at a time; 更多 shows the next.
+const (
+	daysPerPage  = 7
+	timesPerPage = 8
+)
+
+// bookFreeDays are the days with a free slot, in order.
+func bookFreeDays(free []storage.Slot) []string {
+	var days []string
+	for _, s := range free {
+		if len(days) == 0 || days[len(days)-1] != s.Day {
+			days = append(days, s.Day)
+		}
+	}
+	return days
+}
+
+// page is the page-th run of n items, and whether more follow it.
+func page[T any](all []T, page, n int) ([]T, bool) {
+	from := min(page*n, len(all))
+	to := min(from+n, len(all))
+	return all[from:to], to < len(all)
+}
+
 func askDate(t *bookTurn) (string, error) {
 	free, err := bookFreeSlots(t)
 	if err != nil {
 		return "", err
 	}
+	all := bookFreeDays(free)
+	if len(all) == 0 {
+		return "", stopWith("book_no_slots", t.d.DoctorName)
+	}
+	if t.d.DayPage*daysPerPage >= len(all) {
+		t.d.DayPage = 0
+	}
+	days, more := page(all, t.d.DayPage, daysPerPage)
 	type line struct {
 		Label string
 		Free  int
 	}
-	var days []string
-	var lines []line
-	for _, s := range free {
-		if len(days) == 0 || days[len(days)-1] != s.Day {
-			days = append(days, s.Day)
-			lines = append(lines, line{Label: dayLabel(s.Day)})
+	lines := make([]line, len(days))
+	for i, day := range days {
+		lines[i].Label = dayLabel(day)
+		for _, s := range free {
+			if s.Day == day {
+				lines[i].Free += s.Free()
+			}
 		}
-		lines[len(lines)-1].Free += s.Free()
-	}
-	if len(days) == 0 {
-		return "", stopWith("book_no_slots", t.d.DoctorName)
 	}
 	t.d.Days = days
-	return templates.Message("book_date", map[string]any{"Doctor": t.d.DoctorName, "Days": lines})
+	return templates.Message("book_date", map[string]any{"Doctor": t.d.DoctorName, "Days": lines, "More": more})
 }
 
-// takeDate and takeTime take a number from the list the question showed
-// (kept in the state when asked, so the numbers mean what was shown).
+// takeDate takes the day by its number in the list shown, or as people
+// name a day (明天, 周三, 12月5号) when the doctor has time then; 更多 shows
+// the next days.
 func takeDate(t *bookTurn, said string) (string, error) {
-	day, err := pickOne(t.d.Days, said, "book_date_reask")
-	if err == nil {
-		t.d.Day = day
+	if said == "更多" {
+		t.d.DayPage++
+		q, err := askDate(t)
+		if err != nil {
+			return "", err
+		}
+		return "", reask{q}
 	}
-	return "", err
+	day := ""
+	if d, ok := parseDay(said, t.in.At); ok {
+		free, err := bookFreeSlots(t)
+		if err != nil {
+			return "", err
+		}
+		day = d.Format("2006-01-02")
+		if !slices.Contains(bookFreeDays(free), day) {
+			return "", reaskWith("book_day_not_offered", dayLabel(day))
+		}
+	} else {
+		var err error
+		if day, err = pickOne(t.d.Days, said, "book_date_reask"); err != nil {
+			return "", err
+		}
+	}
+	t.d.Day, t.d.Half, t.d.TimePage = day, "", 0
+	if half := parseHalf(said); half != "" { // 明天上午: the half is said too
+		bookAhead(t, "half", halfWords[half])
+	}
+	return "", nil
 }
 
+// bookAhead keeps an answer given before its question.
+func bookAhead(t *bookTurn, step, said string) {
+	if t.d.Ahead == nil {
+		t.d.Ahead = map[string]string{}
+	}
+	t.d.Ahead[step] = said
+}
+
+var halfWords = map[string]string{morning: "上午", afternoon: "下午"}
+
+// halfOf says whether a slot starts in the morning or the afternoon.
+func halfOf(s storage.Slot) string {
+	if s.StartsAt.In(Shanghai).Hour() < 12 {
+		return morning
+	}
+	return afternoon
+}
+
+// bookDaySlots are the chosen day's free slots, in the half chosen if any.
+func bookDaySlots(t *bookTurn, half string) ([]storage.Slot, error) {
+	free, err := bookFreeSlots(t)
+	if err != nil {
+		return nil, err
+	}
+	var out []storage.Slot
+	for _, s := range free {
+		if s.Day == t.d.Day && (half == "" || halfOf(s) == half) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// bookHasBothHalves says the chosen day has free times morning and
+// afternoon: the resident picks the half first, then a time.
+func bookHasBothHalves(t *bookTurn) (bool, error) {
+	if ok, _ := takesASlot(t); !ok || t.d.Day == "" {
+		return false, nil
+	}
+	slots, err := bookDaySlots(t, "")
+	if err != nil {
+		return false, err
+	}
+	halves := map[string]int{}
+	for _, s := range slots {
+		halves[halfOf(s)]++
+	}
+	return halves[morning] > 0 && halves[afternoon] > 0, nil
+}
+
+func askHalf(t *bookTurn) (string, error) {
+	slots, err := bookDaySlots(t, "")
+	if err != nil {
+		return "", err
+	}
+	free := map[string]int{}
+	for _, s := range slots {
+		free[halfOf(s)] += s.Free()
+	}
+	return templates.Message("book_half", map[string]any{"Day": dayLabel(t.d.Day), "Morning": free[morning], "Afternoon": free[afternoon]})
+}
+
+// takeHalf takes 上午 or 下午, by number or by name; a time said here
+// ("9点") picks its half and is the answer to the next question.
+func takeHalf(t *bookTurn, said string) (string, error) {
+	half := parseHalf(said)
+	switch asNumber(said) {
+	case "1":
+		half = morning
+	case "2":
+		half = afternoon
+	}
+	if h, _, ok := parseClock(said); ok {
+		half = map[bool]string{true: morning, false: afternoon}[h < 12]
+		bookAhead(t, "time", said)
+	}
+	if half == "" {
+		return "", reaskWith("book_half_reask", nil)
+	}
+	t.d.Half, t.d.TimePage = half, 0
+	return "", nil
+}
+
+// takeTime takes a time by its number in the list shown, or as people say
+// it ("9点", "九点半"); 更多 shows the next times.
 func takeTime(t *bookTurn, said string) (string, error) {
+	if said == "更多" {
+		t.d.TimePage++
+		q, err := askTime(t)
+		if err != nil {
+			return "", err
+		}
+		return "", reask{q}
+	}
+	if h, m, ok := parseClock(said); ok {
+		slots, err := bookDaySlots(t, t.d.Half)
+		if err != nil {
+			return "", err
+		}
+		for _, s := range slots {
+			from, to := s.StartsAt.In(Shanghai), s.EndsAt.In(Shanghai)
+			at := time.Date(from.Year(), from.Month(), from.Day(), h, m, 0, 0, Shanghai)
+			if !at.Before(from) && at.Before(to) {
+				t.d.Slot = s.ID
+				return "", nil
+			}
+		}
+		return "", reaskWith("book_time_not_offered", fmt.Sprintf("%d:%02d", h, m))
+	}
 	slot, err := pickOne(t.d.Slots, said, "book_time_reask")
 	if err == nil {
 		t.d.Slot = slot
@@ -299,19 +469,11 @@ func takeTime(t *bookTurn, said string) (string, error) {
 }
 
 func askTime(t *bookTurn) (string, error) {
-	free, err := bookFreeSlots(t)
+	all, err := bookDaySlots(t, t.d.Half)
 	if err != nil {
 		return "", err
 	}
-	var ids []int64
-	var labels []string
-	for _, s := range free {
-		if s.Day == t.d.Day {
-			ids = append(ids, s.ID)
-			labels = append(labels, slotLabel(s.StartsAt, s.EndsAt))
-		}
-	}
-	if len(ids) == 0 { // the day went meanwhile: choose another
+	if len(all) == 0 { // the day went meanwhile: choose another
 		bookBackTo(t, "date")
 		q, err := askDate(t)
 		if err != nil {
@@ -319,8 +481,19 @@ func askTime(t *bookTurn) (string, error) {
 		}
 		return "", reask{joinNonEmpty(mustMessage("book_day_full", nil), q)}
 	}
+	if t.d.TimePage*timesPerPage >= len(all) {
+		t.d.TimePage = 0
+	}
+	shown, more := page(all, t.d.TimePage, timesPerPage)
+	var ids []int64
+	var labels []string
+	for _, s := range shown {
+		ids = append(ids, s.ID)
+		labels = append(labels, slotLabel(s.StartsAt, s.EndsAt))
+	}
 	t.d.Slots = ids
-	return templates.Message("book_time", map[string]any{"Day": dayLabel(t.d.Day), "Times": labels})
+	return templates.Message("book_time", map[string]any{"Day": dayLabel(t.d.Day), "Times": labels, "More": more,
+		"Half": halfWords[t.d.Half]})
 }
 
 func slotLabel(from, to time.Time) string {
@@ -366,7 +539,7 @@ func takeReferralTarget(t *bookTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	hospital, err := pickOne(targets, said, "book_referral_target_reask")
+	hospital, err := pickNamed(targets, said, "book_referral_target_reask", itself)
 	if err != nil {
 		return "", err
 	}

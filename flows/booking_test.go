@@ -50,12 +50,15 @@ func TestBookRescheduleAndCancel(t *testing.T) {
 	c.say("1", "预约什么", "5. 转诊")
 	c.say("2", "上门服务只面向残疾人、失能/半失能人员、失智人员，或签约了上门服务包的居民")
 	c.say("9", "请回复1到5之间的数字")
-	c.say("门诊", "林静医生可以预约的日期", "1. 11月23日 周一", "2. 11月24日 周二（余", "14. 12月6日 周日")
-	c.say("20", "请回复1到")
-	c.say("2", "11月24日 周二可以预约的时间", "1. 08:00-08:10", "2. 08:10-08:20")
+	c.say("门诊", "林静医生可以预约的日期", "1. 11月23日 周一", "2. 11月24日 周二（余", "7. 11月29日 周日", "回复“更多”")
+	c.say("更多", "1. 11月30日 周一", "7. 12月6日 周日")
+	c.say("更多", "1. 11月23日 周一")
+	c.say("20", "请回复1到7")
+	c.say("2", "11月24日 周二上午、下午都有号", "1. 上午（余")
+	c.say("上午", "11月24日 周二上午可以预约的时间", "1. 08:00-08:10", "2. 08:10-08:20")
 	c.say("x", "请回复1到")
-	c.say("返回", "可以预约的日期")
-	c.say("2", "1. 08:00-08:10")
+	c.say("返回", "上午、下午都有号")
+	c.say("1", "1. 08:00-08:10")
 	c.say("1", "请确认预约", "王秀英，门诊，林静医生", "时间：11月24日 周二 08:00-08:10")
 	c.say("好", "请回复“确认”")
 	c.say("确认", "预约成功", "11月24日 周二 08:00-08:10，门诊，林静医生", "我们会在前一天晚上提醒您。", "取消 序号")
@@ -70,7 +73,8 @@ func TestBookRescheduleAndCancel(t *testing.T) {
 	c.say("我的预约", "1. 11月24日 周二 08:00-08:10 门诊 林静医生（王秀英）", "改约 序号")
 	c.say("改约 5", "没有第5个预约")
 	c.say("改约 1", "可以预约的日期")
-	c.say("2", "1. 08:10-08:20") // 08:00 stays held by this appointment until the move
+	c.say("2", "上午、下午都有号")
+	c.say("上午", "1. 08:10-08:20") // 08:00 stays held by this appointment until the move
 	c.say("2", "请确认改约", "08:20-08:30")
 	c.say("确认", "改约成功，新的时间是11月24日 周二 08:20-08:30")
 	c.say("我的预约", "08:20-08:30")
@@ -102,17 +106,17 @@ func TestBookingTypesAndLimits(t *testing.T) {
 	c.say("确认", "转诊申请已提交")
 	// A clinic visit, then a check-up and a follow-up; a fourth upcoming
 	// one is refused.
-	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+	for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
 		c.say(s)
 	}
 	c.say("确认", "预约成功", "门诊")
 	for _, kind := range []string{"3", "4"} {
-		for _, s := range []string{"预约", "1", kind, "3", "1"} {
+		for _, s := range []string{"预约", "1", kind, "3", "上午", "1"} {
 			c.say(s)
 		}
 		c.say("确认", "预约成功")
 	}
-	for _, s := range []string{"预约", "1", "1", "4", "1"} {
+	for _, s := range []string{"预约", "1", "1", "4", "上午", "1"} {
 		c.say(s)
 	}
 	c.say("确认", "最多同时有3个待就诊的预约")
@@ -135,7 +139,7 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 	c.say("0")
 	number := c.say("同意", "合同编号")
 	doc.say("确认 "+number[strings.Index(number, "QY"):strings.Index(number, "QY")+12], "已确认")
-	for _, s := range []string{"预约", "1", "2", "2", "1"} {
+	for _, s := range []string{"预约", "1", "2", "2", "上午", "1"} {
 		c.say(s)
 	}
 	c.in("booking", "address")
@@ -148,7 +152,7 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 		t.Fatalf("the address is not sealed at rest: %+v", a)
 	}
 	// The next home visit offers the same address.
-	for _, s := range []string{"预约", "1", "2", "3"} {
+	for _, s := range []string{"预约", "1", "2", "3", "上午"} {
 		c.say(s)
 	}
 	c.say("1", "上次上门的地址：幸福社区3号楼2单元101", "回复“1”沿用")
@@ -158,7 +162,8 @@ func TestHomeVisitsForThoseWhoQualify(t *testing.T) {
 	// 改约 moves the visit in time only: the address is not asked again, and
 	// the one shown is the one kept.
 	c.say("改约 1", "可以预约的日期")
-	c.say("3", "可以预约的时间")
+	c.say("3", "上午、下午都有号")
+	c.say("上午", "可以预约的时间")
 	c.say("1", "请确认改约", "地址：幸福社区3号楼2单元101")
 	c.in("booking", "confirm")
 	c.say("确认", "改约成功")
@@ -214,12 +219,12 @@ func TestSlotTakenMeanwhile(t *testing.T) {
 	activeFor(t, e, doc, "o_x", synthID("110105", "19550302", "021"))
 	activeFor(t, e, doc, "o_y", synthID("110105", "19560303", "022"))
 	x, y := talk(t, e, "o_x"), talk(t, e, "o_y")
-	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+	for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
 		x.say(s)
 		y.say(s)
 	}
 	x.say("确认", "预约成功")
-	y.say("确认", "刚刚被别人约了", "11月24日 周二可以预约的时间", "1. 08:10-08:20")
+	y.say("确认", "刚刚被别人约了", "11月24日 周二上午可以预约的时间", "1. 08:10-08:20")
 	y.in("booking", "time")
 	y.say("1", "08:10-08:20")
 	y.say("确认", "预约成功")
@@ -331,7 +336,7 @@ func signedResident(t *testing.T, openID string) (*Engine, *chat, *chat) {
 // hold what contains says.
 func (c *chat) book(kind, day, time string, contains ...string) string {
 	c.t.Helper()
-	for _, s := range []string{"预约", "1", kind, day, time} {
+	for _, s := range []string{"预约", "1", kind, day, "上午", time} { // the morning: the test days have both halves
 		c.say(s)
 	}
 	return c.say("确认", append([]string{"预约成功"}, contains...)...)

@@ -29,6 +29,10 @@ type conversation[D any] struct {
 	// begin, if set, runs before the first question: it may fill in what is
 	// already known (a single contract) or end at once with stopWith.
 	begin func(t *turn[D]) error
+	// ahead, if set, holds answers given before their question was asked
+	// ("我想预约明天上午看病"), by step name: each is taken, once, when its
+	// step comes.
+	ahead func(d *D) map[string]string
 }
 
 // about is what the engine knows of a conversation whatever its state.
@@ -186,8 +190,7 @@ func (c *conversation[D]) start(ctx context.Context, e *Engine, st *State, in In
 	if err != nil {
 		return nil, err
 	}
-	st.Step = first.name
-	return t.ask(first, "")
+	return c.moveTo(t, first, "")
 }
 
 func (c *conversation[D]) answer(ctx context.Context, e *Engine, st *State, said string, in Inbound) ([]string, error) {
@@ -220,8 +223,49 @@ func (c *conversation[D]) answer(ctx context.Context, e *Engine, st *State, said
 	if next.name != cur.name {
 		st.History = append(st.History, cur.name)
 	}
-	st.Step = next.name
-	return t.ask(next, ack)
+	return c.moveTo(t, next, ack)
+}
+
+// moveTo makes s the current step and asks it, unless an answer given
+// ahead answers it: then the conversation moves on. An answer given ahead
+// that does not fit is dropped, and the question says why.
+func (c *conversation[D]) moveTo(t *turn[D], s step[D], ack string) ([]string, error) {
+	for {
+		t.st.Step = s.name
+		said, ok := c.takeAhead(t, s.name)
+		if !ok {
+			return t.ask(s, ack)
+		}
+		i, _ := c.stepNamed(s.name)
+		took, err := s.take(t, said)
+		var r reask
+		if errors.As(err, &r) {
+			return t.ask(s, joinNonEmpty(ack, r.msg))
+		}
+		if replies, done, err := t.settle(err); done {
+			return replies, err
+		}
+		next, err := c.firstApplying(t, i)
+		if err != nil {
+			return nil, err
+		}
+		if next.name == s.name {
+			return t.ask(s, joinNonEmpty(ack, took))
+		}
+		t.st.History = append(t.st.History, s.name)
+		s, ack = next, joinNonEmpty(ack, took)
+	}
+}
+
+// takeAhead removes and returns the answer given ahead for a step.
+func (c *conversation[D]) takeAhead(t *turn[D], name string) (string, bool) {
+	if c.ahead == nil {
+		return "", false
+	}
+	m := c.ahead(t.d)
+	said, ok := m[name]
+	delete(m, name)
+	return said, ok
 }
 
 // firstApplying is the first step after index i that applies; the last

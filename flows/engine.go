@@ -97,6 +97,8 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	case Activity:
 	case Unsupported:
 		replies, err = say("unsupported", nil)
+	case Unheard:
+		replies, err = say("unheard", nil)
 	case Scan:
 		if strings.HasPrefix(in.Scene, "doctor_") {
 			replies, err = e.signWithDoctor(ctx, st, in)
@@ -199,18 +201,38 @@ type command func(e *Engine, ctx context.Context, st *State, said string, in Inb
 var commands = []command{(*Engine).doctorCommand, (*Engine).memberCommand, (*Engine).appointmentCommand, (*Engine).visitCommand, (*Engine).score}
 
 func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
+	if in.Kind == Text && st.Flow != "" && urgent(said) {
+		// Whatever the conversation asks, a possible emergency is answered
+		// first; the message is still the answer to its question.
+		replies, err := e.route(ctx, st, said, in)
+		return prefixed(mustMessage("urgent_notice", nil), replies), err
+	}
+	return e.route(ctx, st, said, in)
+}
+
+// route answers a message: a command, a word that starts a conversation or
+// steers the open one (said as people say them: "嗯，预约。", "算了"), the
+// answer to the open conversation's question, or else what Understand
+// reads in the sentence.
+func (e *Engine) route(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
+	word := said
+	if w := control(said); w != "" {
+		word = w
+	} else if w := says(said); w != "" {
+		word = w
+	}
 	for _, cmd := range commands {
-		if replies, ok, err := cmd(e, ctx, st, said, in); ok {
+		if replies, ok, err := cmd(e, ctx, st, word, in); ok {
 			return replies, err
 		}
 	}
-	if name, ok := keywords[said]; ok {
+	if name, ok := keywords[word]; ok {
 		if name == st.Flow { // already there: repeat the question
 			return conversations[name].answer(ctx, e, st, "", in)
 		}
 		return e.enter(ctx, st, name, in, nil)
 	}
-	switch said {
+	switch word {
 	case "继续":
 		return e.resume(ctx, st, in)
 	case "我的签约":
@@ -221,7 +243,7 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		return resumeHint(pausable(st), replies), err
 	}
 	if conv, ok := conversations[st.Flow]; ok {
-		switch said {
+		switch word {
 		case "取消":
 			st.leave()
 			replies, err := say("flow_cancelled", conv.describe().title)
@@ -229,13 +251,38 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		case "帮助":
 			text, err := conv.helpText(st)
 			return []string{text}, err
+		case "返回":
+			return conv.answer(ctx, e, st, "返回", in)
+		case "不知道":
+			return e.dontKnow(ctx, st, conv, in)
 		}
 		return conv.answer(ctx, e, st, said, in)
 	}
-	if said == "帮助" {
+	if word == "帮助" {
 		return say("help", nil)
 	}
-	return say("not_understood", nil)
+	if in.Kind != Text {
+		return say("not_understood", nil)
+	}
+	return e.understood(ctx, st, said, in)
+}
+
+// dontKnow answers 不知道 at a question: where to find the answer (the
+// step's own hint, if it has one) and how to ask the clinic, then the
+// question again.
+func (e *Engine) dontKnow(ctx context.Context, st *State, conv running, in Inbound) ([]string, error) {
+	hint, err := templates.Message("dont_know_"+st.Flow+"_"+st.Step, nil)
+	if err != nil {
+		c, cerr := e.careContact(ctx, in.OpenID)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if hint, err = templates.Message("dont_know", c); err != nil {
+			return nil, err
+		}
+	}
+	replies, err := conv.answer(ctx, e, st, "", in)
+	return prefixed(hint, replies), err
 }
 
 func (e *Engine) idleAfter() time.Duration {

@@ -23,6 +23,7 @@ const (
 	Subscribe   Kind = "subscribe"   // followed the account, maybe through a QR code
 	Unsubscribe Kind = "unsubscribe" // unfollowed
 	Unsupported Kind = "unsupported" // a picture, video, location, link, …
+	Unheard     Kind = "unheard"     // a voice message WeChat could not recognise
 	Activity    Kind = "activity"    // did something that needs no answer (opened a menu link)
 )
 

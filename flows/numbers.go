@@ -79,6 +79,9 @@ func asNumber(said string) string {
 var yesWords = map[string]bool{"好": true, "好的": true, "是": true, "是的": true, "对": true, "对的": true, "行": true,
 	"可以": true, "嗯": true, "就这个": true, "这个": true, "ok": true}
 
+// noneWords answer "which of these?" with none of them.
+var noneWords = map[string]bool{"都不是": true, "都没有": true, "没有": true, "无": true, "不是": true, "没": true, "都不": true}
+
 // numbersIn reads several numbers of a list: "1 3", "1,3", "1、3", "一和三",
 // "1跟3".
 func numbersIn(said string) ([]int, bool) {

@@ -119,7 +119,7 @@ func takePrivacyWho(t *privacyTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r, err := pickOne(rs, said, "privacy_who_reask")
+	r, err := pickNamed(rs, said, "privacy_who_reask", func(r storage.ManagedResident) []string { return itself(r.Name) })
 	if err != nil {
 		return "", err
 	}

@@ -118,14 +118,16 @@ func TestAskingForTimesMakesNoSlots(t *testing.T) {
 	for _, s := range []string{"预约", "1", "1"} {
 		c.say(s)
 	}
-	if times := c.say("8", "11月30日 周一可以预约的时间"); strings.Contains(times, "19:00") {
+	c.say("更多", "1. 11月30日 周一")
+	if times := c.say("1", "11月30日 周一上午、下午都有号"); strings.Contains(times, "19:00") {
 		t.Fatalf("a date question made slots:\n%s", times)
 	}
 	if _, err := MaterialiseSlots(ctx, e.DB, c.clock); err != nil {
 		t.Fatal(err)
 	}
-	c.say("返回")
-	c.say("8", "19:00-19:15")
+	c.say("返回", "可以预约的日期")
+	c.say("1", "上午、下午都有号")
+	c.say("19点", "请确认预约", "19:00-19:15") // a time said for the half picks both
 }
 
 // An extra session opens its slots the moment it is recorded.

@@ -103,6 +103,37 @@ func pickOne[T any](list []T, said, reaskMessage string) (T, error) {
 	return list[n-1], nil
 }
 
+// pickNamed is pickOne for a list whose lines have names: typing a line's
+// name, or a part of it that no other line shares ("幸福", a doctor's
+// surname and given name), picks it as its number does.
+func pickNamed[T any](list []T, said, reaskMessage string, names func(T) []string) (T, error) {
+	if _, ok := listNumber(said); ok || len(list) == 1 && yesWords[compact(said)] {
+		return pickOne(list, said, reaskMessage)
+	}
+	key := compact(said)
+	var found []int
+	for i, item := range list {
+		for _, name := range names(item) {
+			name = compact(name)
+			if name == key {
+				return item, nil
+			}
+			if name != "" && utf8.RuneCountInString(key) >= 2 && (strings.Contains(name, key) || strings.Contains(key, name)) {
+				found = append(found, i)
+				break
+			}
+		}
+	}
+	if len(found) == 1 {
+		return list[found[0]], nil
+	}
+	return pickOne(list, said, reaskMessage)
+}
+
+func itself(s string) []string { return []string{s} }
+
+func teamNames(tm storage.Team) []string { return []string{tm.Name, tm.DoctorName} }
+
 // chosenTeam is the team a resident picked (签约, 改签) and its doctor.
 type chosenTeam struct {
 	TeamID     int64  `json:"team,omitempty"`
@@ -250,7 +281,7 @@ func askRelation(t *signTurn) (string, error) {
 }
 
 func takeRelation(t *signTurn, said string) (string, error) {
-	r, err := pickOne(relations[t.d.Age < adultAge], said, "sign_relation_reask")
+	r, err := pickNamed(relations[t.d.Age < adultAge], said, "sign_relation_reask", itself)
 	if err != nil {
 		return "", err
 	}
@@ -295,10 +326,12 @@ func takeCommunity(t *signTurn, said string) (string, error) {
 		return "", err
 	}
 	var chosen *storage.Community
-	if n, ok := choice(said, len(cs)); ok && len(cs) <= maxListed {
-		chosen = &cs[n-1]
-	} else if len(cs) <= maxListed {
-		return "", reaskWith("sign_community_reask", len(cs))
+	if len(cs) <= maxListed {
+		c, err := pickNamed(cs, said, "sign_community_reask", func(c storage.Community) []string { return []string{c.Name, c.Town + c.Name} })
+		if err != nil {
+			return "", err
+		}
+		chosen = &c
 	} else {
 		var found []storage.Community
 		for _, c := range cs {
@@ -382,6 +415,9 @@ func takeGroups(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if noneWords[compact(said)] {
+		said = "0"
+	}
 	picked, ok := numbersIn(said)
 	if !ok {
 		return "", reaskWith("sign_groups_reask", len(codes))
@@ -449,7 +485,7 @@ func takeTeam(t *signTurn, said string) (string, error) {
 	if asNumber(said) == "0" && preferred {
 		said = "1"
 	}
-	tm, err := pickOne(teams, said, "sign_team_reask")
+	tm, err := pickNamed(teams, said, "sign_team_reask", teamNames)
 	if err != nil {
 		return "", err
 	}
@@ -489,7 +525,7 @@ func takeHospital(level string) func(t *signTurn, said string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		hospital, err := pickOne(list, said, "sign_hospital_reask")
+		hospital, err := pickNamed(list, said, "sign_hospital_reask", itself)
 		if err != nil {
 			return "", err
 		}

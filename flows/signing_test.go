@@ -241,9 +241,9 @@ func TestSigningInHarbinChoosesPartnerHospitals(t *testing.T) {
 	// The hospitals are the ones the programme names: 市老年医院 is its
 	// secondary hospital, 市一院 leads it.
 	c.say("1", "请选择签约的区级医院", "1. 哈尔滨市老年医院")
-	c.say("老年", "请回复“1”选择医院")
-	c.say("1", "请选择签约的三级医院", "1. 哈尔滨市第一医院")
-	c.say("1", "请选择服务包")
+	c.say("2", "请回复“1”选择医院")
+	c.say("老年", "请选择签约的三级医院", "1. 哈尔滨市第一医院") // by a part of its name
+	c.say("好", "请选择服务包")                     // a list of one takes 好
 	c.say("0", "合作医院：哈尔滨市老年医院、哈尔滨市第一医院")
 	c.say("同意", "合同编号")
 	if cs := contractsOf(t, e, "o_hrb"); cs[0].District != "哈尔滨市老年医院" || cs[0].Tertiary != "哈尔滨市第一医院" {

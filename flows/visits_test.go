@@ -18,7 +18,7 @@ func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
 	activeFor(t, e, doc, "o_v2", synthID("110105", "19560303", "022"))
 	for _, who := range []string{"o_v1", "o_v2"} {
 		c := talk(t, e, who)
-		for _, s := range []string{"预约", "1", "1", "2", "1"} {
+		for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
 			c.say(s)
 		}
 		c.say("确认", "预约成功")
@@ -105,7 +105,7 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	number = number[strings.Index(number, "QY") : strings.Index(number, "QY")+12]
 	doc.say("确认 "+number, "已确认")
 	for _, kind := range []string{"4", "4", "3"} { // two follow-ups, one check-up
-		for _, s := range []string{"预约", "1", kind, "2", "1"} {
+		for _, s := range []string{"预约", "1", kind, "2", "上午", "1"} {
 			c.say(s)
 		}
 		c.say("确认", "预约成功")
@@ -167,7 +167,7 @@ func TestDoctorRecordsReadingsAtAVisit(t *testing.T) {
 	doc := bindFirstDoctor(t, e)
 	activeFor(t, e, doc, "o_rd", synthID("110105", "19550302", "021"))
 	c := talk(t, e, "o_rd")
-	for _, s := range []string{"预约", "1", "1", "2", "1"} {
+	for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
 		c.say(s)
 	}
 	c.say("确认", "预约成功")

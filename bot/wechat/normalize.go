@@ -54,10 +54,12 @@ func normalize(m *message.MixMessage) inbound {
 	case "text":
 		r.in.Kind, r.in.Text = flows.Text, m.Content
 	case "voice":
-		if m.Recognition != "" {
+		// Recognition is empty (or a lone "。") when WeChat could not make
+		// out the words, or recognition is off for the account.
+		if flows.Normalize(m.Recognition) != "" {
 			r.in.Kind, r.in.Text = flows.Text, m.Recognition
 		} else {
-			r.in.Kind = flows.Unsupported
+			r.in.Kind = flows.Unheard
 		}
 	case "event":
 		r.act = !systemEvents[event]

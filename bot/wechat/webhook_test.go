@@ -23,7 +23,7 @@ import (
 var expectedReply = map[string]string{
 	"text.xml":                          "not_understood",
 	"voice-recognition.xml":             "not_understood", // counts as the words said
-	"voice.xml":                         "unsupported",    // no recognition: nothing to read
+	"voice.xml":                         "unheard",        // no recognition: asked to say it again
 	"image.xml":                         "unsupported",
 	"video.xml":                         "unsupported",
 	"shortvideo.xml":                    "unsupported",
