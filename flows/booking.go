@@ -337,7 +337,11 @@ func takeDate(t *bookTurn, said string) (string, error) {
 		}
 		day = d.Format("2006-01-02")
 		if !slices.Contains(bookFreeDays(free), day) {
-			return "", reaskWith("book_day_not_offered", dayLabel(day))
+			q, err := askDate(t)
+			if err != nil {
+				return "", err
+			}
+			return "", reask{joinNonEmpty(mustMessage("book_day_not_offered", dayLabel(day)), q)}
 		}
 	} else {
 		var err error
@@ -459,7 +463,11 @@ func takeTime(t *bookTurn, said string) (string, error) {
 				return "", nil
 			}
 		}
-		return "", reaskWith("book_time_not_offered", fmt.Sprintf("%d:%02d", h, m))
+		q, err := askTime(t)
+		if err != nil {
+			return "", err
+		}
+		return "", reask{joinNonEmpty(mustMessage("book_time_not_offered", fmt.Sprintf("%d:%02d", h, m)), q)}
 	}
 	slot, err := pickOne(t.d.Slots, said, "book_time_reask")
 	if err == nil {

@@ -191,9 +191,9 @@ func urgent(said string) bool {
 // control is the control word (返回, 取消, 继续, 帮助, 不知道) a whole message
 // means, or "".
 func control(said string) string {
-	c := core(said)
+	c, bare := compact(said), core(said)
 	for word, forms := range phrases().Controls {
-		if slices.Contains(forms, c) {
+		if slices.Contains(forms, c) || slices.Contains(forms, bare) {
 			return word
 		}
 	}
@@ -203,10 +203,10 @@ func control(said string) string {
 // says is the word a whole message means ("嗯，我要预约。" is not one; "预约。"
 // and "嗯，预约" are 预约): the form that may leave an open conversation.
 func says(said string) string {
-	c := core(said)
+	c, bare := compact(said), core(said)
 	for _, in := range phrases().Intents {
-		if in.Says == c {
-			return c
+		if in.Says != "" && (in.Says == c || in.Says == bare) {
+			return in.Says
 		}
 	}
 	return ""

@@ -17,6 +17,9 @@ type demoFile struct {
 		Code string `yaml:"code"`
 		Name string `yaml:"name"`
 		Kind string `yaml:"kind"`
+		// Phone is told to residents who need the clinic (a refusal, a
+		// health question, 不知道): a made-up number in every demo.
+		Phone string `yaml:"phone"`
 	} `yaml:"institution"`
 	Communities []demoCommunity `yaml:"communities"`
 	Teams       []demoTeam      `yaml:"teams"`
@@ -86,7 +89,7 @@ func LoadDemo(ctx context.Context, db *storage.DB, region string) (bool, error) 
 		}
 		teams = append(teams, nt)
 	}
-	inst := storage.Institution{Code: f.Institution.Code, Name: f.Institution.Name, Kind: f.Institution.Kind}
+	inst := storage.Institution{Code: f.Institution.Code, Name: f.Institution.Name, Kind: f.Institution.Kind, Phone: f.Institution.Phone}
 	if _, err := db.CreateInstitution(ctx, inst, communities, teams); err != nil {
 		return false, err
 	}

@@ -1,0 +1,143 @@
+package flows
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Transcripts of residents talking as they do: sentences, voice input with
+// its fillers, numbers, days and names as people say them. The clock starts
+// on Monday 23 November 2026, 09:00 in China.
+
+func (c *chat) lacks(reply string, not ...string) {
+	c.t.Helper()
+	for _, n := range not {
+		if strings.Contains(reply, n) {
+			c.t.Fatalf("reply has %q:\n%s", n, reply)
+		}
+	}
+}
+
+func TestSentencesStartWhatTheyAsk(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_sentences")
+	c.say("我要签约", "请问为谁签约")
+	c.say("取消", "已退出")
+	c.say("嗯，那个，怎么签家庭医生啊？", "请问为谁签约")
+	c.say("算了", "已退出")
+	c.say("我的医生是谁", "您还没有签约家庭医生")
+	c.say("帮我取消预约", "暂无预约")
+	c.say("嗯，帮助。", "您可以回复下面的词")
+	c.say("签约要交钱吗", "服务包")
+	c.say("嗯，帮助。", "服务包列表") // inside a conversation: its own help
+	c.say("不看了", "已退出")
+	c.say("你好", "您好！这里是家庭医生签约服务")
+	c.say("谢谢", "不客气")
+	c.lacks(c.say("我想问一下，你们几点下班", "没看懂"), "120")
+}
+
+func TestVoiceFillersAndNumbersAsSaid(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_voice")
+	c.say("嗯，签约。", "请问为谁签约")
+	c.say("嗯，第一个。", "您的姓名")
+	c.say("那个，王秀英。", "单独同意")
+	c.say("同意。", "身份证号")
+	c.say(synthID("110105", "19550302", "021"), "手机号")
+	c.say("13812345678", "请选择所在的村（社区）", "1. 示范街道 幸福社区")
+	c.say("幸福社区", "是否属于下面的人群") // by name
+	c.say("一和三", "已记录")
+	c.in("signing", "team")
+	c.say("林静", "请选择服务包") // a doctor's name picks the team
+}
+
+func TestDontKnowGetsAHint(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_dunno")
+	for _, s := range []string{"签约", "1", "王秀英", "同意"} {
+		c.say(s)
+	}
+	c.say("不知道", "印在身份证正面最下面一行", "身份证号")
+	c.in("signing", "id")
+	c.say(synthID("110105", "19550302", "021"))
+	c.say("13812345678")
+	c.say("1")
+	c.say("不清楚", "回复“0”", "是否属于下面的人群")
+	c.say("都不是", "已记录")
+	c.say("不知道", "选离家近的就行")
+	c.in("signing", "team")
+}
+
+func TestUrgentWordsComeFirst(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_urgent_new")
+	reply := c.say("我爸胸口疼得厉害，喘不上气", "如果情况紧急，请马上拨打120", "0000-0000000", "回复“预约”")
+	if !strings.HasPrefix(reply, "如果情况紧急，请马上拨打120") {
+		t.Fatalf("the emergency line is not first:\n%s", reply)
+	}
+	// Inside a conversation: the emergency first, then its question.
+	c.say("签约", "请问为谁签约")
+	reply = c.say("中风了怎么办", "请马上拨打120", "请回复")
+	if !strings.HasPrefix(reply, "如果情况紧急") {
+		t.Fatalf("the emergency line is not first:\n%s", reply)
+	}
+	c.in("signing", "who")
+
+	// A signed resident is given the doctor's name and the clinic's phone.
+	_, _, s := signedResident(t, "o_urgent_signed")
+	s.say("老伴晕倒了叫不醒", "请马上拨打120", "林静医生", "0000-0000000")
+}
+
+func TestHealthQuestionsGetTheDoctorNotAdvice(t *testing.T) {
+	_, _, c := signedResident(t, "o_health")
+	for _, q := range []string{"血压高怎么办", "嗯，最近老是睡不着。", "降压药能停吗？"} {
+		reply := c.say(q, "林静医生", "0000-0000000", "回复“预约”", "不能给出用药或治疗的建议")
+		c.lacks(reply, "没看懂")
+	}
+	e := engineFor(t, "national")
+	talk(t, e, "o_health_new").say("血糖有点高", "0000-0000000", "不能给出")
+}
+
+func TestUnheardVoiceIsAskedAgain(t *testing.T) {
+	e := engineFor(t, "national")
+	out, err := e.Handle(context.Background(), &State{}, Inbound{OpenID: "o_unheard", Kind: Unheard, At: time.Now()})
+	if err != nil || out.Reply() != "没听清，请再说一次或打字。" {
+		t.Fatalf("reply %q, %v", out.Reply(), err)
+	}
+}
+
+func TestBookingFromOneSentence(t *testing.T) {
+	_, _, c := signedResident(t, "o_sentence_book")
+	c.say("我想预约明天上午看病", "为谁预约", "1. 王秀英")
+	// The kind, the day and the half were said: the times come next.
+	c.say("好", "11月24日 周二上午可以预约的时间", "1. 08:00-08:10", "回复“更多”")
+	c.in("booking", "time")
+	c.say("更多", "1. 09:20-09:30")
+	c.say("九点半", "请确认预约", "11月24日 周二 09:30-09:40", "门诊")
+	c.say("确认", "预约成功")
+
+	// 改个时间 with one appointment moves it; 帮我取消预约 asks first.
+	c.say("嗯，改个时间。", "可以预约的日期")
+	c.say("后天", "11月25日 周三上午、下午都有号")
+	c.say("下午", "11月25日 周三下午可以预约的时间")
+	c.say("取消", "已退出")
+	c.say("帮我取消预约", "要取消这个预约吗", "09:30-09:40")
+	c.say("不了", "预约保留不变")
+}
+
+func TestDaysAndTimesAsSaid(t *testing.T) {
+	_, _, c := signedResident(t, "o_days")
+	c.say("预约", "为谁预约")
+	c.say("一", "预约什么")
+	c.say("门诊", "可以预约的日期", "回复“更多”")
+	c.say("12月30号", "12月30日 周三没有可以预约的号", "可以预约的日期")
+	c.say("下周三", "12月2日 周三上午、下午都有号")
+	c.say("返回", "可以预约的日期")
+	c.say("周五", "11月27日 周五上午、下午都有号")
+	c.say("下午三点", "请确认预约", "11月27日 周五 15:00-15:10")
+	c.say("返回", "下午可以预约的时间")
+	c.say("18点", "18:00没有可以预约的号", "下午可以预约的时间")
+	c.say("返回", "上午、下午都有号")
+}
