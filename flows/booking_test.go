@@ -183,7 +183,7 @@ func TestCancellingAVisitMidSigningPausesTheSigning(t *testing.T) {
 	_, _, c := signedResident(t, "o_p2")
 	c.book("1", "2", "1")
 	// Now signing a family member.
-	c.say("签约", "请问为谁签约")
+	c.say("签约", "您本人已经签约了")
 	c.say("2", "姓名")
 	c.say("王小明")
 	c.in("signing", "consent")
@@ -308,7 +308,7 @@ func TestReferralWithoutPartnerHospitals(t *testing.T) {
 // older one out, and each comes back by 继续 or by its own keyword.
 func TestTwoConversationsWait(t *testing.T) {
 	_, _, c := signedResident(t, "o_two")
-	c.say("签约", "请问为谁签约")
+	c.say("签约", "您本人已经签约了")
 	c.say("2")
 	c.say("王小明", "单独同意")
 	c.say("预约", "为谁预约", "回复“继续”回到刚才的签约")

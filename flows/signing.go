@@ -160,6 +160,9 @@ func askWho(t *signTurn) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if signed, err := ownSigning(t); err != nil || signed != nil {
+		return signed.message, err
+	}
 	var names []string
 	for _, m := range members {
 		if m.Relation == "family" {
@@ -169,9 +172,45 @@ func askWho(t *signTurn) (string, error) {
 	return templates.Message("sign_who", strings.Join(names, "、"))
 }
 
+// alreadySigned is the user's own signing that is active or waits for
+// the doctor, and what the user is told of it.
+type alreadySigned struct{ message string }
+
+// ownSigning finds the user's own live contract: they are told at once,
+// with the team and its phone, and may still sign a family member.
+func ownSigning(t *signTurn) (*alreadySigned, error) {
+	cs, err := t.e.DB.ContractsManagedBy(t, t.in.OpenID)
+	if err != nil {
+		return nil, err
+	}
+	members, err := t.e.DB.ManagedResidents(t, t.in.OpenID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		own := slices.ContainsFunc(members, func(m storage.ManagedResident) bool { return m.ID == c.ResidentID && m.Relation == "self" })
+		if !own || (c.Status != storage.ContractActive && c.Status != storage.ContractPending) {
+			continue
+		}
+		phone, err := t.e.teamPhone(t, c.TeamID)
+		if err != nil {
+			return nil, err
+		}
+		text, err := templates.Message("sign_who_signed", map[string]any{"Team": c.TeamName, "Doctor": c.DoctorName, "Phone": phone,
+			"Pending": c.Status == storage.ContractPending})
+		return &alreadySigned{text}, err
+	}
+	return nil, nil
+}
+
 func takeWho(t *signTurn, said string) (string, error) {
 	switch asNumber(said) {
 	case "1", "本人", "自己", "我自己", "给我自己", "我", "给我":
+		if signed, err := ownSigning(t); err != nil {
+			return "", err
+		} else if signed != nil {
+			return "", reask{signed.message}
+		}
 		t.d.Who = "self"
 	case "2", "家庭成员", "家人", "给家人", "帮家人", "家里人", "给家里人":
 		t.d.Who = "family"

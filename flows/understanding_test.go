@@ -141,3 +141,13 @@ func TestDaysAndTimesAsSaid(t *testing.T) {
 	c.say("18点", "18:00没有可以预约的号", "下午可以预约的时间")
 	c.say("返回", "上午、下午都有号")
 }
+
+// A resident already signed who types 签约 is told so before anything is
+// asked again, and may sign a family member with 2.
+func TestSigningAgainSaysYouAreSigned(t *testing.T) {
+	_, _, c := signedResident(t, "o_again")
+	c.lacks(c.say("我要签约", "您本人已经签约了林静家庭医生团队", "0000-0000000", "回复“2”"), "姓名", "身份证")
+	c.say("1", "您本人已经签约了")
+	c.in("signing", "who")
+	c.say("2", "这位家庭成员的姓名")
+}
