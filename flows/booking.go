@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -148,26 +147,55 @@ func takeBookWho(t *bookTurn, said string) (string, error) {
 	return "", nil
 }
 
-func askKind(t *bookTurn) (string, error) { return templates.Message("book_kind", nil) }
+// bookKinds are the kinds of visit this resident may book, in order, and
+// why home visits are not among them when they are not.
+func bookKinds(t *bookTurn) (names []string, homeWhy string, err error) {
+	ok, why, err := bookMayHaveHomeVisits(t)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, k := range appointmentKinds {
+		if k.code != "home" || ok {
+			names = append(names, k.name)
+		}
+	}
+	if !ok {
+		homeWhy = why
+	}
+	return names, homeWhy, nil
+}
 
+func askKind(t *bookTurn) (string, error) {
+	names, why, err := bookKinds(t)
+	if err != nil {
+		return "", err
+	}
+	return templates.Message("book_kind", map[string]any{"Kinds": names, "HomeWhy": why})
+}
+
+// takeKind takes a kind by its number in the list shown or by its name;
+// 上门 asked by someone it is not for is answered with who it is for.
 func takeKind(t *bookTurn, said string) (string, error) {
-	code := ""
-	for i, k := range appointmentKinds {
-		if asNumber(said) == strconv.Itoa(i+1) || said == k.name {
-			code = k.code
-		}
+	names, why, err := bookKinds(t)
+	if err != nil {
+		return "", err
 	}
-	if code == "" {
-		return "", reaskWith("book_kind_reask", nil)
-	}
-	if code == "home" {
-		if ok, why, err := bookMayHaveHomeVisits(t); err != nil {
+	if said == kindName("home") && why != "" {
+		q, err := askKind(t)
+		if err != nil {
 			return "", err
-		} else if !ok {
-			return "", reaskWith("book_home_refused", why)
+		}
+		return "", reask{joinNonEmpty(mustMessage("book_home_refused", why), strings.Split(q, "\n（")[0])}
+	}
+	name, err := pickNamed(names, said, "book_kind_reask", itself)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range appointmentKinds {
+		if k.name == name {
+			t.d.Kind = k.code
 		}
 	}
-	t.d.Kind = code
 	return "", nil
 }
 

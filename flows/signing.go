@@ -401,7 +401,13 @@ func signDeclarableGroups(t *signTurn) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return declarableGroups(s), nil
+	var out []string
+	for _, g := range declarableGroups(s) {
+		if term, _ := findTerm(g); term.Fits(t.d.Sex, t.d.Age) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }
 
 // declarableGroups are the programme's priority groups a resident declares

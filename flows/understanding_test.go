@@ -151,3 +151,22 @@ func TestSigningAgainSaysYouAreSigned(t *testing.T) {
 	c.in("signing", "who")
 	c.say("2", "这位家庭成员的姓名")
 }
+
+// Groups a person cannot be in are not offered: no 孕产妇 for a man of 71,
+// and the numbers mean the list shown.
+func TestGroupsOfferedFitThePerson(t *testing.T) {
+	e := engineFor(t, "national")
+	man := talk(t, e, "o_man71")
+	for _, s := range []string{"签约", "1", "张建国", "同意", synthID("110105", "19550302", "011"), "13812345678"} {
+		man.say(s)
+	}
+	man.lacks(man.say("1", "是否属于下面的人群", "5. 残疾人"), "孕产妇")
+	man.say("5", "已记录：残疾人")
+
+	woman := talk(t, e, "o_woman30")
+	for _, s := range []string{"签约", "1", "李敏", "同意", synthID("110105", "19960302", "022"), "13812345679"} {
+		woman.say(s)
+	}
+	woman.say("1", "5. 孕产妇", "6. 残疾人")
+	woman.say("5", "已记录：孕产妇")
+}

@@ -104,7 +104,7 @@ func TestFulfilmentCountsCompletedVisits(t *testing.T) {
 	number := c.say("同意", "合同编号")
 	number = number[strings.Index(number, "QY") : strings.Index(number, "QY")+12]
 	doc.say("确认 "+number, "已确认")
-	for _, kind := range []string{"4", "4", "3"} { // two follow-ups, one check-up
+	for _, kind := range []string{"随访", "随访", "体检"} {
 		for _, s := range []string{"预约", "1", kind, "2", "上午", "1"} {
 			c.say(s)
 		}

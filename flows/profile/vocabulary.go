@@ -19,6 +19,17 @@ type Term struct {
 	Code    string `yaml:"code"`
 	Name    string `yaml:"name"`
 	Derived string `yaml:"derived"` // priority groups only: "age >= 65", "age <= 6"
+	// Who may declare a priority group, when not everyone may: a sex
+	// (female, male) and an age range, inclusive (0: no bound).
+	Sex    string `yaml:"sex"`
+	MinAge int    `yaml:"min_age"`
+	MaxAge int    `yaml:"max_age"`
+}
+
+// Fits says whether a person of this sex ("" unknown) and age may be in
+// the group: a group is not offered to someone who cannot be in it.
+func (t Term) Fits(sex string, age int) bool {
+	return (t.Sex == "" || sex == "" || t.Sex == sex) && age >= t.MinAge && (t.MaxAge == 0 || age <= t.MaxAge)
 }
 
 // Vocabulary names every code a profile may use.
