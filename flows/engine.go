@@ -27,6 +27,10 @@ type Engine struct {
 // DefaultIdleAfter is how long a conversation waits for an answer by default.
 const DefaultIdleAfter = 30 * time.Minute
 
+// KeepAnswersFor is how long a signing or booking left unanswered keeps
+// its answers, waiting for 继续 (the chat session lives as long).
+const KeepAnswersFor = 24 * time.Hour
+
 // State is a user's conversation state, kept in the chat session between
 // turns. Data is the running conversation's own typed state, as JSON.
 type State struct {
@@ -180,14 +184,21 @@ func say(name string, data any) ([]string, error) {
 // words answers what a resident typed, said or clicked.
 func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
 	notice := ""
-	if st.Flow != "" && in.At.Sub(st.Updated) > e.idleAfter() {
+	if idle := in.At.Sub(st.Updated); st.Flow != "" && idle > e.idleAfter() {
+		// One that pauses keeps its answers a day: it waits for 继续.
+		about := conversations[st.Flow].describe()
+		kept := about.pauses && idle <= KeepAnswersFor
 		var err error
 		notice, err = templates.Message("flow_expired", map[string]any{
-			"Title": conversations[st.Flow].describe().title, "Minutes": int(e.idleAfter().Minutes())})
+			"Title": about.title, "Minutes": int(e.idleAfter().Minutes()), "Kept": kept})
 		if err != nil {
 			return nil, err
 		}
-		st.leave()
+		if kept {
+			*st = State{Paused: waitingWith(st), Updated: st.Updated}
+		} else {
+			st.leave()
+		}
 	}
 	replies, err := e.dispatch(ctx, st, said, in)
 	return prefixed(notice, replies), err

@@ -200,7 +200,14 @@ func TestSigningExpiresAndResumes(t *testing.T) {
 	c.in("signing", "consent")
 	c.say("签约", "单独同意") // already signing: the question again
 	c.clock = c.clock.Add(31 * time.Minute)
-	c.say("同意", "已经超过30分钟没有回复，已自动结束", "没看懂")
+	// Left unanswered, it waits with its answers for a day.
+	c.say("同意", "已经超过30分钟没有回复，先为您暂停", "回复“继续”接着办")
+	c.in("", "")
+	c.say("继续", "单独同意")
+	c.in("signing", "consent")
+	c.say("同意", "身份证号")
+	c.clock = c.clock.Add(25 * time.Hour)
+	c.say("1", "已经超过30分钟没有回复，已自动结束")
 	c.in("", "")
 	c.say("继续", "现在没有进行中的办理")
 }
