@@ -732,7 +732,9 @@ func takeBookConfirm(t *bookTurn, said string) (string, error) {
 	_, err = t.e.DB.Book(t, storage.NewAppointment{RequestKey: t.st.RunKey, ResidentID: t.d.ResidentID, ContractID: t.d.ContractID,
 		DoctorID: s.DoctorID, SlotID: s.ID, Kind: t.d.Kind, AddressSealed: t.d.AddressSealed,
 		ReasonSealed: reason, Hospital: t.d.Hospital, MaxUpcoming: settings.Appointments.Upcoming(), Now: t.in.At,
-		Pushes: func(id int64) []storage.Push { return bookBookingPushes(t, reminders, id, s, PushBookingCreated) }})
+		Pushes: func(id int64) []storage.Push {
+			return bookBookingPushes(t, reminders, id, s, PushBookingCreated, time.Time{})
+		}})
 	if err := bookSlotTaken(t, err); err != nil {
 		return "", err
 	}
@@ -874,11 +876,11 @@ func bookBackTo(t *bookTurn, step string) {
 }
 
 // bookingPushes are the doctor's notice and the resident's reminders.
-func bookBookingPushes(t *bookTurn, reminders map[string]time.Time, id int64, s storage.Slot, kind string) []storage.Push {
+func bookBookingPushes(t *bookTurn, reminders map[string]time.Time, id int64, s storage.Slot, kind string, was time.Time) []storage.Push {
 	resident, visit := t.d.ResidentName, t.d.Kind
 	at := s.StartsAt.Unix()
 	pushes := []storage.Push{BookingNotice{Kind: kind, Key: fmt.Sprintf("appointment:%d:%s:%d", id, kind, at), DoctorID: s.DoctorID,
-		Resident: resident, VisitKind: visit, At: s.StartsAt}.Push()}
+		Resident: resident, VisitKind: visit, At: s.StartsAt, Was: was}.Push()}
 	for _, name := range []string{"day-before", "2h"} {
 		if due, ok := reminders[name]; ok {
 			pushes = append(pushes, AppointmentReminder{Key: fmt.Sprintf("%s%s:%d", storage.ReminderKeyPrefix(id), name, at),
@@ -897,8 +899,12 @@ func bookReschedule(t *bookTurn, id int64, s storage.Slot) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	moving, err := t.e.DB.Appointment(t, id)
+	if err != nil {
+		return "", err
+	}
 	err = t.e.DB.Reschedule(t, id, s.ID, settings.Appointments.Upcoming(), t.in.At, func(slot storage.Slot) []storage.Push {
-		return bookBookingPushes(t, reminders, id, slot, PushBookingChanged)
+		return bookBookingPushes(t, reminders, id, slot, PushBookingChanged, moving.StartsAt)
 	})
 	if errors.Is(err, storage.ErrStatusChanged) {
 		return "", stopWith("book_gone", nil)

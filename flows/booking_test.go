@@ -85,6 +85,12 @@ func TestBookRescheduleAndCancel(t *testing.T) {
 	if countKind(t, e, doctorTo, PushBookingChanged, "pending") != 1 {
 		t.Fatal("the doctor was not told of the move")
 	}
+	rows, _ := e.DB.OutboxFor(context.Background(), doctorTo)
+	for _, r := range rows {
+		if f, _ := r.Fields(); r.Kind == PushBookingChanged && (f["was"] != "2026-11-24 08:00" || f["time"] != "2026-11-24 08:20") {
+			t.Fatalf("the doctor's notice of the move does not show both times: %v", f)
+		}
+	}
 	c.say("取消 1", "要取消这个预约吗", "08:20-08:30")
 	c.say("不了", "预约保留不变")
 	c.say("取消 1", "要取消这个预约吗")

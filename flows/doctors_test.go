@@ -57,6 +57,7 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 	if c := contractsOf(t, e, "o_res2"); c[0].Status != storage.ContractDeclined {
 		t.Fatalf("second contract = %+v", c[0])
 	}
+	talk(t, e, "o_res2").say("我的签约", "（医生说明：不在本团队服务范围）")
 	for openID, kind := range map[string]string{"o_res1": PushSignConfirmed, "o_res2": PushSignDeclined} {
 		rows, _ := e.DB.OutboxFor(ctx, openID)
 		if len(rows) != 1 || rows[0].Kind != kind {

@@ -65,10 +65,24 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		N                                           int
 		Name, MaskedID, Number, Status              string
 		Team, Doctor, Packages, TermEnd, ChangeTeam string
+		Declined                                    string // the doctor's reason
 		Live                                        bool
 	}
+	shown := cs[:min(len(cs), maxContractsShown)]
+	var declined []int64
+	for _, c := range shown {
+		if c.Status == storage.ContractDeclined {
+			declined = append(declined, c.ID)
+		}
+	}
+	// A declined signing shows the doctor's reason, which the resident
+	// was sent when it was declined.
+	reasons, err := e.DB.EndReasons(ctx, declined)
+	if err != nil {
+		return nil, err
+	}
 	var lines []line
-	for i, c := range cs[:min(len(cs), maxContractsShown)] {
+	for i, c := range shown {
 		id, err := e.Sealer.Open("id_number", c.IDSealed)
 		if err != nil {
 			return nil, err
@@ -79,7 +93,7 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		}
 		lines = append(lines, line{N: i + 1, Name: c.ResidentName, MaskedID: MaskID(id), Number: c.Number,
 			Status: statusOf(c), Team: c.TeamName, Doctor: c.DoctorName,
-			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String,
+			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String, Declined: reasons[c.ID],
 			Live: c.Status == storage.ContractActive || c.Status == storage.ContractPending})
 	}
 	return say("my_contracts", map[string]any{"Lines": lines, "More": len(cs) - len(lines)})

@@ -249,11 +249,15 @@ type BookingNotice struct {
 	Resident  string
 	VisitKind string // clinic, home, …
 	At        time.Time
+	Was       time.Time // 改约: the time it moved from
 }
 
 func (p BookingNotice) Push() storage.Push {
-	return storage.Push{Key: p.Key, Kind: p.Kind, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional,
-		Fields: map[string]string{"resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At)}}
+	fields := map[string]string{"resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At)}
+	if !p.Was.IsZero() {
+		fields["was"] = clock(p.Was)
+	}
+	return storage.Push{Key: p.Key, Kind: p.Kind, Recipient: DoctorRecipient(p.DoctorID), Priority: PriorityTransactional, Fields: fields}
 }
 
 // ReferralNotice tells the doctor a resident asks to be referred. It names

@@ -26,7 +26,7 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		ReferralNotice{ID: 2, DoctorID: 1, Resident: "王秀英", At: at}.Push(),
 		DeletionAnswer{Request: 1, OpenID: "o", Resident: "王秀英", Answer: "已删除手机号"}.Push(),
 		MemberConfirmed{OpenID: "o", Number: "QY2611240001", Resident: "王小花", Doctor: "林静"}.Push(),
-		BookingNotice{Kind: PushBookingChanged, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "home", At: at}.Push(),
+		BookingNotice{Kind: PushBookingChanged, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "home", At: at, Was: at.Add(-24 * time.Hour)}.Push(),
 		BookingNotice{Kind: PushBookingCancelled, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "checkup", At: at}.Push(),
 		AppointmentReminder{Key: "k", OpenID: "o", Resident: "王秀英", VisitKind: "clinic", At: at, Due: at.Add(-2 * time.Hour)}.Push(),
 		DoctorLeavePush(storage.AppointmentView{ID: 1, ManagerOpenID: "o", DoctorName: "林静", ResidentName: "王秀英", Kind: "clinic", StartsAt: at}),

@@ -145,7 +145,7 @@ func init() {
 		"push_referral_request":      map[string]string{"resident": "王秀英", "hospital": "哈尔滨市第一医院", "time": "2026-11-24 08:00"},
 		"referral_confirm":           map[string]any{"Name": "王秀英", "Doctor": "林静", "Hospital": "哈尔滨市第一医院", "Green": true, "Reason": "心慌"},
 		"referral_sent":              map[string]any{"Doctor": "林静", "Hospital": "", "Green": false},
-		"push_booking_changed":       map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
+		"push_booking_changed":       map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00", "was": "2026-11-23 09:00"},
 		"push_booking_cancelled":     map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},
 		"push_team_change_confirmed": map[string]string{"doctor": "郭建华", "number": "QY2611230001", "resident": "王秀英", "team": "郭建华家庭医生团队", "term_end": "2027-11-22"},
 		"push_team_change_declined":  map[string]string{"doctor": "郭建华", "number": "QY2611230001", "resident": "王秀英", "team": "林静家庭医生团队", "reason": "不在服务范围"},
@@ -163,7 +163,7 @@ func init() {
 		"survey_scored":           5, "survey_comment": nil, "survey_thanks": nil,
 		"sign_back": nil, "sign_first_step": nil, "sign_help": nil, "mine_menu": nil,
 		"my_contracts": map[string]any{"More": 1, "Lines": []map[string]any{{"N": 1, "Name": "王秀英", "MaskedID": "1101**********0210",
-			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": "", "ChangeTeam": "郭建华家庭医生团队", "Live": true}}},
+			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": "", "ChangeTeam": "郭建华家庭医生团队", "Live": true, "Declined": ""}}},
 	} {
 		samples[name] = data
 	}
