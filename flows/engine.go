@@ -120,8 +120,23 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 		return out, err
 	}
 	st.Updated = in.At
-	out.Replies = prefixed(notice, replies)
-	return out, nil
+	out.Replies, err = e.fillClinicPhone(ctx, in.OpenID, prefixed(notice, replies))
+	return out, err
+}
+
+// fillClinicPhone puts the clinic's phone where a refusal asks for it.
+func (e *Engine) fillClinicPhone(ctx context.Context, openID string, replies []string) ([]string, error) {
+	for i, r := range replies {
+		if !strings.Contains(r, templates.ClinicPhone) {
+			continue
+		}
+		c, err := e.careContact(ctx, openID)
+		if err != nil {
+			return nil, err
+		}
+		replies[i] = strings.ReplaceAll(r, templates.ClinicPhone, mustMessage("clinic_phone", c))
+	}
+	return replies, nil
 }
 
 // dropUnreadable ends a conversation this build cannot carry on (renamed,

@@ -36,8 +36,8 @@ func (c *chat) say(said string, contains ...string) string {
 		c.t.Fatalf("%q: %v", said, err)
 	}
 	reply := out.Reply()
-	if len(out.Replies) != 1 || len(reply) > 2048 {
-		c.t.Fatalf("%q: %d replies, %d bytes", said, len(out.Replies), len(reply))
+	if len(out.Replies) != 1 || len(reply) > 2048 || strings.Contains(reply, templates.ClinicPhone) {
+		c.t.Fatalf("%q: %d replies, %d bytes, or a clinic phone left out:\n%s", said, len(out.Replies), len(reply), reply)
 	}
 	for _, want := range contains {
 		if !strings.Contains(reply, want) {
@@ -125,7 +125,7 @@ func TestSigningForOneself(t *testing.T) {
 	for _, s := range []string{"签约", "1", "王秀英", "同意"} {
 		other.say(s)
 	}
-	other.say(id, "不能在线重复签约", "联系")
+	other.say(id, "不能在线重复签约", "需要帮忙请打电话0000-0000000")
 	other.in("", "")
 }
 

@@ -15,9 +15,16 @@ import (
 var messageFiles embed.FS
 
 var messages = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
-	"yuan": Yuan,
-	"add":  func(a, b int) int { return a + b },
+	"yuan":        Yuan,
+	"add":         func(a, b int) int { return a + b },
+	"clinicPhone": func() string { return ClinicPhone },
 }).ParseFS(messageFiles, "messages/*.txt"))
+
+// ClinicPhone marks, in a rendered message, where a refusal says whom to
+// ask: whoever sends the message replaces it with the phone of the
+// resident's institution (the message clinic_phone), which templates cannot
+// know.
+const ClinicPhone = "\uE000"
 
 // Yuan writes an amount in fen as yuan, without trailing zeros: 5000 is
 // "50", 5050 is "50.5".

@@ -12,6 +12,7 @@ const maxReplyBytes = 2048
 // test below, so each new message is rendered at least once here.
 var samples = map[string]any{
 	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil,
+	"call_clinic": nil, "clinic_phone": map[string]any{"Phone": "0531-88886666"},
 	"greeting": nil, "thanks": nil, "unheard": nil, "urgent_notice": nil,
 	"urgent_answer":         map[string]any{"Doctor": "林静", "Team": "林静家庭医生团队", "Phone": "0531-88886666"},
 	"health_answer":         map[string]any{"Doctor": "", "Team": "", "Phone": "0531-88886666"},
