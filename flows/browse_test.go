@@ -12,6 +12,7 @@ import (
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
+	"github.com/jiayi-health/jiayi/templates"
 )
 
 // engineFor runs the engine on a SQLite database seeded with a region.
