@@ -224,7 +224,7 @@ func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) 
 type command func(e *Engine, ctx context.Context, st *State, said string, in Inbound) (replies []string, ok bool, err error)
 
 // commands are tried in order before conversations.
-var commands = []command{(*Engine).doctorCommand, (*Engine).memberCommand, (*Engine).appointmentCommand, (*Engine).visitCommand, (*Engine).score}
+var commands = []command{(*Engine).doctorChat, (*Engine).doctorCommand, (*Engine).memberCommand, (*Engine).appointmentCommand, (*Engine).visitCommand, (*Engine).score}
 
 func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
 	if in.Kind == Text && st.Flow != "" && urgent(said) {

@@ -15,8 +15,8 @@ import (
 // a score from 1 to 5 and, in the next message, an optional comment; each
 // visit is scored once.
 var (
-	doneCommand   = regexp.MustCompile(`^完成\s*(\d+)\s*(.*)$`)
-	missedCommand = regexp.MustCompile(`^未到\s*(\d+)$`)
+	doneCommand   = regexp.MustCompile(`^完成\s*(` + listed + `)\s*(.*)$`)
+	missedCommand = regexp.MustCompile(`^未到\s*(` + listed + `)$`)
 )
 
 func dayBounds(at time.Time) (time.Time, time.Time) {
@@ -60,7 +60,7 @@ func (e *Engine) visitCommand(ctx context.Context, _ *State, said string, in Inb
 	}
 	n, ok := choice(m[1], len(agenda))
 	if !ok {
-		replies, err := say("visit_not_listed", m[1])
+		replies, err := say("visit_not_listed", asNumber(m[1]))
 		return replies, true, err
 	}
 	a := agenda[n-1]

@@ -1,0 +1,160 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/jiayi-health/jiayi/flows/profile"
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+// A bound doctor's words in chat, besides 绑定, 确认 NUMBER and 拒绝 (doctors.go)
+// and the day's visits (visits.go): 帮助 lists them, 确认 alone lists what
+// waits for an answer (and 确认 N answers its N-th line), 明日预约 or 周三预约
+// shows that day's visits, 我的居民 counts the doctor's residents by group.
+// Numbers and days are read as residents write them.
+
+// listed is a line number as people write it: 1, 一, 第一个.
+const listed = `第?[0-9一二两三四五六七八九十]+[个号项]?`
+
+var (
+	confirmNthCommand = regexp.MustCompile(`^确认\s*(` + listed + `)$`)
+	declineNthCommand = regexp.MustCompile(`^拒绝\s*(` + listed + `)(?:\s+(.*))?$`)
+	agendaCommand     = regexp.MustCompile(`^(.+?)的?(?:预约|门诊|安排)$`)
+)
+
+// doctorChat answers a bound doctor; ok is false for anything else, and for
+// anyone who is not a bound doctor (the same words mean other things to
+// residents: 明天预约 books a visit).
+func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {
+	alone := st.Flow == "" // 帮助 and 确认 alone belong to an open conversation
+	m, n := agendaCommand.FindStringSubmatch(said), confirmNthCommand.FindStringSubmatch(said)
+	d := declineNthCommand.FindStringSubmatch(said)
+	if m != nil {
+		if _, ok := parseDay(m[1], in.At); !ok {
+			m = nil // 我的预约, 取消预约: not a day's visits
+		}
+	}
+	wanted := m != nil || n != nil || d != nil || said == "我的居民" || alone && (said == "帮助" || said == "确认")
+	if !wanted {
+		return nil, false, nil
+	}
+	doctor, err := e.DB.DoctorByOpenID(ctx, in.OpenID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	var replies []string
+	switch {
+	case said == "帮助":
+		replies, err = say("doctor_help", doctor.Name)
+	case said == "确认":
+		replies, err = e.doctorWaiting(ctx, doctor)
+	case said == "我的居民":
+		replies, err = e.doctorPanel(ctx, doctor, in)
+	case n != nil || d != nil:
+		return e.answerNth(ctx, doctor, n, d, in)
+	default:
+		day, _ := parseDay(m[1], in.At)
+		from := StartOfDay(day)
+		agenda, err := e.DB.DoctorAgenda(ctx, doctor.ID, from, from.AddDate(0, 0, 1))
+		if err != nil {
+			return nil, true, err
+		}
+		if from.Equal(StartOfDay(in.At)) {
+			replies, err = say("doctor_agenda", agendaLines(agenda))
+		} else {
+			replies, err = say("doctor_day_agenda", map[string]any{"Day": dayLabel(day.Format("2006-01-02")), "Lines": agendaLines(agenda)})
+		}
+	}
+	return replies, true, err
+}
+
+// waitingLine is one request in 确认's list.
+type waitingLine struct {
+	Number, Name, Community, Change string
+}
+
+func (e *Engine) doctorWaiting(ctx context.Context, doctor storage.Doctor) ([]string, error) {
+	list, err := e.DB.DoctorWaiting(ctx, doctor.ID)
+	if err != nil {
+		return nil, err
+	}
+	lines := make([]waitingLine, len(list))
+	for i, c := range list {
+		lines[i] = waitingLine{Number: c.Number, Name: c.ResidentName, Community: c.CommunityName}
+		if c.ChangeDoctorID.Valid && c.ChangeDoctorID.Int64 == doctor.ID {
+			lines[i].Change = c.TeamName
+		}
+	}
+	return say("doctor_waiting", lines)
+}
+
+// answerNth confirms or declines the N-th line of 确认's list.
+func (e *Engine) answerNth(ctx context.Context, doctor storage.Doctor, confirm, decline []string, in Inbound) ([]string, bool, error) {
+	list, err := e.DB.DoctorWaiting(ctx, doctor.ID)
+	if err != nil {
+		return nil, true, err
+	}
+	nth, reason := "", ""
+	if confirm != nil {
+		nth = confirm[1]
+	} else {
+		nth, reason = decline[1], strings.TrimSpace(decline[2])
+	}
+	i, ok := choice(nth, len(list))
+	if !ok {
+		replies, err := say("doctor_waiting_not_listed", asNumber(nth))
+		return replies, true, err
+	}
+	number := list[i-1].Number
+	if confirm != nil {
+		replies, _, err := e.doctorCommand(ctx, nil, "确认 "+number, in)
+		return replies, true, err
+	}
+	replies, _, err := e.doctorCommand(ctx, nil, "拒绝 "+number+" "+reason, in)
+	return replies, true, err
+}
+
+// doctorPanel counts the doctor's residents under active contracts, by
+// priority group, the groups in the programme's order.
+func (e *Engine) doctorPanel(ctx context.Context, doctor storage.Doctor, in Inbound) ([]string, error) {
+	settings, err := Settings(ctx, e.DB)
+	if err != nil {
+		return nil, err
+	}
+	today := in.At.In(Shanghai)
+	var rules []storage.GroupRule
+	for _, term := range profile.Words().PriorityGroups {
+		g := storage.GroupRule{Code: term.Code}
+		switch op, bound := term.AgeRule(); op {
+		case ">=":
+			g.BornOnOrBefore = lastBirthday(bound, today)
+		case "<=":
+			g.BornAfter = lastBirthday(bound+1, today)
+		default:
+			g.Tag = e.Sealer.Hash(groupsField, term.Code)
+		}
+		rules = append(rules, g)
+	}
+	panel, err := e.DB.DoctorPanelOf(ctx, doctor.ID, rules)
+	if err != nil {
+		return nil, err
+	}
+	type line struct {
+		Name  string
+		Count int
+	}
+	var lines []line
+	for _, code := range settings.PriorityGroups {
+		if n := panel.Groups[code]; n > 0 {
+			term, _ := findTerm(code)
+			lines = append(lines, line{term.Name, n})
+		}
+	}
+	return say("doctor_panel", map[string]any{"Doctor": doctor.Name, "Active": panel.Active, "Groups": lines})
+}
