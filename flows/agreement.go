@@ -59,7 +59,7 @@ func Processor(ctx context.Context, db *storage.DB) (ProcessorInfo, error) {
 		if err != nil {
 			return ProcessorInfo{}, err
 		}
-		return ProcessorInfo{Name: mustMessage("processor_region", cat.Profile.Name)}, nil
+		return ProcessorInfo{Name: mustMessage("processor_region", regionPlace(cat.Profile))}, nil
 	}
 	return ProcessorInfo{Name: strings.Join(names, "、"), Phones: strings.Join(phones, "、")}, nil
 }

@@ -97,7 +97,7 @@ func listView(c storage.Catalog) map[string]any {
 		g := &groups[len(groups)-1]
 		g.Lines = append(g.Lines, listLine{N: i + 1, Name: p.Name, Pays: shareOf(p.Price(storage.InsuredLocal))})
 	}
-	return map[string]any{"Region": c.Profile.Name, "Groups": groups}
+	return map[string]any{"Region": regionPlace(c.Profile), "Groups": groups}
 }
 
 // residentShare is what a resident pays of a price, as a list line says

@@ -299,3 +299,13 @@ func (f *Fees) add(code string, split storage.Split) {
 	}
 	f.ResidentPays, _ = f.Total.Resident()
 }
+
+// regionPlace is the place a profile is named after ("哈尔滨市"), or "" for
+// a profile named after the service itself ("家庭医生签约服务"), so words that
+// put the place before 家庭医生服务包 do not say the service twice.
+func regionPlace(p storage.Profile) string {
+	if strings.Contains(p.Name, "家庭医生") {
+		return ""
+	}
+	return p.Name
+}

@@ -170,3 +170,13 @@ func TestGroupsOfferedFitThePerson(t *testing.T) {
 	woman.say("1", "5. 孕产妇", "6. 残疾人")
 	woman.say("5", "已记录：孕产妇")
 }
+
+// A profile named after the service is not put before 家庭医生服务包.
+func TestNoDoubledServiceName(t *testing.T) {
+	for _, region := range []string{"national", "township"} {
+		c := talk(t, engineFor(t, region), "o_words")
+		c.lacks(c.say("服务包", "家庭医生服务包："), "签约服务家庭医生")
+	}
+	c := talk(t, engineFor(t, "harbin"), "o_words")
+	c.say("服务包", "哈尔滨市家庭医生服务包：")
+}
