@@ -61,8 +61,8 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	default:
 		day, _ := parseDay(m[1], in.At)
 		from := StartOfDay(day)
-		agenda, err := e.DB.DoctorAgenda(ctx, doctor.ID, from, from.AddDate(0, 0, 1))
-		if err != nil {
+		var agenda []storage.AppointmentView
+		if agenda, err = e.DB.DoctorAgenda(ctx, doctor.ID, from, from.AddDate(0, 0, 1)); err != nil {
 			return nil, true, err
 		}
 		if from.Equal(StartOfDay(in.At)) {
