@@ -228,9 +228,9 @@ func askAftercareConfirm(t *careTurn) (string, error) {
 
 func takeAftercareConfirm(t *careTurn, said string) (string, error) {
 	switch {
-	case t.d.Kind == "renew" && said != "同意":
+	case t.d.Kind == "renew" && answerTo(said, "同意") != answeredYes:
 		return "", reaskWith("renew_confirm_reask", nil)
-	case t.d.Kind != "renew" && said != "确认"+careTitle(t) && said != "确认":
+	case t.d.Kind != "renew" && answerTo(said, "确认") != answeredYes:
 		return "", reaskWith("aftercare_confirm_reask", careTitle(t))
 	}
 	c, err := careContract(t)

@@ -701,7 +701,7 @@ func askBookConfirm(t *bookTurn) (string, error) {
 }
 
 func takeBookConfirm(t *bookTurn, said string) (string, error) {
-	if said != "确认" {
+	if answerTo(said, "确认") != answeredYes {
 		return "", reaskWith("book_confirm_reask", nil)
 	}
 	if ok, _ := takesASlot(t); !ok {

@@ -42,7 +42,7 @@ func askCancelBooking(t *cancelTurn) (string, error) {
 }
 
 func takeCancelBooking(t *cancelTurn, said string) (string, error) {
-	if said != "确认" {
+	if answerTo(said, "确认") != answeredYes {
 		return "", stopWith("appointment_kept", nil)
 	}
 	a, err := cancelAppointment(t)

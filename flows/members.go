@@ -110,10 +110,10 @@ func askMemberConsent(t *memberTurn) (string, error) {
 }
 
 func takeMemberConsent(t *memberTurn, said string) (string, error) {
-	switch said {
-	case "同意":
+	switch answerTo(said, "同意") {
+	case answeredYes:
 		return "", nil
-	case "不同意":
+	case answeredNo:
 		return "", refuseMember(t)
 	}
 	return "", reaskWith("sign_consent_reask", nil)
@@ -143,10 +143,10 @@ func askMemberAgreement(t *memberTurn) (string, error) {
 }
 
 func takeMemberAgreement(t *memberTurn, said string) (string, error) {
-	switch said {
-	case "不同意":
+	switch answerTo(said, "同意") {
+	case answeredNo:
 		return "", refuseMember(t)
-	case "同意":
+	case answeredYes:
 	default:
 		return "", reaskWith("member_agreement_reask", nil)
 	}

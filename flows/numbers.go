@@ -79,6 +79,40 @@ func asNumber(said string) string {
 var yesWords = map[string]bool{"好": true, "好的": true, "是": true, "是的": true, "对": true, "对的": true, "行": true,
 	"可以": true, "嗯": true, "就这个": true, "这个": true, "ok": true}
 
+// Explicit answers to "回复‘同意’" or "回复‘确认’".
+const (
+	answeredYes = "yes"
+	answeredNo  = "no"
+)
+
+// answerTo reads an answer to a question that asks for a word (同意,
+// 确认): yes when the message says it ("我同意", "好的，确认。", "确定"), no
+// when it refuses ("不同意", "不愿意", "拒绝"), "" otherwise. 好 or 是 alone is
+// not yes: these answers commit a contract, a consent or a cancellation.
+func answerTo(said, word string) string {
+	c := compact(said)
+	words := []string{word}
+	if word == "确认" {
+		words = append(words, "确定")
+	}
+	for _, w := range words {
+		if strings.Contains(c, "不"+w) || strings.Contains(c, "没"+w) {
+			return answeredNo
+		}
+	}
+	for _, no := range []string{"不愿意", "拒绝", "不要"} {
+		if strings.Contains(c, no) {
+			return answeredNo
+		}
+	}
+	for _, w := range words {
+		if strings.Contains(c, w) {
+			return answeredYes
+		}
+	}
+	return ""
+}
+
 // noneWords answer "which of these?" with none of them.
 var noneWords = map[string]bool{"都不是": true, "都没有": true, "没有": true, "无": true, "不是": true, "没": true, "都不": true}
 

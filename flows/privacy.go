@@ -132,7 +132,7 @@ func askPrivacyConfirm(t *privacyTurn) (string, error) {
 }
 
 func takePrivacyConfirm(t *privacyTurn, said string) (string, error) {
-	if said != "确认" {
+	if answerTo(said, "确认") != answeredYes {
 		return "", reaskWith("privacy_confirm_reask", nil)
 	}
 	if t.d.Resident == 0 {

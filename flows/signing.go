@@ -242,11 +242,11 @@ func askConsent(t *signTurn) (string, error) {
 }
 
 func takeConsent(t *signTurn, said string) (string, error) {
-	switch said {
-	case "同意":
+	switch answerTo(said, "同意") {
+	case answeredYes:
 		t.d.ConsentedAt = t.in.At.UTC()
 		return "", nil
-	case "不同意":
+	case answeredNo:
 		return "", stopWith("sign_consent_declined", nil)
 	}
 	return "", reaskWith("sign_consent_reask", nil)
@@ -732,7 +732,7 @@ func askConfirm(t *signTurn) (string, error) {
 }
 
 func takeConfirm(t *signTurn, said string) (string, error) {
-	if said != "同意" {
+	if answerTo(said, "同意") != answeredYes {
 		return "", reaskWith("sign_confirm_reask", nil)
 	}
 	nc, err := signNewContract(t)

@@ -180,3 +180,32 @@ func TestNoDoubledServiceName(t *testing.T) {
 	c := talk(t, engineFor(t, "harbin"), "o_words")
 	c.say("服务包", "哈尔滨市家庭医生服务包：")
 }
+
+// 同意 and 确认 are read in the sentences people answer with; 好 alone is
+// not taken for a consent or a commitment.
+func TestExplicitAnswersInSentences(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_consent")
+	c.say("签约", "为谁签约")
+	c.say("本人", "您的姓名")
+	c.say("王秀英", "单独同意")
+	c.say("好", "请回复")
+	c.in("signing", "consent")
+	c.say("嗯，我同意。", "身份证号")
+
+	d := talk(t, e, "o_refuse")
+	for _, s := range []string{"签约", "1", "李敏"} {
+		d.say(s)
+	}
+	d.say("我不同意", "不会保存")
+	d.in("", "")
+
+	_, _, r := signedResident(t, "o_confirm")
+	for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点"} {
+		r.say(s)
+	}
+	r.say("好", "请回复“确认”")
+	r.say("好的，确认", "预约成功")
+	r.say("取消预约", "要取消这个预约吗")
+	r.say("不取消了", "预约保留不变")
+}
