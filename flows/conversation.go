@@ -213,6 +213,10 @@ func (c *conversation[D]) answer(ctx context.Context, e *Engine, st *State, said
 		return t.ask(s, mustMessage("sign_back", nil))
 	}
 	ack, err := cur.take(t, said)
+	var r reask
+	if errors.As(err, &r) {
+		err = reask{joinNonEmpty(r.msg, elsewhere(said, st.Flow))}
+	}
 	if replies, done, err := t.settle(err); done {
 		return replies, err
 	}
@@ -320,6 +324,17 @@ func (t *turn[D]) settle(err error) (replies []string, done bool, _ error) {
 		return replies, true, err
 	}
 	return nil, true, err
+}
+
+// elsewhere is, for an answer a question could not take, the word that
+// does what the sentence seems to ask ("我想先预约一下" in the middle of 签约),
+// so nobody is left re-answering a question they did not mean to.
+func elsewhere(said, flow string) string {
+	m := Understand(said)
+	if m.Says == "" || m.Whole || keywords[m.Says] == flow {
+		return ""
+	}
+	return mustMessage("maybe_elsewhere", m.Says)
 }
 
 // reask is an answer that is not valid: say why and what is expected.

@@ -209,3 +209,13 @@ func TestExplicitAnswersInSentences(t *testing.T) {
 	r.say("取消预约", "要取消这个预约吗")
 	r.say("不取消了", "预约保留不变")
 }
+
+// A sentence a question cannot take, which asks for something else, gets
+// the word that does it.
+func TestAnswerThatAsksForSomethingElse(t *testing.T) {
+	_, _, c := signedResident(t, "o_elsewhere")
+	c.say("签约", "您本人已经签约了")
+	c.say("我想先预约一下看病", "请回复", "如果您是想办别的事，可以回复“预约”")
+	c.in("signing", "who")
+	c.lacks(c.say("3", "请回复"), "别的事")
+}
