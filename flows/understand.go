@@ -136,25 +136,26 @@ func Understand(said string) Meaning {
 		return Meaning{}
 	}
 	c := strings.ReplaceAll(compact(said), "…", "")
-	passes := []func(name string) bool{
-		func(name string) bool { return name == intentUrgent },
-		func(name string) bool { return name != intentUrgent && name != intentHealth },
-		func(name string) bool { return name == intentHealth },
-	}
-	for _, pass := range passes {
-		best, bestLen := Meaning{}, 0
-		for _, in := range phrases().Intents {
-			if !pass(in.Name) {
-				continue
-			}
-			for _, p := range in.Phrases {
-				if n, ok := phraseIn(p, c, whole); ok && n > bestLen {
-					best, bestLen = Meaning{Intent: in.Name, Says: in.Says, Phrase: p, Whole: strings.TrimLeft(p, "=~") == whole}, n
-				}
+	// One pass, the best of each tier: urgent, then the rest, then health.
+	var best [3]Meaning
+	var bestLen [3]int
+	for _, in := range phrases().Intents {
+		tier := 1
+		switch in.Name {
+		case intentUrgent:
+			tier = 0
+		case intentHealth:
+			tier = 2
+		}
+		for _, p := range in.Phrases {
+			if n, ok := phraseIn(p, c, whole); ok && n > bestLen[tier] {
+				best[tier], bestLen[tier] = Meaning{Intent: in.Name, Says: in.Says, Phrase: p, Whole: strings.TrimLeft(p, "=~") == whole}, n
 			}
 		}
-		if best.Intent != "" {
-			return best
+	}
+	for _, m := range best {
+		if m.Intent != "" {
+			return m
 		}
 	}
 	return Meaning{}

@@ -87,3 +87,14 @@ func logIf(t *testing.T, show bool, format string, args ...any) {
 		t.Logf(format, args...)
 	}
 }
+
+// BenchmarkUnderstand reads a voice-style sentence, as every message
+// outside a conversation is read.
+func BenchmarkUnderstand(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if Understand("嗯，那个，我想预约明天上午看病，可以吗？").Intent != intentBook {
+			b.Fatal("misread")
+		}
+	}
+}
