@@ -231,7 +231,11 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		// Whatever the conversation asks, a possible emergency is answered
 		// first; the message is still the answer to its question.
 		replies, err := e.route(ctx, st, said, in)
-		return prefixed(mustMessage("urgent_notice", nil), replies), err
+		if err != nil {
+			return nil, err
+		}
+		c, err := e.careContact(ctx, in.OpenID)
+		return prefixed(mustMessage("urgent_notice", c), replies), err
 	}
 	return e.route(ctx, st, said, in)
 }

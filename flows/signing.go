@@ -50,6 +50,9 @@ type signingData struct {
 	Packages        []string `json:"packages,omitempty"`
 	PreferredDoctor int64    `json:"preferred_doctor,omitempty"` // from a doctor's QR code
 	Relation        string   `json:"relation,omitempty"`         // what the user is to the family member
+	// Ahead holds what the sentence that started the signing already said
+	// ("给我老伴签一个": for a family member).
+	Ahead map[string]string `json:"ahead,omitempty"`
 }
 
 type signTurn = turn[signingData]
@@ -57,6 +60,8 @@ type signTurn = turn[signingData]
 // signing is the 签约 conversation.
 var signing = declare(&conversation[signingData]{
 	about: about{name: "signing", title: "签约", keywords: []string{"签约"}, pauses: true, help: "sign_help", version: 1},
+	begin: signingOpen,
+	ahead: func(d *signingData) map[string]string { return d.Ahead },
 	steps: []step[signingData]{
 		{name: "who", ask: askWho, take: takeWho},
 		{name: "name", ask: askName, take: takeName},
@@ -148,14 +153,40 @@ func teamChosen(tm storage.Team) chosenTeam {
 
 // --- the steps ---
 
-func askWho(t *signTurn) (string, error) {
+// signingOpen ends a signing before its first question while the centre
+// has not opened signing.
+func signingOpen(t *signTurn) error {
 	opening, err := t.e.DB.SigningOpening(t)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if !opening.Open() {
-		return "", stopWith("sign_opening", strings.Join(opening.Phones, "、"))
+		return stopWith("sign_opening", strings.Join(opening.Phones, "、"))
 	}
+	return nil
+}
+
+// familyWords name someone else in the family; selfWords the one typing.
+var (
+	familyWords = []string{"老伴", "爱人", "老婆", "老公", "丈夫", "妻子", "媳妇", "爸", "妈", "父亲", "母亲", "老人", "孩子", "儿子",
+		"女儿", "孙子", "孙女", "外孙", "家人", "家里人", "家庭成员", "婆婆", "公公", "岳父", "岳母", "奶奶", "爷爷", "姥姥", "姥爷", "外公", "外婆",
+		"宝宝", "小孩", "父母", "亲戚"}
+	selfWords = []string{"本人", "自己", "给我签", "帮我签", "我签"}
+)
+
+// whoIn says for whom a sentence asks to sign: family, self, or "".
+func whoIn(said string) string {
+	c := compact(said)
+	if slices.ContainsFunc(familyWords, func(w string) bool { return strings.Contains(c, w) }) {
+		return "family"
+	}
+	if slices.ContainsFunc(selfWords, func(w string) bool { return strings.Contains(c, w) }) {
+		return "self"
+	}
+	return ""
+}
+
+func askWho(t *signTurn) (string, error) {
 	members, err := t.e.DB.ManagedResidents(t, t.in.OpenID)
 	if err != nil {
 		return "", err
@@ -215,6 +246,9 @@ func takeWho(t *signTurn, said string) (string, error) {
 	case "2", "家庭成员", "家人", "给家人", "帮家人", "家里人", "给家里人":
 		t.d.Who = "family"
 	default:
+		if who := whoIn(said); who != "" {
+			return takeWho(t, map[string]string{"family": "2", "self": "1"}[who])
+		}
 		return "", reaskWith("sign_who_reask", nil)
 	}
 	return "", nil
@@ -222,10 +256,17 @@ func takeWho(t *signTurn, said string) (string, error) {
 
 func askName(t *signTurn) (string, error) { return templates.Message("sign_name", signFamily(t)) }
 
-var namePattern = regexp.MustCompile(`^[\p{Han}A-Za-z·]+$`)
+var (
+	namePattern = regexp.MustCompile(`^[\p{Han}A-Za-z·]+$`)
+	// "我叫王秀英", "她的名字是李敏", "姓名：张建国": the name is what follows.
+	nameSaidPattern = regexp.MustCompile(`^(?:(?:我|他|她|本人|老人|我(?:妈|爸|母亲|父亲|老伴|爱人|儿子|女儿|孙子|孙女))的?)?(?:名字|姓名)?(?:叫做|叫|是|:)`)
+)
 
 func takeName(t *signTurn, said string) (string, error) {
 	name := strings.ReplaceAll(said, " ", "")
+	if rest := nameSaidPattern.ReplaceAllString(strings.ReplaceAll(name, "：", ":"), ""); rest != name && utf8.RuneCountInString(rest) >= 2 {
+		name = strings.TrimRight(rest, "。，,.！!")
+	}
 	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
 		return "", reaskWith("sign_name_reask", nil)
 	}

@@ -33,6 +33,10 @@ const (
 	intentCancelBooking = "cancel_booking"
 	intentReschedule    = "reschedule"
 	intentBook          = "book"
+	intentContact       = "contact"     // the clinic's phone, hours, whereabouts
+	intentInfoChange    = "info_change" // a new phone, a move: staff change it
+	intentComplaint     = "complaint"
+	intentAck           = "ack" // 嗯 alone
 )
 
 type phraseIntent struct {

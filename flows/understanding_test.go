@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,11 @@ func TestSentencesStartWhatTheyAsk(t *testing.T) {
 	c.say("不看了", "已退出")
 	c.say("你好", "您好！这里是家庭医生签约服务")
 	c.say("谢谢", "不客气")
-	c.lacks(c.say("我想问一下，你们几点下班", "没看懂"), "120")
+	c.say("我想问一下，你们几点下班", "电话：0000-0000000")
+	c.say("我换手机号了", "打电话0000-0000000告诉我们")
+	c.say("我想投诉", "12320")
+	c.say("嗯。", "有需要随时告诉我")
+	c.lacks(c.say("今天天气怎么样啊", "没看懂"), "120")
 }
 
 func TestVoiceFillersAndNumbersAsSaid(t *testing.T) {
@@ -73,13 +78,13 @@ func TestDontKnowGetsAHint(t *testing.T) {
 func TestUrgentWordsComeFirst(t *testing.T) {
 	e := engineFor(t, "national")
 	c := talk(t, e, "o_urgent_new")
-	reply := c.say("我爸胸口疼得厉害，喘不上气", "如果情况紧急，请马上拨打120", "0000-0000000", "回复“预约”")
+	reply := c.say("我爸胸口疼得厉害，喘不上气", "如果情况紧急，请马上拨打120", "0000-0000000", "回复“签约”")
 	if !strings.HasPrefix(reply, "如果情况紧急，请马上拨打120") {
 		t.Fatalf("the emergency line is not first:\n%s", reply)
 	}
 	// Inside a conversation: the emergency first, then its question.
 	c.say("签约", "请问为谁签约")
-	reply = c.say("中风了怎么办", "请马上拨打120", "请回复")
+	reply = c.say("中风了怎么办", "请马上拨打120", "0000-0000000", "请回复")
 	if !strings.HasPrefix(reply, "如果情况紧急") {
 		t.Fatalf("the emergency line is not first:\n%s", reply)
 	}
@@ -218,4 +223,35 @@ func TestAnswerThatAsksForSomethingElse(t *testing.T) {
 	c.say("我想先预约一下看病", "请回复", "如果您是想办别的事，可以回复“预约”")
 	c.in("signing", "who")
 	c.lacks(c.say("3", "请回复"), "别的事")
+}
+
+// A name said in a sentence is the name, not the sentence.
+func TestNameSaidInASentence(t *testing.T) {
+	e := engineFor(t, "national")
+	for said, want := range map[string]string{"嗯，我叫王秀英。": "王秀英", "她的名字叫李敏": "李敏", "姓名：张建国": "张建国", "叶是": "叶是"} {
+		c := talk(t, e, "o_name")
+		c.say("签约")
+		c.say("1")
+		c.say(said, "单独同意")
+		var d signingData
+		plain, _ := e.Sealer.Open(sessionField("o_name"), strings.Trim(string(c.st.Data), `"`))
+		if err := json.Unmarshal([]byte(plain), &d); err != nil || d.Name != want {
+			t.Errorf("%q: name %q, want %q (%v)", said, d.Name, want, err)
+		}
+	}
+}
+
+// Signing for a family member can be said in one sentence, at the start or
+// at the first question.
+func TestSigningForFamilyInASentence(t *testing.T) {
+	_, _, c := signedResident(t, "o_family_sentence")
+	c.say("我想给我老伴也签一个", "这位家庭成员的姓名")
+	c.say("取消", "已退出")
+	c.say("签约", "您本人已经签约了")
+	c.say("帮我妈签", "这位家庭成员的姓名")
+
+	e := engineFor(t, "national")
+	n := talk(t, e, "o_self_sentence")
+	n.say("签约", "为谁签约")
+	n.say("给我自己签。", "您的姓名")
 }

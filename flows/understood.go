@@ -19,7 +19,7 @@ func (e *Engine) understood(ctx context.Context, st *State, said string, in Inbo
 	switch m.Intent {
 	case "":
 		return say("not_understood", nil)
-	case intentUrgent, intentHealth:
+	case intentUrgent, intentHealth, intentContact, intentInfoChange, intentComplaint:
 		c, err := e.careContact(ctx, in.OpenID)
 		if err != nil {
 			return nil, err
@@ -29,10 +29,17 @@ func (e *Engine) understood(ctx context.Context, st *State, said string, in Inbo
 		return say("greeting", nil)
 	case intentThanks:
 		return say("thanks", nil)
+	case intentAck:
+		return say("ack_answer", nil)
 	case intentCancelBooking:
 		return e.appointmentAsked(ctx, st, in, "取消")
 	case intentReschedule:
 		return e.appointmentAsked(ctx, st, in, "改约")
+	case "sign":
+		if whoIn(said) == "family" { // 给我老伴也签一个: the family member's signing
+			return e.enter(ctx, st, signing.name, in, &signingData{Ahead: map[string]string{"who": "2"}})
+		}
+		return e.route(ctx, st, m.Says, in)
 	case intentBook:
 		if d := bookingAsked(said, in); d != nil {
 			return e.enter(ctx, st, booking.name, in, d)
