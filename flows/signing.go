@@ -137,6 +137,53 @@ func pickNamed[T any](list []T, said, reaskMessage string, names func(T) []strin
 
 func itself(s string) []string { return []string{s} }
 
+// pickMany reads several lines of a list: their numbers ("1 3", "一和三",
+// "二和三都要") or their names said in a sentence ("我有高血压，还有糖尿病"
+// picks 高血压患者 and 2型糖尿病患者; "没有高血压" does not).
+func pickMany(said string, names []string) ([]int, bool) {
+	trimmed := strings.TrimRight(Normalize(said), "吧啊呀")
+	for _, tail := range []string{"都要", "都选", "都是", "都有", "两个", "这几个"} {
+		trimmed = strings.TrimSuffix(trimmed, tail)
+	}
+	if picked, ok := numbersIn(trimmed); ok {
+		return picked, true
+	}
+	c := compact(said)
+	var picked []int
+	for i, name := range names {
+		for _, key := range nameKeys(name) {
+			at := strings.Index(c, key)
+			if at < 0 {
+				continue
+			}
+			before := c[:at]
+			if strings.HasSuffix(before, "没有") || strings.HasSuffix(before, "没") || strings.HasSuffix(before, "不是") || strings.HasSuffix(before, "无") {
+				continue
+			}
+			picked = append(picked, i+1)
+			break
+		}
+	}
+	return picked, len(picked) > 0
+}
+
+// nameKeys are the words a list line is known by: its name without the
+// words around it people leave out (患者, 人员, 服务包, 2型), each part of a
+// name written "A/B".
+func nameKeys(name string) []string {
+	var keys []string
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '、' || r == '（' || r == '(' }) {
+		k := strings.TrimPrefix(compact(part), "2型")
+		for _, suffix := range []string{"患者", "人员", "人口", "服务包", "包", "家庭"} {
+			k = strings.TrimSuffix(k, suffix)
+		}
+		if utf8.RuneCountInString(k) >= 2 {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 func teamNames(tm storage.Team) []string { return []string{tm.Name, tm.DoctorName} }
 
 // chosenTeam is the team a resident picked (签约, 改签) and its doctor.
@@ -302,8 +349,14 @@ var idProblems = map[error]string{ErrIDFormat: "sign_id_format", ErrIDChecksum: 
 // day, so nobody can find out who is signed by trying numbers.
 const maxIDsPerDay = 3
 
+// idInSentence finds an ID number said in a sentence ("我的身份证号是…").
+var idInSentence = regexp.MustCompile(`(?:^|[^0-9])([0-9]{17}[0-9X])(?:[^0-9X]|$)`)
+
 func takeID(t *signTurn, said string) (string, error) {
 	id := NormalizeID(said)
+	if found := idInSentence.FindAllStringSubmatch(id, -1); len(found) == 1 && found[0][1] != id {
+		id = found[0][1]
+	}
 	person, err := ParseID(id, t.in.At)
 	if err != nil {
 		return "", reaskWith(idProblems[err], nil)
@@ -373,8 +426,14 @@ func askPhone(t *signTurn) (string, error) { return templates.Message("sign_phon
 
 var mobilePattern = regexp.MustCompile(`^1[3-9][0-9]{9}$`)
 
+// mobileInSentence finds a mobile number said in a sentence ("手机号是…").
+var mobileInSentence = regexp.MustCompile(`(?:^|[^0-9])(1[3-9][0-9]{9})(?:[^0-9]|$)`)
+
 func takePhone(t *signTurn, said string) (string, error) {
 	phone := strings.NewReplacer(" ", "", "-", "").Replace(said)
+	if found := mobileInSentence.FindAllStringSubmatch(phone, -1); len(found) == 1 {
+		phone = found[0][1]
+	}
 	if !mobilePattern.MatchString(phone) {
 		return "", reaskWith("sign_phone_reask", nil)
 	}
@@ -504,7 +563,7 @@ func takeGroups(t *signTurn, said string) (string, error) {
 	if noneWords[compact(said)] {
 		said = "0"
 	}
-	picked, ok := numbersIn(said)
+	picked, ok := pickMany(said, strings.Split(groupNames(codes), "、"))
 	if !ok {
 		return "", reaskWith("sign_groups_reask", len(codes))
 	}
@@ -701,7 +760,11 @@ func takePackages(t *signTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	picked, ok := numbersIn(said)
+	var names []string
+	for _, p := range offered {
+		names = append(names, p.Name)
+	}
+	picked, ok := pickMany(said, names)
 	if !ok {
 		return "", reaskWith("sign_packages_reask", len(offered))
 	}

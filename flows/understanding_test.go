@@ -255,3 +255,25 @@ func TestSigningForFamilyInASentence(t *testing.T) {
 	n.say("签约", "为谁签约")
 	n.say("给我自己签。", "您的姓名")
 }
+
+// Answers said in sentences at the signing's questions: the ID number and
+// phone inside them, groups and packages by name.
+func TestSigningAnswersInSentences(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_sentences_sign")
+	c.say("签约")
+	c.say("就我自己", "您的姓名")
+	c.say("我叫张建国", "单独同意")
+	c.say("好的，我同意。", "身份证号")
+	c.say("我的身份证号是"+synthID("110105", "19550302", "011")+"。", "手机号")
+	c.say("手机号是13812345678", "村（社区）")
+	c.say("和平社区")
+	c.say("我有高血压，还有糖尿病，没有慢阻肺", "已记录：高血压患者、2型糖尿病患者、65岁以上老年人")
+	c.say("林静")
+	reply := c.say("不知道", "基础服务包")
+	c.in("signing", "packages")
+	n := numberOf(t, reply, "慢病")
+	c.say(n+"和"+n+"都要", "请核对签约信息", "慢病管理包")
+	c.say("返回", "基础服务包")
+	c.say("要慢病管理包", "请核对签约信息", "慢病管理包")
+}
