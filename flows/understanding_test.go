@@ -274,6 +274,6 @@ func TestSigningAnswersInSentences(t *testing.T) {
 	c.in("signing", "packages")
 	n := numberOf(t, reply, "慢病")
 	c.say(n+"和"+n+"都要", "请核对签约信息", "慢病管理包")
-	c.say("返回", "基础服务包")
+	c.say("返回", "请选择服务包")
 	c.say("要慢病管理包", "请核对签约信息", "慢病管理包")
 }
