@@ -3,6 +3,7 @@ package flows
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
@@ -20,7 +21,7 @@ type cancelTurn = turn[cancelData]
 
 // cancelBooking confirms and makes a cancellation; it starts from 取消 N.
 var cancelBooking = declare(&conversation[cancelData]{
-	about: about{name: "cancel_booking", title: "取消预约", help: "appointment_cancel_help", version: 1},
+	about: about{name: "cancel_booking", title: "取消预约", help: "appointment_cancel_help", version: 1, cancelIsYes: true},
 	steps: []step[cancelData]{{name: "confirm", ask: askCancelBooking, take: takeCancelBooking}},
 })
 
@@ -41,8 +42,18 @@ func askCancelBooking(t *cancelTurn) (string, error) {
 		"Kind": kindName(a.Kind), "Doctor": a.DoctorName, "Name": a.ResidentName})
 }
 
+// cancelMeant reads the answer to 要取消这个预约吗: 确认, or a plain yes (是的,
+// 对，取消吧); anything else keeps the visit.
+func cancelMeant(said string) bool {
+	c := compact(said)
+	if strings.Contains(c, "不") || strings.Contains(c, "别") {
+		return false
+	}
+	return answerTo(said, "确认") == answeredYes || yesWords[c] || strings.Contains(c, "取消")
+}
+
 func takeCancelBooking(t *cancelTurn, said string) (string, error) {
-	if answerTo(said, "确认") != answeredYes {
+	if !cancelMeant(said) {
 		return "", stopWith("appointment_kept", nil)
 	}
 	a, err := cancelAppointment(t)

@@ -43,6 +43,9 @@ type about struct {
 	pauses   bool     // interrupted, it waits for 继续; otherwise it just ends
 	help     string   // message shown for 帮助, given the Step's name and the Title
 	version  int      // of D's shape: a session holding another version starts afresh
+	// cancelIsYes: 取消 answers its question (要取消这个预约吗？) rather than
+	// leaving it.
+	cancelIsYes bool
 }
 
 // step is one question of a conversation.

@@ -275,6 +275,9 @@ func (e *Engine) route(ctx context.Context, st *State, said string, in Inbound) 
 	if conv, ok := conversations[st.Flow]; ok {
 		switch word {
 		case "取消":
+			if conv.describe().cancelIsYes {
+				return conv.answer(ctx, e, st, said, in)
+			}
 			st.leave()
 			replies, err := say("flow_cancelled", conv.describe().title)
 			return resumeHint(st.Paused, replies), err
@@ -288,8 +291,11 @@ func (e *Engine) route(ctx context.Context, st *State, said string, in Inbound) 
 		}
 		return conv.answer(ctx, e, st, said, in)
 	}
-	if word == "帮助" {
+	switch word {
+	case "帮助":
 		return say("help", nil)
+	case "取消", "返回":
+		return say("nothing_to_cancel", nil)
 	}
 	if in.Kind != Text {
 		return say("not_understood", nil)
@@ -302,7 +308,9 @@ func (e *Engine) route(ctx context.Context, st *State, said string, in Inbound) 
 // question again.
 func (e *Engine) dontKnow(ctx context.Context, st *State, conv running, in Inbound) ([]string, error) {
 	hint, err := templates.Message("dont_know_"+st.Flow+"_"+st.Step, nil)
-	if err != nil {
+	if err == nil {
+		hint += templates.ClinicPhone // and whom to ask, as every hint says
+	} else {
 		c, cerr := e.careContact(ctx, in.OpenID)
 		if cerr != nil {
 			return nil, cerr

@@ -40,6 +40,7 @@ func TestSentencesStartWhatTheyAsk(t *testing.T) {
 	c.say("我换手机号了", "打电话0000-0000000告诉我们")
 	c.say("我想投诉", "12320")
 	c.say("嗯。", "有需要随时告诉我")
+	c.say("取消", "现在没有正在办理的事")
 	c.lacks(c.say("今天天气怎么样啊", "没看懂"), "120")
 }
 
@@ -276,4 +277,21 @@ func TestSigningAnswersInSentences(t *testing.T) {
 	c.say(n+"和"+n+"都要", "请核对签约信息", "慢病管理包")
 	c.say("返回", "请选择服务包")
 	c.say("要慢病管理包", "请核对签约信息", "慢病管理包")
+}
+
+// 要取消这个预约吗 is answered as people answer it; 不知道 hints name
+// whom to ask.
+func TestCancelAnsweredPlainlyAndHintsWithPhone(t *testing.T) {
+	for _, yes := range []string{"对，取消吧。", "是的", "取消", "确认"} {
+		_, _, c := signedResident(t, "o_cancel_yes")
+		for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点", "确认"} {
+			c.say(s)
+		}
+		c.say("帮我取消预约", "要取消这个预约吗")
+		c.say(yes, "已取消")
+	}
+	_, _, c := signedResident(t, "o_kind_hint")
+	c.say("预约")
+	c.say("1", "预约什么")
+	c.lacks(c.say("不知道", "回复“门诊”", "需要帮忙请打电话0000-0000000", "预约什么"), "3. 体检”")
 }
