@@ -66,6 +66,7 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		Name, MaskedID, Number, Status              string
 		Team, Doctor, Packages, TermEnd, ChangeTeam string
 		Declined                                    string // the doctor's reason
+		Phone                                       string // of the team's institution, for a live one
 		Live                                        bool
 	}
 	shown := cs[:min(len(cs), maxContractsShown)]
@@ -82,7 +83,14 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		return nil, err
 	}
 	var lines []line
+	phones := map[int64]string{}
 	for i, c := range shown {
+		live := c.Status == storage.ContractActive || c.Status == storage.ContractPending
+		if _, ok := phones[c.TeamID]; live && !ok {
+			if phones[c.TeamID], err = e.teamPhone(ctx, c.TeamID); err != nil {
+				return nil, err
+			}
+		}
 		id, err := e.Sealer.Open("id_number", c.IDSealed)
 		if err != nil {
 			return nil, err
@@ -94,7 +102,7 @@ func (e *Engine) myContracts(ctx context.Context, openID string) ([]string, erro
 		lines = append(lines, line{N: i + 1, Name: c.ResidentName, MaskedID: MaskID(id), Number: c.Number,
 			Status: statusOf(c), Team: c.TeamName, Doctor: c.DoctorName,
 			Packages: strings.Join(pkgs, "、"), TermEnd: c.TermEnd.String, ChangeTeam: c.ChangeTeamName.String, Declined: reasons[c.ID],
-			Live: c.Status == storage.ContractActive || c.Status == storage.ContractPending})
+			Phone: phones[c.TeamID], Live: live})
 	}
 	return say("my_contracts", map[string]any{"Lines": lines, "More": len(cs) - len(lines)})
 }

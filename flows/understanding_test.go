@@ -94,6 +94,7 @@ func TestUrgentWordsComeFirst(t *testing.T) {
 	// A signed resident is given the doctor's name and the clinic's phone.
 	_, _, s := signedResident(t, "o_urgent_signed")
 	s.say("老伴晕倒了叫不醒", "请马上拨打120", "林静医生", "0000-0000000")
+	s.say("我的家庭医生电话是多少", "家庭医生：林静，电话：0000-0000000")
 }
 
 func TestHealthQuestionsGetTheDoctorNotAdvice(t *testing.T) {

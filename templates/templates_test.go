@@ -173,7 +173,7 @@ func init() {
 		"survey_scored":           5, "survey_comment": nil, "survey_thanks": nil,
 		"sign_back": nil, "sign_first_step": nil, "sign_help": nil, "mine_menu": nil,
 		"my_contracts": map[string]any{"More": 1, "Lines": []map[string]any{{"N": 1, "Name": "王秀英", "MaskedID": "1101**********0210",
-			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": "", "ChangeTeam": "郭建华家庭医生团队", "Live": true, "Declined": ""}}},
+			"Number": "QY2611230001", "Status": "已签约", "Team": "林静家庭医生团队", "Doctor": "林静", "Packages": "基本公共卫生服务包", "TermEnd": "", "ChangeTeam": "郭建华家庭医生团队", "Live": true, "Declined": "", "Phone": "0531-88886666"}}},
 	} {
 		samples[name] = data
 	}
