@@ -977,32 +977,35 @@ func (e *Engine) appointmentCommand(ctx context.Context, st *State, said string,
 	if m == nil {
 		return nil, false, nil
 	}
-	a, ok, err := e.nthAppointment(ctx, in, m[1])
+	replies, err := e.actOnAppointment(ctx, st, in, m[1], moving, nil)
+	return replies, true, err
+}
+
+// actOnAppointment cancels (asking first) or moves the nth line of 我的预约;
+// ahead holds the day or half a sentence already gave for the move.
+func (e *Engine) actOnAppointment(ctx context.Context, st *State, in Inbound, nth string, moving bool, ahead map[string]string) ([]string, error) {
+	a, ok, err := e.nthAppointment(ctx, in, nth)
 	if err != nil {
-		return nil, true, err
+		return nil, err
 	}
 	if !ok {
-		replies, err := say("appointment_not_listed", m[1])
-		return replies, true, err
+		return say("appointment_not_listed", nth)
 	}
 	rules, err := e.rules(ctx)
 	if err != nil {
-		return nil, true, err
+		return nil, err
 	}
 	if a.StartsAt.Sub(in.At) < rules.CancelBefore() && !a.SlotClosed { // leave covers it: move it at any time
-		replies, err := say("appointment_too_late", int(rules.CancelBefore().Hours()))
-		return replies, true, err
+		return say("appointment_too_late", int(rules.CancelBefore().Hours()))
 	}
 	if moving {
 		reason, err := openReason(e.Sealer, a.ReasonSealed)
 		if err != nil {
-			return nil, true, err
+			return nil, err
 		}
-		replies, err := e.enter(ctx, st, booking.name, in, &bookingData{Moving: a.ID, Kind: a.Kind, DoctorID: a.DoctorID,
+		return e.enter(ctx, st, booking.name, in, &bookingData{Moving: a.ID, Kind: a.Kind, DoctorID: a.DoctorID,
 			DoctorName: a.DoctorName, ResidentID: a.ResidentID, ResidentName: a.ResidentName, AddressSealed: a.AddressSealed,
-			Reason: reason, Hospital: a.Hospital})
-		return replies, true, err
+			Reason: reason, Hospital: a.Hospital, Ahead: ahead})
 	}
-	replies, err := e.enter(ctx, st, cancelBooking.name, in, &cancelData{Appointment: a.ID})
-	return replies, true, err
+	return e.enter(ctx, st, cancelBooking.name, in, &cancelData{Appointment: a.ID})
 }

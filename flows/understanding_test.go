@@ -130,6 +130,8 @@ func TestBookingFromOneSentence(t *testing.T) {
 	c.say("后天", "11月25日 周三上午、下午都有号")
 	c.say("下午", "11月25日 周三下午可以预约的时间")
 	c.say("取消", "已退出")
+	c.say("把预约改到后天下午", "11月25日 周三下午可以预约的时间") // the day and half said are taken
+	c.say("取消", "已退出")
 	c.say("帮我取消预约", "要取消这个预约吗", "09:30-09:40")
 	c.say("不了", "预约保留不变")
 }

@@ -32,9 +32,14 @@ func (e *Engine) understood(ctx context.Context, st *State, said string, in Inbo
 	case intentAck:
 		return say("ack_answer", nil)
 	case intentCancelBooking:
-		return e.appointmentAsked(ctx, st, in, "取消")
-	case intentReschedule:
-		return e.appointmentAsked(ctx, st, in, "改约")
+		return e.appointmentAsked(ctx, st, in, false, nil)
+	case intentReschedule: // 把预约改到后天下午: the day and half are answers ahead
+		var ahead map[string]string
+		if d := bookingAsked(said, in); d != nil {
+			delete(d.Ahead, "kind")
+			ahead = d.Ahead
+		}
+		return e.appointmentAsked(ctx, st, in, true, ahead)
 	case "sign":
 		if whoIn(said) == "family" { // 给我老伴也签一个: the family member's signing
 			return e.enter(ctx, st, signing.name, in, &signingData{Ahead: map[string]string{"who": "2"}})
@@ -101,13 +106,13 @@ func (e *Engine) teamPhone(ctx context.Context, teamID int64) (string, error) {
 // appointmentAsked answers "帮我取消预约" and "改个时间": with one appointment
 // listed, it is the one (and 取消 still asks before cancelling); with more,
 // the list, which says how to pick.
-func (e *Engine) appointmentAsked(ctx context.Context, st *State, in Inbound, verb string) ([]string, error) {
+func (e *Engine) appointmentAsked(ctx context.Context, st *State, in Inbound, moving bool, ahead map[string]string) ([]string, error) {
 	list, err := e.DB.UpcomingManagedBy(ctx, in.OpenID, in.At)
 	if err != nil {
 		return nil, err
 	}
 	if len(list) == 1 {
-		return e.route(ctx, st, verb+" 1", in)
+		return e.actOnAppointment(ctx, st, in, "1", moving, ahead)
 	}
 	return e.myAppointments(ctx, in)
 }
