@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -342,7 +343,16 @@ func askDate(t *bookTurn) (string, error) {
 		}
 	}
 	t.d.Days = days
-	return templates.Message("book_date", map[string]any{"Doctor": t.d.DoctorName, "Days": lines, "More": more})
+	moving := ""
+	if t.d.Moving != 0 {
+		a, err := t.e.DB.Appointment(t, t.d.Moving)
+		if err != nil {
+			return "", err
+		}
+		moving = dayLabel(a.StartsAt.In(Shanghai).Format("2006-01-02")) + " " + slotLabel(a.StartsAt, a.EndsAt)
+	}
+	return templates.Message("book_date", map[string]any{"Doctor": t.d.DoctorName, "Days": lines, "More": more,
+		"Moving": moving, "Name": t.d.ResidentName, "Kind": kindName(t.d.Kind)})
 }
 
 // takeDate takes the day by its number in the list shown, or as people
@@ -351,11 +361,19 @@ func askDate(t *bookTurn) (string, error) {
 func takeDate(t *bookTurn, said string) (string, error) {
 	if said == "更多" {
 		t.d.DayPage++
+		free, err := bookFreeSlots(t)
+		if err != nil {
+			return "", err
+		}
+		again := ""
+		if t.d.DayPage*daysPerPage >= len(bookFreeDays(free)) {
+			t.d.DayPage, again = 0, mustMessage("book_list_again", nil)
+		}
 		q, err := askDate(t)
 		if err != nil {
 			return "", err
 		}
-		return "", reask{q}
+		return "", reask{joinNonEmpty(again, q)}
 	}
 	day := ""
 	if d, ok := parseDay(said, t.in.At); ok {
@@ -472,11 +490,24 @@ func takeHalf(t *bookTurn, said string) (string, error) {
 func takeTime(t *bookTurn, said string) (string, error) {
 	if said == "更多" {
 		t.d.TimePage++
+		slots, err := bookDaySlots(t, t.d.Half)
+		if err != nil {
+			return "", err
+		}
+		again := ""
+		if t.d.TimePage*timesPerPage >= len(slots) {
+			t.d.TimePage, again = 0, mustMessage("book_list_again", nil)
+		}
 		q, err := askTime(t)
 		if err != nil {
 			return "", err
 		}
-		return "", reask{q}
+		return "", reask{joinNonEmpty(again, q)}
+	}
+	if half := parseHalf(said); half != "" {
+		if _, _, clock := parseClock(said); !clock {
+			return bookSwitchHalf(t, half)
+		}
 	}
 	if h, m, ok := parseClock(said); ok {
 		slots, err := bookDaySlots(t, t.d.Half)
@@ -504,6 +535,44 @@ func takeTime(t *bookTurn, said string) (string, error) {
 	return "", err
 }
 
+// bookSwitchHalf answers 上午 or 下午 said at the times: that half's
+// times, or why there are none.
+func bookSwitchHalf(t *bookTurn, half string) (string, error) {
+	slots, err := bookDaySlots(t, half)
+	if err != nil {
+		return "", err
+	}
+	note := ""
+	if len(slots) == 0 {
+		note = mustMessage("book_half_none", map[string]string{"Day": dayLabel(t.d.Day), "Half": halfWords[half]})
+	} else {
+		t.d.Half, t.d.TimePage = half, 0
+	}
+	q, err := askTime(t)
+	if err != nil {
+		return "", err
+	}
+	return "", reask{joinNonEmpty(note, q)}
+}
+
+// spokenTime is a time as people say it: 9点, 九点半 is 9点半, 14:00 is 下午2点.
+func spokenTime(at time.Time) string {
+	at = at.In(Shanghai)
+	h, m := at.Hour(), at.Minute()
+	s := ""
+	if h > 12 {
+		s, h = "下午", h-12
+	}
+	s += strconv.Itoa(h) + "点"
+	switch {
+	case m == 30:
+		s += "半"
+	case m != 0:
+		s += strconv.Itoa(m) + "分"
+	}
+	return s
+}
+
 func askTime(t *bookTurn) (string, error) {
 	all, err := bookDaySlots(t, t.d.Half)
 	if err != nil {
@@ -529,7 +598,7 @@ func askTime(t *bookTurn) (string, error) {
 	}
 	t.d.Slots = ids
 	return templates.Message("book_time", map[string]any{"Day": dayLabel(t.d.Day), "Times": labels, "More": more,
-		"Half": halfWords[t.d.Half]})
+		"Half": halfWords[t.d.Half], "Example": spokenTime(shown[len(shown)-1].StartsAt)})
 }
 
 func slotLabel(from, to time.Time) string {
