@@ -33,6 +33,7 @@ const (
 	intentCancelBooking = "cancel_booking"
 	intentReschedule    = "reschedule"
 	intentBook          = "book"
+	intentSign          = "sign"
 	intentContact       = "contact"     // the clinic's phone, hours, whereabouts
 	intentInfoChange    = "info_change" // a new phone, a move: staff change it
 	intentComplaint     = "complaint"

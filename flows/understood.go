@@ -40,7 +40,7 @@ func (e *Engine) understood(ctx context.Context, st *State, said string, in Inbo
 			ahead = d.Ahead
 		}
 		return e.appointmentAsked(ctx, st, in, true, ahead)
-	case "sign":
+	case intentSign:
 		if whoIn(said) == "family" { // 给我老伴也签一个: the family member's signing
 			return e.enter(ctx, st, signing.name, in, &signingData{Ahead: map[string]string{"who": "2"}})
 		}
