@@ -2,7 +2,9 @@ package flows
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -37,7 +39,8 @@ const (
 	intentContact       = "contact"     // the clinic's phone, hours, whereabouts
 	intentInfoChange    = "info_change" // a new phone, a move: staff change it
 	intentComplaint     = "complaint"
-	intentAck           = "ack" // 嗯 alone
+	intentAck           = "ack"   // 嗯 alone
+	intentTrust         = "trust" // 你们不会是骗子吧
 )
 
 type phraseIntent struct {
@@ -140,6 +143,9 @@ func Understand(said string) Meaning {
 	if whole == "" {
 		return Meaning{}
 	}
+	if urgentReading(said) {
+		return Meaning{Intent: intentUrgent, Phrase: "血压≥180/110"}
+	}
 	c := strings.ReplaceAll(compact(said), "…", "")
 	// One pass, the best of each tier: urgent, then the rest, then health.
 	var best [3]Meaning
@@ -192,6 +198,22 @@ func phraseIn(phrase, c, whole string) (int, bool) {
 // urgent reports whether a message holds words that may mean an emergency.
 func urgent(said string) bool {
 	return Understand(said).Intent == intentUrgent
+}
+
+// bpSaid finds a blood pressure said in a message: 血压180/110, 高压180.
+var bpSaid = regexp.MustCompile(`(?:血压|高压)[^0-9]{0,4}([0-9]{2,3})(?:[/／、，,]|低压)?([0-9]{2,3})?`)
+
+// urgentReading says a blood pressure said in a message is grade 3 (180
+// systolic or 110 diastolic and above, the Chinese hypertension guideline's
+// highest grade): worth the 120 line first, whatever else is asked.
+func urgentReading(said string) bool {
+	m := bpSaid.FindStringSubmatch(foldWidth(said))
+	if m == nil {
+		return false
+	}
+	sys, _ := strconv.Atoi(m[1])
+	dia, _ := strconv.Atoi(m[2])
+	return sys >= 180 || dia >= 110
 }
 
 // control is the control word (返回, 取消, 继续, 帮助, 不知道) a whole message

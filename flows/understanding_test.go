@@ -41,6 +41,14 @@ func TestSentencesStartWhatTheyAsk(t *testing.T) {
 	c.say("我想投诉", "12320")
 	c.say("嗯。", "有需要随时告诉我")
 	c.say("取消", "现在没有正在办理的事")
+	c.say("签约家庭医生要花钱吗，我退休工资不高", "服务包")
+	c.say("取消")
+	c.say("你们不会是骗子吧，会不会要我银行卡号", "不会向您要银行卡号")
+	c.say("我手机号换了，新的是13612345678", "打电话0000-0000000告诉我们")
+	if !strings.HasPrefix(c.say("血压180/110，头有点晕"), "如果情况紧急，请马上拨打120") {
+		t.Fatal("a grade 3 blood pressure is not answered with 120 first")
+	}
+	c.lacks(c.say("血压135/85，正常吗", "不能给出用药或治疗的建议"), "120。\n")
 	c.lacks(c.say("今天天气怎么样啊", "没看懂"), "120")
 }
 

@@ -23,6 +23,7 @@ var samples = map[string]any{
 	"contact_answer":        map[string]any{"Doctor": "", "Team": "", "Phone": "0531-88886666"},
 	"info_change_answer":    map[string]any{"Doctor": "", "Team": "", "Phone": "0531-88886666"},
 	"complaint_answer":      map[string]any{"Doctor": "", "Team": "", "Phone": ""},
+	"trust_answer":          map[string]any{"Doctor": "林静", "Team": "林静家庭医生团队", "Phone": "0531-88886666"},
 	"urgent_answer":         map[string]any{"Doctor": "林静", "Team": "林静家庭医生团队", "Phone": "0531-88886666"},
 	"health_answer":         map[string]any{"Doctor": "", "Team": "", "Phone": "0531-88886666"},
 	"care_contact":          map[string]any{"Doctor": "", "Team": "", "Phone": ""},
