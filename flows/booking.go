@@ -139,6 +139,16 @@ func takeBookWho(t *bookTurn, said string) (string, error) {
 		return "", err
 	}
 	c, err := pickNamed(cs, said, "book_who_reask", func(c storage.ContractView) []string { return itself(c.ResidentName) })
+	if r := (reask{}); errors.As(err, &r) && len(cs) == 1 && !isQuestion(said) {
+		// The one person listed; what the answer says of the visit
+		// (给我自己约明天的门诊) answers the questions to come.
+		c, err = cs[0], nil
+		if d := bookingAsked(said, t.in); d != nil {
+			for step, answer := range d.Ahead {
+				bookAhead(t, step, answer)
+			}
+		}
+	}
 	if err != nil {
 		return "", err
 	}
@@ -769,8 +779,19 @@ func askBookConfirm(t *bookTurn) (string, error) {
 		"Hospital": t.d.Hospital, "Moving": t.d.Moving != 0})
 }
 
+// bookConfirmed reads the answer to 请确认预约: 确认, or a plain yes (好的,
+// 可以，就这样定了). A booking is undone as easily as it is made.
+func bookConfirmed(said string) bool {
+	c := compact(said)
+	if answerTo(said, "确认") == answeredNo || strings.Contains(c, "不") {
+		return false
+	}
+	return answerTo(said, "确认") == answeredYes || yesWords[c] ||
+		slices.ContainsFunc([]string{"定了", "就这样", "没问题", "可以", "好的", "行"}, func(w string) bool { return strings.Contains(c, w) })
+}
+
 func takeBookConfirm(t *bookTurn, said string) (string, error) {
-	if answerTo(said, "确认") != answeredYes {
+	if !bookConfirmed(said) {
 		return "", reaskWith("book_confirm_reask", nil)
 	}
 	if ok, _ := takesASlot(t); !ok {

@@ -61,7 +61,7 @@ func TestBookRescheduleAndCancel(t *testing.T) {
 	c.say("返回", "上午、下午都有号")
 	c.say("1", "1. 08:00-08:10")
 	c.say("1", "请确认预约", "王秀英，门诊，林静医生", "时间：11月24日 周二 08:00-08:10")
-	c.say("好", "请回复“确认”")
+	c.say("等一下", "请回复“确认”")
 	c.say("确认", "预约成功", "11月24日 周二 08:00-08:10，门诊，林静医生", "我们会在前一天晚上提醒您。", "取消 序号")
 	c.in("", "")
 	if countKind(t, e, doctorTo, PushBookingCreated, "pending") != 1 {

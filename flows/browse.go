@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
@@ -20,7 +21,7 @@ type browseTurn = turn[browseData]
 // list, a number shows one package (another number another), 返回 goes
 // back to the list. States: see browse.md.
 var _ = declare(&conversation[browseData]{
-	about: about{name: "packages", title: "服务包浏览", keywords: []string{"服务包"}, help: "packages_help", version: 1},
+	about: about{name: "packages", title: "服务包浏览", keywords: []string{"服务包"}, help: "packages_help", version: 1, menu: true},
 	steps: []step[browseData]{
 		{name: "list", ask: askPackageList, take: takePackageNumber},
 		{name: "detail", ask: askPackageDetail, take: takePackageNumber},
@@ -41,9 +42,21 @@ func takePackageNumber(t *browseTurn, said string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, ok := choice(said, len(browseOrder(c)))
+	ordered := browseOrder(c)
+	n, ok := choice(said, len(ordered))
+	if !ok { // by its name, asked about or not: 慢病管理包要多少钱
+		var named []int
+		for i, p := range ordered {
+			if slices.ContainsFunc(nameKeys(p.Name), func(k string) bool { return strings.Contains(compact(said), k) }) {
+				named = append(named, i+1)
+			}
+		}
+		if len(named) == 1 {
+			n, ok = named[0], true
+		}
+	}
 	if !ok {
-		return "", reaskWith("packages_reask", len(browseOrder(c)))
+		return "", reaskWith("packages_reask", len(ordered))
 	}
 	t.d.N = n
 	return "", nil

@@ -46,6 +46,9 @@ type about struct {
 	// cancelIsYes: 取消 answers its question (要取消这个预约吗？) rather than
 	// leaving it.
 	cancelIsYes bool
+	// menu: it only shows things and takes numbers (服务包, 我的, 提醒设置),
+	// so a sentence that asks for something else leaves it and is answered.
+	menu bool
 }
 
 // step is one question of a conversation.
@@ -218,7 +221,7 @@ func (c *conversation[D]) answer(ctx context.Context, e *Engine, st *State, said
 	ack, err := cur.take(t, said)
 	var r reask
 	if errors.As(err, &r) {
-		err = reask{joinNonEmpty(r.msg, elsewhere(said, st.Flow))}
+		err = reask{joinNonEmpty(r.msg, elsewhere(said, st.Flow), stuckHint(st, said))}
 	}
 	if replies, done, err := t.settle(err); done {
 		return replies, err
@@ -338,6 +341,23 @@ func elsewhere(said, flow string) string {
 		return ""
 	}
 	return mustMessage("maybe_elsewhere", m.Says)
+}
+
+// stuckWords say the answer is not at hand (身份证回头再找找).
+var stuckWords = []string{"不知道", "不清楚", "不记得", "忘了", "找不到", "回头", "没带", "不在身边", "手头没有", "晚点", "等会", "一会儿"}
+
+// stuckHint is, for an answer a question could not take that says the
+// answer is not at hand, the question's hint (不知道 gets it alone).
+func stuckHint(st *State, said string) string {
+	c := compact(said)
+	if !slices.ContainsFunc(stuckWords, func(w string) bool { return strings.Contains(c, w) }) {
+		return ""
+	}
+	hint, err := templates.Message("dont_know_"+st.Flow+"_"+st.Step, nil)
+	if err != nil {
+		return ""
+	}
+	return hint
 }
 
 // reask is an answer that is not valid: say why and what is expected.

@@ -32,6 +32,9 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	alone := st.Flow == "" // 帮助 and 确认 alone belong to an open conversation
 	m, n := agendaCommand.FindStringSubmatch(said), confirmNthCommand.FindStringSubmatch(said)
 	d := declineNthCommand.FindStringSubmatch(said)
+	if m == nil && strings.ContainsAny(said, "约诊排") && dayWordPattern.MatchString(said) {
+		m = []string{said, said} // 帮我看看明天有几个人约了
+	}
 	if m != nil {
 		if _, ok := parseDay(m[1], in.At); !ok {
 			m = nil // 我的预约, 取消预约: not a day's visits

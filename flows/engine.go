@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -289,6 +290,10 @@ func (e *Engine) route(ctx context.Context, st *State, said string, in Inbound) 
 		case "不知道":
 			return e.dontKnow(ctx, st, conv, in)
 		}
+		if leaves(conv, said) {
+			st.leave()
+			return e.understood(ctx, st, said, in)
+		}
 		return conv.answer(ctx, e, st, said, in)
 	}
 	switch word {
@@ -301,6 +306,17 @@ func (e *Engine) route(ctx context.Context, st *State, said string, in Inbound) 
 		return say("not_understood", nil)
 	}
 	return e.understood(ctx, st, said, in)
+}
+
+// leaves says a message leaves a menu conversation: not a number, and a
+// sentence that asks for something (签约要带什么 while browsing packages).
+func leaves(conv running, said string) bool {
+	about := conv.describe()
+	if _, number := listNumber(said); !about.menu || number {
+		return false
+	}
+	m := Understand(said)
+	return m.Intent != "" && m.Intent != intentThanks && m.Intent != intentAck && !slices.Contains(about.keywords, m.Says)
 }
 
 // dontKnow answers 不知道 at a question: where to find the answer (the

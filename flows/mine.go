@@ -10,7 +10,7 @@ import (
 
 // mine is the 我的 menu; 我的签约 and 我的预约 also work directly.
 var _ = declare(&conversation[struct{}]{
-	about: about{name: "mine", title: "我的", keywords: []string{"我的"}, help: "mine_help", version: 1},
+	about: about{name: "mine", title: "我的", keywords: []string{"我的"}, help: "mine_help", version: 1, menu: true},
 	steps: []step[struct{}]{{name: "menu", take: takeMineChoice,
 		ask: func(*turn[struct{}]) (string, error) { return templates.Message("mine_menu", nil) }}},
 })

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,14 @@ func answerTo(said, word string) string {
 	return ""
 }
 
+// questionWords make a message a question (慢病管理包要多少钱啊), which a
+// list does not take as a choice even when it names a line.
+var questionWords = []string{"吗", "多少", "什么", "怎么", "能不能", "可不可以", "是不是", "啥", "?", "？", "几块", "几次", "多久"}
+
+func isQuestion(said string) bool {
+	return slices.ContainsFunc(questionWords, func(w string) bool { return strings.Contains(said, w) })
+}
+
 // noneWords answer "which of these?" with none of them.
 var noneWords = map[string]bool{"都不是": true, "都没有": true, "没有": true, "无": true, "不是": true, "没": true, "都不": true}
 
@@ -156,8 +165,9 @@ var dayWordPattern = regexp.MustCompile(`(大后天|今天|今日|明天|明日|
 // for anything else, or a day that does not exist.
 func parseDay(said string, now time.Time) (time.Time, bool) {
 	s := strings.ReplaceAll(Normalize(said), " ", "")
-	if m := dayWordPattern.FindString(s); m != "" {
-		s = m
+	// The last day named is the one meant: 明天有事，改到后天; 不是明天，是后天.
+	if all := dayWordPattern.FindAllString(s, -1); len(all) > 0 {
+		s = all[len(all)-1]
 	}
 	today := now.In(Shanghai)
 	today = time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, Shanghai)

@@ -6,7 +6,7 @@ import (
 
 // reminders is 提醒设置: seasonal and personal reminders on and off.
 var reminders = declare(&conversation[struct{}]{
-	about: about{name: "reminders", title: "提醒设置", keywords: []string{"提醒设置"}, help: "reminder_help", version: 1},
+	about: about{name: "reminders", title: "提醒设置", keywords: []string{"提醒设置"}, help: "reminder_help", version: 1, menu: true},
 	steps: []step[struct{}]{{name: "toggle", ask: askReminders, take: takeReminderToggle}},
 })
 

@@ -112,7 +112,7 @@ func pickOne[T any](list []T, said, reaskMessage string) (T, error) {
 // name, or a part of it that no other line shares ("幸福", a doctor's
 // surname and given name), picks it as its number does.
 func pickNamed[T any](list []T, said, reaskMessage string, names func(T) []string) (T, error) {
-	if _, ok := listNumber(said); ok || len(list) == 1 && yesWords[compact(said)] {
+	if _, ok := listNumber(said); ok || len(list) == 1 && yesWords[compact(said)] || isQuestion(said) {
 		return pickOne(list, said, reaskMessage)
 	}
 	key := compact(said)
@@ -147,6 +147,9 @@ func pickMany(said string, names []string) ([]int, bool) {
 	}
 	if picked, ok := numbersIn(trimmed); ok {
 		return picked, true
+	}
+	if isQuestion(said) {
+		return nil, false
 	}
 	c := compact(said)
 	var picked []int
@@ -317,6 +320,11 @@ func takeName(t *signTurn, said string) (string, error) {
 	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
 		return "", reaskWith("sign_name_reask", nil)
 	}
+	// A sentence is not a name: 我是问问能不能上门 has words no name of
+	// five characters or more holds (names that long are written with ·).
+	if utf8.RuneCountInString(name) > 4 && !strings.Contains(name, "·") && strings.ContainsAny(name, "我你他她吗呢吧能问想要的了给帮怎么") {
+		return "", reaskWith("sign_name_sentence", nil)
+	}
 	t.d.Name = name
 	return "", nil
 }
@@ -409,12 +417,24 @@ var relations = map[bool][]string{
 	false: {"配偶", "子女", "父母", "其他亲属"},
 }
 
+// relationWords are the words people use for each relation: 她是我妈妈 is 父母.
+func relationWords(r string) []string {
+	return append([]string{r}, map[string][]string{
+		"配偶":          {"老伴", "爱人", "丈夫", "妻子", "老公", "老婆", "媳妇"},
+		"子女":          {"儿子", "女儿", "闺女", "孩子"},
+		"父母":          {"妈妈", "爸爸", "母亲", "父亲", "我妈", "我爸", "老娘", "老爹"},
+		"孙子女或外孙子女":    {"孙子", "孙女", "外孙", "外孙女"},
+		"其他亲属":        {"亲戚", "兄弟", "姐妹", "哥哥", "姐姐", "弟弟", "妹妹", "叔叔", "阿姨", "舅舅", "姑姑"},
+		"由我监护的其他未成年人": {"监护"},
+	}[r]...)
+}
+
 func askRelation(t *signTurn) (string, error) {
 	return templates.Message("sign_relation", map[string]any{"Minor": t.d.Age < adultAge, "Relations": relations[t.d.Age < adultAge]})
 }
 
 func takeRelation(t *signTurn, said string) (string, error) {
-	r, err := pickNamed(relations[t.d.Age < adultAge], said, "sign_relation_reask", itself)
+	r, err := pickNamed(relations[t.d.Age < adultAge], said, "sign_relation_reask", relationWords)
 	if err != nil {
 		return "", err
 	}
@@ -765,6 +785,9 @@ func takePackages(t *signTurn, said string) (string, error) {
 		names = append(names, p.Name)
 	}
 	picked, ok := pickMany(said, names)
+	if !ok && isQuestion(said) {
+		return "", reaskWith("sign_packages_question", nil)
+	}
 	if !ok {
 		return "", reaskWith("sign_packages_reask", len(offered))
 	}

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"regexp"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -70,9 +71,15 @@ func SealLegacyComments(ctx context.Context, db *storage.DB, s *storage.Sealer) 
 	return len(rows), nil
 }
 
+// spokenScore finds a score said in a sentence: 林医生挺好的，给五分吧.
+var spokenScore = regexp.MustCompile(`([1-5一二两三四五])\s*分`)
+
 // score takes a bare 1-5 as the answer to the oldest open survey.
 func (e *Engine) score(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {
 	n, ok := listNumber(said)
+	if m := spokenScore.FindStringSubmatch(said); !ok && m != nil {
+		n, ok = listNumber(m[1])
+	}
 	if !ok || n < 1 || n > 5 || st.Flow != "" {
 		return nil, false, nil
 	}

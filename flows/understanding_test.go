@@ -225,8 +225,9 @@ func TestExplicitAnswersInSentences(t *testing.T) {
 	for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点"} {
 		r.say(s)
 	}
-	r.say("好", "请回复“确认”")
-	r.say("好的，确认", "预约成功")
+	r.say("等一下", "请回复“确认”")
+	r.say("不对", "请回复“确认”")
+	r.say("可以，就这样定了", "预约成功") // a booking takes a plain yes
 	r.say("取消预约", "要取消这个预约吗")
 	r.say("不取消了", "预约保留不变")
 }
@@ -309,4 +310,53 @@ func TestCancelAnsweredPlainlyAndHintsWithPhone(t *testing.T) {
 	c.say("预约")
 	c.say("1", "预约什么")
 	c.lacks(c.say("不知道", "回复“门诊”", "需要帮忙请打电话0000-0000000", "预约什么"), "3. 体检”")
+}
+
+// Tried as a new user would: the answers people give at each question.
+func TestAnswersPeopleGive(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_people")
+	c.say("签约")
+	c.say("1")
+	c.lacks(c.say("我是问问能不能上门", "只需要写姓名"), "单独同意")
+	c.in("signing", "name")
+
+	// A family member's relation in the words people use.
+	f := talk(t, e, "o_people_family")
+	for _, s := range []string{"签约", "2", "李敏", "同意", synthID("110105", "19500405", "042")} {
+		f.say(s)
+	}
+	f.in("signing", "relation")
+	f.say("她是我妈妈", "手机号")
+	// A question at the packages names no package into the contract.
+	for _, s := range []string{"13812345679", "1", "0", "1"} {
+		f.say(s)
+	}
+	f.in("signing", "packages")
+	f.lacks(f.say("慢病管理包要多少钱啊", "回复“服务包”"), "请核对")
+	f.in("signing", "packages")
+
+	// One person to book for: the answer is for them, and tells the rest.
+	_, _, r := signedResident(t, "o_people_booking")
+	r.say("预约", "为谁预约")
+	r.say("给我自己约后天上午的门诊", "11月25日 周三上午可以预约的时间")
+
+	// A question in a menu leaves it and is answered.
+	r.say("取消")
+	r.say("服务包", "回复数字")
+	r.say("慢病管理包要多少钱啊", "慢病管理包")
+	r.say("返回")
+	r.say("签约要带什么证件", "您本人已经签约了")
+	r.in("signing", "who")
+}
+
+// An answer not at hand gets the question's hint, with how to come back.
+func TestAnswerNotAtHand(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_not_at_hand")
+	for _, s := range []string{"签约", "2", "李敏", "同意"} {
+		c.say(s)
+	}
+	c.say("我手头没有我妈的身份证，回头再找找", "身份证号", "回复“继续”接着填")
+	c.in("signing", "id")
 }

@@ -35,7 +35,7 @@ func TestDoctorMarksVisitsAndResidentsScoreOnce(t *testing.T) {
 	}
 	r := talk(t, e, "o_v1")
 	r.clock = time.Date(2026, 11, 24, 10, 0, 0, 0, Shanghai)
-	r.say("5", "谢谢您的评价（5分）", "跳过")
+	r.say("那个林医生挺好的，给五分吧", "谢谢您的评价（5分）", "跳过") // a score said in a sentence
 	r.say("医生很耐心，头晕好多了", "收到，谢谢您")
 	// A comment may tell of health: it is sealed at rest.
 	sql := storagetest.SQL(t, e.DB)
