@@ -19,7 +19,7 @@ func TestTheConsentsRightsExist(t *testing.T) {
 	id := synthID("110105", "19550302", "021")
 	c.book("1", "2", "1")
 	mine := c.say("我的数据", "我们为您保存的信息", "王秀英", MaskID(id), "出生日期：1955-03-02", "性别：男", "重点人群：65岁以上老年人",
-		"138****5678", "签约记录1份，就诊记录1次", "同意个人信息处理：", "（2026-12版）", "“撤回同意”", "“删除我的数据”")
+		"138****5678", "签约记录1份，预约和就诊记录1条（含已取消的", "同意个人信息处理：", "（2026-12版）", "“撤回同意”", "“删除我的数据”")
 	if strings.Contains(mine, id) || strings.Contains(mine, "13812345678") {
 		t.Fatalf("我的数据 shows the ID number or phone in full:\n%s", mine)
 	}
