@@ -780,14 +780,9 @@ func askBookConfirm(t *bookTurn) (string, error) {
 }
 
 // bookConfirmed reads the answer to 请确认预约: 确认, or a plain yes (好的,
-// 可以，就这样定了). A booking is undone as easily as it is made.
+// 就这样定了). A booking is undone as easily as it is made.
 func bookConfirmed(said string) bool {
-	c := compact(said)
-	if answerTo(said, "确认") == answeredNo || strings.Contains(c, "不") {
-		return false
-	}
-	return answerTo(said, "确认") == answeredYes || yesWords[c] ||
-		slices.ContainsFunc([]string{"定了", "就这样", "没问题", "可以", "好的", "行"}, func(w string) bool { return strings.Contains(c, w) })
+	return answerWith(said, "确认", []string{"定了", "就这样", "没问题"}) == answeredYes
 }
 
 func takeBookConfirm(t *bookTurn, said string) (string, error) {

@@ -3,7 +3,6 @@ package flows
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
@@ -45,11 +44,7 @@ func askCancelBooking(t *cancelTurn) (string, error) {
 // cancelMeant reads the answer to 要取消这个预约吗: 确认, or a plain yes (是的,
 // 对，取消吧); anything else keeps the visit.
 func cancelMeant(said string) bool {
-	c := compact(said)
-	if strings.Contains(c, "不") || strings.Contains(c, "别") {
-		return false
-	}
-	return answerTo(said, "确认") == answeredYes || yesWords[c] || strings.Contains(c, "取消")
+	return answerWith(said, "确认", []string{"取消"}) == answeredYes
 }
 
 func takeCancelBooking(t *cancelTurn, said string) (string, error) {

@@ -86,30 +86,42 @@ const (
 	answeredNo  = "no"
 )
 
+// hedges make an answer not yet one: 我再确认一下, 等等, 先想想.
+var hedges = []string{"一下", "再", "等", "先", "考虑", "想想", "问问"}
+
 // answerTo reads an answer to a question that asks for a word (同意,
 // 确认): yes when the message says it ("我同意", "好的，确认。", "确定"), no
-// when it refuses ("不同意", "不愿意", "拒绝"), "" otherwise. 好 or 是 alone is
-// not yes: these answers commit a contract, a consent or a cancellation.
+// when it refuses ("不同意", "不愿意", "拒绝"), "" otherwise, and "" for a
+// question or a hedge (同意什么？, 我再确认一下). 好 or 是 alone is not yes:
+// these answers commit a contract, a consent or a withdrawal.
 func answerTo(said, word string) string {
+	return answerWith(said, word, nil)
+}
+
+// answerWith is answerTo where more words also mean yes (for a booking or
+// a cancellation, undone as easily as made: 好, 是的, 就这样定了).
+func answerWith(said, word string, alsoYes []string) string {
 	c := compact(said)
-	words := []string{word}
+	words := append([]string{word}, alsoYes...)
 	if word == "确认" {
 		words = append(words, "确定")
 	}
-	for _, w := range words {
+	for _, w := range append(slices.Clone(words), "愿意") {
 		if strings.Contains(c, "不"+w) || strings.Contains(c, "没"+w) {
 			return answeredNo
 		}
 	}
-	for _, no := range []string{"不愿意", "拒绝", "不要"} {
-		if strings.Contains(c, no) {
-			return answeredNo
-		}
+	if slices.ContainsFunc([]string{"拒绝", "不要", "不用", "别"}, func(no string) bool { return strings.Contains(c, no) }) {
+		return answeredNo
 	}
-	for _, w := range words {
-		if strings.Contains(c, w) {
-			return answeredYes
-		}
+	if isQuestion(said) || slices.ContainsFunc(hedges, func(h string) bool { return strings.Contains(c, h) }) {
+		return ""
+	}
+	if alsoYes != nil && yesWords[c] {
+		return answeredYes
+	}
+	if slices.ContainsFunc(words, func(w string) bool { return strings.Contains(c, w) }) {
+		return answeredYes
 	}
 	return ""
 }

@@ -360,3 +360,31 @@ func TestAnswerNotAtHand(t *testing.T) {
 	c.say("我手头没有我妈的身份证，回头再找找", "身份证号", "回复“继续”接着填")
 	c.in("signing", "id")
 }
+
+// A question or a hedge at a question that commits something commits
+// nothing.
+func TestQuestionsAndHedgesCommitNothing(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_hedge")
+	for _, s := range []string{"签约", "1", "王秀英"} {
+		c.say(s)
+	}
+	c.say("同意什么？", "请回复")
+	c.in("signing", "consent")
+
+	re, _, r := signedResident(t, "o_hedge_booking")
+	for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点"} {
+		r.say(s)
+	}
+	r.say("可以改成下午吗", "请回复“确认”")
+	r.say("好", "预约成功")
+	r.say("帮我取消预约", "要取消这个预约吗")
+	r.say("为啥要取消？", "预约保留不变")
+	if a, _ := re.DB.UpcomingManagedBy(context.Background(), "o_hedge_booking", r.clock); len(a) != 1 {
+		t.Fatalf("the booking after a question about cancelling it: %+v", a)
+	}
+	r.say("解约", "解约的原因")
+	r.say("搬家了")
+	r.say("我再确认一下", "请回复")
+	r.in("cancel", "confirm")
+}
