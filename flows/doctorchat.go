@@ -56,11 +56,11 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	case said == "帮助":
 		replies, err = say("doctor_help", doctor.Name)
 	case said == "确认":
-		replies, err = e.doctorWaiting(ctx, doctor)
+		replies, err = e.doctorWaiting(ctx, st, doctor)
 	case said == "我的居民":
 		replies, err = e.doctorPanel(ctx, doctor, in)
 	case n != nil || d != nil:
-		return e.answerNth(ctx, doctor, n, d, in)
+		return e.answerNth(ctx, st, n, d, in)
 	default:
 		day, _ := parseDay(m[1], in.At)
 		from := StartOfDay(day)
@@ -82,13 +82,15 @@ type waitingLine struct {
 	Number, Name, Community, Change string
 }
 
-func (e *Engine) doctorWaiting(ctx context.Context, doctor storage.Doctor) ([]string, error) {
+func (e *Engine) doctorWaiting(ctx context.Context, st *State, doctor storage.Doctor) ([]string, error) {
 	list, err := e.DB.DoctorWaiting(ctx, doctor.ID)
 	if err != nil {
 		return nil, err
 	}
 	lines := make([]waitingLine, len(list))
+	st.Listed = nil
 	for i, c := range list {
+		st.Listed = append(st.Listed, c.Number)
 		lines[i] = waitingLine{Number: c.Number, Name: c.ResidentName, Community: c.CommunityName}
 		if c.ChangeDoctorID.Valid && c.ChangeDoctorID.Int64 == doctor.ID {
 			lines[i].Change = c.TeamName
@@ -97,12 +99,10 @@ func (e *Engine) doctorWaiting(ctx context.Context, doctor storage.Doctor) ([]st
 	return say("doctor_waiting", lines)
 }
 
-// answerNth confirms or declines the N-th line of 确认's list.
-func (e *Engine) answerNth(ctx context.Context, doctor storage.Doctor, confirm, decline []string, in Inbound) ([]string, bool, error) {
-	list, err := e.DB.DoctorWaiting(ctx, doctor.ID)
-	if err != nil {
-		return nil, true, err
-	}
+// answerNth confirms or declines the N-th line of the list 确认 last
+// showed (an answered line keeps its number until 确认 lists again).
+func (e *Engine) answerNth(ctx context.Context, st *State, confirm, decline []string, in Inbound) ([]string, bool, error) {
+	list := st.Listed
 	nth, reason := "", ""
 	if confirm != nil {
 		nth = confirm[1]
@@ -114,7 +114,7 @@ func (e *Engine) answerNth(ctx context.Context, doctor storage.Doctor, confirm, 
 		replies, err := say("doctor_waiting_not_listed", asNumber(nth))
 		return replies, true, err
 	}
-	number := list[i-1].Number
+	number := list[i-1]
 	if confirm != nil {
 		replies, _, err := e.doctorCommand(ctx, nil, "确认 "+number, in)
 		return replies, true, err

@@ -23,10 +23,9 @@ func TestDoctorsInChat(t *testing.T) {
 	second := numberIn(c.say("同意", "合同编号"))
 	doc.say("确认", "1. "+first+" 王秀英，幸福社区，签约申请", "2. "+second+" 李敏", "回复“确认 序号”")
 	doc.say("确认 第三个", "等您确认的申请里没有第3个")
+	doc.say("拒绝 2", "请写上拒绝的原因")
 	doc.say("确认 一", "已确认签约 "+first)
-	doc.say("确认", "1. "+second)
-	doc.say("拒绝 1", "请写上拒绝的原因")
-	doc.say("确认 1", "已确认签约 "+second)
+	doc.say("确认 2", "已确认签约 "+second) // the line the doctor saw, not the list now
 	doc.say("确认", "现在没有等您确认的申请")
 
 	doc.say("我的居民", "共2人", "65岁以上老年人 1人", "高血压患者 1人", "2型糖尿病患者 1人")

@@ -44,6 +44,9 @@ type State struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 	Updated time.Time       `json:"updated,omitzero"`
 	Paused  *State          `json:"paused,omitempty"` // conversations waiting, newest first, each linking the next
+	// Listed holds the contract numbers a doctor's 确认 last listed, so
+	// 确认 N answers the line the doctor saw, whatever was answered since.
+	Listed []string `json:"listed,omitempty"`
 }
 
 // leave ends the current conversation; the waiting ones keep waiting.
