@@ -237,12 +237,14 @@ func whoIn(said string) string {
 }
 
 func askWho(t *signTurn) (string, error) {
+	if signed, err := ownSigning(t); err != nil {
+		return "", err
+	} else if signed != nil {
+		return signed.message, nil
+	}
 	members, err := t.e.DB.ManagedResidents(t, t.in.OpenID)
 	if err != nil {
 		return "", err
-	}
-	if signed, err := ownSigning(t); err != nil || signed != nil {
-		return signed.message, err
 	}
 	var names []string
 	for _, m := range members {

@@ -50,9 +50,10 @@ type phraseIntent struct {
 }
 
 type phraseBook struct {
-	Fillers  []string            `yaml:"fillers"`
-	Controls map[string][]string `yaml:"controls"`
-	Intents  []phraseIntent      `yaml:"intents"`
+	Fillers   []string            `yaml:"fillers"`
+	Particles []string            `yaml:"particles"`
+	Controls  map[string][]string `yaml:"controls"`
+	Intents   []phraseIntent      `yaml:"intents"`
 }
 
 var (
@@ -118,18 +119,27 @@ func compact(s string) string {
 	return b.String()
 }
 
-// core is a message without the fillers around it ("嗯，那个，预约。" is
-// "预约"); a message of fillers alone is kept as it is.
+// core is a message without the fillers it starts with and the particle
+// it ends with ("嗯，那个，预约吧。" is "预约"); a message of fillers alone
+// is kept as it is.
 func core(said string) string {
-	c := strings.ReplaceAll(compact(said), "…", "")
-	fillers := phrases().Fillers
+	c := withoutLeadingFillers(strings.ReplaceAll(compact(said), "…", ""), 1)
+	for _, p := range phrases().Particles {
+		if len(c) > len(p) && strings.HasSuffix(c, p) {
+			return c[:len(c)-len(p)]
+		}
+	}
+	return c
+}
+
+// withoutLeadingFillers drops the fillers a compact message starts with,
+// as long as at least keep characters are left.
+func withoutLeadingFillers(c string, keep int) string {
 	for trimmed := true; trimmed; {
 		trimmed = false
-		for _, f := range fillers {
-			if len(c) > len(f) && strings.HasPrefix(c, f) {
-				c, trimmed = c[len(f):], true
-			} else if len(c) > len(f) && strings.HasSuffix(c, f) {
-				c, trimmed = c[:len(c)-len(f)], true
+		for _, f := range phrases().Fillers {
+			if rest, ok := strings.CutPrefix(c, f); ok && utf8.RuneCountInString(rest) >= keep {
+				c, trimmed = rest, true
 			}
 		}
 	}
@@ -146,8 +156,18 @@ func Understand(said string) Meaning {
 	if urgentReading(said) {
 		return Meaning{Intent: intentUrgent, Phrase: "血压≥180/110"}
 	}
-	c := strings.ReplaceAll(compact(said), "…", "")
-	// One pass, the best of each tier: urgent, then the rest, then health.
+	full := strings.ReplaceAll(compact(said), "…", "")
+	// Phrases are looked for after the fillers it starts with (你好，我想预约
+	// asks for 预约), or in the whole message when that finds nothing (医生好).
+	if m := bestMeaning(withoutLeadingFillers(full, 2), whole); m.Intent != "" {
+		return m
+	}
+	return bestMeaning(full, whole)
+}
+
+// bestMeaning is the best phrase found in c: urgent, then the rest, then
+// health.
+func bestMeaning(c, whole string) Meaning {
 	var best [3]Meaning
 	var bestLen [3]int
 	for _, in := range phrases().Intents {

@@ -113,3 +113,22 @@ func TestEveryIntentIsAnswered(t *testing.T) {
 		c.lacks(c.say(phrase), "没看懂")
 	}
 }
+
+// Fillers at the start do not decide a message, and a particle at the end
+// does not hide a word.
+func TestFillersDoNotDecide(t *testing.T) {
+	for said, want := range map[string]string{"你好我想预约": "book", "医生你好，我要预约": "book", "医生好": "greeting",
+		"我的医生": "my_contract", "你好": "greeting"} {
+		if got := Understand(said).Intent; got != want {
+			t.Errorf("Understand(%q) = %q, want %q", said, got, want)
+		}
+	}
+	for said, want := range map[string]string{"算了吧": "取消", "忘了吧": "不知道", "嗯，上一步": "返回"} {
+		if got := control(said); got != want {
+			t.Errorf("control(%q) = %q, want %q", said, got, want)
+		}
+	}
+	if got := says("我的医生"); got != "" {
+		t.Errorf("says(我的医生) = %q: it is not 我的", got)
+	}
+}
