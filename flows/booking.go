@@ -392,7 +392,9 @@ func takeDate(t *bookTurn, said string) (string, error) {
 			return "", err
 		}
 		day = d.Format("2006-01-02")
-		if !slices.Contains(bookFreeDays(free), day) {
+		if n, ok := choice(said, len(t.d.Days)); ok && !slices.Contains(bookFreeDays(free), day) {
+			day = t.d.Days[n-1] // 1号: the first line, not the 1st of a month with no slots
+		} else if !slices.Contains(bookFreeDays(free), day) {
 			q, err := askDate(t)
 			if err != nil {
 				return "", err

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Numbers, days and times as residents type or say them: "一", "第一个",
@@ -167,9 +168,24 @@ var (
 	relativeDays = map[string]int{"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2, "大后天": 3}
 )
 
-// dayWords splits a message into the day it names and what is left ("明天
-// 上午" is 明天 and 上午).
-var dayWordPattern = regexp.MustCompile(`(大后天|今天|今日|明天|明日|后天|(?:下下|下|这|本)?个?(?:周|星期|礼拜)[一二三四五六日天七1-7]|(?:[0-9一二三四五六七八九十]{1,3}月)?[0-9一二三四五六七八九十]{1,3}(?:号|日)|[0-9]{1,2}[./-][0-9]{1,2})`)
+// dayWordPattern finds the words that name a day inside a sentence ("明天
+// 上午看病" names 明天). 12.8 names a day only as the whole message: inside
+// a sentence it is as likely a time (明天9.30).
+var dayWordPattern = regexp.MustCompile(`(大后天|今天|今日|明天|明日|后天|(?:下下|下|这|本)?个?(?:周|星期|礼拜)[一二三四五六日天七1-7]|(?:[0-9一二三四五六七八九十]{1,3}月)?[0-9一二三四五六七八九十]{1,3}(?:号|日))`)
+
+// notADay follows a number that names a place, not a day: 3号楼, 5号床.
+const notADay = "楼房院床线车室单栋门"
+
+// lastDayWord is the last word naming a day in s, or "".
+func lastDayWord(s string) string {
+	last := ""
+	for _, at := range dayWordPattern.FindAllStringIndex(s, -1) {
+		if r, _ := utf8.DecodeRuneInString(s[at[1]:]); !strings.ContainsRune(notADay, r) || at[1] == len(s) {
+			last = s[at[0]:at[1]]
+		}
+	}
+	return last
+}
 
 // parseDay reads the day a resident names, relative to now in China's time:
 // 今天, 明天, 后天, 大后天; 周三, 星期三, 下周三 (Monday starts a week); 12月2号,
@@ -178,8 +194,8 @@ var dayWordPattern = regexp.MustCompile(`(大后天|今天|今日|明天|明日|
 func parseDay(said string, now time.Time) (time.Time, bool) {
 	s := strings.ReplaceAll(Normalize(said), " ", "")
 	// The last day named is the one meant: 明天有事，改到后天; 不是明天，是后天.
-	if all := dayWordPattern.FindAllString(s, -1); len(all) > 0 {
-		s = all[len(all)-1]
+	if w := lastDayWord(s); w != "" {
+		s = w
 	}
 	today := now.In(Shanghai)
 	today = time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, Shanghai)
@@ -247,7 +263,7 @@ func parseHalf(said string) string {
 			return morning
 		}
 	}
-	for _, w := range []string{"下午", "下半天", "中午以后", "午后", "傍晚"} {
+	for _, w := range []string{"下午", "下半天", "中午以后", "午后", "傍晚", "晚上"} {
 		if strings.Contains(s, w) {
 			return afternoon
 		}
@@ -262,7 +278,19 @@ var clockPattern = regexp.MustCompile(`([0-9一二两三四五六七八九十]{1
 // afternoon, when clinics see people.
 func parseClock(said string) (hour, minute int, ok bool) {
 	s := foldWidth(said)
-	m := clockPattern.FindStringSubmatch(s)
+	var m []string
+	for _, at := range clockPattern.FindAllStringSubmatchIndex(s, -1) {
+		// 早一点, 晚一点, 差一点, 多一点 say how, not when.
+		if before, _ := utf8.DecodeLastRuneInString(s[:at[0]]); !strings.ContainsRune("早晚差多有快慢", before) {
+			m = make([]string, 3)
+			for i := range m {
+				if at[2*i] >= 0 {
+					m[i] = s[at[2*i]:at[2*i+1]]
+				}
+			}
+			break
+		}
+	}
 	if m == nil {
 		return 0, 0, false
 	}

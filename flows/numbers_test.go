@@ -57,13 +57,14 @@ func TestParseDay(t *testing.T) {
 		"下周三": day(12, 9), "下个星期一": day(12, 7), "这周五": day(12, 4),
 		"12月2号": day(12, 2), "12月10日": day(12, 10), "十二月三号": day(12, 3), "5号": day(12, 5), "2号": day(12, 2),
 		"1号": "2027-01-01", "1月5号": "2027-01-05", "12.8": day(12, 8), "明天上午": day(12, 3), "嗯，后天。": day(12, 4),
+		"明天9.30": day(12, 3), "我家3号楼，明天来": day(12, 3), "明天有事，改到后天": day(12, 4),
 	} {
 		got, ok := parseDay(said, now)
 		if !ok || got.Format("2006-01-02") != want {
 			t.Errorf("parseDay(%q) = %s, %v; want %s", said, got.Format("2006-01-02"), ok, want)
 		}
 	}
-	for _, said := range []string{"", "上午", "2月30号", "13月1号", "32号", "随便", "1"} {
+	for _, said := range []string{"", "上午", "2月30号", "13月1号", "32号", "随便", "1", "我家3号楼"} {
 		if got, ok := parseDay(said, now); ok {
 			t.Errorf("parseDay(%q) = %s; want no day", said, got.Format("2006-01-02"))
 		}
@@ -72,13 +73,13 @@ func TestParseDay(t *testing.T) {
 
 func TestParseClockAndHalf(t *testing.T) {
 	for said, want := range map[string][2]int{"9点": {9, 0}, "九点半": {9, 30}, "9:30": {9, 30}, "９：３０": {9, 30},
-		"下午3点": {15, 0}, "3点": {15, 0}, "上午10点": {10, 0}, "两点一刻": {14, 15}, "14点": {14, 0}, "八点二十": {8, 20}} {
+		"下午3点": {15, 0}, "3点": {15, 0}, "晚上7点": {19, 0}, "早一点，9点吧": {9, 0}, "上午10点": {10, 0}, "两点一刻": {14, 15}, "14点": {14, 0}, "八点二十": {8, 20}} {
 		h, m, ok := parseClock(said)
 		if !ok || h != want[0] || m != want[1] {
 			t.Errorf("parseClock(%q) = %d:%d %v; want %d:%d", said, h, m, ok, want[0], want[1])
 		}
 	}
-	for _, said := range []string{"上午", "25点", "明天"} {
+	for _, said := range []string{"上午", "25点", "明天", "早一点", "差一点就忘了"} {
 		if h, m, ok := parseClock(said); ok {
 			t.Errorf("parseClock(%q) = %d:%d", said, h, m)
 		}

@@ -218,7 +218,7 @@ func signingOpen(t *signTurn) error {
 
 // familyWords name someone else in the family; selfWords the one typing.
 var (
-	familyWords = []string{"老伴", "爱人", "老婆", "老公", "丈夫", "妻子", "媳妇", "爸", "妈", "父亲", "母亲", "老人", "孩子", "儿子",
+	familyWords = []string{"老伴", "爱人", "老婆", "老公", "丈夫", "妻子", "媳妇", "爸", "妈", "父亲", "母亲", "孩子", "儿子",
 		"女儿", "孙子", "孙女", "外孙", "家人", "家里人", "家庭成员", "婆婆", "公公", "岳父", "岳母", "奶奶", "爷爷", "姥姥", "姥爷", "外公", "外婆",
 		"宝宝", "小孩", "父母", "亲戚"}
 	selfWords = []string{"本人", "自己", "给我签", "帮我签", "我签"}
