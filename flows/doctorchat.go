@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jiayi-health/jiayi/flows/profile"
@@ -32,8 +33,9 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	alone := st.Flow == "" // 帮助 and 确认 alone belong to an open conversation
 	m, n := agendaCommand.FindStringSubmatch(said), confirmNthCommand.FindStringSubmatch(said)
 	d := declineNthCommand.FindStringSubmatch(said)
-	if m == nil && strings.ContainsAny(said, "约诊排") && dayWordPattern.MatchString(said) {
-		m = []string{said, said} // 帮我看看明天有几个人约了
+	if m == nil && dayWordPattern.MatchString(said) && slices.ContainsFunc([]string{"几个", "多少人", "谁约", "有谁", "安排", "约了"},
+		func(w string) bool { return strings.Contains(said, w) }) {
+		m = []string{said, said} // 帮我看看明天有几个人约了; not 帮我约明天上午, the doctor's own booking
 	}
 	if m != nil {
 		if _, ok := parseDay(m[1], in.At); !ok {

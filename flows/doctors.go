@@ -149,6 +149,13 @@ func AnswerSignRequest(ctx context.Context, db *storage.DB, c storage.ContractVi
 	change := storage.StatusChange{Number: c.Number, From: storage.ContractPending, Actor: actor, Reason: reason}
 	answer := SignAnswer{OpenID: c.ManagerOpenID, Number: c.Number, Doctor: c.DoctorName, Resident: c.ResidentName, Reason: reason}
 	change.To = storage.ContractDeclined
+	if reason != "" { // a refusal says whom to ask
+		phone, err := TeamPhone(ctx, db, c.TeamID)
+		if err != nil {
+			return "", err
+		}
+		answer.Phone = phone
+	}
 	if reason == "" {
 		answer.TermEnd = at.In(Shanghai).AddDate(0, c.TermMonths, -1).Format("2006-01-02")
 		change.To, change.TermEnd = storage.ContractActive, answer.TermEnd

@@ -58,6 +58,10 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 		t.Fatalf("second contract = %+v", c[0])
 	}
 	talk(t, e, "o_res2").say("我的签约", "（医生说明：不在本团队服务范围）")
+	declined, _ := e.DB.OutboxFor(ctx, "o_res2") // one row, checked above
+	if f, _ := declined[0].Fields(); f["phone"] != "0000-0000000" {
+		t.Fatalf("the decline does not say whom to ask: %v", f)
+	}
 	for openID, kind := range map[string]string{"o_res1": PushSignConfirmed, "o_res2": PushSignDeclined} {
 		rows, _ := e.DB.OutboxFor(ctx, openID)
 		if len(rows) != 1 || rows[0].Kind != kind {

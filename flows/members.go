@@ -34,7 +34,7 @@ func memberCode(s *storage.Sealer, runKey string) string {
 
 func memberCodeHash(s *storage.Sealer, code string) string { return s.Hash("member_code", code) }
 
-var memberConfirmPattern = regexp.MustCompile(`确认签约\s*([0-9]{8})(?:[^0-9]|$)`)
+var memberConfirmPattern = regexp.MustCompile(`(?:^|[^不没])确认签约\s*([0-9]{8})(?:[^0-9]|$)`)
 
 // memberCommand takes 确认签约 CODE from the family member's own WeChat.
 func (e *Engine) memberCommand(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {

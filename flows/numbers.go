@@ -15,7 +15,7 @@ import (
 var chineseDigits = map[rune]int{'零': 0, '〇': 0, '一': 1, '幺': 1, '二': 2, '两': 2, '三': 3, '四': 4, '五': 5,
 	'六': 6, '七': 7, '八': 8, '九': 9}
 
-// smallNumber reads a number from 0 to 99 written in digits or in Chinese
+// smallNumber reads a number written in digits, or from 0 to 99 in Chinese
 // numerals ("十二", "二十", "两").
 func smallNumber(s string) (int, bool) {
 	if s == "" {

@@ -165,6 +165,7 @@ type SignAnswer struct {
 	Resident string
 	TermEnd  string // confirmed: the term's last day
 	Reason   string // declined: why
+	Phone    string // declined: the institution's, to ask about it
 }
 
 func (p SignAnswer) Push() storage.Push {
@@ -172,6 +173,9 @@ func (p SignAnswer) Push() storage.Push {
 	kind, key := PushSignConfirmed, "contract:"+p.Number+":confirmed"
 	if p.Reason != "" {
 		kind, key, fields["reason"] = PushSignDeclined, "contract:"+p.Number+":declined", p.Reason
+		if p.Phone != "" {
+			fields["phone"] = p.Phone
+		}
 	} else {
 		fields["term_end"] = p.TermEnd
 	}

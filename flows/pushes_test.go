@@ -18,7 +18,7 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 	pushes := []storage.Push{
 		SignRequest{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Community: "幸福社区", At: at}.Push(),
 		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", TermEnd: "2027-11-23"}.Push(),
-		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", Reason: "不在服务范围"}.Push(),
+		SignAnswer{OpenID: "o", Number: "QY2611240001", Doctor: "林静", Resident: "王秀英", Reason: "不在服务范围", Phone: "0531-88886666"}.Push(),
 		ContractEnded{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", Reason: "搬家"}.Push(),
 		ContractRenewal{Key: "k", DoctorID: 1, Number: "QY2611240001", Resident: "王秀英", TermEnd: "2028-11-23"}.Push(),
 		BookingNotice{Kind: PushBookingCreated, Key: "k", DoctorID: 1, Resident: "王秀英", VisitKind: "clinic", At: at}.Push(),

@@ -87,11 +87,17 @@ func (e *Engine) careContact(ctx context.Context, openID string) (careContact, e
 
 // teamPhone is the phone of the institution a team belongs to.
 func (e *Engine) teamPhone(ctx context.Context, teamID int64) (string, error) {
-	team, err := e.DB.TeamByID(ctx, teamID)
+	return TeamPhone(ctx, e.DB, teamID)
+}
+
+// TeamPhone is the phone of the institution a team belongs to, "" when it
+// has none recorded.
+func TeamPhone(ctx context.Context, db *storage.DB, teamID int64) (string, error) {
+	team, err := db.TeamByID(ctx, teamID)
 	if err != nil {
 		return "", err
 	}
-	insts, err := e.DB.Institutions(ctx)
+	insts, err := db.Institutions(ctx)
 	if err != nil {
 		return "", err
 	}

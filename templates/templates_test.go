@@ -151,7 +151,7 @@ func init() {
 			"to": "郭建华家庭医生团队", "doctor": "郭建华"},
 		"push_handover_received":     map[string]string{"from": "林静家庭医生团队", "contracts": "12", "visits": "3", "time": "11月24日 08:00"},
 		"push_sign_confirmed":        map[string]string{"doctor": "林静", "number": "QY2611230001", "term_end": "2027-11-22", "resident": "王秀英"},
-		"push_sign_declined":         map[string]string{"doctor": "林静", "number": "QY2611230001", "reason": "不在服务范围"},
+		"push_sign_declined":         map[string]string{"doctor": "林静", "number": "QY2611230001", "reason": "不在服务范围", "phone": "0531-88886666"},
 		"push_contract_cancelled":    map[string]string{"resident": "王秀英", "number": "QY2611230001", "reason": "搬家"},
 		"push_contract_renewed":      map[string]string{"resident": "王秀英", "number": "QY2611230001", "term_end": "2028-11-22"},
 		"push_booking_created":       map[string]string{"resident": "王秀英", "kind": "门诊", "time": "2026-11-24 08:00"},

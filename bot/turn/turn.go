@@ -58,7 +58,7 @@ type Runner struct {
 	Deadline   time.Duration // passive reply deadline (WeChat waits 5 s)
 	ClaimTTL   time.Duration // in-progress marker; well inside WeChat's 5 s retry gap
 	WorkTime   time.Duration // most one turn may take in all
-	SessionTTL time.Duration // idle conversation state is dropped after this
+	SessionTTL time.Duration // idle conversation state is dropped after this; zero: flows.KeepAnswersFor, as residents are told
 	ReplyTTL   time.Duration // a finished reply is kept for retries this long
 
 	background sync.WaitGroup
@@ -66,7 +66,7 @@ type Runner struct {
 
 func (r *Runner) durations() (deadline, claim, work, session, reply time.Duration) {
 	return cmp.Or(r.Deadline, 4*time.Second), cmp.Or(r.ClaimTTL, 3*time.Second), cmp.Or(r.WorkTime, 10*time.Second),
-		cmp.Or(r.SessionTTL, 24*time.Hour), cmp.Or(r.ReplyTTL, 10*time.Minute)
+		cmp.Or(r.SessionTTL, flows.KeepAnswersFor), cmp.Or(r.ReplyTTL, 10*time.Minute)
 }
 
 // Message is one inbound message and the key WeChat's retries share.
