@@ -784,7 +784,7 @@ func askBookConfirm(t *bookTurn) (string, error) {
 // bookConfirmed reads the answer to 请确认预约: 确认, or a plain yes (好的,
 // 就这样定了). A booking is undone as easily as it is made.
 func bookConfirmed(said string) bool {
-	return answerWith(said, "确认", []string{"定了", "就这样", "没问题"}) == answeredYes
+	return answerWith(said, "确认", []string{"好", "是", "对", "行", "可以", "定了", "定", "这样", "这样定", "没问题"}) == answeredYes
 }
 
 func takeBookConfirm(t *bookTurn, said string) (string, error) {

@@ -44,7 +44,7 @@ func askCancelBooking(t *cancelTurn) (string, error) {
 // cancelMeant reads the answer to 要取消这个预约吗: 确认, or a plain yes (是的,
 // 对，取消吧); anything else keeps the visit.
 func cancelMeant(said string) bool {
-	return answerWith(said, "确认", []string{"取消"}) == answeredYes
+	return answerWith(said, "确认", []string{"取消", "好", "是", "对", "行", "可以", "嗯"}) == answeredYes
 }
 
 func takeCancelBooking(t *cancelTurn, said string) (string, error) {

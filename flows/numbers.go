@@ -87,44 +87,53 @@ const (
 	answeredNo  = "no"
 )
 
-// hedges make an answer not yet one: 我再确认一下, 等等, 先想想.
-var hedges = []string{"一下", "再", "等", "先", "考虑", "想想", "问问"}
-
 // answerTo reads an answer to a question that asks for a word (同意,
-// 确认): yes when the message says it ("我同意", "好的，确认。", "确定"), no
-// when it refuses ("不同意", "不愿意", "拒绝"), "" otherwise, and "" for a
-// question or a hedge (同意什么？, 我再确认一下). 好 or 是 alone is not yes:
-// these answers commit a contract, a consent or a withdrawal.
+// 确认): yes only when the message is that word, said as people say it
+// (我同意, 好的，确认。, 确认解约), no when it is a refusal (不同意, 我不愿意),
+// "" for anything else. A sentence that only contains the word (同意什么？,
+// 我再确认一下, 儿子说了同意就行，我不懂) is asked again: these answers commit
+// a consent, a contract or a withdrawal.
 func answerTo(said, word string) string {
 	return answerWith(said, word, nil)
 }
 
-// answerWith is answerTo where more words also mean yes (for a booking or
-// a cancellation, undone as easily as made: 好, 是的, 就这样定了).
+// answerWith is answerTo where more short answers also mean yes (for a
+// booking or a cancellation, undone as easily as made: 好, 是的, 对，取消吧).
 func answerWith(said, word string, alsoYes []string) string {
-	c := compact(said)
-	words := append([]string{word}, alsoYes...)
-	if word == "确认" {
-		words = append(words, "确定")
-	}
-	for _, w := range append(slices.Clone(words), "愿意") {
-		if strings.Contains(c, "不"+w) || strings.Contains(c, "没"+w) {
+	c := strings.TrimSuffix(strings.TrimSuffix(core(said), "了"), "的")
+	for _, no := range []string{"不" + word, "没" + word, "我不" + word, "不愿意", "我不愿意", "拒绝", "我拒绝", "不要", "不用了"} {
+		if c == no {
 			return answeredNo
 		}
 	}
-	if slices.ContainsFunc([]string{"拒绝", "不要", "不用", "别"}, func(no string) bool { return strings.Contains(c, no) }) {
-		return answeredNo
+	c = withoutYesWords(c)
+	yes := append([]string{word}, alsoYes...)
+	if word == "确认" {
+		yes = append(yes, "确定", "确认无误")
 	}
-	if isQuestion(said) || slices.ContainsFunc(hedges, func(h string) bool { return strings.Contains(c, h) }) {
-		return ""
-	}
-	if alsoYes != nil && yesWords[c] {
-		return answeredYes
-	}
-	if slices.ContainsFunc(words, func(w string) bool { return strings.Contains(c, w) }) {
-		return answeredYes
+	for _, w := range yes {
+		if c == w || strings.HasPrefix(c, w) && slices.Contains(answerObjects, strings.TrimPrefix(c, w)) {
+			return answeredYes
+		}
 	}
 	return ""
+}
+
+// answerObjects may follow the word: 同意签约, 确认解约.
+var answerObjects = []string{"签约", "解约", "续签", "改签", "撤回", "删除", "预约", "取消", "提交"}
+
+// withoutYesWords drops the words people put before an answer (好的，我同意;
+// 对，取消), as long as something is left.
+func withoutYesWords(c string) string {
+	for trimmed := true; trimmed; {
+		trimmed = false
+		for _, w := range []string{"好的", "是的", "对的", "可以", "那就", "好", "是", "对", "嗯", "行", "就", "我"} {
+			if rest, ok := strings.CutPrefix(c, w); ok && rest != "" {
+				c, trimmed = rest, true
+			}
+		}
+	}
+	return c
 }
 
 // questionWords make a message a question (慢病管理包要多少钱啊), which a
