@@ -233,16 +233,31 @@ var commands = []command{(*Engine).doctorChat, (*Engine).doctorCommand, (*Engine
 func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
 	if in.Kind == Text && st.Flow != "" && urgent(said) {
 		// Whatever the conversation asks, a possible emergency is answered
-		// first; the message is still the answer to its question.
-		replies, err := e.route(ctx, st, said, in)
+		// first, then its question again. Only a question that asks for
+		// words (a referral's reason, an address) takes the message as
+		// its answer: 喘不上气 is nobody's name.
+		var replies []string
+		var err error
+		if freeText[st.Step] {
+			replies, err = e.route(ctx, st, said, in)
+		} else {
+			replies, err = conversations[st.Flow].answer(ctx, e, st, "", in)
+		}
 		if err != nil {
 			return nil, err
 		}
 		c, err := e.careContact(ctx, in.OpenID)
-		return prefixed(mustMessage("urgent_notice", c), replies), err
+		notice := "urgent_notice"
+		if Understand(said).Intent == intentCrisis {
+			notice = "crisis_answer"
+		}
+		return prefixed(mustMessage(notice, c), replies), err
 	}
 	return e.route(ctx, st, said, in)
 }
+
+// freeText are the steps whose answer is the resident's own words.
+var freeText = map[string]bool{"reason": true, "address": true, "comment": true}
 
 // route answers a message: a command, a word that starts a conversation or
 // steers the open one (said as people say them: "嗯，预约。", "算了"), the

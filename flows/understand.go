@@ -29,6 +29,7 @@ type Meaning struct {
 // Intents answered on their own rather than as a word typed alone.
 const (
 	intentUrgent        = "urgent"
+	intentCrisis        = "crisis" // words of self-harm: 120 and the psychological aid line
 	intentHealth        = "health"
 	intentGreeting      = "greeting"
 	intentThanks        = "thanks"
@@ -173,7 +174,7 @@ func bestMeaning(c, whole string) Meaning {
 	for _, in := range phrases().Intents {
 		tier := 1
 		switch in.Name {
-		case intentUrgent:
+		case intentUrgent, intentCrisis:
 			tier = 0
 		case intentHealth:
 			tier = 2
@@ -217,7 +218,8 @@ func phraseIn(phrase, c, whole string) (int, bool) {
 
 // urgent reports whether a message holds words that may mean an emergency.
 func urgent(said string) bool {
-	return Understand(said).Intent == intentUrgent
+	i := Understand(said).Intent
+	return i == intentUrgent || i == intentCrisis
 }
 
 // bpSaid finds a blood pressure said in a message: 血压180/110, 高压180.

@@ -93,15 +93,25 @@ func TestUrgentWordsComeFirst(t *testing.T) {
 	}
 	// Inside a conversation: the emergency first, then its question.
 	c.say("签约", "请问为谁签约")
-	reply = c.say("中风了怎么办", "请马上拨打120", "0000-0000000", "请回复")
+	reply = c.say("中风了怎么办", "请马上拨打120", "0000-0000000", "请问为谁签约")
 	if !strings.HasPrefix(reply, "如果情况紧急") {
 		t.Fatalf("the emergency line is not first:\n%s", reply)
 	}
 	c.in("signing", "who")
+	c.say("2", "姓名")
+	c.say("喘不上气", "请马上拨打120", "姓名") // not taken as the name
+	c.in("signing", "name")
+	c.say("不想活了", "12356", "姓名")
 
 	// A signed resident is given the doctor's name and the clinic's phone.
 	_, _, s := signedResident(t, "o_urgent_signed")
 	s.say("老伴晕倒了叫不醒", "请马上拨打120", "林静医生", "0000-0000000")
+	for _, m := range []string{"我妈抽过去了", "孩子呛着了", "嗯那个我老头子脸色发紫。", "喝农药了", "吃了一整瓶安眠药", "被狗咬了出了好多血",
+		"头痛得要炸开了还吐", "我头好晕要倒了", "活着没意思了"} {
+		if reply := s.say(m); !strings.HasPrefix(reply, "如果情况紧急，请马上拨打120") {
+			t.Errorf("%q is not answered with 120 first:\n%s", m, reply)
+		}
+	}
 	s.say("我的家庭医生电话是多少", "家庭医生：林静，电话：0000-0000000")
 }
 

@@ -19,7 +19,7 @@ func (e *Engine) understood(ctx context.Context, st *State, said string, in Inbo
 	switch m.Intent {
 	case "":
 		return say("not_understood", nil)
-	case intentUrgent, intentHealth, intentContact, intentInfoChange, intentComplaint, intentTrust:
+	case intentUrgent, intentCrisis, intentHealth, intentContact, intentInfoChange, intentComplaint, intentTrust:
 		c, err := e.careContact(ctx, in.OpenID)
 		if err != nil {
 			return nil, err
