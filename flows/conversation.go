@@ -250,6 +250,9 @@ func (c *conversation[D]) moveTo(t *turn[D], s step[D], ack string) ([]string, e
 		took, err := s.take(t, said)
 		var r reask
 		if errors.As(err, &r) {
+			if q, qerr := s.ask(t); qerr == nil && q != "" && strings.Contains(r.msg, q) {
+				return []string{joinNonEmpty(ack, r.msg)}, t.save() // the reask shows the question already
+			}
 			return t.ask(s, joinNonEmpty(ack, r.msg))
 		}
 		if replies, done, err := t.settle(err); done {

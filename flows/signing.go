@@ -287,6 +287,9 @@ func ownSigning(t *signTurn) (*alreadySigned, error) {
 }
 
 func takeWho(t *signTurn, said string) (string, error) {
+	if isQuestion(said) { // 本人吗？
+		return "", reaskWith("sign_who_reask", nil)
+	}
 	switch asNumber(said) {
 	case "1", "本人", "自己", "我自己", "给我自己", "我", "给我":
 		if signed, err := ownSigning(t); err != nil {
@@ -321,6 +324,15 @@ func takeName(t *signTurn, said string) (string, error) {
 	}
 	if n := utf8.RuneCountInString(name); n < 2 || n > 20 || !namePattern.MatchString(name) {
 		return "", reaskWith("sign_name_reask", nil)
+	}
+	// Nor is a greeting, a thank-you, 我自己 or 我妈.
+	who := name
+	for _, p := range []string{"是我的", "是我", "我的", "我", "是"} {
+		who = strings.TrimPrefix(who, p)
+	}
+	if m := Understand(name).Intent; m == intentGreeting || m == intentThanks || m == intentAck ||
+		slices.Contains(familyWords, who) || slices.Contains(selfWords, who) {
+		return "", reaskWith("sign_name_sentence", nil)
 	}
 	// A sentence is not a name: 我是问问能不能上门 has words no name of
 	// five characters or more holds (names that long are written with ·).

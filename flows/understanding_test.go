@@ -398,3 +398,23 @@ func TestQuestionsAndHedgesCommitNothing(t *testing.T) {
 	r.say("我再确认一下", "请回复")
 	r.in("cancel", "confirm")
 }
+
+// Greetings, thanks and relations are not names; a question is not 本人;
+// a day said that has no slot is answered with the list once.
+func TestNotNames(t *testing.T) {
+	e := engineFor(t, "national")
+	c := talk(t, e, "o_not_names")
+	c.say("签约")
+	c.say("本人吗？", "请回复1或2")
+	c.say("2", "姓名")
+	for _, s := range []string{"好的", "你好", "谢谢医生", "我妈", "是我老伴", "我自己"} {
+		c.say(s, "只需要写姓名")
+		c.in("signing", "name")
+	}
+	_, _, r := signedResident(t, "o_no_double_list")
+	r.say("预约")
+	reply := r.say("我想约12月30号看病", "12月30日 周三没有可以预约的号")
+	if strings.Count(reply, "可以预约的日期") != 1 {
+		t.Fatalf("the list of days is shown %d times:\n%s", strings.Count(reply, "可以预约的日期"), reply)
+	}
+}
