@@ -163,6 +163,9 @@ func takeCancelReason(t *careTurn, said string) (string, error) {
 	if len([]rune(said)) < 2 {
 		return "", reaskWith("cancel_reason", t.d.Number)
 	}
+	if isQuestion(said) { // 解约了还能看病吗: a question, not a reason
+		return "", reaskWith("cancel_reason_question", t.d.Number)
+	}
 	if err := tooLong(said, maxReasonRunes); err != nil {
 		return "", err
 	}

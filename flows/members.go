@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -34,14 +35,21 @@ func memberCode(s *storage.Sealer, runKey string) string {
 
 func memberCodeHash(s *storage.Sealer, code string) string { return s.Hash("member_code", code) }
 
-var memberConfirmPattern = regexp.MustCompile(`(?:^|[^不没])确认签约\s*([0-9]{8})(?:[^0-9]|$)`)
+var memberConfirmPattern = regexp.MustCompile(`(?:^|[^不没])确认签约([0-9零〇一二三四五六七八九幺两]{8})(?:[^0-9零〇一二三四五六七八九幺两]|$)`)
 
-// memberCommand takes 确认签约 CODE from the family member's own WeChat.
+// memberCommand takes 确认签约 CODE from the family member's own WeChat,
+// typed or said (嗯，确认签约，七五九三一一零三。).
 func (e *Engine) memberCommand(ctx context.Context, st *State, said string, in Inbound) ([]string, bool, error) {
-	m := memberConfirmPattern.FindStringSubmatch(said)
+	m := memberConfirmPattern.FindStringSubmatch(compact(said))
 	if m == nil {
 		return nil, false, nil
 	}
+	m[1] = strings.Map(func(r rune) rune {
+		if d, ok := chineseDigits[r]; ok {
+			return '0' + rune(d)
+		}
+		return r
+	}, m[1])
 	// A few codes a day per WeChat user, as with ID numbers: a code
 	// cannot be found by trying.
 	hash := memberCodeHash(e.Sealer, m[1])

@@ -55,7 +55,8 @@ func TestSigningAnAdultFamilyMemberWaitsForThem(t *testing.T) {
 	mum := talk(t, e, "o_mum_own")
 	mum.say("确认签约 12345678", "确认码不对或已过期")
 	// The member gives their own consent and agreement.
-	mum.say("确认签约 "+code, "您的家人为您（王小花）提交了家庭医生签约申请", "敏感个人信息", "回复“同意”继续")
+	spoken := strings.NewReplacer("0", "零", "1", "一", "2", "二", "3", "三", "4", "四", "5", "五", "6", "六", "7", "七", "8", "八", "9", "九").Replace(code)
+	mum.say("嗯，确认签约，"+spoken+"。", "您的家人为您（王小花）提交了家庭医生签约申请", "敏感个人信息", "回复“同意”继续") // said
 	mum.say("同意", "签约协议", "服务期", "回复“同意”确认签约")
 	if n := countKind(t, e, DoctorRecipient(1), PushSignRequest, "pending"); n != 0 {
 		t.Fatalf("the doctor is asked before the member agreed: %d", n)

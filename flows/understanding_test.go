@@ -394,6 +394,8 @@ func TestQuestionsAndHedgesCommitNothing(t *testing.T) {
 		t.Fatalf("the booking after a question about cancelling it: %+v", a)
 	}
 	r.say("解约", "解约的原因")
+	r.say("解约了还能看病吗", "解约的事不着急", "0000-0000000")
+	r.in("cancel", "reason")
 	r.say("搬家了")
 	r.say("我再确认一下", "请回复")
 	r.in("cancel", "confirm")
