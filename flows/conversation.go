@@ -221,7 +221,7 @@ func (c *conversation[D]) answer(ctx context.Context, e *Engine, st *State, said
 	ack, err := cur.take(t, said)
 	var r reask
 	if errors.As(err, &r) {
-		err = reask{joinNonEmpty(r.msg, elsewhere(said, st.Flow), stuckHint(st, said))}
+		err = reask{joinNonEmpty(r.msg, elsewhere(said, st.Flow), stuckHint(st, said), questionHint(said))}
 	}
 	if replies, done, err := t.settle(err); done {
 		return replies, err
@@ -344,6 +344,15 @@ func elsewhere(said, flow string) string {
 		return ""
 	}
 	return mustMessage("maybe_elsewhere", m.Says)
+}
+
+// questionHint tells someone who asked a question instead of answering
+// whom to ask (不同意的话还能看病吗).
+func questionHint(said string) string {
+	if !isQuestion(said) {
+		return ""
+	}
+	return mustMessage("question_hint", nil)
 }
 
 // stuckWords say the answer is not at hand (身份证回头再找找).

@@ -100,6 +100,9 @@ func answerTo(said, word string) string {
 // answerWith is answerTo where more short answers also mean yes (for a
 // booking or a cancellation, undone as easily as made: 好, 是的, 对，取消吧).
 func answerWith(said, word string, alsoYes []string) string {
+	if isQuestion(said) { // 同意？, 对吧？, 取消？: asked, not answered
+		return ""
+	}
 	c := strings.TrimSuffix(strings.TrimSuffix(core(said), "了"), "的")
 	for _, no := range []string{"不" + word, "没" + word, "我不" + word, "不愿意", "我不愿意", "拒绝", "我拒绝", "不要", "不用了"} {
 		if c == no {
@@ -138,7 +141,8 @@ func withoutYesWords(c string) string {
 
 // questionWords make a message a question (慢病管理包要多少钱啊), which a
 // list does not take as a choice even when it names a line.
-var questionWords = []string{"吗", "多少", "什么", "怎么", "能不能", "可不可以", "是不是", "啥", "?", "？", "几块", "几次", "多久"}
+var questionWords = []string{"吗", "多少", "什么", "怎么", "能不能", "可不可以", "是不是", "啥", "?", "？", "几块", "几次", "多久",
+	"好不好", "行不行", "会不会", "有没有", "要不要", "对不对", "哪个", "哪家", "哪里", "为啥", "为什么"}
 
 func isQuestion(said string) bool {
 	return slices.ContainsFunc(questionWords, func(w string) bool { return strings.Contains(said, w) })

@@ -139,6 +139,7 @@ func TestAnswerTo(t *testing.T) {
 		"不同意": answeredNo, "我不同意": answeredNo, "我不愿意": answeredNo,
 		"同意什么？": "", "儿子说了同意就行，我不懂": "", "同意了会不会收钱": "", "老伴同意了，我还没想好": "", "我不太懂这个同意": "",
 		"同意，不过慢病包我不想要了": "", "你们觉得好就同意": "", "同意要不要带身份证": "", "好": "",
+		"同意？": "", "同意？？": "", "同意了吧？": "", "同意啊？": "",
 	} {
 		if got := answerTo(said, "同意"); got != want {
 			t.Errorf("answerTo(%q, 同意) = %q, want %q", said, got, want)
@@ -147,19 +148,20 @@ func TestAnswerTo(t *testing.T) {
 	for said, want := range map[string]string{
 		"确认": answeredYes, "确定": answeredYes, "好的，确认": answeredYes, "确认解约": answeredYes,
 		"我想确认医生以后还来随访": "", "确认下解约后医生还会不会打电话": "", "我再确认一下": "", "确认下删了以后会不会影响我看病": "",
+		"确认解约？": "", "确认吧？": "", "确认？！": "", "确认了？": "",
 	} {
 		if got := answerTo(said, "确认"); got != want {
 			t.Errorf("answerTo(%q, 确认) = %q, want %q", said, got, want)
 		}
 	}
 	for said, want := range map[string]bool{"对，取消吧": true, "是的": true, "嗯": true, "取消": true,
-		"我想确认下是哪天的": false, "下雨的话就取消": false, "为啥要取消？": false, "不取消了": false} {
+		"我想确认下是哪天的": false, "下雨的话就取消": false, "为啥要取消？": false, "不取消了": false, "取消？": false} {
 		if got := cancelMeant(said); got != want {
 			t.Errorf("cancelMeant(%q) = %v, want %v", said, got, want)
 		}
 	}
 	for said, want := range map[string]bool{"好": true, "可以，就这样定了": true, "好的，确认": true,
-		"我也确定不了，到时候看身体": false, "可以改成下午吗": false} {
+		"我也确定不了，到时候看身体": false, "可以改成下午吗": false, "对吧？": false} {
 		if got := bookConfirmed(said); got != want {
 			t.Errorf("bookConfirmed(%q) = %v, want %v", said, got, want)
 		}

@@ -330,7 +330,7 @@ func takeName(t *signTurn, said string) (string, error) {
 	for _, p := range []string{"是我的", "是我", "我的", "我", "是"} {
 		who = strings.TrimPrefix(who, p)
 	}
-	if m := Understand(name).Intent; m == intentGreeting || m == intentThanks || m == intentAck ||
+	if m := Understand(name).Intent; isQuestion(said) || m == intentGreeting || m == intentThanks || m == intentAck ||
 		slices.Contains(familyWords, who) || slices.Contains(selfWords, who) {
 		return "", reaskWith("sign_name_sentence", nil)
 	}

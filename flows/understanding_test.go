@@ -106,7 +106,7 @@ func TestUrgentWordsComeFirst(t *testing.T) {
 	// A signed resident is given the doctor's name and the clinic's phone.
 	_, _, s := signedResident(t, "o_urgent_signed")
 	s.say("老伴晕倒了叫不醒", "请马上拨打120", "林静医生", "0000-0000000")
-	for _, m := range []string{"我妈抽过去了", "孩子呛着了", "嗯那个我老头子脸色发紫。", "喝农药了", "吃了一整瓶安眠药", "被狗咬了出了好多血",
+	for _, m := range []string{"胸闷", "我心口有点疼", "喘不上来气。", "我妈心脏难受得很", "我爸脸色煞白喊他也不太应", "我妈抽过去了", "孩子呛着了", "嗯那个我老头子脸色发紫。", "喝农药了", "吃了一整瓶安眠药", "被狗咬了出了好多血",
 		"头痛得要炸开了还吐", "我头好晕要倒了", "活着没意思了"} {
 		if reply := s.say(m); !strings.HasPrefix(reply, "如果情况紧急，请马上拨打120") {
 			t.Errorf("%q is not answered with 120 first:\n%s", m, reply)
@@ -379,7 +379,9 @@ func TestQuestionsAndHedgesCommitNothing(t *testing.T) {
 	for _, s := range []string{"签约", "1", "王秀英"} {
 		c.say(s)
 	}
-	c.say("同意什么？", "请回复")
+	c.say("同意什么？", "请回复", "想先问清楚也好", "0000-0000000")
+	c.in("signing", "consent")
+	c.say("同意？", "请回复")
 	c.in("signing", "consent")
 
 	re, _, r := signedResident(t, "o_hedge_booking")
@@ -409,7 +411,7 @@ func TestNotNames(t *testing.T) {
 	c.say("签约")
 	c.say("本人吗？", "请回复1或2")
 	c.say("2", "姓名")
-	for _, s := range []string{"好的", "你好", "谢谢医生", "我妈", "是我老伴", "我自己"} {
+	for _, s := range []string{"好的", "你好", "谢谢医生", "我妈", "是我老伴", "我自己", "同意吗"} {
 		c.say(s, "只需要写姓名")
 		c.in("signing", "name")
 	}

@@ -17,7 +17,7 @@ var samples = map[string]any{
 	"doctor_day_agenda": map[string]any{"Day": "11月24日 周二", "Lines": []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}}},
 	"doctor_panel":      map[string]any{"Doctor": "林静", "Active": 2, "Groups": []map[string]any{{"Name": "高血压患者", "Count": 1}}},
 	"call_clinic":       nil, "clinic_phone": map[string]any{"Phone": "0531-88886666"},
-	"sign_name_sentence": nil, "cancel_reason_question": "QY2611230001", "sign_packages_question": nil, "greeting": nil, "thanks": nil, "maybe_elsewhere": "预约", "unheard": nil, "ack_answer": nil, "nothing_to_cancel": nil,
+	"sign_name_sentence": nil, "question_hint": nil, "cancel_reason_question": "QY2611230001", "sign_packages_question": nil, "greeting": nil, "thanks": nil, "maybe_elsewhere": "预约", "unheard": nil, "ack_answer": nil, "nothing_to_cancel": nil,
 	"crisis_answer":         map[string]any{"Doctor": "", "Team": "", "Phone": "0531-88886666"},
 	"urgent_notice":         map[string]any{"Doctor": "林静", "Team": "林静家庭医生团队", "Phone": "0531-88886666"},
 	"see_doctor":            map[string]any{"Doctor": ""},
