@@ -62,9 +62,14 @@ func Normalize(s string) string {
 		}
 		s = rest
 	}
-	return strings.TrimRightFunc(s, func(r rune) bool {
+	trimmed := strings.TrimRightFunc(s, func(r rune) bool {
 		return unicode.IsPunct(r) || unicode.IsSpace(r)
 	})
+	// A question mark stays (one): "同意？" asks, it does not answer.
+	if tail := s[len(trimmed):]; strings.ContainsAny(tail, "?？") && trimmed != "" {
+		return trimmed + "？"
+	}
+	return trimmed
 }
 
 // foldWidth turns full-width ASCII forms into ASCII.

@@ -54,7 +54,7 @@ func smallNumber(s string) (int, bool) {
 // listNumber reads the number of a line in a list: "2", "二", "第二个",
 // "2号", "第2项", "选2", "就2吧".
 func listNumber(said string) (int, bool) {
-	s := strings.ReplaceAll(Normalize(said), " ", "")
+	s := strings.TrimSuffix(strings.ReplaceAll(Normalize(said), " ", ""), "？")
 	for _, p := range []string{"我选", "我要", "选", "要", "就", "是"} {
 		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" {
 			s = rest

@@ -93,7 +93,7 @@ func TestParseClockAndHalf(t *testing.T) {
 
 func TestNormalizeDropsVoiceFillers(t *testing.T) {
 	for said, want := range map[string]string{"嗯，1。": "1", "那个，同意。": "同意", "嗯嗯 预约": "预约", "呃，就是，王小明": "王小明",
-		"那个人": "那个人", "就是说": "就是说", "嗯": "嗯", "ＡＢＣ！": "ABC", "  本人  ": "本人"} {
+		"那个人": "那个人", "就是说": "就是说", "嗯": "嗯", "ＡＢＣ！": "ABC", "  本人  ": "本人", "同意？？": "同意？", "确认?!": "确认？"} {
 		if got := Normalize(said); got != want {
 			t.Errorf("Normalize(%q) = %q; want %q", said, got, want)
 		}
