@@ -343,10 +343,18 @@ func signedResident(t *testing.T, openID string) (*Engine, *chat, *chat) {
 // hold what contains says.
 func (c *chat) book(kind, day, time string, contains ...string) string {
 	c.t.Helper()
-	for _, s := range []string{"预约", "1", kind, day, "上午", time} { // the morning: the test days have both halves
+	c.toConfirm(kind, day, time)
+	return c.say("确认", append([]string{"预约成功"}, contains...)...)
+}
+
+// toConfirm books for the first person listed up to the confirmation, in
+// the morning (the test days have both halves).
+func (c *chat) toConfirm(kind, day, time string) {
+	c.t.Helper()
+	for _, s := range []string{"预约", "1", kind, day, "上午", time} {
 		c.say(s)
 	}
-	return c.say("确认", append([]string{"预约成功"}, contains...)...)
+	c.in("booking", "confirm")
 }
 
 // numberOf finds the number a list reply gives a line holding name.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 )
 
@@ -132,21 +131,7 @@ func (e *Engine) doctorPanel(ctx context.Context, doctor storage.Doctor, in Inbo
 	if err != nil {
 		return nil, err
 	}
-	today := in.At.In(Shanghai)
-	var rules []storage.GroupRule
-	for _, term := range profile.Words().PriorityGroups {
-		g := storage.GroupRule{Code: term.Code}
-		switch op, bound := term.AgeRule(); op {
-		case ">=":
-			g.BornOnOrBefore = lastBirthday(bound, today)
-		case "<=":
-			g.BornAfter = lastBirthday(bound+1, today)
-		default:
-			g.Tag = e.Sealer.Hash(groupsField, term.Code)
-		}
-		rules = append(rules, g)
-	}
-	panel, err := e.DB.DoctorPanelOf(ctx, doctor.ID, rules)
+	panel, err := e.DB.DoctorPanelOf(ctx, doctor.ID, groupRules(e.Sealer, in.At.In(Shanghai)))
 	if err != nil {
 		return nil, err
 	}

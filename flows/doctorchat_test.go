@@ -32,9 +32,7 @@ func TestDoctorsInChat(t *testing.T) {
 
 	// Visits tomorrow (Tuesday 24 November) and on Wednesday.
 	r := talk(t, e, "o_dc1")
-	for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点"} {
-		r.say(s)
-	}
+	r.toConfirm("门诊", "明天", "8点")
 	r.say("确认", "预约成功")
 	doc.say("明日预约", "11月24日 周二的预约", "1. 08:00-08:10 门诊 王秀英")
 	doc.say("周三预约", "11月25日 周三没有预约")

@@ -209,18 +209,7 @@ func indicatorQuery(ctx context.Context, db *storage.DB, s *storage.Sealer, in I
 	rules := storage.IndicatorRules{Priority: settings.PriorityGroups, Hypertension: "hypertension", Diabetes: "diabetes",
 		FollowupKind: "followup", Followups: chronicFollowups, GoodScore: satisfiedScore,
 		BPControlled: s.Hash(bpClassField, "controlled"), GlucoseControlled: s.Hash(glucoseClassField, "controlled")}
-	for _, term := range profile.Words().PriorityGroups {
-		g := storage.GroupRule{Code: term.Code}
-		switch op, bound := term.AgeRule(); op {
-		case ">=":
-			g.BornOnOrBefore = lastBirthday(bound, last)
-		case "<=":
-			g.BornAfter = lastBirthday(bound+1, last)
-		default:
-			g.Tag = s.Hash(groupsField, term.Code)
-		}
-		rules.Groups = append(rules.Groups, g)
-	}
+	rules.Groups = groupRules(s, last)
 	for _, pkg := range cat.Packages {
 		for _, it := range pkg.Items {
 			if it.VisitKind != "" && it.PerYear > 0 {
@@ -239,6 +228,25 @@ const (
 
 // lastBirthday is the latest birth date (YYYY-MM-DD) of someone aged at
 // least age on the day of t.
+// groupRules say, for the database, who is in each priority group at t:
+// those who declared it (by its keyed hash) or those an age puts in it.
+func groupRules(s *storage.Sealer, t time.Time) []storage.GroupRule {
+	var rules []storage.GroupRule
+	for _, term := range profile.Words().PriorityGroups {
+		g := storage.GroupRule{Code: term.Code}
+		switch op, bound := term.AgeRule(); op {
+		case ">=":
+			g.BornOnOrBefore = lastBirthday(bound, t)
+		case "<=":
+			g.BornAfter = lastBirthday(bound+1, t)
+		default:
+			g.Tag = s.Hash(groupsField, term.Code)
+		}
+		rules = append(rules, g)
+	}
+	return rules
+}
+
 func lastBirthday(age int, t time.Time) string {
 	d := time.Date(t.Year()-age, t.Month(), t.Day(), 0, 0, 0, 0, Shanghai)
 	for Age(d, t) < age {

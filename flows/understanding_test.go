@@ -232,9 +232,7 @@ func TestExplicitAnswersInSentences(t *testing.T) {
 	d.in("", "")
 
 	_, _, r := signedResident(t, "o_confirm")
-	for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点"} {
-		r.say(s)
-	}
+	r.toConfirm("门诊", "明天", "8点")
 	r.say("等一下", "请回复“确认”")
 	r.say("不对", "请回复“确认”")
 	r.say("可以，就这样定了", "预约成功") // a booking takes a plain yes
@@ -310,9 +308,7 @@ func TestSigningAnswersInSentences(t *testing.T) {
 func TestCancelAnsweredPlainlyAndHintsWithPhone(t *testing.T) {
 	for _, yes := range []string{"对，取消吧。", "是的", "取消", "确认"} {
 		_, _, c := signedResident(t, "o_cancel_yes")
-		for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点", "确认"} {
-			c.say(s)
-		}
+		c.book("门诊", "明天", "8点")
 		c.say("帮我取消预约", "要取消这个预约吗")
 		c.say(yes, "已取消")
 	}
@@ -385,9 +381,7 @@ func TestQuestionsAndHedgesCommitNothing(t *testing.T) {
 	c.in("signing", "consent")
 
 	re, _, r := signedResident(t, "o_hedge_booking")
-	for _, s := range []string{"预约", "1", "门诊", "明天", "上午", "8点"} {
-		r.say(s)
-	}
+	r.toConfirm("门诊", "明天", "8点")
 	r.say("可以改成下午吗", "请回复“确认”")
 	r.say("好", "预约成功")
 	r.say("帮我取消预约", "要取消这个预约吗")

@@ -232,3 +232,18 @@ func TestYuan(t *testing.T) {
 		}
 	}
 }
+
+// A list of one is never answered "请回复1到1之间的数字".
+func TestNoRangeFromOneToOne(t *testing.T) {
+	for _, name := range []string{"sign_groups_reask", "sign_packages_reask", "packages_reask", "book_who_reask", "book_date_reask",
+		"book_time_reask", "book_kind_reask", "book_referral_target_reask", "sign_relation_reask", "aftercare_pick_reask",
+		"sign_community_reask", "sign_team_reask", "sign_hospital_reask", "privacy_who_reask"} {
+		text, err := Message(name, 1)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if strings.Contains(text, "1到1") {
+			t.Errorf("%s with one line: %s", name, text)
+		}
+	}
+}
