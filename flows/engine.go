@@ -231,29 +231,33 @@ type command func(e *Engine, ctx context.Context, st *State, said string, in Inb
 var commands = []command{(*Engine).doctorChat, (*Engine).doctorCommand, (*Engine).memberCommand, (*Engine).appointmentCommand, (*Engine).visitCommand, (*Engine).score}
 
 func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inbound) ([]string, error) {
-	if in.Kind == Text && st.Flow != "" && urgent(said) {
-		// Whatever the conversation asks, a possible emergency is answered
-		// first, then its question again. Only a question that asks for
-		// words (a referral's reason, an address) takes the message as
-		// its answer: 喘不上气 is nobody's name.
-		var replies []string
-		var err error
-		if freeText[st.Step] {
-			replies, err = e.route(ctx, st, said, in)
-		} else {
-			replies, err = conversations[st.Flow].answer(ctx, e, st, "", in)
-		}
-		if err != nil {
-			return nil, err
-		}
-		c, err := e.careContact(ctx, in.OpenID)
-		notice := "urgent_notice"
-		if Understand(said).Intent == intentCrisis {
-			notice = "crisis_answer"
-		}
-		return prefixed(mustMessage(notice, c), replies), err
+	if in.Kind != Text || st.Flow == "" {
+		return e.route(ctx, st, said, in)
 	}
-	return e.route(ctx, st, said, in)
+	m := Understand(said).Intent
+	if m != intentUrgent && m != intentCrisis {
+		return e.route(ctx, st, said, in)
+	}
+	// Whatever the conversation asks, a possible emergency is answered
+	// first, then its question again. Only a question that asks for words
+	// (a referral's reason, an address) takes the message as its answer:
+	// 喘不上气 is nobody's name.
+	var replies []string
+	var err error
+	if freeText[st.Step] {
+		replies, err = e.route(ctx, st, said, in)
+	} else {
+		replies, err = conversations[st.Flow].answer(ctx, e, st, "", in)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.careContact(ctx, in.OpenID)
+	notice := "urgent_notice"
+	if m == intentCrisis {
+		notice = "crisis_answer"
+	}
+	return prefixed(mustMessage(notice, c), replies), err
 }
 
 // freeText are the steps whose answer is the resident's own words.

@@ -216,12 +216,6 @@ func phraseIn(phrase, c, whole string) (int, bool) {
 	return utf8.RuneCountInString(first) + utf8.RuneCountInString(rest), true
 }
 
-// urgent reports whether a message holds words that may mean an emergency.
-func urgent(said string) bool {
-	i := Understand(said).Intent
-	return i == intentUrgent || i == intentCrisis
-}
-
 // bpSaid finds a blood pressure said in a message: 血压180/110, 高压180.
 var bpSaid = regexp.MustCompile(`(?:血压|高压)[^0-9]{0,4}([0-9]{2,3})(?:[/／、，,]|低压)?([0-9]{2,3})?`)
 
