@@ -14,7 +14,7 @@ func TestMyContracts(t *testing.T) {
 	number := signed(t, e, "o_me", id)
 	c := talk(t, e, "o_me")
 	list := c.say("我的签约", "您办理的签约", "1. 王秀英（"+MaskID(id)+"）", "编号："+number+"，状态：待医生确认",
-		"团队：林静家庭医生团队（家庭医生：林静，电话：0000-0000000）", "服务包：基本公共卫生服务包", "医生确认后开始计算")
+		"团队：林静家庭医生团队（家庭医生：林静，签约机构电话：0000-0000000）", "服务包：基本公共卫生服务包", "医生确认后开始计算")
 	if strings.Contains(list, id) {
 		t.Fatal("the list shows the ID number unmasked")
 	}

@@ -170,6 +170,13 @@ func pickMany(said string, names []string) ([]int, bool) {
 	return picked, len(picked) > 0
 }
 
+// onlyDefault says the default package alone is wanted: 只要基本的, 不加了.
+func onlyDefault(said string) bool {
+	c := compact(said)
+	return !isQuestion(said) && slices.ContainsFunc([]string{"只要基本", "只要默认", "只要基础", "不加", "不用加", "不要别的", "就要基本", "就要默认", "都不要"},
+		func(w string) bool { return strings.Contains(c, w) })
+}
+
 // nameKeys are the words a list line is known by: its name without the
 // words around it people leave out (患者, 人员, 服务包, 2型), each part of a
 // name written "A/B".
@@ -797,6 +804,9 @@ func takePackages(t *signTurn, said string) (string, error) {
 	var names []string
 	for _, p := range offered {
 		names = append(names, p.Name)
+	}
+	if onlyDefault(said) {
+		said = "0"
 	}
 	picked, ok := pickMany(said, names)
 	if !ok && isQuestion(said) {

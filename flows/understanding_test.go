@@ -112,7 +112,7 @@ func TestUrgentWordsComeFirst(t *testing.T) {
 			t.Errorf("%q is not answered with 120 first:\n%s", m, reply)
 		}
 	}
-	s.say("我的家庭医生电话是多少", "家庭医生：林静，电话：0000-0000000")
+	s.say("我的家庭医生电话是多少", "家庭医生：林静，签约机构电话：0000-0000000")
 }
 
 func TestHealthQuestionsGetTheDoctorNotAdvice(t *testing.T) {
@@ -299,6 +299,8 @@ func TestSigningAnswersInSentences(t *testing.T) {
 	c.in("signing", "packages")
 	n := numberOf(t, reply, "慢病")
 	c.say(n+"和"+n+"都要", "请核对签约信息", "慢病管理包")
+	c.say("返回", "请选择服务包")
+	c.say("只要基本的", "请核对签约信息")
 	c.say("返回", "请选择服务包")
 	c.say("要慢病管理包", "请核对签约信息", "慢病管理包")
 }
