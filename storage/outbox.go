@@ -114,6 +114,15 @@ func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt t
 	return err
 }
 
+// MarkDeferred puts a claimed push back until retryAt and gives back the
+// attempt its claim counted: it failed for want of jiayi's own services, not
+// for anything about the push.
+func (db *DB) MarkDeferred(ctx context.Context, id int64, reason string, retryAt time.Time) error {
+	_, err := db.exec(ctx, "MarkDeferred", `UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ?,
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = ?`, retryAt.UTC(), reason, id)
+	return err
+}
+
 // OutboxEntry is a push as admins and tests see it.
 type OutboxEntry struct {
 	ID        int64  `db:"id" json:"id"`

@@ -38,6 +38,11 @@ var ErrPermanent = errors.New("permanent failure")
 // has not bound): it waits without using up its attempts.
 var errNotYet = errors.New("recipient not reachable yet")
 
+// errInfra marks a failure of jiayi's own infrastructure before anything
+// reached WeChat (a database lookup): the push is not at fault, so the
+// attempt is given back and it is never dead-lettered for it.
+var errInfra = errors.New("infrastructure unavailable")
+
 // Defaults, which the configuration takes too.
 const DefaultLease = 30 * time.Second // how long a claimed push is held
 
@@ -67,6 +72,16 @@ type Dispatcher struct {
 	mu          sync.Mutex
 	pausedUntil map[string]time.Time // per API: daily quota reached, nothing is sent before this
 	limiters    map[string]*bucket
+	// unrecorded are outcomes (a send, above all) the database did not take
+	// when they happened. Nothing more is claimed until they are recorded:
+	// a sent push whose record is lost would be sent again.
+	unrecorded []record
+}
+
+// record is one outcome to write to the outbox.
+type record struct {
+	kind  string
+	write func(context.Context) error
 }
 
 func (d *Dispatcher) init() {
@@ -102,6 +117,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if !d.flushUnrecorded(last) {
+				d.Log.Error("outbox records lost at shutdown; those pushes may go twice", "count", d.Unrecorded())
+			}
 			return
 		case <-d.wake:
 		case <-time.After(interval):
@@ -110,8 +130,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 }
 
 // DispatchOnce sends one batch of due pushes and returns how many it claimed.
+// While an earlier outcome is still unrecorded (the database failed), it
+// only retries that record and claims nothing.
 func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	d.init()
+	if !d.flushUnrecorded(ctx) {
+		return 0
+	}
 	// In quiet hours only transactional pushes go; reminders wait for morning.
 	maxPriority := flows.PrioritySeasonal
 	if d.Quiet != nil {
@@ -134,9 +159,53 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 		return 0
 	}
 	for _, row := range rows {
-		d.deliver(ctx, row)
+		if !d.deliver(ctx, row) {
+			break // the database failed: the rest of the batch waits for its lease to end
+		}
 	}
 	return len(rows)
+}
+
+// recordTries are the waits between tries of writing an outcome before it is
+// kept in memory for later: a blip of the database costs no double send.
+var recordTries = []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond}
+
+// save writes an outcome at once, retrying with back-off; if the database
+// still fails it is kept for flushUnrecorded and save reports false.
+func (d *Dispatcher) save(ctx context.Context, r record) bool {
+	var err error
+	for _, wait := range recordTries {
+		time.Sleep(wait) // even when shutting down: the record matters more
+		if err = r.write(context.WithoutCancel(ctx)); err == nil {
+			return true
+		}
+	}
+	d.Log.Error("outbox record failed; kept until the database answers", "what", r.kind, "err", err)
+	d.mu.Lock()
+	d.unrecorded = append(d.unrecorded, r)
+	d.mu.Unlock()
+	return false
+}
+
+// flushUnrecorded writes the outcomes kept while the database failed, and
+// reports whether none is left.
+func (d *Dispatcher) flushUnrecorded(ctx context.Context) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.unrecorded) > 0 {
+		if err := d.unrecorded[0].write(ctx); err != nil {
+			return false
+		}
+		d.unrecorded = d.unrecorded[1:]
+	}
+	return true
+}
+
+// Unrecorded counts the outcomes still waiting for the database.
+func (d *Dispatcher) Unrecorded() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.unrecorded)
 }
 
 // The WeChat APIs pushes go through, each with its own rate and quota.
@@ -153,26 +222,30 @@ func (d *Dispatcher) apiFor(kind string) string {
 	return apiCustomer
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
+// deliver sends one claimed push and records the outcome at once. It
+// reports false when the database would not take the record.
+func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
 	api := d.apiFor(row.Kind)
 	d.mu.Lock()
 	paused := d.pausedUntil[api]
 	d.mu.Unlock()
 	if d.Now().Before(paused) {
-		if err := d.DB.MarkFailed(ctx, row.ID, "daily quota of the "+api+" API reached; paused until "+paused.Format(time.RFC3339), paused); err != nil {
-			d.Log.Error("outbox mark failed failed", "kind", row.Kind, "err", err)
-		}
-		return
+		reason := "daily quota of the " + api + " API reached; paused until " + paused.Format(time.RFC3339)
+		return d.save(ctx, record{"paused", func(ctx context.Context) error { return d.DB.MarkFailed(ctx, row.ID, reason, paused) }})
 	}
 	if err := d.limiters[api].wait(ctx); err != nil {
-		return // shutting down; the lease returns the row
+		return true // shutting down; the lease returns the row
 	}
 	err := d.send(ctx, row)
 	if err == nil {
-		if err := d.DB.MarkSent(ctx, row.ID, d.Now()); err != nil {
-			d.Log.Error("outbox mark sent failed", "kind", row.Kind, "err", err)
-		}
-		return
+		sentAt := d.Now()
+		return d.save(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSent(ctx, row.ID, sentAt) }})
+	}
+	if errors.Is(err, errInfra) {
+		retryAt, reason := d.Now().Add(backoff(1)), err.Error()
+		d.Log.Warn("push waits for the database", "kind", row.Kind, "err", err)
+		d.save(ctx, record{"deferred", func(ctx context.Context) error { return d.DB.MarkDeferred(ctx, row.ID, reason, retryAt) }})
+		return false // the database is failing: claim no more for now
 	}
 	maxAttempts := d.MaxAttempts
 	if maxAttempts == 0 {
@@ -191,9 +264,8 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) {
 		retryAt = d.Now().Add(backoff(row.Attempts))
 	}
 	d.Log.Warn("push not delivered", "kind", row.Kind, "attempt", row.Attempts, "dead", retryAt.IsZero(), "err", err)
-	if err := d.DB.MarkFailed(ctx, row.ID, err.Error(), retryAt); err != nil {
-		d.Log.Error("outbox mark failed failed", "kind", row.Kind, "err", err)
-	}
+	reason := err.Error()
+	return d.save(ctx, record{"failed", func(ctx context.Context) error { return d.DB.MarkFailed(ctx, row.ID, reason, retryAt) }})
 }
 
 func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
@@ -210,7 +282,11 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 	}
 	// No template for this kind: a customer-service message, if the
 	// recipient wrote to the account lately; otherwise it waits, and says why.
-	if u, err := d.DB.WeChatUser(ctx, to); err == nil && d.Now().Sub(u.LastSeenAt) < serviceWindow {
+	u, err := d.DB.WeChatUser(ctx, to)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: %v", errInfra, err)
+	}
+	if err == nil && d.Now().Sub(u.LastSeenAt) < serviceWindow {
 		text, err := flows.PushText(row.Kind, fields)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrPermanent, err)
@@ -270,7 +346,7 @@ func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
 	case errors.Is(err, storage.ErrNotFound):
 		return "", fmt.Errorf("%w: no doctor %d", ErrPermanent, id)
 	case err != nil:
-		return "", err
+		return "", fmt.Errorf("%w: doctor lookup: %v", errInfra, err)
 	case !bound:
 		return "", fmt.Errorf("%w: doctor %d has not bound their WeChat", errNotYet, id)
 	}

@@ -2,6 +2,9 @@ package wechat
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -63,9 +66,12 @@ type Client struct {
 
 // NewClient builds the SDK client. Access tokens come from the stable-token
 // endpoint and are cached in Redis, shared by every instance, so instances do
-// not invalidate each other's token.
+// not invalidate each other's token. The cache is keyed by the account's
+// credentials: a sandbox's stand-in makes up its secret at each start, so
+// no process is handed a token another process's stand-in issued.
 func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
-	tokens := &tokenCache{rdb: rdb, prefix: prefix + ":wechat:"}
+	sum := sha256.Sum256([]byte(a.AppID + "\x00" + a.Secret))
+	tokens := &tokenCache{rdb: rdb, prefix: prefix + ":wechat:" + hex.EncodeToString(sum[:6]) + ":", local: map[string]localToken{}}
 	oa := officialaccount.NewOfficialAccount(&oaconfig.Config{
 		AppID: a.AppID, AppSecret: a.Secret, Token: a.Token, EncodingAESKey: a.AESKey,
 		Cache: tokens, UseStableAK: true,
@@ -138,29 +144,70 @@ func ErrCode(err error) int {
 }
 
 // tokenCache adapts go-redis v9 to the SDK's cache interface (the SDK's own
-// Redis cache speaks go-redis v8, its memory cache races).
+// Redis cache speaks go-redis v8, its memory cache races). Every token is
+// also kept in memory until it expires: while Redis is away, pushes go on
+// with the token this process last saw or fetched, instead of failing on
+// the cache (the stable-token endpoint hands every instance the same token,
+// so a token fetched during an outage does not invalidate the others').
 type tokenCache struct {
 	rdb    redis.UniversalClient
 	prefix string
+
+	mu    sync.Mutex
+	local map[string]localToken
 }
+
+type localToken struct {
+	val     any
+	expires time.Time
+}
+
+// cacheTimeout bounds each Redis call of the cache: a frozen Redis must not
+// hold a push longer than this before the memory copy answers.
+const cacheTimeout = time.Second
 
 func (t *tokenCache) Get(key string) any {
-	v, err := t.rdb.Get(context.Background(), t.prefix+key).Result()
-	if err != nil {
-		return nil
+	ctx, cancel := context.WithTimeout(context.Background(), cacheTimeout)
+	defer cancel()
+	v, err := t.rdb.Get(ctx, t.prefix+key).Result()
+	switch {
+	case err == nil:
+		return v
+	case errors.Is(err, redis.Nil):
+		return nil // gone from the shared cache (dropped as stale): fetch anew
 	}
-	return v
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.local[key]; ok && time.Now().Before(l.expires) {
+		return l.val
+	}
+	return nil
 }
 
+// Set keeps the token in memory and, if Redis answers, shares it. A Redis
+// failure is not the SDK's: the token it fetched is good and is used.
 func (t *tokenCache) Set(key string, val any, timeout time.Duration) error {
-	return t.rdb.Set(context.Background(), t.prefix+key, val, timeout).Err()
+	t.mu.Lock()
+	t.local[key] = localToken{val: val, expires: time.Now().Add(timeout)}
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), cacheTimeout)
+	defer cancel()
+	_ = t.rdb.Set(ctx, t.prefix+key, val, timeout).Err()
+	return nil
 }
 
 func (t *tokenCache) IsExist(key string) bool {
-	n, err := t.rdb.Exists(context.Background(), t.prefix+key).Result()
-	return err == nil && n > 0
+	return t.Get(key) != nil
 }
 
 func (t *tokenCache) Delete(key string) error {
-	return t.rdb.Del(context.Background(), t.prefix+key).Err()
+	t.mu.Lock()
+	delete(t.local, key)
+	t.mu.Unlock()
+	// Best effort: with Redis away, the shared copy is found stale again
+	// (40001) once Redis is back, and dropped then.
+	ctx, cancel := context.WithTimeout(context.Background(), cacheTimeout)
+	defer cancel()
+	_ = t.rdb.Del(ctx, t.prefix+key).Err()
+	return nil
 }
