@@ -47,20 +47,49 @@ func OpenRedis(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage.OpenRedis: sentinel URL: %w", redactURLError(err))
 		}
+		bounded(q, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.ContextTimeoutEnabled)
 		return redis.NewFailoverClient(o), nil
 	case q.Has("addr"):
 		o, err := redis.ParseClusterURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("storage.OpenRedis: cluster URL: %w", redactURLError(err))
 		}
+		bounded(q, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.ContextTimeoutEnabled)
 		return redis.NewClusterClient(o), nil
 	default:
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("storage.OpenRedis: %w", redactURLError(err))
 		}
+		bounded(q, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.ContextTimeoutEnabled)
 		return redis.NewClient(o), nil
 	}
+}
+
+// Redis sits on the reply's path, and WeChat waits 5 s for a reply: a
+// stopped or frozen Redis must cost a resident a quick "busy" answer, not
+// WeChat's timeout. go-redis's defaults (3 s reads, 3 retries, and context
+// deadlines ignored) would let one command take 12 s. The URL's own
+// dial_timeout, read_timeout, write_timeout and max_retries win.
+const (
+	redisCallTimeout = time.Second
+	redisRetries     = 1
+)
+
+func bounded(q url.Values, dial, read, write *time.Duration, retries *int, honourContext *bool) {
+	if !q.Has("dial_timeout") {
+		*dial = redisCallTimeout
+	}
+	if !q.Has("read_timeout") {
+		*read = redisCallTimeout
+	}
+	if !q.Has("write_timeout") {
+		*write = redisCallTimeout
+	}
+	if !q.Has("max_retries") {
+		*retries = redisRetries
+	}
+	*honourContext = true
 }
 
 // redactURLError keeps a password that url.Parse may quote out of the error.
@@ -185,9 +214,20 @@ return 0`)
 // ErrLockTimeout says the per-user lock was not free before the deadline.
 var ErrLockTimeout = errors.New("user is busy: lock not acquired in time")
 
+// compareAndExpire extends KEYS[1] to ARGV[2] ms only while it still holds
+// ARGV[1].
+var compareAndExpire = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+
 // LockUser takes the per-user lock that makes one user's messages run one
 // after the other, across every instance. It waits until ctx is done. The
-// lock expires after ttl in case its holder dies; unlock releases it early.
+// lock lives ttl and is renewed every third of it while held, so it can be
+// short: if its holder dies, the user's next message (WeChat retries after
+// 5 s) finds it gone rather than waiting out a long turn's worth. unlock
+// stops the renewal and releases it.
 func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) (unlock func(), err error) {
 	key, token := r.key(openID, "lock"), randomToken()
 	wait := 5 * time.Millisecond
@@ -197,10 +237,15 @@ func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) 
 			return nil, fmt.Errorf("storage.LockUser: %w", err)
 		}
 		if ok {
+			stop := r.keepLocked(key, token, ttl)
+			var once sync.Once
 			return func() {
-				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-				defer cancel()
-				compareAndDelete.Run(ctx, r.Client, []string{key}, token)
+				once.Do(func() {
+					close(stop)
+					ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+					defer cancel()
+					compareAndDelete.Run(ctx, r.Client, []string{key}, token)
+				})
 			}, nil
 		}
 		select {
@@ -210,4 +255,27 @@ func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) 
 		}
 		wait = min(wait*2, 50*time.Millisecond)
 	}
+}
+
+// keepLocked renews a held lock until stop is closed or the lock is lost.
+func (r *Redis) keepLocked(key, token string, ttl time.Duration) chan struct{} {
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
+			held, err := compareAndExpire.Run(ctx, r.Client, []string{key}, token, ttl.Milliseconds()).Int()
+			cancel()
+			if err == nil && held == 0 {
+				return // taken over: the lock expired before it could be renewed
+			}
+		}
+	}()
+	return stop
 }

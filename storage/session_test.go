@@ -146,6 +146,32 @@ func TestUserLockSerialises(t *testing.T) {
 	})
 }
 
+// The user lock is short, so a dead holder's lock is soon gone, and renewed
+// while its holder works, so a long turn keeps it.
+func TestUserLockIsRenewedWhileHeld(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		unlock, err := r.LockUser(ctx, "o5", 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Four lifetimes later the holder still has it.
+		short, cancel := context.WithTimeout(ctx, 1200*time.Millisecond)
+		defer cancel()
+		if _, err := r.LockUser(short, "o5", 300*time.Millisecond); !errors.Is(err, storage.ErrLockTimeout) {
+			t.Fatalf("a held lock was taken over: %v", err)
+		}
+		unlock()
+		next, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		unlock2, err := r.LockUser(next, "o5", 300*time.Millisecond)
+		if err != nil {
+			t.Fatalf("after unlock: %v", err)
+		}
+		unlock2()
+	})
+}
+
 func TestOpenRedisURLForms(t *testing.T) {
 	for _, bad := range []string{"", "localhost:6379", "http://x", "redis://"} {
 		if _, err := storage.OpenRedis(bad); err == nil {

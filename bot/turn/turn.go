@@ -60,9 +60,14 @@ type Runner struct {
 	WorkTime   time.Duration // most one turn may take in all
 	SessionTTL time.Duration // idle conversation state is dropped after this; zero: flows.KeepAnswersFor, as residents are told
 	ReplyTTL   time.Duration // a finished reply is kept for retries this long
+	LockTTL    time.Duration // the per-user lock, renewed while a turn works; zero: DefaultLockTTL
 
 	background sync.WaitGroup
 }
+
+// DefaultLockTTL is short so that a crashed instance's lock is gone before
+// WeChat's first retry, 5 s later; a live holder renews it.
+const DefaultLockTTL = 3 * time.Second
 
 func (r *Runner) durations() (deadline, claim, work, session, reply time.Duration) {
 	return cmp.Or(r.Deadline, 4*time.Second), cmp.Or(r.ClaimTTL, 3*time.Second), cmp.Or(r.WorkTime, 10*time.Second),
@@ -220,8 +225,8 @@ func (r *Runner) panicked(p any, m Message) {
 }
 
 func (r *Runner) step(ctx context.Context, m Message) (string, error) {
-	_, _, work, sessionTTL, replyTTL := r.durations()
-	unlock, err := r.Stores.Redis.LockUser(ctx, m.In.OpenID, work+5*time.Second)
+	_, _, _, sessionTTL, replyTTL := r.durations()
+	unlock, err := r.Stores.Redis.LockUser(ctx, m.In.OpenID, cmp.Or(r.LockTTL, DefaultLockTTL))
 	if err != nil {
 		return "", err
 	}
@@ -258,12 +263,34 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = r.Stores.Redis.SaveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL,
-		MessageKey: m.DedupeKey, Reply: sealed, ReplyTTL: replyTTL})
-	if errors.Is(err, storage.ErrStaleChatSession) {
-		return "", fmt.Errorf("turn: session written outside the user lock: %w", err)
+	r.saveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL, MessageKey: m.DedupeKey, Reply: sealed, ReplyTTL: replyTTL})
+	return reply, nil
+}
+
+// saveTurn keeps the conversation's new state and the reply for retries.
+// The turn's effects have committed by now, so its reply is the truth
+// whatever happens here: a resident who just signed is never told to try
+// again. If Redis fails (twice), the state stays as it was before the turn;
+// a retry or the resident's next answer replays the step, and every step's
+// effect is idempotent, so it finds what committed and says so.
+func (r *Runner) saveTurn(ctx context.Context, t storage.Turn) {
+	var err error
+	for try := range 2 {
+		if try > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_, err = r.Stores.Redis.SaveTurn(ctx, t)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, storage.ErrStaleChatSession) && try > 0:
+			return // the first try was applied after all; its answer was lost
+		case errors.Is(err, storage.ErrStaleChatSession):
+			r.Log.Error("turn: session written outside the user lock", "err", err)
+			return
+		}
 	}
-	return reply, err
+	r.Log.Error("turn committed but its conversation state was not saved", "err", err)
 }
 
 // A finished reply waits in Redis for WeChat's retries, sealed like every
