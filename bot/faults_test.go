@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -96,5 +97,47 @@ func TestFrozenRedisAnswersBusyWithinWeChatsDeadline(t *testing.T) {
 				t.Fatalf("readyz took %v", took)
 			}
 		})
+	}
+}
+
+// On embedded defaults a conversation outlives a restart of the server.
+func TestConversationOutlivesARestartOnEmbeddedDefaults(t *testing.T) {
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")}
+	first, _ := newServer(t, env, Options{})
+	for _, s := range []string{"签约", "1"} {
+		chat(t, first, "o_restart", s)
+	}
+	first.Close()
+	second, _ := newServer(t, env, Options{})
+	if reply := chat(t, second, "o_restart", "王秀英"); !strings.Contains(reply, "单独同意") {
+		t.Fatalf("after a restart the signing did not go on:\n%s", reply)
+	}
+}
+
+// When Redis comes back empty, the next message says the conversation was
+// lost and how to start it again, instead of not understanding the answer;
+// a message that asks for something is answered as well.
+func TestALostConversationIsNamed(t *testing.T) {
+	ctx := context.Background()
+	srv, _ := newServer(t, nil, Options{})
+	for _, s := range []string{"签约", "1"} {
+		chat(t, srv, "o_lost", s)
+	}
+	chat(t, srv, "o_lost_too", "签约")
+	srv.Redis.Client.FlushDB(ctx) // Redis restarted without its data
+	reply := chat(t, srv, "o_lost", "王秀英")
+	if !strings.Contains(reply, "没能保存下来") || !strings.Contains(reply, "回复“签约”重新开始") || strings.Contains(reply, "没看懂") {
+		t.Fatalf("after the loss, an answer got:\n%s", reply)
+	}
+	if reply := chat(t, srv, "o_lost", "帮助"); strings.Contains(reply, "没能保存下来") {
+		t.Fatalf("the loss is told twice:\n%s", reply)
+	}
+	reply = chat(t, srv, "o_lost_too", "服务包")
+	if !strings.Contains(reply, "没能保存下来") || !strings.Contains(reply, "服务包") {
+		t.Fatalf("after the loss, a request got:\n%q", reply)
+	}
+	// Someone whose conversation had ended is told nothing of a loss.
+	if reply := chat(t, srv, "o_never", "帮助"); strings.Contains(reply, "没能保存下来") {
+		t.Fatalf("a new user is told of a loss:\n%s", reply)
 	}
 }

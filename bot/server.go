@@ -171,6 +171,12 @@ func (s *Server) openRedis(opt Options) (err error) {
 		}
 		redisURL = s.embedded.URL()
 		s.log.Info("embedded Redis-protocol store started", "addr", redisURL)
+		// Conversations outlive a restart: the store is kept beside SQLite.
+		if path := storage.SnapshotFileFor(s.Config.DatabaseURL); path != "" {
+			if err := s.embedded.PersistTo(path); err != nil {
+				return err
+			}
+		}
 	}
 	rdb, err := storage.OpenRedis(redisURL)
 	if err != nil {

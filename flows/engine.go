@@ -113,16 +113,22 @@ func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 		} else {
 			replies, err = say("help", nil)
 		}
-	case Text:
-		replies, err = e.words(ctx, st, Normalize(in.Text), in)
-	case Click:
-		replies, err = e.words(ctx, st, Normalize(in.Key), in)
+	case Text, Click:
+		said := in.Text
+		if in.Kind == Click {
+			said = in.Key
+		}
+		replies, err = e.words(ctx, st, Normalize(said), in)
+		if err == nil && in.NoSession {
+			replies, err = e.afterLoss(ctx, in, replies)
+		}
 	default:
 		return out, fmt.Errorf("unknown inbound kind %q", in.Kind)
 	}
 	if err != nil {
 		return out, err
 	}
+	seen.Conversation = st.Flow
 	st.Updated = in.At
 	out.Replies, err = e.fillClinicPhone(ctx, in.OpenID, prefixed(notice, replies))
 	return out, err
@@ -491,4 +497,36 @@ func (e *Engine) resume(ctx context.Context, st *State, in Inbound) ([]string, e
 		return say("nothing_to_resume", nil)
 	}
 	return conv.answer(ctx, e, st, "", in)
+}
+
+// afterLoss tells a user whose conversation state is gone, though their last
+// message left one open within the day it is kept, that it was lost (Redis
+// restarted empty, say), and how to start it again. A message that means
+// something of its own is answered too; one that only made sense as an
+// answer (a name, a number) gets the notice instead of "not understood".
+func (e *Engine) afterLoss(ctx context.Context, in Inbound, replies []string) ([]string, error) {
+	u, err := e.DB.WeChatUser(ctx, in.OpenID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return replies, nil
+	case err != nil:
+		return nil, err
+	}
+	conv, ok := conversations[u.Conversation]
+	if !ok || in.At.Sub(u.LastSeenAt) > KeepAnswersFor {
+		return replies, nil
+	}
+	about := conv.describe()
+	keyword := ""
+	if len(about.keywords) > 0 {
+		keyword = about.keywords[0]
+	}
+	notice, err := templates.Message("conversation_lost", map[string]string{"Title": about.title, "Keyword": keyword})
+	if err != nil {
+		return nil, err
+	}
+	if len(replies) == 1 && replies[0] == mustMessage("not_understood", nil) {
+		return []string{notice}, nil
+	}
+	return prefixed(notice, replies), nil
 }

@@ -35,6 +35,9 @@ type Inbound struct {
 	Key    string    // Click: the menu key
 	Scene  string    // Scan, Subscribe: the QR scene, if any
 	At     time.Time // when WeChat received it
+	// NoSession says the user has no conversation state at all: new, away
+	// longer than it is kept, or lost by Redis.
+	NoSession bool
 }
 
 // Outcome is what one turn produced: everything the bot says in its one

@@ -88,6 +88,23 @@ func TestUserSubscriptionFollowsNewestEvent(t *testing.T) {
 	})
 }
 
+// Each turn records the conversation it left open, and none once it ends.
+func TestUserRecordsTheConversationLeftOpen(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		for i, flow := range []string{"signing", "booking", ""} {
+			c := seen("o_conv", true, int64(100+i))
+			c.Seen.Conversation = flow
+			if err := db.Apply(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if u, err := db.WeChatUser(ctx, "o_conv"); err != nil || u.Conversation != flow {
+				t.Fatalf("after a turn left %q open: %+v %v", flow, u, err)
+			}
+		}
+	})
+}
+
 // Many writers at once must not fail with "database is locked" on SQLite,
 // nor lose a row anywhere.
 func TestConcurrentWritersAllLand(t *testing.T) {

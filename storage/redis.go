@@ -106,9 +106,10 @@ func redactURLError(err error) error {
 // through the same go-redis client production uses, so the code paths are
 // the same.
 type EmbeddedRedis struct {
-	srv  *miniredis.Miniredis
-	mu   sync.Mutex
-	stop chan struct{}
+	srv          *miniredis.Miniredis
+	mu           sync.Mutex
+	stop         chan struct{}
+	snapshotPath string // where PersistTo keeps it; "" not kept
 }
 
 // ttlTick is how often the embedded store's TTLs follow the wall clock.
@@ -151,10 +152,15 @@ func (e *EmbeddedRedis) startClock() {
 // URL is the redis:// address of the embedded store.
 func (e *EmbeddedRedis) URL() string { return "redis://" + e.srv.Addr() }
 
-// Close stops the store; its data is kept until the process ends, so Restart
-// brings it back as it was (tests use this to take Redis away and back).
+// Close stops the store, writing it out first if it is kept (PersistTo);
+// its data stays in memory until the process ends, so Restart brings it
+// back as it was (tests use this to take Redis away and back).
 func (e *EmbeddedRedis) Close() {
+	if err := e.save(); err != nil {
+		slog.Default().Error("embedded store not saved; conversations in it are lost", "err", err)
+	}
 	e.mu.Lock()
+	e.snapshotPath = "" // written once: a second Close must not overwrite a newer process's
 	if e.stop != nil {
 		close(e.stop)
 		e.stop = nil
@@ -233,7 +239,10 @@ func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) 
 	wait := 5 * time.Millisecond
 	for {
 		ok, err := r.Client.SetNX(ctx, key, token, ttl).Result()
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil: // the deadline fell during the call
+			return nil, fmt.Errorf("storage.LockUser: %w", ErrLockTimeout)
+		case err != nil:
 			return nil, fmt.Errorf("storage.LockUser: %w", err)
 		}
 		if ok {

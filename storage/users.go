@@ -23,6 +23,9 @@ type UserSeen struct {
 	Subscribed bool
 	EventTime  time.Time // WeChat's CreateTime of the message
 	Scene      string    // QR scene the user came through, if any
+	// Conversation is the conversation the turn left open ('' none), so a
+	// conversation Redis lost can be told from one that never was.
+	Conversation string
 }
 
 // WeChatUser is one row of wechat_users.
@@ -34,6 +37,7 @@ type WeChatUser struct {
 	FirstSeenAt    time.Time    `db:"first_seen_at"`
 	LastSeenAt     time.Time    `db:"last_seen_at"`
 	UnsubscribedAt sql.NullTime `db:"unsubscribed_at"`
+	Conversation   string       `db:"conversation"`
 }
 
 // ErrNotFound says a looked-up row does not exist.
@@ -66,8 +70,8 @@ func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
 		unsubscribedAt = now
 	}
 	_, err := db.exec(ctx, op, `
-INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at, conversation)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (openid) DO UPDATE SET
     subscribed = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.subscribed ELSE wechat_users.subscribed END,
@@ -76,8 +80,9 @@ ON CONFLICT (openid) DO UPDATE SET
     state_time = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.state_time ELSE wechat_users.state_time END,
     scene = CASE WHEN excluded.scene <> '' THEN excluded.scene ELSE wechat_users.scene END,
-    last_seen_at = excluded.last_seen_at`,
-		s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, now, now, unsubscribedAt)
+    last_seen_at = excluded.last_seen_at,
+    conversation = excluded.conversation`,
+		s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, now, now, unsubscribedAt, s.Conversation)
 	return err
 }
 
@@ -85,6 +90,6 @@ ON CONFLICT (openid) DO UPDATE SET
 func (db *DB) WeChatUser(ctx context.Context, openID string) (WeChatUser, error) {
 	var u WeChatUser
 	err := db.get(ctx, "WeChatUser", &u, `SELECT openid, subscribed, state_time, scene,
-		first_seen_at, last_seen_at, unsubscribed_at FROM wechat_users WHERE openid = ?`, openID)
+		first_seen_at, last_seen_at, unsubscribed_at, conversation FROM wechat_users WHERE openid = ?`, openID)
 	return u, err
 }

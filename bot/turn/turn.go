@@ -251,7 +251,9 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	}
 	// The engine commits the turn's changes; only then is the new state
 	// saved with the reply.
-	out, err := r.Engine.Handle(ctx, &st, m.In)
+	in := m.In
+	in.NoSession = len(sess.State) == 0
+	out, err := r.Engine.Handle(ctx, &st, in)
 	if err != nil {
 		return "", err
 	}
