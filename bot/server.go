@@ -276,10 +276,12 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	metrics := wechat.NewMetrics(reg)
 	s.Turns.Panicked = metrics.TurnPanicked
 	hook := &wechat.Webhook{
-		Signer:  wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey, Now: opt.Now},
-		Turns:   s.Turns,
-		Metrics: metrics,
-		Log:     s.log,
+		Signer:          wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey, Now: opt.Now},
+		Turns:           s.Turns,
+		Metrics:         metrics,
+		Log:             s.log,
+		Requests:        s.Redis,
+		AcceptPlaintext: s.Config.AcceptPlaintext,
 	}
 	r.GET("/wechat", hook.Verify)
 	r.POST("/wechat", hook.Receive)

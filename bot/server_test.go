@@ -93,8 +93,9 @@ func postText(t *testing.T, h http.Handler, token, from, content string, msgID i
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	body := fmt.Sprintf("<xml><ToUserName>gh_jiayi</ToUserName><FromUserName>%s</FromUserName><CreateTime>%s</CreateTime>"+
 		"<MsgType>text</MsgType><Content><![CDATA[%s]]></Content><MsgId>%d</MsgId></xml>", from, ts, content, msgID)
-	req := httptest.NewRequest(http.MethodPost, "/wechat?signature="+util.Signature(token, ts, "nn")+
-		"&timestamp="+ts+"&nonce=nn&openid="+from, strings.NewReader(body))
+	nonce := strconv.Itoa(msgID) // new for every message, as WeChat's are
+	req := httptest.NewRequest(http.MethodPost, "/wechat?signature="+util.Signature(token, ts, nonce)+
+		"&timestamp="+ts+"&nonce="+nonce+"&openid="+from, strings.NewReader(body))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
@@ -284,7 +285,7 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	url := "http://" + addr + "/wechat?signature=" + util.Signature("jiayi", ts, "n") + "&timestamp=" + ts + "&nonce=n"
+	url := "http://" + addr + "/wechat?signature=" + util.Signature("jiayi", ts, "n") + "&timestamp=" + ts + "&nonce=n&openid=o_drain"
 	body := "<xml><ToUserName>gh</ToUserName><FromUserName>o_drain</FromUserName><CreateTime>" + ts +
 		"</CreateTime><MsgType>text</MsgType><Content>帮助</Content><MsgId>77</MsgId></xml>"
 	answered := make(chan string, 1)

@@ -153,3 +153,38 @@ func (r *Redis) SetReply(ctx context.Context, openID, msgKey, reply string, ttl 
 	}
 	return nil
 }
+
+// RequestSeen is what the webhook's request memory says about a signed
+// request.
+type RequestSeen int
+
+const (
+	RequestNew    RequestSeen = iota // first time this signature is used
+	RequestRepeat                    // the same request again: WeChat retrying
+	RequestForged                    // the signature was used before with another body
+)
+
+// RememberRequest records a signed request's timestamp and nonce with a
+// digest of its body, for as long as the signature is accepted. WeChat's
+// signature covers only the token, timestamp and nonce, so without this a
+// captured query string would carry any body for that long.
+func (r *Redis) RememberRequest(ctx context.Context, timestamp, nonce, digest string, window time.Duration) (RequestSeen, error) {
+	key := r.Prefix + ":req:" + timestamp + ":" + nonce
+	first, err := r.Client.SetNX(ctx, key, digest, window).Result()
+	if err != nil {
+		return 0, fmt.Errorf("storage.RememberRequest: %w", err)
+	}
+	if first {
+		return RequestNew, nil
+	}
+	seen, err := r.Client.Get(ctx, key).Result()
+	switch {
+	case errors.Is(err, redis.Nil): // expired in between: the window is over
+		return RequestForged, nil
+	case err != nil:
+		return 0, fmt.Errorf("storage.RememberRequest: %w", err)
+	case seen == digest:
+		return RequestRepeat, nil
+	}
+	return RequestForged, nil
+}

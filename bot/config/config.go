@@ -35,17 +35,21 @@ type Config struct {
 	Secret      string // empty: sandbox mode
 	Token       string
 	AESKey      string
-	PIIKey      []byte // 32 bytes; nil in sandbox mode without one: a key file is used
-	AdminToken  string
-	Region      string                       // region profile: national, linzi, kunming, yaoguan, harbin, township
-	Templates   map[string]string            // push kind -> WeChat template ID
-	Fields      map[string]map[string]string // push kind -> our field -> template keyword
-	WeChatAPI   string                       // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
-	OutboxLease time.Duration                // how long a dispatcher holds the pushes it claimed
-	DailyQuota  int                          // template messages WeChat allows a day
-	Rates       map[string]float64           // sends per second per WeChat API: template, customer
-	FlowIdle    time.Duration                // a conversation left this long expires
-	BindingTTL  time.Duration                // how long a doctor's binding code stays valid
+	// AcceptPlaintext takes plaintext messages although AESKey is set, for
+	// the days an account moves to safe mode; otherwise an AES key means
+	// only encrypted messages are taken.
+	AcceptPlaintext bool
+	PIIKey          []byte // 32 bytes; nil in sandbox mode without one: a key file is used
+	AdminToken      string
+	Region          string                       // region profile: national, linzi, kunming, yaoguan, harbin, township
+	Templates       map[string]string            // push kind -> WeChat template ID
+	Fields          map[string]map[string]string // push kind -> our field -> template keyword
+	WeChatAPI       string                       // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
+	OutboxLease     time.Duration                // how long a dispatcher holds the pushes it claimed
+	DailyQuota      int                          // template messages WeChat allows a day
+	Rates           map[string]float64           // sends per second per WeChat API: template, customer
+	FlowIdle        time.Duration                // a conversation left this long expires
+	BindingTTL      time.Duration                // how long a doctor's binding code stays valid
 	// TrustedProxies are the addresses (IPs or CIDRs) of the proxies in
 	// front of jiayi whose X-Forwarded-For names the client; none by default.
 	TrustedProxies []string
@@ -202,6 +206,16 @@ func (l *loader) account(c *Config) {
 	if c.AESKey != "" && !wechat.ValidAESKey(c.AESKey) {
 		l.bad("JIAYI_WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
 	}
+	switch l.getenv("JIAYI_WECHAT_ACCEPT_PLAINTEXT") {
+	case "", "false":
+	case "true":
+		c.AcceptPlaintext = true
+		if c.AESKey == "" {
+			l.bad("JIAYI_WECHAT_ACCEPT_PLAINTEXT", "only means something with JIAYI_WECHAT_AES_KEY set")
+		}
+	default:
+		l.bad("JIAYI_WECHAT_ACCEPT_PLAINTEXT", "must be true or false")
+	}
 	if c.Sandbox() {
 		c.AppID = cmp.Or(c.AppID, "wxsandbox")
 		c.Token = cmp.Or(c.Token, "jiayi")
@@ -285,6 +299,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("appid", c.AppID),
 		slog.Bool("sandbox", c.Sandbox()),
 		slog.String("safe_mode_key", set(c.AESKey)),
+		slog.Bool("accept_plaintext", c.AcceptPlaintext),
 		slog.String("admin_token", set(c.AdminToken)),
 	)
 }

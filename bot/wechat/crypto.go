@@ -46,16 +46,21 @@ func (s Signer) now() time.Time {
 	return time.Now()
 }
 
+// window is how long a signature is accepted either side of now.
+func (s Signer) window() time.Duration {
+	if s.MaxSkew == 0 {
+		return 5 * time.Minute
+	}
+	return s.MaxSkew
+}
+
 // fresh checks the request timestamp against the clock.
 func (s Signer) fresh(timestamp string) error {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
 		return errStale
 	}
-	skew := s.MaxSkew
-	if skew == 0 {
-		skew = 5 * time.Minute
-	}
+	skew := s.window()
 	if d := s.now().Sub(time.Unix(ts, 0)); d > skew || d < -skew {
 		return errStale
 	}

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +61,10 @@ func newHarness(t testing.TB, stack storagetest.Stack, keyspace string) *harness
 		Deliver: client.SendText,
 		Log:     logger,
 	}
-	hook := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: logger}
+	// Plaintext is still taken with the key set, so both modes can be tried
+	// on one harness; TestWithAnAESKeyOnlyEncryptedMessagesAreTaken turns it off.
+	hook := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: logger,
+		Requests: h.redis, AcceptPlaintext: true}
 	gin.SetMode(gin.ReleaseMode)
 	h.router = gin.New() // no recovery: a panic fails the test
 	h.router.GET("/wechat", hook.Verify)
@@ -75,15 +81,31 @@ const (
 	safe   mode = "safe"
 )
 
+// nonces makes every signed request's nonce new, as WeChat's are.
+var nonces atomic.Int64
+
+// anySender stands in a signed URL for the openid WeChat puts in the query;
+// do replaces it with the sender the body names.
+const anySender = "openid=o&"
+
 // signedURL is the query WeChat would send for this body.
 func (h *harness) signedURL(m mode, encrypted string) string {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	nonce := "n" + ts
-	u := "/wechat?signature=" + sign(h.signer.Token, ts, nonce) + "&timestamp=" + ts + "&nonce=" + nonce + "&openid=o"
+	nonce := "n" + strconv.FormatInt(nonces.Add(1), 10)
+	u := "/wechat?" + anySender + "signature=" + sign(h.signer.Token, ts, nonce) + "&timestamp=" + ts + "&nonce=" + nonce
 	if m != plain {
 		u += "&encrypt_type=aes&msg_signature=" + sign(h.signer.Token, ts, nonce, encrypted)
 	}
 	return u
+}
+
+// from names the sender of a plaintext message, as WeChat's query does.
+func from(target string, raw []byte) string {
+	var msg struct{ FromUserName string }
+	if xml.Unmarshal(raw, &msg) != nil || msg.FromUserName == "" {
+		return target
+	}
+	return strings.Replace(target, anySender, "openid="+url.QueryEscape(msg.FromUserName)+"&", 1)
 }
 
 // post sends a push as WeChat would in the given mode.
@@ -92,13 +114,13 @@ func (h *harness) post(raw []byte, m mode) *httptest.ResponseRecorder {
 	body, target := raw, ""
 	switch m {
 	case plain:
-		target = h.signedURL(plain, "")
+		target = from(h.signedURL(plain, ""), raw)
 	default:
 		enc, err := encryptFor(h.signer, raw)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		target = h.signedURL(m, enc)
+		target = from(h.signedURL(m, enc), raw)
 		envelope := "<Encrypt><![CDATA[" + enc + "]]></Encrypt>"
 		if m == safe {
 			body = []byte("<xml><ToUserName><![CDATA[gh_jiayi]]></ToUserName>" + envelope + "</xml>")
@@ -111,6 +133,7 @@ func (h *harness) post(raw []byte, m mode) *httptest.ResponseRecorder {
 }
 
 func (h *harness) do(method, target string, body []byte) *httptest.ResponseRecorder {
+	target = from(target, body)
 	rec := httptest.NewRecorder()
 	h.router.ServeHTTP(rec, httptest.NewRequest(method, target, bytes.NewReader(body)))
 	return rec

@@ -3,6 +3,9 @@
 package wechat
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/bot/turn"
+	"github.com/jiayi-health/jiayi/storage"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 )
 
@@ -24,6 +28,15 @@ type Webhook struct {
 	Turns   *turn.Runner
 	Metrics *Metrics
 	Log     *slog.Logger
+	// Requests remembers each signed request for as long as its signature
+	// is accepted, so a captured one cannot carry another body. Required.
+	Requests interface {
+		RememberRequest(ctx context.Context, timestamp, nonce, digest string, window time.Duration) (storage.RequestSeen, error)
+	}
+	// AcceptPlaintext lets plaintext messages in although an AES key is set,
+	// while an account moves to safe mode; otherwise only encrypted ones
+	// are (in safe or compatible mode).
+	AcceptPlaintext bool
 }
 
 // Verify answers WeChat's URL check: echostr back only for a valid signature.
@@ -99,9 +112,15 @@ func (w *Webhook) decode(c *gin.Context) (*message.MixMessage, bool, *refusal) {
 	case err != nil:
 		return nil, false, badRequest("unreadable body")
 	}
+	if refused := w.remember(c, timestamp, nonce, body); refused != nil {
+		return nil, false, refused
+	}
 	safe := false
 	switch q.Get("encrypt_type") {
 	case "", "raw":
+		if w.Signer.AESKey != "" && !w.AcceptPlaintext {
+			return nil, false, forbidden // a forger without the AES key writes plaintext
+		}
 	case "aes":
 		safe = true
 		var env message.EncryptedXMLMsg
@@ -123,7 +142,28 @@ func (w *Webhook) decode(c *gin.Context) (*message.MixMessage, bool, *refusal) {
 	if err := xml.Unmarshal(body, &msg); err != nil || msg.FromUserName == "" || msg.MsgType == "" {
 		return nil, false, badRequest("malformed message")
 	}
+	// WeChat names the sender in the signed request's query too.
+	if q.Get("openid") != string(msg.FromUserName) {
+		return nil, false, forbidden
+	}
 	return &msg, safe, nil
+}
+
+// remember refuses a signature already used with another body. The same
+// body again is WeChat retrying, and goes on to the retry dedupe. If Redis
+// cannot say, the request goes on: its signature is good, and the turn
+// will answer busy if Redis is really away.
+func (w *Webhook) remember(c *gin.Context, timestamp, nonce string, body []byte) *refusal {
+	digest := sha256.Sum256(body)
+	seen, err := w.Requests.RememberRequest(c.Request.Context(), timestamp, nonce, hex.EncodeToString(digest[:]), 2*w.Signer.window())
+	switch {
+	case err != nil:
+		w.Log.Warn("wechat request not remembered", "err", err)
+	case seen == storage.RequestForged:
+		w.Log.Warn("wechat request refused: signature reused with another body")
+		return forbidden
+	}
+	return nil
 }
 
 // writeReply sends the passive text reply, sealed in safe mode.

@@ -106,23 +106,23 @@ func TestBadInputIsRefusedWithoutWork(t *testing.T) {
 		msg := text("o_bad", "帮助", 1)
 		enc, _ := encryptFor(h.signer, msg)
 		safeBody := []byte("<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>")
-		ok := h.signedURL(plain, "")
+		ok := h.signedURL // each case's signature is new: a used one is refused with another body
 		cases := []struct {
 			name   string
 			target string
 			body   []byte
 			want   int
 		}{
-			{"forged signature", strings.Replace(ok, "signature=", "signature=f", 1), msg, http.StatusForbidden},
+			{"forged signature", strings.Replace(ok(plain, ""), "signature=", "signature=f", 1), msg, http.StatusForbidden},
 			{"no signature", "/wechat", msg, http.StatusForbidden},
 			{"stale timestamp", staleURL(h), msg, http.StatusForbidden},
 			{"forged msg_signature", h.signedURL(safe, enc+"x"), safeBody, http.StatusForbidden},
-			{"body over 64 KiB", ok, append(bytes.Repeat([]byte(" "), MaxBody), msg...), http.StatusRequestEntityTooLarge},
-			{"malformed XML", ok, []byte("<xml><FromUserName>o_bad</FromUser"), http.StatusBadRequest},
-			{"not XML", ok, []byte("{\"hello\":1}"), http.StatusBadRequest},
-			{"no sender", ok, []byte("<xml><MsgType>text</MsgType></xml>"), http.StatusBadRequest},
-			{"empty body", ok, nil, http.StatusBadRequest},
-			{"unknown encrypt_type", ok + "&encrypt_type=rot13", msg, http.StatusBadRequest},
+			{"body over 64 KiB", ok(plain, ""), append(bytes.Repeat([]byte(" "), MaxBody), msg...), http.StatusRequestEntityTooLarge},
+			{"malformed XML", ok(plain, ""), []byte("<xml><FromUserName>o_bad</FromUser"), http.StatusBadRequest},
+			{"not XML", ok(plain, ""), []byte("{\"hello\":1}"), http.StatusBadRequest},
+			{"no sender", ok(plain, ""), []byte("<xml><MsgType>text</MsgType></xml>"), http.StatusBadRequest},
+			{"empty body", ok(plain, ""), nil, http.StatusBadRequest},
+			{"unknown encrypt_type", ok(plain, "") + "&encrypt_type=rot13", msg, http.StatusBadRequest},
 			{"safe mode without Encrypt", h.signedURL(safe, ""), msg, http.StatusBadRequest},
 			{"undecryptable Encrypt", h.signedURL(safe, "bm90IGEgY2lwaGVydGV4dA=="),
 				[]byte("<xml><Encrypt>bm90IGEgY2lwaGVydGV4dA==</Encrypt></xml>"), http.StatusBadRequest},
@@ -155,7 +155,7 @@ func TestSafeModeMessageWithoutAKeyIsRefused(t *testing.T) {
 	msg := text("o_nokey", "帮助", 1)
 	enc, _ := encryptFor(h.signer, msg)
 	h.signer.AESKey = ""
-	hook := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: h.turns.Log}
+	hook := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: h.turns.Log, Requests: h.redis}
 	h.router.POST("/nokey", hook.Receive)
 	target := strings.Replace(h.signedURL(safe, enc), "/wechat", "/nokey", 1)
 	rec := h.do(http.MethodPost, target, []byte("<xml><Encrypt>"+enc+"</Encrypt></xml>"))

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/silenceper/wechat/v2/util"
 )
@@ -32,11 +35,12 @@ Pushes the bot sends you afterwards (sandbox mode) are shown as [推送].
 // simulator posts signed messages to /wechat the way WeChat does and shows
 // the replies, and in sandbox mode the pushes recorded for this user.
 type simulator struct {
-	base, token, openID string
-	http                *http.Client
-	out                 io.Writer
-	msgID               atomic.Int64
-	seenPushes          int
+	base, openID string
+	signer       wechat.Signer // with JIAYI_WECHAT_AES_KEY set, messages go encrypted, as in safe mode
+	http         *http.Client
+	out          io.Writer
+	msgID        atomic.Int64
+	seenPushes   int
 }
 
 func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -47,11 +51,9 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	token := getenv("JIAYI_WECHAT_TOKEN")
-	if token == "" {
-		token = "jiayi"
-	}
-	s := &simulator{base: strings.TrimRight(*base, "/"), token: token, openID: *openID,
+	signer := wechat.Signer{Token: cmp.Or(getenv("JIAYI_WECHAT_TOKEN"), "jiayi"),
+		AppID: cmp.Or(getenv("JIAYI_WECHAT_APPID"), "wxsandbox"), AESKey: getenv("JIAYI_WECHAT_AES_KEY")}
+	s := &simulator{base: strings.TrimRight(*base, "/"), signer: signer, openID: *openID,
 		http: &http.Client{Timeout: 10 * time.Second}, out: stdout}
 	s.msgID.Store(time.Now().UnixNano())
 	fmt.Fprint(stdout, simHelp)
@@ -99,8 +101,20 @@ func (s *simulator) event(name, key string) string {
 
 // say posts one message and prints the passive reply and any new pushes.
 func (s *simulator) say(body string) error {
-	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), strconv.FormatInt(s.msgID.Load(), 36)
-	q := url.Values{"signature": {util.Signature(s.token, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}, "openid": {s.openID}}
+	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), strconv.FormatInt(rand.Int64(), 36)
+	q := url.Values{"nonce": {nonce}, "openid": {s.openID}}
+	if s.signer.AESKey != "" {
+		enc, msgSignature, at, err := s.signer.Encrypt([]byte(body), nonce)
+		if err != nil {
+			return err
+		}
+		ts = strconv.FormatInt(at, 10)
+		q.Set("encrypt_type", "aes")
+		q.Set("msg_signature", msgSignature)
+		body = "<xml><ToUserName><![CDATA[gh_sim]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"
+	}
+	q.Set("timestamp", ts)
+	q.Set("signature", util.Signature(s.signer.Token, ts, nonce))
 	resp, err := s.http.Post(s.base+"/wechat?"+q.Encode(), "text/xml", strings.NewReader(body))
 	if err != nil {
 		return err
@@ -109,6 +123,11 @@ func (s *simulator) say(body string) error {
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %s: %s (is JIAYI_WECHAT_TOKEN the same as the server's?)", s.base, resp.Status, raw)
+	}
+	if s.signer.AESKey != "" && string(raw) != "success" {
+		if raw, err = s.open(raw); err != nil {
+			return err
+		}
 	}
 	var reply struct{ Content string }
 	if string(raw) != "success" && xml.Unmarshal(raw, &reply) == nil && reply.Content != "" {
@@ -163,4 +182,13 @@ func templateText(raw json.RawMessage) string {
 		}
 	}
 	return string(raw)
+}
+
+// open decrypts a safe-mode reply.
+func (s *simulator) open(raw []byte) ([]byte, error) {
+	var env struct{ Encrypt, MsgSignature, TimeStamp, Nonce string }
+	if err := xml.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("reply is not a safe-mode envelope: %w", err)
+	}
+	return s.signer.Decrypt(env.MsgSignature, env.TimeStamp, env.Nonce, env.Encrypt)
 }

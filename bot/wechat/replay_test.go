@@ -1,0 +1,89 @@
+package wechat
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// WeChat's signature covers the token, timestamp and nonce, not the body: a
+// captured query string must not carry another body while it is fresh. The
+// same request again is WeChat's retry and gets the same answer.
+func TestCapturedRequestCannotCarryAnotherBody(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		h := newHarness(t, stack, "replay")
+		captured := h.signedURL(plain, "")
+		genuine := text("o_victim", "帮助", 501)
+		first := h.do(http.MethodPost, captured, genuine)
+		if r, ok := h.reply(first, plain); !ok || r.Content != words(t, "help") {
+			t.Fatalf("the genuine request: %+v", r)
+		}
+		if r, ok := h.reply(h.do(http.MethodPost, captured, genuine), plain); !ok || r.Content != words(t, "help") {
+			t.Fatalf("WeChat's retry of it: %+v", r)
+		}
+		forged := text("o_victim", "签约", 502)
+		if rec := h.do(http.MethodPost, captured, forged); rec.Code != http.StatusForbidden {
+			t.Fatalf("another body under a used signature: status %d %s", rec.Code, rec.Body)
+		}
+		other := text("o_other", "帮助", 503)
+		if rec := h.do(http.MethodPost, captured, other); rec.Code != http.StatusForbidden {
+			t.Fatalf("another sender under a used signature: status %d", rec.Code)
+		}
+		if s, _ := h.redis.LoadChatSession(context.Background(), "o_other"); s.Version != 0 {
+			t.Fatal("the forged request was run")
+		}
+	})
+}
+
+// The query's openid is WeChat's word for who sent the message; a body
+// naming someone else is refused.
+func TestOpenIDMustNameTheSender(t *testing.T) {
+	h := newHarness(t, storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}, "openid")
+	msg := text("o_real", "帮助", 601)
+	for name, target := range map[string]string{
+		"someone else": strings.Replace(h.signedURL(plain, ""), anySender, "openid=o_someone&", 1),
+		"none":         strings.Replace(h.signedURL(plain, ""), anySender, "", 1),
+	} {
+		if rec := h.do(http.MethodPost, target, msg); rec.Code != http.StatusForbidden {
+			t.Errorf("openid %s: status %d", name, rec.Code)
+		}
+	}
+	if _, err := h.stack.DB.WeChatUser(context.Background(), "o_real"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a refused request was run: %v", err)
+	}
+}
+
+// With an AES key set only encrypted messages are taken, in safe or
+// compatible mode: whoever lacks the key cannot write a message at all.
+// AcceptPlaintext lets plaintext in while an account moves to safe mode.
+func TestWithAnAESKeyOnlyEncryptedMessagesAreTaken(t *testing.T) {
+	h := newHarness(t, storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}, "aesonly")
+	strict := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: h.turns.Log, Requests: h.redis}
+	h.router.POST("/strict", strict.Receive)
+	at := func(rec string) string { return strings.Replace(rec, "/wechat", "/strict", 1) }
+	msg := text("o_aes", "帮助", 701)
+	if rec := h.do(http.MethodPost, at(h.signedURL(plain, "")), msg); rec.Code != http.StatusForbidden {
+		t.Fatalf("plaintext with a key set: status %d", rec.Code)
+	}
+	for _, m := range []mode{safe, compat} {
+		enc, err := encryptFor(h.signer, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := at(from(h.signedURL(m, enc), msg))
+		body := "<xml><ToUserName><![CDATA[gh_jiayi]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"
+		if rec := h.do(http.MethodPost, target, []byte(body)); rec.Code != http.StatusOK {
+			t.Fatalf("%s mode: status %d", m, rec.Code)
+		}
+	}
+	// The harness's own webhook accepts plaintext, as the setting allows.
+	if r, ok := h.reply(h.post(text("o_aes", "帮助", 702), plain), plain); !ok || r.Content != words(t, "help") {
+		t.Fatalf("plaintext accepted by setting: %+v", r)
+	}
+}

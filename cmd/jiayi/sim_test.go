@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jiayi-health/jiayi/bot"
+	"github.com/jiayi-health/jiayi/bot/config"
+)
+
+// With an AES key the server takes only encrypted messages; the simulator,
+// given the same key, speaks safe mode and reads the sealed replies.
+func TestSimSpeaksSafeModeWithAnAESKey(t *testing.T) {
+	env := map[string]string{
+		"JIAYI_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "safe.db"),
+		"JIAYI_WECHAT_AES_KEY": "jiayiTestKeyJiayiTestKeyJiayiTestKey0123456",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := bot.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), bot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	web := httptest.NewServer(srv.Handler())
+	defer web.Close()
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim_safe"}, func(k string) string { return env[k] },
+		strings.NewReader("帮助\n/quit\n"), &out, &errOut); code != 0 {
+		t.Fatalf("sim exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "欢迎关注") || !strings.Contains(out.String(), "帮助 —— 再看一次") {
+		t.Fatalf("safe-mode chat:\n%s", out.String())
+	}
+	// Without the key the simulator writes plaintext, which is refused.
+	errOut.Reset()
+	if code := run([]string{"sim", "-url", web.URL}, func(string) string { return "" }, strings.NewReader(""), &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "403") {
+		t.Fatalf("plaintext to a safe-mode server: exit %d, %s", code, errOut.String())
+	}
+}
