@@ -3,7 +3,9 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -47,6 +49,26 @@ func (s *Server) loadDemo(ctx context.Context) error {
 		s.demoCodes[d.ID] = code
 	}
 	return nil
+}
+
+// ErrDemoData says a production start found the sandbox's demo data.
+var ErrDemoData = errors.New("this database holds sandbox demo data")
+
+// refuseDemoData stops a production start on a database a sandbox loaded
+// its demo organisation into: the demo doctors' binding codes were handed
+// out at /sandbox/demo, and whoever bound as one would be sent residents'
+// sign requests.
+func refuseDemoData(ctx context.Context, db *storage.DB) error {
+	demo, err := db.DemoInstitutions(ctx)
+	if err != nil || len(demo) == 0 {
+		return err
+	}
+	var names []string
+	for _, in := range demo {
+		names = append(names, in.Name+" (code "+in.Code+")")
+	}
+	return fmt.Errorf("%w (the demo institution %s, its doctors and their binding codes); "+
+		"run `jiayi demo remove` to delete it before going live", ErrDemoData, strings.Join(names, ", "))
 }
 
 // demoAdminName is the sandbox's console admin.

@@ -120,10 +120,16 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
+	s.DB.SetSandbox(cfg.Sandbox())
 	if applied, err := s.DB.Migrate(ctx); err != nil {
 		return err
 	} else if len(applied) > 0 {
 		s.log.Info("migrations applied", "names", applied)
+	}
+	if !cfg.Sandbox() {
+		if err := refuseDemoData(ctx, s.DB); err != nil {
+			return err
+		}
 	}
 	if err := profile.Ensure(ctx, s.DB, cfg.Region); err != nil {
 		return err

@@ -76,6 +76,33 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 	other.say("确认 "+third, "没有找到您负责的签约")
 }
 
+// A code issued in sandbox mode is, in production, answered word for word
+// as an unknown code is, and binds no one; a production code binds.
+func TestSandboxBindingCodeIsUnknownInProduction(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	docs, _ := e.DB.Doctors(ctx)
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, Shanghai)
+	e.DB.SetSandbox(true)
+	sandboxCode, err := IssueBindingCode(ctx, e.DB, e.Sealer, docs[0].ID, now, BindingCodeTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.DB.SetSandbox(false)
+	code, err := IssueBindingCode(ctx, e.DB, e.Sealer, docs[1].ID, now, BindingCodeTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := talk(t, e, "o_stranger").say("绑定 "+sandboxCode, "绑定码不对")
+	if unknown := talk(t, e, "o_guess").say("绑定 AAAAAAAA"); refused != unknown {
+		t.Fatalf("a sandbox code is answered %q, an unknown one %q", refused, unknown)
+	}
+	if _, bound, _ := e.DB.DoctorOpenID(ctx, docs[0].ID); bound {
+		t.Fatal("a sandbox code bound a doctor in production")
+	}
+	talk(t, e, "o_doc").say("绑定 "+code, "绑定成功", docs[1].Name)
+}
+
 func TestWrongBindingCodesAreLimited(t *testing.T) {
 	c := talk(t, engineFor(t, "national"), "o_guess")
 	for range maxBindingFailures {

@@ -15,6 +15,8 @@ type Institution struct {
 	Name  string `db:"name" json:"name"`
 	Kind  string `db:"kind" json:"kind"` // township_centre, community_centre
 	Phone string `db:"phone" json:"phone"`
+	// Demo marks the sandbox's demo organisation (see RemoveDemo).
+	Demo bool `db:"demo" json:"-"`
 }
 
 // Community is a village or neighbourhood an institution serves.
@@ -81,7 +83,8 @@ func (db *DB) CreateInstitution(ctx context.Context, in Institution, communities
 		if in.Code == "" {
 			return fail(op, errors.New("an institution needs a code"))
 		}
-		instID, err := insert("", `INSERT INTO institutions (code, name, kind, phone) VALUES (?, ?, ?, ?)`, in.Code, in.Name, in.Kind, in.Phone)
+		instID, err := insert("", `INSERT INTO institutions (code, name, kind, phone, demo) VALUES (?, ?, ?, ?, ?)`,
+			in.Code, in.Name, in.Kind, in.Phone, in.Demo)
 		if isUniqueViolation(err) {
 			return fail(op, fmt.Errorf("institution code %q: %w", in.Code, ErrExists))
 		}
@@ -190,12 +193,19 @@ func (db *DB) Doctors(ctx context.Context) ([]DoctorWithTeam, error) {
 	return out, nil
 }
 
+// SetSandbox tells this DB, and every copy of it scoped to a transaction,
+// whether this process runs in sandbox mode; unset, it does not. A binding
+// code records the mode it was issued in, and outside a sandbox only codes
+// issued outside one bind: the codes a sandbox hands out at /sandbox/demo
+// must bind nobody once the same database serves real WeChat users.
+func (db *DB) SetSandbox(on bool) { db.shared.sandbox.Store(on) }
+
 // SetBindingCode gives an unbound doctor a new single-use binding code
 // (its keyed hash) that expires at the given time, replacing any earlier one.
 func (db *DB) SetBindingCode(ctx context.Context, doctorID int64, codeHash string, expires time.Time) error {
 	const op = "SetBindingCode"
-	n, err := db.exec(ctx, op, `UPDATE doctors SET binding_code_hash = ?, binding_expires_at = ?
-		WHERE id = ? AND openid IS NULL`, codeHash, expires.UTC(), doctorID)
+	n, err := db.exec(ctx, op, `UPDATE doctors SET binding_code_hash = ?, binding_expires_at = ?, binding_production = ?
+		WHERE id = ? AND openid IS NULL`, codeHash, expires.UTC(), !db.shared.sandbox.Load(), doctorID)
 	if err != nil {
 		return err
 	}
@@ -205,29 +215,34 @@ func (db *DB) SetBindingCode(ctx context.Context, doctorID int64, codeHash strin
 	return nil
 }
 
-// ErrCodeInvalid says a binding code is unknown, used or expired.
+// ErrCodeInvalid says a binding code is unknown, used or expired, or was
+// issued in sandbox mode and is used outside it.
 var ErrCodeInvalid = errors.New("binding code unknown, used or expired")
 
 // BindDoctor binds a WeChat user to the doctor holding this code, if the code
-// is valid at now, and spends the code. What waited in the outbox for the
-// doctor to bind is made due now.
+// is valid at now (outside a sandbox: and was issued outside one), and
+// spends the code. What waited in the outbox for the doctor to bind is made
+// due now.
 func (db *DB) BindDoctor(ctx context.Context, codeHash, openID string, now time.Time) (Doctor, error) {
 	const op = "BindDoctor"
 	var d Doctor
 	err := db.inTx(ctx, op, func(tx *DB) error {
 		var row struct {
 			Doctor
-			Expires time.Time `db:"binding_expires_at"`
+			Expires    time.Time `db:"binding_expires_at"`
+			Production bool      `db:"binding_production"`
 		}
-		err := tx.get(ctx, op, &row, `SELECT id, institution_id, name, title, openid, binding_expires_at FROM doctors
-		WHERE binding_code_hash = ? AND openid IS NULL`, codeHash)
+		err := tx.get(ctx, op, &row, `SELECT id, institution_id, name, title, openid, binding_expires_at, binding_production
+		FROM doctors WHERE binding_code_hash = ? AND openid IS NULL`, codeHash)
 		if errors.Is(err, ErrNotFound) {
 			return fail(op, ErrCodeInvalid)
 		}
 		if err != nil {
 			return err
 		}
-		if !now.Before(row.Expires) {
+		// A sandbox code is refused as an unknown one is: whoever holds it
+		// learns nothing about the doctor it was for.
+		if !now.Before(row.Expires) || (!row.Production && !tx.shared.sandbox.Load()) {
 			return fail(op, ErrCodeInvalid)
 		}
 		d = row.Doctor
@@ -355,7 +370,7 @@ func (db *DB) CreateTeam(ctx context.Context, institutionID int64, t NewTeam, do
 // Institutions lists every institution by code.
 func (db *DB) Institutions(ctx context.Context) ([]Institution, error) {
 	out := []Institution{}
-	err := db.sel(ctx, "Institutions", &out, `SELECT id, code, name, kind, phone FROM institutions ORDER BY code`)
+	err := db.sel(ctx, "Institutions", &out, `SELECT id, code, name, kind, phone, demo FROM institutions ORDER BY code`)
 	return out, err
 }
 
@@ -384,7 +399,7 @@ func (db *DB) insertTeam(ctx context.Context, op string, institutionID int64, t 
 // InstitutionByID finds an institution.
 func (db *DB) InstitutionByID(ctx context.Context, id int64) (Institution, error) {
 	var in Institution
-	err := db.get(ctx, "InstitutionByID", &in, `SELECT id, code, name, kind, phone FROM institutions WHERE id = ?`, id)
+	err := db.get(ctx, "InstitutionByID", &in, `SELECT id, code, name, kind, phone, demo FROM institutions WHERE id = ?`, id)
 	return in, err
 }
 

@@ -164,6 +164,6 @@ func (db *DB) SetStaffDisabled(ctx context.Context, scope Scope, id int64, disab
 // InstitutionByCode finds an institution by its code.
 func (db *DB) InstitutionByCode(ctx context.Context, code string) (Institution, error) {
 	var in Institution
-	err := db.get(ctx, "InstitutionByCode", &in, `SELECT id, code, name, kind, phone FROM institutions WHERE code = ?`, code)
+	err := db.get(ctx, "InstitutionByCode", &in, `SELECT id, code, name, kind, phone, demo FROM institutions WHERE code = ?`, code)
 	return in, err
 }

@@ -19,6 +19,7 @@ import (
 // common.
 type shared struct {
 	onPushes atomic.Pointer[func()]
+	sandbox  atomic.Bool // see SetSandbox
 }
 
 // txState is one open transaction, shared by the DB handed to its function

@@ -17,17 +17,30 @@ import (
 )
 
 const demoUsage = `usage: jiayi demo seed --residents N
+       jiayi demo remove
 
-Fills JIAYI_DATABASE_URL with N made-up signed residents of the JIAYI_REGION
-profile, in a city's proportions (about 1,035 a team, 15 teams an
-institution; a fifth with hypertension and a twelfth with diabetes, each
+seed fills JIAYI_DATABASE_URL with N made-up signed residents of the
+JIAYI_REGION profile, in a city's proportions (about 1,035 a team, 15 teams
+an institution; a fifth with hypertension and a twelfth with diabetes, each
 with four follow-ups this year), for demonstrations and benchmarks. Their
 ID numbers and phones are a sealed placeholder ("演示数据"). Prints what it
 made as JSON.
+
+remove deletes the demo organisation sandbox mode loaded (the demo
+institution, its communities, doctors and their binding codes, teams,
+schedules and slots, the console account "admin") and the residents,
+contracts, appointments and pushes made while trying the sandbox with it,
+in one transaction. A production start refuses a database that still holds
+it. Prints how many rows it deleted from each table as JSON; run again, it
+deletes nothing. Stop a server running on the database first.
 `
 
-// demoCommand seeds a demonstration or benchmark database.
+// demoCommand seeds a demonstration or benchmark database, or removes the
+// sandbox's demo data.
 func demoCommand(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "remove" {
+		return demoRemove(ctx, cfg, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("demo seed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	residents := fs.Int("residents", 0, "how many residents to seed")
@@ -35,6 +48,11 @@ func demoCommand(ctx context.Context, args []string, cfg config.Config, stdout, 
 		fmt.Fprint(stderr, demoUsage)
 		return 2
 	}
+	return demoSeed(ctx, *residents, cfg, stdout, stderr)
+}
+
+// demoSeed fills the database with made-up residents.
+func demoSeed(ctx context.Context, residents int, cfg config.Config, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "jiayi demo seed:", err)
 		return 1
@@ -55,7 +73,7 @@ func demoCommand(ctx context.Context, args []string, cfg config.Config, stdout, 
 		return fail(err)
 	}
 	start := time.Now()
-	made, err := flows.SeedDemo(ctx, db, sealer, *residents, start)
+	made, err := flows.SeedDemo(ctx, db, sealer, residents, start)
 	if err != nil {
 		return fail(err)
 	}
@@ -63,6 +81,36 @@ func demoCommand(ctx context.Context, args []string, cfg config.Config, stdout, 
 		storage.SeedResult
 		Seconds float64 `json:"seconds"`
 	}{made, time.Since(start).Seconds()})
+	fmt.Fprintln(stdout, string(out))
+	return 0
+}
+
+// demoRemove deletes the demo organisation a sandbox loaded, so the
+// database can go live. On SQLite it refuses while a server runs on the
+// file: a sandbox there would go on handing out the removed doctors' codes.
+func demoRemove(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "jiayi demo remove:", err)
+		return 1
+	}
+	unlock, err := storage.LockSQLite(cfg.DatabaseURL)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
+	db, err := storage.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return fail(err)
+	}
+	removed, err := db.RemoveDemo(ctx, "jiayi demo remove")
+	if err != nil {
+		return fail(err)
+	}
+	out, _ := json.Marshal(removed)
 	fmt.Fprintln(stdout, string(out))
 	return 0
 }

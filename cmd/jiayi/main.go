@@ -6,6 +6,7 @@
 //	jiayi admin     make console accounts, reset a password
 //	jiayi org import     import the organisation from CSV
 //	jiayi demo seed fill a database with made-up residents for benchmarks
+//	jiayi demo remove    delete the sandbox's demo data before going live
 //	jiayi sim       chat with a running jiayi as a resident would
 //	jiayi version   print the version
 package main
@@ -44,6 +45,9 @@ commands:
             import institutions, communities, doctors and teams (a dry run without -apply)
   demo seed --residents N
             fill the database with N made-up residents, for demonstrations and benchmarks
+  demo remove
+            delete the demo organisation sandbox mode loaded, and what was made
+            with it, before going live
   sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 

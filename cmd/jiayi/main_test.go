@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/jiayi-health/jiayi/bot/admin"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/jiayi-health/jiayi/bot"
 	"github.com/jiayi-health/jiayi/bot/config"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
 func TestVersionAndUsage(t *testing.T) {
@@ -303,5 +305,59 @@ func TestDemoSeed(t *testing.T) {
 	}
 	if err := json.Unmarshal(out.Bytes(), &made); err != nil || made.Residents != 1200 || made.Teams != 2 || made.Institutions != 1 {
 		t.Fatalf("made %s (%v)", out.String(), err)
+	}
+}
+
+// jiayi demo remove deletes what a sandbox loaded, says what as JSON, does
+// nothing the second time, and on SQLite waits for the server to stop.
+func TestDemoRemove(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		env := map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_PII_KEY": strings.Repeat("ab", 32)}
+		getenv := func(k string) string { return env[k] }
+		cfg, err := config.Load(getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := bot.New(context.Background(), cfg, slog.New(slog.DiscardHandler), bot.Options{RedisPrefix: stack.Redis.Prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		var out, errOut bytes.Buffer
+		if stack.Name == "embedded" {
+			if code := run([]string{"demo", "remove"}, getenv, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "already running") {
+				t.Fatalf("while the sandbox runs: %d %s", code, errOut.String())
+			}
+		}
+		srv.Close()
+		removed := func() map[string]int {
+			t.Helper()
+			out.Reset()
+			if code := run([]string{"demo", "remove"}, getenv, nil, &out, &errOut); code != 0 {
+				t.Fatalf("demo remove: %d %s", code, errOut.String())
+			}
+			var n map[string]int
+			if err := json.Unmarshal(out.Bytes(), &n); err != nil {
+				t.Fatalf("%s: %v", out.String(), err)
+			}
+			return n
+		}
+		first := removed()
+		if first["institutions"] != 1 || first["doctors"] < 2 || first["binding_codes"] != first["doctors"] || first["staff"] != 1 {
+			t.Fatalf("removed %v", first)
+		}
+		if _, err := stack.DB.StaffByUsername(context.Background(), "admin"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the sandbox's console admin: %v", err)
+		}
+		for table, n := range removed() {
+			if n != 0 {
+				t.Errorf("the second run removed %d of %s", n, table)
+			}
+		}
+	})
+	var out, errOut bytes.Buffer
+	if code := run([]string{"demo", "remove", "now"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "jiayi demo remove") {
+		t.Fatalf("demo remove with an argument: %d %s", code, errOut.String())
 	}
 }

@@ -89,7 +89,10 @@ func LoadDemo(ctx context.Context, db *storage.DB, region string) (bool, error) 
 		}
 		teams = append(teams, nt)
 	}
-	inst := storage.Institution{Code: f.Institution.Code, Name: f.Institution.Name, Kind: f.Institution.Kind, Phone: f.Institution.Phone}
+	// Marked as the demo, so production refuses the database until
+	// `jiayi demo remove` has deleted it.
+	inst := storage.Institution{Code: f.Institution.Code, Name: f.Institution.Name, Kind: f.Institution.Kind,
+		Phone: f.Institution.Phone, Demo: true}
 	if _, err := db.CreateInstitution(ctx, inst, communities, teams); err != nil {
 		return false, err
 	}

@@ -30,6 +30,10 @@ func TestEveryRegionHasDemoData(t *testing.T) {
 			if sessions, _ := db.WeeklyHours(ctx, docs[0].ID); len(sessions) != 14 {
 				t.Fatalf("%d demo sessions, want two a day", len(sessions))
 			}
+			// Marked, so production refuses it until jiayi demo remove.
+			if demo, err := db.DemoInstitutions(ctx); err != nil || len(demo) != 1 || demo[0].ID != docs[0].InstitutionID {
+				t.Fatalf("demo institutions %+v, %v", demo, err)
+			}
 			if again, err := LoadDemo(ctx, db, region); again || err != nil {
 				t.Fatalf("second load: %v %v", again, err)
 			}
