@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -139,5 +141,82 @@ func TestALostConversationIsNamed(t *testing.T) {
 	// Someone whose conversation had ended is told nothing of a loss.
 	if reply := chat(t, srv, "o_never", "帮助"); strings.Contains(reply, "没能保存下来") {
 		t.Fatalf("a new user is told of a loss:\n%s", reply)
+	}
+}
+
+// A flood from one WeChat user is counted in Redis, across instances: past
+// the limit the sender is told once to slow down and the rest are not run,
+// while everyone else is answered as usual.
+func TestAFloodFromOneSenderIsLimited(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		env := map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
+			"JIAYI_MAX_MESSAGES_PER_MINUTE": "5"}
+		a, _ := newServer(t, env, Options{RedisPrefix: stack.Redis.Prefix})
+		b := a
+		if stack.Name == "services" { // PostgreSQL takes a second instance; SQLite refuses it
+			b, _ = newServer(t, env, Options{RedisPrefix: stack.Redis.Prefix})
+		}
+		slow, err := templates.Message("slow_down", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answered, told, silent int
+		for i := range 12 {
+			srv := []*Server{a, b}[i%2]
+			switch reply := chat(t, srv, "o_flood", "帮助"); {
+			case strings.Contains(reply, slow):
+				told++
+			case reply == "success":
+				silent++
+			case strings.Contains(reply, "签约"):
+				answered++
+			default:
+				t.Fatalf("message %d: %s", i, reply)
+			}
+			if reply := chat(t, srv, "o_calm_"+fmt.Sprint(i), "帮助"); !strings.Contains(reply, "签约") {
+				t.Fatalf("another resident during the flood got: %s", reply)
+			}
+		}
+		if answered != 5 || told != 1 || silent != 6 {
+			t.Fatalf("answered %d, told to slow down %d, not run %d; want 5, 1, 6", answered, told, silent)
+		}
+	})
+}
+
+// One address cannot hold more connections than the cap; a freed place can
+// be taken again.
+func TestConnectionsPerAddressAreCapped(t *testing.T) {
+	_, base := live(t, map[string]string{"JIAYI_MAX_CONNS_PER_IP": "2"}, Options{})
+	addr := strings.TrimPrefix(base, "http://")
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	refused := func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return true
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		return !strings.Contains(string(b), "200 OK")
+	}
+	if !refused() {
+		t.Fatal("a third connection from the address was served")
+	}
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for refused() {
+		if time.Now().After(deadline) {
+			t.Fatal("a freed place was not given back")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -287,6 +287,8 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		Metrics:         metrics,
 		Log:             s.log,
 		Requests:        s.Redis,
+		Senders:         s.Redis,
+		MaxPerMinute:    s.Config.MaxPerMinute,
 		AcceptPlaintext: s.Config.AcceptPlaintext,
 	}
 	r.GET("/wechat", hook.Verify)
@@ -358,7 +360,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: read, ReadTimeout: read, WriteTimeout: writeTimeout,
 		IdleTimeout: idleTimeout}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		errc <- srv.Serve(limitPerIP(ln, cmp.Or(s.Config.MaxConnsPerIP, config.DefaultMaxConnsPerIP), s.log))
+	}()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
 	jobs.Add(8)

@@ -11,7 +11,7 @@ const maxReplyBytes = 2048
 // samples holds data for every message; a message without one fails the
 // test below, so each new message is rendered at least once here.
 var samples = map[string]any{
-	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil, "conversation_lost": map[string]string{"Title": "签约", "Keyword": "签约"},
+	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil, "slow_down": nil, "conversation_lost": map[string]string{"Title": "签约", "Keyword": "签约"},
 	"doctor_help": "林静", "doctor_waiting_not_listed": "3",
 	"doctor_waiting":    []map[string]any{{"Number": "QY2611230001", "Name": "王秀英", "Community": "幸福社区", "Change": "郭建华家庭医生团队"}},
 	"doctor_day_agenda": map[string]any{"Day": "11月24日 周二", "Lines": []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}}},

@@ -53,7 +53,20 @@ type Config struct {
 	// TrustedProxies are the addresses (IPs or CIDRs) of the proxies in
 	// front of jiayi whose X-Forwarded-For names the client; none by default.
 	TrustedProxies []string
+	// MaxPerMinute is how many messages one WeChat user may send in a
+	// minute before the rest wait (0: no limit).
+	MaxPerMinute int
+	// MaxConnsPerIP caps the open connections from one address. WeChat's
+	// servers or a load balancer are few addresses carrying everyone, so the
+	// default is generous: it stops one client hoarding connections.
+	MaxConnsPerIP int
 }
+
+// Defaults of the limits above.
+const (
+	DefaultMaxPerMinute  = 40
+	DefaultMaxConnsPerIP = 1000
+)
 
 // Sandbox reports whether jiayi runs without WeChat credentials: every
 // outbound call is answered by the in-process stand-in.
@@ -149,6 +162,22 @@ func (l *loader) service(c *Config) {
 	if c.AdminToken != "" && len(c.AdminToken) < minAdminLength {
 		l.bad("JIAYI_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters", minAdminLength))
 	}
+	c.MaxPerMinute = l.count("JIAYI_MAX_MESSAGES_PER_MINUTE", DefaultMaxPerMinute, 0, "messages a minute per WeChat user, 0 for no limit")
+	c.MaxConnsPerIP = l.count("JIAYI_MAX_CONNS_PER_IP", DefaultMaxConnsPerIP, 1, "open connections per client address")
+}
+
+// count reads a whole number of at least lo, or the default.
+func (l *loader) count(name string, def, lo int, what string) int {
+	raw := l.getenv(name)
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < lo {
+		l.bad(name, fmt.Sprintf("must be a whole number of %s, at least %d (default %d)", what, lo, def))
+		return def
+	}
+	return n
 }
 
 // delivery: how pushes reach WeChat.

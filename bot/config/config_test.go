@@ -70,18 +70,21 @@ func TestProductionRequiresItsSettings(t *testing.T) {
 
 func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
 	cases := map[string]string{
-		"JIAYI_ADDR":             "8080",
-		"JIAYI_DATABASE_URL":     "mysql://root:dbpassw0rd@x/y",
-		"JIAYI_REDIS_URL":        "127.0.0.1:6379",
-		"JIAYI_WECHAT_APPID":     "not-an-appid",
-		"JIAYI_WECHAT_TOKEN":     "to",
-		"JIAYI_WECHAT_AES_KEY":   "tooShortKeyValue",
-		"JIAYI_PII_KEY":          "hunter2-not-32-bytes",
-		"JIAYI_ADMIN_TOKEN":      "short",
-		"JIAYI_REGION":           "atlantis",
-		"JIAYI_FLOW_IDLE":        "forever",
-		"JIAYI_BINDING_CODE_TTL": "1s",
-		"JIAYI_TRUSTED_PROXIES":  "10.0.0.1, the-load-balancer",
+		"JIAYI_ADDR":                    "8080",
+		"JIAYI_DATABASE_URL":            "mysql://root:dbpassw0rd@x/y",
+		"JIAYI_REDIS_URL":               "127.0.0.1:6379",
+		"JIAYI_WECHAT_APPID":            "not-an-appid",
+		"JIAYI_WECHAT_TOKEN":            "to",
+		"JIAYI_WECHAT_AES_KEY":          "tooShortKeyValue",
+		"JIAYI_PII_KEY":                 "hunter2-not-32-bytes",
+		"JIAYI_ADMIN_TOKEN":             "short",
+		"JIAYI_REGION":                  "atlantis",
+		"JIAYI_FLOW_IDLE":               "forever",
+		"JIAYI_BINDING_CODE_TTL":        "1s",
+		"JIAYI_TRUSTED_PROXIES":         "10.0.0.1, the-load-balancer",
+		"JIAYI_MAX_MESSAGES_PER_MINUTE": "-1",
+		"JIAYI_MAX_CONNS_PER_IP":        "0",
+		"JIAYI_WECHAT_ACCEPT_PLAINTEXT": "yes",
 	}
 	for name, value := range cases {
 		e := production()
@@ -141,6 +144,23 @@ func TestDurations(t *testing.T) {
 	}
 	if c, _ := Load(env(nil)); c.FlowIdle != 30*time.Minute || c.BindingTTL != 72*time.Hour {
 		t.Fatalf("defaults %v %v", c.FlowIdle, c.BindingTTL)
+	}
+}
+
+func TestLimitsAndPlaintext(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.MaxPerMinute != DefaultMaxPerMinute || c.MaxConnsPerIP != DefaultMaxConnsPerIP || c.AcceptPlaintext {
+		t.Fatalf("defaults: %d %d %v %v", c.MaxPerMinute, c.MaxConnsPerIP, c.AcceptPlaintext, err)
+	}
+	c, err = Load(env(map[string]string{"JIAYI_MAX_MESSAGES_PER_MINUTE": "0", "JIAYI_MAX_CONNS_PER_IP": "50",
+		"JIAYI_WECHAT_AES_KEY": aesKey, "JIAYI_WECHAT_ACCEPT_PLAINTEXT": "true"}))
+	if err != nil || c.MaxPerMinute != 0 || c.MaxConnsPerIP != 50 || !c.AcceptPlaintext {
+		t.Fatalf("set: %d %d %v %v", c.MaxPerMinute, c.MaxConnsPerIP, c.AcceptPlaintext, err)
+	}
+	// Accepting plaintext means nothing without a key: said, not ignored.
+	if _, err := Load(env(map[string]string{"JIAYI_WECHAT_ACCEPT_PLAINTEXT": "true"})); err == nil ||
+		!strings.Contains(err.Error(), "JIAYI_WECHAT_ACCEPT_PLAINTEXT:") {
+		t.Fatalf("plaintext without a key: %v", err)
 	}
 }
 

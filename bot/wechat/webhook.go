@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/bot/turn"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 )
 
@@ -33,6 +34,13 @@ type Webhook struct {
 	Requests interface {
 		RememberRequest(ctx context.Context, timestamp, nonce, digest string, window time.Duration) (storage.RequestSeen, error)
 	}
+	// Senders count each sender's messages across instances; a sender over
+	// MaxPerMinute is told once to slow down and the rest of the minute's
+	// messages are not run. Zero MaxPerMinute: no limit.
+	Senders interface {
+		CountMessage(ctx context.Context, openID string, window time.Duration) (int, error)
+	}
+	MaxPerMinute int
 	// AcceptPlaintext lets plaintext messages in although an AES key is set,
 	// while an account moves to safe mode; otherwise only encrypted ones
 	// are (in safe or compatible mode).
@@ -72,6 +80,15 @@ func (w *Webhook) Receive(c *gin.Context) {
 		c.String(http.StatusOK, "success")
 		return
 	}
+	if over, first := w.overLimit(c, in.in.OpenID); over {
+		outcome = "limited"
+		if first {
+			w.writeReply(c, msg, w.slowDown(), safe, c.Query("nonce"))
+			return
+		}
+		c.String(http.StatusOK, "success")
+		return
+	}
 	reply, how := w.Turns.Handle(c.Request.Context(), turn.Message{In: in.in, DedupeKey: in.dedupe})
 	outcome = string(how)
 	if how == turn.Duplicate {
@@ -82,6 +99,30 @@ func (w *Webhook) Receive(c *gin.Context) {
 		return
 	}
 	w.writeReply(c, msg, reply, safe, c.Query("nonce"))
+}
+
+// overLimit counts a message from its sender and says whether the sender is
+// over the limit, and whether this is the first message over it. A flood
+// from one sender costs one Redis call a message, not a turn, so nobody
+// else waits for it. If Redis cannot count, the message goes on.
+func (w *Webhook) overLimit(c *gin.Context, openID string) (over, first bool) {
+	if w.MaxPerMinute <= 0 {
+		return false, false
+	}
+	n, err := w.Senders.CountMessage(c.Request.Context(), openID, time.Minute)
+	if err != nil {
+		w.Log.Warn("wechat sender not counted", "err", err)
+		return false, false
+	}
+	return n > w.MaxPerMinute, n == w.MaxPerMinute+1
+}
+
+func (w *Webhook) slowDown() string {
+	text, err := templates.Message("slow_down", nil)
+	if err != nil {
+		w.Log.Error("slow_down message", "err", err)
+	}
+	return text
 }
 
 // refusal is a push answered with an error status, before any work.
