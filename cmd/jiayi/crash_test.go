@@ -57,8 +57,8 @@ func (f *fakeWeChat) counts() (recipients, total int) {
 }
 
 // Kill -9 an instance in the middle of sending 300 pushes; a second instance
-// finishes. Nothing may be lost; what the dead one held in flight may go
-// twice, and the test reports how many did.
+// finishes. Nothing may be lost; the one push the dead one had in flight
+// may go twice, and the test reports how many did.
 func TestKillNineMidDispatchLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -137,7 +137,9 @@ func TestKillNineMidDispatchLosesNothing(t *testing.T) {
 	if pending != 0 || lost != 0 {
 		t.Fatalf("%d still pending, %d never sent", pending, lost)
 	}
-	if doubled > 20 { // at most the batch the dead instance held
-		t.Fatalf("%d sent twice, more than one claimed batch", doubled)
+	// Each send is recorded as it happens: only the one the dead instance
+	// had in flight can go twice.
+	if doubled > 1 {
+		t.Fatalf("%d sent twice, more than the one in flight", doubled)
 	}
 }
