@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -140,5 +141,34 @@ func TestDatabaseOutageSendsEachPushOnce(t *testing.T) {
 				t.Errorf("%d pushes went twice; at most %d may", doubled, allowed)
 			}
 		})
+	}
+}
+
+// A push that fails because the database could not be asked about its
+// recipient is not at fault: the attempt its claim counted is given back.
+func TestADatabaseLookupFailureCostsNoAttempt(t *testing.T) {
+	ctx := context.Background()
+	db, proxy, _ := storagetest.PostgresBehindProxy(t)
+	d, _ := dispatcher(t, db, storagetest.Embedded(t))
+	// A kind without a template goes as a customer-service message, which
+	// asks the database when the recipient last wrote.
+	enqueue(t, db, "lookup", "note", "o_lookup")
+	d.init()
+	limiter := d.limiters[apiCustomer]
+	limiter.tokens = 0
+	limiter.sleep = func(ctx context.Context, wait time.Duration) error {
+		proxy.Cut() // the database goes between the claim and the lookup
+		return sleepCtx(ctx, wait)
+	}
+	if n := d.DispatchOnce(ctx); n != 1 {
+		t.Fatalf("claimed %d", n)
+	}
+	proxy.Resume()
+	if d.Unrecorded() != 1 {
+		t.Fatalf("%d outcomes waiting for the database, want 1", d.Unrecorded())
+	}
+	d.DispatchOnce(ctx) // records what waited, before claiming anything
+	if e := state(t, db, "o_lookup"); e.State != "pending" || e.Attempts != 0 || !strings.Contains(e.LastError, "infrastructure") {
+		t.Fatalf("after the lookup failed: %+v", e)
 	}
 }
