@@ -17,21 +17,19 @@ import (
 // instance runs it; the updates are conditional, so they do not clash.
 func (s *Server) expireContracts(ctx context.Context) {
 	for {
-		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		today := s.clock.Now().In(flows.Shanghai).Format("2006-01-02")
 		if n, err := s.DB.ExpireContracts(ctx, today); err != nil && ctx.Err() == nil {
 			s.log.Error("contract expiry failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("contracts expired", "count", n)
 		}
-		if n, err := flows.LapseMemberRequests(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+		if n, err := flows.LapseMemberRequests(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.log.Error("lapsing unconfirmed family signings failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("family signings not confirmed in time lapsed", "count", n)
 		}
-		select {
-		case <-ctx.Done():
+		if !s.clock.wait(ctx, time.Hour) {
 			return
-		case <-time.After(time.Hour):
 		}
 	}
 }
@@ -41,7 +39,7 @@ func (s *Server) expireContracts(ctx context.Context) {
 func (s *Server) sendAgendas(ctx context.Context) {
 	done := "" // the day this instance has made its pass
 	for {
-		now := time.Now()
+		now := s.clock.Now()
 		today := now.In(flows.Shanghai).Format("2006-01-02")
 		if today != done {
 			pushes, err := flows.AgendaPushes(ctx, s.DB, now)
@@ -55,10 +53,8 @@ func (s *Server) sendAgendas(ctx context.Context) {
 				done = today
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !s.clock.wait(ctx, time.Minute) {
 			return
-		case <-time.After(time.Minute):
 		}
 	}
 }
@@ -67,15 +63,13 @@ func (s *Server) sendAgendas(ctx context.Context) {
 // each entry is expanded by one instance once a year.
 func (s *Server) runSeasonal(ctx context.Context) {
 	for {
-		if n, err := flows.RunSeasonal(ctx, s.DB, s.Sealer, time.Now()); err != nil && ctx.Err() == nil {
+		if n, err := flows.RunSeasonal(ctx, s.DB, s.Sealer, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.log.Error("seasonal reminders failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("seasonal reminders enqueued", "pushes", n)
 		}
-		select {
-		case <-ctx.Done():
+		if !s.clock.wait(ctx, 10*time.Minute) {
 			return
-		case <-time.After(10 * time.Minute):
 		}
 	}
 }
@@ -84,17 +78,15 @@ func (s *Server) runSeasonal(ctx context.Context) {
 // to 50 seconds every minute. A township (a few teams) keeps none.
 func (s *Server) refreshRollups(ctx context.Context) {
 	for {
-		run, err := flows.RefreshRollups(ctx, s.DB, s.Sealer, time.Now, 50*time.Second)
+		run, err := flows.RefreshRollups(ctx, s.DB, s.Sealer, s.clock.Now, 50*time.Second)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.log.Error("indicator rollups failed", "err", err)
 		case run.Counted > 0:
 			s.log.Info("indicator rollups counted", "teams", run.Counted, "still_due", run.Stale)
 		}
-		select {
-		case <-ctx.Done():
+		if !s.clock.wait(ctx, time.Minute) {
 			return
-		case <-time.After(time.Minute):
 		}
 	}
 }
@@ -104,9 +96,9 @@ func (s *Server) refreshRollups(ctx context.Context) {
 func (s *Server) daily(ctx context.Context, what string, run func(context.Context, time.Time) (int, error)) {
 	done := ""
 	for {
-		today := time.Now().In(flows.Shanghai).Format("2006-01-02")
+		today := s.clock.Now().In(flows.Shanghai).Format("2006-01-02")
 		if today != done {
-			if n, err := run(ctx, time.Now()); err != nil {
+			if n, err := run(ctx, s.clock.Now()); err != nil {
 				if ctx.Err() == nil {
 					s.log.Error("daily job failed", "job", what, "err", err)
 				}
@@ -115,10 +107,8 @@ func (s *Server) daily(ctx context.Context, what string, run func(context.Contex
 				s.log.Info("daily job done", "job", what, "count", n)
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !s.clock.wait(ctx, time.Hour) {
 			return
-		case <-time.After(time.Hour):
 		}
 	}
 }
@@ -144,13 +134,11 @@ func (s *Server) materialiseSlots(ctx context.Context) {
 // unanswered and tells residents whose request waits long, hourly.
 func (s *Server) followUpSignRequests(ctx context.Context) {
 	for {
-		if _, err := flows.FollowUpSignRequests(ctx, s.DB, time.Now()); err != nil && ctx.Err() == nil {
+		if _, err := flows.FollowUpSignRequests(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.log.Error("sign request follow-up failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !s.clock.wait(ctx, time.Hour) {
 			return
-		case <-time.After(time.Hour):
 		}
 	}
 }

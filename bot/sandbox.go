@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,7 +28,7 @@ func (s *Server) loadDemo(ctx context.Context) error {
 	}
 	// The demo doctors' slots exist before the first resident asks; the
 	// daily job keeps them going.
-	if _, err := flows.MaterialiseSlots(ctx, s.DB, time.Now()); err != nil {
+	if _, err := flows.MaterialiseSlots(ctx, s.DB, s.clock.Now()); err != nil {
 		return err
 	}
 	doctors, err := s.DB.Doctors(ctx)
@@ -42,7 +43,7 @@ func (s *Server) loadDemo(ctx context.Context) error {
 		if d.OpenID.Valid || s.demoCodes[d.ID] != "" {
 			continue
 		}
-		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, time.Now(), s.Config.BindingTTL)
+		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, s.clock.Now(), s.Config.BindingTTL)
 		if err != nil {
 			return err
 		}
@@ -136,4 +137,100 @@ func (s *Server) demo(c *gin.Context) {
 		demo["admin"] = account
 	}
 	c.JSON(http.StatusOK, demo)
+}
+
+// sandboxNow is the clock messages are stamped with: the sandbox's, which
+// can be moved; in production WeChat's own time (nil).
+func (s *Server) sandboxNow() func() time.Time {
+	if s.Config.Sandbox() {
+		return s.clock.Now
+	}
+	return nil
+}
+
+// clockView is the sandbox time as GET and POST /sandbox/clock answer it.
+type clockView struct {
+	Now   string `json:"now"`   // RFC 3339, Asia/Shanghai
+	Ahead string `json:"ahead"` // how far ahead of the real time, e.g. "26h0m0s"
+}
+
+func (s *Server) clockView() clockView {
+	return clockView{Now: s.clock.Now().In(flows.Shanghai).Format(time.RFC3339), Ahead: s.clock.Offset().Round(time.Second).String()}
+}
+
+func (s *Server) showClock(c *gin.Context) { c.JSON(http.StatusOK, s.clockView()) }
+
+// moveClock moves the sandbox clock forward: {"advance": "26h"} or
+// {"to": "2026-12-24T08:00:00+08:00"}. The background jobs look again at
+// once, and the dispatcher sends what fell due.
+func (s *Server) moveClock(c *gin.Context) {
+	var in struct {
+		Advance string `json:"advance"`
+		To      string `json:"to"`
+	}
+	if err := c.ShouldBindJSON(&in); err != nil || (in.Advance == "") == (in.To == "") {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `send {"advance": "26h"} or {"to": "2026-12-24T08:00:00+08:00"}`})
+		return
+	}
+	var err error
+	if in.Advance != "" {
+		var d time.Duration
+		if d, err = time.ParseDuration(in.Advance); err != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": "advance must be a duration such as 90m, 26h or 720h"})
+			return
+		}
+		err = s.clock.Advance(d)
+	} else {
+		var t time.Time
+		if t, err = time.Parse(time.RFC3339, in.To); err != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": "to must be a time in RFC 3339, e.g. 2026-12-24T08:00:00+08:00"})
+			return
+		}
+		err = s.clock.MoveTo(t)
+	}
+	if err != nil {
+		c.JSON(http.StatusConflict, gin.H{"error": err.Error(), "now": s.clockView().Now})
+		return
+	}
+	s.log.Info("sandbox clock moved", "ahead", s.clock.Offset().Round(time.Second).String())
+	s.Pushes.Wake()
+	c.JSON(http.StatusOK, s.clockView())
+}
+
+// outbox lists what the stand-in was asked to send to ?to=OPENID, each with
+// the words the person would see: a template message's too, rendered from
+// its fields as the template reads, so a reader need not know template IDs.
+func (s *Server) outbox(c *gin.Context) {
+	sent := s.StandIn.Outbox(c.Query("to"))
+	for i, m := range sent {
+		if m.Kind == "template" && m.Text == "" {
+			sent[i].Text = templateText(m.Data)
+		}
+	}
+	c.JSON(http.StatusOK, sent)
+}
+
+// templateText is a sandbox template message in words: its template is
+// named after the push kind, whose words flows knows.
+func templateText(raw json.RawMessage) string {
+	var msg struct {
+		TemplateID string                            `json:"template_id"`
+		Data       map[string]struct{ Value string } `json:"data"`
+	}
+	if json.Unmarshal(raw, &msg) != nil {
+		return ""
+	}
+	fields := map[string]string{}
+	for k, v := range msg.Data {
+		fields[k] = v.Value
+	}
+	kind, ok := strings.CutPrefix(msg.TemplateID, "sandbox_")
+	if !ok {
+		return ""
+	}
+	text, err := flows.PushText(kind, fields)
+	if err != nil {
+		return ""
+	}
+	return text
 }

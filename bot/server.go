@@ -64,6 +64,7 @@ type Server struct {
 	Pushes  *push.Dispatcher
 
 	log          *slog.Logger
+	clock        *Clock // moved forward only in sandbox mode
 	embedded     *storage.EmbeddedRedis
 	unlock       func() // frees the lock on a SQLite database
 	readTimeout  time.Duration
@@ -75,7 +76,7 @@ type Server struct {
 
 // New opens storage, applies migrations and builds the HTTP handler.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*Server, error) {
-	s := &Server{Config: cfg, log: log}
+	s := &Server{Config: cfg, log: log, clock: NewClock()}
 	if err := s.open(ctx, opt); err != nil {
 		s.Close()
 		return nil, err
@@ -248,7 +249,7 @@ func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) erro
 			templates[kind] = "sandbox_" + kind
 		}
 	}
-	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: s.log,
+	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: s.log, Now: s.clock.Now,
 		Lease: cfg.OutboxLease, Quiet: s.quietHours(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
@@ -288,6 +289,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		Log:             s.log,
 		Requests:        s.Redis,
 		Senders:         s.Redis,
+		Now:             s.sandboxNow(),
 		MaxPerMinute:    s.Config.MaxPerMinute,
 		AcceptPlaintext: s.Config.AcceptPlaintext,
 	}
@@ -297,12 +299,12 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	(&admin.API{DB: s.DB, Redis: s.Redis, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL,
-		DailyQuota: s.Config.DailyQuota, Log: s.log, QR: s.qr}).Register(r)
+		DailyQuota: s.Config.DailyQuota, Log: s.log, QR: s.qr, Now: s.clock.Now}).Register(r)
 	if s.StandIn != nil {
-		r.GET("/sandbox/outbox", loopbackOnly, func(c *gin.Context) {
-			c.JSON(http.StatusOK, s.StandIn.Outbox(c.Query("to")))
-		})
+		r.GET("/sandbox/outbox", loopbackOnly, s.outbox)
 		r.GET("/sandbox/demo", loopbackOnly, s.demo)
+		r.GET("/sandbox/clock", loopbackOnly, s.showClock)
+		r.POST("/sandbox/clock", loopbackOnly, s.moveClock)
 	}
 	return r
 }

@@ -223,8 +223,10 @@ func TestProductionHasNoSandboxRoutes(t *testing.T) {
 	if srv.StandIn != nil {
 		t.Fatal("production server built a stand-in")
 	}
-	if rec := get(t, h, "/sandbox/outbox", local); rec.Code != http.StatusNotFound {
-		t.Fatalf("sandbox route in production: %d", rec.Code)
+	for _, route := range []string{"/sandbox/outbox", "/sandbox/clock"} {
+		if rec := get(t, h, route, local); rec.Code != http.StatusNotFound {
+			t.Fatalf("sandbox route %s in production: %d", route, rec.Code)
+		}
 	}
 	if rec := postText(t, h, "jiayi", "o_p", "帮助", 1); rec.Code != http.StatusForbidden {
 		t.Fatalf("sandbox token accepted in production: %d", rec.Code)

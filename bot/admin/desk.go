@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/flows"
@@ -79,7 +78,7 @@ func (a *API) deskSign(c *gin.Context) {
 	}
 	number, err := flows.SignAtDesk(ctx, a.DB, a.Sealer, flows.DeskSigning{Name: c.PostForm("name"), IDNumber: c.PostForm("id_number"),
 		Phone: c.PostForm("phone"), CommunityID: communityID, TeamID: teamID, Packages: c.PostFormArray("package"),
-		Groups: c.PostFormArray("group"), Request: c.PostForm("request")}, flows.ResidentImport{Institution: inst, Actor: p.Name, Now: time.Now()})
+		Groups: c.PostFormArray("group"), Request: c.PostForm("request")}, flows.ResidentImport{Institution: inst, Actor: p.Name, Now: a.now()})
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
 		refuse(refusal.Reason)

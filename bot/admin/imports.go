@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/flows"
@@ -40,7 +39,7 @@ func importResidents(a *API, c *gin.Context, file io.Reader, dryRun bool) ([]sto
 		}
 	}
 	return flows.ImportResidents(c.Request.Context(), a.DB, a.Sealer, file, flows.ResidentImport{Institution: inst,
-		Actor: p.Name, DryRun: dryRun, Now: time.Now()})
+		Actor: p.Name, DryRun: dryRun, Now: a.now()})
 }
 
 // importInstitution is the institution residents are imported into: the
@@ -92,7 +91,7 @@ func (a *API) importAPI(c *gin.Context) {
 // exportResidents answers the live contracts in scope as a CSV file.
 func (a *API) exportResidents(c *gin.Context) {
 	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Header("Content-Disposition", `attachment; filename="residents-`+time.Now().In(flows.Shanghai).Format("20060102")+`.csv"`)
+	c.Header("Content-Disposition", `attachment; filename="residents-`+a.now().In(flows.Shanghai).Format("20060102")+`.csv"`)
 	c.Header("Cache-Control", "no-store")
 	if err := flows.ExportResidents(c.Request.Context(), a.DB, caller(c).Scope, c.Writer); err != nil {
 		a.Log.Error("export failed", "err", err)

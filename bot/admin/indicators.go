@@ -32,14 +32,14 @@ func (a *API) indicatorReportFor(c *gin.Context, from, to string) (flows.Report,
 	if err != nil {
 		return flows.Report{}, err
 	}
-	return flows.Indicators(c.Request.Context(), a.DB, a.Sealer, in, period, time.Now())
+	return flows.Indicators(c.Request.Context(), a.DB, a.Sealer, in, period, a.now())
 }
 
 // indicatorQuery reads the period and the scope a request asks for.
 func (a *API) indicatorQuery(c *gin.Context, from, to string) (flows.Period, flows.IndicatorScope, error) {
 	ctx, p := c.Request.Context(), caller(c)
 	in := flows.IndicatorScope{Scope: p.Scope}
-	period, err := flows.ParsePeriod(from, to, time.Now())
+	period, err := flows.ParsePeriod(from, to, a.now())
 	if err != nil {
 		return period, in, err
 	}
@@ -77,7 +77,7 @@ type MemberRow struct {
 // (:code) in the report's scope or one of its groups (?kind=team&id=3),
 // those furthest from counting in the numerator first.
 func (a *API) indicatorMembers(c *gin.Context, pg storage.Page) ([]MemberRow, int, error) {
-	ctx, p, now := c.Request.Context(), caller(c), time.Now()
+	ctx, p, now := c.Request.Context(), caller(c), a.now()
 	period, in, err := a.indicatorQuery(c, c.Query("from"), c.Query("to"))
 	if err != nil {
 		return nil, 0, err
@@ -187,7 +187,7 @@ func (a *API) indicatorsPage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	data := gin.H{"Query": q, "Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(time.Now(), q),
+	data := gin.H{"Query": q, "Communities": communities, "Institutions": a.institutions(c), "Periods": quickPeriods(a.now(), q),
 		"Doctor": p.Scope.Doctor != 0}
 	r, err := a.indicatorReport(c)
 	var refusal *flows.Refusal
@@ -394,7 +394,7 @@ func breakdownRows(groups []flows.Group) [][]string {
 // quarter by default). Coverage rates are judged by community, not team:
 // a team has no population of its own.
 func (a *API) assessmentPage(c *gin.Context) {
-	now := time.Now().In(flows.Shanghai)
+	now := a.now().In(flows.Shanghai)
 	from := time.Date(now.Year(), (now.Month()-1)/3*3+1, 1, 0, 0, 0, 0, flows.Shanghai).AddDate(0, -3, 0)
 	if q := c.Query("quarter"); q != "" {
 		var year, n int

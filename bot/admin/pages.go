@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/gin-gonic/gin"
@@ -245,7 +244,7 @@ func (a *API) updateResidentPage(c *gin.Context) {
 	p := caller(c)
 	said, err := flows.UpdateResident(c.Request.Context(), a.DB, a.Sealer, p.Scope, flows.ResidentChange{
 		ResidentID: formID(c.Param("id")), Phone: c.PostForm("phone"), CommunityID: formID(c.PostForm("community")),
-		TeamID: formID(c.PostForm("team")), Actor: p.Name, Now: time.Now()})
+		TeamID: formID(c.PostForm("team")), Actor: p.Name, Now: a.now()})
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
 		a.showResident(c, http.StatusBadRequest, nil, refusal.Reason)
@@ -308,7 +307,7 @@ func (a *API) answerPage(c *gin.Context) {
 		return
 	}
 	if c.PostForm("answer") == "member" {
-		err := flows.ConfirmMemberAtDesk(ctx, a.DB, p.Scope, number, "staff:"+p.Name, time.Now())
+		err := flows.ConfirmMemberAtDesk(ctx, a.DB, p.Scope, number, "staff:"+p.Name, a.now())
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			refused(c, "/admin/requests", "签约申请 "+number+" 不在等本人确认。")
@@ -327,7 +326,7 @@ func (a *API) answerPage(c *gin.Context) {
 			return
 		}
 	}
-	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
+	_, err = flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, a.now())
 	if err == nil {
 		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, answeredFor(contract.DoctorName, reason))
 	}
@@ -382,7 +381,7 @@ func (a *API) communitiesPage(c *gin.Context) {
 		return
 	}
 	a.render(c, http.StatusOK, "communities", gin.H{"Rows": rows, "Pager": pager(c, pg, total), "Institutions": a.institutions(c),
-		"Groups": groups, "Today": time.Now().In(flows.Shanghai).Format("2006-01-02")})
+		"Groups": groups, "Today": a.now().In(flows.Shanghai).Format("2006-01-02")})
 }
 
 // populationPage records a community's population and its priority
@@ -408,7 +407,7 @@ func (a *API) populationPage(c *gin.Context) {
 		groups[code] = n
 	}
 	err = flows.SetPopulation(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), population, groups, c.PostForm("counted_on"),
-		time.Now(), p.Name)
+		a.now(), p.Name)
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
 		refused(c, "/admin/communities", "没有保存："+refusal.Reason)
@@ -560,7 +559,7 @@ func (a *API) bindingCodePage(c *gin.Context) {
 		a.pageFail(c, err)
 		return
 	}
-	now, ttl := time.Now(), a.bindingTTL()
+	now, ttl := a.now(), a.bindingTTL()
 	code, err := flows.IssueBindingCode(ctx, a.DB, a.Sealer, id, now, ttl)
 	if errors.Is(err, storage.ErrNotFound) {
 		refused(c, "/admin/doctors", "该医生已绑定微信，无需绑定码。")
@@ -684,7 +683,7 @@ func (a *API) outboxPage(c *gin.Context) {
 
 func (a *API) retryPage(c *gin.Context) {
 	p := caller(c)
-	err := a.DB.RetryDead(c.Request.Context(), p.Scope, formID(c.Param("id")), time.Now(), p.Name)
+	err := a.DB.RetryDead(c.Request.Context(), p.Scope, formID(c.Param("id")), a.now(), p.Name)
 	if err != nil {
 		a.pageFail(c, err)
 		return
@@ -707,7 +706,7 @@ func (a *API) dataRequestsPage(c *gin.Context) {
 // resident is told the answer.
 func (a *API) answerDataRequestPage(c *gin.Context) {
 	p := caller(c)
-	err := flows.AnswerDeletion(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), p.Name, c.PostForm("answer"), time.Now())
+	err := flows.AnswerDeletion(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), p.Name, c.PostForm("answer"), a.now())
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
 		refused(c, "/admin/data-requests", refusal.Reason)
@@ -738,7 +737,7 @@ func (a *API) handoverPage(c *gin.Context) {
 		return
 	}
 	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.PostForm("from")), formID(c.PostForm("to")),
-		c.PostForm("retire") == "yes", p.Name, time.Now())
+		c.PostForm("retire") == "yes", p.Name, a.now())
 	var refusal *flows.Refusal
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -775,7 +774,7 @@ func (a *API) answerChangePage(c *gin.Context) {
 		return
 	}
 	if c.PostForm("answer") == "member" {
-		err := flows.ConfirmMemberAtDesk(ctx, a.DB, p.Scope, number, "staff:"+p.Name, time.Now())
+		err := flows.ConfirmMemberAtDesk(ctx, a.DB, p.Scope, number, "staff:"+p.Name, a.now())
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			refused(c, "/admin/requests", "签约申请 "+number+" 不在等本人确认。")
@@ -794,7 +793,7 @@ func (a *API) answerChangePage(c *gin.Context) {
 			return
 		}
 	}
-	err = flows.AnswerTeamChange(ctx, a.DB, contract, team.DoctorName, "staff:"+p.Name, reason, time.Now())
+	err = flows.AnswerTeamChange(ctx, a.DB, contract, team.DoctorName, "staff:"+p.Name, reason, a.now())
 	if err == nil {
 		a.record(c, team.InstitutionID, "contract.change_answer", number, answeredFor(team.DoctorName, reason))
 	}

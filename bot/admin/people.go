@@ -195,7 +195,7 @@ func (a *API) answer(c *gin.Context) {
 	if in.Answer == "decline" {
 		reason = strings.TrimSpace(in.Reason)
 	}
-	termEnd, err := flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, time.Now())
+	termEnd, err := flows.AnswerSignRequest(ctx, a.DB, contract, "staff:"+p.Name, reason, a.now())
 	if err == nil {
 		a.recordOn(c, storage.ThingContract, number, "contract.answer", number, answeredFor(contract.DoctorName, reason))
 	}
@@ -383,7 +383,7 @@ func (a *API) handover(c *gin.Context) {
 		return
 	}
 	p := caller(c)
-	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), in.To, in.Retire, p.Name, time.Now())
+	h, err := flows.HandOverTeam(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), in.To, in.Retire, p.Name, a.now())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -404,7 +404,7 @@ func (a *API) population(c *gin.Context) {
 		return
 	}
 	p := caller(c)
-	err := flows.SetPopulation(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), in.Population, in.Groups, in.CountedOn, time.Now(), p.Name)
+	err := flows.SetPopulation(c.Request.Context(), a.DB, p.Scope, formID(c.Param("id")), in.Population, in.Groups, in.CountedOn, a.now(), p.Name)
 	var refusal *flows.Refusal
 	if errors.As(err, &refusal) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": refusal.Reason})
@@ -462,7 +462,7 @@ type residentSearch struct {
 // no one.
 func (a *API) filter(s residentSearch) storage.ResidentFilter {
 	f := storage.ResidentFilter{Query: strings.TrimSpace(s.Q), CommunityID: s.Community, TeamID: s.Team, Status: s.Status}
-	if s.Group != "" && !flows.FilterByGroup(&f, a.Sealer, s.Group, time.Now()) {
+	if s.Group != "" && !flows.FilterByGroup(&f, a.Sealer, s.Group, a.now()) {
 		f.GroupTag = "unknown"
 	}
 	switch q := strings.NewReplacer(" ", "", "-", "").Replace(f.Query); {

@@ -17,9 +17,9 @@ import (
 
 func (a *API) appointmentsPage(c *gin.Context) {
 	ctx, p := c.Request.Context(), caller(c)
-	day, err := time.ParseInLocation("2006-01-02", c.DefaultQuery("day", time.Now().In(flows.Shanghai).Format("2006-01-02")), flows.Shanghai)
+	day, err := time.ParseInLocation("2006-01-02", c.DefaultQuery("day", a.now().In(flows.Shanghai).Format("2006-01-02")), flows.Shanghai)
 	if err != nil {
-		day = flows.StartOfDay(time.Now())
+		day = flows.StartOfDay(a.now())
 	}
 	doctor := formID(c.Query("doctor"))
 	visits, err := a.DB.AppointmentsBetween(ctx, p.Scope, day, day.AddDate(0, 0, 1), doctor)
@@ -34,7 +34,7 @@ func (a *API) appointmentsPage(c *gin.Context) {
 	}
 	a.render(c, http.StatusOK, "appointments", gin.H{"Visits": visits, "Doctors": doctors, "Doctor": doctor, "Institutions": a.institutions(c),
 		"Day": day.Format("2006-01-02"), "Prev": day.AddDate(0, 0, -1).Format("2006-01-02"), "Next": day.AddDate(0, 0, 1).Format("2006-01-02"),
-		"Now": time.Now()})
+		"Now": a.now()})
 }
 
 // markPage records a visit done or missed, as a doctor's 完成/未到 does.
@@ -58,7 +58,7 @@ func (a *API) markPage(c *gin.Context) {
 	}
 	readings, err := flows.ParseReadings(c.PostForm("readings"))
 	if err == nil {
-		err = flows.MarkVisit(ctx, a.DB, a.Sealer, appt, status, readings, time.Now())
+		err = flows.MarkVisit(ctx, a.DB, a.Sealer, appt, status, readings, a.now())
 	}
 	var refusal *flows.Refusal
 	switch {
@@ -107,7 +107,7 @@ func (a *API) showSchedule(c *gin.Context, status int, problem string) {
 		a.pageFail(c, err)
 		return
 	}
-	today := time.Now().In(flows.Shanghai)
+	today := a.now().In(flows.Shanghai)
 	exceptions, err := a.DB.Exceptions(ctx, id, today.Format("2006-01-02"), today.AddDate(0, 3, 0).Format("2006-01-02"))
 	if err != nil {
 		a.pageFail(c, err)
@@ -174,14 +174,14 @@ func (a *API) scheduleChange(c *gin.Context) {
 			return
 		}
 		err = flows.AddWeeklyHours(ctx, a.DB, storage.WeeklyHours{DoctorID: id, Weekday: weekday, StartMinute: from, EndMinute: to,
-			SlotMinutes: slot, Capacity: capacity}, time.Now())
+			SlotMinutes: slot, Capacity: capacity}, a.now())
 	case "leave", "extra":
 		if _, perr := time.Parse("2006-01-02", c.PostForm("day")); perr != nil {
 			a.showSchedule(c, http.StatusBadRequest, "请选择日期。")
 			return
 		}
 		err = flows.AddException(ctx, a.DB, storage.Exception{DoctorID: id, Day: c.PostForm("day"), Kind: kind, StartMinute: from,
-			EndMinute: to, SlotMinutes: slot, Capacity: capacity}, time.Now())
+			EndMinute: to, SlotMinutes: slot, Capacity: capacity}, a.now())
 	default:
 		a.showSchedule(c, http.StatusBadRequest, "未知操作。")
 		return
@@ -221,7 +221,7 @@ func (a *API) closurePage(c *gin.Context) {
 		refused(c, back, "开始和结束时间请写成 08:00 这样。")
 		return
 	}
-	n, err := flows.CloseInstitution(ctx, a.DB, inst, c.PostForm("day"), from, to, time.Now())
+	n, err := flows.CloseInstitution(ctx, a.DB, inst, c.PostForm("day"), from, to, a.now())
 	var rule *flows.ErrSchedule
 	if errors.As(err, &rule) {
 		refused(c, back, "没有保存："+rule.Words)
@@ -244,7 +244,7 @@ func (a *API) removeHours(c *gin.Context, doctor int64) {
 		refused(c, back, "未知操作。")
 		return
 	}
-	removed, booked, err := flows.RemoveWeeklyHours(c.Request.Context(), a.DB, doctor, weekday, start, time.Now())
+	removed, booked, err := flows.RemoveWeeklyHours(c.Request.Context(), a.DB, doctor, weekday, start, a.now())
 	if errors.Is(err, storage.ErrNotFound) {
 		refused(c, back, "这段门诊时间已经删除了。")
 		return

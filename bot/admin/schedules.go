@@ -68,7 +68,7 @@ func (a *API) addWeeklyHours(c *gin.Context) {
 		return
 	}
 	if err := flows.AddWeeklyHours(c.Request.Context(), a.DB, storage.WeeklyHours{DoctorID: doctor, Weekday: in.Weekday,
-		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, time.Now()); err != nil {
+		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, a.now()); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -95,7 +95,7 @@ func (a *API) addException(c *gin.Context) {
 		return
 	}
 	if err := flows.AddException(c.Request.Context(), a.DB, storage.Exception{DoctorID: doctor, Day: in.Day, Kind: in.Kind,
-		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, time.Now()); err != nil {
+		StartMinute: from, EndMinute: to, SlotMinutes: in.SlotMinutes, Capacity: in.Capacity}, a.now()); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -122,7 +122,7 @@ func (a *API) markVisit(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	err = flows.MarkVisit(c.Request.Context(), a.DB, a.Sealer, appt, in.Status, in.Readings, time.Now())
+	err = flows.MarkVisit(c.Request.Context(), a.DB, a.Sealer, appt, in.Status, in.Readings, a.now())
 	if errors.Is(err, storage.ErrStatusChanged) {
 		c.JSON(http.StatusConflict, gin.H{"error": "the appointment is not booked (cancelled or already marked)"})
 		return
@@ -149,7 +149,7 @@ func (a *API) fulfilment(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	items, err := flows.Fulfilment(c.Request.Context(), a.DB, a.Sealer, contract, time.Now())
+	items, err := flows.Fulfilment(c.Request.Context(), a.DB, a.Sealer, contract, a.now())
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -97,7 +97,10 @@ func TestDatabaseOutageSendsEachPushOnce(t *testing.T) {
 				d, standIn := dispatcher(t, db, r)
 				standIns = append(standIns, standIn)
 				d.Send = &cutAfter{Sender: d.Send, n: 5, outage: outage}
-				d.Lease, d.Interval = 300*time.Millisecond, 20*time.Millisecond
+				// A lease far longer than a batch takes (sends paced at 1,000 a
+				// second), and shorter than the outage.
+				d.Lease, d.Interval = 1500*time.Millisecond, 20*time.Millisecond
+				d.Rates = map[string]float64{apiTemplate: 1000}
 				running.Add(1)
 				go func() { defer running.Done(); d.Run(ctx) }()
 			}

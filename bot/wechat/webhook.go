@@ -41,6 +41,9 @@ type Webhook struct {
 		CountMessage(ctx context.Context, openID string, window time.Duration) (int, error)
 	}
 	MaxPerMinute int
+	// Now, when set, stamps each message instead of WeChat's CreateTime: a
+	// sandbox whose clock was moved forward talks in the sandbox's time.
+	Now func() time.Time
 	// AcceptPlaintext lets plaintext messages in although an AES key is set,
 	// while an account moves to safe mode; otherwise only encrypted ones
 	// are (in safe or compatible mode).
@@ -88,6 +91,9 @@ func (w *Webhook) Receive(c *gin.Context) {
 		}
 		c.String(http.StatusOK, "success")
 		return
+	}
+	if w.Now != nil {
+		in.in.At = w.Now()
 	}
 	reply, how := w.Turns.Handle(c.Request.Context(), turn.Message{In: in.in, DedupeKey: in.dedupe})
 	outcome = string(how)

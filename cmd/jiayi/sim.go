@@ -14,11 +14,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jiayi-health/jiayi/bot/wechat"
-	"github.com/jiayi-health/jiayi/flows"
 	"github.com/silenceper/wechat/v2/util"
 )
 
@@ -40,10 +40,12 @@ type simulator struct {
 	http         *http.Client
 	out          io.Writer
 	msgID        atomic.Int64
+	mu           sync.Mutex // shown pushes: the chat and the watcher both look
 	seenPushes   int
 }
 
 func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	stdout = &lockedWriter{w: stdout} // the chat and the pushes arriving write to it
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "address of the running jiayi")
@@ -57,6 +59,9 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		http: &http.Client{Timeout: 10 * time.Second}, out: stdout}
 	s.msgID.Store(time.Now().UnixNano())
 	fmt.Fprint(stdout, simHelp)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go s.watchPushes(ctx)
 	if err := s.say(s.event("subscribe", "")); err != nil {
 		fmt.Fprintln(stderr, "jiayi sim:", err)
 		return 1
@@ -137,8 +142,23 @@ func (s *simulator) say(body string) error {
 	return nil
 }
 
+// watchPushes shows pushes as they arrive, not only after the next message:
+// a doctor's confirmation, a reminder when the sandbox clock is moved.
+func (s *simulator) watchPushes(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+			s.showPushes(ctx)
+		}
+	}
+}
+
 // showPushes prints what the sandbox recorded for this user since last time.
 func (s *simulator) showPushes(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/sandbox/outbox?to="+url.QueryEscape(s.openID), nil)
 	resp, err := s.http.Do(req)
 	if err != nil {
@@ -155,33 +175,11 @@ func (s *simulator) showPushes(ctx context.Context) {
 	for _, p := range pushes[min(s.seenPushes, len(pushes)):] {
 		text := p.Text
 		if text == "" {
-			text = templateText(p.Data)
+			text = string(p.Data)
 		}
 		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", p.Kind, strings.ReplaceAll(text, "\n", "\n      "))
 	}
 	s.seenPushes = len(pushes)
-}
-
-// templateText shows a sandbox template message in the words its push kind
-// has, or as recorded when it cannot.
-func templateText(raw json.RawMessage) string {
-	var msg struct {
-		TemplateID string                            `json:"template_id"`
-		Data       map[string]struct{ Value string } `json:"data"`
-	}
-	if json.Unmarshal(raw, &msg) != nil {
-		return string(raw)
-	}
-	fields := map[string]string{}
-	for k, v := range msg.Data {
-		fields[k] = v.Value
-	}
-	if kind, ok := strings.CutPrefix(msg.TemplateID, "sandbox_"); ok {
-		if text, err := flows.PushText(kind, fields); err == nil {
-			return text
-		}
-	}
-	return string(raw)
 }
 
 // open decrypts a safe-mode reply.
@@ -191,4 +189,17 @@ func (s *simulator) open(raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("reply is not a safe-mode envelope: %w", err)
 	}
 	return s.signer.Decrypt(env.MsgSignature, env.TimeStamp, env.Nonce, env.Encrypt)
+}
+
+// lockedWriter lets the chat and the pushes arriving print without
+// interleaving mid-line.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

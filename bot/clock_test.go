@@ -1,0 +1,138 @@
+package bot
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func moveClock(t *testing.T, h http.Handler, body string) (int, clockView) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", bytes.NewReader([]byte(body)))
+	req.RemoteAddr = local
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var v clockView
+	json.Unmarshal(rec.Body.Bytes(), &v)
+	return rec.Code, v
+}
+
+// The sandbox clock is read and moved by scripts, forward only, from this
+// machine only.
+func TestSandboxClockMovesForwardOnly(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	var before clockView
+	if rec := get(t, h, "/sandbox/clock", local); rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &before) != nil {
+		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
+	}
+	start, err := time.Parse(time.RFC3339, before.Now)
+	if err != nil || time.Since(start) > time.Minute || time.Until(start) > time.Minute {
+		t.Fatalf("the clock starts at %q, not now", before.Now)
+	}
+	code, after := moveClock(t, h, `{"advance": "26h"}`)
+	moved, _ := time.Parse(time.RFC3339, after.Now)
+	if code != 200 || moved.Sub(start) < 26*time.Hour || moved.Sub(start) > 26*time.Hour+time.Minute {
+		t.Fatalf("advance 26h: %d %+v from %s", code, after, before.Now)
+	}
+	target := "2099-01-01T08:00:00+08:00"
+	if code, v := moveClock(t, h, `{"to": "`+target+`"}`); code != 200 || v.Now != target {
+		t.Fatalf("to: %d %+v", code, v)
+	}
+	for body, want := range map[string]int{
+		`{"to": "2030-01-01T08:00:00+08:00"}`: http.StatusConflict, // back in time
+		`{"advance": "-1h"}`:                  http.StatusConflict,
+		`{"advance": "soon"}`:                 http.StatusBadRequest,
+		`{}`:                                  http.StatusBadRequest,
+		`{"advance": "1h", "to": "` + target + `"}`: http.StatusBadRequest,
+	} {
+		if code, _ := moveClock(t, h, body); code != want {
+			t.Errorf("%s: %d, want %d", body, code, want)
+		}
+	}
+	if rec := get(t, h, "/sandbox/clock", "10.0.0.8:4000"); rec.Code != http.StatusNotFound {
+		t.Fatalf("clock from another host: %d", rec.Code)
+	}
+}
+
+// A resident books; the clock jumps to the evening before the visit, and the
+// reminder arrives without anyone writing, its words in the outbox.
+func TestMovingTheClockBringsTheReminder(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL},
+			Options{RedisPrefix: stack.Redis.Prefix})
+		h := srv.Handler()
+		// Tomorrow 10:00 first, so the evening before any visit offered is still ahead.
+		tomorrow := flows.StartOfDay(time.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
+		if code, _ := moveClock(t, h, `{"to": "`+tomorrow.Format(time.RFC3339)+`"}`); code != 200 {
+			t.Fatalf("move to %s: %d", tomorrow, code)
+		}
+		var demo struct {
+			Doctors []struct {
+				BindingCode string `json:"binding_code"`
+			}
+		}
+		json.Unmarshal(get(t, h, "/sandbox/demo", local).Body.Bytes(), &demo)
+		doctor, resident := "o_clk_doc", "o_clk_res"
+		chat(t, srv, doctor, "绑定 "+demo.Doctors[0].BindingCode)
+		for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
+			chat(t, srv, resident, s)
+		}
+		number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
+		chat(t, srv, doctor, "确认 "+number)
+		for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
+			chat(t, srv, resident, s)
+		}
+		if reply := chat(t, srv, resident, "确认"); !strings.Contains(reply, "预约成功") {
+			t.Fatalf("book: %s", reply)
+		}
+		var due time.Time
+		raw := storagetest.SQLAt(t, stack.DatabaseURL)
+		if err := raw.Get(&due, raw.Rebind(`SELECT due_at FROM outbox WHERE kind = 'appointment_reminder' AND recipient = ?
+			ORDER BY due_at LIMIT 1`), resident); err != nil {
+			t.Fatalf("no reminder waits: %v", err)
+		}
+		if reminded(srv, resident) != "" {
+			t.Fatal("reminded before its time")
+		}
+		if code, _ := moveClock(t, h, `{"to": "`+due.Add(time.Minute).In(flows.Shanghai).Format(time.RFC3339)+`"}`); code != 200 {
+			t.Fatalf("move to the reminder: %d", code)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for reminded(srv, resident) == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reminder after the clock reached %s", due)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if text := reminded(srv, resident); !strings.Contains(text, "预约") {
+			t.Fatalf("the reminder's words: %q", text)
+		}
+	})
+}
+
+// reminded is the words of the appointment reminder the resident received,
+// as /sandbox/outbox gives them; "" before it came.
+func reminded(srv *Server, resident string) string {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/sandbox/outbox?to="+resident, nil)
+	req.RemoteAddr = local
+	srv.Handler().ServeHTTP(rec, req)
+	var sent []sandbox.Message
+	json.Unmarshal(rec.Body.Bytes(), &sent)
+	for _, m := range sent {
+		if m.Kind == "template" && strings.Contains(string(m.Data), "sandbox_appointment_reminder") {
+			return m.Text
+		}
+	}
+	return ""
+}
