@@ -29,6 +29,9 @@ type OutboxRow struct {
 	Payload   string `db:"payload"`
 	Priority  int    `db:"priority"`
 	Attempts  int    `db:"attempts"`
+	// LeaseUntil is when the claim ends and another dispatcher may take
+	// the row: nothing may be sent for it after that.
+	LeaseUntil time.Time `db:"-"`
 }
 
 // Fields decodes the push's template fields.
@@ -77,14 +80,19 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 	if db.Dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
+	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
 	var rows []OutboxRow
 	err := db.sel(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
     AND priority <= ? ORDER BY priority, due_at, id LIMIT ?`+lock+`)
 RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`,
-		now.Add(lease).UTC(), now.UTC(), now.UTC(), maxPriority, n)
+		leaseUntil, now.UTC(), now.UTC(), maxPriority, n)
 	if err != nil {
 		return nil, err
+	}
+	for i := range rows {
+		rows[i].LeaseUntil = leaseUntil
 	}
 	// RETURNING keeps no order; send the most urgent first.
 	slices.SortFunc(rows, func(a, b OutboxRow) int {
@@ -106,10 +114,11 @@ func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt t
 	const op = "MarkFailed"
 	var err error
 	if retryAt.IsZero() {
-		_, err = db.exec(ctx, op, `UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?`, reason, id)
+		_, err = db.exec(ctx, op, `UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ?
+			WHERE id = ? AND state = 'pending'`, reason, id)
 	} else {
-		_, err = db.exec(ctx, op, `UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ? WHERE id = ?`,
-			retryAt.UTC(), reason, id)
+		_, err = db.exec(ctx, op, `UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ?
+			WHERE id = ? AND state = 'pending'`, retryAt.UTC(), reason, id)
 	}
 	return err
 }
@@ -119,7 +128,17 @@ func (db *DB) MarkFailed(ctx context.Context, id int64, reason string, retryAt t
 // for anything about the push.
 func (db *DB) MarkDeferred(ctx context.Context, id int64, reason string, retryAt time.Time) error {
 	_, err := db.exec(ctx, "MarkDeferred", `UPDATE outbox SET due_at = ?, lease_until = NULL, last_error = ?,
-		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = ?`, retryAt.UTC(), reason, id)
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = ? AND state = 'pending'`, retryAt.UTC(), reason, id)
+	return err
+}
+
+// ReleaseClaim hands back a claimed push that was not tried, with the
+// attempt its claim counted, if the claim is still the caller's (its lease
+// unchanged): one another dispatcher has claimed since is left alone.
+func (db *DB) ReleaseClaim(ctx context.Context, id int64, leaseUntil time.Time) error {
+	_, err := db.exec(ctx, "ReleaseClaim", `UPDATE outbox SET lease_until = NULL,
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+		WHERE id = ? AND lease_until = ? AND state = 'pending'`, id, leaseUntil)
 	return err
 }
 

@@ -85,6 +85,40 @@ func TestOutboxClaimLeaseAndRetry(t *testing.T) {
 	})
 }
 
+// A claimed push handed back untried is claimable again at once, with the
+// attempt its claim counted; a release naming an older claim does nothing,
+// and a failure record never undoes a sent push.
+func TestReleasedClaimsComeBackWithTheirAttempt(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		db.Apply(ctx, storage.Changes{Pushes: []storage.Push{push("r:1", "o_r1"), push("r:2", "o_r2")}})
+		now := time.Now().Add(time.Second)
+		rows, err := db.ClaimDue(ctx, 10, time.Minute, now, 99)
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("claim: %+v %v", rows, err)
+		}
+		if err := db.ReleaseClaim(ctx, rows[0].ID, rows[0].LeaseUntil.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ReleaseClaim(ctx, rows[1].ID, rows[1].LeaseUntil); err != nil {
+			t.Fatal(err)
+		}
+		again, err := db.ClaimDue(ctx, 10, time.Minute, now, 99)
+		if err != nil || len(again) != 1 || again[0].Key != "r:2" || again[0].Attempts != 1 {
+			t.Fatalf("after releasing r:2 only: %+v %v", again, err)
+		}
+		if err := db.MarkSent(ctx, again[0].ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.MarkFailed(ctx, again[0].ID, "late news of a failure", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if sent, _ := db.OutboxFor(ctx, "o_r2"); len(sent) != 1 || sent[0].State != "sent" {
+			t.Fatalf("a sent push after a stale failure: %+v", sent)
+		}
+	})
+}
+
 func TestUnfollowCancelsPendingPushes(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()

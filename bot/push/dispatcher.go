@@ -158,12 +158,45 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 		}
 		return 0
 	}
-	for _, row := range rows {
+	lease := cmp.Or(d.Lease, DefaultLease)
+	for i, row := range rows {
+		// Nothing is sent in the last quarter of the claim: the row may be
+		// another dispatcher's by the time the send is done.
+		if !d.Now().Before(row.LeaseUntil.Add(-lease / 4)) {
+			d.release(ctx, rows[i:], true)
+			break
+		}
 		if !d.deliver(ctx, row) {
-			break // the database failed: the rest of the batch waits for its lease to end
+			d.release(ctx, rows[i+1:], false) // the database failed
+			break
 		}
 	}
 	return len(rows)
+}
+
+// release hands back claimed rows that were not tried, so they use up no
+// attempt; with the database failing (dbUp false) the releases wait with the
+// other unrecorded outcomes.
+func (d *Dispatcher) release(ctx context.Context, rows []storage.OutboxRow, dbUp bool) {
+	for _, row := range rows {
+		r := record{"released", func(ctx context.Context) error { return d.DB.ReleaseClaim(ctx, row.ID, row.LeaseUntil) }}
+		if dbUp && d.write(ctx, r) == nil {
+			continue
+		}
+		d.mu.Lock()
+		d.unrecorded = append(d.unrecorded, r)
+		d.mu.Unlock()
+	}
+}
+
+// recordTimeout bounds one write of an outcome: a frozen database must not
+// hold the dispatcher, or its shutdown, for longer.
+const recordTimeout = 2 * time.Second
+
+func (d *Dispatcher) write(ctx context.Context, r record) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return r.write(ctx)
 }
 
 // recordTries are the waits between tries of writing an outcome before it is
@@ -175,8 +208,8 @@ var recordTries = []time.Duration{0, 50 * time.Millisecond, 200 * time.Milliseco
 func (d *Dispatcher) save(ctx context.Context, r record) bool {
 	var err error
 	for _, wait := range recordTries {
-		time.Sleep(wait) // even when shutting down: the record matters more
-		if err = r.write(context.WithoutCancel(ctx)); err == nil {
+		time.Sleep(wait) // not cut short by a shutdown: the record matters more
+		if err = d.write(ctx, r); err == nil {
 			return true
 		}
 	}
@@ -189,16 +222,27 @@ func (d *Dispatcher) save(ctx context.Context, r record) bool {
 
 // flushUnrecorded writes the outcomes kept while the database failed, and
 // reports whether none is left.
+// The writes happen outside d.mu, each bounded, so nothing that only reads
+// the count waits on the database.
 func (d *Dispatcher) flushUnrecorded(ctx context.Context) bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	for len(d.unrecorded) > 0 {
-		if err := d.unrecorded[0].write(ctx); err != nil {
-			return false
+	pending := d.unrecorded
+	d.unrecorded = nil
+	d.mu.Unlock()
+	done := 0
+	for _, r := range pending {
+		if ctx.Err() != nil || d.write(ctx, r) != nil {
+			break
 		}
-		d.unrecorded = d.unrecorded[1:]
+		done++
 	}
-	return true
+	if done == len(pending) {
+		return true
+	}
+	d.mu.Lock()
+	d.unrecorded = append(pending[done:], d.unrecorded...)
+	d.mu.Unlock()
+	return false
 }
 
 // Unrecorded counts the outcomes still waiting for the database.

@@ -143,6 +143,12 @@ func TestDatabaseOutageSendsEachPushOnce(t *testing.T) {
 			if doubled > allowed {
 				t.Errorf("%d pushes went twice; at most %d may", doubled, allowed)
 			}
+			// The pushes claimed but not tried when the database went were
+			// handed back with their attempt: each push used one.
+			var most int
+			if err := raw.Get(&most, `SELECT MAX(attempts) FROM outbox`); err != nil || (instances == 1 && most != 1) {
+				t.Errorf("a push used %d attempts (%v)", most, err)
+			}
 		})
 	}
 }
