@@ -189,17 +189,20 @@ func (r *Redis) RememberRequest(ctx context.Context, timestamp, nonce, digest st
 	return RequestForged, nil
 }
 
-// countMessage counts one message in the sender's current window.
+// countMessage counts one message, by its dedupe key, in the sender's
+// current window.
 var countMessage = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local added = redis.call('HSETNX', KEYS[1], ARGV[2], 1)
+local n = redis.call('HLEN', KEYS[1])
+if added == 1 and n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`)
 
 // CountMessage counts a message from openID in a fixed window and returns
-// how many the window holds with it: one counter per sender, shared by every
-// instance, so a limit holds however the load balancer spreads a flood.
-func (r *Redis) CountMessage(ctx context.Context, openID string, window time.Duration) (int, error) {
-	n, err := countMessage.Run(ctx, r.Client, []string{r.key(openID, "rate")}, window.Milliseconds()).Int()
+// how many different messages the window holds with it (a retry of one
+// counts once): one count per sender, shared by every instance, so a limit
+// holds however the load balancer spreads a flood.
+func (r *Redis) CountMessage(ctx context.Context, openID, msgKey string, window time.Duration) (int, error) {
+	n, err := countMessage.Run(ctx, r.Client, []string{r.key(openID, "rate")}, window.Milliseconds(), msgKey).Int()
 	if err != nil {
 		return 0, fmt.Errorf("storage.CountMessage: %w", err)
 	}

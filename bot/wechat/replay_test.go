@@ -87,3 +87,58 @@ func TestWithAnAESKeyOnlyEncryptedMessagesAreTaken(t *testing.T) {
 		t.Fatalf("plaintext accepted by setting: %+v", r)
 	}
 }
+
+// WeChat may encrypt its retry of a message afresh: under the same signature
+// it is the same message, and is answered, not refused.
+func TestSafeModeRetryEncryptedAfreshIsTheSameRequest(t *testing.T) {
+	h := newHarness(t, storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}, "reenc")
+	msg := text("o_reenc", "帮助", 801)
+	target := from(h.signedURL(plain, ""), msg) // timestamp, nonce and openid; msg_signature per body below
+	q := target[strings.Index(target, "?")+1:]
+	ts := between(q, "timestamp=", "&")
+	nonce := between(q, "nonce=", "&")
+	for i := range 2 {
+		enc, err := encryptFor(h.signer, msg) // a new random prefix each time
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := target + "&encrypt_type=aes&msg_signature=" + sign(h.signer.Token, ts, nonce, enc)
+		body := "<xml><ToUserName><![CDATA[gh_jiayi]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"
+		if r, ok := h.reply(h.do(http.MethodPost, u, []byte(body)), safe); !ok || r.Content != words(t, "help") {
+			t.Fatalf("delivery %d: %+v", i+1, r)
+		}
+	}
+}
+
+func between(s, after, before string) string {
+	_, rest, _ := strings.Cut(s, after)
+	v, _, _ := strings.Cut(rest, before)
+	return v
+}
+
+// The per-sender limit counts a retried message once and never holds back
+// an unfollow, which withdraws what waits to be sent.
+func TestSenderLimitCountsMessagesNotDeliveries(t *testing.T) {
+	h := newHarness(t, storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}, "limit")
+	limited := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: h.turns.Log,
+		Requests: h.redis, Senders: h.redis, MaxPerMinute: 2, AcceptPlaintext: true}
+	h.router.POST("/limited", limited.Receive)
+	post := func(body []byte) string {
+		rec := h.do(http.MethodPost, strings.Replace(h.signedURL(plain, ""), "/wechat", "/limited", 1), body)
+		return rec.Body.String()
+	}
+	first := text("o_lim", "帮助", 901)
+	for range 3 { // WeChat's delivery and two retries: one message
+		if got := post(first); !strings.Contains(got, "签约") {
+			t.Fatalf("a retried message was limited: %s", got)
+		}
+	}
+	post(text("o_lim", "帮助", 902))
+	if got := post(text("o_lim", "帮助", 903)); !strings.Contains(got, words(t, "slow_down")) {
+		t.Fatalf("the third message in the minute: %s", got)
+	}
+	post(event("o_lim", "unsubscribe", ""))
+	if u, err := h.stack.DB.WeChatUser(context.Background(), "o_lim"); err != nil || u.Subscribed {
+		t.Fatalf("an unfollow past the limit was not run: %+v %v", u, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/bot/turn"
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
@@ -38,7 +39,7 @@ type Webhook struct {
 	// MaxPerMinute is told once to slow down and the rest of the minute's
 	// messages are not run. Zero MaxPerMinute: no limit.
 	Senders interface {
-		CountMessage(ctx context.Context, openID string, window time.Duration) (int, error)
+		CountMessage(ctx context.Context, openID, msgKey string, window time.Duration) (int, error)
 	}
 	MaxPerMinute int
 	// Now, when set, stamps each message instead of WeChat's CreateTime: a
@@ -70,8 +71,16 @@ func (w *Webhook) Receive(c *gin.Context) {
 		w.Metrics.latency.Observe(time.Since(start).Seconds())
 	}()
 
-	msg, safe, refused := w.decode(c)
-	if refused != nil {
+	msg, safe, plain, refused := w.decode(c)
+	if refused == nil {
+		refused = w.remember(c, plain)
+	}
+	switch {
+	case refused == unremembered: // nothing runs; the resident is told as for any Redis fault
+		outcome = refused.outcome
+		w.writeReply(c, msg, w.words("busy"), safe, c.Query("nonce"))
+		return
+	case refused != nil:
 		outcome = refused.outcome
 		c.String(refused.status, refused.text)
 		return
@@ -83,10 +92,10 @@ func (w *Webhook) Receive(c *gin.Context) {
 		c.String(http.StatusOK, "success")
 		return
 	}
-	if over, first := w.overLimit(c, in.in.OpenID); over {
+	if over, first := w.overLimit(c, in); over {
 		outcome = "limited"
 		if first {
-			w.writeReply(c, msg, w.slowDown(), safe, c.Query("nonce"))
+			w.writeReply(c, msg, w.words("slow_down"), safe, c.Query("nonce"))
 			return
 		}
 		c.String(http.StatusOK, "success")
@@ -108,14 +117,16 @@ func (w *Webhook) Receive(c *gin.Context) {
 }
 
 // overLimit counts a message from its sender and says whether the sender is
-// over the limit, and whether this is the first message over it. A flood
-// from one sender costs one Redis call a message, not a turn, so nobody
-// else waits for it. If Redis cannot count, the message goes on.
-func (w *Webhook) overLimit(c *gin.Context, openID string) (over, first bool) {
-	if w.MaxPerMinute <= 0 {
+// over the limit, and whether this is the first message over it. WeChat's
+// retries of a message count once; following and unfollowing are never
+// held back (an unfollow withdraws what waits to be sent). A flood from one
+// sender costs a Redis call a message, not a turn, so nobody else waits
+// for it. If Redis cannot count, the message goes on.
+func (w *Webhook) overLimit(c *gin.Context, in inbound) (over, first bool) {
+	if w.MaxPerMinute <= 0 || in.in.Kind == flows.Subscribe || in.in.Kind == flows.Unsubscribe {
 		return false, false
 	}
-	n, err := w.Senders.CountMessage(c.Request.Context(), openID, time.Minute)
+	n, err := w.Senders.CountMessage(c.Request.Context(), in.in.OpenID, in.dedupe, time.Minute)
 	if err != nil {
 		w.Log.Warn("wechat sender not counted", "err", err)
 		return false, false
@@ -123,10 +134,11 @@ func (w *Webhook) overLimit(c *gin.Context, openID string) (over, first bool) {
 	return n > w.MaxPerMinute, n == w.MaxPerMinute+1
 }
 
-func (w *Webhook) slowDown() string {
-	text, err := templates.Message("slow_down", nil)
+// words is a message residents read, from templates/.
+func (w *Webhook) words(name string) string {
+	text, err := templates.Message(name, nil)
 	if err != nil {
-		w.Log.Error("slow_down message", "err", err)
+		w.Log.Error("message template", "name", name, "err", err)
 	}
 	return text
 }
@@ -138,74 +150,80 @@ type refusal struct {
 }
 
 var (
-	forbidden  = &refusal{http.StatusForbidden, "forbidden", "forbidden"}
-	tooLarge   = &refusal{http.StatusRequestEntityTooLarge, "too_large", "too large"}
-	badRequest = func(text string) *refusal { return &refusal{http.StatusBadRequest, "bad_request", text} }
+	forbidden = &refusal{http.StatusForbidden, "forbidden", "forbidden"}
+	tooLarge  = &refusal{http.StatusRequestEntityTooLarge, "too_large", "too large"}
+	// unremembered: the request could not be checked against replays; it
+	// is answered busy and not run.
+	unremembered = &refusal{http.StatusOK, "failed", ""}
+	badRequest   = func(text string) *refusal { return &refusal{http.StatusBadRequest, "bad_request", text} }
 )
 
 // decode checks the signatures, limits and decrypts the body, and parses
-// the message; safe says it came in safe or compatible mode.
-func (w *Webhook) decode(c *gin.Context) (*message.MixMessage, bool, *refusal) {
+// the message; safe says it came in safe or compatible mode; the body is
+// returned as decrypted.
+func (w *Webhook) decode(c *gin.Context) (*message.MixMessage, bool, []byte, *refusal) {
 	q := c.Request.URL.Query()
 	timestamp, nonce := q.Get("timestamp"), q.Get("nonce")
 	if err := w.Signer.CheckSignature(q.Get("signature"), timestamp, nonce); err != nil {
-		return nil, false, forbidden
+		return nil, false, nil, forbidden
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
 	var big *http.MaxBytesError
 	switch {
 	case errors.As(err, &big):
-		return nil, false, tooLarge
+		return nil, false, nil, tooLarge
 	case err != nil:
-		return nil, false, badRequest("unreadable body")
-	}
-	if refused := w.remember(c, timestamp, nonce, body); refused != nil {
-		return nil, false, refused
+		return nil, false, nil, badRequest("unreadable body")
 	}
 	safe := false
 	switch q.Get("encrypt_type") {
 	case "", "raw":
 		if w.Signer.AESKey != "" && !w.AcceptPlaintext {
-			return nil, false, forbidden // a forger without the AES key writes plaintext
+			return nil, false, nil, forbidden // a forger without the AES key writes plaintext
 		}
 	case "aes":
 		safe = true
 		var env message.EncryptedXMLMsg
 		if err := xml.Unmarshal(body, &env); err != nil || env.EncryptedMsg == "" {
-			return nil, false, badRequest("malformed envelope")
+			return nil, false, nil, badRequest("malformed envelope")
 		}
 		body, err = w.Signer.Decrypt(q.Get("msg_signature"), timestamp, nonce, env.EncryptedMsg)
 		switch {
 		case errors.Is(err, errBadSignature), errors.Is(err, errStale):
-			return nil, false, forbidden
+			return nil, false, nil, forbidden
 		case err != nil:
 			w.Log.Warn("wechat decrypt failed", "err", err)
-			return nil, false, badRequest("cannot decrypt")
+			return nil, false, nil, badRequest("cannot decrypt")
 		}
 	default:
-		return nil, false, badRequest("unknown encrypt_type")
+		return nil, false, nil, badRequest("unknown encrypt_type")
 	}
 	var msg message.MixMessage
 	if err := xml.Unmarshal(body, &msg); err != nil || msg.FromUserName == "" || msg.MsgType == "" {
-		return nil, false, badRequest("malformed message")
+		return nil, false, nil, badRequest("malformed message")
 	}
-	// WeChat names the sender in the signed request's query too.
+	// WeChat names the sender in the query too (not under the signature,
+	// but a forger must then forge both alike).
 	if q.Get("openid") != string(msg.FromUserName) {
-		return nil, false, forbidden
+		return nil, false, nil, forbidden
 	}
-	return &msg, safe, nil
+	return &msg, safe, body, nil
 }
 
-// remember refuses a signature already used with another body. The same
-// body again is WeChat retrying, and goes on to the retry dedupe. If Redis
-// cannot say, the request goes on: its signature is good, and the turn
-// will answer busy if Redis is really away.
-func (w *Webhook) remember(c *gin.Context, timestamp, nonce string, body []byte) *refusal {
-	digest := sha256.Sum256(body)
-	seen, err := w.Requests.RememberRequest(c.Request.Context(), timestamp, nonce, hex.EncodeToString(digest[:]), 2*w.Signer.window())
+// remember refuses a signature already used with another message. The
+// digest is of the message as decrypted, so WeChat's retry of a message is
+// the same whatever encryption it carries, and goes on to the retry
+// dedupe. If Redis cannot remember, nothing is run (the request might be a
+// replay, and a turn cannot run without Redis anyway): unremembered.
+func (w *Webhook) remember(c *gin.Context, plain []byte) *refusal {
+	q := c.Request.URL.Query()
+	digest := sha256.Sum256(plain)
+	seen, err := w.Requests.RememberRequest(c.Request.Context(), q.Get("timestamp"), q.Get("nonce"),
+		hex.EncodeToString(digest[:]), 2*w.Signer.window())
 	switch {
 	case err != nil:
-		w.Log.Warn("wechat request not remembered", "err", err)
+		w.Log.Warn("wechat request not remembered; not run", "err", err)
+		return unremembered
 	case seen == storage.RequestForged:
 		w.Log.Warn("wechat request refused: signature reused with another body")
 		return forbidden
