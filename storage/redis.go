@@ -281,8 +281,12 @@ func (r *Redis) keepLocked(key, token string, ttl time.Duration) chan struct{} {
 			ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
 			held, err := compareAndExpire.Run(ctx, r.Client, []string{key}, token, ttl.Milliseconds()).Int()
 			cancel()
-			if err == nil && held == 0 {
-				return // taken over: the lock expired before it could be renewed
+			switch {
+			case err != nil:
+				slog.Default().Warn("user lock not renewed; it lapses unless the next try succeeds", "err", err)
+			case held == 0:
+				slog.Default().Error("user lock lost before it was renewed; another turn of the same user may run")
+				return
 			}
 		}
 	}()

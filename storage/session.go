@@ -42,6 +42,14 @@ func (r *Redis) LoadChatSession(ctx context.Context, openID string) (ChatSession
 	return s, nil
 }
 
+// DropChatSession forgets a user's conversation state.
+func (r *Redis) DropChatSession(ctx context.Context, openID string) error {
+	if err := r.Client.Del(ctx, r.key(openID, "session")).Err(); err != nil {
+		return fmt.Errorf("storage.DropChatSession: %w", err)
+	}
+	return nil
+}
+
 // saveTurn writes the session if it is still at the version that was read,
 // and in the same step records the finished reply under the message's dedupe
 // key, so a retry can never see the new state without the reply or the reply

@@ -151,20 +151,20 @@ func TestUserLockSerialises(t *testing.T) {
 func TestUserLockIsRenewedWhileHeld(t *testing.T) {
 	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
 		ctx := context.Background()
-		unlock, err := r.LockUser(ctx, "o5", 300*time.Millisecond)
+		unlock, err := r.LockUser(ctx, "o5", 900*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Four lifetimes later the holder still has it.
-		short, cancel := context.WithTimeout(ctx, 1200*time.Millisecond)
+		// Three lifetimes later the holder still has it.
+		short, cancel := context.WithTimeout(ctx, 2700*time.Millisecond)
 		defer cancel()
-		if _, err := r.LockUser(short, "o5", 300*time.Millisecond); !errors.Is(err, storage.ErrLockTimeout) {
+		if _, err := r.LockUser(short, "o5", 900*time.Millisecond); !errors.Is(err, storage.ErrLockTimeout) {
 			t.Fatalf("a held lock was taken over: %v", err)
 		}
 		unlock()
-		next, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		next, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
-		unlock2, err := r.LockUser(next, "o5", 300*time.Millisecond)
+		unlock2, err := r.LockUser(next, "o5", 900*time.Millisecond)
 		if err != nil {
 			t.Fatalf("after unlock: %v", err)
 		}

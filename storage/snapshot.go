@@ -35,7 +35,9 @@ type snapshotKey struct {
 	Key    string            `json:"k"`
 	String *string           `json:"s,omitempty"`
 	Hash   map[string]string `json:"h,omitempty"`
-	TTLms  int64             `json:"ttl,omitempty"`
+	// Expires is when the key's time to live ends, so the time the store
+	// was stopped counts against it; zero: it lives on.
+	Expires time.Time `json:"exp,omitzero"`
 }
 
 // PersistTo restores the store from path, if a snapshot is there, and from
@@ -49,6 +51,9 @@ func (e *EmbeddedRedis) PersistTo(path string) error {
 	e.snapshotPath = path
 	stop := e.stop
 	e.mu.Unlock()
+	if stop == nil {
+		return fmt.Errorf("storage.PersistTo: the store is closed")
+	}
 	go func() {
 		t := time.NewTicker(snapshotEvery)
 		defer t.Stop()
@@ -76,7 +81,11 @@ func (e *EmbeddedRedis) restore(path string) error {
 	if err := json.Unmarshal(b, &keys); err != nil {
 		return fmt.Errorf("%s is not a snapshot of the embedded store: %w", path, err)
 	}
+	now := time.Now()
 	for _, k := range keys {
+		if !k.Expires.IsZero() && !k.Expires.After(now) {
+			continue // its time ran out while the store was stopped
+		}
 		switch {
 		case k.String != nil:
 			if err := e.srv.Set(k.Key, *k.String); err != nil {
@@ -87,8 +96,8 @@ func (e *EmbeddedRedis) restore(path string) error {
 				e.srv.HSet(k.Key, f, v)
 			}
 		}
-		if k.TTLms > 0 {
-			e.srv.SetTTL(k.Key, time.Duration(k.TTLms)*time.Millisecond)
+		if !k.Expires.IsZero() {
+			e.srv.SetTTL(k.Key, k.Expires.Sub(now))
 		}
 	}
 	return nil
@@ -108,7 +117,10 @@ func (e *EmbeddedRedis) save() error {
 		if strings.HasSuffix(k, ":lock") {
 			continue
 		}
-		sk := snapshotKey{Key: k, TTLms: e.srv.TTL(k).Milliseconds()}
+		sk := snapshotKey{Key: k}
+		if ttl := e.srv.TTL(k); ttl > 0 {
+			sk.Expires = time.Now().Add(ttl)
+		}
 		switch e.srv.Type(k) {
 		case "string":
 			v, err := e.srv.Get(k)

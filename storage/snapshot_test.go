@@ -38,8 +38,10 @@ func TestEmbeddedStoreOutlivesAStop(t *testing.T) {
 	c.HSet(ctx, "jiayi:{o1}:session", "v", "3", "data", "sealed-state")
 	c.Set(ctx, "jiayi:{o1}:msg:m1", "d:sealed-reply", time.Hour)
 	c.Set(ctx, "jiayi:{o1}:lock", "token", time.Hour)
+	c.Set(ctx, "jiayi:{o2}:msg:m2", "d:short-lived", 300*time.Millisecond)
 	c.Close()
 	e.Close()
+	time.Sleep(400 * time.Millisecond) // stopped longer than the short key had to live
 	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("snapshot: %v %v", info, err)
 	}
@@ -50,8 +52,11 @@ func TestEmbeddedStoreOutlivesAStop(t *testing.T) {
 	if v, err := c.HGet(ctx, "jiayi:{o1}:session", "data").Result(); err != nil || v != "sealed-state" {
 		t.Fatalf("session after the stop: %q %v", v, err)
 	}
-	if ttl := c.PTTL(ctx, "jiayi:{o1}:msg:m1").Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+	if ttl := c.PTTL(ctx, "jiayi:{o1}:msg:m1").Val(); ttl <= 58*time.Minute || ttl > time.Hour {
 		t.Fatalf("reply's time to live after the stop: %v", ttl)
+	}
+	if err := c.Get(ctx, "jiayi:{o2}:msg:m2").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("a key outlived its time while the store was stopped: %v", err)
 	}
 	if err := c.Get(ctx, "jiayi:{o1}:lock").Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("a lock outlived its process: %v", err)

@@ -272,8 +272,10 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 // saveTurn keeps the conversation's new state and the reply for retries.
 // The turn's effects have committed by now, so its reply is the truth
 // whatever happens here: a resident who just signed is never told to try
-// again. If Redis fails (twice), the state stays as it was before the turn;
-// a retry or the resident's next answer replays the step, and every step's
+// again. If Redis fails (twice), the state from before the turn is dropped
+// if it can be, so the next message starts from what the database says
+// (the conversation left open, see flows' afterLoss) rather than answering
+// a question already answered; a retry replays the step, and every step's
 // effect is idempotent, so it finds what committed and says so.
 func (r *Runner) saveTurn(ctx context.Context, t storage.Turn) {
 	var err error
@@ -293,6 +295,9 @@ func (r *Runner) saveTurn(ctx context.Context, t storage.Turn) {
 		}
 	}
 	r.Log.Error("turn committed but its conversation state was not saved", "err", err)
+	if err := r.Stores.Redis.DropChatSession(ctx, t.Session.OpenID); err != nil {
+		r.Log.Error("stale conversation state not dropped either", "err", err)
+	}
 }
 
 // A finished reply waits in Redis for WeChat's retries, sealed like every

@@ -144,9 +144,9 @@ func ErrCode(err error) int {
 }
 
 // tokenCache adapts go-redis v9 to the SDK's cache interface (the SDK's own
-// Redis cache speaks go-redis v8, its memory cache races). Every token is
-// also kept in memory until it expires: while Redis is away, pushes go on
-// with the token this process last saw or fetched, instead of failing on
+// Redis cache speaks go-redis v8, its memory cache races). Every token this
+// process fetches is also kept in memory until it expires: while Redis is
+// away, pushes go on with it, instead of failing on
 // the cache (the stable-token endpoint hands every instance the same token,
 // so a token fetched during an outage does not invalidate the others').
 type tokenCache struct {
