@@ -181,3 +181,30 @@ func TestADatabaseLookupFailureCostsNoAttempt(t *testing.T) {
 		t.Fatalf("after the lookup failed: %+v", e)
 	}
 }
+
+// A frozen PostgreSQL (stopped with SIGSTOP: connections open, nothing
+// answers) cannot hold a dispatcher's shutdown: each record it tries to
+// write gives up after a bound, and what is left is logged as at risk.
+func TestFrozenDatabaseDoesNotHoldShutdown(t *testing.T) {
+	db, proxy, _ := storagetest.PostgresBehindProxy(t)
+	d, _ := dispatcher(t, db, storagetest.Embedded(t))
+	for i := range 3 {
+		enqueue(t, db, fmt.Sprintf("frozen%d", i), "sign_request", fmt.Sprintf("o_frozen%d", i))
+	}
+	d.Send = &cutAfter{Sender: d.Send, n: 1, outage: proxy.Freeze}
+	defer proxy.Resume()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	for deadline := time.Now().Add(10 * time.Second); d.Send.(*cutAfter).sends.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing was sent")
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a hang, not a speed: the bounds add up to about 15 s
+		t.Fatal("the dispatcher did not stop with the database frozen")
+	}
+}
