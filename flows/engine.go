@@ -259,11 +259,33 @@ func (e *Engine) dispatch(ctx context.Context, st *State, said string, in Inboun
 		return nil, err
 	}
 	c, err := e.careContact(ctx, in.OpenID)
+	if err != nil {
+		return nil, err
+	}
 	notice := "urgent_notice"
 	if m == intentCrisis {
 		notice = "crisis_answer"
 	}
-	return prefixed(mustMessage(notice, c), replies), err
+	return e.beforeQuestion(ctx, in.OpenID, mustMessage(notice, c), replies)
+}
+
+// maxReplyBytes is the longest text reply WeChat delivers.
+const maxReplyBytes = 2048
+
+// beforeQuestion puts a notice before the question asked again, in one
+// reply. When the two do not fit in one (the consent is long, longer with
+// three institutions named), the notice goes alone, whole: the question is
+// just above it in the chat, and the next message still answers it.
+func (e *Engine) beforeQuestion(ctx context.Context, openID, notice string, question []string) ([]string, error) {
+	replies := prefixed(notice, question)
+	filled, err := e.fillClinicPhone(ctx, openID, slices.Clone(replies)) // as it will be sent
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.Join(filled, "\n\n")) > maxReplyBytes {
+		return []string{notice}, nil
+	}
+	return replies, nil
 }
 
 // freeText are the steps whose answer is the resident's own words.
@@ -364,7 +386,10 @@ func (e *Engine) dontKnow(ctx context.Context, st *State, conv running, in Inbou
 		}
 	}
 	replies, err := conv.answer(ctx, e, st, "", in)
-	return prefixed(hint, replies), err
+	if err != nil {
+		return nil, err
+	}
+	return e.beforeQuestion(ctx, in.OpenID, hint, replies)
 }
 
 func (e *Engine) idleAfter() time.Duration {
