@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,5 +103,48 @@ func TestTheReplyKeptForRetriesIsSealed(t *testing.T) {
 	r.Wait()
 	if again != help || how != turn.Duplicate {
 		t.Fatalf("retry: %q %s", again, how)
+	}
+}
+
+// An instance killed in the middle of a turn leaves its claim on the
+// message and the user's lock behind, and renews neither. Both lapse before
+// WeChat retries, 5 s after its first try, so the retry is answered in time
+// rather than waiting for the dead instance.
+func TestAKilledHoldersLockLapsesBeforeWeChatsRetry(t *testing.T) {
+	rawURL := os.Getenv("JIAYI_TEST_REDIS_URL")
+	if rawURL == "" {
+		if storagetest.InCI() {
+			t.Fatal("CI=true but JIAYI_TEST_REDIS_URL is not set")
+		}
+		t.Skip("needs a Redis server (JIAYI_TEST_REDIS_URL)")
+	}
+	live := storagetest.RealRedis(t, rawURL)
+	u, _ := url.Parse(rawURL)
+	proxy := storagetest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	c, err := storage.OpenRedis(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dead := storage.NewRedis(c, live.Prefix) // the instance about to be killed
+	ctx := context.Background()
+	msg := turn.Message{DedupeKey: "m1", In: flows.Inbound{OpenID: "o_killed", Kind: flows.Text, Text: "帮助", At: time.Now()}}
+	if state, _, _, err := dead.Claim(ctx, "o_killed", "m1", 3*time.Second); err != nil || state != storage.MessageNew {
+		t.Fatalf("claim: %v %v", state, err)
+	}
+	if _, err := dead.LockUser(ctx, "o_killed", turn.DefaultLockTTL); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut() // kill -9: its connections drop, nothing is renewed or released
+	time.Sleep(5 * time.Second)
+
+	db := storagetest.SQLite(t)
+	r := &turn.Runner{Stores: turn.Stores{DB: db, Redis: live}, Engine: &flows.Engine{DB: db, Sealer: sealer(t)},
+		Log: slog.New(slog.DiscardHandler)}
+	reply, how := r.Handle(ctx, msg)
+	r.Wait()
+	if how != turn.Replied || !strings.Contains(reply, "签约") {
+		t.Fatalf("WeChat's retry was answered %s: %q", how, reply)
 	}
 }
