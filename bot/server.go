@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,7 +319,11 @@ func (s *Server) accessLog(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	s.log.Info("http", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
+	level := slog.LevelInfo
+	if strings.HasPrefix(route, "/sandbox/") {
+		level = slog.LevelDebug // a simulator asks every second: it would bury the rest
+	}
+	s.log.Log(c.Request.Context(), level, "http", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
 		"ms", time.Since(start).Milliseconds())
 }
 
@@ -349,7 +354,7 @@ func (s *Server) ready(c *gin.Context) {
 		status["organisation"] = "ok"
 		if opening, err := s.DB.SigningOpening(ctx); err != nil || !opening.Open() {
 			status["organisation"], code = "no community is served by a team yet: residents cannot sign; "+
-				"add communities, doctors and teams in the console or with jiayi org import", http.StatusServiceUnavailable
+				"add communities, doctors and teams with jiayi org import (or in the console, by a staff account of an institution)", http.StatusServiceUnavailable
 		}
 	}
 	c.JSON(code, status)

@@ -106,7 +106,7 @@ func TestBrowseExpiresAfterIdling(t *testing.T) {
 	play(t, engineFor(t, "national"), []line{
 		{said: "服务包", flow: "packages"},
 		{at: 29 * time.Minute, said: "2", flow: "packages", contains: []string{"2. 老年人健康管理包"}},
-		{at: 60 * time.Minute, said: "3", flow: "", contains: []string{"已经超过30分钟没有回复，已自动结束", "这句话我还没看懂"}},
+		{at: 60 * time.Minute, said: "3", flow: "", contains: []string{"已经超过30分钟没有回复，已自动结束，需要的话请回复“服务包”重新开始"}, lacks: []string{"没看懂"}},
 		{at: 61 * time.Minute, said: "服务包", flow: "packages", lacks: []string{"自动结束"}},
 		// A one-off question is answered and the list stays open.
 		{at: 62 * time.Minute, said: "我的签约", flow: "packages", contains: []string{"还没有签约家庭医生"}},

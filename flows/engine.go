@@ -214,8 +214,12 @@ func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) 
 		about := conversations[st.Flow].describe()
 		kept := about.pauses && idle <= KeepAnswersFor
 		var err error
+		keyword := ""
+		if len(about.keywords) > 0 {
+			keyword = about.keywords[0]
+		}
 		notice, err = templates.Message("flow_expired", map[string]any{
-			"Title": about.title, "Minutes": int(e.idleAfter().Minutes()), "Kept": kept})
+			"Title": about.title, "Minutes": int(e.idleAfter().Minutes()), "Kept": kept, "Keyword": keyword})
 		if err != nil {
 			return nil, err
 		}
@@ -226,6 +230,11 @@ func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) 
 		}
 	}
 	replies, err := e.dispatch(ctx, st, said, in)
+	// An answer to the question that expired means nothing alone: the
+	// notice says what to do, and "not understood" would contradict it.
+	if notice != "" && len(replies) == 1 && replies[0] == mustMessage("not_understood", nil) {
+		return []string{notice}, err
+	}
 	return prefixed(notice, replies), err
 }
 

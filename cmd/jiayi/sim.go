@@ -55,6 +55,10 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	signer := wechat.Signer{Token: cmp.Or(getenv("JIAYI_WECHAT_TOKEN"), "jiayi"),
 		AppID: cmp.Or(getenv("JIAYI_WECHAT_APPID"), "wxsandbox"), AESKey: getenv("JIAYI_WECHAT_AES_KEY")}
+	if signer.AESKey != "" && !wechat.ValidAESKey(signer.AESKey) {
+		fmt.Fprintln(stderr, "jiayi sim: JIAYI_WECHAT_AES_KEY must be the 43-character EncodingAESKey the server has")
+		return 2
+	}
 	s := &simulator{base: strings.TrimRight(*base, "/"), signer: signer, openID: *openID,
 		http: &http.Client{Timeout: 10 * time.Second}, out: stdout}
 	s.msgID.Store(time.Now().UnixNano())
@@ -127,7 +131,7 @@ func (s *simulator) say(body string) error {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s: %s (is JIAYI_WECHAT_TOKEN the same as the server's?)", s.base, resp.Status, raw)
+		return fmt.Errorf("%s answered %s: %s (%s)", s.base, resp.Status, raw, s.hint(resp.StatusCode))
 	}
 	if s.signer.AESKey != "" && string(raw) != "success" {
 		if raw, err = s.open(raw); err != nil {
@@ -180,6 +184,18 @@ func (s *simulator) showPushes(ctx context.Context) {
 		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", p.Kind, strings.ReplaceAll(text, "\n", "\n      "))
 	}
 	s.seenPushes = len(pushes)
+}
+
+// hint names the settings a refusal points at.
+func (s *simulator) hint(status int) string {
+	switch {
+	case status == http.StatusBadRequest && s.signer.AESKey != "":
+		return "are JIAYI_WECHAT_AES_KEY and JIAYI_WECHAT_APPID the same as the server's?"
+	case status == http.StatusForbidden && s.signer.AESKey == "":
+		return "is JIAYI_WECHAT_TOKEN the same as the server's? If the server has JIAYI_WECHAT_AES_KEY set, give the simulator the same key and JIAYI_WECHAT_APPID"
+	default:
+		return "are JIAYI_WECHAT_TOKEN, JIAYI_WECHAT_AES_KEY and JIAYI_WECHAT_APPID the same as the server's?"
+	}
 }
 
 // open decrypts a safe-mode reply.

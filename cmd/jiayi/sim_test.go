@@ -47,4 +47,10 @@ func TestSimSpeaksSafeModeWithAnAESKey(t *testing.T) {
 		!strings.Contains(errOut.String(), "403") {
 		t.Fatalf("plaintext to a safe-mode server: exit %d, %s", code, errOut.String())
 	}
+	// A key that cannot be one is named before anything is sent.
+	errOut.Reset()
+	if code := run([]string{"sim", "-url", web.URL}, func(k string) string { return map[string]string{"JIAYI_WECHAT_AES_KEY": "short"}[k] },
+		strings.NewReader(""), &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "JIAYI_WECHAT_AES_KEY must be") {
+		t.Fatalf("a short key: exit %d, %s", code, errOut.String())
+	}
 }
