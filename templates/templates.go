@@ -66,7 +66,7 @@ func MessageNames() []string {
 	return names
 }
 
-//go:embed vocabulary.yaml phrases.yaml seasonal.yaml profiles/*.yaml demo/*.yaml
+//go:embed vocabulary.yaml phrases.yaml seasonal.yaml menu.yaml profiles/*.yaml demo/*.yaml
 var dataFiles embed.FS
 
 // Seasonal is the seasonal reminder calendar (seasonal.yaml).
@@ -74,6 +74,15 @@ func Seasonal() []byte {
 	b, err := dataFiles.ReadFile("seasonal.yaml")
 	if err != nil {
 		panic("templates: seasonal.yaml missing from the build: " + err.Error())
+	}
+	return b
+}
+
+// MenuFile is the account's custom menu (menu.yaml).
+func MenuFile() []byte {
+	b, err := dataFiles.ReadFile("menu.yaml")
+	if err != nil {
+		panic("templates: menu.yaml missing from the build: " + err.Error())
 	}
 	return b
 }

@@ -13,11 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jiayi-health/jiayi/flows"
 	"github.com/redis/go-redis/v9"
 	"github.com/silenceper/wechat/v2/credential"
 	"github.com/silenceper/wechat/v2/officialaccount"
 	"github.com/silenceper/wechat/v2/officialaccount/basic"
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
+	"github.com/silenceper/wechat/v2/officialaccount/menu"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 	"github.com/silenceper/wechat/v2/util"
 )
@@ -60,6 +62,7 @@ type Client struct {
 	customer *message.Manager
 	template *message.Template
 	basic    *basic.Basic
+	menu     *menu.Menu
 	tokens   *tokenCache
 	tokenKey string // the SDK's cache key of the stable access token
 }
@@ -76,7 +79,7 @@ func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
 		AppID: a.AppID, AppSecret: a.Secret, Token: a.Token, EncodingAESKey: a.AESKey,
 		Cache: tokens, UseStableAK: true,
 	})
-	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), basic: oa.GetBasic(), tokens: tokens,
+	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), basic: oa.GetBasic(), menu: oa.GetMenu(), tokens: tokens,
 		tokenKey: fmt.Sprintf("%s_stable_access_token_%s", credential.CacheKeyOfficialAccountPrefix, a.AppID)}
 }
 
@@ -210,4 +213,22 @@ func (t *tokenCache) Delete(key string) error {
 	defer cancel()
 	_ = t.rdb.Del(ctx, t.prefix+key).Err()
 	return nil
+}
+
+// SetMenu replaces the account's custom menu; every button sends its key
+// as a click, which the bot reads as the word typed.
+func (c *Client) SetMenu(ctx context.Context, buttons []flows.MenuButton) error {
+	return c.retryStaleToken(ctx, func() error { return c.menu.SetMenu(menuButtons(buttons)) })
+}
+
+func menuButtons(in []flows.MenuButton) []*menu.Button {
+	out := make([]*menu.Button, 0, len(in))
+	for _, b := range in {
+		if len(b.Sub) > 0 {
+			out = append(out, &menu.Button{Name: b.Name, SubButtons: menuButtons(b.Sub)})
+			continue
+		}
+		out = append(out, &menu.Button{Type: "click", Name: b.Name, Key: b.Key})
+	}
+	return out
 }

@@ -48,6 +48,8 @@ commands:
   demo remove
             delete the demo organisation sandbox mode loaded, and what was made
             with it, before going live
+  menu show | push
+            print the custom menu of templates/menu.yaml, or send it to WeChat
   sim       chat with a running jiayi as a resident would (sim -h for options)
   version   print the version
 
@@ -77,7 +79,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-	case "profile", "admin", "org", "demo":
+	case "profile", "admin", "org", "demo", "menu":
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -100,6 +102,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return orgCommand(ctx, args[1:], cfg, stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, args[1:], cfg, stdout, stderr)
+	case "menu":
+		return menuCommand(ctx, args[1:], cfg, stdout, stderr)
 	}
 	return serve(ctx, cfg, log)
 }
