@@ -144,7 +144,7 @@ func TestSimChatsWithASandboxServer(t *testing.T) {
 
 	var out, errOut bytes.Buffer
 	in := strings.NewReader("帮助\n/voice 预约。\n/quit\n")
-	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim"}, func(string) string { return "" }, in, &out, &errOut); code != 0 {
+	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim", "-follow"}, func(string) string { return "" }, in, &out, &errOut); code != 0 {
 		t.Fatalf("sim exit %d: %s", code, errOut.String())
 	}
 	got := out.String()

@@ -24,7 +24,7 @@ import (
 
 const simHelp = `jiayi sim: chat with a running jiayi as a resident would.
 Type a message and press Enter. Also:
-  /follow          follow the account (sent at start)
+  /follow          follow the account (sent at start for a new user, or with -follow)
   /unfollow        unfollow it
   /click KEY       press a menu button
   /voice WORDS     speak (WeChat's speech recognition gives WORDS)
@@ -49,9 +49,13 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "address of the running jiayi")
-	openID := fs.String("openid", fmt.Sprintf("o_sim_%d", time.Now().Unix()), "who you are to the bot")
+	openID := fs.String("openid", "", "who you are to the bot (default: a new user, who follows first)")
+	follow := fs.Bool("follow", false, "follow the account at start (a new user always does)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *openID == "" { // someone new: they find the account and follow it
+		*openID, *follow = fmt.Sprintf("o_sim_%d", time.Now().Unix()), true
 	}
 	signer := wechat.Signer{Token: cmp.Or(getenv("JIAYI_WECHAT_TOKEN"), "jiayi"),
 		AppID: cmp.Or(getenv("JIAYI_WECHAT_APPID"), "wxsandbox"), AESKey: getenv("JIAYI_WECHAT_AES_KEY")}
@@ -66,9 +70,11 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go s.watchPushes(ctx)
-	if err := s.say(s.event("subscribe", "")); err != nil {
-		fmt.Fprintln(stderr, "jiayi sim:", err)
-		return 1
+	if *follow {
+		if err := s.say(s.event("subscribe", "")); err != nil {
+			fmt.Fprintln(stderr, "jiayi sim:", err)
+			return 1
+		}
 	}
 	lines := bufio.NewScanner(stdin)
 	for fmt.Fprint(stdout, "\n我> "); lines.Scan(); fmt.Fprint(stdout, "\n我> ") {

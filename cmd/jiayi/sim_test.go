@@ -34,12 +34,19 @@ func TestSimSpeaksSafeModeWithAnAESKey(t *testing.T) {
 	defer web.Close()
 
 	var out, errOut bytes.Buffer
-	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim_safe"}, func(k string) string { return env[k] },
+	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim_safe", "-follow"}, func(k string) string { return env[k] },
 		strings.NewReader("帮助\n/quit\n"), &out, &errOut); code != 0 {
 		t.Fatalf("sim exit %d: %s", code, errOut.String())
 	}
 	if !strings.Contains(out.String(), "欢迎关注") || !strings.Contains(out.String(), "帮助 —— 再看一次") {
 		t.Fatalf("safe-mode chat:\n%s", out.String())
+	}
+	// Coming back as the same user does not follow again.
+	out.Reset()
+	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim_safe"}, func(k string) string { return env[k] },
+		strings.NewReader("帮助\n/quit\n"), &out, &errOut); code != 0 || strings.Contains(out.String(), "欢迎关注") ||
+		!strings.Contains(out.String(), "帮助 —— 再看一次") {
+		t.Fatalf("the same user again: %d\n%s", code, out.String())
 	}
 	// Without the key the simulator writes plaintext, which is refused.
 	errOut.Reset()
