@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -135,4 +136,54 @@ func reminded(srv *Server, resident string) string {
 		}
 	}
 	return ""
+}
+
+// A move while a job runs its pass wakes it when it next waits; a move too
+// far is refused rather than wrapping the clock back.
+func TestClockMovesAreNotMissedNorTooFar(t *testing.T) {
+	c := NewClock()
+	moved := c.moves()                           // taken before the pass
+	if err := c.Advance(time.Hour); err != nil { // during the pass
+		t.Fatal(err)
+	}
+	woke := make(chan bool, 1)
+	go func() { woke <- c.wait(t.Context(), moved, time.Hour) }()
+	select {
+	case ok := <-woke:
+		if !ok {
+			t.Fatal("wait reported its context ended")
+		}
+	case <-time.After(10 * time.Second): // a hang, not a speed: it should return at once
+		t.Fatal("a move during the pass was missed")
+	}
+	if err := c.Advance(maxOffset); err != ErrClockTooFar {
+		t.Fatalf("past a century: %v", err)
+	}
+	if err := c.MoveTo(time.Now()); err != ErrClockBackwards {
+		t.Fatalf("back to the real time: %v", err)
+	}
+}
+
+// The sandbox clock outlives a restart, and the demo doctors' binding codes
+// outlive any move of it.
+func TestSandboxClockIsKeptAndCodesStayValid(t *testing.T) {
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")}
+	first, _ := newServer(t, env, Options{})
+	if code, _ := moveClock(t, first.Handler(), `{"advance": "720h"}`); code != 200 {
+		t.Fatalf("advance: %d", code)
+	}
+	first.Close()
+	second, _ := newServer(t, env, Options{})
+	if ahead := second.clock.Offset(); ahead < 720*time.Hour || ahead > 721*time.Hour {
+		t.Fatalf("after a restart the clock is %v ahead", ahead)
+	}
+	var demo struct {
+		Doctors []struct {
+			BindingCode string `json:"binding_code"`
+		}
+	}
+	json.Unmarshal(get(t, second.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+	if reply := chat(t, second, "o_clock_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
+		t.Fatalf("a demo code a month of sandbox time later: %s", reply)
+	}
 }

@@ -17,6 +17,7 @@ import (
 // instance runs it; the updates are conditional, so they do not clash.
 func (s *Server) expireContracts(ctx context.Context) {
 	for {
+		moved := s.clock.moves()
 		today := s.clock.Now().In(flows.Shanghai).Format("2006-01-02")
 		if n, err := s.DB.ExpireContracts(ctx, today); err != nil && ctx.Err() == nil {
 			s.log.Error("contract expiry failed", "err", err)
@@ -28,7 +29,7 @@ func (s *Server) expireContracts(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("family signings not confirmed in time lapsed", "count", n)
 		}
-		if !s.clock.wait(ctx, time.Hour) {
+		if !s.clock.wait(ctx, moved, time.Hour) {
 			return
 		}
 	}
@@ -39,6 +40,7 @@ func (s *Server) expireContracts(ctx context.Context) {
 func (s *Server) sendAgendas(ctx context.Context) {
 	done := "" // the day this instance has made its pass
 	for {
+		moved := s.clock.moves()
 		now := s.clock.Now()
 		today := now.In(flows.Shanghai).Format("2006-01-02")
 		if today != done {
@@ -53,7 +55,7 @@ func (s *Server) sendAgendas(ctx context.Context) {
 				done = today
 			}
 		}
-		if !s.clock.wait(ctx, time.Minute) {
+		if !s.clock.wait(ctx, moved, time.Minute) {
 			return
 		}
 	}
@@ -63,12 +65,13 @@ func (s *Server) sendAgendas(ctx context.Context) {
 // each entry is expanded by one instance once a year.
 func (s *Server) runSeasonal(ctx context.Context) {
 	for {
+		moved := s.clock.moves()
 		if n, err := flows.RunSeasonal(ctx, s.DB, s.Sealer, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.log.Error("seasonal reminders failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("seasonal reminders enqueued", "pushes", n)
 		}
-		if !s.clock.wait(ctx, 10*time.Minute) {
+		if !s.clock.wait(ctx, moved, 10*time.Minute) {
 			return
 		}
 	}
@@ -78,6 +81,7 @@ func (s *Server) runSeasonal(ctx context.Context) {
 // to 50 seconds every minute. A township (a few teams) keeps none.
 func (s *Server) refreshRollups(ctx context.Context) {
 	for {
+		moved := s.clock.moves()
 		run, err := flows.RefreshRollups(ctx, s.DB, s.Sealer, s.clock.Now, 50*time.Second)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -85,7 +89,7 @@ func (s *Server) refreshRollups(ctx context.Context) {
 		case run.Counted > 0:
 			s.log.Info("indicator rollups counted", "teams", run.Counted, "still_due", run.Stale)
 		}
-		if !s.clock.wait(ctx, time.Minute) {
+		if !s.clock.wait(ctx, moved, time.Minute) {
 			return
 		}
 	}
@@ -96,6 +100,7 @@ func (s *Server) refreshRollups(ctx context.Context) {
 func (s *Server) daily(ctx context.Context, what string, run func(context.Context, time.Time) (int, error)) {
 	done := ""
 	for {
+		moved := s.clock.moves()
 		today := s.clock.Now().In(flows.Shanghai).Format("2006-01-02")
 		if today != done {
 			if n, err := run(ctx, s.clock.Now()); err != nil {
@@ -107,7 +112,7 @@ func (s *Server) daily(ctx context.Context, what string, run func(context.Contex
 				s.log.Info("daily job done", "job", what, "count", n)
 			}
 		}
-		if !s.clock.wait(ctx, time.Hour) {
+		if !s.clock.wait(ctx, moved, time.Hour) {
 			return
 		}
 	}
@@ -134,10 +139,11 @@ func (s *Server) materialiseSlots(ctx context.Context) {
 // unanswered and tells residents whose request waits long, hourly.
 func (s *Server) followUpSignRequests(ctx context.Context) {
 	for {
+		moved := s.clock.moves()
 		if _, err := flows.FollowUpSignRequests(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.log.Error("sign request follow-up failed", "err", err)
 		}
-		if !s.clock.wait(ctx, time.Hour) {
+		if !s.clock.wait(ctx, moved, time.Hour) {
 			return
 		}
 	}

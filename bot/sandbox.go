@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 // loadDemo gives a new sandbox the region's demo organisation, and every
 // unbound demo doctor a fresh binding code, so the doctor's side can be tried.
 func (s *Server) loadDemo(ctx context.Context) error {
+	s.restoreClock()
 	loaded, err := profile.LoadDemo(ctx, s.DB, s.Config.Region)
 	if err != nil {
 		return err
@@ -43,7 +45,9 @@ func (s *Server) loadDemo(ctx context.Context) error {
 		if d.OpenID.Valid || s.demoCodes[d.ID] != "" {
 			continue
 		}
-		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, s.clock.Now(), s.Config.BindingTTL)
+		// Valid as far as the sandbox clock can go: moving it must not
+		// expire the codes /sandbox/demo shows.
+		code, err := flows.IssueBindingCode(ctx, s.DB, s.Sealer, d.ID, s.clock.Now(), maxOffset+s.Config.BindingTTL)
 		if err != nil {
 			return err
 		}
@@ -139,13 +143,33 @@ func (s *Server) demo(c *gin.Context) {
 	c.JSON(http.StatusOK, demo)
 }
 
-// sandboxNow is the clock messages are stamped with: the sandbox's, which
-// can be moved; in production WeChat's own time (nil).
-func (s *Server) sandboxNow() func() time.Time {
+// sandboxAhead is how far messages' times move: the sandbox clock's lead;
+// in production none (nil), WeChat's own time.
+func (s *Server) sandboxAhead() func() time.Duration {
 	if s.Config.Sandbox() {
-		return s.clock.Now
+		return s.clock.Offset
 	}
 	return nil
+}
+
+// clockFile keeps the sandbox clock's lead beside a SQLite database, so a
+// restart does not take it back behind the times already recorded.
+func (s *Server) clockFile() string { return storage.BesideDatabase(s.Config.DatabaseURL, ".clock") }
+
+// restoreClock puts the sandbox clock where the last run left it.
+func (s *Server) restoreClock() {
+	path := s.clockFile()
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return // none yet: the real time
+	}
+	if d, err := time.ParseDuration(strings.TrimSpace(string(b))); err == nil {
+		s.clock.setOffset(d)
+		s.log.Info("sandbox clock restored", "ahead", d.String())
+	}
 }
 
 // clockView is the sandbox time as GET and POST /sandbox/clock answer it.
@@ -193,6 +217,11 @@ func (s *Server) moveClock(c *gin.Context) {
 		return
 	}
 	s.log.Info("sandbox clock moved", "ahead", s.clock.Offset().Round(time.Second).String())
+	if path := s.clockFile(); path != "" {
+		if err := os.WriteFile(path, []byte(s.clock.Offset().String()+"\n"), 0o600); err != nil {
+			s.log.Error("sandbox clock not kept; a restart takes it back", "err", err)
+		}
+	}
 	s.Pushes.Wake()
 	c.JSON(http.StatusOK, s.clockView())
 }

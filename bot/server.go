@@ -290,7 +290,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		Log:             s.log,
 		Requests:        s.Redis,
 		Senders:         s.Redis,
-		Now:             s.sandboxNow(),
+		Ahead:           s.sandboxAhead(),
 		MaxPerMinute:    s.Config.MaxPerMinute,
 		AcceptPlaintext: s.Config.AcceptPlaintext,
 	}

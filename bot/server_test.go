@@ -228,6 +228,9 @@ func TestProductionHasNoSandboxRoutes(t *testing.T) {
 			t.Fatalf("sandbox route %s in production: %d", route, rec.Code)
 		}
 	}
+	if code, _ := moveClock(t, h, `{"advance": "26h"}`); code != http.StatusNotFound {
+		t.Fatalf("the clock moved in production: %d", code)
+	}
 	if rec := postText(t, h, "jiayi", "o_p", "帮助", 1); rec.Code != http.StatusForbidden {
 		t.Fatalf("sandbox token accepted in production: %d", rec.Code)
 	}

@@ -39,7 +39,7 @@ func parseMenu(b []byte) ([]MenuButton, error) {
 		if top.Name == "" || len(top.Name) > menuTopBytes {
 			errs = append(errs, fmt.Errorf("button %q: a name of 1 to %d bytes", top.Name, menuTopBytes))
 		}
-		if (top.Key == "") == (len(top.Sub) == 0) || len(top.Sub) > menuBelow {
+		if (top.Key == "") == (len(top.Sub) == 0) || len(top.Sub) > menuBelow || len(top.Key) > menuKeyBytes {
 			errs = append(errs, fmt.Errorf("button %q: a key, or 1 to %d buttons below it", top.Name, menuBelow))
 		}
 		for _, b := range top.Sub {

@@ -14,10 +14,14 @@ import (
 // SnapshotFileFor is where the embedded store keeps its conversations
 // beside a SQLite database, so that a restart on embedded defaults loses
 // none; "" for other databases (which run with a real Redis).
-func SnapshotFileFor(databaseURL string) string {
+func SnapshotFileFor(databaseURL string) string { return BesideDatabase(databaseURL, ".sessions") }
+
+// BesideDatabase is a file beside a SQLite database, named after it with
+// suffix; "" for other databases.
+func BesideDatabase(databaseURL, suffix string) string {
 	if d, dsn, err := ParseDatabaseURL(databaseURL); err == nil && d == SQLite {
 		if path := strings.TrimPrefix(strings.SplitN(dsn, "?", 2)[0], "file:"); path != ":memory:" {
-			return path + ".sessions"
+			return path + suffix
 		}
 	}
 	return ""

@@ -42,9 +42,10 @@ type Webhook struct {
 		CountMessage(ctx context.Context, openID, msgKey string, window time.Duration) (int, error)
 	}
 	MaxPerMinute int
-	// Now, when set, stamps each message instead of WeChat's CreateTime: a
-	// sandbox whose clock was moved forward talks in the sandbox's time.
-	Now func() time.Time
+	// Ahead, when set, moves each message's time (WeChat's CreateTime) by
+	// the sandbox clock's lead, so a sandbox whose clock was moved forward
+	// talks in its own time; a retry keeps the time its first try had.
+	Ahead func() time.Duration
 	// AcceptPlaintext lets plaintext messages in although an AES key is set,
 	// while an account moves to safe mode; otherwise only encrypted ones
 	// are (in safe or compatible mode).
@@ -101,8 +102,8 @@ func (w *Webhook) Receive(c *gin.Context) {
 		c.String(http.StatusOK, "success")
 		return
 	}
-	if w.Now != nil {
-		in.in.At = w.Now()
+	if w.Ahead != nil {
+		in.in.At = in.in.At.Add(w.Ahead())
 	}
 	reply, how := w.Turns.Handle(c.Request.Context(), turn.Message{In: in.in, DedupeKey: in.dedupe})
 	outcome = string(how)

@@ -68,8 +68,11 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	s.msgID.Store(time.Now().UnixNano())
 	fmt.Fprint(stdout, simHelp)
 	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go s.watchPushes(ctx)
+	s.showPushes(ctx, false) // coming back: what came before is not news
+	var watching sync.WaitGroup
+	watching.Add(1)
+	go func() { defer watching.Done(); s.watchPushes(ctx) }()
+	defer func() { stop(); watching.Wait() }()
 	if *follow {
 		if err := s.say(s.event("subscribe", "")); err != nil {
 			fmt.Fprintln(stderr, "jiayi sim:", err)
@@ -148,7 +151,7 @@ func (s *simulator) say(body string) error {
 	if string(raw) != "success" && xml.Unmarshal(raw, &reply) == nil && reply.Content != "" {
 		fmt.Fprintf(s.out, "\n家医> %s\n", strings.ReplaceAll(reply.Content, "\n", "\n      "))
 	}
-	s.showPushes(context.Background())
+	s.showPushes(context.Background(), true)
 	return nil
 }
 
@@ -160,13 +163,14 @@ func (s *simulator) watchPushes(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
-			s.showPushes(ctx)
+			s.showPushes(ctx, true)
 		}
 	}
 }
 
-// showPushes prints what the sandbox recorded for this user since last time.
-func (s *simulator) showPushes(ctx context.Context) {
+// showPushes prints what the sandbox recorded for this user since last
+// time (or, with print false, only notes how much there is).
+func (s *simulator) showPushes(ctx context.Context, print bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/sandbox/outbox?to="+url.QueryEscape(s.openID), nil)
@@ -183,6 +187,9 @@ func (s *simulator) showPushes(ctx context.Context) {
 		return // not a sandbox server
 	}
 	for _, p := range pushes[min(s.seenPushes, len(pushes)):] {
+		if !print {
+			break
+		}
 		text := p.Text
 		if text == "" {
 			text = string(p.Data)
