@@ -57,14 +57,11 @@ func demoSeed(ctx context.Context, residents int, cfg config.Config, stdout, std
 		fmt.Fprintln(stderr, "jiayi demo seed:", err)
 		return 1
 	}
-	db, err := storage.Open(ctx, cfg.DatabaseURL)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		return fail(err)
-	}
 	if err := profile.Ensure(ctx, db, cfg.Region); err != nil {
 		return fail(err)
 	}
@@ -98,14 +95,11 @@ func demoRemove(ctx context.Context, cfg config.Config, stdout, stderr io.Writer
 		return fail(err)
 	}
 	defer unlock()
-	db, err := storage.Open(ctx, cfg.DatabaseURL)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		return fail(err)
-	}
 	removed, err := db.RemoveDemo(ctx, "jiayi demo remove")
 	if err != nil {
 		return fail(err)
@@ -113,4 +107,17 @@ func demoRemove(ctx context.Context, cfg config.Config, stdout, stderr io.Writer
 	out, _ := json.Marshal(removed)
 	fmt.Fprintln(stdout, string(out))
 	return 0
+}
+
+// openMigrated opens JIAYI_DATABASE_URL with every migration applied.
+func openMigrated(ctx context.Context, cfg config.Config) (*storage.DB, error) {
+	db, err := storage.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }

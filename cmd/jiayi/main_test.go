@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,22 +124,7 @@ func TestServeStartsOnDefaultsAndStopsCleanlyOnSIGTERM(t *testing.T) {
 }
 
 func TestSimChatsWithASandboxServer(t *testing.T) {
-	cfg, err := config.Load(func(k string) string {
-		if k == "JIAYI_DATABASE_URL" {
-			return "sqlite:" + filepath.Join(t.TempDir(), "sim.db")
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := bot.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), bot.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	web := httptest.NewServer(srv.Handler())
-	defer web.Close()
+	web := sandboxWeb(t, map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "sim.db")})
 
 	var out, errOut bytes.Buffer
 	in := strings.NewReader("帮助\n/voice 预约。\n/quit\n")

@@ -21,17 +21,7 @@ func TestSimSpeaksSafeModeWithAnAESKey(t *testing.T) {
 		"JIAYI_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "safe.db"),
 		"JIAYI_WECHAT_AES_KEY": "jiayiTestKeyJiayiTestKeyJiayiTestKey0123456",
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := bot.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), bot.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	web := httptest.NewServer(srv.Handler())
-	defer web.Close()
+	web := sandboxWeb(t, env)
 
 	var out, errOut bytes.Buffer
 	if code := run([]string{"sim", "-url", web.URL, "-openid", "o_sim_safe", "-follow"}, func(k string) string { return env[k] },
@@ -60,4 +50,22 @@ func TestSimSpeaksSafeModeWithAnAESKey(t *testing.T) {
 		strings.NewReader(""), &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "JIAYI_WECHAT_AES_KEY must be") {
 		t.Fatalf("a short key: exit %d, %s", code, errOut.String())
 	}
+}
+
+// sandboxWeb serves a sandbox server configured by env over HTTP, as jiayi
+// serve would, for the simulator to talk to.
+func sandboxWeb(t *testing.T, env map[string]string) *httptest.Server {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := bot.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), bot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	return web
 }
