@@ -2,24 +2,24 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"encoding/xml"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
+	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jiayi-health/jiayi/bot/wechat"
-	"github.com/silenceper/wechat/v2/util"
 )
 
 const simHelp = `jiayi sim: chat with a running jiayi as a resident would.
@@ -28,6 +28,8 @@ Type a message and press Enter. Also:
   /unfollow        unfollow it
   /click KEY       press a menu button
   /voice WORDS     speak (WeChat's speech recognition gives WORDS)
+  /clock 26h       move the sandbox clock forward (or to a time: /clock 2026-12-24T08:00:00+08:00)
+  /wait 3s         wait, showing the pushes that arrive meanwhile (for scripts)
   /quit            leave
 Pushes the bot sends you afterwards (sandbox mode) are shown as [推送].
 `
@@ -36,10 +38,9 @@ Pushes the bot sends you afterwards (sandbox mode) are shown as [推送].
 // the replies, and in sandbox mode the pushes recorded for this user.
 type simulator struct {
 	base, openID string
-	signer       wechat.Signer // with JIAYI_WECHAT_AES_KEY set, messages go encrypted, as in safe mode
+	phone        *wechat.Phone // with JIAYI_WECHAT_AES_KEY set, messages go encrypted, as in safe mode
 	http         *http.Client
 	out          io.Writer
-	msgID        atomic.Int64
 	mu           sync.Mutex // shown pushes: the chat and the watcher both look
 	seenPushes   int
 }
@@ -50,11 +51,18 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "address of the running jiayi")
 	openID := fs.String("openid", "", "who you are to the bot (default: a new user, who follows first)")
+	as := fs.String("as", "", "be the same person every run, named by anything (a phone number, a name): for scripts; follows only with -follow or /follow")
 	follow := fs.Bool("follow", false, "follow the account at start (a new user always does)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *openID == "" { // someone new: they find the account and follow it
+	switch {
+	case *as != "" && *openID != "":
+		fmt.Fprintln(stderr, "jiayi sim: give -as or -openid, not both")
+		return 2
+	case *as != "":
+		*openID = simOpenID(*as)
+	case *openID == "": // someone new: they find the account and follow it
 		*openID, *follow = fmt.Sprintf("o_sim_%d", time.Now().Unix()), true
 	}
 	signer := wechat.Signer{Token: cmp.Or(getenv("JIAYI_WECHAT_TOKEN"), "jiayi"),
@@ -63,10 +71,13 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "jiayi sim: JIAYI_WECHAT_AES_KEY must be the 43-character EncodingAESKey the server has")
 		return 2
 	}
-	s := &simulator{base: strings.TrimRight(*base, "/"), signer: signer, openID: *openID,
-		http: &http.Client{Timeout: 10 * time.Second}, out: stdout}
-	s.msgID.Store(time.Now().UnixNano())
-	fmt.Fprint(stdout, simHelp)
+	client := &http.Client{Timeout: 10 * time.Second}
+	s := &simulator{base: strings.TrimRight(*base, "/"), openID: *openID, http: client, out: stdout,
+		phone: &wechat.Phone{Base: *base, Signer: signer, HTTP: client}}
+	script := !isTerminal(stdin)
+	if !script {
+		fmt.Fprint(stdout, simHelp)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	s.showPushes(ctx, false) // coming back: what came before is not news
 	var watching sync.WaitGroup
@@ -74,7 +85,7 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	go func() { defer watching.Done(); s.watchPushes(ctx) }()
 	defer func() { stop(); watching.Wait() }()
 	if *follow {
-		if err := s.say(s.event("subscribe", "")); err != nil {
+		if err := s.say(wechat.Action{Kind: "follow"}); err != nil {
 			fmt.Fprintln(stderr, "jiayi sim:", err)
 			return 1
 		}
@@ -82,75 +93,103 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	lines := bufio.NewScanner(stdin)
 	for fmt.Fprint(stdout, "\n我> "); lines.Scan(); fmt.Fprint(stdout, "\n我> ") {
 		line := strings.TrimSpace(lines.Text())
-		var body string
-		switch cmd, rest, _ := strings.Cut(line, " "); cmd {
-		case "":
-			continue
-		case "/quit":
-			return 0
-		case "/follow":
-			body = s.event("subscribe", "")
-		case "/unfollow":
-			body = s.event("unsubscribe", "")
-		case "/click":
-			body = s.event("CLICK", rest)
-		case "/voice":
-			body = s.message("voice", "<MediaId>sim</MediaId><Format>amr</Format><Recognition><![CDATA["+rest+"]]></Recognition>")
-		default:
-			body = s.message("text", "<Content><![CDATA["+line+"]]></Content>")
+		if script { // the transcript shows what was said, as a terminal would
+			fmt.Fprintln(stdout, line)
 		}
-		if err := s.say(body); err != nil {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if line == "/quit" {
+			return 0
+		}
+		if err := s.do(line); err != nil {
 			fmt.Fprintln(stderr, "jiayi sim:", err)
 			return 1
 		}
 	}
+	time.Sleep(time.Second) // a script's last message may have set off a push
+	s.showPushes(context.Background(), true)
 	return 0
 }
 
-func (s *simulator) message(msgType, fields string) string {
-	return fmt.Sprintf("<xml><ToUserName>gh_sim</ToUserName><FromUserName>%s</FromUserName><CreateTime>%d</CreateTime>"+
-		"<MsgType>%s</MsgType>%s<MsgId>%d</MsgId></xml>", s.openID, time.Now().Unix(), msgType, fields, s.msgID.Add(1))
-}
-
-func (s *simulator) event(name, key string) string {
-	return fmt.Sprintf("<xml><ToUserName>gh_sim</ToUserName><FromUserName>%s</FromUserName><CreateTime>%d</CreateTime>"+
-		"<MsgType>event</MsgType><Event>%s</Event><EventKey><![CDATA[%s]]></EventKey></xml>", s.openID, time.Now().Unix(), name, key)
-}
-
-// say posts one message and prints the passive reply and any new pushes.
-func (s *simulator) say(body string) error {
-	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), strconv.FormatInt(rand.Int64(), 36)
-	q := url.Values{"nonce": {nonce}, "openid": {s.openID}}
-	if s.signer.AESKey != "" {
-		enc, msgSignature, at, err := s.signer.Encrypt([]byte(body), nonce)
-		if err != nil {
-			return err
+// do carries out one line typed or read from a script.
+func (s *simulator) do(line string) error {
+	cmd, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch cmd {
+	case "/follow":
+		return s.say(wechat.Action{Kind: "follow"})
+	case "/unfollow":
+		return s.say(wechat.Action{Kind: "unfollow"})
+	case "/click":
+		return s.say(wechat.Action{Kind: "click", Text: rest})
+	case "/voice":
+		return s.say(wechat.Action{Kind: "voice", Text: rest})
+	case "/clock":
+		return s.moveClock(rest)
+	case "/wait":
+		d, err := time.ParseDuration(rest)
+		if err != nil || d < 0 || d > 10*time.Minute {
+			return fmt.Errorf("/wait takes a duration up to 10m, such as 3s")
 		}
-		ts = strconv.FormatInt(at, 10)
-		q.Set("encrypt_type", "aes")
-		q.Set("msg_signature", msgSignature)
-		body = "<xml><ToUserName><![CDATA[gh_sim]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"
+		time.Sleep(d)
+		s.showPushes(context.Background(), true)
+		return nil
 	}
-	q.Set("timestamp", ts)
-	q.Set("signature", util.Signature(s.signer.Token, ts, nonce))
-	resp, err := s.http.Post(s.base+"/wechat?"+q.Encode(), "text/xml", strings.NewReader(body))
+	return s.say(wechat.Action{Kind: "text", Text: line})
+}
+
+// simOpenID is the openid -as NAME stands for: the same every run, and not
+// NAME itself, which may be a phone number.
+func simOpenID(name string) string {
+	sum := sha256.Sum256([]byte("jiayi sim -as " + name))
+	return "o_sim_" + hex.EncodeToString(sum[:8])
+}
+
+// isTerminal says whether r is a person typing rather than a script.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// say sends one action and prints the passive reply and any new pushes.
+func (s *simulator) say(a wechat.Action) error {
+	reply, err := s.phone.Send(context.Background(), s.openID, a)
+	if refused := (*wechat.ErrRefused)(nil); errors.As(err, &refused) {
+		return fmt.Errorf("%s answered %d: %s (%s)", s.base, refused.Status, refused.Body, s.hint(refused.Status))
+	}
+	if err != nil {
+		return err
+	}
+	if reply != "" {
+		fmt.Fprintf(s.out, "\n家医> %s\n", strings.ReplaceAll(reply, "\n", "\n      "))
+	}
+	s.showPushes(context.Background(), true)
+	return nil
+}
+
+// moveClock moves the sandbox clock: a duration forward, or to a time.
+func (s *simulator) moveClock(arg string) error {
+	body := map[string]string{"advance": arg}
+	if _, err := time.Parse(time.RFC3339, arg); err == nil {
+		body = map[string]string{"to": arg}
+	}
+	raw, _ := json.Marshal(body)
+	resp, err := s.http.Post(s.base+"/sandbox/clock", "application/json", bytes.NewReader(raw))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s: %s (%s)", s.base, resp.Status, raw, s.hint(resp.StatusCode))
+	var view struct{ Now, Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&view); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/clock %s: %s answered %s %s (the clock moves only in sandbox mode, on this machine)", arg, s.base, resp.Status, view.Error)
 	}
-	if s.signer.AESKey != "" && string(raw) != "success" {
-		if raw, err = s.open(raw); err != nil {
-			return err
-		}
-	}
-	var reply struct{ Content string }
-	if string(raw) != "success" && xml.Unmarshal(raw, &reply) == nil && reply.Content != "" {
-		fmt.Fprintf(s.out, "\n家医> %s\n", strings.ReplaceAll(reply.Content, "\n", "\n      "))
-	}
+	fmt.Fprintf(s.out, "\n[时钟] 现在是 %s\n", view.Now)
+	time.Sleep(time.Second) // the jobs look again at once; give them a moment
 	s.showPushes(context.Background(), true)
 	return nil
 }
@@ -202,22 +241,13 @@ func (s *simulator) showPushes(ctx context.Context, print bool) {
 // hint names the settings a refusal points at.
 func (s *simulator) hint(status int) string {
 	switch {
-	case status == http.StatusBadRequest && s.signer.AESKey != "":
+	case status == http.StatusBadRequest && s.phone.Signer.AESKey != "":
 		return "are JIAYI_WECHAT_AES_KEY and JIAYI_WECHAT_APPID the same as the server's?"
-	case status == http.StatusForbidden && s.signer.AESKey == "":
+	case status == http.StatusForbidden && s.phone.Signer.AESKey == "":
 		return "is JIAYI_WECHAT_TOKEN the same as the server's? If the server has JIAYI_WECHAT_AES_KEY set, give the simulator the same key and JIAYI_WECHAT_APPID"
 	default:
 		return "are JIAYI_WECHAT_TOKEN, JIAYI_WECHAT_AES_KEY and JIAYI_WECHAT_APPID the same as the server's?"
 	}
-}
-
-// open decrypts a safe-mode reply.
-func (s *simulator) open(raw []byte) ([]byte, error) {
-	var env struct{ Encrypt, MsgSignature, TimeStamp, Nonce string }
-	if err := xml.Unmarshal(raw, &env); err != nil {
-		return nil, fmt.Errorf("reply is not a safe-mode envelope: %w", err)
-	}
-	return s.signer.Decrypt(env.MsgSignature, env.TimeStamp, env.Nonce, env.Encrypt)
 }
 
 // lockedWriter lets the chat and the pushes arriving print without

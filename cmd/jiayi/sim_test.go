@@ -69,3 +69,42 @@ func sandboxWeb(t *testing.T, env map[string]string) *httptest.Server {
 	t.Cleanup(web.Close)
 	return web
 }
+
+// A script read from stdin plays as typed, each line shown after its
+// prompt; -as names the same person every run without putting a phone
+// number in the openid; /clock moves the sandbox clock.
+func TestSimRunsScriptsAsOnePerson(t *testing.T) {
+	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "script.db")}
+	web := sandboxWeb(t, env)
+	play := func(script string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		code := run([]string{"sim", "-url", web.URL, "-as", "13800000000"}, func(k string) string { return env[k] },
+			strings.NewReader(script), &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, code := play("/follow\n# a comment is skipped\n帮助\n/clock 26h\n")
+	if code != 0 || !strings.Contains(out, "欢迎关注") || !strings.Contains(out, "我> 帮助\n") ||
+		!strings.Contains(out, "帮助 —— 再看一次") || !strings.Contains(out, "[时钟] 现在是") {
+		t.Fatalf("script: exit %d %s\n%s", code, errOut, out)
+	}
+	if strings.Contains(out, "Type a message") {
+		t.Fatalf("a script's transcript carries the terminal's help:\n%s", out)
+	}
+	// The same person again: the bot remembers them (no second welcome is
+	// needed), and what they were sent before is not shown as news.
+	out, _, code = play("我的签约\n")
+	if code != 0 || strings.Contains(out, "欢迎关注") || !strings.Contains(out, "我> 我的签约") {
+		t.Fatalf("second run: exit %d\n%s", code, out)
+	}
+	if id := simOpenID("13800000000"); strings.Contains(id, "13800000000") || id != simOpenID("13800000000") || id == simOpenID("13800000001") {
+		t.Fatalf("-as openid %q", id)
+	}
+	if _, errOut, code := play("/clock yesterday\n"); code != 1 || !strings.Contains(errOut, "/clock yesterday") {
+		t.Fatalf("a clock move that cannot be: exit %d %s", code, errOut)
+	}
+	var errOut2 bytes.Buffer
+	if code := run([]string{"sim", "-url", web.URL, "-as", "x", "-openid", "o_y"}, func(string) string { return "" },
+		strings.NewReader(""), &bytes.Buffer{}, &errOut2); code != 2 {
+		t.Fatalf("-as with -openid: exit %d %s", code, errOut2.String())
+	}
+}
