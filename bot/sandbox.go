@@ -184,30 +184,42 @@ func (s *Server) clockView() clockView {
 
 func (s *Server) showClock(c *gin.Context) { c.JSON(http.StatusOK, s.clockView()) }
 
-// moveClock moves the sandbox clock forward: {"advance": "26h"} or
-// {"to": "2026-12-24T08:00:00+08:00"}. The background jobs look again at
-// once, and the dispatcher sends what fell due.
+// moveClock moves the sandbox clock forward: {"advance": "26h"},
+// {"to": "2026-12-24T08:00:00+08:00"}, or {"next": "solar_term"} (the day
+// the next solar term begins, 08:00) or {"next": "seasonal"} (08:00 on the
+// seasonal calendar's next reminder day, when its pushes fall due). The
+// background jobs look again at once, and the dispatcher sends what fell due.
 func (s *Server) moveClock(c *gin.Context) {
 	var in struct {
 		Advance string `json:"advance"`
 		To      string `json:"to"`
+		Next    string `json:"next"`
 	}
-	if err := c.ShouldBindJSON(&in); err != nil || (in.Advance == "") == (in.To == "") {
-		c.JSON(http.StatusBadRequest, gin.H{"error": `send {"advance": "26h"} or {"to": "2026-12-24T08:00:00+08:00"}`})
+	if err := c.ShouldBindJSON(&in); err != nil || countSet(in.Advance, in.To, in.Next) != 1 {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `send {"advance": "26h"}, {"to": "2026-12-24T08:00:00+08:00"} or {"next": "solar_term"} or {"next": "seasonal"}`})
 		return
 	}
 	var err error
-	if in.Advance != "" {
+	view := gin.H{}
+	switch {
+	case in.Advance != "":
 		var d time.Duration
 		if d, err = time.ParseDuration(in.Advance); err != nil {
 			c.JSON(http.StatusBadRequest, gin.H{"error": "advance must be a duration such as 90m, 26h or 720h"})
 			return
 		}
 		err = s.clock.Advance(d)
-	} else {
+	case in.To != "":
 		var t time.Time
 		if t, err = time.Parse(time.RFC3339, in.To); err != nil {
 			c.JSON(http.StatusBadRequest, gin.H{"error": "to must be a time in RFC 3339, e.g. 2026-12-24T08:00:00+08:00"})
+			return
+		}
+		err = s.clock.MoveTo(t)
+	default:
+		var t time.Time
+		if t, view["next"], err = nextDay(in.Next, s.clock.Now()); err != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 			return
 		}
 		err = s.clock.MoveTo(t)
@@ -223,7 +235,43 @@ func (s *Server) moveClock(c *gin.Context) {
 		}
 	}
 	s.Pushes.Wake()
-	c.JSON(http.StatusOK, s.clockView())
+	cv := s.clockView()
+	view["now"], view["ahead"] = cv.Now, cv.Ahead
+	c.JSON(http.StatusOK, view)
+}
+
+func countSet(v ...string) int {
+	n := 0
+	for _, s := range v {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// nextDay is the time {"next": what} moves the clock to, and what happens
+// then in words (the solar term's name, the reminders' codes).
+func nextDay(what string, now time.Time) (time.Time, string, error) {
+	switch what {
+	case "solar_term":
+		// The first term whose day's 08:00 is still to come (before 08:00
+		// on a term's own day, that term).
+		name, day, err := flows.NextSolarTerm(now.Add(-8 * time.Hour))
+		return day.Add(8 * time.Hour), name, err
+	case "seasonal":
+		entries, err := flows.SeasonalCalendar()
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		at, on, err := flows.NextSeasonal(entries, now)
+		var codes []string
+		for _, e := range on {
+			codes = append(codes, e.Code)
+		}
+		return at, strings.Join(codes, ", "), err
+	}
+	return time.Time{}, "", fmt.Errorf(`next must be "solar_term" or "seasonal", not %q`, what)
 }
 
 // outbox lists what the stand-in was asked to send to ?to=OPENID, each with
@@ -233,21 +281,21 @@ func (s *Server) outbox(c *gin.Context) {
 	sent := s.StandIn.Outbox(c.Query("to"))
 	for i, m := range sent {
 		if m.Kind == "template" && m.Text == "" {
-			sent[i].Text = templateText(m.Data)
+			sent[i].Title, sent[i].Text = templateText(m.Data)
 		}
 	}
 	c.JSON(http.StatusOK, sent)
 }
 
-// templateText is a sandbox template message in words: its template is
-// named after the push kind, whose words flows knows.
-func templateText(raw json.RawMessage) string {
+// templateText is a sandbox template message's title and words: its
+// template is named after the push kind, whose words flows knows.
+func templateText(raw json.RawMessage) (title, text string) {
 	var msg struct {
 		TemplateID string                            `json:"template_id"`
 		Data       map[string]struct{ Value string } `json:"data"`
 	}
 	if json.Unmarshal(raw, &msg) != nil {
-		return ""
+		return "", ""
 	}
 	fields := map[string]string{}
 	for k, v := range msg.Data {
@@ -255,11 +303,12 @@ func templateText(raw json.RawMessage) string {
 	}
 	kind, ok := strings.CutPrefix(msg.TemplateID, "sandbox_")
 	if !ok {
-		return ""
+		return "", ""
 	}
 	text, err := flows.PushText(kind, fields)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return text
+	title, _ = flows.PushTitle(kind)
+	return title, text
 }

@@ -202,6 +202,7 @@ func (s *Server) openWeChat(opt Options) (wechat.Account, *wechat.Client) {
 	switch {
 	case cfg.Sandbox():
 		s.StandIn = sandbox.New()
+		s.StandIn.Now = s.clock.Now // what it records is stamped with the sandbox time the person would see
 		account.Secret = s.StandIn.Secret()
 		wechat.UseTransport(sandbox.Transport{})
 		s.log.Warn("SANDBOX MODE: JIAYI_WECHAT_SECRET is empty, nothing reaches WeChat; " +
@@ -306,6 +307,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		r.GET("/sandbox/demo", loopbackOnly, s.demo)
 		r.GET("/sandbox/clock", loopbackOnly, s.showClock)
 		r.POST("/sandbox/clock", loopbackOnly, s.moveClock)
+		s.registerSimulator(r, account)
 	}
 	return r
 }

@@ -223,7 +223,7 @@ func TestProductionHasNoSandboxRoutes(t *testing.T) {
 	if srv.StandIn != nil {
 		t.Fatal("production server built a stand-in")
 	}
-	for _, route := range []string{"/sandbox/outbox", "/sandbox/clock"} {
+	for _, route := range []string{"/sandbox/outbox", "/sandbox/clock", "/sim", "/sim/setup", "/sim/assets/sim.js"} {
 		if rec := get(t, h, route, local); rec.Code != http.StatusNotFound {
 			t.Fatalf("sandbox route %s in production: %d", route, rec.Code)
 		}

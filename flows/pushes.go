@@ -79,6 +79,11 @@ func PushText(kind string, fields map[string]string) (string, error) {
 	return templates.Message("push_"+kind, data)
 }
 
+// PushTitle is the title a template message of this kind shows above its
+// fields, as the account's template in WeChat names it; the simulator
+// draws template cards with it.
+func PushTitle(kind string) (string, error) { return templates.Message("push_title_"+kind, nil) }
+
 // DoctorRecipient addresses a push to a doctor by record, resolved to their
 // WeChat when sent: a doctor not yet bound gets it once they bind.
 func DoctorRecipient(doctorID int64) string { return "doctor:" + strconv.FormatInt(doctorID, 10) }

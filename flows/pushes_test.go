@@ -65,5 +65,8 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		if !made[kind] {
 			t.Errorf("push kind %s has no constructor in this test", kind)
 		}
+		if title, err := PushTitle(kind); err != nil || title == "" {
+			t.Errorf("push kind %s has no title: %v", kind, err)
+		}
 	}
 }

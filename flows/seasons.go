@@ -3,6 +3,7 @@ package flows
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -231,4 +232,53 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 		total += n
 	}
 	return total, nil
+}
+
+// NextSolarTerm is the first solar term to begin after now: its name and
+// its day (midnight, Asia/Shanghai).
+func NextSolarTerm(now time.Time) (string, time.Time, error) {
+	year := now.In(Shanghai).Year()
+	for _, y := range []int{year, year + 1} {
+		for _, name := range solarTerms {
+			day, err := SolarTerm(y, name)
+			if err != nil {
+				return "", time.Time{}, err
+			}
+			if day.After(now) {
+				return name, day, nil
+			}
+		}
+	}
+	return "", time.Time{}, fmt.Errorf("flows.NextSolarTerm: none after %s", now)
+}
+
+// NextSeasonal is the calendar's next reminder day after now, 08:00 when
+// its pushes fall due, and the entries that start that day.
+func NextSeasonal(entries []SeasonalEntry, now time.Time) (time.Time, []SeasonalEntry, error) {
+	var next time.Time
+	var on []SeasonalEntry
+	year := now.In(Shanghai).Year()
+	for _, e := range entries {
+		for _, y := range []int{year, year + 1} {
+			day, err := e.Day(y)
+			if err != nil {
+				return time.Time{}, nil, err
+			}
+			due := day.Add(8 * time.Hour)
+			if !due.After(now) {
+				continue
+			}
+			switch {
+			case next.IsZero() || due.Before(next):
+				next, on = due, []SeasonalEntry{e}
+			case due.Equal(next):
+				on = append(on, e)
+			}
+			break
+		}
+	}
+	if next.IsZero() {
+		return time.Time{}, nil, errors.New("flows.NextSeasonal: the calendar is empty")
+	}
+	return next, on, nil
 }

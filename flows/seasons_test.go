@@ -165,3 +165,56 @@ func TestRunSeasonalExpandsEachEntryOnce(t *testing.T) {
 		t.Fatal("not exactly one flu reminder")
 	}
 }
+
+// The clock's jumps land on the next solar term and the next reminder day,
+// across the turn of the year too.
+func TestNextSolarTermAndNextSeasonal(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", s, Shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for now, want := range map[string]string{
+		"2026-12-02 10:00": "大雪 2026-12-07",
+		"2026-12-07 00:00": "冬至 2026-12-22", // the term's own midnight is not after it
+		"2026-12-23 09:00": "小寒 2027-01-05",
+	} {
+		name, day, err := NextSolarTerm(at(now))
+		if got := name + " " + day.Format("2006-01-02"); err != nil || got != want || day.Location() != Shanghai {
+			t.Errorf("after %s: %s %v, want %s", now, got, err, want)
+		}
+	}
+	var entries []SeasonalEntry
+	for _, e := range []struct {
+		code  string
+		term  string
+		month int
+		day   int
+	}{{"a", "立冬", 0, 0}, {"b", "", 3, 15}, {"c", "", 3, 15}} {
+		var s SeasonalEntry
+		s.Code, s.On.Term, s.On.Month, s.On.Day = e.code, e.term, e.month, e.day
+		entries = append(entries, s)
+	}
+	for now, want := range map[string]string{
+		"2026-12-02 10:00": "2027-03-15 08:00 b,c", // both of the day, next year
+		"2026-11-07 07:59": "2026-11-07 08:00 a",   // 立冬 2026 is on the 7th: still to come at 07:59
+		"2026-11-07 08:00": "2027-03-15 08:00 b,c",
+	} {
+		next, on, err := NextSeasonal(entries, at(now))
+		got := next.In(Shanghai).Format("2006-01-02 15:04") + " "
+		for i, e := range on {
+			if i > 0 {
+				got += ","
+			}
+			got += e.Code
+		}
+		if err != nil || got != want {
+			t.Errorf("after %s: %q %v, want %q", now, got, err, want)
+		}
+	}
+	if _, _, err := NextSeasonal(nil, at("2026-12-02 10:00")); err == nil {
+		t.Error("an empty calendar has no next day")
+	}
+}

@@ -138,6 +138,12 @@ func Profile(code string) (data []byte, path string, err error) {
 //go:embed console
 var Console embed.FS
 
+// Sim holds the browser simulator's page and assets (sandbox mode only),
+// served from the binary like the console: no CDN.
+//
+//go:embed sim
+var Sim embed.FS
+
 // Phrases is what residents say and what jiayi takes it to mean
 // (phrases.yaml).
 func Phrases() []byte {

@@ -190,6 +190,9 @@ func TestEveryMessageRendersAndFitsOneReply(t *testing.T) {
 	}
 	for _, name := range names {
 		data, ok := samples[name]
+		if strings.HasPrefix(name, "push_title_") { // a template message's title takes no data
+			ok = true
+		}
 		if !ok {
 			t.Errorf("%s: no sample data in this test", name)
 			continue

@@ -22,15 +22,20 @@ import (
 
 // Message is one recorded outbound call.
 type Message struct {
-	To   string          `json:"to"`
-	Kind string          `json:"kind"` // customer-service, template, subscribe, mass, tags, menu, token
-	Text string          `json:"text,omitempty"`
-	Data json.RawMessage `json:"data,omitempty"`
-	At   time.Time       `json:"at"`
+	To   string `json:"to"`
+	Kind string `json:"kind"` // customer-service, template, subscribe, mass, tags, menu, token
+	// Title is a template message's title; the server fills it and Text.
+	Title string          `json:"title,omitempty"`
+	Text  string          `json:"text,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	At    time.Time       `json:"at"`
 }
 
 // StandIn is one Official Account's WeChat API.
 type StandIn struct {
+	// Now stamps what it records; nil is the real time. Set before use.
+	Now func() time.Time
+
 	id     string
 	secret string
 
@@ -174,7 +179,11 @@ type obj = map[string]any
 var ok = obj{"errcode": 0, "errmsg": "ok"}
 
 func (s *StandIn) record(m Message) {
-	m.At = time.Now().UTC()
+	m.At = time.Now()
+	if s.Now != nil {
+		m.At = s.Now()
+	}
+	m.At = m.At.UTC()
 	s.mu.Lock()
 	s.sent = append(s.sent, m)
 	s.mu.Unlock()

@@ -1,0 +1,114 @@
+package bot
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jiayi-health/jiayi/bot/wechat"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// simulator serves /sim, a WeChat-like chat in the browser for sandbox
+// mode: several people side by side, the account's menu, template cards
+// and pushes arriving live. What a person does there goes to /wechat as
+// WeChat would send it (signed, and encrypted with an AES key), through
+// the same handler WeChat's requests reach; nothing is taken as typed.
+type simulator struct {
+	phone *wechat.Phone
+	clock *Clock
+	name  string // the account's name shown above the chat
+}
+
+// registerSimulator adds /sim and its assets; sandbox mode only, from
+// this machine only, like /sandbox/.
+func (s *Server) registerSimulator(r gin.IRouter, account wechat.Account) {
+	// The page's messages reach the server's own /wechat in process:
+	// the full handler, so signatures, decryption, replay and per-sender
+	// limits apply as to WeChat's requests.
+	sim := &simulator{clock: s.clock, name: "家庭医生签约服务",
+		phone: &wechat.Phone{Base: "http://jiayi.sim", Signer: wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey},
+			HTTP: &http.Client{Transport: handlerTransport{s.Handler}, Timeout: 10 * time.Second}}}
+	assets, err := fs.Sub(templates.Sim, "sim")
+	if err != nil {
+		panic("templates/sim missing from the build: " + err.Error())
+	}
+	page, err := fs.ReadFile(assets, "index.html")
+	if err != nil {
+		panic("templates/sim/index.html missing from the build: " + err.Error())
+	}
+	g := r.Group("/sim", loopbackOnly)
+	g.GET("", func(c *gin.Context) { c.Data(http.StatusOK, "text/html; charset=utf-8", page) })
+	g.GET("/assets/*file", func(c *gin.Context) {
+		c.Header("Cache-Control", "no-cache")
+		c.FileFromFS(strings.TrimPrefix(c.Param("file"), "/"), http.FS(assets))
+	})
+	g.GET("/setup", sim.setup)
+	g.POST("/say", sim.say)
+}
+
+// setup is what the page draws before anyone speaks: the account's name
+// and custom menu.
+func (m *simulator) setup(c *gin.Context) {
+	menu, err := flows.Menu()
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"account": m.name, "menu": menu, "safe_mode": m.phone.Signer.AESKey != ""})
+}
+
+// say sends {"openid", "kind", "text"} (kind text, voice, click, follow or
+// unfollow) to /wechat and answers {"reply", "at"}: the passive reply,
+// empty when the bot answered later or not at all, and the sandbox time.
+func (m *simulator) say(c *gin.Context) {
+	var in struct {
+		OpenID string `json:"openid"`
+		Kind   string `json:"kind"`
+		Text   string `json:"text"`
+	}
+	if err := c.ShouldBindJSON(&in); err != nil || !simOpenID(in.OpenID) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `send {"openid": "o_...", "kind": "text", "text": "签约"}; an openid is letters, digits, - and _`})
+		return
+	}
+	at := m.clock.Now().In(flows.Shanghai).Format(time.RFC3339)
+	reply, err := m.phone.Send(c.Request.Context(), in.OpenID, wechat.Action{Kind: in.Kind, Text: in.Text})
+	if refused := (*wechat.ErrRefused)(nil); errors.As(err, &refused) {
+		c.JSON(http.StatusBadGateway, gin.H{"error": "/wechat refused the message: " + refused.Body, "status": refused.Status})
+		return
+	}
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"reply": reply, "at": at})
+}
+
+// simOpenID accepts what WeChat's openids look like (28 characters of
+// letters, digits, - and _), a little longer for readable test names.
+func simOpenID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// handlerTransport delivers a request to a handler in process.
+type handlerTransport struct{ handler func() http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	req.RemoteAddr = "127.0.0.1:0"
+	t.handler().ServeHTTP(rec, req)
+	return rec.Result(), nil
+}

@@ -1,0 +1,283 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+func simSay(t *testing.T, h http.Handler, remote, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/sim/say", bytes.NewReader([]byte(body)))
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+// The page's messages go to /wechat as WeChat sends them: with an AES key
+// set (where /wechat takes only encrypted messages) they are encrypted and
+// answered; the page and its API are for this machine only.
+func TestSimulatorSpeaksThroughTheWebhook(t *testing.T) {
+	srv, _ := newServer(t, map[string]string{"JIAYI_WECHAT_AES_KEY": "jiayiTestKeyJiayiTestKeyJiayiTestKey0123456"}, Options{})
+	h := srv.Handler()
+	code, out := simSay(t, h, local, `{"openid": "o_web_safe", "kind": "follow"}`)
+	if code != 200 || !strings.Contains(fmt.Sprint(out["reply"]), "欢迎关注") {
+		t.Fatalf("follow: %d %v", code, out)
+	}
+	if _, err := time.Parse(time.RFC3339, fmt.Sprint(out["at"])); err != nil {
+		t.Fatalf("no sandbox time with the reply: %v", out)
+	}
+	code, out = simSay(t, h, local, `{"openid": "o_web_safe", "kind": "voice", "text": "帮助"}`)
+	if code != 200 || !strings.Contains(fmt.Sprint(out["reply"]), "帮助 —— 再看一次") {
+		t.Fatalf("a voice message heard as 帮助: %d %v", code, out)
+	}
+	code, out = simSay(t, h, local, `{"openid": "o_web_safe", "kind": "click", "text": "服务包"}`)
+	if code != 200 || !strings.Contains(fmt.Sprint(out["reply"]), "服务包") {
+		t.Fatalf("the menu's 服务包: %d %v", code, out)
+	}
+	for body, want := range map[string]int{
+		`{"openid": "o_web<x>", "kind": "text", "text": "帮助"}`: http.StatusBadRequest, // not an openid
+		`{"openid": "o_web_safe", "kind": "image"}`:            http.StatusBadRequest,
+		`not json`: http.StatusBadRequest,
+	} {
+		if code, out := simSay(t, h, local, body); code != want {
+			t.Errorf("%s: %d %v, want %d", body, code, out, want)
+		}
+	}
+	if code, _ := simSay(t, h, "10.0.0.8:4000", `{"openid": "o_web_safe", "kind": "text", "text": "帮助"}`); code != http.StatusNotFound {
+		t.Fatalf("/sim/say from another host: %d", code)
+	}
+	for _, route := range []string{"/sim", "/sim/setup", "/sim/assets/sim.js"} {
+		if rec := get(t, h, route, "10.0.0.8:4000"); rec.Code != http.StatusNotFound {
+			t.Fatalf("%s from another host: %d", route, rec.Code)
+		}
+		if rec := get(t, h, route, local); rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d", route, rec.Code)
+		}
+	}
+	var setup struct {
+		Menu []flows.MenuButton
+	}
+	json.Unmarshal(get(t, h, "/sim/setup", local).Body.Bytes(), &setup)
+	if menu, _ := flows.Menu(); len(setup.Menu) != len(menu) || setup.Menu[0].Name != menu[0].Name {
+		t.Fatalf("the page's menu %+v is not templates/menu.yaml's", setup.Menu)
+	}
+}
+
+// The clock jumps to the next solar term and the next seasonal reminder day,
+// and says which.
+func TestClockJumpsToTheNextSolarTermAndReminder(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	moveTo := func(body string) (time.Time, string) {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(body))
+		req.RemoteAddr = local
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var v struct{ Now, Next string }
+		json.Unmarshal(rec.Body.Bytes(), &v)
+		at, err := time.Parse(time.RFC3339, v.Now)
+		if rec.Code != 200 || err != nil {
+			t.Fatalf("%s: %d %s", body, rec.Code, rec.Body)
+		}
+		return at, v.Next
+	}
+	before := srv.clock.Now()
+	at, term := moveTo(`{"next": "solar_term"}`)
+	day, err := flows.SolarTerm(at.In(flows.Shanghai).Year(), term)
+	if err != nil || !at.Equal(day.Add(8*time.Hour)) || !at.After(before) || at.Sub(before) > 16*24*time.Hour {
+		t.Fatalf("next solar term: %s %q (%v), from %s", at, term, err, before)
+	}
+	at, codes := moveTo(`{"next": "seasonal"}`)
+	entries, _ := flows.SeasonalCalendar()
+	for _, code := range strings.Split(codes, ", ") {
+		found := false
+		for _, e := range entries {
+			if d, _ := e.Day(at.In(flows.Shanghai).Year()); e.Code == code && d.Add(8*time.Hour).Equal(at) {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("next seasonal: %s names %q, which is not due then", at, codes)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(`{"next": "新年"}`))
+	req.RemoteAddr = local
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("next 新年: %d", rec.Code)
+	}
+}
+
+// TestSimulatorInABrowser is the newcomer's tour in a real browser: a new
+// resident and a demo doctor side by side; the resident signs, and the
+// doctor's card arrives without the doctor writing; the doctor confirms,
+// the resident books, the clock jumps to the day before the visit and the
+// reminder arrives. With JIAYI_SCREENSHOTS=DIR it also saves sim.png
+// there (the README's picture: JIAYI_SCREENSHOTS=docs/screenshots).
+func TestSimulatorInABrowser(t *testing.T) {
+	chromium(t)
+	srv, base := live(t, map[string]string{}, Options{})
+	var demo struct {
+		Doctors []struct {
+			ID   int64
+			Name string
+		}
+	}
+	json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+
+	ctx := browse(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // starts the browser, for as long as the test
+		t.Fatalf("start Chromium: %v", err)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(step, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	textIn := func(phone string) string {
+		t.Helper()
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+js(phone)+`).innerText`))
+		if err != nil {
+			t.Fatalf("read %s: %v", phone, err)
+		}
+		return text
+	}
+	// waitFor waits until the phone shows want in an element matching sel.
+	waitFor := func(phone, sel, want string) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		cond := `[...document.querySelectorAll(` + js(phone+" "+sel) + `)].some(e => e.innerText.includes(` + js(want) + `))`
+		if _, err := chromedp.Run(step, chromedp.Poll[bool](cond)); err != nil {
+			t.Fatalf("%s never showed %q in %s: %v\n%s", phone, want, sel, err, textIn(phone))
+		}
+	}
+	replies := func(phone string) int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+js(phone+" .row.bot")+`).length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// say types into a phone and waits for the bot's answer.
+	say := func(phone, text string) string {
+		t.Helper()
+		n := replies(phone)
+		run("say "+text+" in "+phone,
+			chromedp.SendKeys(chromedp.CSS(phone+" .input input"), text),
+			chromedp.Click(chromedp.CSS(phone+" .input .send")))
+		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		last, err := chromedp.Run(step, chromedp.Poll[string](`(() => { const r = document.querySelectorAll(`+js(phone+" .row.bot")+`);
+			return r.length > `+fmt.Sprint(n)+` ? r[r.length - 1].innerText : null; })()`))
+		if err != nil {
+			t.Fatalf("no answer to %q in %s: %v\n%s", text, phone, err, textIn(phone))
+		}
+		return last
+	}
+
+	run("open the simulator", chromedp.Navigate(base+"/sim"))
+	resident := ""
+	waitFor("main", ".phone .row.bot", "欢迎关注") // a new resident follows at once
+	openID, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("section.phone").dataset.openid`))
+	if err != nil || !strings.HasPrefix(openID, "o_web_") {
+		t.Fatalf("the first phone: %q %v", openID, err)
+	}
+	resident = `section.phone[data-openid="` + openID + `"]`
+
+	doctor := `section.phone[data-openid="o_web_doctor_` + fmt.Sprint(demo.Doctors[0].ID) + `"]`
+	run("add the demo doctor",
+		chromedp.Evaluate[chromedp.Void](`(() => { const add = document.getElementById("add");
+			add.value = "doctor:`+fmt.Sprint(demo.Doctors[0].ID)+`"; add.dispatchEvent(new Event("change")); })()`))
+	waitFor(doctor, ".row.bot", "绑定成功") // the page sent the doctor's binding code for them
+
+	// The menu: 签约 opens its sub-buttons; 服务包 answers with the packages.
+	run("tap the menu",
+		chromedp.Click(chromedp.CSS(resident+" .to-menu")),
+		chromedp.Click(chromedp.Search(`//section[@data-openid="`+openID+`"]//button[@class="top" and starts-with(., "签约")]`)),
+		chromedp.Click(chromedp.Search(`//section[@data-openid="`+openID+`"]//div[@class="sub"]/button[text()="服务包"]`)))
+	waitFor(resident, ".sys", "点了菜单“服务包”")
+	waitFor(resident, ".row.bot", "服务包")
+	run("back to the keyboard", chromedp.Click(chromedp.CSS(resident+" .to-keyboard")))
+
+	for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
+		say(resident, s)
+	}
+	number := regexp.MustCompile(`QY\d{10}`).FindString(say(resident, "同意"))
+	if number == "" {
+		t.Fatalf("no contract number:\n%s", textIn(resident))
+	}
+	// The doctor wrote nothing since binding: the card comes by itself.
+	waitFor(doctor, ".card.template", number)
+	waitFor(doctor, ".card.template .card-title", "签约申请通知")
+	if reply := say(doctor, "确认 "+number); !strings.Contains(reply, number) {
+		t.Fatalf("the doctor's confirmation: %s", reply)
+	}
+	waitFor(resident, ".card.template .card-title", "签约成功通知")
+
+	// Speaking works as typing does: 预约 said aloud.
+	run("switch to voice", chromedp.Click(chromedp.CSS(resident+" .input .voice")))
+	if reply := say(resident, "预约"); !strings.Contains(reply, "1") {
+		t.Fatalf("预约 by voice: %s", reply)
+	}
+	waitFor(resident, ".row.me .heard", "预约")
+	run("switch to typing", chromedp.Click(chromedp.CSS(resident+" .input .voice")))
+	for _, s := range []string{"1", "1", "2", "上午", "1"} {
+		say(resident, s)
+	}
+	if reply := say(resident, "确认"); !strings.Contains(reply, "预约成功") {
+		t.Fatalf("book: %s\n%s", reply, textIn(resident))
+	}
+	waitFor(doctor, ".card.template .card-title", "新预约通知")
+
+	// The day before the visit: the reminder arrives on the resident's phone.
+	var due time.Time
+	raw := storagetest.SQLAt(t, srv.Config.DatabaseURL)
+	if err := raw.Get(&due, raw.Rebind(`SELECT due_at FROM outbox WHERE kind = 'appointment_reminder' AND recipient = ? ORDER BY due_at LIMIT 1`), openID); err != nil {
+		t.Fatalf("no reminder waits: %v", err)
+	}
+	to := due.Add(time.Minute).In(flows.Shanghai)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`api("/sandbox/clock", {to: `+js(to.Format(time.RFC3339))+`})`,
+		chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("move the clock: %v", err)
+	}
+	waitFor(resident, ".card.template .card-title", "就诊提醒")
+	waitFor("header", "#now", fmt.Sprintf("%d月%d日", to.Month(), to.Day()))
+	waitFor("header", "#now", to.Format("15:04")) // the page shows the moved clock
+
+	if dir := os.Getenv("JIAYI_SCREENSHOTS"); dir != "" {
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sim.png"), shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
