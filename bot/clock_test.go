@@ -187,3 +187,34 @@ func TestSandboxClockIsKeptAndCodesStayValid(t *testing.T) {
 		t.Fatalf("a demo code a month of sandbox time later: %s", reply)
 	}
 }
+
+// What the database stamps keeps to the sandbox clock: a resident who signs
+// after the clock jumped a month made a fresh request, which the follow-up
+// job leaves alone, not one a month old.
+func TestSandboxTimesStampedByTheDatabaseFollowTheClock(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	if code, _ := moveClock(t, h, `{"advance": "720h"}`); code != 200 {
+		t.Fatalf("advance: %d", code)
+	}
+	resident := "o_stamp_res"
+	for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
+		chat(t, srv, resident, s)
+	}
+	number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
+	if number == "" {
+		t.Fatal("no contract")
+	}
+	var created time.Time
+	raw := storagetest.SQLAt(t, srv.Config.DatabaseURL)
+	if err := raw.Get(&created, `SELECT created_at FROM contracts WHERE number = ?`, number); err != nil {
+		t.Fatal(err)
+	}
+	if d := srv.clock.Now().Sub(created); d < 0 || d > time.Minute {
+		t.Fatalf("the contract was made at %s, %v before the sandbox time", created, d)
+	}
+	n, err := flows.FollowUpSignRequests(t.Context(), srv.DB, srv.clock.Now())
+	if err != nil || n != 0 {
+		t.Fatalf("a request made a moment ago was followed up: %d %v", n, err)
+	}
+}

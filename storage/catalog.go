@@ -163,7 +163,7 @@ func (db *DB) ProfileCode(ctx context.Context) (string, error) {
 func (db *DB) SaveCatalog(ctx context.Context, c Catalog, actor string) error {
 	const op = "SaveCatalog"
 	return db.inTx(ctx, op, func(tx *DB) error {
-		now := time.Now().UTC()
+		now := db.now()
 		if _, err := tx.exec(ctx, op+": profile", `
 INSERT INTO region_profile (id, code, name, settings, loaded_at) VALUES (1, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
@@ -380,7 +380,7 @@ func (db *DB) audit(ctx context.Context, op, actor, action, subject, detail stri
 // read it; a NULL institution is deployment-wide.
 func (db *DB) auditIn(ctx context.Context, op, actor string, institution sql.NullInt64, action, subject, detail string) error {
 	_, err := db.exec(ctx, op, `INSERT INTO audit_log (at, actor, institution_id, action, subject, detail)
-		VALUES (?, ?, ?, ?, ?, ?)`, time.Now().UTC(), actor, institution, action, subject, detail)
+		VALUES (?, ?, ?, ?, ?, ?)`, db.now(), actor, institution, action, subject, detail)
 	return err
 }
 

@@ -94,7 +94,7 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		now := time.Now().UTC()
+		now := db.now()
 		residentID, err := tx.upsertResident(ctx, op, nc.Resident, now)
 		if isUniqueViolation(err) { // the same person is being signed at this moment elsewhere
 			return fail(op, ErrLiveContract)
@@ -233,7 +233,7 @@ func (db *DB) SetGroupTags(ctx context.Context, residentID int64, tags []string)
 
 // addEvents records the same state change of several contracts.
 func (db *DB) addEvents(ctx context.Context, op string, contractIDs []int64, actor, from, to, reason string) error {
-	now := time.Now().UTC()
+	now := db.now()
 	rows := make([][]any, len(contractIDs))
 	for i, id := range contractIDs {
 		rows[i] = []any{id, now, actor, from, to, reason}
@@ -463,7 +463,7 @@ func (db *DB) ChangeStatus(ctx context.Context, c StatusChange) error {
 		var id int64
 		at := c.At
 		if at.IsZero() {
-			at = time.Now()
+			at = db.now()
 		}
 		var confirmed, ended sql.NullTime
 		switch {
@@ -691,7 +691,7 @@ func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
 			return err
 		}
 		if err := tx.sel(ctx, op, &ids, `UPDATE contracts SET status = 'expired', change_team_id = NULL, change_doctor_id = NULL,
-		ended_at = COALESCE(ended_at, ?) WHERE status = 'active' AND term_end < ? RETURNING id`, time.Now().UTC(), today); err != nil {
+		ended_at = COALESCE(ended_at, ?) WHERE status = 'active' AND term_end < ? RETURNING id`, db.now(), today); err != nil {
 			return err
 		}
 		if err := tx.withdrawTeamChanges(ctx, op, "contract ended", waiting...); err != nil {
@@ -833,7 +833,7 @@ func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident
 		}
 		if _, err := tx.exec(ctx, op, `UPDATE residents SET community_id = ?, phone_sealed = COALESCE(NULLIF(?, ''), phone_sealed),
 			phone_hash = COALESCE(NULLIF(?, ''), phone_hash), phone_masked = COALESCE(NULLIF(?, ''), phone_masked), updated_at = ?
-			WHERE id = ?`, r.CommunityID, r.PhoneSealed, r.PhoneHash, r.PhoneMasked, time.Now().UTC(), id); err != nil {
+			WHERE id = ?`, r.CommunityID, r.PhoneSealed, r.PhoneHash, r.PhoneMasked, db.now(), id); err != nil {
 			return err
 		}
 		var community string

@@ -45,7 +45,7 @@ func (r OutboxRow) Fields() (map[string]string, error) {
 // skipped, so replaying a step never sends twice. The pushes written make
 // the transaction call OnPushes when it commits.
 func (db *DB) enqueue(ctx context.Context, op string, pushes []Push) error {
-	now := time.Now().UTC()
+	now := db.now()
 	rows := make([][]any, len(pushes))
 	for i, p := range pushes {
 		payload, err := json.Marshal(p.Fields)

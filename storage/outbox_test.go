@@ -232,3 +232,23 @@ func TestRemindersOffWithdrawsPending(t *testing.T) {
 		}
 	})
 }
+
+// A push with no due time is due at the time the database stamps: the
+// sandbox's clock once SetClock gave it one.
+func TestOutboxStampsWithTheSetClock(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ahead := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+		db.SetClock(func() time.Time { return ahead })
+		if err := db.Apply(ctx, storage.Changes{Pushes: []storage.Push{push("c:clock:req", "o_clock")}}); err != nil {
+			t.Fatal(err)
+		}
+		if early, err := db.ClaimDue(ctx, 10, time.Minute, ahead.Add(-time.Second), 99); err != nil || len(early) != 0 {
+			t.Fatalf("claimed before the set clock's time: %+v %v", early, err)
+		}
+		rows, err := db.ClaimDue(ctx, 10, time.Minute, ahead, 99)
+		if err != nil || len(rows) != 1 || rows[0].Key != "c:clock:req" {
+			t.Fatalf("claimed %+v %v, want one due at %s", rows, err, ahead)
+		}
+	})
+}

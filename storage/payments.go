@@ -130,7 +130,7 @@ func (db *DB) RecordPayment(ctx context.Context, scope Scope, number string, p P
 			return fail(op, fmt.Errorf("%d fen against %+v: %w", p.Fen, a, ErrAmount))
 		}
 		_, err = tx.exec(ctx, op, `INSERT INTO payments (contract_id, kind, fen, method, receipt, recorded_by, recorded_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, c.ID, p.Kind, p.Fen, p.Method, p.Receipt, p.RecordedBy, time.Now().UTC())
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, c.ID, p.Kind, p.Fen, p.Method, p.Receipt, p.RecordedBy, db.now())
 		if isUniqueViolation(err) {
 			return fail(op, fmt.Errorf("receipt %s: %w", p.Receipt, ErrExists))
 		}

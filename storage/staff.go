@@ -70,7 +70,7 @@ func (db *DB) CreateStaff(ctx context.Context, s Staff, actor string) (int64, er
 			}
 		}
 		err := tx.get(ctx, op, &id, `INSERT INTO staff (username, role, institution_id, doctor_id, password_hash, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, s.Username, s.Role, s.InstitutionID, s.DoctorID, s.PasswordHash, time.Now().UTC())
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, s.Username, s.Role, s.InstitutionID, s.DoctorID, s.PasswordHash, db.now())
 		if isUniqueViolation(err) {
 			return fail(op, fmt.Errorf("user name %q: %w", s.Username, ErrExists))
 		}

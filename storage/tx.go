@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
@@ -19,7 +20,22 @@ import (
 // common.
 type shared struct {
 	onPushes atomic.Pointer[func()]
-	sandbox  atomic.Bool // see SetSandbox
+	sandbox  atomic.Bool                      // see SetSandbox
+	clock    atomic.Pointer[func() time.Time] // see SetClock
+}
+
+// SetClock makes the times this package stamps itself (created_at,
+// recorded_at, a push's default due time) come from now: the sandbox's
+// movable clock, so a request made after the clock jumped a month is not a
+// month old. Unset, the real time.
+func (db *DB) SetClock(now func() time.Time) { db.shared.clock.Store(&now) }
+
+// now is the time this package stamps, in UTC.
+func (db *DB) now() time.Time {
+	if f := db.shared.clock.Load(); f != nil {
+		return (*f)().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // txState is one open transaction, shared by the DB handed to its function

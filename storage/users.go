@@ -64,7 +64,7 @@ func (db *DB) Apply(ctx context.Context, c Changes) error {
 // upsertUser lets the newest event by WeChat's clock decide subscribed, so a
 // retried old message cannot resubscribe someone who has since unfollowed.
 func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
-	now := time.Now().UTC()
+	now := db.now()
 	var unsubscribedAt any
 	if !s.Subscribed {
 		unsubscribedAt = now
