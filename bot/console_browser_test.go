@@ -202,6 +202,28 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := textOf("#indicators tbody td"); got != "签约率" {
 		t.Fatalf("the first indicator: %q", got)
 	}
+	screenshot(t, ctx, "console.png")
+}
+
+// screenshot saves the whole page as JIAYI_SCREENSHOTS/name when that is
+// set (the README's pictures: JIAYI_SCREENSHOTS=$PWD/docs/screenshots go
+// test ./bot -run Browser); tests otherwise write nothing.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("JIAYI_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // paperID is a synthetic ID number of a resident signed on paper.

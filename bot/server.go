@@ -123,6 +123,9 @@ func (s *Server) openDatabase(ctx context.Context) (err error) {
 		return err
 	}
 	s.DB.SetSandbox(cfg.Sandbox())
+	if cfg.Sandbox() { // what the database stamps keeps to the sandbox clock, as the jobs do
+		s.DB.SetClock(s.clock.Now)
+	}
 	if applied, err := s.DB.Migrate(ctx); err != nil {
 		return err
 	} else if len(applied) > 0 {
@@ -385,6 +388,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer jobs.Done(); s.refreshRollups(background) }()
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
+	if s.StandIn != nil {
+		s.log.Warn("SANDBOX MODE: try it in a browser on this machine: http://" + browserAddr(ln.Addr()) + "/sim")
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -444,4 +450,17 @@ func OpenSealer(ctx context.Context, cfg config.Config, db *storage.DB, log *slo
 		return nil, err
 	}
 	return sealer, nil
+}
+
+// browserAddr is how a browser on this machine reaches a listener: an
+// unspecified host (":8080") is localhost.
+func browserAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -268,16 +266,5 @@ func TestSimulatorInABrowser(t *testing.T) {
 	waitFor("header", "#now", fmt.Sprintf("%d月%d日", to.Month(), to.Day()))
 	waitFor("header", "#now", to.Format("15:04")) // the page shows the moved clock
 
-	if dir := os.Getenv("JIAYI_SCREENSHOTS"); dir != "" {
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "sim.png"), shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	screenshot(t, ctx, "sim.png")
 }

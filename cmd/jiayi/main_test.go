@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,7 +102,20 @@ func TestServeStartsOnDefaultsAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	if addr == "" || !sandboxWarned {
 		t.Fatalf("no listening address or sandbox warning in the log")
 	}
+	// Next the log names the simulator's address, for a browser here.
+	simURL := ""
+	if lines.Scan() {
+		simURL = regexp.MustCompile(`http://\S+/sim`).FindString(lines.Text())
+	}
 	go io.Copy(io.Discard, stderr)
+	if simURL == "" {
+		t.Fatal("the log does not say where the simulator is")
+	}
+	if page, err := http.Get(simURL); err != nil || page.StatusCode != 200 {
+		t.Fatalf("%s: %v %v", simURL, page, err)
+	} else {
+		page.Body.Close()
+	}
 	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", resp, err)
