@@ -258,10 +258,9 @@ func TestSimulatorInABrowser(t *testing.T) {
 		t.Fatalf("no reminder waits: %v", err)
 	}
 	to := due.Add(time.Minute).In(flows.Shanghai)
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`api("/sandbox/clock", {to: `+js(to.Format(time.RFC3339))+`})`,
-		chromedp.EvalAwaitPromise)); err != nil {
-		t.Fatalf("move the clock: %v", err)
-	}
+	run("set the clock to the reminder's minute",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("clock-to").value = `+js(to.Format("2006-01-02T15:04"))),
+		chromedp.Click(chromedp.CSS(`button[data-to]`)))
 	waitFor(resident, ".card.template .card-title", "就诊提醒")
 	waitFor("header", "#now", fmt.Sprintf("%d月%d日", to.Month(), to.Day()))
 	waitFor("header", "#now", to.Format("15:04")) // the page shows the moved clock

@@ -109,6 +109,7 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	time.Sleep(time.Second) // a script's last message may have set off a push
 	s.showPushes(context.Background(), true)
+	fmt.Fprintln(stdout)
 	return 0
 }
 
@@ -219,8 +220,8 @@ func (s *simulator) showPushes(ctx context.Context, print bool) {
 	}
 	defer resp.Body.Close()
 	var pushes []struct {
-		Kind, Text string
-		Data       json.RawMessage
+		Kind, Title, Text string
+		Data              json.RawMessage
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&pushes) != nil {
 		return // not a sandbox server
@@ -233,7 +234,7 @@ func (s *simulator) showPushes(ctx context.Context, print bool) {
 		if text == "" {
 			text = string(p.Data)
 		}
-		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", p.Kind, strings.ReplaceAll(text, "\n", "\n      "))
+		fmt.Fprintf(s.out, "\n[推送·%s] %s\n", cmp.Or(p.Title, p.Kind), strings.ReplaceAll(text, "\n", "\n      "))
 	}
 	s.seenPushes = len(pushes)
 }

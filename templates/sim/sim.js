@@ -220,7 +220,12 @@ async function refreshClock() {
 document.getElementById("clock").addEventListener("click", async ev => {
   const b = ev.target.closest("button");
   if (!b) return;
-  const body = b.dataset.advance ? { advance: b.dataset.advance } : { next: b.dataset.next };
+  let body = b.dataset.advance ? { advance: b.dataset.advance } : { next: b.dataset.next };
+  if (b.dataset.to) {
+    const v = document.getElementById("clock-to").value; // 2026-12-24T18:00, Beijing time
+    if (!v) return;
+    body = { to: (v.length === 16 ? v + ":00" : v) + "+08:00" };
+  }
   const noteEl = document.getElementById("clock-note");
   try {
     const v = await api("/sandbox/clock", body);
