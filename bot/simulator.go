@@ -2,7 +2,9 @@ package bot
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 )
 
@@ -20,9 +23,11 @@ import (
 // WeChat would send it (signed, and encrypted with an AES key), through
 // the same handler WeChat's requests reach; nothing is taken as typed.
 type simulator struct {
-	phone *wechat.Phone
-	clock *Clock
-	name  string // the account's name shown above the chat
+	phone  *wechat.Phone
+	clock  *Clock
+	name   string // the account's name shown above the chat
+	db     *storage.DB
+	sealer *storage.Sealer
 }
 
 // registerSimulator adds /sim and its assets; sandbox mode only, from
@@ -31,7 +36,7 @@ func (s *Server) registerSimulator(r gin.IRouter, account wechat.Account) {
 	// The page's messages reach the server's own /wechat in process:
 	// the full handler, so signatures, decryption, replay and per-sender
 	// limits apply as to WeChat's requests.
-	sim := &simulator{clock: s.clock, name: "家庭医生签约服务",
+	sim := &simulator{clock: s.clock, name: "家庭医生签约服务", db: s.DB, sealer: s.Sealer,
 		phone: &wechat.Phone{Base: "http://jiayi.sim", Signer: wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey},
 			HTTP: &http.Client{Transport: handlerTransport{s.Handler}, Timeout: 10 * time.Second}}}
 	assets, err := fs.Sub(templates.Sim, "sim")
@@ -50,6 +55,7 @@ func (s *Server) registerSimulator(r gin.IRouter, account wechat.Account) {
 	})
 	g.GET("/setup", sim.setup)
 	g.POST("/say", sim.say)
+	g.POST("/signed", sim.signed)
 }
 
 // setup is what the page draws before anyone speaks: the account's name
@@ -87,6 +93,57 @@ func (m *simulator) say(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"reply": reply, "at": at})
+}
+
+// signedNames are the made-up people the simulator signs.
+var signedNames = []string{"张桂兰", "李秀珍", "王淑芬", "刘玉兰", "陈德明", "杨建国"}
+
+// signed makes a resident already signed with the first team serving the
+// first community, managed by a new WeChat user, for trying what comes
+// after signing (booking, 我的签约, renewal) without signing first. The
+// contract goes through the rules desk signing uses, active at once; the
+// ID number and phone are synthetic. Answers {"openid", "name", "number"}.
+func (m *simulator) signed(c *gin.Context) {
+	ctx := c.Request.Context()
+	fail := func(err error) { c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()}) }
+	communities, err := m.db.Communities(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	for _, community := range communities {
+		teams, err := m.db.TeamsServing(ctx, community.ID)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if len(teams) == 0 {
+			continue
+		}
+		openID := fmt.Sprintf("o_web_signed_%012x", rand.Uint64()>>16)
+		now := m.clock.Now()
+		var refusal *flows.Refusal
+		for range 5 { // a made-up ID number may already be signed: another one
+			n := rand.IntN(1000)
+			name := signedNames[n%len(signedNames)]
+			number, err := flows.SignAtDesk(ctx, m.db, m.sealer, flows.DeskSigning{Name: name,
+				IDNumber: flows.SyntheticID(now.AddDate(-70, 0, -n), n), Phone: fmt.Sprintf("139%08d", rand.IntN(1e8)),
+				CommunityID: community.ID, TeamID: teams[0].ID, Request: openID + fmt.Sprint(n), OpenID: openID},
+				flows.ResidentImport{Institution: teams[0].InstitutionID, Actor: "sandbox simulator", Now: now})
+			if errors.As(err, &refusal) {
+				continue
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			c.JSON(http.StatusOK, gin.H{"openid": openID, "name": name, "number": number, "team": teams[0].Name})
+			return
+		}
+		fail(refusal)
+		return
+	}
+	c.JSON(http.StatusConflict, gin.H{"error": "no community is served by a team yet"})
 }
 
 // simOpenID accepts what WeChat's openids look like (28 characters of

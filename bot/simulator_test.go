@@ -267,3 +267,45 @@ func TestSimulatorInABrowser(t *testing.T) {
 
 	screenshot(t, ctx, "sim.png")
 }
+
+// The simulator's signed resident is signed already: 我的签约 shows the
+// contract, and booking starts at once.
+func TestSimulatorSignedResident(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	post := func(remote string) (int, map[string]string) {
+		req := httptest.NewRequest(http.MethodPost, "/sim/signed", strings.NewReader(`{}`))
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var out map[string]string
+		json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Code, out
+	}
+	if code, _ := post("10.0.0.8:4000"); code != http.StatusNotFound {
+		t.Fatalf("from another host: %d", code)
+	}
+	code, made := post(local)
+	if code != 200 || made["number"] == "" || !simOpenID(made["openid"]) {
+		t.Fatalf("signed resident: %d %v", code, made)
+	}
+	say := func(kind, text string) string {
+		t.Helper()
+		b, _ := json.Marshal(map[string]string{"openid": made["openid"], "kind": kind, "text": text})
+		code, out := simSay(t, h, local, string(b))
+		if code != 200 {
+			t.Fatalf("%s: %d %v", text, code, out)
+		}
+		return fmt.Sprint(out["reply"])
+	}
+	say("follow", "")
+	if reply := say("text", "我的签约"); !strings.Contains(reply, made["number"]) || !strings.Contains(reply, made["name"]) {
+		t.Fatalf("我的签约: %s", reply)
+	}
+	if reply := say("text", "预约"); !strings.Contains(reply, made["name"]) {
+		t.Fatalf("预约: %s", reply)
+	}
+	if _, again := post(local); again["openid"] == made["openid"] {
+		t.Fatal("a second signed resident is the first again")
+	}
+}

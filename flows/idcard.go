@@ -2,6 +2,7 @@ package flows
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -44,6 +45,19 @@ var Shanghai = func() *time.Location {
 // NormalizeID upper-cases a trailing x and drops spaces people type.
 func NormalizeID(s string) string {
 	return strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), " ", ""))
+}
+
+// SyntheticID makes an ID number that passes ParseID for a made-up person:
+// area code 110105, the birth date, a sequence (0-999; its last digit is
+// odd for a man, even for a woman) and the check digit. For sandbox and
+// test data only.
+func SyntheticID(birth time.Time, seq int) string {
+	body := fmt.Sprintf("110105%s%03d", birth.Format("20060102"), seq%1000)
+	sum := 0
+	for i := range 17 {
+		sum += int(body[i]-'0') * idWeights[i]
+	}
+	return body + string(idCheckChars[sum%11])
 }
 
 // ParseID checks a mainland resident ID number (GB 11643: 18 characters,

@@ -80,3 +80,19 @@ func TestNormalizeID(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+func TestSyntheticIDPassesParseID(t *testing.T) {
+	birth := time.Date(1955, 3, 2, 0, 0, 0, 0, Shanghai)
+	seen := map[string]bool{}
+	for seq := range 1000 {
+		id := SyntheticID(birth, seq)
+		p, err := ParseID(id, time.Date(2026, 12, 2, 0, 0, 0, 0, Shanghai))
+		if err != nil || !p.Birth.Equal(birth) || p.Male != (seq%2 == 1) || seen[id] {
+			t.Fatalf("seq %d: %s %+v %v", seq, id, p, err)
+		}
+		seen[id] = true
+	}
+	if SyntheticID(birth, 21) != "110105195503020210" { // the ID number the README's tour types
+		t.Fatalf("SyntheticID(1955-03-02, 21) = %s", SyntheticID(birth, 21))
+	}
+}

@@ -322,6 +322,9 @@ type DeskSigning struct {
 	// Request names the form it came from: posting the same form twice
 	// (a double click, a reload) finds the first contract.
 	Request string
+	// OpenID is the WeChat user who manages the resident, when one is
+	// known (the sandbox simulator's signed resident); empty at the desk.
+	OpenID string
 }
 
 // SignAtDesk signs one resident through the rules the chat and the import
@@ -359,6 +362,7 @@ func SignAtDesk(ctx context.Context, db *storage.DB, s *storage.Sealer, d DeskSi
 		return "", &Refusal{Reason: problem}
 	}
 	nc.RequestKey = "desk:" + d.Request
+	nc.Resident.ManagerOpenID = d.OpenID
 	nc.Event = "signed at the desk, consent on paper recorded by " + in.Actor
 	number, _, err := db.CreateContract(ctx, nc)
 	if errors.Is(err, storage.ErrLiveContract) {

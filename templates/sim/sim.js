@@ -247,6 +247,19 @@ async function addResident() {
   send(p, "follow", "");
 }
 
+// addSigned adds a resident the sandbox has signed already, with the first
+// team, so booking and what follows can be tried at once.
+async function addSigned() {
+  let r;
+  try { r = await api("/sim/signed", {}); } catch (e) { alert("没能添加：" + e.message); return; }
+  const p = { openid: r.openid, label: "居民 " + r.name + "（已签约）", kind: "resident" };
+  people.push(p);
+  save();
+  mount(p);
+  note(p, "已与" + r.team + "签约，协议号 " + r.number);
+  send(p, "follow", "");
+}
+
 async function addDoctor(id) {
   const d = demo.doctors.find(x => String(x.id) === String(id));
   if (!d) return;
@@ -268,6 +281,7 @@ document.getElementById("add").addEventListener("change", ev => {
   const v = ev.target.value;
   ev.target.value = "";
   if (v === "resident") addResident();
+  else if (v === "signed") addSigned();
   else if (v.startsWith("doctor:")) addDoctor(v.slice(7));
 });
 
