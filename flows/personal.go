@@ -98,7 +98,7 @@ func personalFor(s *storage.Sealer, cat storage.Catalog, c storage.ContractView,
 			add(fmt.Sprintf("renew:%s:%s:%d", c.Number, c.TermEnd.String, before), "renewal")
 		}
 	}
-	if perYear := itemsPerYear(cat, c, "followup"); perYear > 0 {
+	if perYear := itemsPerYear(cat, c, "followup", groups); perYear > 0 {
 		if ok, key := followUpDue(c, visits, start, today, perYear); ok {
 			add(key, "followup")
 		}
@@ -120,13 +120,15 @@ func personalFor(s *storage.Sealer, cat storage.Catalog, c storage.ContractView,
 	return pushes, nil
 }
 
-// itemsPerYear is how often a year the contract's packages promise visits of a kind.
-func itemsPerYear(cat storage.Catalog, c storage.ContractView, kind string) int {
+// itemsPerYear is how often a year the contract's packages promise visits
+// of a kind to a resident in these groups: a chronic follow-up in the basic
+// package is for hypertension and diabetes patients, not every holder.
+func itemsPerYear(cat storage.Catalog, c storage.ContractView, kind string, groups []string) int {
 	n := 0
 	for _, cp := range c.Packages {
 		if p, ok := cat.Package(cp.Code); ok {
 			for _, it := range p.Items {
-				if it.VisitKind == kind {
+				if it.VisitKind == kind && it.DueFor(groups) {
 					n = max(n, it.PerYear)
 				}
 			}

@@ -51,6 +51,21 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_year", Subscribed: true, EventTime: signedAt}})
+	// A neighbour of 50 with the basic package alone and no chronic disease:
+	// its chronic follow-up item is not for her, so she is never told one is due.
+	other, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "year-other", Day: "261123",
+		Resident: storage.NewResident{ManagerOpenID: "o_year_other", Relation: "self", Name: "李红", IDSealed: "x2", IDHash: "h2",
+			PhoneSealed: "y2", PhoneHash: "p2", BirthDate: "1976-05-02", Sex: "female", CommunityID: cs[0].ID},
+		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+		AgreementVersion: "v", AgreedAt: signedAt, ConsentVersion: "v", ConsentedAt: signedAt, ConsentBy: "o_year_other",
+		Packages: []storage.ContractPackage{{Code: "basic", Kind: "basic"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ChangeStatus(ctx, storage.StatusChange{Number: other, From: "pending", To: "active", Actor: "d", TermEnd: "2027-11-22"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_year_other", Subscribed: true, EventTime: signedAt}})
 
 	d, standIn := dispatcher(t, db, rdb)
 	d.Templates = map[string]string{flows.PushPersonal: "tpl_personal", flows.PushSeasonal: "tpl_seasonal"}
@@ -93,5 +108,13 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 	}
 	if total := len(standIn.Outbox("o_year")); total != 11 {
 		t.Errorf("%d pushes in all, want 11", total)
+	}
+	for _, m := range standIn.Outbox("o_year_other") {
+		if strings.Contains(string(m.Data), "慢病随访") {
+			t.Errorf("a resident with no chronic disease was reminded of a chronic follow-up: %s", m.Data)
+		}
+	}
+	if n := len(standIn.Outbox("o_year_other")); n < 3 { // the renewals and the reminders for everyone still reach her
+		t.Errorf("the neighbour got %d pushes", n)
 	}
 }
