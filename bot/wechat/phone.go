@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,9 @@ type Phone struct {
 	Signer Signer
 	HTTP   *http.Client
 	msgID  atomic.Int64
+
+	mu       sync.Mutex
+	lastTime map[string]int64 // per openid: the last CreateTime sent
 }
 
 // Action is one thing a person does in the chat.
@@ -58,7 +62,7 @@ func (p *Phone) xml(openID string, a Action) (string, error) {
 		return "", fmt.Errorf("wechat.Phone: openid %q is not one WeChat would send", openID)
 	}
 	head := fmt.Sprintf("<xml><ToUserName><![CDATA[gh_sim]]></ToUserName><FromUserName><![CDATA[%s]]></FromUserName><CreateTime>%d</CreateTime>",
-		openID, time.Now().Unix())
+		openID, p.createTime(openID))
 	event := func(name, key string) string {
 		return head + "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" + name + "]]></Event><EventKey>" + cdata(key) + "</EventKey></xml>"
 	}
@@ -81,6 +85,20 @@ func (p *Phone) xml(openID string, a Action) (string, error) {
 		return event("unsubscribe", ""), nil
 	}
 	return "", fmt.Errorf("wechat.Phone: no action %q", a.Kind)
+}
+
+// createTime is now in seconds, but never a second one person already
+// used: an event has no MsgId, and WeChat (like jiayi) tells an event's
+// retry by sender and CreateTime, so two taps within a second must differ.
+func (p *Phone) createTime(openID string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastTime == nil {
+		p.lastTime = map[string]int64{}
+	}
+	t := max(time.Now().Unix(), p.lastTime[openID]+1)
+	p.lastTime[openID] = t
+	return t
 }
 
 // cdata wraps s as XML character data; a "]]>" inside is split across two
