@@ -20,6 +20,8 @@ func moveClock(t *testing.T, h http.Handler, body string) (int, clockView) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", bytes.NewReader([]byte(body)))
 	req.RemoteAddr = local
+	req.Host = "127.0.0.1:8080"
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	var v clockView
@@ -127,6 +129,8 @@ func reminded(srv *Server, resident string) string {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/sandbox/outbox?to="+resident, nil)
 	req.RemoteAddr = local
+	req.Host = "127.0.0.1:8080"
+	req.Header.Set("Content-Type", "application/json")
 	srv.Handler().ServeHTTP(rec, req)
 	var sent []sandbox.Message
 	json.Unmarshal(rec.Body.Bytes(), &sent)

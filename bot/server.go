@@ -333,14 +333,45 @@ func (s *Server) accessLog(c *gin.Context) {
 }
 
 // loopbackOnly hides the sandbox routes from anyone not on this machine. It
-// looks at the connection, not at headers a client could forge.
+// looks at the connection, not at headers a client could forge, and also
+// refuses what reaches it from elsewhere through this machine: a request
+// relayed by a proxy (X-Forwarded-For, Forwarded), or one whose Host is
+// not a loopback name (a page on another site that rebinds its DNS name to
+// 127.0.0.1). A write must be JSON, which a page on another site cannot
+// send here without a CORS preflight this server never grants.
 func loopbackOnly(c *gin.Context) {
 	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || !loopbackHost(c.Request.Host) ||
+		c.GetHeader("X-Forwarded-For") != "" || c.GetHeader("Forwarded") != "" {
 		c.AbortWithStatus(http.StatusNotFound)
 		return
 	}
+	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		if site := c.GetHeader("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+			c.AbortWithStatus(http.StatusForbidden)
+			return
+		}
+		if ct, _, _ := strings.Cut(c.ContentType(), ";"); ct != "application/json" {
+			c.JSON(http.StatusUnsupportedMediaType, gin.H{"error": "send JSON with Content-Type: application/json"})
+			c.Abort()
+			return
+		}
+	}
 	c.Next()
+}
+
+// loopbackHost reports whether a Host header names this machine.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ready answers 200 when the database and Redis both answer and residents
@@ -389,7 +420,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	if s.StandIn != nil {
-		s.log.Warn("SANDBOX MODE: try it in a browser on this machine: http://" + browserAddr(ln.Addr()) + "/sim")
+		if addr, ok := browserAddr(ln.Addr()); ok {
+			s.log.Warn("SANDBOX MODE: try it in a browser on this machine: http://" + addr + "/sim")
+		} else {
+			s.log.Warn("SANDBOX MODE: the simulator (/sim) answers browsers on this machine only, and this address is not loopback; " +
+				"listen on :PORT or 127.0.0.1:PORT (JIAYI_ADDR) to use it")
+		}
 	}
 	select {
 	case err := <-errc:
@@ -452,15 +488,20 @@ func OpenSealer(ctx context.Context, cfg config.Config, db *storage.DB, log *slo
 	return sealer, nil
 }
 
-// browserAddr is how a browser on this machine reaches a listener: an
-// unspecified host (":8080") is localhost.
-func browserAddr(a net.Addr) string {
+// browserAddr is how a browser on this machine reaches a listener over
+// loopback, as the sandbox pages require: an unspecified host (":8080") is
+// localhost; false when the listener is on another address only.
+func browserAddr(a net.Addr) (string, bool) {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
-		return a.String()
+		return "", false
 	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil || ip.IsUnspecified():
 		host = "localhost"
+	case !ip.IsLoopback():
+		return "", false
 	}
-	return net.JoinHostPort(host, port)
+	return net.JoinHostPort(host, port), true
 }

@@ -3,8 +3,10 @@ package bot
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -21,6 +23,8 @@ func simSay(t *testing.T, h http.Handler, remote, body string) (int, map[string]
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "/sim/say", bytes.NewReader([]byte(body)))
 	req.RemoteAddr = remote
+	req.Host = "127.0.0.1:8080"
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	var out map[string]any
@@ -94,6 +98,8 @@ func TestClockJumpsToTheNextSolarTermAndReminder(t *testing.T) {
 		t.Helper()
 		req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(body))
 		req.RemoteAddr = local
+		req.Host = "127.0.0.1:8080"
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		var v struct{ Now, Next string }
@@ -125,6 +131,8 @@ func TestClockJumpsToTheNextSolarTermAndReminder(t *testing.T) {
 	}
 	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(`{"next": "新年"}`))
 	req.RemoteAddr = local
+	req.Host = "127.0.0.1:8080"
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest {
@@ -283,6 +291,8 @@ func TestSimulatorSignedResident(t *testing.T) {
 	post := func(remote string) (int, map[string]string) {
 		req := httptest.NewRequest(http.MethodPost, "/sim/signed", strings.NewReader(`{}`))
 		req.RemoteAddr = remote
+		req.Host = "127.0.0.1:8080"
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		var out map[string]string
@@ -314,5 +324,57 @@ func TestSimulatorSignedResident(t *testing.T) {
 	}
 	if _, again := post(local); again["openid"] == made["openid"] {
 		t.Fatal("a second signed resident is the first again")
+	}
+}
+
+// The sandbox's routes are for a person on this machine: a page on another
+// site (cross-site, a non-JSON post, a rebound DNS name) and anything
+// relayed by a proxy are refused, and nothing runs.
+func TestSandboxRoutesRefuseWhatComesFromElsewhere(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	h := srv.Handler()
+	raw := storagetest.SQLAt(t, srv.Config.DatabaseURL)
+	for name, tc := range map[string]struct {
+		host, contentType, header, value string
+		want                             int
+	}{
+		"rebound DNS name":      {"evil.example:8080", "application/json", "", "", http.StatusNotFound},
+		"through a proxy":       {"127.0.0.1:8080", "application/json", "X-Forwarded-For", "203.0.113.9", http.StatusNotFound},
+		"Forwarded":             {"localhost:8080", "application/json", "Forwarded", "for=203.0.113.9", http.StatusNotFound},
+		"a form from a page":    {"localhost:8080", "text/plain", "", "", http.StatusUnsupportedMediaType},
+		"another site's script": {"localhost:8080", "application/json", "Sec-Fetch-Site", "cross-site", http.StatusForbidden},
+		"this page":             {"localhost:8080", "application/json", "Sec-Fetch-Site", "same-origin", http.StatusOK},
+		"IPv6 loopback":         {"[::1]:8080", "application/json", "", "", http.StatusOK},
+	} {
+		openID := fmt.Sprintf("o_web_from_%x", sha256.Sum256([]byte(name)))[:40]
+		req := httptest.NewRequest(http.MethodPost, "/sim/say", strings.NewReader(`{"openid": "`+openID+`", "kind": "text", "text": "帮助"}`))
+		req.RemoteAddr, req.Host = local, tc.host
+		req.Header.Set("Content-Type", tc.contentType)
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.value)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: %d, want %d", name, rec.Code, tc.want)
+		}
+		var seen int
+		raw.Get(&seen, `SELECT COUNT(*) FROM wechat_users WHERE openid = ?`, openID)
+		if (seen == 1) != (tc.want == http.StatusOK) {
+			t.Errorf("%s: the bot saw the message %d times", name, seen)
+		}
+	}
+	if rec := get(t, h, "/sandbox/demo", local); rec.Code != http.StatusOK {
+		t.Fatalf("/sandbox/demo from this machine: %d", rec.Code)
+	}
+}
+
+func TestBrowserAddr(t *testing.T) {
+	for in, want := range map[string]string{"[::]:8080": "localhost:8080", "0.0.0.0:80": "localhost:80",
+		"127.0.0.1:18080": "127.0.0.1:18080", "[::1]:9000": "[::1]:9000", "192.168.1.20:8080": ""} {
+		addr, _ := net.ResolveTCPAddr("tcp", in)
+		if got, ok := browserAddr(addr); got != want || ok != (want != "") {
+			t.Errorf("%s: %q %v, want %q", in, got, ok, want)
+		}
 	}
 }
