@@ -97,7 +97,7 @@ func (a *API) routes() []route {
 
 // Register adds the API's routes under /admin/api, each behind guard.
 func (a *API) Register(r gin.IRouter) {
-	pages, err := parsePages()
+	pages, err := parsePages(a.now)
 	if err != nil {
 		panic(err) // the pages are embedded: a test catches a broken one
 	}

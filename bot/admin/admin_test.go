@@ -331,3 +331,17 @@ func TestEveryCodeShownHasALabel(t *testing.T) {
 		}
 	}
 }
+
+// Waiting is counted on the console's clock (the sandbox's, moved a month
+// ahead here), the one the database stamps requests with.
+func TestWaitingCountsOnTheConsolesClock(t *testing.T) {
+	ahead := time.Now().AddDate(0, 1, 0)
+	funcs := pageFuncs(func() time.Time { return ahead })
+	made := ahead.Add(-50 * time.Hour)
+	if got := funcs["waited"].(func(time.Time) int)(made); got != 2 {
+		t.Fatalf("waited %d days, want 2", got)
+	}
+	if funcs["overdue"].(func(time.Time) bool)(made) || !funcs["overdue"].(func(time.Time) bool)(ahead.Add(-flows.EscalateAfter)) {
+		t.Fatal("overdue is not counted from the console's clock")
+	}
+}

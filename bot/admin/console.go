@@ -63,25 +63,10 @@ func label(s string) string {
 	return s
 }
 
-func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{
-		"label": label,
-		"list":  func(s ...string) []string { return s },
-		"pct":   percent,
-		"tgt":   target,
-		"num":   number,
-		"when": func(t time.Time) string {
-			if t.IsZero() {
-				return ""
-			}
-			return t.In(flows.Shanghai).Format("2006-01-02 15:04")
-		},
-		"yuan": templates.Yuan,
-		// waited is how many whole days have passed since a moment.
-		"waited":  func(t time.Time) int { return int(time.Since(t) / (24 * time.Hour)) },
-		"overdue": func(t time.Time) bool { return time.Since(t) >= flows.EscalateAfter },
-		"has":     func(list []string, v string) bool { return slices.Contains(list, v) },
-	}
+// parsePages reads the console's pages; now is the clock waiting times
+// are counted on (the sandbox's, whose times the database stamps).
+func parsePages(now func() time.Time) (map[string]*template.Template, error) {
+	funcs := pageFuncs(now)
 	names, err := fs.Glob(templates.Console, "console/pages/*.html")
 	if err != nil {
 		return nil, err
@@ -95,6 +80,28 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[n[len("console/pages/"):len(n)-len(".html")]] = t
 	}
 	return pages, nil
+}
+
+// pageFuncs are the functions the pages call.
+func pageFuncs(now func() time.Time) template.FuncMap {
+	return template.FuncMap{
+		"label": label,
+		"list":  func(s ...string) []string { return s },
+		"pct":   percent,
+		"tgt":   target,
+		"num":   number,
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.In(flows.Shanghai).Format("2006-01-02 15:04")
+		},
+		"yuan": templates.Yuan,
+		// waited is how many whole days have passed since a moment.
+		"waited":  func(t time.Time) int { return int(now().Sub(t) / (24 * time.Hour)) },
+		"overdue": func(t time.Time) bool { return now().Sub(t) >= flows.EscalateAfter },
+		"has":     func(list []string, v string) bool { return slices.Contains(list, v) },
+	}
 }
 
 // navItem is one link of the console's menu; need hides it from roles
