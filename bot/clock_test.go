@@ -190,6 +190,11 @@ func TestSandboxClockIsKeptAndCodesStayValid(t *testing.T) {
 	if reply := chat(t, second, "o_clock_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
 		t.Fatalf("a demo code a month of sandbox time later: %s", reply)
 	}
+	// Used, the code is no longer offered: the simulator would send it in vain.
+	json.Unmarshal(get(t, second.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+	if demo.Doctors[0].BindingCode != "" {
+		t.Fatalf("/sandbox/demo still offers the used code %q", demo.Doctors[0].BindingCode)
+	}
 }
 
 // What the database stamps keeps to the sandbox clock: a resident who signs

@@ -127,7 +127,11 @@ func (s *Server) demo(c *gin.Context) {
 	}
 	out := []doctorJSON{}
 	for _, d := range doctors {
-		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, BindingCode: s.demoCodes[d.ID], Bound: d.OpenID.Valid})
+		code := s.demoCodes[d.ID]
+		if d.OpenID.Valid { // used: it would only be refused
+			code = ""
+		}
+		out = append(out, doctorJSON{ID: d.ID, Name: d.Name, Team: d.TeamName, BindingCode: code, Bound: d.OpenID.Valid})
 	}
 	demo := gin.H{"region": s.Config.Region, "communities": communities, "doctors": out}
 	if s.demoPassword != "" {

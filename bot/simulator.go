@@ -66,7 +66,10 @@ func (m *simulator) setup(c *gin.Context) {
 		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"account": m.name, "menu": menu, "safe_mode": m.phone.Signer.AESKey != ""})
+	// instance names this sandbox's data (it changes with the key file, so
+	// with a fresh database): the page keeps its people under it.
+	c.JSON(http.StatusOK, gin.H{"account": m.name, "menu": menu, "safe_mode": m.phone.Signer.AESKey != "",
+		"instance": m.sealer.Hash("sandbox", "simulator")[:12]})
 }
 
 // say sends {"openid", "kind", "text"} (kind text, voice, click, follow or

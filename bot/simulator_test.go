@@ -281,6 +281,16 @@ func TestSimulatorInABrowser(t *testing.T) {
 	waitFor("header", "#now", to.Format("15:04")) // the page shows the moved clock
 
 	screenshot(t, ctx, "sim.png")
+
+	// A reload keeps both phones and their chats, and shows no push twice.
+	run("reload", chromedp.Reload())
+	waitFor(resident, ".row.bot", "预约成功")
+	waitFor(doctor, ".card.template .card-title", "新预约通知")
+	time.Sleep(1500 * time.Millisecond) // a poll or two after the reload
+	cards, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll(`+js(resident+" .card-title")+`)].filter(e => e.innerText === "就诊提醒").length`))
+	if err != nil || cards != 1 {
+		t.Fatalf("after a reload the reminder shows %d times (%v)\n%s", cards, err, textIn(resident))
+	}
 }
 
 // The simulator's signed resident is signed already: 我的签约 shows the

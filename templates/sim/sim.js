@@ -2,26 +2,43 @@
 // goes to POST /sim/say, which sends it to /wechat signed as WeChat would;
 // what the account sends them afterwards (customer-service, template and
 // mass messages) is read from /sandbox/outbox every second.
+//
+// The people are kept in localStorage under the sandbox's instance (a new
+// sandbox database starts with nobody); each phone's chat is kept in
+// sessionStorage, so a reload shows it again and closing the tab forgets it.
 "use strict";
 
-const storeKey = "jiayi.sim.v1";
 const phones = document.getElementById("phones");
-let setup = { account: "", menu: [] };
+let setup = { account: "", menu: [], instance: "" };
 let demo = { doctors: [] };
-let people = load();
+let people = [];
 
+function storeKey() { return "jiayi.sim." + setup.instance; }
 function load() {
-  try { return JSON.parse(localStorage.getItem(storeKey)) || []; } catch { return []; }
+  try { return JSON.parse(localStorage.getItem(storeKey())) || []; } catch { return []; }
 }
 function save() {
-  localStorage.setItem(storeKey, JSON.stringify(people.map(p => ({ openid: p.openid, label: p.label, kind: p.kind, doctor: p.doctor }))));
+  localStorage.setItem(storeKey(), JSON.stringify(people.map(p => ({ openid: p.openid, label: p.label, kind: p.kind, doctor: p.doctor }))));
+}
+function chatKey(p) { return storeKey() + ".chat." + p.openid; }
+function loadChat(p) {
+  try { return JSON.parse(sessionStorage.getItem(chatKey(p))) || { log: [], seen: 0 }; } catch { return { log: [], seen: 0 }; }
+}
+function saveChat(p) {
+  p.log = p.log.slice(-300);
+  try { sessionStorage.setItem(chatKey(p), JSON.stringify({ log: p.log, seen: p.seen })); } catch { /* full: the chat is not kept */ }
 }
 
+// api calls the server; an error carries the HTTP status.
 async function api(path, body) {
   const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const resp = await fetch(path, init);
   const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error(data.error || resp.status + " " + resp.statusText);
+  if (!resp.ok) {
+    const e = new Error(data.error || resp.status + " " + resp.statusText);
+    e.status = resp.status;
+    throw e;
+  }
   return data;
 }
 
@@ -29,7 +46,7 @@ async function api(path, body) {
 const dayFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "long", day: "numeric", weekday: "short" });
 const minuteFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
 const hm = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false });
-function when(at) { return minuteFmt.format(new Date(at)); }
+function when(at) { return at ? minuteFmt.format(new Date(at)) : ""; }
 
 function randomID() {
   const a = new Uint8Array(8);
@@ -53,7 +70,7 @@ function mount(p) {
   node.querySelector(".account").textContent = setup.account;
   p.node = node;
   p.msgs = node.querySelector(".msgs");
-  p.seen = 0;
+  Object.assign(p, loadChat(p));
   p.queue = Promise.resolve();
   p.voice = false;
   const form = node.querySelector(".input");
@@ -69,18 +86,21 @@ function mount(p) {
   form.querySelector(".voice").addEventListener("click", () => {
     p.voice = !p.voice;
     form.classList.toggle("speaking", p.voice);
-    input.placeholder = p.voice ? "说的话（微信语音识别出的文字）" : "输入消息";
+    input.placeholder = p.voice ? "说的话（按发送，作为语音发出）" : "输入消息";
     input.focus();
   });
   form.querySelector(".to-menu").addEventListener("click", () => { form.hidden = true; menu.hidden = false; });
   menu.querySelector(".to-keyboard").addEventListener("click", () => { menu.hidden = true; form.hidden = false; closeSubs(node); });
   drawMenu(p, menu.querySelector(".buttons"));
   node.querySelector(".remove").addEventListener("click", () => {
+    if (!confirm("移除“" + p.label + "”？这部手机和它的聊天记录会从模拟器里去掉。")) return;
     people = people.filter(q => q !== p);
     node.remove();
+    sessionStorage.removeItem(chatKey(p));
     save();
   });
   phones.appendChild(node);
+  for (const entry of p.log) draw(p, entry);
 }
 
 function closeSubs(node) { node.querySelectorAll(".sub").forEach(s => s.remove()); }
@@ -110,81 +130,93 @@ function drawMenu(p, box) {
 }
 
 function click(p, item) {
-  note(p, "点了菜单“" + item.name + "”");
+  add(p, { t: "sys", text: "点了菜单“" + item.name + "”" });
   send(p, "click", item.key, true);
 }
 
-// send queues one action, so a person's messages reach the bot in order.
+// send queues one action, so a person's messages reach the bot in order,
+// and pushes they set off are shown after the reply.
 function send(p, kind, text, quiet) {
   p.queue = p.queue.then(async () => {
-    let row;
-    if (kind === "follow") note(p, "关注了公众号");
-    else if (!quiet) row = mine(p, kind, text);
+    let mine;
+    if (kind === "follow") add(p, { t: "sys", text: "关注了公众号" });
+    else if (!quiet) mine = add(p, { t: "me", kind, text });
     try {
       const r = await api("/sim/say", { openid: p.openid, kind, text });
-      if (row) stamp(p, row, r.at);
-      if (r.reply) theirs(p, r.reply, r.at);
+      if (mine) stamp(p, mine, r.at);
+      if (r.reply) add(p, { t: "bot", text: r.reply, at: r.at });
     } catch (e) {
-      note(p, "没有送达：" + e.message, true);
+      add(p, { t: "sys", text: "没有送达：" + e.message, error: true });
     }
   });
   return p.queue;
 }
 
+// add records an entry in the phone's chat and draws it.
+function add(p, entry) {
+  p.log.push(entry);
+  draw(p, entry);
+  saveChat(p);
+  return entry;
+}
+
+function stamp(p, entry, at) {
+  entry.at = at;
+  const row = rowOf.get(entry);
+  if (row) row.after(el("div", "at", when(at)));
+  saveChat(p);
+  scroll(p);
+}
+
+const rowOf = new WeakMap(); // an entry's row on the page
+
 function scroll(p) { p.msgs.scrollTop = p.msgs.scrollHeight; }
 
-function mine(p, kind, text) {
-  const row = el("div", "row me");
-  row.appendChild(el("div", "avatar", p.kind === "doctor" ? "医" : "我"));
-  const b = el("div", "bubble");
-  if (kind === "voice") {
-    b.classList.add("spoken");
-    b.appendChild(document.createTextNode(Math.max(1, Math.min(60, Math.round(text.length / 3))) + "″"));
-    b.appendChild(el("span", "heard", text));
-  } else {
-    b.textContent = text;
+// draw renders one entry: "me" and "bot" bubbles, a "card" as WeChat shows
+// a template or mass message (title, time, words, and a template's link to
+// its details), a "sys" line.
+function draw(p, entry) {
+  let node;
+  switch (entry.t) {
+    case "me": {
+      node = el("div", "row me");
+      node.appendChild(el("div", "avatar", p.kind === "doctor" ? "医" : "我"));
+      const b = el("div", "bubble");
+      if (entry.kind === "voice") {
+        b.classList.add("spoken");
+        b.appendChild(document.createTextNode(Math.max(1, Math.min(60, Math.round(entry.text.length / 3))) + "″"));
+        b.appendChild(el("span", "heard", entry.text));
+      } else {
+        b.textContent = entry.text;
+      }
+      node.appendChild(b);
+      break;
+    }
+    case "bot":
+      node = el("div", "row bot");
+      node.appendChild(el("div", "avatar", "家"));
+      node.appendChild(el("div", "bubble", entry.text));
+      break;
+    case "card": {
+      node = el("div", "card " + entry.kind);
+      node.appendChild(el("div", "card-title", entry.title || (entry.kind === "mass" ? "健康提示" : "服务通知")));
+      node.appendChild(el("div", "card-time", when(entry.at)));
+      node.appendChild(el("div", "card-body", entry.text || ""));
+      if (entry.url) {
+        const a = el("a", "card-foot", "详情");
+        a.href = entry.url;
+        a.target = "_blank";
+        a.rel = "noopener";
+        node.appendChild(a);
+      }
+      break;
+    }
+    default:
+      node = el("div", entry.error ? "sys error" : "sys", entry.text);
   }
-  row.appendChild(b);
-  p.msgs.appendChild(row);
-  scroll(p);
-  return row;
-}
-
-function stamp(p, row, at) {
-  const t = el("div", "at", when(at));
-  row.after(t);
-  scroll(p);
-}
-
-function theirs(p, text, at) {
-  const row = el("div", "row bot");
-  row.appendChild(el("div", "avatar", "家"));
-  row.appendChild(el("div", "bubble", text));
-  p.msgs.appendChild(row);
-  stamp(p, row, at);
-}
-
-function note(p, text, error) {
-  p.msgs.appendChild(el("div", error ? "sys error" : "sys", text));
-  scroll(p);
-}
-
-// card draws a template or mass message as WeChat shows it: a title, its
-// time, the words, and for a template the link to its details.
-function card(p, m) {
-  const c = el("div", "card " + m.kind);
-  c.appendChild(el("div", "card-title", m.title || (m.kind === "mass" ? "健康提示" : "服务通知")));
-  c.appendChild(el("div", "card-time", when(m.at)));
-  c.appendChild(el("div", "card-body", m.text || ""));
-  const link = m.kind === "template" && m.data && /^https?:\/\//.test(m.data.url) && m.data.url;
-  if (link) {
-    const a = el("a", "card-foot", "详情");
-    a.href = link;
-    a.target = "_blank";
-    a.rel = "noopener";
-    c.appendChild(a);
-  }
-  p.msgs.appendChild(c);
+  rowOf.set(entry, node);
+  p.msgs.appendChild(node);
+  if ((entry.t === "me" || entry.t === "bot") && entry.at) p.msgs.appendChild(el("div", "at", when(entry.at)));
   scroll(p);
 }
 
@@ -193,16 +225,27 @@ function card(p, m) {
 async function poll(p) {
   let sent;
   try { sent = await api("/sandbox/outbox?to=" + encodeURIComponent(p.openid)); } catch { return; }
+  if (!Array.isArray(sent)) return;
+  if (sent.length < p.seen) p.seen = 0; // the server restarted: its record of what it sent starts again
   for (const m of sent.slice(p.seen)) {
-    if (m.kind === "customer-service") theirs(p, m.text, m.at);
-    else if (m.kind === "template" || m.kind === "mass" || m.kind === "subscribe") card(p, m);
+    if (m.kind === "customer-service") add(p, { t: "bot", text: m.text, at: m.at });
+    else if ((m.kind === "template" || m.kind === "mass") && m.text) {
+      const url = m.kind === "template" && m.data && /^https?:\/\//.test(m.data.url) ? m.data.url : "";
+      add(p, { t: "card", kind: m.kind, title: m.title, text: m.text, at: m.at, url });
+    }
   }
-  p.seen = Math.max(p.seen, sent.length);
+  if (sent.length !== p.seen) {
+    p.seen = sent.length;
+    saveChat(p);
+  }
 }
 
 async function pollAll() {
-  await Promise.all(people.map(poll));
-  setTimeout(pollAll, 1000);
+  try {
+    await Promise.all(people.map(p => (p.queue = p.queue.then(() => poll(p)))));
+  } finally {
+    setTimeout(pollAll, 1000);
+  }
 }
 
 // --- the clock -----------------------------------------------------------
@@ -220,30 +263,36 @@ async function refreshClock() {
 document.getElementById("clock").addEventListener("click", async ev => {
   const b = ev.target.closest("button");
   if (!b) return;
+  const noteEl = document.getElementById("clock-note");
   let body = b.dataset.advance ? { advance: b.dataset.advance } : { next: b.dataset.next };
   if (b.dataset.to) {
     const v = document.getElementById("clock-to").value; // 2026-12-24T18:00, Beijing time
-    if (!v) return;
+    if (!v) { noteEl.textContent = "请先选一个时间"; return; }
     body = { to: (v.length === 16 ? v + ":00" : v) + "+08:00" };
   }
-  const noteEl = document.getElementById("clock-note");
+  noteEl.textContent = "";
   try {
     const v = await api("/sandbox/clock", body);
     showClock(v);
-    noteEl.textContent = v.next ? "已到：" + v.next : "";
+    if (b.dataset.next === "solar_term") noteEl.textContent = "已到" + v.next;
+    else if (b.dataset.next === "seasonal") noteEl.textContent = "已到下一个季节提醒日";
   } catch (e) {
-    noteEl.textContent = e.message;
+    noteEl.textContent = e.status === 409 ? "沙盒时钟只能往后拨（最多一百年）" : "没拨动：" + e.message;
   }
 });
 
 // --- people --------------------------------------------------------------
 
-async function addResident() {
-  const n = people.filter(p => p.kind === "resident").length + 1;
-  const p = { openid: "o_web_" + randomID(), label: "居民 " + n, kind: "resident" };
+function join(p) {
   people.push(p);
   save();
   mount(p);
+}
+
+function addResident() {
+  const n = people.filter(p => p.kind === "resident").length + 1;
+  const p = { openid: "o_web_" + randomID(), label: "居民 " + n, kind: "resident" };
+  join(p);
   send(p, "follow", "");
 }
 
@@ -253,27 +302,26 @@ async function addSigned() {
   let r;
   try { r = await api("/sim/signed", {}); } catch (e) { alert("没能添加：" + e.message); return; }
   const p = { openid: r.openid, label: "居民 " + r.name + "（已签约）", kind: "resident" };
-  people.push(p);
-  save();
-  mount(p);
-  note(p, "已与" + r.team + "签约，协议号 " + r.number);
+  join(p);
+  add(p, { t: "sys", text: "已与" + r.team + "签约，协议号 " + r.number });
   send(p, "follow", "");
 }
 
+// addDoctor gives a demo doctor a phone, bound with the code the sandbox
+// issued; a doctor bound already keeps their binding.
 async function addDoctor(id) {
-  const d = demo.doctors.find(x => String(x.id) === String(id));
+  demo = await api("/sandbox/demo").catch(() => demo); // who is bound now
+  const d = (demo.doctors || []).find(x => String(x.id) === String(id));
   if (!d) return;
   let p = people.find(q => q.kind === "doctor" && String(q.doctor) === String(id));
   if (p) { p.node.scrollIntoView(); return; }
   p = { openid: "o_web_doctor_" + d.id, label: "医生 " + d.name, kind: "doctor", doctor: d.id };
-  people.push(p);
-  save();
-  mount(p);
-  send(p, "follow", "");
+  join(p);
   if (d.binding_code) {
+    send(p, "follow", "");
     send(p, "text", "绑定 " + d.binding_code);
   } else {
-    note(p, d.name + "医生的微信已经绑定过；如果不是在这里绑定的，请在管理后台重新发放绑定码。");
+    add(p, { t: "sys", text: d.name + "医生的微信已经绑定过。若是在这个模拟器里绑定的，这部手机照常收发；若在别处绑定，请在管理后台的“医生”页重新发放绑定码后发送“绑定 绑定码”。" });
   }
 }
 
@@ -299,8 +347,9 @@ async function start() {
       ? "账号 " + demo.admin.username + " 密码 " + demo.admin.password
       : "账号 " + demo.admin.username + "（密码已在后台改过）";
   }
+  people = load();
   for (const p of people) mount(p);
-  if (people.length === 0) await addResident();
+  if (people.length === 0) addResident();
   refreshClock();
   pollAll();
 }
