@@ -1,12 +1,13 @@
 package bot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -163,12 +164,36 @@ func simOpenID(s string) bool {
 	return true
 }
 
-// handlerTransport delivers a request to a handler in process.
+// handlerTransport delivers a request to a handler in process, as from
+// this machine.
 type handlerTransport struct{ handler func() http.Handler }
 
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
+	req = req.Clone(req.Context())
 	req.RemoteAddr = "127.0.0.1:0"
-	t.handler().ServeHTTP(rec, req)
-	return rec.Result(), nil
+	w := &recorder{header: http.Header{}, code: http.StatusOK}
+	t.handler().ServeHTTP(w, req)
+	return &http.Response{StatusCode: w.code, Status: http.StatusText(w.code), Header: w.header, Proto: "HTTP/1.1", ProtoMajor: 1,
+		ProtoMinor: 1, Body: io.NopCloser(&w.body), ContentLength: int64(w.body.Len()), Request: req}, nil
+}
+
+// recorder keeps what a handler writes.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
 }

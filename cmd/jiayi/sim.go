@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -49,7 +50,7 @@ func sim(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	stdout = &lockedWriter{w: stdout} // the chat and the pushes arriving write to it
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	base := fs.String("url", "http://127.0.0.1:8080", "address of the running jiayi")
+	base := fs.String("url", defaultSimURL(getenv("JIAYI_ADDR")), "address of the running jiayi (default: from JIAYI_ADDR)")
 	openID := fs.String("openid", "", "who you are to the bot (default: a new user, who follows first)")
 	as := fs.String("as", "", "be the same person every run, named by anything (a phone number, a name): for scripts; follows only with -follow or /follow")
 	follow := fs.Bool("follow", false, "follow the account at start (a new user always does)")
@@ -138,6 +139,19 @@ func (s *simulator) do(line string) error {
 		return nil
 	}
 	return s.say(wechat.Action{Kind: "text", Text: line})
+}
+
+// defaultSimURL is where a server started with the same JIAYI_ADDR listens,
+// as seen from this machine.
+func defaultSimURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return "http://127.0.0.1:8080"
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // simOpenID is the openid -as NAME stands for: the same every run, and not

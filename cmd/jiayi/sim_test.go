@@ -82,7 +82,7 @@ func TestSimRunsScriptsAsOnePerson(t *testing.T) {
 			strings.NewReader(script), &out, &errOut)
 		return out.String(), errOut.String(), code
 	}
-	out, errOut, code := play("/follow\n# a comment is skipped\n帮助\n/clock 26h\n")
+	out, errOut, code := play("/follow\n# a comment is skipped\n帮助\n/clock 26h\n签约\n")
 	if code != 0 || !strings.Contains(out, "欢迎关注") || !strings.Contains(out, "我> 帮助\n") ||
 		!strings.Contains(out, "帮助 —— 再看一次") || !strings.Contains(out, "[时钟] 现在是") {
 		t.Fatalf("script: exit %d %s\n%s", code, errOut, out)
@@ -90,11 +90,16 @@ func TestSimRunsScriptsAsOnePerson(t *testing.T) {
 	if strings.Contains(out, "Type a message") {
 		t.Fatalf("a script's transcript carries the terminal's help:\n%s", out)
 	}
-	// The same person again: the bot remembers them (no second welcome is
-	// needed), and what they were sent before is not shown as news.
-	out, _, code = play("我的签约\n")
-	if code != 0 || strings.Contains(out, "欢迎关注") || !strings.Contains(out, "我> 我的签约") {
-		t.Fatalf("second run: exit %d\n%s", code, out)
+	// The same person again: the signing the first run began goes on.
+	out, _, code = play("1\n")
+	if code != 0 || !strings.Contains(out, "请告诉我您的姓名") {
+		t.Fatalf("second run is not the same person: exit %d\n%s", code, out)
+	}
+	for addr, want := range map[string]string{"": "http://127.0.0.1:8080", ":18080": "http://127.0.0.1:18080",
+		"0.0.0.0:9000": "http://127.0.0.1:9000", "[::1]:9000": "http://[::1]:9000"} {
+		if got := defaultSimURL(addr); got != want {
+			t.Errorf("JIAYI_ADDR %q: %s, want %s", addr, got, want)
+		}
 	}
 	if id := simOpenID("13800000000"); strings.Contains(id, "13800000000") || id != simOpenID("13800000000") || id == simOpenID("13800000001") {
 		t.Fatalf("-as openid %q", id)
