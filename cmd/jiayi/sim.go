@@ -29,7 +29,8 @@ Type a message and press Enter. Also:
   /unfollow        unfollow it
   /click KEY       press a menu button
   /voice WORDS     speak (WeChat's speech recognition gives WORDS)
-  /clock 26h       move the sandbox clock forward (or to a time: /clock 2026-12-24T08:00:00+08:00)
+  /clock 26h       move the sandbox clock forward (or to a time: /clock 2026-12-24T08:00:00+08:00,
+                   or /clock next solar_term, /clock next seasonal)
   /wait 3s         wait, showing the pushes that arrive meanwhile (for scripts)
   /quit            leave
 Pushes the bot sends you afterwards (sandbox mode) are shown as [推送].
@@ -192,6 +193,8 @@ func (s *simulator) moveClock(arg string) error {
 	body := map[string]string{"advance": arg}
 	if _, err := time.Parse(time.RFC3339, arg); err == nil {
 		body = map[string]string{"to": arg}
+	} else if next, ok := strings.CutPrefix(arg, "next "); ok {
+		body = map[string]string{"next": strings.TrimSpace(next)}
 	}
 	raw, _ := json.Marshal(body)
 	resp, err := s.http.Post(s.base+"/sandbox/clock", "application/json", bytes.NewReader(raw))

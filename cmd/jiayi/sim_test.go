@@ -82,9 +82,9 @@ func TestSimRunsScriptsAsOnePerson(t *testing.T) {
 			strings.NewReader(script), &out, &errOut)
 		return out.String(), errOut.String(), code
 	}
-	out, errOut, code := play("/follow\n# a comment is skipped\n帮助\n/clock 26h\n签约\n")
+	out, errOut, code := play("/follow\n# a comment is skipped\n帮助\n/clock 26h\n/clock next solar_term\n签约\n")
 	if code != 0 || !strings.Contains(out, "欢迎关注") || !strings.Contains(out, "我> 帮助\n") ||
-		!strings.Contains(out, "帮助 —— 再看一次") || !strings.Contains(out, "[时钟] 现在是") {
+		!strings.Contains(out, "帮助 —— 再看一次") || strings.Count(out, "[时钟] 现在是") != 2 || !strings.Contains(out, "T08:00:00+08:00") {
 		t.Fatalf("script: exit %d %s\n%s", code, errOut, out)
 	}
 	if strings.Contains(out, "Type a message") {
