@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -168,33 +167,36 @@ func TestClockMovesAreNotMissedNorTooFar(t *testing.T) {
 	}
 }
 
-// The sandbox clock outlives a restart, and the demo doctors' binding codes
-// outlive any move of it.
+// The sandbox clock outlives a restart, on SQLite and PostgreSQL, and the
+// demo doctors' binding codes outlive any move of it.
 func TestSandboxClockIsKeptAndCodesStayValid(t *testing.T) {
-	env := map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jiayi.db")}
-	first, _ := newServer(t, env, Options{})
-	if code, _ := moveClock(t, first.Handler(), `{"advance": "720h"}`); code != 200 {
-		t.Fatalf("advance: %d", code)
-	}
-	first.Close()
-	second, _ := newServer(t, env, Options{})
-	if ahead := second.clock.Offset(); ahead < 720*time.Hour || ahead > 721*time.Hour {
-		t.Fatalf("after a restart the clock is %v ahead", ahead)
-	}
-	var demo struct {
-		Doctors []struct {
-			BindingCode string `json:"binding_code"`
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		env := map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL}
+		opt := Options{RedisPrefix: stack.Redis.Prefix}
+		first, _ := newServer(t, env, opt)
+		if code, _ := moveClock(t, first.Handler(), `{"advance": "720h"}`); code != 200 {
+			t.Fatalf("advance: %d", code)
 		}
-	}
-	json.Unmarshal(get(t, second.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
-	if reply := chat(t, second, "o_clock_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
-		t.Fatalf("a demo code a month of sandbox time later: %s", reply)
-	}
-	// Used, the code is no longer offered: the simulator would send it in vain.
-	json.Unmarshal(get(t, second.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
-	if demo.Doctors[0].BindingCode != "" {
-		t.Fatalf("/sandbox/demo still offers the used code %q", demo.Doctors[0].BindingCode)
-	}
+		first.Close()
+		second, _ := newServer(t, env, opt)
+		if ahead := second.clock.Offset(); ahead < 720*time.Hour || ahead > 721*time.Hour {
+			t.Fatalf("after a restart the clock is %v ahead", ahead)
+		}
+		var demo struct {
+			Doctors []struct {
+				BindingCode string `json:"binding_code"`
+			}
+		}
+		json.Unmarshal(get(t, second.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+		if reply := chat(t, second, "o_clock_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
+			t.Fatalf("a demo code a month of sandbox time later: %s", reply)
+		}
+		// Used, the code is no longer offered: the simulator would send it in vain.
+		json.Unmarshal(get(t, second.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
+		if demo.Doctors[0].BindingCode != "" {
+			t.Fatalf("/sandbox/demo still offers the used code %q", demo.Doctors[0].BindingCode)
+		}
+	})
 }
 
 // What the database stamps keeps to the sandbox clock: a resident who signs

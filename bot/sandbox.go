@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -20,7 +19,9 @@ import (
 // loadDemo gives a new sandbox the region's demo organisation, and every
 // unbound demo doctor a fresh binding code, so the doctor's side can be tried.
 func (s *Server) loadDemo(ctx context.Context) error {
-	s.restoreClock()
+	if err := s.restoreClock(ctx); err != nil {
+		return err
+	}
 	loaded, err := profile.LoadDemo(ctx, s.DB, s.Config.Region)
 	if err != nil {
 		return err
@@ -156,24 +157,17 @@ func (s *Server) sandboxAhead() func() time.Duration {
 	return nil
 }
 
-// clockFile keeps the sandbox clock's lead beside a SQLite database, so a
-// restart does not take it back behind the times already recorded.
-func (s *Server) clockFile() string { return storage.BesideDatabase(s.Config.DatabaseURL, ".clock") }
-
-// restoreClock puts the sandbox clock where the last run left it.
-func (s *Server) restoreClock() {
-	path := s.clockFile()
-	if path == "" {
-		return
+// restoreClock puts the sandbox clock where the last run left it: its lead
+// is kept in the database, so a restart does not take it back behind the
+// times already recorded.
+func (s *Server) restoreClock(ctx context.Context) error {
+	lead, err := s.DB.SandboxClockLead(ctx)
+	if err != nil || lead == 0 {
+		return err
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return // none yet: the real time
-	}
-	if d, err := time.ParseDuration(strings.TrimSpace(string(b))); err == nil {
-		s.clock.setOffset(d)
-		s.log.Info("sandbox clock restored", "ahead", d.String())
-	}
+	s.clock.setOffset(lead)
+	s.log.Info("sandbox clock restored", "ahead", lead.String())
+	return nil
 }
 
 // clockView is the sandbox time as GET and POST /sandbox/clock answer it.
@@ -233,10 +227,8 @@ func (s *Server) moveClock(c *gin.Context) {
 		return
 	}
 	s.log.Info("sandbox clock moved", "ahead", s.clock.Offset().Round(time.Second).String())
-	if path := s.clockFile(); path != "" {
-		if err := os.WriteFile(path, []byte(s.clock.Offset().String()+"\n"), 0o600); err != nil {
-			s.log.Error("sandbox clock not kept; a restart takes it back", "err", err)
-		}
+	if err := s.DB.KeepSandboxClockLead(c.Request.Context(), s.clock.Offset()); err != nil {
+		s.log.Error("sandbox clock not kept; a restart takes it back", "err", err)
 	}
 	s.Pushes.Wake()
 	cv := s.clockView()

@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // DemoInstitutions lists the institutions marked as the sandbox's demo
@@ -106,4 +108,24 @@ func (db *DB) RemoveDemo(ctx context.Context, actor string) (map[string]int64, e
 		return nil, err
 	}
 	return removed, nil
+}
+
+// SandboxClockLead is how far ahead of the real time the sandbox clock was
+// last moved; zero if never.
+func (db *DB) SandboxClockLead(ctx context.Context) (time.Duration, error) {
+	var us int64
+	err := db.get(ctx, "SandboxClockLead", &us, `SELECT ahead_us FROM sandbox_clock WHERE id = 1`)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return time.Duration(us) * time.Microsecond, err
+}
+
+// KeepSandboxClockLead records the sandbox clock's lead. It only grows: a
+// late write from an earlier move cannot take the clock back.
+func (db *DB) KeepSandboxClockLead(ctx context.Context, lead time.Duration) error {
+	_, err := db.exec(ctx, "KeepSandboxClockLead", `INSERT INTO sandbox_clock (id, ahead_us) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET ahead_us = CASE WHEN excluded.ahead_us > sandbox_clock.ahead_us
+			THEN excluded.ahead_us ELSE sandbox_clock.ahead_us END`, lead.Microseconds())
+	return err
 }

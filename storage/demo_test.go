@@ -321,3 +321,21 @@ func migration37(t *testing.T) []string {
 	t.Fatal("no migration 0037")
 	return nil
 }
+
+// The sandbox clock's lead is kept in the database and only grows.
+func TestSandboxClockLeadIsKept(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if lead, err := db.SandboxClockLead(ctx); err != nil || lead != 0 {
+			t.Fatalf("a new database's lead: %v %v", lead, err)
+		}
+		for _, d := range []time.Duration{26 * time.Hour, 720 * time.Hour, time.Hour} { // the last a late write of an earlier move
+			if err := db.KeepSandboxClockLead(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if lead, err := db.SandboxClockLead(ctx); err != nil || lead != 720*time.Hour {
+			t.Fatalf("lead %v %v, want 720h", lead, err)
+		}
+	})
+}
