@@ -411,7 +411,9 @@ func takeID(t *signTurn, said string) (string, error) {
 	} else if awaiting && !signFamily(t) {
 		return "", stopWith("sign_id_awaiting_member", nil)
 	} else if live {
-		return "", stopWith("sign_id_taken", nil)
+		// A mistyped number may be someone's who signed: the resident keeps
+		// their place and types it again (tries a day stay limited above).
+		return "", reaskWith("sign_id_taken", nil)
 	}
 	sealed, err := t.e.Sealer.Seal("id_number", id)
 	if err != nil {

@@ -125,8 +125,9 @@ func TestSigningForOneself(t *testing.T) {
 	for _, s := range []string{"签约", "1", "王秀英", "同意"} {
 		other.say(s)
 	}
-	other.say(id, "不能在线重复签约", "需要帮忙请打电话0000-0000000")
-	other.in("", "")
+	other.say(id, "不能在线重复签约", "请重新输入", "需要帮忙请打电话0000-0000000")
+	// A mistyped number: the right one, typed again, goes on.
+	other.say(synthID("110105", "19620405", "027"), "已核对身份证号", "11位手机号")
 }
 
 func TestSigningAChildAsGuardian(t *testing.T) {
