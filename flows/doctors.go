@@ -49,8 +49,11 @@ func IssueBindingCode(ctx context.Context, db *storage.DB, s *storage.Sealer, do
 // request. They work whatever conversation is open.
 var (
 	bindCommand    = regexp.MustCompile(`^绑定\s*([A-Za-z0-9]{4,16})$`)
-	confirmCommand = regexp.MustCompile(`^确认\s*(QY\d{10})$`)
-	declineCommand = regexp.MustCompile(`^拒绝\s*(QY\d{10})\s*(.*)$`)
+	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)\d{10})$`)
+	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)\d{10})\s*(.*)$`)
+	// A number that is not one (QY and too few or many digits): say what
+	// one looks like rather than treat it as a resident's words.
+	badNumberCommand = regexp.MustCompile(`^(?:确认|拒绝)\s*(?i:qy)\s*\d*(?:\s.*)?$`)
 )
 
 // maxBindingFailures a day slows down anyone guessing codes.
@@ -63,20 +66,24 @@ func (e *Engine) doctorCommand(ctx context.Context, _ *State, said string, in In
 		return replies, true, err
 	}
 	if m := confirmCommand.FindStringSubmatch(said); m != nil {
-		replies, err = e.answerSignRequest(ctx, m[1], "", in)
+		replies, err = e.answerSignRequest(ctx, strings.ToUpper(m[1]), "", in)
 		return replies, true, err
 	}
 	if m := declineCommand.FindStringSubmatch(said); m != nil {
-		reason := strings.TrimSpace(m[2])
+		number, reason := strings.ToUpper(m[1]), strings.TrimSpace(m[2])
 		if reason == "" {
-			replies, err = say("doctor_decline_needs_reason", m[1])
+			replies, err = say("doctor_decline_needs_reason", number)
 			return replies, true, err
 		}
 		if utf8.RuneCountInString(reason) > maxDeclineRunes {
 			replies, err = say("text_too_long", maxDeclineRunes)
 			return replies, true, err
 		}
-		replies, err = e.answerSignRequest(ctx, m[1], reason, in)
+		replies, err = e.answerSignRequest(ctx, number, reason, in)
+		return replies, true, err
+	}
+	if badNumberCommand.MatchString(said) {
+		replies, err = say("doctor_number_format", nil)
 		return replies, true, err
 	}
 	return nil, false, nil

@@ -45,7 +45,9 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 		t.Fatalf("sign requests to the doctor = %+v", rows)
 	}
 	doc.say("确认 QY2611239999", "没有找到您负责的签约")
-	doc.say("确认 "+first, "已确认签约 "+first, "王秀英", "服务期到2027-11-22")
+	doc.say("确认 QY123", "合同编号是QY加10位数字")
+	doc.say("拒绝 qy26112 不对", "合同编号是QY加10位数字")
+	doc.say("确认 "+strings.ToLower(first), "已确认签约 "+first, "王秀英", "服务期到2027-11-22")
 	doc.say("确认 "+first, "已经处理过了")
 	doc.say("拒绝 "+second, "请写上拒绝的原因")
 	doc.say("拒绝 "+second+" 不在本团队服务范围", "已拒绝签约 "+second)
