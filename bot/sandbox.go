@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,7 +217,7 @@ func (s *Server) moveClock(c *gin.Context) {
 		err = s.clock.MoveTo(t)
 	default:
 		var t time.Time
-		if t, view["next"], err = nextDay(in.Next, s.clock.Now()); err != nil {
+		if t, view["next"], err = s.nextDay(c.Request.Context(), in.Next); err != nil {
 			c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 			return
 		}
@@ -247,8 +248,9 @@ func countSet(v ...string) int {
 }
 
 // nextDay is the time {"next": what} moves the clock to, and what happens
-// then in words (the solar term's name, the reminders' codes).
-func nextDay(what string, now time.Time) (time.Time, string, error) {
+// then in words (the solar term's name, the reminder days' names).
+func (s *Server) nextDay(ctx context.Context, what string) (time.Time, string, error) {
+	now := s.clock.Now()
 	switch what {
 	case "solar_term":
 		// The first term whose day's 08:00 is still to come (before 08:00
@@ -260,12 +262,18 @@ func nextDay(what string, now time.Time) (time.Time, string, error) {
 		if err != nil {
 			return time.Time{}, "", err
 		}
-		at, on, err := flows.NextSeasonal(entries, now)
-		var codes []string
-		for _, e := range on {
-			codes = append(codes, e.Code)
+		region, err := s.DB.ProfileCode(ctx)
+		if err != nil {
+			return time.Time{}, "", err
 		}
-		return at, strings.Join(codes, ", "), err
+		at, on, err := flows.NextSeasonal(flows.ForRegion(entries, region), now)
+		var names []string
+		for _, e := range on {
+			if !slices.Contains(names, e.Name) {
+				names = append(names, e.Name)
+			}
+		}
+		return at, strings.Join(names, "、"), err
 	}
 	return time.Time{}, "", fmt.Errorf(`next must be "solar_term" or "seasonal", not %q`, what)
 }

@@ -116,17 +116,17 @@ func TestClockJumpsToTheNextSolarTermAndReminder(t *testing.T) {
 	if err != nil || !at.Equal(day.Add(8*time.Hour)) || !at.After(before) || at.Sub(before) > 16*24*time.Hour {
 		t.Fatalf("next solar term: %s %q (%v), from %s", at, term, err, before)
 	}
-	at, codes := moveTo(`{"next": "seasonal"}`)
+	at, names := moveTo(`{"next": "seasonal"}`)
 	entries, _ := flows.SeasonalCalendar()
-	for _, code := range strings.Split(codes, ", ") {
+	for _, name := range strings.Split(names, "、") {
 		found := false
-		for _, e := range entries {
-			if d, _ := e.Day(at.In(flows.Shanghai).Year()); e.Code == code && d.Add(8*time.Hour).Equal(at) {
+		for _, e := range flows.ForRegion(entries, "national") {
+			if d, _ := e.Day(at.In(flows.Shanghai).Year()); e.Name == name && d.Add(8*time.Hour).Equal(at) {
 				found = true
 			}
 		}
 		if !found {
-			t.Fatalf("next seasonal: %s names %q, which is not due then", at, codes)
+			t.Fatalf("next seasonal: %s names %q, which is not due then", at, names)
 		}
 	}
 	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(`{"next": "新年"}`))

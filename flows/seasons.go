@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/6tail/lunar-go/calendar"
@@ -52,36 +53,108 @@ func Sanfu(year int) (time.Time, error) {
 	}
 }
 
-// SeasonalEntry is one reminder of the calendar.
+// SeasonalEntry is one reminder of the calendar. It starts on a day of
+// the year, given one of these ways:
+//   - term: a solar term by name; sanfu: 初伏
+//   - lunar_month and lunar_day: a date of the Chinese calendar (春节 1-1,
+//     重阳节 9-9), in the lunar year that begins in the Gregorian year
+//   - month, weekday (0 Sunday to 6 Saturday) and nth (1-5): the nth such
+//     weekday of the month (世界肾脏日: the 2nd Thursday of March)
+//   - month and day: a fixed date
+//
+// Its window runs from that day to until (month and day, inclusive; e.g.
+// flu vaccination from September to the end of October), or for a week
+// when until is not given: it goes out once a year, at the first run of
+// the background job inside the window.
 type SeasonalEntry struct {
 	Code string `yaml:"code"`
 	On   struct {
-		Term  string `yaml:"term"`
-		Sanfu string `yaml:"sanfu"`
-		Month int    `yaml:"month"`
-		Day   int    `yaml:"day"`
+		Term       string `yaml:"term"`
+		Sanfu      string `yaml:"sanfu"`
+		LunarMonth int    `yaml:"lunar_month"`
+		LunarDay   int    `yaml:"lunar_day"`
+		Month      int    `yaml:"month"`
+		Day        int    `yaml:"day"`
+		Weekday    *int   `yaml:"weekday"`
+		Nth        int    `yaml:"nth"`
 	} `yaml:"on"`
+	Until *struct {
+		Month int `yaml:"month"`
+		Day   int `yaml:"day"`
+	} `yaml:"until"`
+	Name        string   `yaml:"name"` // what the day is called, for the console and the simulator
 	Groups      []string `yaml:"groups"`
 	Communities []string `yaml:"communities"`
+	Regions     []string `yaml:"regions"` // profiles it is for; empty: every region
 	Text        string   `yaml:"text"`
 	Article     string   `yaml:"article"`
 }
 
 // Day is the entry's day in a year.
 func (s SeasonalEntry) Day(year int) (time.Time, error) {
+	on := s.On
 	switch {
-	case s.On.Term != "":
-		return SolarTerm(year, s.On.Term)
-	case s.On.Sanfu == "初伏":
+	case on.Term != "":
+		return SolarTerm(year, on.Term)
+	case on.Sanfu == "初伏":
 		return Sanfu(year)
-	case s.On.Month >= 1 && s.On.Month <= 12 && s.On.Day >= 1 && s.On.Day <= 31:
-		return time.Date(year, time.Month(s.On.Month), s.On.Day, 0, 0, 0, 0, Shanghai), nil
+	case on.LunarMonth >= 1 && on.LunarMonth <= 12 && on.LunarDay >= 1 && on.LunarDay <= 30:
+		d := calendar.NewLunarFromYmd(year, on.LunarMonth, on.LunarDay).GetSolar()
+		return time.Date(d.GetYear(), time.Month(d.GetMonth()), d.GetDay(), 0, 0, 0, 0, Shanghai), nil
+	case on.Weekday != nil && *on.Weekday >= 0 && *on.Weekday <= 6 && on.Nth >= 1 && on.Nth <= 5 && on.Month >= 1 && on.Month <= 12:
+		first := time.Date(year, time.Month(on.Month), 1, 0, 0, 0, 0, Shanghai)
+		day := first.AddDate(0, 0, (*on.Weekday-int(first.Weekday())+7)%7+7*(on.Nth-1))
+		if day.Month() != first.Month() {
+			return time.Time{}, fmt.Errorf("seasonal entry %s: %d has no %s number %d in month %d", s.Code, year, time.Weekday(*on.Weekday), on.Nth, on.Month)
+		}
+		return day, nil
+	case on.Month >= 1 && on.Month <= 12 && on.Day >= 1 && on.Day <= 31:
+		day := time.Date(year, time.Month(on.Month), on.Day, 0, 0, 0, 0, Shanghai)
+		if day.Day() != on.Day {
+			return time.Time{}, fmt.Errorf("seasonal entry %s: %d-%d is no date", s.Code, on.Month, on.Day)
+		}
+		return day, nil
 	}
-	return time.Time{}, fmt.Errorf("seasonal entry %s: on needs a term, sanfu: 初伏, or month and day", s.Code)
+	return time.Time{}, fmt.Errorf("seasonal entry %s: on needs a term, sanfu: 初伏, a lunar date, a month with weekday and nth, or month and day", s.Code)
 }
 
-// SeasonalCalendar reads and checks templates/seasonal.yaml.
+// Window is when the entry goes out in a year: from its day to the end of
+// until's day, or for a week.
+func (s SeasonalEntry) Window(year int) (from, to time.Time, err error) {
+	if from, err = s.Day(year); err != nil {
+		return from, to, err
+	}
+	if s.Until == nil {
+		return from, from.Add(seasonalGrace), nil
+	}
+	to = time.Date(year, time.Month(s.Until.Month), s.Until.Day, 0, 0, 0, 0, Shanghai).AddDate(0, 0, 1)
+	if s.Until.Month < 1 || s.Until.Month > 12 || s.Until.Day < 1 || to.AddDate(0, 0, -1).Day() != s.Until.Day || !to.After(from) {
+		return from, to, fmt.Errorf("seasonal entry %s: until %d-%d is no date after its day", s.Code, s.Until.Month, s.Until.Day)
+	}
+	return from, to, nil
+}
+
+// ForRegion keeps the entries for a region profile.
+func ForRegion(entries []SeasonalEntry, region string) []SeasonalEntry {
+	var out []SeasonalEntry
+	for _, e := range entries {
+		if len(e.Regions) == 0 || slices.Contains(e.Regions, region) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// SeasonalCalendar reads and checks templates/seasonal.yaml, once: it is
+// built into the binary. Callers get their own copy of the list.
 func SeasonalCalendar() ([]SeasonalEntry, error) {
+	entries, err := seasonalCalendar()
+	return slices.Clone(entries), err
+}
+
+var seasonalCalendar = sync.OnceValues(readSeasonalCalendar)
+
+func readSeasonalCalendar() ([]SeasonalEntry, error) {
 	var f struct {
 		Entries []SeasonalEntry `yaml:"entries"`
 	}
@@ -96,32 +169,39 @@ func SeasonalCalendar() ([]SeasonalEntry, error) {
 			return nil, fmt.Errorf("templates/seasonal.yaml: entry %q needs a unique code and a text", e.Code)
 		}
 		seen[e.Code] = true
-		if _, err := e.Day(2026); err != nil {
-			return nil, fmt.Errorf("templates/seasonal.yaml: %w", err)
+		for year := 2026; year <= 2030; year++ {
+			if _, _, err := e.Window(year); err != nil {
+				return nil, fmt.Errorf("templates/seasonal.yaml: %w", err)
+			}
 		}
 		for _, g := range e.Groups {
 			if _, ok := findTerm(g); !ok {
 				return nil, fmt.Errorf("templates/seasonal.yaml: entry %s: unknown priority group %q", e.Code, g)
 			}
 		}
+		for _, r := range e.Regions {
+			if _, _, err := templates.Profile(r); err != nil {
+				return nil, fmt.Errorf("templates/seasonal.yaml: entry %s: unknown region %q", e.Code, r)
+			}
+		}
 	}
 	return f.Entries, nil
 }
 
-// seasonalGrace is how late an entry still goes out (an instance that was
-// down on the day); older entries wait for next year.
+// seasonalGrace is how late an entry without until still goes out (an
+// instance that was down on the day, a resident who signed that week);
+// older entries wait for next year.
 const seasonalGrace = 7 * 24 * time.Hour
 
 // seasonalPage is how many residents a campaign reads at once.
 const seasonalPage = 500
 
-// DueSeasonal lists the entries whose day this year has come, within the
-// grace period.
+// DueSeasonal lists the entries whose window this year holds now.
 func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 	var due []SeasonalEntry
 	for _, e := range entries {
-		day, err := e.Day(now.In(Shanghai).Year())
-		if err == nil && !now.Before(day) && now.Sub(day) < seasonalGrace {
+		from, to, err := e.Window(now.In(Shanghai).Year())
+		if err == nil && !now.Before(from) && now.Before(to) {
 			due = append(due, e)
 		}
 	}
@@ -212,6 +292,11 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	if err != nil {
 		return 0, err
 	}
+	region, err := db.ProfileCode(ctx)
+	if err != nil {
+		return 0, err
+	}
+	entries = ForRegion(entries, region)
 	year := now.In(Shanghai).Year()
 	total := 0
 	for _, e := range DueSeasonal(entries, now) {

@@ -3,12 +3,16 @@ package flows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/6tail/lunar-go/calendar"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // Published dates (Purple Mountain Observatory's almanac) of the 24 solar
@@ -17,6 +21,7 @@ var publishedTerms = map[int][24]int{
 	2025: {105, 120, 203, 218, 305, 320, 404, 420, 505, 521, 605, 621, 707, 722, 807, 823, 907, 923, 1008, 1023, 1107, 1122, 1207, 1221},
 	2026: {105, 120, 204, 218, 305, 320, 405, 420, 505, 521, 605, 621, 707, 723, 807, 823, 907, 923, 1008, 1023, 1107, 1122, 1207, 1222},
 	2027: {105, 120, 204, 219, 306, 321, 405, 420, 506, 521, 606, 621, 707, 723, 808, 823, 908, 923, 1008, 1023, 1107, 1122, 1207, 1222},
+	2028: {106, 120, 204, 219, 305, 320, 404, 419, 505, 520, 605, 621, 706, 722, 807, 822, 907, 922, 1008, 1023, 1107, 1122, 1206, 1221},
 }
 
 func TestSolarTermsMatchPublishedDates(t *testing.T) {
@@ -53,37 +58,151 @@ func TestSanfuIsTheThirdGengDayFromSummerSolstice(t *testing.T) {
 	}
 }
 
-func TestSeasonalCalendarLoadsAndFallsDue(t *testing.T) {
+// The calendar a nurse would sign off: every month, every priority group
+// of every profile, most solar terms, and every kind of date.
+func TestSeasonalCalendarCoversTheYear(t *testing.T) {
 	entries, err := SeasonalCalendar()
-	if err != nil || len(entries) < 5 {
+	if err != nil || len(entries) < 50 {
 		t.Fatalf("%d entries, %v", len(entries), err)
 	}
-	byCode := map[string]SeasonalEntry{}
+	months, groups, terms, kinds := map[time.Month]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, e := range entries {
-		byCode[e.Code] = e
-	}
-	if d, _ := byCode["flu-vaccine"].Day(2026); d.Format("01-02") != "10-23" {
-		t.Fatalf("flu reminder on %s, want 霜降 10-23", d.Format("01-02"))
-	}
-	if d, _ := byCode["heatstroke"].Day(2025); d.Format("01-02") != "07-20" {
-		t.Fatalf("heatstroke on %s", d.Format("01-02"))
-	}
-	codes := func(es []SeasonalEntry) string {
-		var s string
-		for _, e := range es {
-			s += e.Code + " "
+		day, _ := e.Day(2026)
+		months[day.Month()] = true
+		for _, g := range e.Groups {
+			groups[g] = true
 		}
-		return s
+		terms[e.On.Term] = e.On.Term != ""
+		switch {
+		case e.On.Term != "" || e.On.Sanfu != "":
+			kinds["solar"] = true
+		case e.On.LunarMonth != 0:
+			kinds["lunar"] = true
+		case e.On.Weekday != nil:
+			kinds["nth weekday"] = true
+		default:
+			kinds["fixed"] = true
+		}
+		if e.Until != nil {
+			kinds["window"] = true
+		}
+		if len(e.Regions) > 0 {
+			kinds["region"] = true
+		}
+		if utf8.RuneCountInString(e.Text) > 120 || e.Name == "" {
+			t.Errorf("%s: a name and a short text, please (%d characters)", e.Code, utf8.RuneCountInString(e.Text))
+		}
+	}
+	if len(months) != 12 || len(kinds) != 6 {
+		t.Errorf("months %v, kinds of date %v", months, kinds)
+	}
+	distinct := 0
+	for _, used := range terms {
+		if used {
+			distinct++
+		}
+	}
+	if distinct < 15 {
+		t.Errorf("%d distinct solar terms, want at least 15", distinct)
+	}
+	for _, code := range []string{"national", "township", "yaoguan", "harbin", "linzi", "kunming"} {
+		raw, _, err := templates.Profile(code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			PriorityGroups []string `yaml:"priority_groups"`
+		}
+		if err := yaml.Unmarshal(raw, &p); err != nil || len(p.PriorityGroups) == 0 {
+			t.Fatalf("%s: %v", code, err)
+		}
+		for _, g := range p.PriorityGroups {
+			if !groups[g] {
+				t.Errorf("%s's priority group %s has no reminder", code, g)
+			}
+		}
+	}
+}
+
+// A window goes out on any day inside it; a day without until, for a week.
+func TestSeasonalWindowsAndRegions(t *testing.T) {
+	entries, err := SeasonalCalendar()
+	if err != nil {
+		t.Fatal(err)
 	}
 	at := func(m, d int) time.Time { return time.Date(2026, time.Month(m), d, 9, 0, 0, 0, Shanghai) }
-	if got := codes(DueSeasonal(entries, at(10, 22))); got != "" {
-		t.Errorf("the day before 霜降: %q", got)
+	due := func(code string, when time.Time) bool {
+		for _, e := range DueSeasonal(entries, when) {
+			if e.Code == code {
+				return true
+			}
+		}
+		return false
 	}
-	if got := codes(DueSeasonal(entries, at(10, 23))); got != "flu-vaccine " {
-		t.Errorf("on 霜降: %q", got)
+	for when, want := range map[time.Time]bool{at(8, 31): false, at(9, 1): true, at(10, 15): true, at(10, 31): true, at(11, 1): false} {
+		if due("flu-vaccine", when) != want {
+			t.Errorf("flu vaccination on %s: due %v, want %v", when.Format("01-02"), !want, want)
+		}
 	}
-	if got := codes(DueSeasonal(entries, at(11, 8))); got != "cold-heart " {
-		t.Errorf("the day after 立冬 (霜降 is past the grace week): %q", got)
+	if !due("hypertension-day", at(10, 8)) || !due("hypertension-day", at(10, 14)) || due("hypertension-day", at(10, 15)) {
+		t.Error("a day without until goes out for a week from its day")
+	}
+	has := func(es []SeasonalEntry, code string) bool {
+		return slices.ContainsFunc(es, func(e SeasonalEntry) bool { return e.Code == code })
+	}
+	if !has(ForRegion(entries, "kunming"), "wild-mushroom") || has(ForRegion(entries, "national"), "wild-mushroom") ||
+		!has(ForRegion(entries, "national"), "flu-vaccine") || !has(ForRegion(entries, "harbin"), "heating-co-harbin") {
+		t.Error("region-only entries go to their regions alone")
+	}
+}
+
+// Every entry's day in 2026-2028 against the published calendars: solar
+// terms (the table above), lunar festivals, nth weekdays and fixed health
+// days. An entry this table does not know fails: add its published dates.
+func TestSeasonalDatesArePublished(t *testing.T) {
+	published := map[string][3]string{ // code -> 2026, 2027, 2028 (MM-DD)
+		"spring-festival": {"02-17", "02-06", "01-26"}, "lantern-sugar": {"03-03", "02-20", "02-09"},
+		"dragon-boat": {"06-19", "06-09", "05-28"}, "chongyang": {"10-18", "10-08", "10-26"},
+		"kidney-day": {"03-12", "03-11", "03-09"}, "disability-day": {"05-17", "05-16", "05-21"},
+		"copd-day": {"11-18", "11-17", "11-15"},
+	}
+	fixed := map[string]string{ // code -> the health day's date
+		"cancer-screening": "02-04", "tb-day": "03-24", "vaccination-day": "04-25", "world-hypertension-day": "05-17",
+		"family-doctor-day": "05-19", "no-tobacco-day": "05-31", "eye-day": "06-06", "breastfeeding-week": "08-01",
+		"fitness-day": "08-08", "alzheimer-day": "09-21", "heart-day": "09-29", "hypertension-day": "10-08",
+		"mental-health-day": "10-10", "poverty-relief": "10-17", "stroke-day": "10-29", "diabetes-day": "11-14",
+		"disabled-day": "12-03", "family-planning-care": "05-29",
+		// Seasons rather than days, set for this calendar:
+		"winter-flu-child": "01-10", "spring-allergy": "03-15", "wild-mushroom": "06-01", "plum-rain": "06-15",
+		"flu-vaccine": "09-01", "heating-co-harbin": "10-15", "heating-co-linzi": "11-15",
+	}
+	entries, _ := SeasonalCalendar()
+	for _, e := range entries {
+		for i, year := range []int{2026, 2027, 2028} {
+			day, err := e.Day(year)
+			if err != nil || day.Year() != year {
+				t.Fatalf("%s in %d: %s %v", e.Code, year, day, err)
+			}
+			got := day.Format("01-02")
+			switch {
+			case e.On.Term != "":
+				k := slices.Index(solarTerms, e.On.Term)
+				if want := publishedTerms[year][k]; got != fmt.Sprintf("%02d-%02d", want/100, want%100) {
+					t.Errorf("%s (%s) in %d: %s, published %04d", e.Code, e.On.Term, year, got, want)
+				}
+			case e.On.Sanfu != "": // TestSanfuIsTheThirdGengDayFromSummerSolstice
+			case published[e.Code] != [3]string{}:
+				if want := published[e.Code][i]; got != want {
+					t.Errorf("%s in %d: %s, published %s", e.Code, year, got, want)
+				}
+			case fixed[e.Code] != "":
+				if got != fixed[e.Code] {
+					t.Errorf("%s in %d: %s, want %s", e.Code, year, got, fixed[e.Code])
+				}
+			default:
+				t.Errorf("%s: no published date in this test", e.Code)
+			}
+		}
 	}
 }
 
@@ -107,7 +226,8 @@ func TestSeasonalExpansionIsOncePerYear(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_gone", Subscribed: false, EventTime: time.Now()}})
-	entries, _ := SeasonalCalendar()
+	all, _ := SeasonalCalendar()
+	entries := ForRegion(all, "national") // as RunSeasonal reads the database's region
 	year := time.Date(2026, 1, 1, 0, 0, 0, 0, Shanghai)
 	var wg sync.WaitGroup
 	for range 2 {
@@ -126,10 +246,20 @@ func TestSeasonalExpansionIsOncePerYear(t *testing.T) {
 	}
 	wg.Wait()
 	count := func(openID string) int { return countKind(t, e, openID, PushSeasonal, "pending") }
-	// 65+: flu vaccine, heatstroke, spring allergy; everyone: spring allergy.
-	if count("o_old1") != 3 || count("o_old2") != 3 || count("o_young") != 1 || count("o_off") != 0 || count("o_gone") != 0 {
-		t.Fatalf("seasonal pushes: old1 %d old2 %d young %d off %d gone %d",
-			count("o_old1"), count("o_old2"), count("o_young"), count("o_off"), count("o_gone"))
+	// The 65-year-olds get every entry for everyone or for the elderly in
+	// this region; the young one only those for everyone.
+	old, young := 0, 0
+	for _, entry := range entries {
+		if len(entry.Groups) == 0 {
+			young++
+		}
+		if len(entry.Groups) == 0 || slices.Contains(entry.Groups, "elderly") {
+			old++
+		}
+	}
+	if old < 10 || count("o_old1") != old || count("o_old2") != old || count("o_young") != young || count("o_off") != 0 || count("o_gone") != 0 {
+		t.Fatalf("seasonal pushes: old1 %d old2 %d (want %d) young %d (want %d) off %d gone %d",
+			count("o_old1"), count("o_old2"), old, count("o_young"), young, count("o_off"), count("o_gone"))
 	}
 }
 
@@ -154,15 +284,17 @@ func TestRunSeasonalExpandsEachEntryOnce(t *testing.T) {
 	doc := bindFirstDoctor(t, e)
 	activeFor(t, e, doc, "o_run", synthID("110105", "19500101", "001"))
 	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_run", Subscribed: true, EventTime: time.Unix(1, 0)}})
+	// On 霜降 2026: the flu vaccination window, 重阳节's week and 霜降's own
+	// reminder are all open for a 76-year-old.
 	shuangjiang := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
-	if n, err := RunSeasonal(ctx, e.DB, e.Sealer, shuangjiang); err != nil || n != 1 {
+	if n, err := RunSeasonal(ctx, e.DB, e.Sealer, shuangjiang); err != nil || n != 3 {
 		t.Fatalf("on 霜降: %d %v", n, err)
 	}
 	if n, _ := RunSeasonal(ctx, e.DB, e.Sealer, shuangjiang.Add(10*time.Minute)); n != 0 {
 		t.Fatalf("ten minutes later: %d more", n)
 	}
-	if countKind(t, e, "o_run", PushSeasonal, "pending") != 1 {
-		t.Fatal("not exactly one flu reminder")
+	if countKind(t, e, "o_run", PushSeasonal, "pending") != 3 {
+		t.Fatal("not exactly one push for each of the three")
 	}
 }
 

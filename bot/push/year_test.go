@@ -83,14 +83,18 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 		for d.DispatchOnce(ctx) > 0 {
 		}
 	}
-	got := map[string]int{}
+	got, seasonal := map[string]int{}, map[string]int{}
 	for _, m := range standIn.Outbox("o_year") {
 		var msg struct {
-			Data map[string]struct{ Value string } `json:"data"`
+			TemplateID string                            `json:"template_id"`
+			Data       map[string]struct{ Value string } `json:"data"`
 		}
 		json.Unmarshal(m.Data, &msg)
 		text := msg.Data["text"].Value
-		for _, what := range []string{"到期", "慢病随访", "老年人健康体检", "流感疫苗", "立冬", "入伏", "花粉"} {
+		if msg.TemplateID == "tpl_seasonal" {
+			seasonal[text]++
+		}
+		for _, what := range []string{"到期", "慢病随访", "老年人健康体检", "流感疫苗", "立冬", "入伏", "花粉", "全国高血压日", "重阳节", "世界肾脏日"} {
 			if strings.Contains(text, what) {
 				got[what]++
 			}
@@ -99,15 +103,24 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 	want := map[string]int{
 		"到期":      2, // renewal, 30 and 7 days before the end
 		"慢病随访":    4, // every 91 days with none done or booked
-		"老年人健康体检": 1, "流感疫苗": 1, "立冬": 1, "入伏": 1, "花粉": 1,
+		"老年人健康体检": 1, "流感疫苗": 1, "立冬": 1, "入伏": 1, "花粉": 1, "全国高血压日": 1, "重阳节": 1, "世界肾脏日": 1,
 	}
 	for what, n := range want {
 		if got[what] != n {
 			t.Errorf("%s: %d pushes, want %d", what, got[what], n)
 		}
 	}
-	if total := len(standIn.Outbox("o_year")); total != 11 {
-		t.Errorf("%d pushes in all, want 11", total)
+	// Every seasonal reminder for her (65+, hypertension) once.
+	for text, n := range seasonal {
+		if n != 1 {
+			t.Errorf("%d times: %s", n, text)
+		}
+	}
+	if len(seasonal) < 20 {
+		t.Errorf("only %d seasonal reminders in a year", len(seasonal))
+	}
+	if total := len(standIn.Outbox("o_year")); total != 7+len(seasonal) {
+		t.Errorf("%d pushes in all, want 7 personal and %d seasonal", total, len(seasonal))
 	}
 	for _, m := range standIn.Outbox("o_year_other") {
 		if strings.Contains(string(m.Data), "慢病随访") {

@@ -275,7 +275,7 @@ document.getElementById("clock").addEventListener("click", async ev => {
     const v = await api("/sandbox/clock", body);
     showClock(v);
     if (b.dataset.next === "solar_term") noteEl.textContent = "已到" + v.next;
-    else if (b.dataset.next === "seasonal") noteEl.textContent = "已到下一个季节提醒日";
+    else if (b.dataset.next === "seasonal") noteEl.textContent = "已到" + v.next;
   } catch (e) {
     noteEl.textContent = e.status === 409 ? "沙盒时钟只能往后拨（最多一百年）" : "没拨动：" + e.message;
   }
