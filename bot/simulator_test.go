@@ -188,24 +188,30 @@ func TestSimulatorInABrowser(t *testing.T) {
 			t.Fatalf("%s never showed %q in %s: %v\n%s", phone, want, sel, err, textIn(phone))
 		}
 	}
-	replies := func(phone string) int {
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+js(phone+" .row.bot")+`).length`))
+	mine := func(phone string) int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+js(phone+" .row.me")+`).length`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	// say types into a phone and waits for the bot's answer.
+	// say types into a phone and waits for the bot's answer to it: the first
+	// reply after the message, whether it came back at once or later as a
+	// customer-service message (a slow machine's late reply).
 	say := func(phone, text string) string {
 		t.Helper()
-		n := replies(phone)
+		n := mine(phone)
 		run("say "+text+" in "+phone,
 			chromedp.SendKeys(chromedp.CSS(phone+" .input input"), text),
 			chromedp.Click(chromedp.CSS(phone+" .input .send")))
-		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		step, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		last, err := chromedp.Run(step, chromedp.Poll[string](`(() => { const r = document.querySelectorAll(`+js(phone+" .row.bot")+`);
-			return r.length > `+fmt.Sprint(n)+` ? r[r.length - 1].innerText : null; })()`))
+		last, err := chromedp.Run(step, chromedp.Poll[string](`(() => {
+			const rows = [...document.querySelectorAll(`+js(phone+" .row")+`)];
+			const sent = rows.filter(r => r.classList.contains("me"))[`+fmt.Sprint(n)+`];
+			if (!sent) return null;
+			const reply = rows.slice(rows.indexOf(sent) + 1).find(r => r.classList.contains("bot"));
+			return reply ? reply.innerText : null; })()`))
 		if err != nil {
 			t.Fatalf("no answer to %q in %s: %v\n%s", text, phone, err, textIn(phone))
 		}
