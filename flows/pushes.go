@@ -295,7 +295,8 @@ type AppointmentReminder struct {
 }
 
 func (p AppointmentReminder) Push() storage.Push {
-	return storage.Push{Key: p.Key, Kind: PushAppointmentReminder, Recipient: p.OpenID, Priority: PriorityAppointment, Due: p.Due,
+	// Once the visit has begun a reminder of it is no use.
+	return storage.Push{Key: p.Key, Kind: PushAppointmentReminder, Recipient: p.OpenID, Priority: PriorityAppointment, Due: p.Due, StaleAt: p.At,
 		Fields: map[string]string{"resident": p.Resident, "kind": kindName(p.VisitKind), "time": clock(p.At),
 			"remark": mustMessage("reminder_how_to_stop", nil)}}
 }
@@ -348,8 +349,11 @@ type DoctorAgenda struct {
 
 func (p DoctorAgenda) Push() storage.Push {
 	day := p.Day.In(Shanghai).Format("2006-01-02")
+	// The agenda is for planning the day: by noon the morning's visits are
+	// done and "今天有N个预约" has lost its point; a doctor asks 今日预约.
+	noon := StartOfDay(p.Day).Add(12 * time.Hour)
 	return storage.Push{Key: fmt.Sprintf("agenda:%d:%s", p.DoctorID, day), Kind: PushDoctorAgenda, Recipient: p.OpenID,
-		Priority: PriorityTransactional, Fields: map[string]string{"date": day, "count": strconv.Itoa(p.Count),
+		Priority: PriorityTransactional, StaleAt: noon, Fields: map[string]string{"date": day, "count": strconv.Itoa(p.Count),
 			"first": p.First.In(Shanghai).Format("15:04")}}
 }
 

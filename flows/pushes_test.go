@@ -46,6 +46,12 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		Team: "林静家庭医生团队", Reason: "不在服务范围", FormerDoctorID: 1, At: at}.Pushes()...)
 	made := map[string]bool{}
 	for _, p := range pushes {
+		// Only an agenda (by noon of its day) and a visit reminder (once the
+		// visit begins) lose their point; everything else is sent however late.
+		wantStale := map[string]time.Time{PushDoctorAgenda: StartOfDay(at).Add(12 * time.Hour), PushAppointmentReminder: at}[p.Kind]
+		if !p.StaleAt.Equal(wantStale) {
+			t.Errorf("%s goes stale at %s, want %s", p.Kind, p.StaleAt, wantStale)
+		}
 		made[p.Kind] = true
 		text, err := PushText(p.Kind, p.Fields)
 		if err != nil || text == "" || strings.Contains(text, "<no value>") {

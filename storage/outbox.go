@@ -18,6 +18,7 @@ type Push struct {
 	Fields    map[string]string // the template's fields
 	Priority  int               // 0 transactional
 	Due       time.Time
+	StaleAt   time.Time // when sending it no longer makes sense; zero: never
 }
 
 // OutboxRow is a claimed push.
@@ -56,9 +57,13 @@ func (db *DB) enqueue(ctx context.Context, op string, pushes []Push) error {
 		if due.IsZero() {
 			due = now
 		}
-		rows[i] = []any{p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now}
+		var stale any
+		if !p.StaleAt.IsZero() {
+			stale = p.StaleAt.UTC()
+		}
+		rows[i] = []any{p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now, stale}
 	}
-	n, err := db.insertMany(ctx, op+": enqueue", `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at)
+	n, err := db.insertMany(ctx, op+": enqueue", `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at, stale_at)
 VALUES`, `ON CONFLICT (idempotency_key) DO NOTHING`, rows)
 	db.pushed(n)
 	return err
@@ -82,6 +87,10 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 	}
 	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
 	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
+	if _, err := db.exec(ctx, "ClaimDue: stale", `UPDATE outbox SET state = 'cancelled', lease_until = NULL,
+		last_error = 'moment passed' WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ?`, now.UTC()); err != nil {
+		return nil, err
+	}
 	var rows []OutboxRow
 	err := db.sel(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)

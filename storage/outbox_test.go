@@ -252,3 +252,29 @@ func TestOutboxStampsWithTheSetClock(t *testing.T) {
 		}
 	})
 }
+
+// A push past its moment is cancelled, not sent late; one still in time,
+// and one that never goes stale, are sent.
+func TestStalePushesAreCancelledNotSent(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		stale, fresh, never := push("c:stale:agenda", "o_stale"), push("c:stale:reminder", "o_stale"), push("c:stale:request", "o_stale")
+		stale.StaleAt = now.Add(time.Hour)
+		fresh.StaleAt = now.Add(3 * time.Hour)
+		if err := db.Apply(ctx, storage.Changes{Pushes: []storage.Push{stale, fresh, never}}); err != nil {
+			t.Fatal(err)
+		}
+		later := now.Add(2 * time.Hour) // the dispatcher was away for two hours
+		rows, err := db.ClaimDue(ctx, 10, time.Minute, later, 99)
+		if err != nil || len(rows) != 2 || rows[0].Key == "c:stale:agenda" || rows[1].Key == "c:stale:agenda" {
+			t.Fatalf("claimed %+v %v", rows, err)
+		}
+		entries, _ := db.OutboxFor(ctx, "o_stale")
+		for _, e := range entries {
+			if e.Key == "c:stale:agenda" && (e.State != "cancelled" || e.LastError == "") {
+				t.Fatalf("the stale push: %+v", e)
+			}
+		}
+	})
+}

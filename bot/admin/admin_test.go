@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +346,31 @@ func TestWaitingCountsOnTheConsolesClock(t *testing.T) {
 	}
 	if funcs["overdue"].(func(time.Time) bool)(made) || !funcs["overdue"].(func(time.Time) bool)(ahead.Add(-flows.EscalateAfter)) {
 		t.Fatal("overdue is not counted from the console's clock")
+	}
+}
+
+// Every reason storage gives for withdrawing a push is shown to staff in
+// Chinese on the 推送 page.
+func TestEveryWithdrawalReasonHasALabel(t *testing.T) {
+	files, err := filepath.Glob("../../storage/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("storage sources: %v", err)
+	}
+	reasons := regexp.MustCompile(`state = 'cancelled',[^']*last_error = '([^']+)'`)
+	found := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range reasons.FindAllStringSubmatch(string(src), -1) {
+			found++
+			if label(m[1]) == m[1] {
+				t.Errorf("%s: %q has no label", filepath.Base(f), m[1])
+			}
+		}
+	}
+	if found < 5 {
+		t.Fatalf("found %d reasons; has the SQL changed shape?", found)
 	}
 }

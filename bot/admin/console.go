@@ -53,7 +53,7 @@ var labels = map[string]string{
 	// Why a push was withdrawn (outbox.last_error of cancelled rows).
 	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
 	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒",
-	"recipient unsubscribed": "对方已取消关注",
+	"recipient unsubscribed": "对方已取消关注", "moment passed": "时间已过，不再发送",
 }
 
 func label(s string) string {
