@@ -367,3 +367,31 @@ func NextSeasonal(entries []SeasonalEntry, now time.Time) (time.Time, []Seasonal
 	}
 	return next, on, nil
 }
+
+// CalendarDay is one entry's coming occurrence, for the console.
+type CalendarDay struct {
+	Entry    SeasonalEntry
+	From, To time.Time // its window: To is the first moment after it
+	For      string    // the priority groups as residents read them; "" for every signed resident
+}
+
+// ComingYear lists each entry's next window that has not ended by now,
+// soonest first: what residents will be sent over the coming year.
+func ComingYear(entries []SeasonalEntry, now time.Time) ([]CalendarDay, error) {
+	var days []CalendarDay
+	year := now.In(Shanghai).Year()
+	for _, e := range entries {
+		for _, y := range []int{year, year + 1} {
+			from, to, err := e.Window(y)
+			if err != nil {
+				return nil, err
+			}
+			if to.After(now) {
+				days = append(days, CalendarDay{Entry: e, From: from, To: to, For: groupNames(e.Groups)})
+				break
+			}
+		}
+	}
+	slices.SortStableFunc(days, func(a, b CalendarDay) int { return a.From.Compare(b.From) })
+	return days, nil
+}

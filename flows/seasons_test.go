@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -348,5 +349,28 @@ func TestNextSolarTermAndNextSeasonal(t *testing.T) {
 	}
 	if _, _, err := NextSeasonal(nil, at("2026-12-02 10:00")); err == nil {
 		t.Error("an empty calendar has no next day")
+	}
+}
+
+// The console's coming year: every entry once, soonest first, none ended.
+func TestComingYear(t *testing.T) {
+	entries, _ := SeasonalCalendar()
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, Shanghai)
+	days, err := ComingYear(entries, now)
+	if err != nil || len(days) != len(entries) {
+		t.Fatalf("%d days for %d entries, %v", len(days), len(entries), err)
+	}
+	for i, d := range days {
+		if !d.To.After(now) || (i > 0 && d.From.Before(days[i-1].From)) || d.From.After(now.AddDate(1, 0, 0)) {
+			t.Errorf("%s: %s to %s", d.Entry.Code, d.From, d.To)
+		}
+	}
+	if days[0].From.Month() != time.December {
+		t.Errorf("the first is %s on %s", days[0].Entry.Code, days[0].From)
+	}
+	for _, d := range days {
+		if d.Entry.Code == "flu-vaccine" && (d.From.Year() != 2027 || !strings.Contains(d.For, "65岁以上老年人")) {
+			t.Errorf("flu vaccination: %s for %q", d.From, d.For)
+		}
 	}
 }

@@ -1265,3 +1265,24 @@ func TestMemberConfirmsAtTheDesk(t *testing.T) {
 		}
 	})
 }
+
+// The health calendar shows the coming year's reminders for this region
+// with their dates, and none of another region's.
+func TestHealthCalendarPage(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, s storagetest.Stack) {
+		o := newOrg(t, s)
+		b := o.browser(t)
+		b.signIn("viewer", testPassword)
+		if code := b.get("/admin/calendar"); code != http.StatusOK {
+			t.Fatalf("calendar: %d", code)
+		}
+		for _, want := range []string{"健康日历", "流感疫苗接种季", "9月1日–10月31日", "全国高血压日", "高血压患者", "全体签约居民"} {
+			if !strings.Contains(b.last, want) {
+				t.Errorf("the calendar lacks %q", want)
+			}
+		}
+		if strings.Contains(b.last, "野生菌") || strings.Contains(b.last, "供暖季") {
+			t.Error("another region's reminders on this region's calendar")
+		}
+	})
+}

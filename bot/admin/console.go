@@ -96,7 +96,9 @@ func pageFuncs(now func() time.Time) template.FuncMap {
 			}
 			return t.In(flows.Shanghai).Format("2006-01-02 15:04")
 		},
-		"yuan": templates.Yuan,
+		"yuan":    templates.Yuan,
+		"date":    func(t time.Time) string { return t.In(flows.Shanghai).Format("1月2日") },
+		"lastDay": func(t time.Time) string { return t.In(flows.Shanghai).AddDate(0, 0, -1).Format("1月2日") },
 		// waited is how many whole days have passed since a moment.
 		"waited":  func(t time.Time) int { return int(now().Sub(t) / (24 * time.Hour)) },
 		"overdue": func(t time.Time) bool { return now().Sub(t) >= flows.EscalateAfter },
@@ -123,6 +125,7 @@ var nav = []navItem{
 	{Path: "/admin/packages", Label: "服务包", need: toRead},
 	{Path: "/admin/indicators", Label: "指标", need: toRead},
 	{Path: "/admin/outbox", Label: "推送", need: toRead},
+	{Path: "/admin/calendar", Label: "健康日历", need: toRead},
 	{Path: "/admin/import", Label: "导入导出", need: toRead},
 	{Path: "/admin/data-requests", Label: "信息删除申请", need: toManage},
 	{Path: "/admin/audit", Label: "审计日志", need: toManage},

@@ -69,6 +69,7 @@ func (a *API) consoleRoutes() []route {
 		{"GET", "/indicators/:code", toRead, a.membersPage},
 		{"GET", "/assessment", toRead, a.assessmentPage},
 		{"GET", "/outbox", toRead, a.outboxPage},
+		{"GET", "/calendar", toRead, a.calendarPage},
 		{"POST", "/outbox/:id/retry", toManage, a.retryPage},
 		{"GET", "/audit", toManage, a.auditPage},
 		{"GET", "/data-requests", toManage, a.dataRequestsPage},
@@ -689,6 +690,28 @@ func (a *API) retryPage(c *gin.Context) {
 		return
 	}
 	done(c, "/admin/outbox", "已重新发送。")
+}
+
+// calendarPage shows the seasonal reminders of the coming year for this
+// deployment's region, with their computed dates.
+func (a *API) calendarPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	entries, err := flows.SeasonalCalendar()
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	region, err := a.DB.ProfileCode(ctx)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	days, err := flows.ComingYear(flows.ForRegion(entries, region), a.now())
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	a.render(c, http.StatusOK, "calendar", gin.H{"Days": days})
 }
 
 // dataRequestsPage lists residents' deletion requests, open first.
