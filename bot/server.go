@@ -335,14 +335,14 @@ func (s *Server) accessLog(c *gin.Context) {
 // loopbackOnly hides the sandbox routes from anyone not on this machine. It
 // looks at the connection, not at headers a client could forge, and also
 // refuses what reaches it from elsewhere through this machine: a request
-// relayed by a proxy (X-Forwarded-For, Forwarded), or one whose Host is
+// relayed by a proxy (X-Forwarded-For, X-Real-IP, Via, …), or one whose Host is
 // not a loopback name (a page on another site that rebinds its DNS name to
 // 127.0.0.1). A write must be JSON, which a page on another site cannot
 // send here without a CORS preflight this server never grants.
 func loopbackOnly(c *gin.Context) {
 	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || !loopbackHost(c.Request.Host) ||
-		c.GetHeader("X-Forwarded-For") != "" || c.GetHeader("Forwarded") != "" {
+		proxied(c.Request.Header) {
 		c.AbortWithStatus(http.StatusNotFound)
 		return
 	}
@@ -358,6 +358,17 @@ func loopbackOnly(c *gin.Context) {
 		}
 	}
 	c.Next()
+}
+
+// proxied reports whether a request carries what a reverse proxy adds; a
+// proxy on this machine would otherwise make the sandbox public.
+func proxied(h http.Header) bool {
+	for _, name := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Forwarded-Host", "X-Forwarded-Proto", "Via"} {
+		if h.Get(name) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // loopbackHost reports whether a Host header names this machine.

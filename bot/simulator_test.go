@@ -357,6 +357,8 @@ func TestSandboxRoutesRefuseWhatComesFromElsewhere(t *testing.T) {
 		"rebound DNS name":      {"evil.example:8080", "application/json", "", "", http.StatusNotFound},
 		"through a proxy":       {"127.0.0.1:8080", "application/json", "X-Forwarded-For", "203.0.113.9", http.StatusNotFound},
 		"Forwarded":             {"localhost:8080", "application/json", "Forwarded", "for=203.0.113.9", http.StatusNotFound},
+		"nginx's X-Real-IP":     {"127.0.0.1:8080", "application/json", "X-Real-IP", "203.0.113.9", http.StatusNotFound},
+		"Via":                   {"127.0.0.1:8080", "application/json", "Via", "1.1 proxy", http.StatusNotFound},
 		"a form from a page":    {"localhost:8080", "text/plain", "", "", http.StatusUnsupportedMediaType},
 		"another site's script": {"localhost:8080", "application/json", "Sec-Fetch-Site", "cross-site", http.StatusForbidden},
 		"this page":             {"localhost:8080", "application/json", "Sec-Fetch-Site", "same-origin", http.StatusOK},
