@@ -365,10 +365,11 @@ type SeasonalReminder struct {
 	Text     string
 	Article  string // a link, if the entry has one
 	Due      time.Time
+	StaleAt  time.Time // the end of the entry's window: a quota pause does not carry it past
 }
 
 func (p SeasonalReminder) Push() storage.Push {
-	return storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due,
+	return storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due, StaleAt: p.StaleAt,
 		Fields: map[string]string{"title": "季节健康提示", "resident": p.Resident, "text": p.Text, "article": p.Article,
 			"remark": mustMessage("reminder_how_to_stop", nil)}}
 }

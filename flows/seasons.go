@@ -214,7 +214,7 @@ func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 // instances at once) adds nothing. The pushes are due at 08:00 on the day, or now if later.
 func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time) (int, error) {
 	year := now.In(Shanghai).Year()
-	day, err := e.Day(year)
+	day, end, err := e.Window(year)
 	if err != nil {
 		return 0, err
 	}
@@ -242,7 +242,7 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 				continue
 			}
 			pushes = append(pushes, SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
-				OpenID: r.ManagerOpenID, Resident: r.Name, Text: e.Text, Article: e.Article, Due: due}.Push())
+				OpenID: r.ManagerOpenID, Resident: r.Name, Text: e.Text, Article: e.Article, Due: due, StaleAt: end}.Push())
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
 			return total, err

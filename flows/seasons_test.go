@@ -297,6 +297,14 @@ func TestRunSeasonalExpandsEachEntryOnce(t *testing.T) {
 	if countKind(t, e, "o_run", PushSeasonal, "pending") != 3 {
 		t.Fatal("not exactly one push for each of the three")
 	}
+	// Held back (a quota pause, an outage) until every window has closed,
+	// none goes out any more.
+	if rows, err := e.DB.ClaimDue(ctx, 10, time.Minute, time.Date(2026, 11, 2, 9, 0, 0, 0, Shanghai), 99); err != nil || len(rows) != 0 {
+		t.Fatalf("claimed after their windows: %+v %v", rows, err)
+	}
+	if countKind(t, e, "o_run", PushSeasonal, "cancelled") != 3 {
+		t.Fatal("the stale reminders were not withdrawn")
+	}
 }
 
 // The clock's jumps land on the next solar term and the next reminder day,
