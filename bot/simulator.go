@@ -67,10 +67,15 @@ func (m *simulator) setup(c *gin.Context) {
 		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
 		return
 	}
-	// instance names this sandbox's data (it changes with the key file, so
-	// with a fresh database): the page keeps its people under it.
+	// instance names this sandbox's database (a fresh one is another): the
+	// page keeps its people under it.
+	born, err := m.db.Born(c.Request.Context())
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
+		return
+	}
 	c.JSON(http.StatusOK, gin.H{"account": m.name, "menu": menu, "safe_mode": m.phone.Signer.AESKey != "",
-		"instance": m.sealer.Hash("sandbox", "simulator")[:12]})
+		"instance": m.sealer.Hash("sandbox simulator", born.UTC().Format(time.RFC3339Nano))[:12]})
 }
 
 // say sends {"openid", "kind", "text"} (kind text, voice, click, follow or

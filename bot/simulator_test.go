@@ -80,10 +80,17 @@ func TestSimulatorSpeaksThroughTheWebhook(t *testing.T) {
 			t.Fatalf("%s: %d", route, rec.Code)
 		}
 	}
-	var setup struct {
-		Menu []flows.MenuButton
+	var setup, again, other struct {
+		Menu     []flows.MenuButton
+		Instance string
 	}
 	json.Unmarshal(get(t, h, "/sim/setup", local).Body.Bytes(), &setup)
+	json.Unmarshal(get(t, h, "/sim/setup", local).Body.Bytes(), &again)
+	fresh, _ := newServer(t, nil, Options{}) // another database: the page's people are not its
+	json.Unmarshal(get(t, fresh.Handler(), "/sim/setup", local).Body.Bytes(), &other)
+	if setup.Instance == "" || setup.Instance != again.Instance || other.Instance == setup.Instance {
+		t.Fatalf("instances: %q %q, a fresh database %q", setup.Instance, again.Instance, other.Instance)
+	}
 	if menu, _ := flows.Menu(); len(setup.Menu) != len(menu) || setup.Menu[0].Name != menu[0].Name {
 		t.Fatalf("the page's menu %+v is not templates/menu.yaml's", setup.Menu)
 	}

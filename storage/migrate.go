@@ -140,3 +140,11 @@ func (db *DB) applyMigration(ctx context.Context, conn *sqlx.Conn, m Migration) 
 	}
 	return tx.Commit()
 }
+
+// Born is when this database was made: when its first migration ran. It
+// tells one database from another made later at the same address.
+func (db *DB) Born(ctx context.Context) (time.Time, error) {
+	var at time.Time
+	err := db.get(ctx, "Born", &at, `SELECT applied_at FROM schema_migrations WHERE version = 1`)
+	return at, err
+}

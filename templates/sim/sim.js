@@ -130,17 +130,25 @@ function drawMenu(p, box) {
 }
 
 function click(p, item) {
-  add(p, { t: "sys", text: "点了菜单“" + item.name + "”" });
-  send(p, "click", item.key, true);
+  send(p, "click", item.key, "点了菜单“" + item.name + "”");
+}
+
+// later runs f after what the phone is doing now; a failure is shown and
+// never stops the phone's later work.
+function later(p, f) {
+  p.queue = p.queue.then(f).catch(e => add(p, { t: "sys", text: "出错了：" + e.message, error: true }));
+  return p.queue;
 }
 
 // send queues one action, so a person's messages reach the bot in order,
-// and pushes they set off are shown after the reply.
-function send(p, kind, text, quiet) {
-  p.queue = p.queue.then(async () => {
+// and pushes they set off are shown after the reply. note, if given, is
+// shown instead of the message (a menu tap shows no bubble in WeChat).
+function send(p, kind, text, note) {
+  return later(p, async () => {
     let mine;
     if (kind === "follow") add(p, { t: "sys", text: "关注了公众号" });
-    else if (!quiet) mine = add(p, { t: "me", kind, text });
+    else if (note) add(p, { t: "sys", text: note });
+    else mine = add(p, { t: "me", kind, text });
     try {
       const r = await api("/sim/say", { openid: p.openid, kind, text });
       if (mine) stamp(p, mine, r.at);
@@ -149,7 +157,6 @@ function send(p, kind, text, quiet) {
       add(p, { t: "sys", text: "没有送达：" + e.message, error: true });
     }
   });
-  return p.queue;
 }
 
 // add records an entry in the phone's chat and draws it.
@@ -240,11 +247,12 @@ async function poll(p) {
   }
 }
 
-async function pollAll() {
-  try {
-    await Promise.all(people.map(p => (p.queue = p.queue.then(() => poll(p)))));
-  } finally {
-    setTimeout(pollAll, 1000);
+// watch polls one phone every second while it is on the page, each poll
+// after what the phone is doing, so one slow phone does not hold the others.
+async function watch(p) {
+  while (people.includes(p)) {
+    await later(p, () => poll(p));
+    await new Promise(r => setTimeout(r, 1000));
   }
 }
 
@@ -287,6 +295,7 @@ function join(p) {
   people.push(p);
   save();
   mount(p);
+  watch(p);
 }
 
 function addResident() {
@@ -348,10 +357,9 @@ async function start() {
       : "账号 " + demo.admin.username + "（密码已在后台改过）";
   }
   people = load();
-  for (const p of people) mount(p);
+  for (const p of people) { mount(p); watch(p); }
   if (people.length === 0) addResident();
   refreshClock();
-  pollAll();
 }
 
 start().catch(e => {
