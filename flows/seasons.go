@@ -57,7 +57,8 @@ func Sanfu(year int) (time.Time, error) {
 // the year, given one of these ways:
 //   - term: a solar term by name; sanfu: 初伏
 //   - lunar_month and lunar_day: a date of the Chinese calendar (春节 1-1,
-//     重阳节 9-9), in the lunar year that begins in the Gregorian year
+//     重阳节 9-9), in the lunar year that begins in the Gregorian year;
+//     months 1-11, days 1-29
 //   - month, weekday (0 Sunday to 6 Saturday) and nth (1-5): the nth such
 //     weekday of the month (世界肾脏日: the 2nd Thursday of March)
 //   - month and day: a fixed date
@@ -98,7 +99,10 @@ func (s SeasonalEntry) Day(year int) (time.Time, error) {
 		return SolarTerm(year, on.Term)
 	case on.Sanfu == "初伏":
 		return Sanfu(year)
-	case on.LunarMonth >= 1 && on.LunarMonth <= 12 && on.LunarDay >= 1 && on.LunarDay <= 30:
+	case on.LunarMonth >= 1 && on.LunarMonth <= 11 && on.LunarDay >= 1 && on.LunarDay <= 29:
+		// Months 1-11 of the lunar year that begins in this Gregorian year
+		// fall inside it; the 12th month and day 30 (not in every month)
+		// would need rules this calendar does not use yet.
 		d := calendar.NewLunarFromYmd(year, on.LunarMonth, on.LunarDay).GetSolar()
 		return time.Date(d.GetYear(), time.Month(d.GetMonth()), d.GetDay(), 0, 0, 0, 0, Shanghai), nil
 	case on.Weekday != nil && *on.Weekday >= 0 && *on.Weekday <= 6 && on.Nth >= 1 && on.Nth <= 5 && on.Month >= 1 && on.Month <= 12:

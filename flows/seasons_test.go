@@ -382,3 +382,14 @@ func TestComingYear(t *testing.T) {
 		}
 	}
 }
+
+// Lunar dates the calendar cannot place yet are refused, not misplaced.
+func TestLunarDatesOutsideTheRulesAreRefused(t *testing.T) {
+	for _, md := range [][2]int{{12, 8}, {8, 30}, {0, 1}} {
+		var e SeasonalEntry
+		e.Code, e.On.LunarMonth, e.On.LunarDay = "x", md[0], md[1]
+		if day, err := e.Day(2026); err == nil {
+			t.Errorf("lunar %d-%d placed on %s", md[0], md[1], day)
+		}
+	}
+}

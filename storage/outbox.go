@@ -88,7 +88,8 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
 	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
 	if _, err := db.exec(ctx, "ClaimDue: stale", `UPDATE outbox SET state = 'cancelled', lease_until = NULL,
-		last_error = 'moment passed' WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ?`, now.UTC()); err != nil {
+		last_error = 'moment passed' WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ?
+		AND (lease_until IS NULL OR lease_until < ?)`, now.UTC(), now.UTC()); err != nil { // one being sent now is left to its sender
 		return nil, err
 	}
 	var rows []OutboxRow

@@ -259,6 +259,13 @@ func TestStalePushesAreCancelledNotSent(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
 		now := time.Now()
+		// One being sent when it goes stale is left to its sender.
+		sending := push("c:stale:sending", "o_stale_sending")
+		sending.StaleAt = now.Add(time.Minute)
+		db.Apply(ctx, storage.Changes{Pushes: []storage.Push{sending}})
+		if claimed, _ := db.ClaimDue(ctx, 1, 3*time.Hour, now.Add(time.Second), 99); len(claimed) != 1 || claimed[0].Key != "c:stale:sending" {
+			t.Fatalf("claimed %+v", claimed)
+		}
 		stale, fresh, never := push("c:stale:agenda", "o_stale"), push("c:stale:reminder", "o_stale"), push("c:stale:request", "o_stale")
 		stale.StaleAt = now.Add(time.Hour)
 		fresh.StaleAt = now.Add(3 * time.Hour)
@@ -269,6 +276,9 @@ func TestStalePushesAreCancelledNotSent(t *testing.T) {
 		rows, err := db.ClaimDue(ctx, 10, time.Minute, later, 99)
 		if err != nil || len(rows) != 2 || rows[0].Key == "c:stale:agenda" || rows[1].Key == "c:stale:agenda" {
 			t.Fatalf("claimed %+v %v", rows, err)
+		}
+		if e, _ := db.OutboxFor(ctx, "o_stale_sending"); len(e) != 1 || e[0].State != "pending" {
+			t.Fatalf("the push being sent: %+v", e)
 		}
 		entries, _ := db.OutboxFor(ctx, "o_stale")
 		for _, e := range entries {
