@@ -89,16 +89,17 @@ func personalFor(s *storage.Sealer, cat storage.Catalog, c storage.ContractView,
 		due = now
 	}
 	var pushes []storage.Push
+	perYear := itemsPerYear(cat, c, "followup", groups)
 	add := func(key, what string) {
 		pushes = append(pushes, PersonalReminder{Key: key, OpenID: c.ManagerOpenID, Resident: c.ResidentName, Due: due,
-			Text: mustMessage("personal_"+what, map[string]any{"Name": c.ResidentName, "End": c.TermEnd.String})}.Push())
+			Text: mustMessage("personal_"+what, map[string]any{"Name": c.ResidentName, "End": c.TermEnd.String, "PerYear": perYear})}.Push())
 	}
 	for _, before := range []int{30, 7} {
 		if within(today, end.AddDate(0, 0, -before)) {
 			add(fmt.Sprintf("renew:%s:%s:%d", c.Number, c.TermEnd.String, before), "renewal")
 		}
 	}
-	if perYear := itemsPerYear(cat, c, "followup", groups); perYear > 0 {
+	if perYear > 0 {
 		if ok, key := followUpDue(c, visits, start, today, perYear); ok {
 			add(key, "followup")
 		}

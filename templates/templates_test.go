@@ -143,7 +143,7 @@ func init() {
 		"doctor_agenda":              []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}},
 		"visit_not_listed":           "4", "visit_already_marked": 2, "visit_marked": map[string]any{"N": 1, "Name": "王秀英", "Done": true, "Readings": true},
 		"visit_readings_unclear": "读数请写成“血压 135/85”或“血糖 6.8”",
-		"personal_renewal":       map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": ""},
+		"personal_renewal":       map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": "", "PerYear": 4},
 		"personal_elderly_checkup": map[string]any{"Name": "王秀英", "End": ""}, "personal_child_checkup": map[string]any{"Name": "李小宝", "End": ""},
 		"push_sign_request":  map[string]string{"number": "QY2611230001", "resident": "王秀英", "community": "幸福社区"},
 		"push_sign_reminder": map[string]string{"number": "QY2611230001", "resident": "王秀英", "days": "2"},

@@ -94,7 +94,7 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 		if msg.TemplateID == "tpl_seasonal" {
 			seasonal[text]++
 		}
-		for _, what := range []string{"到期", "慢病随访", "老年人健康体检", "流感疫苗", "立冬", "入伏", "花粉", "全国高血压日", "重阳节", "世界肾脏日"} {
+		for _, what := range []string{"到期", "慢病随访", "老年人健康体检", "流感疫苗", "立冬", "入伏", "花粉", "全国高血压日", "重阳节", "世界肾脏日", "每年有4次"} {
 			if strings.Contains(text, what) {
 				got[what]++
 			}
@@ -103,6 +103,7 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 	want := map[string]int{
 		"到期":      2, // renewal, 30 and 7 days before the end
 		"慢病随访":    4, // every 91 days with none done or booked
+		"每年有4次":   4, // what her packages promise, said in each
 		"老年人健康体检": 1, "流感疫苗": 1, "立冬": 1, "入伏": 1, "花粉": 1, "全国高血压日": 1, "重阳节": 1, "世界肾脏日": 1,
 	}
 	for what, n := range want {
