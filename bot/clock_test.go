@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -227,5 +229,23 @@ func TestSandboxTimesStampedByTheDatabaseFollowTheClock(t *testing.T) {
 	n, err := flows.FollowUpSignRequests(t.Context(), srv.DB, srv.clock.Now())
 	if err != nil || n != 0 {
 		t.Fatalf("a request made a moment ago was followed up: %d %v", n, err)
+	}
+}
+
+// A lead an earlier version kept beside SQLite moves into the database.
+func TestLegacyClockFileIsTakenOver(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "jiayi.db")
+	if err := os.WriteFile(db+".clock", []byte("720h0m0s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := newServer(t, map[string]string{"JIAYI_DATABASE_URL": "sqlite:" + db}, Options{})
+	if ahead := srv.clock.Offset(); ahead != 720*time.Hour {
+		t.Fatalf("the clock is %v ahead, want 720h", ahead)
+	}
+	if lead, err := srv.DB.SandboxClockLead(t.Context()); err != nil || lead != 720*time.Hour {
+		t.Fatalf("kept lead %v %v", lead, err)
+	}
+	if _, err := os.Stat(db + ".clock"); !os.IsNotExist(err) {
+		t.Fatalf("the old file is still there: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -163,12 +164,42 @@ func (s *Server) sandboxAhead() func() time.Duration {
 // times already recorded.
 func (s *Server) restoreClock(ctx context.Context) error {
 	lead, err := s.DB.SandboxClockLead(ctx)
-	if err != nil || lead == 0 {
+	if err != nil {
 		return err
+	}
+	if lead == 0 {
+		if lead, err = s.legacyClockLead(ctx); err != nil {
+			return err
+		}
+	}
+	if lead == 0 {
+		return nil
 	}
 	s.clock.setOffset(lead)
 	s.log.Info("sandbox clock restored", "ahead", lead.String())
 	return nil
+}
+
+// legacyClockLead moves a lead an earlier version kept in a file beside a
+// SQLite database (jiayi.db.clock) into the database, once.
+func (s *Server) legacyClockLead(ctx context.Context) (time.Duration, error) {
+	path := storage.BesideDatabase(s.Config.DatabaseURL, ".clock")
+	if path == "" {
+		return 0, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil // none
+	}
+	lead, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil || lead <= 0 || lead > maxOffset {
+		return 0, nil
+	}
+	if err := s.DB.KeepSandboxClockLead(ctx, lead); err != nil {
+		return 0, err
+	}
+	os.Remove(path)
+	return lead, nil
 }
 
 // clockView is the sandbox time as GET and POST /sandbox/clock answer it.
