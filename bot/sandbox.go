@@ -314,6 +314,9 @@ func (s *Server) nextDay(ctx context.Context, what string) (time.Time, string, e
 // its fields as the template reads, so a reader need not know template IDs.
 func (s *Server) outbox(c *gin.Context) {
 	sent := s.StandIn.Outbox(c.Query("to"))
+	// The record lives in memory: a page counting what it has shown
+	// starts again when this changes.
+	c.Header("X-Sandbox-Boot", s.boot)
 	for i, m := range sent {
 		if m.Kind == "template" && m.Text == "" {
 			sent[i].Title, sent[i].Text = templateText(m.Data)

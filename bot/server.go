@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,7 @@ type Server struct {
 	handler      http.Handler
 	demoCodes    map[int64]string                              // sandbox: binding codes issued to demo doctors at this start
 	demoPassword string                                        // sandbox: the console admin's password
+	boot         string                                        // sandbox: names this start, whose stand-in's record begins empty
 	qr           func(context.Context, string) (string, error) // asks WeChat for a permanent QR code's URL
 }
 
@@ -205,6 +207,7 @@ func (s *Server) openWeChat(opt Options) (wechat.Account, *wechat.Client) {
 	switch {
 	case cfg.Sandbox():
 		s.StandIn = sandbox.New()
+		s.boot = strconv.FormatInt(time.Now().UnixNano(), 36)
 		s.StandIn.Now = s.clock.Now // what it records is stamped with the sandbox time the person would see
 		account.Secret = s.StandIn.Secret()
 		wechat.UseTransport(sandbox.Transport{})

@@ -403,3 +403,16 @@ func TestBrowserAddr(t *testing.T) {
 		}
 	}
 }
+
+// /sandbox/outbox names the start whose record it lists, so a page that
+// counted what it showed starts again after a restart.
+func TestOutboxNamesTheStart(t *testing.T) {
+	first, _ := newServer(t, nil, Options{})
+	second, _ := newServer(t, nil, Options{})
+	a := get(t, first.Handler(), "/sandbox/outbox?to=o_x", local).Header().Get("X-Sandbox-Boot")
+	b := get(t, first.Handler(), "/sandbox/outbox?to=o_x", local).Header().Get("X-Sandbox-Boot")
+	c := get(t, second.Handler(), "/sandbox/outbox?to=o_x", local).Header().Get("X-Sandbox-Boot")
+	if a == "" || a != b || a == c {
+		t.Fatalf("boots: %q %q, another start %q", a, b, c)
+	}
+}

@@ -230,10 +230,19 @@ function draw(p, entry) {
 // --- what arrives without asking -----------------------------------------
 
 async function poll(p) {
-  let sent;
-  try { sent = await api("/sandbox/outbox?to=" + encodeURIComponent(p.openid)); } catch { return; }
+  let sent, boot;
+  try {
+    const resp = await fetch("/sandbox/outbox?to=" + encodeURIComponent(p.openid));
+    if (!resp.ok) return;
+    boot = resp.headers.get("X-Sandbox-Boot");
+    sent = await resp.json();
+  } catch { return; }
   if (!Array.isArray(sent)) return;
-  if (sent.length < p.seen) p.seen = 0; // the server restarted: its record of what it sent starts again
+  if (boot !== p.boot) { // the server restarted: its record of what it sent starts again
+    if (p.boot !== undefined) p.seen = 0;
+    p.boot = boot;
+    saveChat(p);
+  }
   for (const m of sent.slice(p.seen)) {
     if (m.kind === "customer-service") add(p, { t: "bot", text: m.text, at: m.at });
     else if ((m.kind === "template" || m.kind === "mass") && m.text) {
