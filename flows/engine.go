@@ -230,10 +230,18 @@ func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) 
 		}
 	}
 	replies, err := e.dispatch(ctx, st, said, in)
+	notUnderstood := err == nil && len(replies) == 1 && replies[0] == mustMessage("not_understood", nil)
 	// An answer to the question that expired means nothing alone: the
 	// notice says what to do, and "not understood" would contradict it.
-	if notice != "" && len(replies) == 1 && replies[0] == mustMessage("not_understood", nil) {
+	if notice != "" && notUnderstood {
 		return []string{notice}, err
+	}
+	if notUnderstood { // a doctor is pointed at the doctors' words, not the residents'
+		if doctor, derr := e.DB.DoctorByOpenID(ctx, in.OpenID); derr == nil {
+			replies, err = say("doctor_not_understood", doctor.Name)
+		} else if !errors.Is(derr, storage.ErrNotFound) {
+			return nil, derr
+		}
 	}
 	return prefixed(notice, replies), err
 }

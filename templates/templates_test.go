@@ -72,7 +72,7 @@ var samples = map[string]any{
 			"ConsentVersion": map[string]any{"Valid": true, "String": "2026-12"}}}},
 	"doctor_bound":        "张建国",
 	"doctor_bind_invalid": nil,
-	"doctor_bind_limit":   nil, "doctor_number_format": nil,
+	"doctor_bind_limit":   nil, "doctor_number_format": nil, "doctor_not_understood": "林静",
 	"doctor_not_bound":            nil,
 	"contract_not_yours":          "QY2611230001",
 	"contract_already_answered":   "QY2611230001",
