@@ -1,13 +1,11 @@
 package bot
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +17,7 @@ import (
 
 func moveClock(t *testing.T, h http.Handler, body string) (int, clockView) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", bytes.NewReader([]byte(body)))
-	req.RemoteAddr = local
-	req.Host = "127.0.0.1:8080"
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	rec := postJSON(t, h, "/sandbox/clock", local, body)
 	var v clockView
 	json.Unmarshal(rec.Body.Bytes(), &v)
 	return rec.Code, v
@@ -88,11 +81,7 @@ func TestMovingTheClockBringsTheReminder(t *testing.T) {
 		json.Unmarshal(get(t, h, "/sandbox/demo", local).Body.Bytes(), &demo)
 		doctor, resident := "o_clk_doc", "o_clk_res"
 		chat(t, srv, doctor, "绑定 "+demo.Doctors[0].BindingCode)
-		for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
-			chat(t, srv, resident, s)
-		}
-		number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
-		chat(t, srv, doctor, "确认 "+number)
+		chat(t, srv, doctor, "确认 "+signByChat(t, srv, resident))
 		for _, s := range []string{"预约", "1", "1", "2", "上午", "1"} {
 			chat(t, srv, resident, s)
 		}
@@ -211,13 +200,7 @@ func TestSandboxTimesStampedByTheDatabaseFollowTheClock(t *testing.T) {
 		t.Fatalf("advance: %d", code)
 	}
 	resident := "o_stamp_res"
-	for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
-		chat(t, srv, resident, s)
-	}
-	number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, resident, "同意"))
-	if number == "" {
-		t.Fatal("no contract")
-	}
+	number := signByChat(t, srv, resident)
 	var created time.Time
 	raw := storagetest.SQLAt(t, srv.Config.DatabaseURL)
 	if err := raw.Get(&created, `SELECT created_at FROM contracts WHERE number = ?`, number); err != nil {

@@ -51,7 +51,24 @@ func browse(t *testing.T) context.Context {
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	// Started on the test's own context, the browser lives as long as the
+	// test; started by a step's, it would close when the step ends.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
 	return ctx
+}
+
+// runner runs a named step in the browser, failing the test with its name.
+func runner(t *testing.T, ctx context.Context) func(what string, steps ...chromedp.Action[chromedp.Void]) {
+	return func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(step, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
 }
 
 // TestConsoleInABrowser does in a real browser what a health centre's admin
@@ -77,17 +94,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	ctx := browse(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // starts the browser
-		t.Fatalf("start Chromium: %v", err)
-	}
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(step, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	run := runner(t, ctx)
 	textOf := func(sel string) string {
 		t.Helper()
 		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))

@@ -87,6 +87,32 @@ func get(t *testing.T, h http.Handler, target, remote string) *httptest.Response
 	return rec
 }
 
+// postJSON posts a JSON body as a script on this machine would.
+func postJSON(t *testing.T, h http.Handler, target, remote, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	req.RemoteAddr, req.Host = remote, "127.0.0.1:8080"
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// signByChat signs a resident in chat with the national demo's answers
+// (no declared groups, the first team, no extra package) and returns the
+// contract number.
+func signByChat(t *testing.T, srv *Server, openID string) string {
+	t.Helper()
+	for _, s := range []string{"签约", "1", "王秀英", "同意", residentID, residentPhone, "1", "0", "1", "0"} {
+		chat(t, srv, openID, s)
+	}
+	number := regexp.MustCompile(`QY\d{10}`).FindString(chat(t, srv, openID, "同意"))
+	if number == "" {
+		t.Fatalf("%s's signing made no contract", openID)
+	}
+	return number
+}
+
 const local = "127.0.0.1:50000"
 
 // postText sends a signed plaintext text message as WeChat would.

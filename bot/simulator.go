@@ -87,7 +87,7 @@ func (m *simulator) say(c *gin.Context) {
 		Kind   string `json:"kind"`
 		Text   string `json:"text"`
 	}
-	if err := c.ShouldBindJSON(&in); err != nil || !simOpenID(in.OpenID) {
+	if err := c.ShouldBindJSON(&in); err != nil || !validOpenID(in.OpenID) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": `send {"openid": "o_...", "kind": "text", "text": "签约"}; an openid is letters, digits, - and _`})
 		return
 	}
@@ -155,9 +155,9 @@ func (m *simulator) signed(c *gin.Context) {
 	c.JSON(http.StatusConflict, gin.H{"error": "no community is served by a team yet"})
 }
 
-// simOpenID accepts what WeChat's openids look like (28 characters of
+// validOpenID accepts what WeChat's openids look like (28 characters of
 // letters, digits, - and _), a little longer for readable test names.
-func simOpenID(s string) bool {
+func validOpenID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

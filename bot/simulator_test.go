@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -21,12 +20,7 @@ import (
 
 func simSay(t *testing.T, h http.Handler, remote, body string) (int, map[string]any) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/sim/say", bytes.NewReader([]byte(body)))
-	req.RemoteAddr = remote
-	req.Host = "127.0.0.1:8080"
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	rec := postJSON(t, h, "/sim/say", remote, body)
 	var out map[string]any
 	json.Unmarshal(rec.Body.Bytes(), &out)
 	return rec.Code, out
@@ -103,12 +97,7 @@ func TestClockJumpsToTheNextSolarTermAndReminder(t *testing.T) {
 	h := srv.Handler()
 	moveTo := func(body string) (time.Time, string) {
 		t.Helper()
-		req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(body))
-		req.RemoteAddr = local
-		req.Host = "127.0.0.1:8080"
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		rec := postJSON(t, h, "/sandbox/clock", local, body)
 		var v struct{ Now, Next string }
 		json.Unmarshal(rec.Body.Bytes(), &v)
 		at, err := time.Parse(time.RFC3339, v.Now)
@@ -136,12 +125,7 @@ func TestClockJumpsToTheNextSolarTermAndReminder(t *testing.T) {
 			t.Fatalf("next seasonal: %s names %q, which is not due then", at, names)
 		}
 	}
-	req := httptest.NewRequest(http.MethodPost, "/sandbox/clock", strings.NewReader(`{"next": "新年"}`))
-	req.RemoteAddr = local
-	req.Host = "127.0.0.1:8080"
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	rec := postJSON(t, h, "/sandbox/clock", local, `{"next": "新年"}`)
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("next 新年: %d", rec.Code)
 	}
@@ -165,17 +149,7 @@ func TestSimulatorInABrowser(t *testing.T) {
 	json.Unmarshal(get(t, srv.Handler(), "/sandbox/demo", local).Body.Bytes(), &demo)
 
 	ctx := browse(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // starts the browser, for as long as the test
-		t.Fatalf("start Chromium: %v", err)
-	}
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(step, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	run := runner(t, ctx)
 	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 	textIn := func(phone string) string {
 		t.Helper()
@@ -312,12 +286,7 @@ func TestSimulatorSignedResident(t *testing.T) {
 	srv, _ := newServer(t, nil, Options{})
 	h := srv.Handler()
 	post := func(remote string) (int, map[string]string) {
-		req := httptest.NewRequest(http.MethodPost, "/sim/signed", strings.NewReader(`{}`))
-		req.RemoteAddr = remote
-		req.Host = "127.0.0.1:8080"
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		rec := postJSON(t, h, "/sim/signed", remote, `{}`)
 		var out map[string]string
 		json.Unmarshal(rec.Body.Bytes(), &out)
 		return rec.Code, out
@@ -326,7 +295,7 @@ func TestSimulatorSignedResident(t *testing.T) {
 		t.Fatalf("from another host: %d", code)
 	}
 	code, made := post(local)
-	if code != 200 || made["number"] == "" || !simOpenID(made["openid"]) {
+	if code != 200 || made["number"] == "" || !validOpenID(made["openid"]) {
 		t.Fatalf("signed resident: %d %v", code, made)
 	}
 	say := func(kind, text string) string {
