@@ -202,10 +202,12 @@ func (db *DB) PushesToResident(ctx context.Context, residentID int64, limit int)
 	return out, err
 }
 
-// SentSince counts the pushes sent since a moment (today's use of the quota).
+// SentSince counts the pushes sent since a moment (today's use of the
+// quota); mass messages have their own limits and are not counted.
 func (db *DB) SentSince(ctx context.Context, since time.Time) (int, error) {
 	var n int
-	err := db.get(ctx, "SentSince", &n, `SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?`, since.UTC())
+	err := db.get(ctx, "SentSince", &n, `SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?
+		AND kind NOT IN (?, ?)`, since.UTC(), KindBroadcast, KindBroadcastPreview)
 	return n, err
 }
 
