@@ -2,6 +2,7 @@ package wechat
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
@@ -28,6 +29,58 @@ func TestSandboxesSharingRedisKeepTheirOwnTokens(t *testing.T) {
 		}
 		if got := second.Outbox("o_a"); len(got) != 1 {
 			t.Fatalf("second stand-in received %d messages", len(got))
+		}
+	})
+}
+
+// A mass message goes to an openid list through the stand-in; sent again
+// under the same clientmsgid (a dispatcher that crashed before recording
+// it) WeChat names the first job and no one receives it twice. A fifth
+// mass message in a month is filtered by WeChat, and the job's results
+// come back as MASSSENDJOBFINISH would bring them.
+func TestMassSendByOpenIDList(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		UseTransport(sandbox.Transport{})
+		ctx := context.Background()
+		s := sandbox.New()
+		t.Cleanup(s.Close)
+		jobs := make(chan sandbox.MassJob, 10)
+		s.MassFinished = func(j sandbox.MassJob) { jobs <- j }
+		c := NewClient(Account{AppID: "wxsandbox", Secret: s.Secret()}, r.Client, r.Prefix)
+		first, err := c.MassSend(ctx, []string{"o_a", "o_b"}, "冬季保暖", "broadcast:1:1")
+		if err != nil || first == "" {
+			t.Fatalf("mass send: %q %v", first, err)
+		}
+		again, err := c.MassSend(ctx, []string{"o_a", "o_b"}, "冬季保暖", "broadcast:1:1")
+		if err != nil || again != first {
+			t.Fatalf("repeat: %q (first %q) %v", again, first, err)
+		}
+		if got := s.Outbox("o_a"); len(got) != 1 || got[0].Kind != "mass" || got[0].Text != "冬季保暖" {
+			t.Fatalf("o_a received %+v", got)
+		}
+		if j := <-jobs; j.Total != 2 || j.Sent != 2 || j.Filter != 0 {
+			t.Fatalf("first job = %+v", j)
+		}
+		if _, err := c.MassSend(ctx, []string{"o_a"}, "一个人", "broadcast:2:1"); ErrCode(err) != 40130 {
+			t.Fatalf("a list of one: %v", err)
+		}
+		for i := 3; i <= 5; i++ { // o_a has had 4 by the end; o_c only 3
+			if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, "提示", fmt.Sprintf("broadcast:%d:1", i)); err != nil {
+				t.Fatal(err)
+			}
+			<-jobs
+		}
+		if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, "第五条", "broadcast:6:1"); err != nil {
+			t.Fatal(err)
+		}
+		if j := <-jobs; j.Total != 2 || j.Sent != 1 || j.Filter != 1 {
+			t.Fatalf("o_a's fifth this month was not filtered: %+v", j)
+		}
+		if err := c.MassPreview(ctx, "o_doctor", "预览"); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Outbox("o_doctor"); len(got) != 1 || got[0].Kind != "mass-preview" {
+			t.Fatalf("preview: %+v", got)
 		}
 	})
 }

@@ -38,6 +38,7 @@ type harness struct {
 	standIn *sandbox.StandIn
 	router  *gin.Engine
 	log     *bytes.Buffer
+	hook    *Webhook
 }
 
 // newHarness builds the webhook on a stack; keyspace separates harnesses that
@@ -65,6 +66,7 @@ func newHarness(t testing.TB, stack storagetest.Stack, keyspace string) *harness
 	// on one harness; TestWithAnAESKeyOnlyEncryptedMessagesAreTaken turns it off.
 	hook := &Webhook{Signer: h.signer, Turns: h.turns, Metrics: NewMetrics(prometheus.NewRegistry()), Log: logger,
 		Requests: h.redis, AcceptPlaintext: true}
+	h.hook = hook
 	gin.SetMode(gin.ReleaseMode)
 	h.router = gin.New() // no recovery: a panic fails the test
 	h.router.GET("/wechat", hook.Verify)

@@ -92,7 +92,7 @@ var metricTypes = map[string]bool{"text": true, "voice": true, "image": true, "v
 	"shortvideo": true, "location": true, "link": true, "file": true}
 
 var metricEvents = map[string]bool{"subscribe": true, "unsubscribe": true, "scan": true,
-	"click": true, "view": true, "location": true}
+	"click": true, "view": true, "location": true, "masssendjobfinish": true}
 
 // metricType keeps the metric's label set small whatever WeChat sends.
 func metricType(msgType, event string) string {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +47,9 @@ type Webhook struct {
 	// the sandbox clock's lead, so a sandbox whose clock was moved forward
 	// talks in its own time; a retry keeps the time its first try had.
 	Ahead func() time.Duration
+	// MassFinished records a mass-send job's results (MASSSENDJOBFINISH).
+	// An error answers WeChat 500, so it posts the event again.
+	MassFinished func(ctx context.Context, r storage.MassResult) error
 	// AcceptPlaintext lets plaintext messages in although an AES key is set,
 	// while an account moves to safe mode; otherwise only encrypted ones
 	// are (in safe or compatible mode).
@@ -88,6 +92,10 @@ func (w *Webhook) Receive(c *gin.Context) {
 	}
 	in := normalize(msg)
 	typeName = in.typeName
+	if in.typeName == "event_masssendjobfinish" && w.MassFinished != nil {
+		outcome = w.massFinished(c, msg)
+		return
+	}
 	if !in.act {
 		outcome = "ignored"
 		c.String(http.StatusOK, "success")
@@ -115,6 +123,19 @@ func (w *Webhook) Receive(c *gin.Context) {
 		return
 	}
 	w.writeReply(c, msg, reply, safe, c.Query("nonce"))
+}
+
+// massFinished records the results WeChat reports for a mass-send job.
+func (w *Webhook) massFinished(c *gin.Context, m *message.MixMessage) string {
+	r := storage.MassResult{MsgID: strconv.FormatInt(m.TemplateMsgID, 10), Status: m.Status, Total: int(m.TotalCount),
+		Filtered: int(m.FilterCount), Sent: int(m.SentCount), Failed: int(m.ErrorCount)}
+	if err := w.MassFinished(c.Request.Context(), r); err != nil {
+		w.Log.Error("mass-send results not recorded; WeChat will post them again", "msg_id", r.MsgID, "err", err)
+		c.String(http.StatusInternalServerError, "retry")
+		return "failed"
+	}
+	c.String(http.StatusOK, "success")
+	return "recorded"
 }
 
 // overLimit counts a message from its sender and says whether the sender is

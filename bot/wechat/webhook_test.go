@@ -367,3 +367,31 @@ func TestLateReplyThatFailsIsQueued(t *testing.T) {
 		t.Fatalf("outbox = %+v %v", rows, err)
 	}
 }
+
+// WeChat's report of a mass-send job reaches MassFinished with its msg_id
+// and counts; while it cannot be recorded WeChat is asked to post it again.
+func TestMassSendResultsAreRecorded(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(sharedTestdata(t, "wechat-inbound"), "event-masssendjobfinish.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}, "mass")
+	var got []storage.MassResult
+	var refuse error
+	h.hook.MassFinished = func(_ context.Context, r storage.MassResult) error {
+		got = append(got, r)
+		return refuse
+	}
+	refuse = errors.New("database away")
+	if rec := h.post(raw, safe); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("unrecorded result answered %d %q", rec.Code, rec.Body)
+	}
+	refuse = nil
+	if rec := h.post(raw, safe); rec.Code != http.StatusOK || rec.Body.String() != "success" {
+		t.Fatalf("recorded result answered %d %q", rec.Code, rec.Body)
+	}
+	want := storage.MassResult{MsgID: "1000001625", Status: "err(30003)"}
+	if len(got) != 2 || got[1] != want {
+		t.Fatalf("results = %+v, want %+v", got, want)
+	}
+}

@@ -31,10 +31,22 @@ type Message struct {
 	At    time.Time       `json:"at"`
 }
 
+// MassJob is what WeChat reports when a mass-send job ends
+// (MASSSENDJOBFINISH).
+type MassJob struct {
+	MsgID                       int64
+	Status                      string // "send success", or "send fail"
+	Total, Filter, Sent, Errors int
+}
+
 // StandIn is one Official Account's WeChat API.
 type StandIn struct {
 	// Now stamps what it records; nil is the real time. Set before use.
 	Now func() time.Time
+	// MassFinished, when set, is called (in its own goroutine) with each
+	// mass-send job's results, as WeChat posts MASSSENDJOBFINISH to the
+	// account's server. Set before use.
+	MassFinished func(MassJob)
 
 	id     string
 	secret string
@@ -45,6 +57,9 @@ type StandIn struct {
 	nextTag int
 	refuse  map[string]int    // openid -> errcode WeChat answers for messages to them
 	failN   map[string][2]int // openid -> {errcode, times left}
+	jobs    map[string]int64  // clientmsgid -> msg_id of its job
+	mass    map[string]int    // openid + month -> mass messages received
+	nextJob int64
 }
 
 var registry sync.Map // secret or id -> *StandIn
@@ -179,11 +194,7 @@ type obj = map[string]any
 var ok = obj{"errcode": 0, "errmsg": "ok"}
 
 func (s *StandIn) record(m Message) {
-	m.At = time.Now()
-	if s.Now != nil {
-		m.At = s.Now()
-	}
-	m.At = m.At.UTC()
+	m.At = s.now().UTC()
 	s.mu.Lock()
 	s.sent = append(s.sent, m)
 	s.mu.Unlock()
@@ -200,6 +211,7 @@ func (s *StandIn) serve(path string, body []byte) any {
 		Filter struct {
 			TagID int `json:"tag_id"`
 		} `json:"filter"`
+		ClientMsgID string `json:"clientmsgid"`
 	}
 	_ = json.Unmarshal(body, &req)
 	var to string
@@ -235,10 +247,10 @@ func (s *StandIn) serve(path string, body []byte) any {
 	case "/cgi-bin/message/mass/send":
 		var list []string
 		_ = json.Unmarshal(req.ToUser, &list)
-		for _, openID := range list {
-			s.record(Message{To: openID, Kind: "mass", Text: req.Text.Content})
-		}
-		return obj{"errcode": 0, "errmsg": "send job submission success", "msg_id": time.Now().UnixNano()}
+		return s.massSend(list, req.Text.Content, req.ClientMsgID)
+	case "/cgi-bin/message/mass/preview":
+		s.record(Message{To: to, Kind: "mass-preview", Text: req.Text.Content})
+		return obj{"errcode": 0, "errmsg": "preview success", "msg_id": time.Now().UnixNano()}
 	case "/cgi-bin/message/mass/sendall":
 		s.record(Message{To: fmt.Sprintf("tag:%d", req.Filter.TagID), Kind: "mass", Text: req.Text.Content, Data: body})
 		return obj{"errcode": 0, "errmsg": "send job submission success", "msg_id": time.Now().UnixNano()}
@@ -274,4 +286,66 @@ func (s *StandIn) serve(path string, body []byte) any {
 		return ok
 	}
 	return obj{"errcode": 48001, "errmsg": "sandbox: api not served: " + path}
+}
+
+// massSend delivers a mass message to an openid list as WeChat does: 2 to
+// 10,000 openids; a clientmsgid used before is refused (45065) with the
+// job it named; a user who has had MassPerMonth mass messages this month
+// is filtered out; a user it was told to refuse counts as an error. The
+// job's results go to MassFinished.
+func (s *StandIn) massSend(list []string, text, clientMsgID string) any {
+	if len(list) < 2 || len(list) > 10000 {
+		return obj{"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"}
+	}
+	s.mu.Lock()
+	if id, ok := s.jobs[clientMsgID]; ok && clientMsgID != "" {
+		s.mu.Unlock()
+		return obj{"errcode": 45065, "errmsg": "clientmsgid exist", "msg_id": id}
+	}
+	if s.jobs == nil {
+		s.jobs, s.mass = map[string]int64{}, map[string]int{}
+	}
+	s.nextJob++
+	job := MassJob{MsgID: 1000000000 + s.nextJob, Status: "send success", Total: len(list)}
+	if clientMsgID != "" {
+		s.jobs[clientMsgID] = job.MsgID
+	}
+	month := s.now().In(shanghai).Format("2006-01")
+	var deliver []string
+	for _, openID := range list {
+		switch {
+		case s.refuse[openID] != 0:
+			job.Errors++
+		case s.mass[openID+month] >= MassPerMonth:
+			job.Filter++
+		default:
+			s.mass[openID+month]++
+			deliver = append(deliver, openID)
+		}
+	}
+	s.mu.Unlock()
+	for _, openID := range deliver {
+		s.record(Message{To: openID, Kind: "mass", Text: text})
+	}
+	job.Sent = len(deliver)
+	if job.Sent == 0 {
+		job.Status = "send fail"
+	}
+	if s.MassFinished != nil {
+		go s.MassFinished(job)
+	}
+	return obj{"errcode": 0, "errmsg": "send job submission success", "msg_id": job.MsgID, "msg_data_id": job.MsgID}
+}
+
+// MassPerMonth is how many mass messages WeChat lets a service account's
+// user receive in a month.
+const MassPerMonth = 4
+
+var shanghai = time.FixedZone("CST", 8*3600)
+
+func (s *StandIn) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
