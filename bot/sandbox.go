@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jiayi-health/jiayi/bot/admin"
+	"github.com/jiayi-health/jiayi/bot/wechat"
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
@@ -349,4 +351,24 @@ func templateText(raw json.RawMessage) (title, text string) {
 	}
 	title, _ = flows.PushTitle(kind)
 	return title, text
+}
+
+// massReportDelay is how long the stand-in takes to report a mass-send
+// job, as WeChat reports one some seconds after taking it.
+const massReportDelay = time.Second
+
+// reportMassJob posts each mass-send job's results to the server's own
+// /wechat as WeChat would: signed (and encrypted with an AES key), through
+// the full handler.
+func (s *Server) reportMassJob(account wechat.Account) func(sandbox.MassJob) {
+	phone := &wechat.Phone{Base: "http://jiayi.sandbox", Signer: wechat.Signer{Token: account.Token, AppID: account.AppID, AESKey: account.AESKey},
+		HTTP: &http.Client{Transport: handlerTransport{s.Handler}, Timeout: 10 * time.Second}}
+	return func(j sandbox.MassJob) {
+		time.Sleep(massReportDelay)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := phone.MassJobFinished(ctx, j.MsgID, j.Status, j.Total, j.Filter, j.Sent, j.Errors); err != nil {
+			s.log.Warn("sandbox: mass-send results not posted back", "msg_id", j.MsgID, "err", err)
+		}
+	}
 }

@@ -257,7 +257,7 @@ func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) erro
 			templates[kind] = "sandbox_" + kind
 		}
 	}
-	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Templates: templates, Fields: cfg.Fields, Log: s.log, Now: s.clock.Now,
+	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Mass: client, Templates: templates, Fields: cfg.Fields, Log: s.log, Now: s.clock.Now,
 		Lease: cfg.OutboxLease, Quiet: s.quietHours(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
@@ -300,6 +300,13 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		Ahead:           s.sandboxAhead(),
 		MaxPerMinute:    s.Config.MaxPerMinute,
 		AcceptPlaintext: s.Config.AcceptPlaintext,
+		MassFinished: func(ctx context.Context, r storage.MassResult) error {
+			found, err := s.DB.RecordMassResult(ctx, r)
+			if err == nil && !found {
+				s.log.Info("mass-send results for a job jiayi did not send", "msg_id", r.MsgID)
+			}
+			return err
+		},
 	}
 	r.GET("/wechat", hook.Verify)
 	r.POST("/wechat", hook.Receive)
@@ -314,6 +321,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		r.GET("/sandbox/clock", loopbackOnly, s.showClock)
 		r.POST("/sandbox/clock", loopbackOnly, s.moveClock)
 		s.registerSimulator(r, account)
+		s.StandIn.MassFinished = s.reportMassJob(account)
 	}
 	return r
 }

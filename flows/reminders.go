@@ -28,7 +28,7 @@ func takeReminderToggle(t *turn[struct{}], said string) (string, error) {
 	switch asNumber(said) {
 	case "1":
 		s.Seasonal = !s.Seasonal
-		what, on = "季节健康提示", s.Seasonal
+		what, on = "健康知识提示", s.Seasonal
 	case "2":
 		s.Personal = !s.Personal
 		what, on = "个人健康提醒", s.Personal

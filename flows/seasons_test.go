@@ -268,12 +268,12 @@ func TestReminderSettingsInChat(t *testing.T) {
 	e := engineFor(t, "national")
 	e.DB.Apply(context.Background(), storage.Changes{Seen: &storage.UserSeen{OpenID: "o_set", Subscribed: true, EventTime: time.Now()}})
 	c := talk(t, e, "o_set")
-	c.say("提醒设置", "1. 季节健康提示：已开启", "2. 个人健康提醒（预约、随访、体检、续签）：已开启")
-	c.say("1", "已关闭季节健康提示", "1. 季节健康提示：已关闭")
+	c.say("提醒设置", "1. 健康知识提示（节气、季节和卫生院群发的）：已开启", "2. 个人健康提醒（预约、随访、体检、续签）：已开启")
+	c.say("1", "已关闭健康知识提示", "1. 健康知识提示（节气、季节和卫生院群发的）：已关闭")
 	c.say("取消")
 	c.say("我的", "3. 提醒设置")
-	c.say("3", "1. 季节健康提示：已关闭")
-	c.say("1", "已开启季节健康提示")
+	c.say("3", "1. 健康知识提示（节气、季节和卫生院群发的）：已关闭")
+	c.say("1", "已开启健康知识提示")
 	if s, _ := e.DB.Reminders(context.Background(), "o_set"); !s.Seasonal || !s.Personal {
 		t.Fatalf("settings = %+v", s)
 	}

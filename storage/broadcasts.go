@@ -302,15 +302,25 @@ func (db *DB) BroadcastBatch(ctx context.Context, broadcastID int64, batch int) 
 }
 
 // MarkBroadcastSubmitted records a batch WeChat took (its outbox row sent)
-// under the msg_id its results will name.
-func (db *DB) MarkBroadcastSubmitted(ctx context.Context, outboxID int64, b BatchToSend, msgID string, at time.Time) error {
+// under the msg_id its results will name; with done, the batch's results
+// are known already (no one was left to send to, or the one left was
+// written to directly).
+func (db *DB) MarkBroadcastSubmitted(ctx context.Context, outboxID int64, b BatchToSend, msgID string, at time.Time, done *MassResult) error {
 	const op = "MarkBroadcastSubmitted"
 	return db.inTx(ctx, op, func(tx *DB) error {
 		if err := tx.MarkSent(ctx, outboxID, at); err != nil {
 			return err
 		}
-		_, err := tx.exec(ctx, op, `UPDATE broadcast_batches SET msg_id = ?, withdrawn = ?, submitted_at = ?
-			WHERE broadcast_id = ? AND batch = ?`, msgID, b.Withdrawn, at.UTC(), b.BroadcastID, b.Batch)
+		if _, err := tx.exec(ctx, op, `UPDATE broadcast_batches SET msg_id = ?, withdrawn = ?, submitted_at = ?
+			WHERE broadcast_id = ? AND batch = ?`, msgID, b.Withdrawn, at.UTC(), b.BroadcastID, b.Batch); err != nil {
+			return err
+		}
+		if done == nil {
+			return nil
+		}
+		r := *done
+		r.MsgID = msgID
+		_, err := tx.RecordMassResult(ctx, r)
 		return err
 	})
 }

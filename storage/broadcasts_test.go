@@ -146,7 +146,7 @@ func TestBroadcastBatchesSendAndRecordResults(t *testing.T) {
 		if err != nil || len(batch.OpenIDs) != 5 || batch.Withdrawn != 1 || batch.Title != "冬季" || batch.Body != "保暖" {
 			t.Fatalf("batch = %+v, %v", batch, err)
 		}
-		if err := db.MarkBroadcastSubmitted(ctx, rows[0].ID, batch, "1000001", time.Now()); err != nil {
+		if err := db.MarkBroadcastSubmitted(ctx, rows[0].ID, batch, "1000001", time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := db.BroadcastByID(ctx, storage.Scope{}, id, time.Now()); b.State != "submitted" || b.Withdrawn != 1 {

@@ -36,7 +36,9 @@ const (
 	demoPushes = `SELECT id FROM outbox WHERE recipient IN (SELECT 'doctor:' || CAST(id AS TEXT) FROM doctors
 		WHERE institution_id IN (` + demoInstitutions + `)) OR recipient IN (SELECT manager_openid FROM residents
 		WHERE community_id IN (` + demoCommunities + `) AND manager_openid NOT IN (SELECT manager_openid FROM residents
-		WHERE community_id NOT IN (` + demoCommunities + `)))`
+		WHERE community_id NOT IN (` + demoCommunities + `))) OR idempotency_key IN (SELECT outbox_key FROM broadcast_batches
+		WHERE broadcast_id IN (` + demoBroadcasts + `))`
+	demoBroadcasts = `SELECT id FROM broadcasts WHERE institution_id IN (` + demoInstitutions + `)`
 )
 
 // demoRemoval deletes, child before parent, each table's rows of the demo.
@@ -53,6 +55,9 @@ var demoRemoval = []struct{ table, where string }{
 	{"resident_groups", `resident_id IN (` + demoResidents + `)`},
 	{"contracts", `id IN (` + demoContracts + `)`},
 	{"residents", `id IN (` + demoResidents + `)`},
+	{"broadcast_recipients", `broadcast_id IN (` + demoBroadcasts + `)`},
+	{"broadcast_batches", `broadcast_id IN (` + demoBroadcasts + `)`},
+	{"broadcasts", `id IN (` + demoBroadcasts + `)`},
 	{"slots", `doctor_id IN (` + demoDoctors + `)`},
 	{"schedules", `doctor_id IN (` + demoDoctors + `)`},
 	{"schedule_exceptions", `doctor_id IN (` + demoDoctors + `)`},

@@ -54,6 +54,10 @@ var labels = map[string]string{
 	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
 	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒",
 	"recipient unsubscribed": "对方已取消关注", "moment passed": "时间已过，不再发送",
+	// Broadcasts: the outbox kinds, the audit actions, and where one is.
+	"broadcast": "群发", "broadcast_preview": "群发预览", "broadcast.create": "群发健康知识", "broadcast.cancel": "撤回群发",
+	"broadcast cancelled": "群发已撤回", "bc_scheduled": "定时待发", "bc_sending": "发送中", "bc_submitted": "已交微信，等结果",
+	"bc_done": "已完成", "bc_failed": "发送失败", "bc_cancelled": "已撤回",
 }
 
 func label(s string) string {
@@ -126,6 +130,7 @@ var nav = []navItem{
 	{Path: "/admin/indicators", Label: "指标", need: toRead},
 	{Path: "/admin/outbox", Label: "推送", need: toRead},
 	{Path: "/admin/calendar", Label: "健康日历", need: toRead},
+	{Path: "/admin/broadcasts", Label: "群发", need: toRead},
 	{Path: "/admin/import", Label: "导入导出", need: toRead},
 	{Path: "/admin/data-requests", Label: "信息删除申请", need: toManage},
 	{Path: "/admin/audit", Label: "审计日志", need: toManage},

@@ -27,6 +27,13 @@ type Sender interface {
 	SendText(ctx context.Context, openID, text string) error
 }
 
+// MassSender sends mass messages (群发): health tips to an openid list,
+// and a preview of one to a member of staff.
+type MassSender interface {
+	MassSend(ctx context.Context, openIDs []string, text, clientMsgID string) (msgID string, err error)
+	MassPreview(ctx context.Context, openID, text string) error
+}
+
 // serviceWindow is how long after someone's last message WeChat lets an
 // account write to them freely.
 const serviceWindow = 48 * time.Hour
@@ -47,12 +54,15 @@ var errInfra = errors.New("infrastructure unavailable")
 const DefaultLease = 30 * time.Second // how long a claimed push is held
 
 // DefaultRates are sends per second per WeChat API.
-func DefaultRates() map[string]float64 { return map[string]float64{apiTemplate: 50, apiCustomer: 20} }
+func DefaultRates() map[string]float64 {
+	return map[string]float64{apiTemplate: 50, apiCustomer: 20, apiMass: 5}
+}
 
 // Dispatcher sends due pushes.
 type Dispatcher struct {
 	DB          *storage.DB
 	Send        Sender
+	Mass        MassSender                                        // broadcasts; nil: they wait
 	Templates   map[string]string                                 // push kind -> WeChat template ID
 	Fields      map[string]map[string]string                      // push kind -> our field -> the template's keyword; none: names as they are
 	Permanent   func(err error) bool                              // WeChat errors not worth retrying
@@ -92,7 +102,7 @@ func (d *Dispatcher) init() {
 		}
 		d.pausedUntil = map[string]time.Time{}
 		d.limiters = map[string]*bucket{}
-		for _, api := range []string{apiTemplate, apiCustomer} {
+		for _, api := range []string{apiTemplate, apiCustomer, apiMass} {
 			d.limiters[api] = newBucket(cmp.Or(d.Rates[api], DefaultRates()[api]))
 		}
 	})
@@ -256,10 +266,15 @@ func (d *Dispatcher) Unrecorded() int {
 const (
 	apiTemplate = "template"
 	apiCustomer = "customer"
+	apiMass     = "mass"
 )
 
-// apiFor is the API a push goes through: its template, or customer service.
+// apiFor is the API a push goes through: mass messages for broadcasts,
+// else its template, or customer service.
 func (d *Dispatcher) apiFor(kind string) string {
+	if kind == storage.KindBroadcast || kind == storage.KindBroadcastPreview {
+		return apiMass
+	}
 	if _, ok := d.Templates[kind]; ok {
 		return apiTemplate
 	}
@@ -280,8 +295,13 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
 	if err := d.limiters[api].wait(ctx); err != nil {
 		return true // shutting down; the lease returns the row
 	}
-	err := d.send(ctx, row)
-	if err == nil {
+	var err error
+	if row.Kind == storage.KindBroadcast {
+		var done func(context.Context) error
+		if done, err = d.broadcast(ctx, row); err == nil {
+			return d.save(ctx, record{"sent", done})
+		}
+	} else if err = d.send(ctx, row); err == nil {
 		sentAt := d.Now()
 		return d.save(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSent(ctx, row.ID, sentAt) }})
 	}
@@ -317,6 +337,16 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 	if err != nil {
 		return fmt.Errorf("%w: unreadable payload: %v", ErrPermanent, err)
 	}
+	if row.Kind == storage.KindBroadcastPreview {
+		if d.Mass == nil {
+			return fmt.Errorf("%w: no mass sender", errNotYet)
+		}
+		text, err := flows.BroadcastText(fields["title"], fields["text"])
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrPermanent, err)
+		}
+		return d.Mass.MassPreview(ctx, row.Recipient, text)
+	}
 	to, err := d.recipient(ctx, row.Recipient)
 	if err != nil {
 		return err
@@ -338,6 +368,60 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 		return d.Send.SendText(ctx, to, text)
 	}
 	return fmt.Errorf("no template configured for push kind %q and the customer-service window is closed", row.Kind)
+}
+
+// broadcast sends one batch of a broadcast as a mass message under the
+// row's key as clientmsgid, and returns the record of it to write. Those
+// who unfollowed or turned tips off since it was written are left out; a
+// batch of one goes as a customer-service message if that resident wrote
+// in the last 48 hours (a mass message needs two openids).
+func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func(context.Context) error, error) {
+	fields, err := row.Fields()
+	if err != nil {
+		return nil, fmt.Errorf("%w: unreadable payload: %v", ErrPermanent, err)
+	}
+	id, err1 := strconv.ParseInt(fields["broadcast"], 10, 64)
+	batch, err2 := strconv.Atoi(fields["batch"])
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("%w: bad broadcast payload %q", ErrPermanent, row.Payload)
+	}
+	if d.Mass == nil {
+		return nil, fmt.Errorf("%w: no mass sender", errNotYet)
+	}
+	b, err := d.DB.BroadcastBatch(ctx, id, batch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: broadcast %d: %v", errInfra, id, err)
+	}
+	text, err := flows.BroadcastText(b.Title, b.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	at := d.Now()
+	finished := func(msgID string, r storage.MassResult) func(context.Context) error {
+		r.MsgID = msgID
+		return func(ctx context.Context) error { return d.DB.MarkBroadcastSubmitted(ctx, row.ID, b, msgID, at, &r) }
+	}
+	switch len(b.OpenIDs) {
+	case 0:
+		return finished("none:"+row.Key, storage.MassResult{Status: "nobody left"}), nil
+	case 1:
+		u, err := d.DB.WeChatUser(ctx, b.OpenIDs[0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errInfra, err)
+		}
+		if d.Now().Sub(u.LastSeenAt) >= serviceWindow {
+			return nil, fmt.Errorf("%w: a mass message needs two openids, and the one resident left has not written in 48 hours", ErrPermanent)
+		}
+		if err := d.Send.SendText(ctx, b.OpenIDs[0], text); err != nil {
+			return nil, err
+		}
+		return finished("cs:"+row.Key, storage.MassResult{Status: "send success", Total: 1, Sent: 1}), nil
+	}
+	msgID, err := d.Mass.MassSend(ctx, b.OpenIDs, text, row.Key)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return d.DB.MarkBroadcastSubmitted(ctx, row.ID, b, msgID, at, nil) }, nil
 }
 
 // mapFields renames a push's fields to the template's keywords and cuts each

@@ -57,6 +57,18 @@ func (p *Phone) Send(ctx context.Context, openID string, a Action) (string, erro
 	return p.post(ctx, openID, body)
 }
 
+// MassJobFinished posts a mass-send job's results as WeChat does
+// (MASSSENDJOBFINISH), from the account's own name.
+func (p *Phone) MassJobFinished(ctx context.Context, msgID int64, status string, total, filtered, sent, failed int) error {
+	const from = "sandbox-wechat"
+	body := fmt.Sprintf("<xml><ToUserName><![CDATA[gh_sim]]></ToUserName><FromUserName><![CDATA[%s]]></FromUserName><CreateTime>%d</CreateTime>"+
+		"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[MASSSENDJOBFINISH]]></Event><MsgID>%d</MsgID><Status>%s</Status>"+
+		"<TotalCount>%d</TotalCount><FilterCount>%d</FilterCount><SentCount>%d</SentCount><ErrorCount>%d</ErrorCount></xml>",
+		from, p.createTime(from), msgID, cdata(status), total, filtered, sent, failed)
+	_, err := p.post(ctx, from, body)
+	return err
+}
+
 func (p *Phone) xml(openID string, a Action) (string, error) {
 	if strings.ContainsAny(openID, "<>&]") {
 		return "", fmt.Errorf("wechat.Phone: openid %q is not one WeChat would send", openID)

@@ -1,0 +1,207 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
+)
+
+// Broadcasts: health tips an admin sends to a segment of signed residents
+// as WeChat mass messages. The rules of who may be reached live here; the
+// delivery is the dispatcher's.
+
+// SegmentSpec is who a broadcast is for, as an admin or a script names
+// them: group and package codes as in the profile, community names,
+// contract statuses, team IDs and an age band. An empty field means all
+// (for statuses: those whose contract is active).
+type SegmentSpec struct {
+	Groups      []string `json:"groups,omitempty"`
+	Communities []string `json:"communities,omitempty"`
+	Packages    []string `json:"packages,omitempty"`
+	Status      []string `json:"status,omitempty"`
+	Teams       []int64  `json:"teams,omitempty"`
+	MinAge      int      `json:"min_age,omitempty"`
+	MaxAge      int      `json:"max_age,omitempty"`
+}
+
+// BroadcastSpec is a health tip to send.
+type BroadcastSpec struct {
+	Title   string
+	Text    string
+	Segment SegmentSpec
+	At      time.Time // zero: now
+}
+
+// Limits of a tip: a title a phone shows on one line, a text one screen holds.
+const (
+	MaxTipTitle = 30
+	MaxTipText  = 600
+	// MaxTipAhead is how far ahead a tip may be scheduled.
+	MaxTipAhead = 60 * 24 * time.Hour
+)
+
+// broadcastStatuses are the contract statuses a segment may name.
+var broadcastStatuses = []string{"active", "pending", "expired", "cancelled", "declined"}
+
+func refusal(format string, args ...any) *Refusal {
+	return &Refusal{Reason: fmt.Sprintf(format, args...)}
+}
+
+// check refuses a tip that cannot go as written.
+func (b BroadcastSpec) check(now time.Time) error {
+	title, text := strings.TrimSpace(b.Title), strings.TrimSpace(b.Text)
+	switch {
+	case title == "" || text == "":
+		return refusal("标题和正文都要填写。")
+	case utf8.RuneCountInString(title) > MaxTipTitle:
+		return refusal("标题最多 %d 个字。", MaxTipTitle)
+	case utf8.RuneCountInString(text) > MaxTipText:
+		return refusal("正文最多 %d 个字，现在有 %d 个。", MaxTipText, utf8.RuneCountInString(text))
+	case strings.ContainsAny(title, "\r\n"):
+		return refusal("标题不能换行。")
+	case !b.At.IsZero() && b.At.Before(now.Add(-time.Minute)):
+		return refusal("发送时间已经过去了。")
+	case b.At.After(now.Add(MaxTipAhead)):
+		return refusal("发送时间最多定在 %d 天以后。", int(MaxTipAhead.Hours()/24))
+	}
+	return nil
+}
+
+// segment turns what the admin named into storage's segment, refusing a
+// code, name or status that names nothing in scope (a typo must not widen
+// the audience to everyone).
+func segment(ctx context.Context, db *storage.DB, s *storage.Sealer, scope storage.Scope, spec SegmentSpec, now time.Time) (storage.Segment, error) {
+	seg := storage.Segment{TeamIDs: spec.Teams, AnyGroup: len(spec.Groups) > 0}
+	for _, st := range spec.Status {
+		if !slices.Contains(broadcastStatuses, st) {
+			return seg, refusal("没有“%s”这种签约状态。", st)
+		}
+		seg.Statuses = append(seg.Statuses, st)
+	}
+	for _, code := range spec.Groups {
+		var f storage.ResidentFilter
+		if !FilterByGroup(&f, s, code, now) {
+			return seg, refusal("本地区没有“%s”这个重点人群。", code)
+		}
+		if f.GroupTag != "" {
+			seg.GroupTags = append(seg.GroupTags, f.GroupTag)
+		} else {
+			seg.GroupBorn = append(seg.GroupBorn, storage.BirthRange{After: f.BornAfter, Until: f.BornUntil})
+		}
+	}
+	for _, name := range spec.Communities {
+		found, err := db.CommunitiesNamed(ctx, scope, strings.TrimSpace(name))
+		if err != nil {
+			return seg, err
+		}
+		if len(found) == 0 {
+			return seg, refusal("没有叫“%s”的社区（村）。", name)
+		}
+		for _, c := range found {
+			seg.CommunityIDs = append(seg.CommunityIDs, c.ID)
+		}
+	}
+	if len(spec.Packages) > 0 {
+		catalog, err := db.Catalog(ctx)
+		if err != nil {
+			return seg, err
+		}
+		for _, code := range spec.Packages {
+			if !slices.ContainsFunc(catalog.Packages, func(p storage.Package) bool { return p.Code == code }) {
+				return seg, refusal("没有编码为“%s”的服务包。", code)
+			}
+			seg.Packages = append(seg.Packages, code)
+		}
+	}
+	if spec.MinAge < 0 || spec.MaxAge < 0 || spec.MaxAge != 0 && spec.MaxAge < spec.MinAge {
+		return seg, refusal("年龄范围不对。")
+	}
+	today := now.In(Shanghai)
+	if spec.MinAge > 0 { // born on or before this day MinAge years ago
+		seg.Born.Until = today.AddDate(-spec.MinAge, 0, 0).Format("2006-01-02")
+	}
+	if spec.MaxAge > 0 { // born after this day MaxAge+1 years ago
+		seg.Born.After = today.AddDate(-spec.MaxAge-1, 0, 0).Format("2006-01-02")
+	}
+	return seg, nil
+}
+
+// BroadcastMonth is the month (YYYY-MM, Asia/Shanghai) a mass message sent
+// at a moment counts in.
+func BroadcastMonth(at time.Time) string { return at.In(Shanghai).Format("2006-01") }
+
+func (b BroadcastSpec) due(now time.Time) time.Time {
+	if b.At.IsZero() || b.At.Before(now) {
+		return now
+	}
+	return b.At
+}
+
+// BroadcastAudience is who a tip would reach, and how much of the month's
+// allowance of mass messages they have used.
+func BroadcastAudience(ctx context.Context, db *storage.DB, s *storage.Sealer, scope storage.Scope, b BroadcastSpec, now time.Time) (storage.MassUse, error) {
+	seg, err := segment(ctx, db, s, scope, b.Segment, now)
+	if err != nil {
+		return storage.MassUse{}, err
+	}
+	return db.BroadcastAudience(ctx, scope, seg, BroadcastMonth(b.due(now)))
+}
+
+// SendBroadcast queues a tip for its segment and returns its ID and
+// audience. Those who have had this month's mass messages are reported in
+// the use, not sent to; if that is everyone, nothing is queued.
+func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope storage.Scope, b BroadcastSpec, actor string, now time.Time) (int64, storage.MassUse, error) {
+	if err := b.check(now); err != nil {
+		return 0, storage.MassUse{}, err
+	}
+	seg, err := segment(ctx, db, s, scope, b.Segment, now)
+	if err != nil {
+		return 0, storage.MassUse{}, err
+	}
+	shown, err := json.Marshal(b.Segment)
+	if err != nil {
+		return 0, storage.MassUse{}, err
+	}
+	due := b.due(now)
+	id, use, err := db.CreateBroadcast(ctx, scope, storage.NewBroadcast{Title: strings.TrimSpace(b.Title), Body: strings.TrimSpace(b.Text),
+		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor})
+	switch {
+	case errors.Is(err, storage.ErrEmptyAudience):
+		return 0, use, refusal("这个范围里没有可以收到健康知识提示的居民（已签约、关注了公众号、没有关闭提示）。")
+	case errors.Is(err, storage.ErrOverLimit):
+		return 0, use, refusal("这个范围里的居民本月都已收到 %d 条群发消息，微信不允许再发，请下月再发。", storage.MassPerMonth)
+	}
+	return id, use, err
+}
+
+// PreviewBroadcast sends a tip, as residents would read it, to one bound
+// doctor in scope (a preview counts against no one's allowance).
+func PreviewBroadcast(ctx context.Context, db *storage.DB, scope storage.Scope, b BroadcastSpec, openID string, now time.Time) error {
+	if err := b.check(now); err != nil {
+		return err
+	}
+	d, err := db.DoctorByOpenID(ctx, openID)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && !scope.Whole() && d.InstitutionID != scope.Institution {
+		return refusal("预览只能发给本机构已绑定微信的医生。")
+	}
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("broadcast-preview:%s:%d", openID, now.UnixNano())
+	return db.Enqueue(ctx, []storage.Push{{Key: key, Kind: storage.KindBroadcastPreview, Recipient: openID, Priority: PriorityTransactional,
+		Fields: map[string]string{"title": strings.TrimSpace(b.Title), "text": strings.TrimSpace(b.Text)}}})
+}
+
+// BroadcastText is a tip as residents read it: its title, its words and
+// how to stop tips.
+func BroadcastText(title, text string) (string, error) {
+	return templates.Message("broadcast_tip", map[string]string{"title": title, "text": text})
+}
