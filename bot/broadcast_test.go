@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/storage"
@@ -164,6 +165,9 @@ func TestBroadcastReachesOneCommunitysHypertensionPatients(t *testing.T) {
 		if got := received(srv, "o_bc_doc", "mass-preview"); len(got) != 1 || !strings.Contains(got[0].Text, "冬季控血压") {
 			t.Fatalf("the doctor's preview: %+v", got)
 		}
+		if _, report := adminJSON(t, h, "GET", "/admin/api/indicators", ""); report["activity"].(map[string]any)["broadcasts"] != 1.0 {
+			t.Fatalf("indicators' activity: %v", report["activity"])
+		}
 		// The sandbox's outbox shows the tip a resident received, with its words.
 		var shown []sandbox.Message
 		json.Unmarshal(get(t, h, "/sandbox/outbox?to="+patients[0], local).Body.Bytes(), &shown)
@@ -181,4 +185,90 @@ func TestBroadcastReachesOneCommunitysHypertensionPatients(t *testing.T) {
 			t.Fatalf("a fifth this month: %d %v", code, out)
 		}
 	})
+}
+
+// TestBroadcastInABrowser is the admin's whole task in a real browser:
+// compose a tip for one community's hypertension patients, count who it
+// reaches, preview it on a doctor's phone, send it, and read the result
+// WeChat reports; each of those patients, and no one else, has the tip.
+func TestBroadcastInABrowser(t *testing.T) {
+	chromium(t)
+	srv, base := live(t, map[string]string{}, Options{})
+	h := srv.Handler()
+	morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
+	if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
+		t.Fatalf("clock: %d", code)
+	}
+	demo := sandboxDemo(t, srv)
+	var account struct {
+		Admin struct{ Username, Password string }
+	}
+	json.Unmarshal(get(t, h, "/sandbox/demo", local).Body.Bytes(), &account)
+	east, west := demo.Communities[0], demo.Communities[1]
+	if reply := chat(t, srv, "o_br_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
+		t.Fatalf("bind: %s", reply)
+	}
+	signAtDesk(t, srv, "o_br_east_1", east.ID, []string{"hypertension"}, 1)
+	signAtDesk(t, srv, "o_br_east_2", east.ID, []string{"hypertension", "diabetes"}, 2)
+	signAtDesk(t, srv, "o_br_east_healthy", east.ID, nil, 3)
+	signAtDesk(t, srv, "o_br_west", west.ID, []string{"hypertension"}, 4)
+
+	ctx := browse(t)
+	run := runner(t, ctx)
+	textOf := func(sel string) string {
+		t.Helper()
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return text
+	}
+	run("sign in",
+		chromedp.Navigate(base+"/admin/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), account.Admin.Username),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), account.Admin.Password),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/login"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)))
+	run("compose",
+		chromedp.Navigate(base+"/admin/broadcasts"),
+		chromedp.Click(chromedp.Search(`//a[text()="新建群发"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#compose`)),
+		chromedp.SendKeys(chromedp.CSS(`#compose input[name=title]`), "冬季控血压"),
+		chromedp.SendKeys(chromedp.CSS(`#compose textarea[name=text]`), "天冷血压容易升高，每天早晚各量一次。"),
+		chromedp.Click(chromedp.Search(`//form[@id="compose"]//label[contains(., "高血压患者")]/input`)),
+		chromedp.Click(chromedp.Search(`//form[@id="compose"]//label[contains(., "`+east.Name+`")]/input`)),
+		chromedp.Click(chromedp.CSS(`#compose button[value=audience]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#audience`)))
+	if got := textOf("#audience"); !strings.Contains(got, "共 2 位居民") || !strings.Contains(got, "本月已收到 0 条：2 人（100%）") {
+		t.Fatalf("audience:\n%s", got)
+	}
+	run("preview", chromedp.Click(chromedp.CSS(`#compose button[value=preview]`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := received(srv, "o_br_doc", "mass-preview"); len(got) != 1 || !strings.Contains(got[0].Text, "每天早晚各量一次") {
+		t.Fatalf("the doctor's preview: %+v", got)
+	}
+	run("send", chromedp.Click(chromedp.CSS(`#compose button[value=send]`)), chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	if got := textOf(".flash"); !strings.Contains(got, "已提交群发“冬季控血压”，共 2 人") {
+		t.Fatalf("after sending: %q", got)
+	}
+	for deadline := time.Now().Add(15 * time.Second); textOf("#state") != "已完成"; time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the result never came: %q", textOf("main"))
+		}
+		run("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	}
+	if sent, audience := textOf("#sent"), textOf("#audience"); sent != "2" || audience != "2" {
+		t.Fatalf("sent %q of %q", sent, audience)
+	}
+	for _, o := range []string{"o_br_east_1", "o_br_east_2"} {
+		if got := received(srv, o, "mass"); len(got) != 1 || !strings.Contains(got[0].Text, "冬季控血压") {
+			t.Fatalf("%s received %+v", o, got)
+		}
+	}
+	for _, o := range []string{"o_br_east_healthy", "o_br_west"} {
+		if got := received(srv, o, "mass"); len(got) != 0 {
+			t.Fatalf("%s received %+v", o, got)
+		}
+	}
+	screenshot(t, ctx, "broadcast.png")
 }

@@ -101,7 +101,7 @@ type Happenings struct {
 	VisitsByKind  map[string]int `json:"visits_by_kind"`
 	NoShows       int            `json:"no_shows"`
 	Pushes        *int           `json:"pushes,omitempty"` // sent to people in scope; the whole scope only
-	Broadcasts    int            `json:"broadcasts"`       // mass sends; none are made yet
+	Broadcasts    int            `json:"broadcasts"`       // broadcasts sent by the scope's institution (city: all)
 }
 
 // Month is what happened in one calendar month of the period (the first
@@ -179,6 +179,7 @@ func Indicators(ctx context.Context, db *storage.DB, s *storage.Sealer, in Indic
 	}
 	whole := c.tally(place{})
 	whole.activity.Pushes = &totals.Pushes
+	whole.activity.Broadcasts = totals.Broadcasts
 	r.Indicators, r.Activity = whole.indicators(c.settings), whole.activity
 	for _, kind := range Breakdowns {
 		r.Breakdown[kind] = c.groups(kind)

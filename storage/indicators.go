@@ -108,6 +108,7 @@ type IndicatorTotals struct {
 	Communities []CommunityRow
 	Names       []NameFact
 	Pushes      int // sent in the period to people in scope
+	Broadcasts  int // the scope's broadcasts WeChat took in the period
 }
 
 // IndicatorTotals reads the figures of a period.
@@ -121,7 +122,13 @@ func (db *DB) IndicatorTotals(ctx context.Context, q IndicatorQuery) (IndicatorT
 	if err := db.indicatorScope(ctx, op, q, &out); err != nil {
 		return out, err
 	}
-	return out, db.indicatorPushes(ctx, op, q, &out.Pushes)
+	if err := db.indicatorPushes(ctx, op, q, &out.Pushes); err != nil {
+		return out, err
+	}
+	cond, args := broadcastScope(q.Scope)
+	return out, db.get(ctx, op, &out.Broadcasts, `SELECT COUNT(*) FROM broadcasts b WHERE `+cond+` AND EXISTS (SELECT 1
+		FROM broadcast_batches x WHERE x.broadcast_id = b.id AND x.submitted_at >= ? AND x.submitted_at < ?)`,
+		append(args, q.From.UTC(), q.AsOf.UTC())...)
 }
 
 // CountIndicators totals every figure of a period by place, and by month:
