@@ -206,7 +206,7 @@ function draw(p, entry) {
       break;
     case "card": {
       node = el("div", "card " + entry.kind);
-      node.appendChild(el("div", "card-title", entry.title || (entry.kind === "mass" ? "健康提示" : "服务通知")));
+      node.appendChild(el("div", "card-title", entry.title || { mass: "健康提示", "mass-preview": "群发预览（只发给你）" }[entry.kind] || "服务通知"));
       node.appendChild(el("div", "card-time", when(entry.at)));
       node.appendChild(el("div", "card-body", entry.text || ""));
       if (entry.url) {
@@ -245,7 +245,7 @@ async function poll(p) {
   }
   for (const m of sent.slice(p.seen)) {
     if (m.kind === "customer-service") add(p, { t: "bot", text: m.text, at: m.at });
-    else if ((m.kind === "template" || m.kind === "mass") && m.text) {
+    else if ((m.kind === "template" || m.kind === "mass" || m.kind === "mass-preview") && m.text) {
       const url = m.kind === "template" && m.data && /^https?:\/\//.test(m.data.url) ? m.data.url : "";
       add(p, { t: "card", kind: m.kind, title: m.title, text: m.text, at: m.at, url });
     }
