@@ -54,8 +54,9 @@ func sandboxDemo(t *testing.T, srv *Server) demoWorld {
 }
 
 // signAtDesk signs a made-up resident managed by openID, who follows the
-// account, in a community with declared priority groups.
-func signAtDesk(t *testing.T, srv *Server, openID string, community int64, groups []string, n int) {
+// account, in a community with declared priority groups, and returns the
+// contract's number.
+func signAtDesk(t *testing.T, srv *Server, openID string, community int64, groups []string, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	teams, err := srv.DB.TeamsServing(ctx, community)
@@ -63,15 +64,17 @@ func signAtDesk(t *testing.T, srv *Server, openID string, community int64, group
 		t.Fatalf("teams serving %d: %v", community, err)
 	}
 	now := srv.clock.Now()
-	if _, err := flows.SignAtDesk(ctx, srv.DB, srv.Sealer, flows.DeskSigning{Name: "居民" + string(rune('甲'+n)),
+	number, err := flows.SignAtDesk(ctx, srv.DB, srv.Sealer, flows.DeskSigning{Name: "居民" + string(rune('甲'+n)),
 		IDNumber: flows.SyntheticID(now.AddDate(-50, 0, -n), n), Phone: fmt.Sprintf("139%08d", n), CommunityID: community,
 		TeamID: teams[0].ID, Groups: groups, Request: "test-request-" + openID, OpenID: openID},
-		flows.ResidentImport{Institution: teams[0].InstitutionID, Actor: "test", Now: now}); err != nil {
+		flows.ResidentImport{Institution: teams[0].InstitutionID, Actor: "test", Now: now})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: openID, Subscribed: true, EventTime: now}}); err != nil {
 		t.Fatal(err)
 	}
+	return number
 }
 
 func received(srv *Server, openID, kind string) []sandbox.Message {
@@ -271,4 +274,97 @@ func TestBroadcastInABrowser(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "broadcast.png")
+}
+
+// Priority groups and communities are mirrored into WeChat user tags and
+// kept in sync as residents move, leave and turn tips off; a city-wide tip
+// to one group goes by its tag, and a tag's members have their monthly
+// limit as everyone does.
+func TestTagsFollowResidentsAndCarryBroadcasts(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
+			"JIAYI_ADMIN_TOKEN": adminToken}, Options{RedisPrefix: stack.Redis.Prefix})
+		ctx, h := context.Background(), srv.Handler()
+		morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
+		if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
+			t.Fatalf("clock: %d", code)
+		}
+		demo := sandboxDemo(t, srv)
+		east, west := demo.Communities[0], demo.Communities[1]
+		numbers := map[string]string{}
+		for i, o := range []string{"o_tag_mover", "o_tag_leaver", "o_tag_quiet", "o_tag_stays"} {
+			numbers[o] = signAtDesk(t, srv, o, east.ID, []string{"hypertension"}, i+1)
+		}
+		signAtDesk(t, srv, "o_tag_west", west.ID, []string{"hypertension"}, 9)
+		if _, err := srv.Tags.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tagOf := func(segment string) int64 {
+			tags, _ := srv.DB.Tags(ctx)
+			for _, tag := range tags {
+				if tag.Segment == segment {
+					return tag.TagID
+				}
+			}
+			t.Fatalf("no tag for %s in %+v", segment, tags)
+			return 0
+		}
+		group, eastTag := tagOf("group:hypertension"), tagOf(fmt.Sprintf("community:%d", east.ID))
+		if got := srv.StandIn.Tagged(eastTag); fmt.Sprint(got) != "[o_tag_leaver o_tag_mover o_tag_quiet o_tag_stays]" {
+			t.Fatalf("east's tag carries %v", got)
+		}
+		if got := srv.StandIn.Tagged(group); len(got) != 5 {
+			t.Fatalf("hypertension's tag carries %v", got)
+		}
+
+		// One moves west, one's contract ends, one turns tips off.
+		mover, _ := srv.DB.ContractByNumber(ctx, numbers["o_tag_mover"])
+		westTeams, _ := srv.DB.TeamsServing(ctx, west.ID)
+		if _, err := flows.UpdateResident(ctx, srv.DB, srv.Sealer, storage.Scope{}, flows.ResidentChange{ResidentID: mover.ResidentID,
+			CommunityID: west.ID, TeamID: westTeams[0].ID, Actor: "test", Now: srv.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.DB.ChangeStatus(ctx, storage.StatusChange{Number: numbers["o_tag_leaver"], From: storage.ContractActive,
+			To: storage.ContractCancelled, Actor: "test", Reason: "搬走了"}); err != nil {
+			t.Fatal(err)
+		}
+		chat(t, srv, "o_tag_quiet", "提醒设置")
+		chat(t, srv, "o_tag_quiet", "1")
+		r, err := srv.Tags.Sync(ctx)
+		if err != nil || r.Created != 0 {
+			t.Fatalf("second sync: %+v %v", r, err)
+		}
+		if got := srv.StandIn.Tagged(eastTag); fmt.Sprint(got) != "[o_tag_stays]" {
+			t.Fatalf("after the changes east's tag carries %v", got)
+		}
+		if got := srv.StandIn.Tagged(tagOf(fmt.Sprintf("community:%d", west.ID))); fmt.Sprint(got) != "[o_tag_mover o_tag_west]" {
+			t.Fatalf("after the move west's tag carries %v", got)
+		}
+
+		// A city-wide tip to hypertension patients goes by the group's tag.
+		tip := `{"title": "冬季控血压", "text": "每天早晚各量一次血压。", "segment": {"groups": ["hypertension"]}}`
+		for i := range storage.MassPerMonth {
+			code, out := adminJSON(t, h, "POST", "/admin/api/broadcasts", tip)
+			if code != http.StatusCreated || out["audience"] != 3.0 {
+				t.Fatalf("tip %d: %d %v", i+1, code, out)
+			}
+			id := int64(out["id"].(float64))
+			if b, err := srv.DB.BroadcastBatch(ctx, id, 1); err != nil || b.TagID != group {
+				t.Fatalf("tip %d went by tag %d, want %d (%v)", i+1, b.TagID, group, err)
+			}
+		}
+		if code, out := adminJSON(t, h, "POST", "/admin/api/broadcasts", tip); code != http.StatusBadRequest {
+			t.Fatalf("a fifth tip this month: %d %v", code, out)
+		}
+		for deadline := time.Now().Add(20 * time.Second); len(received(srv, "o_tag_west", "mass")) < storage.MassPerMonth; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("o_tag_west received %d tips", len(received(srv, "o_tag_west", "mass")))
+			}
+		}
+		for _, o := range []string{"o_tag_leaver", "o_tag_quiet"} {
+			if got := received(srv, o, "mass"); len(got) != 0 {
+				t.Fatalf("%s received %+v", o, got)
+			}
+		}
+	})
 }

@@ -148,3 +148,19 @@ func (s *Server) followUpSignRequests(ctx context.Context) {
 		}
 	}
 }
+
+// syncTags mirrors the segments that recur into WeChat user tags, at start
+// and every 10 minutes; a broadcast to a tag syncs it again before it goes.
+func (s *Server) syncTags(ctx context.Context) {
+	for {
+		moved := s.clock.moves()
+		if r, err := s.Tags.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("wechat tag sync failed", "err", err)
+		} else if r.Created+r.Tagged+r.Untagged > 0 {
+			s.log.Info("wechat tags synced", "tags", r.Tags, "created", r.Created, "tagged", r.Tagged, "untagged", r.Untagged)
+		}
+		if !s.clock.wait(ctx, moved, 10*time.Minute) {
+			return
+		}
+	}
+}

@@ -64,6 +64,7 @@ type Server struct {
 	StandIn *sandbox.StandIn // sandbox mode only
 	Turns   *turn.Runner
 	Pushes  *push.Dispatcher
+	Tags    *push.TagSync
 
 	log          *slog.Logger
 	clock        *Clock // moved forward only in sandbox mode
@@ -267,8 +268,15 @@ func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) erro
 			}
 			return false
 		}}
+	s.Tags = &push.TagSync{DB: s.DB, Sealer: s.Sealer, WeChat: client, Now: s.clock.Now,
+		Lock: func(ctx context.Context) (func(), error) { return s.Redis.LockUser(ctx, tagSyncLock, time.Minute) }}
+	s.Pushes.SyncTag = s.Tags.SyncTag
 	return nil
 }
+
+// tagSyncLock names the lock one tag sync at a time holds across instances
+// (a user lock, under a name no openid has).
+const tagSyncLock = "jiayi:tag-sync"
 
 // Handler is the server's HTTP handler (tests use it with httptest).
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -430,7 +438,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
-	jobs.Add(8)
+	jobs.Add(9)
 	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
 	go func() { defer jobs.Done(); s.expireContracts(background) }()
 	go func() { defer jobs.Done(); s.sendAgendas(background) }()
@@ -439,6 +447,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer jobs.Done(); s.materialiseSlots(background) }()
 	go func() { defer jobs.Done(); s.followUpSignRequests(background) }()
 	go func() { defer jobs.Done(); s.refreshRollups(background) }()
+	go func() { defer jobs.Done(); s.syncTags(background) }()
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	if s.StandIn != nil {

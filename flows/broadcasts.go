@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/templates"
 )
@@ -171,8 +172,19 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 		return 0, storage.MassUse{}, err
 	}
 	due := b.due(now)
+	// A segment mirrored into a tag that has been synced goes by the tag.
+	var tagID int64
+	if key := tagKey(scope, b.Segment, seg); key != "" {
+		tags, err := db.Tags(ctx)
+		if err != nil {
+			return 0, storage.MassUse{}, err
+		}
+		if i := slices.IndexFunc(tags, func(t storage.Tag) bool { return t.Segment == key && t.SyncedAt.Valid }); i >= 0 {
+			tagID = tags[i].TagID
+		}
+	}
 	id, use, err := db.CreateBroadcast(ctx, scope, storage.NewBroadcast{Title: strings.TrimSpace(b.Title), Body: strings.TrimSpace(b.Text),
-		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor})
+		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor, TagID: tagID})
 	switch {
 	case errors.Is(err, storage.ErrEmptyAudience):
 		return 0, use, refusal("这个范围里没有可以收到健康知识提示的居民（已签约、关注了公众号、没有关闭提示）。")
@@ -204,4 +216,57 @@ func PreviewBroadcast(ctx context.Context, db *storage.DB, scope storage.Scope, 
 // how to stop tips.
 func BroadcastText(title, text string) (string, error) {
 	return templates.Message("broadcast_tip", map[string]string{"title": title, "text": text})
+}
+
+// TagSegment is a segment that recurs, mirrored into a WeChat user tag:
+// each priority group, and each community while the account has tags to
+// spare.
+type TagSegment struct {
+	Key     string // group:CODE or community:ID
+	Name    string // the tag's name in WeChat (staff see it in WeChat's back office)
+	Segment storage.Segment
+}
+
+// tagsSpare are tags left for the account's own use in WeChat's back office.
+const tagsSpare = 10
+
+// TagSegments lists the segments to mirror into tags, groups first.
+func TagSegments(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) ([]TagSegment, error) {
+	var out []TagSegment
+	for _, g := range profile.Words().PriorityGroups {
+		seg, err := segment(ctx, db, s, storage.Scope{}, SegmentSpec{Groups: []string{g.Code}}, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, TagSegment{Key: "group:" + g.Code, Name: g.Name, Segment: seg})
+	}
+	communities, err := db.Communities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range communities {
+		if len(out) >= storage.TagsPerAccount-tagsSpare {
+			break
+		}
+		name := []rune(c.Name)
+		out = append(out, TagSegment{Key: fmt.Sprintf("community:%d", c.ID), Name: fmt.Sprintf("社区·%s·%d", string(name[:min(len(name), 16)]), c.ID),
+			Segment: storage.Segment{CommunityIDs: []int64{c.ID}}})
+	}
+	return out, nil
+}
+
+// tagKey names the tag a broadcast can go by: one priority group for the
+// whole deployment (a group's tag spans every institution), or one
+// community, and nothing else narrowing; "" when it must go by openid lists.
+func tagKey(scope storage.Scope, spec SegmentSpec, seg storage.Segment) string {
+	if len(spec.Packages)+len(spec.Status)+len(spec.Teams)+spec.MinAge+spec.MaxAge > 0 {
+		return ""
+	}
+	switch {
+	case len(spec.Groups) == 1 && len(spec.Communities) == 0 && scope.Whole():
+		return "group:" + spec.Groups[0]
+	case len(spec.Groups) == 0 && len(seg.CommunityIDs) == 1:
+		return fmt.Sprintf("community:%d", seg.CommunityIDs[0])
+	}
+	return ""
 }

@@ -158,6 +158,9 @@ type NewBroadcast struct {
 	Due         time.Time
 	Priority    int // of its outbox rows
 	Actor       string
+	// TagID, when set, is a WeChat tag mirroring the segment: the broadcast
+	// goes in one batch to the tag's members.
+	TagID int64
 }
 
 // CreateBroadcast writes a broadcast for the segment's audience in scope:
@@ -234,6 +237,9 @@ func (db *DB) takeAllowance(ctx context.Context, op string, openIDs []string, mo
 // outbox row.
 func (db *DB) queueBatches(ctx context.Context, op string, id int64, audience, allowed []string, b NewBroadcast) error {
 	n := (len(allowed) + MassBatch - 1) / MassBatch
+	if b.TagID != 0 {
+		n = 1
+	}
 	batchOf := make(map[string]int, len(allowed))
 	sizes := make([]int, n+1)
 	for i, o := range allowed {
@@ -250,8 +256,8 @@ func (db *DB) queueBatches(ctx context.Context, op string, id int64, audience, a
 	pushes := make([]Push, n)
 	for batch := 1; batch <= n; batch++ {
 		key := fmt.Sprintf("broadcast:%d:%d", id, batch)
-		if _, err := db.exec(ctx, op, `INSERT INTO broadcast_batches (broadcast_id, batch, size, outbox_key) VALUES (?, ?, ?, ?)`,
-			id, batch, sizes[batch], key); err != nil {
+		if _, err := db.exec(ctx, op, `INSERT INTO broadcast_batches (broadcast_id, batch, size, outbox_key, tag_id) VALUES (?, ?, ?, ?, ?)`,
+			id, batch, sizes[batch], key, nullID(b.TagID)); err != nil {
 			return err
 		}
 		pushes[batch-1] = Push{Key: key, Kind: KindBroadcast, Recipient: key, Priority: b.Priority, Due: b.Due,
@@ -267,6 +273,7 @@ type BatchToSend struct {
 	Title, Body string
 	OpenIDs     []string // those who still follow and want tips
 	Withdrawn   int      // those who no longer do
+	TagID       int64    // sent to this tag's members; 0: to OpenIDs
 }
 
 // BroadcastBatch reads a batch to send: the words and the openids of those
@@ -275,13 +282,15 @@ func (db *DB) BroadcastBatch(ctx context.Context, broadcastID int64, batch int) 
 	const op = "BroadcastBatch"
 	out := BatchToSend{BroadcastID: broadcastID, Batch: batch}
 	var words struct {
-		Title string `db:"title"`
-		Body  string `db:"body"`
+		Title string        `db:"title"`
+		Body  string        `db:"body"`
+		TagID sql.NullInt64 `db:"tag_id"`
 	}
-	if err := db.get(ctx, op, &words, `SELECT title, body FROM broadcasts WHERE id = ?`, broadcastID); err != nil {
+	if err := db.get(ctx, op, &words, `SELECT b.title, b.body, x.tag_id FROM broadcasts b
+		JOIN broadcast_batches x ON x.broadcast_id = b.id WHERE b.id = ? AND x.batch = ?`, broadcastID, batch); err != nil {
 		return out, err
 	}
-	out.Title, out.Body = words.Title, words.Body
+	out.Title, out.Body, out.TagID = words.Title, words.Body, words.TagID.Int64
 	var rows []struct {
 		OpenID string `db:"openid"`
 		Wants  bool   `db:"wants"`

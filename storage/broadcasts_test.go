@@ -217,3 +217,51 @@ func claimBroadcasts(db *storage.DB, now time.Time) ([]storage.OutboxRow, error)
 	}
 	return out, err
 }
+
+// A community's tag follows its residents: those who move away or whose
+// contract ends are to be untagged, newcomers tagged; no one is tagged past
+// WeChat's 20 tags a user.
+func TestTagDiffFollowsTheSegment(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := newBroadcastWorld(t, db)
+		east := storage.Segment{CommunityIDs: []int64{w.east}}
+		add, remove, err := db.TagDiff(ctx, 101, east)
+		if err != nil || fmt.Sprint(add) != "[o_b0 o_b1 o_b2 o_b3]" || len(remove) != 0 {
+			t.Fatalf("first sync: %v %v %v", add, remove, err)
+		}
+		if err := db.RecordTagged(ctx, 101, add, true); err != nil {
+			t.Fatal(err)
+		}
+		if add, remove, _ := db.TagDiff(ctx, 101, east); len(add)+len(remove) != 0 {
+			t.Fatalf("in sync, yet %v %v", add, remove)
+		}
+		// o_b0 moves west; o_b1's contract is cancelled; o_b4 moves east.
+		rows, _, _ := db.ListResidents(ctx, storage.Scope{}, storage.ResidentFilter{}, storage.Page{Limit: 10})
+		move := func(i int, to int64) {
+			if err := db.UpdateResidentContact(ctx, rows[i].ID, storage.NewResident{CommunityID: to}, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		move(0, w.west)
+		move(4, w.east)
+		c, _, _ := db.ListContracts(ctx, storage.Scope{}, "active", storage.Page{Limit: 10})
+		if err := db.ChangeStatus(ctx, storage.StatusChange{Number: c[1].Number, From: storage.ContractActive,
+			To: storage.ContractCancelled, Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		add, remove, _ = db.TagDiff(ctx, 101, east)
+		if fmt.Sprint(add) != "[o_b4]" || fmt.Sprint(remove) != "[o_b0 o_b1]" {
+			t.Fatalf("after moves and an ending: tag %v, untag %v", add, remove)
+		}
+		if err := db.RecordTagged(ctx, 101, remove, false); err != nil {
+			t.Fatal(err)
+		}
+		for tag := int64(200); tag < 200+storage.TagsPerUser; tag++ {
+			db.RecordTagged(ctx, tag, []string{"o_b4"}, true)
+		}
+		if add, _, _ := db.TagDiff(ctx, 101, east); len(add) != 0 {
+			t.Fatalf("tagged past 20 tags: %v", add)
+		}
+	})
+}

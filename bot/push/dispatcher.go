@@ -31,6 +31,7 @@ type Sender interface {
 // and a preview of one to a member of staff.
 type MassSender interface {
 	MassSend(ctx context.Context, openIDs []string, text, clientMsgID string) (msgID string, err error)
+	MassSendToTag(ctx context.Context, tagID int64, text, clientMsgID string) (msgID string, err error)
 	MassPreview(ctx context.Context, openID, text string) error
 }
 
@@ -60,9 +61,12 @@ func DefaultRates() map[string]float64 {
 
 // Dispatcher sends due pushes.
 type Dispatcher struct {
-	DB          *storage.DB
-	Send        Sender
-	Mass        MassSender                                        // broadcasts; nil: they wait
+	DB   *storage.DB
+	Send Sender
+	Mass MassSender // broadcasts; nil: they wait
+	// SyncTag brings a WeChat tag's members in line with the database
+	// before a broadcast goes to it; nil: the tag is sent as it is.
+	SyncTag     func(ctx context.Context, tagID int64) error
 	Templates   map[string]string                                 // push kind -> WeChat template ID
 	Fields      map[string]map[string]string                      // push kind -> our field -> the template's keyword; none: names as they are
 	Permanent   func(err error) bool                              // WeChat errors not worth retrying
@@ -401,10 +405,24 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 		r.MsgID = msgID
 		return func(ctx context.Context) error { return d.DB.MarkBroadcastSubmitted(ctx, row.ID, b, msgID, at, &r) }
 	}
-	switch len(b.OpenIDs) {
-	case 0:
+	submitted := func(msgID string) func(context.Context) error {
+		return func(ctx context.Context) error { return d.DB.MarkBroadcastSubmitted(ctx, row.ID, b, msgID, at, nil) }
+	}
+	switch {
+	case len(b.OpenIDs) == 0:
 		return finished("none:"+row.Key, storage.MassResult{Status: "nobody left"}), nil
-	case 1:
+	case b.TagID != 0:
+		if d.SyncTag != nil {
+			if err := d.SyncTag(ctx, b.TagID); err != nil {
+				return nil, err
+			}
+		}
+		msgID, err := d.Mass.MassSendToTag(ctx, b.TagID, text, row.Key)
+		if err != nil {
+			return nil, err
+		}
+		return submitted(msgID), nil
+	case len(b.OpenIDs) == 1:
 		u, err := d.DB.WeChatUser(ctx, b.OpenIDs[0])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errInfra, err)
@@ -421,7 +439,7 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) error { return d.DB.MarkBroadcastSubmitted(ctx, row.ID, b, msgID, at, nil) }, nil
+	return submitted(msgID), nil
 }
 
 // mapFields renames a push's fields to the template's keywords and cuts each

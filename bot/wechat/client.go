@@ -22,6 +22,7 @@ import (
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
 	"github.com/silenceper/wechat/v2/officialaccount/menu"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
+	"github.com/silenceper/wechat/v2/officialaccount/user"
 	"github.com/silenceper/wechat/v2/util"
 )
 
@@ -64,6 +65,7 @@ type Client struct {
 	template *message.Template
 	basic    *basic.Basic
 	menu     *menu.Menu
+	users    *user.User
 	tokens   *tokenCache
 	tokenKey string // the SDK's cache key of the stable access token
 	token    func(context.Context) (string, error)
@@ -82,7 +84,7 @@ func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
 		Cache: tokens, UseStableAK: true,
 	})
 	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), basic: oa.GetBasic(), menu: oa.GetMenu(), tokens: tokens,
-		token:    oa.GetAccessTokenContext,
+		token: oa.GetAccessTokenContext, users: oa.GetUser(),
 		tokenKey: fmt.Sprintf("%s_stable_access_token_%s", credential.CacheKeyOfficialAccountPrefix, a.AppID)}
 }
 
@@ -161,6 +163,45 @@ func (c *Client) MassSend(ctx context.Context, openIDs []string, text, clientMsg
 		return err
 	})
 	return id, err
+}
+
+// MassSendToTag sends a text as one mass message to every user carrying a
+// tag (群发 by tag), with clientMsgID as MassSend does.
+func (c *Client) MassSendToTag(ctx context.Context, tagID int64, text, clientMsgID string) (string, error) {
+	var id string
+	err := c.retryStaleToken(ctx, func() error {
+		r, err := c.massCall(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/sendall", map[string]any{
+			"filter": map[string]any{"is_to_all": false, "tag_id": tagID}, "msgtype": "text",
+			"text": map[string]string{"content": text}, "clientmsgid": clientMsgID})
+		if err == nil || r.ErrCode == errClientMsgIDUsed && r.MsgID != 0 {
+			id, err = strconv.FormatInt(r.MsgID, 10), nil
+		}
+		return err
+	})
+	return id, err
+}
+
+// CreateTag makes a user tag and returns its ID.
+func (c *Client) CreateTag(ctx context.Context, name string) (int64, error) {
+	var id int64
+	err := c.retryStaleToken(ctx, func() error {
+		t, err := c.users.CreateTag(name)
+		if err == nil {
+			id = int64(t.ID)
+		}
+		return err
+	})
+	return id, err
+}
+
+// TagUsers tags (on) or untags up to 50 users.
+func (c *Client) TagUsers(ctx context.Context, tagID int64, openIDs []string, on bool) error {
+	return c.retryStaleToken(ctx, func() error {
+		if on {
+			return c.users.BatchTag(openIDs, int32(tagID))
+		}
+		return c.users.BatchUntag(openIDs, int32(tagID))
+	})
 }
 
 // MassPreview sends a text as a mass-message preview to one WeChat user

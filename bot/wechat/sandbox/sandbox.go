@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,10 +56,11 @@ type StandIn struct {
 	sent    []Message
 	tokens  int
 	nextTag int
-	refuse  map[string]int    // openid -> errcode WeChat answers for messages to them
-	failN   map[string][2]int // openid -> {errcode, times left}
-	jobs    map[string]int64  // clientmsgid -> msg_id of its job
-	mass    map[string]int    // openid + month -> mass messages received
+	refuse  map[string]int            // openid -> errcode WeChat answers for messages to them
+	failN   map[string][2]int         // openid -> {errcode, times left}
+	tags    map[int64]map[string]bool // tag -> the users carrying it
+	jobs    map[string]int64          // clientmsgid -> msg_id of its job
+	mass    map[string]int            // openid + month -> mass messages received
 	nextJob int64
 }
 
@@ -247,24 +249,41 @@ func (s *StandIn) serve(path string, body []byte) any {
 	case "/cgi-bin/message/mass/send":
 		var list []string
 		_ = json.Unmarshal(req.ToUser, &list)
-		return s.massSend(list, req.Text.Content, req.ClientMsgID)
+		return s.massSend(list, req.Text.Content, req.ClientMsgID, 2)
 	case "/cgi-bin/message/mass/preview":
 		s.record(Message{To: to, Kind: "mass-preview", Text: req.Text.Content})
 		return obj{"errcode": 0, "errmsg": "preview success", "msg_id": time.Now().UnixNano()}
 	case "/cgi-bin/message/mass/sendall":
-		s.record(Message{To: fmt.Sprintf("tag:%d", req.Filter.TagID), Kind: "mass", Text: req.Text.Content, Data: body})
-		return obj{"errcode": 0, "errmsg": "send job submission success", "msg_id": time.Now().UnixNano()}
+		members := s.Tagged(int64(req.Filter.TagID))
+		if len(members) == 0 {
+			return obj{"errcode": 45159, "errmsg": "sandbox: no such tag, or no one carries it"}
+		}
+		return s.massSend(members, req.Text.Content, req.ClientMsgID, 1)
 	case "/cgi-bin/tags/create":
 		s.record(Message{Kind: "tags", Data: body})
-		s.mu.Lock()
-		s.nextTag++
-		id := s.nextTag
-		s.mu.Unlock()
 		var t struct {
 			Tag struct{ Name string } `json:"tag"`
 		}
 		_ = json.Unmarshal(body, &t)
-		return obj{"tag": obj{"id": id, "name": t.Tag.Name}}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.tags) >= TagsPerAccount {
+			return obj{"errcode": 45056, "errmsg": "too many tags"}
+		}
+		s.nextTag++
+		if s.tags == nil {
+			s.tags = map[int64]map[string]bool{}
+		}
+		s.tags[int64(s.nextTag)] = map[string]bool{}
+		return obj{"tag": obj{"id": s.nextTag, "name": t.Tag.Name}}
+	case "/cgi-bin/tags/members/batchtagging", "/cgi-bin/tags/members/batchuntagging":
+		s.record(Message{Kind: "tags", Data: body})
+		var t struct {
+			OpenIDs []string `json:"openid_list"`
+			TagID   int64    `json:"tagid"`
+		}
+		_ = json.Unmarshal(body, &t)
+		return s.tag(t.TagID, t.OpenIDs, path == "/cgi-bin/tags/members/batchtagging")
 	case "/cgi-bin/qrcode/create":
 		var q struct {
 			ActionInfo struct {
@@ -293,8 +312,8 @@ func (s *StandIn) serve(path string, body []byte) any {
 // job it named; a user who has had MassPerMonth mass messages this month
 // is filtered out; a user it was told to refuse counts as an error. The
 // job's results go to MassFinished.
-func (s *StandIn) massSend(list []string, text, clientMsgID string) any {
-	if len(list) < 2 || len(list) > 10000 {
+func (s *StandIn) massSend(list []string, text, clientMsgID string, least int) any {
+	if len(list) < least || len(list) > 10000 {
 		return obj{"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"}
 	}
 	s.mu.Lock()
@@ -348,4 +367,60 @@ func (s *StandIn) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
+}
+
+// WeChat's limits on tags: per account, per user, per tagging call.
+const (
+	TagsPerAccount = 100
+	TagsPerUser    = 20
+	TagBatch       = 50
+)
+
+// tag puts users on a tag or takes them off, as WeChat does: at most
+// TagBatch a call, onto a tag that exists, no user past TagsPerUser.
+func (s *StandIn) tag(id int64, openIDs []string, on bool) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	members, exists := s.tags[id]
+	switch {
+	case len(openIDs) == 0 || len(openIDs) > TagBatch:
+		return obj{"errcode": 40032, "errmsg": "invalid openid_list size"}
+	case !exists:
+		return obj{"errcode": 45159, "errmsg": "invalid tag id"}
+	}
+	for _, o := range openIDs {
+		if on && !members[o] && s.tagsOf(o) >= TagsPerUser {
+			return obj{"errcode": 45059, "errmsg": "user has too many tags"}
+		}
+	}
+	for _, o := range openIDs {
+		if on {
+			members[o] = true
+		} else {
+			delete(members, o)
+		}
+	}
+	return ok
+}
+
+func (s *StandIn) tagsOf(openID string) int {
+	n := 0
+	for _, members := range s.tags {
+		if members[openID] {
+			n++
+		}
+	}
+	return n
+}
+
+// Tagged lists the users carrying a tag, sorted.
+func (s *StandIn) Tagged(id int64) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []string{}
+	for o := range s.tags[id] {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
 }
