@@ -13,12 +13,10 @@ import (
 // Personal reminders come from each active contract and its packages:
 // chronic follow-ups when one is due and none is booked, the elderly yearly
 // check-up, children's check-ups by age in months, and renewal 30 and 7 days
-// before the end. Each says how to book with one reply and how to stop.
-// (Antenatal reminders by gestational week wait until a due date is
-// recorded at signing.)
-
-// childMilestones are the ages in months of children's check-ups (0-6 years).
-var childMilestones = []int{1, 3, 6, 8, 12, 18, 24, 30, 36, 48, 60, 72}
+// before the end; and the schedules of templates/schedules.yaml: children's
+// check-ups and vaccines by age in months, antenatal and postnatal visits by
+// the expected due date recorded at signing or in the console. Each says
+// what to do next and how to stop.
 
 // reminderWindow is how many days late a missed day's reminder still goes.
 const reminderWindow = 3
@@ -40,6 +38,10 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 		if err != nil {
 			return total, err
 		}
+		sched, err := PersonalSchedules()
+		if err != nil {
+			return total, err
+		}
 		ids := make([]int64, len(page))
 		for i, c := range page {
 			ids[i] = c.ID
@@ -52,7 +54,7 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 		var pushes []storage.Push
 		for _, c := range page {
 			after = c.ID
-			ps, err := personalFor(s, cat, c, visits[c.ID], now)
+			ps, err := personalFor(s, cat, sched, c, visits[c.ID], now)
 			if err != nil {
 				return total, err
 			}
@@ -70,7 +72,7 @@ func within(today, due time.Time) bool {
 	return !today.Before(due) && today.Sub(due) <= reminderWindow*24*time.Hour
 }
 
-func personalFor(s *storage.Sealer, cat storage.Catalog, c storage.ContractView, visits storage.VisitSummary, now time.Time) ([]storage.Push, error) {
+func personalFor(s *storage.Sealer, cat storage.Catalog, sched Schedules, c storage.ContractView, visits storage.VisitSummary, now time.Time) ([]storage.Push, error) {
 	if !c.TermEnd.Valid {
 		return nil, nil
 	}
@@ -109,14 +111,19 @@ func personalFor(s *storage.Sealer, cat storage.Catalog, c storage.ContractView,
 			add(fmt.Sprintf("checkup:%s:%s", c.Number, c.TermEnd.String), "elderly_checkup")
 		}
 	}
-	birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai)
-	if err != nil {
-		return pushes, nil
+	var more []scheduled
+	if day, ok, err := OpenDueDate(s, c.DueDate); err != nil {
+		return nil, err
+	} else if ok {
+		more = sched.pregnancyReminders(c.ResidentID, day, today)
 	}
-	for _, months := range childMilestones {
-		if within(today, birth.AddDate(0, months, 0)) {
-			add(fmt.Sprintf("child:%d:%d", c.ResidentID, months), "child_checkup")
-		}
+	if birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai); err == nil {
+		more = append(more, sched.childReminders(c.ResidentID, birth, today)...)
+	}
+	for _, r := range more {
+		r.data["Name"] = c.ResidentName
+		pushes = append(pushes, PersonalReminder{Key: r.key, OpenID: c.ManagerOpenID, Resident: c.ResidentName, Due: due,
+			Text: mustMessage(r.message, r.data)}.Push())
 	}
 	return pushes, nil
 }

@@ -26,9 +26,9 @@ func (e *Engine) myData(ctx context.Context, in Inbound) ([]string, error) {
 		return nil, err
 	}
 	type person struct {
-		Name, MaskedID, MaskedPhone, Birth, Sex, Community, Groups string
-		Held                                                       storage.HeldData
-		ConsentedAt, WithdrawnAt                                   string
+		Name, MaskedID, MaskedPhone, Birth, Sex, Community, Groups, Due string
+		Held                                                            storage.HeldData
+		ConsentedAt, WithdrawnAt                                        string
 	}
 	seen := map[int64]bool{}
 	var people []person
@@ -51,6 +51,11 @@ func (e *Engine) myData(ctx context.Context, in Inbound) ([]string, error) {
 		}
 		p := person{Name: r.Name, MaskedID: r.IDMasked, MaskedPhone: r.PhoneMasked, Birth: r.BirthDate,
 			Sex: r.Sex, Community: r.Community, Groups: groupNames(groups), Held: held}
+		if due, ok, err := OpenDueDate(e.Sealer, c.DueDate); err != nil {
+			return nil, err
+		} else if ok {
+			p.Due = due.Format("2006-01-02")
+		}
 		if held.ConsentedAt.Valid {
 			p.ConsentedAt = held.ConsentedAt.Time.In(Shanghai).Format("2006-01-02")
 		}

@@ -43,6 +43,7 @@ type signingData struct {
 	CommunityID   int64     `json:"community,omitempty"`
 	CommunityName string    `json:"community_name,omitempty"`
 	Groups        []string  `json:"groups,omitempty"` // declared; age-derived ones are added on their own
+	DueSealed     string    `json:"due,omitempty"`    // a pregnancy's expected due date, sealed
 	chosenTeam
 	District        string   `json:"district,omitempty"`
 	Tertiary        string   `json:"tertiary,omitempty"`
@@ -71,6 +72,7 @@ var signing = declare(&conversation[signingData]{
 		{name: "phone", ask: askPhone, take: takePhone},
 		{name: "community", ask: askCommunity, take: takeCommunity},
 		{name: "groups", ask: askGroups, take: takeGroups},
+		{name: "due", applies: expecting, ask: askDue, take: takeDue},
 		{name: "team", ask: askTeam, take: takeTeam},
 		{name: "district", applies: hasPartners, ask: askHospital("district"), take: takeHospital("district")},
 		{name: "tertiary", applies: hasPartners, ask: askHospital("tertiary"), take: takeHospital("tertiary")},
@@ -627,6 +629,35 @@ func takeGroups(t *signTurn, said string) (string, error) {
 	return templates.Message("sign_groups_ok", groupNames(all))
 }
 
+// expecting: a resident who declared 孕产妇 is asked her expected due date,
+// which starts her antenatal and postnatal reminders.
+func expecting(t *signTurn) (bool, error) { return slices.Contains(t.d.Groups, "maternal"), nil }
+
+func askDue(t *signTurn) (string, error) { return templates.Message("sign_due", nil) }
+
+// skipWords put a question off for later.
+var skipWords = map[string]bool{"跳过": true, "不填": true, "以后再说": true, "以后": true, "0": true, "先不填": true}
+
+func takeDue(t *signTurn, said string) (string, error) {
+	if skipWords[compact(said)] {
+		t.d.DueSealed = ""
+		return templates.Message("sign_due_skipped", nil)
+	}
+	due, ok := parseDueDate(said, t.in.At)
+	if !ok {
+		return "", reaskWith("sign_due_reask", nil)
+	}
+	if !CheckDueDate(due, t.in.At) {
+		return "", reaskWith("sign_due_range", nil)
+	}
+	sealed, err := SealDueDate(t.e.Sealer, due.Format("2006-01-02"))
+	if err != nil {
+		return "", err
+	}
+	t.d.DueSealed = sealed
+	return templates.Message("sign_due_ok", due.Format("2006年1月2日"))
+}
+
 func signTeams(t *signTurn) ([]storage.Team, error) {
 	if t.d.CommunityID == 0 {
 		return nil, missing(t.st.Flow, "community")
@@ -947,7 +978,7 @@ func signNewContract(t *signTurn) (storage.NewContract, error) {
 		Resident: storage.NewResident{ManagerOpenID: t.in.OpenID, Relation: relation, FamilyRelation: d.Relation, Name: name,
 			IDSealed: d.IDSealed, IDHash: d.IDHash, PhoneSealed: d.PhoneSealed, PhoneHash: d.PhoneHash,
 			BirthDate: d.Birth, Sex: d.Sex, CommunityID: d.CommunityID, GroupsSealed: groups, GroupTags: GroupTags(t.e.Sealer, a.Groups),
-			IDMasked: idMasked, PhoneMasked: phoneMasked},
+			IDMasked: idMasked, PhoneMasked: phoneMasked, DueDateSealed: d.DueSealed},
 		TeamID: d.TeamID, DoctorID: doctor, Insured: a.Insured, TermMonths: 12,
 		PartnerDistrict: d.District, PartnerTertiary: d.Tertiary,
 		AgreementVersion: AgreementVersion, AgreedAt: at, ConsentVersion: ConsentVersion, ConsentedAt: d.ConsentedAt,

@@ -387,3 +387,66 @@ func TestTheAgreementFitsOneReplyForTheLargestChoice(t *testing.T) {
 		}
 	}
 }
+
+// A resident who declares 孕产妇 is asked her expected due date; it is kept
+// sealed, in the conversation's state and at rest, and 我的数据 shows it.
+func TestSigningAPregnantWomanRecordsHerDueDate(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	c := talk(t, e, "o_due")
+	for _, s := range []string{"签约", "1", "陈晓燕", "同意", synthID("110105", "19980610", "022"), "13812345679"} {
+		c.say(s)
+	}
+	groups := c.say("1", "孕产妇")
+	number := ""
+	for _, line := range strings.Split(groups, "\n") {
+		if strings.Contains(line, "孕产妇") {
+			number, _, _ = strings.Cut(line, ".")
+		}
+	}
+	c.say(number, "已记录：孕产妇", "预产期是哪天")
+	c.in("signing", "due")
+	c.say("下个月吧", "没看懂这个日期")
+	c.say("2028年3月1日", "不像预产期")
+	c.say("不知道", "母子健康手册", "预产期是哪天")
+	c.say("5月20日", "预产期记为2027年5月20日", "请选择家庭医生团队")
+	saved, _ := json.Marshal(c.st)
+	if strings.Contains(string(saved), "2027-05-20") || strings.Contains(string(saved), "05-20") {
+		t.Fatalf("the saved state holds the due date in clear:\n%s", saved)
+	}
+	c.say("返回", "预产期是哪天") // going back asks again
+	c.say("2027-05-21", "预产期记为2027年5月21日")
+	c.say("1", "请选择服务包")
+	c.say("0", "请核对签约信息")
+	c.say("同意", "合同编号")
+	var stored string
+	if err := storagetest.SQL(t, e.DB).GetContext(ctx, &stored, `SELECT due_date_sealed FROM residents`); err != nil {
+		t.Fatal(err)
+	}
+	cs := contractsOf(t, e, "o_due")
+	due, ok, err := OpenDueDate(e.Sealer, cs[0].DueDate)
+	if strings.Contains(stored, "2027") || !strings.HasPrefix(stored, "v1:") || !ok || err != nil || due.Format("2006-01-02") != "2027-05-21" {
+		t.Fatalf("due date at rest %q, read back %v %v %v", stored, due, ok, err)
+	}
+	c.say("我的数据", "预产期：2027-05-21")
+}
+
+// A due date said without a year is the one that makes it a due date: a
+// month ago is a birth just past, not a pregnancy of 11 months.
+func TestParseDueDate(t *testing.T) {
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, Shanghai)
+	for said, want := range map[string]string{
+		"5月20日": "2027-05-20", "2027年5月20号": "2027-05-20", "2027.5.20": "2027-05-20", "２０２７－０５－２０": "2027-05-20",
+		"11月20日": "2026-11-20", "12月25日": "2026-12-25", "9.1": "2027-09-01",
+	} {
+		got, ok := parseDueDate(said, now)
+		if !ok || got.Format("2006-01-02") != want {
+			t.Errorf("%q: %v %v, want %s", said, got, ok, want)
+		}
+	}
+	for _, said := range []string{"下个月", "2027年2月30日", "2027年13月1日", "好"} {
+		if got, ok := parseDueDate(said, now); ok {
+			t.Errorf("%q read as %v", said, got)
+		}
+	}
+}

@@ -34,6 +34,7 @@ type NewResident struct {
 	CommunityID   int64
 	GroupsSealed  string   // declared priority groups (health status), sealed
 	GroupTags     []string // the same groups by their keyed hashes, for search
+	DueDateSealed string   // a pregnancy's expected due date, sealed; "" for none
 	IDMasked      string   // 3203**********1234
 	PhoneMasked   string   // 138****5678
 	// FamilyRelation is what the person signing them declared they are to
@@ -167,9 +168,9 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	if errors.Is(err, ErrNotFound) {
 		err = db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
 			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, id_masked, phone_masked,
-			family_relation, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			family_relation, due_date_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
-			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, now, now)
+			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, r.DueDateSealed, now, now)
 		if err != nil {
 			return 0, err
 		}
@@ -191,9 +192,9 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
 		relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
-		family_relation = ?, consent_withdrawn_at = NULL, updated_at = ? WHERE id = ?`,
+		family_relation = ?, due_date_sealed = ?, consent_withdrawn_at = NULL, updated_at = ? WHERE id = ?`,
 		r.ManagerOpenID, r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID,
-		r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, now, id)
+		r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, r.DueDateSealed, now, id)
 	if err != nil {
 		return 0, err
 	}
@@ -334,7 +335,8 @@ type ContractView struct {
 	ResidentID    int64          `db:"resident_id"`
 	Groups        string         `db:"resident_groups"` // declared priority groups, sealed
 	BirthDate     string         `db:"birth_date"`
-	Insured       string         `db:"insured"` // where the resident is insured, as priced at signing
+	DueDate       string         `db:"due_date_sealed"` // a pregnancy's expected due date, sealed; "" for none
+	Insured       string         `db:"insured"`         // where the resident is insured, as priced at signing
 	// AwaitingMember: signed for another adult, it waits for them to
 	// confirm it themselves; the doctor has not been asked.
 	AwaitingMember bool `db:"awaiting_member"`
@@ -352,7 +354,7 @@ const contractViewSQL = `SELECT ` + contractViewColumns + ` FROM ` + contractVie
 const contractViewColumns = `c.id, c.number, c.status, r.name AS resident_name, r.id_number_sealed, r.manager_openid,
 	t.name AS team_name, c.doctor_id, d.name AS doctor_name, d.openid AS doctor_openid, c.term_months, c.term_end,
 	r.community_id, cm.name AS community_name, c.team_id, c.resident_id, r.priority_groups AS resident_groups,
-	r.birth_date, c.insured, c.member_code_hash <> '' AS awaiting_member, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
+	r.birth_date, r.due_date_sealed, c.insured, c.member_code_hash <> '' AS awaiting_member, c.partner_district, c.partner_tertiary, c.change_team_id, ct.name AS change_team_name, c.change_doctor_id,
 	c.created_at`
 
 const contractViewFrom = `contracts c JOIN residents r ON r.id = c.resident_id JOIN teams t ON t.id = c.team_id
@@ -845,6 +847,30 @@ func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident
 			detail += "；更换了电话"
 		}
 		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.update", fmt.Sprintf("%s（居民 #%d）", was.Name, id), detail)
+	})
+}
+
+// SetDueDate records a resident's expected due date (sealed; "" clears
+// it); the audit log says it changed, never the date.
+func (db *DB) SetDueDate(ctx context.Context, id int64, sealed, actor string) error {
+	const op = "SetDueDate"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var was struct {
+			Institution int64  `db:"institution_id"`
+			Name        string `db:"name"`
+		}
+		if err := tx.get(ctx, op, &was, `SELECT m.institution_id, r.name FROM residents r JOIN communities m ON m.id = r.community_id
+			WHERE r.id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `UPDATE residents SET due_date_sealed = ?, updated_at = ? WHERE id = ?`, sealed, db.now(), id); err != nil {
+			return err
+		}
+		detail := "更新了预产期"
+		if sealed == "" {
+			detail = "清除了预产期"
+		}
+		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.due_date", fmt.Sprintf("%s（居民 #%d）", was.Name, id), detail)
 	})
 }
 

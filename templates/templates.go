@@ -66,7 +66,7 @@ func MessageNames() []string {
 	return names
 }
 
-//go:embed vocabulary.yaml phrases.yaml seasonal.yaml menu.yaml profiles/*.yaml demo/*.yaml
+//go:embed vocabulary.yaml phrases.yaml seasonal.yaml schedules.yaml menu.yaml profiles/*.yaml demo/*.yaml
 var dataFiles embed.FS
 
 // Seasonal is the seasonal reminder calendar (seasonal.yaml).
@@ -74,6 +74,16 @@ func Seasonal() []byte {
 	b, err := dataFiles.ReadFile("seasonal.yaml")
 	if err != nil {
 		panic("templates: seasonal.yaml missing from the build: " + err.Error())
+	}
+	return b
+}
+
+// Schedules are the personal health schedules (schedules.yaml): vaccines
+// and check-ups by age, antenatal and postnatal visits by due date.
+func Schedules() []byte {
+	b, err := dataFiles.ReadFile("schedules.yaml")
+	if err != nil {
+		panic("templates: schedules.yaml missing from the build: " + err.Error())
 	}
 	return b
 }
