@@ -379,7 +379,10 @@ func TestAPackagePromisingHomeVisitsCanBookThem(t *testing.T) {
 			c.say(s)
 		}
 		groups := c.say("1", "人群")
-		if group != "" {
+		if group == "孕产妇" {
+			c.say(numberOf(t, groups, group), "预产期是哪天")
+			c.say("跳过", "先不填")
+		} else if group != "" {
 			c.say(numberOf(t, groups, group))
 		} else {
 			c.say("0")

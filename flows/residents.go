@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -103,4 +104,34 @@ func UpdateResident(ctx context.Context, db *storage.DB, s *storage.Sealer, scop
 		return "", &Refusal{Reason: "这份签约正在办理其他变更（如改签），请稍后再试"}
 	}
 	return said, err
+}
+
+// SetDueDate records the expected due date staff give for a resident in
+// their scope (YYYY-MM-DD or 2027年5月20日; "" clears it), sealed; a date
+// no pregnancy could have is a *Refusal. It answers in words for staff.
+func SetDueDate(ctx context.Context, db *storage.DB, s *storage.Sealer, scope storage.Scope, residentID int64, said, actor string, now time.Time) (string, error) {
+	if err := db.Visible(ctx, scope, storage.ThingResident, residentID); err != nil {
+		return "", err
+	}
+	sealed := ""
+	if said = strings.TrimSpace(said); said != "" {
+		due, ok := parseDueDate(said, now)
+		if !ok || !fullDatePattern.MatchString(Normalize(said)) {
+			return "", &Refusal{Reason: "预产期请写成 2027-05-20 这样的日期"}
+		}
+		if !CheckDueDate(due, now) {
+			return "", &Refusal{Reason: "预产期应在今后10个月内，或产后两个月内已过的日子"}
+		}
+		var err error
+		if sealed, err = SealDueDate(s, due.Format("2006-01-02")); err != nil {
+			return "", err
+		}
+	}
+	if err := db.SetDueDate(ctx, residentID, sealed, actor); err != nil {
+		return "", err
+	}
+	if sealed == "" {
+		return "已清除预产期，不再发送产检提醒。", nil
+	}
+	return "已保存预产期，居民会按孕周收到产检和产后访视提醒。", nil
 }

@@ -289,6 +289,7 @@ type ResidentRow struct {
 	ContractStatus sql.NullString `db:"contract_status" json:"-"`
 	Team           sql.NullString `db:"team" json:"-"`
 	Doctor         sql.NullString `db:"doctor" json:"-"`
+	DueDateSealed  string         `db:"due_date_sealed" json:"-"` // a pregnancy's expected due date, sealed
 }
 
 // MarshalJSON shows the newest contract as plain strings.
@@ -318,7 +319,7 @@ const residentRowFrom = `residents r JOIN communities m ON m.id = r.community_id
 	LEFT JOIN contracts c ON c.id = (SELECT MAX(id) FROM contracts WHERE resident_id = r.id)
 	LEFT JOIN teams t ON t.id = c.team_id LEFT JOIN doctors d ON d.id = c.doctor_id`
 
-const residentRowColumns = `r.id, r.name, r.id_masked, r.phone_masked, r.birth_date, r.sex, r.community_id,
+const residentRowColumns = `r.id, r.name, r.id_masked, r.phone_masked, r.birth_date, r.sex, r.community_id, r.due_date_sealed,
 	m.name AS community, c.number AS contract_number, c.status AS contract_status, t.name AS team, d.name AS doctor`
 
 // ListResidents lists the residents in scope that match the filter, by ID.

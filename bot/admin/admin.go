@@ -83,6 +83,7 @@ func (a *API) routes() []route {
 		{"POST", "/residents/search", toRead, a.searchResidents},
 		{"GET", "/residents/:id", toRead, a.resident},
 		{"POST", "/residents/:id/unmask", toCare, a.unmask},
+		{"POST", "/residents/:id/due", toCare, a.setDueDate},
 		{"GET", "/contracts", toRead, a.contracts},
 		{"POST", "/contracts/:number/answer", toCare, a.answer},
 		{"POST", "/communities", toManage, a.createCommunity},

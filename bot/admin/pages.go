@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gin-gonic/gin"
@@ -42,6 +43,7 @@ func (a *API) consoleRoutes() []route {
 		{"POST", "/residents", toRead, a.searchResidentsPage},
 		{"GET", "/residents/:id", toRead, a.residentPage},
 		{"POST", "/residents/:id/unmask", toCare, a.unmaskPage},
+		{"POST", "/residents/:id/due", toCare, a.dueDatePage},
 		{"POST", "/residents/:id", toCare, a.updateResidentPage},
 		{"POST", "/residents/:id/fees", toManage, a.feePage},
 		{"GET", "/sign", toCare, a.deskPage},
@@ -191,8 +193,36 @@ func (a *API) showResident(c *gin.Context, status int, secrets gin.H, problem st
 		a.pageFail(c, err)
 		return
 	}
+	due, _, err := flows.OpenDueDate(a.Sealer, r.DueDateSealed)
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
 	a.render(c, status, "resident", gin.H{"R": r, "Contracts": contracts, "EndReasons": reasons, "Visits": visits, "Referrals": file.Referrals, "Pushes": file.Pushes, "Secrets": secrets, "Problem": problem,
-		"Communities": communities, "Teams": teams, "Accounts": accounts, "Methods": flows.PaymentMethods})
+		"Communities": communities, "Teams": teams, "Accounts": accounts, "Methods": flows.PaymentMethods, "Due": dayOrEmpty(due)})
+}
+
+func dayOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02")
+}
+
+// dueDatePage records or clears a pregnant resident's expected due date.
+func (a *API) dueDatePage(c *gin.Context) {
+	p := caller(c)
+	said, err := flows.SetDueDate(c.Request.Context(), a.DB, a.Sealer, p.Scope, formID(c.Param("id")), c.PostForm("due"), p.Name, a.now())
+	var refusal *flows.Refusal
+	if errors.As(err, &refusal) {
+		a.showResident(c, http.StatusBadRequest, nil, refusal.Reason)
+		return
+	}
+	if err != nil {
+		a.pageFail(c, err)
+		return
+	}
+	done(c, "/admin/residents/"+c.Param("id"), said)
 }
 
 // feePage records a payment or a refund at the counter.

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -415,6 +416,27 @@ func (a *API) population(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": formID(c.Param("id"))})
+}
+
+// setDueDate records a resident's expected due date from JSON {"due":
+// "2027-05-20"}; "" clears it.
+func (a *API) setDueDate(c *gin.Context) {
+	p := caller(c)
+	var body struct {
+		Due *string `json:"due"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Due == nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `the body must be JSON {"due": "YYYY-MM-DD"}; "" clears it`})
+		return
+	}
+	said, err := flows.SetDueDate(c.Request.Context(), a.DB, a.Sealer, p.Scope, formID(c.Param("id")), *body.Due, p.Name, a.now())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"due": *body.Due, "message": said})
 }
 
 // unmaskReason is the reason staff give for reading a resident's details

@@ -14,11 +14,19 @@ import (
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
-// A year of reminders on a fake clock: a hypertensive 71-year-old signs on
-// 2026-11-23 with the chronic and elderly packages; the scheduler runs
-// twice a day (two instances) and the dispatcher mornings. Every expected
-// push reaches the WeChat stand-in exactly once.
-func TestAYearOfRemindersEachOnce(t *testing.T) {
+// yearResident is one resident the year's test signs on its first day.
+type yearResident struct {
+	openID, name, birth, sex, due string
+	groups, packages              []string
+}
+
+// A year of reminders on a fake clock, from 2026-11-23: a 71-year-old with
+// hypertension on the chronic and elderly packages, a woman whose baby is
+// due on 2027-05-20, a toddler of ten months and a neighbour of 50 with the
+// basic package alone. The scheduler runs twice a day (two instances) and
+// the dispatcher mornings. Each receives what the programme and the
+// schedules promise them, each exactly once, and nothing meant for others.
+func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 	ctx := context.Background()
 	db, rdb := storagetest.SQLite(t), storagetest.Embedded(t)
 	if err := profile.Ensure(ctx, db, "national"); err != nil {
@@ -27,45 +35,19 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 	if _, err := profile.LoadDemo(ctx, db, "national"); err != nil {
 		t.Fatal(err)
 	}
-	cs, _ := db.Communities(ctx)
-	teams, _ := db.TeamsServing(ctx, cs[0].ID)
 	sealer, err := storage.NewSealer(bytes.Repeat([]byte{4}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, err := flows.SealGroups(sealer, []string{"hypertension"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	signedAt := time.Date(2026, 11, 23, 10, 0, 0, 0, flows.Shanghai)
-	number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "year", Day: "261123",
-		Resident: storage.NewResident{ManagerOpenID: "o_year", Relation: "self", Name: "王秀英", IDSealed: "x", IDHash: "h",
-			PhoneSealed: "y", PhoneHash: "p", BirthDate: "1955-03-02", Sex: "female", CommunityID: cs[0].ID, GroupsSealed: groups},
-		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
-		AgreementVersion: "v", AgreedAt: signedAt, ConsentVersion: "v", ConsentedAt: signedAt, ConsentBy: "o_year",
-		Packages: []storage.ContractPackage{{Code: "basic", Kind: "basic"}, {Code: "chronic", Kind: "personalised"}, {Code: "elderly", Kind: "personalised"}}})
-	if err != nil {
-		t.Fatal(err)
+	for _, r := range []yearResident{
+		{openID: "o_year", name: "王秀英", birth: "1955-03-02", sex: "female", groups: []string{"hypertension"}, packages: []string{"basic", "chronic", "elderly"}},
+		{openID: "o_year_mother", name: "陈晓燕", birth: "1996-06-10", sex: "female", groups: []string{"maternal"}, due: "2027-05-20", packages: []string{"basic", "maternal_child"}},
+		{openID: "o_year_child", name: "李小宝", birth: "2026-01-10", sex: "male", packages: []string{"basic", "maternal_child"}},
+		{openID: "o_year_other", name: "李红", birth: "1976-05-02", sex: "female", packages: []string{"basic"}},
+	} {
+		signForAYear(t, db, sealer, r, signedAt)
 	}
-	if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "pending", To: "active", Actor: "d", TermEnd: "2027-11-22"}); err != nil {
-		t.Fatal(err)
-	}
-	db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_year", Subscribed: true, EventTime: signedAt}})
-	// A neighbour of 50 with the basic package alone and no chronic disease:
-	// its chronic follow-up item is not for her, so she is never told one is due.
-	other, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "year-other", Day: "261123",
-		Resident: storage.NewResident{ManagerOpenID: "o_year_other", Relation: "self", Name: "李红", IDSealed: "x2", IDHash: "h2",
-			PhoneSealed: "y2", PhoneHash: "p2", BirthDate: "1976-05-02", Sex: "female", CommunityID: cs[0].ID},
-		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
-		AgreementVersion: "v", AgreedAt: signedAt, ConsentVersion: "v", ConsentedAt: signedAt, ConsentBy: "o_year_other",
-		Packages: []storage.ContractPackage{{Code: "basic", Kind: "basic"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.ChangeStatus(ctx, storage.StatusChange{Number: other, From: "pending", To: "active", Actor: "d", TermEnd: "2027-11-22"}); err != nil {
-		t.Fatal(err)
-	}
-	db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_year_other", Subscribed: true, EventTime: signedAt}})
 
 	d, standIn := dispatcher(t, db, rdb)
 	d.Templates = map[string]string{flows.PushPersonal: "tpl_personal", flows.PushSeasonal: "tpl_seasonal"}
@@ -83,52 +65,142 @@ func TestAYearOfRemindersEachOnce(t *testing.T) {
 		for d.DispatchOnce(ctx) > 0 {
 		}
 	}
-	got, seasonal := map[string]int{}, map[string]int{}
-	for _, m := range standIn.Outbox("o_year") {
-		var msg struct {
-			TemplateID string                            `json:"template_id"`
-			Data       map[string]struct{ Value string } `json:"data"`
+	// read sorts one resident's year into personal texts and seasonal ones,
+	// and counts the personal texts holding each phrase.
+	read := func(openID string, phrases ...string) (personal []string, seasonal map[string]int, got map[string]int) {
+		seasonal, got = map[string]int{}, map[string]int{}
+		for _, m := range standIn.Outbox(openID) {
+			var msg struct {
+				TemplateID string                            `json:"template_id"`
+				Data       map[string]struct{ Value string } `json:"data"`
+			}
+			json.Unmarshal(m.Data, &msg)
+			text := msg.Data["text"].Value
+			if msg.TemplateID == "tpl_seasonal" {
+				seasonal[text]++
+				continue
+			}
+			personal = append(personal, text)
+			for _, p := range phrases {
+				if strings.Contains(text, p) {
+					got[p]++
+				}
+			}
 		}
-		json.Unmarshal(m.Data, &msg)
-		text := msg.Data["text"].Value
-		if msg.TemplateID == "tpl_seasonal" {
-			seasonal[text]++
+		for text, n := range seasonal {
+			if n != 1 {
+				t.Errorf("%s: %d times: %s", openID, n, text)
+			}
 		}
-		for _, what := range []string{"到期", "慢病随访", "老年人健康体检", "流感疫苗", "立冬", "入伏", "花粉", "全国高血压日", "重阳节", "世界肾脏日", "每年有4次"} {
-			if strings.Contains(text, what) {
-				got[what]++
+		return personal, seasonal, got
+	}
+	expect := func(who string, got, want map[string]int) {
+		for what, n := range want {
+			if got[what] != n {
+				t.Errorf("%s: %q in %d pushes, want %d", who, what, got[what], n)
 			}
 		}
 	}
-	want := map[string]int{
-		"到期":      2, // renewal, 30 and 7 days before the end
-		"慢病随访":    4, // every 91 days with none done or booked
-		"每年有4次":   4, // what her packages promise, said in each
-		"老年人健康体检": 1, "流感疫苗": 1, "立冬": 1, "入伏": 1, "花粉": 1, "全国高血压日": 1, "重阳节": 1, "世界肾脏日": 1,
-	}
-	for what, n := range want {
-		if got[what] != n {
-			t.Errorf("%s: %d pushes, want %d", what, got[what], n)
-		}
-	}
-	// Every seasonal reminder for her (65+, hypertension) once.
-	for text, n := range seasonal {
-		if n != 1 {
-			t.Errorf("%d times: %s", n, text)
-		}
+
+	// The 70-year-old: renewal twice, a follow-up every 91 days with none
+	// done, the yearly check-up, and the calendar's tips for the elderly
+	// and for hypertension.
+	personal, seasonal, got := read("o_year", "到期", "慢病随访", "每年有4次", "老年人健康体检", "怀孕", "接种")
+	expect("the 70-year-old", got, map[string]int{"到期": 2, "慢病随访": 4, "每年有4次": 4, "老年人健康体检": 1, "怀孕": 0, "接种": 0})
+	if len(personal) != 7 {
+		t.Errorf("the 70-year-old: %d personal reminders, want 7: %q", len(personal), personal)
 	}
 	if len(seasonal) < 20 {
-		t.Errorf("only %d seasonal reminders in a year", len(seasonal))
+		t.Errorf("the 70-year-old: only %d seasonal reminders in a year", len(seasonal))
 	}
-	if total := len(standIn.Outbox("o_year")); total != 7+len(seasonal) {
-		t.Errorf("%d pushes in all, want 7 personal and %d seasonal", total, len(seasonal))
-	}
-	for _, m := range standIn.Outbox("o_year_other") {
-		if strings.Contains(string(m.Data), "慢病随访") {
-			t.Errorf("a resident with no chronic disease was reminded of a chronic follow-up: %s", m.Data)
+	for _, what := range []string{"流感疫苗", "立冬", "入伏", "花粉", "全国高血压日", "重阳节", "世界肾脏日"} {
+		if !anyContains(seasonal, what) {
+			t.Errorf("the 70-year-old was not told of %s", what)
 		}
 	}
-	if n := len(standIn.Outbox("o_year_other")); n < 3 { // the renewals and the reminders for everyone still reach her
-		t.Errorf("the neighbour got %d pushes", n)
+
+	// The mother: the antenatal visits from week 16 (week 10's came before
+	// she signed), the postnatal visit and the 42-day check by the due
+	// date, her renewal, and the tips for pregnant women.
+	personal, seasonal, got = read("o_year_mother", "怀孕满10周", "怀孕满16周", "怀孕满21周", "怀孕满28周", "怀孕满37周", "按预产期5月20日算",
+		"出院后一周内的产后访视", "产后42天健康检查", "到期", "慢病随访", "接种")
+	expect("the mother", got, map[string]int{"怀孕满10周": 0, "怀孕满16周": 1, "怀孕满21周": 1, "怀孕满28周": 1, "怀孕满37周": 1,
+		"按预产期5月20日算": 4, "出院后一周内的产后访视": 1, "产后42天健康检查": 1, "到期": 2, "慢病随访": 0, "接种": 0})
+	if len(personal) != 8 {
+		t.Errorf("the mother: %d personal reminders, want 8: %q", len(personal), personal)
+	}
+	if !anyContains(seasonal, "孕") {
+		t.Errorf("the mother had no seasonal tip for pregnant women: %v", seasonal)
+	}
+
+	// The toddler (by the parent who manages him): the check-up at one year,
+	// the check-up and the three vaccines at eighteen months, his renewal,
+	// and the tips for children.
+	personal, seasonal, got = read("o_year_child", "李小宝满1岁了", "李小宝满1岁半了", "儿童健康体检", "百白破疫苗第4剂、麻腮风疫苗第2剂、甲肝减毒活疫苗",
+		"预防接种证", "到期", "怀孕")
+	expect("the toddler", got, map[string]int{"李小宝满1岁了": 1, "李小宝满1岁半了": 1, "儿童健康体检": 2,
+		"百白破疫苗第4剂、麻腮风疫苗第2剂、甲肝减毒活疫苗": 1, "预防接种证": 1, "到期": 2, "怀孕": 0})
+	if len(personal) != 4 {
+		t.Errorf("the toddler: %d personal reminders, want 4: %q", len(personal), personal)
+	}
+	if !anyContains(seasonal, "孩子") {
+		t.Errorf("the toddler's parent had no seasonal tip for children: %v", seasonal)
+	}
+
+	// The neighbour of 50 with the basic package alone: its chronic
+	// follow-up item is not for her, and no schedule is hers.
+	personal, _, got = read("o_year_other", "慢病随访", "怀孕", "接种", "到期")
+	expect("the neighbour", got, map[string]int{"慢病随访": 0, "怀孕": 0, "接种": 0, "到期": 2})
+	if len(personal) != 2 {
+		t.Errorf("the neighbour: %d personal reminders, want the 2 renewals: %q", len(personal), personal)
+	}
+}
+
+func anyContains(texts map[string]int, what string) bool {
+	for text := range texts {
+		if strings.Contains(text, what) {
+			return true
+		}
+	}
+	return false
+}
+
+// signForAYear makes a resident's contract, active for a year from at,
+// managed by a WeChat user who follows the account.
+func signForAYear(t *testing.T, db *storage.DB, sealer *storage.Sealer, r yearResident, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	cs, _ := db.Communities(ctx)
+	teams, _ := db.TeamsServing(ctx, cs[0].ID)
+	groups, err := flows.SealGroups(sealer, r.groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, err := flows.SealDueDate(sealer, r.due)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkgs []storage.ContractPackage
+	for _, code := range r.packages {
+		kind := "personalised"
+		if code == "basic" {
+			kind = "basic"
+		}
+		pkgs = append(pkgs, storage.ContractPackage{Code: code, Kind: kind})
+	}
+	number, _, err := db.CreateContract(ctx, storage.NewContract{RequestKey: "year-" + r.openID, Day: at.Format("060102"),
+		Resident: storage.NewResident{ManagerOpenID: r.openID, Relation: "self", Name: r.name, IDSealed: "x-" + r.openID, IDHash: "h-" + r.openID,
+			PhoneSealed: "y", PhoneHash: "p-" + r.openID, BirthDate: r.birth, Sex: r.sex, CommunityID: cs[0].ID, GroupsSealed: groups, DueDateSealed: due},
+		TeamID: teams[0].ID, DoctorID: teams[0].DoctorID, Insured: storage.InsuredLocal, TermMonths: 12,
+		AgreementVersion: "v", AgreedAt: at, ConsentVersion: "v", ConsentedAt: at, ConsentBy: r.openID, Packages: pkgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := at.AddDate(1, 0, -1).Format("2006-01-02")
+	if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: "pending", To: "active", Actor: "d", TermEnd: end}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: r.openID, Subscribed: true, EventTime: at}}); err != nil {
+		t.Fatal(err)
 	}
 }
