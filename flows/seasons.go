@@ -217,6 +217,13 @@ func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 // the entry, the year and the resident, so expanding again (or on several
 // instances at once) adds nothing. The pushes are due at 08:00 on the day, or now if later.
 func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time) (int, error) {
+	return expandSeasonal(ctx, db, s, e, now, func(int64) (SeasonalEntry, bool) { return e, true })
+}
+
+// expandSeasonal is ExpandSeasonal with the entry as each community's
+// institution has it (switched off, or its text rewritten, by its admins).
+func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
+	as func(communityID int64) (SeasonalEntry, bool)) (int, error) {
 	year := now.In(Shanghai).Year()
 	day, end, err := e.Window(year)
 	if err != nil {
@@ -240,13 +247,17 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 		var pushes []storage.Push
 		for _, r := range page {
 			after = r.ResidentID
+			theirs, on := as(r.CommunityID)
+			if !on {
+				continue
+			}
 			if ok, err := forSeasonal(s, e, r, communities, now); err != nil {
 				return total, err
 			} else if !ok {
 				continue
 			}
 			pushes = append(pushes, SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
-				OpenID: r.ManagerOpenID, Resident: r.Name, Text: e.Text, Article: e.Article, Due: due, StaleAt: end}.Push())
+				OpenID: r.ManagerOpenID, Resident: r.Name, Text: theirs.Text, Article: e.Article, Due: due, StaleAt: end}.Push())
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
 			return total, err
@@ -292,18 +303,21 @@ const campaignLease = 30 * time.Minute
 // RunSeasonal expands every entry due now that no instance has expanded
 // this year, and reports how many pushes it enqueued.
 func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) (int, error) {
-	entries, err := SeasonalCalendar()
+	cal, err := LoadCalendar(ctx, db)
 	if err != nil {
 		return 0, err
 	}
-	region, err := db.ProfileCode(ctx)
+	all, err := db.Communities(ctx)
 	if err != nil {
 		return 0, err
 	}
-	entries = ForRegion(entries, region)
+	institution := make(map[int64]int64, len(all))
+	for _, c := range all {
+		institution[c.ID] = c.InstitutionID
+	}
 	year := now.In(Shanghai).Year()
 	total := 0
-	for _, e := range DueSeasonal(entries, now) {
+	for _, e := range DueSeasonal(cal.Live(), now) {
 		mine, err := db.ClaimCampaign(ctx, "seasonal:"+e.Code, year, now, campaignLease)
 		if err != nil || !mine {
 			if err != nil {
@@ -311,7 +325,9 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 			}
 			continue
 		}
-		n, err := ExpandSeasonal(ctx, db, s, e, now)
+		n, err := expandSeasonal(ctx, db, s, e, now, func(community int64) (SeasonalEntry, bool) {
+			return cal.As(e, institution[community])
+		})
 		if err != nil {
 			return total, err
 		}
@@ -377,6 +393,9 @@ type CalendarDay struct {
 	Entry    SeasonalEntry
 	From, To time.Time // its window: To is the first moment after it
 	For      string    // the priority groups as residents read them; "" for every signed resident
+	// As the admins looking see it: switched off for their residents, its
+	// text rewritten, added by admins, changed by these admins themselves.
+	Off, Edited, Added, Mine bool
 }
 
 // ComingYear lists each entry's next window that has not ended by now,

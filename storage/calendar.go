@@ -1,0 +1,95 @@
+package storage
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// CalendarEdit is an admin's change to one seasonal calendar entry, for the
+// whole deployment (Institution 0) or one institution's residents.
+type CalendarEdit struct {
+	Institution int64     `db:"institution_id"`
+	Code        string    `db:"code"`
+	Off         bool      `db:"off"`
+	Text        string    `db:"text"`  // "" keeps the entry's own
+	Entry       string    `db:"entry"` // an added entry as JSON; "" edits a built-in one
+	UpdatedBy   string    `db:"updated_by"`
+	UpdatedAt   time.Time `db:"updated_at"`
+}
+
+// CalendarEdits lists every change to the calendar.
+func (db *DB) CalendarEdits(ctx context.Context) ([]CalendarEdit, error) {
+	var out []CalendarEdit
+	err := db.sel(ctx, "CalendarEdits", &out, `SELECT institution_id, code, off, text, entry, updated_by, updated_at
+		FROM calendar_edits ORDER BY institution_id, code`)
+	return out, err
+}
+
+// SaveCalendarEdit records a change, replacing the one before it, and
+// audits what it was; switching an entry off withdraws this year's
+// reminders of it still waiting to go (for the institution's residents).
+func (db *DB) SaveCalendarEdit(ctx context.Context, e CalendarEdit, name string, year int) error {
+	const op = "SaveCalendarEdit"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		if _, err := tx.exec(ctx, op, `INSERT INTO calendar_edits (institution_id, code, off, text, entry, updated_by, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (institution_id, code) DO UPDATE SET off = excluded.off, text = excluded.text,
+			entry = excluded.entry, updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
+			e.Institution, e.Code, e.Off, e.Text, e.Entry, e.UpdatedBy, db.now()); err != nil {
+			return err
+		}
+		detail := "改写了提示内容"
+		switch {
+		case e.Off:
+			detail = "停发"
+			if err := tx.withdrawSeasonal(ctx, op, e.Institution, e.Code, year); err != nil {
+				return err
+			}
+		case e.Entry != "":
+			detail = "新增或修改了自定条目"
+		case e.Text == "":
+			detail = "恢复发送"
+		}
+		return tx.auditIn(ctx, op, e.UpdatedBy, nullID(e.Institution), "calendar.edit", name+"（"+e.Code+"）", detail)
+	})
+}
+
+// DeleteCalendarEdit puts an entry back as the calendar has it, or removes
+// an entry that was added.
+func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, name, actor string, year int) error {
+	const op = "DeleteCalendarEdit"
+	return db.inTx(ctx, op, func(tx *DB) error {
+		var entry string
+		if err := tx.get(ctx, op, &entry, `SELECT entry FROM calendar_edits WHERE institution_id = ? AND code = ?`,
+			institution, code); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `DELETE FROM calendar_edits WHERE institution_id = ? AND code = ?`, institution, code); err != nil {
+			return err
+		}
+		detail := "恢复为日历原样"
+		if entry != "" {
+			detail = "删除了自定条目"
+			if err := tx.withdrawSeasonal(ctx, op, institution, code, year); err != nil {
+				return err
+			}
+		}
+		return tx.auditIn(ctx, op, actor, nullID(institution), "calendar.edit", name+"（"+code+"）", detail)
+	})
+}
+
+// withdrawSeasonal cancels an entry's reminders of a year still waiting to
+// go, to one institution's residents or (0) to everyone.
+func (db *DB) withdrawSeasonal(ctx context.Context, op string, institution int64, code string, year int) error {
+	prefix := "seasonal:" + code + ":" + strconv.Itoa(year) + ":"
+	var err error
+	if institution == 0 {
+		_, err = db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'switched off in the calendar'
+			WHERE state = 'pending' AND SUBSTR(idempotency_key, 1, ?) = ?`, len(prefix), prefix)
+		return err
+	}
+	_, err = db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'switched off in the calendar'
+		WHERE state = 'pending' AND idempotency_key IN (SELECT CAST(? AS TEXT) || CAST(r.id AS TEXT) FROM residents r
+		JOIN communities m ON m.id = r.community_id WHERE m.institution_id = ?)`, prefix, institution)
+	return err
+}

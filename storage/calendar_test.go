@@ -1,0 +1,98 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// Calendar edits are one row per institution and entry; switching an entry
+// off withdraws this year's reminders of it still waiting, to that
+// institution's residents only (or, deployment-wide, to everyone), and
+// nothing of another entry or another year.
+func TestCalendarEditsWithdrawWhatIsSwitchedOff(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ids := seedOrganisation(t, db)
+		other, err := db.CreateInstitution(ctx, storage.Institution{Code: "other", Name: "别处卫生院", Kind: "township_centre"},
+			[]storage.Community{{Town: "别镇", Name: "别村"}}, []storage.NewTeam{{Name: "别处团队", Doctor: storage.Doctor{Name: "别医生"}, Communities: []int{0}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signResident(t, db, 1, "o_here", ids[0], nil, "1950-01-01")
+		signResident(t, db, 2, "o_there", other[0], nil, "1950-01-01")
+		var here, there int64
+		raw := storagetest.SQL(t, db)
+		raw.GetContext(ctx, &here, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), "o_here")
+		raw.GetContext(ctx, &there, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), "o_there")
+		inst, _ := db.InstitutionByCode(ctx, "shili")
+		var pushes []storage.Push
+		for _, r := range []struct {
+			openID string
+			id     int64
+		}{{"o_here", here}, {"o_there", there}} {
+			for _, key := range []string{"seasonal:flu:2026:%d", "seasonal:flu-child:2026:%d", "seasonal:flu:2025:%d"} {
+				pushes = append(pushes, storage.Push{Key: fmt.Sprintf(key, r.id), Kind: "seasonal", Recipient: r.openID,
+					Due: time.Now().Add(time.Hour), Fields: map[string]string{"text": "t"}})
+			}
+		}
+		if err := db.Enqueue(ctx, pushes); err != nil {
+			t.Fatal(err)
+		}
+		states := func(openID string) map[string]string {
+			rows, _ := db.OutboxFor(ctx, openID)
+			out := map[string]string{}
+			for _, r := range rows {
+				out[r.Key] = r.State
+			}
+			return out
+		}
+		off := storage.CalendarEdit{Institution: inst.ID, Code: "flu", Off: true, UpdatedBy: "admin"}
+		if err := db.SaveCalendarEdit(ctx, off, "流感疫苗", 2026); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{fmt.Sprintf("seasonal:flu:2026:%d", here): "cancelled", fmt.Sprintf("seasonal:flu-child:2026:%d", here): "pending",
+			fmt.Sprintf("seasonal:flu:2025:%d", here): "pending"}
+		if got := states("o_here"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("here after switching off for this institution: %v", got)
+		}
+		for key, state := range states("o_there") {
+			if state != "pending" {
+				t.Fatalf("another institution's resident lost %s", key)
+			}
+		}
+		// Saved again: one row, the latest.
+		if err := db.SaveCalendarEdit(ctx, storage.CalendarEdit{Institution: inst.ID, Code: "flu", Text: "新的话", UpdatedBy: "admin2"}, "流感疫苗", 2026); err != nil {
+			t.Fatal(err)
+		}
+		edits, err := db.CalendarEdits(ctx)
+		if err != nil || len(edits) != 1 || edits[0].Off || edits[0].Text != "新的话" || edits[0].UpdatedBy != "admin2" {
+			t.Fatalf("edits = %+v, %v", edits, err)
+		}
+		// Deployment-wide: everyone's waiting reminder of the entry goes.
+		if err := db.SaveCalendarEdit(ctx, storage.CalendarEdit{Code: "flu", Off: true, UpdatedBy: "city"}, "流感疫苗", 2026); err != nil {
+			t.Fatal(err)
+		}
+		if got := states("o_there")[fmt.Sprintf("seasonal:flu:2026:%d", there)]; got != "cancelled" {
+			t.Fatalf("there after switching off everywhere: %s", got)
+		}
+		if err := db.DeleteCalendarEdit(ctx, inst.ID, "flu", "流感疫苗", "admin", 2026); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteCalendarEdit(ctx, inst.ID, "flu", "流感疫苗", "admin", 2026); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("deleting twice: %v", err)
+		}
+		if edits, _ := db.CalendarEdits(ctx); len(edits) != 1 || edits[0].Institution != 0 {
+			t.Fatalf("after reset: %+v", edits)
+		}
+		log, _, _ := db.AuditLog(ctx, storage.Scope{Institution: inst.ID}, storage.Page{Limit: 10})
+		if len(log) != 3 || log[0].Action != "calendar.edit" || log[0].Detail != "恢复为日历原样" || log[2].Detail != "停发" {
+			t.Fatalf("audit = %+v", log)
+		}
+	})
+}
