@@ -291,15 +291,11 @@ func (s *Server) nextDay(ctx context.Context, what string) (time.Time, string, e
 		name, day, err := flows.NextSolarTerm(now.Add(-8 * time.Hour))
 		return day.Add(8 * time.Hour), name, err
 	case "seasonal":
-		entries, err := flows.SeasonalCalendar()
+		cal, err := flows.LoadCalendar(ctx, s.DB)
 		if err != nil {
 			return time.Time{}, "", err
 		}
-		region, err := s.DB.ProfileCode(ctx)
-		if err != nil {
-			return time.Time{}, "", err
-		}
-		at, on, err := flows.NextSeasonal(flows.ForRegion(entries, region), now)
+		at, on, err := flows.NextSeasonal(cal.Live(), now)
 		var names []string
 		for _, e := range on {
 			if !slices.Contains(names, e.Name) {

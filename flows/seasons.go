@@ -418,3 +418,6 @@ func ComingYear(entries []SeasonalEntry, now time.Time) ([]CalendarDay, error) {
 	slices.SortStableFunc(days, func(a, b CalendarDay) int { return a.From.Compare(b.From) })
 	return days, nil
 }
+
+// SolarTerms are the 24 solar terms in the order of the year.
+func SolarTerms() []string { return slices.Clone(solarTerms) }

@@ -187,16 +187,22 @@ func (a *API) tip(c *gin.Context, code string) (flows.SeasonalEntry, bool) {
 	return entries[i], true
 }
 
+// tips are the calendar's entries as the caller's institution has them,
+// switched-off ones included: a tip not sent on its day may still be sent
+// by hand.
 func (a *API) tips(c *gin.Context) ([]flows.SeasonalEntry, error) {
-	entries, err := flows.SeasonalCalendar()
+	cal, err := flows.LoadCalendar(c.Request.Context(), a.DB)
 	if err != nil {
 		return nil, err
 	}
-	region, err := a.DB.ProfileCode(c.Request.Context())
-	if err != nil {
-		return nil, err
+	var out []flows.SeasonalEntry
+	for _, e := range cal.Entries {
+		if _, ok := cal.Entry(e.Code, caller(c).Scope.Institution); ok {
+			e, _ = cal.As(e, caller(c).Scope.Institution)
+			out = append(out, e)
+		}
 	}
-	return flows.ForRegion(entries, region), nil
+	return out, nil
 }
 
 func (a *API) renderCompose(c *gin.Context, status int, f composed) {

@@ -37,7 +37,7 @@ var labels = map[string]string{
 	"appointment_reminder": "就诊提醒", "satisfaction": "满意度", "satisfaction_survey": "满意度调查", "doctor_agenda": "医生日程", "seasonal": "季节提醒", "seasonal_reminder": "季节提醒", "personal_reminder": "个人提醒",
 	"personal": "个人提醒", "late_reply": "延迟回复",
 	"payment": "收费", "refund": "退费",
-	"resident.unmask": "查看完整身份信息", "resident.update": "修改居民信息", "contract.desk_sign": "代签约",
+	"resident.unmask": "查看完整身份信息", "resident.update": "修改居民信息", "resident.due_date": "修改预产期", "calendar.edit": "修改健康日历", "contract.desk_sign": "代签约",
 	"contract.answer": "代医生答复签约", "contract.change_answer": "代医生答复改签", "contract.payment": "登记收费",
 	"contract.refund": "登记退费", "team.handover": "团队移交", "team.create": "添加团队", "doctor.create": "添加医生",
 	"community.create": "添加社区", "community.population": "登记人口数", "staff.create": "创建账号",
@@ -52,7 +52,7 @@ var labels = map[string]string{
 	"setting.cancel_before_hours": "在线取消的截止时间", "setting.quiet_hours": "夜间免打扰时段", "catalog.load": "载入服务包目录", "cash": "现金", "card": "银行卡", "wechat_pay": "微信支付（窗口）", "other": "其他",
 	// Why a push was withdrawn (outbox.last_error of cancelled rows).
 	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
-	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒",
+	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒", "switched off in the calendar": "健康日历中已停发",
 	"recipient unsubscribed": "对方已取消关注", "moment passed": "时间已过，不再发送",
 	// Broadcasts: the outbox kinds, the audit actions, and where one is.
 	"broadcast": "群发", "broadcast_preview": "群发预览", "broadcast.create": "群发健康知识", "broadcast.cancel": "撤回群发",

@@ -72,6 +72,10 @@ func (a *API) consoleRoutes() []route {
 		{"GET", "/assessment", toRead, a.assessmentPage},
 		{"GET", "/outbox", toRead, a.outboxPage},
 		{"GET", "/calendar", toRead, a.calendarPage},
+		{"POST", "/calendar", toManage, a.addCalendarPage},
+		{"GET", "/calendar/:code", toManage, a.calendarEntryPage},
+		{"POST", "/calendar/:code", toManage, a.editCalendarPage},
+		{"POST", "/calendar/:code/reset", toManage, a.resetCalendarPage},
 		{"GET", "/broadcasts", toRead, a.broadcastsPage},
 		{"GET", "/broadcasts/new", toManage, a.composePage},
 		{"POST", "/broadcasts/new", toManage, a.composeAction},
@@ -725,28 +729,6 @@ func (a *API) retryPage(c *gin.Context) {
 		return
 	}
 	done(c, "/admin/outbox", "已重新发送。")
-}
-
-// calendarPage shows the seasonal reminders of the coming year for this
-// deployment's region, with their computed dates.
-func (a *API) calendarPage(c *gin.Context) {
-	ctx := c.Request.Context()
-	entries, err := flows.SeasonalCalendar()
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	region, err := a.DB.ProfileCode(ctx)
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	days, err := flows.ComingYear(flows.ForRegion(entries, region), a.now())
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	a.render(c, http.StatusOK, "calendar", gin.H{"Days": days})
 }
 
 // dataRequestsPage lists residents' deletion requests, open first.
