@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"slices"
 	"strings"
 	"time"
@@ -269,4 +270,28 @@ func tagKey(scope storage.Scope, spec SegmentSpec, seg storage.Segment) string {
 		return fmt.Sprintf("community:%d", seg.CommunityIDs[0])
 	}
 	return ""
+}
+
+// ArticleDigest is an article's summary under its title in WeChat: the
+// first words of its body, as WeChat itself takes them when none is given.
+func ArticleDigest(body string) string {
+	plain := strings.Join(strings.Fields(body), " ")
+	if r := []rune(plain); len(r) > articleDigest {
+		return string(r[:articleDigest-1]) + "…"
+	}
+	return plain
+}
+
+const articleDigest = 54
+
+// ArticleHTML is an article's body as WeChat shows it: each paragraph
+// (a line of the admin's text) its own, every character escaped.
+func ArticleHTML(body string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			b.WriteString("<p>" + html.EscapeString(line) + "</p>")
+		}
+	}
+	return b.String()
 }

@@ -161,6 +161,8 @@ type NewBroadcast struct {
 	// TagID, when set, is a WeChat tag mirroring the segment: the broadcast
 	// goes in one batch to the tag's members.
 	TagID int64
+	// ArticleID, when set, sends that article (图文) instead of a text.
+	ArticleID int64
 }
 
 // CreateBroadcast writes a broadcast for the segment's audience in scope:
@@ -194,9 +196,9 @@ func (db *DB) CreateBroadcast(ctx context.Context, scope Scope, b NewBroadcast) 
 		use = MassUse{Total: len(audience)}
 		use.Used[MassPerMonth] = len(audience) - len(allowed)
 		if err := tx.get(ctx, op, &id, `INSERT INTO broadcasts (institution_id, title, body, segment, month, due_at, audience,
-			over_limit, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			over_limit, created_by, created_at, article_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			nullID(scope.Institution), b.Title, b.Body, b.SegmentJSON, b.Month, b.Due.UTC(), len(audience),
-			use.OverLimit(), b.Actor, tx.now()); err != nil {
+			use.OverLimit(), b.Actor, tx.now(), nullID(b.ArticleID)); err != nil {
 			return err
 		}
 		if err := tx.queueBatches(ctx, op, id, audience, allowed, b); err != nil {
@@ -274,6 +276,7 @@ type BatchToSend struct {
 	OpenIDs     []string // those who still follow and want tips
 	Withdrawn   int      // those who no longer do
 	TagID       int64    // sent to this tag's members; 0: to OpenIDs
+	ArticleID   int64    // the article (图文) it sends; 0: the text
 }
 
 // BroadcastBatch reads a batch to send: the words and the openids of those
@@ -282,15 +285,16 @@ func (db *DB) BroadcastBatch(ctx context.Context, broadcastID int64, batch int) 
 	const op = "BroadcastBatch"
 	out := BatchToSend{BroadcastID: broadcastID, Batch: batch}
 	var words struct {
-		Title string        `db:"title"`
-		Body  string        `db:"body"`
-		TagID sql.NullInt64 `db:"tag_id"`
+		Title     string        `db:"title"`
+		Body      string        `db:"body"`
+		TagID     sql.NullInt64 `db:"tag_id"`
+		ArticleID sql.NullInt64 `db:"article_id"`
 	}
-	if err := db.get(ctx, op, &words, `SELECT b.title, b.body, x.tag_id FROM broadcasts b
+	if err := db.get(ctx, op, &words, `SELECT b.title, b.body, x.tag_id, b.article_id FROM broadcasts b
 		JOIN broadcast_batches x ON x.broadcast_id = b.id WHERE b.id = ? AND x.batch = ?`, broadcastID, batch); err != nil {
 		return out, err
 	}
-	out.Title, out.Body, out.TagID = words.Title, words.Body, words.TagID.Int64
+	out.Title, out.Body, out.TagID, out.ArticleID = words.Title, words.Body, words.TagID.Int64, words.ArticleID.Int64
 	var rows []struct {
 		OpenID string `db:"openid"`
 		Wants  bool   `db:"wants"`

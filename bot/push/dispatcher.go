@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jiayi-health/jiayi/bot/wechat"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
@@ -30,9 +31,12 @@ type Sender interface {
 // MassSender sends mass messages (群发): health tips to an openid list,
 // and a preview of one to a member of staff.
 type MassSender interface {
-	MassSend(ctx context.Context, openIDs []string, text, clientMsgID string) (msgID string, err error)
-	MassSendToTag(ctx context.Context, tagID int64, text, clientMsgID string) (msgID string, err error)
-	MassPreview(ctx context.Context, openID, text string) error
+	MassSend(ctx context.Context, openIDs []string, m wechat.MassMessage, clientMsgID string) (msgID string, err error)
+	MassSendToTag(ctx context.Context, tagID int64, m wechat.MassMessage, clientMsgID string) (msgID string, err error)
+	MassPreview(ctx context.Context, openID string, m wechat.MassMessage) error
+	// UploadArticle makes an article (图文) permanent news material, its
+	// cover a permanent image, and returns the news's media_id.
+	UploadArticle(ctx context.Context, a wechat.Article) (mediaID string, err error)
 }
 
 // serviceWindow is how long after someone's last message WeChat lets an
@@ -345,11 +349,11 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 		if d.Mass == nil {
 			return fmt.Errorf("%w: no mass sender", errNotYet)
 		}
-		text, err := flows.BroadcastText(fields["title"], fields["text"])
+		m, err := d.massMessage(ctx, fields["title"], fields["text"], fields["article"])
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrPermanent, err)
+			return err
 		}
-		return d.Mass.MassPreview(ctx, row.Recipient, text)
+		return d.Mass.MassPreview(ctx, row.Recipient, m)
 	}
 	to, err := d.recipient(ctx, row.Recipient)
 	if err != nil {
@@ -396,10 +400,11 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 	if err != nil {
 		return nil, fmt.Errorf("%w: broadcast %d: %v", errInfra, id, err)
 	}
-	text, err := flows.BroadcastText(b.Title, b.Body)
+	m, err := d.massMessage(ctx, b.Title, b.Body, strconv.FormatInt(b.ArticleID, 10))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+		return nil, err
 	}
+	text := m.Text
 	at := d.Now()
 	finished := func(msgID string, r storage.MassResult) func(context.Context) error {
 		r.MsgID = msgID
@@ -417,7 +422,7 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 				return nil, err
 			}
 		}
-		msgID, err := d.Mass.MassSendToTag(ctx, b.TagID, text, row.Key)
+		msgID, err := d.Mass.MassSendToTag(ctx, b.TagID, m, row.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -435,11 +440,44 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 		}
 		return finished("cs:"+row.Key, storage.MassResult{Status: "send success", Total: 1, Sent: 1}), nil
 	}
-	msgID, err := d.Mass.MassSend(ctx, b.OpenIDs, text, row.Key)
+	msgID, err := d.Mass.MassSend(ctx, b.OpenIDs, m, row.Key)
 	if err != nil {
 		return nil, err
 	}
 	return submitted(msgID), nil
+}
+
+// massMessage is a tip as a mass message: its text (also what a customer-
+// service message to one resident says), and for an article (ID not "" or
+// "0") its news material, uploaded to WeChat at its first preview or send
+// and reused after.
+func (d *Dispatcher) massMessage(ctx context.Context, title, body, articleID string) (wechat.MassMessage, error) {
+	text, err := flows.BroadcastText(title, body)
+	if err != nil {
+		return wechat.MassMessage{}, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	m := wechat.MassMessage{Text: text}
+	id, _ := strconv.ParseInt(articleID, 10, 64)
+	if id == 0 {
+		return m, nil
+	}
+	a, err := d.DB.ArticleByID(ctx, storage.Scope{}, id)
+	if err != nil {
+		return m, fmt.Errorf("%w: article %d: %v", errInfra, id, err)
+	}
+	m.Text, _ = flows.BroadcastText(a.Title, flows.ArticleDigest(a.Body))
+	if m.NewsMediaID = a.MediaID; m.NewsMediaID != "" {
+		return m, nil
+	}
+	media, err := d.Mass.UploadArticle(ctx, wechat.Article{Title: a.Title, Digest: flows.ArticleDigest(a.Body), HTML: flows.ArticleHTML(a.Body),
+		SourceURL: a.SourceURL, Cover: a.Cover, CoverName: a.CoverName})
+	if err != nil {
+		return m, err
+	}
+	if m.NewsMediaID, err = d.DB.SetArticleMedia(ctx, id, media); err != nil {
+		return m, fmt.Errorf("%w: article %d: %v", errInfra, id, err)
+	}
+	return m, nil
 }
 
 // mapFields renames a push's fields to the template's keywords and cuts each

@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"github.com/silenceper/wechat/v2/officialaccount"
 	"github.com/silenceper/wechat/v2/officialaccount/basic"
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
+	"github.com/silenceper/wechat/v2/officialaccount/material"
 	"github.com/silenceper/wechat/v2/officialaccount/menu"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 	"github.com/silenceper/wechat/v2/officialaccount/user"
@@ -66,6 +68,7 @@ type Client struct {
 	basic    *basic.Basic
 	menu     *menu.Menu
 	users    *user.User
+	material *material.Material
 	tokens   *tokenCache
 	tokenKey string // the SDK's cache key of the stable access token
 	token    func(context.Context) (string, error)
@@ -84,7 +87,7 @@ func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
 		Cache: tokens, UseStableAK: true,
 	})
 	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), basic: oa.GetBasic(), menu: oa.GetMenu(), tokens: tokens,
-		token: oa.GetAccessTokenContext, users: oa.GetUser(),
+		token: oa.GetAccessTokenContext, users: oa.GetUser(), material: oa.GetMaterial(),
 		tokenKey: fmt.Sprintf("%s_stable_access_token_%s", credential.CacheKeyOfficialAccountPrefix, a.AppID)}
 }
 
@@ -147,16 +150,44 @@ type massReply struct {
 // clientmsgid (sent within 24 hours) and names it instead of sending again.
 const errClientMsgIDUsed = 45065
 
-// MassSend sends a text to 2 to 10,000 openids as one mass message (群发 by
-// openid list) and returns the job's msg_id, which its MASSSENDJOBFINISH
+// MassMessage is what a mass message carries: a text, or an article (图文)
+// by the news material's media_id.
+type MassMessage struct {
+	Text        string
+	NewsMediaID string
+}
+
+// add puts the message into a mass-send call's body.
+func (m MassMessage) add(body map[string]any) map[string]any {
+	if m.NewsMediaID != "" {
+		body["msgtype"], body["mpnews"], body["send_ignore_reprint"] = "mpnews", map[string]string{"media_id": m.NewsMediaID}, 0
+	} else {
+		body["msgtype"], body["text"] = "text", map[string]string{"content": m.Text}
+	}
+	return body
+}
+
+// MassSend sends a message to 2 to 10,000 openids as one mass message (群发
+// by openid list) and returns the job's msg_id, which its MASSSENDJOBFINISH
 // event names. clientMsgID makes WeChat refuse a repeat within 24 hours:
 // a resend after a crash gets the first job's msg_id back, and counts as
 // sent. The SDK's broadcast call cannot carry clientmsgid, so it is made here.
-func (c *Client) MassSend(ctx context.Context, openIDs []string, text, clientMsgID string) (string, error) {
+func (c *Client) MassSend(ctx context.Context, openIDs []string, m MassMessage, clientMsgID string) (string, error) {
+	return c.massSend(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/send",
+		m.add(map[string]any{"touser": openIDs, "clientmsgid": clientMsgID}))
+}
+
+// MassSendToTag sends a message as one mass message to every user carrying
+// a tag (群发 by tag), with clientMsgID as MassSend does.
+func (c *Client) MassSendToTag(ctx context.Context, tagID int64, m MassMessage, clientMsgID string) (string, error) {
+	return c.massSend(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/sendall",
+		m.add(map[string]any{"filter": map[string]any{"is_to_all": false, "tag_id": tagID}, "clientmsgid": clientMsgID}))
+}
+
+func (c *Client) massSend(ctx context.Context, uri string, body map[string]any) (string, error) {
 	var id string
 	err := c.retryStaleToken(ctx, func() error {
-		r, err := c.massCall(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/send", map[string]any{
-			"touser": openIDs, "msgtype": "text", "text": map[string]string{"content": text}, "clientmsgid": clientMsgID})
+		r, err := c.massCall(ctx, uri, body)
 		if err == nil || r.ErrCode == errClientMsgIDUsed && r.MsgID != 0 {
 			id, err = strconv.FormatInt(r.MsgID, 10), nil
 		}
@@ -165,20 +196,27 @@ func (c *Client) MassSend(ctx context.Context, openIDs []string, text, clientMsg
 	return id, err
 }
 
-// MassSendToTag sends a text as one mass message to every user carrying a
-// tag (群发 by tag), with clientMsgID as MassSend does.
-func (c *Client) MassSendToTag(ctx context.Context, tagID int64, text, clientMsgID string) (string, error) {
-	var id string
+// Article is an article (图文) to make into permanent news material.
+type Article struct {
+	Title, Digest, HTML, SourceURL string
+	Cover                          []byte
+	CoverName                      string // the cover's file name, its extension WeChat's hint of the type
+}
+
+// UploadArticle uploads the cover as a permanent image and makes the
+// article permanent news material, and returns its media_id for MassSend.
+func (c *Client) UploadArticle(ctx context.Context, a Article) (string, error) {
+	var mediaID string
 	err := c.retryStaleToken(ctx, func() error {
-		r, err := c.massCall(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/sendall", map[string]any{
-			"filter": map[string]any{"is_to_all": false, "tag_id": tagID}, "msgtype": "text",
-			"text": map[string]string{"content": text}, "clientmsgid": clientMsgID})
-		if err == nil || r.ErrCode == errClientMsgIDUsed && r.MsgID != 0 {
-			id, err = strconv.FormatInt(r.MsgID, 10), nil
+		thumb, _, err := c.material.AddMaterialFromReader(material.MediaTypeImage, a.CoverName, bytes.NewReader(a.Cover))
+		if err != nil {
+			return fmt.Errorf("upload cover: %w", err)
 		}
+		mediaID, err = c.material.AddNews([]*material.Article{{Title: a.Title, ThumbMediaID: thumb, Digest: a.Digest,
+			ShowCoverPic: 1, Content: a.HTML, ContentSourceURL: a.SourceURL}})
 		return err
 	})
-	return id, err
+	return mediaID, err
 }
 
 // CreateTag makes a user tag and returns its ID.
@@ -204,12 +242,11 @@ func (c *Client) TagUsers(ctx context.Context, tagID int64, openIDs []string, on
 	})
 }
 
-// MassPreview sends a text as a mass-message preview to one WeChat user
+// MassPreview sends a message as a mass-message preview to one WeChat user
 // (a member of staff), which counts against no one's monthly allowance.
-func (c *Client) MassPreview(ctx context.Context, openID, text string) error {
+func (c *Client) MassPreview(ctx context.Context, openID string, m MassMessage) error {
 	return c.retryStaleToken(ctx, func() error {
-		_, err := c.massCall(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/preview", map[string]any{
-			"touser": openID, "msgtype": "text", "text": map[string]string{"content": text}})
+		_, err := c.massCall(ctx, "https://api.weixin.qq.com/cgi-bin/message/mass/preview", m.add(map[string]any{"touser": openID}))
 		return err
 	})
 }

@@ -1,8 +1,11 @@
 package wechat
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	pngenc "image/png"
 	"testing"
 
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
@@ -47,11 +50,11 @@ func TestMassSendByOpenIDList(t *testing.T) {
 		jobs := make(chan sandbox.MassJob, 10)
 		s.MassFinished = func(j sandbox.MassJob) { jobs <- j }
 		c := NewClient(Account{AppID: "wxsandbox", Secret: s.Secret()}, r.Client, r.Prefix)
-		first, err := c.MassSend(ctx, []string{"o_a", "o_b"}, "冬季保暖", "broadcast:1:1")
+		first, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{Text: "冬季保暖"}, "broadcast:1:1")
 		if err != nil || first == "" {
 			t.Fatalf("mass send: %q %v", first, err)
 		}
-		again, err := c.MassSend(ctx, []string{"o_a", "o_b"}, "冬季保暖", "broadcast:1:1")
+		again, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{Text: "冬季保暖"}, "broadcast:1:1")
 		if err != nil || again != first {
 			t.Fatalf("repeat: %q (first %q) %v", again, first, err)
 		}
@@ -61,26 +64,70 @@ func TestMassSendByOpenIDList(t *testing.T) {
 		if j := <-jobs; j.Total != 2 || j.Sent != 2 || j.Filter != 0 {
 			t.Fatalf("first job = %+v", j)
 		}
-		if _, err := c.MassSend(ctx, []string{"o_a"}, "一个人", "broadcast:2:1"); ErrCode(err) != 40130 {
+		if _, err := c.MassSend(ctx, []string{"o_a"}, MassMessage{Text: "一个人"}, "broadcast:2:1"); ErrCode(err) != 40130 {
 			t.Fatalf("a list of one: %v", err)
 		}
 		for i := 3; i <= 5; i++ { // o_a has had 4 by the end; o_c only 3
-			if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, "提示", fmt.Sprintf("broadcast:%d:1", i)); err != nil {
+			if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, MassMessage{Text: "提示"}, fmt.Sprintf("broadcast:%d:1", i)); err != nil {
 				t.Fatal(err)
 			}
 			<-jobs
 		}
-		if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, "第五条", "broadcast:6:1"); err != nil {
+		if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, MassMessage{Text: "第五条"}, "broadcast:6:1"); err != nil {
 			t.Fatal(err)
 		}
 		if j := <-jobs; j.Total != 2 || j.Sent != 1 || j.Filter != 1 {
 			t.Fatalf("o_a's fifth this month was not filtered: %+v", j)
 		}
-		if err := c.MassPreview(ctx, "o_doctor", "预览"); err != nil {
+		if err := c.MassPreview(ctx, "o_doctor", MassMessage{Text: "预览"}); err != nil {
 			t.Fatal(err)
 		}
 		if got := s.Outbox("o_doctor"); len(got) != 1 || got[0].Kind != "mass-preview" {
 			t.Fatalf("preview: %+v", got)
+		}
+	})
+}
+
+// An article (图文): its cover goes up as a permanent image and the article
+// as permanent news material, which a mass message and a preview then
+// carry by media_id; the stand-in refuses a cover that is no image and a
+// media_id it never made.
+func TestMassSendAnArticle(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		UseTransport(sandbox.Transport{})
+		ctx := context.Background()
+		s := sandbox.New()
+		t.Cleanup(s.Close)
+		c := NewClient(Account{AppID: "wxsandbox", Secret: s.Secret()}, r.Client, r.Prefix)
+		var png bytes.Buffer
+		if err := pngenc.Encode(&png, image.NewRGBA(image.Rect(0, 0, 90, 50))); err != nil {
+			t.Fatal(err)
+		}
+		a := Article{Title: "冬季防流感", Digest: "打疫苗、勤洗手", HTML: "<p>65岁以上老人请尽早接种流感疫苗。</p><p>勤洗手，常通风。</p>",
+			SourceURL: "https://www.nhc.gov.cn/", Cover: png.Bytes(), CoverName: "cover.png"}
+		media, err := c.UploadArticle(ctx, a)
+		if err != nil || media == "" {
+			t.Fatalf("upload: %q %v", media, err)
+		}
+		if _, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{NewsMediaID: media}, "broadcast:9:1"); err != nil {
+			t.Fatal(err)
+		}
+		got := s.Outbox("o_b")
+		if len(got) != 1 || got[0].Kind != "mass" || got[0].Title != "冬季防流感" || got[0].Text != "65岁以上老人请尽早接种流感疫苗。勤洗手，常通风。" {
+			t.Fatalf("o_b received %+v", got)
+		}
+		if err := c.MassPreview(ctx, "o_doctor", MassMessage{NewsMediaID: media}); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Outbox("o_doctor"); len(got) != 1 || got[0].Title != "冬季防流感" {
+			t.Fatalf("preview: %+v", got)
+		}
+		a.Cover, a.CoverName = []byte("not an image at all"), "cover.txt"
+		if _, err := c.UploadArticle(ctx, a); err == nil {
+			t.Fatal("a cover that is no image was taken")
+		}
+		if _, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{NewsMediaID: "made-up"}, "broadcast:10:1"); ErrCode(err) != 40007 {
+			t.Fatalf("an unknown media_id: %v", err)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,8 @@ type StandIn struct {
 	failN   map[string][2]int         // openid -> {errcode, times left}
 	tags    map[int64]map[string]bool // tag -> the users carrying it
 	jobs    map[string]int64          // clientmsgid -> msg_id of its job
+	media   map[string]string         // permanent image media_id -> file name
+	news    map[string]newsArticle    // permanent news media_id -> its article
 	mass    map[string]int            // openid + month -> mass messages received
 	nextJob int64
 }
@@ -136,6 +139,18 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
+// newsArticle is an article kept as permanent news material.
+type newsArticle struct {
+	Title   string `json:"title"`
+	Thumb   string `json:"thumb_media_id"`
+	Digest  string `json:"digest"`
+	Content string `json:"content"`
+	Source  string `json:"content_source_url"`
+}
+
+// maxImage is the largest permanent image WeChat keeps (10 MB).
+const maxImage = 10 << 20
+
 // Transport routes the SDK's calls to the right stand-in.
 type Transport struct{}
 
@@ -143,7 +158,7 @@ type Transport struct{}
 func (Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
-		b, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		b, err := io.ReadAll(io.LimitReader(req.Body, maxImage+1<<20))
 		req.Body.Close()
 		if err != nil {
 			return nil, err
@@ -154,8 +169,100 @@ func (Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.URL.Path == "/cgi-bin/material/add_material" {
+		return respond(req, s.addImage(req, body)), nil
+	}
 	return respond(req, s.serve(req.URL.Path, body)), nil
 }
+
+// addImage keeps an image uploaded as permanent material (the form's file
+// field "media"), as WeChat does for bmp, png, jpeg and gif of at most 10 MB.
+func (s *StandIn) addImage(req *http.Request, body []byte) any {
+	if req.URL.Query().Get("type") != "image" {
+		return obj{"errcode": 40004, "errmsg": "sandbox: only images are kept as permanent material here"}
+	}
+	r := &http.Request{Header: req.Header, Body: io.NopCloser(bytes.NewReader(body)), Method: http.MethodPost}
+	if err := r.ParseMultipartForm(maxImage + 1<<20); err != nil {
+		return obj{"errcode": 41005, "errmsg": "media data missing: " + err.Error()}
+	}
+	f, h, err := r.FormFile("media")
+	if err != nil {
+		return obj{"errcode": 41005, "errmsg": "media data missing"}
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(f)
+	switch kind := http.DetectContentType(data); {
+	case len(data) > maxImage:
+		return obj{"errcode": 40009, "errmsg": "invalid image size"}
+	case kind != "image/jpeg" && kind != "image/png" && kind != "image/gif" && kind != "image/bmp":
+		return obj{"errcode": 40113, "errmsg": "unsupported file type " + kind}
+	}
+	s.mu.Lock()
+	if s.media == nil {
+		s.media = map[string]string{}
+	}
+	id := fmt.Sprintf("sbx-image-%d", len(s.media)+1)
+	s.media[id] = h.Filename
+	s.mu.Unlock()
+	s.record(Message{Kind: "material", Text: h.Filename})
+	return obj{"media_id": id, "url": "http://mmbiz.qpic.cn/sandbox/" + id}
+}
+
+// addNews keeps an article as permanent news material; its cover must be
+// permanent image material.
+func (s *StandIn) addNews(body []byte) any {
+	var req struct {
+		Articles []newsArticle `json:"articles"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || len(req.Articles) != 1 {
+		return obj{"errcode": 40114, "errmsg": "sandbox: one article a call"}
+	}
+	a := req.Articles[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.media[a.Thumb]; !ok {
+		return obj{"errcode": 40007, "errmsg": "invalid media_id"}
+	}
+	if a.Title == "" || a.Content == "" || len([]rune(a.Content)) > 20000 {
+		return obj{"errcode": 45009, "errmsg": "sandbox: an article needs a title and at most 20,000 characters of content"}
+	}
+	if s.news == nil {
+		s.news = map[string]newsArticle{}
+	}
+	id := fmt.Sprintf("sbx-news-%d", len(s.news)+1)
+	s.news[id] = a
+	return obj{"media_id": id}
+}
+
+// massContent is what a mass-send call carries: a text, or the article
+// its mpnews media_id names (its title, and its words without markup).
+func (s *StandIn) massContent(body []byte) (title, text string, refused any) {
+	var req struct {
+		MsgType string `json:"msgtype"`
+		Text    struct {
+			Content string `json:"content"`
+		} `json:"text"`
+		MPNews struct {
+			MediaID string `json:"media_id"`
+		} `json:"mpnews"`
+	}
+	_ = json.Unmarshal(body, &req)
+	switch req.MsgType {
+	case "text":
+		return "", req.Text.Content, nil
+	case "mpnews":
+		s.mu.Lock()
+		a, ok := s.news[req.MPNews.MediaID]
+		s.mu.Unlock()
+		if !ok {
+			return "", "", obj{"errcode": 40007, "errmsg": "invalid media_id"}
+		}
+		return a.Title, markup.ReplaceAllString(a.Content, ""), nil
+	}
+	return "", "", obj{"errcode": 40008, "errmsg": "sandbox: invalid message type " + req.MsgType}
+}
+
+var markup = regexp.MustCompile(`<[^>]*>`)
 
 // find names the stand-in from the access token, or for token requests from
 // the app secret.
@@ -246,19 +353,33 @@ func (s *StandIn) serve(path string, body []byte) any {
 	case "/cgi-bin/message/subscribe/bizsend":
 		s.record(Message{To: to, Kind: "subscribe", Data: body})
 		return ok
+	case "/cgi-bin/material/add_news":
+		return s.addNews(body)
 	case "/cgi-bin/message/mass/send":
 		var list []string
 		_ = json.Unmarshal(req.ToUser, &list)
-		return s.massSend(list, req.Text.Content, req.ClientMsgID, 2)
+		title, text, refused := s.massContent(body)
+		if refused != nil {
+			return refused
+		}
+		return s.massSend(list, title, text, req.ClientMsgID, 2)
 	case "/cgi-bin/message/mass/preview":
-		s.record(Message{To: to, Kind: "mass-preview", Text: req.Text.Content})
+		title, text, refused := s.massContent(body)
+		if refused != nil {
+			return refused
+		}
+		s.record(Message{To: to, Kind: "mass-preview", Title: title, Text: text})
 		return obj{"errcode": 0, "errmsg": "preview success", "msg_id": time.Now().UnixNano()}
 	case "/cgi-bin/message/mass/sendall":
 		members := s.Tagged(int64(req.Filter.TagID))
 		if len(members) == 0 {
 			return obj{"errcode": 45159, "errmsg": "sandbox: no such tag, or no one carries it"}
 		}
-		return s.massSend(members, req.Text.Content, req.ClientMsgID, 1)
+		title, text, refused := s.massContent(body)
+		if refused != nil {
+			return refused
+		}
+		return s.massSend(members, title, text, req.ClientMsgID, 1)
 	case "/cgi-bin/tags/create":
 		s.record(Message{Kind: "tags", Data: body})
 		var t struct {
@@ -312,7 +433,7 @@ func (s *StandIn) serve(path string, body []byte) any {
 // job it named; a user who has had MassPerMonth mass messages this month
 // is filtered out; a user it was told to refuse counts as an error. The
 // job's results go to MassFinished.
-func (s *StandIn) massSend(list []string, text, clientMsgID string, least int) any {
+func (s *StandIn) massSend(list []string, title, text, clientMsgID string, least int) any {
 	if len(list) < least || len(list) > 10000 {
 		return obj{"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"}
 	}
@@ -344,7 +465,7 @@ func (s *StandIn) massSend(list []string, text, clientMsgID string, least int) a
 	}
 	s.mu.Unlock()
 	for _, openID := range deliver {
-		s.record(Message{To: openID, Kind: "mass", Text: text})
+		s.record(Message{To: openID, Kind: "mass", Title: title, Text: text})
 	}
 	job.Sent = len(deliver)
 	if job.Sent == 0 {
