@@ -1,12 +1,16 @@
 package flows
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
+	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -37,15 +41,32 @@ type SegmentSpec struct {
 // BroadcastSpec is a health tip to send.
 type BroadcastSpec struct {
 	Title   string
-	Text    string
+	Text    string // for an article, its body
 	Segment SegmentSpec
 	At      time.Time // zero: now
+	Article *ArticleSpec
+}
+
+// ArticleSpec makes a tip an article (图文): a cover image and an optional
+// link to its source, the title and text its own. ID names an article
+// written before (the form sent again): kept when nothing changed, its
+// cover taken when no new one is given.
+type ArticleSpec struct {
+	ID        int64
+	Cover     []byte
+	CoverName string
+	SourceURL string
 }
 
 // Limits of a tip: a title a phone shows on one line, a text one screen holds.
 const (
 	MaxTipTitle = 30
 	MaxTipText  = 600
+	// MaxArticleText is how long an article's body may be (WeChat takes
+	// 20,000 characters with its markup).
+	MaxArticleText = 10000
+	// MaxCover is the largest cover image taken.
+	MaxCover = 2 << 20
 	// MaxTipAhead is how far ahead a tip may be scheduled.
 	MaxTipAhead = 60 * 24 * time.Hour
 )
@@ -60,13 +81,17 @@ func refusal(format string, args ...any) *Refusal {
 // check refuses a tip that cannot go as written.
 func (b BroadcastSpec) check(now time.Time) error {
 	title, text := strings.TrimSpace(b.Title), strings.TrimSpace(b.Text)
+	most := MaxTipText
+	if b.Article != nil {
+		most = MaxArticleText
+	}
 	switch {
 	case title == "" || text == "":
 		return refusal("标题和正文都要填写。")
 	case utf8.RuneCountInString(title) > MaxTipTitle:
 		return refusal("标题最多 %d 个字。", MaxTipTitle)
-	case utf8.RuneCountInString(text) > MaxTipText:
-		return refusal("正文最多 %d 个字，现在有 %d 个。", MaxTipText, utf8.RuneCountInString(text))
+	case utf8.RuneCountInString(text) > most:
+		return refusal("正文最多 %d 个字，现在有 %d 个。", most, utf8.RuneCountInString(text))
 	case strings.ContainsAny(title, "\r\n"):
 		return refusal("标题不能换行。")
 	case !b.At.IsZero() && b.At.Before(now.Add(-time.Minute)):
@@ -168,6 +193,10 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 	if err != nil {
 		return 0, storage.MassUse{}, err
 	}
+	articleID, err := SaveArticle(ctx, db, scope, b, actor)
+	if err != nil {
+		return 0, storage.MassUse{}, err
+	}
 	shown, err := json.Marshal(b.Segment)
 	if err != nil {
 		return 0, storage.MassUse{}, err
@@ -185,7 +214,8 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 		}
 	}
 	id, use, err := db.CreateBroadcast(ctx, scope, storage.NewBroadcast{Title: strings.TrimSpace(b.Title), Body: strings.TrimSpace(b.Text),
-		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor, TagID: tagID})
+		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor, TagID: tagID,
+		ArticleID: articleID})
 	switch {
 	case errors.Is(err, storage.ErrEmptyAudience):
 		return 0, use, refusal("这个范围里没有可以收到健康知识提示的居民（已签约、关注了公众号、没有关闭提示）。")
@@ -197,7 +227,7 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 
 // PreviewBroadcast sends a tip, as residents would read it, to one bound
 // doctor in scope (a preview counts against no one's allowance).
-func PreviewBroadcast(ctx context.Context, db *storage.DB, scope storage.Scope, b BroadcastSpec, openID string, now time.Time) error {
+func PreviewBroadcast(ctx context.Context, db *storage.DB, scope storage.Scope, b BroadcastSpec, openID, actor string, now time.Time) error {
 	if err := b.check(now); err != nil {
 		return err
 	}
@@ -208,9 +238,64 @@ func PreviewBroadcast(ctx context.Context, db *storage.DB, scope storage.Scope, 
 	if err != nil {
 		return err
 	}
+	articleID, err := SaveArticle(ctx, db, scope, b, actor)
+	if err != nil {
+		return err
+	}
 	key := fmt.Sprintf("broadcast-preview:%s:%d", openID, now.UnixNano())
 	return db.Enqueue(ctx, []storage.Push{{Key: key, Kind: storage.KindBroadcastPreview, Recipient: openID, Priority: PriorityTransactional,
-		Fields: map[string]string{"title": strings.TrimSpace(b.Title), "text": strings.TrimSpace(b.Text)}}})
+		Fields: map[string]string{"title": strings.TrimSpace(b.Title), "text": strings.TrimSpace(b.Text), "article": strconv.FormatInt(articleID, 10)}}})
+}
+
+// SaveArticle stores a tip's article and returns its ID (0 for a text):
+// the one named, when its words, link and cover are the same (a preview
+// then a send upload it to WeChat once), else a new one.
+func SaveArticle(ctx context.Context, db *storage.DB, scope storage.Scope, b BroadcastSpec, actor string) (int64, error) {
+	if b.Article == nil {
+		return 0, nil
+	}
+	a := storage.Article{Institution: scope.Institution, Title: strings.TrimSpace(b.Title), Body: strings.TrimSpace(b.Text),
+		SourceURL: strings.TrimSpace(b.Article.SourceURL), Cover: b.Article.Cover, CoverName: b.Article.CoverName}
+	if b.Article.ID != 0 {
+		was, err := db.ArticleByID(ctx, scope, b.Article.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return 0, refusal("找不到刚才的图文，请重新选择封面图片。")
+		}
+		if err != nil {
+			return 0, err
+		}
+		if len(a.Cover) == 0 {
+			a.Cover, a.CoverName = was.Cover, was.CoverName
+		}
+		if was.Title == a.Title && was.Body == a.Body && was.SourceURL == a.SourceURL && bytes.Equal(was.Cover, a.Cover) {
+			return was.ID, nil
+		}
+	}
+	if err := checkArticle(a); err != nil {
+		return 0, err
+	}
+	return db.CreateArticle(ctx, a, actor)
+}
+
+// checkArticle refuses a cover WeChat would not take and a source link
+// that is not a web address.
+func checkArticle(a storage.Article) error {
+	kind := http.DetectContentType(a.Cover)
+	switch {
+	case len(a.Cover) == 0:
+		return refusal("图文需要一张封面图片。")
+	case len(a.Cover) > MaxCover:
+		return refusal("封面图片最大 %d MB。", MaxCover>>20)
+	case kind != "image/jpeg" && kind != "image/png":
+		return refusal("封面图片请用 JPG 或 PNG 格式。")
+	}
+	if a.SourceURL != "" {
+		u, err := url.Parse(a.SourceURL)
+		if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || len(a.SourceURL) > 500 {
+			return refusal("原文链接请写以 https:// 开头的网址。")
+		}
+	}
+	return nil
 }
 
 // BroadcastText is a tip as residents read it: its title, its words and
@@ -285,10 +370,12 @@ func ArticleDigest(body string) string {
 const articleDigest = 54
 
 // ArticleHTML is an article's body as WeChat shows it: each paragraph
-// (a line of the admin's text) its own, every character escaped.
+// (a line of the admin's text) its own, every character escaped, and last
+// how to stop tips, as every tip says.
 func ArticleHTML(body string) string {
 	var b strings.Builder
-	for _, line := range strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n") {
+	lines := append(strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n"), mustMessage("reminder_how_to_stop", nil))
+	for _, line := range lines {
 		if line = strings.TrimSpace(line); line != "" {
 			b.WriteString("<p>" + html.EscapeString(line) + "</p>")
 		}

@@ -2,10 +2,13 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,10 +32,19 @@ type broadcastRequest struct {
 	Segment   flows.SegmentSpec `json:"segment"`
 	At        string            `json:"at"` // RFC 3339; empty: now
 	PreviewTo string            `json:"preview_to"`
+	Article   *struct {
+		ID        int64  `json:"id"`    // an article sent or previewed before, reused (its cover too)
+		Cover     []byte `json:"cover"` // base64 in JSON
+		CoverName string `json:"cover_name"`
+		SourceURL string `json:"source_url"`
+	} `json:"article"` // null: a text
 }
 
 func (r broadcastRequest) spec() (flows.BroadcastSpec, error) {
 	b := flows.BroadcastSpec{Title: r.Title, Text: r.Text, Segment: r.Segment}
+	if r.Article != nil {
+		b.Article = &flows.ArticleSpec{ID: r.Article.ID, Cover: r.Article.Cover, CoverName: cmp.Or(r.Article.CoverName, "cover.jpg"), SourceURL: r.Article.SourceURL}
+	}
 	if r.At != "" {
 		at, err := time.Parse(time.RFC3339, r.At)
 		if err != nil {
@@ -45,10 +57,10 @@ func (r broadcastRequest) spec() (flows.BroadcastSpec, error) {
 
 func readBroadcast(c *gin.Context) (broadcastRequest, error) {
 	var r broadcastRequest
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4<<20)) // a cover of 2 MB in base64
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return r, &flows.Refusal{Reason: "the body must be JSON with title, text, segment (groups, communities, packages, status, teams, min_age, max_age), at and preview_to: " + err.Error()}
+		return r, &flows.Refusal{Reason: "the body must be JSON with title, text, segment (groups, communities, packages, status, teams, min_age, max_age), at, preview_to and article (cover in base64, cover_name, source_url): " + err.Error()}
 	}
 	return r, nil
 }
@@ -61,16 +73,27 @@ func (a *API) createBroadcast(c *gin.Context) {
 	if err == nil {
 		spec, err = r.spec()
 	}
+	if err == nil && spec.Article != nil {
+		// Saved first, so its ID can be given back: a send after a preview
+		// names it and WeChat gets the article once.
+		spec.Article.ID, err = flows.SaveArticle(ctx, a.DB, p.Scope, spec, p.Name)
+		spec.Article.Cover = nil
+	}
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
+	answer := gin.H{}
+	if spec.Article != nil {
+		answer["article"] = spec.Article.ID
+	}
 	if r.PreviewTo != "" {
-		if err := flows.PreviewBroadcast(ctx, a.DB, p.Scope, spec, r.PreviewTo, a.now()); err != nil {
+		if err := flows.PreviewBroadcast(ctx, a.DB, p.Scope, spec, r.PreviewTo, p.Name, a.now()); err != nil {
 			a.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusAccepted, gin.H{"preview_to": r.PreviewTo})
+		answer["preview_to"] = r.PreviewTo
+		c.JSON(http.StatusAccepted, answer)
 		return
 	}
 	id, use, err := flows.SendBroadcast(ctx, a.DB, a.Sealer, p.Scope, spec, p.Name, a.now())
@@ -78,7 +101,8 @@ func (a *API) createBroadcast(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"id": id, "audience": use.Total, "over_limit": use.OverLimit()})
+	answer["id"], answer["audience"], answer["over_limit"] = id, use.Total, use.OverLimit()
+	c.JSON(http.StatusCreated, answer)
 }
 
 // broadcastAudience answers how many a tip would reach, before it is sent.
@@ -143,6 +167,8 @@ type composed struct {
 	Packages, Statuses   []string
 	MinAge, MaxAge       string
 	PreviewTo            string
+	Kind, SourceURL      string // text or article; an article's source link
+	ArticleID            int64  // the article saved from this form, its cover kept
 	Use                  *storage.MassUse
 	UsedShares           []usedShare
 	Problem, Flash, From string
@@ -248,7 +274,8 @@ func (a *API) renderCompose(c *gin.Context, status int, f composed) {
 	}
 	a.render(c, status, "compose", gin.H{"Form": f, "Groups": profile.Words().PriorityGroups, "Communities": uniq,
 		"Packages": catalog.Packages, "Statuses": []string{"active", "pending", "expired"}, "Doctors": openIDs, "Tips": tips,
-		"Problem": f.Problem, "Flash": f.Flash, "MaxTitle": flows.MaxTipTitle, "MaxText": flows.MaxTipText})
+		"Problem": f.Problem, "Flash": f.Flash, "MaxTitle": flows.MaxTipTitle, "MaxText": flows.MaxTipText,
+		"MaxArticle": flows.MaxArticleText, "MaxCover": flows.MaxCover >> 20})
 }
 
 type boundDoctor struct{ Name, OpenID string }
@@ -274,7 +301,25 @@ func (a *API) composeForm(c *gin.Context) (composed, flows.BroadcastSpec, error)
 		Statuses: c.PostFormArray("status"), MinAge: c.PostForm("min_age"), MaxAge: c.PostForm("max_age"), PreviewTo: c.PostForm("preview_to")}
 	spec := flows.BroadcastSpec{Title: f.Title, Text: f.Text, Segment: flows.SegmentSpec{Groups: f.Groups,
 		Communities: f.Communities, Packages: f.Packages, Status: f.Statuses}}
+	f.Kind, f.SourceURL, f.ArticleID = c.PostForm("kind"), c.PostForm("source_url"), formID(c.PostForm("article"))
 	var err error
+	if f.Kind == "article" {
+		spec.Article = &flows.ArticleSpec{ID: f.ArticleID, SourceURL: f.SourceURL}
+		if file, err := c.FormFile("cover"); err == nil {
+			if file.Size > flows.MaxCover {
+				return f, spec, &flows.Refusal{Reason: fmt.Sprintf("封面图片最大 %d MB。", flows.MaxCover>>20)}
+			}
+			opened, err := file.Open()
+			if err != nil {
+				return f, spec, err
+			}
+			defer opened.Close()
+			if spec.Article.Cover, err = io.ReadAll(io.LimitReader(opened, flows.MaxCover+1)); err != nil {
+				return f, spec, err
+			}
+			spec.Article.CoverName = filepath.Base(file.Filename)
+		}
+	}
 	if spec.Segment.MinAge, err = formInt(f.MinAge); err != nil {
 		return f, spec, &flows.Refusal{Reason: "年龄请填写数字。"}
 	}
@@ -294,6 +339,12 @@ func (a *API) composeForm(c *gin.Context) (composed, flows.BroadcastSpec, error)
 func (a *API) composeAction(c *gin.Context) {
 	ctx, p := c.Request.Context(), caller(c)
 	f, spec, err := a.composeForm(c)
+	if err == nil && spec.Article != nil && (len(spec.Article.Cover) > 0 || spec.Article.ID != 0) && c.PostForm("action") != "send" {
+		// Kept, so the cover need not be chosen again after counting or a preview.
+		if spec.Article.ID, err = flows.SaveArticle(ctx, a.DB, p.Scope, spec, p.Name); err == nil {
+			f.ArticleID, spec.Article.Cover = spec.Article.ID, nil
+		}
+	}
 	if err == nil {
 		var use storage.MassUse
 		use, err = flows.BroadcastAudience(ctx, a.DB, a.Sealer, p.Scope, spec, a.now())
@@ -302,7 +353,7 @@ func (a *API) composeAction(c *gin.Context) {
 	if err == nil {
 		switch c.PostForm("action") {
 		case "preview":
-			if err = flows.PreviewBroadcast(ctx, a.DB, p.Scope, spec, f.PreviewTo, a.now()); err == nil {
+			if err = flows.PreviewBroadcast(ctx, a.DB, p.Scope, spec, f.PreviewTo, p.Name, a.now()); err == nil {
 				f.Flash = "预览已发出，请在医生的微信上查看。"
 			}
 		case "send":

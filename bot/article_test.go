@@ -1,0 +1,112 @@
+package bot
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
+	"github.com/jiayi-health/jiayi/flows"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// coverPNG is a small cover image.
+func coverPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 90, 50))
+	img.Set(1, 1, color.RGBA{R: 200, A: 255})
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// An admin sends an article (图文) with a cover through the API: a preview
+// reaches a bound doctor, then the article goes to one community's
+// hypertension patients. The cover and the article are uploaded to WeChat
+// once for both, each patient (and no one else) has it in the sandbox's
+// outbox with its title and words and how to stop tips, and a cover that
+// is no image is refused.
+func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
+			"JIAYI_ADMIN_TOKEN": adminToken}, Options{RedisPrefix: stack.Redis.Prefix})
+		h := srv.Handler()
+		morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
+		if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
+			t.Fatalf("clock: %d", code)
+		}
+		demo := sandboxDemo(t, srv)
+		east, west := demo.Communities[0], demo.Communities[1]
+		if reply := chat(t, srv, "o_ar_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
+			t.Fatalf("bind: %s", reply)
+		}
+		patients := []string{"o_ar_east_1", "o_ar_east_2"}
+		for i, o := range patients {
+			signAtDesk(t, srv, o, east.ID, []string{"hypertension"}, i+1)
+		}
+		signAtDesk(t, srv, "o_ar_west", west.ID, []string{"hypertension"}, 5)
+
+		article := func(cover []byte, extra string) string {
+			return fmt.Sprintf(`{"title": "冬季防跌倒", "text": "天冷路滑，老人出门穿防滑鞋。\n家里通道别堆东西，晚上留一盏小夜灯。", %s
+				"article": {"cover": %q, "cover_name": "cover.png", "source_url": "https://www.nhc.gov.cn/"},
+				"segment": {"groups": ["hypertension"], "communities": [%q]}}`, extra, base64.StdEncoding.EncodeToString(cover), east.Name)
+		}
+		if code, out := adminJSON(t, h, "POST", "/admin/api/broadcasts", article([]byte("<svg>not a picture</svg>"), "")); code != http.StatusBadRequest ||
+			!strings.Contains(fmt.Sprint(out), "JPG 或 PNG") {
+			t.Fatalf("a cover that is no image: %d %v", code, out)
+		}
+		cover := coverPNG(t)
+		code, out := adminJSON(t, h, "POST", "/admin/api/broadcasts", article(cover, `"preview_to": "o_ar_doc",`))
+		if code != http.StatusAccepted || out["article"] == nil {
+			t.Fatalf("preview: %d %v", code, out)
+		}
+		// The send names the article the preview saved; its cover is kept.
+		saved := strings.Replace(article(nil, ""), `"cover": ""`, fmt.Sprintf(`"id": %v`, out["article"]), 1)
+		code, out = adminJSON(t, h, "POST", "/admin/api/broadcasts", saved)
+		if code != http.StatusCreated || out["audience"] != 2.0 {
+			t.Fatalf("send: %d %v", code, out)
+		}
+		id := int64(out["id"].(float64))
+		var state map[string]any
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			_, state = adminJSON(t, h, "GET", fmt.Sprintf("/admin/api/broadcasts/%d", id), "")
+			if state["state"] == "done" || time.Now().After(deadline) {
+				break
+			}
+		}
+		if state["state"] != "done" || state["sent"] != 2.0 {
+			t.Fatalf("result: %v", state)
+		}
+		for _, o := range patients {
+			got := received(srv, o, "mass")
+			if len(got) != 1 || got[0].Title != "冬季防跌倒" || !strings.Contains(got[0].Text, "天冷路滑，老人出门穿防滑鞋。家里通道别堆东西") ||
+				!strings.Contains(got[0].Text, "提醒设置") {
+				t.Fatalf("%s received %+v", o, got)
+			}
+		}
+		if got := received(srv, "o_ar_west", "mass"); len(got) != 0 {
+			t.Fatalf("a patient of another community received %+v", got)
+		}
+		if got := received(srv, "o_ar_doc", "mass-preview"); len(got) != 1 || got[0].Title != "冬季防跌倒" {
+			t.Fatalf("the doctor's preview: %+v", got)
+		}
+		if got := received(srv, "", "material"); len(got) != 1 {
+			t.Fatalf("the cover went up %d times for a preview and a send, want once", len(got))
+		}
+		var shown []sandbox.Message
+		json.Unmarshal(get(t, h, "/sandbox/outbox?to="+patients[0], local).Body.Bytes(), &shown)
+		if len(shown) == 0 || shown[len(shown)-1].Title != "冬季防跌倒" || !strings.Contains(shown[len(shown)-1].Text, "小夜灯") {
+			t.Fatalf("/sandbox/outbox: %+v", shown)
+		}
+	})
+}
