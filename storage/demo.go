@@ -59,6 +59,7 @@ var demoRemoval = []struct{ table, where string }{
 	{"broadcast_batches", `broadcast_id IN (` + demoBroadcasts + `)`},
 	{"broadcasts", `id IN (` + demoBroadcasts + `)`},
 	{"articles", `institution_id IN (` + demoInstitutions + `)`},
+	{"calendar_edits", `institution_id IN (` + demoInstitutions + `)`},
 	{"slots", `doctor_id IN (` + demoDoctors + `)`},
 	{"schedules", `doctor_id IN (` + demoDoctors + `)`},
 	{"schedule_exceptions", `doctor_id IN (` + demoDoctors + `)`},

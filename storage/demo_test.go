@@ -22,7 +22,8 @@ import (
 var institutionTables = []string{"institutions", "communities", "doctors", "teams", "team_members", "team_communities",
 	"staff", "schedules", "schedule_exceptions", "slots", "residents", "resident_groups", "data_requests", "contracts",
 	"contract_packages", "contract_events", "contract_past_terms", "payments", "appointments", "surveys", "referrals",
-	"indicator_rollups", "indicator_rollup_runs", "outbox", "broadcasts", "broadcast_batches", "broadcast_recipients"}
+	"indicator_rollups", "indicator_rollup_runs", "outbox", "broadcasts", "broadcast_batches", "broadcast_recipients",
+	"articles", "calendar_edits"}
 
 // fillInstitution makes an institution with a row in every table that can
 // hang off one: what a sandbox tried out for a while leaves behind.
@@ -61,9 +62,12 @@ func fillInstitution(t *testing.T, db *storage.DB, code string, demo bool) {
 	fatal(t, err)
 	fillVisits(t, db, team, c, at)
 	fatal(t, db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_" + code, Subscribed: true, EventTime: at}}))
-	_, _, err = db.CreateBroadcast(ctx, storage.Scope{Institution: team.InstitutionID}, storage.NewBroadcast{Title: "t", Body: "b",
-		SegmentJSON: "{}", Month: "2026-11", Due: at, Priority: 3, Actor: "t"})
+	article, err := db.CreateArticle(ctx, storage.Article{Institution: team.InstitutionID, Title: "t", Body: "b", Cover: []byte("c")}, "t")
 	fatal(t, err)
+	_, _, err = db.CreateBroadcast(ctx, storage.Scope{Institution: team.InstitutionID}, storage.NewBroadcast{Title: "t", Body: "b",
+		SegmentJSON: "{}", Month: "2026-11", Due: at, Priority: 3, Actor: "t", ArticleID: article})
+	fatal(t, err)
+	fatal(t, db.SaveCalendarEdit(ctx, storage.CalendarEdit{Institution: team.InstitutionID, Code: "flu-vaccine", Off: true, UpdatedBy: "t"}, "流感", 2026))
 }
 
 // fillVisits books the contract's resident a visit and gives them what
