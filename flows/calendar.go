@@ -67,19 +67,18 @@ func (c Calendar) As(e SeasonalEntry, institution int64) (SeasonalEntry, bool) {
 	if owner, added := c.added[e.Code]; added && owner != 0 && owner != institution {
 		return e, false
 	}
+	on := true
 	for _, at := range []int64{0, institution} {
 		ed, ok := c.edits[at][e.Code]
 		if !ok {
 			continue
 		}
-		if ed.Off {
-			return e, false
-		}
 		if ed.Text != "" {
-			e.Text = ed.Text
+			e.Text = ed.Text // shown even while off, so switching it back on keeps it
 		}
+		on = on && !ed.Off
 	}
-	return e, true
+	return e, on
 }
 
 // offEverywhere: city staff switched the entry off for every institution.
@@ -127,7 +126,7 @@ func (c Calendar) Year(institution int64, now time.Time) ([]CalendarDay, error) 
 		e, on := c.As(d.Entry, institution)
 		days[i].Entry, days[i].Off = e, !on
 		_, days[i].Added = c.added[e.Code]
-		days[i].Edited = c.edits[institution][e.Code].Text != "" || c.edits[0][e.Code].Text != ""
+		days[i].Edited = !days[i].Added && (c.edits[institution][e.Code].Text != "" || c.edits[0][e.Code].Text != "")
 		days[i].Mine = c.changedBy(e.Code, institution)
 	}
 	return days, nil
@@ -180,7 +179,7 @@ func SaveCalendarChange(ctx context.Context, db *storage.DB, scope storage.Scope
 		if e, err = newCalendarEntry(ctx, db, ch, now); err != nil {
 			return "", err
 		}
-		edit.Code = e.Code
+		edit.Code, edit.Text = e.Code, ""
 	default:
 		var ok bool
 		if e, ok = cal.Entry(ch.Code, scope.Institution); !ok {
@@ -193,8 +192,20 @@ func SaveCalendarChange(ctx context.Context, db *storage.DB, scope storage.Scope
 			}
 			edit.Text = ""
 		} else {
-			if ch.Text == e.Text {
-				edit.Text = "" // unchanged: later fixes to the calendar's own words still reach it
+			// What the entry says before these admins' own change: the
+			// calendar's words, or city staff's for an institution.
+			inherited := e.Text
+			if city := cal.edits[0][ch.Code]; scope.Institution != 0 && city.Text != "" {
+				inherited = city.Text
+			}
+			switch ch.Text {
+			case "": // kept as it was
+				edit.Text = cal.edits[scope.Institution][ch.Code].Text
+			case inherited: // theirs no more: later fixes to those words still reach it
+				edit.Text = ""
+			}
+			if scope.Institution != 0 && !ch.Off && cal.offEverywhere(ch.Code) {
+				return "", &Refusal{Reason: "这条提示已由市（区县）管理员停发，本机构不能单独开启；可以请他们恢复。"}
 			}
 			e = SeasonalEntry{}
 		}

@@ -159,3 +159,67 @@ func activeIn(t *testing.T, e *Engine, openID string, community int64, born stri
 		t.Fatal(err)
 	}
 }
+
+// Saving an entry keeps what the form did not change: switched off and on
+// again with no text given, a rewrite stays; an institution that only
+// switches an entry off and on keeps following city staff's words; an
+// institution cannot switch on what city staff switched off; an entry
+// added by admins is theirs, not "rewritten".
+func TestCalendarEditsKeepWhatWasNotChanged(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	here, _ := e.DB.InstitutionByCode(ctx, "demo")
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, Shanghai)
+	inst, city := storage.Scope{Institution: here.ID}, storage.Scope{}
+	text := func(code string) (string, bool) {
+		cal, err := LoadCalendar(ctx, e.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry, _ := cal.Entry(code, here.ID)
+		got, on := cal.As(entry, here.ID)
+		return got.Text, on
+	}
+	save := func(scope storage.Scope, ch CalendarChange) {
+		t.Helper()
+		if _, err := SaveCalendarChange(ctx, e.DB, scope, ch, "admin", now); err != nil {
+			t.Fatalf("%+v: %v", ch, err)
+		}
+	}
+	mine := "大雪节气天冷路滑，老人出门慢慢走，穿防滑鞋，按时吃药。"
+	save(inst, CalendarChange{Code: "chongyang", Text: mine})
+	save(inst, CalendarChange{Code: "chongyang", Off: true})
+	if got, on := text("chongyang"); got != mine || on {
+		t.Fatalf("switched off: %q %v", got, on)
+	}
+	save(inst, CalendarChange{Code: "chongyang"})
+	if got, on := text("chongyang"); got != mine || !on {
+		t.Fatalf("switched on again: %q %v", got, on)
+	}
+	// City staff's words, then the institution saves the form as shown.
+	cityWords := "重阳节到了，祝老人们身体健康，65岁以上老人记得做免费体检。"
+	save(city, CalendarChange{Code: "flu-vaccine", Text: cityWords})
+	save(inst, CalendarChange{Code: "flu-vaccine", Off: true, Text: cityWords})
+	save(inst, CalendarChange{Code: "flu-vaccine", Text: cityWords})
+	later := "流感疫苗开始接种了，65岁以上老人和慢病患者请尽早到卫生院接种。"
+	save(city, CalendarChange{Code: "flu-vaccine", Text: later})
+	if got, _ := text("flu-vaccine"); got != later {
+		t.Fatalf("the institution froze city staff's earlier words: %q", got)
+	}
+	save(city, CalendarChange{Code: "flu-vaccine", Off: true})
+	var refusal *Refusal
+	if _, err := SaveCalendarChange(ctx, e.DB, inst, CalendarChange{Code: "flu-vaccine"}, "admin", now); !errors.As(err, &refusal) {
+		t.Fatalf("an institution switched on what city staff switched off: %v", err)
+	}
+	own, err := SaveCalendarChange(ctx, e.DB, inst, CalendarChange{Name: "义诊", Month: 12, Day: 20, Text: "本周六上午卫生院义诊，免费量血压、测血糖。"}, "admin", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, _ := LoadCalendar(ctx, e.DB)
+	days, _ := cal.Year(here.ID, now)
+	for _, d := range days {
+		if d.Entry.Code == own && (d.Edited || !d.Added || !d.Mine) {
+			t.Fatalf("an added entry: %+v", d)
+		}
+	}
+}

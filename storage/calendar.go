@@ -78,10 +78,20 @@ func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, n
 	})
 }
 
-// withdrawSeasonal cancels an entry's reminders of a year still waiting to
-// go, to one institution's residents or (0) to everyone.
+// withdrawSeasonal cancels an entry's reminders of a year, and of the year
+// before (a December entry still going out under the daily quota in
+// January), still waiting to go, to one institution's residents or (0) to
+// everyone.
 func (db *DB) withdrawSeasonal(ctx context.Context, op string, institution int64, code string, year int) error {
-	prefix := "seasonal:" + code + ":" + strconv.Itoa(year) + ":"
+	for _, y := range []int{year - 1, year} {
+		if err := db.withdrawSeasonalOf(ctx, op, institution, "seasonal:"+code+":"+strconv.Itoa(y)+":"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) withdrawSeasonalOf(ctx context.Context, op string, institution int64, prefix string) error {
 	var err error
 	if institution == 0 {
 		_, err = db.exec(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'switched off in the calendar'

@@ -13,8 +13,9 @@ import (
 
 // Calendar edits are one row per institution and entry; switching an entry
 // off withdraws this year's reminders of it still waiting, to that
-// institution's residents only (or, deployment-wide, to everyone), and
-// nothing of another entry or another year.
+// institution's residents only (or, deployment-wide, to everyone), of this
+// year and the year before (a December entry still going out in January),
+// and nothing of another entry or an older year.
 func TestCalendarEditsWithdrawWhatIsSwitchedOff(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
@@ -36,9 +37,9 @@ func TestCalendarEditsWithdrawWhatIsSwitchedOff(t *testing.T) {
 			openID string
 			id     int64
 		}{{"o_here", here}, {"o_there", there}} {
-			for _, key := range []string{"seasonal:flu:2026:%d", "seasonal:flu-child:2026:%d", "seasonal:flu:2025:%d"} {
+			for _, key := range []string{"seasonal:flu:2026:%d", "seasonal:flu-child:2026:%d", "seasonal:flu:2025:%d", "seasonal:flu:2024:%d"} {
 				pushes = append(pushes, storage.Push{Key: fmt.Sprintf(key, r.id), Kind: "seasonal", Recipient: r.openID,
-					Due: time.Now().Add(time.Hour), Fields: map[string]string{"text": "t"}})
+					Due: time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), Fields: map[string]string{"text": "t"}})
 			}
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
@@ -57,7 +58,7 @@ func TestCalendarEditsWithdrawWhatIsSwitchedOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]string{fmt.Sprintf("seasonal:flu:2026:%d", here): "cancelled", fmt.Sprintf("seasonal:flu-child:2026:%d", here): "pending",
-			fmt.Sprintf("seasonal:flu:2025:%d", here): "pending"}
+			fmt.Sprintf("seasonal:flu:2025:%d", here): "cancelled", fmt.Sprintf("seasonal:flu:2024:%d", here): "pending"}
 		if got := states("o_here"); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("here after switching off for this institution: %v", got)
 		}
