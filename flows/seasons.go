@@ -217,13 +217,14 @@ func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 // the entry, the year and the resident, so expanding again (or on several
 // instances at once) adds nothing. The pushes are due at 08:00 on the day, or now if later.
 func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time) (int, error) {
-	return expandSeasonal(ctx, db, s, e, now, func(int64) (SeasonalEntry, bool) { return e, true })
+	return expandSeasonal(ctx, db, s, e, now, func(int64) (SeasonalEntry, bool) { return e, true }, db.SeasonalRecipients)
 }
 
 // expandSeasonal is ExpandSeasonal with the entry as each community's
-// institution has it (switched off, or its text rewritten, by its admins).
+// institution has it (switched off, or its text rewritten, by its admins),
+// over the residents page reads.
 func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
-	as func(communityID int64) (SeasonalEntry, bool)) (int, error) {
+	as func(communityID int64) (SeasonalEntry, bool), page func(context.Context, int64, int) ([]storage.Recipient, error)) (int, error) {
 	year := now.In(Shanghai).Year()
 	day, end, err := e.Window(year)
 	if err != nil {
@@ -240,12 +241,12 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 	var after int64
 	total := 0
 	for {
-		page, err := db.SeasonalRecipients(ctx, after, seasonalPage)
-		if err != nil || len(page) == 0 {
+		recipients, err := page(ctx, after, seasonalPage)
+		if err != nil || len(recipients) == 0 {
 			return total, err
 		}
 		var pushes []storage.Push
-		for _, r := range page {
+		for _, r := range recipients {
 			after = r.ResidentID
 			theirs, on := as(r.CommunityID)
 			if !on {
@@ -259,10 +260,11 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 			pushes = append(pushes, SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
 				OpenID: r.ManagerOpenID, Resident: r.Name, Text: theirs.Text, Article: e.Article, Due: due, StaleAt: end}.Push())
 		}
-		if err := db.Enqueue(ctx, pushes); err != nil {
+		n, err := db.EnqueueNew(ctx, pushes)
+		if err != nil {
 			return total, err
 		}
-		total += len(pushes)
+		total += n
 	}
 }
 
@@ -301,7 +303,9 @@ func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, commun
 const campaignLease = 30 * time.Minute
 
 // RunSeasonal expands every entry due now that no instance has expanded
-// this year, and reports how many pushes it enqueued.
+// this year, catches up those it has with residents who signed since it
+// last ran (or everyone, when admins changed the entry since), and reports
+// how many pushes it enqueued.
 func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) (int, error) {
 	cal, err := LoadCalendar(ctx, db)
 	if err != nil {
@@ -318,25 +322,53 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	year := now.In(Shanghai).Year()
 	total := 0
 	for _, e := range DueSeasonal(cal.Live(), now) {
-		mine, err := db.ClaimCampaign(ctx, "seasonal:"+e.Code, year, now, campaignLease)
-		if err != nil || !mine {
-			if err != nil {
-				return total, err
-			}
-			continue
-		}
-		n, err := expandSeasonal(ctx, db, s, e, now, func(community int64) (SeasonalEntry, bool) {
-			return cal.As(e, institution[community])
-		})
+		as := func(community int64) (SeasonalEntry, bool) { return cal.As(e, institution[community]) }
+		code := "seasonal:" + e.Code
+		mine, err := db.ClaimCampaign(ctx, code, year, now, campaignLease)
 		if err != nil {
 			return total, err
 		}
-		if err := db.FinishCampaign(ctx, "seasonal:"+e.Code, year, n, now); err != nil {
+		if !mine {
+			n, err := catchUpSeasonal(ctx, db, s, e, now, as)
+			if err != nil {
+				return total, err
+			}
+			total += n
+			continue
+		}
+		n, err := expandSeasonal(ctx, db, s, e, now, as, db.SeasonalRecipients)
+		if err != nil {
+			return total, err
+		}
+		if err := db.FinishCampaign(ctx, code, year, n, now); err != nil {
 			return total, err
 		}
 		total += n
 	}
 	return total, nil
+}
+
+// catchUpSeasonal runs a finished campaign again inside its window: for
+// those whose contract became active since it last ran, or for everyone
+// when admins changed the entry since (switched back on, say). Keys make a
+// resident who had it get nothing more.
+func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
+	as func(int64) (SeasonalEntry, bool)) (int, error) {
+	code, year := "seasonal:"+e.Code, now.In(Shanghai).Year()
+	through, ok, err := db.CampaignThrough(ctx, code, year)
+	if err != nil || !ok || !now.After(through) {
+		return 0, err // still running on another instance, or nothing since
+	}
+	// Admins' changes to the entry set through back to the start, so
+	// everyone is read again.
+	page := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
+		return db.SeasonalRecipientsSince(ctx, through, after, limit)
+	}
+	n, err := expandSeasonal(ctx, db, s, e, now, as, page)
+	if err != nil {
+		return n, err
+	}
+	return n, db.CatchUpCampaign(ctx, code, year, through, now, n)
 }
 
 // NextSolarTerm is the first solar term to begin after now: its name and

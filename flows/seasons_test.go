@@ -393,3 +393,74 @@ func TestLunarDatesOutsideTheRulesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A resident who signs while an entry's window is open gets it at the next
+// run, once; so do the residents of an institution that switches an entry
+// back on inside its window. Those who had it get nothing more.
+func TestSeasonalCatchesUpWhoSignedInTheWindow(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	clock := time.Date(2026, 10, 23, 8, 0, 0, 0, Shanghai)
+	e.DB.SetClock(func() time.Time { return clock })
+	here, _ := e.DB.InstitutionByCode(ctx, "demo")
+	cs, _ := e.DB.Communities(ctx)
+	activeIn(t, e, "o_first", cs[0].ID, "1950-01-01")
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_first", Subscribed: true, EventTime: clock}})
+	run := func(at time.Time) int {
+		t.Helper()
+		clock = at
+		n, err := RunSeasonal(ctx, e.DB, e.Sealer, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	keys := func(openID string) []string {
+		var out []string
+		for k := range outboxStates(t, e, openID) {
+			if strings.HasPrefix(k, "seasonal:flu-vaccine:") || strings.HasPrefix(k, "seasonal:shuangjiang-falls:") {
+				out = append(out, strings.Split(k, ":")[1])
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	// Institution switches 霜降 off before its day.
+	if _, err := SaveCalendarChange(ctx, e.DB, storage.Scope{Institution: here.ID}, CalendarChange{Code: "shuangjiang-falls", Off: true}, "admin", clock); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
+	run(day)
+	if got := keys("o_first"); !slices.Equal(got, []string{"flu-vaccine"}) {
+		t.Fatalf("on the day: %v", got)
+	}
+	if n := run(day.Add(10 * time.Minute)); n != 0 {
+		t.Fatalf("ten minutes later, no one new: %d more", n)
+	}
+	// Two days on, a new resident signs; the next run reaches them alone.
+	clock = day.AddDate(0, 0, 2)
+	activeIn(t, e, "o_late", cs[0].ID, "1950-01-01")
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_late", Subscribed: true, EventTime: clock}})
+	if n := run(clock.Add(time.Hour)); n != 1 {
+		t.Fatalf("after a resident signed in the window: %d pushes, want 1", n)
+	}
+	if got := keys("o_late"); !slices.Equal(got, []string{"flu-vaccine"}) {
+		t.Fatalf("the late signer: %v", got)
+	}
+	// 霜降 switched back on inside its week: both get it, once.
+	clock = day.AddDate(0, 0, 3)
+	if err := DeleteCalendarChange(ctx, e.DB, storage.Scope{Institution: here.ID}, "shuangjiang-falls", "admin", clock); err != nil {
+		t.Fatal(err)
+	}
+	if n := run(clock.Add(time.Hour)); n != 2 {
+		t.Fatalf("after switching back on: %d pushes, want 2", n)
+	}
+	if n := run(clock.Add(2 * time.Hour)); n != 0 {
+		t.Fatalf("and again: %d more", n)
+	}
+	for _, o := range []string{"o_first", "o_late"} {
+		if got := keys(o); !slices.Equal(got, []string{"flu-vaccine", "shuangjiang-falls"}) {
+			t.Fatalf("%s: %v", o, got)
+		}
+	}
+}

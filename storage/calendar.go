@@ -38,6 +38,9 @@ func (db *DB) SaveCalendarEdit(ctx context.Context, e CalendarEdit, name string,
 			e.Institution, e.Code, e.Off, e.Text, e.Entry, e.UpdatedBy, db.now()); err != nil {
 			return err
 		}
+		if err := tx.rerunCampaign(ctx, op, e.Code, year); err != nil {
+			return err
+		}
 		detail := "改写了提示内容"
 		switch {
 		case e.Off:
@@ -67,6 +70,9 @@ func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, n
 		if _, err := tx.exec(ctx, op, `DELETE FROM calendar_edits WHERE institution_id = ? AND code = ?`, institution, code); err != nil {
 			return err
 		}
+		if err := tx.rerunCampaign(ctx, op, code, year); err != nil {
+			return err
+		}
 		detail := "恢复为日历原样"
 		if entry != "" {
 			detail = "删除了自定条目"
@@ -76,6 +82,15 @@ func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, n
 		}
 		return tx.auditIn(ctx, op, actor, nullID(institution), "calendar.edit", name+"（"+code+"）", detail)
 	})
+}
+
+// rerunCampaign makes an entry's finished campaign of this year run again
+// for everyone at its next run inside its window (switched back on, it
+// reaches those who did not have it; keys spare those who did).
+func (db *DB) rerunCampaign(ctx context.Context, op, code string, year int) error {
+	_, err := db.exec(ctx, op, `UPDATE campaigns SET through = ? WHERE code = ? AND year = ? AND finished_at IS NOT NULL`,
+		time.Unix(0, 0).UTC(), "seasonal:"+code, year)
+	return err
 }
 
 // withdrawSeasonal cancels an entry's reminders of a year, and of the year

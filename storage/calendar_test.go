@@ -97,3 +97,48 @@ func TestCalendarEditsWithdrawWhatIsSwitchedOff(t *testing.T) {
 		}
 	})
 }
+
+// A finished campaign remembers how far it reached; a catch-up moves that
+// on only from what it read (two instances catching up at once: one
+// counts), and a change to the entry sends it back to the start.
+func TestCampaignsCatchUp(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		start := time.Date(2026, 10, 23, 1, 0, 0, 123456000, time.UTC)
+		if _, ok, err := db.CampaignThrough(ctx, "seasonal:flu", 2026); ok || err != nil {
+			t.Fatalf("before it ran: %v %v", ok, err)
+		}
+		if mine, err := db.ClaimCampaign(ctx, "seasonal:flu", 2026, start, time.Hour); !mine || err != nil {
+			t.Fatalf("claim: %v %v", mine, err)
+		}
+		if _, ok, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); ok {
+			t.Fatal("through while still running")
+		}
+		if err := db.FinishCampaign(ctx, "seasonal:flu", 2026, 5, start.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		through, ok, err := db.CampaignThrough(ctx, "seasonal:flu", 2026)
+		if !ok || err != nil || !through.Equal(start) {
+			t.Fatalf("through = %v %v %v, want %v", through, ok, err, start)
+		}
+		later := start.Add(48 * time.Hour)
+		for range 2 { // the second finds it moved
+			if err := db.CatchUpCampaign(ctx, "seasonal:flu", 2026, through, later, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, _, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); !got.Equal(later) {
+			t.Fatalf("after catching up: %v", got)
+		}
+		campaigns, _ := db.Campaigns(ctx, 10)
+		if len(campaigns) != 1 || campaigns[0].Pushes != 6 {
+			t.Fatalf("campaigns = %+v", campaigns)
+		}
+		if err := db.SaveCalendarEdit(ctx, storage.CalendarEdit{Code: "flu", Off: false, UpdatedBy: "city"}, "流感", 2026); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); got.After(start) {
+			t.Fatalf("a change to the entry left through at %v", got)
+		}
+	})
+}

@@ -46,12 +46,18 @@ func (r OutboxRow) Fields() (map[string]string, error) {
 // skipped, so replaying a step never sends twice. The pushes written make
 // the transaction call OnPushes when it commits.
 func (db *DB) enqueue(ctx context.Context, op string, pushes []Push) error {
+	_, err := db.enqueueNew(ctx, op, pushes)
+	return err
+}
+
+// enqueueNew is enqueue saying how many pushes were new.
+func (db *DB) enqueueNew(ctx context.Context, op string, pushes []Push) (int64, error) {
 	now := db.now()
 	rows := make([][]any, len(pushes))
 	for i, p := range pushes {
 		payload, err := json.Marshal(p.Fields)
 		if err != nil {
-			return fail(op, fmt.Errorf("enqueue %s: %w", p.Key, err))
+			return 0, fail(op, fmt.Errorf("enqueue %s: %w", p.Key, err))
 		}
 		due := p.Due
 		if due.IsZero() {
@@ -66,7 +72,7 @@ func (db *DB) enqueue(ctx context.Context, op string, pushes []Push) error {
 	n, err := db.insertMany(ctx, op+": enqueue", `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at, stale_at)
 VALUES`, `ON CONFLICT (idempotency_key) DO NOTHING`, rows)
 	db.pushed(n)
-	return err
+	return n, err
 }
 
 // cancelPushesTo withdraws everything still waiting for someone who unfollowed.

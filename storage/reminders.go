@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 )
@@ -65,13 +66,26 @@ type Recipient struct {
 // manager follows the account and wants seasonal reminders, by resident ID
 // after the given one, so a campaign for millions never loads them at once.
 func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) ([]Recipient, error) {
+	return db.seasonalRecipients(ctx, "SeasonalRecipients", "", nil, afterID, limit)
+}
+
+// SeasonalRecipientsSince pages, as SeasonalRecipients does, through those
+// whose contract became active at or after a moment: who signed after a
+// campaign last ran.
+func (db *DB) SeasonalRecipientsSince(ctx context.Context, since time.Time, afterID int64, limit int) ([]Recipient, error) {
+	return db.seasonalRecipients(ctx, "SeasonalRecipientsSince", `AND EXISTS (SELECT 1 FROM contracts c JOIN contract_events e
+		ON e.contract_id = c.id WHERE c.resident_id = r.id AND e.to_status = 'active' AND e.from_status <> 'active' AND e.at >= ?)`,
+		[]any{since.UTC()}, afterID, limit)
+}
+
+func (db *DB) seasonalRecipients(ctx context.Context, op, and string, args []any, afterID int64, limit int) ([]Recipient, error) {
 	var out []Recipient
-	err := db.sel(ctx, "SeasonalRecipients", &out, `SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
+	err := db.sel(ctx, op, &out, `SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
 		r.community_id FROM residents r
 		JOIN wechat_users u ON u.openid = r.manager_openid
 		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
-		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status = 'active')
-		ORDER BY r.id LIMIT ?`, afterID, limit)
+		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status = 'active') `+and+`
+		ORDER BY r.id LIMIT ?`, append(append([]any{afterID}, args...), limit)...)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +95,16 @@ func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) 
 // Enqueue writes pushes on their own (a campaign's page), each key once.
 func (db *DB) Enqueue(ctx context.Context, pushes []Push) error {
 	return db.Apply(ctx, Changes{Pushes: pushes})
+}
+
+// EnqueueNew writes pushes as Enqueue does and says how many were new (a
+// key written before adds nothing).
+func (db *DB) EnqueueNew(ctx context.Context, pushes []Push) (int, error) {
+	if len(pushes) == 0 {
+		return 0, nil
+	}
+	n, err := db.enqueueNew(ctx, "EnqueueNew", pushes)
+	return int(n), err
 }
 
 // ClaimCampaign lets one instance expand a campaign for a year: it wins if
@@ -97,10 +121,32 @@ func (db *DB) ClaimCampaign(ctx context.Context, code string, year int, now time
 	return err == nil, err
 }
 
-// FinishCampaign records that a campaign's expansion is complete.
+// FinishCampaign records that a campaign's expansion is complete: it has
+// reached everyone active when it started.
 func (db *DB) FinishCampaign(ctx context.Context, code string, year int, pushes int, now time.Time) error {
-	_, err := db.exec(ctx, "FinishCampaign", `UPDATE campaigns SET finished_at = ?, pushes = ? WHERE code = ? AND year = ?`,
-		now.UTC(), pushes, code, year)
+	_, err := db.exec(ctx, "FinishCampaign", `UPDATE campaigns SET finished_at = ?, pushes = ?, through = started_at
+		WHERE code = ? AND year = ?`, now.UTC(), pushes, code, year)
+	return err
+}
+
+// CampaignThrough is how far a finished campaign has reached (see
+// CatchUpCampaign); ok is false while it is not finished.
+func (db *DB) CampaignThrough(ctx context.Context, code string, year int) (through time.Time, ok bool, err error) {
+	var at sql.NullTime
+	err = db.get(ctx, "CampaignThrough", &at, `SELECT through FROM campaigns WHERE code = ? AND year = ? AND finished_at IS NOT NULL`,
+		code, year)
+	if errors.Is(err, ErrNotFound) {
+		return through, false, nil
+	}
+	return at.Time, err == nil && at.Valid, err
+}
+
+// CatchUpCampaign records that a finished campaign has caught up to a
+// moment (after a run over those who signed since was, the one that read),
+// adding what it enqueued; it does nothing if another run moved it first.
+func (db *DB) CatchUpCampaign(ctx context.Context, code string, year int, was, to time.Time, pushes int) error {
+	_, err := db.exec(ctx, "CatchUpCampaign", `UPDATE campaigns SET through = ?, pushes = pushes + ?
+		WHERE code = ? AND year = ? AND through = ?`, to.UTC(), pushes, code, year, was.UTC())
 	return err
 }
 
