@@ -112,10 +112,10 @@ func personalFor(s *storage.Sealer, cat storage.Catalog, sched Schedules, c stor
 		}
 	}
 	var more []scheduled
-	if day, ok, err := OpenDueDate(s, c.DueDate); err != nil {
+	if d, ok, err := openDue(s, c.DueDate); err != nil {
 		return nil, err
 	} else if ok {
-		more = sched.pregnancyReminders(c.ResidentID, day, today)
+		more = sched.pregnancyReminders(c.ResidentID, d, today)
 	}
 	if birth, err := time.ParseInLocation("2006-01-02", c.BirthDate, Shanghai); err == nil {
 		more = append(more, sched.childReminders(c.ResidentID, birth, today)...)

@@ -110,7 +110,8 @@ func UpdateResident(ctx context.Context, db *storage.DB, s *storage.Sealer, scop
 // their scope (YYYY-MM-DD or 2027年5月20日; "" clears it), sealed; a date
 // no pregnancy could have is a *Refusal. It answers in words for staff.
 func SetDueDate(ctx context.Context, db *storage.DB, s *storage.Sealer, scope storage.Scope, residentID int64, said, actor string, now time.Time) (string, error) {
-	if err := db.Visible(ctx, scope, storage.ThingResident, residentID); err != nil {
+	r, err := db.Resident(ctx, scope, residentID)
+	if err != nil {
 		return "", err
 	}
 	sealed := ""
@@ -120,10 +121,9 @@ func SetDueDate(ctx context.Context, db *storage.DB, s *storage.Sealer, scope st
 			return "", &Refusal{Reason: "预产期请写成 2027-05-20 这样的日期"}
 		}
 		if !CheckDueDate(due, now) {
-			return "", &Refusal{Reason: "预产期应在今后10个月内，或产后两个月内已过的日子"}
+			return "", &Refusal{Reason: "预产期应在今后9个月内，或产后两个月内已过的日子"}
 		}
-		var err error
-		if sealed, err = SealDueDate(s, due.Format("2006-01-02")); err != nil {
+		if sealed, err = ResealDueDate(s, r.DueDateSealed, due.Format("2006-01-02")); err != nil {
 			return "", err
 		}
 	}

@@ -101,12 +101,12 @@ func ageWords(months int) string {
 // schedule still runs (the postnatal check at 42 days and its window).
 const dueDatePast = 60 * 24 * time.Hour
 
-// dueDateAhead is how far ahead an expected due date can be: a pregnancy
-// is at most about 42 weeks, and nobody knows a due date before it.
-const dueDateAhead = 300 * 24 * time.Hour
+// dueDateAhead is how far ahead an expected due date can be: 40 weeks from
+// the last period, and nobody knows a due date before then.
+const dueDateAhead = 280 * 24 * time.Hour
 
 // CheckDueDate says whether an expected due date is plausible on a day:
-// from 60 days past (the postnatal schedule) to about 42 weeks ahead.
+// from 60 days past (the postnatal schedule) to 40 weeks ahead.
 func CheckDueDate(due, now time.Time) bool {
 	today := StartOfDay(now)
 	return !due.Before(today.Add(-dueDatePast)) && !due.After(today.Add(dueDateAhead))
@@ -118,31 +118,72 @@ const dueDateField = "due_date"
 
 // SealDueDate seals an expected due date (YYYY-MM-DD) for storage; "" stays "".
 func SealDueDate(s *storage.Sealer, day string) (string, error) {
+	return ResealDueDate(s, "", day)
+}
+
+// ResealDueDate seals a corrected expected due date. A correction of less
+// than dueDateSame keeps the pregnancy's first date as the anchor its
+// reminders are keyed by, so a visit already reminded of is not reminded
+// of again on the corrected schedule; a date further off is a new pregnancy.
+func ResealDueDate(s *storage.Sealer, was, day string) (string, error) {
 	if day == "" {
 		return "", nil
 	}
-	return s.Seal(dueDateField, day)
+	d, err := time.ParseInLocation("2006-01-02", day, Shanghai)
+	if err != nil {
+		return "", fmt.Errorf("flows: due date %q: %w", day, err)
+	}
+	anchor := d
+	if old, ok, err := openDue(s, was); err != nil {
+		return "", err
+	} else if ok && d.Sub(old.Day).Abs() < dueDateSame {
+		anchor = old.Anchor
+	}
+	return s.Seal(dueDateField, d.Format("2006-01-02")+"/"+anchor.Format("2006-01-02"))
 }
+
+// dueDateSame: due dates closer than this are the same pregnancy's.
+const dueDateSame = 60 * 24 * time.Hour
+
+// dueDate is an expected due date and the pregnancy's anchor (its first
+// recorded due date), which its reminders' keys name.
+type dueDate struct{ Day, Anchor time.Time }
 
 // OpenDueDate reads a stored expected due date; ok is false when none is.
 func OpenDueDate(s *storage.Sealer, sealed string) (time.Time, bool, error) {
+	d, ok, err := openDue(s, sealed)
+	return d.Day, ok, err
+}
+
+func openDue(s *storage.Sealer, sealed string) (dueDate, bool, error) {
 	if sealed == "" {
-		return time.Time{}, false, nil
+		return dueDate{}, false, nil
 	}
 	plain, err := s.Open(dueDateField, sealed)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("flows: due date: %w", err)
+		return dueDate{}, false, fmt.Errorf("flows: due date: %w", err)
 	}
-	day, err := time.ParseInLocation("2006-01-02", plain, Shanghai)
-	return day, err == nil, err
+	day, anchor, found := strings.Cut(plain, "/")
+	if !found {
+		anchor = day
+	}
+	var d dueDate
+	if d.Day, err = time.ParseInLocation("2006-01-02", day, Shanghai); err == nil {
+		d.Anchor, err = time.ParseInLocation("2006-01-02", anchor, Shanghai)
+	}
+	if err != nil {
+		return dueDate{}, false, fmt.Errorf("flows: due date: %w", err)
+	}
+	return d, true, nil
 }
 
 // pregnancyReminders are the antenatal and postnatal reminders due today
-// for an expected due date; keys name the resident, the due date and the
-// visit, so a corrected due date starts its own schedule.
-func (s Schedules) pregnancyReminders(residentID int64, due, today time.Time) []scheduled {
+// for an expected due date; keys name the resident, the pregnancy's anchor
+// and the visit, so each visit is reminded of once however the date is
+// corrected.
+func (s Schedules) pregnancyReminders(residentID int64, d dueDate, today time.Time) []scheduled {
 	var out []scheduled
-	stamp := due.Format("20060102")
+	due, stamp := d.Day, d.Anchor.Format("20060102")
 	for _, a := range s.Antenatal {
 		if within(today, due.AddDate(0, 0, -7*(40-a.Week))) {
 			out = append(out, scheduled{key: fmt.Sprintf("antenatal:%d:%s:%d", residentID, stamp, a.Week), message: "personal_antenatal",

@@ -192,7 +192,7 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
 		relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
-		family_relation = ?, due_date_sealed = ?, consent_withdrawn_at = NULL, updated_at = ? WHERE id = ?`,
+		family_relation = ?, due_date_sealed = COALESCE(NULLIF(?, ''), due_date_sealed), consent_withdrawn_at = NULL, updated_at = ? WHERE id = ?`,
 		r.ManagerOpenID, r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.PhoneSealed, r.PhoneHash, r.CommunityID,
 		r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, r.DueDateSealed, now, id)
 	if err != nil {

@@ -148,7 +148,7 @@ func init() {
 		"personal_renewal":       map[string]any{"Name": "王秀英", "End": "2027-11-22"}, "personal_followup": map[string]any{"Name": "王秀英", "End": "", "PerYear": 4},
 		"personal_elderly_checkup": map[string]any{"Name": "王秀英", "End": ""}, "personal_child": map[string]any{"Name": "李小宝", "Age": "1岁半", "Checkup": true, "Vaccines": "百白破疫苗第4剂、麻腮风疫苗第2剂、甲肝减毒活疫苗"},
 		"personal_antenatal": map[string]any{"Name": "陈晓燕", "Week": 28, "What": "孕28～36周的产前检查", "Due": "5月20日"},
-		"personal_postnatal": map[string]any{"Name": "陈晓燕", "What": "产后42天健康检查，妈妈和宝宝都要去"},
+		"personal_postnatal": map[string]any{"Name": "陈晓燕", "What": "产后42天健康检查，妈妈去卫生院或医院复查"},
 		"push_sign_request":  map[string]string{"number": "QY2611230001", "resident": "王秀英", "community": "幸福社区"},
 		"push_sign_reminder": map[string]string{"number": "QY2611230001", "resident": "王秀英", "days": "2"},
 		"push_sign_waiting":  map[string]string{"number": "QY2611230001", "doctor": "林静", "phone": "0531-88886666"},

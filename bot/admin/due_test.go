@@ -40,7 +40,7 @@ func TestStaffRecordAPregnantResidentsDueDate(t *testing.T) {
 			t.Fatalf("no due date form on a woman's page:\n%s", b.last)
 		}
 		form := url.Values{"csrf": {b.csrf()}, "due": {"2028-06-01"}}
-		if code, _ := b.post(page+"/due", form); code != http.StatusBadRequest || !strings.Contains(b.last, "今后10个月内") {
+		if code, _ := b.post(page+"/due", form); code != http.StatusBadRequest || !strings.Contains(b.last, "今后9个月内") {
 			t.Fatalf("a due date 18 months ahead: %d", code)
 		}
 		form.Set("due", "2027-05-20")
@@ -66,6 +66,9 @@ func TestStaffRecordAPregnantResidentsDueDate(t *testing.T) {
 		}
 		if code, out := b.apiJSON("POST", "/admin/api/residents/"+fmt.Sprint(contract.ResidentID)+"/due", `{"due": "5月20日"}`); code != http.StatusBadRequest {
 			t.Fatalf("a date without its year by the API: %d %v", code, out)
+		}
+		if code, out := b.api("GET", "/admin/api/residents/"+fmt.Sprint(contract.ResidentID), ""); code != 200 || out["due_date"] != "2027-05-20" {
+			t.Fatalf("GET the resident: %d %v", code, out["due_date"])
 		}
 		if code, out := b.apiJSON("POST", "/admin/api/residents/"+fmt.Sprint(contract.ResidentID)+"/due", `{"due": ""}`); code != 200 || !strings.Contains(fmt.Sprint(out), "已清除") {
 			t.Fatalf("clear by the API: %d %v", code, out)

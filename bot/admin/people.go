@@ -131,7 +131,16 @@ func (a *API) resident(c *gin.Context) {
 	for _, v := range visits {
 		vs = append(vs, visitJSON{ID: v.ID, Kind: v.Kind, Status: v.Status, StartsAt: v.StartsAt, Doctor: v.DoctorName})
 	}
-	c.JSON(http.StatusOK, gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs, "referrals": file.Referrals, "pushes": file.Pushes})
+	out := gin.H{"resident": r, "contracts": contractsJSON(contracts), "appointments": vs, "referrals": file.Referrals, "pushes": file.Pushes}
+	if may(caller(c).Role, toCare) { // as the console's page shows it to those who may change it
+		due, _, err := flows.OpenDueDate(a.Sealer, r.DueDateSealed)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		out["due_date"] = dayOrEmpty(due)
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // unmask answers a resident's full ID number and phone to a caller who
