@@ -159,15 +159,26 @@ func TestADatabaseLookupFailureCostsNoAttempt(t *testing.T) {
 	ctx := context.Background()
 	db, proxy, _ := storagetest.PostgresBehindProxy(t)
 	d, _ := dispatcher(t, db, storagetest.Embedded(t))
+	// The dispatcher's clock stands still: reconnecting after Resume may
+	// take longer than the deferral's backoff, which must not make the row
+	// due again within the test.
+	still := time.Now().Add(time.Minute) // after the push falls due
+	d.Now = func() time.Time { return still }
 	// A kind without a template goes as a customer-service message, which
 	// asks the database when the recipient last wrote.
 	enqueue(t, db, "lookup", "note", "o_lookup")
 	d.init()
+	// The bucket's own clock, so no token refills between here and the
+	// send: the send always waits, and the database goes while it does.
 	limiter := d.limiters[apiCustomer]
-	limiter.tokens = 0
+	at := time.Now()
+	limiter.now = func() time.Time { return at }
+	limiter.last, limiter.tokens = at, 0
+	var cut sync.Once
 	limiter.sleep = func(ctx context.Context, wait time.Duration) error {
-		proxy.Cut() // the database goes between the claim and the lookup
-		return sleepCtx(ctx, wait)
+		cut.Do(proxy.Cut) // the database goes between the claim and the lookup
+		at = at.Add(wait)
+		return nil
 	}
 	if n := d.DispatchOnce(ctx); n != 1 {
 		t.Fatalf("claimed %d", n)
