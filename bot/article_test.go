@@ -33,9 +33,10 @@ func coverPNG(t *testing.T) []byte {
 // An admin sends an article (图文) with a cover through the API: a preview
 // reaches a bound doctor, then the article goes to one community's
 // hypertension patients. The cover and the article are uploaded to WeChat
-// once for both, each patient (and no one else) has it in the sandbox's
-// outbox with its title and words and how to stop tips, and a cover that
-// is no image is refused.
+// once for both (each send a draft of its own), each patient (and no one
+// else) has it in the sandbox's outbox with its title and words and how to
+// stop tips; a community with one patient gets it as a customer-service
+// message; and a cover that is no image is refused.
 func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
 		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
@@ -70,6 +71,7 @@ func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 		if code != http.StatusAccepted || out["article"] == nil {
 			t.Fatalf("preview: %d %v", code, out)
 		}
+		articleID := out["article"]
 		// The send names the article the preview saved; its cover is kept.
 		saved := strings.Replace(article(nil, ""), `"cover": ""`, fmt.Sprintf(`"id": %v`, out["article"]), 1)
 		code, out = adminJSON(t, h, "POST", "/admin/api/broadcasts", saved)
@@ -102,6 +104,22 @@ func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 		}
 		if got := received(srv, "", "material"); len(got) != 1 {
 			t.Fatalf("the cover went up %d times for a preview and a send, want once", len(got))
+		}
+		// A community with one patient, who wrote today: the article goes to
+		// her as a customer-service message, a mass message needing two.
+		chat(t, srv, "o_ar_west", "你好")
+		// Naming the article without its link keeps the link: the same article.
+		one := strings.Replace(saved, fmt.Sprintf("%q", east.Name), fmt.Sprintf("%q", west.Name), 1)
+		one = strings.Replace(one, `, "source_url": "https://www.nhc.gov.cn/"`, "", 1)
+		code, out = adminJSON(t, h, "POST", "/admin/api/broadcasts", one)
+		if code != http.StatusCreated || out["audience"] != 1.0 || out["article"] != articleID {
+			t.Fatalf("send to one: %d %v (article %v)", code, out, articleID)
+		}
+		for deadline := time.Now().Add(20 * time.Second); len(received(srv, "o_ar_west", "customer-service")) == 0 && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := received(srv, "o_ar_west", "customer-service"); len(got) != 1 || got[0].Title != "冬季防跌倒" || !strings.Contains(got[0].Text, "小夜灯") {
+			t.Fatalf("the one patient received %+v", got)
 		}
 		var shown []sandbox.Message
 		json.Unmarshal(get(t, h, "/sandbox/outbox?to="+patients[0], local).Body.Bytes(), &shown)

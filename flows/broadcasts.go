@@ -56,6 +56,9 @@ type ArticleSpec struct {
 	Cover     []byte
 	CoverName string
 	SourceURL string
+	// KeepSource takes the named article's source link (a script that
+	// names an article and no link).
+	KeepSource bool
 }
 
 // Limits of a tip: a title a phone shows on one line, a text one screen holds.
@@ -266,6 +269,9 @@ func SaveArticle(ctx context.Context, db *storage.DB, scope storage.Scope, b Bro
 		}
 		if len(a.Cover) == 0 {
 			a.Cover, a.CoverName = was.Cover, was.CoverName
+		}
+		if b.Article.KeepSource {
+			a.SourceURL = was.SourceURL
 		}
 		if was.Title == a.Title && was.Body == a.Body && was.SourceURL == a.SourceURL && bytes.Equal(was.Cover, a.Cover) {
 			return was.ID, nil

@@ -7,14 +7,14 @@ import (
 
 // Article is an article (图文) for broadcasts, its cover image included.
 type Article struct {
-	ID          int64  `db:"id"`
-	Institution int64  `db:"-"` // whose admins wrote it; 0: city staff
-	Title       string `db:"title"`
-	Body        string `db:"body"`
-	SourceURL   string `db:"source_url"`
-	Cover       []byte `db:"-"`
-	CoverName   string `db:"cover_name"`
-	MediaID     string `db:"media_id"` // WeChat's permanent news material; "" until first sent
+	ID           int64  `db:"id"`
+	Institution  int64  `db:"-"` // whose admins wrote it; 0: city staff
+	Title        string `db:"title"`
+	Body         string `db:"body"`
+	SourceURL    string `db:"source_url"`
+	Cover        []byte `db:"-"`
+	CoverName    string `db:"cover_name"`
+	CoverMediaID string `db:"cover_media_id"` // the cover as WeChat's permanent image; "" until first sent
 }
 
 // CreateArticle stores an article and returns its ID.
@@ -33,7 +33,7 @@ func (db *DB) ArticleByID(ctx context.Context, scope Scope, id int64) (Article, 
 		Institution *int64 `db:"institution_id"`
 		Cover       string `db:"cover"`
 	}
-	err := db.get(ctx, "ArticleByID", &row, `SELECT id, institution_id, title, body, source_url, cover, cover_name, media_id
+	err := db.get(ctx, "ArticleByID", &row, `SELECT id, institution_id, title, body, source_url, cover, cover_name, cover_media_id
 		FROM articles WHERE id = ?`, id)
 	if err != nil {
 		return Article{}, err
@@ -51,15 +51,9 @@ func (db *DB) ArticleByID(ctx context.Context, scope Scope, id int64) (Article, 
 	return a, nil
 }
 
-// SetArticleMedia records the news material WeChat made of an article,
-// unless one was recorded first (two batches uploading at once), and
-// returns the one that stands.
-func (db *DB) SetArticleMedia(ctx context.Context, id int64, mediaID string) (string, error) {
-	const op = "SetArticleMedia"
-	if _, err := db.exec(ctx, op, `UPDATE articles SET media_id = ? WHERE id = ? AND media_id = ''`, mediaID, id); err != nil {
-		return "", err
-	}
-	var stood string
-	err := db.get(ctx, op, &stood, `SELECT media_id FROM articles WHERE id = ?`, id)
-	return stood, err
+// SetArticleCover records the permanent image WeChat made of an article's
+// cover, unless one was recorded first (two batches uploading at once).
+func (db *DB) SetArticleCover(ctx context.Context, id int64, mediaID string) error {
+	_, err := db.exec(ctx, "SetArticleCover", `UPDATE articles SET cover_media_id = ? WHERE id = ? AND cover_media_id = ''`, mediaID, id)
+	return err
 }

@@ -33,17 +33,21 @@ type broadcastRequest struct {
 	At        string            `json:"at"` // RFC 3339; empty: now
 	PreviewTo string            `json:"preview_to"`
 	Article   *struct {
-		ID        int64  `json:"id"`    // an article sent or previewed before, reused (its cover too)
-		Cover     []byte `json:"cover"` // base64 in JSON
-		CoverName string `json:"cover_name"`
-		SourceURL string `json:"source_url"`
+		ID        int64   `json:"id"`    // an article sent or previewed before, reused (its cover too)
+		Cover     []byte  `json:"cover"` // base64 in JSON
+		CoverName string  `json:"cover_name"`
+		SourceURL *string `json:"source_url"` // absent with an id: the article's own
 	} `json:"article"` // null: a text
 }
 
 func (r broadcastRequest) spec() (flows.BroadcastSpec, error) {
 	b := flows.BroadcastSpec{Title: r.Title, Text: r.Text, Segment: r.Segment}
 	if r.Article != nil {
-		b.Article = &flows.ArticleSpec{ID: r.Article.ID, Cover: r.Article.Cover, CoverName: cmp.Or(r.Article.CoverName, "cover.jpg"), SourceURL: r.Article.SourceURL}
+		b.Article = &flows.ArticleSpec{ID: r.Article.ID, Cover: r.Article.Cover, CoverName: cmp.Or(r.Article.CoverName, "cover.jpg"),
+			KeepSource: r.Article.SourceURL == nil}
+		if r.Article.SourceURL != nil {
+			b.Article.SourceURL = *r.Article.SourceURL
+		}
 	}
 	if r.At != "" {
 		at, err := time.Parse(time.RFC3339, r.At)

@@ -34,9 +34,12 @@ type MassSender interface {
 	MassSend(ctx context.Context, openIDs []string, m wechat.MassMessage, clientMsgID string) (msgID string, err error)
 	MassSendToTag(ctx context.Context, tagID int64, m wechat.MassMessage, clientMsgID string) (msgID string, err error)
 	MassPreview(ctx context.Context, openID string, m wechat.MassMessage) error
-	// UploadArticle makes an article (图文) permanent news material, its
-	// cover a permanent image, and returns the news's media_id.
-	UploadArticle(ctx context.Context, a wechat.Article) (mediaID string, err error)
+	// UploadArticle puts an article (图文) in the draft box, its cover a
+	// permanent image unless one is named, and returns the draft's media_id
+	// and the cover's.
+	UploadArticle(ctx context.Context, a wechat.Article) (mediaID, thumbID string, err error)
+	// SendArticle sends a draft's article to one user who wrote lately.
+	SendArticle(ctx context.Context, openID, mediaID string) error
 }
 
 // serviceWindow is how long after someone's last message WeChat lets an
@@ -400,11 +403,6 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 	if err != nil {
 		return nil, fmt.Errorf("%w: broadcast %d: %v", errInfra, id, err)
 	}
-	m, err := d.massMessage(ctx, b.Title, b.Body, strconv.FormatInt(b.ArticleID, 10))
-	if err != nil {
-		return nil, err
-	}
-	text := m.Text
 	at := d.Now()
 	finished := func(msgID string, r storage.MassResult) func(context.Context) error {
 		r.MsgID = msgID
@@ -413,9 +411,14 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 	submitted := func(msgID string) func(context.Context) error {
 		return func(ctx context.Context) error { return d.DB.MarkBroadcastSubmitted(ctx, row.ID, b, msgID, at, nil) }
 	}
-	switch {
-	case len(b.OpenIDs) == 0:
+	if len(b.OpenIDs) == 0 {
 		return finished("none:"+row.Key, storage.MassResult{Status: "nobody left"}), nil
+	}
+	m, err := d.massMessage(ctx, b.Title, b.Body, strconv.FormatInt(b.ArticleID, 10))
+	if err != nil {
+		return nil, err
+	}
+	switch {
 	case b.TagID != 0:
 		if d.SyncTag != nil {
 			if err := d.SyncTag(ctx, b.TagID); err != nil {
@@ -435,7 +438,11 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 		if d.Now().Sub(u.LastSeenAt) >= serviceWindow {
 			return nil, fmt.Errorf("%w: a mass message needs two openids, and the one resident left has not written in 48 hours", ErrPermanent)
 		}
-		if err := d.Send.SendText(ctx, b.OpenIDs[0], text); err != nil {
+		send := func() error { return d.Send.SendText(ctx, b.OpenIDs[0], m.Text) }
+		if m.NewsMediaID != "" {
+			send = func() error { return d.Mass.SendArticle(ctx, b.OpenIDs[0], m.NewsMediaID) }
+		}
+		if err := send(); err != nil {
 			return nil, err
 		}
 		return finished("cs:"+row.Key, storage.MassResult{Status: "send success", Total: 1, Sent: 1}), nil
@@ -447,10 +454,9 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 	return submitted(msgID), nil
 }
 
-// massMessage is a tip as a mass message: its text (also what a customer-
-// service message to one resident says), and for an article (ID not "" or
-// "0") its news material, uploaded to WeChat at its first preview or send
-// and reused after.
+// massMessage is a tip as a mass message: its text, or for an article (ID
+// not "" or "0") a draft of it made for this one send (WeChat removes a
+// draft once it is mass-sent), its cover uploaded at the first and reused.
 func (d *Dispatcher) massMessage(ctx context.Context, title, body, articleID string) (wechat.MassMessage, error) {
 	text, err := flows.BroadcastText(title, body)
 	if err != nil {
@@ -465,18 +471,17 @@ func (d *Dispatcher) massMessage(ctx context.Context, title, body, articleID str
 	if err != nil {
 		return m, fmt.Errorf("%w: article %d: %v", errInfra, id, err)
 	}
-	m.Text, _ = flows.BroadcastText(a.Title, flows.ArticleDigest(a.Body))
-	if m.NewsMediaID = a.MediaID; m.NewsMediaID != "" {
-		return m, nil
-	}
-	media, err := d.Mass.UploadArticle(ctx, wechat.Article{Title: a.Title, Digest: flows.ArticleDigest(a.Body), HTML: flows.ArticleHTML(a.Body),
-		SourceURL: a.SourceURL, Cover: a.Cover, CoverName: a.CoverName})
+	media, thumb, err := d.Mass.UploadArticle(ctx, wechat.Article{Title: a.Title, Digest: flows.ArticleDigest(a.Body),
+		HTML: flows.ArticleHTML(a.Body), SourceURL: a.SourceURL, ThumbMediaID: a.CoverMediaID, Cover: a.Cover, CoverName: a.CoverName})
 	if err != nil {
 		return m, err
 	}
-	if m.NewsMediaID, err = d.DB.SetArticleMedia(ctx, id, media); err != nil {
-		return m, fmt.Errorf("%w: article %d: %v", errInfra, id, err)
+	if a.CoverMediaID == "" {
+		if err := d.DB.SetArticleCover(ctx, id, thumb); err != nil {
+			return m, fmt.Errorf("%w: article %d: %v", errInfra, id, err)
+		}
 	}
+	m.NewsMediaID = media
 	return m, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/silenceper/wechat/v2/officialaccount"
 	"github.com/silenceper/wechat/v2/officialaccount/basic"
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
+	"github.com/silenceper/wechat/v2/officialaccount/draft"
 	"github.com/silenceper/wechat/v2/officialaccount/material"
 	"github.com/silenceper/wechat/v2/officialaccount/menu"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
@@ -69,6 +70,7 @@ type Client struct {
 	menu     *menu.Menu
 	users    *user.User
 	material *material.Material
+	drafts   *draft.Draft
 	tokens   *tokenCache
 	tokenKey string // the SDK's cache key of the stable access token
 	token    func(context.Context) (string, error)
@@ -87,7 +89,7 @@ func NewClient(a Account, rdb redis.UniversalClient, prefix string) *Client {
 		Cache: tokens, UseStableAK: true,
 	})
 	return &Client{customer: oa.GetCustomerMessageManager(), template: oa.GetTemplate(), basic: oa.GetBasic(), menu: oa.GetMenu(), tokens: tokens,
-		token: oa.GetAccessTokenContext, users: oa.GetUser(), material: oa.GetMaterial(),
+		token: oa.GetAccessTokenContext, users: oa.GetUser(), material: oa.GetMaterial(), drafts: oa.GetDraft(),
 		tokenKey: fmt.Sprintf("%s_stable_access_token_%s", credential.CacheKeyOfficialAccountPrefix, a.AppID)}
 }
 
@@ -196,27 +198,46 @@ func (c *Client) massSend(ctx context.Context, uri string, body map[string]any) 
 	return id, err
 }
 
-// Article is an article (图文) to make into permanent news material.
+// Article is an article (图文) to put in the account's draft box.
 type Article struct {
 	Title, Digest, HTML, SourceURL string
-	Cover                          []byte
-	CoverName                      string // the cover's file name, its extension WeChat's hint of the type
+	// ThumbMediaID is the cover's permanent image, if it went up before;
+	// otherwise Cover goes up first.
+	ThumbMediaID string
+	Cover        []byte
+	CoverName    string // the cover's file name, its extension WeChat's hint of the type
 }
 
-// UploadArticle uploads the cover as a permanent image and makes the
-// article permanent news material, and returns its media_id for MassSend.
-func (c *Client) UploadArticle(ctx context.Context, a Article) (string, error) {
-	var mediaID string
-	err := c.retryStaleToken(ctx, func() error {
-		thumb, _, err := c.material.AddMaterialFromReader(material.MediaTypeImage, a.CoverName, bytes.NewReader(a.Cover))
-		if err != nil {
-			return fmt.Errorf("upload cover: %w", err)
+// UploadArticle puts an article in the draft box (草稿箱) and returns the
+// draft's media_id, which MassSend, MassPreview and SendArticle carry, and
+// the cover's permanent image media_id, uploaded first unless given. WeChat
+// no longer makes news material (add_news) and removes a draft once it is
+// mass-sent, so each send takes a draft of its own.
+func (c *Client) UploadArticle(ctx context.Context, a Article) (mediaID, thumbID string, err error) {
+	thumbID = a.ThumbMediaID
+	err = c.retryStaleToken(ctx, func() error {
+		if thumbID == "" {
+			id, _, err := c.material.AddMaterialFromReader(material.MediaTypeImage, a.CoverName, bytes.NewReader(a.Cover))
+			if err != nil {
+				return fmt.Errorf("upload cover: %w", err)
+			}
+			thumbID = id
 		}
-		mediaID, err = c.material.AddNews([]*material.Article{{Title: a.Title, ThumbMediaID: thumb, Digest: a.Digest,
+		var err error
+		mediaID, err = c.drafts.AddDraft([]*draft.Article{{Title: a.Title, ThumbMediaID: thumbID, Digest: a.Digest,
 			ShowCoverPic: 1, Content: a.HTML, ContentSourceURL: a.SourceURL}})
 		return err
 	})
-	return mediaID, err
+	return mediaID, thumbID, err
+}
+
+// SendArticle sends a draft's article to one user as a customer-service
+// message (an audience of one, who wrote in the last 48 hours).
+func (c *Client) SendArticle(ctx context.Context, openID, mediaID string) error {
+	return c.retryStaleToken(ctx, func() error {
+		return c.customer.Send(&message.CustomerMessage{ToUser: openID, Msgtype: message.MsgType("mpnews"),
+			Mpnews: &message.MediaResource{MediaID: mediaID}})
+	})
 }
 
 // CreateTag makes a user tag and returns its ID.

@@ -89,9 +89,11 @@ func TestMassSendByOpenIDList(t *testing.T) {
 }
 
 // An article (图文): its cover goes up as a permanent image and the article
-// as permanent news material, which a mass message and a preview then
-// carry by media_id; the stand-in refuses a cover that is no image and a
-// media_id it never made.
+// into the draft box, which a preview, a mass message and a customer-
+// service message carry by media_id. A mass send takes the draft out, as
+// WeChat does, so the next send needs a draft of its own, made with the
+// cover already uploaded. The stand-in refuses a cover that is no image, a
+// media_id it never made, and the news-material call WeChat switched off.
 func TestMassSendAnArticle(t *testing.T) {
 	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
 		UseTransport(sandbox.Transport{})
@@ -105,29 +107,59 @@ func TestMassSendAnArticle(t *testing.T) {
 		}
 		a := Article{Title: "冬季防流感", Digest: "打疫苗、勤洗手", HTML: "<p>65岁以上老人请尽早接种流感疫苗。</p><p>勤洗手，常通风。</p>",
 			SourceURL: "https://www.nhc.gov.cn/", Cover: png.Bytes(), CoverName: "cover.png"}
-		media, err := c.UploadArticle(ctx, a)
-		if err != nil || media == "" {
-			t.Fatalf("upload: %q %v", media, err)
+		draft, thumb, err := c.UploadArticle(ctx, a)
+		if err != nil || draft == "" || thumb == "" {
+			t.Fatalf("upload: %q %q %v", draft, thumb, err)
 		}
-		if _, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{NewsMediaID: media}, "broadcast:9:1"); err != nil {
+		if err := c.MassPreview(ctx, "o_doctor", MassMessage{NewsMediaID: draft}); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Outbox("o_doctor"); len(got) != 1 || got[0].Title != "冬季防流感" {
+			t.Fatalf("preview: %+v", got)
+		}
+		if _, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{NewsMediaID: draft}, "broadcast:9:1"); err != nil {
 			t.Fatal(err)
 		}
 		got := s.Outbox("o_b")
 		if len(got) != 1 || got[0].Kind != "mass" || got[0].Title != "冬季防流感" || got[0].Text != "65岁以上老人请尽早接种流感疫苗。勤洗手，常通风。" {
 			t.Fatalf("o_b received %+v", got)
 		}
-		if err := c.MassPreview(ctx, "o_doctor", MassMessage{NewsMediaID: media}); err != nil {
+		if _, err := c.MassSend(ctx, []string{"o_a", "o_c"}, MassMessage{NewsMediaID: draft}, "broadcast:9:2"); ErrCode(err) != 40007 {
+			t.Fatalf("a draft sent once, sent again: %v", err)
+		}
+		a.ThumbMediaID, a.Cover = thumb, nil
+		again, _, err := c.UploadArticle(ctx, a)
+		if err != nil || again == draft {
+			t.Fatalf("a second draft: %q %v", again, err)
+		}
+		if err := c.SendArticle(ctx, "o_c", again); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.Outbox("o_doctor"); len(got) != 1 || got[0].Title != "冬季防流感" {
-			t.Fatalf("preview: %+v", got)
+		if got := s.Outbox("o_c"); len(got) != 1 || got[0].Kind != "customer-service" || got[0].Title != "冬季防流感" {
+			t.Fatalf("o_c received %+v", got)
 		}
-		a.Cover, a.CoverName = []byte("not an image at all"), "cover.txt"
-		if _, err := c.UploadArticle(ctx, a); err == nil {
+		if up := filterKind(s.Outbox(""), "material"); len(up) != 1 {
+			t.Fatalf("the cover went up %d times, want once", len(up))
+		}
+		a.ThumbMediaID, a.Cover, a.CoverName = "", []byte("not an image at all"), "cover.txt"
+		if _, _, err := c.UploadArticle(ctx, a); err == nil {
 			t.Fatal("a cover that is no image was taken")
 		}
 		if _, err := c.MassSend(ctx, []string{"o_a", "o_b"}, MassMessage{NewsMediaID: "made-up"}, "broadcast:10:1"); ErrCode(err) != 40007 {
 			t.Fatalf("an unknown media_id: %v", err)
 		}
+		if _, err := c.material.AddNews(nil); ErrCode(err) != 45106 {
+			t.Fatalf("news material: %v", err)
+		}
 	})
+}
+
+func filterKind(ms []sandbox.Message, kind string) []sandbox.Message {
+	var out []sandbox.Message
+	for _, m := range ms {
+		if m.Kind == kind {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -62,8 +62,9 @@ type StandIn struct {
 	tags    map[int64]map[string]bool // tag -> the users carrying it
 	jobs    map[string]int64          // clientmsgid -> msg_id of its job
 	media   map[string]string         // permanent image media_id -> file name
-	news    map[string]newsArticle    // permanent news media_id -> its article
-	mass    map[string]int            // openid + month -> mass messages received
+	drafts  map[string]newsArticle    // draft media_id -> its article, until mass-sent
+	nDrafts int
+	mass    map[string]int // openid + month -> mass messages received
 	nextJob int64
 }
 
@@ -139,7 +140,7 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-// newsArticle is an article kept as permanent news material.
+// newsArticle is an article in the draft box.
 type newsArticle struct {
 	Title   string `json:"title"`
 	Thumb   string `json:"thumb_media_id"`
@@ -208,14 +209,14 @@ func (s *StandIn) addImage(req *http.Request, body []byte) any {
 	return obj{"media_id": id, "url": "http://mmbiz.qpic.cn/sandbox/" + id}
 }
 
-// addNews keeps an article as permanent news material; its cover must be
-// permanent image material.
-func (s *StandIn) addNews(body []byte) any {
+// addDraft keeps an article in the draft box; its cover must be permanent
+// image material.
+func (s *StandIn) addDraft(body []byte) any {
 	var req struct {
 		Articles []newsArticle `json:"articles"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil || len(req.Articles) != 1 {
-		return obj{"errcode": 40114, "errmsg": "sandbox: one article a call"}
+		return obj{"errcode": 40114, "errmsg": "sandbox: one article a draft"}
 	}
 	a := req.Articles[0]
 	s.mu.Lock()
@@ -226,17 +227,26 @@ func (s *StandIn) addNews(body []byte) any {
 	if a.Title == "" || a.Content == "" || len([]rune(a.Content)) > 20000 {
 		return obj{"errcode": 45009, "errmsg": "sandbox: an article needs a title and at most 20,000 characters of content"}
 	}
-	if s.news == nil {
-		s.news = map[string]newsArticle{}
+	if s.drafts == nil {
+		s.drafts = map[string]newsArticle{}
 	}
-	id := fmt.Sprintf("sbx-news-%d", len(s.news)+1)
-	s.news[id] = a
+	s.nDrafts++
+	id := fmt.Sprintf("sbx-draft-%d", s.nDrafts)
+	s.drafts[id] = a
 	return obj{"media_id": id}
 }
 
+// Drafts is how many drafts the draft box holds.
+func (s *StandIn) Drafts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.drafts)
+}
+
 // massContent is what a mass-send call carries: a text, or the article
-// its mpnews media_id names (its title, and its words without markup).
-func (s *StandIn) massContent(body []byte) (title, text string, refused any) {
+// its mpnews media_id names in the draft box (its title, and its words
+// without markup); consume takes the draft out, as a mass send does.
+func (s *StandIn) massContent(body []byte, consume bool) (title, text string, refused any) {
 	var req struct {
 		MsgType string `json:"msgtype"`
 		Text    struct {
@@ -252,7 +262,10 @@ func (s *StandIn) massContent(body []byte) (title, text string, refused any) {
 		return "", req.Text.Content, nil
 	case "mpnews":
 		s.mu.Lock()
-		a, ok := s.news[req.MPNews.MediaID]
+		a, ok := s.drafts[req.MPNews.MediaID]
+		if ok && consume {
+			delete(s.drafts, req.MPNews.MediaID)
+		}
 		s.mu.Unlock()
 		if !ok {
 			return "", "", obj{"errcode": 40007, "errmsg": "invalid media_id"}
@@ -345,6 +358,14 @@ func (s *StandIn) serve(path string, body []byte) any {
 		s.record(Message{Kind: "token"})
 		return obj{"access_token": tok, "expires_in": 7200}
 	case "/cgi-bin/message/custom/send":
+		if req.MsgType == "mpnews" {
+			title, text, refused := s.massContent(body, false)
+			if refused != nil {
+				return refused
+			}
+			s.record(Message{To: to, Kind: "customer-service", Title: title, Text: text})
+			return ok
+		}
 		s.record(Message{To: to, Kind: "customer-service", Text: req.Text.Content})
 		return ok
 	case "/cgi-bin/message/template/send":
@@ -354,17 +375,22 @@ func (s *StandIn) serve(path string, body []byte) any {
 		s.record(Message{To: to, Kind: "subscribe", Data: body})
 		return ok
 	case "/cgi-bin/material/add_news":
-		return s.addNews(body)
+		return obj{"errcode": 45106, "errmsg": "This API has been unsupported"} // since 2022: drafts instead
+	case "/cgi-bin/draft/add":
+		return s.addDraft(body)
 	case "/cgi-bin/message/mass/send":
 		var list []string
 		_ = json.Unmarshal(req.ToUser, &list)
-		title, text, refused := s.massContent(body)
+		if len(list) < 2 || len(list) > 10000 { // refused before the draft is touched
+			return obj{"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"}
+		}
+		title, text, refused := s.massContent(body, true)
 		if refused != nil {
 			return refused
 		}
 		return s.massSend(list, title, text, req.ClientMsgID, 2)
 	case "/cgi-bin/message/mass/preview":
-		title, text, refused := s.massContent(body)
+		title, text, refused := s.massContent(body, false)
 		if refused != nil {
 			return refused
 		}
@@ -375,7 +401,7 @@ func (s *StandIn) serve(path string, body []byte) any {
 		if len(members) == 0 {
 			return obj{"errcode": 45159, "errmsg": "sandbox: no such tag, or no one carries it"}
 		}
-		title, text, refused := s.massContent(body)
+		title, text, refused := s.massContent(body, true)
 		if refused != nil {
 			return refused
 		}
