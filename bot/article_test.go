@@ -67,7 +67,8 @@ func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 			t.Fatalf("a cover that is no image: %d %v", code, out)
 		}
 		cover := coverPNG(t)
-		code, out := adminJSON(t, h, "POST", "/admin/api/broadcasts", article(cover, `"preview_to": "o_ar_doc",`))
+		// A script names the doctor by the ID GET /admin/api/doctors gives.
+		code, out := adminJSON(t, h, "POST", "/admin/api/broadcasts", article(cover, fmt.Sprintf(`"preview_to": "doctor:%d",`, demo.Doctors[0].ID)))
 		if code != http.StatusAccepted || out["article"] == nil {
 			t.Fatalf("preview: %d %v", code, out)
 		}

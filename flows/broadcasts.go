@@ -234,6 +234,17 @@ func PreviewBroadcast(ctx context.Context, db *storage.DB, scope storage.Scope, 
 	if err := b.check(now); err != nil {
 		return err
 	}
+	if raw, ok := strings.CutPrefix(openID, "doctor:"); ok { // a doctor by ID, as scripts know them
+		id, _ := strconv.ParseInt(raw, 10, 64)
+		bound, found, err := db.DoctorOpenID(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && !found {
+			return refusal("预览只能发给本机构已绑定微信的医生。")
+		}
+		if err != nil {
+			return err
+		}
+		openID = bound
+	}
 	d, err := db.DoctorByOpenID(ctx, openID)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && !scope.Whole() && d.InstitutionID != scope.Institution {
 		return refusal("预览只能发给本机构已绑定微信的医生。")
