@@ -217,14 +217,22 @@ func DueSeasonal(entries []SeasonalEntry, now time.Time) []SeasonalEntry {
 // the entry, the year and the resident, so expanding again (or on several
 // instances at once) adds nothing. The pushes are due at 08:00 on the day, or now if later.
 func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time) (int, error) {
-	return expandSeasonal(ctx, db, s, e, now, func(int64) (SeasonalEntry, bool) { return e, true }, db.SeasonalRecipients)
+	asIs := func(context.Context) (func(int64) (SeasonalEntry, bool), error) {
+		return func(int64) (SeasonalEntry, bool) { return e, true }, nil
+	}
+	return expandSeasonal(ctx, db, s, e, now, asIs, db.SeasonalRecipients)
 }
+
+// entryRules says, for each page of an expansion, how a community's
+// institution has the entry then: admins' changes made while a campaign
+// runs reach the pages after them.
+type entryRules func(context.Context) (func(communityID int64) (SeasonalEntry, bool), error)
 
 // expandSeasonal is ExpandSeasonal with the entry as each community's
 // institution has it (switched off, or its text rewritten, by its admins),
 // over the residents page reads.
 func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
-	as func(communityID int64) (SeasonalEntry, bool), page func(context.Context, int64, int) ([]storage.Recipient, error)) (int, error) {
+	rules entryRules, page func(context.Context, int64, int) ([]storage.Recipient, error)) (int, error) {
 	year := now.In(Shanghai).Year()
 	day, end, err := e.Window(year)
 	if err != nil {
@@ -243,6 +251,10 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 	for {
 		recipients, err := page(ctx, after, seasonalPage)
 		if err != nil || len(recipients) == 0 {
+			return total, err
+		}
+		as, err := rules(ctx)
+		if err != nil {
 			return total, err
 		}
 		var pushes []storage.Push
@@ -322,21 +334,29 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	year := now.In(Shanghai).Year()
 	total := 0
 	for _, e := range DueSeasonal(cal.Live(), now) {
-		as := func(community int64) (SeasonalEntry, bool) { return cal.As(e, institution[community]) }
+		rules := func(ctx context.Context) (func(int64) (SeasonalEntry, bool), error) {
+			latest, err := LoadCalendar(ctx, db)
+			return func(community int64) (SeasonalEntry, bool) {
+				if _, ok := latest.Entry(e.Code, institution[community]); !ok { // an added entry since removed
+					return e, false
+				}
+				return latest.As(e, institution[community])
+			}, err
+		}
 		code := "seasonal:" + e.Code
 		mine, err := db.ClaimCampaign(ctx, code, year, now, campaignLease)
 		if err != nil {
 			return total, err
 		}
 		if !mine {
-			n, err := catchUpSeasonal(ctx, db, s, e, now, as)
+			n, err := catchUpSeasonal(ctx, db, s, e, now, rules)
 			if err != nil {
 				return total, err
 			}
 			total += n
 			continue
 		}
-		n, err := expandSeasonal(ctx, db, s, e, now, as, db.SeasonalRecipients)
+		n, err := expandSeasonal(ctx, db, s, e, now, rules, db.SeasonalRecipients)
 		if err != nil {
 			return total, err
 		}
@@ -352,8 +372,7 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 // those whose contract became active since it last ran, or for everyone
 // when admins changed the entry since (switched back on, say). Keys make a
 // resident who had it get nothing more.
-func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
-	as func(int64) (SeasonalEntry, bool)) (int, error) {
+func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time, rules entryRules) (int, error) {
 	code, year := "seasonal:"+e.Code, now.In(Shanghai).Year()
 	through, ok, err := db.CampaignThrough(ctx, code, year)
 	if err != nil || !ok || !now.After(through) {
@@ -364,7 +383,7 @@ func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e S
 	page := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
 		return db.SeasonalRecipientsSince(ctx, through, after, limit)
 	}
-	n, err := expandSeasonal(ctx, db, s, e, now, as, page)
+	n, err := expandSeasonal(ctx, db, s, e, now, rules, page)
 	if err != nil {
 		return n, err
 	}
