@@ -268,7 +268,7 @@ func TestReminderSettingsInChat(t *testing.T) {
 	e := engineFor(t, "national")
 	e.DB.Apply(context.Background(), storage.Changes{Seen: &storage.UserSeen{OpenID: "o_set", Subscribed: true, EventTime: time.Now()}})
 	c := talk(t, e, "o_set")
-	c.say("提醒设置", "1. 健康知识提示（节气、季节和卫生院群发的）：已开启", "2. 个人健康提醒（预约、随访、体检、续签）：已开启")
+	c.say("提醒设置", "1. 健康知识提示（节气、季节和卫生院群发的）：已开启", "2. 个人健康提醒（预约、随访、体检、接种、产检、续签）：已开启")
 	c.say("1", "已关闭健康知识提示", "1. 健康知识提示（节气、季节和卫生院群发的）：已关闭")
 	c.say("取消")
 	c.say("我的", "3. 提醒设置")
