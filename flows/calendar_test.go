@@ -96,6 +96,16 @@ func TestAdminsChangeTheCalendarForTheirResidents(t *testing.T) {
 	if _, ok := texts("o_here")["flu-vaccine"]; ok || texts("o_there")["flu-vaccine"] == "" {
 		t.Fatalf("after switching flu off here: here %v, there %v", texts("o_here"), texts("o_there"))
 	}
+	// And on again: the withdrawn reminder waits to go again.
+	if _, err := SaveCalendarChange(ctx, e.DB, hereAdmin, CalendarChange{Code: "flu-vaccine"}, "admin", shuangjiang); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := RunSeasonal(ctx, e.DB, e.Sealer, shuangjiang.Add(time.Hour)); err != nil || texts("o_here")["flu-vaccine"] == "" || n != 0 {
+		t.Fatalf("after switching flu back on: %d new, %v, here %v", n, err, texts("o_here"))
+	}
+	if _, err := SaveCalendarChange(ctx, e.DB, hereAdmin, CalendarChange{Code: "flu-vaccine", Off: true}, "admin", shuangjiang); err != nil {
+		t.Fatal(err)
+	}
 	// The year as each sees it: their own changes marked, others' entries hidden.
 	cal, err := LoadCalendar(ctx, e.DB)
 	if err != nil {

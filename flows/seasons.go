@@ -374,10 +374,11 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 // resident who had it get nothing more.
 func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time, rules entryRules) (int, error) {
 	code, year := "seasonal:"+e.Code, now.In(Shanghai).Year()
-	through, ok, err := db.CampaignThrough(ctx, code, year)
-	if err != nil || !ok || !now.After(through) {
+	reach, ok, err := db.CampaignThrough(ctx, code, year)
+	if err != nil || !ok || !now.After(reach.Through) {
 		return 0, err // still running on another instance, or nothing since
 	}
+	through := reach.Through
 	// Admins' changes to the entry set through back to the start, so
 	// everyone is read again.
 	page := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
@@ -387,7 +388,7 @@ func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e S
 	if err != nil {
 		return n, err
 	}
-	return n, db.CatchUpCampaign(ctx, code, year, through, now, n)
+	return n, db.CatchUpCampaign(ctx, code, year, reach, now, n)
 }
 
 // NextSolarTerm is the first solar term to begin after now: its name and

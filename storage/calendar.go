@@ -41,6 +41,11 @@ func (db *DB) SaveCalendarEdit(ctx context.Context, e CalendarEdit, name string,
 		if err := tx.rerunCampaign(ctx, op, e.Code, year); err != nil {
 			return err
 		}
+		if !e.Off {
+			if err := tx.reviveSeasonal(ctx, op, e.Institution, e.Code, year); err != nil {
+				return err
+			}
+		}
 		detail := "改写了提示内容"
 		switch {
 		case e.Off:
@@ -73,6 +78,11 @@ func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, n
 		if err := tx.rerunCampaign(ctx, op, code, year); err != nil {
 			return err
 		}
+		if entry == "" {
+			if err := tx.reviveSeasonal(ctx, op, institution, code, year); err != nil {
+				return err
+			}
+		}
 		detail := "恢复为日历原样"
 		if entry != "" {
 			detail = "删除了自定条目"
@@ -87,9 +97,40 @@ func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, n
 // rerunCampaign makes an entry's finished campaign of this year run again
 // for everyone at its next run inside its window (switched back on, it
 // reaches those who did not have it; keys spare those who did).
+// A campaign still running when the change lands keeps the mark: it
+// finishes with through at the start, and a catch-up that read through
+// before the change (its generation) cannot move it on.
 func (db *DB) rerunCampaign(ctx context.Context, op, code string, year int) error {
-	_, err := db.exec(ctx, op, `UPDATE campaigns SET through = ? WHERE code = ? AND year = ? AND finished_at IS NOT NULL`,
+	_, err := db.exec(ctx, op, `UPDATE campaigns SET through = ?, generation = generation + 1 WHERE code = ? AND year = ?`,
 		time.Unix(0, 0).UTC(), "seasonal:"+code, year)
+	return err
+}
+
+// reviveSeasonal puts back this year's reminders of an entry that switching
+// it off withdrew, to one institution's residents or (0) everyone's, except
+// where the entry is still off: an institution's own switch, or city
+// staff's for all. Those past their window are withdrawn again when claimed.
+func (db *DB) reviveSeasonal(ctx context.Context, op string, institution int64, code string, year int) error {
+	prefix := "seasonal:" + code + ":" + strconv.Itoa(year) + ":"
+	still := `SELECT CAST(? AS TEXT) || CAST(r.id AS TEXT) FROM residents r JOIN communities m ON m.id = r.community_id
+		WHERE m.institution_id IN (SELECT institution_id FROM calendar_edits WHERE code = ? AND off)`
+	args := []any{prefix, len(prefix), prefix, prefix, code}
+	scoped := ""
+	if institution != 0 {
+		scoped = ` AND idempotency_key IN (SELECT CAST(? AS TEXT) || CAST(r.id AS TEXT) FROM residents r
+			JOIN communities m ON m.id = r.community_id WHERE m.institution_id = ?)`
+		args = append(args, prefix, institution)
+	}
+	var cityOff bool
+	if err := db.get(ctx, op, &cityOff, `SELECT COUNT(*) > 0 FROM calendar_edits WHERE institution_id = 0 AND code = ? AND off`, code); err != nil {
+		return err
+	}
+	if cityOff {
+		return nil
+	}
+	_, err := db.exec(ctx, op, `UPDATE outbox SET state = 'pending', last_error = ''
+		WHERE state = 'cancelled' AND last_error = 'switched off in the calendar' AND SUBSTR(idempotency_key, 1, ?) = ?
+		AND idempotency_key NOT IN (`+still+`)`+scoped, args[1:]...)
 	return err
 }
 

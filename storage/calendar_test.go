@@ -117,28 +117,105 @@ func TestCampaignsCatchUp(t *testing.T) {
 		if err := db.FinishCampaign(ctx, "seasonal:flu", 2026, 5, start.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		through, ok, err := db.CampaignThrough(ctx, "seasonal:flu", 2026)
-		if !ok || err != nil || !through.Equal(start) {
-			t.Fatalf("through = %v %v %v, want %v", through, ok, err, start)
+		reach, ok, err := db.CampaignThrough(ctx, "seasonal:flu", 2026)
+		if !ok || err != nil || !reach.Through.Equal(start) {
+			t.Fatalf("through = %v %v %v, want %v", reach, ok, err, start)
 		}
 		later := start.Add(48 * time.Hour)
 		for range 2 { // the second finds it moved
-			if err := db.CatchUpCampaign(ctx, "seasonal:flu", 2026, through, later, 1); err != nil {
+			if err := db.CatchUpCampaign(ctx, "seasonal:flu", 2026, reach, later, 1); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got, _, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); !got.Equal(later) {
+		if got, _, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); !got.Through.Equal(later) {
 			t.Fatalf("after catching up: %v", got)
 		}
 		campaigns, _ := db.Campaigns(ctx, 10)
 		if len(campaigns) != 1 || campaigns[0].Pushes != 6 {
 			t.Fatalf("campaigns = %+v", campaigns)
 		}
+		// A catch-up that read before a change cannot move through on.
+		reach, _, _ = db.CampaignThrough(ctx, "seasonal:flu", 2026)
 		if err := db.SaveCalendarEdit(ctx, storage.CalendarEdit{Code: "flu", Off: false, UpdatedBy: "city"}, "流感", 2026); err != nil {
 			t.Fatal(err)
 		}
-		if got, _, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); got.After(start) {
+		if err := db.CatchUpCampaign(ctx, "seasonal:flu", 2026, reach, later.Add(time.Hour), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := db.CampaignThrough(ctx, "seasonal:flu", 2026); got.Through.After(start) || got.Generation != reach.Generation+1 {
 			t.Fatalf("a change to the entry left through at %v", got)
+		}
+		// A change while a campaign runs: it finishes with through at the start.
+		if mine, _ := db.ClaimCampaign(ctx, "seasonal:cold", 2026, start, time.Hour); !mine {
+			t.Fatal("claim cold")
+		}
+		if err := db.SaveCalendarEdit(ctx, storage.CalendarEdit{Code: "cold", Text: "天冷了，注意保暖，老人出门戴帽子。", UpdatedBy: "city"}, "寒", 2026); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FinishCampaign(ctx, "seasonal:cold", 2026, 3, start.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, _ := db.CampaignThrough(ctx, "seasonal:cold", 2026); !ok || got.Through.After(start) {
+			t.Fatalf("changed while running, finished with through %v", got)
+		}
+	})
+}
+
+// Switched back on, an entry's reminders that switching it off withdrew
+// wait to go again, except for those whose institution (or city staff)
+// still has it off.
+func TestCalendarSwitchedBackOnRevivesItsReminders(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ids := seedOrganisation(t, db)
+		other, err := db.CreateInstitution(ctx, storage.Institution{Code: "other", Name: "别处卫生院", Kind: "township_centre"},
+			[]storage.Community{{Town: "别镇", Name: "别村"}}, []storage.NewTeam{{Name: "别处团队", Doctor: storage.Doctor{Name: "别医生"}, Communities: []int{0}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signResident(t, db, 1, "o_here", ids[0], nil, "1950-01-01")
+		signResident(t, db, 2, "o_there", other[0], nil, "1950-01-01")
+		raw := storagetest.SQL(t, db)
+		key := map[string]string{}
+		for _, o := range []string{"o_here", "o_there"} {
+			var id int64
+			raw.GetContext(ctx, &id, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), o)
+			key[o] = fmt.Sprintf("seasonal:flu:2026:%d", id)
+			if err := db.Enqueue(ctx, []storage.Push{{Key: key[o], Kind: "seasonal", Recipient: o,
+				Due: time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), Fields: map[string]string{"text": "t"}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		here, _ := db.InstitutionByCode(ctx, "shili")
+		away, _ := db.InstitutionByCode(ctx, "other")
+		stateOf := func(o string) string {
+			rows, _ := db.OutboxFor(ctx, o)
+			return rows[0].State
+		}
+		off := func(inst int64, off bool) {
+			t.Helper()
+			if err := db.SaveCalendarEdit(ctx, storage.CalendarEdit{Institution: inst, Code: "flu", Off: off, UpdatedBy: "a"}, "流感", 2026); err != nil {
+				t.Fatal(err)
+			}
+		}
+		off(here.ID, true)
+		off(away.ID, true)
+		off(here.ID, false) // here switches it back on; away keeps it off
+		if stateOf("o_here") != "pending" || stateOf("o_there") != "cancelled" {
+			t.Fatalf("after here switched back on: here %s, there %s", stateOf("o_here"), stateOf("o_there"))
+		}
+		off(0, true) // city staff: off for everyone
+		if err := db.DeleteCalendarEdit(ctx, away.ID, "flu", "流感", "a", 2026); err != nil {
+			t.Fatal(err)
+		}
+		if stateOf("o_there") != "cancelled" || stateOf("o_here") != "cancelled" {
+			t.Fatalf("while city staff have it off: here %s, there %s", stateOf("o_here"), stateOf("o_there"))
+		}
+		if err := db.DeleteCalendarEdit(ctx, 0, "flu", "流感", "city", 2026); err != nil {
+			t.Fatal(err)
+		}
+		if stateOf("o_there") != "pending" || stateOf("o_here") != "pending" {
+			t.Fatalf("after city staff put it back: here %s, there %s", stateOf("o_here"), stateOf("o_there"))
 		}
 	})
 }

@@ -124,29 +124,42 @@ func (db *DB) ClaimCampaign(ctx context.Context, code string, year int, now time
 // FinishCampaign records that a campaign's expansion is complete: it has
 // reached everyone active when it started.
 func (db *DB) FinishCampaign(ctx context.Context, code string, year int, pushes int, now time.Time) error {
-	_, err := db.exec(ctx, "FinishCampaign", `UPDATE campaigns SET finished_at = ?, pushes = ?, through = started_at
+	// A change to the entry while it ran (rerunCampaign) left through at the
+	// start: it stays there, so the next run reads everyone again.
+	_, err := db.exec(ctx, "FinishCampaign", `UPDATE campaigns SET finished_at = ?, pushes = ?, through = COALESCE(through, started_at)
 		WHERE code = ? AND year = ?`, now.UTC(), pushes, code, year)
 	return err
 }
 
+// CampaignReach is how far a finished campaign has reached, and how many
+// changes to its entry it has seen.
+type CampaignReach struct {
+	Through    time.Time
+	Generation int
+}
+
 // CampaignThrough is how far a finished campaign has reached (see
 // CatchUpCampaign); ok is false while it is not finished.
-func (db *DB) CampaignThrough(ctx context.Context, code string, year int) (through time.Time, ok bool, err error) {
-	var at sql.NullTime
-	err = db.get(ctx, "CampaignThrough", &at, `SELECT through FROM campaigns WHERE code = ? AND year = ? AND finished_at IS NOT NULL`,
-		code, year)
-	if errors.Is(err, ErrNotFound) {
-		return through, false, nil
+func (db *DB) CampaignThrough(ctx context.Context, code string, year int) (reach CampaignReach, ok bool, err error) {
+	var row struct {
+		Through    sql.NullTime `db:"through"`
+		Generation int          `db:"generation"`
 	}
-	return at.Time, err == nil && at.Valid, err
+	err = db.get(ctx, "CampaignThrough", &row, `SELECT through, generation FROM campaigns WHERE code = ? AND year = ?
+		AND finished_at IS NOT NULL`, code, year)
+	if errors.Is(err, ErrNotFound) {
+		return reach, false, nil
+	}
+	return CampaignReach{Through: row.Through.Time, Generation: row.Generation}, err == nil && row.Through.Valid, err
 }
 
 // CatchUpCampaign records that a finished campaign has caught up to a
-// moment (after a run over those who signed since was, the one that read),
-// adding what it enqueued; it does nothing if another run moved it first.
-func (db *DB) CatchUpCampaign(ctx context.Context, code string, year int, was, to time.Time, pushes int) error {
+// moment (after a run over those who signed since what it read), adding
+// what it enqueued; it does nothing if another run moved it first, or if
+// the entry changed meanwhile (the next run reads everyone again).
+func (db *DB) CatchUpCampaign(ctx context.Context, code string, year int, was CampaignReach, to time.Time, pushes int) error {
 	_, err := db.exec(ctx, "CatchUpCampaign", `UPDATE campaigns SET through = ?, pushes = pushes + ?
-		WHERE code = ? AND year = ? AND through = ?`, to.UTC(), pushes, code, year, was.UTC())
+		WHERE code = ? AND year = ? AND through = ? AND generation = ?`, to.UTC(), pushes, code, year, was.Through.UTC(), was.Generation)
 	return err
 }
 
