@@ -66,6 +66,7 @@ func TestCalendarAndArticleInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#edit-entry`)),
 		chromedp.Click(chromedp.CSS(`#edit-entry input[name=send]`)),
 		chromedp.Click(chromedp.CSS(`#edit-entry button`)),
+		chromedp.WaitVisible(chromedp.Search(`//*[contains(@class, "flash") and contains(., "已保存")]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#calendar`)))
 	if got := textOf("#calendar tbody tr:first-child"); !strings.Contains(got, "已停发") {
 		t.Fatalf("the first entry after switching it off: %q", got)
@@ -77,7 +78,7 @@ func TestCalendarAndArticleInABrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#add-entry input[name=day]`), "15"),
 		chromedp.SendKeys(chromedp.CSS(`#add-entry textarea[name=text]`), "3月15日上午卫生院在村委会门口义诊，免费量血压、测血糖。"),
 		chromedp.Click(chromedp.CSS(`#add-entry button`)),
-		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+		chromedp.WaitVisible(chromedp.Search(`//*[contains(@class, "flash") and contains(., "已加入健康日历")]`)))
 	if got := textOf("#calendar"); !strings.Contains(got, "社区义诊") || !strings.Contains(got, "自定") {
 		t.Fatalf("the added entry is not listed:\n%s", got)
 	}
@@ -95,7 +96,8 @@ func TestCalendarAndArticleInABrowser(t *testing.T) {
 	if got := textOf("#compose"); !strings.Contains(got, "已上传") {
 		t.Fatalf("the cover was not kept after counting:\n%s", got)
 	}
-	run("preview", chromedp.Click(chromedp.CSS(`#compose button[value=preview]`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	run("preview", chromedp.Click(chromedp.CSS(`#compose button[value=preview]`)),
+		chromedp.WaitVisible(chromedp.Search(`//*[contains(@class, "flash") and contains(., "预览已发出")]`)))
 	run("send", chromedp.Click(chromedp.CSS(`#compose button[value=send]`)), chromedp.WaitVisible(chromedp.CSS(`#result`)))
 	for deadline := time.Now().Add(15 * time.Second); textOf("#state") != "已完成"; time.Sleep(300 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -650,7 +650,13 @@ func takeDue(t *signTurn, said string) (string, error) {
 	if !CheckDueDate(due, t.in.At) {
 		return "", reaskWith("sign_due_range", nil)
 	}
-	sealed, err := SealDueDate(t.e.Sealer, due.Format("2006-01-02"))
+	// Signed before with a due date: a correction keeps that pregnancy's
+	// anchor, so no visit is reminded of twice.
+	was, err := t.e.DB.DueDateByIDHash(t, t.d.IDHash)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := ResealDueDate(t.e.Sealer, was, due.Format("2006-01-02"))
 	if err != nil {
 		return "", err
 	}

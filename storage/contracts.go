@@ -850,6 +850,18 @@ func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident
 	})
 }
 
+// DueDateByIDHash is the sealed expected due date of the resident with an
+// ID number (by hash), "" if none is recorded or there is no such resident:
+// signing them again corrects it from there.
+func (db *DB) DueDateByIDHash(ctx context.Context, idHash string) (string, error) {
+	var sealed string
+	err := db.get(ctx, "DueDateByIDHash", &sealed, `SELECT due_date_sealed FROM residents WHERE id_number_hash = ?`, idHash)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return sealed, err
+}
+
 // SetDueDate records a resident's expected due date (sealed; "" clears
 // it); the audit log says it changed, never the date.
 func (db *DB) SetDueDate(ctx context.Context, id int64, sealed, actor string) error {

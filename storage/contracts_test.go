@@ -368,3 +368,43 @@ func TestRenewalKeepsEachTermsPackages(t *testing.T) {
 		}
 	})
 }
+
+// Signing a resident again keeps their recorded due date when none is
+// given (a desk signing, an import) and takes the one given otherwise.
+func TestSigningAgainKeepsADueDate(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		sign := func(key, due string) string {
+			t.Helper()
+			nc := newContract(t, db, key, "idhash-due")
+			nc.Resident.DueDateSealed = due
+			number, _, err := db.CreateContract(ctx, nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return number
+		}
+		cancel := func(number string) {
+			t.Helper()
+			if err := db.ChangeStatus(ctx, storage.StatusChange{Number: number, From: storage.ContractPending, To: storage.ContractCancelled, Actor: "t"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancel(sign("due:1", "v1:first"))
+		if got, _ := db.DueDateByIDHash(ctx, "idhash-due"); got != "v1:first" {
+			t.Fatalf("after signing with one: %q", got)
+		}
+		cancel(sign("due:2", ""))
+		if got, _ := db.DueDateByIDHash(ctx, "idhash-due"); got != "v1:first" {
+			t.Fatalf("signed again without one: %q", got)
+		}
+		sign("due:3", "v1:second")
+		if got, _ := db.DueDateByIDHash(ctx, "idhash-due"); got != "v1:second" {
+			t.Fatalf("signed again with another: %q", got)
+		}
+		if got, err := db.DueDateByIDHash(ctx, "no-such-hash"); got != "" || err != nil {
+			t.Fatalf("no such resident: %q %v", got, err)
+		}
+	})
+}
