@@ -35,8 +35,9 @@ func coverPNG(t *testing.T) []byte {
 // hypertension patients. The cover and the article are uploaded to WeChat
 // once for both (each send a draft of its own), each patient (and no one
 // else) has it in the sandbox's outbox with its title and words and how to
-// stop tips; a community with one patient gets it as a customer-service
-// message; and a cover that is no image is refused.
+// stop tips; a community with one patient gets its text as a customer-
+// service message; no draft is left in the draft box; and a cover that is
+// no image is refused.
 func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
 		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
@@ -119,8 +120,12 @@ func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 		for deadline := time.Now().Add(20 * time.Second); len(received(srv, "o_ar_west", "customer-service")) == 0 && time.Now().Before(deadline); {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if got := received(srv, "o_ar_west", "customer-service"); len(got) != 1 || got[0].Title != "冬季防跌倒" || !strings.Contains(got[0].Text, "小夜灯") {
+		if got := received(srv, "o_ar_west", "customer-service"); len(got) != 1 || !strings.Contains(got[0].Text, "冬季防跌倒") ||
+			!strings.Contains(got[0].Text, "小夜灯") || !strings.Contains(got[0].Text, "提醒设置") {
 			t.Fatalf("the one patient received %+v", got)
+		}
+		if n := srv.StandIn.Drafts(); n != 0 {
+			t.Fatalf("%d drafts left in the draft box", n)
 		}
 		var shown []sandbox.Message
 		json.Unmarshal(get(t, h, "/sandbox/outbox?to="+patients[0], local).Body.Bytes(), &shown)

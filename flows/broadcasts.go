@@ -386,6 +386,16 @@ func ArticleDigest(body string) string {
 
 const articleDigest = 54
 
+// ArticleExcerpt is as much of an article's body as a text tip holds, cut
+// at MaxTipText and marked so when it is.
+func ArticleExcerpt(body string) string {
+	r := []rune(strings.TrimSpace(body))
+	if len(r) <= MaxTipText {
+		return string(r)
+	}
+	return string(r[:MaxTipText-6]) + "……（节选）"
+}
+
 // ArticleHTML is an article's body as WeChat shows it: each paragraph
 // (a line of the admin's text) its own, every character escaped, and last
 // how to stop tips, as every tip says.

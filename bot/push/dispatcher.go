@@ -38,8 +38,8 @@ type MassSender interface {
 	// permanent image unless one is named, and returns the draft's media_id
 	// and the cover's.
 	UploadArticle(ctx context.Context, a wechat.Article) (mediaID, thumbID string, err error)
-	// SendArticle sends a draft's article to one user who wrote lately.
-	SendArticle(ctx context.Context, openID, mediaID string) error
+	// DeleteDraft takes a draft out of the draft box.
+	DeleteDraft(ctx context.Context, mediaID string) error
 }
 
 // serviceWindow is how long after someone's last message WeChat lets an
@@ -356,6 +356,7 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 		if err != nil {
 			return err
 		}
+		defer d.dropDraft(m)
 		return d.Mass.MassPreview(ctx, row.Recipient, m)
 	}
 	to, err := d.recipient(ctx, row.Recipient)
@@ -414,10 +415,17 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 	if len(b.OpenIDs) == 0 {
 		return finished("none:"+row.Key, storage.MassResult{Status: "nobody left"}), nil
 	}
+	if len(b.OpenIDs) == 1 && b.ArticleID != 0 {
+		// A customer-service message: an article goes as its text, as much
+		// of it as one message holds (one published by the account could go
+		// whole, as mpnewsarticle; jiayi does not publish).
+		b.ArticleID, b.Body = 0, flows.ArticleExcerpt(b.Body)
+	}
 	m, err := d.massMessage(ctx, b.Title, b.Body, strconv.FormatInt(b.ArticleID, 10))
 	if err != nil {
 		return nil, err
 	}
+	defer d.dropDraft(m)
 	switch {
 	case b.TagID != 0:
 		if d.SyncTag != nil {
@@ -438,11 +446,7 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 		if d.Now().Sub(u.LastSeenAt) >= serviceWindow {
 			return nil, fmt.Errorf("%w: a mass message needs two openids, and the one resident left has not written in 48 hours", ErrPermanent)
 		}
-		send := func() error { return d.Send.SendText(ctx, b.OpenIDs[0], m.Text) }
-		if m.NewsMediaID != "" {
-			send = func() error { return d.Mass.SendArticle(ctx, b.OpenIDs[0], m.NewsMediaID) }
-		}
-		if err := send(); err != nil {
+		if err := d.Send.SendText(ctx, b.OpenIDs[0], m.Text); err != nil {
 			return nil, err
 		}
 		return finished("cs:"+row.Key, storage.MassResult{Status: "send success", Total: 1, Sent: 1}), nil
@@ -452,6 +456,20 @@ func (d *Dispatcher) broadcast(ctx context.Context, row storage.OutboxRow) (func
 		return nil, err
 	}
 	return submitted(msgID), nil
+}
+
+// dropDraft takes an article's draft out of the draft box once its send or
+// preview is over; WeChat takes out a draft it mass-sent itself, so a
+// failure here is no fault.
+func (d *Dispatcher) dropDraft(m wechat.MassMessage) {
+	if m.NewsMediaID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Mass.DeleteDraft(ctx, m.NewsMediaID); err != nil {
+		d.Log.Debug("draft not deleted", "media_id", m.NewsMediaID, "err", err)
+	}
 }
 
 // massMessage is a tip as a mass message: its text, or for an article (ID

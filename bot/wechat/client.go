@@ -209,7 +209,7 @@ type Article struct {
 }
 
 // UploadArticle puts an article in the draft box (草稿箱) and returns the
-// draft's media_id, which MassSend, MassPreview and SendArticle carry, and
+// draft's media_id, which MassSend and MassPreview carry, and
 // the cover's permanent image media_id, uploaded first unless given. WeChat
 // no longer makes news material (add_news) and removes a draft once it is
 // mass-sent, so each send takes a draft of its own.
@@ -231,13 +231,10 @@ func (c *Client) UploadArticle(ctx context.Context, a Article) (mediaID, thumbID
 	return mediaID, thumbID, err
 }
 
-// SendArticle sends a draft's article to one user as a customer-service
-// message (an audience of one, who wrote in the last 48 hours).
-func (c *Client) SendArticle(ctx context.Context, openID, mediaID string) error {
-	return c.retryStaleToken(ctx, func() error {
-		return c.customer.Send(&message.CustomerMessage{ToUser: openID, Msgtype: message.MsgType("mpnews"),
-			Mpnews: &message.MediaResource{MediaID: mediaID}})
-	})
+// DeleteDraft takes a draft out of the draft box (after a preview, or a
+// send WeChat may not have taken it out for).
+func (c *Client) DeleteDraft(ctx context.Context, mediaID string) error {
+	return c.retryStaleToken(ctx, func() error { return c.drafts.DeleteDraft(mediaID) })
 }
 
 // CreateTag makes a user tag and returns its ID.

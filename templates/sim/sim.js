@@ -244,10 +244,7 @@ async function poll(p) {
     saveChat(p);
   }
   for (const m of sent.slice(p.seen)) {
-    // An article sent to one person comes as a customer-service message
-    // with a title: drawn as a card, as the mass message would be.
-    if (m.kind === "customer-service" && m.title) add(p, { t: "card", kind: "mass", title: m.title, text: m.text, at: m.at });
-    else if (m.kind === "customer-service") add(p, { t: "bot", text: m.text, at: m.at });
+    if (m.kind === "customer-service") add(p, { t: "bot", text: m.text, at: m.at });
     else if ((m.kind === "template" || m.kind === "mass" || m.kind === "mass-preview") && m.text) {
       const url = m.kind === "template" && m.data && /^https?:\/\//.test(m.data.url) ? m.data.url : "";
       add(p, { t: "card", kind: m.kind, title: m.title, text: m.text, at: m.at, url });

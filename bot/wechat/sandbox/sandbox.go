@@ -358,13 +358,10 @@ func (s *StandIn) serve(path string, body []byte) any {
 		s.record(Message{Kind: "token"})
 		return obj{"access_token": tok, "expires_in": 7200}
 	case "/cgi-bin/message/custom/send":
-		if req.MsgType == "mpnews" {
-			title, text, refused := s.massContent(body, false)
-			if refused != nil {
-				return refused
-			}
-			s.record(Message{To: to, Kind: "customer-service", Title: title, Text: text})
-			return ok
+		if req.MsgType != "text" {
+			// An article goes to one person as mpnewsarticle, by a published
+			// article's ID; jiayi does not publish, so nothing else is served.
+			return obj{"errcode": 40008, "errmsg": "sandbox: only text customer-service messages are served"}
 		}
 		s.record(Message{To: to, Kind: "customer-service", Text: req.Text.Content})
 		return ok
@@ -378,6 +375,18 @@ func (s *StandIn) serve(path string, body []byte) any {
 		return obj{"errcode": 45106, "errmsg": "This API has been unsupported"} // since 2022: drafts instead
 	case "/cgi-bin/draft/add":
 		return s.addDraft(body)
+	case "/cgi-bin/draft/delete":
+		var d struct {
+			MediaID string `json:"media_id"`
+		}
+		_ = json.Unmarshal(body, &d)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.drafts[d.MediaID]; !ok {
+			return obj{"errcode": 40007, "errmsg": "invalid media_id"}
+		}
+		delete(s.drafts, d.MediaID)
+		return ok
 	case "/cgi-bin/message/mass/send":
 		var list []string
 		_ = json.Unmarshal(req.ToUser, &list)
