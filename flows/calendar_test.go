@@ -233,3 +233,34 @@ func TestCalendarEditsKeepWhatWasNotChanged(t *testing.T) {
 		}
 	}
 }
+
+// An entry switched off while a page of its campaign is being written:
+// the switch withdrew what was there before the page, and the page, read
+// against the admins' changes again once it is in, withdraws its own.
+func TestASwitchOffDuringAPageWithdrawsThePage(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	cs, _ := e.DB.Communities(ctx)
+	activeIn(t, e, "o_page", cs[0].ID, "1950-01-01")
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_page", Subscribed: true, EventTime: time.Unix(1, 0)}})
+	all, _ := SeasonalCalendar()
+	var flu SeasonalEntry
+	for _, entry := range all {
+		if entry.Code == "flu-vaccine" {
+			flu = entry
+		}
+	}
+	reads := 0
+	rules := func(context.Context) (func(int64) (SeasonalEntry, bool), error) {
+		reads++
+		on := reads == 1 // on when the page is written, off by the time it is in
+		return func(int64) (SeasonalEntry, bool) { return flu, on }, nil
+	}
+	now := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
+	if n, err := expandSeasonal(ctx, e.DB, e.Sealer, flu, now, rules, e.DB.SeasonalRecipients); err != nil || n != 1 {
+		t.Fatalf("expanded %d, %v", n, err)
+	}
+	if got := countKind(t, e, "o_page", PushSeasonal, "cancelled"); got != 1 {
+		t.Fatalf("the page's reminder was not withdrawn: %v", outboxStates(t, e, "o_page"))
+	}
+}

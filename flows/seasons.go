@@ -277,7 +277,32 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 			return total, err
 		}
 		total += n
+		if err := withdrawSwitchedOff(ctx, db, rules, recipients, pushes, e, year); err != nil {
+			return total, err
+		}
 	}
+}
+
+// withdrawSwitchedOff reads the admins' changes again once a page is in:
+// an entry switched off while the page was being written withdrew what was
+// there, not the page, so the page's reminders for those it is now off for
+// are withdrawn here.
+func withdrawSwitchedOff(ctx context.Context, db *storage.DB, rules entryRules, page []storage.Recipient, pushes []storage.Push,
+	e SeasonalEntry, year int) error {
+	if len(pushes) == 0 {
+		return nil
+	}
+	as, err := rules(ctx)
+	if err != nil {
+		return err
+	}
+	var off []string
+	for _, r := range page {
+		if _, on := as(r.CommunityID); !on {
+			off = append(off, fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID))
+		}
+	}
+	return db.WithdrawSwitchedOff(ctx, off)
 }
 
 func communityIDs(ctx context.Context, db *storage.DB, names []string) (map[int64]bool, error) {

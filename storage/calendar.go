@@ -94,6 +94,18 @@ func (db *DB) DeleteCalendarEdit(ctx context.Context, institution int64, code, n
 	})
 }
 
+// WithdrawSwitchedOff cancels reminders by key still waiting to go: those a
+// campaign enqueued for residents whose institution switched the entry off
+// while it ran.
+func (db *DB) WithdrawSwitchedOff(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := db.execIn(ctx, "WithdrawSwitchedOff", `UPDATE outbox SET state = 'cancelled', last_error = 'switched off in the calendar'
+		WHERE state = 'pending' AND idempotency_key IN (?)`, keys)
+	return err
+}
+
 // rerunCampaign makes an entry's finished campaign of this year run again
 // for everyone at its next run inside its window (switched back on, it
 // reaches those who did not have it; keys spare those who did).
