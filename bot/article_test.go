@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
-	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
@@ -43,15 +42,9 @@ func TestAnArticleReachesOneCommunitysHypertensionPatients(t *testing.T) {
 		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
 			"JIAYI_ADMIN_TOKEN": adminToken}, Options{RedisPrefix: stack.Redis.Prefix})
 		h := srv.Handler()
-		morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
-		if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
-			t.Fatalf("clock: %d", code)
-		}
-		demo := sandboxDemo(t, srv)
+		demo := morningDemo(t, srv)
 		east, west := demo.Communities[0], demo.Communities[1]
-		if reply := chat(t, srv, "o_ar_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
-			t.Fatalf("bind: %s", reply)
-		}
+		bindDoctor(t, srv, demo, "o_ar_doc")
 		patients := []string{"o_ar_east_1", "o_ar_east_2"}
 		for i, o := range patients {
 			signAtDesk(t, srv, o, east.ID, []string{"hypertension"}, i+1)

@@ -33,6 +33,7 @@ func adminJSON(t *testing.T, h http.Handler, method, target, body string) (int, 
 }
 
 type demoWorld struct {
+	Admin       struct{ Username, Password string }
 	Communities []struct {
 		ID   int64
 		Name string
@@ -41,6 +42,25 @@ type demoWorld struct {
 		ID          int64
 		Name        string
 		BindingCode string `json:"binding_code"`
+	}
+}
+
+// morningDemo moves the sandbox clock to 10:00 tomorrow (tips wait out the
+// night's quiet hours) and reads the demo.
+func morningDemo(t *testing.T, srv *Server) demoWorld {
+	t.Helper()
+	morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
+	if code, _ := moveClock(t, srv.Handler(), `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
+		t.Fatalf("clock: %d", code)
+	}
+	return sandboxDemo(t, srv)
+}
+
+// bindDoctor binds a WeChat user as the demo's first doctor.
+func bindDoctor(t *testing.T, srv *Server, demo demoWorld, openID string) {
+	t.Helper()
+	if reply := chat(t, srv, openID, "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
+		t.Fatalf("bind: %s", reply)
 	}
 }
 
@@ -98,15 +118,9 @@ func TestBroadcastReachesOneCommunitysHypertensionPatients(t *testing.T) {
 			"JIAYI_ADMIN_TOKEN": adminToken}, Options{RedisPrefix: stack.Redis.Prefix})
 		h := srv.Handler()
 		// Tips wait out the night's quiet hours: the test runs at 10:00.
-		morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
-		if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
-			t.Fatalf("clock: %d", code)
-		}
-		demo := sandboxDemo(t, srv)
+		demo := morningDemo(t, srv)
 		east, west := demo.Communities[0], demo.Communities[1]
-		if reply := chat(t, srv, "o_bc_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
-			t.Fatalf("bind: %s", reply)
-		}
+		bindDoctor(t, srv, demo, "o_bc_doc")
 		patients := []string{"o_bc_east_1", "o_bc_east_2", "o_bc_east_3"}
 		for i, o := range patients {
 			signAtDesk(t, srv, o, east.ID, []string{"hypertension"}, i+1)
@@ -197,20 +211,9 @@ func TestBroadcastReachesOneCommunitysHypertensionPatients(t *testing.T) {
 func TestBroadcastInABrowser(t *testing.T) {
 	chromium(t)
 	srv, base := live(t, map[string]string{}, Options{})
-	h := srv.Handler()
-	morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
-	if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
-		t.Fatalf("clock: %d", code)
-	}
-	demo := sandboxDemo(t, srv)
-	var account struct {
-		Admin struct{ Username, Password string }
-	}
-	json.Unmarshal(get(t, h, "/sandbox/demo", local).Body.Bytes(), &account)
+	demo := morningDemo(t, srv)
 	east, west := demo.Communities[0], demo.Communities[1]
-	if reply := chat(t, srv, "o_br_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
-		t.Fatalf("bind: %s", reply)
-	}
+	bindDoctor(t, srv, demo, "o_br_doc")
 	signAtDesk(t, srv, "o_br_east_1", east.ID, []string{"hypertension"}, 1)
 	signAtDesk(t, srv, "o_br_east_2", east.ID, []string{"hypertension", "diabetes"}, 2)
 	signAtDesk(t, srv, "o_br_east_healthy", east.ID, nil, 3)
@@ -218,21 +221,8 @@ func TestBroadcastInABrowser(t *testing.T) {
 
 	ctx := browse(t)
 	run := runner(t, ctx)
-	textOf := func(sel string) string {
-		t.Helper()
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return text
-	}
-	run("sign in",
-		chromedp.Navigate(base+"/admin/"),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), account.Admin.Username),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), account.Admin.Password),
-		chromedp.Click(chromedp.CSS(`form[action="/admin/login"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)))
+	textOf := textReader(t, ctx)
+	run("sign in", signInSteps(base, demo.Admin.Username, demo.Admin.Password)...)
 	run("compose",
 		chromedp.Navigate(base+"/admin/broadcasts"),
 		chromedp.Click(chromedp.Search(`//a[text()="新建群发"]`)),
@@ -285,11 +275,7 @@ func TestTagsFollowResidentsAndCarryBroadcasts(t *testing.T) {
 		srv, _ := live(t, map[string]string{"JIAYI_DATABASE_URL": stack.DatabaseURL, "JIAYI_REDIS_URL": stack.RedisURL,
 			"JIAYI_ADMIN_TOKEN": adminToken}, Options{RedisPrefix: stack.Redis.Prefix})
 		ctx, h := context.Background(), srv.Handler()
-		morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
-		if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
-			t.Fatalf("clock: %d", code)
-		}
-		demo := sandboxDemo(t, srv)
+		demo := morningDemo(t, srv)
 		east, west := demo.Communities[0], demo.Communities[1]
 		numbers := map[string]string{}
 		for i, o := range []string{"o_tag_mover", "o_tag_leaver", "o_tag_quiet", "o_tag_stays"} {

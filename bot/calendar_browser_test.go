@@ -1,8 +1,6 @@
 package bot
 
 import (
-	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +8,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/jiayi-health/jiayi/flows"
 )
 
 // In a browser, an admin switches a calendar entry off and adds one of
@@ -21,20 +18,9 @@ import (
 func TestCalendarAndArticleInABrowser(t *testing.T) {
 	chromium(t)
 	srv, base := live(t, map[string]string{}, Options{})
-	h := srv.Handler()
-	morning := flows.StartOfDay(srv.clock.Now()).AddDate(0, 0, 1).Add(10 * time.Hour)
-	if code, _ := moveClock(t, h, `{"to": "`+morning.Format(time.RFC3339)+`"}`); code != http.StatusOK {
-		t.Fatalf("clock: %d", code)
-	}
-	demo := sandboxDemo(t, srv)
-	var account struct {
-		Admin struct{ Username, Password string }
-	}
-	json.Unmarshal(get(t, h, "/sandbox/demo", local).Body.Bytes(), &account)
+	demo := morningDemo(t, srv)
 	east := demo.Communities[0]
-	if reply := chat(t, srv, "o_cb_doc", "绑定 "+demo.Doctors[0].BindingCode); !strings.Contains(reply, "绑定成功") {
-		t.Fatalf("bind: %s", reply)
-	}
+	bindDoctor(t, srv, demo, "o_cb_doc")
 	signAtDesk(t, srv, "o_cb_east_1", east.ID, []string{"hypertension"}, 1)
 	signAtDesk(t, srv, "o_cb_east_2", east.ID, []string{"hypertension"}, 2)
 	cover := filepath.Join(t.TempDir(), "cover.png")
@@ -44,21 +30,8 @@ func TestCalendarAndArticleInABrowser(t *testing.T) {
 
 	ctx := browse(t)
 	run := runner(t, ctx)
-	textOf := func(sel string) string {
-		t.Helper()
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return text
-	}
-	run("sign in",
-		chromedp.Navigate(base+"/admin/"),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), account.Admin.Username),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), account.Admin.Password),
-		chromedp.Click(chromedp.CSS(`form[action="/admin/login"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)))
+	textOf := textReader(t, ctx)
+	run("sign in", signInSteps(base, demo.Admin.Username, demo.Admin.Password)...)
 	run("switch the first entry off",
 		chromedp.Navigate(base+"/admin/calendar"),
 		chromedp.WaitVisible(chromedp.CSS(`#calendar`)),

@@ -71,6 +71,31 @@ func runner(t *testing.T, ctx context.Context) func(what string, steps ...chrome
 	}
 }
 
+// textReader reads an element's text in the browser, or fails the test.
+func textReader(t *testing.T, ctx context.Context) func(sel string) string {
+	return func(sel string) string {
+		t.Helper()
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return text
+	}
+}
+
+// signInSteps sign a console account in, from the sign-in page to the first
+// page after it.
+func signInSteps(base, username, password string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(base + "/admin/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), username),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/login"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)),
+	}
+}
+
 // TestConsoleInABrowser does in a real browser what a health centre's admin
 // does on their first day: sign in with the sandbox's printed credentials,
 // add a community, a doctor and a team, find a resident who signed in chat,
@@ -95,23 +120,10 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	ctx := browse(t)
 	run := runner(t, ctx)
-	textOf := func(sel string) string {
-		t.Helper()
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return text
-	}
+	textOf := textReader(t, ctx)
 	mainText := func() string { return textOf("main") }
 
-	run("sign in",
-		chromedp.Navigate(base+"/admin/"),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), demo.Admin.Username),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), demo.Admin.Password),
-		chromedp.Click(chromedp.CSS(`form[action="/admin/login"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)))
+	run("sign in", signInSteps(base, demo.Admin.Username, demo.Admin.Password)...)
 
 	run("add a community",
 		chromedp.Navigate(base+"/admin/communities"),

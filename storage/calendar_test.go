@@ -19,18 +19,8 @@ import (
 func TestCalendarEditsWithdrawWhatIsSwitchedOff(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		ids := seedOrganisation(t, db)
-		other, err := db.CreateInstitution(ctx, storage.Institution{Code: "other", Name: "别处卫生院", Kind: "township_centre"},
-			[]storage.Community{{Town: "别镇", Name: "别村"}}, []storage.NewTeam{{Name: "别处团队", Doctor: storage.Doctor{Name: "别医生"}, Communities: []int{0}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		signResident(t, db, 1, "o_here", ids[0], nil, "1950-01-01")
-		signResident(t, db, 2, "o_there", other[0], nil, "1950-01-01")
-		var here, there int64
-		raw := storagetest.SQL(t, db)
-		raw.GetContext(ctx, &here, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), "o_here")
-		raw.GetContext(ctx, &there, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), "o_there")
+		residents := twoInstitutions(t, db)
+		here, there := residents["o_here"], residents["o_there"]
 		inst, _ := db.InstitutionByCode(ctx, "shili")
 		var pushes []storage.Push
 		for _, r := range []struct {
@@ -167,19 +157,8 @@ func TestCampaignsCatchUp(t *testing.T) {
 func TestCalendarSwitchedBackOnRevivesItsReminders(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		ids := seedOrganisation(t, db)
-		other, err := db.CreateInstitution(ctx, storage.Institution{Code: "other", Name: "别处卫生院", Kind: "township_centre"},
-			[]storage.Community{{Town: "别镇", Name: "别村"}}, []storage.NewTeam{{Name: "别处团队", Doctor: storage.Doctor{Name: "别医生"}, Communities: []int{0}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		signResident(t, db, 1, "o_here", ids[0], nil, "1950-01-01")
-		signResident(t, db, 2, "o_there", other[0], nil, "1950-01-01")
-		raw := storagetest.SQL(t, db)
 		key := map[string]string{}
-		for _, o := range []string{"o_here", "o_there"} {
-			var id int64
-			raw.GetContext(ctx, &id, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), o)
+		for o, id := range twoInstitutions(t, db) {
 			key[o] = fmt.Sprintf("seasonal:flu:2026:%d", id)
 			if err := db.Enqueue(ctx, []storage.Push{{Key: key[o], Kind: "seasonal", Recipient: o,
 				Due: time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), Fields: map[string]string{"text": "t"}}}); err != nil {
@@ -218,4 +197,30 @@ func TestCalendarSwitchedBackOnRevivesItsReminders(t *testing.T) {
 			t.Fatalf("after city staff put it back: here %s, there %s", stateOf("o_here"), stateOf("o_there"))
 		}
 	})
+}
+
+// twoInstitutions signs a resident in the seeded institution ("shili",
+// managed by o_here) and one in another ("other", o_there), and returns
+// their resident IDs by manager.
+func twoInstitutions(t *testing.T, db *storage.DB) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	ids := seedOrganisation(t, db)
+	other, err := db.CreateInstitution(ctx, storage.Institution{Code: "other", Name: "别处卫生院", Kind: "township_centre"},
+		[]storage.Community{{Town: "别镇", Name: "别村"}}, []storage.NewTeam{{Name: "别处团队", Doctor: storage.Doctor{Name: "别医生"}, Communities: []int{0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signResident(t, db, 1, "o_here", ids[0], nil, "1950-01-01")
+	signResident(t, db, 2, "o_there", other[0], nil, "1950-01-01")
+	raw := storagetest.SQL(t, db)
+	out := map[string]int64{}
+	for _, o := range []string{"o_here", "o_there"} {
+		var id int64
+		if err := raw.GetContext(ctx, &id, raw.Rebind(`SELECT id FROM residents WHERE manager_openid = ?`), o); err != nil {
+			t.Fatal(err)
+		}
+		out[o] = id
+	}
+	return out
 }

@@ -819,18 +819,33 @@ func (db *DB) SignRequestsWaitingSince(ctx context.Context, before time.Time, af
 	return out, err
 }
 
+// residentAudited is what an audit entry about a resident names: their
+// name, and the institution whose log it goes in.
+type residentAudited struct {
+	Institution int64  `db:"institution_id"`
+	Name        string `db:"name"`
+}
+
+func (db *DB) residentAudited(ctx context.Context, op string, id int64) (residentAudited, error) {
+	var was residentAudited
+	err := db.get(ctx, op, &was, `SELECT m.institution_id, r.name FROM residents r JOIN communities m ON m.id = r.community_id
+		WHERE r.id = ?`, id)
+	return was, err
+}
+
+// subject names a resident in the audit log.
+func (r residentAudited) subject(id int64) string {
+	return fmt.Sprintf("%s（居民 #%d）", r.Name, id)
+}
+
 // UpdateResidentContact records a resident's new community and, when
 // PhoneSealed is set, their new phone; the audit log names who, never the
 // phone.
 func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident, actor string) error {
 	const op = "UpdateResidentContact"
 	return db.inTx(ctx, op, func(tx *DB) error {
-		var was struct {
-			Institution int64  `db:"institution_id"`
-			Name        string `db:"name"`
-		}
-		if err := tx.get(ctx, op, &was, `SELECT m.institution_id, r.name FROM residents r JOIN communities m ON m.id = r.community_id
-			WHERE r.id = ?`, id); err != nil {
+		was, err := tx.residentAudited(ctx, op, id)
+		if err != nil {
 			return err
 		}
 		if _, err := tx.exec(ctx, op, `UPDATE residents SET community_id = ?, phone_sealed = COALESCE(NULLIF(?, ''), phone_sealed),
@@ -846,7 +861,7 @@ func (db *DB) UpdateResidentContact(ctx context.Context, id int64, r NewResident
 		if r.PhoneSealed != "" {
 			detail += "；更换了电话"
 		}
-		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.update", fmt.Sprintf("%s（居民 #%d）", was.Name, id), detail)
+		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.update", was.subject(id), detail)
 	})
 }
 
@@ -867,12 +882,8 @@ func (db *DB) DueDateByIDHash(ctx context.Context, idHash string) (string, error
 func (db *DB) SetDueDate(ctx context.Context, id int64, sealed, actor string) error {
 	const op = "SetDueDate"
 	return db.inTx(ctx, op, func(tx *DB) error {
-		var was struct {
-			Institution int64  `db:"institution_id"`
-			Name        string `db:"name"`
-		}
-		if err := tx.get(ctx, op, &was, `SELECT m.institution_id, r.name FROM residents r JOIN communities m ON m.id = r.community_id
-			WHERE r.id = ?`, id); err != nil {
+		was, err := tx.residentAudited(ctx, op, id)
+		if err != nil {
 			return err
 		}
 		if _, err := tx.exec(ctx, op, `UPDATE residents SET due_date_sealed = ?, updated_at = ? WHERE id = ?`, sealed, db.now(), id); err != nil {
@@ -882,7 +893,7 @@ func (db *DB) SetDueDate(ctx context.Context, id int64, sealed, actor string) er
 		if sealed == "" {
 			detail = "清除了预产期"
 		}
-		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.due_date", fmt.Sprintf("%s（居民 #%d）", was.Name, id), detail)
+		return tx.auditIn(ctx, op, actor, nullID(was.Institution), "resident.due_date", was.subject(id), detail)
 	})
 }
 
