@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -131,7 +132,7 @@ func ResealDueDate(s *storage.Sealer, was, day string) (string, error) {
 	}
 	d, err := time.ParseInLocation("2006-01-02", day, Shanghai)
 	if err != nil {
-		return "", fmt.Errorf("flows: due date %q: %w", day, err)
+		return "", errors.New("flows: a due date that is no YYYY-MM-DD") // the date itself stays out of errors and logs
 	}
 	anchor := d
 	if old, ok, err := openDue(s, was); err != nil {
@@ -163,6 +164,7 @@ func openDue(s *storage.Sealer, sealed string) (dueDate, bool, error) {
 	if err != nil {
 		return dueDate{}, false, fmt.Errorf("flows: due date: %w", err)
 	}
+	// A parse error would quote the date: it says only that it failed.
 	day, anchor, found := strings.Cut(plain, "/")
 	if !found {
 		anchor = day
@@ -172,7 +174,7 @@ func openDue(s *storage.Sealer, sealed string) (dueDate, bool, error) {
 		d.Anchor, err = time.ParseInLocation("2006-01-02", anchor, Shanghai)
 	}
 	if err != nil {
-		return dueDate{}, false, fmt.Errorf("flows: due date: %w", err)
+		return dueDate{}, false, errors.New("flows: a stored due date is unreadable")
 	}
 	return d, true, nil
 }

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -71,16 +70,7 @@ func (a *API) addCalendarPage(c *gin.Context) {
 	p := caller(c)
 	_, err := flows.SaveCalendarChange(c.Request.Context(), a.DB, p.Scope, flows.CalendarChange{Name: f.Name, Term: f.Term,
 		Month: f.Month, Day: f.Day, UntilMonth: f.UntilMonth, UntilDay: f.UntilDay, Groups: f.Groups, Text: f.Text}, p.Name, a.now())
-	var refusal *flows.Refusal
-	if errors.As(err, &refusal) {
-		a.showCalendar(c, http.StatusBadRequest, f, refusal.Reason)
-		return
-	}
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	done(c, "/admin/calendar", "已加入健康日历。")
+	a.finish(c, err, func(reason string) { a.showCalendar(c, http.StatusBadRequest, f, reason) }, "/admin/calendar", "已加入健康日历。")
 }
 
 // calendarEntryPage shows one entry with the form to change it.
@@ -107,27 +97,19 @@ func (a *API) editCalendarPage(c *gin.Context) {
 	p := caller(c)
 	_, err := flows.SaveCalendarChange(c.Request.Context(), a.DB, p.Scope, flows.CalendarChange{Code: c.Param("code"),
 		Off: c.PostForm("send") != "on", Text: c.PostForm("text")}, p.Name, a.now())
-	var refusal *flows.Refusal
-	if errors.As(err, &refusal) {
-		a.showCalendarEntry(c, http.StatusBadRequest, refusal.Reason)
-		return
-	}
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	done(c, "/admin/calendar", "已保存。")
+	a.finish(c, err, a.calendarRefused(c), "/admin/calendar", "已保存。")
 }
 
 // resetCalendarPage puts an entry back as the calendar has it, or removes
 // an entry of the admins' own.
 func (a *API) resetCalendarPage(c *gin.Context) {
 	p := caller(c)
-	if err := flows.DeleteCalendarChange(c.Request.Context(), a.DB, p.Scope, c.Param("code"), p.Name, a.now()); err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	done(c, "/admin/calendar", "已恢复。")
+	err := flows.DeleteCalendarChange(c.Request.Context(), a.DB, p.Scope, c.Param("code"), p.Name, a.now())
+	a.finish(c, err, a.calendarRefused(c), "/admin/calendar", "已恢复。")
+}
+
+func (a *API) calendarRefused(c *gin.Context) func(string) {
+	return func(reason string) { a.showCalendarEntry(c, http.StatusBadRequest, reason) }
 }
 
 // calendarJSON is an entry of the coming year for scripts.

@@ -192,6 +192,21 @@ func (a *API) render(c *gin.Context, status int, page string, data gin.H) {
 
 const flashCookie = "jiayi_flash"
 
+// finish ends a form's action: a *flows.Refusal shows the form's page again
+// with the reason (show), another error fails the page, and success goes
+// on to a page with a message.
+func (a *API) finish(c *gin.Context, err error, show func(reason string), to, message string) {
+	var refusal *flows.Refusal
+	switch {
+	case errors.As(err, &refusal):
+		show(refusal.Reason)
+	case err != nil:
+		a.pageFail(c, err)
+	default:
+		done(c, to, message)
+	}
+}
+
 // done leaves a message for the next page and sends the browser there
 // (post, redirect, get: a reload does not post twice).
 func done(c *gin.Context, to, message string) {

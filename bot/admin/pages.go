@@ -213,20 +213,16 @@ func dayOrEmpty(t time.Time) string {
 	return t.Format("2006-01-02")
 }
 
+// residentRefused shows the resident's page again with why a change was refused.
+func (a *API) residentRefused(c *gin.Context) func(string) {
+	return func(reason string) { a.showResident(c, http.StatusBadRequest, nil, reason) }
+}
+
 // dueDatePage records or clears a pregnant resident's expected due date.
 func (a *API) dueDatePage(c *gin.Context) {
 	p := caller(c)
 	said, err := flows.SetDueDate(c.Request.Context(), a.DB, a.Sealer, p.Scope, formID(c.Param("id")), c.PostForm("due"), p.Name, a.now())
-	var refusal *flows.Refusal
-	if errors.As(err, &refusal) {
-		a.showResident(c, http.StatusBadRequest, nil, refusal.Reason)
-		return
-	}
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	done(c, "/admin/residents/"+c.Param("id"), said)
+	a.finish(c, err, a.residentRefused(c), "/admin/residents/"+c.Param("id"), said)
 }
 
 // feePage records a payment or a refund at the counter.
@@ -285,16 +281,7 @@ func (a *API) updateResidentPage(c *gin.Context) {
 	said, err := flows.UpdateResident(c.Request.Context(), a.DB, a.Sealer, p.Scope, flows.ResidentChange{
 		ResidentID: formID(c.Param("id")), Phone: c.PostForm("phone"), CommunityID: formID(c.PostForm("community")),
 		TeamID: formID(c.PostForm("team")), Actor: p.Name, Now: a.now()})
-	var refusal *flows.Refusal
-	if errors.As(err, &refusal) {
-		a.showResident(c, http.StatusBadRequest, nil, refusal.Reason)
-		return
-	}
-	if err != nil {
-		a.pageFail(c, err)
-		return
-	}
-	done(c, "/admin/residents/"+c.Param("id"), said)
+	a.finish(c, err, a.residentRefused(c), "/admin/residents/"+c.Param("id"), said)
 }
 
 // unmaskPage shows a resident's full ID number and phone to staff who say
