@@ -401,7 +401,7 @@ func ArticleExcerpt(body string) string {
 // how to stop tips, as every tip says.
 func ArticleHTML(body string) string {
 	var b strings.Builder
-	lines := append(strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n"), mustMessage("reminder_how_to_stop", nil))
+	lines := append(strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n"), mustMessage("broadcast_how_to_stop", nil))
 	for _, line := range lines {
 		if line = strings.TrimSpace(line); line != "" {
 			b.WriteString("<p>" + html.EscapeString(line) + "</p>")
