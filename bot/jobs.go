@@ -61,8 +61,9 @@ func (s *Server) sendAgendas(ctx context.Context) {
 	}
 }
 
-// runSeasonal expands the seasonal calendar's due entries, every ten minutes;
-// each entry is expanded by one instance once a year.
+// runSeasonal expands the seasonal calendar's due entries, every ten minutes
+// (each entry by one instance once a year), gives tips held for the digest
+// to residents who wrote since, and writes the digest when one is due.
 func (s *Server) runSeasonal(ctx context.Context) {
 	for {
 		moved := s.clock.moves()
@@ -70,6 +71,11 @@ func (s *Server) runSeasonal(ctx context.Context) {
 			s.log.Error("seasonal reminders failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("seasonal reminders enqueued", "pushes", n)
+		}
+		if run, err := flows.RunDigest(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
+			s.log.Error("seasonal digest failed", "err", err)
+		} else if run.Messages+run.OverLimit+run.Left > 0 {
+			s.log.Info("seasonal digest written", "messages", run.Messages, "tips", run.Tips, "over_limit", run.OverLimit, "left", run.Left)
 		}
 		if !s.clock.wait(ctx, moved, 10*time.Minute) {
 			return

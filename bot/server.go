@@ -322,7 +322,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	(&admin.API{DB: s.DB, Redis: s.Redis, Sealer: s.Sealer, Token: s.Config.AdminToken, BindingTTL: s.Config.BindingTTL,
-		DailyQuota: s.Config.DailyQuota, Log: s.log, QR: s.qr, Now: s.clock.Now}).Register(r)
+		Log: s.log, QR: s.qr, Now: s.clock.Now}).Register(r)
 	if s.StandIn != nil {
 		r.GET("/sandbox/outbox", loopbackOnly, s.outbox)
 		r.GET("/sandbox/demo", loopbackOnly, s.demo)

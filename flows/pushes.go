@@ -54,12 +54,14 @@ var (
 
 // PushKinds lists every kind that may have a WeChat template, for
 // configuration checks and the sandbox. A late reply is not among them: it
-// answers a message, so it always goes as a customer-service message.
+// answers a message, so it always goes as a customer-service message. Nor
+// is a seasonal tip: WeChat forbids marketing in template messages, so tips
+// go as customer-service messages or in the digest (digest.go).
 var PushKinds = []string{PushSignRequest, PushSignConfirmed, PushSignDeclined, PushSignReminder, PushSignWaiting,
 	PushContractCancelled, PushContractRenewed,
 	PushTeamChangeConfirmed, PushTeamChangeDeclined, PushTeamChanged, PushTeamHandover, PushHandoverReceived,
 	PushReferralRequest, PushBookingCreated, PushBookingChanged, PushBookingCancelled, PushBookingDoctorLeave, PushAppointmentReminder,
-	PushSatisfaction, PushDoctorAgenda, PushSeasonal, PushPersonal, PushDataRequestAnswered, PushMemberConfirmed}
+	PushSatisfaction, PushDoctorAgenda, PushPersonal, PushDataRequestAnswered, PushMemberConfirmed}
 
 // Priorities under WeChat's daily quotas: transactional first.
 const (
@@ -67,6 +69,9 @@ const (
 	PriorityAppointment   = 1
 	PriorityPersonal      = 2
 	PrioritySeasonal      = 3
+	// PriorityHeld is a seasonal tip waiting for the digest (digest.go):
+	// no dispatcher claims it; the digest job takes it or gives it back.
+	PriorityHeld = 9
 )
 
 // PushText is a push in words, for a customer-service message where no
@@ -362,6 +367,7 @@ type SeasonalReminder struct {
 	Key      string
 	OpenID   string
 	Resident string
+	Name     string // the entry's, to head it in a digest
 	Text     string
 	Article  string // a link, if the entry has one
 	Due      time.Time
@@ -370,8 +376,8 @@ type SeasonalReminder struct {
 
 func (p SeasonalReminder) Push() storage.Push {
 	return storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due, StaleAt: p.StaleAt,
-		Fields: map[string]string{"title": "季节健康提示", "resident": p.Resident, "text": p.Text, "article": p.Article,
-			"remark": mustMessage("reminder_how_to_stop", nil)}}
+		Fields: map[string]string{"title": "季节健康提示", "resident": p.Resident, "name": p.Name, "text": p.Text, "article": p.Article,
+			"remark": mustMessage("broadcast_how_to_stop", nil)}}
 }
 
 // PersonalReminder is a reminder from a resident's own contract: a

@@ -32,7 +32,7 @@ func TestEveryPushConstructorRendersItsWords(t *testing.T) {
 		DoctorLeavePush(storage.AppointmentView{ID: 1, ManagerOpenID: "o", DoctorName: "林静", ResidentName: "王秀英", Kind: "clinic", StartsAt: at}),
 		SatisfactionSurvey{AppointmentID: 1, OpenID: "o", Doctor: "林静", VisitKind: "clinic", At: at}.Push(),
 		DoctorAgenda{DoctorID: 1, OpenID: "o_doc", Day: at, Count: 3, First: at}.Push(),
-		SeasonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "立冬了，注意保暖。", Due: at}.Push(),
+		SeasonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Name: "立冬", Text: "立冬了，注意保暖。", Due: at}.Push(),
 		PersonalReminder{Key: "k", OpenID: "o", Resident: "王秀英", Text: "该做随访了。", Due: at}.Push(),
 		LateReply{OpenID: "o", MessageKey: "m1", Text: "好的"}.Push(),
 		TeamHandover{Key: "h", From: "林静家庭医生团队", To: "郭建华家庭医生团队", Doctor: "郭建华", DoctorID: 2, At: at}.ToResident("o", "QY2611240001", "王秀英"),

@@ -269,8 +269,12 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 			} else if !ok {
 				continue
 			}
-			pushes = append(pushes, SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID),
-				OpenID: r.ManagerOpenID, Resident: r.Name, Text: theirs.Text, Article: e.Article, Due: due, StaleAt: end}.Push())
+			p := SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID), OpenID: r.ManagerOpenID,
+				Resident: r.Name, Name: e.Name, Text: theirs.Text, Article: e.Article, Due: due, StaleAt: end}.Push()
+			if !InServiceWindow(r.LastSeenAt, due) {
+				p = HoldForDigest(p, due)
+			}
+			pushes = append(pushes, p)
 		}
 		n, err := db.EnqueueNew(ctx, pushes)
 		if err != nil {

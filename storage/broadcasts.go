@@ -186,28 +186,40 @@ func (db *DB) CreateBroadcast(ctx context.Context, scope Scope, b NewBroadcast) 
 		if len(audience) == 0 {
 			return fail(op, ErrEmptyAudience)
 		}
-		allowed, err := tx.takeAllowance(ctx, op, audience, b.Month)
-		if err != nil {
-			return err
-		}
-		if len(allowed) == 0 {
-			return fail(op, ErrOverLimit)
-		}
+		var allowed []string
+		id, allowed, err = tx.writeBroadcast(ctx, op, scope.Institution, audience, b)
 		use = MassUse{Total: len(audience)}
 		use.Used[MassPerMonth] = len(audience) - len(allowed)
-		if err := tx.get(ctx, op, &id, `INSERT INTO broadcasts (institution_id, title, body, segment, month, due_at, audience,
-			over_limit, created_by, created_at, article_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			nullID(scope.Institution), b.Title, b.Body, b.SegmentJSON, b.Month, b.Due.UTC(), len(audience),
-			use.OverLimit(), b.Actor, tx.now(), nullID(b.ArticleID)); err != nil {
-			return err
+		if err == nil && len(allowed) == 0 {
+			err = fail(op, ErrOverLimit)
 		}
-		if err := tx.queueBatches(ctx, op, id, audience, allowed, b); err != nil {
-			return err
-		}
-		return tx.auditIn(ctx, op, b.Actor, nullID(scope.Institution), "broadcast.create", strconv.FormatInt(id, 10),
-			fmt.Sprintf("%s: %d", b.Title, len(allowed)))
+		return err
 	})
 	return id, use, err
+}
+
+// writeBroadcast writes a broadcast of an institution (0: city staff's) to
+// an audience of openids, sorted: it takes each one's allowance for the
+// month, keeps aside those with none left, queues the rest in batches and
+// audits it. It returns the broadcast's ID (0 when no one had any allowance
+// left, and nothing was written) and those it goes to.
+func (db *DB) writeBroadcast(ctx context.Context, op string, institution int64, audience []string, b NewBroadcast) (int64, []string, error) {
+	var id int64
+	allowed, err := db.takeAllowance(ctx, op, audience, b.Month)
+	if err != nil || len(allowed) == 0 {
+		return 0, nil, err
+	}
+	if err := db.get(ctx, op, &id, `INSERT INTO broadcasts (institution_id, title, body, segment, month, due_at, audience,
+		over_limit, created_by, created_at, article_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		nullID(institution), b.Title, b.Body, b.SegmentJSON, b.Month, b.Due.UTC(), len(audience),
+		len(audience)-len(allowed), b.Actor, db.now(), nullID(b.ArticleID)); err != nil {
+		return 0, nil, err
+	}
+	if err := db.queueBatches(ctx, op, id, audience, allowed, b); err != nil {
+		return 0, nil, err
+	}
+	return id, allowed, db.auditIn(ctx, op, b.Actor, nullID(institution), "broadcast.create", strconv.FormatInt(id, 10),
+		fmt.Sprintf("%s: %d", b.Title, len(allowed)))
 }
 
 // takeAllowance counts one mass message for each openid that has fewer

@@ -93,8 +93,11 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 	}
 	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
 	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
+	// A tip held for the digest keeps why it waited, so the console can say
+	// why it never went.
 	if _, err := db.exec(ctx, "ClaimDue: stale", `UPDATE outbox SET state = 'cancelled', lease_until = NULL,
-		last_error = 'moment passed' WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ?
+		last_error = CASE WHEN last_error LIKE 'held%' THEN last_error || '; moment passed' ELSE 'moment passed' END
+		WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ?
 		AND (lease_until IS NULL OR lease_until < ?)`, now.UTC(), now.UTC()); err != nil { // one being sent now is left to its sender
 		return nil, err
 	}
@@ -209,19 +212,26 @@ func (db *DB) PushesToResident(ctx context.Context, residentID int64, limit int)
 }
 
 // SentSince counts the pushes sent since a moment (today's use of the
-// quota); mass messages have their own limits and are not counted.
+// template quota); mass messages have their own limits, and seasonal tips
+// go as customer-service messages or in the digest, so neither is counted.
 func (db *DB) SentSince(ctx context.Context, since time.Time) (int, error) {
 	var n int
 	err := db.get(ctx, "SentSince", &n, `SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?
-		AND kind NOT IN (?, ?)`, since.UTC(), KindBroadcast, KindBroadcastPreview)
+		AND kind NOT IN (?, ?, ?)`, since.UTC(), KindBroadcast, KindBroadcastPreview, KindSeasonal)
 	return n, err
 }
 
-// PendingOfKind counts the pushes of a kind still to send.
-func (db *DB) PendingOfKind(ctx context.Context, kind string) (int, error) {
-	var n int
-	err := db.get(ctx, "PendingOfKind", &n, `SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND kind = ?`, kind)
-	return n, err
+// SeasonalWaiting counts the seasonal tips still to go: those the
+// dispatcher sends and those held (priority held) for the digest.
+func (db *DB) SeasonalWaiting(ctx context.Context, held int) (pending, waiting int, err error) {
+	var n struct {
+		Pending int `db:"pending"`
+		Held    int `db:"held"`
+	}
+	err = db.get(ctx, "SeasonalWaiting", &n, `SELECT COALESCE(SUM(CASE WHEN priority = ? THEN 0 ELSE 1 END), 0) AS pending,
+		COALESCE(SUM(CASE WHEN priority = ? THEN 1 ELSE 0 END), 0) AS held FROM outbox WHERE state = 'pending' AND kind = ?`,
+		held, held, KindSeasonal)
+	return n.Pending, n.Held, err
 }
 
 // Campaign is one expanded campaign.

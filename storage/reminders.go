@@ -60,6 +60,9 @@ type Recipient struct {
 	BirthDate     string `db:"birth_date"`
 	Groups        string `db:"priority_groups"` // declared priority groups, sealed
 	CommunityID   int64  `db:"community_id"`
+	// LastSeenAt is when the WeChat user last wrote: a tip reaches them by
+	// customer-service message inside WeChat's 48 hours, else by digest.
+	LastSeenAt time.Time `db:"last_seen_at"`
 }
 
 // SeasonalRecipients pages through residents with an active contract whose
@@ -81,7 +84,7 @@ func (db *DB) SeasonalRecipientsSince(ctx context.Context, since time.Time, afte
 func (db *DB) seasonalRecipients(ctx context.Context, op, and string, args []any, afterID int64, limit int) ([]Recipient, error) {
 	var out []Recipient
 	err := db.sel(ctx, op, &out, `SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
-		r.community_id FROM residents r
+		r.community_id, u.last_seen_at FROM residents r
 		JOIN wechat_users u ON u.openid = r.manager_openid
 		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
 		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status = 'active') `+and+`

@@ -5,7 +5,6 @@
 package admin
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"html/template"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jiayi-health/jiayi/bot/push"
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
@@ -30,7 +28,6 @@ type API struct {
 	Token      string        // JIAYI_ADMIN_TOKEN: city scope for scripts; empty: staff sessions only
 	Idle       time.Duration // a console session unused this long ends; zero: DefaultIdle
 	BindingTTL time.Duration // zero: flows.BindingCodeTTL
-	DailyQuota int           // template messages a day, for campaign completion dates
 	Log        *slog.Logger
 	// QR asks WeChat for a permanent QR code's URL for a scene.
 	QR func(ctx context.Context, scene string) (string, error)
@@ -332,8 +329,9 @@ func (a *API) retry(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"id": id, "state": "pending"})
 }
 
-// campaigns lists expanded campaigns and when the seasonal pushes still
-// waiting will have gone, at the part of the daily quota they may use.
+// campaigns lists expanded campaigns, the seasonal tips still waiting
+// (to go as customer-service messages, or in the digest) and when the
+// next digest goes.
 func (a *API) campaigns(c *gin.Context) {
 	ctx := c.Request.Context()
 	list, err := a.DB.Campaigns(ctx, 100)
@@ -341,18 +339,16 @@ func (a *API) campaigns(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	pending, err := a.DB.PendingOfKind(ctx, flows.PushSeasonal)
+	pending, held, err := a.DB.SeasonalWaiting(ctx, flows.PriorityHeld)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	quota := cmp.Or(a.DailyQuota, 100000)
-	today := a.now().In(flows.Shanghai)
 	if list == nil {
 		list = []storage.Campaign{}
 	}
-	c.JSON(http.StatusOK, gin.H{"campaigns": list, "seasonal_pending": pending, "daily_quota": quota,
-		"expected_completion": push.ExpectedCompletion(pending, quota, today).Format("2006-01-02")})
+	c.JSON(http.StatusOK, gin.H{"campaigns": list, "seasonal_pending": pending, "seasonal_held": held,
+		"next_digest": flows.NextDigest(a.now()).Format(time.RFC3339)})
 }
 
 func (a *API) fail(c *gin.Context, err error) {

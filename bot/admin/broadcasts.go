@@ -410,7 +410,9 @@ func (a *API) broadcastPage(c *gin.Context) {
 	}
 	var seg flows.SegmentSpec
 	_ = json.NewDecoder(bytes.NewReader([]byte(b.Segment))).Decode(&seg)
-	a.render(c, http.StatusOK, "broadcast", gin.H{"B": b, "Segment": seg, "Over": over, "PerMonth": storage.MassPerMonth,
+	var digest struct{ Digest string } // the seasonal digest's: tips waiting, not a segment
+	_ = json.Unmarshal([]byte(b.Segment), &digest)
+	a.render(c, http.StatusOK, "broadcast", gin.H{"B": b, "Segment": seg, "Digest": digest.Digest, "Over": over, "PerMonth": storage.MassPerMonth,
 		"Groups": profile.Words().PriorityGroups})
 }
 

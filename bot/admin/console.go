@@ -54,6 +54,10 @@ var labels = map[string]string{
 	"contract ended": "签约已结束", "team change answered": "改签已答复", "request moved to another team": "申请已转给其他团队",
 	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒", "switched off in the calendar": "健康日历中已停发",
 	"recipient unsubscribed": "对方已取消关注", "moment passed": "时间已过，不再发送",
+	// Seasonal tips and the digest (storage/digest.go).
+	"held for the digest": "48小时内未留言，等每月1日、16日的汇总群发", "sent in the digest": "已并入汇总群发",
+	"held: no one else has these tips": "群发须两人以上，等对方留言或下次汇总", "monthly mass messages used up": "本月4次群发已用完",
+	"held for the digest; moment passed": "等汇总群发时已过时", "held: no one else has these tips; moment passed": "群发须两人以上，没有等到对方留言，已过时",
 	// Broadcasts: the outbox kinds, the audit actions, and where one is.
 	"broadcast": "群发", "broadcast_preview": "群发预览", "broadcast.create": "群发健康知识", "broadcast.cancel": "撤回群发",
 	"broadcast cancelled": "群发已撤回", "bc_scheduled": "定时待发", "bc_sending": "发送中", "bc_submitted": "已交微信，等结果",

@@ -183,6 +183,15 @@ func (l *loader) count(name string, def, lo int, what string) int {
 // delivery: how pushes reach WeChat.
 func (l *loader) delivery(c *Config) {
 	l.pairs("JIAYI_WECHAT_TEMPLATES", "must be kind=templateID pairs separated by commas", func(kind, id string) bool {
+		switch {
+		case kind == flows.PushSeasonal:
+			l.bad("JIAYI_WECHAT_TEMPLATES", "seasonal_reminder takes no template: WeChat forbids marketing in template messages, "+
+				"so seasonal tips go as customer-service messages or in the digest on the 1st and 16th")
+			return true
+		case !slices.Contains(flows.PushKinds, kind):
+			l.bad("JIAYI_WECHAT_TEMPLATES", fmt.Sprintf("%q is no push kind; known: %s", kind, strings.Join(flows.PushKinds, ", ")))
+			return true
+		}
 		if c.Templates == nil {
 			c.Templates = map[string]string{}
 		}

@@ -137,6 +137,24 @@ func TestRates(t *testing.T) {
 	}
 }
 
+// Templates are for the notices of push kinds jiayi has; a seasonal tip
+// is marketing, which WeChat forbids in template messages.
+func TestTemplatesNameKnownKindsAndNotSeasonalTips(t *testing.T) {
+	c, err := Load(env(map[string]string{"JIAYI_WECHAT_TEMPLATES": "sign_request=tpl_a,personal_reminder=tpl_b"}))
+	if err != nil || c.Templates["sign_request"] != "tpl_a" || c.Templates["personal_reminder"] != "tpl_b" {
+		t.Fatalf("%v %v", c.Templates, err)
+	}
+	for value, says := range map[string]string{
+		"sign_request=tpl_a,seasonal_reminder=tpl_s": "WeChat forbids marketing in template messages",
+		"sign_requset=tpl_a":                         `"sign_requset" is no push kind`,
+	} {
+		if _, err := Load(env(map[string]string{"JIAYI_WECHAT_TEMPLATES": value})); err == nil ||
+			!strings.Contains(err.Error(), "JIAYI_WECHAT_TEMPLATES") || !strings.Contains(err.Error(), says) {
+			t.Errorf("%s: %v", value, err)
+		}
+	}
+}
+
 func TestDurations(t *testing.T) {
 	c, err := Load(env(map[string]string{"JIAYI_FLOW_IDLE": "45m", "JIAYI_BINDING_CODE_TTL": "24h"}))
 	if err != nil || c.FlowIdle != 45*time.Minute || c.BindingTTL != 24*time.Hour {

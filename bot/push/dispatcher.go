@@ -53,6 +53,10 @@ var ErrPermanent = errors.New("permanent failure")
 // has not bound): it waits without using up its attempts.
 var errNotYet = errors.New("recipient not reachable yet")
 
+// errHeld marks a seasonal tip for someone outside WeChat's 48 hours: it
+// waits for the digest, using up no attempt.
+var errHeld = errors.New("held for the digest")
+
 // errInfra marks a failure of jiayi's own infrastructure before anything
 // reached WeChat (a database lookup): the push is not at fault, so the
 // attempt is given back and it is never dead-lettered for it.
@@ -316,6 +320,12 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
 		sentAt := d.Now()
 		return d.save(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSent(ctx, row.ID, sentAt) }})
 	}
+	if errors.Is(err, errHeld) {
+		held := flows.HoldForDigest(storage.Push{Due: d.Now(), StaleAt: d.Now()}, d.Now())
+		return d.save(ctx, record{"held", func(ctx context.Context) error {
+			return d.DB.HoldTip(ctx, row.ID, flows.PriorityHeld, held.Due, held.StaleAt)
+		}})
+	}
 	if errors.Is(err, errInfra) {
 		retryAt, reason := d.Now().Add(backoff(1)), err.Error()
 		d.Log.Warn("push waits for the database", "kind", row.Kind, "err", err)
@@ -363,6 +373,9 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 	if err != nil {
 		return err
 	}
+	if row.Kind == flows.PushSeasonal {
+		return d.sendTip(ctx, to, fields)
+	}
 	if tpl, ok := d.Templates[row.Kind]; ok {
 		return d.Send.SendTemplate(ctx, to, tpl, mapFields(d.Fields[row.Kind], fields))
 	}
@@ -380,6 +393,25 @@ func (d *Dispatcher) send(ctx context.Context, row storage.OutboxRow) error {
 		return d.Send.SendText(ctx, to, text)
 	}
 	return fmt.Errorf("no template configured for push kind %q and the customer-service window is closed", row.Kind)
+}
+
+// sendTip sends a seasonal tip as a customer-service message if its
+// recipient wrote to the account lately; otherwise it says errHeld, and the
+// tip waits for the digest. Never as a template message: WeChat forbids
+// marketing there.
+func (d *Dispatcher) sendTip(ctx context.Context, to string, fields map[string]string) error {
+	u, err := d.DB.WeChatUser(ctx, to)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: %v", errInfra, err)
+	}
+	if err != nil || !flows.InServiceWindow(u.LastSeenAt, d.Now()) {
+		return errHeld
+	}
+	text, err := flows.PushText(flows.PushSeasonal, fields)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	return d.Send.SendText(ctx, to, text)
 }
 
 // broadcast sends one batch of a broadcast as a mass message under the
@@ -583,17 +615,6 @@ func (d *Dispatcher) quotaAllows(ctx context.Context) (int, int) {
 		return flows.PriorityAppointment, batchSize
 	}
 	return flows.PrioritySeasonal, min(batchSize, allowance)
-}
-
-// ExpectedCompletion is the day a number of pending seasonal pushes will
-// all have gone, at the part of the daily quota they may use.
-func ExpectedCompletion(pending, dailyQuota int, today time.Time) time.Time {
-	perDay := int(float64(dailyQuota) * (1 - QuotaReserve))
-	if pending <= 0 || perDay <= 0 {
-		return today
-	}
-	days := (pending + perDay - 1) / perDay
-	return today.AddDate(0, 0, days-1)
 }
 
 // nextMidnight is when WeChat's daily quotas start again (Asia/Shanghai).

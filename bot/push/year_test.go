@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,13 @@ type yearResident struct {
 // A year of reminders on a fake clock, from 2026-11-23: a 71-year-old with
 // hypertension on the chronic and elderly packages, a woman whose baby is
 // due on 2027-05-20, a toddler of ten months and a neighbour of 50 with the
-// basic package alone. The scheduler runs twice a day (two instances) and
-// the dispatcher mornings. Each receives what the programme and the
-// schedules promise them, each exactly once, and nothing meant for others.
+// basic package alone, each with two twins (the same in all but their
+// WeChat) who never write to the account. The 71-year-old writes every Monday.
+// The scheduler runs twice a day (two instances), the digest twice at
+// 10:30, and the dispatcher after it. Each receives what the programme and
+// the schedules promise them, each exactly once, and nothing meant for
+// others; seasonal tips never as template messages, and at most two mass
+// messages a month.
 func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 	ctx := context.Background()
 	db, rdb := storagetest.SQLite(t), storagetest.Embedded(t)
@@ -39,7 +44,10 @@ func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var clock time.Time
+	db.SetClock(func() time.Time { return clock })
 	signedAt := time.Date(2026, 11, 23, 10, 0, 0, 0, flows.Shanghai)
+	clock = signedAt
 	for _, r := range []yearResident{
 		{openID: "o_year", name: "王秀英", birth: "1955-03-02", sex: "female", groups: []string{"hypertension"}, packages: []string{"basic", "chronic", "elderly"}},
 		{openID: "o_year_mother", name: "陈晓燕", birth: "1996-06-10", sex: "female", groups: []string{"maternal"}, due: "2027-05-20", packages: []string{"basic", "maternal_child"}},
@@ -47,13 +55,25 @@ func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 		{openID: "o_year_other", name: "李红", birth: "1976-05-02", sex: "female", packages: []string{"basic"}},
 	} {
 		signForAYear(t, db, sealer, r, signedAt)
+		for _, twin := range []string{"_twin", "_twin2"} {
+			r := r
+			r.openID += twin
+			signForAYear(t, db, sealer, r, signedAt)
+		}
 	}
 
 	d, standIn := dispatcher(t, db, rdb)
-	d.Templates = map[string]string{flows.PushPersonal: "tpl_personal", flows.PushSeasonal: "tpl_seasonal"}
+	d.Templates = map[string]string{flows.PushPersonal: "tpl_personal"}
 	for day := signedAt; !day.After(time.Date(2027, 11, 22, 23, 0, 0, 0, flows.Shanghai)); day = day.AddDate(0, 0, 1) {
 		morning := time.Date(day.Year(), day.Month(), day.Day(), 8, 30, 0, 0, flows.Shanghai)
+		if day.Weekday() == time.Monday {
+			clock = morning.Add(-30 * time.Minute)
+			if err := db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_year", Subscribed: true, EventTime: clock}}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, at := range []time.Time{morning, morning.Add(time.Hour)} { // two instances
+			clock = at
 			if _, err := flows.RunPersonal(ctx, db, sealer, at); err != nil {
 				t.Fatal(err)
 			}
@@ -61,25 +81,47 @@ func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		d.Now = func() time.Time { return morning.Add(2 * time.Hour) }
+		clock = morning.Add(2 * time.Hour)
+		for range 2 {
+			if _, err := flows.RunDigest(ctx, db, clock); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Now, standIn.Now = func() time.Time { return clock }, func() time.Time { return clock }
 		for d.DispatchOnce(ctx) > 0 {
 		}
 	}
-	// read sorts one resident's year into personal texts and seasonal ones,
-	// and counts the personal texts holding each phrase.
+	entries, err := flows.SeasonalCalendar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// read sorts one resident's year into personal texts and seasonal
+	// tips (by their words, from customer-service and mass messages), and
+	// counts the personal texts holding each phrase.
 	read := func(openID string, phrases ...string) (personal []string, seasonal map[string]int, got map[string]int) {
 		seasonal, got = map[string]int{}, map[string]int{}
+		massByMonth := map[string]int{}
 		for _, m := range standIn.Outbox(openID) {
 			var msg struct {
 				TemplateID string                            `json:"template_id"`
 				Data       map[string]struct{ Value string } `json:"data"`
 			}
 			json.Unmarshal(m.Data, &msg)
-			text := msg.Data["text"].Value
-			if msg.TemplateID == "tpl_seasonal" {
-				seasonal[text]++
+			switch {
+			case m.Kind == "mass":
+				massByMonth[m.At.In(flows.Shanghai).Format("2006-01")]++
+				fallthrough
+			case m.Kind == "customer-service":
+				for _, e := range entries {
+					if strings.Contains(m.Text, e.Text) {
+						seasonal[e.Text]++
+					}
+				}
 				continue
+			case msg.TemplateID != "tpl_personal":
+				t.Errorf("%s: a %s message that is no personal reminder: %s", openID, m.Kind, m.Data)
 			}
+			text := msg.Data["text"].Value
 			personal = append(personal, text)
 			for _, p := range phrases {
 				if strings.Contains(text, p) {
@@ -92,6 +134,11 @@ func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 				t.Errorf("%s: %d times: %s", openID, n, text)
 			}
 		}
+		for month, n := range massByMonth {
+			if n > 2 {
+				t.Errorf("%s: %d mass messages in %s, want the two digests at most", openID, n, month)
+			}
+		}
 		return personal, seasonal, got
 	}
 	expect := func(who string, got, want map[string]int) {
@@ -100,6 +147,28 @@ func TestAYearOfRemindersForAPregnantWomanAToddlerAndA70YearOld(t *testing.T) {
 				t.Errorf("%s: %q in %d pushes, want %d", who, what, got[what], n)
 			}
 		}
+	}
+	// The twins get the same tips, all by digest.
+	for _, who := range []string{"o_year", "o_year_mother", "o_year_child", "o_year_other"} {
+		_, tips, _ := read(who)
+		_, twins, _ := read(who + "_twin")
+		if len(tips) == 0 || !maps.Equal(tips, twins) {
+			t.Errorf("%s had %d tips, the twin %d: not the same", who, len(tips), len(twins))
+		}
+		for _, m := range standIn.Outbox(who + "_twin") {
+			if m.Kind == "customer-service" {
+				t.Errorf("%s: a customer-service message to someone who never wrote: %s", who+"_twin", m.Text)
+			}
+		}
+	}
+	byService := 0
+	for _, m := range standIn.Outbox("o_year") {
+		if m.Kind == "customer-service" {
+			byService++
+		}
+	}
+	if byService == 0 {
+		t.Error("the 70-year-old wrote every Monday but had no tip as a customer-service message")
 	}
 
 	// The 70-year-old: renewal twice, a follow-up every 91 days with none

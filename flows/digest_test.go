@@ -1,0 +1,146 @@
+package flows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+)
+
+func TestNextDigestIsTheFirstOrSixteenthAtTen(t *testing.T) {
+	for _, c := range []struct{ now, want string }{
+		{"2026-12-01 09:59", "2026-12-01 10:00"},
+		{"2026-12-01 10:00", "2026-12-01 10:00"},
+		{"2026-12-01 10:01", "2026-12-16 10:00"},
+		{"2026-12-16 10:01", "2027-01-01 10:00"},
+		{"2027-02-20 00:00", "2027-03-01 10:00"},
+	} {
+		now, _ := time.ParseInLocation("2006-01-02 15:04", c.now, Shanghai)
+		if got := NextDigest(now).In(Shanghai).Format("2006-01-02 15:04"); got != c.want {
+			t.Errorf("after %s: %s, want %s", c.now, got, c.want)
+		}
+	}
+}
+
+// tip is a held tip numbered id, for openID of institution inst, with the
+// words of entry code.
+func tip(id int64, openID string, inst int64, code string, day int) storage.HeldTip {
+	return storage.HeldTip{OutboxID: id, OpenID: openID, Institution: inst, Due: time.Date(2026, 11, day, 8, 0, 0, 0, Shanghai),
+		Fields: map[string]string{"name": code, "text": "提示" + code, "article": ""}}
+}
+
+// sent lists, per openid, the tip codes its digest message says, and the
+// tips (outbox IDs) it carries.
+func sent(t *testing.T, msgs []storage.DigestMessage) (words map[string]string, carried map[int64]bool) {
+	t.Helper()
+	words, carried = map[string]string{}, map[int64]bool{}
+	for _, m := range msgs {
+		if len(m.OpenIDs) < 2 {
+			t.Errorf("a mass message to %v: WeChat needs two openids", m.OpenIDs)
+		}
+		for _, o := range m.OpenIDs {
+			if _, dup := words[o]; dup {
+				t.Errorf("%s is in two messages of one digest", o)
+			}
+			var codes []string
+			for _, line := range strings.Split(m.Body, "\n") {
+				if strings.HasPrefix(line, "【") {
+					codes = append(codes, strings.TrimPrefix(strings.Split(line, "】")[0], "【"))
+				}
+			}
+			words[o] = strings.Join(codes, ",")
+		}
+		for _, id := range m.Tips {
+			carried[id] = true
+		}
+	}
+	return words, carried
+}
+
+func TestDigestGroupsLikeTipsAndLeavesNoOneAlone(t *testing.T) {
+	day := time.Date(2026, 12, 1, 10, 0, 0, 0, Shanghai)
+	tips := []storage.HeldTip{
+		// Two residents with the same two tips; one of them manages her
+		// mother, whose copy of tip A is the same tip.
+		tip(1, "o_a", 1, "A", 20), tip(2, "o_a", 1, "B", 22), tip(3, "o_a", 1, "A", 20),
+		tip(4, "o_b", 1, "A", 20), tip(5, "o_b", 1, "B", 22),
+		// Alone with A, B and C: joins the message of A and B; C waits.
+		tip(6, "o_c", 1, "A", 20), tip(7, "o_c", 1, "B", 22), tip(8, "o_c", 1, "C", 23),
+		// Two alone with tips in common (D) and one each not: both get D.
+		tip(9, "o_d", 1, "D", 21), tip(10, "o_d", 1, "E", 21),
+		tip(11, "o_e", 1, "D", 21), tip(12, "o_e", 1, "F", 21),
+		// Alone with a tip no one else has: waits.
+		tip(13, "o_f", 1, "G", 21),
+		// The same tips in another institution: a message of its own.
+		tip(14, "o_g", 2, "A", 20), tip(15, "o_g", 2, "B", 22),
+		tip(16, "o_h", 2, "A", 20), tip(17, "o_h", 2, "B", 22),
+	}
+	msgs, err := ComposeDigests(tips, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words, carried := sent(t, msgs)
+	want := map[string]string{"o_a": "A,B", "o_b": "A,B", "o_c": "A,B", "o_d": "D", "o_e": "D", "o_g": "A,B", "o_h": "A,B"}
+	if fmt.Sprint(words) != fmt.Sprint(want) {
+		t.Errorf("digest: %v, want %v", words, want)
+	}
+	for _, id := range []int64{1, 2, 3, 4, 5, 6, 7, 9, 11, 14, 15, 16, 17} {
+		if !carried[id] {
+			t.Errorf("tip %d was sent but not marked", id)
+		}
+	}
+	for _, id := range []int64{8, 10, 12, 13} {
+		if carried[id] {
+			t.Errorf("tip %d was marked sent but not in its message", id)
+		}
+	}
+	for _, m := range msgs {
+		if !strings.Contains(m.Body, "回复“提醒设置”可以关闭") || !strings.HasPrefix(m.Body, "健康提示（12月1日）") {
+			t.Errorf("digest words: %q", m.Body)
+		}
+		if m.Institution == 2 && !slices.Equal(m.OpenIDs, []string{"o_g", "o_h"}) {
+			t.Errorf("institution 2's message: %v", m.OpenIDs)
+		}
+	}
+}
+
+// A resident with more tips than one digest holds gets the first ones;
+// the rest wait for the next.
+func TestDigestHoldsAFewTipsAtMost(t *testing.T) {
+	var tips []storage.HeldTip
+	for i := range digestMaxTips + 2 {
+		for _, o := range []string{"o_a", "o_b"} {
+			tips = append(tips, tip(int64(len(tips)+1), o, 1, string(rune('A'+i)), 10+i))
+		}
+	}
+	msgs, err := ComposeDigests(tips, time.Date(2026, 12, 1, 10, 0, 0, 0, Shanghai))
+	if err != nil {
+		t.Fatal(err)
+	}
+	words, carried := sent(t, msgs)
+	if words["o_a"] != "A,B,C,D,E,F" || len(carried) != 2*digestMaxTips {
+		t.Errorf("digest: %v, %d tips marked", words, len(carried))
+	}
+}
+
+// One alone whose many tips have waited (the first ones no one shares)
+// still gets the tips they share with others.
+func TestDigestCapComesAfterSharing(t *testing.T) {
+	var tips []storage.HeldTip
+	for i := range digestMaxTips + 1 {
+		tips = append(tips, tip(int64(len(tips)+1), "o_alone", 1, fmt.Sprintf("old%d", i), 1+i))
+	}
+	for _, o := range []string{"o_alone", "o_a", "o_b"} {
+		tips = append(tips, tip(int64(len(tips)+1), o, 1, "new", 20))
+	}
+	msgs, err := ComposeDigests(tips, time.Date(2026, 12, 1, 10, 0, 0, 0, Shanghai))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if words, _ := sent(t, msgs); words["o_alone"] != "new" {
+		t.Errorf("digest: %v", words)
+	}
+}

@@ -1,0 +1,218 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The digest of seasonal tips: tips for residents outside WeChat's 48-hour
+// window wait in the outbox under a priority no dispatcher claims, and go
+// twice a month as mass messages. flows decides what a digest says; this
+// is how the waiting tips are taken, and the messages written, at once.
+
+// KindSeasonal is the outbox kind of a seasonal tip (flows.PushSeasonal).
+const KindSeasonal = "seasonal_reminder"
+
+// Why a tip is where it is (outbox.last_error), as the console labels it.
+const (
+	reasonHeld      = "held for the digest"
+	reasonDigested  = "sent in the digest"
+	reasonAlone     = "held: no one else has these tips"
+	reasonOverLimit = "monthly mass messages used up"
+)
+
+// HeldTip is a seasonal tip waiting for the digest.
+type HeldTip struct {
+	OutboxID    int64
+	OpenID      string
+	Institution int64 // of the resident's community; 0 if none is found
+	Fields      map[string]string
+	Due         time.Time
+}
+
+// DigestMessage is one mass message of a digest: the tips (outbox rows)
+// it carries, to its openids.
+type DigestMessage struct {
+	Institution int64
+	Title, Body string
+	OpenIDs     []string
+	Tips        []int64
+}
+
+// DigestRequest is one run of the digest.
+type DigestRequest struct {
+	Held     int       // the priority of tips waiting for it
+	Now      time.Time // tips due by now are taken
+	Next     time.Time // when tips left out are due again
+	Month    string    // YYYY-MM, for the allowance
+	Day      string    // YYYY-MM-DD, to name the digest
+	Priority int       // of the messages' outbox rows
+	Compose  func([]HeldTip) ([]DigestMessage, error)
+}
+
+// DigestRun says what a digest did: tips sent in messages, tips of users
+// who had no mass message left this month, tips left for later.
+type DigestRun struct {
+	Messages, Tips, OverLimit, Left int
+}
+
+// ReleaseHeld gives back to the dispatcher (priority to, due now) the tips
+// held (priority held) for WeChat users who wrote at or after since: a
+// customer-service message reaches them, and costs no mass message.
+func (db *DB) ReleaseHeld(ctx context.Context, held, to int, now, since time.Time) (int64, error) {
+	return db.exec(ctx, "ReleaseHeld", `UPDATE outbox SET priority = ?, due_at = ?, last_error = ''
+		WHERE state = 'pending' AND priority = ? AND kind = ?
+		AND recipient IN (SELECT openid FROM wechat_users WHERE last_seen_at >= ?)`, to, now.UTC(), held, KindSeasonal, since.UTC())
+}
+
+// HoldTip makes a claimed tip wait for the digest: priority held, due at
+// due, stale no sooner than staleAt, with the attempt its claim counted
+// given back.
+func (db *DB) HoldTip(ctx context.Context, id int64, held int, due, staleAt time.Time) error {
+	_, err := db.exec(ctx, "HoldTip", `UPDATE outbox SET priority = ?, due_at = ?, lease_until = NULL, last_error = ?,
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+		stale_at = CASE WHEN stale_at IS NULL OR stale_at >= ? THEN stale_at ELSE ? END
+		WHERE id = ? AND state = 'pending'`, held, due.UTC(), reasonHeld, staleAt.UTC(), staleAt.UTC(), id)
+	return err
+}
+
+// Digest takes every tip held and due, has them composed into messages and
+// writes those as broadcasts, in one transaction: a tip is in a message,
+// or waits for the next digest, or is withdrawn for its user's allowance,
+// and never two of these. Several instances may run it: a tip taken by
+// one is not there for the other.
+func (db *DB) Digest(ctx context.Context, r DigestRequest) (DigestRun, error) {
+	const op = "Digest"
+	var run DigestRun
+	err := db.inTx(ctx, op, func(tx *DB) error {
+		run = DigestRun{}
+		tips, err := tx.takeHeld(ctx, op, r)
+		if err != nil || len(tips) == 0 {
+			return err
+		}
+		messages, err := r.Compose(tips)
+		if err != nil {
+			return fail(op, err)
+		}
+		to := make(map[int64]string, len(tips))
+		for _, t := range tips {
+			to[t.OutboxID] = t.OpenID
+		}
+		sent := map[int64]bool{}
+		var over []int64
+		for _, m := range messages {
+			allowed, err := tx.writeDigest(ctx, op, r, m)
+			if err != nil {
+				return err
+			}
+			if len(allowed) > 0 {
+				run.Messages++
+			}
+			for _, id := range m.Tips {
+				if sent[id] = true; !slices.Contains(allowed, to[id]) {
+					over = append(over, id)
+				}
+			}
+		}
+		var left []int64
+		for _, t := range tips {
+			if !sent[t.OutboxID] {
+				left = append(left, t.OutboxID)
+			}
+		}
+		if err := tx.markTips(ctx, op, left, "pending", reasonAlone, r.Next); err != nil {
+			return err
+		}
+		if err := tx.markTips(ctx, op, over, "cancelled", reasonOverLimit, time.Time{}); err != nil {
+			return err
+		}
+		run.Tips, run.OverLimit, run.Left = len(sent)-len(over), len(over), len(left)
+		return nil
+	})
+	return run, err
+}
+
+// takeHeld marks the tips held and due as sent in the digest (so a second
+// digest running at once waits, then finds them gone) and reads them with
+// their resident's institution.
+func (db *DB) takeHeld(ctx context.Context, op string, r DigestRequest) ([]HeldTip, error) {
+	var rows []struct {
+		ID        int64     `db:"id"`
+		Recipient string    `db:"recipient"`
+		Payload   string    `db:"payload"`
+		Due       time.Time `db:"due_at"`
+	}
+	if err := db.sel(ctx, op, &rows, `UPDATE outbox SET state = 'sent', sent_at = ?, last_error = ?
+		WHERE state = 'pending' AND priority = ? AND kind = ? AND due_at <= ?
+		RETURNING id, recipient, payload, due_at`, r.Now.UTC(), reasonDigested, r.Held, KindSeasonal, r.Now.UTC()); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	institutions := map[string]int64{}
+	var openIDs []string
+	for _, row := range rows {
+		if _, ok := institutions[row.Recipient]; !ok {
+			institutions[row.Recipient] = 0
+			openIDs = append(openIDs, row.Recipient)
+		}
+	}
+	for start := 0; start < len(openIDs); start += 500 {
+		var found []struct {
+			OpenID      string `db:"openid"`
+			Institution int64  `db:"institution_id"`
+		}
+		if err := db.selIn(ctx, op, &found, `SELECT r.manager_openid AS openid, MIN(m.institution_id) AS institution_id
+			FROM residents r JOIN communities m ON m.id = r.community_id WHERE r.manager_openid IN (?)
+			GROUP BY r.manager_openid`, openIDs[start:min(start+500, len(openIDs))]); err != nil {
+			return nil, err
+		}
+		for _, f := range found {
+			institutions[f.OpenID] = f.Institution
+		}
+	}
+	tips := make([]HeldTip, len(rows))
+	for i, row := range rows {
+		tips[i] = HeldTip{OutboxID: row.ID, OpenID: row.Recipient, Institution: institutions[row.Recipient], Due: row.Due}
+		if err := json.Unmarshal([]byte(row.Payload), &tips[i].Fields); err != nil {
+			return nil, fail(op, fmt.Errorf("tip %d: %w", row.ID, err))
+		}
+	}
+	return tips, nil
+}
+
+// writeDigest writes one message of a digest as a broadcast, and returns
+// those it goes to, sorted: the others had no mass message left this month.
+func (db *DB) writeDigest(ctx context.Context, op string, r DigestRequest, m DigestMessage) ([]string, error) {
+	audience := slices.Clone(m.OpenIDs)
+	slices.Sort(audience)
+	segment, _ := json.Marshal(map[string]string{"digest": r.Day})
+	_, allowed, err := db.writeBroadcast(ctx, op, m.Institution, audience, NewBroadcast{Title: m.Title, Body: m.Body,
+		SegmentJSON: string(segment), Month: r.Month, Due: r.Now, Priority: r.Priority, Actor: "jiayi"})
+	return allowed, err
+}
+
+// markTips moves tips taken by a digest on: back to waiting (due again at
+// due), or withdrawn.
+func (db *DB) markTips(ctx context.Context, op string, ids []int64, state, reason string, due time.Time) error {
+	for start := 0; start < len(ids); start += 500 {
+		part := ids[start:min(start+500, len(ids))]
+		q := `UPDATE outbox SET state = ?, sent_at = NULL, last_error = ? WHERE id IN (?)`
+		args := []any{state, reason, part}
+		if !due.IsZero() { // waiting again: not stale before the digest it waits for
+			stale := due.Add(24 * time.Hour).UTC()
+			q = strings.Replace(q, "last_error = ?", `last_error = ?, due_at = ?,
+				stale_at = CASE WHEN stale_at IS NULL OR stale_at >= ? THEN stale_at ELSE ? END`, 1)
+			args = []any{state, reason, due.UTC(), stale, stale, part}
+		}
+		if _, err := db.execIn(ctx, op, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

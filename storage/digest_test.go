@@ -1,0 +1,192 @@
+package storage_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+const heldPriority = 9 // flows.PriorityHeld
+
+// heldTip is a seasonal tip for openID waiting for the digest since due.
+func heldTip(key, openID, text string, due time.Time) storage.Push {
+	return storage.Push{Key: key, Kind: storage.KindSeasonal, Recipient: openID, Priority: heldPriority, Due: due,
+		StaleAt: due.Add(48 * time.Hour), Fields: map[string]string{"text": text}}
+}
+
+// oneMessage composes a digest as one message to everyone, carrying the
+// tips with the given text.
+func oneMessage(text string) func([]storage.HeldTip) ([]storage.DigestMessage, error) {
+	return func(tips []storage.HeldTip) ([]storage.DigestMessage, error) {
+		m := storage.DigestMessage{Title: "健康提示", Body: text}
+		for _, t := range tips {
+			if !slices.Contains(m.OpenIDs, t.OpenID) {
+				m.OpenIDs, m.Institution = append(m.OpenIDs, t.OpenID), t.Institution
+			}
+			if t.Fields["text"] == text {
+				m.Tips = append(m.Tips, t.OutboxID)
+			}
+		}
+		return []storage.DigestMessage{m}, nil
+	}
+}
+
+func outboxEntry(t *testing.T, db *storage.DB, openID, key string) storage.OutboxEntry {
+	t.Helper()
+	entries, err := db.OutboxFor(context.Background(), openID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Key == key {
+			return e
+		}
+	}
+	t.Fatalf("no push %s to %s", key, openID)
+	return storage.OutboxEntry{}
+}
+
+// The digest takes the tips held and due in one go: those in a message go
+// as one broadcast within each one's monthly allowance, those of users
+// who have had their four are withdrawn and reported, those left out wait
+// for the next digest; a second digest, even at the same moment, finds
+// nothing to take.
+func TestDigestSendsHeldTipsOnceWithinTheAllowance(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ids := seedOrganisation(t, db)
+		for i, o := range []string{"o_d1", "o_d2", "o_d3"} {
+			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
+		}
+		now := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+		month, next := "2026-12", now.Add(15*24*time.Hour)
+		raw := storagetest.SQL(t, db)
+		if _, err := raw.ExecContext(ctx, raw.Rebind(`INSERT INTO mass_allowance (openid, month, used) VALUES (?, ?, 4)`), "o_d3", month); err != nil {
+			t.Fatal(err)
+		}
+		was := now.Add(-time.Hour)
+		later := heldTip("t:1:later", "o_d1", "C", now.Add(time.Hour))
+		later.StaleAt = time.Time{}
+		if err := db.Enqueue(ctx, []storage.Push{heldTip("t:1:A", "o_d1", "A", was), heldTip("t:2:A", "o_d2", "A", was),
+			heldTip("t:3:A", "o_d3", "A", was), heldTip("t:3:B", "o_d3", "B", was), later}); err != nil {
+			t.Fatal(err)
+		}
+		req := storage.DigestRequest{Held: heldPriority, Now: now, Next: next, Month: month, Day: "2026-12-01", Priority: 3, Compose: oneMessage("A")}
+		run, err := db.Digest(ctx, req)
+		if err != nil || run != (storage.DigestRun{Messages: 1, Tips: 2, OverLimit: 1, Left: 1}) {
+			t.Fatalf("digest: %+v %v", run, err)
+		}
+		if again, err := db.Digest(ctx, req); err != nil || again != (storage.DigestRun{}) {
+			t.Fatalf("a second digest: %+v %v", again, err)
+		}
+		for key, want := range map[string]string{"t:1:A": "sent", "t:2:A": "sent", "t:3:A": "cancelled", "t:3:B": "pending", "t:1:later": "pending"} {
+			to := "o_d" + key[2:3]
+			if e := outboxEntry(t, db, to, key); e.State != want {
+				t.Errorf("%s: %s (%s), want %s", key, e.State, e.LastError, want)
+			}
+		}
+		if e := outboxEntry(t, db, "o_d3", "t:3:A"); e.LastError != "monthly mass messages used up" {
+			t.Errorf("the tip over the limit says %q", e.LastError)
+		}
+		list, total, err := db.Broadcasts(ctx, storage.Scope{}, storage.Page{Limit: 10}, now)
+		if err != nil || total != 1 || list[0].Audience != 3 || list[0].OverLimit != 1 || list[0].Body != "A" || list[0].CreatedBy != "jiayi" {
+			t.Fatalf("broadcasts: %d %+v %v", total, list, err)
+		}
+		if b, _ := db.BroadcastBatch(ctx, list[0].ID, 1); !slices.Equal(b.OpenIDs, []string{"o_d1", "o_d2"}) {
+			t.Errorf("the digest goes to %v", b.OpenIDs)
+		}
+		if mine, _, _ := db.Broadcasts(ctx, storage.Scope{Institution: 1}, storage.Page{Limit: 10}, now); len(mine) != 1 {
+			t.Errorf("the institution's admins do not see its digest: %+v", mine)
+		}
+		// B waits for the next digest and is not stale before it.
+		claimed, err := db.ClaimDue(ctx, 10, time.Minute, next.Add(time.Minute), heldPriority)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, c := range claimed {
+			if c.Kind == storage.KindSeasonal {
+				keys = append(keys, c.Key)
+			}
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, []string{"t:1:later", "t:3:B"}) {
+			t.Errorf("due at the next digest: %v", keys)
+		}
+	})
+}
+
+func TestTwoDigestsAtOnceSendEachTipOnce(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ids := seedOrganisation(t, db)
+		var pushes []storage.Push
+		now := time.Now()
+		for i, o := range []string{"o_c1", "o_c2", "o_c3", "o_c4"} {
+			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
+			pushes = append(pushes, heldTip("c:"+o, o, "A", now.Add(-time.Minute)))
+		}
+		if err := db.Enqueue(ctx, pushes); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		runs := make([]storage.DigestRun, 4)
+		for i := range runs {
+			wg.Go(func() {
+				var err error
+				runs[i], err = db.Digest(ctx, storage.DigestRequest{Held: heldPriority, Now: now, Next: now.Add(time.Hour),
+					Month: now.Format("2006-01"), Day: now.Format(time.DateOnly), Priority: 3, Compose: oneMessage("A")})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		messages, tips := 0, 0
+		for _, r := range runs {
+			messages, tips = messages+r.Messages, tips+r.Tips
+		}
+		if messages != 1 || tips != 4 {
+			t.Fatalf("four digests at once: %+v", runs)
+		}
+	})
+}
+
+// A tip held for someone who has since written goes back to the
+// dispatcher; a claimed tip held for the digest gives its attempt back
+// and does not go stale before the digest.
+func TestHeldTipsComeBackWhenTheResidentWrites(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		db.SetClock(func() time.Time { return now.Add(-72 * time.Hour) })
+		db.Apply(ctx, seen("o_quiet", true, 1000))
+		db.SetClock(func() time.Time { return now })
+		db.Apply(ctx, seen("o_wrote", true, 1000))
+		db.Enqueue(ctx, []storage.Push{heldTip("h:quiet", "o_quiet", "A", now.Add(time.Hour)), heldTip("h:wrote", "o_wrote", "A", now.Add(time.Hour))})
+		n, err := db.ReleaseHeld(ctx, heldPriority, 3, now, now.Add(-47*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("released %d %v", n, err)
+		}
+		claimed, err := db.ClaimDue(ctx, 10, time.Minute, now, 3)
+		if err != nil || len(claimed) != 1 || claimed[0].Key != "h:wrote" {
+			t.Fatalf("claimed %+v %v", claimed, err)
+		}
+		digest := now.Add(10 * 24 * time.Hour)
+		if err := db.HoldTip(ctx, claimed[0].ID, heldPriority, digest, digest.Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := db.ClaimDue(ctx, 10, time.Minute, digest.Add(time.Hour), 3); len(again) != 0 {
+			t.Fatalf("a held tip was claimed: %+v", again)
+		}
+		e := outboxEntry(t, db, "o_wrote", "h:wrote")
+		if e.State != "pending" || e.Attempts != 0 || e.LastError != "held for the digest" {
+			t.Fatalf("held: %+v", e)
+		}
+	})
+}
