@@ -218,10 +218,12 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 	}
 	id, use, err := db.CreateBroadcast(ctx, scope, storage.NewBroadcast{Title: strings.TrimSpace(b.Title), Body: strings.TrimSpace(b.Text),
 		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor, TagID: tagID,
-		ArticleID: articleID})
+		ArticleID: articleID, AloneSeenSince: due.Add(-(serviceWindow - digestMargin))})
 	switch {
 	case errors.Is(err, storage.ErrEmptyAudience):
 		return 0, use, refusal("这个范围里没有可以收到健康知识提示的居民（已签约、关注了公众号、没有关闭提示）。")
+	case errors.Is(err, storage.ErrAloneOutsideWindow):
+		return 0, use, refusal("这个范围里只有一位居民能收到。微信群发至少要发给两人；只发一个人，须在他给公众号留言后48小时内发出，而到发送时这位居民已超过48小时没有留言。请扩大范围再发。")
 	case errors.Is(err, storage.ErrOverLimit):
 		return 0, use, refusal("这个范围里的居民本月都已收到 %d 条群发消息，微信不允许再发，请下月再发。", storage.MassPerMonth)
 	}

@@ -223,11 +223,12 @@ func digestText(tips []storage.HeldTip, day time.Time) (string, error) {
 // first gives back to the dispatcher those of residents who wrote since
 // their tips were held. It returns the tips put into digests.
 func RunDigest(ctx context.Context, db *storage.DB, now time.Time) (storage.DigestRun, error) {
-	if _, err := db.ReleaseHeld(ctx, PriorityHeld, PrioritySeasonal, now, now.Add(-(serviceWindow - digestMargin))); err != nil {
+	wroteSince := now.Add(-(serviceWindow - digestMargin))
+	if _, err := db.ReleaseHeld(ctx, PriorityHeld, PrioritySeasonal, now, wroteSince); err != nil {
 		return storage.DigestRun{}, err
 	}
 	day := now.In(Shanghai)
-	return db.Digest(ctx, storage.DigestRequest{Held: PriorityHeld, Now: now, Next: NextDigest(now.Add(time.Minute)),
+	return db.Digest(ctx, storage.DigestRequest{Held: PriorityHeld, Now: now, Next: NextDigest(now.Add(time.Minute)), WroteSince: wroteSince,
 		Month: day.Format("2006-01"), Day: day.Format(time.DateOnly), Priority: PrioritySeasonal,
 		Compose: func(tips []storage.HeldTip) ([]storage.DigestMessage, error) { return ComposeDigests(tips, day) }})
 }

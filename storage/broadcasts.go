@@ -30,6 +30,10 @@ const (
 // ErrEmptyAudience: no one the segment names can receive tips.
 var ErrEmptyAudience = errors.New("the segment reaches no one who receives tips")
 
+// ErrAloneOutsideWindow: the broadcast would reach one user, who has not
+// written lately (a mass message needs two openids).
+var ErrAloneOutsideWindow = errors.New("a broadcast to one user who has not written in 48 hours")
+
 // ErrOverLimit: everyone the segment names has had this month's mass messages.
 var ErrOverLimit = errors.New("everyone in the audience has had this month's mass messages")
 
@@ -163,6 +167,10 @@ type NewBroadcast struct {
 	TagID int64
 	// ArticleID, when set, sends that article (图文) instead of a text.
 	ArticleID int64
+	// AloneSeenSince, when set, refuses a broadcast (not by tag) left with
+	// one user unless they wrote at or after it: a mass message needs two
+	// openids, and one alone is reached only by a customer-service message.
+	AloneSeenSince time.Time
 }
 
 // CreateBroadcast writes a broadcast for the segment's audience in scope:
@@ -208,6 +216,16 @@ func (db *DB) writeBroadcast(ctx context.Context, op string, institution int64, 
 	allowed, err := db.takeAllowance(ctx, op, audience, b.Month)
 	if err != nil || len(allowed) == 0 {
 		return 0, nil, err
+	}
+	if len(allowed) == 1 && b.TagID == 0 && !b.AloneSeenSince.IsZero() {
+		var wrote int
+		if err := db.get(ctx, op, &wrote, `SELECT COUNT(*) FROM wechat_users WHERE openid = ? AND last_seen_at >= ?`,
+			allowed[0], b.AloneSeenSince.UTC()); err != nil {
+			return 0, nil, err
+		}
+		if wrote == 0 {
+			return 0, allowed, fail(op, ErrAloneOutsideWindow)
+		}
 	}
 	if err := db.get(ctx, op, &id, `INSERT INTO broadcasts (institution_id, title, body, segment, month, due_at, audience,
 		over_limit, created_by, created_at, article_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,

@@ -265,3 +265,29 @@ func TestTagDiffFollowsTheSegment(t *testing.T) {
 		}
 	})
 }
+
+// A broadcast that would reach one user only is refused unless they wrote
+// within WeChat's 48 hours (a mass message needs two openids), and takes
+// no allowance when refused.
+func TestBroadcastToOneNeedsTheirRecentMessage(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		w := newBroadcastWorld(t, db)
+		signResident(t, db, 7, "o_alone", w.west, nil, "1930-01-01")
+		seg := storage.Segment{Born: storage.BirthRange{Until: "1940-01-01"}}
+		one := func(since time.Time) error {
+			_, _, err := db.CreateBroadcast(ctx, storage.Scope{}, storage.NewBroadcast{Title: "t", Body: "b", Segment: seg, SegmentJSON: "{}",
+				Month: "2026-12", Due: time.Now(), Priority: 3, Actor: "test", AloneSeenSince: since})
+			return err
+		}
+		if err := one(time.Now().Add(time.Hour)); !errors.Is(err, storage.ErrAloneOutsideWindow) {
+			t.Fatalf("to one who has not written since: %v", err)
+		}
+		if use, _ := db.BroadcastAudience(ctx, storage.Scope{}, seg, "2026-12"); use.Used[0] != 1 {
+			t.Fatalf("the refused broadcast took the allowance: %+v", use)
+		}
+		if err := one(time.Now().Add(-time.Hour)); err != nil {
+			t.Fatalf("to one who wrote lately: %v", err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,7 +52,10 @@ type DigestRequest struct {
 	Month    string    // YYYY-MM, for the allowance
 	Day      string    // YYYY-MM-DD, to name the digest
 	Priority int       // of the messages' outbox rows
-	Compose  func([]HeldTip) ([]DigestMessage, error)
+	// WroteSince is the start of WeChat's 48 hours: one left alone in a
+	// message must have written since (a customer-service message).
+	WroteSince time.Time
+	Compose    func([]HeldTip) ([]DigestMessage, error)
 }
 
 // DigestRun says what a digest did: tips sent in messages, tips of users
@@ -106,6 +110,9 @@ func (db *DB) Digest(ctx context.Context, r DigestRequest) (DigestRun, error) {
 		var over []int64
 		for _, m := range messages {
 			allowed, err := tx.writeDigest(ctx, op, r, m)
+			if errors.Is(err, ErrAloneOutsideWindow) {
+				continue // the one left with an allowance waits with their tips
+			}
 			if err != nil {
 				return err
 			}
@@ -188,12 +195,20 @@ func (db *DB) takeHeld(ctx context.Context, op string, r DigestRequest) ([]HeldT
 
 // writeDigest writes one message of a digest as a broadcast, and returns
 // those it goes to, sorted: the others had no mass message left this month.
+// If only one had, and has not written lately, nothing is written (under a
+// savepoint, so their allowance is not taken) and it says
+// ErrAloneOutsideWindow.
 func (db *DB) writeDigest(ctx context.Context, op string, r DigestRequest, m DigestMessage) ([]string, error) {
 	audience := slices.Clone(m.OpenIDs)
 	slices.Sort(audience)
 	segment, _ := json.Marshal(map[string]string{"digest": r.Day})
-	_, allowed, err := db.writeBroadcast(ctx, op, m.Institution, audience, NewBroadcast{Title: m.Title, Body: m.Body,
-		SegmentJSON: string(segment), Month: r.Month, Due: r.Now, Priority: r.Priority, Actor: "jiayi"})
+	var allowed []string
+	err := db.inTx(ctx, op, func(sp *DB) error {
+		var err error
+		_, allowed, err = sp.writeBroadcast(ctx, op, m.Institution, audience, NewBroadcast{Title: m.Title, Body: m.Body,
+			SegmentJSON: string(segment), Month: r.Month, Due: r.Now, Priority: r.Priority, Actor: "jiayi", AloneSeenSince: r.WroteSince})
+		return err
+	})
 	return allowed, err
 }
 

@@ -190,3 +190,34 @@ func TestHeldTipsComeBackWhenTheResidentWrites(t *testing.T) {
 		}
 	})
 }
+
+// A digest message left with one user who has a mass message left, and who
+// has not written lately, is not written: its tips wait, and no allowance
+// is taken.
+func TestDigestLeftWithOneWaits(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ids := seedOrganisation(t, db)
+		for i, o := range []string{"o_e1", "o_e2"} {
+			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
+		}
+		now := time.Now()
+		raw := storagetest.SQL(t, db)
+		if _, err := raw.ExecContext(ctx, raw.Rebind(`INSERT INTO mass_allowance (openid, month, used) VALUES (?, ?, 4)`), "o_e1", "2026-12"); err != nil {
+			t.Fatal(err)
+		}
+		db.Enqueue(ctx, []storage.Push{heldTip("e:1", "o_e1", "A", now.Add(-time.Minute)), heldTip("e:2", "o_e2", "A", now.Add(-time.Minute))})
+		run, err := db.Digest(ctx, storage.DigestRequest{Held: heldPriority, Now: now, Next: now.Add(time.Hour), Month: "2026-12", Day: "2026-12-01",
+			Priority: 3, WroteSince: now.Add(time.Minute), Compose: oneMessage("A")})
+		if err != nil || run != (storage.DigestRun{Left: 2}) {
+			t.Fatalf("digest: %+v %v", run, err)
+		}
+		if e := outboxEntry(t, db, "o_e2", "e:2"); e.State != "pending" {
+			t.Fatalf("the tip of the one alone: %+v", e)
+		}
+		use, _ := db.BroadcastAudience(ctx, storage.Scope{}, storage.Segment{}, "2026-12")
+		if use.Used[0] != 1 || use.Used[storage.MassPerMonth] != 1 {
+			t.Fatalf("allowance: %+v", use)
+		}
+	})
+}

@@ -67,6 +67,7 @@ function mount(p) {
   const node = document.getElementById("phone").content.firstElementChild.cloneNode(true);
   node.dataset.openid = p.openid;
   node.querySelector(".who").textContent = p.label;
+  node.querySelector(".who").title = "openid: " + p.openid; // for /sandbox/outbox?to=OPENID
   node.querySelector(".account").textContent = setup.account;
   p.node = node;
   p.msgs = node.querySelector(".msgs");

@@ -316,7 +316,7 @@ type obj = map[string]any
 var ok = obj{"errcode": 0, "errmsg": "ok"}
 
 func (s *StandIn) record(m Message) {
-	m.At = s.now().UTC()
+	m.At = s.now().In(shanghai) // as people at the health centre read times
 	s.mu.Lock()
 	s.sent = append(s.sent, m)
 	s.mu.Unlock()
