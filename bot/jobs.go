@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jiayi-health/jiayi/flows"
@@ -10,163 +12,196 @@ import (
 
 // The background jobs every instance runs besides the dispatcher. Each is
 // safe to run on many instances at once: their effects are keyed or
-// conditional.
+// conditional. A job is one pass at a moment; the loops below run the
+// passes on their schedule, and `jiayi jobs run --once` runs each pass once.
 
-// expireContracts ends contracts whose term is over, and signings for a
-// family member they did not confirm in time, at start and hourly. Every
-// instance runs it; the updates are conditional, so they do not clash.
-func (s *Server) expireContracts(ctx context.Context) {
+// job is one background job's pass: what it did, and its pushes (enqueued
+// by the pass or returned for the caller to enqueue is the pass's own
+// business).
+type job struct {
+	name string
+	pass func(ctx context.Context, now time.Time) (rows, pushes int, err error)
+}
+
+// jobs lists the passes in the order a run of them all takes them: what
+// makes contracts end, then what reminds, then what follows.
+func (s *Server) jobs() []job {
+	return []job{
+		{"expiry", s.expiryPass},
+		{"slots", s.slotsPass},
+		{"agendas", s.agendasPass},
+		{"seasonal", s.seasonalPass},
+		{"digest", s.digestPass},
+		{"personal", s.personalPass},
+		{"sign_followup", s.signFollowUpPass},
+		{"rollups", s.rollupsPass},
+		{"tags", s.tagsPass},
+	}
+}
+
+// RunJobsOnce runs every background job's pass once at now, one after
+// another, and says what each did. A pass that fails stops the run: what
+// the ones before did stays done.
+func (s *Server) RunJobsOnce(ctx context.Context, now time.Time) (map[string]flows.JobRun, error) {
+	out := map[string]flows.JobRun{}
+	for _, j := range s.jobs() {
+		if j.name == "tags" && s.Config.Sandbox() {
+			out[j.name] = flows.JobRun{Skipped: "sandbox: tags are kept by the server's stand-in"}
+			continue
+		}
+		run, err := s.runPass(ctx, j, now)
+		if err != nil {
+			return out, err
+		}
+		out[j.name] = run
+	}
+	return out, nil
+}
+
+// runPass runs one pass, counting the rows it reads and timing it.
+func (s *Server) runPass(ctx context.Context, j job, now time.Time) (flows.JobRun, error) {
+	var read atomic.Int64
+	start := time.Now()
+	rows, pushes, err := j.pass(flows.CountingRows(ctx, &read), now)
+	return flows.JobRun{Rows: rows + int(read.Load()), Pushes: pushes, Seconds: time.Since(start).Seconds()}, err
+}
+
+// expiryPass ends contracts whose term is over, and signings for a family
+// member they did not confirm in time.
+func (s *Server) expiryPass(ctx context.Context, now time.Time) (int, int, error) {
+	ended, err := s.DB.ExpireContracts(ctx, now.In(flows.Shanghai).Format("2006-01-02"))
+	if err != nil {
+		return ended, 0, err
+	}
+	lapsed, err := flows.LapseMemberRequests(ctx, s.DB, now)
+	return ended + lapsed, 0, err
+}
+
+// agendasPass enqueues each bound doctor's agenda for the day, from 07:30;
+// keys make it once a day however often it runs.
+func (s *Server) agendasPass(ctx context.Context, now time.Time) (int, int, error) {
+	pushes, err := flows.AgendaPushes(ctx, s.DB, now)
+	if err != nil || len(pushes) == 0 {
+		return 0, 0, err
+	}
+	return len(pushes), len(pushes), s.DB.Apply(ctx, storage.Changes{Pushes: pushes})
+}
+
+// seasonalPass expands the seasonal calendar's due entries (each by one
+// instance once a year) and catches up residents who signed since.
+func (s *Server) seasonalPass(ctx context.Context, now time.Time) (int, int, error) {
+	n, err := flows.RunSeasonal(ctx, s.DB, s.Sealer, now)
+	return 0, n, err
+}
+
+// digestPass gives tips held for the digest to residents who wrote since,
+// and writes the digest when one is due.
+func (s *Server) digestPass(ctx context.Context, now time.Time) (int, int, error) {
+	run, err := flows.RunDigest(ctx, s.DB, now)
+	return run.Tips + run.OverLimit + run.Left, run.Messages, err
+}
+
+// personalPass enqueues the day's personal reminders.
+func (s *Server) personalPass(ctx context.Context, now time.Time) (int, int, error) {
+	n, err := flows.RunPersonal(ctx, s.DB, s.Sealer, now)
+	return 0, n, err
+}
+
+// slotsPass makes every doctor's slots for the booking window.
+func (s *Server) slotsPass(ctx context.Context, now time.Time) (int, int, error) {
+	n, err := flows.MaterialiseSlots(ctx, s.DB, now)
+	return n, 0, err
+}
+
+// signFollowUpPass reminds doctors of sign requests they left unanswered
+// and tells residents whose request waits long.
+func (s *Server) signFollowUpPass(ctx context.Context, now time.Time) (int, int, error) {
+	n, err := flows.FollowUpSignRequests(ctx, s.DB, now)
+	return 0, n, err
+}
+
+// rollupsPass counts a city's team indicator totals for up to 50 seconds.
+func (s *Server) rollupsPass(ctx context.Context, now time.Time) (int, int, error) {
+	start := time.Now() // the budget is of real time, the counting as of now
+	run, err := flows.RefreshRollups(ctx, s.DB, s.Sealer, func() time.Time { return now.Add(time.Since(start)) }, 50*time.Second)
+	return run.Counted, 0, err
+}
+
+// tagsPass mirrors the segments that recur into WeChat user tags.
+func (s *Server) tagsPass(ctx context.Context, _ time.Time) (int, int, error) {
+	r, err := s.Tags.Sync(ctx)
+	return r.Tagged + r.Untagged, 0, err
+}
+
+// every runs a pass at start and then each interval (or when the sandbox
+// clock moves), logging what it did and any failure.
+func (s *Server) every(ctx context.Context, name string, interval time.Duration) {
+	j := s.job(name)
 	for {
 		moved := s.clock.moves()
-		today := s.clock.Now().In(flows.Shanghai).Format("2006-01-02")
-		if n, err := s.DB.ExpireContracts(ctx, today); err != nil && ctx.Err() == nil {
-			s.log.Error("contract expiry failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("contracts expired", "count", n)
-		}
-		if n, err := flows.LapseMemberRequests(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
-			s.log.Error("lapsing unconfirmed family signings failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("family signings not confirmed in time lapsed", "count", n)
-		}
-		if !s.clock.wait(ctx, moved, time.Hour) {
+		run, err := s.runPass(ctx, j, s.clock.Now())
+		s.logPass(ctx, name, run, err)
+		if !s.clock.wait(ctx, moved, interval) {
 			return
 		}
 	}
 }
 
-// sendAgendas enqueues each bound doctor's agenda from 07:30, checked every
-// minute; the pushes' keys make it once a day however many instances run.
-func (s *Server) sendAgendas(ctx context.Context) {
-	done := "" // the day this instance has made its pass
+// daily runs a pass once a day per instance, checking hourly, and again
+// the next hour if a pass fails; after is the time of day (Asia/Shanghai)
+// before which it waits.
+func (s *Server) daily(ctx context.Context, name string, after time.Duration, check time.Duration) {
+	j := s.job(name)
+	done := ""
 	for {
 		moved := s.clock.moves()
 		now := s.clock.Now()
 		today := now.In(flows.Shanghai).Format("2006-01-02")
-		if today != done {
-			pushes, err := flows.AgendaPushes(ctx, s.DB, now)
-			if err == nil && len(pushes) > 0 {
-				err = s.DB.Apply(ctx, storage.Changes{Pushes: pushes})
-			}
-			switch {
-			case err != nil && ctx.Err() == nil:
-				s.log.Error("doctor agendas failed", "err", err)
-			case err == nil && pushes != nil:
+		if today != done && now.Sub(flows.StartOfDay(now)) >= after {
+			run, err := s.runPass(ctx, j, now)
+			s.logPass(ctx, name, run, err)
+			if err == nil {
 				done = today
 			}
 		}
-		if !s.clock.wait(ctx, moved, time.Minute) {
+		if !s.clock.wait(ctx, moved, check) {
 			return
 		}
 	}
 }
 
-// runSeasonal expands the seasonal calendar's due entries, every ten minutes
-// (each entry by one instance once a year), gives tips held for the digest
-// to residents who wrote since, and writes the digest when one is due.
-func (s *Server) runSeasonal(ctx context.Context) {
-	for {
-		moved := s.clock.moves()
-		if n, err := flows.RunSeasonal(ctx, s.DB, s.Sealer, s.clock.Now()); err != nil && ctx.Err() == nil {
-			s.log.Error("seasonal reminders failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("seasonal reminders enqueued", "pushes", n)
+func (s *Server) job(name string) job {
+	for _, j := range s.jobs() {
+		if j.name == name {
+			return j
 		}
-		if run, err := flows.RunDigest(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
-			s.log.Error("seasonal digest failed", "err", err)
-		} else if run.Messages+run.OverLimit+run.Left > 0 {
-			s.log.Info("seasonal digest written", "messages", run.Messages, "tips", run.Tips, "over_limit", run.OverLimit, "left", run.Left)
-		}
-		if !s.clock.wait(ctx, moved, 10*time.Minute) {
-			return
-		}
+	}
+	panic("no job " + name)
+}
+
+func (s *Server) logPass(ctx context.Context, name string, run flows.JobRun, err error) {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Error("background job failed", "job", name, "err", err)
+	case err == nil && run.Rows+run.Pushes > 0:
+		s.log.Info("background job done", "job", name, "rows", run.Rows, "pushes", run.Pushes, "seconds", run.Seconds)
 	}
 }
 
-// refreshRollups keeps a city's team indicator totals fresh: a pass of up
-// to 50 seconds every minute. A township (a few teams) keeps none.
-func (s *Server) refreshRollups(ctx context.Context) {
-	for {
-		moved := s.clock.moves()
-		run, err := flows.RefreshRollups(ctx, s.DB, s.Sealer, s.clock.Now, 50*time.Second)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("indicator rollups failed", "err", err)
-		case run.Counted > 0:
-			s.log.Info("indicator rollups counted", "teams", run.Counted, "still_due", run.Stale)
-		}
-		if !s.clock.wait(ctx, moved, time.Minute) {
-			return
-		}
+// startJobs starts each job's loop, counted in running until it returns.
+func (s *Server) startJobs(ctx context.Context, running *sync.WaitGroup) {
+	loops := []func(){
+		func() { s.every(ctx, "expiry", time.Hour) },
+		func() { s.daily(ctx, "agendas", flows.AgendaTime, time.Minute) },
+		func() { s.every(ctx, "seasonal", 10*time.Minute) },
+		func() { s.every(ctx, "digest", 10*time.Minute) },
+		func() { s.daily(ctx, "personal", 0, time.Hour) },
+		func() { s.daily(ctx, "slots", 0, time.Hour) },
+		func() { s.every(ctx, "sign_followup", time.Hour) },
+		func() { s.every(ctx, "rollups", time.Minute) },
+		func() { s.every(ctx, "tags", 10*time.Minute) },
 	}
-}
-
-// daily runs a job once a day per instance, checking hourly, and again the
-// next hour if a pass fails; what it did is logged as count under what.
-func (s *Server) daily(ctx context.Context, what string, run func(context.Context, time.Time) (int, error)) {
-	done := ""
-	for {
-		moved := s.clock.moves()
-		today := s.clock.Now().In(flows.Shanghai).Format("2006-01-02")
-		if today != done {
-			if n, err := run(ctx, s.clock.Now()); err != nil {
-				if ctx.Err() == nil {
-					s.log.Error("daily job failed", "job", what, "err", err)
-				}
-			} else {
-				done = today
-				s.log.Info("daily job done", "job", what, "count", n)
-			}
-		}
-		if !s.clock.wait(ctx, moved, time.Hour) {
-			return
-		}
-	}
-}
-
-// runPersonal enqueues the day's personal reminders; their keys make each
-// occasion one push however many instances run.
-func (s *Server) runPersonal(ctx context.Context) {
-	s.daily(ctx, "personal reminders", func(ctx context.Context, now time.Time) (int, error) {
-		return flows.RunPersonal(ctx, s.DB, s.Sealer, now)
-	})
-}
-
-// materialiseSlots makes every doctor's slots for the booking window, at
-// start and then daily. Schedule changes make their own slots, so residents
-// asking for a date only read.
-func (s *Server) materialiseSlots(ctx context.Context) {
-	s.daily(ctx, "slots", func(ctx context.Context, now time.Time) (int, error) {
-		return flows.MaterialiseSlots(ctx, s.DB, now)
-	})
-}
-
-// followUpSignRequests reminds doctors of sign requests they left
-// unanswered and tells residents whose request waits long, hourly.
-func (s *Server) followUpSignRequests(ctx context.Context) {
-	for {
-		moved := s.clock.moves()
-		if _, err := flows.FollowUpSignRequests(ctx, s.DB, s.clock.Now()); err != nil && ctx.Err() == nil {
-			s.log.Error("sign request follow-up failed", "err", err)
-		}
-		if !s.clock.wait(ctx, moved, time.Hour) {
-			return
-		}
-	}
-}
-
-// syncTags mirrors the segments that recur into WeChat user tags, at start
-// and every 10 minutes; a broadcast to a tag syncs it again before it goes.
-func (s *Server) syncTags(ctx context.Context) {
-	for {
-		moved := s.clock.moves()
-		if r, err := s.Tags.Sync(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("wechat tag sync failed", "err", err)
-		} else if r.Created+r.Tagged+r.Untagged > 0 {
-			s.log.Info("wechat tags synced", "tags", r.Tags, "created", r.Created, "tagged", r.Tagged, "untagged", r.Untagged)
-		}
-		if !s.clock.wait(ctx, moved, 10*time.Minute) {
-			return
-		}
+	for _, loop := range loops {
+		running.Go(loop)
 	}
 }

@@ -438,16 +438,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var jobs sync.WaitGroup
-	jobs.Add(9)
-	go func() { defer jobs.Done(); s.Pushes.Run(background) }()
-	go func() { defer jobs.Done(); s.expireContracts(background) }()
-	go func() { defer jobs.Done(); s.sendAgendas(background) }()
-	go func() { defer jobs.Done(); s.runSeasonal(background) }()
-	go func() { defer jobs.Done(); s.runPersonal(background) }()
-	go func() { defer jobs.Done(); s.materialiseSlots(background) }()
-	go func() { defer jobs.Done(); s.followUpSignRequests(background) }()
-	go func() { defer jobs.Done(); s.refreshRollups(background) }()
-	go func() { defer jobs.Done(); s.syncTags(background) }()
+	jobs.Go(func() { s.Pushes.Run(background) })
+	s.startJobs(background, &jobs)
 	defer func() { stopBackground(); jobs.Wait() }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 	if s.StandIn != nil {

@@ -87,8 +87,10 @@ func ComposeDigests(tips []storage.HeldTip, day time.Time) ([]storage.DigestMess
 		tips        []storage.HeldTip // distinct texts, in the order they fell due
 	}
 	users := map[string]*user{}
+	byUser := map[string][]storage.HeldTip{} // every tip, a family's copies too
 	var order []string
 	for _, t := range tips {
+		byUser[t.OpenID] = append(byUser[t.OpenID], t)
 		u := users[t.OpenID]
 		if u == nil {
 			u = &user{institution: t.Institution, openID: t.OpenID}
@@ -166,8 +168,8 @@ func ComposeDigests(tips []storage.HeldTip, day time.Time) ([]storage.DigestMess
 		m := storage.DigestMessage{Institution: g.institution, Title: fmt.Sprintf("健康提示 %d月%d日", day.Month(), day.Day()),
 			Body: body, OpenIDs: g.openIDs}
 		for _, id := range g.openIDs {
-			for _, t := range tips {
-				if t.OpenID == id && slices.ContainsFunc(g.tips, func(h storage.HeldTip) bool { return sameTip(h, t) }) {
+			for _, t := range byUser[id] {
+				if slices.ContainsFunc(g.tips, func(h storage.HeldTip) bool { return sameTip(h, t) }) {
 					m.Tips = append(m.Tips, t.OutboxID)
 				}
 			}

@@ -27,6 +27,7 @@ func FollowUpSignRequests(ctx context.Context, db *storage.DB, now time.Time) (i
 		if err != nil || len(page) == 0 {
 			return total, err
 		}
+		countRows(ctx, len(page))
 		var pushes []storage.Push
 		for _, w := range page {
 			f := SignFollowUp{Number: w.Number, DoctorID: w.DoctorID, Doctor: w.DoctorName, OpenID: w.ManagerOpenID,

@@ -34,6 +34,7 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 		if err != nil || len(page) == 0 {
 			return total, err
 		}
+		countRows(ctx, len(page))
 		cat, err := db.Catalog(ctx)
 		if err != nil {
 			return total, err

@@ -253,6 +253,7 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 		if err != nil || len(recipients) == 0 {
 			return total, err
 		}
+		countRows(ctx, len(recipients))
 		as, err := rules(ctx)
 		if err != nil {
 			return total, err

@@ -122,6 +122,9 @@ func agendaLines(agenda []storage.AppointmentView) []agendaLine {
 // agendaHour and agendaMinute: each bound doctor gets the day's visits then.
 const agendaHour, agendaMinute = 7, 30
 
+// AgendaTime is when in the day (Asia/Shanghai) the agendas go.
+const AgendaTime = agendaHour*time.Hour + agendaMinute*time.Minute
+
 // AgendaPushes are the day's agendas for bound doctors with visits, once it
 // is 07:30 in Asia/Shanghai; nil before (and a non-nil, maybe empty, list
 // from then on). Keyed by doctor and day, so

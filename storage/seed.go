@@ -11,7 +11,8 @@ import (
 // community, TeamsPerInstitution teams an institution. Every resident is
 // signed; one in five has hypertension and one in twelve diabetes, and those
 // hold the chronic package (half with a personal share) and have had four
-// follow-ups this year. Personal data are placeholders sealed with the
+// follow-ups this year. Each follows the account (one in ten wrote to it in
+// the last hour). Personal data are placeholders sealed with the
 // deployment's key: a seeded resident unmasked shows "演示数据", never a
 // real-looking number.
 type Seed struct {
@@ -113,6 +114,19 @@ func (db *DB) seedRows(ctx context.Context, op string, s Seed, teams int, r *See
 			[]any{s.Residents, prefix, s.SealedID, prefix, s.SealedPhone, prefix, s.GroupsSealed["both"], s.GroupsSealed["hypertension"],
 				s.GroupsSealed["diabetes"], s.GroupsSealed[""], s.Now.UTC(), s.Now.UTC(), teams}},
 	}
+	// Each resident follows the account as their own WeChat user; one in ten
+	// wrote to it an hour ago, the others a month ago.
+	steps = append(steps, struct {
+		query string
+		args  []any
+	}{`INSERT INTO wechat_users (openid, subscribed, state_time, first_seen_at, last_seen_at)
+		SELECT r.manager_openid, TRUE, ?, ?, ? FROM residents r WHERE r.id > ?`,
+		[]any{s.Now.AddDate(0, -1, 0).Unix(), s.Now.AddDate(-1, 0, 0).UTC(), s.Now.AddDate(0, -1, 0).UTC(), before.Residents}},
+		struct {
+			query string
+			args  []any
+		}{`UPDATE wechat_users SET last_seen_at = ? WHERE openid IN (SELECT manager_openid FROM residents WHERE id > ? AND id % 10 = 0)`,
+			[]any{s.Now.Add(-time.Hour).UTC(), before.Residents}})
 	// Signed on one of twelve days over the past year, by resident: one
 	// statement a day, so each moment binds to its column with its type.
 	for m := range 12 {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jiayi-health/jiayi/bot"
@@ -14,17 +16,19 @@ import (
 	"github.com/jiayi-health/jiayi/flows"
 	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/templates"
 )
 
-const demoUsage = `usage: jiayi demo seed --residents N
+const demoUsage = `usage: jiayi demo seed --residents N [--region R] [--now RFC3339]
        jiayi demo remove
 
 seed fills JIAYI_DATABASE_URL with N made-up signed residents of the
-JIAYI_REGION profile, in a city's proportions (about 1,035 a team, 15 teams
-an institution; a fifth with hypertension and a twelfth with diabetes, each
-with four follow-ups this year), for demonstrations and benchmarks. Their
-ID numbers and phones are a sealed placeholder ("演示数据"). Prints what it
-made as JSON.
+JIAYI_REGION profile (or R), in a city's proportions (about 1,035 a team,
+15 teams an institution; a fifth with hypertension and a twelfth with
+diabetes, each with four follow-ups this year), each following the account
+(one in ten wrote to it in the last hour), as of now (or the moment given),
+for demonstrations and benchmarks. Their ID numbers and phones are a
+sealed placeholder ("演示数据"). Prints what it made as JSON.
 
 remove deletes the demo organisation sandbox mode loaded (the demo
 institution, its communities, doctors and their binding codes, teams,
@@ -44,15 +48,32 @@ func demoCommand(ctx context.Context, args []string, cfg config.Config, stdout, 
 	fs := flag.NewFlagSet("demo seed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	residents := fs.Int("residents", 0, "how many residents to seed")
+	region := fs.String("region", "", "the region profile (default JIAYI_REGION)")
+	at := fs.String("now", "", "the moment the seeding is as of, RFC 3339 (default now)")
 	if len(args) == 0 || args[0] != "seed" || fs.Parse(args[1:]) != nil || fs.NArg() != 0 || *residents < 1 {
 		fmt.Fprint(stderr, demoUsage)
 		return 2
 	}
-	return demoSeed(ctx, *residents, cfg, stdout, stderr)
+	if *region != "" {
+		if !slices.Contains(templates.ProfileCodes(), *region) {
+			fmt.Fprintf(stderr, "jiayi demo seed: no region profile %q; known: %s\n", *region, strings.Join(templates.ProfileCodes(), ", "))
+			return 2
+		}
+		cfg.Region = *region
+	}
+	now := time.Now()
+	if *at != "" {
+		var err error
+		if now, err = time.Parse(time.RFC3339, *at); err != nil {
+			fmt.Fprintf(stderr, "jiayi demo seed: --now %q is not an RFC 3339 time, e.g. 2026-12-01T10:00:00+08:00\n", *at)
+			return 2
+		}
+	}
+	return demoSeed(ctx, *residents, now, cfg, stdout, stderr)
 }
 
-// demoSeed fills the database with made-up residents.
-func demoSeed(ctx context.Context, residents int, cfg config.Config, stdout, stderr io.Writer) int {
+// demoSeed fills the database with made-up residents as of now.
+func demoSeed(ctx context.Context, residents int, now time.Time, cfg config.Config, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "jiayi demo seed:", err)
 		return 1
@@ -70,7 +91,7 @@ func demoSeed(ctx context.Context, residents int, cfg config.Config, stdout, std
 		return fail(err)
 	}
 	start := time.Now()
-	made, err := flows.SeedDemo(ctx, db, sealer, residents, start)
+	made, err := flows.SeedDemo(ctx, db, sealer, residents, now)
 	if err != nil {
 		return fail(err)
 	}

@@ -43,11 +43,13 @@ commands:
             set a new password for a console account
   org import [-apply] FILE.csv
             import institutions, communities, doctors and teams (a dry run without -apply)
-  demo seed --residents N
+  demo seed --residents N [--region R] [--now RFC3339]
             fill the database with N made-up residents, for demonstrations and benchmarks
   demo remove
             delete the demo organisation sandbox mode loaded, and what was made
             with it, before going live
+  jobs run --once [--now RFC3339]
+            run every background job once and print what each did as JSON
   menu show | push
             print the custom menu of templates/menu.yaml, or send it to WeChat
   sim       chat with a running jiayi as a resident would (sim -h for options)
@@ -79,7 +81,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-	case "profile", "admin", "org", "demo", "menu":
+	case "profile", "admin", "org", "demo", "menu", "jobs":
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -104,6 +106,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return demoCommand(ctx, args[1:], cfg, stdout, stderr)
 	case "menu":
 		return menuCommand(ctx, args[1:], cfg, stdout, stderr)
+	case "jobs":
+		return jobsCommand(ctx, args[1:], cfg, stdout, stderr)
 	}
 	return serve(ctx, cfg, log)
 }
