@@ -205,6 +205,10 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 		return 0, storage.MassUse{}, err
 	}
 	due := b.due(now)
+	goes, err := afterQuietHours(ctx, db, due)
+	if err != nil {
+		return 0, storage.MassUse{}, err
+	}
 	// A segment mirrored into a tag that has been synced goes by the tag.
 	var tagID int64
 	if key := tagKey(scope, b.Segment, seg); key != "" {
@@ -218,7 +222,7 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 	}
 	id, use, err := db.CreateBroadcast(ctx, scope, storage.NewBroadcast{Title: strings.TrimSpace(b.Title), Body: strings.TrimSpace(b.Text),
 		Segment: seg, SegmentJSON: string(shown), Month: BroadcastMonth(due), Due: due, Priority: PrioritySeasonal, Actor: actor, TagID: tagID,
-		ArticleID: articleID, AloneSeenSince: due.Add(-(serviceWindow - digestMargin))})
+		ArticleID: articleID, AloneSeenSince: goes.Add(-(serviceWindow - digestMargin))})
 	switch {
 	case errors.Is(err, storage.ErrEmptyAudience):
 		return 0, use, refusal("这个范围里没有可以收到健康知识提示的居民（已签约、关注了公众号、没有关闭提示）。")
@@ -228,6 +232,20 @@ func SendBroadcast(ctx context.Context, db *storage.DB, s *storage.Sealer, scope
 		return 0, use, refusal("这个范围里的居民本月都已收到 %d 条群发消息，微信不允许再发，请下月再发。", storage.MassPerMonth)
 	}
 	return id, use, err
+}
+
+// afterQuietHours is when something due at due goes: then, or when the
+// programme's quiet hours end.
+func afterQuietHours(ctx context.Context, db *storage.DB, due time.Time) (time.Time, error) {
+	settings, err := Settings(ctx, db)
+	if err != nil {
+		return due, err
+	}
+	quiet := settings.Quiet()
+	for i := 0; i < 24 && quiet.Contains(due, Shanghai); i++ {
+		due = due.Truncate(time.Hour).Add(time.Hour) // Shanghai's hours begin on UTC's
+	}
+	return due, nil
 }
 
 // PreviewBroadcast sends a tip, as residents would read it, to one bound

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -54,23 +55,19 @@ func InServiceWindow(lastSeen, now time.Time) bool {
 	return !lastSeen.IsZero() && now.Sub(lastSeen) < serviceWindow-digestMargin
 }
 
-// HoldForDigest makes a seasonal tip wait for the next digest after now,
-// and keeps it from going stale before that digest has run when its
-// window closes first.
+// HoldForDigest makes a seasonal tip wait for the next digest after now.
+// A tip may go in the first digest after its window closes, not later: it
+// goes stale a day after that digest (so a tip left out of it, or held
+// after it, is withdrawn, and says why).
 func HoldForDigest(p storage.Push, now time.Time) storage.Push {
 	p.Priority = PriorityHeld
 	p.Due = NextDigest(now)
-	if !p.StaleAt.IsZero() {
-		p.StaleAt = later(p.StaleAt, p.Due.Add(24*time.Hour))
+	if until, err := time.Parse(time.RFC3339, p.Fields["until"]); err == nil {
+		p.StaleAt = NextDigest(until).Add(24 * time.Hour)
+	} else if !p.StaleAt.IsZero() { // written before tips said when their window ends
+		p.StaleAt = NextDigest(p.StaleAt).Add(24 * time.Hour)
 	}
 	return p
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // ComposeDigests turns the tips waiting for WeChat users into the digest's
@@ -110,7 +107,9 @@ func ComposeDigests(tips []storage.HeldTip, day time.Time) ([]storage.DigestMess
 	byContent := map[string]*group{}
 	for _, id := range order {
 		u := users[id]
-		slices.SortStableFunc(u.tips, func(a, b storage.HeldTip) int { return a.Due.Compare(b.Due) })
+		slices.SortStableFunc(u.tips, func(a, b storage.HeldTip) int {
+			return cmp.Or(cmp.Compare(a.Fields["from"], b.Fields["from"]), a.Due.Compare(b.Due), cmp.Compare(a.OutboxID, b.OutboxID))
+		})
 		key := fmt.Sprint(u.institution, contentKey(u.tips))
 		g := byContent[key]
 		if g == nil {
@@ -229,8 +228,32 @@ func RunDigest(ctx context.Context, db *storage.DB, now time.Time) (storage.Dige
 	if _, err := db.ReleaseHeld(ctx, PriorityHeld, PrioritySeasonal, now, wroteSince); err != nil {
 		return storage.DigestRun{}, err
 	}
+	// Each digest time is run once, by one instance: tips that fall due
+	// between two (put back by admins, say) wait for the next, so the
+	// calendar never sends more than its two mass messages a month.
+	slot := LastDigest(now)
+	code := "digest:" + slot.Format(time.DateOnly)
+	if mine, err := db.ClaimCampaign(ctx, code, slot.Year(), now, campaignLease); err != nil || !mine {
+		return storage.DigestRun{}, err
+	}
 	day := now.In(Shanghai)
-	return db.Digest(ctx, storage.DigestRequest{Held: PriorityHeld, Now: now, Next: NextDigest(now.Add(time.Minute)), WroteSince: wroteSince,
-		Month: day.Format("2006-01"), Day: day.Format(time.DateOnly), Priority: PrioritySeasonal,
-		Compose: func(tips []storage.HeldTip) ([]storage.DigestMessage, error) { return ComposeDigests(tips, day) }})
+	run, err := db.Digest(ctx, storage.DigestRequest{Held: PriorityHeld, Now: now, Slot: slot, Next: NextDigest(slot.Add(time.Minute)),
+		WroteSince: wroteSince, Month: day.Format("2006-01"), Day: slot.Format(time.DateOnly), Priority: PrioritySeasonal,
+		Compose: func(tips []storage.HeldTip) ([]storage.DigestMessage, error) { return ComposeDigests(tips, slot) }})
+	if err != nil {
+		return run, err
+	}
+	return run, db.FinishCampaign(ctx, code, slot.Year(), run.Tips, now)
+}
+
+// LastDigest is the last digest time at or before t.
+func LastDigest(t time.Time) time.Time {
+	l := t.In(Shanghai)
+	for _, at := range []time.Time{time.Date(l.Year(), l.Month(), 16, DigestHour, 0, 0, 0, Shanghai),
+		time.Date(l.Year(), l.Month(), 1, DigestHour, 0, 0, 0, Shanghai)} {
+		if !at.After(l) {
+			return at
+		}
+	}
+	return time.Date(l.Year(), l.Month()-1, 16, DigestHour, 0, 0, 0, Shanghai)
 }

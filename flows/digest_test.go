@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,5 +143,62 @@ func TestDigestCapComesAfterSharing(t *testing.T) {
 	}
 	if words, _ := sent(t, msgs); words["o_alone"] != "new" {
 		t.Errorf("digest: %v", words)
+	}
+}
+
+func TestLastDigestIsTheFirstOrSixteenthAtTenBefore(t *testing.T) {
+	for _, c := range []struct{ now, want string }{
+		{"2026-12-01 10:00", "2026-12-01 10:00"},
+		{"2026-12-01 09:59", "2026-11-16 10:00"},
+		{"2026-12-20 15:00", "2026-12-16 10:00"},
+		{"2027-01-01 08:00", "2026-12-16 10:00"},
+	} {
+		now, _ := time.ParseInLocation("2006-01-02 15:04", c.now, Shanghai)
+		if got := LastDigest(now).In(Shanghai).Format("2006-01-02 15:04"); got != c.want {
+			t.Errorf("before %s: %s, want %s", c.now, got, c.want)
+		}
+	}
+}
+
+// Each digest time runs once: a tip that falls due after it (put back by
+// admins switching an entry on again, say) waits for the next one rather
+// than making a third mass message in a month.
+func TestEachDigestTimeRunsOnce(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	slot := time.Date(2026, 12, 16, 10, 0, 0, 0, Shanghai)
+	e.DB.SetClock(func() time.Time { return slot.AddDate(0, 0, -10) })
+	tip := func(key, to string, due time.Time) storage.Push {
+		return HoldForDigest(SeasonalReminder{Key: key, OpenID: to, Name: "大雪", Text: "大雪到了。", Due: due}.Push(), due)
+	}
+	for _, o := range []string{"o_x1", "o_x2"} {
+		e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: o, Subscribed: true, EventTime: slot.AddDate(0, 0, -10)}})
+		e.DB.Enqueue(ctx, []storage.Push{tip("s:"+o, o, slot.AddDate(0, 0, -2))})
+	}
+	var runs storage.DigestRun
+	for range 2 { // two instances
+		run, err := RunDigest(ctx, e.DB, slot.Add(10*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs.Tips, runs.Messages = runs.Tips+run.Tips, runs.Messages+run.Messages
+	}
+	if runs.Tips != 2 || runs.Messages != 1 {
+		t.Fatalf("two instances at the digest: %+v", runs)
+	}
+	if n := countKind(t, e, "o_x1", PushSeasonal, "pending"); n != 1 {
+		t.Fatalf("the tip in the digest's batch: %d pending", n)
+	}
+	// Later tips due before the 16th (as after switching an entry back on).
+	for _, o := range []string{"o_x1", "o_x2"} {
+		p := tip("late:"+o, o, slot.AddDate(0, 0, -2))
+		p.Due = slot.Add(-time.Hour)
+		e.DB.Enqueue(ctx, []storage.Push{p})
+	}
+	if run, err := RunDigest(ctx, e.DB, slot.AddDate(0, 0, 4)); err != nil || run != (storage.DigestRun{}) {
+		t.Fatalf("between digests: %+v %v", run, err)
+	}
+	if run, err := RunDigest(ctx, e.DB, time.Date(2027, 1, 1, 10, 5, 0, 0, Shanghai)); err != nil || run.Tips != 2 || run.Messages != 1 {
+		t.Fatalf("at the next digest: %+v %v", run, err)
 	}
 }

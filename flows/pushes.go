@@ -371,13 +371,18 @@ type SeasonalReminder struct {
 	Text     string
 	Article  string // a link, if the entry has one
 	Due      time.Time
-	StaleAt  time.Time // the end of the entry's window: a quota pause does not carry it past
+	From     time.Time // the day the entry's window opens, to order a digest
+	StaleAt  time.Time // the end of the entry's window: nothing carries it past, but to the digest after
 }
 
 func (p SeasonalReminder) Push() storage.Push {
-	return storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due, StaleAt: p.StaleAt,
+	push := storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due, StaleAt: p.StaleAt,
 		Fields: map[string]string{"title": "季节健康提示", "resident": p.Resident, "name": p.Name, "text": p.Text, "article": p.Article,
-			"remark": mustMessage("broadcast_how_to_stop", nil)}}
+			"remark": mustMessage("broadcast_how_to_stop", nil), "from": p.From.In(Shanghai).Format(time.DateOnly)}}
+	if !p.StaleAt.IsZero() {
+		push.Fields["until"] = p.StaleAt.Format(time.RFC3339)
+	}
+	return push
 }
 
 // PersonalReminder is a reminder from a resident's own contract: a

@@ -271,7 +271,7 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 				continue
 			}
 			p := SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID), OpenID: r.ManagerOpenID,
-				Resident: r.Name, Name: e.Name, Text: theirs.Text, Article: e.Article, Due: due, StaleAt: end}.Push()
+				Resident: r.Name, Name: e.Name, Text: theirs.Text, Article: e.Article, Due: due, From: day, StaleAt: end}.Push()
 			if !InServiceWindow(r.LastSeenAt, due) {
 				p = HoldForDigest(p, due)
 			}

@@ -354,6 +354,9 @@ func (db *DB) MarkBroadcastSubmitted(ctx context.Context, outboxID int64, b Batc
 		if err := tx.MarkSent(ctx, outboxID, at); err != nil {
 			return err
 		}
+		if err := tx.markDigestSent(ctx, op, b.BroadcastID, b.Batch, at); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, op, `UPDATE broadcast_batches SET msg_id = ?, withdrawn = ?, submitted_at = ?
 			WHERE broadcast_id = ? AND batch = ?`, msgID, b.Withdrawn, at.UTC(), b.BroadcastID, b.Batch); err != nil {
 			return err
@@ -502,6 +505,12 @@ func (db *DB) CancelBroadcast(ctx context.Context, scope Scope, id int64, actor 
 		if len(batches) > 0 {
 			if _, err := tx.execIn(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'broadcast cancelled'
 				WHERE idempotency_key IN (SELECT outbox_key FROM broadcast_batches WHERE broadcast_id = ? AND batch IN (?))`, id, batches); err != nil {
+				return err
+			}
+			// A digest's tips for those batches are withdrawn with them.
+			if _, err := tx.execIn(ctx, op, `UPDATE outbox SET state = 'cancelled', last_error = 'broadcast cancelled'
+				WHERE broadcast_id = ? AND state = 'pending' AND recipient IN
+				(SELECT openid FROM broadcast_recipients WHERE broadcast_id = ? AND batch IN (?))`, id, id, batches); err != nil {
 				return err
 			}
 			n, err := tx.execIn(ctx, op, `UPDATE mass_allowance SET used = used - 1 WHERE month = ? AND used > 0 AND openid IN

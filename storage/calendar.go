@@ -142,7 +142,8 @@ func (db *DB) reviveSeasonal(ctx context.Context, op string, institution int64, 
 	}
 	_, err := db.exec(ctx, op, `UPDATE outbox SET state = 'pending', last_error = ''
 		WHERE state = 'cancelled' AND last_error = 'switched off in the calendar' AND SUBSTR(idempotency_key, 1, ?) = ?
-		AND idempotency_key NOT IN (`+still+`)`+scoped, args[1:]...)
+		AND idempotency_key NOT IN (`+still+`)
+		AND recipient IN (SELECT openid FROM wechat_users WHERE subscribed AND seasonal_reminders)`+scoped, args[1:]...)
 	return err
 }
 

@@ -72,34 +72,47 @@ func TestDigestSendsHeldTipsOnceWithinTheAllowance(t *testing.T) {
 		was := now.Add(-time.Hour)
 		later := heldTip("t:1:later", "o_d1", "C", now.Add(time.Hour))
 		later.StaleAt = time.Time{}
+		longer := heldTip("t:3:B", "o_d3", "B", was) // its window is open past the next digest
+		longer.StaleAt = next.Add(24 * time.Hour)
 		if err := db.Enqueue(ctx, []storage.Push{heldTip("t:1:A", "o_d1", "A", was), heldTip("t:2:A", "o_d2", "A", was),
-			heldTip("t:3:A", "o_d3", "A", was), heldTip("t:3:B", "o_d3", "B", was), later}); err != nil {
+			heldTip("t:3:A", "o_d3", "A", was), longer, heldTip("t:2:B", "o_d2", "B", was), later}); err != nil {
 			t.Fatal(err)
 		}
 		req := storage.DigestRequest{Held: heldPriority, Now: now, Next: next, Month: month, Day: "2026-12-01", Priority: 3, Compose: oneMessage("A")}
 		run, err := db.Digest(ctx, req)
-		if err != nil || run != (storage.DigestRun{Messages: 1, Tips: 2, OverLimit: 1, Left: 1}) {
+		if err != nil || run != (storage.DigestRun{Messages: 1, Tips: 2, OverLimit: 1, Left: 2}) {
 			t.Fatalf("digest: %+v %v", run, err)
 		}
 		if again, err := db.Digest(ctx, req); err != nil || again != (storage.DigestRun{}) {
 			t.Fatalf("a second digest: %+v %v", again, err)
 		}
-		for key, want := range map[string]string{"t:1:A": "sent", "t:2:A": "sent", "t:3:A": "cancelled", "t:3:B": "pending", "t:1:later": "pending"} {
-			to := "o_d" + key[2:3]
-			if e := outboxEntry(t, db, to, key); e.State != want {
-				t.Errorf("%s: %s (%s), want %s", key, e.State, e.LastError, want)
+		states := func(want map[string]string) {
+			t.Helper()
+			for key, want := range want {
+				if e := outboxEntry(t, db, "o_d"+key[2:3], key); e.State+" "+e.LastError != want {
+					t.Errorf("%s: %s (%s), want %s", key, e.State, e.LastError, want)
+				}
 			}
 		}
-		if e := outboxEntry(t, db, "o_d3", "t:3:A"); e.LastError != "monthly mass messages used up" {
-			t.Errorf("the tip over the limit says %q", e.LastError)
-		}
+		// In the digest's batch, the tips wait for it; WeChat takes it, and they are sent.
+		states(map[string]string{"t:1:A": "pending in the digest", "t:2:A": "pending in the digest",
+			"t:3:A": "cancelled monthly mass messages used up", "t:3:B": "pending held: no one else has these tips", "t:1:later": "pending "})
 		list, total, err := db.Broadcasts(ctx, storage.Scope{}, storage.Page{Limit: 10}, now)
 		if err != nil || total != 1 || list[0].Audience != 3 || list[0].OverLimit != 1 || list[0].Body != "A" || list[0].CreatedBy != "jiayi" {
 			t.Fatalf("broadcasts: %d %+v %v", total, list, err)
 		}
-		if b, _ := db.BroadcastBatch(ctx, list[0].ID, 1); !slices.Equal(b.OpenIDs, []string{"o_d1", "o_d2"}) {
+		b, _ := db.BroadcastBatch(ctx, list[0].ID, 1)
+		if !slices.Equal(b.OpenIDs, []string{"o_d1", "o_d2"}) {
 			t.Errorf("the digest goes to %v", b.OpenIDs)
 		}
+		batch, err := db.ClaimDue(ctx, 10, time.Minute, now, 3)
+		if err != nil || len(batch) != 1 || batch[0].Kind != storage.KindBroadcast {
+			t.Fatalf("the digest's batch: %+v %v", batch, err)
+		}
+		if err := db.MarkBroadcastSubmitted(ctx, batch[0].ID, b, "job-1", now, nil); err != nil {
+			t.Fatal(err)
+		}
+		states(map[string]string{"t:1:A": "sent sent in the digest", "t:2:A": "sent sent in the digest"})
 		if mine, _, _ := db.Broadcasts(ctx, storage.Scope{Institution: 1}, storage.Page{Limit: 10}, now); len(mine) != 1 {
 			t.Errorf("the institution's admins do not see its digest: %+v", mine)
 		}
@@ -118,6 +131,8 @@ func TestDigestSendsHeldTipsOnceWithinTheAllowance(t *testing.T) {
 		if !slices.Equal(keys, []string{"t:1:later", "t:3:B"}) {
 			t.Errorf("due at the next digest: %v", keys)
 		}
+		// B for o_d2 closed its window before the next digest: withdrawn, saying why it waited.
+		states(map[string]string{"t:2:B": "cancelled held: no one else has these tips; moment passed"})
 	})
 }
 
@@ -218,6 +233,56 @@ func TestDigestLeftWithOneWaits(t *testing.T) {
 		use, _ := db.BroadcastAudience(ctx, storage.Scope{}, storage.Segment{}, "2026-12")
 		if use.Used[0] != 1 || use.Used[storage.MassPerMonth] != 1 {
 			t.Fatalf("allowance: %+v", use)
+		}
+	})
+}
+
+// A digest's batch that dies leaves its tips to the next digest; one
+// withdrawn by an admin withdraws its tips.
+func TestDigestTipsFollowTheirBatch(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		ids := seedOrganisation(t, db)
+		for i, o := range []string{"o_f1", "o_f2"} {
+			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
+		}
+		now := time.Now()
+		digest := func(text string) storage.DigestRun {
+			t.Helper()
+			run, err := db.Digest(ctx, storage.DigestRequest{Held: heldPriority, Now: now, Next: now.Add(time.Hour), Month: "2026-12",
+				Day: "2026-12-01", Priority: 3, Compose: oneMessage(text)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return run
+		}
+		db.Enqueue(ctx, []storage.Push{heldTip("f:1:A", "o_f1", "A", now.Add(-time.Minute)), heldTip("f:2:A", "o_f2", "A", now.Add(-time.Minute))})
+		if run := digest("A"); run.Tips != 2 {
+			t.Fatalf("first digest: %+v", run)
+		}
+		if again := digest("A"); again.Tips != 0 {
+			t.Fatalf("tips in a waiting batch taken again: %+v", again)
+		}
+		claimed, _ := db.ClaimDue(ctx, 10, time.Minute, now, 3)
+		i := slices.IndexFunc(claimed, func(r storage.OutboxRow) bool { return r.Kind == storage.KindBroadcast })
+		if i < 0 {
+			t.Fatalf("no batch in %+v", claimed)
+		}
+		db.MarkFailed(ctx, claimed[i].ID, "WeChat refused", time.Time{}) // dead
+		if run := digest("A"); run.Tips != 2 || run.Messages != 1 {
+			t.Fatalf("after the batch died: %+v", run)
+		}
+		list, _, _ := db.Broadcasts(ctx, storage.Scope{}, storage.Page{Limit: 10}, now)
+		if _, err := db.CancelBroadcast(ctx, storage.Scope{}, list[0].ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []string{"o_f1", "o_f2"} {
+			if e := outboxEntry(t, db, o, "f:"+o[3:]+":A"); e.State != "cancelled" || e.LastError != "broadcast cancelled" {
+				t.Errorf("%s's tip after the digest was withdrawn: %+v", o, e)
+			}
+		}
+		if run := digest("A"); run != (storage.DigestRun{}) {
+			t.Fatalf("withdrawn tips taken again: %+v", run)
 		}
 	})
 }

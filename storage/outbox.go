@@ -94,19 +94,14 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
 	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
 	// A tip held for the digest keeps why it waited, so the console can say
-	// why it never went.
+	// why it never went; one in a digest's batch goes, or not, with it.
 	if _, err := db.exec(ctx, "ClaimDue: stale", `UPDATE outbox SET state = 'cancelled', lease_until = NULL,
 		last_error = CASE WHEN last_error LIKE 'held%' THEN last_error || '; moment passed' ELSE 'moment passed' END
-		WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ?
+		WHERE state = 'pending' AND stale_at IS NOT NULL AND stale_at <= ? AND broadcast_id IS NULL
 		AND (lease_until IS NULL OR lease_until < ?)`, now.UTC(), now.UTC()); err != nil { // one being sent now is left to its sender
 		return nil, err
 	}
-	var rows []OutboxRow
-	err := db.sel(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-    AND priority <= ? ORDER BY priority, due_at, id LIMIT ?`+lock+`)
-RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`,
-		leaseUntil, now.UTC(), now.UTC(), maxPriority, n)
+	rows, err := db.claim(ctx, "", nil, leaseUntil, now, maxPriority, n, lock)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +113,39 @@ RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`,
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
 	})
 	return rows, nil
+}
+
+// ClaimDueOf leases, as ClaimDue does, due pushes of the given kinds only
+// (those that use none of the template quota, when it is nearly spent).
+func (db *DB) ClaimDueOf(ctx context.Context, kinds []string, n int, lease time.Duration, now time.Time, maxPriority int) ([]OutboxRow, error) {
+	lock := ""
+	if db.Dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
+	rows, err := db.claim(ctx, " AND kind IN (?)", []any{kinds}, leaseUntil, now, maxPriority, n, lock)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		rows[i].LeaseUntil = leaseUntil
+	}
+	slices.SortFunc(rows, func(a, b OutboxRow) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
+	})
+	return rows, nil
+}
+
+// claim leases up to n due pushes of priority at most maxPriority that
+// also meet and (with its arguments).
+func (db *DB) claim(ctx context.Context, and string, andArgs []any, leaseUntil, now time.Time, maxPriority, n int, lock string) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	args := append(append([]any{leaseUntil, now.UTC(), now.UTC(), maxPriority}, andArgs...), n)
+	err := db.selIn(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+    AND priority <= ?`+and+` ORDER BY priority, due_at, id LIMIT ?`+lock+`)
+RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`, args...)
+	return rows, err
 }
 
 // MarkSent records a delivered push.

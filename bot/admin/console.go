@@ -55,7 +55,7 @@ var labels = map[string]string{
 	"sign request answered": "签约申请已答复", "appointment changed": "预约已变更", "reminders turned off": "居民关闭了提醒", "switched off in the calendar": "健康日历中已停发",
 	"recipient unsubscribed": "对方已取消关注", "moment passed": "时间已过，不再发送",
 	// Seasonal tips and the digest (storage/digest.go).
-	"held for the digest": "48小时内未留言，等每月1日、16日的汇总群发", "sent in the digest": "已并入汇总群发",
+	"held for the digest": "48小时内未留言，等每月1日、16日的汇总群发", "in the digest": "已并入汇总群发，等发出", "sent in the digest": "已随汇总群发发出",
 	"held: no one else has these tips": "群发须两人以上，等对方留言或下次汇总", "monthly mass messages used up": "本月4次群发已用完",
 	"held for the digest; moment passed": "等汇总群发时已过时", "held: no one else has these tips; moment passed": "群发须两人以上，没有等到对方留言，已过时",
 	// Broadcasts: the outbox kinds, the audit actions, and where one is.

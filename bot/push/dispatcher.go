@@ -46,6 +46,11 @@ type MassSender interface {
 // account write to them freely.
 const serviceWindow = 48 * time.Hour
 
+// noTemplateKinds are the pushes that never go as template messages:
+// seasonal tips (customer-service messages; the digest) and broadcasts
+// (mass messages). The template quota does not hold them back.
+var noTemplateKinds = []string{flows.PushSeasonal, storage.KindBroadcast, storage.KindBroadcastPreview}
+
 // ErrPermanent marks a failure that retrying cannot fix.
 var ErrPermanent = errors.New("permanent failure")
 
@@ -175,8 +180,13 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 		}
 	}
 	quotaPriority, batch := d.quotaAllows(ctx)
-	maxPriority = min(maxPriority, quotaPriority)
-	rows, err := d.DB.ClaimDue(ctx, batch, cmp.Or(d.Lease, DefaultLease), d.Now(), maxPriority)
+	rows, err := d.DB.ClaimDue(ctx, batch, cmp.Or(d.Lease, DefaultLease), d.Now(), min(maxPriority, quotaPriority))
+	if err == nil && quotaPriority < maxPriority && len(rows) < batchSize {
+		// What uses none of the template quota goes on when it is nearly spent.
+		var more []storage.OutboxRow
+		more, err = d.DB.ClaimDueOf(ctx, noTemplateKinds, batchSize-len(rows), cmp.Or(d.Lease, DefaultLease), d.Now(), maxPriority)
+		rows = append(rows, more...)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.Log.Error("outbox claim failed", "err", err)
@@ -321,7 +331,8 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
 		return d.save(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSent(ctx, row.ID, sentAt) }})
 	}
 	if errors.Is(err, errHeld) {
-		held := flows.HoldForDigest(storage.Push{Due: d.Now(), StaleAt: d.Now()}, d.Now())
+		fields, _ := row.Fields() // send read them already
+		held := flows.HoldForDigest(storage.Push{Due: d.Now(), StaleAt: d.Now(), Fields: fields}, d.Now())
 		return d.save(ctx, record{"held", func(ctx context.Context) error {
 			return d.DB.HoldTip(ctx, row.ID, flows.PriorityHeld, held.Due, held.StaleAt)
 		}})
@@ -592,9 +603,9 @@ func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
 	return openID, nil
 }
 
-// QuotaReserve is the share of the daily quota kept for transactional
-// notices and appointment reminders: personal and seasonal pushes stop
-// there and go on the next day.
+// QuotaReserve is the share of the daily template quota kept for
+// transactional notices and appointment reminders: personal reminders stop
+// there and go on the next day (what goes by no template goes on).
 const QuotaReserve = 0.1
 
 // batchSize is how many pushes a dispatcher claims at once.

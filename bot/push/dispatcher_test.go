@@ -332,6 +332,14 @@ func TestPersonalRemindersArePacedByTheDailyQuota(t *testing.T) {
 			if len(standIn.Outbox("o_doc")) != 1 {
 				t.Fatal("a transactional notice was held by the pacing")
 			}
+			// A tip to one who wrote lately uses no template: it goes too.
+			s.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_wrote", Subscribed: true, EventTime: day1}})
+			s.DB.Enqueue(ctx, []storage.Push{flows.SeasonalReminder{Key: "tip", OpenID: "o_wrote", Name: "霜降", Text: "霜降了。", Due: day1}.Push()})
+			for d.DispatchOnce(ctx) > 0 {
+			}
+			if got := standIn.Outbox("o_wrote"); len(got) != 1 || got[0].Kind != "customer-service" {
+				t.Fatalf("a tip by customer-service message was held by the template pacing: %+v", got)
+			}
 		}
 	}
 }
