@@ -160,7 +160,7 @@ func ComposeDigests(tips []storage.HeldTip, day time.Time) ([]storage.DigestMess
 			continue // their tips wait: for a message to them, or the next digest
 		}
 		g.tips = g.tips[:min(len(g.tips), digestMaxTips)]
-		body, err := digestText(g.tips, day)
+		body, err := digestText(g.tips)
 		if err != nil {
 			return nil, err
 		}
@@ -211,13 +211,19 @@ func intersect(a, b []storage.HeldTip) []storage.HeldTip {
 	return out
 }
 
-// digestText is one digest message in words.
-func digestText(tips []storage.HeldTip, day time.Time) (string, error) {
+// digestText is one digest message's tips in words; as every broadcast's,
+// its title heads it and how to stop tips ends it.
+func digestText(tips []storage.HeldTip) (string, error) {
 	var list []map[string]string
 	for _, t := range tips {
-		list = append(list, map[string]string{"name": t.Fields["name"], "text": t.Fields["text"], "article": t.Fields["article"]})
+		// Its day, as a digest may come a week or two after it.
+		on := ""
+		if from, err := time.ParseInLocation(time.DateOnly, t.Fields["from"], Shanghai); err == nil {
+			on = fmt.Sprintf("%d月%d日", from.Month(), from.Day())
+		}
+		list = append(list, map[string]string{"name": t.Fields["name"], "day": on, "text": t.Fields["text"], "article": t.Fields["article"]})
 	}
-	return templates.Message("seasonal_digest", map[string]any{"month": int(day.Month()), "day": day.Day(), "tips": list})
+	return templates.Message("seasonal_digest", map[string]any{"tips": list})
 }
 
 // RunDigest sends the tips waiting for the digest when one is due, and

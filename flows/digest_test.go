@@ -29,8 +29,8 @@ func TestNextDigestIsTheFirstOrSixteenthAtTen(t *testing.T) {
 // tip is a held tip numbered id, for openID of institution inst, with the
 // words of entry code.
 func tip(id int64, openID string, inst int64, code string, day int) storage.HeldTip {
-	return storage.HeldTip{OutboxID: id, OpenID: openID, Institution: inst, Due: time.Date(2026, 11, day, 8, 0, 0, 0, Shanghai),
-		Fields: map[string]string{"name": code, "text": "提示" + code, "article": ""}}
+	return storage.HeldTip{OutboxID: id, OpenID: openID, Institution: inst, Due: time.Date(2026, 12, 1, 10, 0, 0, 0, Shanghai),
+		Fields: map[string]string{"name": code, "text": "提示" + code, "article": "", "from": fmt.Sprintf("2026-11-%02d", day)}}
 }
 
 // sent lists, per openid, the tip codes its digest message says, and the
@@ -49,7 +49,8 @@ func sent(t *testing.T, msgs []storage.DigestMessage) (words map[string]string, 
 			var codes []string
 			for _, line := range strings.Split(m.Body, "\n") {
 				if strings.HasPrefix(line, "【") {
-					codes = append(codes, strings.TrimPrefix(strings.Split(line, "】")[0], "【"))
+					code := strings.TrimPrefix(strings.Split(line, "】")[0], "【")
+					codes = append(codes, strings.Split(code, "（")[0])
 				}
 			}
 			words[o] = strings.Join(codes, ",")
@@ -99,8 +100,11 @@ func TestDigestGroupsLikeTipsAndLeavesNoOneAlone(t *testing.T) {
 		}
 	}
 	for _, m := range msgs {
-		if !strings.Contains(m.Body, "回复“提醒设置”可以关闭") || !strings.HasPrefix(m.Body, "健康提示（12月1日）") {
-			t.Errorf("digest words: %q", m.Body)
+		// The broadcast's title heads it and its ending says how to stop: once.
+		text, err := BroadcastText(m.Title, m.Body)
+		if err != nil || strings.Count(text, "回复“提醒设置”可以关闭") != 1 || !strings.HasPrefix(text, "【健康提示 12月1日】\n【") ||
+			strings.Count(text, "健康提示") != 1 || !strings.Contains(text, "（11月2") {
+			t.Errorf("digest words: %q %v", text, err)
 		}
 		if m.Institution == 2 && !slices.Equal(m.OpenIDs, []string{"o_g", "o_h"}) {
 			t.Errorf("institution 2's message: %v", m.OpenIDs)

@@ -378,7 +378,10 @@ type SeasonalReminder struct {
 func (p SeasonalReminder) Push() storage.Push {
 	push := storage.Push{Key: p.Key, Kind: PushSeasonal, Recipient: p.OpenID, Priority: PrioritySeasonal, Due: p.Due, StaleAt: p.StaleAt,
 		Fields: map[string]string{"title": "季节健康提示", "resident": p.Resident, "name": p.Name, "text": p.Text, "article": p.Article,
-			"remark": mustMessage("broadcast_how_to_stop", nil), "from": p.From.In(Shanghai).Format(time.DateOnly)}}
+			"remark": mustMessage("broadcast_how_to_stop", nil)}}
+	if !p.From.IsZero() {
+		push.Fields["from"] = p.From.In(Shanghai).Format(time.DateOnly)
+	}
 	if !p.StaleAt.IsZero() {
 		push.Fields["until"] = p.StaleAt.Format(time.RFC3339)
 	}

@@ -17,6 +17,10 @@ import (
 // KindSeasonal is the outbox kind of a seasonal tip (flows.PushSeasonal).
 const KindSeasonal = "seasonal_reminder"
 
+// DigestActor names the digest as the maker of its broadcasts: no one's
+// console account (names have no colon).
+const DigestActor = "system:digest"
+
 // Why a tip is where it is (outbox.last_error), as the console labels it.
 const (
 	reasonHeld      = "held for the digest"
@@ -246,7 +250,7 @@ func (db *DB) writeDigest(ctx context.Context, op string, r DigestRequest, m Dig
 	err := db.inTx(ctx, op, func(sp *DB) error {
 		var err error
 		id, allowed, err = sp.writeBroadcast(ctx, op, m.Institution, audience, NewBroadcast{Title: m.Title, Body: m.Body,
-			SegmentJSON: string(segment), Month: r.Month, Due: r.Now, Priority: r.Priority, Actor: "jiayi", AloneSeenSince: r.WroteSince})
+			SegmentJSON: string(segment), Month: r.Month, Due: r.Now, Priority: r.Priority, Actor: DigestActor, AloneSeenSince: r.WroteSince})
 		return err
 	})
 	return id, allowed, err

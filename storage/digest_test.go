@@ -98,7 +98,7 @@ func TestDigestSendsHeldTipsOnceWithinTheAllowance(t *testing.T) {
 		states(map[string]string{"t:1:A": "pending in the digest", "t:2:A": "pending in the digest",
 			"t:3:A": "cancelled monthly mass messages used up", "t:3:B": "pending held: no one else has these tips", "t:1:later": "pending "})
 		list, total, err := db.Broadcasts(ctx, storage.Scope{}, storage.Page{Limit: 10}, now)
-		if err != nil || total != 1 || list[0].Audience != 3 || list[0].OverLimit != 1 || list[0].Body != "A" || list[0].CreatedBy != "jiayi" {
+		if err != nil || total != 1 || list[0].Audience != 3 || list[0].OverLimit != 1 || list[0].Body != "A" || list[0].CreatedBy != storage.DigestActor {
 			t.Fatalf("broadcasts: %d %+v %v", total, list, err)
 		}
 		b, _ := db.BroadcastBatch(ctx, list[0].ID, 1)

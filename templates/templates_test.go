@@ -178,9 +178,9 @@ func init() {
 		"push_late_reply":           map[string]string{"text": "您可以回复下面的词"},
 		"reminder_how_to_stop":      nil, "reminder_settings": map[string]any{"Seasonal": true, "Personal": false},
 		"reminder_settings_saved": map[string]any{"What": "健康知识提示", "On": false},
-		"seasonal_digest": map[string]any{"month": 12, "day": 1, "tips": []map[string]string{
-			{"name": "大雪", "text": "大雪节气天冷路滑，老人出门穿防滑鞋。", "article": ""},
-			{"name": "", "text": "冬季是流感高发季，勤洗手多通风。", "article": "https://example.org/flu"}}},
+		"seasonal_digest": map[string]any{"tips": []map[string]string{
+			{"name": "大雪", "day": "12月7日", "text": "大雪节气天冷路滑，老人出门穿防滑鞋。", "article": ""},
+			{"name": "", "day": "", "text": "冬季是流感高发季，勤洗手多通风。", "article": "https://example.org/flu"}}},
 		"broadcast_how_to_stop": nil, "broadcast_tip": map[string]string{"title": "冬季防煤气中毒", "text": "烧炉子要开窗通风。"},
 		"survey_scored": 5, "survey_comment": nil, "survey_thanks": nil,
 		"sign_back": nil, "sign_first_step": nil, "sign_help": nil, "mine_menu": nil,

@@ -56,8 +56,8 @@ var labels = map[string]string{
 	"recipient unsubscribed": "对方已取消关注", "moment passed": "时间已过，不再发送",
 	// Seasonal tips and the digest (storage/digest.go).
 	"held for the digest": "48小时内未留言，等每月1日、16日的汇总群发", "in the digest": "已并入汇总群发，等发出", "sent in the digest": "已随汇总群发发出",
-	"held: no one else has these tips": "群发须两人以上，等对方留言或下次汇总", "monthly mass messages used up": "本月4次群发已用完",
-	"held for the digest; moment passed": "等汇总群发时已过时", "held: no one else has these tips; moment passed": "群发须两人以上，没有等到对方留言，已过时",
+	"held: no one else has these tips": "群发须两人以上，等居民留言或下次汇总", "monthly mass messages used up": "本月4次群发已用完",
+	"held for the digest; moment passed": "等汇总群发时已过时", "held: no one else has these tips; moment passed": "群发须两人以上，没有等到居民留言，已过时",
 	// Broadcasts: the outbox kinds, the audit actions, and where one is.
 	"broadcast": "群发", "broadcast_preview": "群发预览", "broadcast.create": "群发健康知识", "broadcast.cancel": "撤回群发",
 	"broadcast cancelled": "群发已撤回", "bc_scheduled": "定时待发", "bc_sending": "发送中", "bc_submitted": "已交微信，等结果",

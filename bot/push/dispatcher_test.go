@@ -246,7 +246,7 @@ func TestSeasonalTipsAreNeverTemplateMessages(t *testing.T) {
 	s.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_recent", Subscribed: true, EventTime: now}})
 	for _, to := range []string{"o_recent", "o_quiet"} {
 		tip := flows.SeasonalReminder{Key: "tip:" + to, OpenID: to, Resident: "王秀英", Name: "大雪", Text: "大雪节气，出门防滑。",
-			Due: now, StaleAt: now.Add(24 * time.Hour)}.Push()
+			Due: now, From: time.Date(2026, 12, 7, 0, 0, 0, 0, flows.Shanghai), StaleAt: now.Add(24 * time.Hour)}.Push()
 		if err := s.DB.Enqueue(ctx, []storage.Push{tip}); err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func TestSeasonalTipsAreNeverTemplateMessages(t *testing.T) {
 	}
 	// The digest on the 16th sends it with another's; no dispatcher claims it before.
 	s.DB.Enqueue(ctx, []storage.Push{flows.HoldForDigest(flows.SeasonalReminder{Key: "tip:o_quiet2", OpenID: "o_quiet2", Name: "大雪",
-		Text: "大雪节气，出门防滑。", Due: now}.Push(), now)})
+		Text: "大雪节气，出门防滑。", Due: now, From: time.Date(2026, 12, 7, 0, 0, 0, 0, flows.Shanghai)}.Push(), now)})
 	digest := time.Date(2026, 12, 16, 10, 0, 0, 0, flows.Shanghai)
 	d.Now = func() time.Time { return digest.Add(-time.Minute) }
 	if n := d.DispatchOnce(ctx); n != 0 {
@@ -283,7 +283,7 @@ func TestSeasonalTipsAreNeverTemplateMessages(t *testing.T) {
 	}
 	for _, to := range []string{"o_quiet", "o_quiet2"} {
 		got := standIn.Outbox(to)
-		if len(got) != 1 || got[0].Kind != "mass" || !contains(got[0].Text, "【大雪】大雪节气，出门防滑。") {
+		if len(got) != 1 || got[0].Kind != "mass" || !contains(got[0].Text, "【大雪（12月7日）】大雪节气，出门防滑。") {
 			t.Fatalf("%s had from the digest: %+v", to, got)
 		}
 	}
