@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jiayi-health/jiayi/bot/wechat"
@@ -68,7 +69,10 @@ var errHeld = errors.New("held for the digest")
 var errInfra = errors.New("infrastructure unavailable")
 
 // Defaults, which the configuration takes too.
-const DefaultLease = 30 * time.Second // how long a claimed push is held
+const (
+	DefaultLease   = 30 * time.Second // how long a claimed push is held
+	DefaultWorkers = 16               // recipients a dispatcher sends to at once
+)
 
 // DefaultRates are sends per second per WeChat API.
 func DefaultRates() map[string]float64 {
@@ -92,6 +96,7 @@ type Dispatcher struct {
 	DailyQuota  int                                               // template messages a day (WeChat\'s default 100,000); zero: no pacing
 	Log         *slog.Logger
 	Interval    time.Duration // between polls when idle; zero: 1 s
+	Workers     int           // recipients sent to at once; zero: DefaultWorkers
 	Lease       time.Duration // how long a claimed row is ours; zero: DefaultLease
 	MaxAttempts int           // then dead; zero: 8
 	Now         func() time.Time
@@ -193,20 +198,54 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 		}
 		return 0
 	}
-	lease := cmp.Or(d.Lease, DefaultLease)
-	for i, row := range rows {
-		// Nothing is sent in the last quarter of the claim: the row may be
-		// another dispatcher's by the time the send is done.
-		if !d.Now().Before(row.LeaseUntil.Add(-lease / 4)) {
-			d.release(ctx, rows[i:], true)
-			break
-		}
-		if !d.deliver(ctx, row) {
-			d.release(ctx, rows[i+1:], false) // the database failed
-			break
-		}
-	}
+	d.deliverAll(ctx, rows)
 	return len(rows)
+}
+
+// deliverAll sends claimed rows, recipients in parallel (up to Workers at
+// once, within each API's rate) and each recipient's in the order claimed,
+// so one person's notices never arrive out of order.
+func (d *Dispatcher) deliverAll(ctx context.Context, rows []storage.OutboxRow) {
+	var order []string
+	byRecipient := map[string][]storage.OutboxRow{}
+	for _, row := range rows {
+		if _, ok := byRecipient[row.Recipient]; !ok {
+			order = append(order, row.Recipient)
+		}
+		byRecipient[row.Recipient] = append(byRecipient[row.Recipient], row)
+	}
+	lease := cmp.Or(d.Lease, DefaultLease)
+	var dbDown atomic.Bool // the database failed: what is not yet tried waits
+	work := make(chan []storage.OutboxRow)
+	var wg sync.WaitGroup
+	for range min(cmp.Or(d.Workers, DefaultWorkers), len(order)) {
+		wg.Go(func() {
+			for rows := range work {
+				for i, row := range rows {
+					if dbDown.Load() {
+						d.release(ctx, rows[i:], false)
+						break
+					}
+					// Nothing is sent in the last quarter of the claim: the row may be
+					// another dispatcher's by the time the send is done.
+					if !d.Now().Before(row.LeaseUntil.Add(-lease / 4)) {
+						d.release(ctx, rows[i:], true)
+						break
+					}
+					if !d.deliver(ctx, row) {
+						dbDown.Store(true)
+						d.release(ctx, rows[i+1:], false)
+						break
+					}
+				}
+			}
+		})
+	}
+	for _, r := range order {
+		work <- byRecipient[r]
+	}
+	close(work)
+	wg.Wait()
 }
 
 // release hands back claimed rows that were not tried, so they use up no
@@ -608,8 +647,9 @@ func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
 // there and go on the next day (what goes by no template goes on).
 const QuotaReserve = 0.1
 
-// batchSize is how many pushes a dispatcher claims at once.
-const batchSize = 20
+// batchSize is how many pushes a dispatcher claims at once: enough to
+// keep its workers busy, few enough to send well inside the lease.
+const batchSize = 200
 
 // quotaAllows is the least urgent priority today's quota still allows, and
 // how many pushes to claim so personal and seasonal ones stop at the reserve.

@@ -18,7 +18,7 @@ import (
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
 
-func dispatcher(t *testing.T, db *storage.DB, r *storage.Redis) (*Dispatcher, *sandbox.StandIn) {
+func dispatcher(t testing.TB, db *storage.DB, r *storage.Redis) (*Dispatcher, *sandbox.StandIn) {
 	standIn := sandbox.New()
 	t.Cleanup(standIn.Close)
 	wechat.UseTransport(sandbox.Transport{})

@@ -1,0 +1,67 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
+)
+
+// BenchmarkDispatcher measures how many pushes a second one dispatcher
+// sends to the WeChat stand-in, each recorded as sent at once, with
+// WeChat's rate limits lifted (as JIAYI_WECHAT_RATES would): on SQLite and,
+// with JIAYI_TEST_DATABASE_URL, PostgreSQL, a real Redis with
+// JIAYI_TEST_REDIS_URL for the access token. Each iteration sends 2,000
+// template messages to distinct residents.
+func BenchmarkDispatcher(b *testing.B) {
+	const pushes = 2000
+	stacks := map[string]func(b *testing.B) storagetest.Stack{"sqlite": func(b *testing.B) storagetest.Stack {
+		return storagetest.Stack{DB: storagetest.SQLite(b), Redis: storagetest.Embedded(b)}
+	}}
+	if pg := os.Getenv("JIAYI_TEST_DATABASE_URL"); pg != "" {
+		stacks["postgres"] = func(b *testing.B) storagetest.Stack {
+			return storagetest.Stack{DB: storagetest.Postgres(b, pg), Redis: storagetest.Embedded(b)}
+		}
+	}
+	for name, open := range stacks {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			var sent int
+			var spent time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				s := open(b)
+				d, standIn := dispatcher(b, s.DB, s.Redis)
+				d.Rates = map[string]float64{apiTemplate: 100000, apiCustomer: 100000, apiMass: 100000}
+				batch := make([]storage.Push, pushes)
+				for i := range batch {
+					batch[i] = storage.Push{Key: fmt.Sprintf("b:%d", i), Kind: "sign_request", Recipient: fmt.Sprintf("o_%d", i),
+						Fields: map[string]string{"number": "QY2611230001"}}
+				}
+				if err := s.DB.Enqueue(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				for d.DispatchOnce(ctx) > 0 {
+				}
+				spent += time.Since(start)
+				b.StopTimer()
+				for _, m := range standIn.Outbox("") {
+					if m.Kind == "template" {
+						sent++
+					}
+				}
+				b.StartTimer()
+			}
+			if sent != pushes*b.N {
+				b.Fatalf("sent %d of %d", sent, pushes*b.N)
+			}
+			b.ReportMetric(float64(sent)/spent.Seconds(), "pushes/s")
+		})
+	}
+}
