@@ -81,14 +81,16 @@ func (db *DB) SeasonalRecipientsSince(ctx context.Context, since time.Time, afte
 		[]any{since.UTC()}, afterID, limit)
 }
 
+// The bound is said twice: PostgreSQL does not carry r.id's to the
+// contracts it merges with, and would read them from the first each page.
 func (db *DB) seasonalRecipients(ctx context.Context, op, and string, args []any, afterID int64, limit int) ([]Recipient, error) {
 	var out []Recipient
 	err := db.sel(ctx, op, &out, `SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
 		r.community_id, u.last_seen_at FROM residents r
 		JOIN wechat_users u ON u.openid = r.manager_openid
 		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
-		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status = 'active') `+and+`
-		ORDER BY r.id LIMIT ?`, append(append([]any{afterID}, args...), limit)...)
+		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.resident_id > ? AND c.status = 'active') `+and+`
+		ORDER BY r.id LIMIT ?`, append(append([]any{afterID, afterID}, args...), limit)...)
 	if err != nil {
 		return nil, err
 	}
