@@ -71,7 +71,7 @@ var errInfra = errors.New("infrastructure unavailable")
 // Defaults, which the configuration takes too.
 const (
 	DefaultLease   = 30 * time.Second // how long a claimed push is held
-	DefaultWorkers = 16               // recipients a dispatcher sends to at once
+	DefaultWorkers = 2                // recipients a dispatcher sends to at once (BenchmarkDispatcher: more hurt on 2 cores)
 )
 
 // DefaultRates are sends per second per WeChat API.

@@ -16,7 +16,8 @@ import (
 // WeChat's rate limits lifted (as JIAYI_WECHAT_RATES would): on SQLite and,
 // with JIAYI_TEST_DATABASE_URL, PostgreSQL, a real Redis with
 // JIAYI_TEST_REDIS_URL for the access token. Each iteration sends 2,000
-// template messages to distinct residents.
+// template messages to distinct residents; JIAYI_BENCH_WORKERS sets how
+// many recipients it sends to at once (default DefaultWorkers).
 func BenchmarkDispatcher(b *testing.B) {
 	const pushes = 2000
 	stacks := map[string]func(b *testing.B) storagetest.Stack{"sqlite": func(b *testing.B) storagetest.Stack {
@@ -37,6 +38,7 @@ func BenchmarkDispatcher(b *testing.B) {
 				s := open(b)
 				d, standIn := dispatcher(b, s.DB, s.Redis)
 				d.Rates = map[string]float64{apiTemplate: 100000, apiCustomer: 100000, apiMass: 100000}
+				fmt.Sscan(os.Getenv("JIAYI_BENCH_WORKERS"), &d.Workers) // 1: one send at a time, as before workers
 				batch := make([]storage.Push, pushes)
 				for i := range batch {
 					batch[i] = storage.Push{Key: fmt.Sprintf("b:%d", i), Kind: "sign_request", Recipient: fmt.Sprintf("o_%d", i),
