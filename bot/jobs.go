@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,11 +71,8 @@ func (s *Server) runPass(ctx context.Context, j job, now time.Time) (flows.JobRu
 // member they did not confirm in time.
 func (s *Server) expiryPass(ctx context.Context, now time.Time) (int, int, error) {
 	ended, err := s.DB.ExpireContracts(ctx, now.In(flows.Shanghai).Format("2006-01-02"))
-	if err != nil {
-		return ended, 0, err
-	}
-	lapsed, err := flows.LapseMemberRequests(ctx, s.DB, now)
-	return ended + lapsed, 0, err
+	lapsed, err2 := flows.LapseMemberRequests(ctx, s.DB, now) // one failing does not stop the other
+	return ended + lapsed, 0, errors.Join(err, err2)
 }
 
 // agendasPass enqueues each bound doctor's agenda for the day, from 07:30;
@@ -133,14 +131,15 @@ func (s *Server) tagsPass(ctx context.Context, _ time.Time) (int, int, error) {
 	return r.Tagged + r.Untagged, 0, err
 }
 
-// every runs a pass at start and then each interval (or when the sandbox
-// clock moves), logging what it did and any failure.
-func (s *Server) every(ctx context.Context, name string, interval time.Duration) {
-	j := s.job(name)
+// every runs passes, one after another, at start and then each interval
+// (or when the sandbox clock moves), logging what each did and any failure.
+func (s *Server) every(ctx context.Context, interval time.Duration, names ...string) {
 	for {
 		moved := s.clock.moves()
-		run, err := s.runPass(ctx, j, s.clock.Now())
-		s.logPass(ctx, name, run, err)
+		for _, name := range names {
+			run, err := s.runPass(ctx, s.job(name), s.clock.Now())
+			s.logPass(ctx, name, run, err)
+		}
 		if !s.clock.wait(ctx, moved, interval) {
 			return
 		}
@@ -183,23 +182,24 @@ func (s *Server) logPass(ctx context.Context, name string, run flows.JobRun, err
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.log.Error("background job failed", "job", name, "err", err)
-	case err == nil && run.Rows+run.Pushes > 0:
+	case err == nil && run.Pushes > 0:
 		s.log.Info("background job done", "job", name, "rows", run.Rows, "pushes", run.Pushes, "seconds", run.Seconds)
+	case err == nil && run.Rows > 0:
+		s.log.Debug("background job done", "job", name, "rows", run.Rows, "seconds", run.Seconds)
 	}
 }
 
 // startJobs starts each job's loop, counted in running until it returns.
 func (s *Server) startJobs(ctx context.Context, running *sync.WaitGroup) {
 	loops := []func(){
-		func() { s.every(ctx, "expiry", time.Hour) },
+		func() { s.every(ctx, time.Hour, "expiry") },
 		func() { s.daily(ctx, "agendas", flows.AgendaTime, time.Minute) },
-		func() { s.every(ctx, "seasonal", 10*time.Minute) },
-		func() { s.every(ctx, "digest", 10*time.Minute) },
+		func() { s.every(ctx, 10*time.Minute, "seasonal", "digest") }, // a digest after the tips it may take
 		func() { s.daily(ctx, "personal", 0, time.Hour) },
 		func() { s.daily(ctx, "slots", 0, time.Hour) },
-		func() { s.every(ctx, "sign_followup", time.Hour) },
-		func() { s.every(ctx, "rollups", time.Minute) },
-		func() { s.every(ctx, "tags", 10*time.Minute) },
+		func() { s.every(ctx, time.Hour, "sign_followup") },
+		func() { s.every(ctx, time.Minute, "rollups") },
+		func() { s.every(ctx, 10*time.Minute, "tags") },
 	}
 	for _, loop := range loops {
 		running.Go(loop)

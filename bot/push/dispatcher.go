@@ -104,6 +104,8 @@ type Dispatcher struct {
 	once sync.Once
 	wake chan struct{}
 
+	articleMu sync.Mutex // held while an article's draft (and first, its cover) is made
+
 	mu          sync.Mutex
 	pausedUntil map[string]time.Time // per API: daily quota reached, nothing is sent before this
 	limiters    map[string]*bucket
@@ -186,10 +188,10 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	}
 	quotaPriority, batch := d.quotaAllows(ctx)
 	rows, err := d.DB.ClaimDue(ctx, batch, cmp.Or(d.Lease, DefaultLease), d.Now(), min(maxPriority, quotaPriority))
-	if err == nil && quotaPriority < maxPriority && len(rows) < batchSize {
+	if err == nil && quotaPriority < maxPriority && len(rows) < batchSize*d.workers() {
 		// What uses none of the template quota goes on when it is nearly spent.
 		var more []storage.OutboxRow
-		more, err = d.DB.ClaimDueOf(ctx, noTemplateKinds, batchSize-len(rows), cmp.Or(d.Lease, DefaultLease), d.Now(), maxPriority)
+		more, err = d.DB.ClaimDueOf(ctx, noTemplateKinds, batchSize*d.workers()-len(rows), cmp.Or(d.Lease, DefaultLease), d.Now(), maxPriority)
 		rows = append(rows, more...)
 	}
 	if err != nil {
@@ -201,6 +203,9 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) int {
 	d.deliverAll(ctx, rows)
 	return len(rows)
 }
+
+// workers is how many recipients the dispatcher sends to at once.
+func (d *Dispatcher) workers() int { return max(1, cmp.Or(d.Workers, DefaultWorkers)) }
 
 // deliverAll sends claimed rows, recipients in parallel (up to Workers at
 // once, within each API's rate) and each recipient's in the order claimed,
@@ -218,7 +223,7 @@ func (d *Dispatcher) deliverAll(ctx context.Context, rows []storage.OutboxRow) {
 	var dbDown atomic.Bool // the database failed: what is not yet tried waits
 	work := make(chan []storage.OutboxRow)
 	var wg sync.WaitGroup
-	for range min(cmp.Or(d.Workers, DefaultWorkers), len(order)) {
+	for range min(d.workers(), len(order)) {
 		wg.Go(func() {
 			for rows := range work {
 				for i, row := range rows {
@@ -358,6 +363,10 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
 	}
 	if err := d.limiters[api].wait(ctx); err != nil {
 		return true // shutting down; the lease returns the row
+	}
+	if lease := cmp.Or(d.Lease, DefaultLease); !d.Now().Before(row.LeaseUntil.Add(-lease / 4)) {
+		d.release(ctx, []storage.OutboxRow{row}, true) // the wait took it past its time
+		return true
 	}
 	var err error
 	if row.Kind == storage.KindBroadcast {
@@ -567,6 +576,10 @@ func (d *Dispatcher) massMessage(ctx context.Context, title, body, articleID str
 	if id == 0 {
 		return m, nil
 	}
+	// One article at a time: batches sent at once would each put its cover
+	// up before the first had saved it.
+	d.articleMu.Lock()
+	defer d.articleMu.Unlock()
 	a, err := d.DB.ArticleByID(ctx, storage.Scope{}, id)
 	if err != nil {
 		return m, fmt.Errorf("%w: article %d: %v", errInfra, id, err)
@@ -647,25 +660,25 @@ func (d *Dispatcher) recipient(ctx context.Context, to string) (string, error) {
 // there and go on the next day (what goes by no template goes on).
 const QuotaReserve = 0.1
 
-// batchSize is how many pushes a dispatcher claims at once: enough to
-// keep its workers busy, few enough to send well inside the lease.
-const batchSize = 200
+// batchSize is how many pushes a dispatcher claims at once for each
+// worker: few enough to send well inside the lease.
+const batchSize = 20
 
 // quotaAllows is the least urgent priority today's quota still allows, and
 // how many pushes to claim so personal and seasonal ones stop at the reserve.
 func (d *Dispatcher) quotaAllows(ctx context.Context) (int, int) {
 	if d.DailyQuota <= 0 {
-		return flows.PrioritySeasonal, batchSize
+		return flows.PrioritySeasonal, batchSize * d.workers()
 	}
 	sent, err := d.DB.SentSince(ctx, flows.StartOfDay(d.Now()))
 	if err != nil {
-		return flows.PrioritySeasonal, batchSize
+		return flows.PrioritySeasonal, batchSize * d.workers()
 	}
 	allowance := d.DailyQuota - sent - int(float64(d.DailyQuota)*QuotaReserve)
 	if allowance <= 0 {
-		return flows.PriorityAppointment, batchSize
+		return flows.PriorityAppointment, batchSize * d.workers()
 	}
-	return flows.PrioritySeasonal, min(batchSize, allowance)
+	return flows.PrioritySeasonal, min(batchSize*d.workers(), allowance)
 }
 
 // nextMidnight is when WeChat's daily quotas start again (Asia/Shanghai).
