@@ -36,6 +36,25 @@ func oneMessage(text string) func([]storage.HeldTip) ([]storage.DigestMessage, e
 	}
 }
 
+// signedFollowers signs a resident of the first seeded community for
+// each openid, each following the account.
+func signedFollowers(t *testing.T, db *storage.DB, openIDs ...string) {
+	t.Helper()
+	ids := seedOrganisation(t, db)
+	for i, o := range openIDs {
+		signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
+	}
+}
+
+// usedUp gives openID every mass message of month.
+func usedUp(t *testing.T, db *storage.DB, openID, month string) {
+	t.Helper()
+	raw := storagetest.SQL(t, db)
+	if _, err := raw.Exec(raw.Rebind(`INSERT INTO mass_allowance (openid, month, used) VALUES (?, ?, ?)`), openID, month, storage.MassPerMonth); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func outboxEntry(t *testing.T, db *storage.DB, openID, key string) storage.OutboxEntry {
 	t.Helper()
 	entries, err := db.OutboxFor(context.Background(), openID)
@@ -59,16 +78,10 @@ func outboxEntry(t *testing.T, db *storage.DB, openID, key string) storage.Outbo
 func TestDigestSendsHeldTipsOnceWithinTheAllowance(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		ids := seedOrganisation(t, db)
-		for i, o := range []string{"o_d1", "o_d2", "o_d3"} {
-			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
-		}
+		signedFollowers(t, db, "o_d1", "o_d2", "o_d3")
 		now := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
 		month, next := "2026-12", now.Add(15*24*time.Hour)
-		raw := storagetest.SQL(t, db)
-		if _, err := raw.ExecContext(ctx, raw.Rebind(`INSERT INTO mass_allowance (openid, month, used) VALUES (?, ?, 4)`), "o_d3", month); err != nil {
-			t.Fatal(err)
-		}
+		usedUp(t, db, "o_d3", month)
 		was := now.Add(-time.Hour)
 		later := heldTip("t:1:later", "o_d1", "C", now.Add(time.Hour))
 		later.StaleAt = time.Time{}
@@ -139,11 +152,11 @@ func TestDigestSendsHeldTipsOnceWithinTheAllowance(t *testing.T) {
 func TestTwoDigestsAtOnceSendEachTipOnce(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		ids := seedOrganisation(t, db)
+		followers := []string{"o_c1", "o_c2", "o_c3", "o_c4"}
+		signedFollowers(t, db, followers...)
 		var pushes []storage.Push
 		now := time.Now()
-		for i, o := range []string{"o_c1", "o_c2", "o_c3", "o_c4"} {
-			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
+		for _, o := range followers {
 			pushes = append(pushes, heldTip("c:"+o, o, "A", now.Add(-time.Minute)))
 		}
 		if err := db.Enqueue(ctx, pushes); err != nil {
@@ -212,15 +225,9 @@ func TestHeldTipsComeBackWhenTheResidentWrites(t *testing.T) {
 func TestDigestLeftWithOneWaits(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		ids := seedOrganisation(t, db)
-		for i, o := range []string{"o_e1", "o_e2"} {
-			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
-		}
+		signedFollowers(t, db, "o_e1", "o_e2")
 		now := time.Now()
-		raw := storagetest.SQL(t, db)
-		if _, err := raw.ExecContext(ctx, raw.Rebind(`INSERT INTO mass_allowance (openid, month, used) VALUES (?, ?, 4)`), "o_e1", "2026-12"); err != nil {
-			t.Fatal(err)
-		}
+		usedUp(t, db, "o_e1", "2026-12")
 		db.Enqueue(ctx, []storage.Push{heldTip("e:1", "o_e1", "A", now.Add(-time.Minute)), heldTip("e:2", "o_e2", "A", now.Add(-time.Minute))})
 		run, err := db.Digest(ctx, storage.DigestRequest{Held: heldPriority, Now: now, Next: now.Add(time.Hour), Month: "2026-12", Day: "2026-12-01",
 			Priority: 3, WroteSince: now.Add(time.Minute), Compose: oneMessage("A")})
@@ -242,10 +249,7 @@ func TestDigestLeftWithOneWaits(t *testing.T) {
 func TestDigestTipsFollowTheirBatch(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		ids := seedOrganisation(t, db)
-		for i, o := range []string{"o_f1", "o_f2"} {
-			signResident(t, db, i+1, o, ids[0], nil, "1950-01-01")
-		}
+		signedFollowers(t, db, "o_f1", "o_f2")
 		now := time.Now()
 		digest := func(text string) storage.DigestRun {
 			t.Helper()

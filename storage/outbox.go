@@ -87,12 +87,6 @@ func (db *DB) cancelPushesTo(ctx context.Context, op, openID string) error {
 // lease runs out. PostgreSQL skips rows another instance is claiming; SQLite
 // serialises writers anyway.
 func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time.Time, maxPriority int) ([]OutboxRow, error) {
-	lock := ""
-	if db.Dialect == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
-	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
 	// A tip held for the digest keeps why it waited, so the console can say
 	// why it never went; one in a digest's batch goes, or not, with it.
 	if _, err := db.exec(ctx, "ClaimDue: stale", `UPDATE outbox SET state = 'cancelled', lease_until = NULL,
@@ -101,7 +95,31 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 		AND (lease_until IS NULL OR lease_until < ?)`, now.UTC(), now.UTC()); err != nil { // one being sent now is left to its sender
 		return nil, err
 	}
-	rows, err := db.claim(ctx, "", nil, leaseUntil, now, maxPriority, n, lock)
+	return db.claim(ctx, "", nil, lease, now, maxPriority, n)
+}
+
+// ClaimDueOf leases, as ClaimDue does, due pushes of the given kinds only
+// (those that use none of the template quota, when it is nearly spent).
+func (db *DB) ClaimDueOf(ctx context.Context, kinds []string, n int, lease time.Duration, now time.Time, maxPriority int) ([]OutboxRow, error) {
+	return db.claim(ctx, " AND kind IN (?)", []any{kinds}, lease, now, maxPriority, n)
+}
+
+// claim leases up to n due pushes of priority at most maxPriority that
+// also meet and (with its arguments), most urgent first. PostgreSQL skips
+// rows another instance is claiming; SQLite serialises writers anyway.
+func (db *DB) claim(ctx context.Context, and string, andArgs []any, lease time.Duration, now time.Time, maxPriority, n int) ([]OutboxRow, error) {
+	lock := ""
+	if db.Dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	// To the microsecond, as PostgreSQL keeps it, so ReleaseClaim can name it.
+	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
+	var rows []OutboxRow
+	args := append(append([]any{leaseUntil, now.UTC(), now.UTC(), maxPriority}, andArgs...), n)
+	err := db.selIn(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+    AND priority <= ?`+and+` ORDER BY priority, due_at, id LIMIT ?`+lock+`)
+RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,39 +131,6 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration, now time
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
 	})
 	return rows, nil
-}
-
-// ClaimDueOf leases, as ClaimDue does, due pushes of the given kinds only
-// (those that use none of the template quota, when it is nearly spent).
-func (db *DB) ClaimDueOf(ctx context.Context, kinds []string, n int, lease time.Duration, now time.Time, maxPriority int) ([]OutboxRow, error) {
-	lock := ""
-	if db.Dialect == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
-	rows, err := db.claim(ctx, " AND kind IN (?)", []any{kinds}, leaseUntil, now, maxPriority, n, lock)
-	if err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		rows[i].LeaseUntil = leaseUntil
-	}
-	slices.SortFunc(rows, func(a, b OutboxRow) int {
-		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
-	})
-	return rows, nil
-}
-
-// claim leases up to n due pushes of priority at most maxPriority that
-// also meet and (with its arguments).
-func (db *DB) claim(ctx context.Context, and string, andArgs []any, leaseUntil, now time.Time, maxPriority, n int, lock string) ([]OutboxRow, error) {
-	var rows []OutboxRow
-	args := append(append([]any{leaseUntil, now.UTC(), now.UTC(), maxPriority}, andArgs...), n)
-	err := db.selIn(ctx, "ClaimDue", &rows, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-    AND priority <= ?`+and+` ORDER BY priority, due_at, id LIMIT ?`+lock+`)
-RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`, args...)
-	return rows, err
 }
 
 // MarkSent records a delivered push.
