@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -204,5 +205,28 @@ func TestEachDigestTimeRunsOnce(t *testing.T) {
 	}
 	if run, err := RunDigest(ctx, e.DB, time.Date(2027, 1, 1, 10, 5, 0, 0, Shanghai)); err != nil || run.Tips != 2 || run.Messages != 1 {
 		t.Fatalf("at the next digest: %+v %v", run, err)
+	}
+}
+
+// A tip for one resident is checked against WeChat's 48 hours when it will
+// go: written at 22:00, it goes at 08:00 after quiet hours, and one who
+// wrote 37.5 hours before 22:00 is 47.5 hours out by then.
+func TestATipToOneCountsTheHoursToWhenItGoes(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	cs, _ := e.DB.Communities(ctx)
+	activeIn(t, e, "o_one", cs[0].ID, "1950-01-01")
+	wrote := time.Date(2026, 12, 2, 8, 30, 0, 0, Shanghai)
+	e.DB.SetClock(func() time.Time { return wrote })
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_one", Subscribed: true, EventTime: wrote}})
+	tip := BroadcastSpec{Title: "冬季保暖", Text: "天冷了，注意保暖。"}
+	night := time.Date(2026, 12, 3, 22, 0, 0, 0, Shanghai)
+	_, _, err := SendBroadcast(ctx, e.DB, e.Sealer, storage.Scope{}, tip, "admin", night)
+	var r *Refusal
+	if !errors.As(err, &r) || !strings.Contains(r.Reason, "只有一位居民") {
+		t.Fatalf("at 22:00: %v", err)
+	}
+	if _, _, err := SendBroadcast(ctx, e.DB, e.Sealer, storage.Scope{}, tip, "admin", night.Add(-2*time.Hour)); err != nil {
+		t.Fatalf("at 20:00, which is not quiet: %v", err)
 	}
 }
