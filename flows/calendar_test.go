@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -257,7 +258,10 @@ func TestASwitchOffDuringAPageWithdrawsThePage(t *testing.T) {
 		return func(int64) (SeasonalEntry, bool) { return flu, on }, nil
 	}
 	now := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
-	if n, err := expandSeasonal(ctx, e.DB, e.Sealer, flu, now, rules, e.DB.SeasonalRecipients); err != nil || n != 1 {
+	everyone := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
+		return e.DB.SeasonalRecipients(ctx, after, math.MaxInt64, limit)
+	}
+	if n, err := expandSeasonal(ctx, e.DB, e.Sealer, flu, now, rules, everyone); err != nil || n != 1 {
 		t.Fatalf("expanded %d, %v", n, err)
 	}
 	if got := countKind(t, e, "o_page", PushSeasonal, "cancelled"); got != 1 {

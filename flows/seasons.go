@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -220,7 +221,10 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 	asIs := func(context.Context) (func(int64) (SeasonalEntry, bool), error) {
 		return func(int64) (SeasonalEntry, bool) { return e, true }, nil
 	}
-	return expandSeasonal(ctx, db, s, e, now, asIs, db.SeasonalRecipients)
+	everyone := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
+		return db.SeasonalRecipients(ctx, after, math.MaxInt64, limit)
+	}
+	return expandSeasonal(ctx, db, s, e, now, asIs, everyone)
 }
 
 // entryRules says, for each page of an expansion, how a community's
@@ -340,14 +344,21 @@ func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, commun
 	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }), err
 }
 
-// campaignLease is how long an expansion may run before another instance
-// takes it over as dead.
+// campaignLease is how long an expansion (the digest's, a seasonal
+// campaign's chunk) may run before another instance takes it over as dead.
 const campaignLease = 30 * time.Minute
 
-// RunSeasonal expands every entry due now that no instance has expanded
-// this year, catches up those it has with residents who signed since it
-// last ran (or everyone, when admins changed the entry since), and reports
-// how many pushes it enqueued.
+// seasonalChunk is how many residents, by ID, one claim of a seasonal
+// campaign takes: about a second's work, so several instances share a
+// city's campaign and one that dies leaves little to take over. Tests
+// split a small population with a smaller one.
+var seasonalChunk int64 = 10000
+
+// RunSeasonal expands every entry due now whose campaign this year is not
+// finished, chunk by chunk, with any other instances doing the same;
+// catches up finished ones with residents who signed since they last ran
+// (or everyone, when admins changed the entry since); and reports how many
+// pushes it enqueued.
 func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) (int, error) {
 	cal, err := LoadCalendar(ctx, db)
 	if err != nil {
@@ -361,7 +372,10 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	for _, c := range all {
 		institution[c.ID] = c.InstitutionID
 	}
-	year := now.In(Shanghai).Year()
+	// Leases are of real time: a long pass must not claim chunks as of
+	// when it began.
+	began := time.Now()
+	at := func() time.Time { return now.Add(time.Since(began)) }
 	total := 0
 	for _, e := range DueSeasonal(cal.Live(), now) {
 		rules := func(ctx context.Context) (func(int64) (SeasonalEntry, bool), error) {
@@ -373,29 +387,48 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 				return latest.As(e, institution[community])
 			}, err
 		}
-		code := "seasonal:" + e.Code
-		mine, err := db.ClaimCampaign(ctx, code, year, now, campaignLease)
-		if err != nil {
-			return total, err
-		}
-		if !mine {
-			n, err := catchUpSeasonal(ctx, db, s, e, now, rules)
-			if err != nil {
-				return total, err
-			}
-			total += n
-			continue
-		}
-		n, err := expandSeasonal(ctx, db, s, e, now, rules, db.SeasonalRecipients)
-		if err != nil {
-			return total, err
-		}
-		if err := db.FinishCampaign(ctx, code, year, n, now); err != nil {
-			return total, err
-		}
+		n, err := runCampaign(ctx, db, s, e, now, at, rules)
 		total += n
+		if err != nil {
+			return total, err
+		}
 	}
 	return total, nil
+}
+
+// runCampaign expands the chunks of an entry's campaign no instance is
+// expanding, and finishes the campaign when it expanded the last; or
+// catches up a finished one.
+func runCampaign(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time, at func() time.Time, rules entryRules) (int, error) {
+	code, year := "seasonal:"+e.Code, now.In(Shanghai).Year()
+	finished, err := db.StartCampaign(ctx, code, year, at(), seasonalChunk)
+	if err != nil {
+		return 0, err
+	}
+	if finished {
+		return catchUpSeasonal(ctx, db, s, e, now, rules)
+	}
+	total := 0
+	for {
+		chunk, ok, err := db.ClaimChunk(ctx, code, year, at(), campaignLease)
+		if err != nil || !ok {
+			if err == nil {
+				_, err = db.FinishChunkedCampaign(ctx, code, year, at())
+			}
+			return total, err
+		}
+		in := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
+			return db.SeasonalRecipients(ctx, max(after, chunk.FirstID), chunk.LastID, limit)
+		}
+		n, err := expandSeasonal(ctx, db, s, e, now, rules, in)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if err := db.FinishChunk(ctx, code, year, chunk.Chunk, n, at()); err != nil {
+			return total, err
+		}
+	}
 }
 
 // catchUpSeasonal runs a finished campaign again inside its window: for

@@ -11,7 +11,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/6tail/lunar-go/calendar"
+	"github.com/jiayi-health/jiayi/flows/profile"
 	"github.com/jiayi-health/jiayi/storage"
+	"github.com/jiayi-health/jiayi/storage/storagetest"
 	"github.com/jiayi-health/jiayi/templates"
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -463,4 +465,106 @@ func TestSeasonalCatchesUpWhoSignedInTheWindow(t *testing.T) {
 			t.Fatalf("%s: %v", o, got)
 		}
 	}
+}
+
+// A city's campaign is split into chunks that several instances expand at
+// once, and a chunk whose instance died is expanded by another after its
+// lease: each reminder is enqueued once, the same as one instance alone
+// would, and the campaign is finished when its last chunk is.
+func TestSeasonalCampaignChunksAreSharedAndTakenOver(t *testing.T) {
+	defer func(was int64) { seasonalChunk = was }(seasonalChunk)
+	seasonalChunk = 50
+	ctx := context.Background()
+	seededAt, snow := time.Date(2026, 12, 1, 12, 0, 0, 0, Shanghai), time.Date(2026, 12, 8, 9, 5, 0, 0, Shanghai)
+	seeded := func(t *testing.T, db *storage.DB) *storage.Sealer {
+		t.Helper()
+		if err := profile.Ensure(ctx, db, "kunming"); err != nil {
+			t.Fatal(err)
+		}
+		sealer, _ := storage.NewSealer(make([]byte, 32))
+		if _, err := SeedDemo(ctx, db, sealer, 600, seededAt); err != nil {
+			t.Fatal(err)
+		}
+		return sealer
+	}
+	seasonal := func(t *testing.T, db *storage.DB) int {
+		t.Helper()
+		var n int
+		if err := storagetest.SQL(t, db).Get(&n, storagetest.SQL(t, db).Rebind(`SELECT COUNT(*) FROM outbox WHERE kind = ?`), PushSeasonal); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// What one instance alone enqueues, in one chunk.
+	alone := storagetest.SQLite(t)
+	sealer := seeded(t, alone)
+	seasonalChunk = 1000
+	want, err := RunSeasonal(ctx, alone, sealer, snow)
+	if err != nil || want == 0 || seasonal(t, alone) != want {
+		t.Fatalf("one instance, one chunk: %d pushes (%d in the outbox), %v", want, seasonal(t, alone), err)
+	}
+	seasonalChunk = 50
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		sealer := seeded(t, db)
+		// An instance claimed the first chunk and died.
+		var campaigns []string
+		for _, e := range mustCalendar(t, db).Live() {
+			if len(DueSeasonal([]SeasonalEntry{e}, snow)) == 1 {
+				campaigns = append(campaigns, "seasonal:"+e.Code)
+			}
+		}
+		if len(campaigns) == 0 {
+			t.Fatal("no entry due on 12-08")
+		}
+		for _, code := range campaigns {
+			if _, err := db.StartCampaign(ctx, code, 2026, snow, seasonalChunk); err != nil {
+				t.Fatal(err)
+			}
+			if c, ok, err := db.ClaimChunk(ctx, code, 2026, snow, campaignLease); !ok || err != nil || c.Chunk != 0 {
+				t.Fatalf("%s: %+v %v %v", code, c, ok, err)
+			}
+		}
+		// Two instances share the rest.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		for range 2 {
+			wg.Go(func() {
+				n, err := RunSeasonal(ctx, db, sealer, snow)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		for _, code := range campaigns {
+			if _, ok, _ := db.CampaignThrough(ctx, code, 2026); ok {
+				t.Fatalf("%s finished with its first chunk never expanded", code)
+			}
+		}
+		if total >= want || seasonal(t, db) != total {
+			t.Fatalf("before the dead instance's chunk was taken over: %d pushes (%d in the outbox), want fewer than %d", total, seasonal(t, db), want)
+		}
+		n, err := RunSeasonal(ctx, db, sealer, snow.Add(campaignLease+time.Minute))
+		if err != nil || total+n != want || seasonal(t, db) != want {
+			t.Fatalf("after the take-over: %d+%d pushes (%d in the outbox), want %d as one instance enqueues: %v", total, n, seasonal(t, db), want, err)
+		}
+		for _, code := range campaigns {
+			if _, ok, _ := db.CampaignThrough(ctx, code, 2026); !ok {
+				t.Fatalf("%s not finished after its last chunk", code)
+			}
+		}
+	})
+}
+
+func mustCalendar(t *testing.T, db *storage.DB) Calendar {
+	t.Helper()
+	cal, err := LoadCalendar(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cal
 }

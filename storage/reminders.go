@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -67,9 +68,10 @@ type Recipient struct {
 
 // SeasonalRecipients pages through residents with an active contract whose
 // manager follows the account and wants seasonal reminders, by resident ID
-// after the given one, so a campaign for millions never loads them at once.
-func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) ([]Recipient, error) {
-	return db.seasonalRecipients(ctx, "SeasonalRecipients", "", nil, afterID, limit)
+// after the given one up to lastID (a campaign's chunk), so a campaign for
+// millions never loads them at once.
+func (db *DB) SeasonalRecipients(ctx context.Context, afterID, lastID int64, limit int) ([]Recipient, error) {
+	return db.seasonalRecipients(ctx, "SeasonalRecipients", "", nil, afterID, lastID, limit)
 }
 
 // SeasonalRecipientsSince pages, as SeasonalRecipients does, through those
@@ -78,19 +80,19 @@ func (db *DB) SeasonalRecipients(ctx context.Context, afterID int64, limit int) 
 func (db *DB) SeasonalRecipientsSince(ctx context.Context, since time.Time, afterID int64, limit int) ([]Recipient, error) {
 	return db.seasonalRecipients(ctx, "SeasonalRecipientsSince", `AND EXISTS (SELECT 1 FROM contracts c JOIN contract_events e
 		ON e.contract_id = c.id WHERE c.resident_id = r.id AND e.to_status = 'active' AND e.from_status <> 'active' AND e.at >= ?)`,
-		[]any{since.UTC()}, afterID, limit)
+		[]any{since.UTC()}, afterID, math.MaxInt64, limit)
 }
 
-// The bound is said twice: PostgreSQL does not carry r.id's to the
+// The bounds are said twice: PostgreSQL does not carry r.id's to the
 // contracts it merges with, and would read them from the first each page.
-func (db *DB) seasonalRecipients(ctx context.Context, op, and string, args []any, afterID int64, limit int) ([]Recipient, error) {
+func (db *DB) seasonalRecipients(ctx context.Context, op, and string, args []any, afterID, lastID int64, limit int) ([]Recipient, error) {
 	var out []Recipient
 	err := db.sel(ctx, op, &out, `SELECT r.id AS resident_id, r.name, r.manager_openid, r.birth_date, r.priority_groups,
 		r.community_id, u.last_seen_at FROM residents r
 		JOIN wechat_users u ON u.openid = r.manager_openid
-		WHERE r.id > ? AND u.subscribed AND u.seasonal_reminders
-		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.resident_id > ? AND c.status = 'active') `+and+`
-		ORDER BY r.id LIMIT ?`, append(append([]any{afterID, afterID}, args...), limit)...)
+		WHERE r.id > ? AND r.id <= ? AND u.subscribed AND u.seasonal_reminders
+		AND EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.resident_id > ? AND c.resident_id <= ? AND c.status = 'active') `+and+`
+		ORDER BY r.id LIMIT ?`, append(append([]any{afterID, lastID, afterID, lastID}, args...), limit)...)
 	if err != nil {
 		return nil, err
 	}
