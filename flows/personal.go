@@ -23,26 +23,45 @@ const reminderWindow = 3
 
 const personalPage = 500
 
+// personalChunk is how many contracts, by ID, one claim of a day's personal
+// reminders takes (see runChunks). Tests split a small population with a
+// smaller one.
+var personalChunk int64 = 10000
+
 // RunPersonal enqueues the personal reminders due today for every active
-// contract, paging through them. Keys name the contract and the occasion,
-// so running it again (or on several instances) adds nothing.
+// contract and says how many were new, chunk by chunk with any other instances, once a day: a second
+// run on the same day finds the day's run finished and does nothing. Keys
+// name the contract and the occasion, so a chunk run twice (its instance
+// died) adds nothing.
 func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now time.Time) (int, error) {
-	var after int64
+	cat, err := db.Catalog(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sched, err := PersonalSchedules()
+	if err != nil {
+		return 0, err
+	}
+	chunk := func(ctx context.Context, c storage.CampaignChunk) (int, error) {
+		return personalChunkRun(ctx, db, s, cat, sched, c, now)
+	}
+	day := now.In(Shanghai)
+	n, _, err := runChunks(ctx, db, "personal:"+day.Format(time.DateOnly), day.Year(), realTime(now), personalChunk, storage.ByContract, chunk)
+	return n, err
+}
+
+// personalChunkRun enqueues the reminders due today for the active
+// contracts of one chunk, a page at a time.
+func personalChunkRun(ctx context.Context, db *storage.DB, s *storage.Sealer, cat storage.Catalog, sched Schedules,
+	chunk storage.CampaignChunk, now time.Time) (int, error) {
+	after := chunk.FirstID
 	total := 0
 	for {
-		page, err := db.ActiveContractsPage(ctx, after, personalPage)
+		page, err := db.ActiveContractsPage(ctx, after, chunk.LastID, personalPage)
 		if err != nil || len(page) == 0 {
 			return total, err
 		}
 		countRows(ctx, len(page))
-		cat, err := db.Catalog(ctx)
-		if err != nil {
-			return total, err
-		}
-		sched, err := PersonalSchedules()
-		if err != nil {
-			return total, err
-		}
 		ids := make([]int64, len(page))
 		for i, c := range page {
 			ids[i] = c.ID
@@ -61,10 +80,11 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 			}
 			pushes = append(pushes, ps...)
 		}
-		if err := db.Enqueue(ctx, pushes); err != nil {
+		n, err := db.EnqueueNew(ctx, pushes)
+		total += n
+		if err != nil {
 			return total, err
 		}
-		total += len(pushes)
 	}
 }
 

@@ -344,8 +344,8 @@ func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, commun
 	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }), err
 }
 
-// campaignLease is how long an expansion (the digest's, a seasonal
-// campaign's chunk) may run before another instance takes it over as dead.
+// campaignLease is how long the digest's run may take before another
+// instance takes it over as dead.
 const campaignLease = 30 * time.Minute
 
 // seasonalChunk is how many residents, by ID, one claim of a seasonal
@@ -372,10 +372,7 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	for _, c := range all {
 		institution[c.ID] = c.InstitutionID
 	}
-	// Leases are of real time: a long pass must not claim chunks as of
-	// when it began.
-	began := time.Now()
-	at := func() time.Time { return now.Add(time.Since(began)) }
+	at := realTime(now)
 	total := 0
 	for _, e := range DueSeasonal(cal.Live(), now) {
 		rules := func(ctx context.Context) (func(int64) (SeasonalEntry, bool), error) {
@@ -397,38 +394,19 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 }
 
 // runCampaign expands the chunks of an entry's campaign no instance is
-// expanding, and finishes the campaign when it expanded the last; or
-// catches up a finished one.
+// expanding, or catches up a finished one.
 func runCampaign(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time, at func() time.Time, rules entryRules) (int, error) {
-	code, year := "seasonal:"+e.Code, now.In(Shanghai).Year()
-	finished, err := db.StartCampaign(ctx, code, year, at(), seasonalChunk)
-	if err != nil {
-		return 0, err
-	}
-	if finished {
-		return catchUpSeasonal(ctx, db, s, e, now, rules)
-	}
-	total := 0
-	for {
-		chunk, ok, err := db.ClaimChunk(ctx, code, year, at(), campaignLease)
-		if err != nil || !ok {
-			if err == nil {
-				_, err = db.FinishChunkedCampaign(ctx, code, year, at())
-			}
-			return total, err
-		}
+	expand := func(ctx context.Context, chunk storage.CampaignChunk) (int, error) {
 		in := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
 			return db.SeasonalRecipients(ctx, max(after, chunk.FirstID), chunk.LastID, limit)
 		}
-		n, err := expandSeasonal(ctx, db, s, e, now, rules, in)
-		total += n
-		if err != nil {
-			return total, err
-		}
-		if err := db.FinishChunk(ctx, code, year, chunk.Chunk, n, at()); err != nil {
-			return total, err
-		}
+		return expandSeasonal(ctx, db, s, e, now, rules, in)
 	}
+	n, finished, err := runChunks(ctx, db, "seasonal:"+e.Code, now.In(Shanghai).Year(), at, seasonalChunk, storage.ByResident, expand)
+	if finished {
+		return catchUpSeasonal(ctx, db, s, e, now, rules)
+	}
+	return n, err
 }
 
 // catchUpSeasonal runs a finished campaign again inside its window: for

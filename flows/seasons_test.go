@@ -473,39 +473,19 @@ func TestSeasonalCatchesUpWhoSignedInTheWindow(t *testing.T) {
 // would, and the campaign is finished when its last chunk is.
 func TestSeasonalCampaignChunksAreSharedAndTakenOver(t *testing.T) {
 	defer func(was int64) { seasonalChunk = was }(seasonalChunk)
-	seasonalChunk = 50
 	ctx := context.Background()
 	seededAt, snow := time.Date(2026, 12, 1, 12, 0, 0, 0, Shanghai), time.Date(2026, 12, 8, 9, 5, 0, 0, Shanghai)
-	seeded := func(t *testing.T, db *storage.DB) *storage.Sealer {
-		t.Helper()
-		if err := profile.Ensure(ctx, db, "kunming"); err != nil {
-			t.Fatal(err)
-		}
-		sealer, _ := storage.NewSealer(make([]byte, 32))
-		if _, err := SeedDemo(ctx, db, sealer, 600, seededAt); err != nil {
-			t.Fatal(err)
-		}
-		return sealer
-	}
-	seasonal := func(t *testing.T, db *storage.DB) int {
-		t.Helper()
-		var n int
-		if err := storagetest.SQL(t, db).Get(&n, storagetest.SQL(t, db).Rebind(`SELECT COUNT(*) FROM outbox WHERE kind = ?`), PushSeasonal); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	// What one instance alone enqueues, in one chunk.
-	alone := storagetest.SQLite(t)
-	sealer := seeded(t, alone)
-	seasonalChunk = 1000
-	want, err := RunSeasonal(ctx, alone, sealer, snow)
-	if err != nil || want == 0 || seasonal(t, alone) != want {
-		t.Fatalf("one instance, one chunk: %d pushes (%d in the outbox), %v", want, seasonal(t, alone), err)
-	}
-	seasonalChunk = 50
+	seasonal := func(t *testing.T, db *storage.DB) int { return enqueued(t, db, PushSeasonal) }
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
-		sealer := seeded(t, db)
+		sealer := seededCity(t, db, 600, seededAt)
+		// What one instance alone enqueues, in one chunk.
+		seasonalChunk = 1000
+		want, err := RunSeasonal(ctx, db, sealer, snow)
+		if err != nil || want == 0 || seasonal(t, db) != want {
+			t.Fatalf("one instance, one chunk: %d pushes (%d in the outbox), %v", want, seasonal(t, db), err)
+		}
+		forgetRuns(t, db, PushSeasonal)
+		seasonalChunk = 50
 		// An instance claimed the first chunk and died.
 		var campaigns []string
 		for _, e := range mustCalendar(t, db).Live() {
@@ -517,10 +497,10 @@ func TestSeasonalCampaignChunksAreSharedAndTakenOver(t *testing.T) {
 			t.Fatal("no entry due on 12-08")
 		}
 		for _, code := range campaigns {
-			if _, err := db.StartCampaign(ctx, code, 2026, snow, seasonalChunk); err != nil {
+			if _, err := db.StartCampaign(ctx, code, 2026, snow, seasonalChunk, storage.ByResident); err != nil {
 				t.Fatal(err)
 			}
-			if c, ok, err := db.ClaimChunk(ctx, code, 2026, snow, campaignLease); !ok || err != nil || c.Chunk != 0 {
+			if c, ok, err := db.ClaimChunk(ctx, code, 2026, snow, chunkLease); !ok || err != nil || c.Chunk != 0 {
 				t.Fatalf("%s: %+v %v %v", code, c, ok, err)
 			}
 		}
@@ -548,7 +528,7 @@ func TestSeasonalCampaignChunksAreSharedAndTakenOver(t *testing.T) {
 		if total >= want || seasonal(t, db) != total {
 			t.Fatalf("before the dead instance's chunk was taken over: %d pushes (%d in the outbox), want fewer than %d", total, seasonal(t, db), want)
 		}
-		n, err := RunSeasonal(ctx, db, sealer, snow.Add(campaignLease+time.Minute))
+		n, err := RunSeasonal(ctx, db, sealer, snow.Add(chunkLease+time.Minute))
 		if err != nil || total+n != want || seasonal(t, db) != want {
 			t.Fatalf("after the take-over: %d+%d pushes (%d in the outbox), want %d as one instance enqueues: %v", total, n, seasonal(t, db), want, err)
 		}
@@ -567,4 +547,99 @@ func mustCalendar(t *testing.T, db *storage.DB) Calendar {
 		t.Fatal(err)
 	}
 	return cal
+}
+
+// seededCity seeds n residents of the Kunming profile as jiayi demo seed
+// does, as of at.
+func seededCity(t *testing.T, db *storage.DB, n int, at time.Time) *storage.Sealer {
+	t.Helper()
+	ctx := context.Background()
+	if err := profile.Ensure(ctx, db, "kunming"); err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := storage.NewSealer(make([]byte, 32))
+	if _, err := SeedDemo(ctx, db, sealer, n, at); err != nil {
+		t.Fatal(err)
+	}
+	return sealer
+}
+
+// enqueued counts the outbox's pushes of a kind, in any state.
+func enqueued(t *testing.T, db *storage.DB, kind string) int {
+	t.Helper()
+	var n int
+	raw := storagetest.SQL(t, db)
+	if err := raw.Get(&n, raw.Rebind(`SELECT COUNT(*) FROM outbox WHERE kind = ?`), kind); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A day's personal reminders are split into chunks of contracts that
+// several instances run at once, each reminder enqueued once, the same as
+// one instance alone would; the day's run is then finished, and running it
+// again that day does nothing.
+func TestPersonalRemindersAreSharedOnceADay(t *testing.T) {
+	defer func(was int64) { personalChunk = was }(personalChunk)
+	ctx := context.Background()
+	// Contracts signed on 2025-12-31 end on 2026-12-30: their 30-day
+	// renewal reminder is due on 11-30 and still goes on 12-02.
+	seededAt, day := time.Date(2026, 12, 1, 12, 0, 0, 0, Shanghai), time.Date(2026, 12, 2, 9, 5, 0, 0, Shanghai)
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		sealer := seededCity(t, db, 600, seededAt)
+		// What one instance alone enqueues, in one chunk.
+		personalChunk = 10000
+		want, err := RunPersonal(ctx, db, sealer, day)
+		if err != nil || want == 0 || enqueued(t, db, PushPersonal) != want {
+			t.Fatalf("one instance, one chunk: %d pushes (%d in the outbox), %v", want, enqueued(t, db, PushPersonal), err)
+		}
+		forgetRuns(t, db, PushPersonal)
+		personalChunk = 40
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		for range 2 {
+			wg.Go(func() {
+				n, err := RunPersonal(ctx, db, sealer, day)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if total != want || enqueued(t, db, PushPersonal) != want {
+			t.Fatalf("two instances: %d pushes (%d in the outbox), want %d as one instance enqueues", total, enqueued(t, db, PushPersonal), want)
+		}
+		if n, err := RunPersonal(ctx, db, sealer, day.Add(time.Hour)); n != 0 || err != nil {
+			t.Fatalf("the same day again: %d pushes, %v", n, err)
+		}
+		// The next day runs again, and keys spare the renewals still inside
+		// their 3 days.
+		if n, err := RunPersonal(ctx, db, sealer, day.AddDate(0, 0, 1)); n != 0 || err != nil || enqueued(t, db, PushPersonal) != want {
+			t.Fatalf("the next day: %d more pushes (%d in the outbox), %v", n, enqueued(t, db, PushPersonal), err)
+		}
+		if _, ran, _ := db.CampaignThrough(ctx, "personal:2026-12-03", 2026); !ran {
+			t.Fatal("the next day's run did not finish")
+		}
+	})
+}
+
+// forgetRuns deletes every push of a kind and every record of chunked
+// runs, so a test can run a job again on the same residents.
+func forgetRuns(t *testing.T, db *storage.DB, kind string) {
+	t.Helper()
+	raw := storagetest.SQL(t, db)
+	_, err := raw.Exec(raw.Rebind(`DELETE FROM outbox WHERE kind = ?`), kind)
+	if err == nil {
+		_, err = raw.Exec(`DELETE FROM campaign_chunks`)
+	}
+	if err == nil {
+		_, err = raw.Exec(`DELETE FROM campaigns`)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -15,14 +16,25 @@ type CampaignChunk struct {
 	LastID  int64 `db:"last_id"`
 }
 
-// StartCampaign records a seasonal campaign for a year unless one is
-// recorded, and splits its residents, as they are now, into chunks of size
+// ChunkBy says what a campaign's chunks split by ID.
+type ChunkBy string
+
+const (
+	ByResident ChunkBy = "residents" // a seasonal campaign
+	ByContract ChunkBy = "contracts" // a day's personal reminders
+)
+
+// StartCampaign records a campaign for a year unless one is recorded, and
+// splits its residents or contracts, as they are now, into chunks of size
 // by ID for instances to claim (see ClaimChunk). It says whether the
 // campaign has already finished. The last chunk is open-ended, so a
 // resident written while the chunks were being made is in one. A campaign
 // recorded before chunks existed gets them here.
-func (db *DB) StartCampaign(ctx context.Context, code string, year int, now time.Time, size int64) (finished bool, err error) {
+func (db *DB) StartCampaign(ctx context.Context, code string, year int, now time.Time, size int64, by ChunkBy) (finished bool, err error) {
 	const op = "StartCampaign"
+	if by != ByResident && by != ByContract {
+		return false, fail(op, fmt.Errorf("no chunks by %q", by))
+	}
 	err = db.inTx(ctx, op, func(tx *DB) error {
 		if _, err := tx.exec(ctx, op, `INSERT INTO campaigns (code, year, started_at) VALUES (?, ?, ?)
 			ON CONFLICT (code, year) DO NOTHING`, code, year, now.UTC()); err != nil {
@@ -44,7 +56,7 @@ func (db *DB) StartCampaign(ctx context.Context, code string, year int, now time
 			First int64 `db:"first"`
 			Last  int64 `db:"last"`
 		}
-		if err := tx.get(ctx, op, &ids, `SELECT COALESCE(MIN(id), 1) - 1 AS first, COALESCE(MAX(id), 0) AS last FROM residents`); err != nil {
+		if err := tx.get(ctx, op, &ids, `SELECT COALESCE(MIN(id), 1) - 1 AS first, COALESCE(MAX(id), 0) AS last FROM `+string(by)); err != nil {
 			return err
 		}
 		var rows [][]any
@@ -90,13 +102,21 @@ func (db *DB) FinishChunk(ctx context.Context, code string, year, chunk, pushes 
 }
 
 // FinishChunkedCampaign finishes a campaign whose every chunk is expanded,
-// with their pushes, as FinishCampaign does; it says whether this call did.
-// Each instance asks after its last chunk: the last to finish one sees
-// them all finished.
-func (db *DB) FinishChunkedCampaign(ctx context.Context, code string, year int, now time.Time) (bool, error) {
-	n, err := db.exec(ctx, "FinishChunkedCampaign", `UPDATE campaigns SET finished_at = ?, through = COALESCE(through, started_at),
-		pushes = (SELECT COALESCE(SUM(k.pushes), 0) FROM campaign_chunks k WHERE k.code = campaigns.code AND k.year = campaigns.year)
-		WHERE code = ? AND year = ? AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM campaign_chunks k
-			WHERE k.code = campaigns.code AND k.year = campaigns.year AND k.finished_at IS NULL)`, now.UTC(), code, year)
-	return n > 0, err
+// with their pushes, as FinishCampaign does, and forgets its chunks; it
+// says whether this call did. Each instance asks after its last chunk: the
+// last to finish one sees them all finished.
+func (db *DB) FinishChunkedCampaign(ctx context.Context, code string, year int, now time.Time) (done bool, err error) {
+	const op = "FinishChunkedCampaign"
+	err = db.inTx(ctx, op, func(tx *DB) error {
+		n, err := tx.exec(ctx, op, `UPDATE campaigns SET finished_at = ?, through = COALESCE(through, started_at),
+			pushes = (SELECT COALESCE(SUM(k.pushes), 0) FROM campaign_chunks k WHERE k.code = campaigns.code AND k.year = campaigns.year)
+			WHERE code = ? AND year = ? AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM campaign_chunks k
+				WHERE k.code = campaigns.code AND k.year = campaigns.year AND k.finished_at IS NULL)`, now.UTC(), code, year)
+		if done = n > 0; !done || err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, op, `DELETE FROM campaign_chunks WHERE code = ? AND year = ?`, code, year)
+		return err
+	})
+	return done, err
 }

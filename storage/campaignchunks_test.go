@@ -23,10 +23,10 @@ func TestCampaignChunks(t *testing.T) {
 			signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
 		}
 		now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
-		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now, 2); finished || err != nil {
+		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now, 2, storage.ByResident); finished || err != nil {
 			t.Fatalf("start: finished %v, %v", finished, err)
 		}
-		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now.Add(time.Second), 2); finished || err != nil {
+		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now.Add(time.Second), 2, storage.ByResident); finished || err != nil {
 			t.Fatalf("second instance's start: finished %v, %v", finished, err)
 		}
 		var got []storage.CampaignChunk
@@ -89,7 +89,7 @@ func TestCampaignChunks(t *testing.T) {
 		if done, _ := db.FinishChunkedCampaign(ctx, "seasonal:snow", 2026, now.Add(3*time.Hour)); done {
 			t.Fatal("a campaign finished twice")
 		}
-		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now.Add(3*time.Hour), 2); !finished || err != nil {
+		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now.Add(3*time.Hour), 2, storage.ByResident); !finished || err != nil {
 			t.Fatalf("a finished campaign starts again: %v %v", finished, err)
 		}
 		reach, ok, err := db.CampaignThrough(ctx, "seasonal:snow", 2026)
@@ -113,7 +113,7 @@ func TestCampaignChunksClaimedConcurrently(t *testing.T) {
 			signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
 		}
 		now := time.Now()
-		if _, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now, 1); err != nil {
+		if _, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now, 1, storage.ByResident); err != nil {
 			t.Fatal(err)
 		}
 		var mu sync.Mutex

@@ -708,14 +708,15 @@ func (db *DB) ExpireContracts(ctx context.Context, today string) (int, error) {
 }
 
 // ActiveContractsPage pages through active contracts whose manager follows
-// the account and wants personal reminders, by contract ID, with packages.
-func (db *DB) ActiveContractsPage(ctx context.Context, afterID int64, limit int) ([]ContractView, error) {
+// the account and wants personal reminders, by contract ID after afterID up
+// to lastID (a chunk of the day's run), with packages.
+func (db *DB) ActiveContractsPage(ctx context.Context, afterID, lastID int64, limit int) ([]ContractView, error) {
 	const op = "ActiveContractsPage"
 	var out []ContractView
 	if err := db.sel(ctx, op, &out, contractViewSQL+`
 		JOIN wechat_users u ON u.openid = r.manager_openid
-		WHERE c.status = 'active' AND c.id > ? AND u.subscribed AND u.personal_reminders
-		ORDER BY c.id LIMIT ?`, afterID, limit); err != nil {
+		WHERE c.status = 'active' AND c.id > ? AND c.id <= ? AND u.subscribed AND u.personal_reminders
+		ORDER BY c.id LIMIT ?`, afterID, lastID, limit); err != nil {
 		return nil, err
 	}
 	if err := db.loadPackages(ctx, op, out); err != nil {
