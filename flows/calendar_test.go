@@ -258,8 +258,8 @@ func TestASwitchOffDuringAPageWithdrawsThePage(t *testing.T) {
 		return func(int64) (SeasonalEntry, bool) { return flu, on }, nil
 	}
 	now := time.Date(2026, 10, 23, 9, 0, 0, 0, Shanghai)
-	everyone := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
-		return e.DB.SeasonalRecipients(ctx, after, math.MaxInt64, limit)
+	everyone := func(ctx context.Context, after int64) ([]storage.Recipient, error) {
+		return e.DB.SeasonalRecipients(ctx, after, math.MaxInt64, seasonalPage)
 	}
 	if n, err := expandSeasonal(ctx, e.DB, e.Sealer, flu, now, rules, everyone); err != nil || n != 1 {
 		t.Fatalf("expanded %d, %v", n, err)

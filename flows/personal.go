@@ -21,8 +21,6 @@ import (
 // reminderWindow is how many days late a missed day's reminder still goes.
 const reminderWindow = 3
 
-const personalPage = 500
-
 // personalChunk is how many contracts, by ID, one claim of a day's personal
 // reminders takes (see runChunks). Tests split a small population with a
 // smaller one.
@@ -51,29 +49,26 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 }
 
 // personalChunkRun enqueues the reminders due today for the active
-// contracts of one chunk, a page at a time.
+// contracts of one chunk, read whole (the last, open-ended chunk a chunk's
+// worth at a time).
 func personalChunkRun(ctx context.Context, db *storage.DB, s *storage.Sealer, cat storage.Catalog, sched Schedules,
 	chunk storage.CampaignChunk, now time.Time) (int, error) {
 	after := chunk.FirstID
 	total := 0
 	for {
-		page, err := db.ActiveContractsPage(ctx, after, chunk.LastID, personalPage)
-		if err != nil || len(page) == 0 {
+		contracts, err := db.ActiveContractsPage(ctx, after, chunk.LastID, int(personalChunk))
+		if err != nil || len(contracts) == 0 {
 			return total, err
 		}
-		countRows(ctx, len(page))
-		ids := make([]int64, len(page))
-		for i, c := range page {
-			ids[i] = c.ID
-		}
+		countRows(ctx, len(contracts))
+		last := contracts[len(contracts)-1].ID
 		// Terms are a year: visits before the one before last do not count.
-		visits, err := db.VisitSummaries(ctx, ids, now.AddDate(-2, 0, 0), now)
+		visits, err := db.VisitSummaries(ctx, after, last, now.AddDate(-2, 0, 0), now)
 		if err != nil {
 			return total, err
 		}
 		var pushes []storage.Push
-		for _, c := range page {
-			after = c.ID
+		for _, c := range contracts {
 			ps, err := personalFor(s, cat, sched, c, visits[c.ID], now)
 			if err != nil {
 				return total, err
@@ -85,6 +80,7 @@ func personalChunkRun(ctx context.Context, db *storage.DB, s *storage.Sealer, ca
 		if err != nil {
 			return total, err
 		}
+		after = last
 	}
 }
 

@@ -221,8 +221,8 @@ func ExpandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 	asIs := func(context.Context) (func(int64) (SeasonalEntry, bool), error) {
 		return func(int64) (SeasonalEntry, bool) { return e, true }, nil
 	}
-	everyone := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
-		return db.SeasonalRecipients(ctx, after, math.MaxInt64, limit)
+	everyone := func(ctx context.Context, after int64) ([]storage.Recipient, error) {
+		return db.SeasonalRecipients(ctx, after, math.MaxInt64, seasonalPage)
 	}
 	return expandSeasonal(ctx, db, s, e, now, asIs, everyone)
 }
@@ -234,9 +234,9 @@ type entryRules func(context.Context) (func(communityID int64) (SeasonalEntry, b
 
 // expandSeasonal is ExpandSeasonal with the entry as each community's
 // institution has it (switched off, or its text rewritten, by its admins),
-// over the residents page reads.
+// over the residents read gives.
 func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
-	rules entryRules, page func(context.Context, int64, int) ([]storage.Recipient, error)) (int, error) {
+	rules entryRules, read recipientsAfter) (int, error) {
 	year := now.In(Shanghai).Year()
 	day, end, err := e.Window(year)
 	if err != nil {
@@ -253,44 +253,51 @@ func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e Se
 	var after int64
 	total := 0
 	for {
-		recipients, err := page(ctx, after, seasonalPage)
-		if err != nil || len(recipients) == 0 {
+		all, err := read(ctx, after)
+		if err != nil || len(all) == 0 {
 			return total, err
 		}
-		countRows(ctx, len(recipients))
-		as, err := rules(ctx)
-		if err != nil {
-			return total, err
-		}
-		var pushes []storage.Push
-		for _, r := range recipients {
-			after = r.ResidentID
-			theirs, on := as(r.CommunityID)
-			if !on {
-				continue
-			}
-			if ok, err := forSeasonal(s, e, r, communities, now); err != nil {
+		countRows(ctx, len(all))
+		after = all[len(all)-1].ResidentID
+		// Each page is written with the admins' changes as they are then.
+		for page := range slices.Chunk(all, seasonalPage) {
+			as, err := rules(ctx)
+			if err != nil {
 				return total, err
-			} else if !ok {
-				continue
 			}
-			p := SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID), OpenID: r.ManagerOpenID,
-				Resident: r.Name, Name: e.Name, Text: theirs.Text, Article: e.Article, Due: due, From: day, StaleAt: end}.Push()
-			if !InServiceWindow(r.LastSeenAt, due) {
-				p = HoldForDigest(p, due)
+			var pushes []storage.Push
+			for _, r := range page {
+				theirs, on := as(r.CommunityID)
+				if !on {
+					continue
+				}
+				if ok, err := forSeasonal(s, e, r, communities, now); err != nil {
+					return total, err
+				} else if !ok {
+					continue
+				}
+				p := SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID), OpenID: r.ManagerOpenID,
+					Resident: r.Name, Name: e.Name, Text: theirs.Text, Article: e.Article, Due: due, From: day, StaleAt: end}.Push()
+				if !InServiceWindow(r.LastSeenAt, due) {
+					p = HoldForDigest(p, due)
+				}
+				pushes = append(pushes, p)
 			}
-			pushes = append(pushes, p)
-		}
-		n, err := db.EnqueueNew(ctx, pushes)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if err := withdrawSwitchedOff(ctx, db, rules, recipients, pushes, e, year); err != nil {
-			return total, err
+			n, err := db.EnqueueNew(ctx, pushes)
+			if err != nil {
+				return total, err
+			}
+			total += n
+			if err := withdrawSwitchedOff(ctx, db, rules, page, pushes, e, year); err != nil {
+				return total, err
+			}
 		}
 	}
 }
+
+// recipientsAfter reads the next residents a campaign is for, by ID after
+// the one given, in ID order: a page of everyone, or a chunk whole.
+type recipientsAfter func(ctx context.Context, after int64) ([]storage.Recipient, error)
 
 // withdrawSwitchedOff reads the admins' changes again once a page is in:
 // an entry switched off while the page was being written withdrew what was
@@ -397,8 +404,10 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 // expanding, or catches up a finished one.
 func runCampaign(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time, at func() time.Time, rules entryRules) (int, error) {
 	expand := func(ctx context.Context, chunk storage.CampaignChunk) (int, error) {
-		in := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
-			return db.SeasonalRecipients(ctx, max(after, chunk.FirstID), chunk.LastID, limit)
+		// A chunk is read whole: PostgreSQL reads a bounded range whole
+		// for each page of it, whatever the page's limit.
+		in := func(ctx context.Context, after int64) ([]storage.Recipient, error) {
+			return db.SeasonalRecipients(ctx, max(after, chunk.FirstID), chunk.LastID, int(seasonalChunk))
 		}
 		return expandSeasonal(ctx, db, s, e, now, rules, in)
 	}
@@ -422,8 +431,8 @@ func catchUpSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e S
 	through := reach.Through
 	// Admins' changes to the entry set through back to the start, so
 	// everyone is read again.
-	page := func(ctx context.Context, after int64, limit int) ([]storage.Recipient, error) {
-		return db.SeasonalRecipientsSince(ctx, through, after, limit)
+	page := func(ctx context.Context, after int64) ([]storage.Recipient, error) {
+		return db.SeasonalRecipientsSince(ctx, through, after, seasonalPage)
 	}
 	n, err := expandSeasonal(ctx, db, s, e, now, rules, page)
 	if err != nil {

@@ -338,8 +338,8 @@ func TestBookingNeedsTheContractStillActiveWithTheDoctor(t *testing.T) {
 	})
 }
 
-// The personal reminders read a page of contracts' visits in one query.
-func TestVisitSummariesOfAPage(t *testing.T) {
+// The personal reminders read a chunk of contracts' visits in one query.
+func TestVisitSummariesOfAChunk(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
 		w := world(t, db)
@@ -355,8 +355,12 @@ func TestVisitSummariesOfAPage(t *testing.T) {
 		if err := db.MarkVisit(ctx, done, "done", storage.SealedReadings{}, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
+		r3, c3 := w.resident(3) // after the chunk read
+		if _, err := w.book("u3", r3, c3, w.slots[3]); err != nil {
+			t.Fatal(err)
+		}
 		now := w.slots[1].StartsAt // between the done visit and the booked one
-		got, err := db.VisitSummaries(ctx, []int64{c1, c2}, now.AddDate(-1, 0, 0), now)
+		got, err := db.VisitSummaries(ctx, min(c1, c2)-1, max(c1, c2), now.AddDate(-1, 0, 0), now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,6 +369,9 @@ func TestVisitSummariesOfAPage(t *testing.T) {
 		}
 		if s, ok := got[c2]; ok && (len(s.LastDone) > 0 || len(s.Upcoming) > 0) {
 			t.Fatalf("summary of a contract without visits: %+v", s)
+		}
+		if s, ok := got[c3]; ok || c3 <= max(c1, c2) {
+			t.Fatalf("a contract after the range summed up: %+v (contracts %d %d %d)", s, c1, c2, c3)
 		}
 	})
 }

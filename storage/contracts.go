@@ -394,9 +394,27 @@ func (db *DB) loadPackages(ctx context.Context, op string, views []ContractView)
 		return nil
 	}
 	ids := make([]int64, len(views))
+	for i := range views {
+		ids[i] = views[i].ID
+	}
+	return db.attachPackages(ctx, op, views, `contract_id IN (?)`, ids)
+}
+
+// loadPackagesOfRange is loadPackages for views in ID order that are most
+// of the contracts in their range: one range scan, not a list of IDs.
+func (db *DB) loadPackagesOfRange(ctx context.Context, op string, views []ContractView) error {
+	if len(views) == 0 {
+		return nil
+	}
+	return db.attachPackages(ctx, op, views, `contract_id >= ? AND contract_id <= ?`, views[0].ID, views[len(views)-1].ID)
+}
+
+// attachPackages reads the packages of the contracts where says and gives
+// each view its own.
+func (db *DB) attachPackages(ctx context.Context, op string, views []ContractView, where string, args ...any) error {
 	index := make(map[int64]int, len(views))
 	for i := range views {
-		ids[i], index[views[i].ID] = views[i].ID, i
+		index[views[i].ID] = i
 		views[i].Packages = nil
 	}
 	var rows []struct {
@@ -407,16 +425,19 @@ func (db *DB) loadPackages(ctx context.Context, op string, views []ContractView)
 		Split      string `db:"split"`
 	}
 	if err := db.selIn(ctx, op+": packages", &rows, `SELECT contract_id, package_code, package_name, kind, split
-		FROM contract_packages WHERE contract_id IN (?) ORDER BY contract_id, package_code`, ids); err != nil {
+		FROM contract_packages WHERE `+where+` ORDER BY contract_id, package_code`, args...); err != nil {
 		return err
 	}
 	for _, r := range rows {
+		i, ok := index[r.ContractID]
+		if !ok {
+			continue // in the range, not among the views
+		}
 		p := ContractPackage{Code: r.Code, Name: r.Name, Kind: r.Kind}
 		if err := json.Unmarshal([]byte(r.Split), &p.Split); err != nil {
 			return fail(op, fmt.Errorf("contract package split: %w", err))
 		}
-		v := &views[index[r.ContractID]]
-		v.Packages = append(v.Packages, p)
+		views[i].Packages = append(views[i].Packages, p)
 	}
 	return nil
 }
@@ -719,7 +740,7 @@ func (db *DB) ActiveContractsPage(ctx context.Context, afterID, lastID int64, li
 		ORDER BY c.id LIMIT ?`, afterID, lastID, limit); err != nil {
 		return nil, err
 	}
-	if err := db.loadPackages(ctx, op, out); err != nil {
+	if err := db.loadPackagesOfRange(ctx, op, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -732,22 +753,20 @@ type VisitSummary struct {
 	Upcoming map[string]bool
 }
 
-// VisitSummaries reads the visits of a page of contracts done since a
+// VisitSummaries reads the visits of the contracts with IDs after afterID
+// up to lastID (a chunk of the personal reminders' run) done since a
 // moment or booked after now, in one query, and sums them up by contract.
-func (db *DB) VisitSummaries(ctx context.Context, contractIDs []int64, since, now time.Time) (map[int64]VisitSummary, error) {
-	out := make(map[int64]VisitSummary, len(contractIDs))
-	if len(contractIDs) == 0 {
-		return out, nil
-	}
+func (db *DB) VisitSummaries(ctx context.Context, afterID, lastID int64, since, now time.Time) (map[int64]VisitSummary, error) {
+	out := map[int64]VisitSummary{}
 	var rows []struct {
 		ContractID int64     `db:"contract_id"`
 		Kind       string    `db:"kind"`
 		Status     string    `db:"status"`
 		StartsAt   time.Time `db:"starts_at"`
 	}
-	if err := db.selIn(ctx, "VisitSummaries", &rows, `SELECT contract_id, kind, status, starts_at FROM appointments
-		WHERE contract_id IN (?) AND ((status = 'done' AND starts_at >= ?) OR (status = 'booked' AND starts_at > ?))`,
-		contractIDs, since.UTC(), now.UTC()); err != nil {
+	if err := db.sel(ctx, "VisitSummaries", &rows, `SELECT contract_id, kind, status, starts_at FROM appointments
+		WHERE contract_id > ? AND contract_id <= ? AND ((status = 'done' AND starts_at >= ?) OR (status = 'booked' AND starts_at > ?))`,
+		afterID, lastID, since.UTC(), now.UTC()); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
