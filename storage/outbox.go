@@ -135,8 +135,14 @@ RETURNING id, idempotency_key, kind, recipient, payload, priority, attempts`, ar
 
 // MarkSent records a delivered push.
 func (db *DB) MarkSent(ctx context.Context, id int64, now time.Time) error {
-	_, err := db.exec(ctx, "MarkSent", `UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
-		WHERE id = ?`, now.UTC(), id)
+	return db.MarkSentMany(ctx, []int64{id}, now)
+}
+
+// MarkSentMany records delivered pushes in one statement, one commit: the
+// sends a dispatcher's workers finished together, sent by now.
+func (db *DB) MarkSentMany(ctx context.Context, ids []int64, now time.Time) error {
+	_, err := db.execIn(ctx, "MarkSent", `UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
+		WHERE id IN (?)`, now.UTC(), ids)
 	return err
 }
 

@@ -222,8 +222,12 @@ func (d *Dispatcher) deliverAll(ctx context.Context, rows []storage.OutboxRow) {
 	lease := cmp.Or(d.Lease, DefaultLease)
 	var dbDown atomic.Bool // the database failed: what is not yet tried waits
 	work := make(chan []storage.OutboxRow)
+	workers := min(d.workers(), len(order))
+	sent := make(chan sentRecord, workers)
+	recorded := make(chan struct{})
+	go func() { d.recordSends(ctx, sent); close(recorded) }()
 	var wg sync.WaitGroup
-	for range min(d.workers(), len(order)) {
+	for range workers {
 		wg.Go(func() {
 			for rows := range work {
 				for i, row := range rows {
@@ -237,7 +241,7 @@ func (d *Dispatcher) deliverAll(ctx context.Context, rows []storage.OutboxRow) {
 						d.release(ctx, rows[i:], true)
 						break
 					}
-					if !d.deliver(ctx, row) {
+					if !d.deliver(ctx, row, sent) {
 						dbDown.Store(true)
 						d.release(ctx, rows[i+1:], false)
 						break
@@ -251,6 +255,66 @@ func (d *Dispatcher) deliverAll(ctx context.Context, rows []storage.OutboxRow) {
 	}
 	close(work)
 	wg.Wait()
+	close(sent)
+	<-recorded
+}
+
+// sentRecord is a push sent, waiting for its record; done says whether
+// the group it was written with was taken.
+type sentRecord struct {
+	id   int64
+	at   time.Time
+	done chan error
+}
+
+// maxSentGroup bounds how many sends one statement records.
+const maxSentGroup = 200
+
+// recordSends writes the records of sends as they come, each with those of
+// any others that finished meanwhile, in one statement: a commit for each
+// group, not each send, so the workers' sends wait on the database far less
+// and each is still recorded before its worker sends again.
+func (d *Dispatcher) recordSends(ctx context.Context, in <-chan sentRecord) {
+	for first := range in {
+		group := []sentRecord{first}
+		ids := []int64{first.id}
+		at := first.at
+	more:
+		for len(group) < maxSentGroup {
+			select {
+			case r, ok := <-in:
+				if !ok {
+					break more
+				}
+				group, ids, at = append(group, r), append(ids, r.id), later(at, r.at)
+			default:
+				break more
+			}
+		}
+		err := d.write(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSentMany(ctx, ids, at) }})
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// recordSent records a push sent with the others sent meanwhile (see
+// recordSends); if their statement fails, it is recorded on its own, with
+// save's retries and fallback.
+func (d *Dispatcher) recordSent(ctx context.Context, row storage.OutboxRow, sentAt time.Time, recorder chan<- sentRecord) bool {
+	done := make(chan error, 1)
+	recorder <- sentRecord{row.ID, sentAt, done}
+	if <-done == nil {
+		return true
+	}
+	return d.save(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSent(ctx, row.ID, sentAt) }})
 }
 
 // release hands back claimed rows that were not tried, so they use up no
@@ -350,9 +414,10 @@ func (d *Dispatcher) apiFor(kind string) string {
 	return apiCustomer
 }
 
-// deliver sends one claimed push and records the outcome at once. It
-// reports false when the database would not take the record.
-func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
+// deliver sends one claimed push and records the outcome at once (a send
+// through recorder, with those sent meanwhile). It reports false when the
+// database would not take the record.
+func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow, recorder chan<- sentRecord) bool {
 	api := d.apiFor(row.Kind)
 	d.mu.Lock()
 	paused := d.pausedUntil[api]
@@ -375,8 +440,7 @@ func (d *Dispatcher) deliver(ctx context.Context, row storage.OutboxRow) bool {
 			return d.save(ctx, record{"sent", done})
 		}
 	} else if err = d.send(ctx, row); err == nil {
-		sentAt := d.Now()
-		return d.save(ctx, record{"sent", func(ctx context.Context) error { return d.DB.MarkSent(ctx, row.ID, sentAt) }})
+		return d.recordSent(ctx, row, d.Now(), recorder)
 	}
 	if errors.Is(err, errHeld) {
 		fields, _ := row.Fields() // send read them already
