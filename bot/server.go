@@ -259,7 +259,7 @@ func (s *Server) openDispatcher(ctx context.Context, client *wechat.Client) erro
 		}
 	}
 	s.Pushes = &push.Dispatcher{DB: s.DB, Send: client, Mass: client, Templates: templates, Fields: cfg.Fields, Log: s.log, Now: s.clock.Now,
-		Lease: cfg.OutboxLease, Quiet: s.quietHours(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
+		Lease: cfg.OutboxLease, Workers: cfg.PushWorkers, Quiet: s.quietHours(), DailyQuota: cfg.DailyQuota, Rates: cfg.Rates,
 		QuotaHit: func(err error) bool { return wechat.ErrCode(err) == 45009 },
 		Permanent: func(err error) bool {
 			switch wechat.ErrCode(err) {

@@ -46,6 +46,7 @@ type Config struct {
 	Fields          map[string]map[string]string // push kind -> our field -> template keyword
 	WeChatAPI       string                       // base URL of the WeChat API (a gateway); empty: api.weixin.qq.com
 	OutboxLease     time.Duration                // how long a dispatcher holds the pushes it claimed
+	PushWorkers     int                          // recipients a dispatcher sends to at once
 	DailyQuota      int                          // template messages WeChat allows a day
 	Rates           map[string]float64           // sends per second per WeChat API: template, customer
 	FlowIdle        time.Duration                // a conversation left this long expires
@@ -237,6 +238,14 @@ func (l *loader) delivery(c *Config) {
 		}
 	}
 	c.OutboxLease = duration(l.getenv, "JIAYI_OUTBOX_LEASE", push.DefaultLease, time.Second, 10*time.Minute, l.bad)
+	c.PushWorkers = push.DefaultWorkers
+	if raw := l.getenv("JIAYI_PUSH_WORKERS"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 256 {
+			l.bad("JIAYI_PUSH_WORKERS", "must be a whole number of recipients to send to at once, 1 to 256, e.g. 16")
+		}
+		c.PushWorkers = n
+	}
 }
 
 // account: the Official Account, and what production mode requires.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jiayi-health/jiayi/bot/push"
 )
 
 const (
@@ -85,6 +87,7 @@ func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
 		"JIAYI_MAX_MESSAGES_PER_MINUTE": "-1",
 		"JIAYI_MAX_CONNS_PER_IP":        "0",
 		"JIAYI_WECHAT_ACCEPT_PLAINTEXT": "yes",
+		"JIAYI_PUSH_WORKERS":            "0",
 	}
 	for name, value := range cases {
 		e := production()
@@ -134,6 +137,12 @@ func TestRates(t *testing.T) {
 	c, err := Load(env(map[string]string{"JIAYI_WECHAT_RATES": "template=10,customer=2.5"}))
 	if err != nil || c.Rates["template"] != 10 || c.Rates["customer"] != 2.5 {
 		t.Fatalf("%v %v", c.Rates, err)
+	}
+	if c.PushWorkers != push.DefaultWorkers {
+		t.Fatalf("push workers %d by default, want %d", c.PushWorkers, push.DefaultWorkers)
+	}
+	if c, err := Load(env(map[string]string{"JIAYI_PUSH_WORKERS": "32"})); err != nil || c.PushWorkers != 32 {
+		t.Fatalf("JIAYI_PUSH_WORKERS=32: %d %v", c.PushWorkers, err)
 	}
 }
 

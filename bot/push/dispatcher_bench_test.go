@@ -3,10 +3,13 @@ package push
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/jiayi-health/jiayi/bot/wechat"
+	"github.com/jiayi-health/jiayi/bot/wechat/sandbox"
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
 )
@@ -17,9 +20,18 @@ import (
 // with JIAYI_TEST_DATABASE_URL, PostgreSQL, a real Redis with
 // JIAYI_TEST_REDIS_URL for the access token. Each iteration sends 2,000
 // template messages to distinct residents; JIAYI_BENCH_WORKERS sets how
-// many recipients it sends to at once (default DefaultWorkers).
+// many recipients it sends to at once (default DefaultWorkers), and
+// JIAYI_BENCH_LATENCY (say 50ms) how long each call to the stand-in takes,
+// as WeChat's own do (run with -run '^$': the SDK's transport is set once).
 func BenchmarkDispatcher(b *testing.B) {
 	const pushes = 2000
+	if raw := os.Getenv("JIAYI_BENCH_LATENCY"); raw != "" {
+		latency, err := time.ParseDuration(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wechat.UseTransport(slowTransport{sandbox.Transport{}, latency})
+	}
 	stacks := map[string]func(b *testing.B) storagetest.Stack{"sqlite": func(b *testing.B) storagetest.Stack {
 		return storagetest.Stack{DB: storagetest.SQLite(b), Redis: storagetest.Embedded(b)}
 	}}
@@ -66,4 +78,15 @@ func BenchmarkDispatcher(b *testing.B) {
 			b.ReportMetric(float64(sent)/spent.Seconds(), "pushes/s")
 		})
 	}
+}
+
+// slowTransport answers each call after latency, as WeChat's API does.
+type slowTransport struct {
+	http.RoundTripper
+	latency time.Duration
+}
+
+func (t slowTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	time.Sleep(t.latency)
+	return t.RoundTripper.RoundTrip(r)
 }

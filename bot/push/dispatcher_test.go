@@ -411,3 +411,20 @@ func TestBucketPacesSends(t *testing.T) {
 		t.Fatalf("150 sends at 100/s waited %v, want 0.5 s", slept)
 	}
 }
+
+// A claim takes batchSize pushes for each worker, but no more than the
+// slower rate sends in half the lease: the rest would be handed back.
+func TestClaimSizeFitsTheRatesAndTheLease(t *testing.T) {
+	d := &Dispatcher{Workers: 32}
+	if got, want := d.claimSize(), int(DefaultRates()[apiCustomer]*DefaultLease.Seconds()/2); got != want {
+		t.Fatalf("default rates: %d claimed, want %d (customer service's rate for half the lease)", got, want)
+	}
+	d.Rates = map[string]float64{apiTemplate: 100000, apiCustomer: 100000}
+	if got := d.claimSize(); got != 32*batchSize {
+		t.Fatalf("rates lifted: %d claimed, want %d", got, 32*batchSize)
+	}
+	d = &Dispatcher{Workers: 4, Rates: map[string]float64{apiTemplate: 0.01, apiCustomer: 0.01}}
+	if got := d.claimSize(); got != 4 {
+		t.Fatalf("very slow rates: %d claimed, want one for each worker", got)
+	}
+}
