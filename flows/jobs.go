@@ -39,36 +39,83 @@ func countRows(ctx context.Context, rows int) {
 // before another takes it over as dead.
 const chunkLease = 30 * time.Minute
 
-// runChunks takes part in a job split into chunks (a seasonal campaign, a
-// day's personal reminders) with any other instances: it starts the job
-// unless one has, runs each chunk no instance is running, records it, and
-// finishes the job when it finds no chunk left to claim. finished says the
-// job had already finished before this call, which then does nothing.
-// at is the real time now: leases must not be taken as of when a long
-// pass began.
-func runChunks(ctx context.Context, db *storage.DB, code string, year int, at func() time.Time, size int64, by storage.ChunkBy,
-	run func(context.Context, storage.CampaignChunk) (int, error)) (total int, finished bool, err error) {
-	if finished, err = db.StartCampaign(ctx, code, year, at(), size, by); finished || err != nil {
-		return 0, finished, err
+// runChunks takes part in jobs split into chunks (the seasonal campaigns
+// due on a day, a day's personal reminders) with any other instances: it
+// starts each unless one has, runs each chunk no instance is running and
+// records it, and finishes the jobs when it finds no chunk left to claim.
+// Jobs over the same rows run a chunk together when their chunks match,
+// so run reads the rows once for all of them and says what each enqueued.
+// finished names the jobs that had finished before the call, which it
+// leaves alone. at is the real time now: leases must not be taken as of
+// when a long pass began.
+func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at func() time.Time, size int64, by storage.ChunkBy,
+	run func(ctx context.Context, chunk storage.CampaignChunk, codes []string) (map[string]int, error)) (total int, finished map[string]bool, err error) {
+	finished = map[string]bool{}
+	var open []string
+	for _, code := range codes {
+		done, err := db.StartCampaign(ctx, code, year, at(), size, by)
+		if err != nil {
+			return 0, finished, err
+		}
+		if done {
+			finished[code] = true
+		} else {
+			open = append(open, code)
+		}
 	}
 	for {
-		chunk, ok, err := db.ClaimChunk(ctx, code, year, at(), chunkLease)
+		chunk, together, err := claimChunk(ctx, db, open, year, at())
 		if err != nil {
-			return total, false, err
+			return total, finished, err
 		}
-		if !ok {
-			_, err = db.FinishChunkedCampaign(ctx, code, year, at())
-			return total, false, err
+		if len(together) == 0 {
+			for _, code := range open {
+				if _, err := db.FinishChunkedCampaign(ctx, code, year, at()); err != nil {
+					return total, finished, err
+				}
+			}
+			return total, finished, nil
 		}
-		n, err := run(ctx, chunk)
-		total += n
+		counts, err := run(ctx, chunk, together)
+		for _, n := range counts {
+			total += n
+		}
 		if err != nil {
-			return total, false, err
+			return total, finished, err
 		}
-		if err := db.FinishChunk(ctx, code, year, chunk.Chunk, n, at()); err != nil {
-			return total, false, err
+		for _, code := range together {
+			if err := db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at()); err != nil {
+				return total, finished, err
+			}
 		}
 	}
+}
+
+// claimChunk claims the next chunk of the first of the jobs that has one,
+// and the same chunk of the others where no one is running it; together
+// names the jobs it claimed it for, none when every chunk is taken.
+func claimChunk(ctx context.Context, db *storage.DB, codes []string, year int, now time.Time) (chunk storage.CampaignChunk, together []string, err error) {
+	for i, code := range codes {
+		c, ok, err := db.ClaimChunk(ctx, code, year, now, chunkLease)
+		if err != nil || !ok {
+			if err != nil {
+				return chunk, nil, err
+			}
+			continue
+		}
+		together = []string{code}
+		for _, other := range codes[i+1:] {
+			same, err := db.ClaimSameChunk(ctx, other, year, c, now, chunkLease)
+			if err != nil {
+				return c, together, err // what it claimed comes back after the lease
+			}
+			if same {
+				together = append(together, other)
+			}
+		}
+		return c, together, nil
+	}
+	return chunk, nil, nil
 }
 
 // realTime is now moved on by the real time passed since the call.

@@ -40,11 +40,13 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	if err != nil {
 		return 0, err
 	}
-	chunk := func(ctx context.Context, c storage.CampaignChunk) (int, error) {
-		return personalChunkRun(ctx, db, s, cat, sched, c, now)
+	chunk := func(ctx context.Context, c storage.CampaignChunk, codes []string) (map[string]int, error) {
+		n, err := personalChunkRun(ctx, db, s, cat, sched, c, now)
+		return map[string]int{codes[0]: n}, err
 	}
 	day := now.In(Shanghai)
-	n, _, err := runChunks(ctx, db, "personal:"+day.Format(time.DateOnly), day.Year(), realTime(now), personalChunk, storage.ByContract, chunk)
+	code := "personal:" + day.Format(time.DateOnly)
+	n, _, err := runChunks(ctx, db, []string{code}, day.Year(), realTime(now), personalChunk, storage.ByContract, chunk)
 	return n, err
 }
 

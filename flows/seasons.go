@@ -237,63 +237,88 @@ type entryRules func(context.Context) (func(communityID int64) (SeasonalEntry, b
 // over the residents read gives.
 func expandSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time,
 	rules entryRules, read recipientsAfter) (int, error) {
-	year := now.In(Shanghai).Year()
-	day, end, err := e.Window(year)
-	if err != nil {
-		return 0, err
-	}
-	due := day.Add(8 * time.Hour)
-	if due.Before(now) {
-		due = now
-	}
-	communities, err := communityIDs(ctx, db, e.Communities)
+	run, err := newSeasonalRun(ctx, db, e, now, rules)
 	if err != nil {
 		return 0, err
 	}
 	var after int64
 	total := 0
 	for {
-		all, err := read(ctx, after)
-		if err != nil || len(all) == 0 {
+		page, err := read(ctx, after)
+		if err != nil || len(page) == 0 {
 			return total, err
 		}
-		countRows(ctx, len(all))
-		after = all[len(all)-1].ResidentID
-		// Each page is written with the admins' changes as they are then.
-		for page := range slices.Chunk(all, seasonalPage) {
-			as, err := rules(ctx)
-			if err != nil {
-				return total, err
-			}
-			var pushes []storage.Push
-			for _, r := range page {
-				theirs, on := as(r.CommunityID)
-				if !on {
-					continue
-				}
-				if ok, err := forSeasonal(s, e, r, communities, now); err != nil {
-					return total, err
-				} else if !ok {
-					continue
-				}
-				p := SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", e.Code, year, r.ResidentID), OpenID: r.ManagerOpenID,
-					Resident: r.Name, Name: e.Name, Text: theirs.Text, Article: e.Article, Due: due, From: day, StaleAt: end}.Push()
-				if !InServiceWindow(r.LastSeenAt, due) {
-					p = HoldForDigest(p, due)
-				}
-				pushes = append(pushes, p)
-			}
-			n, err := db.EnqueueNew(ctx, pushes)
-			if err != nil {
-				return total, err
-			}
-			total += n
-			if err := withdrawSwitchedOff(ctx, db, rules, page, pushes, e, year); err != nil {
-				return total, err
-			}
+		countRows(ctx, len(page))
+		after = page[len(page)-1].ResidentID
+		n, err := run.write(ctx, db, s, page, groupMemo{})
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
 }
+
+// seasonalRun is one entry's expansion, set up once: its window, the
+// communities it is for and the admins' rules.
+type seasonalRun struct {
+	e             SeasonalEntry
+	now           time.Time
+	year          int
+	day, end, due time.Time
+	communities   map[int64]bool
+	rules         entryRules
+}
+
+func newSeasonalRun(ctx context.Context, db *storage.DB, e SeasonalEntry, now time.Time, rules entryRules) (seasonalRun, error) {
+	run := seasonalRun{e: e, now: now, year: now.In(Shanghai).Year(), rules: rules}
+	var err error
+	if run.day, run.end, err = e.Window(run.year); err != nil {
+		return run, err
+	}
+	run.due = run.day.Add(8 * time.Hour)
+	if run.due.Before(now) {
+		run.due = now
+	}
+	run.communities, err = communityIDs(ctx, db, e.Communities)
+	return run, err
+}
+
+// write enqueues the entry's reminders for residents read together (a
+// page, a chunk), with the admins' changes as they are then; groups opens
+// each resident's sealed groups once for every entry written over them.
+func (run seasonalRun) write(ctx context.Context, db *storage.DB, s *storage.Sealer, page []storage.Recipient, groups groupMemo) (int, error) {
+	as, err := run.rules(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var pushes []storage.Push
+	for _, r := range page {
+		theirs, on := as(r.CommunityID)
+		if !on {
+			continue
+		}
+		if ok, err := forSeasonal(s, run.e, r, run.communities, run.now, groups); err != nil {
+			return 0, err
+		} else if !ok {
+			continue
+		}
+		p := SeasonalReminder{Key: fmt.Sprintf("seasonal:%s:%d:%d", run.e.Code, run.year, r.ResidentID), OpenID: r.ManagerOpenID,
+			Resident: r.Name, Name: run.e.Name, Text: theirs.Text, Article: run.e.Article, Due: run.due, From: run.day, StaleAt: run.end}.Push()
+		if !InServiceWindow(r.LastSeenAt, run.due) {
+			p = HoldForDigest(p, run.due)
+		}
+		pushes = append(pushes, p)
+	}
+	n, err := db.EnqueueNew(ctx, pushes)
+	if err != nil {
+		return n, err
+	}
+	return n, withdrawSwitchedOff(ctx, db, run.rules, page, pushes, run.e, run.year)
+}
+
+// groupMemo keeps the residents' priority groups opened for one read, so
+// the entries written over it open each resident's once.
+type groupMemo map[int64][]string
 
 // recipientsAfter reads the next residents a campaign is for, by ID after
 // the one given, in ID order: a page of everyone, or a chunk whole.
@@ -340,15 +365,22 @@ func communityIDs(ctx context.Context, db *storage.DB, names []string) (map[int6
 
 // forSeasonal says whether an entry is for a resident: their community, and
 // a priority group declared or following from age.
-func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, communities map[int64]bool, now time.Time) (bool, error) {
+func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, communities map[int64]bool, now time.Time, memo groupMemo) (bool, error) {
 	if communities != nil && !communities[r.CommunityID] {
 		return false, nil
 	}
 	if len(e.Groups) == 0 {
 		return true, nil
 	}
-	groups, err := ResidentGroups(s, r.Groups, r.BirthDate, now)
-	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }), err
+	groups, ok := memo[r.ResidentID]
+	if !ok {
+		var err error
+		if groups, err = ResidentGroups(s, r.Groups, r.BirthDate, now); err != nil {
+			return false, err
+		}
+		memo[r.ResidentID] = groups
+	}
+	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }), nil
 }
 
 // campaignLease is how long the digest's run may take before another
@@ -379,43 +411,74 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	for _, c := range all {
 		institution[c.ID] = c.InstitutionID
 	}
-	at := realTime(now)
-	total := 0
+	year := now.In(Shanghai).Year()
+	runs := map[string]seasonalRun{}
+	var codes []string
 	for _, e := range DueSeasonal(cal.Live(), now) {
 		rules := func(ctx context.Context) (func(int64) (SeasonalEntry, bool), error) {
 			latest, err := LoadCalendar(ctx, db)
+			type as struct {
+				e  SeasonalEntry
+				on bool
+			}
+			known := map[int64]as{} // a community's answer, found once a read
 			return func(community int64) (SeasonalEntry, bool) {
-				if _, ok := latest.Entry(e.Code, institution[community]); !ok { // an added entry since removed
-					return e, false
+				if a, ok := known[community]; ok {
+					return a.e, a.on
 				}
-				return latest.As(e, institution[community])
+				a := as{e: e}
+				if _, ok := latest.Entry(e.Code, institution[community]); ok { // else an added entry since removed
+					a.e, a.on = latest.As(e, institution[community])
+				}
+				known[community] = a
+				return a.e, a.on
 			}, err
 		}
-		n, err := runCampaign(ctx, db, s, e, now, at, rules)
-		total += n
-		if err != nil {
-			return total, err
+		code := "seasonal:" + e.Code
+		if runs[code], err = newSeasonalRun(ctx, db, e, now, rules); err != nil {
+			return 0, err
+		}
+		codes = append(codes, code)
+	}
+	// The entries due on a day are expanded over each chunk of residents
+	// read once.
+	expand := func(ctx context.Context, chunk storage.CampaignChunk, codes []string) (map[string]int, error) {
+		counts := map[string]int{}
+		after := chunk.FirstID
+		for {
+			// A chunk is read whole: PostgreSQL reads a bounded range
+			// whole for each page of it, whatever the page's limit.
+			page, err := db.SeasonalRecipients(ctx, after, chunk.LastID, int(seasonalChunk))
+			if err != nil || len(page) == 0 {
+				return counts, err
+			}
+			countRows(ctx, len(page))
+			after = page[len(page)-1].ResidentID
+			groups := groupMemo{}
+			for _, code := range codes {
+				n, err := runs[code].write(ctx, db, s, page, groups)
+				counts[code] += n
+				if err != nil {
+					return counts, err
+				}
+			}
+		}
+	}
+	total, finished, err := runChunks(ctx, db, codes, year, realTime(now), seasonalChunk, storage.ByResident, expand)
+	if err != nil {
+		return total, err
+	}
+	for _, code := range codes {
+		if finished[code] {
+			run := runs[code]
+			n, err := catchUpSeasonal(ctx, db, s, run.e, now, run.rules)
+			total += n
+			if err != nil {
+				return total, err
+			}
 		}
 	}
 	return total, nil
-}
-
-// runCampaign expands the chunks of an entry's campaign no instance is
-// expanding, or catches up a finished one.
-func runCampaign(ctx context.Context, db *storage.DB, s *storage.Sealer, e SeasonalEntry, now time.Time, at func() time.Time, rules entryRules) (int, error) {
-	expand := func(ctx context.Context, chunk storage.CampaignChunk) (int, error) {
-		// A chunk is read whole: PostgreSQL reads a bounded range whole
-		// for each page of it, whatever the page's limit.
-		in := func(ctx context.Context, after int64) ([]storage.Recipient, error) {
-			return db.SeasonalRecipients(ctx, max(after, chunk.FirstID), chunk.LastID, int(seasonalChunk))
-		}
-		return expandSeasonal(ctx, db, s, e, now, rules, in)
-	}
-	n, finished, err := runChunks(ctx, db, "seasonal:"+e.Code, now.In(Shanghai).Year(), at, seasonalChunk, storage.ByResident, expand)
-	if finished {
-		return catchUpSeasonal(ctx, db, s, e, now, rules)
-	}
-	return n, err
 }
 
 // catchUpSeasonal runs a finished campaign again inside its window: for

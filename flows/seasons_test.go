@@ -486,7 +486,8 @@ func TestSeasonalCampaignChunksAreSharedAndTakenOver(t *testing.T) {
 		}
 		forgetRuns(t, db, PushSeasonal)
 		seasonalChunk = 50
-		// An instance claimed the first chunk and died.
+		// An instance claimed the first chunk of each entry, and the second
+		// of one, and died: the others are expanded apart from it.
 		var campaigns []string
 		for _, e := range mustCalendar(t, db).Live() {
 			if len(DueSeasonal([]SeasonalEntry{e}, snow)) == 1 {
@@ -503,6 +504,9 @@ func TestSeasonalCampaignChunksAreSharedAndTakenOver(t *testing.T) {
 			if c, ok, err := db.ClaimChunk(ctx, code, 2026, snow, chunkLease); !ok || err != nil || c.Chunk != 0 {
 				t.Fatalf("%s: %+v %v %v", code, c, ok, err)
 			}
+		}
+		if c, ok, err := db.ClaimChunk(ctx, campaigns[0], 2026, snow, chunkLease); !ok || err != nil || c.Chunk != 1 {
+			t.Fatalf("%s: %+v %v %v", campaigns[0], c, ok, err)
 		}
 		// Two instances share the rest.
 		var wg sync.WaitGroup

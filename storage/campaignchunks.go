@@ -94,6 +94,17 @@ func (db *DB) ClaimChunk(ctx context.Context, code string, year int, now time.Ti
 	return c, err == nil, err
 }
 
+// ClaimSameChunk leases a campaign's chunk of the same number and the same
+// residents as one claimed of another (two seasonal entries due on one
+// day), if no one is expanding it, so both are expanded over one read.
+func (db *DB) ClaimSameChunk(ctx context.Context, code string, year int, as CampaignChunk, now time.Time, lease time.Duration) (bool, error) {
+	n, err := db.exec(ctx, "ClaimSameChunk", `UPDATE campaign_chunks SET started_at = ?
+		WHERE code = ? AND year = ? AND chunk = ? AND first_id = ? AND last_id = ?
+		AND finished_at IS NULL AND (started_at IS NULL OR started_at < ?)`,
+		now.UTC(), code, year, as.Chunk, as.FirstID, as.LastID, now.Add(-lease).UTC())
+	return n > 0, err
+}
+
 // FinishChunk records a chunk expanded, with the pushes it enqueued.
 func (db *DB) FinishChunk(ctx context.Context, code string, year, chunk, pushes int, now time.Time) error {
 	_, err := db.exec(ctx, "FinishChunk", `UPDATE campaign_chunks SET finished_at = ?, pushes = ?

@@ -147,3 +147,39 @@ func TestCampaignChunksClaimedConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// Two campaigns over the same residents claim a chunk together when its
+// residents match and no one is expanding the other's.
+func TestCampaignsClaimTheSameChunkTogether(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		community := seedOrganisation(t, db)[0]
+		for i := 1; i <= 3; i++ {
+			signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
+		}
+		now := time.Now()
+		for _, code := range []string{"seasonal:a", "seasonal:b"} {
+			if _, err := db.StartCampaign(ctx, code, 2026, now, 2, storage.ByResident); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first, ok, err := db.ClaimChunk(ctx, "seasonal:a", 2026, now, time.Hour)
+		if !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if same, err := db.ClaimSameChunk(ctx, "seasonal:b", 2026, first, now, time.Hour); !same || err != nil {
+			t.Fatalf("the other campaign's same chunk: %v %v", same, err)
+		}
+		if same, _ := db.ClaimSameChunk(ctx, "seasonal:b", 2026, first, now, time.Hour); same {
+			t.Fatal("a chunk being expanded was claimed again")
+		}
+		other := first
+		other.Chunk, other.LastID = 1, first.LastID+2
+		if same, _ := db.ClaimSameChunk(ctx, "seasonal:b", 2026, other, now, time.Hour); same {
+			t.Fatal("a chunk of other residents was claimed as the same")
+		}
+		if c, ok, _ := db.ClaimChunk(ctx, "seasonal:b", 2026, now, time.Hour); !ok || c.Chunk != 1 {
+			t.Fatalf("the other campaign's next chunk: %+v %v", c, ok)
+		}
+	})
+}
