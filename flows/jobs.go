@@ -1,7 +1,9 @@
 package flows
 
 import (
+	"cmp"
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,9 @@ func countRows(ctx context.Context, rows int) {
 // before another takes it over as dead.
 const chunkLease = 30 * time.Minute
 
+// chunkWorkers is how many chunks an instance runs at once.
+const chunkWorkers = 2
+
 // runChunks takes part in jobs split into chunks (the seasonal campaigns
 // due on a day, a day's personal reminders) with any other instances: it
 // starts each unless one has, runs each chunk no instance is running and
@@ -63,32 +68,50 @@ func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at
 			open = append(open, code)
 		}
 	}
-	for {
-		chunk, together, err := claimChunk(ctx, db, open, year, at())
-		if err != nil {
-			return total, finished, err
-		}
-		if len(together) == 0 {
-			for _, code := range open {
-				if _, err := db.FinishChunkedCampaign(ctx, code, year, at()); err != nil {
-					return total, finished, err
+	// Two at once: while one chunk waits on the database, the other's
+	// reminders are made.
+	var mu sync.Mutex
+	var failed error
+	var wg sync.WaitGroup
+	for range chunkWorkers {
+		wg.Go(func() {
+			for {
+				chunk, together, err := claimChunk(ctx, db, open, year, at())
+				if err == nil && len(together) == 0 {
+					return
+				}
+				var counts map[string]int
+				if err == nil {
+					counts, err = run(ctx, chunk, together)
+				}
+				for _, code := range together {
+					if err == nil {
+						err = db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at())
+					}
+				}
+				mu.Lock()
+				for _, n := range counts {
+					total += n
+				}
+				failed = cmp.Or(failed, err)
+				stop := failed != nil
+				mu.Unlock()
+				if stop {
+					return
 				}
 			}
-			return total, finished, nil
-		}
-		counts, err := run(ctx, chunk, together)
-		for _, n := range counts {
-			total += n
-		}
-		if err != nil {
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return total, finished, failed
+	}
+	for _, code := range open {
+		if _, err := db.FinishChunkedCampaign(ctx, code, year, at()); err != nil {
 			return total, finished, err
 		}
-		for _, code := range together {
-			if err := db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at()); err != nil {
-				return total, finished, err
-			}
-		}
 	}
+	return total, finished, nil
 }
 
 // claimChunk claims the next chunk of the first of the jobs that has one,
