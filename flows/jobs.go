@@ -44,6 +44,10 @@ const chunkLease = 30 * time.Minute
 // chunkWorkers is how many chunks an instance runs at once.
 const chunkWorkers = 2
 
+// chunkRun runs one chunk of the jobs named, reading its rows once, and
+// says what it enqueued for each.
+type chunkRun func(ctx context.Context, chunk storage.CampaignChunk, codes []string) (map[string]int, error)
+
 // runChunks takes part in jobs split into chunks (the seasonal campaigns
 // due on a day, a day's personal reminders) with any other instances: it
 // starts each unless one has, runs each chunk no instance is running and
@@ -54,7 +58,7 @@ const chunkWorkers = 2
 // leaves alone. at is the real time now: leases must not be taken as of
 // when a long pass began.
 func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at func() time.Time, size int64, by storage.ChunkBy,
-	run func(ctx context.Context, chunk storage.CampaignChunk, codes []string) (map[string]int, error)) (total int, finished map[string]bool, err error) {
+	run chunkRun) (total int, finished map[string]bool, err error) {
 	finished = map[string]bool{}
 	var open []string
 	for _, code := range codes {
@@ -76,25 +80,13 @@ func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at
 	for range chunkWorkers {
 		wg.Go(func() {
 			for {
-				chunk, together, err := claimChunk(ctx, db, open, year, at())
-				if err == nil && len(together) == 0 {
-					return
-				}
-				var counts map[string]int
-				if err == nil {
-					counts, err = run(ctx, chunk, together)
-				}
-				for _, code := range together {
-					if err == nil {
-						err = db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at())
-					}
-				}
+				counts, more, err := runOneChunk(ctx, db, open, year, at, run)
 				mu.Lock()
 				for _, n := range counts {
 					total += n
 				}
 				failed = cmp.Or(failed, err)
-				stop := failed != nil
+				stop := failed != nil || !more
 				mu.Unlock()
 				if stop {
 					return
@@ -114,23 +106,42 @@ func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at
 	return total, finished, nil
 }
 
+// runOneChunk claims a chunk of the jobs, runs it and records it; more is
+// false when there was none left to claim.
+func runOneChunk(ctx context.Context, db *storage.DB, codes []string, year int, at func() time.Time,
+	run chunkRun) (counts map[string]int, more bool, err error) {
+	chunk, together, err := claimChunk(ctx, db, codes, year, at())
+	if err != nil || len(together) == 0 {
+		return nil, false, err
+	}
+	if counts, err = run(ctx, chunk, together); err != nil {
+		return counts, false, err
+	}
+	for _, code := range together {
+		if err := db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at()); err != nil {
+			return counts, false, err
+		}
+	}
+	return counts, true, nil
+}
+
 // claimChunk claims the next chunk of the first of the jobs that has one,
 // and the same chunk of the others where no one is running it; together
 // names the jobs it claimed it for, none when every chunk is taken.
 func claimChunk(ctx context.Context, db *storage.DB, codes []string, year int, now time.Time) (chunk storage.CampaignChunk, together []string, err error) {
 	for i, code := range codes {
 		c, ok, err := db.ClaimChunk(ctx, code, year, now, chunkLease)
-		if err != nil || !ok {
-			if err != nil {
-				return chunk, nil, err
-			}
+		if err != nil {
+			return chunk, nil, err
+		}
+		if !ok {
 			continue
 		}
 		together = []string{code}
 		for _, other := range codes[i+1:] {
 			same, err := db.ClaimSameChunk(ctx, other, year, c, now, chunkLease)
 			if err != nil {
-				return c, together, err // what it claimed comes back after the lease
+				return c, nil, err // what it claimed comes back after the lease
 			}
 			if same {
 				together = append(together, other)
