@@ -15,7 +15,7 @@ import (
 // signed against a population six in ten of which signed, a fifth with
 // hypertension and a twelfth with diabetes on the chronic package, four
 // follow-ups each this year, the last with readings, controlled but for
-// one resident in seven.
+// one resident in seven; about a third with the next booked.
 func TestSeedDemo(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
@@ -32,6 +32,20 @@ func TestSeedDemo(t *testing.T) {
 		// i%12 == 1 (175), both when both (35): 560 chronic patients.
 		if got.Residents != 2100 || got.Teams != 3 || got.Institutions != 1 || got.Visits != 4*560 {
 			t.Fatalf("seeded %+v", got)
+		}
+		// About a third of them have their next follow-up booked a week on,
+		// each in their doctor's slot of that day, counted in it.
+		var booked struct {
+			Appointments int `db:"appointments"`
+			InSlots      int `db:"in_slots"`
+		}
+		raw := storagetest.SQL(t, db)
+		if err := raw.Get(&booked, raw.Rebind(`SELECT (SELECT COUNT(*) FROM appointments WHERE status = 'booked' AND kind = 'followup'
+			AND starts_at > ?) AS appointments, (SELECT COALESCE(SUM(booked), 0) FROM slots) AS in_slots`), now.AddDate(0, 0, 6)); err != nil {
+			t.Fatal(err)
+		}
+		if got.Bookings < 150 || got.Bookings > 225 || booked.Appointments != got.Bookings || booked.InSlots != got.Bookings {
+			t.Fatalf("%d bookings seeded, %d in the table, %d counted in slots; want about a third of 560, all in both", got.Bookings, booked.Appointments, booked.InSlots)
 		}
 		period, _ := ParsePeriod("2026-01-01", "2026-11-20", now)
 		r, err := Indicators(ctx, db, sealer, IndicatorScope{}, period, now)

@@ -11,8 +11,8 @@ import (
 // community, TeamsPerInstitution teams an institution. Every resident is
 // signed; one in five has hypertension and one in twelve diabetes, and those
 // hold the chronic package (half with a personal share) and have had four
-// follow-ups this year. Each follows the account (one in ten wrote to it in
-// the last hour). Personal data are placeholders sealed with the
+// follow-ups this year; about a third have the next booked a week ahead.
+// Each follows the account (one in ten wrote to it in the last hour). Personal data are placeholders sealed with the
 // deployment's key: a seeded resident unmasked shows "演示数据", never a
 // real-looking number.
 type Seed struct {
@@ -34,6 +34,7 @@ type SeedResult struct {
 	Teams        int `json:"teams"`
 	Residents    int `json:"residents"`
 	Visits       int `json:"visits"`
+	Bookings     int `json:"bookings"` // follow-ups booked ahead
 }
 
 // SeedDemo writes a made-up population with set-based SQL (a recursive
@@ -199,6 +200,9 @@ func (db *DB) seedRows(ctx context.Context, op string, s Seed, teams int, r *See
 		}
 		r.Visits += int(n)
 	}
+	if err := db.seedBookings(ctx, op, s, prefix, r); err != nil {
+		return err
+	}
 	if _, err := db.exec(ctx, op, `INSERT INTO surveys (appointment_id, openid, requested_at, score, answered_at)
 		SELECT a.id, ?, a.starts_at, 3 + a.id % 3, a.starts_at FROM appointments a WHERE a.id > ? AND a.request_key LIKE ?`, prefix, before.Appointments, prefix+"v%-1"); err != nil {
 		return err
@@ -207,6 +211,29 @@ func (db *DB) seedRows(ctx context.Context, op string, s Seed, teams int, r *See
 		return err
 	}
 	return db.seedPopulations(ctx, op, s.Now)
+}
+
+// seedBookings books about a third of the chronic patients their next
+// follow-up a week from now, in one slot of each doctor's that day.
+func (db *DB) seedBookings(ctx context.Context, op string, s Seed, prefix string, r *SeedResult) error {
+	at := s.Now.AddDate(0, 0, 7).Truncate(time.Hour)
+	if _, err := db.exec(ctx, op, `INSERT INTO slots (doctor_id, day, starts_at, ends_at, capacity, booked)
+		SELECT p.doctor_id, ?, ?, ?, 1000000, 0 FROM seed_places p`, at.Format("2006-01-02"), at.UTC(), at.Add(10*time.Minute).UTC()); err != nil {
+		return err
+	}
+	n, err := db.exec(ctx, op, `INSERT INTO appointments (request_key, resident_id, contract_id, doctor_id, slot_id, kind, status,
+		starts_at, ends_at, created_at, updated_at)
+		SELECT ? || 'b' || CAST(x.contract_id AS TEXT), x.resident_id, x.contract_id, x.doctor_id,
+			(SELECT MIN(s.id) FROM slots s WHERE s.doctor_id = x.doctor_id AND s.starts_at = ?), 'followup', 'booked', ?, ?, ?, ?
+		FROM seed_chronic x WHERE x.contract_id % 3 = 0`,
+		prefix, at.UTC(), at.UTC(), at.Add(10*time.Minute).UTC(), s.Now.UTC(), s.Now.UTC())
+	if err != nil {
+		return err
+	}
+	r.Bookings = int(n)
+	_, err = db.exec(ctx, op, `UPDATE slots SET booked = (SELECT COUNT(*) FROM appointments a WHERE a.slot_id = slots.id AND a.status = 'booked')
+		WHERE starts_at = ? AND doctor_id IN (SELECT doctor_id FROM seed_places)`, at.UTC())
+	return err
 }
 
 // seedPopulations records each seeded community's population as if six in

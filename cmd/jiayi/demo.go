@@ -25,7 +25,8 @@ const demoUsage = `usage: jiayi demo seed --residents N [--region R] [--now RFC3
 seed fills JIAYI_DATABASE_URL with N made-up signed residents of the
 JIAYI_REGION profile (or R), in a city's proportions (about 1,035 a team,
 15 teams an institution; a fifth with hypertension and a twelfth with
-diabetes, each with four follow-ups this year), each following the account
+diabetes, each with four follow-ups this year and a third with the next
+booked a week ahead), each following the account
 (one in ten wrote to it in the last hour), as of now (or the moment given),
 for demonstrations and benchmarks. Their ID numbers and phones are a
 sealed placeholder ("演示数据"). Prints what it made as JSON.
