@@ -96,7 +96,7 @@ func (s *Server) seasonalPass(ctx context.Context, now time.Time) (int, int, err
 // and writes the digest when one is due.
 func (s *Server) digestPass(ctx context.Context, now time.Time) (int, int, error) {
 	run, err := flows.RunDigest(ctx, s.DB, now)
-	return run.Tips + run.OverLimit + run.Left, run.Messages, err
+	return run.Released + run.Tips + run.OverLimit + run.Left, run.Messages, err
 }
 
 // personalPass enqueues the day's personal reminders.

@@ -504,7 +504,7 @@ func OpenSealer(ctx context.Context, cfg config.Config, db *storage.DB, log *slo
 	}
 	if err := db.CheckKey(ctx, sealer); errors.Is(err, storage.ErrKeyMismatch) {
 		return nil, fmt.Errorf("JIAYI_PII_KEY is not the key this database's personal data was encrypted with; " +
-			"start with the key it was made with (in sandbox mode, the key file beside the SQLite database)")
+			"start with the key it was made with (in sandbox mode, the key file beside the SQLite database, or jiayi.pii-key in the directory started from when the database is PostgreSQL)")
 	} else if err != nil {
 		return nil, err
 	}

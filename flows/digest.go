@@ -228,10 +228,12 @@ func digestText(tips []storage.HeldTip) (string, error) {
 
 // RunDigest sends the tips waiting for the digest when one is due, and
 // first gives back to the dispatcher those of residents who wrote since
-// their tips were held. It returns the tips put into digests.
+// their tips were held. It says what it did: the tips given back, and those
+// put into digests.
 func RunDigest(ctx context.Context, db *storage.DB, now time.Time) (storage.DigestRun, error) {
 	wroteSince := now.Add(-(serviceWindow - digestMargin))
-	if _, err := db.ReleaseHeld(ctx, PriorityHeld, PrioritySeasonal, now, wroteSince); err != nil {
+	released, err := db.ReleaseHeld(ctx, PriorityHeld, PrioritySeasonal, now, wroteSince)
+	if err != nil {
 		return storage.DigestRun{}, err
 	}
 	// Each digest time is run once, by one instance: tips that fall due
@@ -240,12 +242,13 @@ func RunDigest(ctx context.Context, db *storage.DB, now time.Time) (storage.Dige
 	slot := LastDigest(now)
 	code := "digest:" + slot.Format(time.DateOnly)
 	if mine, err := db.ClaimCampaign(ctx, code, slot.Year(), now, campaignLease); err != nil || !mine {
-		return storage.DigestRun{}, err
+		return storage.DigestRun{Released: int(released)}, err
 	}
 	day := now.In(Shanghai)
 	run, err := db.Digest(ctx, storage.DigestRequest{Held: PriorityHeld, Now: now, Slot: slot, Next: NextDigest(slot.Add(time.Minute)),
 		WroteSince: wroteSince, Month: day.Format("2006-01"), Day: slot.Format(time.DateOnly), Priority: PrioritySeasonal,
 		Compose: func(tips []storage.HeldTip) ([]storage.DigestMessage, error) { return ComposeDigests(tips, slot) }})
+	run.Released = int(released)
 	if err != nil {
 		return run, err
 	}

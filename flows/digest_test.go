@@ -230,3 +230,28 @@ func TestATipToOneCountsTheHoursToWhenItGoes(t *testing.T) {
 		t.Fatalf("at 20:00, which is not quiet: %v", err)
 	}
 }
+
+// A tip held for the digest goes back to the dispatcher once its resident
+// writes, and the run says so.
+func TestAHeldTipGoesBackWhenItsResidentWrites(t *testing.T) {
+	e := engineFor(t, "national")
+	ctx := context.Background()
+	held := time.Date(2026, 12, 8, 9, 0, 0, 0, Shanghai)
+	clock := held.AddDate(0, -1, 0) // followed a month before, silent since
+	e.DB.SetClock(func() time.Time { return clock })
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_back", Subscribed: true, EventTime: clock}})
+	clock = held
+	e.DB.Enqueue(ctx, []storage.Push{HoldForDigest(SeasonalReminder{Key: "s:back", OpenID: "o_back", Name: "大雪", Text: "大雪到了。", Due: held}.Push(), held)})
+	if run, err := RunDigest(ctx, e.DB, held.Add(time.Hour)); err != nil || run.Released != 0 {
+		t.Fatalf("before the resident wrote: %+v %v", run, err)
+	}
+	wrote := held.Add(2 * time.Hour)
+	clock = wrote
+	e.DB.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_back", Subscribed: true, EventTime: wrote}})
+	if run, err := RunDigest(ctx, e.DB, wrote.Add(10*time.Minute)); err != nil || run.Released != 1 {
+		t.Fatalf("after the resident wrote: %+v %v", run, err)
+	}
+	if rows, err := e.DB.ClaimDue(ctx, 10, time.Minute, wrote.Add(11*time.Minute), PrioritySeasonal); err != nil || len(rows) != 1 {
+		t.Fatalf("the tip given back is not due: %+v %v", rows, err)
+	}
+}

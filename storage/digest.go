@@ -67,6 +67,7 @@ type DigestRequest struct {
 // who had no mass message left this month, tips left for later.
 type DigestRun struct {
 	Messages, Tips, OverLimit, Left int
+	Released                        int // tips given back to the dispatcher: their residents wrote
 }
 
 // ReleaseHeld gives back to the dispatcher (priority to, due now) the tips
