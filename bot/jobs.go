@@ -51,6 +51,9 @@ func (s *Server) RunJobsOnce(ctx context.Context, now time.Time) (map[string]flo
 			continue
 		}
 		run, err := s.runPass(ctx, j, now)
+		if errors.Is(err, flows.ErrUnfinished) {
+			run.Unfinished, err = "another instance holds part of it; run again later (a dead instance's part is taken over after 30 minutes)", nil
+		}
 		if err != nil {
 			return out, err
 		}
@@ -180,6 +183,8 @@ func (s *Server) job(name string) job {
 
 func (s *Server) logPass(ctx context.Context, name string, run flows.JobRun, err error) {
 	switch {
+	case errors.Is(err, flows.ErrUnfinished): // tried again at the next check
+		s.log.Info("background job left unfinished: another instance holds part of it", "job", name, "pushes", run.Pushes)
 	case err != nil && ctx.Err() == nil:
 		s.log.Error("background job failed", "job", name, "err", err)
 	case err == nil && run.Pushes > 0:

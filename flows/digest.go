@@ -226,6 +226,10 @@ func digestText(tips []storage.HeldTip) (string, error) {
 	return templates.Message("seasonal_digest", map[string]any{"tips": list})
 }
 
+// campaignLease is how long the digest's run may take before another
+// instance takes it over as dead.
+const campaignLease = 30 * time.Minute
+
 // RunDigest sends the tips waiting for the digest when one is due, and
 // first gives back to the dispatcher those of residents who wrote since
 // their tips were held. It says what it did: the tips given back, and those

@@ -3,6 +3,7 @@ package flows
 import (
 	"cmp"
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,8 @@ type JobRun struct {
 	Pushes  int     `json:"pushes"`
 	Seconds float64 `json:"seconds"`
 	Skipped string  `json:"skipped,omitempty"` // why it did not run
+	// Unfinished says why it stopped short (another instance holds part).
+	Unfinished string `json:"unfinished,omitempty"`
 }
 
 // A job's rows are counted where they are read, deep in a pass; a counter
@@ -55,16 +58,18 @@ type chunkRun func(ctx context.Context, chunk storage.CampaignChunk, codes []str
 // Jobs over the same rows run a chunk together when their chunks match,
 // so run reads the rows once for all of them and says what each enqueued.
 // finished names the jobs that had finished before the call, which it
-// leaves alone. at is the real time now: leases must not be taken as of
+// leaves alone; unfinished says some are not finished after it (another
+// instance holds a chunk, or held one and died: it is taken over when its
+// lease passes). at is the real time now: leases must not be taken as of
 // when a long pass began.
 func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at func() time.Time, size int64, by storage.ChunkBy,
-	run chunkRun) (total int, finished map[string]bool, err error) {
+	run chunkRun) (total int, finished map[string]bool, unfinished bool, err error) {
 	finished = map[string]bool{}
 	var open []string
 	for _, code := range codes {
 		done, err := db.StartCampaign(ctx, code, year, at(), size, by)
 		if err != nil {
-			return 0, finished, err
+			return 0, finished, true, err
 		}
 		if done {
 			finished[code] = true
@@ -96,29 +101,45 @@ func runChunks(ctx context.Context, db *storage.DB, codes []string, year int, at
 	}
 	wg.Wait()
 	if failed != nil {
-		return total, finished, failed
+		return total, finished, true, failed
 	}
 	for _, code := range open {
-		if _, err := db.FinishChunkedCampaign(ctx, code, year, at()); err != nil {
-			return total, finished, err
+		did, err := db.FinishChunkedCampaign(ctx, code, year, at())
+		if err != nil {
+			return total, finished, true, err
+		}
+		if !did { // finished by another instance just now, or still held
+			_, done, err := db.CampaignThrough(ctx, code, year)
+			if err != nil {
+				return total, finished, true, err
+			}
+			unfinished = unfinished || !done
 		}
 	}
-	return total, finished, nil
+	return total, finished, unfinished, nil
 }
 
 // runOneChunk claims a chunk of the jobs, runs it and records it; more is
-// false when there was none left to claim.
-func runOneChunk(ctx context.Context, db *storage.DB, codes []string, year int, at func() time.Time,
-	run chunkRun) (counts map[string]int, more bool, err error) {
-	chunk, together, err := claimChunk(ctx, db, codes, year, at())
+// false when there was none left to claim. A chunk it could not run or
+// record is handed back for the next run.
+func runOneChunk(ctx context.Context, db *storage.DB, codes []string, year int, at func() time.Time, run chunkRun) (counts map[string]int, more bool, err error) {
+	claimedAt := at()
+	chunk, together, err := claimChunk(ctx, db, codes, year, claimedAt)
 	if err != nil || len(together) == 0 {
 		return nil, false, err
 	}
-	if counts, err = run(ctx, chunk, together); err != nil {
-		return counts, false, err
-	}
-	for _, code := range together {
-		if err := db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at()); err != nil {
+	counts, err = run(ctx, chunk, together)
+	for i, code := range together {
+		if err == nil {
+			err = db.FinishChunk(ctx, code, year, chunk.Chunk, counts[code], at())
+		}
+		if err != nil {
+			for _, code := range together[i:] {
+				// Cancelled at shutdown, it is still handed back.
+				if rerr := db.ReleaseChunk(context.WithoutCancel(ctx), code, year, chunk.Chunk, claimedAt); rerr != nil {
+					return counts, false, errors.Join(err, rerr)
+				}
+			}
 			return counts, false, err
 		}
 	}

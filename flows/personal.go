@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,6 +27,11 @@ const reminderWindow = 3
 // smaller one.
 var personalChunk int64 = 10000
 
+// ErrUnfinished says a day's personal reminders are not all enqueued yet:
+// another instance holds a chunk of them, or held one and died. Run again
+// later; a dead instance's chunk is taken over when its lease passes.
+var ErrUnfinished = errors.New("flows: the day's personal reminders are not finished; another instance holds a part")
+
 // RunPersonal enqueues the personal reminders due today for every active
 // contract and says how many were new, chunk by chunk with any other instances, once a day: a second
 // run on the same day finds the day's run finished and does nothing. Keys
@@ -46,7 +52,10 @@ func RunPersonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	}
 	day := now.In(Shanghai)
 	code := "personal:" + day.Format(time.DateOnly)
-	n, _, err := runChunks(ctx, db, []string{code}, day.Year(), realTime(now), personalChunk, storage.ByContract, chunk)
+	n, _, unfinished, err := runChunks(ctx, db, []string{code}, day.Year(), realTime(now), personalChunk, storage.ByContract, chunk)
+	if err == nil && unfinished {
+		err = ErrUnfinished
+	}
 	return n, err
 }
 
@@ -79,8 +88,8 @@ func personalChunkRun(ctx context.Context, db *storage.DB, s *storage.Sealer, ca
 		}
 		n, err := db.EnqueueNew(ctx, pushes)
 		total += n
-		if err != nil {
-			return total, err
+		if err != nil || len(contracts) < int(personalChunk) {
+			return total, err // a short read was the chunk's last
 		}
 		after = last
 	}

@@ -383,10 +383,6 @@ func forSeasonal(s *storage.Sealer, e SeasonalEntry, r storage.Recipient, commun
 	return slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }), nil
 }
 
-// campaignLease is how long the digest's run may take before another
-// instance takes it over as dead.
-const campaignLease = 30 * time.Minute
-
 // seasonalChunk is how many residents, by ID, one claim of a seasonal
 // campaign takes: about a second's work, so several instances share a
 // city's campaign and one that dies leaves little to take over. Tests
@@ -411,38 +407,64 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 	for _, c := range all {
 		institution[c.ID] = c.InstitutionID
 	}
-	year := now.In(Shanghai).Year()
 	runs := map[string]seasonalRun{}
 	var codes []string
 	for _, e := range DueSeasonal(cal.Live(), now) {
-		rules := func(ctx context.Context) (func(int64) (SeasonalEntry, bool), error) {
-			latest, err := LoadCalendar(ctx, db)
-			type as struct {
-				e  SeasonalEntry
-				on bool
-			}
-			known := map[int64]as{} // a community's answer, found once a read
-			return func(community int64) (SeasonalEntry, bool) {
-				if a, ok := known[community]; ok {
-					return a.e, a.on
-				}
-				a := as{e: e}
-				if _, ok := latest.Entry(e.Code, institution[community]); ok { // else an added entry since removed
-					a.e, a.on = latest.As(e, institution[community])
-				}
-				known[community] = a
-				return a.e, a.on
-			}, err
-		}
 		code := "seasonal:" + e.Code
-		if runs[code], err = newSeasonalRun(ctx, db, e, now, rules); err != nil {
+		if runs[code], err = newSeasonalRun(ctx, db, e, now, rulesFor(db, e, institution)); err != nil {
 			return 0, err
 		}
 		codes = append(codes, code)
 	}
-	// The entries due on a day are expanded over each chunk of residents
-	// read once.
-	expand := func(ctx context.Context, chunk storage.CampaignChunk, codes []string) (map[string]int, error) {
+	// What is left unfinished (a chunk another instance holds) goes on at
+	// the next pass.
+	total, finished, _, err := runChunks(ctx, db, codes, now.In(Shanghai).Year(), realTime(now), seasonalChunk, storage.ByResident,
+		expandChunk(db, s, runs))
+	if err != nil {
+		return total, err
+	}
+	for _, code := range codes {
+		if finished[code] {
+			run := runs[code]
+			n, err := catchUpSeasonal(ctx, db, s, run.e, now, run.rules)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// rulesFor reads, each time it is asked, how each community's institution
+// has an entry now (switched off, rewritten), finding each community's
+// answer once a read.
+func rulesFor(db *storage.DB, e SeasonalEntry, institution map[int64]int64) entryRules {
+	return func(ctx context.Context) (func(int64) (SeasonalEntry, bool), error) {
+		latest, err := LoadCalendar(ctx, db)
+		type as struct {
+			e  SeasonalEntry
+			on bool
+		}
+		known := map[int64]as{}
+		return func(community int64) (SeasonalEntry, bool) {
+			if a, ok := known[community]; ok {
+				return a.e, a.on
+			}
+			a := as{e: e}
+			if _, ok := latest.Entry(e.Code, institution[community]); ok { // else an added entry since removed
+				a.e, a.on = latest.As(e, institution[community])
+			}
+			known[community] = a
+			return a.e, a.on
+		}, err
+	}
+}
+
+// expandChunk expands the entries due on a day over a chunk of residents
+// read once.
+func expandChunk(db *storage.DB, s *storage.Sealer, runs map[string]seasonalRun) chunkRun {
+	return func(ctx context.Context, chunk storage.CampaignChunk, codes []string) (map[string]int, error) {
 		counts := map[string]int{}
 		after := chunk.FirstID
 		for {
@@ -462,23 +484,11 @@ func RunSeasonal(ctx context.Context, db *storage.DB, s *storage.Sealer, now tim
 					return counts, err
 				}
 			}
-		}
-	}
-	total, finished, err := runChunks(ctx, db, codes, year, realTime(now), seasonalChunk, storage.ByResident, expand)
-	if err != nil {
-		return total, err
-	}
-	for _, code := range codes {
-		if finished[code] {
-			run := runs[code]
-			n, err := catchUpSeasonal(ctx, db, s, run.e, now, run.rules)
-			total += n
-			if err != nil {
-				return total, err
+			if len(page) < int(seasonalChunk) {
+				return counts, nil // a short read was the chunk's last
 			}
 		}
 	}
-	return total, nil
 }
 
 // catchUpSeasonal runs a finished campaign again inside its window: for

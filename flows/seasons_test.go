@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -602,20 +603,27 @@ func TestPersonalRemindersAreSharedOnceADay(t *testing.T) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		total := 0
+		finished := 0
 		for range 2 {
 			wg.Go(func() {
 				n, err := RunPersonal(ctx, db, sealer, day)
-				if err != nil {
+				if err != nil && !errors.Is(err, ErrUnfinished) { // the first done, while the other works
 					t.Error(err)
 				}
+				mu.Lock()
+				if err == nil {
+					finished++
+				}
+				mu.Unlock()
 				mu.Lock()
 				total += n
 				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		if total != want || enqueued(t, db, PushPersonal) != want {
-			t.Fatalf("two instances: %d pushes (%d in the outbox), want %d as one instance enqueues", total, enqueued(t, db, PushPersonal), want)
+		if total != want || enqueued(t, db, PushPersonal) != want || finished == 0 {
+			t.Fatalf("two instances: %d pushes (%d in the outbox), want %d as one instance enqueues; %d saw the day finished",
+				total, enqueued(t, db, PushPersonal), want, finished)
 		}
 		if n, err := RunPersonal(ctx, db, sealer, day.Add(time.Hour)); n != 0 || err != nil {
 			t.Fatalf("the same day again: %d pushes, %v", n, err)
@@ -646,4 +654,49 @@ func forgetRuns(t *testing.T, db *storage.DB, kind string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A day's personal reminders with a chunk held by an instance that died
+// are unfinished, and said to be, until the chunk's lease passes; a chunk
+// an instance fails on is handed back at once.
+func TestChunksLeftOrFailedAreTakenUp(t *testing.T) {
+	defer func(was int64) { personalChunk = was }(personalChunk)
+	personalChunk = 40
+	ctx := context.Background()
+	seededAt, day := time.Date(2026, 12, 1, 12, 0, 0, 0, Shanghai), time.Date(2026, 12, 2, 9, 5, 0, 0, Shanghai)
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		sealer := seededCity(t, db, 600, seededAt)
+		code := "personal:2026-12-02"
+		if _, err := db.StartCampaign(ctx, code, 2026, day, personalChunk, storage.ByContract); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := db.ClaimChunk(ctx, code, 2026, day, chunkLease); !ok || err != nil {
+			t.Fatalf("the instance that dies claims: %v %v", ok, err)
+		}
+		n, err := RunPersonal(ctx, db, sealer, day)
+		if !errors.Is(err, ErrUnfinished) || n == 0 {
+			t.Fatalf("with a chunk held: %d pushes, %v; want some and ErrUnfinished", n, err)
+		}
+		if _, err := RunPersonal(ctx, db, sealer, day.Add(10*time.Minute)); !errors.Is(err, ErrUnfinished) {
+			t.Fatalf("within the lease: %v, want ErrUnfinished", err)
+		}
+		if _, err := RunPersonal(ctx, db, sealer, day.Add(chunkLease+time.Hour)); err != nil {
+			t.Fatalf("after the lease: %v", err)
+		}
+		if _, done, _ := db.CampaignThrough(ctx, code, 2026); !done {
+			t.Fatal("the day's run did not finish after the take-over")
+		}
+
+		// A run that fails on its chunk hands it back.
+		failing := func(context.Context, storage.CampaignChunk, []string) (map[string]int, error) {
+			return nil, errors.New("the database went away")
+		}
+		at := func() time.Time { return day }
+		if _, _, _, err := runChunks(ctx, db, []string{"personal:2026-12-03"}, 2026, at, personalChunk, storage.ByContract, failing); err == nil {
+			t.Fatal("a failing chunk did not fail the run")
+		}
+		if c, ok, err := db.ClaimChunk(ctx, "personal:2026-12-03", 2026, day, chunkLease); !ok || err != nil || c.Chunk != 0 {
+			t.Fatalf("the failed chunk was not handed back: %+v %v %v", c, ok, err)
+		}
+	})
 }

@@ -80,6 +80,7 @@ func (db *DB) StartCampaign(ctx context.Context, code string, year int, now time
 // never claimed, or claimed by an instance that has not finished it
 // within lease (died). ok is false when there is none.
 func (db *DB) ClaimChunk(ctx context.Context, code string, year int, now time.Time, lease time.Duration) (c CampaignChunk, ok bool, err error) {
+	now = claimTime(now)
 	lock := ""
 	if db.Dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -98,12 +99,26 @@ func (db *DB) ClaimChunk(ctx context.Context, code string, year int, now time.Ti
 // residents as one claimed of another (two seasonal entries due on one
 // day), if no one is expanding it, so both are expanded over one read.
 func (db *DB) ClaimSameChunk(ctx context.Context, code string, year int, as CampaignChunk, now time.Time, lease time.Duration) (bool, error) {
+	now = claimTime(now)
 	n, err := db.exec(ctx, "ClaimSameChunk", `UPDATE campaign_chunks SET started_at = ?
 		WHERE code = ? AND year = ? AND chunk = ? AND first_id = ? AND last_id = ?
 		AND finished_at IS NULL AND (started_at IS NULL OR started_at < ?)`,
 		now.UTC(), code, year, as.Chunk, as.FirstID, as.LastID, now.Add(-lease).UTC())
 	return n > 0, err
 }
+
+// ReleaseChunk hands back a chunk claimed at claimedAt that its instance
+// could not run (a failure, a shutdown), so the next run takes it at once
+// rather than after the lease. One claimed since by another is left alone.
+func (db *DB) ReleaseChunk(ctx context.Context, code string, year, chunk int, claimedAt time.Time) error {
+	_, err := db.exec(ctx, "ReleaseChunk", `UPDATE campaign_chunks SET started_at = NULL
+		WHERE code = ? AND year = ? AND chunk = ? AND started_at = ? AND finished_at IS NULL`, code, year, chunk, claimTime(claimedAt))
+	return err
+}
+
+// claimTime is a claim's moment to the microsecond, as PostgreSQL keeps
+// it, so ReleaseChunk can name the claim.
+func claimTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // FinishChunk records a chunk expanded, with the pushes it enqueued.
 func (db *DB) FinishChunk(ctx context.Context, code string, year, chunk, pushes int, now time.Time) error {

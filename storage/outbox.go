@@ -141,7 +141,7 @@ func (db *DB) MarkSent(ctx context.Context, id int64, now time.Time) error {
 // MarkSentMany records delivered pushes in one statement, one commit: the
 // sends a dispatcher's workers finished together, sent by now.
 func (db *DB) MarkSentMany(ctx context.Context, ids []int64, now time.Time) error {
-	_, err := db.execIn(ctx, "MarkSent", `UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
+	_, err := db.execIn(ctx, "MarkSentMany", `UPDATE outbox SET state = 'sent', sent_at = ?, lease_until = NULL, last_error = ''
 		WHERE id IN (?)`, now.UTC(), ids)
 	return err
 }
@@ -262,11 +262,13 @@ type Campaign struct {
 	Pushes     int          `db:"pushes" json:"pushes"`
 }
 
-// Campaigns lists campaigns, newest first.
+// Campaigns lists the seasonal campaigns and the digests, newest first.
 func (db *DB) Campaigns(ctx context.Context, limit int) ([]Campaign, error) {
 	var out []Campaign
+	// A day's personal reminders are a run too, one a day: they would
+	// crowd the calendar's and the digests' out of the list.
 	if err := db.sel(ctx, "Campaigns", &out, `SELECT code, year, started_at, finished_at, pushes FROM campaigns
-		ORDER BY started_at DESC LIMIT ?`, limit); err != nil {
+		WHERE code NOT LIKE 'personal:%' ORDER BY started_at DESC LIMIT ?`, limit); err != nil {
 		return nil, err
 	}
 	return out, nil

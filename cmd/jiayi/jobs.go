@@ -24,6 +24,11 @@ same passes. Prints one JSON object: for each job the rows it read or
 changed, the pushes it enqueued and the seconds it took. The pushes wait in
 the outbox for a running server's dispatcher. On SQLite, stop a server
 running on the file first.
+
+A run is recorded as the servers' own: the day's personal reminders and
+each calendar entry's campaign, once done, are not done again, so a run
+dated ahead makes the servers skip that day's personal reminders. Give
+moments in order, as a server's clock moves.
 `
 
 // jobsCommand runs the background jobs once.
