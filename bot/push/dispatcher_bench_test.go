@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,6 +26,14 @@ import (
 // as WeChat's own do (run with -run '^$': the SDK's transport is set once).
 func BenchmarkDispatcher(b *testing.B) {
 	const pushes = 2000
+	workers := DefaultWorkers
+	if raw := os.Getenv("JIAYI_BENCH_WORKERS"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			b.Fatalf("JIAYI_BENCH_WORKERS=%q: want a whole number of workers, 1 or more", raw)
+		}
+		workers = n
+	}
 	if raw := os.Getenv("JIAYI_BENCH_LATENCY"); raw != "" {
 		latency, err := time.ParseDuration(raw)
 		if err != nil {
@@ -50,7 +59,7 @@ func BenchmarkDispatcher(b *testing.B) {
 				s := open(b)
 				d, standIn := dispatcher(b, s.DB, s.Redis)
 				d.Rates = map[string]float64{apiTemplate: 100000, apiCustomer: 100000, apiMass: 100000}
-				fmt.Sscan(os.Getenv("JIAYI_BENCH_WORKERS"), &d.Workers) // 1: one send at a time, as before workers
+				d.Workers = workers
 				batch := make([]storage.Push, pushes)
 				for i := range batch {
 					batch[i] = storage.Push{Key: fmt.Sprintf("b:%d", i), Kind: "sign_request", Recipient: fmt.Sprintf("o_%d", i),
@@ -76,6 +85,7 @@ func BenchmarkDispatcher(b *testing.B) {
 				b.Fatalf("sent %d of %d", sent, pushes*b.N)
 			}
 			b.ReportMetric(float64(sent)/spent.Seconds(), "pushes/s")
+			b.ReportMetric(float64(workers), "workers")
 		})
 	}
 }
