@@ -18,10 +18,7 @@ import (
 func TestCampaignChunks(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		community := seedOrganisation(t, db)[0]
-		for i := 1; i <= 5; i++ {
-			signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
-		}
+		community := signedResidents(t, db, 5)
 		now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 		if finished, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now, 2, storage.ByResident); finished || err != nil {
 			t.Fatalf("start: finished %v, %v", finished, err)
@@ -108,10 +105,7 @@ func TestCampaignChunks(t *testing.T) {
 func TestCampaignChunksClaimedConcurrently(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		community := seedOrganisation(t, db)[0]
-		for i := 1; i <= 40; i++ {
-			signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
-		}
+		signedResidents(t, db, 40)
 		now := time.Now()
 		if _, err := db.StartCampaign(ctx, "seasonal:snow", 2026, now, 1, storage.ByResident); err != nil {
 			t.Fatal(err)
@@ -153,10 +147,7 @@ func TestCampaignChunksClaimedConcurrently(t *testing.T) {
 func TestCampaignsClaimTheSameChunkTogether(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		community := seedOrganisation(t, db)[0]
-		for i := 1; i <= 3; i++ {
-			signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
-		}
+		signedResidents(t, db, 3)
 		now := time.Now()
 		for _, code := range []string{"seasonal:a", "seasonal:b"} {
 			if _, err := db.StartCampaign(ctx, code, 2026, now, 2, storage.ByResident); err != nil {
@@ -182,4 +173,15 @@ func TestCampaignsClaimTheSameChunkTogether(t *testing.T) {
 			t.Fatalf("the other campaign's next chunk: %+v %v", c, ok)
 		}
 	})
+}
+
+// signedResidents signs n residents, o_c1 to o_cN, in the first community,
+// which it returns.
+func signedResidents(t *testing.T, db *storage.DB, n int) int64 {
+	t.Helper()
+	community := seedOrganisation(t, db)[0]
+	for i := 1; i <= n; i++ {
+		signResident(t, db, i, fmt.Sprintf("o_c%d", i), community, nil, "1950-01-01")
+	}
+	return community
 }
