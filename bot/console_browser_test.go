@@ -75,11 +75,21 @@ func runner(t *testing.T, ctx context.Context) func(what string, steps ...chrome
 func textReader(t *testing.T, ctx context.Context) func(sel string) string {
 	return func(sel string) string {
 		t.Helper()
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
+		// A read just after a navigation can reach Chromium with the old
+		// page's script context or nodes, before chromedp has heard of the
+		// new page's; reading is harmless to repeat, so it is tried again.
+		for try := 0; ; try++ {
+			text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+			if err == nil {
+				return text
+			}
+			stale := strings.Contains(err.Error(), "Cannot find context with specified id") ||
+				strings.Contains(err.Error(), "No node with given id found")
+			if try == 4 || !stale {
+				t.Fatalf("read %s: %v", sel, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return text
 	}
 }
 
