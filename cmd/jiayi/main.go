@@ -8,6 +8,7 @@
 //	jiayi demo seed fill a database with made-up residents for benchmarks
 //	jiayi demo remove    delete the sandbox's demo data before going live
 //	jiayi sim       chat with a running jiayi as a resident would
+//	jiayi load      drive made-up residents against running instances and measure
 //	jiayi version   print the version
 package main
 
@@ -53,6 +54,8 @@ commands:
   menu show | push
             print the custom menu of templates/menu.yaml, or send it to WeChat
   sim       chat with a running jiayi as a resident would (sim -h for options)
+  load      drive made-up residents against running instances and print the
+            throughput and latency as JSON (load -h for options)
   version   print the version
 
 Configuration is read from JIAYI_* environment variables; see README.md.
@@ -67,6 +70,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	slog.SetDefault(log)
 	if len(args) > 0 && args[0] == "sim" {
 		return sim(args[1:], getenv, stdin, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "load" {
+		return loadCommand(args[1:], getenv, stdout, stderr)
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

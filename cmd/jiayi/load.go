@@ -1,0 +1,167 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jiayi-health/jiayi/bot/load"
+	"github.com/jiayi-health/jiayi/bot/wechat"
+)
+
+const loadUsage = `usage: jiayi load [-url URL[,URL…]] [-script help|signing|browse] [-residents N]
+                  [-clients C] [-rate R] [-duration D] [-echo ADDR]
+
+load drives made-up residents through whole conversations against one or
+more running jiayi instances, the way WeChat delivers their messages:
+signed with JIAYI_WECHAT_TOKEN, encrypted when JIAYI_WECHAT_AES_KEY is set,
+each with its own MsgId. A reply counts as served only when it is the
+expected answer. With -echo it first measures, with the same harness, a
+bare silenceper/wechat webhook that only checks, parses and echoes, served
+by this process on ADDR: the ceiling a webhook reaches on the machine.
+It prints one JSON object.
+
+`
+
+// loadReport is what `jiayi load` prints.
+type loadReport struct {
+	Script string       `json:"script"`
+	Echo   *load.Result `json:"echo,omitempty"`
+	Jiayi  *load.Result `json:"jiayi"`
+	// Ratio is jiayi's served messages a second over the echo's.
+	Ratio float64 `json:"ratio_to_echo,omitempty"`
+	// LateDelivered counts the messages answered "success" whose reply
+	// then arrived as a customer-service message (sandbox servers only).
+	LateDelivered *int `json:"late_delivered,omitempty"`
+}
+
+func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, loadUsage); fs.PrintDefaults() }
+	urls := fs.String("url", defaultSimURL(getenv("JIAYI_ADDR")), "the running jiayi instances, comma-separated (default: from JIAYI_ADDR)")
+	scriptName := fs.String("script", "help", "the conversation: "+strings.Join(scriptNames(), ", "))
+	residents := fs.Int("residents", 20000, "how many different residents")
+	clients := fs.Int("clients", 32, "residents talking at once")
+	rate := fs.Float64("rate", 0, "messages a second, whatever the answers (default: each client as fast as it is answered)")
+	duration := fs.Duration("duration", 20*time.Second, "how long to run (a signing run also ends when every resident has signed)")
+	echo := fs.String("echo", "", "serve the bare echo webhook on this address (e.g. 127.0.0.1:18090) and measure it first")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		return 2
+	}
+	script, ok := load.Scripts[*scriptName]
+	if !ok {
+		fmt.Fprintf(stderr, "jiayi load: no script %q; known: %s\n", *scriptName, strings.Join(scriptNames(), ", "))
+		return 2
+	}
+	signer := wechat.Signer{Token: cmp.Or(getenv("JIAYI_WECHAT_TOKEN"), "jiayi"),
+		AppID: cmp.Or(getenv("JIAYI_WECHAT_APPID"), "wxsandbox"), AESKey: getenv("JIAYI_WECHAT_AES_KEY")}
+	if signer.AESKey != "" && !wechat.ValidAESKey(signer.AESKey) {
+		fmt.Fprintln(stderr, "jiayi load: JIAYI_WECHAT_AES_KEY must be the 43-character EncodingAESKey the server has")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// A run's residents are new people: their openids and ID numbers are
+	// made from the millisecond it started.
+	run := time.Now().UnixMilli()
+	opts := load.Options{Targets: strings.Split(*urls, ","), Signer: signer, Script: script.Script, Cycle: script.Cycle,
+		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: fmt.Sprintf("o_load_%x_", run)}
+	if *scriptName == "signing" {
+		opts.Script = load.Signing(int(run%1000) * 18000)
+	}
+	report := loadReport{Script: *scriptName}
+	if *echo != "" {
+		res, err := measureEcho(ctx, *echo, opts)
+		if err != nil {
+			fmt.Fprintln(stderr, "jiayi load:", err)
+			return 1
+		}
+		report.Echo = res
+	}
+	res, err := load.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "jiayi load:", err)
+		return 2
+	}
+	report.Jiayi = res
+	if report.Echo != nil && report.Echo.Throughput > 0 {
+		report.Ratio = float64(int(100*res.Throughput/report.Echo.Throughput+0.5)) / 100
+	}
+	if len(res.Late) > 0 {
+		report.LateDelivered = lateDelivered(ctx, res.Late)
+	}
+	out, _ := json.MarshalIndent(report, "", "  ")
+	fmt.Fprintln(stdout, string(out))
+	if res.Sent == 0 {
+		return 1
+	}
+	return 0
+}
+
+func scriptNames() []string {
+	names := make([]string, 0, len(load.Scripts))
+	for n := range load.Scripts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// measureEcho serves the bare echo on addr and runs the same load against
+// it, each text answered by itself.
+func measureEcho(ctx context.Context, addr string, o load.Options) (*load.Result, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("the echo cannot listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: load.Echo(o.Signer.Token, o.Signer.AppID, o.Signer.AESKey), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	o.Targets = []string{"http://" + ln.Addr().String()}
+	script := o.Script
+	o.Script = func(i int) []load.Step { return load.Echoed(script(i)) }
+	o.OpenIDs += "echo_"
+	return load.Run(ctx, o)
+}
+
+// lateDelivered counts the late replies that reached their resident as a
+// push, looking in each sandbox server's outbox after a moment for the
+// dispatcher; nil when the servers are not sandboxes.
+func lateDelivered(ctx context.Context, lates []load.LateReply) *int {
+	time.Sleep(3 * time.Second)
+	client := &http.Client{Timeout: 10 * time.Second}
+	n := 0
+	for _, l := range lates {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(l.Target, "/")+"/sandbox/outbox?to="+url.QueryEscape(l.OpenID), nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil
+		}
+		var pushes []struct{ Text string }
+		err = json.NewDecoder(resp.Body).Decode(&pushes)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || errors.Is(err, io.EOF) {
+			return nil
+		}
+		for _, p := range pushes {
+			if strings.Contains(p.Text, l.Step.Expect) {
+				n++
+				break
+			}
+		}
+	}
+	return &n
+}
