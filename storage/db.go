@@ -92,11 +92,16 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	if err != nil {
 		return nil, fail("Open", err)
 	}
+	// Every connection the pool may open it also keeps: database/sql keeps
+	// two idle by default, so under load the rest were closed as soon as
+	// they were free and opened again, a new PostgreSQL backend each time.
 	if dialect == SQLite {
 		// One file, one writer at a time: a small pool keeps waiting writers few.
 		db.SetMaxOpenConns(4)
+		db.SetMaxIdleConns(4)
 	} else {
 		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(20)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
