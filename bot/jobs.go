@@ -64,6 +64,12 @@ func (s *Server) RunJobsOnce(ctx context.Context, now time.Time) (map[string]flo
 
 // runPass runs one pass, counting the rows it reads and timing it.
 func (s *Server) runPass(ctx context.Context, j job, now time.Time) (flows.JobRun, error) {
+	// Jobs that ask who wrote lately see this instance's latest turns.
+	if s.seen != nil {
+		if err := s.seen.Flush(ctx); err != nil {
+			s.log.Warn("last-seen times not written before a job", "job", j.name, "err", err)
+		}
+	}
 	var read atomic.Int64
 	start := time.Now()
 	rows, pushes, err := j.pass(flows.CountingRows(ctx, &read), now)

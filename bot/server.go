@@ -76,7 +76,12 @@ type Server struct {
 	demoPassword string                                        // sandbox: the console admin's password
 	boot         string                                        // sandbox: names this start, whose stand-in's record begins empty
 	qr           func(context.Context, string) (string, error) // asks WeChat for a permanent QR code's URL
+	seen         *storage.SeenBuffer                           // turns' "last seen", written together
+	stopSeen     func()                                        // stops its writer after a last write
 }
+
+// seenEvery is how often the turns' held-back "last seen" times are written.
+const seenEvery = 500 * time.Millisecond
 
 // New opens storage, applies migrations and builds the HTTP handler.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*Server, error) {
@@ -102,9 +107,14 @@ func (s *Server) open(ctx context.Context, opt Options) error {
 	// Whatever commits a push wakes the dispatcher: a signing, a doctor's
 	// answer, a job.
 	s.DB.OnPushes(s.Pushes.Wake)
+	s.seen = &storage.SeenBuffer{DB: s.DB, Log: s.log}
+	writing, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.seen.Run(writing, seenEvery) }()
+	s.stopSeen = func() { stop(); <-done }
 	s.Turns = &turn.Runner{
 		Stores:   turn.Stores{DB: s.DB, Redis: s.Redis},
-		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, IdleAfter: s.Config.FlowIdle, Log: s.log},
+		Engine:   &flows.Engine{DB: s.DB, Sealer: s.Sealer, IdleAfter: s.Config.FlowIdle, Log: s.log, Seen: s.seen},
 		Deliver:  client.SendText,
 		Log:      s.log,
 		Deadline: opt.ReplyDeadline,
@@ -468,6 +478,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close releases storage. Safe on a partly built server.
 func (s *Server) Close() {
+	if s.stopSeen != nil {
+		s.stopSeen() // before the database closes: the last "last seen" times go first
+	}
 	if s.Redis != nil {
 		s.Redis.Client.Close()
 	}

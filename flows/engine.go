@@ -23,6 +23,10 @@ type Engine struct {
 	Sealer    *storage.Sealer // personal data in the session is sealed too
 	IdleAfter time.Duration   // a conversation left this long expires; zero: DefaultIdleAfter
 	Log       *slog.Logger    // nil: slog.Default()
+	// Seen, when set, takes the "last seen" write of a turn that is not a
+	// user's first in their session nor a follow, unfollow or scan, to write
+	// it with others; nil: every turn writes its own.
+	Seen *storage.SeenBuffer
 }
 
 // DefaultIdleAfter is how long a conversation waits for an answer by default.
@@ -67,7 +71,14 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 		if out, err = scoped.handle(ctx, st, in); err != nil {
 			return err
 		}
-		return db.Apply(ctx, out.Changes)
+		changes := out.Changes
+		if e.holdsBack(in, changes.Seen) {
+			changes.Seen = nil
+		}
+		if changes.Seen == nil && len(changes.Pushes) == 0 {
+			return nil
+		}
+		return db.Apply(ctx, changes)
 	})
 	if errors.Is(err, errState) {
 		// Found mid-turn, a value the state should hold is missing: nothing
@@ -81,7 +92,25 @@ func (e *Engine) Handle(ctx context.Context, st *State, in Inbound) (Outcome, er
 	if err != nil {
 		return Outcome{}, fmt.Errorf("flows.Handle: %w", err)
 	}
+	if e.holdsBack(in, out.Changes.Seen) {
+		e.Seen.Add(*out.Changes.Seen)
+	}
 	return out, nil
+}
+
+// holdsBack says whether a turn's "last seen" goes to the Seen buffer. A
+// user's first turn in a session writes its own, so their row exists for
+// any later turn that updates it; a follow, an unfollow (which withdraws
+// pushes) and a scan's scene are written at once.
+func (e *Engine) holdsBack(in Inbound, seen *storage.UserSeen) bool {
+	if e.Seen == nil || seen == nil || in.NoSession || !seen.Subscribed || seen.Scene != "" {
+		return false
+	}
+	switch in.Kind {
+	case Subscribe, Unsubscribe, Scan:
+		return false
+	}
+	return true
 }
 
 func (e *Engine) handle(ctx context.Context, st *State, in Inbound) (Outcome, error) {
@@ -553,6 +582,11 @@ func (e *Engine) afterLoss(ctx context.Context, in Inbound, replies []string) ([
 		return replies, nil
 	case err != nil:
 		return nil, err
+	}
+	if e.Seen != nil { // a turn whose record waits to be written is the later
+		if held, ok := e.Seen.Pending(in.OpenID); ok && held.At.After(u.LastSeenAt) {
+			u.Conversation, u.LastSeenAt = held.Conversation, held.At
+		}
 	}
 	conv, ok := conversations[u.Conversation]
 	if !ok || in.At.Sub(u.LastSeenAt) > KeepAnswersFor {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type UserSeen struct {
 	// Conversation is the conversation the turn left open ('' none), so a
 	// conversation Redis lost can be told from one that never was.
 	Conversation string
+	// At is when the turn saw the user, for last_seen_at; zero: when it is
+	// written. A write held back to go with others (SeenBuffer) keeps it.
+	At time.Time
 }
 
 // WeChatUser is one row of wechat_users.
@@ -64,14 +68,28 @@ func (db *DB) Apply(ctx context.Context, c Changes) error {
 // upsertUser lets the newest event by WeChat's clock decide subscribed, so a
 // retried old message cannot resubscribe someone who has since unfollowed.
 func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
+	return db.upsertUsers(ctx, op, []UserSeen{s})
+}
+
+// upsertUsers is upsertUser for several users in one statement; each
+// openid at most once (PostgreSQL refuses to update a row twice in one).
+func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen) error {
 	now := db.now()
-	var unsubscribedAt any
-	if !s.Subscribed {
-		unsubscribedAt = now
+	args := make([]any, 0, 8*len(seen))
+	for _, s := range seen {
+		at := now
+		if !s.At.IsZero() {
+			at = s.At.UTC()
+		}
+		var unsubscribedAt any
+		if !s.Subscribed {
+			unsubscribedAt = at
+		}
+		args = append(args, s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, at, at, unsubscribedAt, s.Conversation)
 	}
 	_, err := db.exec(ctx, op, `
 INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at, conversation)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(seen)), ", ")+`
 ON CONFLICT (openid) DO UPDATE SET
     subscribed = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.subscribed ELSE wechat_users.subscribed END,
@@ -80,9 +98,10 @@ ON CONFLICT (openid) DO UPDATE SET
     state_time = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.state_time ELSE wechat_users.state_time END,
     scene = CASE WHEN excluded.scene <> '' THEN excluded.scene ELSE wechat_users.scene END,
-    last_seen_at = excluded.last_seen_at,
-    conversation = excluded.conversation`,
-		s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, now, now, unsubscribedAt, s.Conversation)
+    last_seen_at = CASE WHEN excluded.last_seen_at >= wechat_users.last_seen_at
+        THEN excluded.last_seen_at ELSE wechat_users.last_seen_at END,
+    conversation = CASE WHEN excluded.last_seen_at >= wechat_users.last_seen_at
+        THEN excluded.conversation ELSE wechat_users.conversation END`, args...)
 	return err
 }
 
