@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -235,6 +236,16 @@ return 0`)
 // 5 s) finds it gone rather than waiting out a long turn's worth. unlock
 // stops the renewal and releases it.
 func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) (unlock func(), err error) {
+	l, err := r.WaitUserLock(ctx, openID, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return l.Unlock, nil
+}
+
+// WaitUserLock is LockUser giving the lock itself, which a turn's last
+// write can release with it (SaveTurn).
+func (r *Redis) WaitUserLock(ctx context.Context, openID string, ttl time.Duration) (*UserLock, error) {
 	key, token := r.key(openID, "lock"), randomToken()
 	wait := 5 * time.Millisecond
 	for {
@@ -246,16 +257,7 @@ func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) 
 			return nil, fmt.Errorf("storage.LockUser: %w", err)
 		}
 		if ok {
-			stop := r.keepLocked(key, token, ttl)
-			var once sync.Once
-			return func() {
-				once.Do(func() {
-					close(stop)
-					ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-					defer cancel()
-					compareAndDelete.Run(ctx, r.Client, []string{key}, token)
-				})
-			}, nil
+			return r.heldLock(ctx, key, token, ttl), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -266,8 +268,38 @@ func (r *Redis) LockUser(ctx context.Context, openID string, ttl time.Duration) 
 	}
 }
 
+// UserLock is a held per-user lock, renewed until it is released.
+type UserLock struct {
+	r          *Redis
+	ctx        context.Context
+	key, token string
+	stop       chan struct{}
+	once       sync.Once
+	released   atomic.Bool // by the write that ended the turn
+}
+
+func (r *Redis) heldLock(ctx context.Context, key, token string, ttl time.Duration) *UserLock {
+	l := &UserLock{r: r, ctx: ctx, key: key, token: token}
+	l.stop = r.keepLocked(key, token, ttl, &l.released)
+	return l
+}
+
+// Unlock stops the renewal and releases the lock, unless the turn's last
+// write released it already.
+func (l *UserLock) Unlock() {
+	l.once.Do(func() {
+		close(l.stop)
+		if l.released.Load() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 2*time.Second)
+		defer cancel()
+		compareAndDelete.Run(ctx, l.r.Client, []string{l.key}, l.token)
+	})
+}
+
 // keepLocked renews a held lock until stop is closed or the lock is lost.
-func (r *Redis) keepLocked(key, token string, ttl time.Duration) chan struct{} {
+func (r *Redis) keepLocked(key, token string, ttl time.Duration, released *atomic.Bool) chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(ttl / 3)
@@ -284,6 +316,8 @@ func (r *Redis) keepLocked(key, token string, ttl time.Duration) chan struct{} {
 			switch {
 			case err != nil:
 				slog.Default().Warn("user lock not renewed; it lapses unless the next try succeeds", "err", err)
+			case held == 0 && released.Load(): // the turn's last write let it go
+				return
 			case held == 0:
 				slog.Default().Error("user lock lost before it was renewed; another turn of the same user may run")
 				return

@@ -54,14 +54,19 @@ func (r *Redis) DropChatSession(ctx context.Context, openID string) error {
 // and in the same step records the finished reply under the message's dedupe
 // key, so a retry can never see the new state without the reply or the reply
 // without the new state.
+// It also releases the user's lock when the turn holds it (KEYS[3], token
+// ARGV[7]), so a turn ends in one round trip.
 var saveTurn = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'v')
 if not cur then cur = '0' end
 if cur ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if KEYS[2] then
+if ARGV[5] ~= '' then
   redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
+end
+if ARGV[7] ~= '' and redis.call('GET', KEYS[3]) == ARGV[7] then
+  redis.call('DEL', KEYS[3])
 end
 return 1`)
 
@@ -72,18 +77,22 @@ type Turn struct {
 	MessageKey string        // dedupe key of the message; empty for none
 	Reply      string        // the finished reply a retry gets
 	ReplyTTL   time.Duration // how long a retry can still get it
+	Lock       *UserLock     // released with the save when set
 }
 
 // SaveTurn stores the new session state and the finished reply together. It
 // returns ErrStaleChatSession if another writer saved the session first.
 func (r *Redis) SaveTurn(ctx context.Context, t Turn) (ChatSession, error) {
 	s := t.Session
-	keys := []string{r.key(s.OpenID, "session")}
+	session := r.key(s.OpenID, "session")
+	keys := []string{session, session, session} // unused keys name the session, keeping one slot
 	args := []any{strconv.FormatInt(s.Version, 10), strconv.FormatInt(s.Version+1, 10),
-		string(s.State), t.SessionTTL.Milliseconds()}
+		string(s.State), t.SessionTTL.Milliseconds(), "", 0, ""}
 	if t.MessageKey != "" {
-		keys = append(keys, r.key(s.OpenID, "msg:"+t.MessageKey))
-		args = append(args, doneMark+t.Reply, t.ReplyTTL.Milliseconds())
+		keys[1], args[4], args[5] = r.key(s.OpenID, "msg:"+t.MessageKey), doneMark+t.Reply, t.ReplyTTL.Milliseconds()
+	}
+	if t.Lock != nil {
+		keys[2], args[6] = t.Lock.key, t.Lock.token
 	}
 	ok, err := saveTurn.Run(ctx, r.Client, keys, args...).Int()
 	if err != nil {
@@ -91,6 +100,9 @@ func (r *Redis) SaveTurn(ctx context.Context, t Turn) (ChatSession, error) {
 	}
 	if ok != 1 {
 		return s, fmt.Errorf("storage.SaveTurn: %w", ErrStaleChatSession)
+	}
+	if t.Lock != nil {
+		t.Lock.released.Store(true)
 	}
 	s.Version++
 	return s, nil
@@ -136,6 +148,73 @@ func (r *Redis) Claim(ctx context.Context, openID, msgKey string, claimTTL time.
 		// The marker expired between SETNX and GET: try to claim again.
 	}
 	return MessageInProgress, "", nil, nil
+}
+
+// beginTurn claims a message (KEYS[1]) and, if no turn of the user holds
+// their lock (KEYS[2]), takes it and reads the session (KEYS[3]): what
+// Claim, LockUser and LoadChatSession do, in one round trip. It answers
+// the marker alone for a message claimed or finished before, an empty
+// string alone for a claim without the lock, and the empty string, the
+// session's version and its data for both.
+var beginTurn = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then return {cur} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {''} end
+local s = redis.call('HMGET', KEYS[3], 'v', 'data')
+return {'', s[1] or '', s[2] or ''}`)
+
+// TurnStart is what BeginTurn found and took.
+type TurnStart struct {
+	State   MessageState // MessageNew: claimed by the caller
+	Reply   string       // MessageDone: the finished reply
+	Release func()       // MessageNew: drops the claim after a failed attempt
+	// Lock is set when the user's lock was free and is now the caller's;
+	// Session was read under it. Otherwise the caller waits for the lock.
+	Lock    *UserLock
+	Session ChatSession
+}
+
+// BeginTurn claims a message as Claim does and, when the user has no turn
+// running, takes their lock and reads their session in the same round
+// trip: a message from someone not already mid-turn costs one call to
+// start instead of four.
+func (r *Redis) BeginTurn(ctx context.Context, openID, msgKey string, claimTTL, lockTTL time.Duration) (TurnStart, error) {
+	msg, lock, token, lockToken := r.key(openID, "msg:"+msgKey), r.key(openID, "lock"), randomToken(), randomToken()
+	vals, err := beginTurn.Run(ctx, r.Client, []string{msg, lock, r.key(openID, "session")},
+		claimMark+token, claimTTL.Milliseconds(), lockToken, lockTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return TurnStart{}, fmt.Errorf("storage.BeginTurn: %w", err)
+	}
+	switch {
+	case len(vals) == 0:
+		return TurnStart{}, fmt.Errorf("storage.BeginTurn: empty answer")
+	case strings.HasPrefix(vals[0], doneMark):
+		return TurnStart{State: MessageDone, Reply: strings.TrimPrefix(vals[0], doneMark)}, nil
+	case vals[0] != "":
+		return TurnStart{State: MessageInProgress}, nil
+	}
+	start := TurnStart{State: MessageNew, Release: func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		compareAndDelete.Run(ctx, r.Client, []string{msg}, claimMark+token)
+	}}
+	if len(vals) < 3 {
+		return start, nil
+	}
+	start.Lock = r.heldLock(ctx, lock, lockToken, lockTTL)
+	start.Session = ChatSession{OpenID: openID, State: []byte(vals[2])}
+	if len(vals[2]) == 0 {
+		start.Session.State = nil
+	}
+	if vals[1] != "" {
+		if start.Session.Version, err = strconv.ParseInt(vals[1], 10, 64); err != nil {
+			start.Lock.Unlock()
+			start.Release()
+			return TurnStart{}, fmt.Errorf("storage.BeginTurn: bad version %q", vals[1])
+		}
+	}
+	return start, nil
 }
 
 // MessageState reads a message's dedupe key without claiming it.

@@ -188,3 +188,60 @@ func TestOpenRedisURLForms(t *testing.T) {
 		c.Close()
 	}
 }
+
+// BeginTurn claims a new message, takes the free lock and reads the
+// session in one call; a second attempt at the same message finds it in
+// progress, then finished with its reply. While another turn of the user
+// holds the lock, the claim is made without it. The turn's save releases
+// the lock it holds.
+func TestBeginTurnClaimsLocksAndReadsTogether(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		seed, err := r.SaveTurn(ctx, storage.Turn{Session: storage.ChatSession{OpenID: "o_begin", State: []byte(`{"flow":"signing"}`)},
+			SessionTTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute)
+		if err != nil || start.State != storage.MessageNew || start.Lock == nil || start.Session.Version != seed.Version ||
+			string(start.Session.State) != `{"flow":"signing"}` {
+			t.Fatalf("first attempt: %+v %v", start, err)
+		}
+		if again, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute); err != nil || again.State != storage.MessageInProgress || again.Lock != nil {
+			t.Fatalf("second attempt while the first works: %+v %v", again, err)
+		}
+		// Another message of the same user: claimed, but the lock is held.
+		other, err := r.BeginTurn(ctx, "o_begin", "m2", time.Minute, time.Minute)
+		if err != nil || other.State != storage.MessageNew || other.Lock != nil {
+			t.Fatalf("a message while a turn runs: %+v %v", other, err)
+		}
+		s := start.Session
+		s.State = []byte(`{}`)
+		if _, err := r.SaveTurn(ctx, storage.Turn{Session: s, SessionTTL: time.Minute, MessageKey: "m1", Reply: "好的", ReplyTTL: time.Minute,
+			Lock: start.Lock}); err != nil {
+			t.Fatal(err)
+		}
+		// The save let the lock go: the waiting turn takes it at once.
+		waiting, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		lock, err := r.WaitUserLock(waiting, "o_begin", time.Minute)
+		if err != nil {
+			t.Fatalf("the lock after the save: %v", err)
+		}
+		lock.Unlock()
+		start.Lock.Unlock() // after its save, a no-op
+		if done, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute); err != nil || done.State != storage.MessageDone || done.Reply != "好的" {
+			t.Fatalf("a retry after the turn: %+v %v", done, err)
+		}
+		// Someone new: version 0, no state.
+		fresh, err := r.BeginTurn(ctx, "o_new", "m1", time.Minute, time.Minute)
+		if err != nil || fresh.Lock == nil || fresh.Session.Version != 0 || fresh.Session.State != nil {
+			t.Fatalf("a new user: %+v %v", fresh, err)
+		}
+		fresh.Lock.Unlock()
+		fresh.Release()
+		if again, err := r.BeginTurn(ctx, "o_new", "m1", time.Minute, time.Minute); err != nil || again.State != storage.MessageNew || again.Lock == nil {
+			t.Fatalf("after a released claim and lock: %+v %v", again, err)
+		}
+	})
+}

@@ -86,7 +86,7 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 	deadline, claimTTL, _, _, _ := r.durations()
 	answerBy, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
-	release, reply, claimed, err := r.claim(ctx, answerBy, m, claimTTL)
+	start, reply, claimed, err := r.claim(ctx, answerBy, m, claimTTL)
 	switch {
 	case err != nil:
 		r.Log.Error("dedupe claim failed", "err", err)
@@ -94,7 +94,7 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 	case !claimed:
 		return reply, Duplicate
 	}
-	return r.runWithin(answerBy, m, release)
+	return r.runWithin(answerBy, m, start)
 }
 
 // claim takes the message for this attempt. While another attempt holds it,
@@ -102,29 +102,33 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 // unfinished (its instance died), this attempt takes the message over. At
 // the answerBy deadline it gives up with no reply, which WeChat reads as
 // "success". The Redis calls themselves are not cut short by the deadline: a
-// message must not be answered without being claimed by someone.
-func (r *Runner) claim(ctx, answerBy context.Context, m Message, claimTTL time.Duration) (release func(), reply string, claimed bool, err error) {
+// message must not be answered without being claimed by someone. A claim
+// made while no turn of the user runs takes their lock and reads their
+// session in the same round trip.
+func (r *Runner) claim(ctx, answerBy context.Context, m Message, claimTTL time.Duration) (start storage.TurnStart, reply string, claimed bool, err error) {
 	for {
-		state, reply, release, err := r.Stores.Redis.Claim(ctx, m.In.OpenID, m.DedupeKey, claimTTL)
+		start, err := r.Stores.Redis.BeginTurn(ctx, m.In.OpenID, m.DedupeKey, claimTTL, r.lockTTL())
 		switch {
 		case err != nil:
-			return nil, "", false, err
-		case state == storage.MessageNew:
-			return release, "", true, nil
-		case state == storage.MessageDone:
-			reply, err := r.openReply(reply)
-			return nil, reply, false, err
+			return start, "", false, err
+		case start.State == storage.MessageNew:
+			return start, "", true, nil
+		case start.State == storage.MessageDone:
+			reply, err := r.openReply(start.Reply)
+			return start, reply, false, err
 		}
 		select {
 		case <-answerBy.Done():
-			return nil, "", false, nil
+			return start, "", false, nil
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
+func (r *Runner) lockTTL() time.Duration { return cmp.Or(r.LockTTL, DefaultLockTTL) }
+
 // runWithin runs a claimed message and answers within ctx's deadline.
-func (r *Runner) runWithin(ctx context.Context, m Message, release func()) (string, Disposition) {
+func (r *Runner) runWithin(ctx context.Context, m Message, start storage.TurnStart) (string, Disposition) {
 	// The work runs detached from the request, so a reply that misses the
 	// deadline is still produced, committed and delivered afterwards.
 	result := make(chan turnResult, 1)
@@ -137,7 +141,7 @@ func (r *Runner) runWithin(ctx context.Context, m Message, release func()) (stri
 				r.panicked(p, m)
 			}
 		}()
-		res := r.run(context.WithoutCancel(ctx), m, release)
+		res := r.run(context.WithoutCancel(ctx), m, start)
 		if handedOff.CompareAndSwap(0, 1) {
 			result <- res
 			return
@@ -176,14 +180,14 @@ func (r *Runner) busy() string {
 
 // run does the turn under the user's lock. A failure drops the claim so that
 // nothing half-done is remembered as done.
-func (r *Runner) run(ctx context.Context, m Message, release func()) turnResult {
+func (r *Runner) run(ctx context.Context, m Message, start storage.TurnStart) turnResult {
 	_, _, work, _, _ := r.durations()
 	ctx, cancel := context.WithTimeout(ctx, work)
 	defer cancel()
-	reply, err := r.safeStep(ctx, m)
+	reply, err := r.safeStep(ctx, m, start)
 	switch {
 	case err != nil:
-		release()
+		start.Release()
 		r.Log.Error("turn failed", "kind", m.In.Kind, "err", err)
 		return turnResult{r.busy(), Failed}
 	case reply == "":
@@ -201,14 +205,14 @@ var errPanicked = errors.New("turn: panicked")
 // resident gets the busy reply and every other resident is still served.
 // The log names the panic's type and where, never its value, which might
 // hold what a resident wrote.
-func (r *Runner) safeStep(ctx context.Context, m Message) (reply string, err error) {
+func (r *Runner) safeStep(ctx context.Context, m Message, start storage.TurnStart) (reply string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.panicked(p, m)
 			reply, err = "", errPanicked
 		}
 	}()
-	return r.step(ctx, m)
+	return r.step(ctx, m, start)
 }
 
 // panicked logs and counts a recovered panic: its type, or the runtime's
@@ -224,22 +228,26 @@ func (r *Runner) panicked(p any, m Message) {
 	}
 }
 
-func (r *Runner) step(ctx context.Context, m Message) (string, error) {
+func (r *Runner) step(ctx context.Context, m Message, start storage.TurnStart) (string, error) {
 	_, _, _, sessionTTL, replyTTL := r.durations()
-	unlock, err := r.Stores.Redis.LockUser(ctx, m.In.OpenID, cmp.Or(r.LockTTL, DefaultLockTTL))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	// An earlier attempt may have finished while this one waited for the lock.
-	if state, reply, err := r.Stores.Redis.MessageState(ctx, m.In.OpenID, m.DedupeKey); err != nil {
-		return "", err
-	} else if state == storage.MessageDone {
-		return r.openReply(reply)
-	}
-	sess, err := r.Stores.Redis.LoadChatSession(ctx, m.In.OpenID)
-	if err != nil {
-		return "", err
+	lock, sess := start.Lock, start.Session
+	if lock == nil { // another turn of the user held the lock when this one was claimed
+		var err error
+		if lock, err = r.Stores.Redis.WaitUserLock(ctx, m.In.OpenID, r.lockTTL()); err != nil {
+			return "", err
+		}
+		defer lock.Unlock()
+		// An earlier attempt may have finished while this one waited for the lock.
+		if state, reply, err := r.Stores.Redis.MessageState(ctx, m.In.OpenID, m.DedupeKey); err != nil {
+			return "", err
+		} else if state == storage.MessageDone {
+			return r.openReply(reply)
+		}
+		if sess, err = r.Stores.Redis.LoadChatSession(ctx, m.In.OpenID); err != nil {
+			return "", err
+		}
+	} else {
+		defer lock.Unlock()
 	}
 	var st flows.State
 	if len(sess.State) > 0 {
@@ -265,7 +273,7 @@ func (r *Runner) step(ctx context.Context, m Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.saveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL, MessageKey: m.DedupeKey, Reply: sealed, ReplyTTL: replyTTL})
+	r.saveTurn(ctx, storage.Turn{Session: sess, SessionTTL: sessionTTL, MessageKey: m.DedupeKey, Reply: sealed, ReplyTTL: replyTTL, Lock: lock})
 	return reply, nil
 }
 
