@@ -41,7 +41,12 @@ func (db *DB) now() time.Time {
 // txState is one open transaction, shared by the DB handed to its function
 // and every method called on it.
 type txState struct {
+	// tx is begun by the first statement (open): a turn that only reads
+	// Redis, or writes nothing, then costs the database nothing, not even
+	// a connection, where BEGIN and COMMIT were two round trips each time.
+	begin      func() (*sqlx.Tx, error)
 	tx         *sqlx.Tx
+	beginErr   error
 	pushes     atomic.Int64 // pushes made due so far; a rolled-back savepoint takes its own back
 	savepoints atomic.Int64 // names savepoints uniquely
 	mu         sync.Mutex
@@ -100,14 +105,12 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *DB) error) error 
 	if db.tx != nil {
 		return db.savepoint(ctx, op, fn)
 	}
-	tx, err := db.pool.BeginTxx(ctx, nil)
-	if err != nil {
-		return fail(op, err)
-	}
-	st := &txState{tx: tx}
+	// Begun on the transaction's own context, not a statement's: a
+	// statement's shorter deadline must not roll the whole back.
+	st := &txState{begin: func() (*sqlx.Tx, error) { return db.pool.BeginTxx(ctx, nil) }}
 	finished := false
 	defer func() {
-		if !finished { // an error, a panic or runtime.Goexit
+		if tx := st.begun(); !finished && tx != nil { // an error, a panic or runtime.Goexit
 			tx.Rollback()
 		}
 	}()
@@ -121,6 +124,10 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *DB) error) error 
 		return fail(op, broken)
 	}
 	finished = true
+	tx := st.begun()
+	if tx == nil {
+		return nil // no statement ran: nothing to commit
+	}
 	if err := tx.Commit(); err != nil {
 		return fail(op, err)
 	}
@@ -132,8 +139,12 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *DB) error) error 
 
 func (db *DB) savepoint(ctx context.Context, op string, fn func(tx *DB) error) error {
 	st := db.tx
+	tx, err := st.open()
+	if err != nil {
+		return fail(op, err)
+	}
 	name := fmt.Sprintf("jiayi_%d", st.savepoints.Add(1))
-	if _, err := st.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
 		return fail(op, err)
 	}
 	pushesBefore := st.pushes.Load()
@@ -142,9 +153,9 @@ func (db *DB) savepoint(ctx context.Context, op string, fn func(tx *DB) error) e
 		finished = true
 		st.pushes.Store(pushesBefore)
 		bg := context.WithoutCancel(ctx)
-		_, err := st.tx.ExecContext(bg, "ROLLBACK TO SAVEPOINT "+name)
+		_, err := tx.ExecContext(bg, "ROLLBACK TO SAVEPOINT "+name)
 		if err == nil {
-			_, err = st.tx.ExecContext(bg, "RELEASE SAVEPOINT "+name)
+			_, err = tx.ExecContext(bg, "RELEASE SAVEPOINT "+name)
 		}
 		if err != nil {
 			st.mu.Lock()
@@ -163,7 +174,7 @@ func (db *DB) savepoint(ctx context.Context, op string, fn func(tx *DB) error) e
 		rollback()
 		return err
 	}
-	if _, err := st.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
 		rollback()
 		return fail(op, err)
 	}
@@ -183,24 +194,50 @@ func fail(op string, err error) error {
 	return fmt.Errorf("storage.%s: %w", op, err)
 }
 
-// ext is what statements run on: the transaction, or the pool.
-func (db *DB) ext() sqlx.ExtContext {
-	if db.tx != nil {
-		return db.tx.tx
+// open begins the transaction if no statement has yet.
+func (st *txState) open() (*sqlx.Tx, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.tx == nil && st.beginErr == nil {
+		st.tx, st.beginErr = st.begin()
 	}
-	return db.pool
+	return st.tx, st.beginErr
+}
+
+// begun is the transaction if a statement began it, else nil.
+func (st *txState) begun() *sqlx.Tx {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.tx
+}
+
+// ext is what statements run on: the transaction (begun now if need be),
+// or the pool.
+func (db *DB) ext() (sqlx.ExtContext, error) {
+	if db.tx != nil {
+		return db.tx.open()
+	}
+	return db.pool, nil
 }
 
 func (db *DB) rebind(query string) string { return db.pool.Rebind(query) }
 
 // get scans the one row query returns into dest; no row is ErrNotFound.
 func (db *DB) get(ctx context.Context, op string, dest any, query string, args ...any) error {
-	return fail(op, sqlx.GetContext(ctx, db.ext(), dest, db.rebind(query), args...))
+	ext, err := db.ext()
+	if err != nil {
+		return fail(op, err)
+	}
+	return fail(op, sqlx.GetContext(ctx, ext, dest, db.rebind(query), args...))
 }
 
 // sel scans every row query returns into the slice dest.
 func (db *DB) sel(ctx context.Context, op string, dest any, query string, args ...any) error {
-	return fail(op, sqlx.SelectContext(ctx, db.ext(), dest, db.rebind(query), args...))
+	ext, err := db.ext()
+	if err != nil {
+		return fail(op, err)
+	}
+	return fail(op, sqlx.SelectContext(ctx, ext, dest, db.rebind(query), args...))
 }
 
 // selIn is sel for a query with IN (?) taking a slice (sqlx.In).
@@ -214,7 +251,11 @@ func (db *DB) selIn(ctx context.Context, op string, dest any, query string, args
 
 // exec runs a statement and returns how many rows it changed.
 func (db *DB) exec(ctx context.Context, op string, query string, args ...any) (int64, error) {
-	res, err := db.ext().ExecContext(ctx, db.rebind(query), args...)
+	ext, err := db.ext()
+	if err != nil {
+		return 0, fail(op, err)
+	}
+	res, err := ext.ExecContext(ctx, db.rebind(query), args...)
 	if err != nil {
 		return 0, fail(op, err)
 	}

@@ -296,3 +296,35 @@ func TestOnPushesFiresOncePerCommittedEnqueue(t *testing.T) {
 		expect("after OnPushes(nil)", 0)
 	})
 }
+
+// A transaction begins with its first statement: one that runs none does
+// not reach the database at all (here, a context already cancelled would
+// have failed BEGIN), and one that does begins on the transaction's own
+// context, so a statement's shorter deadline does not roll it back.
+func TestInTxBeginsWithItsFirstStatement(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		gone, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := db.InTx(gone, func(tx *storage.DB) error { return nil }); err != nil {
+			t.Fatalf("a transaction with no statement: %v", err)
+		}
+		if err := db.InTx(gone, func(tx *storage.DB) error {
+			_, err := tx.WeChatUser(context.Background(), "o_nobody")
+			return err
+		}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a statement in a transaction whose context is gone: %v", err)
+		}
+		ctx := context.Background()
+		if err := db.InTx(ctx, func(tx *storage.DB) error {
+			short, cancel := context.WithTimeout(ctx, time.Second)
+			err := tx.Apply(short, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_lazy", Subscribed: true, EventTime: time.Unix(100, 0)}})
+			cancel()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := db.WeChatUser(ctx, "o_lazy"); err != nil || !u.Subscribed {
+			t.Fatalf("after the commit: %+v %v", u, err)
+		}
+	})
+}
