@@ -274,21 +274,25 @@ type UserLock struct {
 	ctx        context.Context
 	key, token string
 	stop       chan struct{}
+	stopOnce   sync.Once
 	once       sync.Once
 	released   atomic.Bool // by the write that ended the turn
 }
 
 func (r *Redis) heldLock(ctx context.Context, key, token string, ttl time.Duration) *UserLock {
-	l := &UserLock{r: r, ctx: ctx, key: key, token: token}
-	l.stop = r.keepLocked(key, token, ttl, &l.released)
-	return l
+	return &UserLock{r: r, ctx: ctx, key: key, token: token, stop: r.keepLocked(key, token, ttl)}
 }
+
+// stopRenewing ends the renewal. The write that releases the lock stops it
+// first, so a renewal cannot find the lock gone and report it lost; the
+// lock's time left (a third of its life at least) covers that write.
+func (l *UserLock) stopRenewing() { l.stopOnce.Do(func() { close(l.stop) }) }
 
 // Unlock stops the renewal and releases the lock, unless the turn's last
 // write released it already.
 func (l *UserLock) Unlock() {
 	l.once.Do(func() {
-		close(l.stop)
+		l.stopRenewing()
 		if l.released.Load() {
 			return
 		}
@@ -299,7 +303,7 @@ func (l *UserLock) Unlock() {
 }
 
 // keepLocked renews a held lock until stop is closed or the lock is lost.
-func (r *Redis) keepLocked(key, token string, ttl time.Duration, released *atomic.Bool) chan struct{} {
+func (r *Redis) keepLocked(key, token string, ttl time.Duration) chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(ttl / 3)
@@ -316,8 +320,6 @@ func (r *Redis) keepLocked(key, token string, ttl time.Duration, released *atomi
 			switch {
 			case err != nil:
 				slog.Default().Warn("user lock not renewed; it lapses unless the next try succeeds", "err", err)
-			case held == 0 && released.Load(): // the turn's last write let it go
-				return
 			case held == 0:
 				slog.Default().Error("user lock lost before it was renewed; another turn of the same user may run")
 				return

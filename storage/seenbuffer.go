@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -62,9 +65,12 @@ func (b *SeenBuffer) Flush(ctx context.Context) error {
 	for _, s := range batch {
 		rows = append(rows, s)
 	}
+	// In one order everywhere, so two flushes at once (a job's and the
+	// ticker's, or two instances') cannot lock rows crosswise.
+	slices.SortFunc(rows, func(a, b UserSeen) int { return strings.Compare(a.OpenID, b.OpenID) })
 	for len(rows) > 0 {
 		part := rows[:min(SeenBatch, len(rows))]
-		if err := b.DB.upsertUsers(ctx, "SeenBuffer.Flush", part); err != nil {
+		if err := b.DB.upsertUsers(ctx, "SeenBuffer.Flush", part, true); err != nil {
 			b.putBack(rows)
 			return err
 		}
@@ -88,6 +94,7 @@ func (b *SeenBuffer) putBack(rows []UserSeen) {
 
 // Run flushes every interval until ctx is done, then once more.
 func (b *SeenBuffer) Run(ctx context.Context, every time.Duration) {
+	log := cmp.Or(b.Log, slog.Default())
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -96,13 +103,13 @@ func (b *SeenBuffer) Run(ctx context.Context, every time.Duration) {
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			if err := b.Flush(final); err != nil {
-				b.Log.Error("last-seen times not written at shutdown", "err", err)
+				log.Error("last-seen times not written at shutdown", "err", err)
 			}
 			return
 		case <-tick.C:
 		}
 		if err := b.Flush(ctx); err != nil && ctx.Err() == nil {
-			b.Log.Warn("last-seen times not written; tried again next time", "err", err)
+			log.Warn("last-seen times not written; tried again next time", "err", err)
 		}
 	}
 }

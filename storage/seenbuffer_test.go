@@ -59,6 +59,37 @@ func TestSeenBufferWritesEachUsersLatestTurnOnFlush(t *testing.T) {
 		if err != nil || u.Subscribed || u.Conversation != "" || !u.LastSeenAt.Equal(base.Add(time.Minute)) {
 			t.Fatalf("after an older turn's record: %+v %v", u, err)
 		}
+		// A message and an unfollow in the same second (WeChat's clock has
+		// whole seconds), the message's record held back and written after:
+		// the unfollow stands.
+		second := base.Add(2 * time.Minute)
+		b.Add(storage.UserSeen{OpenID: "o_buf_1", Subscribed: true, EventTime: second, At: second.Add(-time.Millisecond)})
+		if err := db.Apply(ctx, storage.Changes{Seen: &storage.UserSeen{OpenID: "o_buf_1", EventTime: second, At: second}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := db.WeChatUser(ctx, "o_buf_1"); err != nil || u.Subscribed || !u.UnsubscribedAt.Valid {
+			t.Fatalf("an unfollow in the same second as a held message: %+v %v", u, err)
+		}
+	})
+}
+
+// Run writes what waits every interval, and once more when it is stopped.
+func TestSeenBufferRunWritesAtTheEnd(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		b := &storage.SeenBuffer{DB: db}
+		at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); b.Run(ctx, time.Hour) }()
+		b.Add(storage.UserSeen{OpenID: "o_end", Subscribed: true, EventTime: at, At: at, Conversation: "booking"})
+		stop()
+		<-done
+		if u, err := db.WeChatUser(context.Background(), "o_end"); err != nil || u.Conversation != "booking" {
+			t.Fatalf("after Run stopped: %+v %v", u, err)
+		}
 	})
 }
 

@@ -93,6 +93,7 @@ func (r *Redis) SaveTurn(ctx context.Context, t Turn) (ChatSession, error) {
 	}
 	if t.Lock != nil {
 		keys[2], args[6] = t.Lock.key, t.Lock.token
+		t.Lock.stopRenewing()
 	}
 	ok, err := saveTurn.Run(ctx, r.Client, keys, args...).Int()
 	if err != nil {

@@ -229,7 +229,7 @@ func TestBeginTurnClaimsLocksAndReadsTogether(t *testing.T) {
 			t.Fatalf("the lock after the save: %v", err)
 		}
 		lock.Unlock()
-		start.Lock.Unlock() // after its save, a no-op
+		start.Lock.Unlock()
 		if done, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute); err != nil || done.State != storage.MessageDone || done.Reply != "好的" {
 			t.Fatalf("a retry after the turn: %+v %v", done, err)
 		}

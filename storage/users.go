@@ -68,12 +68,16 @@ func (db *DB) Apply(ctx context.Context, c Changes) error {
 // upsertUser lets the newest event by WeChat's clock decide subscribed, so a
 // retried old message cannot resubscribe someone who has since unfollowed.
 func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
-	return db.upsertUsers(ctx, op, []UserSeen{s})
+	return db.upsertUsers(ctx, op, []UserSeen{s}, false)
 }
 
 // upsertUsers is upsertUser for several users in one statement; each
 // openid at most once (PostgreSQL refuses to update a row twice in one).
-func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen) error {
+// held says the rows were held back (SeenBuffer) and may be written after
+// a later follow or unfollow: they then move only last_seen_at and the
+// conversation, never the subscription, which WeChat's whole-second
+// CreateTime could not order within a second.
+func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen, held bool) error {
 	now := db.now()
 	args := make([]any, 0, 8*len(seen))
 	for _, s := range seen {
@@ -87,17 +91,21 @@ func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen) error
 		}
 		args = append(args, s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, at, at, unsubscribedAt, s.Conversation)
 	}
-	_, err := db.exec(ctx, op, `
-INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at, conversation)
-VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(seen)), ", ")+`
-ON CONFLICT (openid) DO UPDATE SET
+	subscription := `
     subscribed = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.subscribed ELSE wechat_users.subscribed END,
     unsubscribed_at = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.unsubscribed_at ELSE wechat_users.unsubscribed_at END,
     state_time = CASE WHEN excluded.state_time >= wechat_users.state_time
         THEN excluded.state_time ELSE wechat_users.state_time END,
-    scene = CASE WHEN excluded.scene <> '' THEN excluded.scene ELSE wechat_users.scene END,
+    scene = CASE WHEN excluded.scene <> '' THEN excluded.scene ELSE wechat_users.scene END,`
+	if held {
+		subscription = ""
+	}
+	_, err := db.exec(ctx, op, `
+INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at, conversation)
+VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(seen)), ", ")+`
+ON CONFLICT (openid) DO UPDATE SET`+subscription+`
     last_seen_at = CASE WHEN excluded.last_seen_at >= wechat_users.last_seen_at
         THEN excluded.last_seen_at ELSE wechat_users.last_seen_at END,
     conversation = CASE WHEN excluded.last_seen_at >= wechat_users.last_seen_at

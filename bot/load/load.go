@@ -41,11 +41,12 @@ type Options struct {
 	// ends when each has had it once.
 	Residents int
 	Cycle     bool
-	// Clients is how many residents talk at once. With Rate zero each
+	// Clients is how many residents talk at once when Rate is zero: each
 	// client sends its next message when the last is answered (the most the
-	// server does); with Rate, messages go at that many a second whatever
-	// the answers, up to Clients waiting at once, and a message's time
-	// counts from when it was due.
+	// server does). With Rate, messages go at that many a second whatever
+	// the answers, each from a resident not waiting for one, however many
+	// wait; a message due when every resident waits is not sent, and
+	// counted (Unsent).
 	Clients  int
 	Rate     float64
 	Duration time.Duration // the run stops after this, or when every conversation ended
@@ -62,7 +63,7 @@ type StepResult struct {
 	Late    int     `json:"late"`    // answered "success": the reply, if any, comes as a push
 	Wrong   int     `json:"wrong"`   // answered, but not as expected
 	Errors  int     `json:"errors"`  // no answer: refused, timed out, connection failed
-	P50     float64 `json:"p50_ms"`  // of every answer, served or not
+	P50     float64 `json:"p50_ms"`  // of the served answers
 	P99     float64 `json:"p99_ms"`  //
 	Max     float64 `json:"max_ms"`  //
 	Example string  `json:"example"` // the first wrong answer or error, cut short
@@ -78,10 +79,13 @@ type Result struct {
 	Sent       int                    `json:"sent"`
 	Served     int                    `json:"served"`
 	Throughput float64                `json:"served_per_second"`
-	P50        float64                `json:"p50_ms"`
-	P99        float64                `json:"p99_ms"`
-	Max        float64                `json:"max_ms"`
-	Over5s     int                    `json:"over_5s"` // answers WeChat would not have waited for
+	SentRate   float64                `json:"sent_per_second"`
+	Unsent     int                    `json:"unsent,omitempty"` // due at the rate when every resident waited
+	Cut        int                    `json:"cut,omitempty"`    // still unanswered when the run ended
+	P50        float64                `json:"p50_ms"`           // of the served answers
+	P99        float64                `json:"p99_ms"`           //
+	Max        float64                `json:"max_ms"`           //
+	Over5s     int                    `json:"over_5s"`          // answers of any kind WeChat would not have waited for
 	Steps      map[string]*StepResult `json:"steps"`
 	Late       []LateReply            `json:"-"` // who was answered "success", for a later look at their pushes
 }
@@ -123,7 +127,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for i, t := range o.Targets {
 		phones[i] = &wechat.Phone{Base: t, Signer: o.Signer, HTTP: client}
 	}
-	r := &runner{o: o, phones: phones, residents: &pool{size: o.Residents, cycle: o.Cycle, script: o.Script, openIDs: o.OpenIDs}}
+	r := &runner{o: o, phones: phones, residents: newPool(o)}
 	start := time.Now()
 	if o.Rate > 0 {
 		r.open(ctx)
@@ -145,6 +149,10 @@ type runner struct {
 	phones    []*wechat.Phone
 	residents *pool
 
+	unsent  atomic.Int64 // open loop: due while every resident waited
+	cut     atomic.Int64 // cut off by the end of the run
+	talking atomic.Int64 // open loop: messages awaiting their answer
+
 	mu      sync.Mutex
 	samples []sample
 	late    []LateReply
@@ -164,28 +172,20 @@ func (r *runner) closed(ctx context.Context) {
 				for ctx.Err() == nil && c.next < len(c.steps) {
 					r.send(ctx, c, time.Now())
 				}
+				r.residents.done(c)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// open sends Rate messages a second, each from a resident not waiting for
-// an answer; a message due while Clients wait is sent when one is answered,
-// its time counted from when it was due.
+// open sends Rate messages a second whatever the answers: each due
+// message goes from a resident whose conversation waits for its next
+// step, or else from one who has not started; when every resident waits
+// for an answer, the message is not sent and counted.
 func (r *runner) open(ctx context.Context) {
 	interval := time.Duration(float64(time.Second) / r.o.Rate)
-	idle := make(chan *conversation, r.o.Clients)
-	var talking atomic.Int64 // conversations not yet over
-	ended := make(chan struct{})
-	for range r.o.Clients {
-		c, ok := r.residents.take()
-		if !ok {
-			break
-		}
-		talking.Add(1)
-		idle <- c
-	}
+	ready := make(chan *conversation, r.o.Residents)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	start := time.Now()
@@ -198,26 +198,31 @@ func (r *runner) open(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		var c *conversation
 		select {
-		case <-ctx.Done():
-			return
-		case <-ended:
-			return
-		case c = <-idle:
-		}
-		wg.Go(func() {
-			r.send(ctx, c, due)
-			if c.next >= len(c.steps) {
-				var ok bool
-				if c, ok = r.residents.take(); !ok {
-					if talking.Add(-1) == 0 {
-						close(ended)
-					}
-					return
+		case c = <-ready:
+		default:
+			var ok bool
+			if c, ok = r.residents.take(); !ok {
+				if r.residents.over() && r.talking.Load() == 0 && len(ready) == 0 {
+					return // every conversation has ended
 				}
+				r.unsent.Add(1)
+				continue
 			}
-			idle <- c
+		}
+		r.talking.Add(1)
+		wg.Go(func() {
+			defer r.talking.Add(-1)
+			r.send(ctx, c, due)
+			if c.next < len(c.steps) {
+				ready <- c
+				return
+			}
+			r.residents.done(c)
 		})
 	}
 }
@@ -230,7 +235,9 @@ func (r *runner) send(ctx context.Context, c *conversation, due time.Time) {
 	s := sample{step: step.Name, latency: time.Since(due)}
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return // the run ended mid-request: not the server's doing
+		r.cut.Add(1) // the run ended mid-request: not the server's doing
+		c.next = len(c.steps)
+		return
 	case err != nil:
 		s.outcome, s.detail = failed, err.Error()
 		c.next = len(c.steps) // a conversation that lost its place cannot go on
@@ -286,9 +293,12 @@ func (r *runner) result(took time.Duration) *Result {
 		if s.latency > 5*time.Second {
 			res.Over5s++
 		}
-		all = append(all, s.latency)
-		byStep[s.step] = append(byStep[s.step], s.latency)
+		if s.outcome == served { // a fast refusal must not flatter the times
+			all = append(all, s.latency)
+			byStep[s.step] = append(byStep[s.step], s.latency)
+		}
 	}
+	res.Unsent, res.Cut = int(r.unsent.Load()), int(r.cut.Load())
 	res.P50, res.P99, res.Max = percentiles(all)
 	for name, ls := range byStep {
 		st := res.Steps[name]
@@ -296,6 +306,7 @@ func (r *runner) result(took time.Duration) *Result {
 	}
 	if took > 0 {
 		res.Throughput = round(float64(res.Served) / took.Seconds())
+		res.SentRate = round(float64(res.Sent) / took.Seconds())
 	}
 	return res
 }
@@ -333,24 +344,41 @@ type conversation struct {
 	next     int
 }
 
-// pool hands out residents, each from the beginning of their script; no
-// two clients speak as the same resident at once while there are more
-// residents than clients.
+// pool hands out residents, each from the beginning of their script, and
+// never one whose conversation is still going: a resident writes again
+// only once answered, as a person does.
 type pool struct {
 	size    int
 	cycle   bool
 	script  Script
 	openIDs string
 	n       atomic.Int64
+	busy    []atomic.Bool
 }
 
-// take is the next resident whose turn it is, or false when every resident
-// has had their conversation and the run does not cycle.
-func (p *pool) take() (*conversation, bool) {
-	n := int(p.n.Add(1) - 1)
-	if n >= p.size && !p.cycle {
-		return nil, false
-	}
-	i := n % p.size
-	return &conversation{resident: i, openID: fmt.Sprintf("%s%d", p.openIDs, i), steps: p.script(i)}, true
+func newPool(o Options) *pool {
+	return &pool{size: o.Residents, cycle: o.Cycle, script: o.Script, openIDs: o.OpenIDs, busy: make([]atomic.Bool, o.Residents)}
 }
+
+// take is the next resident whose turn it is, or false when none is free:
+// every resident has had their conversation and the run does not cycle,
+// or every one not done is still talking.
+func (p *pool) take() (*conversation, bool) {
+	for range p.size {
+		n := int(p.n.Add(1) - 1)
+		if n >= p.size && !p.cycle {
+			return nil, false
+		}
+		i := n % p.size
+		if p.busy[i].CompareAndSwap(false, true) {
+			return &conversation{resident: i, openID: fmt.Sprintf("%s%d", p.openIDs, i), steps: p.script(i)}, true
+		}
+	}
+	return nil, false
+}
+
+// over says every resident has started their conversation (without Cycle).
+func (p *pool) over() bool { return !p.cycle && int(p.n.Load()) >= p.size }
+
+// done frees a resident whose conversation ended.
+func (p *pool) done(c *conversation) { p.busy[c.resident].Store(false) }

@@ -2,9 +2,11 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,8 +85,8 @@ func TestOnlyTheExpectedAnswerIsServed(t *testing.T) {
 }
 
 // With a rate, messages go at that rate whatever the answers: a slow
-// server does not slow the sending, and a message's time counts from when
-// it was due.
+// server does not slow the sending. A message due when every resident
+// waits for an answer is not sent, and counted.
 func TestARateSendsOnTime(t *testing.T) {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(100 * time.Millisecond)
@@ -92,14 +94,55 @@ func TestARateSendsOnTime(t *testing.T) {
 	}))
 	defer web.Close()
 	res, err := Run(context.Background(), Options{Targets: []string{web.URL}, Signer: wechat.Signer{Token: "tok"}, Script: EchoHelp,
-		Cycle: true, Residents: 200, Clients: 50, Rate: 100, Duration: 2 * time.Second, OpenIDs: "o_r_"})
+		Cycle: true, Residents: 200, Clients: 1, Rate: 100, Duration: 2 * time.Second, OpenIDs: "o_r_"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Closed-loop, 50 clients at 100 ms each would send about 1,000; at
-	// 100 a second, about 200, the last ones cut off by the end.
-	if res.Sent < 150 || res.Sent > 201 || res.P50 < 100 {
-		t.Fatalf("sent %d, p50 %v ms", res.Sent, res.P50)
+	// One client closed-loop would send about 20; at 100 a second, about
+	// 200, whatever is in flight.
+	if res.Sent < 150 || res.Sent > 201 || res.Unsent != 0 || res.P50 < 100 {
+		t.Fatalf("sent %d, unsent %d, p50 %v ms", res.Sent, res.Unsent, res.P50)
+	}
+	// 10 residents, each answered after 100 ms, can write 100 times a
+	// second at most: the rest of 300 a second goes unsent.
+	res, err = Run(context.Background(), Options{Targets: []string{web.URL}, Signer: wechat.Signer{Token: "tok"}, Script: EchoHelp,
+		Cycle: true, Residents: 10, Clients: 1, Rate: 300, Duration: time.Second, OpenIDs: "o_r2_"})
+	if err != nil || res.Sent > 110 || res.Unsent < 150 {
+		t.Fatalf("more than the residents can send: %v sent %d, unsent %d", err, res.Sent, res.Unsent)
+	}
+}
+
+// No resident writes again before they are answered, however slow their
+// answer and however fast everyone else's.
+func TestAResidentWaitsForTheirAnswer(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, worst := map[string]int{}, 0
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := r.URL.Query().Get("openid")
+		mu.Lock()
+		inFlight[who]++
+		worst = max(worst, inFlight[who])
+		mu.Unlock()
+		if strings.HasSuffix(who, "_0") {
+			time.Sleep(300 * time.Millisecond)
+		}
+		mu.Lock()
+		inFlight[who]--
+		mu.Unlock()
+		w.Write([]byte("<xml><Content><![CDATA[帮助]]></Content></xml>"))
+	}))
+	defer web.Close()
+	for _, rate := range []float64{0, 500} {
+		// Each run its own residents: the server still works on the slow
+		// one's message a run cut off.
+		res, err := Run(context.Background(), Options{Targets: []string{web.URL}, Signer: wechat.Signer{Token: "tok"}, Script: EchoHelp,
+			Cycle: true, Residents: 8, Clients: 4, Rate: rate, Duration: time.Second, OpenIDs: fmt.Sprintf("o_w%v_", rate)})
+		if err != nil || res.Served < 20 {
+			t.Fatalf("rate %v: %v %+v", rate, err, res)
+		}
+	}
+	if worst != 1 {
+		t.Fatalf("a resident had %d messages in flight at once", worst)
 	}
 }
 
@@ -116,7 +159,7 @@ func TestTooFewResidentsAreRefused(t *testing.T) {
 func TestMadeUpPeopleAreValidAndDistinct(t *testing.T) {
 	today := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	seen := map[string]bool{}
-	for _, n := range []int{0, 1, 999, 1000, 123456, 18_000_000 - 1} {
+	for _, n := range []int{0, 1, 999, 1000, 123456, People - 1} {
 		id := IDNumber(n)
 		p, err := flows.ParseID(id, today)
 		if err != nil {
@@ -129,5 +172,8 @@ func TestMadeUpPeopleAreValidAndDistinct(t *testing.T) {
 			t.Fatalf("person %d repeats a number", n)
 		}
 		seen[id], seen[Phone(n)] = true, true
+	}
+	if IDNumber(People) != IDNumber(0) {
+		t.Fatal("People is not where the numbers start again")
 	}
 }

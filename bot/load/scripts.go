@@ -67,10 +67,13 @@ func Signing(salt int) Script {
 	}
 }
 
+// People is how many made-up people there are: IDNumber gives each n
+// below it a number of their own.
+const People = 18262 * 1000
+
 // IDNumber is a made-up but valid resident ID number for person n: born
 // between 1940 and 1989 (adults who sign for themselves), registered in
-// Beijing's Chaoyang district, with the check digit right. Different n up
-// to about 18 million give different numbers.
+// Beijing's Chaoyang district, with the check digit right.
 func IDNumber(n int) string {
 	born := time.Date(1940, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (n/1000)%18262)
 	body := fmt.Sprintf("110105%s%03d", born.Format("20060102"), n%1000)

@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,13 +74,20 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// A run's residents are new people: their openids and ID numbers are
-	// made from the millisecond it started.
+	// A run's residents are new people: their openids are made from the
+	// millisecond it started.
 	run := time.Now().UnixMilli()
 	opts := load.Options{Targets: strings.Split(*urls, ","), Signer: signer, Script: script.Script, Cycle: script.Cycle,
 		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: fmt.Sprintf("o_load_%x_", run)}
 	if *scriptName == "signing" {
-		opts.Script = load.Signing(int(run%1000) * 18000)
+		// Made-up people differ up to IDNumber's 18 million; a run takes a
+		// random stretch of them, so two runs against one database rarely
+		// share one (a shared one answers "already signed": not served).
+		if *residents > load.People/10 {
+			fmt.Fprintf(stderr, "jiayi load: a signing run takes at most %d residents\n", load.People/10)
+			return 2
+		}
+		opts.Script = load.Signing(rand.IntN(load.People - *residents))
 	}
 	report := loadReport{Script: *scriptName}
 	if *echo != "" {
@@ -138,30 +145,57 @@ func measureEcho(ctx context.Context, addr string, o load.Options) (*load.Result
 }
 
 // lateDelivered counts the late replies that reached their resident as a
-// push, looking in each sandbox server's outbox after a moment for the
-// dispatcher; nil when the servers are not sandboxes.
+// push: for each resident, as many as the pushes in their sandbox outbox
+// that hold the expected words, up to their late replies. It looks again
+// until all have come or 20 s have passed (a late turn may take 10 s, and
+// the dispatcher retries); nil when the servers are not sandboxes.
 func lateDelivered(ctx context.Context, lates []load.LateReply) *int {
-	time.Sleep(3 * time.Second)
-	client := &http.Client{Timeout: 10 * time.Second}
-	n := 0
+	type who struct{ target, openID string }
+	want := map[who][]string{}
 	for _, l := range lates {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(l.Target, "/")+"/sandbox/outbox?to="+url.QueryEscape(l.OpenID), nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil
-		}
-		var pushes []struct{ Text string }
-		err = json.NewDecoder(resp.Body).Decode(&pushes)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || errors.Is(err, io.EOF) {
-			return nil
-		}
-		for _, p := range pushes {
-			if strings.Contains(p.Text, l.Step.Expect) {
-				n++
-				break
+		k := who{strings.TrimRight(l.Target, "/"), l.OpenID}
+		want[k] = append(want[k], l.Step.Expect)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	count := func() (int, bool) {
+		n := 0
+		for k, expects := range want {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, k.target+"/sandbox/outbox?to="+url.QueryEscape(k.openID), nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				continue // counted as not delivered; looked at again
+			}
+			var pushes []struct{ Text string }
+			err = json.NewDecoder(resp.Body).Decode(&pushes)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound {
+				return 0, false
+			}
+			if err != nil {
+				continue
+			}
+			used := make([]bool, len(pushes))
+			for _, expect := range expects {
+				for i, p := range pushes {
+					if !used[i] && strings.Contains(p.Text, expect) {
+						used[i] = true
+						n++
+						break
+					}
+				}
 			}
 		}
+		return n, true
 	}
-	return &n
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, sandbox := count()
+		if !sandbox {
+			return nil
+		}
+		if n == len(lates) || time.Now().After(deadline) || ctx.Err() != nil {
+			return &n
+		}
+		time.Sleep(time.Second)
+	}
 }
