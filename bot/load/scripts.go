@@ -16,6 +16,16 @@ var Scripts = map[string]struct {
 	"help":    {"each resident asks for help once a round: a reply that needs only Redis", Help, true},
 	"signing": {"each resident follows and signs with the first team, ending with the committing 同意", Signing(0), false},
 	"browse":  {"each resident looks around: help, the packages and one of them, 我的; nothing changes but the conversation", Browse, true},
+	"open":    {"each resident starts signing and stops at the name, leaving the conversation open", Open, false},
+}
+
+// Open starts a signing for oneself and leaves it waiting for the name: a
+// conversation the server keeps (in Redis) for a day.
+func Open(int) []Step {
+	return []Step{
+		{Name: "sign", Action: text("签约"), Expect: "请问为谁签约"},
+		{Name: "for_self", Action: text("1"), Expect: "请告诉我您的姓名"},
+	}
 }
 
 func text(s string) wechat.Action { return wechat.Action{Kind: "text", Text: s} }

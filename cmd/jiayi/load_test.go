@@ -49,7 +49,7 @@ func TestLoadSignsResidentsAndMeasuresTheEcho(t *testing.T) {
 func TestLoadRefusesAnUnknownScript(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"load", "-script", "dance"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 ||
-		!bytes.Contains(errOut.Bytes(), []byte("browse, help, signing")) {
+		!bytes.Contains(errOut.Bytes(), []byte("browse, help, open, signing")) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 }
