@@ -696,9 +696,13 @@ func (db *DB) AnswerTeamChange(ctx context.Context, number string, doctorID int6
 }
 
 // DoctorByOpenID finds the doctor bound to a WeChat user.
+//
+// Every resident's 帮助 asks it first, before anything else is read: it
+// does not begin the transaction the DB is scoped to (a BEGIN and a COMMIT
+// for one SELECT), but reads on its own unless the transaction has begun.
 func (db *DB) DoctorByOpenID(ctx context.Context, openID string) (Doctor, error) {
 	var d Doctor
-	err := db.get(ctx, "DoctorByOpenID", &d, `SELECT id, institution_id, name, title, openid FROM doctors WHERE openid = ?`, openID)
+	err := db.unbegun().get(ctx, "DoctorByOpenID", &d, `SELECT id, institution_id, name, title, openid FROM doctors WHERE openid = ?`, openID)
 	return d, err
 }
 

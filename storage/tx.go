@@ -211,6 +211,17 @@ func (st *txState) begun() *sqlx.Tx {
 	return st.tx
 }
 
+// unbegun is db, or, scoped to a transaction no statement has begun yet,
+// the pool: for a read that needs no snapshot and should not begin one.
+// Once begun, the transaction reads (it holds a connection: a second one
+// from the pool could wait for itself when the pool is full).
+func (db *DB) unbegun() *DB {
+	if db.tx == nil || db.tx.begun() != nil {
+		return db
+	}
+	return &DB{Dialect: db.Dialect, pool: db.pool, shared: db.shared}
+}
+
 // ext is what statements run on: the transaction (begun now if need be),
 // or the pool.
 func (db *DB) ext() (sqlx.ExtContext, error) {

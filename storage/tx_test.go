@@ -328,3 +328,19 @@ func TestInTxBeginsWithItsFirstStatement(t *testing.T) {
 		}
 	})
 }
+
+// Who a sender is is read without beginning the turn's transaction: a
+// context that would fail BEGIN does not matter to it.
+func TestDoctorLookupDoesNotBeginTheTransaction(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		gone, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := db.InTx(gone, func(tx *storage.DB) error {
+			_, err := tx.DoctorByOpenID(context.Background(), "o_not_a_doctor")
+			return err
+		})
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("got %v, want ErrNotFound", err)
+		}
+	})
+}
