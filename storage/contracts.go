@@ -103,12 +103,10 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		if err != nil {
 			return err
 		}
-		var seq int
-		if err := tx.get(ctx, op, &seq, `INSERT INTO contract_numbers (day, last) VALUES (?, 1)
-		ON CONFLICT (day) DO UPDATE SET last = contract_numbers.last + 1 RETURNING last`, nc.Day); err != nil {
-			return err
-		}
-		number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
+		// The contract goes in under its request key; it takes its number
+		// last, below: the day's counter is one row every signing updates,
+		// locked until the commit, so the less that follows it the more
+		// signings commit a second.
 		status, termEnd, event := ContractPending, sql.NullString{}, cmp.Or(nc.Event, "signed in chat")
 		var confirmed sql.NullTime
 		if nc.Active { // signed on paper: in force from its signing day
@@ -124,7 +122,7 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		insured, term_months, term_end, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version,
 		consented_at, consent_by, created_at, confirmed_at, member_code_hash, member_code_expires)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
+			"pending:"+nc.RequestKey, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
 			nc.PartnerDistrict, nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion,
 			nc.ConsentedAt.UTC(), nc.ConsentBy, now, confirmed, nc.MemberCode, codeExpires)
 		if isUniqueViolation(err) {
@@ -143,6 +141,15 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 			return err
 		}
 		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", status, event); err != nil {
+			return err
+		}
+		var seq int
+		if err := tx.get(ctx, op, &seq, `INSERT INTO contract_numbers (day, last) VALUES (?, 1)
+		ON CONFLICT (day) DO UPDATE SET last = contract_numbers.last + 1 RETURNING last`, nc.Day); err != nil {
+			return err
+		}
+		number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
+		if _, err := tx.exec(ctx, op, `UPDATE contracts SET number = ? WHERE id = ?`, number, contractID); err != nil {
 			return err
 		}
 		if nc.Notify != nil && nc.MemberCode == "" {
