@@ -121,8 +121,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	ctx, stop := context.WithTimeout(ctx, o.Duration)
 	defer stop()
+	// Connections are kept for as many messages as may wait at once: a
+	// new connection a message would measure the machine's ports.
+	idle := o.Clients
+	if o.Rate > 0 {
+		idle = min(o.Residents, 4096)
+	}
 	client := &http.Client{Timeout: cmpDuration(o.Timeout, 10*time.Second),
-		Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
+		Transport: &http.Transport{MaxIdleConnsPerHost: idle, IdleConnTimeout: time.Minute}}
 	phones := make([]*wechat.Phone, len(o.Targets))
 	for i, t := range o.Targets {
 		phones[i] = &wechat.Phone{Base: t, Signer: o.Signer, HTTP: client}

@@ -57,6 +57,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	clients := fs.Int("clients", 32, "residents talking at once")
 	rate := fs.Float64("rate", 0, "messages a second, whatever the answers (default: each client as fast as it is answered)")
 	duration := fs.Duration("duration", 20*time.Second, "how long to run (a signing run also ends when every resident has signed)")
+	prefix := fs.String("openids", "", "the residents' openids start with this (default: new ones each run); give the same to talk again as the same residents")
 	echo := fs.String("echo", "", "serve the bare echo webhook on this address (e.g. 127.0.0.1:18090) and measure it first")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return 2
@@ -78,7 +79,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	// millisecond it started.
 	run := time.Now().UnixMilli()
 	opts := load.Options{Targets: strings.Split(*urls, ","), Signer: signer, Script: script.Script, Cycle: script.Cycle,
-		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: fmt.Sprintf("o_load_%x_", run)}
+		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: cmp.Or(*prefix, fmt.Sprintf("o_load_%x_", run))}
 	if *scriptName == "signing" {
 		// Made-up people differ up to IDNumber's 18 million; a run takes a
 		// random stretch of them, so two runs against one database rarely
