@@ -80,6 +80,13 @@ type Server struct {
 	stopSeen     func()                                        // stops its writer after a last write
 }
 
+// turnsAtOnce bounds the messages one instance works on at once: enough to
+// keep two cores busy while turns wait on Redis and the database, few
+// enough that they do not slow each other (go-redis keeps 10 connections a
+// core). More wait a second for a slot, then are answered "success" and
+// replied to by customer-service message.
+const turnsAtOnce = 32
+
 // seenEvery is how often the turns' held-back "last seen" times are written.
 const seenEvery = 500 * time.Millisecond
 
@@ -318,6 +325,7 @@ func (s *Server) routes(account wechat.Account, opt Options) http.Handler {
 		Ahead:           s.sandboxAhead(),
 		MaxPerMinute:    s.Config.MaxPerMinute,
 		AcceptPlaintext: s.Config.AcceptPlaintext,
+		Slots:           make(chan struct{}, turnsAtOnce),
 		MassFinished: func(ctx context.Context, r storage.MassResult) error {
 			found, err := s.DB.RecordMassResult(ctx, r)
 			if err == nil && !found {

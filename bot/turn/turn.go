@@ -161,6 +161,39 @@ func (r *Runner) runWithin(ctx context.Context, m Message, start storage.TurnSta
 	}
 }
 
+// HandleLate runs a message that was answered "success" already: its reply
+// goes as a customer-service message, as a turn's that missed the deadline
+// does. Another attempt at the same message, running or done, answers it.
+func (r *Runner) HandleLate(ctx context.Context, m Message) {
+	_, claimTTL, _, _, _ := r.durations()
+	over, cancel := context.WithCancel(ctx)
+	cancel() // no passive reply to wait for: only the claim counts
+	start, _, claimed, err := r.claim(ctx, over, m, claimTTL)
+	switch {
+	case err != nil:
+		r.Log.Error("dedupe claim failed for a message answered already; it is not run", "err", err)
+		return
+	case !claimed:
+		return
+	}
+	r.deliverLate(ctx, m, r.run(ctx, m, start))
+}
+
+// Go runs fn in the background, as the work of a late turn is: Wait waits
+// for it, and a panic in it ends it, not the process.
+func (r *Runner) Go(fn func(ctx context.Context)) {
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicked(p, Message{})
+			}
+		}()
+		fn(context.Background())
+	}()
+}
+
 // Wait blocks until every turn still running in the background is done, for
 // a graceful shutdown.
 func (r *Runner) Wait() { r.background.Wait() }

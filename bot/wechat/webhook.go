@@ -3,6 +3,7 @@
 package wechat
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -54,7 +56,19 @@ type Webhook struct {
 	// while an account moves to safe mode; otherwise only encrypted ones
 	// are (in safe or compatible mode).
 	AcceptPlaintext bool
+	// Slots, when set, bounds the messages worked on at once (its
+	// capacity). A message that finds none free within QueueWait is
+	// answered "success" at once and worked on when one frees, its reply
+	// sent as a customer-service message: under a burst every request is
+	// answered in time, and the messages at work do not slow each other.
+	Slots     chan struct{}
+	QueueWait time.Duration // zero: DefaultQueueWait
 }
+
+// DefaultQueueWait is how long a message waits for a slot before it is
+// answered "success" and worked on later: well inside WeChat's 5 s, with
+// the turn's own reply deadline still to come.
+const DefaultQueueWait = time.Second
 
 // Verify answers WeChat's URL check: echostr back only for a valid signature.
 func (w *Webhook) Verify(c *gin.Context) {
@@ -77,8 +91,17 @@ func (w *Webhook) Receive(c *gin.Context) {
 	}()
 
 	msg, safe, plain, refused := w.decode(c)
+	if refused == nil && w.Slots != nil {
+		if !w.enter(c.Request.Context()) {
+			outcome = "queued"
+			c.String(http.StatusOK, "success")
+			w.later(c.Request.URL.Query(), msg, plain)
+			return
+		}
+		defer func() { <-w.Slots }()
+	}
 	if refused == nil {
-		refused = w.remember(c, plain)
+		refused = w.remember(c.Request.Context(), c.Request.URL.Query(), plain)
 	}
 	switch {
 	case refused == unremembered: // nothing runs; the resident is told as for any Redis fault
@@ -101,7 +124,7 @@ func (w *Webhook) Receive(c *gin.Context) {
 		c.String(http.StatusOK, "success")
 		return
 	}
-	if over, first := w.overLimit(c, in); over {
+	if over, first := w.overLimit(c.Request.Context(), in); over {
 		outcome = "limited"
 		if first {
 			w.writeReply(c, msg, w.words("slow_down"), safe, c.Query("nonce"))
@@ -125,10 +148,60 @@ func (w *Webhook) Receive(c *gin.Context) {
 	w.writeReply(c, msg, reply, safe, c.Query("nonce"))
 }
 
+// enter takes a slot, waiting up to QueueWait for one.
+func (w *Webhook) enter(ctx context.Context) bool {
+	select {
+	case w.Slots <- struct{}{}:
+		return true
+	default:
+	}
+	wait := time.NewTimer(cmp.Or(w.QueueWait, DefaultQueueWait))
+	defer wait.Stop()
+	select {
+	case w.Slots <- struct{}{}:
+		return true
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// later works on a message already answered "success" once a slot frees,
+// as the request would have (replays refused, senders counted, the mass
+// results recorded), its reply sent as a customer-service message. It
+// holds the message in memory only: a crash before its slot frees loses
+// it, as WeChat will not post it again.
+func (w *Webhook) later(q url.Values, msg *message.MixMessage, plain []byte) {
+	w.Turns.Go(func(ctx context.Context) {
+		w.Slots <- struct{}{}
+		defer func() { <-w.Slots }()
+		if w.remember(ctx, q, plain) != nil {
+			return
+		}
+		in := normalize(msg)
+		if in.typeName == "event_masssendjobfinish" && w.MassFinished != nil {
+			r := massResult(msg)
+			if err := w.MassFinished(ctx, r); err != nil {
+				w.Log.Error("mass-send results not recorded", "msg_id", r.MsgID, "err", err)
+			}
+			return
+		}
+		if !in.act {
+			return
+		}
+		if over, _ := w.overLimit(ctx, in); over {
+			return
+		}
+		if w.Ahead != nil {
+			in.in.At = in.in.At.Add(w.Ahead())
+		}
+		w.Turns.HandleLate(ctx, turn.Message{In: in.in, DedupeKey: in.dedupe})
+	})
+}
+
 // massFinished records the results WeChat reports for a mass-send job.
 func (w *Webhook) massFinished(c *gin.Context, m *message.MixMessage) string {
-	r := storage.MassResult{MsgID: strconv.FormatInt(m.TemplateMsgID, 10), Status: m.Status, Total: int(m.TotalCount),
-		Filtered: int(m.FilterCount), Sent: int(m.SentCount), Failed: int(m.ErrorCount)}
+	r := massResult(m)
 	if err := w.MassFinished(c.Request.Context(), r); err != nil {
 		w.Log.Error("mass-send results not recorded; WeChat will post them again", "msg_id", r.MsgID, "err", err)
 		c.String(http.StatusInternalServerError, "retry")
@@ -138,17 +211,22 @@ func (w *Webhook) massFinished(c *gin.Context, m *message.MixMessage) string {
 	return "recorded"
 }
 
+func massResult(m *message.MixMessage) storage.MassResult {
+	return storage.MassResult{MsgID: strconv.FormatInt(m.TemplateMsgID, 10), Status: m.Status, Total: int(m.TotalCount),
+		Filtered: int(m.FilterCount), Sent: int(m.SentCount), Failed: int(m.ErrorCount)}
+}
+
 // overLimit counts a message from its sender and says whether the sender is
 // over the limit, and whether this is the first message over it. WeChat's
 // retries of a message count once; following and unfollowing are never
 // held back (an unfollow withdraws what waits to be sent). A flood from one
 // sender costs a Redis call a message, not a turn, so nobody else waits
 // for it. If Redis cannot count, the message goes on.
-func (w *Webhook) overLimit(c *gin.Context, in inbound) (over, first bool) {
+func (w *Webhook) overLimit(ctx context.Context, in inbound) (over, first bool) {
 	if w.MaxPerMinute <= 0 || in.in.Kind == flows.Subscribe || in.in.Kind == flows.Unsubscribe {
 		return false, false
 	}
-	n, err := w.Senders.CountMessage(c.Request.Context(), in.in.OpenID, in.dedupe, time.Minute)
+	n, err := w.Senders.CountMessage(ctx, in.in.OpenID, in.dedupe, time.Minute)
 	if err != nil {
 		w.Log.Warn("wechat sender not counted", "err", err)
 		return false, false
@@ -237,10 +315,9 @@ func (w *Webhook) decode(c *gin.Context) (*message.MixMessage, bool, []byte, *re
 // the same whatever encryption it carries, and goes on to the retry
 // dedupe. If Redis cannot remember, nothing is run (the request might be a
 // replay, and a turn cannot run without Redis anyway): unremembered.
-func (w *Webhook) remember(c *gin.Context, plain []byte) *refusal {
-	q := c.Request.URL.Query()
+func (w *Webhook) remember(ctx context.Context, q url.Values, plain []byte) *refusal {
 	digest := sha256.Sum256(plain)
-	seen, err := w.Requests.RememberRequest(c.Request.Context(), q.Get("timestamp"), q.Get("nonce"),
+	seen, err := w.Requests.RememberRequest(ctx, q.Get("timestamp"), q.Get("nonce"),
 		hex.EncodeToString(digest[:]), 2*w.Signer.window())
 	switch {
 	case err != nil:

@@ -285,6 +285,51 @@ func TestSlowReplyGoesOutAsCustomerServiceMessage(t *testing.T) {
 	})
 }
 
+// With every slot taken, a message is answered "success" once it has
+// waited QueueWait, and worked on when a slot frees: its reply arrives as a
+// customer-service message, once, and a retry of it gets "success".
+func TestABusyInstanceAnswersAtOnceAndRepliesLater(t *testing.T) {
+	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
+		h := newHarness(t, stack, "slots")
+		h.hook.Slots, h.hook.QueueWait = make(chan struct{}, 1), 50*time.Millisecond
+		h.turns.Deadline = 2 * time.Second
+		// The one slot: a turn waiting on its user's lock.
+		unlock, err := h.redis.LockUser(context.Background(), "o_holder", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holder := make(chan struct{})
+		go func() { defer close(holder); h.post(text("o_holder", "帮助", 1), plain) }()
+		time.Sleep(100 * time.Millisecond) // the holder is in
+		began := time.Now()
+		msg := text("o_queued", "帮助", 2)
+		if r, replied := h.reply(h.post(msg, plain), plain); replied {
+			t.Fatalf("a message with no slot answered %q; want success", r.Content)
+		}
+		if waited := time.Since(began); waited > time.Second {
+			t.Fatalf("answered after %v", waited)
+		}
+		if got := h.standIn.Outbox("o_queued"); len(got) != 0 {
+			t.Fatalf("worked on before a slot freed: %+v", got)
+		}
+		unlock()
+		<-holder
+		var sent []string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && len(sent) == 0; time.Sleep(20 * time.Millisecond) {
+			for _, m := range h.standIn.Outbox("o_queued") {
+				sent = append(sent, m.Kind+":"+m.Text)
+			}
+		}
+		if len(sent) != 1 || sent[0] != "customer-service:"+words(t, "help") {
+			t.Fatalf("sent %q, want the help text once as a customer-service message", sent)
+		}
+		h.turns.Wait()
+		if r, replied := h.reply(h.post(msg, plain), plain); replied || len(h.standIn.Outbox("o_queued")) != 1 {
+			t.Fatalf("a retry after the late reply: %q", r.Content)
+		}
+	})
+}
+
 func TestSubscriptionFollowsEvents(t *testing.T) {
 	storagetest.ForEachStack(t, func(t *testing.T, stack storagetest.Stack) {
 		h := newHarness(t, stack, "sub")

@@ -58,6 +58,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	rate := fs.Float64("rate", 0, "messages a second, whatever the answers (default: each client as fast as it is answered)")
 	duration := fs.Duration("duration", 20*time.Second, "how long to run (a signing run also ends when every resident has signed)")
 	prefix := fs.String("openids", "", "the residents' openids start with this (default: new ones each run); give the same to talk again as the same residents")
+	lateWait := fs.Duration("late-wait", time.Minute, "how long to look for the replies answered \"success\" to arrive as pushes (sandbox servers)")
 	echo := fs.String("echo", "", "serve the bare echo webhook on this address (e.g. 127.0.0.1:18090) and measure it first")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return 2
@@ -109,7 +110,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		report.Ratio = float64(int(100*res.Throughput/report.Echo.Throughput+0.5)) / 100
 	}
 	if len(res.Late) > 0 {
-		report.LateDelivered = lateDelivered(ctx, res.Late)
+		report.LateDelivered = lateDelivered(ctx, res.Late, *lateWait)
 	}
 	out, _ := json.MarshalIndent(report, "", "  ")
 	fmt.Fprintln(stdout, string(out))
@@ -148,9 +149,10 @@ func measureEcho(ctx context.Context, addr string, o load.Options) (*load.Result
 // lateDelivered counts the late replies that reached their resident as a
 // push: for each resident, as many as the pushes in their sandbox outbox
 // that hold the expected words, up to their late replies. It looks again
-// until all have come or 20 s have passed (a late turn may take 10 s, and
-// the dispatcher retries); nil when the servers are not sandboxes.
-func lateDelivered(ctx context.Context, lates []load.LateReply) *int {
+// every 5 s until all have come or wait has passed (a busy instance works
+// through a burst's queued messages at its own pace); nil when the servers
+// are not sandboxes.
+func lateDelivered(ctx context.Context, lates []load.LateReply, wait time.Duration) *int {
 	type who struct{ target, openID string }
 	want := map[who][]string{}
 	for _, l := range lates {
@@ -188,7 +190,7 @@ func lateDelivered(ctx context.Context, lates []load.LateReply) *int {
 		}
 		return n, true
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		n, sandbox := count()
 		if !sandbox {
@@ -197,6 +199,6 @@ func lateDelivered(ctx context.Context, lates []load.LateReply) *int {
 		if n == len(lates) || time.Now().After(deadline) || ctx.Err() != nil {
 			return &n
 		}
-		time.Sleep(time.Second)
+		time.Sleep(5 * time.Second)
 	}
 }
