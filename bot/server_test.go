@@ -49,7 +49,7 @@ func (s *syncBuffer) String() string {
 
 // newServer starts a sandbox server on its own SQLite file and embedded Redis
 // unless env says otherwise.
-func newServer(t *testing.T, env map[string]string, opt Options) (*Server, *syncBuffer) {
+func newServer(t testing.TB, env map[string]string, opt Options) (*Server, *syncBuffer) {
 	t.Helper()
 	if env == nil {
 		env = map[string]string{}
@@ -116,7 +116,7 @@ func signByChat(t *testing.T, srv *Server, openID string) string {
 const local = "127.0.0.1:50000"
 
 // postText sends a signed plaintext text message as WeChat would.
-func postText(t *testing.T, h http.Handler, token, from, content string, msgID int) *httptest.ResponseRecorder {
+func postText(t testing.TB, h http.Handler, token, from, content string, msgID int) *httptest.ResponseRecorder {
 	t.Helper()
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	body := fmt.Sprintf("<xml><ToUserName>gh_jiayi</ToUserName><FromUserName>%s</FromUserName><CreateTime>%s</CreateTime>"+

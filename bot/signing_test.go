@@ -44,7 +44,7 @@ func live(t *testing.T, env map[string]string, opt Options) (*Server, string) {
 	return srv, "http://" + ln.Addr().String()
 }
 
-func chat(t *testing.T, srv *Server, from, text string) string {
+func chat(t testing.TB, srv *Server, from, text string) string {
 	t.Helper()
 	rec := postText(t, srv.Handler(), "jiayi", from, text, nextMsgID())
 	if rec.Code != 200 {
