@@ -73,7 +73,7 @@ type StepResult struct {
 type Result struct {
 	Targets    []string               `json:"targets"`
 	Mode       string                 `json:"mode"` // plaintext or safe
-	Clients    int                    `json:"clients"`
+	Clients    int                    `json:"clients,omitempty"`
 	Rate       float64                `json:"rate,omitempty"`
 	Seconds    float64                `json:"seconds"`
 	Sent       int                    `json:"sent"`
@@ -115,9 +115,11 @@ const (
 func Run(ctx context.Context, o Options) (*Result, error) {
 	switch {
 	case len(o.Targets) == 0 || o.Script == nil || o.Clients < 1 || o.Duration <= 0:
-		return nil, errors.New("load.Run: targets, a script, clients and a duration are required")
-	case o.Residents < 2*o.Clients:
-		return nil, fmt.Errorf("load.Run: %d residents for %d clients: give at least twice as many residents, so that no resident writes twice at once", o.Residents, o.Clients)
+		return nil, errors.New("targets, a script, clients and a duration are required")
+	case o.Rate == 0 && o.Residents < 2*o.Clients:
+		return nil, fmt.Errorf("%d residents for %d clients: give at least twice as many -residents as -clients, so that each client finds someone not waiting for an answer", o.Residents, o.Clients)
+	case o.Residents < 1:
+		return nil, errors.New("give at least one resident")
 	}
 	ctx, stop := context.WithTimeout(ctx, o.Duration)
 	defer stop()
@@ -270,7 +272,11 @@ func (r *runner) result(took time.Duration) *Result {
 	if r.o.Signer.AESKey != "" {
 		mode = "safe"
 	}
-	res := &Result{Targets: r.o.Targets, Mode: mode, Clients: r.o.Clients, Rate: r.o.Rate, Seconds: round(took.Seconds()),
+	clients := r.o.Clients
+	if r.o.Rate > 0 {
+		clients = 0 // the rate decides, not clients
+	}
+	res := &Result{Targets: r.o.Targets, Mode: mode, Clients: clients, Rate: r.o.Rate, Seconds: round(took.Seconds()),
 		Steps: map[string]*StepResult{}, Late: r.late}
 	all := make([]time.Duration, 0, len(r.samples))
 	byStep := map[string][]time.Duration{}

@@ -88,6 +88,9 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 	defer cancel()
 	start, reply, claimed, err := r.claim(ctx, answerBy, m, claimTTL)
 	switch {
+	case err != nil && ctx.Err() != nil: // the request went away: WeChat posts the message again
+		r.Log.Info("request gone before its message was claimed", "err", err)
+		return r.busy(), Failed
 	case err != nil:
 		r.Log.Error("dedupe claim failed", "err", err)
 		return r.busy(), Failed

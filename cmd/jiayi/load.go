@@ -21,8 +21,8 @@ import (
 	"github.com/jiayi-health/jiayi/bot/wechat"
 )
 
-const loadUsage = `usage: jiayi load [-url URL[,URL…]] [-script help|signing|browse] [-residents N]
-                  [-clients C] [-rate R] [-duration D] [-echo ADDR]
+const loadUsage = `usage: jiayi load [-url URL[,URL…]] [-script help|browse|signing|open] [-residents N]
+                  [-clients C | -rate R] [-duration D] [-openids PREFIX] [-echo ADDR] [-late-wait D]
 
 load drives made-up residents through whole conversations against one or
 more running jiayi instances, the way WeChat delivers their messages:
@@ -31,7 +31,7 @@ each with its own MsgId. A reply counts as served only when it is the
 expected answer. With -echo it first measures, with the same harness, a
 bare silenceper/wechat webhook that only checks, parses and echoes, served
 by this process on ADDR: the ceiling a webhook reaches on the machine.
-It prints one JSON object.
+It prints one JSON object, and exits 1 when nothing was served.
 
 `
 
@@ -51,7 +51,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, loadUsage); fs.PrintDefaults() }
-	urls := fs.String("url", defaultSimURL(getenv("JIAYI_ADDR")), "the running jiayi instances, comma-separated (default: from JIAYI_ADDR)")
+	urls := fs.String("url", defaultSimURL(getenv("JIAYI_ADDR")), "the running jiayi instances, comma-separated; the default is JIAYI_ADDR's")
 	scriptName := fs.String("script", "help", "the conversation: "+strings.Join(scriptNames(), ", "))
 	residents := fs.Int("residents", 20000, "how many different residents")
 	clients := fs.Int("clients", 32, "residents talking at once")
@@ -60,8 +60,18 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	prefix := fs.String("openids", "", "the residents' openids start with this (default: new ones each run); give the same to talk again as the same residents")
 	lateWait := fs.Duration("late-wait", time.Minute, "how long to look for the replies answered \"success\" to arrive as pushes (sandbox servers)")
 	echo := fs.String("echo", "", "serve the bare echo webhook on this address (e.g. 127.0.0.1:18090) and measure it first")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "jiayi load: flags only (did you mean -script %s?); jiayi load -h for them\n", fs.Arg(0))
+		return 2
+	}
+	for _, u := range strings.Split(*urls, ",") {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			fmt.Fprintf(stderr, "jiayi load: -url %q is not an address such as http://127.0.0.1:8080\n", u)
+			return 2
+		}
 	}
 	script, ok := load.Scripts[*scriptName]
 	if !ok {
@@ -82,6 +92,10 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	opts := load.Options{Targets: strings.Split(*urls, ","), Signer: signer, Script: script.Script, Cycle: script.Cycle,
 		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: cmp.Or(*prefix, fmt.Sprintf("o_load_%x_", run))}
 	if *scriptName == "signing" {
+		if *prefix != "" {
+			fmt.Fprintln(stderr, "jiayi load: a signing run makes new people each time; -openids would bring back residents who signed already")
+			return 2
+		}
 		// Made-up people differ up to IDNumber's 18 million; a run takes a
 		// random stretch of them, so two runs against one database rarely
 		// share one (a shared one answers "already signed": not served).
@@ -96,7 +110,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		res, err := measureEcho(ctx, *echo, opts)
 		if err != nil {
 			fmt.Fprintln(stderr, "jiayi load:", err)
-			return 1
+			return 2
 		}
 		report.Echo = res
 	}
@@ -114,7 +128,8 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	out, _ := json.MarshalIndent(report, "", "  ")
 	fmt.Fprintln(stdout, string(out))
-	if res.Sent == 0 {
+	if res.Served == 0 {
+		fmt.Fprintln(stderr, "jiayi load: nothing was served; the steps' examples say what came back instead")
 		return 1
 	}
 	return 0
