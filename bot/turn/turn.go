@@ -78,13 +78,16 @@ func (r *Runner) durations() (deadline, claim, work, session, reply time.Duratio
 type Message struct {
 	In        flows.Inbound
 	DedupeKey string
+	// Arrived is when the request came; the reply deadline counts from it
+	// (a message may have waited for room). Zero: from Handle's start.
+	Arrived time.Time
 }
 
 // Handle answers one message within the deadline: the reply to send back
 // passively ("" for none) and how it went.
 func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 	deadline, claimTTL, _, _, _ := r.durations()
-	answerBy, cancel := context.WithTimeout(ctx, deadline)
+	answerBy, cancel := context.WithDeadline(ctx, cmp.Or(m.Arrived, time.Now()).Add(deadline))
 	defer cancel()
 	start, reply, claimed, err := r.claim(ctx, answerBy, m, claimTTL)
 	switch {
@@ -174,9 +177,10 @@ func (r *Runner) HandleLate(ctx context.Context, m Message) {
 	start, _, claimed, err := r.claim(ctx, over, m, claimTTL)
 	switch {
 	case err != nil:
-		r.Log.Error("dedupe claim failed for a message answered already; it is not run", "err", err)
+		r.Log.Error("dedupe claim failed for a message answered already; the resident is told to send it again", "err", err)
+		r.deliverLate(ctx, m, turnResult{r.busy(), Failed})
 		return
-	case !claimed:
+	case !claimed: // another attempt at it runs, or ran, and answers it
 		return
 	}
 	r.deliverLate(ctx, m, r.run(ctx, m, start))

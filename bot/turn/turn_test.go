@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,5 +147,33 @@ func TestAKilledHoldersLockLapsesBeforeWeChatsRetry(t *testing.T) {
 	r.Wait()
 	if how != turn.Replied || !strings.Contains(reply, "签约") {
 		t.Fatalf("WeChat's retry was answered %s: %q", how, reply)
+	}
+}
+
+// The reply deadline counts from when the request came, not from when its
+// turn began: a message that waited for room out of its time is answered
+// "success" at once, and its reply goes as a customer-service message.
+func TestTheDeadlineCountsFromTheRequestsArrival(t *testing.T) {
+	var delivered []string
+	var mu sync.Mutex
+	r := &turn.Runner{Stores: turn.Stores{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)},
+		Engine: &flows.Engine{DB: storagetest.SQLite(t), Sealer: sealer(t)}, Log: slog.New(slog.DiscardHandler),
+		Deadline: time.Second, Deliver: func(_ context.Context, openID, text string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			delivered = append(delivered, text)
+			return nil
+		}}
+	m := turn.Message{DedupeKey: "m1", In: flows.Inbound{OpenID: "o_waited", Kind: flows.Text, Text: "帮助", At: time.Now()},
+		Arrived: time.Now().Add(-time.Second)}
+	began := time.Now()
+	reply, how := r.Handle(context.Background(), m)
+	if reply != "" || how != turn.Late || time.Since(began) > 500*time.Millisecond {
+		t.Fatalf("a message past its time: %q %s after %v", reply, how, time.Since(began))
+	}
+	r.Wait()
+	help, _ := templates.Message("help", nil)
+	if len(delivered) != 1 || delivered[0] != help {
+		t.Fatalf("delivered %q", delivered)
 	}
 }

@@ -56,11 +56,12 @@ type Webhook struct {
 	// while an account moves to safe mode; otherwise only encrypted ones
 	// are (in safe or compatible mode).
 	AcceptPlaintext bool
-	// Slots, when set, bounds the messages worked on at once (its
-	// capacity). A message that finds none free within QueueWait is
-	// answered "success" at once and worked on when one frees, its reply
-	// sent as a customer-service message: under a burst every request is
-	// answered in time, and the messages at work do not slow each other.
+	// Slots, when set, bounds the requests whose turns run at once (its
+	// capacity; a turn past its reply deadline finishes outside them). A
+	// message that finds none free within QueueWait is answered "success"
+	// at once and run when one frees, its reply sent as a customer-service
+	// message: under a burst every request is answered in time, and the
+	// turns at work do not slow each other.
 	Slots     chan struct{}
 	QueueWait time.Duration // zero: DefaultQueueWait
 }
@@ -91,15 +92,6 @@ func (w *Webhook) Receive(c *gin.Context) {
 	}()
 
 	msg, safe, plain, refused := w.decode(c)
-	if refused == nil && w.Slots != nil {
-		if !w.enter(c.Request.Context()) {
-			outcome = "queued"
-			c.String(http.StatusOK, "success")
-			w.later(c.Request.URL.Query(), msg, plain)
-			return
-		}
-		defer func() { <-w.Slots }()
-	}
 	if refused == nil {
 		refused = w.remember(c.Request.Context(), c.Request.URL.Query(), plain)
 	}
@@ -136,7 +128,17 @@ func (w *Webhook) Receive(c *gin.Context) {
 	if w.Ahead != nil {
 		in.in.At = in.in.At.Add(w.Ahead())
 	}
-	reply, how := w.Turns.Handle(c.Request.Context(), turn.Message{In: in.in, DedupeKey: in.dedupe})
+	m := turn.Message{In: in.in, DedupeKey: in.dedupe, Arrived: start}
+	if w.Slots != nil {
+		if !w.enter(c.Request.Context()) {
+			outcome = "queued"
+			c.String(http.StatusOK, "success")
+			w.later(m)
+			return
+		}
+		defer func() { <-w.Slots }()
+	}
+	reply, how := w.Turns.Handle(c.Request.Context(), m)
 	outcome = string(how)
 	if how == turn.Duplicate {
 		w.Metrics.dedupeHits.Inc()
@@ -166,36 +168,16 @@ func (w *Webhook) enter(ctx context.Context) bool {
 	return false
 }
 
-// later works on a message already answered "success" once a slot frees,
-// as the request would have (replays refused, senders counted, the mass
-// results recorded), its reply sent as a customer-service message. It
-// holds the message in memory only: a crash before its slot frees loses
-// it, as WeChat will not post it again.
-func (w *Webhook) later(q url.Values, msg *message.MixMessage, plain []byte) {
+// later runs a message already answered "success" once a slot frees, its
+// reply (or, if it fails, the busy words) sent as a customer-service
+// message. Its replay check and the sender's count were made before it
+// was answered. It is held in memory only: a crash before its slot frees
+// loses it, as WeChat will not post it again.
+func (w *Webhook) later(m turn.Message) {
 	w.Turns.Go(func(ctx context.Context) {
 		w.Slots <- struct{}{}
 		defer func() { <-w.Slots }()
-		if w.remember(ctx, q, plain) != nil {
-			return
-		}
-		in := normalize(msg)
-		if in.typeName == "event_masssendjobfinish" && w.MassFinished != nil {
-			r := massResult(msg)
-			if err := w.MassFinished(ctx, r); err != nil {
-				w.Log.Error("mass-send results not recorded", "msg_id", r.MsgID, "err", err)
-			}
-			return
-		}
-		if !in.act {
-			return
-		}
-		if over, _ := w.overLimit(ctx, in); over {
-			return
-		}
-		if w.Ahead != nil {
-			in.in.At = in.in.At.Add(w.Ahead())
-		}
-		w.Turns.HandleLate(ctx, turn.Message{In: in.in, DedupeKey: in.dedupe})
+		w.Turns.HandleLate(ctx, m)
 	})
 }
 

@@ -309,6 +309,7 @@ func TestABusyInstanceAnswersAtOnceAndRepliesLater(t *testing.T) {
 		if waited := time.Since(began); waited > time.Second {
 			t.Fatalf("answered after %v", waited)
 		}
+		time.Sleep(200 * time.Millisecond) // time for it to run, were it not waiting
 		if got := h.standIn.Outbox("o_queued"); len(got) != 0 {
 			t.Fatalf("worked on before a slot freed: %+v", got)
 		}
@@ -324,6 +325,9 @@ func TestABusyInstanceAnswersAtOnceAndRepliesLater(t *testing.T) {
 			t.Fatalf("sent %q, want the help text once as a customer-service message", sent)
 		}
 		h.turns.Wait()
+		if n := len(h.hook.Slots); n != 0 {
+			t.Fatalf("%d slots still taken after every turn ended", n)
+		}
 		if r, replied := h.reply(h.post(msg, plain), plain); replied || len(h.standIn.Outbox("o_queued")) != 1 {
 			t.Fatalf("a retry after the late reply: %q", r.Content)
 		}
