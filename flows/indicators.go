@@ -424,7 +424,9 @@ func (t *tally) indicators(s profile.Settings) []Indicator {
 	out := []Indicator{}
 	for _, term := range profile.Words().Indicators {
 		ind := Indicator{Code: term.Code, Name: term.Name, Numerator: round3(t.num[term.Code]), Denominator: round3(t.den[term.Code])}
-		if d := t.den[term.Code]; d > 0 {
+		// Judged on the denominator as shown: a sliver of a pro-rata share
+		// rounds to 0, and 0 of 0 is no figure, not 0 %.
+		if d := t.den[term.Code]; ind.Denominator > 0 {
 			v := round1(100 * t.num[term.Code] / d)
 			ind.Value = &v
 		}

@@ -591,3 +591,20 @@ func residentOf(t *testing.T, w *indicatorWorld, key string) int64 {
 	}
 	return id
 }
+
+// An indicator whose denominator rounds to nothing has no value, as the
+// API promises, rather than a percent of 0.
+func TestAnIndicatorWithADenominatorRoundedAwayHasNoValue(t *testing.T) {
+	tl := &tally{num: map[string]float64{"fulfilment": 0}, den: map[string]float64{"fulfilment": 0.0002}}
+	for _, ind := range tl.indicators(profile.Settings{}) {
+		if ind.Code == "fulfilment" && (ind.Denominator != 0 || ind.Value != nil) {
+			t.Fatalf("a denominator rounded away: %+v", ind)
+		}
+	}
+	tl.den["fulfilment"], tl.num["fulfilment"] = 2, 1
+	for _, ind := range tl.indicators(profile.Settings{}) {
+		if ind.Code == "fulfilment" && (ind.Value == nil || *ind.Value != 50) {
+			t.Fatalf("1 of 2: %+v", ind)
+		}
+	}
+}

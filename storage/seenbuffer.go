@@ -26,9 +26,6 @@ type SeenBuffer struct {
 	pending map[string]UserSeen
 }
 
-// SeenBatch is the most rows one statement writes.
-const SeenBatch = 500
-
 // Add holds s back until the next Flush; a later turn of the same user
 // replaces it.
 func (b *SeenBuffer) Add(s UserSeen) {
@@ -68,13 +65,9 @@ func (b *SeenBuffer) Flush(ctx context.Context) error {
 	// In one order everywhere, so two flushes at once (a job's and the
 	// ticker's, or two instances') cannot lock rows crosswise.
 	slices.SortFunc(rows, func(a, b UserSeen) int { return strings.Compare(a.OpenID, b.OpenID) })
-	for len(rows) > 0 {
-		part := rows[:min(SeenBatch, len(rows))]
-		if err := b.DB.upsertUsers(ctx, "SeenBuffer.Flush", part, true); err != nil {
-			b.putBack(rows)
-			return err
-		}
-		rows = rows[len(part):]
+	if err := b.DB.upsertUsers(ctx, "SeenBuffer.Flush", rows, true); err != nil {
+		b.putBack(rows) // rewriting what went in before the failure moves nothing back
+		return err
 	}
 	return nil
 }

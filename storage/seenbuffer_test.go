@@ -20,7 +20,7 @@ func TestSeenBufferWritesEachUsersLatestTurnOnFlush(t *testing.T) {
 		ctx := context.Background()
 		b := &storage.SeenBuffer{DB: db}
 		base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-		const users = storage.SeenBatch + 20 // more than one statement's worth
+		const users = 520 // more than one statement's 500
 		for i := range users {
 			id := fmt.Sprintf("o_buf_%d", i)
 			b.Add(storage.UserSeen{OpenID: id, Subscribed: true, EventTime: base, At: base, Conversation: "signing"})

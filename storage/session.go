@@ -135,12 +135,7 @@ func (r *Redis) Claim(ctx context.Context, openID, msgKey string, claimTTL time.
 			return 0, "", nil, fmt.Errorf("storage.Claim: %w", err)
 		}
 		if ok {
-			release := func() {
-				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-				defer cancel()
-				compareAndDelete.Run(ctx, r.Client, []string{key}, claimMark+token)
-			}
-			return MessageNew, "", release, nil
+			return MessageNew, "", r.dropClaim(ctx, key, token), nil
 		}
 		state, reply, err := r.MessageState(ctx, openID, msgKey)
 		if err != nil || state != MessageNew {
@@ -195,11 +190,7 @@ func (r *Redis) BeginTurn(ctx context.Context, openID, msgKey string, claimTTL, 
 	case vals[0] != "":
 		return TurnStart{State: MessageInProgress}, nil
 	}
-	start := TurnStart{State: MessageNew, Release: func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		compareAndDelete.Run(ctx, r.Client, []string{msg}, claimMark+token)
-	}}
+	start := TurnStart{State: MessageNew, Release: r.dropClaim(ctx, msg, token)}
 	if len(vals) < 3 {
 		return start, nil
 	}
@@ -216,6 +207,16 @@ func (r *Redis) BeginTurn(ctx context.Context, openID, msgKey string, claimTTL, 
 		}
 	}
 	return start, nil
+}
+
+// dropClaim is the release of a claim: it drops the marker if it is still
+// this claim's, never a finished reply.
+func (r *Redis) dropClaim(ctx context.Context, key, token string) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		compareAndDelete.Run(ctx, r.Client, []string{key}, claimMark+token)
+	}
 }
 
 // MessageState reads a message's dedupe key without claiming it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -71,7 +70,7 @@ func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
 	return db.upsertUsers(ctx, op, []UserSeen{s}, false)
 }
 
-// upsertUsers is upsertUser for several users in one statement; each
+// upsertUsers is upsertUser for several users, 500 to a statement; each
 // openid at most once (PostgreSQL refuses to update a row twice in one).
 // held says the rows were held back (SeenBuffer) and may be written after
 // a later follow or unfollow: they then move only last_seen_at and the
@@ -79,7 +78,7 @@ func (db *DB) upsertUser(ctx context.Context, op string, s UserSeen) error {
 // CreateTime could not order within a second.
 func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen, held bool) error {
 	now := db.now()
-	args := make([]any, 0, 8*len(seen))
+	rows := make([][]any, 0, len(seen))
 	for _, s := range seen {
 		at := now
 		if !s.At.IsZero() {
@@ -89,7 +88,7 @@ func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen, held 
 		if !s.Subscribed {
 			unsubscribedAt = at
 		}
-		args = append(args, s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, at, at, unsubscribedAt, s.Conversation)
+		rows = append(rows, []any{s.OpenID, s.Subscribed, s.EventTime.Unix(), s.Scene, at, at, unsubscribedAt, s.Conversation})
 	}
 	subscription := `
     subscribed = CASE WHEN excluded.state_time >= wechat_users.state_time
@@ -102,14 +101,12 @@ func (db *DB) upsertUsers(ctx context.Context, op string, seen []UserSeen, held 
 	if held {
 		subscription = ""
 	}
-	_, err := db.exec(ctx, op, `
-INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at, last_seen_at, unsubscribed_at, conversation)
-VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(seen)), ", ")+`
-ON CONFLICT (openid) DO UPDATE SET`+subscription+`
+	_, err := db.insertMany(ctx, op, `INSERT INTO wechat_users (openid, subscribed, state_time, scene, first_seen_at,
+		last_seen_at, unsubscribed_at, conversation) VALUES`, `ON CONFLICT (openid) DO UPDATE SET`+subscription+`
     last_seen_at = CASE WHEN excluded.last_seen_at >= wechat_users.last_seen_at
         THEN excluded.last_seen_at ELSE wechat_users.last_seen_at END,
     conversation = CASE WHEN excluded.last_seen_at >= wechat_users.last_seen_at
-        THEN excluded.conversation ELSE wechat_users.conversation END`, args...)
+        THEN excluded.conversation ELSE wechat_users.conversation END`, rows)
 	return err
 }
 

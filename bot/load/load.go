@@ -5,6 +5,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,7 +130,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Rate > 0 {
 		idle = min(o.Residents, 4096)
 	}
-	client := &http.Client{Timeout: cmpDuration(o.Timeout, 10*time.Second),
+	client := &http.Client{Timeout: cmp.Or(o.Timeout, 10*time.Second),
 		Transport: &http.Transport{MaxIdleConnsPerHost: idle, IdleConnTimeout: time.Minute}}
 	phones := make([]*wechat.Phone, len(o.Targets))
 	for i, t := range o.Targets {
@@ -143,13 +144,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		r.closed(ctx)
 	}
 	return r.result(time.Since(start)), nil
-}
-
-func cmpDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 type runner struct {

@@ -270,24 +270,26 @@ func (r *Runner) panicked(p any, m Message) {
 
 func (r *Runner) step(ctx context.Context, m Message, start storage.TurnStart) (string, error) {
 	_, _, _, sessionTTL, replyTTL := r.durations()
-	lock, sess := start.Lock, start.Session
-	if lock == nil { // another turn of the user held the lock when this one was claimed
+	lock, sess, waited := start.Lock, start.Session, start.Lock == nil
+	if waited { // another turn of the user held the lock when this one was claimed
 		var err error
 		if lock, err = r.Stores.Redis.WaitUserLock(ctx, m.In.OpenID, r.lockTTL()); err != nil {
 			return "", err
 		}
-		defer lock.Unlock()
-		// An earlier attempt may have finished while this one waited for the lock.
+	}
+	defer lock.Unlock()
+	if waited {
+		// An earlier attempt may have finished while this one waited for the
+		// lock, and the session is read under it.
 		if state, reply, err := r.Stores.Redis.MessageState(ctx, m.In.OpenID, m.DedupeKey); err != nil {
 			return "", err
 		} else if state == storage.MessageDone {
 			return r.openReply(reply)
 		}
+		var err error
 		if sess, err = r.Stores.Redis.LoadChatSession(ctx, m.In.OpenID); err != nil {
 			return "", err
 		}
-	} else {
-		defer lock.Unlock()
 	}
 	var st flows.State
 	if len(sess.State) > 0 {
