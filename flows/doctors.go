@@ -48,11 +48,13 @@ func IssueBindingCode(ctx context.Context, db *storage.DB, s *storage.Sealer, do
 // to their doctor record; 确认 NUMBER and 拒绝 NUMBER 原因 answer a sign
 // request. They work whatever conversation is open.
 var (
-	bindCommand    = regexp.MustCompile(`^绑定\s*([A-Za-z0-9]{4,16})$`)
-	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)\d{10})$`)
-	// The number ends where its ten digits do: a reason may follow, but not
-	// another digit (拒绝 QY26120300011 is a typo, not QY2612030001 for "1").
-	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)\d{10})(?:\s*([^\d\s].*))?\s*$`)
+	bindCommand = regexp.MustCompile(`^绑定\s*([A-Za-z0-9]{4,16})$`)
+	// A number is QY and ten digits, eleven from a day's 10,000th signing.
+	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)\d{10,11})$`)
+	// The number ends where its digits do: a reason may follow, but not
+	// another digit (拒绝 QY26120300011 is the number QY26120300011, not
+	// QY2612030001 for "1").
+	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)\d{10,11})(?:\s*([^\d\s].*))?\s*$`)
 	// A number that is not one (QY and too few or many digits): say what
 	// one looks like rather than treat it as a resident's words.
 	badNumberCommand = regexp.MustCompile(`^(?:确认|拒绝)\s*(?i:qy)\s*\d*(?:\s.*)?$`)

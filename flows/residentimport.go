@@ -69,6 +69,7 @@ func ImportResidents(ctx context.Context, db *storage.DB, s *storage.Sealer, r i
 				return err
 			}
 			if problem == "" {
+				nc.NumberInTx = true // a dry run or a rejected row rolls every row back
 				number, created, err := tx.CreateContract(ctx, nc)
 				switch {
 				case errors.Is(err, storage.ErrLiveContract):

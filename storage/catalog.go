@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -167,7 +169,7 @@ func (db *DB) SaveCatalog(ctx context.Context, c Catalog, actor string) error {
 		if _, err := tx.exec(ctx, op+": profile", `
 INSERT INTO region_profile (id, code, name, settings, loaded_at) VALUES (1, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
-    settings = excluded.settings, loaded_at = excluded.loaded_at`,
+    settings = excluded.settings, loaded_at = excluded.loaded_at, version = region_profile.version + 1`,
 			c.Profile.Code, c.Profile.Name, string(c.Profile.Settings), now); err != nil {
 			return err
 		}
@@ -250,20 +252,91 @@ type packageRow struct {
 	Assumed    bool          `db:"assumed"`
 }
 
-// Catalog reads the profile and its active packages.
+// catalogCache is the catalog as last read, with its version (see
+// migration 0048): every turn that prices or lists packages needs it, and
+// it changes a few times a year.
+type catalogCache struct {
+	mu      sync.Mutex
+	version int64
+	catalog *Catalog // nil until read
+}
+
+// Catalog reads the profile and its active packages: from memory when the
+// database's catalog version is the one last read, else from the tables.
+// Each caller gets a copy of its own.
 func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	const op = "Catalog"
+	var version int64
+	err := db.get(ctx, op, &version, `SELECT version FROM region_profile WHERE id = 1`)
+	if errors.Is(err, ErrNotFound) {
+		return Catalog{}, fail(op, fmt.Errorf("no profile loaded: %w", ErrNotFound))
+	}
+	if err != nil {
+		return Catalog{}, err
+	}
+	cache := &db.shared.catalog
+	cache.mu.Lock()
+	if cache.catalog != nil && cache.version == version {
+		c := cache.catalog.clone()
+		cache.mu.Unlock()
+		return c, nil
+	}
+	cache.mu.Unlock()
+	// Read after the version: what is read is at least as new as it. A
+	// change committed in between is cached under the older version and
+	// read again at the next call, which finds the newer one.
+	c, err := db.readCatalog(ctx, op)
+	if err != nil {
+		return Catalog{}, err
+	}
+	cache.mu.Lock()
+	cache.version, cache.catalog = version, &c
+	cache.mu.Unlock()
+	return c.clone(), nil
+}
+
+// clone copies the catalog down to its maps and slices.
+func (c Catalog) clone() Catalog {
+	out := Catalog{Profile: c.Profile, Packages: make([]Package, len(c.Packages))}
+	out.Profile.Settings = slices.Clone(c.Profile.Settings)
+	for i, p := range c.Packages {
+		p.Groups, p.Requires = slices.Clone(p.Groups), slices.Clone(p.Requires)
+		if p.MinAge != nil {
+			v := *p.MinAge
+			p.MinAge = &v
+		}
+		if p.MaxAge != nil {
+			v := *p.MaxAge
+			p.MaxAge = &v
+		}
+		items := make([]Item, len(p.Items))
+		for j, it := range p.Items {
+			it.For = slices.Clone(it.For)
+			items[j] = it
+		}
+		if p.Items == nil {
+			items = nil
+		}
+		p.Items = items
+		prices := make(map[Insured]Split, len(p.Prices))
+		for where, split := range p.Prices {
+			prices[where] = maps.Clone(split)
+		}
+		p.Prices = prices
+		out.Packages[i] = p
+	}
+	return out
+}
+
+// readCatalog reads the catalog from its tables.
+func (db *DB) readCatalog(ctx context.Context, op string) (Catalog, error) {
 	var c Catalog
 	var profile struct {
 		Code     string `db:"code"`
 		Name     string `db:"name"`
 		Settings string `db:"settings"`
 	}
-	err := db.get(ctx, op, &profile, `SELECT code, name, settings FROM region_profile WHERE id = 1`)
-	if errors.Is(err, ErrNotFound) {
-		return c, fail(op, fmt.Errorf("no profile loaded: %w", ErrNotFound))
-	}
-	if err != nil {
+	if err := db.get(ctx, op, &profile, `SELECT code, name, settings FROM region_profile WHERE id = 1`); err != nil {
 		return c, err
 	}
 	c.Profile = Profile{Code: profile.Code, Name: profile.Name, Settings: json.RawMessage(profile.Settings)}
@@ -364,6 +437,9 @@ func (db *DB) SetPackagePrice(ctx context.Context, code string, prices map[Insur
 			return err
 		}
 		if err := tx.insertPrices(ctx, op, code, prices); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, op, `UPDATE region_profile SET version = version + 1 WHERE id = 1`); err != nil {
 			return err
 		}
 		detail, _ := json.Marshal(prices)

@@ -179,3 +179,45 @@ func TestGuessedPricesBecomeUnknown(t *testing.T) {
 		}
 	})
 }
+
+// An instance keeps the catalog in memory; another instance's change to it
+// (a price, a new profile) is what it reads next, and a caller changing
+// its copy changes no one else's.
+func TestCatalogKeptInMemorySeesOtherInstances(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := db.SaveCatalog(ctx, sampleCatalog(), "test"); err != nil {
+			t.Fatal(err)
+		}
+		other := storagetest.Reopen(t, db)
+		c, err := db.Catalog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := c.Package("p")
+		p.Prices[storage.InsuredLocal]["resident"] = 1 // the caller's own copy
+		c.Packages[0].Name = "changed by a caller"
+		c, _ = db.Catalog(ctx)
+		if p, _ := c.Package("p"); p.Prices[storage.InsuredLocal]["resident"] == 1 || c.Packages[0].Name == "changed by a caller" {
+			t.Fatalf("a caller's change to its copy reached the next caller: %+v, %q", p.Prices, c.Packages[0].Name)
+		}
+		price := map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 4321}}
+		if err := other.SetPackagePrice(ctx, "p", price, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = db.Catalog(ctx)
+		if p, _ := c.Package("p"); !reflect.DeepEqual(p.Prices, price) {
+			t.Fatalf("after another instance set p's price: %+v", p.Prices)
+		}
+		changed := sampleCatalog()
+		changed.Profile.Name = "另一个"
+		changed.Packages = changed.Packages[:1]
+		if err := other.SaveCatalog(ctx, changed, "test"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = db.Catalog(ctx)
+		if c.Profile.Name != "另一个" || len(c.Packages) != 1 {
+			t.Fatalf("after another instance loaded a profile: %q, %d packages", c.Profile.Name, len(c.Packages))
+		}
+	})
+}

@@ -77,6 +77,11 @@ type NewContract struct {
 	// them and Notify is held until they confirm (ConfirmMember).
 	MemberCode        string
 	MemberCodeExpires time.Time
+	// NumberInTx takes the contract number inside the transaction, for
+	// signings a caller may roll back together (an import, and its dry
+	// run): a rollback then leaves no number unused. It holds the day's
+	// counter until the commit, so other signings wait for it.
+	NumberInTx bool
 }
 
 // ErrLiveContract says the resident already has a pending or active contract.
@@ -103,10 +108,11 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		if err != nil {
 			return err
 		}
-		// The contract goes in under its request key; it takes its number
-		// last, below: the day's counter is one row every signing updates,
-		// locked until the commit, so the less that follows it the more
-		// signings commit a second.
+		// The number is taken once the resident is known, so a signing
+		// refused for a live contract does not use one up.
+		if number, err = tx.takeNumber(ctx, op, nc.Day, nc.NumberInTx); err != nil {
+			return err
+		}
 		status, termEnd, event := ContractPending, sql.NullString{}, cmp.Or(nc.Event, "signed in chat")
 		var confirmed sql.NullTime
 		if nc.Active { // signed on paper: in force from its signing day
@@ -122,7 +128,7 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		insured, term_months, term_end, partner_district, partner_tertiary, agreement_version, agreed_at, consent_version,
 		consented_at, consent_by, created_at, confirmed_at, member_code_hash, member_code_expires)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			"pending:"+nc.RequestKey, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
+			number, nc.RequestKey, residentID, nc.TeamID, nc.DoctorID, status, string(nc.Insured), nc.TermMonths, termEnd,
 			nc.PartnerDistrict, nc.PartnerTertiary, nc.AgreementVersion, nc.AgreedAt.UTC(), nc.ConsentVersion,
 			nc.ConsentedAt.UTC(), nc.ConsentBy, now, confirmed, nc.MemberCode, codeExpires)
 		if isUniqueViolation(err) {
@@ -143,15 +149,6 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", status, event); err != nil {
 			return err
 		}
-		var seq int
-		if err := tx.get(ctx, op, &seq, `INSERT INTO contract_numbers (day, last) VALUES (?, 1)
-		ON CONFLICT (day) DO UPDATE SET last = contract_numbers.last + 1 RETURNING last`, nc.Day); err != nil {
-			return err
-		}
-		number = fmt.Sprintf("QY%s%04d", nc.Day, seq)
-		if _, err := tx.exec(ctx, op, `UPDATE contracts SET number = ? WHERE id = ?`, number, contractID); err != nil {
-			return err
-		}
 		if nc.Notify != nil && nc.MemberCode == "" {
 			if err := tx.enqueue(ctx, op, []Push{nc.Notify(number)}); err != nil {
 				return err
@@ -166,6 +163,36 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 	return number, created, nil
 }
 
+// takeNumber gives the next contract number of the day: QY, the day
+// (YYMMDD) and a count of four digits, five from the 10,000th signing of
+// a day. The count is one row every signing updates.
+//
+// On PostgreSQL it is taken apart from the signing's transaction, in a
+// statement of its own committed without waiting for the disk, so the row
+// is held for that statement only, not until the signing commits; inside
+// the transaction, signings queued on the row one commit at a time. A
+// number is still never given twice after a crash: a signing's own commit
+// waits for the log up to itself, and so also for the count it took
+// before. A signing that then fails leaves its number unused: numbers
+// rise through a day but may skip. With inTx, or on SQLite (one writer
+// at a time, where the transaction may hold the file's write lock), it is
+// taken inside the transaction and a rollback returns it.
+func (db *DB) takeNumber(ctx context.Context, op, day string, inTx bool) (string, error) {
+	const bump = `INSERT INTO contract_numbers (day, last) VALUES (?, 1)
+		ON CONFLICT (day) DO UPDATE SET last = contract_numbers.last + 1 RETURNING last`
+	var seq int
+	var err error
+	if numbers := db.shared.numbers; numbers != nil && !inTx {
+		err = fail(op, numbers.GetContext(ctx, &seq, numbers.Rebind(bump), day))
+	} else {
+		err = db.get(ctx, op, &seq, bump, day)
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("QY%s%04d", day, seq), nil
+}
+
 // upsertResident finds the resident by ID hash or adds them. A resident
 // with a live contract cannot be signed again; otherwise the signing user
 // becomes their manager and their details are refreshed.
@@ -175,13 +202,14 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	if errors.Is(err, ErrNotFound) {
 		err = db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
 			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, id_masked, phone_masked,
-			family_relation, due_date_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			family_relation, due_date_sealed, created_at, updated_at, groups_indexed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id`,
 			r.ManagerOpenID, r.Relation, r.Name, r.IDSealed, r.IDHash, r.PhoneSealed, r.PhoneHash, r.BirthDate, r.Sex,
 			r.CommunityID, r.GroupsSealed, r.IDMasked, r.PhoneMasked, r.FamilyRelation, r.DueDateSealed, now, now)
 		if err != nil {
 			return 0, err
 		}
-		return id, db.setGroupTags(ctx, op, id, r.GroupTags)
+		return id, db.insertGroupTags(ctx, op, id, r.GroupTags) // a new resident: tags written with the row
 	}
 	if err != nil {
 		return 0, err
@@ -213,16 +241,23 @@ func (db *DB) setGroupTags(ctx context.Context, op string, residentID int64, tag
 	if _, err := db.exec(ctx, op, `DELETE FROM resident_groups WHERE resident_id = ?`, residentID); err != nil {
 		return err
 	}
+	if err := db.insertGroupTags(ctx, op, residentID, tags); err != nil {
+		return err
+	}
+	_, err := db.exec(ctx, op, `UPDATE residents SET groups_indexed = 1 WHERE id = ?`, residentID)
+	return err
+}
+
+// insertGroupTags adds a resident's priority-group tags, once each.
+func (db *DB) insertGroupTags(ctx context.Context, op string, residentID int64, tags []string) error {
 	rows := make([][]any, 0, len(tags))
 	for _, t := range slices.Compact(slices.Sorted(slices.Values(tags))) {
 		rows = append(rows, []any{residentID, t})
 	}
-	if len(rows) > 0 {
-		if _, err := db.insertMany(ctx, op, `INSERT INTO resident_groups (resident_id, tag) VALUES`, "", rows); err != nil {
-			return err
-		}
+	if len(rows) == 0 {
+		return nil
 	}
-	_, err := db.exec(ctx, op, `UPDATE residents SET groups_indexed = 1 WHERE id = ?`, residentID)
+	_, err := db.insertMany(ctx, op, `INSERT INTO resident_groups (resident_id, tag) VALUES`, "", rows)
 	return err
 }
 

@@ -408,3 +408,98 @@ func TestSigningAgainKeepsADueDate(t *testing.T) {
 		}
 	})
 }
+
+// Contract numbers run through a day, a fifth digit from its 10,000th
+// signing. A signing rolled back with its caller's transaction (an import)
+// returns its number; one rolled back on its own leaves it unused on
+// PostgreSQL, where numbers are taken apart from the signing.
+func TestContractNumbers(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		errRollback := errors.New("roll back")
+		signAndRollBack := func(key, idHash string, inTx bool) string {
+			t.Helper()
+			var number string
+			err := db.InTx(ctx, func(tx *storage.DB) error {
+				nc := newContract(t, db, key, idHash)
+				nc.NumberInTx = inTx
+				var err error
+				if number, _, err = tx.CreateContract(ctx, nc); err != nil {
+					return err
+				}
+				return errRollback
+			})
+			if !errors.Is(err, errRollback) {
+				t.Fatalf("signing %s: %v", key, err)
+			}
+			return number
+		}
+		if n := signAndRollBack("sign:a", "idhash-a", true); n != "QY2611230001" {
+			t.Fatalf("first number %q", n)
+		}
+		if n := signAndRollBack("sign:b", "idhash-b", true); n != "QY2611230001" {
+			t.Fatalf("a number taken in a transaction rolled back was not returned: next is %q", n)
+		}
+		apart := signAndRollBack("sign:c", "idhash-c", false)
+		next, _, err := db.CreateContract(ctx, newContract(t, db, "sign:d", "idhash-d"))
+		want := "QY2611230001" // SQLite: one writer, the number inside the transaction
+		if db.Dialect == storage.Postgres {
+			want = "QY2611230002" // taken apart: the rolled-back signing's number stays used
+		}
+		if apart != "QY2611230001" || err != nil || next != want {
+			t.Fatalf("after a signing rolled back on its own (%q): %q, %v; want %q", apart, next, err, want)
+		}
+		raw := storagetest.SQL(t, db)
+		raw.MustExecContext(ctx, raw.Rebind(`UPDATE contract_numbers SET last = 9999 WHERE day = ?`), "261123")
+		if n, _, err := db.CreateContract(ctx, newContract(t, db, "sign:e", "idhash-e")); err != nil || n != "QY26112310000" {
+			t.Fatalf("the day's 10,000th number: %q, %v", n, err)
+		}
+		v, err := db.ContractByNumber(ctx, "QY26112310000")
+		if err != nil || v.Status != storage.ContractPending {
+			t.Fatalf("the 10,000th contract by its number: %+v, %v", v, err)
+		}
+	})
+}
+
+// On PostgreSQL a signing whose transaction is still open does not hold
+// the day's count: another signing takes the next number and commits
+// meanwhile. (SQLite has one writer at a time; there the second waits.)
+func TestSigningDoesNotWaitForAnotherToCommit(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		if db.Dialect != storage.Postgres {
+			return
+		}
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		took, release := make(chan string), make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- db.InTx(ctx, func(tx *storage.DB) error {
+				n, _, err := tx.CreateContract(ctx, newContract(t, db, "sign:slow", "idhash-slow"))
+				if err != nil {
+					return err
+				}
+				took <- n
+				<-release
+				return nil
+			})
+		}()
+		var first string
+		select {
+		case first = <-took:
+		case err := <-done:
+			t.Fatalf("the first signing: %v", err)
+		}
+		quick, cancel := context.WithTimeout(ctx, 5*time.Second)
+		second, _, err := db.CreateContract(quick, newContract(t, db, "sign:quick", "idhash-quick"))
+		cancel()
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err != nil || first != "QY2611230001" || second != "QY2611230002" {
+			t.Fatalf("with the first signing open (%q), the second: %q, %v", first, second, err)
+		}
+	})
+}

@@ -110,7 +110,36 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		db.Close()
 		return nil, fail("Open", fmt.Errorf("reach %s database: %w", dialect, err))
 	}
-	return &DB{Dialect: dialect, pool: db, shared: &shared{}}, nil
+	sh := &shared{}
+	if dialect == Postgres {
+		if sh.numbers, err = openNumbers(dsn); err != nil {
+			db.Close()
+			return nil, fail("Open", err)
+		}
+	}
+	return &DB{Dialect: dialect, pool: db, shared: sh}, nil
+}
+
+// openNumbers opens the small pool contract numbers are taken through (see
+// takeNumber): its own, so a turn holding a connection of the main pool
+// never waits on that pool for a second one, and with synchronous_commit
+// off, so a number's commit does not wait for the disk.
+func openNumbers(dsn string) (*sqlx.DB, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	q.Set("synchronous_commit", "off") // pgx sends what it does not know as a run-time parameter
+	u.RawQuery = q.Encode()
+	db, err := sqlx.Open("pgx", u.String())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(2)
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
 }
 
 // Ping reports whether the database answers, for /readyz.
@@ -123,6 +152,9 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	if db.tx != nil {
 		return errors.New("storage.Close: called inside a transaction")
+	}
+	if db.shared.numbers != nil {
+		db.shared.numbers.Close()
 	}
 	return db.pool.Close()
 }

@@ -22,6 +22,8 @@ type shared struct {
 	onPushes atomic.Pointer[func()]
 	sandbox  atomic.Bool                      // see SetSandbox
 	clock    atomic.Pointer[func() time.Time] // see SetClock
+	numbers  *sqlx.DB                         // PostgreSQL: see takeNumber
+	catalog  catalogCache
 }
 
 // SetClock makes the times this package stamps itself (created_at,

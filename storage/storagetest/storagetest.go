@@ -116,6 +116,22 @@ func postgresWithURL(t testing.TB, adminURL string) (*storage.DB, string) {
 	return db, u.String()
 }
 
+// Reopen opens the database of a DB this package opened a second time, as
+// another instance of jiayi would; it is closed when the test ends.
+func Reopen(t testing.TB, db *storage.DB) *storage.DB {
+	t.Helper()
+	u, ok := urls.Load(db)
+	if !ok {
+		t.Fatal("storagetest.Reopen: this DB was not opened by storagetest")
+	}
+	other, err := storage.Open(context.Background(), u.(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}
+
 // urls knows the database URL of every DB this package opened.
 var urls sync.Map // *storage.DB → string
 
