@@ -61,6 +61,9 @@ type Config struct {
 	// servers or a load balancer are few addresses carrying everyone, so the
 	// default is generous: it stops one client hoarding connections.
 	MaxConnsPerIP int
+	// PprofAddr, when set, is a loopback address where Go's profiler is
+	// served, for finding where the time goes under load.
+	PprofAddr string
 }
 
 // Defaults of the limits above.
@@ -85,6 +88,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l := &loader{getenv: getenv}
 	c := Config{
 		Addr:        cmp.Or(getenv("JIAYI_ADDR"), ":8080"),
+		PprofAddr:   getenv("JIAYI_PPROF_ADDR"),
 		DatabaseURL: cmp.Or(getenv("JIAYI_DATABASE_URL"), storage.DefaultDatabaseURL),
 		RedisURL:    getenv("JIAYI_REDIS_URL"),
 		AppID:       getenv("JIAYI_WECHAT_APPID"),
@@ -127,6 +131,9 @@ func (l *loader) pairs(name, usage string, take func(left, right string) bool) {
 func (l *loader) service(c *Config) {
 	if !validAddr(c.Addr) {
 		l.bad("JIAYI_ADDR", "must be host:port or :port, e.g. :8080")
+	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		l.bad("JIAYI_PPROF_ADDR", "must be a loopback host:port, e.g. 127.0.0.1:6060: the profiler shows the server's insides")
 	}
 	if !slices.Contains(templates.ProfileCodes(), c.Region) {
 		l.bad("JIAYI_REGION", "unknown region profile; known: "+strings.Join(templates.ProfileCodes(), ", "))
@@ -311,6 +318,16 @@ func validAddr(addr string) bool {
 	return err == nil && n >= 0 && n <= 65535
 }
 
+// loopbackAddr says addr is host:port on this machine only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || !validAddr(addr) {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
 // parseKey accepts 32 bytes as 64 hex digits or as base64.
 func parseKey(raw string) ([]byte, error) {
 	raw = strings.TrimSpace(raw)
@@ -340,6 +357,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.String("region", c.Region),
 		slog.String("database", string(dialect)),
 		slog.String("redis", redis),

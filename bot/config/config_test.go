@@ -88,6 +88,7 @@ func TestBadValuesNameTheVariableAndHideSecrets(t *testing.T) {
 		"JIAYI_MAX_CONNS_PER_IP":        "0",
 		"JIAYI_WECHAT_ACCEPT_PLAINTEXT": "yes",
 		"JIAYI_PUSH_WORKERS":            "0",
+		"JIAYI_PPROF_ADDR":              "0.0.0.0:6060",
 	}
 	for name, value := range cases {
 		e := production()
@@ -188,6 +189,23 @@ func TestLimitsAndPlaintext(t *testing.T) {
 	if _, err := Load(env(map[string]string{"JIAYI_WECHAT_ACCEPT_PLAINTEXT": "true"})); err == nil ||
 		!strings.Contains(err.Error(), "JIAYI_WECHAT_ACCEPT_PLAINTEXT:") {
 		t.Fatalf("plaintext without a key: %v", err)
+	}
+}
+
+// The profiler listens on this machine only, and only when asked.
+func TestProfilerAddress(t *testing.T) {
+	if c, err := Load(env(nil)); err != nil || c.PprofAddr != "" {
+		t.Fatalf("default: %q, %v", c.PprofAddr, err)
+	}
+	for _, ok := range []string{"127.0.0.1:6060", "localhost:6060", "[::1]:6060"} {
+		if c, err := Load(env(map[string]string{"JIAYI_PPROF_ADDR": ok})); err != nil || c.PprofAddr != ok {
+			t.Errorf("%s: %q, %v", ok, c.PprofAddr, err)
+		}
+	}
+	for _, bad := range []string{":6060", "10.0.0.5:6060", "example.com:6060", "127.0.0.1"} {
+		if _, err := Load(env(map[string]string{"JIAYI_PPROF_ADDR": bad})); err == nil || !strings.Contains(err.Error(), "JIAYI_PPROF_ADDR:") {
+			t.Errorf("%s accepted: %v", bad, err)
+		}
 	}
 }
 

@@ -12,11 +12,29 @@ var Scripts = map[string]struct {
 	About  string
 	Script Script
 	Cycle  bool // residents start again when all have had it
+	// Ready, when set, brings each resident (new people, from salt) to
+	// where Script starts, untimed, before the timed run.
+	Ready func(salt int) Script
 }{
-	"help":    {"each resident asks for help once a round: a reply that needs only Redis", Help, true},
-	"signing": {"each resident follows and signs with the first team, ending with the committing 同意", Signing(0), false},
-	"browse":  {"each resident looks around: help, the packages and one of them, 我的; nothing changes but the conversation", Browse, true},
-	"open":    {"each resident starts signing and stops at the name, leaving the conversation open", Open, false},
+	"help":    {"each resident asks for help once a round: a reply that needs only Redis", Help, true, nil},
+	"signing": {"each resident follows and signs with the first team, ending with the committing 同意", Signing(0), false, nil},
+	"browse":  {"each resident looks around: help, the packages and one of them, 我的; nothing changes but the conversation", Browse, true, nil},
+	"open":    {"each resident starts signing and stops at the name, leaving the conversation open", Open, false, nil},
+	"agree":   {"each resident is first brought, untimed, to the check before signing; then only the committing 同意 is timed", Agree, false, ReadyToAgree},
+}
+
+// Agree is the committing step of a signing alone, for residents
+// ReadyToAgree brought to it.
+func Agree(int) []Step {
+	return []Step{{Name: "agree", Action: text("同意"), Expect: "合同编号：QY"}}
+}
+
+// ReadyToAgree is Signing up to the check before the committing 同意.
+func ReadyToAgree(salt int) Script {
+	return func(i int) []Step {
+		steps := Signing(salt)(i)
+		return steps[:len(steps)-1]
+	}
 }
 
 // Open starts a signing for oneself and leaves it waiting for the name: a

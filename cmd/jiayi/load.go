@@ -39,7 +39,10 @@ It prints one JSON object, and exits 1 when nothing was served.
 type loadReport struct {
 	Script string       `json:"script"`
 	Echo   *load.Result `json:"echo,omitempty"`
-	Jiayi  *load.Result `json:"jiayi"`
+	// Ready is the untimed run that brought the residents to the timed
+	// step (the agree script).
+	Ready *load.Result `json:"ready,omitempty"`
+	Jiayi *load.Result `json:"jiayi"`
 	// Ratio is jiayi's served messages a second over the echo's.
 	Ratio float64 `json:"ratio_to_echo,omitempty"`
 	// LateDelivered counts the messages answered "success" whose reply
@@ -91,9 +94,9 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	run := time.Now().UnixMilli()
 	opts := load.Options{Targets: strings.Split(*urls, ","), Signer: signer, Script: script.Script, Cycle: script.Cycle,
 		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: cmp.Or(*prefix, fmt.Sprintf("o_load_%x_", run))}
-	if *scriptName == "signing" {
+	if *scriptName == "signing" || script.Ready != nil {
 		if *prefix != "" {
-			fmt.Fprintln(stderr, "jiayi load: a signing run makes new people each time; -openids would bring back residents who signed already")
+			fmt.Fprintf(stderr, "jiayi load: a %s run makes new people each time; -openids would bring back residents who signed already\n", *scriptName)
 			return 2
 		}
 		// Made-up people differ up to IDNumber's 18 million; a run takes a
@@ -103,9 +106,24 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "jiayi load: a signing run takes at most %d residents\n", load.People/10)
 			return 2
 		}
-		opts.Script = load.Signing(rand.IntN(load.People - *residents))
+		salt := rand.IntN(load.People - *residents)
+		if script.Ready == nil {
+			opts.Script = load.Signing(salt)
+		} else {
+			opts.Script = script.Ready(salt)
+		}
 	}
 	report := loadReport{Script: *scriptName}
+	if script.Ready != nil {
+		ready, ok := readyResidents(ctx, opts, stderr)
+		report.Ready = ready
+		if !ok {
+			out, _ := json.MarshalIndent(report, "", "  ")
+			fmt.Fprintln(stdout, string(out))
+			return 1
+		}
+		opts.Script = script.Script
+	}
 	if *echo != "" {
 		res, err := measureEcho(ctx, *echo, opts)
 		if err != nil {
@@ -133,6 +151,23 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return 1
 	}
 	return 0
+}
+
+// readyResidents runs the untimed part of a script: each resident once,
+// as fast as the clients are answered, for as long as it takes. Every one
+// must get there, or the timed run would measure the wrong answers.
+func readyResidents(ctx context.Context, o load.Options, stderr io.Writer) (*load.Result, bool) {
+	o.Rate, o.Duration = 0, time.Hour
+	res, err := load.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "jiayi load:", err)
+		return nil, false
+	}
+	if want := o.Residents * len(o.Script(0)); res.Served != want {
+		fmt.Fprintf(stderr, "jiayi load: %d of %d messages bringing the residents to the timed step were served; the \"ready\" steps' examples say what came back instead\n", res.Served, want)
+		return res, false
+	}
+	return res, true
 }
 
 func scriptNames() []string {

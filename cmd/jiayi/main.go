@@ -18,9 +18,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/jiayi-health/jiayi/bot"
 	"github.com/jiayi-health/jiayi/bot/config"
@@ -147,10 +150,37 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	if cfg.PprofAddr != "" {
+		addr, stop, err := serveProfiler(cfg.PprofAddr)
+		if err != nil {
+			log.Error("start failed", "err", err)
+			return 1
+		}
+		defer stop()
+		log.Info("profiler listening", "addr", addr)
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// serveProfiler serves Go's profiler (net/http/pprof) on addr, a loopback
+// address, until stop is called; it returns the address it listens on.
+func serveProfiler(addr string) (listening string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("profiler: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
 }
