@@ -266,6 +266,10 @@ type catalogCache struct {
 // Each caller gets a copy of its own.
 func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	const op = "Catalog"
+	// Read outside a transaction not yet begun, as the doctor lookup: a
+	// turn that only prices begins none, and a signing's own transaction
+	// is then the turn's first work.
+	db = db.unbegun()
 	var version int64
 	err := db.get(ctx, op, &version, `SELECT version FROM region_profile WHERE id = 1`)
 	if errors.Is(err, ErrNotFound) {

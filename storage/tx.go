@@ -141,6 +141,9 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *DB) error) error 
 
 func (db *DB) savepoint(ctx context.Context, op string, fn func(tx *DB) error) error {
 	st := db.tx
+	if st.begun() == nil {
+		return db.first(fn)
+	}
 	tx, err := st.open()
 	if err != nil {
 		return fail(op, err)
@@ -179,6 +182,36 @@ func (db *DB) savepoint(ctx context.Context, op string, fn func(tx *DB) error) e
 	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
 		rollback()
 		return fail(op, err)
+	}
+	finished = true
+	return nil
+}
+
+// first runs fn as the first work of a transaction no statement has begun
+// yet, without a savepoint: undoing fn is then undoing the transaction, so
+// on an error (or a panic) it is rolled back and the next statement
+// begins it afresh. That spares a savepoint's two round trips where a
+// turn's first write is a method that writes in a transaction of its own
+// (a signing's CreateContract).
+func (db *DB) first(fn func(tx *DB) error) error {
+	st := db.tx
+	pushesBefore := st.pushes.Load()
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		st.pushes.Store(pushesBefore)
+		st.mu.Lock()
+		tx := st.tx
+		st.tx, st.beginErr = nil, nil
+		st.mu.Unlock()
+		if tx != nil {
+			tx.Rollback()
+		}
+	}()
+	if err := fn(db); err != nil {
+		return err
 	}
 	finished = true
 	return nil

@@ -233,6 +233,54 @@ func TestNestedInTxJoins(t *testing.T) {
 	})
 }
 
+// A joined method that is the transaction's first work runs without a
+// savepoint: when it fails, what it wrote is undone and the transaction begins afresh with the next statement; when
+// it succeeds, its writes stand or fall with the rest.
+func TestInTxJoinedAsFirstWork(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		pushes := countPushes(db)
+		inner := errors.New("inner step failed")
+		err := db.InTx(ctx, func(tx *storage.DB) error {
+			err := tx.InTx(ctx, func(tx2 *storage.DB) error {
+				if err := tx2.Apply(ctx, storage.Changes{Seen: userSeen("o_first").Seen,
+					Pushes: []storage.Push{push("first:1", "o_first")}}); err != nil {
+					return err
+				}
+				return inner
+			})
+			if !errors.Is(err, inner) {
+				t.Errorf("the first nested InTx returned %v", err)
+			}
+			return tx.Apply(ctx, storage.Changes{Seen: userSeen("o_after").Seen, Pushes: []storage.Push{push("after:1", "o_after")}})
+		})
+		if err != nil {
+			t.Fatalf("the transaction could not go on after its first work failed: %v", err)
+		}
+		for openID, want := range map[string]bool{"o_first": false, "o_after": true} {
+			if _, err := db.WeChatUser(ctx, openID); (err == nil) != want {
+				t.Errorf("%s stored: %v, want %v", openID, err == nil, want)
+			}
+		}
+		if rows, _ := db.OutboxFor(ctx, "o_first"); len(rows) != 0 {
+			t.Fatal("the undone first work's push committed")
+		}
+		if pushes.Load() != 1 {
+			t.Fatalf("OnPushes ran %d times, want once", pushes.Load())
+		}
+		outer := errors.New("outer failed")
+		err = db.InTx(ctx, func(tx *storage.DB) error {
+			if err := tx.InTx(ctx, func(tx2 *storage.DB) error { return tx2.Apply(ctx, userSeen("o_joined")) }); err != nil {
+				return err
+			}
+			return outer
+		})
+		if _, stored := db.WeChatUser(ctx, "o_joined"); !errors.Is(err, outer) || stored == nil {
+			t.Fatalf("the first work outlived its transaction's rollback: %v, %v", err, stored)
+		}
+	})
+}
+
 // A panic in fn rolls the transaction back and goes on; the DB stays usable.
 func TestInTxPanicRollsBack(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
