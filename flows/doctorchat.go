@@ -45,6 +45,14 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	if !wanted {
 		return nil, false, nil
 	}
+	if said == "帮助" { // words only: the names kept in memory answer it
+		name, ok, err := e.DB.BoundDoctorName(ctx, in.OpenID)
+		if !ok || err != nil {
+			return nil, err != nil, err
+		}
+		replies, err := say("doctor_help", name)
+		return replies, true, err
+	}
 	doctor, err := e.DB.DoctorByOpenID(ctx, in.OpenID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, false, nil
@@ -54,8 +62,6 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	}
 	var replies []string
 	switch {
-	case said == "帮助":
-		replies, err = say("doctor_help", doctor.Name)
 	case said == "确认":
 		replies, err = e.doctorWaiting(ctx, st, doctor)
 	case said == "我的居民":

@@ -266,10 +266,10 @@ func (e *Engine) words(ctx context.Context, st *State, said string, in Inbound) 
 		return []string{notice}, err
 	}
 	if notUnderstood { // a doctor is pointed at the doctors' words, not the residents'
-		if doctor, derr := e.DB.DoctorByOpenID(ctx, in.OpenID); derr == nil {
-			replies, err = say("doctor_not_understood", doctor.Name)
-		} else if !errors.Is(derr, storage.ErrNotFound) {
+		if name, ok, derr := e.DB.BoundDoctorName(ctx, in.OpenID); derr != nil {
 			return nil, derr
+		} else if ok {
+			replies, err = say("doctor_not_understood", name)
 		}
 	}
 	return prefixed(notice, replies), err

@@ -106,3 +106,39 @@ func TestDoctorQRIsKeptOnce(t *testing.T) {
 		}
 	})
 }
+
+// Bound doctors' names are kept in memory for 帮助: a binding on this
+// instance is seen at once, one on another instance once the names are
+// read again, 5 s later.
+func TestBoundDoctorName(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		now := time.Now()
+		db.SetClock(func() time.Time { return now })
+		other := storagetest.Reopen(t, db)
+		docs, _ := db.Doctors(ctx)
+		expires := now.Add(time.Hour)
+		db.SetBindingCode(ctx, docs[0].ID, "code-0", expires)
+		db.SetBindingCode(ctx, docs[1].ID, "code-1", expires)
+		if _, ok, err := db.BoundDoctorName(ctx, "o_doc0"); ok || err != nil {
+			t.Fatalf("before any binding: %v, %v", ok, err)
+		}
+		if _, err := db.BindDoctor(ctx, "code-0", "o_doc0", now); err != nil {
+			t.Fatal(err)
+		}
+		if name, ok, err := db.BoundDoctorName(ctx, "o_doc0"); !ok || err != nil || name != docs[0].Name {
+			t.Fatalf("bound on this instance: %q, %v, %v", name, ok, err)
+		}
+		if _, err := other.BindDoctor(ctx, "code-1", "o_doc1", now); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(5 * time.Second)
+		if name, ok, err := db.BoundDoctorName(ctx, "o_doc1"); !ok || err != nil || name != docs[1].Name {
+			t.Fatalf("bound on another instance, 5 s later: %q, %v, %v", name, ok, err)
+		}
+		if _, ok, _ := db.BoundDoctorName(ctx, "o_resident"); ok {
+			t.Fatal("a resident is named a doctor")
+		}
+	})
+}

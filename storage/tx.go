@@ -24,6 +24,8 @@ type shared struct {
 	clock    atomic.Pointer[func() time.Time] // see SetClock
 	numbers  *sqlx.DB                         // PostgreSQL: see takeNumber
 	catalog  catalogCache
+	// doctorNames: see BoundDoctorName
+	doctorNames doctorNames
 }
 
 // SetClock makes the times this package stamps itself (created_at,
