@@ -110,8 +110,9 @@ func (r *Redis) SaveTurn(ctx context.Context, t Turn) (ChatSession, error) {
 }
 
 const (
-	claimMark = "p:" // in progress, followed by the claimer's token
-	doneMark  = "d:" // finished, followed by the reply
+	claimMark   = "p:" // in progress, followed by the claimer's token
+	doneMark    = "d:" // finished, followed by the reply
+	limitedMark = "l:" // BeginTurn's answer only: over the limit, followed by the count
 )
 
 // MessageState is what a dedupe key says about an inbound message.
@@ -121,6 +122,7 @@ const (
 	MessageNew        MessageState = iota // claimed now by the caller
 	MessageInProgress                     // another attempt is working on it
 	MessageDone                           // finished; the reply is known
+	MessageLimited                        // BeginTurn: over the sender's limit, neither claimed nor to be run
 )
 
 // Claim marks a message as in progress before any work is done on it. The
@@ -146,19 +148,45 @@ func (r *Redis) Claim(ctx context.Context, openID, msgKey string, claimTTL time.
 	return MessageInProgress, "", nil, nil
 }
 
+// countLua counts message msg in the sender's current window (key): a
+// retry of one counts once. It returns how many different messages the
+// window holds.
+const countLua = `
+local function count(key, window, msg)
+  local added = redis.call('HSETNX', key, msg, 1)
+  local n = redis.call('HLEN', key)
+  if added == 1 and n == 1 then redis.call('PEXPIRE', key, window) end
+  return n
+end
+`
+
 // beginTurn claims a message (KEYS[1]) and, if no turn of the user holds
 // their lock (KEYS[2]), takes it and reads the session (KEYS[3]): what
-// Claim, LockUser and LoadChatSession do, in one round trip. It answers
-// the marker alone for a message claimed or finished before, an empty
-// string alone for a claim without the lock, and the empty string, the
-// session's version and its data for both.
-var beginTurn = redis.NewScript(`
+// Claim, LockUser and LoadChatSession do, in one round trip. A new message
+// is first counted in its sender's window (KEYS[4]) when a limit is given
+// (ARGV[5], 0 for none); over it, the message is not claimed. It answers
+// the marker alone for a message claimed or finished before, the limited
+// mark and the count alone for a message over the limit, an empty string
+// alone for a claim without the lock, and the empty string, the session's
+// version and its data for both.
+var beginTurn = redis.NewScript(countLua + `
 local cur = redis.call('GET', KEYS[1])
 if cur then return {cur} end
+if ARGV[5] ~= '0' then
+  local n = count(KEYS[4], ARGV[6], ARGV[7])
+  if n > tonumber(ARGV[5]) then return {'` + limitedMark + `' .. n} end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {''} end
 local s = redis.call('HMGET', KEYS[3], 'v', 'data')
 return {'', s[1] or '', s[2] or ''}`)
+
+// Count is a limit on a sender's messages: at most Max different ones in
+// Window. The zero Count counts nothing.
+type Count struct {
+	Max    int
+	Window time.Duration
+}
 
 // TurnStart is what BeginTurn found and took.
 type TurnStart struct {
@@ -169,16 +197,18 @@ type TurnStart struct {
 	// Session was read under it. Otherwise the caller waits for the lock.
 	Lock    *UserLock
 	Session ChatSession
+	Count   int // MessageLimited: the messages in the sender's window, this one included
 }
 
 // BeginTurn claims a message as Claim does and, when the user has no turn
 // running, takes their lock and reads their session in the same round
 // trip: a message from someone not already mid-turn costs one call to
-// start instead of four.
-func (r *Redis) BeginTurn(ctx context.Context, openID, msgKey string, claimTTL, lockTTL time.Duration) (TurnStart, error) {
+// start instead of four. With a Count, a new message is counted first
+// as CountMessage does, and one over the limit is not claimed.
+func (r *Redis) BeginTurn(ctx context.Context, openID, msgKey string, claimTTL, lockTTL time.Duration, c Count) (TurnStart, error) {
 	msg, lock, token, lockToken := r.key(openID, "msg:"+msgKey), r.key(openID, "lock"), randomToken(), randomToken()
-	vals, err := beginTurn.Run(ctx, r.Client, []string{msg, lock, r.key(openID, "session")},
-		claimMark+token, claimTTL.Milliseconds(), lockToken, lockTTL.Milliseconds()).StringSlice()
+	vals, err := beginTurn.Run(ctx, r.Client, []string{msg, lock, r.key(openID, "session"), r.key(openID, "rate")},
+		claimMark+token, claimTTL.Milliseconds(), lockToken, lockTTL.Milliseconds(), c.Max, c.Window.Milliseconds(), msgKey).StringSlice()
 	if err != nil {
 		return TurnStart{}, fmt.Errorf("storage.BeginTurn: %w", err)
 	}
@@ -187,6 +217,12 @@ func (r *Redis) BeginTurn(ctx context.Context, openID, msgKey string, claimTTL, 
 		return TurnStart{}, fmt.Errorf("storage.BeginTurn: empty answer")
 	case strings.HasPrefix(vals[0], doneMark):
 		return TurnStart{State: MessageDone, Reply: strings.TrimPrefix(vals[0], doneMark)}, nil
+	case strings.HasPrefix(vals[0], limitedMark):
+		n, err := strconv.Atoi(strings.TrimPrefix(vals[0], limitedMark))
+		if err != nil {
+			return TurnStart{}, fmt.Errorf("storage.BeginTurn: bad count %q", vals[0])
+		}
+		return TurnStart{State: MessageLimited, Count: n}, nil
 	case vals[0] != "":
 		return TurnStart{State: MessageInProgress}, nil
 	}
@@ -280,11 +316,7 @@ func (r *Redis) RememberRequest(ctx context.Context, timestamp, nonce, digest st
 
 // countMessage counts one message, by its dedupe key, in the sender's
 // current window.
-var countMessage = redis.NewScript(`
-local added = redis.call('HSETNX', KEYS[1], ARGV[2], 1)
-local n = redis.call('HLEN', KEYS[1])
-if added == 1 and n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`)
+var countMessage = redis.NewScript(countLua + `return count(KEYS[1], ARGV[1], ARGV[2])`)
 
 // CountMessage counts a message from openID in a fixed window and returns
 // how many different messages the window holds with it (a retry of one

@@ -202,16 +202,16 @@ func TestBeginTurnClaimsLocksAndReadsTogether(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		start, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute)
+		start, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute, storage.Count{})
 		if err != nil || start.State != storage.MessageNew || start.Lock == nil || start.Session.Version != seed.Version ||
 			string(start.Session.State) != `{"flow":"signing"}` {
 			t.Fatalf("first attempt: %+v %v", start, err)
 		}
-		if again, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute); err != nil || again.State != storage.MessageInProgress || again.Lock != nil {
+		if again, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute, storage.Count{}); err != nil || again.State != storage.MessageInProgress || again.Lock != nil {
 			t.Fatalf("second attempt while the first works: %+v %v", again, err)
 		}
 		// Another message of the same user: claimed, but the lock is held.
-		other, err := r.BeginTurn(ctx, "o_begin", "m2", time.Minute, time.Minute)
+		other, err := r.BeginTurn(ctx, "o_begin", "m2", time.Minute, time.Minute, storage.Count{})
 		if err != nil || other.State != storage.MessageNew || other.Lock != nil {
 			t.Fatalf("a message while a turn runs: %+v %v", other, err)
 		}
@@ -230,18 +230,55 @@ func TestBeginTurnClaimsLocksAndReadsTogether(t *testing.T) {
 		}
 		lock.Unlock()
 		start.Lock.Unlock()
-		if done, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute); err != nil || done.State != storage.MessageDone || done.Reply != "好的" {
+		if done, err := r.BeginTurn(ctx, "o_begin", "m1", time.Minute, time.Minute, storage.Count{}); err != nil || done.State != storage.MessageDone || done.Reply != "好的" {
 			t.Fatalf("a retry after the turn: %+v %v", done, err)
 		}
 		// Someone new: version 0, no state.
-		fresh, err := r.BeginTurn(ctx, "o_new", "m1", time.Minute, time.Minute)
+		fresh, err := r.BeginTurn(ctx, "o_new", "m1", time.Minute, time.Minute, storage.Count{})
 		if err != nil || fresh.Lock == nil || fresh.Session.Version != 0 || fresh.Session.State != nil {
 			t.Fatalf("a new user: %+v %v", fresh, err)
 		}
 		fresh.Lock.Unlock()
 		fresh.Release()
-		if again, err := r.BeginTurn(ctx, "o_new", "m1", time.Minute, time.Minute); err != nil || again.State != storage.MessageNew || again.Lock == nil {
+		if again, err := r.BeginTurn(ctx, "o_new", "m1", time.Minute, time.Minute, storage.Count{}); err != nil || again.State != storage.MessageNew || again.Lock == nil {
 			t.Fatalf("after a released claim and lock: %+v %v", again, err)
+		}
+	})
+}
+
+// With a Count, BeginTurn counts a new message in the same window as
+// CountMessage: a message within the limit is claimed; one over it is
+// neither claimed nor locked, and says how many the window holds; a retry
+// counts once.
+func TestBeginTurnCountsTheSender(t *testing.T) {
+	storagetest.ForEachRedis(t, func(t *testing.T, r *storage.Redis) {
+		ctx := context.Background()
+		limit := storage.Count{Max: 2, Window: time.Minute}
+		if n, err := r.CountMessage(ctx, "o_count", "m1", time.Minute); err != nil || n != 1 {
+			t.Fatalf("counted by the webhook: %d %v", n, err)
+		}
+		first, err := r.BeginTurn(ctx, "o_count", "m1", time.Minute, time.Minute, limit)
+		if err != nil || first.State != storage.MessageNew || first.Lock == nil {
+			t.Fatalf("a message counted before: %+v %v", first, err)
+		}
+		first.Lock.Unlock()
+		second, err := r.BeginTurn(ctx, "o_count", "m2", time.Minute, time.Minute, limit)
+		if err != nil || second.State != storage.MessageNew {
+			t.Fatalf("the second message: %+v %v", second, err)
+		}
+		second.Lock.Unlock()
+		for range 2 { // the third, and WeChat's retry of it
+			over, err := r.BeginTurn(ctx, "o_count", "m3", time.Minute, time.Minute, limit)
+			if err != nil || over.State != storage.MessageLimited || over.Count != 3 || over.Lock != nil || over.Release != nil {
+				t.Fatalf("the third message: %+v %v", over, err)
+			}
+		}
+		// Not claimed: without a limit it would run.
+		if free, err := r.BeginTurn(ctx, "o_count", "m3", time.Minute, time.Minute, storage.Count{}); err != nil || free.State != storage.MessageNew {
+			t.Fatalf("the limited message was claimed: %+v %v", free, err)
+		}
+		if n, err := r.CountMessage(ctx, "o_count", "m4", time.Minute); err != nil || n != 4 {
+			t.Fatalf("the window after: %d %v", n, err)
 		}
 	})
 }

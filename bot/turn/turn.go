@@ -30,6 +30,7 @@ const (
 	Late       Disposition = "late"       // too slow: answered "success", reply sent afterwards
 	Failed     Disposition = "failed"     // an error; the resident is asked to try again
 	Unanswered Disposition = "unanswered" // handled, nothing to say (an unfollow)
+	Limited    Disposition = "limited"    // over the sender's limit: not run; the first one over is told to slow down
 )
 
 // Stores are what a turn persists to besides what the engine commits: the
@@ -81,6 +82,11 @@ type Message struct {
 	// Arrived is when the request came; the reply deadline counts from it
 	// (a message may have waited for room). Zero: from Handle's start.
 	Arrived time.Time
+	// Limit, when set, counts the message in its sender's window as its
+	// turn begins, in the same Redis call; over the limit it is not run.
+	// Zero: not counted here (following and unfollowing never are; a
+	// message the webhook counted itself).
+	Limit storage.Count
 }
 
 // Handle answers one message within the deadline: the reply to send back
@@ -97,10 +103,25 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 	case err != nil:
 		r.Log.Error("dedupe claim failed", "err", err)
 		return r.busy(), Failed
+	case start.State == storage.MessageLimited:
+		return r.slowDown(m, start), Limited
 	case !claimed:
 		return reply, Duplicate
 	}
 	return r.runWithin(answerBy, m, start)
+}
+
+// slowDown is the answer to a message over its sender's limit: the first
+// one over is asked to slow down, the rest get nothing.
+func (r *Runner) slowDown(m Message, start storage.TurnStart) string {
+	if start.Count != m.Limit.Max+1 {
+		return ""
+	}
+	text, err := templates.Message("slow_down", nil)
+	if err != nil {
+		r.Log.Error("message template", "name", "slow_down", "err", err)
+	}
+	return text
 }
 
 // claim takes the message for this attempt. While another attempt holds it,
@@ -113,10 +134,12 @@ func (r *Runner) Handle(ctx context.Context, m Message) (string, Disposition) {
 // session in the same round trip.
 func (r *Runner) claim(ctx, answerBy context.Context, m Message, claimTTL time.Duration) (start storage.TurnStart, reply string, claimed bool, err error) {
 	for {
-		start, err := r.Stores.Redis.BeginTurn(ctx, m.In.OpenID, m.DedupeKey, claimTTL, r.lockTTL())
+		start, err := r.Stores.Redis.BeginTurn(ctx, m.In.OpenID, m.DedupeKey, claimTTL, r.lockTTL(), m.Limit)
 		switch {
 		case err != nil:
 			return start, "", false, err
+		case start.State == storage.MessageLimited:
+			return start, "", false, nil
 		case start.State == storage.MessageNew:
 			return start, "", true, nil
 		case start.State == storage.MessageDone:
@@ -179,6 +202,9 @@ func (r *Runner) HandleLate(ctx context.Context, m Message) {
 	case err != nil:
 		r.Log.Error("dedupe claim failed for a message answered already; the resident is told to send it again", "err", err)
 		r.deliverLate(ctx, m, turnResult{r.busy(), Failed})
+		return
+	case start.State == storage.MessageLimited:
+		r.deliverLate(ctx, m, turnResult{r.slowDown(m, start), Limited})
 		return
 	case !claimed: // another attempt at it runs, or ran, and answers it
 		return

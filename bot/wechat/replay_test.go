@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jiayi-health/jiayi/storage"
 	"github.com/jiayi-health/jiayi/storage/storagetest"
@@ -137,8 +138,30 @@ func TestSenderLimitCountsMessagesNotDeliveries(t *testing.T) {
 	if got := post(text("o_lim", "帮助", 903)); !strings.Contains(got, words(t, "slow_down")) {
 		t.Fatalf("the third message in the minute: %s", got)
 	}
+	if got := post(text("o_lim", "帮助", 904)); got != "success" {
+		t.Fatalf("the fourth message in the minute: %s", got)
+	}
 	post(event("o_lim", "unsubscribe", ""))
 	if u, err := h.stack.DB.WeChatUser(context.Background(), "o_lim"); err != nil || u.Subscribed {
 		t.Fatalf("an unfollow past the limit was not run: %+v %v", u, err)
+	}
+
+	// With no room to run a turn, a sender is counted before waiting for
+	// it: the messages within the limit wait and are answered "success",
+	// and one over it is told to slow down at once, not queued.
+	limited.Slots, limited.QueueWait = make(chan struct{}, 1), 20*time.Millisecond
+	limited.Slots <- struct{}{}
+	for n := range 2 {
+		if got := post(text("o_full", "帮助", 911+int64(n))); got != "success" {
+			t.Fatalf("message %d with no room: %s", n+1, got)
+		}
+	}
+	if got := post(text("o_full", "帮助", 913)); !strings.Contains(got, words(t, "slow_down")) {
+		t.Fatalf("the third message with no room: %s", got)
+	}
+	<-limited.Slots
+	h.turns.Wait()
+	if got := len(h.standIn.Outbox("o_full")); got != 2 {
+		t.Fatalf("%d late replies to o_full, want the 2 queued messages' only", got)
 	}
 }

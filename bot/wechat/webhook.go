@@ -116,26 +116,32 @@ func (w *Webhook) Receive(c *gin.Context) {
 		c.String(http.StatusOK, "success")
 		return
 	}
-	if over, first := w.overLimit(c.Request.Context(), in); over {
-		outcome = "limited"
-		if first {
-			w.writeReply(c, msg, w.words("slow_down"), safe, c.Query("nonce"))
-			return
-		}
-		c.String(http.StatusOK, "success")
-		return
-	}
 	if w.Ahead != nil {
 		in.in.At = in.in.At.Add(w.Ahead())
 	}
 	m := turn.Message{In: in.in, DedupeKey: in.dedupe, Arrived: start}
-	if w.Slots != nil {
+	if w.Slots == nil || w.tryEnter() {
+		m.Limit = w.limit(in) // counted in the call that begins its turn
+	} else {
+		// No room at once: the sender is counted before the wait, so a
+		// flood from one sender never waits for room or in the queue.
+		if over, first := w.overLimit(c.Request.Context(), in); over {
+			outcome = "limited"
+			if first {
+				w.writeReply(c, msg, w.words("slow_down"), safe, c.Query("nonce"))
+				return
+			}
+			c.String(http.StatusOK, "success")
+			return
+		}
 		if !w.enter(c.Request.Context()) {
 			outcome = "queued"
 			c.String(http.StatusOK, "success")
 			w.later(m)
 			return
 		}
+	}
+	if w.Slots != nil {
 		defer func() { <-w.Slots }()
 	}
 	reply, how := w.Turns.Handle(c.Request.Context(), m)
@@ -150,12 +156,20 @@ func (w *Webhook) Receive(c *gin.Context) {
 	w.writeReply(c, msg, reply, safe, c.Query("nonce"))
 }
 
-// enter takes a slot, waiting up to QueueWait for one.
-func (w *Webhook) enter(ctx context.Context) bool {
+// tryEnter takes a slot if one is free now.
+func (w *Webhook) tryEnter() bool {
 	select {
 	case w.Slots <- struct{}{}:
 		return true
 	default:
+		return false
+	}
+}
+
+// enter takes a slot, waiting up to QueueWait for one.
+func (w *Webhook) enter(ctx context.Context) bool {
+	if w.tryEnter() {
+		return true
 	}
 	wait := time.NewTimer(cmp.Or(w.QueueWait, DefaultQueueWait))
 	defer wait.Stop()
@@ -205,15 +219,25 @@ func massResult(m *message.MixMessage) storage.MassResult {
 // sender costs a Redis call a message, not a turn, so nobody else waits
 // for it. If Redis cannot count, the message goes on.
 func (w *Webhook) overLimit(ctx context.Context, in inbound) (over, first bool) {
-	if w.MaxPerMinute <= 0 || in.in.Kind == flows.Subscribe || in.in.Kind == flows.Unsubscribe {
+	limit := w.limit(in)
+	if limit.Max == 0 {
 		return false, false
 	}
-	n, err := w.Senders.CountMessage(ctx, in.in.OpenID, in.dedupe, time.Minute)
+	n, err := w.Senders.CountMessage(ctx, in.in.OpenID, in.dedupe, limit.Window)
 	if err != nil {
 		w.Log.Warn("wechat sender not counted", "err", err)
 		return false, false
 	}
-	return n > w.MaxPerMinute, n == w.MaxPerMinute+1
+	return n > limit.Max, n == limit.Max+1
+}
+
+// limit is the count a message is held to: MaxPerMinute a minute, none for
+// following and unfollowing (an unfollow withdraws what waits to be sent).
+func (w *Webhook) limit(in inbound) storage.Count {
+	if w.MaxPerMinute <= 0 || in.in.Kind == flows.Subscribe || in.in.Kind == flows.Unsubscribe {
+		return storage.Count{}
+	}
+	return storage.Count{Max: w.MaxPerMinute, Window: time.Minute}
 }
 
 // words is a message residents read, from templates/.
