@@ -94,14 +94,21 @@ var ErrLiveContract = errors.New("resident already has a pending or active contr
 func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string, created bool, err error) {
 	const op = "CreateContract"
 	err = db.inTx(ctx, op, func(tx *DB) error {
-		err := tx.get(ctx, op, &number, `SELECT number FROM contracts WHERE request_key = ?`, nc.RequestKey)
-		if err == nil {
-			return nil
-		} else if !errors.Is(err, ErrNotFound) {
+		// A replay's contract and the resident, if known, in one query.
+		var known struct {
+			Number   sql.NullString `db:"number"`
+			Resident sql.NullInt64  `db:"resident"`
+		}
+		if err := tx.get(ctx, op, &known, `SELECT (SELECT number FROM contracts WHERE request_key = ?) AS number,
+			(SELECT id FROM residents WHERE id_number_hash = ?) AS resident`, nc.RequestKey, nc.Resident.IDHash); err != nil {
 			return err
 		}
+		if known.Number.Valid {
+			number = known.Number.String
+			return nil
+		}
 		now := db.now()
-		residentID, err := tx.upsertResident(ctx, op, nc.Resident, now)
+		residentID, err := tx.upsertResident(ctx, op, nc.Resident, known.Resident, now)
 		if isUniqueViolation(err) { // the same person is being signed at this moment elsewhere
 			return fail(op, ErrLiveContract)
 		}
@@ -193,14 +200,14 @@ func (db *DB) takeNumber(ctx context.Context, op, day string, inTx bool) (string
 	return fmt.Sprintf("QY%s%04d", day, seq), nil
 }
 
-// upsertResident finds the resident by ID hash or adds them. A resident
-// with a live contract cannot be signed again; otherwise the signing user
+// upsertResident adds the resident, or updates the one known by their ID
+// hash (known, found by the caller). A resident with a live contract
+// cannot be signed again; otherwise the signing user
 // becomes their manager and their details are refreshed.
-func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now time.Time) (int64, error) {
-	var id int64
-	err := db.get(ctx, op, &id, `SELECT id FROM residents WHERE id_number_hash = ?`, r.IDHash)
-	if errors.Is(err, ErrNotFound) {
-		err = db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
+func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, known sql.NullInt64, now time.Time) (int64, error) {
+	id := known.Int64
+	if !known.Valid {
+		err := db.get(ctx, op, &id, `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
 			id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, id_masked, phone_masked,
 			family_relation, due_date_sealed, created_at, updated_at, groups_indexed)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id`,
@@ -210,9 +217,6 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 			return 0, err
 		}
 		return id, db.insertGroupTags(ctx, op, id, r.GroupTags) // a new resident: tags written with the row
-	}
-	if err != nil {
-		return 0, err
 	}
 	var live int
 	if err := db.get(ctx, op, &live, `SELECT COUNT(*) FROM contracts WHERE resident_id = ?
@@ -224,7 +228,7 @@ func (db *DB) upsertResident(ctx context.Context, op string, r NewResident, now 
 	}
 	// A resident signed at the desk has no WeChat: whoever manages them in
 	// chat keeps doing so.
-	_, err = db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
+	_, err := db.exec(ctx, op, `UPDATE residents SET manager_openid = CASE WHEN ? = '' THEN manager_openid ELSE ? END,
 		relation = ?, name = ?, id_number_sealed = ?,
 		phone_sealed = ?, phone_hash = ?, community_id = ?, priority_groups = ?, id_masked = ?, phone_masked = ?,
 		family_relation = ?, due_date_sealed = COALESCE(NULLIF(?, ''), due_date_sealed), consent_withdrawn_at = NULL, updated_at = ? WHERE id = ?`,
