@@ -47,8 +47,11 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 	}
 	if said == "帮助" { // words only: the names kept in memory answer it
 		name, ok, err := e.DB.BoundDoctorName(ctx, in.OpenID)
-		if !ok || err != nil {
-			return nil, err != nil, err
+		if err != nil {
+			return nil, true, err
+		}
+		if !ok { // a resident: their own help
+			return nil, false, nil
 		}
 		replies, err := say("doctor_help", name)
 		return replies, true, err

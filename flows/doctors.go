@@ -49,12 +49,13 @@ func IssueBindingCode(ctx context.Context, db *storage.DB, s *storage.Sealer, do
 // request. They work whatever conversation is open.
 var (
 	bindCommand = regexp.MustCompile(`^绑定\s*([A-Za-z0-9]{4,16})$`)
-	// A number is QY and ten digits, eleven from a day's 10,000th signing.
-	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)\d{10,11})$`)
+	// A number is QY and ten digits, eleven from a day's 10,000th signing
+	// and twelve from its 100,000th.
+	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)\d{10,12})$`)
 	// The number ends where its digits do: a reason may follow, but not
 	// another digit (拒绝 QY26120300011 is the number QY26120300011, not
 	// QY2612030001 for "1").
-	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)\d{10,11})(?:\s*([^\d\s].*))?\s*$`)
+	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)\d{10,12})(?:\s*([^\d\s].*))?\s*$`)
 	// A number that is not one (QY and too few or many digits): say what
 	// one looks like rather than treat it as a resident's words.
 	badNumberCommand = regexp.MustCompile(`^(?:确认|拒绝)\s*(?i:qy)\s*\d*(?:\s.*)?$`)

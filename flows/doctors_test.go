@@ -48,12 +48,13 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 	doc.say("确认 QY26112310000", "没有找到您负责的签约") // a day's 10,000th number has eleven digits
 	doc.say("拒绝 QY26112310000 不在服务范围", "没有找到您负责的签约")
 	doc.say("确认 QY123", "合同编号是QY加10位数字")
-	doc.say("确认 QY261123100000", "合同编号是QY加10位数字")
+	doc.say("确认 QY261123100000", "没有找到您负责的签约") // the 100,000th: twelve
+	doc.say("确认 QY2611231000000", "合同编号是QY加10位数字")
 	doc.say("qwerty", "没看懂", "常用的有：确认、今日预约", "回复“帮助”看全部") // the doctors' words, not the residents'
 	talk(t, e, "o_res1").say("qwerty", "常用的有：签约、预约")
 	doc.say("拒绝 qy26112 不对", "合同编号是QY加10位数字")
 	doc.say("拒绝 "+second+"1 不对", "没有找到您负责的签约 "+second+"1") // a digit more: not the request it begins with
-	doc.say("拒绝 "+second+"12 不对", "合同编号是QY加10位数字")
+	doc.say("拒绝 "+second+"123 不对", "合同编号是QY加10位数字")
 	doc.say("确认 "+strings.ToLower(first), "已确认签约 "+first, "王秀英", "服务期到2027-11-22")
 	doc.say("确认 "+first, "已经处理过了")
 	doc.say("拒绝 "+second, "请写上拒绝的原因")

@@ -278,6 +278,11 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	if err != nil {
 		return Catalog{}, err
 	}
+	if db.tx != nil {
+		// Read inside a begun transaction: it may hold its own changes,
+		// uncommitted, which must not be kept for everyone.
+		return db.readCatalog(ctx, op)
+	}
 	cache := &db.shared.catalog
 	cache.mu.Lock()
 	if cache.catalog != nil && cache.version == version {

@@ -209,6 +209,29 @@ func TestCatalogKeptInMemorySeesOtherInstances(t *testing.T) {
 		if p, _ := c.Package("p"); !reflect.DeepEqual(p.Prices, price) {
 			t.Fatalf("after another instance set p's price: %+v", p.Prices)
 		}
+		// A change read back inside its own transaction, then rolled back,
+		// is never kept for others.
+		rolledBack := map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 1111}}
+		errRollback := errors.New("roll back")
+		if err := db.InTx(ctx, func(tx *storage.DB) error {
+			if err := tx.SetPackagePrice(ctx, "p", rolledBack, "admin"); err != nil {
+				return err
+			}
+			if _, err := tx.Catalog(ctx); err != nil {
+				return err
+			}
+			return errRollback
+		}); !errors.Is(err, errRollback) {
+			t.Fatal(err)
+		}
+		committed := map[storage.Insured]storage.Split{storage.InsuredLocal: {"resident": 2222}}
+		if err := other.SetPackagePrice(ctx, "p", committed, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = db.Catalog(ctx)
+		if p, _ := c.Package("p"); !reflect.DeepEqual(p.Prices, committed) {
+			t.Fatalf("after a rolled-back change and another instance's: %+v", p.Prices)
+		}
 		changed := sampleCatalog()
 		changed.Profile.Name = "另一个"
 		changed.Packages = changed.Packages[:1]

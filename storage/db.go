@@ -114,7 +114,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	if dialect == Postgres {
 		if sh.numbers, err = openNumbers(dsn); err != nil {
 			db.Close()
-			return nil, fail("Open", err)
+			return nil, fail("Open", fmt.Errorf("open the contract-number pool: %w", err))
 		}
 	}
 	return &DB{Dialect: dialect, pool: db, shared: sh}, nil
@@ -131,6 +131,11 @@ func openNumbers(dsn string) (*sqlx.DB, error) {
 	}
 	q := u.Query()
 	q.Set("synchronous_commit", "off") // pgx sends what it does not know as a run-time parameter
+	// A number waits on the day's row only for another's one statement,
+	// or for an import numbering inside its transaction; a wait longer
+	// than this is given up (the signing fails and is asked again) rather
+	// than held in a deadlock PostgreSQL cannot see, across two pools.
+	q.Set("lock_timeout", "2s")
 	u.RawQuery = q.Encode()
 	db, err := sqlx.Open("pgx", u.String())
 	if err != nil {
@@ -139,6 +144,12 @@ func openNumbers(dsn string) (*sqlx.DB, error) {
 	db.SetMaxOpenConns(2)
 	db.SetMaxIdleConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil { // a pooler refusing the parameters says so at start
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 

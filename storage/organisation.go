@@ -264,7 +264,11 @@ func (db *DB) BindDoctor(ctx context.Context, codeHash, openID string, now time.
 		return Doctor{}, err
 	}
 	d.OpenID = sql.NullString{String: openID, Valid: true}
-	db.shared.doctorNames.forget()
+	if db.tx != nil {
+		db.tx.newDoctor.Store(true)
+	} else {
+		db.shared.doctorNames.forget()
+	}
 	return d, nil
 }
 

@@ -140,5 +140,30 @@ func TestBoundDoctorName(t *testing.T) {
 		if _, ok, _ := db.BoundDoctorName(ctx, "o_resident"); ok {
 			t.Fatal("a resident is named a doctor")
 		}
+
+	})
+}
+
+// A binding inside a turn's transaction: names read while it has not
+// committed are read again once it has.
+func TestBoundDoctorNameAfterATransaction(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		now := time.Now()
+		docs, _ := db.Doctors(ctx)
+		db.SetBindingCode(ctx, docs[0].ID, "code-0", now.Add(time.Hour))
+		if err := db.InTx(ctx, func(tx *storage.DB) error {
+			if _, err := tx.BindDoctor(ctx, "code-0", "o_doc0", now); err != nil {
+				return err
+			}
+			_, _, err := db.BoundDoctorName(ctx, "o_doc0") // another turn, meanwhile
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if name, ok, err := db.BoundDoctorName(ctx, "o_doc0"); !ok || err != nil || name != docs[0].Name {
+			t.Fatalf("bound in a transaction, after its commit: %q, %v, %v", name, ok, err)
+		}
 	})
 }

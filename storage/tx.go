@@ -55,6 +55,10 @@ type txState struct {
 	savepoints atomic.Int64 // names savepoints uniquely
 	mu         sync.Mutex
 	broken     error // a savepoint could not be rolled back: the transaction must not commit
+	// newDoctor: a doctor was bound; the names BoundDoctorName keeps are
+	// read again once the transaction commits, not before (a read in
+	// between would keep the old names).
+	newDoctor atomic.Bool
 }
 
 // OnPushes registers f to be called, synchronously and after the commit,
@@ -138,6 +142,9 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *DB) error) error 
 	if st.pushes.Load() > 0 {
 		db.firePushes()
 	}
+	if st.newDoctor.Load() {
+		db.shared.doctorNames.forget()
+	}
 	return nil
 }
 
@@ -206,7 +213,7 @@ func (db *DB) first(fn func(tx *DB) error) error {
 		st.pushes.Store(pushesBefore)
 		st.mu.Lock()
 		tx := st.tx
-		st.tx, st.beginErr = nil, nil
+		st.tx, st.beginErr, st.broken = nil, nil, nil
 		st.mu.Unlock()
 		if tx != nil {
 			tx.Rollback()

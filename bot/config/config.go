@@ -324,8 +324,8 @@ func loopbackAddr(addr string) bool {
 	if err != nil || !validAddr(addr) {
 		return false
 	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
+	ip := net.ParseIP(host) // an address, not a name whose lookup decides
+	return ip != nil && ip.IsLoopback()
 }
 
 // parseKey accepts 32 bytes as 64 hex digits or as base64.

@@ -203,10 +203,7 @@ func (r *Runner) HandleLate(ctx context.Context, m Message) {
 		r.Log.Error("dedupe claim failed for a message answered already; the resident is told to send it again", "err", err)
 		r.deliverLate(ctx, m, turnResult{r.busy(), Failed})
 		return
-	case start.State == storage.MessageLimited:
-		r.deliverLate(ctx, m, turnResult{r.slowDown(m, start), Limited})
-		return
-	case !claimed: // another attempt at it runs, or ran, and answers it
+	case !claimed: // another attempt at it runs, or ran, and answers it (or it is over its sender's limit: later counts none)
 		return
 	}
 	r.deliverLate(ctx, m, r.run(ctx, m, start))

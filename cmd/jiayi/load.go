@@ -21,7 +21,7 @@ import (
 	"github.com/jiayi-health/jiayi/bot/wechat"
 )
 
-const loadUsage = `usage: jiayi load [-url URL[,URL…]] [-script help|browse|signing|open] [-residents N]
+const loadUsage = `usage: jiayi load [-url URL[,URL…]] [-script help|browse|signing|agree|open] [-residents N]
                   [-clients C | -rate R] [-duration D] [-openids PREFIX] [-echo ADDR] [-late-wait D]
 
 load drives made-up residents through whole conversations against one or
@@ -59,7 +59,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 	residents := fs.Int("residents", 20000, "how many different residents")
 	clients := fs.Int("clients", 32, "residents talking at once")
 	rate := fs.Float64("rate", 0, "messages a second, whatever the answers (default: each client as fast as it is answered)")
-	duration := fs.Duration("duration", 20*time.Second, "how long to run (a signing run also ends when every resident has signed)")
+	duration := fs.Duration("duration", 20*time.Second, "how long to run (a signing run also ends when every resident has signed; agree's untimed part runs until every resident is ready, not counted)")
 	prefix := fs.String("openids", "", "the residents' openids start with this (default: new ones each run); give the same to talk again as the same residents")
 	lateWait := fs.Duration("late-wait", time.Minute, "how long to look for the replies answered \"success\" to arrive as pushes (sandbox servers)")
 	echo := fs.String("echo", "", "serve the bare echo webhook on this address (e.g. 127.0.0.1:18090) and measure it first")
@@ -96,7 +96,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		Residents: *residents, Clients: *clients, Rate: *rate, Duration: *duration, OpenIDs: cmp.Or(*prefix, fmt.Sprintf("o_load_%x_", run))}
 	if *scriptName == "signing" || script.Ready != nil {
 		if *prefix != "" {
-			fmt.Fprintf(stderr, "jiayi load: a %s run makes new people each time; -openids would bring back residents who signed already\n", *scriptName)
+			fmt.Fprintf(stderr, "jiayi load: -script %s makes new people each time; -openids would bring back residents who signed already\n", *scriptName)
 			return 2
 		}
 		// Made-up people differ up to IDNumber's 18 million; a run takes a
@@ -158,6 +158,7 @@ func loadCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 // must get there, or the timed run would measure the wrong answers.
 func readyResidents(ctx context.Context, o load.Options, stderr io.Writer) (*load.Result, bool) {
 	o.Rate, o.Duration = 0, time.Hour
+	o.Clients = max(1, min(o.Clients, o.Residents/2)) // the timed part may run at a rate, with few residents
 	res, err := load.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "jiayi load:", err)

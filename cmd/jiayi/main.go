@@ -153,6 +153,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) int {
 	if cfg.PprofAddr != "" {
 		addr, stop, err := serveProfiler(cfg.PprofAddr)
 		if err != nil {
+			ln.Close()
 			log.Error("start failed", "err", err)
 			return 1
 		}
