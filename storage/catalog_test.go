@@ -180,9 +180,9 @@ func TestGuessedPricesBecomeUnknown(t *testing.T) {
 	})
 }
 
-// An instance keeps the catalog in memory; another instance's change to it
-// (a price, a new profile) is what it reads next, and a caller changing
-// its copy changes no one else's.
+// An instance keeps the catalog in memory until its version moves;
+// another instance's change to it (a price, a new profile) is what it
+// reads next, and a caller changing its copy changes no one else's.
 func TestCatalogKeptInMemorySeesOtherInstances(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
@@ -231,6 +231,19 @@ func TestCatalogKeptInMemorySeesOtherInstances(t *testing.T) {
 		c, _ = db.Catalog(ctx)
 		if p, _ := c.Package("p"); !reflect.DeepEqual(p.Prices, committed) {
 			t.Fatalf("after a rolled-back change and another instance's: %+v", p.Prices)
+		}
+		// Kept, not read each time: a change behind the version's back is
+		// read only once the version moves.
+		raw := storagetest.SQL(t, db)
+		raw.MustExecContext(ctx, `UPDATE package_prices SET fen = 3333 WHERE package_code = 'p'`)
+		c, _ = db.Catalog(ctx)
+		if p, _ := c.Package("p"); p.Prices[storage.InsuredLocal]["resident"] != 2222 {
+			t.Fatalf("read from the tables although the version did not move: %+v", p.Prices)
+		}
+		raw.MustExecContext(ctx, `UPDATE region_profile SET version = version + 1`)
+		c, _ = db.Catalog(ctx)
+		if p, _ := c.Package("p"); p.Prices[storage.InsuredLocal]["resident"] != 3333 {
+			t.Fatalf("after the version moved: %+v", p.Prices)
 		}
 		changed := sampleCatalog()
 		changed.Profile.Name = "另一个"

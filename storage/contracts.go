@@ -171,8 +171,8 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 }
 
 // takeNumber gives the next contract number of the day: QY, the day
-// (YYMMDD) and a count of four digits, five from the 10,000th signing of
-// a day. The count is one row every signing updates.
+// (YYMMDD) and a count of at least four digits (five from the 10,000th
+// signing of a day, six from the 100,000th). The count is one row every signing updates.
 //
 // On PostgreSQL it is taken apart from the signing's transaction, in a
 // statement of its own committed without waiting for the disk, so the row
@@ -743,9 +743,9 @@ func (db *DB) AnswerTeamChange(ctx context.Context, number string, doctorID int6
 
 // DoctorByOpenID finds the doctor bound to a WeChat user.
 //
-// Every resident's 帮助 asks it first, before anything else is read: it
-// does not begin the transaction the DB is scoped to (a BEGIN and a COMMIT
-// for one SELECT), but reads on its own unless the transaction has begun.
+// A doctor's commands ask it first, before anything else is read: it does
+// not begin the transaction the DB is scoped to (a BEGIN and a COMMIT for
+// one SELECT), but reads on its own unless the transaction has begun.
 func (db *DB) DoctorByOpenID(ctx context.Context, openID string) (Doctor, error) {
 	var d Doctor
 	err := db.unbegun().get(ctx, "DoctorByOpenID", &d, `SELECT id, institution_id, name, title, openid FROM doctors WHERE openid = ?`, openID)

@@ -193,83 +193,61 @@ func TestInTxJoinedFailureLeavesTheTransactionUsable(t *testing.T) {
 	})
 }
 
-// A nested InTx joins under a savepoint: its error undoes its own writes
-// only.
+// A nested InTx joins the transaction: its error undoes its own writes
+// only, whether it came after the transaction's first write (under a
+// savepoint) or was that first work (without one: the transaction rolls
+// back and begins afresh with the next statement).
 func TestNestedInTxJoins(t *testing.T) {
-	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
-		ctx := context.Background()
-		pushes := countPushes(db)
-		inner := errors.New("inner step failed")
-		err := db.InTx(ctx, func(tx *storage.DB) error {
-			if err := tx.Apply(ctx, userSeen("o_outer")); err != nil {
-				return err
-			}
-			err := tx.InTx(ctx, func(tx2 *storage.DB) error {
-				if err := tx2.Apply(ctx, storage.Changes{Seen: userSeen("o_inner").Seen,
-					Pushes: []storage.Push{push("inner:1", "o_inner")}}); err != nil {
-					return err
+	for _, outerFirst := range []bool{true, false} {
+		t.Run(map[bool]string{true: "after a write", false: "as the first work"}[outerFirst], func(t *testing.T) {
+			storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+				ctx := context.Background()
+				pushes := countPushes(db)
+				inner := errors.New("inner step failed")
+				err := db.InTx(ctx, func(tx *storage.DB) error {
+					if outerFirst {
+						if err := tx.Apply(ctx, userSeen("o_outer")); err != nil {
+							return err
+						}
+					}
+					err := tx.InTx(ctx, func(tx2 *storage.DB) error {
+						if err := tx2.Apply(ctx, storage.Changes{Seen: userSeen("o_inner").Seen,
+							Pushes: []storage.Push{push("inner:1", "o_inner")}}); err != nil {
+							return err
+						}
+						return inner
+					})
+					if !errors.Is(err, inner) {
+						t.Errorf("nested InTx returned %v", err)
+					}
+					return tx.InTx(ctx, func(tx2 *storage.DB) error { return tx2.Apply(ctx, userSeen("o_inner2")) })
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
-				return inner
+				for openID, want := range map[string]bool{"o_outer": outerFirst, "o_inner": false, "o_inner2": true} {
+					if _, err := db.WeChatUser(ctx, openID); (err == nil) != want {
+						t.Errorf("%s stored: %v, want %v", openID, err == nil, want)
+					}
+				}
+				if rows, _ := db.OutboxFor(ctx, "o_inner"); len(rows) != 0 {
+					t.Fatalf("the failed nested step's push committed")
+				}
+				if pushes.Load() != 0 {
+					t.Fatalf("OnPushes ran %d times, though the only push was rolled back", pushes.Load())
+				}
 			})
-			if !errors.Is(err, inner) {
-				t.Errorf("nested InTx returned %v", err)
-			}
-			return tx.InTx(ctx, func(tx2 *storage.DB) error { return tx2.Apply(ctx, userSeen("o_inner2")) })
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for openID, want := range map[string]bool{"o_outer": true, "o_inner": false, "o_inner2": true} {
-			if _, err := db.WeChatUser(ctx, openID); (err == nil) != want {
-				t.Errorf("%s stored: %v, want %v", openID, err == nil, want)
-			}
-		}
-		if rows, _ := db.OutboxFor(ctx, "o_inner"); len(rows) != 0 {
-			t.Fatalf("the failed nested step's push committed")
-		}
-		if pushes.Load() != 0 {
-			t.Fatalf("OnPushes ran %d times, though the only push was rolled back", pushes.Load())
-		}
-	})
+	}
 }
 
-// A joined method that is the transaction's first work runs without a
-// savepoint: when it fails, what it wrote is undone and the transaction begins afresh with the next statement; when
-// it succeeds, its writes stand or fall with the rest.
-func TestInTxJoinedAsFirstWork(t *testing.T) {
+// A nested InTx that was the transaction's first work and succeeded
+// stands or falls with the rest.
+func TestInTxJoinedAsFirstWorkFallsWithTheRest(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		pushes := countPushes(db)
-		inner := errors.New("inner step failed")
-		err := db.InTx(ctx, func(tx *storage.DB) error {
-			err := tx.InTx(ctx, func(tx2 *storage.DB) error {
-				if err := tx2.Apply(ctx, storage.Changes{Seen: userSeen("o_first").Seen,
-					Pushes: []storage.Push{push("first:1", "o_first")}}); err != nil {
-					return err
-				}
-				return inner
-			})
-			if !errors.Is(err, inner) {
-				t.Errorf("the first nested InTx returned %v", err)
-			}
-			return tx.Apply(ctx, storage.Changes{Seen: userSeen("o_after").Seen, Pushes: []storage.Push{push("after:1", "o_after")}})
-		})
-		if err != nil {
-			t.Fatalf("the transaction could not go on after its first work failed: %v", err)
-		}
-		for openID, want := range map[string]bool{"o_first": false, "o_after": true} {
-			if _, err := db.WeChatUser(ctx, openID); (err == nil) != want {
-				t.Errorf("%s stored: %v, want %v", openID, err == nil, want)
-			}
-		}
-		if rows, _ := db.OutboxFor(ctx, "o_first"); len(rows) != 0 {
-			t.Fatal("the undone first work's push committed")
-		}
-		if pushes.Load() != 1 {
-			t.Fatalf("OnPushes ran %d times, want once", pushes.Load())
-		}
 		outer := errors.New("outer failed")
-		err = db.InTx(ctx, func(tx *storage.DB) error {
+		err := db.InTx(ctx, func(tx *storage.DB) error {
 			if err := tx.InTx(ctx, func(tx2 *storage.DB) error { return tx2.Apply(ctx, userSeen("o_joined")) }); err != nil {
 				return err
 			}

@@ -224,8 +224,10 @@ func (w *Webhook) overLimit(ctx context.Context, in inbound) (over, first bool) 
 		return false, false
 	}
 	n, err := w.Senders.CountMessage(ctx, in.in.OpenID, in.dedupe, limit.Window)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		w.Log.Warn("wechat sender not counted", "err", err)
+	}
+	if err != nil {
 		return false, false
 	}
 	return n > limit.Max, n == limit.Max+1
@@ -326,6 +328,9 @@ func (w *Webhook) remember(ctx context.Context, q url.Values, plain []byte) *ref
 	seen, err := w.Requests.RememberRequest(ctx, q.Get("timestamp"), q.Get("nonce"),
 		hex.EncodeToString(digest[:]), 2*w.Signer.window())
 	switch {
+	case err != nil && ctx.Err() != nil: // the sender hung up: WeChat posts it again
+		w.Log.Info("request gone before its replay check", "err", err)
+		return unremembered
 	case err != nil:
 		w.Log.Warn("wechat request not remembered; not run", "err", err)
 		return unremembered
