@@ -503,3 +503,99 @@ func TestSigningDoesNotWaitForAnotherToCommit(t *testing.T) {
 		}
 	})
 }
+
+// A signing writes each of its rows once, the same on both databases and
+// whether the resident is new (PostgreSQL writes them in one statement) or
+// known: their group tags once each, the contract with what the kind of
+// signing sets, its packages and first event, and the doctor's
+// notification unless a family member must confirm first; the commit then
+// tells the dispatcher once.
+func TestSigningWritesEachRowOnce(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		raw := storagetest.SQL(t, db)
+		count := func(query string, args ...any) int {
+			t.Helper()
+			var n int
+			if err := raw.GetContext(ctx, &n, raw.Rebind(query), args...); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		pushes := countPushes(db)
+		nc := newContract(t, db, "sign:tags", "idhash-tags")
+		nc.Resident.GroupTags = []string{"tag-b", "tag-a", "tag-b"}
+		number, created, err := db.CreateContract(ctx, nc)
+		if err != nil || !created {
+			t.Fatalf("signing a new resident: %v", err)
+		}
+		v, err := db.ContractByNumber(ctx, number)
+		if err != nil || v.Status != storage.ContractPending || v.ResidentName != "王小明" || len(v.Packages) != 2 ||
+			v.Packages[1].Split["resident"] != 4000 || v.TermEnd.Valid {
+			t.Fatalf("contract %+v, %v", v, err)
+		}
+		firstResident := v.ResidentID
+		if n := count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ?`, v.ResidentID); n != 2 {
+			t.Fatalf("%d group tags, want 2", n)
+		}
+		if n := count(`SELECT COUNT(*) FROM residents WHERE id = ? AND groups_indexed = 1`, v.ResidentID); n != 1 {
+			t.Fatal("a new resident's tags are not marked written")
+		}
+		if n := count(`SELECT COUNT(*) FROM contract_events WHERE contract_id = ? AND to_status = 'pending'
+			AND reason = 'signed in chat' AND actor = 'o_res'`, v.ID); n != 1 {
+			t.Fatalf("%d first events, want 1", n)
+		}
+		if n := count(`SELECT COUNT(*) FROM outbox WHERE idempotency_key = ? AND recipient = 'doctor:1'
+			AND payload LIKE ?`, "sign:"+number, "%"+number+"%"); n != 1 || pushes.Load() != 1 {
+			t.Fatalf("%d notifications, dispatcher told %d times; want 1 and 1", n, pushes.Load())
+		}
+
+		// A family member must confirm first: no notification yet.
+		family := newContract(t, db, "sign:family", "idhash-family")
+		family.MemberCode, family.MemberCodeExpires = "code-hash", time.Now().Add(time.Hour)
+		number, _, err = db.CreateContract(ctx, family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := count(`SELECT COUNT(*) FROM outbox WHERE idempotency_key = ?`, "sign:"+number); n != 0 || pushes.Load() != 1 {
+			t.Fatalf("a signing waiting for the member notified the doctor (%d rows, %d calls)", n, pushes.Load())
+		}
+		if n := count(`SELECT COUNT(*) FROM contracts WHERE number = ? AND member_code_hash = 'code-hash'
+			AND member_code_expires IS NOT NULL`, number); n != 1 {
+			t.Fatal("the member's code is not kept")
+		}
+
+		// Signed on paper: in force at once, with its term and where it came from.
+		paper := newContract(t, db, "import:1", "idhash-paper")
+		paper.Active, paper.TermEnd, paper.Event, paper.Notify = true, "2027-11-22", "imported", nil
+		number, _, err = db.CreateContract(ctx, paper)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err = db.ContractByNumber(ctx, number)
+		if err != nil || v.Status != storage.ContractActive || v.TermEnd.String != "2027-11-22" ||
+			count(`SELECT COUNT(*) FROM contracts WHERE id = ? AND confirmed_at IS NOT NULL`, v.ID) != 1 {
+			t.Fatalf("signed on paper: %+v, %v", v, err)
+		}
+		if n := count(`SELECT COUNT(*) FROM contract_events WHERE contract_id = ? AND to_status = 'active' AND reason = 'imported'`, v.ID); n != 1 {
+			t.Fatal("the paper signing's event is missing")
+		}
+
+		// The first resident again, once their contract ended: the known
+		// resident's path, with their tags replaced.
+		raw.MustExecContext(ctx, raw.Rebind(`UPDATE contracts SET status = 'expired' WHERE number = ?`), "QY2611230001")
+		again := newContract(t, db, "sign:tags:2", "idhash-tags")
+		again.Resident.GroupTags = []string{"tag-c"}
+		if _, created, err := db.CreateContract(ctx, again); err != nil || !created {
+			t.Fatalf("signing a known resident again: %v", err)
+		}
+		if count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ? AND tag = 'tag-c'`, firstResident) != 1 ||
+			count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ?`, firstResident) != 1 {
+			t.Fatal("a known resident's tags were not replaced")
+		}
+		if n := count(`SELECT COUNT(*) FROM residents`); n != 3 {
+			t.Fatalf("%d residents, want 3", n)
+		}
+	})
+}

@@ -55,22 +55,13 @@ func (db *DB) enqueueNew(ctx context.Context, op string, pushes []Push) (int64, 
 	now := db.now()
 	rows := make([][]any, len(pushes))
 	for i, p := range pushes {
-		payload, err := json.Marshal(p.Fields)
+		row, err := pushRow(p, now)
 		if err != nil {
 			return 0, fail(op, fmt.Errorf("enqueue %s: %w", p.Key, err))
 		}
-		due := p.Due
-		if due.IsZero() {
-			due = now
-		}
-		var stale any
-		if !p.StaleAt.IsZero() {
-			stale = p.StaleAt.UTC()
-		}
-		rows[i] = []any{p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now, stale}
+		rows[i] = row
 	}
-	n, err := db.insertMany(ctx, op+": enqueue", `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at, stale_at)
-VALUES`, `ON CONFLICT (idempotency_key) DO NOTHING`, rows)
+	n, err := db.insertMany(ctx, op+": enqueue", outboxInsert, outboxConflict, rows)
 	db.pushed(n)
 	return n, err
 }
