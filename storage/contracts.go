@@ -105,60 +105,73 @@ func (db *DB) CreateContract(ctx context.Context, nc NewContract) (number string
 			number = known.Number.String
 			return nil
 		}
-		now := db.now()
+		now, signErr := db.now(), error(nil)
 		if tx.Dialect == Postgres && !known.Resident.Valid {
-			// A new resident on PostgreSQL: every row in one statement
-			// (six round trips fewer). The number is taken first; a race
-			// with the same person's signing elsewhere leaves it unused.
-			if number, err = tx.takeNumber(ctx, op, nc.Day, nc.NumberInTx); err != nil {
-				return err
-			}
-			err := tx.insertSigning(ctx, op, nc, number, now)
-			if isUniqueViolation(err) {
-				return fail(op, ErrLiveContract)
-			}
-			created = err == nil
-			return err
+			number, signErr = tx.signNew(ctx, op, nc, now)
+		} else {
+			number, signErr = tx.signKnown(ctx, op, nc, known.Resident, now)
 		}
-		residentID, err := tx.upsertResident(ctx, op, nc.Resident, known.Resident, now)
-		if isUniqueViolation(err) { // the same person is being signed at this moment elsewhere
-			return fail(op, ErrLiveContract)
-		}
-		if err != nil {
-			return err
-		}
-		// The number is taken once the resident is known, so a signing
-		// refused for a live contract does not use one up.
-		if number, err = tx.takeNumber(ctx, op, nc.Day, nc.NumberInTx); err != nil {
-			return err
-		}
-		var contractID int64
-		err = tx.get(ctx, op, &contractID, contractInsert("?")+` RETURNING id`,
-			append([]any{residentID}, contractArgs(nc, number, now)...)...)
-		if isUniqueViolation(err) {
-			return fail(op, ErrLiveContract)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.insertMany(ctx, op, packagesInsert, "", withID(contractID, packageRows(nc))); err != nil {
-			return err
-		}
-		if err := tx.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", contractStatus(nc), contractEvent(nc)); err != nil {
-			return err
-		}
-		if nc.Notify != nil && nc.MemberCode == "" {
-			if err := tx.enqueue(ctx, op, []Push{nc.Notify(number)}); err != nil {
-				return err
-			}
-		}
-		created = true
-		return nil
+		created = signErr == nil
+		return signErr
 	})
 	if err != nil {
 		return "", false, err
 	}
 	return number, created, nil
+}
+
+// signNew signs a resident not yet known on PostgreSQL: every row in one
+// statement. The number is taken first; a race with the same person's
+// signing elsewhere leaves it unused.
+func (db *DB) signNew(ctx context.Context, op string, nc NewContract, now time.Time) (string, error) {
+	number, err := db.takeNumber(ctx, op, nc.Day, nc.NumberInTx)
+	if err != nil {
+		return "", err
+	}
+	err = db.insertSigning(ctx, op, nc, number, now)
+	if isUniqueViolation(err) && signingClash(err) {
+		return "", fail(op, ErrLiveContract)
+	}
+	return number, err
+}
+
+// signKnown signs a statement a table: a resident already known (their
+// row is brought up to date), or any resident on SQLite.
+func (db *DB) signKnown(ctx context.Context, op string, nc NewContract, known sql.NullInt64, now time.Time) (string, error) {
+	residentID, err := db.upsertResident(ctx, op, nc.Resident, known, now)
+	if isUniqueViolation(err) { // the same person is being signed at this moment elsewhere
+		return "", fail(op, ErrLiveContract)
+	}
+	if err != nil {
+		return "", err
+	}
+	// The number is taken once the resident is known, so a signing
+	// refused for a live contract does not use one up.
+	number, err := db.takeNumber(ctx, op, nc.Day, nc.NumberInTx)
+	if err != nil {
+		return "", err
+	}
+	var contractID int64
+	err = db.get(ctx, op, &contractID, contractInsert("?")+` RETURNING id`,
+		append([]any{residentID}, contractArgs(nc, number, now)...)...)
+	if isUniqueViolation(err) {
+		return "", fail(op, ErrLiveContract)
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := db.insertMany(ctx, op, packagesInsert, "", withID(contractID, packageRows(nc.Packages))); err != nil {
+		return "", err
+	}
+	if err := db.addEvents(ctx, op, []int64{contractID}, nc.ConsentBy, "", contractStatus(nc), contractEvent(nc)); err != nil {
+		return "", err
+	}
+	if nc.Notify != nil && nc.MemberCode == "" {
+		if err := db.enqueue(ctx, op, []Push{nc.Notify(number)}); err != nil {
+			return "", err
+		}
+	}
+	return number, nil
 }
 
 // takeNumber gives the next contract number of the day: QY, the day
@@ -237,6 +250,8 @@ func (db *DB) setGroupTags(ctx context.Context, op string, residentID int64, tag
 	return err
 }
 
+const groupsInsert = `INSERT INTO resident_groups (resident_id, tag) VALUES`
+
 // insertGroupTags adds a resident's priority-group tags, once each.
 func (db *DB) insertGroupTags(ctx context.Context, op string, residentID int64, tags []string) error {
 	rows := withID(residentID, tagRows(tags))
@@ -259,6 +274,8 @@ func (db *DB) UnindexedGroups(ctx context.Context) ([]ResidentGroups, error) {
 func (db *DB) SetGroupTags(ctx context.Context, residentID int64, tags []string) error {
 	return db.inTx(ctx, "SetGroupTags", func(tx *DB) error { return tx.setGroupTags(ctx, "SetGroupTags", residentID, tags) })
 }
+
+const eventsInsert = `INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason) VALUES`
 
 // addEvents records the same state change of several contracts.
 func (db *DB) addEvents(ctx context.Context, op string, contractIDs []int64, actor, from, to, reason string) error {
@@ -599,13 +616,7 @@ func (db *DB) renewTerm(ctx context.Context, op string, contractID int64, ending
 	if _, err := db.exec(ctx, op, `DELETE FROM contract_packages WHERE contract_id = ?`, contractID); err != nil {
 		return err
 	}
-	var rows [][]any
-	for _, p := range r.Packages {
-		split, _ := json.Marshal(p.Split)
-		rows = append(rows, []any{contractID, p.Code, p.Name, p.Kind, string(split)})
-	}
-	if _, err := db.insertMany(ctx, op, `INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split)
-		VALUES`, "", rows); err != nil {
+	if _, err := db.insertMany(ctx, op, packagesInsert, "", withID(contractID, packageRows(r.Packages))); err != nil {
 		return err
 	}
 	_, err := db.exec(ctx, op, `UPDATE contracts SET agreement_version = ?, agreed_at = ? WHERE id = ?`,

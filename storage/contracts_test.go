@@ -524,42 +524,107 @@ func TestSigningWritesEachRowOnce(t *testing.T) {
 			return n
 		}
 		pushes := countPushes(db)
+
+		// A resident signs, and again once their contract ended: the known
+		// resident's path, with their tags replaced. They then hold two
+		// contracts, so the next resident's id and their contract's differ
+		// and a row given the wrong one shows.
+		first := newContract(t, db, "sign:first", "idhash-first")
+		first.Resident.GroupTags = []string{"tag-a"}
+		number, _, err := db.CreateContract(ctx, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.MustExecContext(ctx, raw.Rebind(`UPDATE contracts SET status = 'expired' WHERE number = ?`), number)
+		again := newContract(t, db, "sign:first:2", "idhash-first")
+		again.Resident.GroupTags = []string{"tag-c"}
+		number, created, err := db.CreateContract(ctx, again)
+		if err != nil || !created {
+			t.Fatalf("signing a known resident again: %v", err)
+		}
+		v, _ := db.ContractByNumber(ctx, number)
+		if count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ? AND tag = 'tag-c'`, v.ResidentID) != 1 ||
+			count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ?`, v.ResidentID) != 1 {
+			t.Fatal("a known resident's tags were not replaced")
+		}
+		told := pushes.Load()
+
 		nc := newContract(t, db, "sign:tags", "idhash-tags")
 		nc.Resident.GroupTags = []string{"tag-b", "tag-a", "tag-b"}
-		number, created, err := db.CreateContract(ctx, nc)
+		number, created, err = db.CreateContract(ctx, nc)
 		if err != nil || !created {
 			t.Fatalf("signing a new resident: %v", err)
 		}
-		v, err := db.ContractByNumber(ctx, number)
+		v, err = db.ContractByNumber(ctx, number)
 		if err != nil || v.Status != storage.ContractPending || v.ResidentName != "王小明" || len(v.Packages) != 2 ||
 			v.Packages[1].Split["resident"] != 4000 || v.TermEnd.Valid {
 			t.Fatalf("contract %+v, %v", v, err)
 		}
-		firstResident := v.ResidentID
+		if v.ID == v.ResidentID {
+			t.Fatal("the resident's and the contract's ids are alike: a mix-up would not show")
+		}
 		if n := count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ?`, v.ResidentID); n != 2 {
 			t.Fatalf("%d group tags, want 2", n)
 		}
 		if n := count(`SELECT COUNT(*) FROM residents WHERE id = ? AND groups_indexed = 1`, v.ResidentID); n != 1 {
 			t.Fatal("a new resident's tags are not marked written")
 		}
-		if n := count(`SELECT COUNT(*) FROM contract_events WHERE contract_id = ? AND to_status = 'pending'
-			AND reason = 'signed in chat' AND actor = 'o_res'`, v.ID); n != 1 {
+		if n := count(`SELECT COUNT(*) FROM contract_events e JOIN contracts c ON c.id = e.contract_id
+			WHERE c.id = ? AND e.from_status = '' AND e.to_status = 'pending' AND e.reason = 'signed in chat'
+			AND e.actor = 'o_res' AND e.at >= c.created_at`, v.ID); n != 1 {
 			t.Fatalf("%d first events, want 1", n)
 		}
 		if n := count(`SELECT COUNT(*) FROM outbox WHERE idempotency_key = ? AND recipient = 'doctor:1'
-			AND payload LIKE ?`, "sign:"+number, "%"+number+"%"); n != 1 || pushes.Load() != 1 {
-			t.Fatalf("%d notifications, dispatcher told %d times; want 1 and 1", n, pushes.Load())
+			AND payload LIKE ?`, "sign:"+number, "%"+number+"%"); n != 1 || pushes.Load() != told+1 {
+			t.Fatalf("%d notifications, dispatcher told %d times; want 1 and 1", n, pushes.Load()-told)
+		}
+		if db.Dialect == storage.Postgres {
+			// Rows one statement wrote share its transaction and command id.
+			if n := count(`SELECT COUNT(DISTINCT x) FROM (
+				SELECT xmin::text || '/' || cmin::text AS x FROM residents WHERE id = $1
+				UNION ALL SELECT xmin::text || '/' || cmin::text FROM resident_groups WHERE resident_id = $1
+				UNION ALL SELECT xmin::text || '/' || cmin::text FROM contracts WHERE id = $2
+				UNION ALL SELECT xmin::text || '/' || cmin::text FROM contract_packages WHERE contract_id = $2
+				UNION ALL SELECT xmin::text || '/' || cmin::text FROM contract_events WHERE contract_id = $2
+				UNION ALL SELECT xmin::text || '/' || cmin::text FROM outbox WHERE idempotency_key = $3) s`,
+				v.ResidentID, v.ID, "sign:"+number); n != 1 {
+				t.Fatalf("a new resident's signing took %d statements, want 1", n)
+			}
+		}
+
+		// A notification already written is not written or announced again.
+		twice := newContract(t, db, "sign:twice", "idhash-twice")
+		notify, taken := twice.Notify, number
+		twice.Notify = func(n string) storage.Push { p := notify(n); p.Key = "sign:" + taken; return p }
+		told = pushes.Load()
+		if _, created, err := db.CreateContract(ctx, twice); err != nil || !created {
+			t.Fatalf("signing with a notification key already used: %v", err)
+		}
+		if n := count(`SELECT COUNT(*) FROM outbox WHERE idempotency_key = ?`, "sign:"+taken); n != 1 || pushes.Load() != told {
+			t.Fatalf("%d rows for the key, dispatcher told %d times; want 1 and 0", n, pushes.Load()-told)
+		}
+
+		// A package twice is a plain error, not "already signed", and
+		// leaves nothing behind.
+		bad := newContract(t, db, "sign:bad", "idhash-bad")
+		bad.Packages = append(bad.Packages, bad.Packages[0])
+		if _, _, err := db.CreateContract(ctx, bad); err == nil || errors.Is(err, storage.ErrLiveContract) {
+			t.Fatalf("a package twice: %v", err)
+		}
+		if n := count(`SELECT COUNT(*) FROM residents WHERE id_number_hash = 'idhash-bad'`); n != 0 {
+			t.Fatal("a failed signing left its resident")
 		}
 
 		// A family member must confirm first: no notification yet.
 		family := newContract(t, db, "sign:family", "idhash-family")
 		family.MemberCode, family.MemberCodeExpires = "code-hash", time.Now().Add(time.Hour)
+		told = pushes.Load()
 		number, _, err = db.CreateContract(ctx, family)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := count(`SELECT COUNT(*) FROM outbox WHERE idempotency_key = ?`, "sign:"+number); n != 0 || pushes.Load() != 1 {
-			t.Fatalf("a signing waiting for the member notified the doctor (%d rows, %d calls)", n, pushes.Load())
+		if n := count(`SELECT COUNT(*) FROM outbox WHERE idempotency_key = ?`, "sign:"+number); n != 0 || pushes.Load() != told {
+			t.Fatalf("a signing waiting for the member notified the doctor (%d rows, %d calls)", n, pushes.Load()-told)
 		}
 		if n := count(`SELECT COUNT(*) FROM contracts WHERE number = ? AND member_code_hash = 'code-hash'
 			AND member_code_expires IS NOT NULL`, number); n != 1 {
@@ -581,21 +646,8 @@ func TestSigningWritesEachRowOnce(t *testing.T) {
 		if n := count(`SELECT COUNT(*) FROM contract_events WHERE contract_id = ? AND to_status = 'active' AND reason = 'imported'`, v.ID); n != 1 {
 			t.Fatal("the paper signing's event is missing")
 		}
-
-		// The first resident again, once their contract ended: the known
-		// resident's path, with their tags replaced.
-		raw.MustExecContext(ctx, raw.Rebind(`UPDATE contracts SET status = 'expired' WHERE number = ?`), "QY2611230001")
-		again := newContract(t, db, "sign:tags:2", "idhash-tags")
-		again.Resident.GroupTags = []string{"tag-c"}
-		if _, created, err := db.CreateContract(ctx, again); err != nil || !created {
-			t.Fatalf("signing a known resident again: %v", err)
-		}
-		if count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ? AND tag = 'tag-c'`, firstResident) != 1 ||
-			count(`SELECT COUNT(*) FROM resident_groups WHERE resident_id = ?`, firstResident) != 1 {
-			t.Fatal("a known resident's tags were not replaced")
-		}
-		if n := count(`SELECT COUNT(*) FROM residents`); n != 3 {
-			t.Fatalf("%d residents, want 3", n)
+		if n := count(`SELECT COUNT(*) FROM residents`); n != 5 {
+			t.Fatalf("%d residents, want 5", n)
 		}
 	})
 }

@@ -42,6 +42,28 @@ func (r OutboxRow) Fields() (map[string]string, error) {
 	return f, err
 }
 
+const (
+	outboxInsert   = `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at, stale_at) VALUES`
+	outboxConflict = `ON CONFLICT (idempotency_key) DO NOTHING`
+)
+
+// pushRow is an outbox row for p.
+func pushRow(p Push, now time.Time) ([]any, error) {
+	payload, err := json.Marshal(p.Fields)
+	if err != nil {
+		return nil, err
+	}
+	due := p.Due
+	if due.IsZero() {
+		due = now
+	}
+	var stale any
+	if !p.StaleAt.IsZero() {
+		stale = p.StaleAt.UTC()
+	}
+	return []any{p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now, stale}, nil
+}
+
 // enqueue writes pushes inside a transaction; a key already written is
 // skipped, so replaying a step never sends twice. The pushes written make
 // the transaction call OnPushes when it commits.

@@ -5,23 +5,22 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 )
 
 // The rows a signing writes, shared by CreateContract's statement-a-table
-// path and insertSigning's one statement.
+// path and insertSigning's one statement. The group tags, events and
+// notification use the inserts other writes use too (groupsInsert,
+// eventsInsert, outboxInsert).
 const (
 	residentInsert = `INSERT INTO residents (manager_openid, relation, name, id_number_sealed,
 		id_number_hash, phone_sealed, phone_hash, birth_date, sex, community_id, priority_groups, id_masked, phone_masked,
 		family_relation, due_date_sealed, created_at, updated_at, groups_indexed)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`
-	groupsInsert   = `INSERT INTO resident_groups (resident_id, tag) VALUES`
 	packagesInsert = `INSERT INTO contract_packages (contract_id, package_code, package_name, kind, split) VALUES`
-	eventsInsert   = `INSERT INTO contract_events (contract_id, at, actor, from_status, to_status, reason) VALUES`
-	outboxInsert   = `INSERT INTO outbox (idempotency_key, kind, recipient, payload, priority, due_at, created_at, stale_at) VALUES`
-	outboxConflict = `ON CONFLICT (idempotency_key) DO NOTHING`
 )
 
 func residentArgs(r NewResident, now time.Time) []any {
@@ -64,9 +63,9 @@ func contractStatus(nc NewContract) string {
 func contractEvent(nc NewContract) string { return cmp.Or(nc.Event, "signed in chat") }
 
 // packageRows are a contract's packages without its id.
-func packageRows(nc NewContract) [][]any {
-	rows := make([][]any, len(nc.Packages))
-	for i, p := range nc.Packages {
+func packageRows(packages []ContractPackage) [][]any {
+	rows := make([][]any, len(packages))
+	for i, p := range packages {
 		split, _ := json.Marshal(p.Split)
 		rows[i] = []any{p.Code, p.Name, p.Kind, string(split)}
 	}
@@ -91,28 +90,11 @@ func withID(id int64, rows [][]any) [][]any {
 	return out
 }
 
-// pushRow is an outbox row for p.
-func pushRow(p Push, now time.Time) ([]any, error) {
-	payload, err := json.Marshal(p.Fields)
-	if err != nil {
-		return nil, err
-	}
-	due := p.Due
-	if due.IsZero() {
-		due = now
-	}
-	var stale any
-	if !p.StaleAt.IsZero() {
-		stale = p.StaleAt.UTC()
-	}
-	return []any{p.Key, p.Kind, p.Recipient, string(payload), p.Priority, due.UTC(), now, stale}, nil
-}
-
 // insertSigning writes a new resident's signing (PostgreSQL) in one
 // statement: the resident and their group tags, the contract, its packages
 // and first event, and the doctor's notification, each insert taking the
-// ids the one before returned. What CreateContract's other path writes in
-// up to seven round trips costs one. A unique violation is returned as it
+// ids the one before returned. What signKnown writes in up to six
+// statements costs one round trip. A unique violation is returned as it
 // is.
 func (db *DB) insertSigning(ctx context.Context, op string, nc NewContract, number string, now time.Time) error {
 	var q strings.Builder
@@ -125,7 +107,7 @@ func (db *DB) insertSigning(ctx context.Context, op string, nc NewContract, numb
 	}
 	q.WriteString(", c AS (" + contractInsert("(SELECT id FROM r)") + " RETURNING id)")
 	args = append(args, contractArgs(nc, number, now)...)
-	if packages := packageRows(nc); len(packages) > 0 {
+	if packages := packageRows(nc.Packages); len(packages) > 0 {
 		q.WriteString(", p AS (" + packagesInsert)
 		args = appendValues(&q, "(SELECT id FROM c)", packages, args)
 		q.WriteString(")")
@@ -135,9 +117,10 @@ func (db *DB) insertSigning(ctx context.Context, op string, nc NewContract, numb
 	q.WriteString(")")
 	notify := nc.Notify != nil && nc.MemberCode == ""
 	if notify {
-		row, err := pushRow(nc.Notify(number), now)
+		p := nc.Notify(number)
+		row, err := pushRow(p, now)
 		if err != nil {
-			return fail(op, err)
+			return fail(op, fmt.Errorf("enqueue %s: %w", p.Key, err))
 		}
 		q.WriteString(", o AS (" + outboxInsert)
 		args = appendValues(&q, "", [][]any{row}, args)

@@ -374,3 +374,12 @@ func isUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// signingClash says whether a unique violation in insertSigning's statement
+// is one signKnown reports as ErrLiveContract: the resident's ID number (the
+// same person being signed elsewhere at this moment) or the contract's
+// keys. Any other (a package twice) is a plain error, as there.
+func signingClash(err error) bool {
+	var pg *pgconn.PgError
+	return !errors.As(err, &pg) || pg.TableName == "residents" || pg.TableName == "contracts"
+}
