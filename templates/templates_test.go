@@ -258,3 +258,26 @@ func TestNoRangeFromOneToOne(t *testing.T) {
 		}
 	}
 }
+
+// A message rendered without data is kept, and one rendered with data is
+// not: the next with other data says the other thing.
+func TestOnlyMessagesWithoutDataAreKept(t *testing.T) {
+	help, err := Message("help", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, _ := render("help", nil); help != fresh {
+		t.Fatalf("kept help differs from a fresh render:\n%s\n%s", help, fresh)
+	}
+	if again, _ := Message("help", nil); again != help {
+		t.Fatal("help changed between two calls")
+	}
+	zhang, err := Message("doctor_not_understood", "张")
+	if err != nil {
+		t.Fatal(err)
+	}
+	li, err := Message("doctor_not_understood", "李")
+	if err != nil || zhang == li || !strings.Contains(li, "李医生") {
+		t.Fatalf("a message with data was kept: %q then %q (%v)", zhang, li, err)
+	}
+}
