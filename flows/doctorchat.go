@@ -16,8 +16,9 @@ import (
 // shows that day's visits, 我的居民 counts the doctor's residents by group.
 // Numbers and days are read as residents write them.
 
-// listed is a line number as people write it: 1, 一, 第一个.
-const listed = `第?[0-9一二两三四五六七八九十]+[个号项]?`
+// listed is a line number as people write it: 1, 一, 第一个. Three digits
+// at most: 确认 2612030001 is a contract number typed without its QY.
+const listed = `第?(?:[0-9]{1,3}|[一二两三四五六七八九十]+)[个号项]?`
 
 var (
 	confirmNthCommand = regexp.MustCompile(`^确认\s*(` + listed + `)$`)

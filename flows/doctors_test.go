@@ -55,9 +55,11 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 	doc.say("拒绝 qy26112 不对", "合同编号是QY加10位数字")
 	doc.say("拒绝 "+second+"1 不对", "没有找到您负责的签约 "+second+"1") // a digit more: not the request it begins with
 	doc.say("拒绝 "+second+"123 不对", "合同编号是QY加10位数字")
-	doc.say("确认 "+strings.ToLower(first), "已确认签约 "+first, "王秀英", "服务期到2027-11-22")
-	doc.say("确认 "+first, "已经处理过了")
+	doc.say("确认 "+strings.TrimPrefix(first, "QY"), "已确认签约 "+first, "王秀英", "服务期到2027-11-22") // the digits alone
+	doc.say("确认 "+strings.ToLower(first), "已经处理过了")
+	doc.say("确认 26112300", "合同编号是QY加10位数字") // not a line of a list either
 	doc.say("拒绝 "+second, "请写上拒绝的原因")
+	doc.say("拒绝 "+strings.TrimPrefix(second, "QY"), "请写上拒绝的原因", "拒绝 "+second+" ")
 	doc.say("拒绝 "+second+" 不在本团队服务范围", "已拒绝签约 "+second)
 
 	mine := contractsOf(t, e, "o_res1")
