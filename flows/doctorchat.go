@@ -94,7 +94,7 @@ type waitingLine struct {
 }
 
 func (e *Engine) doctorWaiting(ctx context.Context, st *State, doctor storage.Doctor) ([]string, error) {
-	list, err := e.DB.DoctorWaiting(ctx, doctor.ID)
+	list, total, err := e.DB.DoctorWaiting(ctx, doctor.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (e *Engine) doctorWaiting(ctx context.Context, st *State, doctor storage.Do
 			lines[i].Change = c.TeamName
 		}
 	}
-	return say("doctor_waiting", lines)
+	return say("doctor_waiting", map[string]any{"Lines": lines, "More": total - len(lines)})
 }
 
 // answerNth confirms or declines the N-th line of the list 确认 last

@@ -10,15 +10,21 @@ const maxWaitingListed = 20
 
 // DoctorWaiting lists, oldest first, what waits for a doctor's answer: the
 // sign requests of their team the resident has confirmed (a signing for an
-// adult member waits for the member first), and the 改签 to their team.
-func (db *DB) DoctorWaiting(ctx context.Context, doctorID int64) ([]ContractView, error) {
+// adult member waits for the member first), and the 改签 to their team. It
+// lists maxWaitingListed at most; total counts them all.
+func (db *DB) DoctorWaiting(ctx context.Context, doctorID int64) (list []ContractView, total int, err error) {
 	const op = "DoctorWaiting"
-	out := []ContractView{}
-	if err := db.sel(ctx, op, &out, contractViewSQL+` WHERE (c.doctor_id = ? AND c.status = 'pending' AND c.member_code_hash = '')
-		OR (c.change_doctor_id = ? AND c.status = 'active') ORDER BY c.id LIMIT ?`, doctorID, doctorID, maxWaitingListed); err != nil {
-		return nil, err
+	const waiting = ` WHERE (c.doctor_id = ? AND c.status = 'pending' AND c.member_code_hash = '')
+		OR (c.change_doctor_id = ? AND c.status = 'active')`
+	list = []ContractView{}
+	if err := db.sel(ctx, op, &list, contractViewSQL+waiting+` ORDER BY c.id LIMIT ?`, doctorID, doctorID, maxWaitingListed); err != nil {
+		return nil, 0, err
 	}
-	return out, nil
+	if len(list) < maxWaitingListed { // all of them: no count needed
+		return list, len(list), nil
+	}
+	err = db.get(ctx, op, &total, `SELECT COUNT(*) FROM contracts c`+waiting, doctorID, doctorID)
+	return list, total, err
 }
 
 // DoctorPanel is how many residents a doctor looks after under an active

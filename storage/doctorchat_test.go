@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jiayi-health/jiayi/storage"
@@ -27,11 +28,11 @@ func TestDoctorWaitingAndPanel(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ := db.ContractByNumber(ctx, active)
-		waiting, err := db.DoctorWaiting(ctx, c.DoctorID)
-		if err != nil || len(waiting) != 1 || waiting[0].Number != pending {
-			t.Fatalf("waiting = %+v, %v", waiting, err)
+		waiting, total, err := db.DoctorWaiting(ctx, c.DoctorID)
+		if err != nil || len(waiting) != 1 || waiting[0].Number != pending || total != 1 {
+			t.Fatalf("waiting = %+v (%d in all), %v", waiting, total, err)
 		}
-		if other, _ := db.DoctorWaiting(ctx, c.DoctorID+1000); len(other) != 0 {
+		if other, _, _ := db.DoctorWaiting(ctx, c.DoctorID+1000); len(other) != 0 {
 			t.Fatalf("another doctor's waiting list: %+v", other)
 		}
 		if err := db.SetGroupTags(ctx, c.ResidentID, []string{"tag-hypertension"}); err != nil {
@@ -49,6 +50,29 @@ func TestDoctorWaitingAndPanel(t *testing.T) {
 		want := map[string]int{"hypertension": 1, "elderly": 1} // the pending one is not counted
 		if panel.Active != 1 || len(panel.Groups) != len(want) || panel.Groups["hypertension"] != 1 || panel.Groups["elderly"] != 1 {
 			t.Fatalf("panel = %+v, want 1 active and %v", panel, want)
+		}
+	})
+}
+
+// A long waiting list is cut at its oldest 20, and says how many wait in all.
+func TestDoctorWaitingCountsBeyondTheList(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		seedOrganisation(t, db)
+		var first string
+		for i := range 23 {
+			number, _, err := db.CreateContract(ctx, newContract(t, db, fmt.Sprintf("sign:%d", i), fmt.Sprintf("id:%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = number
+			}
+		}
+		c, _ := db.ContractByNumber(ctx, first)
+		list, total, err := db.DoctorWaiting(ctx, c.DoctorID)
+		if err != nil || len(list) != 20 || total != 23 || list[0].Number != first {
+			t.Fatalf("%d listed of %d, first %q; want 20 of 23 from %q (%v)", len(list), total, list[0].Number, first, err)
 		}
 	})
 }

@@ -13,7 +13,7 @@ const maxReplyBytes = 2048
 var samples = map[string]any{
 	"welcome": nil, "help": nil, "not_understood": nil, "unsupported": nil, "busy": nil, "slow_down": nil, "conversation_lost": map[string]string{"Title": "签约", "Keyword": "签约"},
 	"doctor_help": "林静", "doctor_waiting_not_listed": "3",
-	"doctor_waiting":    []map[string]any{{"Number": "QY2611230001", "Name": "王秀英", "Community": "幸福社区", "Change": "郭建华家庭医生团队"}},
+	"doctor_waiting":    map[string]any{"Lines": []map[string]any{{"Number": "QY2611230001", "Name": "王秀英", "Community": "幸福社区", "Change": "郭建华家庭医生团队"}}, "More": 3},
 	"doctor_day_agenda": map[string]any{"Day": "11月24日 周二", "Lines": []map[string]any{{"Time": "08:00-08:10", "Kind": "门诊", "Name": "王秀英", "Status": ""}}},
 	"doctor_panel":      map[string]any{"Doctor": "林静", "Active": 2, "Groups": []map[string]any{{"Name": "高血压患者", "Count": 1}}},
 	"call_clinic":       nil, "clinic_phone": map[string]any{"Phone": "0531-88886666"},
