@@ -15,14 +15,18 @@ type perIPListener struct {
 	max int
 	log *slog.Logger
 
+	every time.Duration // refusals are logged at most this often
+
 	mu         sync.Mutex
 	open       map[string]int
-	refused    int
+	refused    int    // since the last line
+	refusedIP  string // the latest refused
 	lastLogged time.Time
+	due        bool // a line for refusals since the last is scheduled
 }
 
 func limitPerIP(ln net.Listener, max int, log *slog.Logger) net.Listener {
-	return &perIPListener{Listener: ln, max: max, log: log, open: map[string]int{}}
+	return &perIPListener{Listener: ln, max: max, log: log, open: map[string]int{}, every: 10 * time.Second}
 }
 
 func (l *perIPListener) Accept() (net.Conn, error) {
@@ -46,12 +50,38 @@ func (l *perIPListener) admit(ip string) bool {
 		l.open[ip]++
 		return true
 	}
-	// Logged at most every 10 s: a flood must not flood the log too.
-	if l.refused++; time.Since(l.lastLogged) > 10*time.Second {
-		l.log.Warn("connections refused: too many open from one address", "addr", ip, "max", l.max, "refused", l.refused)
-		l.lastLogged, l.refused = time.Now(), 0
-	}
+	l.refused, l.refusedIP = l.refused+1, ip
+	l.logRefused()
 	return false
+}
+
+// logRefused logs refusals at most every l.every, so a flood does not flood
+// the log too. Refusals after a line are counted in one at the end of the
+// interval, even if the flood is over by then: every refusal is in a line.
+// l.mu is held.
+func (l *perIPListener) logRefused() {
+	wait := l.every - time.Since(l.lastLogged)
+	if wait <= 0 {
+		l.logRefusedNow()
+		return
+	}
+	if !l.due {
+		l.due = true
+		time.AfterFunc(wait, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.due = false
+			l.logRefusedNow()
+		})
+	}
+}
+
+func (l *perIPListener) logRefusedNow() {
+	if l.refused == 0 {
+		return
+	}
+	l.log.Warn("connections refused: too many open from one address", "addr", l.refusedIP, "max", l.max, "refused", l.refused)
+	l.lastLogged, l.refused = time.Now(), 0
 }
 
 func (l *perIPListener) release(ip string) {
