@@ -278,11 +278,6 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	if err != nil {
 		return Catalog{}, err
 	}
-	if db.tx != nil {
-		// Read inside a begun transaction: it may hold its own changes,
-		// uncommitted, which must not be kept for everyone.
-		return db.readCatalog(ctx, op)
-	}
 	cache := &db.shared.catalog
 	cache.mu.Lock()
 	if cache.catalog != nil && cache.version == version {
@@ -297,6 +292,13 @@ func (db *DB) Catalog(ctx context.Context) (Catalog, error) {
 	c, err := db.readCatalog(ctx, op)
 	if err != nil {
 		return Catalog{}, err
+	}
+	if db.tx != nil {
+		// Read inside a begun transaction: it may hold its own changes,
+		// uncommitted, which must not be kept for everyone. (Those raised
+		// the version it read past the kept one, so the kept one was not
+		// served above; one with no change of its own is served the kept.)
+		return c, nil
 	}
 	cache.mu.Lock()
 	cache.version, cache.catalog = version, &c

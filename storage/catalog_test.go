@@ -245,6 +245,22 @@ func TestCatalogKeptInMemorySeesOtherInstances(t *testing.T) {
 		if p, _ := c.Package("p"); p.Prices[storage.InsuredLocal]["resident"] != 3333 {
 			t.Fatalf("after the version moved: %+v", p.Prices)
 		}
+		// A begun transaction with no catalog change of its own is served
+		// the kept catalog too.
+		raw.MustExecContext(ctx, `UPDATE package_prices SET fen = 4444 WHERE package_code = 'p'`)
+		if err := db.InTx(ctx, func(tx *storage.DB) error {
+			if err := tx.Apply(ctx, userSeen("o_begun")); err != nil { // begins it
+				return err
+			}
+			c, err := tx.Catalog(ctx)
+			if p, _ := c.Package("p"); err == nil && p.Prices[storage.InsuredLocal]["resident"] != 3333 {
+				t.Errorf("a begun transaction read the tables although the version did not move: %+v", p.Prices)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		raw.MustExecContext(ctx, `UPDATE region_profile SET version = version + 1`)
 		changed := sampleCatalog()
 		changed.Profile.Name = "另一个"
 		changed.Packages = changed.Packages[:1]
