@@ -444,3 +444,35 @@ func TestMassSendResultsAreRecorded(t *testing.T) {
 		t.Fatalf("results = %+v, want %+v", got, want)
 	}
 }
+
+// Past MaxQueued waiting, a message with no slot is answered with the busy
+// words and not run; the one queued before it still is, once.
+func TestAFullQueueAnswersBusy(t *testing.T) {
+	h := newHarness(t, storagetest.Stack{DB: storagetest.SQLite(t), Redis: storagetest.Embedded(t)}, "full")
+	h.hook.Slots, h.hook.QueueWait, h.hook.MaxQueued = make(chan struct{}, 1), 50*time.Millisecond, 1
+	unlock, err := h.redis.LockUser(context.Background(), "o_holder", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := make(chan struct{})
+	go func() { defer close(holder); h.post(text("o_holder", "帮助", 1), plain) }()
+	time.Sleep(100 * time.Millisecond) // the holder has the one slot
+	if r, replied := h.reply(h.post(text("o_first", "帮助", 2), plain), plain); replied {
+		t.Fatalf("the first message with no slot answered %q; want success", r.Content)
+	}
+	if r, _ := h.reply(h.post(text("o_second", "帮助", 3), plain), plain); r.Content != words(t, "busy") {
+		t.Fatalf("a message past the queue's bound answered %q; want the busy words", r.Content)
+	}
+	unlock()
+	<-holder
+	h.turns.Wait()
+	if got := h.standIn.Outbox("o_first"); len(got) != 1 || got[0].Text != words(t, "help") {
+		t.Fatalf("the queued message sent %+v, want the help text once", got)
+	}
+	if got := h.standIn.Outbox("o_second"); len(got) != 0 {
+		t.Fatalf("the message answered busy was run: %+v", got)
+	}
+	if r, replied := h.reply(h.post(text("o_third", "帮助", 4), plain), plain); !replied || r.Content != words(t, "help") {
+		t.Fatalf("once the queue emptied: %q", r.Content)
+	}
+}
