@@ -16,14 +16,18 @@ import (
 // shows that day's visits, 我的居民 counts the doctor's residents by group.
 // Numbers and days are read as residents write them.
 
-// listed is a line number as people write it: 1, 一, 第一个. Three digits
-// at most: 确认 2612030001 is a contract number typed without its QY.
-const listed = `第?(?:[0-9]{1,3}|[一二两三四五六七八九十]+)[个号项]?`
+// listed is a line number as people write it: 1, 一, 第一个.
+const listed = `第?[0-9一二两三四五六七八九十]+[个号项]?`
 
 var (
 	confirmNthCommand = regexp.MustCompile(`^确认\s*(` + listed + `)$`)
 	declineNthCommand = regexp.MustCompile(`^拒绝\s*(` + listed + `)(?:\s+(.*))?$`)
 	agendaCommand     = regexp.MustCompile(`^(.+?)的?(?:预约|门诊|安排)$`)
+	// A doctor who types a contract number's digits without its QY means
+	// the number (ten to twelve digits); four or more that are not one
+	// are no line of a list either. From anyone else they are other words
+	// (a phone number in a signing, a member's code).
+	numberDigits = regexp.MustCompile(`^(确认|拒绝)\s*(\d{4,})(.*)$`)
 )
 
 // doctorChat answers a bound doctor; ok is false for anything else, and for
@@ -42,7 +46,11 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 			m = nil // 我的预约, 取消预约: not a day's visits
 		}
 	}
-	wanted := m != nil || n != nil || d != nil || said == "我的居民" || alone && (said == "帮助" || said == "确认")
+	digits := numberDigits.FindStringSubmatch(said)
+	if digits != nil {
+		n, d = nil, nil // a number, not a line
+	}
+	wanted := m != nil || n != nil || d != nil || digits != nil || said == "我的居民" || alone && (said == "帮助" || said == "确认")
 	if !wanted {
 		return nil, false, nil
 	}
@@ -70,6 +78,12 @@ func (e *Engine) doctorChat(ctx context.Context, st *State, said string, in Inbo
 		replies, err = e.doctorWaiting(ctx, st, doctor)
 	case said == "我的居民":
 		replies, err = e.doctorPanel(ctx, doctor, in)
+	case digits != nil:
+		if len(digits[2]) > 12 || len(digits[2]) < 10 {
+			replies, err = say("doctor_number_format", nil)
+			break
+		}
+		replies, _, err = e.doctorCommand(ctx, nil, digits[1]+" QY"+digits[2]+digits[3], in)
 	case n != nil || d != nil:
 		return e.answerNth(ctx, st, n, d, in)
 	default:
@@ -107,7 +121,8 @@ func (e *Engine) doctorWaiting(ctx context.Context, st *State, doctor storage.Do
 			lines[i].Change = c.TeamName
 		}
 	}
-	return say("doctor_waiting", map[string]any{"Lines": lines, "More": total - len(lines)})
+	// The count is a query of its own: an answer in between may leave it short.
+	return say("doctor_waiting", map[string]any{"Lines": lines, "More": max(total-len(lines), 0)})
 }
 
 // answerNth confirms or declines the N-th line of the list 确认 last

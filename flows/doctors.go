@@ -50,28 +50,16 @@ func IssueBindingCode(ctx context.Context, db *storage.DB, s *storage.Sealer, do
 var (
 	bindCommand = regexp.MustCompile(`^绑定\s*([A-Za-z0-9]{4,16})$`)
 	// A number is QY and ten digits, eleven from a day's 10,000th signing
-	// and twelve from its 100,000th. A doctor who types the digits alone
-	// means the same number (typedNumber puts QY back).
-	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)?\d{10,12})$`)
+	// and twelve from its 100,000th.
+	confirmCommand = regexp.MustCompile(`^确认\s*((?i:qy)\d{10,12})$`)
 	// The number ends where its digits do: a reason may follow, but not
 	// another digit (拒绝 QY26120300011 is the number QY26120300011, not
 	// QY2612030001 for "1").
-	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)?\d{10,12})(?:\s*([^\d\s].*))?\s*$`)
-	// A number that is not one (QY and too few or many digits, or four
-	// digits or more without QY: a list has no such line): say what one
-	// looks like rather than treat it as a resident's words.
-	badNumberCommand = regexp.MustCompile(`^(?:确认|拒绝)\s*(?:(?i:qy)\s*\d*|\d{4,})(?:\s.*)?$`)
+	declineCommand = regexp.MustCompile(`^拒绝\s*((?i:qy)\d{10,12})(?:\s*([^\d\s].*))?\s*$`)
+	// A number that is not one (QY and too few or many digits): say what
+	// one looks like rather than treat it as a resident's words.
+	badNumberCommand = regexp.MustCompile(`^(?:确认|拒绝)\s*(?i:qy)\s*\d*(?:\s.*)?$`)
 )
-
-// typedNumber is a number as a doctor typed it, as it is stored: QY in
-// capitals, put back when only the digits were typed.
-func typedNumber(typed string) string {
-	typed = strings.ToUpper(typed)
-	if !strings.HasPrefix(typed, "QY") {
-		typed = "QY" + typed
-	}
-	return typed
-}
 
 // maxBindingFailures a day slows down anyone guessing codes.
 const maxBindingFailures = 5
@@ -83,11 +71,11 @@ func (e *Engine) doctorCommand(ctx context.Context, _ *State, said string, in In
 		return replies, true, err
 	}
 	if m := confirmCommand.FindStringSubmatch(said); m != nil {
-		replies, err = e.answerSignRequest(ctx, typedNumber(m[1]), "", in)
+		replies, err = e.answerSignRequest(ctx, strings.ToUpper(m[1]), "", in)
 		return replies, true, err
 	}
 	if m := declineCommand.FindStringSubmatch(said); m != nil {
-		number, reason := typedNumber(m[1]), strings.TrimSpace(m[2])
+		number, reason := strings.ToUpper(m[1]), strings.TrimSpace(m[2])
 		if reason == "" {
 			replies, err = say("doctor_decline_needs_reason", number)
 			return replies, true, err

@@ -34,6 +34,13 @@ func TestDoctorBindsAndAnswersSignRequests(t *testing.T) {
 	first := signed(t, e, "o_res1", synthID("110105", "19550302", "021"))
 	second := signed(t, e, "o_res2", synthID("110105", "19560405", "031"))
 
+	// A number's digits alone are a doctor's words only: from anyone else
+	// they are theirs (a phone number, a member's code).
+	res := talk(t, e, "o_notdoc")
+	res.lacks(res.say("确认 "+strings.TrimPrefix(first, "QY")), "医生身份", "合同编号")
+	res.lacks(res.say("拒绝 13812345678 不想签"), "医生身份", "合同编号")
+	res.lacks(res.say("确认 75931103"), "医生身份", "合同编号")
+
 	doc := talk(t, e, "o_doc")
 	doc.say("确认 "+first, "还没有绑定医生身份")
 	doc.say("绑定 "+expired, "绑定码不对，或已经用过、已过期")
