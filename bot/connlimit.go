@@ -29,6 +29,14 @@ func limitPerIP(ln net.Listener, max int, log *slog.Logger) net.Listener {
 	return &perIPListener{Listener: ln, max: max, log: log, open: map[string]int{}, every: 10 * time.Second}
 }
 
+// Close logs the refusals not logged yet, then closes.
+func (l *perIPListener) Close() error {
+	l.mu.Lock()
+	l.logRefusedNow()
+	l.mu.Unlock()
+	return l.Listener.Close()
+}
+
 func (l *perIPListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()

@@ -72,7 +72,7 @@ func TestDoctorWaitingCountsBeyondTheList(t *testing.T) {
 		c, _ := db.ContractByNumber(ctx, first)
 		list, total, err := db.DoctorWaiting(ctx, c.DoctorID)
 		if err != nil || len(list) != 20 || total != 23 || list[0].Number != first {
-			t.Fatalf("%d listed of %d, first %q; want 20 of 23 from %q (%v)", len(list), total, list[0].Number, first, err)
+			t.Fatalf("%d listed of %d, %+v; want 20 of 23 from %q (%v)", len(list), total, list, first, err)
 		}
 	})
 }

@@ -93,8 +93,8 @@ func withID(id int64, rows [][]any) [][]any {
 // insertSigning writes a new resident's signing (PostgreSQL) in one
 // statement: the resident and their group tags, the contract, its packages
 // and first event, and the doctor's notification, each insert taking the
-// ids the one before returned. What signKnown writes in up to six
-// statements costs one round trip. A unique violation is returned as it
+// ids the one before returned. What signKnown writes a table a
+// statement costs one round trip. A unique violation is returned as it
 // is.
 func (db *DB) insertSigning(ctx context.Context, op string, nc NewContract, number string, now time.Time) error {
 	var q strings.Builder

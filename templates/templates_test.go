@@ -272,6 +272,9 @@ func TestOnlyMessagesWithoutDataAreKept(t *testing.T) {
 	if again, _ := Message("help", nil); again != help {
 		t.Fatal("help changed between two calls")
 	}
+	if allocs := testing.AllocsPerRun(10, func() { Message("help", nil) }); allocs != 0 {
+		t.Fatalf("help rendered again: %v allocations a call", allocs)
+	}
 	zhang, err := Message("doctor_not_understood", "张")
 	if err != nil {
 		t.Fatal(err)
