@@ -121,8 +121,23 @@ func (e *Engine) doctorWaiting(ctx context.Context, st *State, doctor storage.Do
 			lines[i].Change = c.TeamName
 		}
 	}
-	// The count is a query of its own: an answer in between may leave it short.
-	return say("doctor_waiting", map[string]any{"Lines": lines, "More": max(total-len(lines), 0)})
+	replies, shown, err := waitingReply(lines, total)
+	st.Listed = st.Listed[:shown] // 确认 N answers only a line the doctor saw
+	return replies, err
+}
+
+// waitingReply lists as many of lines as fit in one reply (WeChat drops a
+// longer one: long names of communities and teams pass it before 20
+// lines), saying how many more wait of total; shown is how many it lists.
+func waitingReply(lines []waitingLine, total int) (replies []string, shown int, err error) {
+	for {
+		// The count is a query of its own: an answer in between may leave it short.
+		replies, err = say("doctor_waiting", map[string]any{"Lines": lines, "More": max(total-len(lines), 0)})
+		if err != nil || len(lines) <= 1 || len(strings.Join(replies, "\n\n")) <= maxReplyBytes {
+			return replies, len(lines), err
+		}
+		lines = lines[:len(lines)-1]
+	}
 }
 
 // answerNth confirms or declines the N-th line of the list 确认 last

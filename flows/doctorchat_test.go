@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -56,4 +57,28 @@ func TestDoctorWordsAreOnlyDoctors(t *testing.T) {
 func numberIn(reply string) string {
 	i := strings.Index(reply, "QY")
 	return reply[i : i+12]
+}
+
+// A waiting list too long for one reply lists the lines that fit and
+// counts the rest as waiting.
+func TestWaitingListFitsOneReply(t *testing.T) {
+	long := strings.Repeat("长", 20)
+	lines := make([]waitingLine, 20)
+	for i := range lines {
+		lines[i] = waitingLine{Number: fmt.Sprintf("QY26112300%02d", i+1), Name: "王秀英", Community: long + "社区", Change: long + "家庭医生团队"}
+	}
+	replies, shown, err := waitingReply(lines, 23)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := strings.Join(replies, "\n\n")
+	if len(reply) > maxReplyBytes || shown >= 20 || shown < 5 {
+		t.Fatalf("%d lines shown in %d bytes", shown, len(reply))
+	}
+	if !strings.Contains(reply, fmt.Sprintf("另有%d份", 23-shown)) || strings.Contains(reply, lines[shown].Number) {
+		t.Fatalf("the reply does not count what it left out:\n%s", reply)
+	}
+	if _, shown, _ := waitingReply(lines[:3], 3); shown != 3 {
+		t.Fatalf("a short list lost lines: %d shown of 3", shown)
+	}
 }
